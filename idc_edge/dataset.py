@@ -1,0 +1,231 @@
+"""Reading the "Breast Histopathology Images" layout (numpy and OpenCV only).
+
+The layout is ``<root>/<patient_id>/<0|1>/<patient_id>_idx5_x<X>_y<Y>_class<C>.png``: class 0 is
+no IDC, class 1 is IDC; ``X``/``Y`` are the patch's top-left corner in pixels of the slide
+downsampled to about 4 µm per pixel. Training, ``idc-edge evaluate`` and the mosaic source all
+read the data through this module, so they agree on labels, patients and padding.
+
+Splits are always by patient: patches of one patient are strongly correlated.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import DatasetError, SourceError
+
+PATCH_SIZE_PX = 50
+UM_PER_PX = 4.0
+CLASS_NAMES = ("no IDC", "IDC")
+
+# The literature's validation patients (Cruz-Roa 2014; Janowczyk 2016), see shared/README.md.
+VALIDATION_PATIENTS = frozenset(
+    "13688 9381 16554 12867 12880 9076 12626 10299 8959 9023 15473 12896 13591 13461 "
+    "9078 9324 9022 8956 9036 10260 10269 10261 8917 10277 12875 16896 9345 8914 8867".split()
+)
+
+_NAME = re.compile(r"^(?P<patient>[^_/\\]+)_idx\d+_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.I)
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    """One labelled patch file: its path, patient, label (1 = IDC) and slide position in pixels."""
+
+    path: str
+    patient: str
+    label: int
+    x: int
+    y: int
+
+
+def parse_patch_path(path: str | os.PathLike) -> PatchRecord:
+    """Patient, label and slide coordinates from a patch's file name.
+
+    Raises:
+        DatasetError: the name does not follow ``<patient>_idx5_x<X>_y<Y>_class<C>.png``.
+    """
+    name = os.path.basename(str(path))
+    m = _NAME.match(name)
+    if m is None:
+        raise DatasetError(
+            f"{name!r} is not named like the data set's patches "
+            "('<patient>_idx5_x<X>_y<Y>_class<0|1>.png')"
+        )
+    return PatchRecord(str(path), m["patient"], int(m["c"]), int(m["x"]), int(m["y"]))
+
+
+def _patient_dirs(root: Path) -> list[Path]:
+    """The patient folders under ``root``; ``root`` itself when it is one patient's folder."""
+    if (root / "0").is_dir() or (root / "1").is_dir():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and ((p / "0").is_dir() or (p / "1").is_dir()))
+
+
+def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None) -> list[PatchRecord]:
+    """Every patch under ``root`` (the data set's root or one patient's folder), sorted by path.
+
+    Args:
+        root: folder in the data set's layout.
+        patients: keep only these patient ids (all when None).
+
+    Raises:
+        DatasetError: ``root`` is missing, is not in the layout, or holds no patch.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data folder {str(root)!r} does not exist; pass the folder that holds the patient folders")
+    wanted = None if patients is None else {str(p) for p in patients}
+    records = []
+    for pdir in _patient_dirs(root):
+        if wanted is not None and pdir.name not in wanted:
+            continue
+        for label in ("0", "1"):
+            cdir = pdir / label
+            if not cdir.is_dir():
+                continue
+            for entry in os.scandir(cdir):
+                if not entry.name.lower().endswith(".png"):
+                    continue
+                rec = parse_patch_path(entry.path)
+                if str(rec.label) != label:
+                    raise DatasetError(f"{entry.path!r} is in folder {label!r} but named class{rec.label}")
+                records.append(rec)
+    if not records:
+        raise DatasetError(
+            f"no patches found under {str(root)!r}: expected <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png"
+        )
+    records.sort(key=lambda r: r.path)
+    return records
+
+
+def require_both_classes(records: Sequence[PatchRecord], what: str) -> None:
+    """Raise :class:`DatasetError` unless ``records`` hold patches of both classes."""
+    counts = class_counts(records)
+    missing = [CLASS_NAMES[c] for c in (0, 1) if counts[c] == 0]
+    if missing:
+        raise DatasetError(f"{what} has no patch of class {' or '.join(missing)} ({len(records)} patches): "
+                           "add patients with both classes or choose another split")
+
+
+def class_counts(records: Iterable[PatchRecord]) -> tuple[int, int]:
+    """(number of class 0 patches, number of class 1 patches)."""
+    n1 = n = 0
+    for r in records:
+        n += 1
+        n1 += r.label
+    return n - n1, n1
+
+
+@dataclass(frozen=True)
+class Split:
+    """A patient-level split; no patient is in both parts."""
+
+    train: tuple[PatchRecord, ...]
+    val: tuple[PatchRecord, ...]
+    method: str
+
+    @property
+    def train_patients(self) -> frozenset[str]:
+        return frozenset(r.patient for r in self.train)
+
+    @property
+    def val_patients(self) -> frozenset[str]:
+        return frozenset(r.patient for r in self.val)
+
+
+def split_by_patient(
+    records: Sequence[PatchRecord],
+    val_patients: Iterable[str] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Split patches by patient.
+
+    By default the literature's validation patients present in ``records`` are the validation
+    set; when none of them is present, a seeded random ``val_fraction`` of patients is.
+
+    Raises:
+        DatasetError: a part would be empty or miss a class.
+    """
+    patients = sorted({r.patient for r in records})
+    if val_patients is not None:
+        chosen = {str(p) for p in val_patients} & set(patients)
+        method = "given validation patients"
+    else:
+        chosen = VALIDATION_PATIENTS & set(patients)
+        method = "literature validation patients (Cruz-Roa 2014)"
+        if not chosen:
+            if not 0 < val_fraction < 1:
+                raise DatasetError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+            rng = random.Random(seed)
+            shuffled = patients[:]
+            rng.shuffle(shuffled)
+            chosen = set(shuffled[: max(1, round(len(patients) * val_fraction))])
+            method = f"random {val_fraction:.0%} of patients, seed {seed}"
+    train = tuple(r for r in records if r.patient not in chosen)
+    val = tuple(r for r in records if r.patient in chosen)
+    if not train or not val:
+        raise DatasetError(f"the patient split ({method}) leaves the {'training' if not train else 'validation'} "
+                           f"set empty ({len(patients)} patients in all)")
+    require_both_classes(train, "the training set")
+    require_both_classes(val, "the validation set")
+    return Split(train, val, method)
+
+
+def read_patch_rgb(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.ndarray:
+    """A patch as RGB uint8 ``[size, size, 3]``; smaller edge patches padded with white.
+
+    Edge patches were cut where the slide ends, so their pixels sit at the top-left of the cell
+    and the rest (beyond the slide) is white background.
+
+    Raises:
+        SourceError: the file cannot be read as an image.
+    """
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SourceError(f"cannot read image {str(path)!r}: the file is missing, empty or corrupt")
+    h, w = bgr.shape[:2]
+    if h != size or w != size:
+        out = np.full((size, size, 3), 255, np.uint8)
+        out[: min(h, size), : min(w, size)] = bgr[:size, :size]
+        bgr = out
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class LoadedPatches:
+    """Patches read into memory: ``images`` RGB uint8 ``[N, 50, 50, 3]`` and their records."""
+
+    images: np.ndarray
+    records: tuple[PatchRecord, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], np.int64)
+
+
+def load_patches(records: Sequence[PatchRecord], size: int = PATCH_SIZE_PX) -> LoadedPatches:
+    """Read patches, skipping (and listing) the unreadable ones."""
+    images = np.empty((len(records), size, size, 3), np.uint8)
+    kept, skipped = [], []
+    for rec in records:
+        try:
+            images[len(kept)] = read_patch_rgb(rec.path, size)
+        except SourceError:
+            skipped.append(rec.path)
+            continue
+        kept.append(rec)
+    return LoadedPatches(images[: len(kept)], tuple(kept), tuple(skipped))
+
+
+def default_data_dir() -> Path:
+    """``$IDC_DATA_DIR`` if set, else ``../shared/idc_patches`` relative to the working directory."""
+    return Path(os.environ.get("IDC_DATA_DIR") or Path("..") / "shared" / "idc_patches")

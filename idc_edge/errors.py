@@ -1,0 +1,33 @@
+"""Typed exceptions of idc-edge.
+
+Every error a user can cause derives from :class:`IdcEdgeError`; its message names what was
+wrong and what to do. The command line prints that message on one line and exits with 2.
+"""
+
+
+class IdcEdgeError(Exception):
+    """Base class of every error idc-edge raises on purpose."""
+
+
+class OptionError(IdcEdgeError, ValueError):
+    """An option value is out of range or of the wrong kind."""
+
+
+class ModelError(IdcEdgeError):
+    """A model file or its sidecar is missing, malformed or does not fit the model contract."""
+
+
+class SourceError(IdcEdgeError):
+    """A frame source (camera, video, image, folder) cannot be opened or read."""
+
+
+class CameraLostError(SourceError):
+    """A live camera stopped delivering frames and did not come back in time."""
+
+
+class DatasetError(IdcEdgeError):
+    """A folder is not in the data set's layout, or a split leaves a class empty."""
+
+
+class RecordError(IdcEdgeError):
+    """Results could not be written (for example, the disk is full)."""

@@ -1,0 +1,111 @@
+"""The model contract: a ``.tflite`` file plus a sidecar ``<name>.json`` describing it.
+
+The sidecar says at which scale and in which channel order the model sees tissue and where
+its decision threshold lies, so the runtime needs nothing else to use the model correctly.
+Keys (``format_version`` 1):
+
+- ``patch_size_px`` (int): side of the square input patch in pixels, 50 for the Kaggle set.
+- ``um_per_px`` (float): microns per pixel of the training data, 4.0 for the Kaggle set.
+- ``channel_order``: ``"RGB"`` or ``"BGR"``, the order the model's input expects.
+- ``threshold`` (float in [0, 1]): a patch is IDC when its probability is >= threshold.
+- ``class_names``: two names, index 1 is IDC.
+- ``float_model`` (optional): file name, next to this one, of the float32 model with the same
+  weights, for measuring the quantization drop.
+- ``provenance`` (dict): how it was made: data, split, metrics, command, date.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+FORMAT_VERSION = 1
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model's sidecar says (see the module docstring for the units)."""
+
+    patch_size_px: int = 50
+    um_per_px: float = 4.0
+    channel_order: str = "RGB"
+    threshold: float = 0.5
+    class_names: tuple[str, str] = ("no IDC", "IDC")
+    float_model: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
+            raise ModelError(f"sidecar: patch_size_px must be an integer >= 8, got {self.patch_size_px!r}")
+        if not isinstance(self.um_per_px, (int, float)) or not self.um_per_px > 0 or not math.isfinite(self.um_per_px):
+            raise ModelError(f"sidecar: um_per_px must be a positive number of microns per pixel, got {self.um_per_px!r}")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ModelError(f"sidecar: channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
+            raise ModelError(f"sidecar: threshold must be a probability between 0 and 1, got {self.threshold!r}")
+        if len(self.class_names) != 2 or not all(isinstance(c, str) for c in self.class_names):
+            raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {self.class_names!r}")
+
+    def with_threshold(self, threshold: float) -> "ModelSpec":
+        return replace(self, threshold=threshold)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        return {"format_version": FORMAT_VERSION, **d}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "sidecar") -> "ModelSpec":
+        if not isinstance(data, dict):
+            raise ModelError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        version = data.get("format_version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise ModelError(f"{where}: format_version {version!r} is not supported (this idc-edge reads {FORMAT_VERSION})")
+        required = ("patch_size_px", "um_per_px", "channel_order", "threshold", "class_names")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise ModelError(f"{where}: missing key(s) {', '.join(missing)}")
+        try:
+            return cls(
+                patch_size_px=data["patch_size_px"], um_per_px=float(data["um_per_px"]),
+                channel_order=data["channel_order"], threshold=float(data["threshold"]),
+                class_names=tuple(data["class_names"]), float_model=data.get("float_model"),
+                provenance=dict(data.get("provenance") or {}),
+            )
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{where}: {e}") from None
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """``model.tflite`` → ``model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def read_spec(model_path: str | os.PathLike) -> ModelSpec:
+    """Read and validate the sidecar of ``model_path``.
+
+    Raises:
+        ModelError: the sidecar is missing, not JSON, or its values are invalid.
+    """
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise ModelError(f"model sidecar {str(path)!r} is missing: every model needs <name>.json next to "
+                         "<name>.tflite (patch_size_px, um_per_px, channel_order, threshold, class_names)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"model sidecar {str(path)!r} is not valid JSON ({e}); fix or regenerate it") from None
+    return ModelSpec.from_json(data, where=f"model sidecar {str(path)!r}")
+
+
+def write_spec(model_path: str | os.PathLike, spec: ModelSpec) -> Path:
+    """Write ``spec`` as the sidecar of ``model_path``; returns the sidecar's path."""
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(spec.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
