@@ -1,0 +1,216 @@
+"""Batched patch classification with a TFLite model (LiteRT), no TensorFlow.
+
+:class:`PatchClassifier` turns RGB uint8 patches ``[N, P, P, 3]`` into the probability of IDC
+per patch. It validates the model against the contract (see :mod:`idc_edge.spec`) once, keeps
+one interpreter per power-of-two batch size up to ``max_batch`` so nothing is re-allocated per
+frame, feeds quantized inputs as raw bytes where the model allows it, and always returns
+dequantized float probabilities.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backend import get_backend
+from .errors import ModelError, OptionError
+from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
+from .spec import ModelSpec, read_spec
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "idc_int8.tflite"
+_TFLITE_ID = b"TFL3"
+
+
+def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
+    """``model_path`` as a Path, or the model shipped in the package when None."""
+    return DEFAULT_MODEL if model_path is None else Path(model_path)
+
+
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a TFLite model file, checked to be a TFLite flatbuffer.
+
+    Raises:
+        ModelError: the file is missing, empty, or not a TFLite model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {str(path)!r} does not exist; pass --model PATH to a .tflite file "
+                         "or omit it to use the shipped model")
+    data = path.read_bytes()
+    if len(data) == 0:
+        raise ModelError(f"model file {str(path)!r} is empty; re-copy or re-convert it")
+    if len(data) < 16 or data[4:8] != _TFLITE_ID:
+        raise ModelError(f"model file {str(path)!r} is not a TFLite model (no 'TFL3' identifier); "
+                         "convert it with `python -m convert` or pass a .tflite file")
+    return data
+
+
+@dataclass(frozen=True)
+class TensorFormat:
+    """dtype and affine quantization (``real = scale * (q - zero_point)``) of a model tensor."""
+
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _tensor_format(detail: dict) -> TensorFormat:
+    scale, zp = detail.get("quantization", (0.0, 0))
+    return TensorFormat(np.dtype(detail["dtype"]), float(scale), int(zp))
+
+
+class PatchClassifier:
+    """Probability of IDC for batches of patches.
+
+    Args:
+        model_path: a ``.tflite`` file with its sidecar ``.json``; None for the shipped model.
+        num_threads: interpreter threads (>= 1).
+        max_batch: largest batch per interpreter call; larger inputs are chunked. A power of two.
+
+    Raises:
+        ModelError: the model or its sidecar breaks the contract.
+        OptionError: an option is out of range.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, num_threads: int = 1, max_batch: int = 64):
+        if not isinstance(num_threads, int) or num_threads < 1:
+            raise OptionError(f"threads must be a whole number >= 1, got {num_threads!r}")
+        if not isinstance(max_batch, int) or max_batch < 1 or max_batch & (max_batch - 1):
+            raise OptionError(f"max_batch must be a power of two >= 1, got {max_batch!r}")
+        self.model_path = resolve_model_path(model_path)
+        self._content = read_model_bytes(self.model_path)
+        self.spec: ModelSpec = read_spec(self.model_path)
+        self.backend = get_backend()
+        self.num_threads = num_threads
+        self.max_batch = max_batch
+        self._slots: dict[int, tuple] = {}
+        interp, inp, out = self._slot(1)
+        self.input_format = _tensor_format(inp)
+        self.output_format = _tensor_format(out)
+        self._check_contract(inp, out)
+
+    # -- model checks --------------------------------------------------------------------
+    def _check_contract(self, inp: dict, out: dict) -> None:
+        p = self.spec.patch_size_px
+        shape = tuple(int(s) for s in inp["shape"])
+        where = f"model {str(self.model_path)!r}"
+        if len(shape) != 4 or shape[1:] != (p, p, 3):
+            raise ModelError(f"{where} takes input of shape {list(shape)}, expected [N, {p}, {p}, 3] "
+                             f"(RGB patches of patch_size_px={p} from the sidecar)")
+        if self.input_format.dtype not in (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)):
+            raise ModelError(f"{where} takes {self.input_format.dtype} input; the contract allows uint8, int8 or float32")
+        if self.input_format.quantized and not self.input_format.scale > 0:
+            raise ModelError(f"{where} has a {self.input_format.dtype} input without quantization parameters")
+        oshape = tuple(int(s) for s in out["shape"])
+        if len(oshape) != 2 or oshape[1] not in (1, 2):
+            raise ModelError(f"{where} gives output of shape {list(oshape)}, expected [N, 1] (sigmoid) "
+                             "or [N, 2] (softmax, index 1 = IDC)")
+        if self.output_format.dtype not in (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)):
+            raise ModelError(f"{where} gives {self.output_format.dtype} output; expected float32, uint8 or int8")
+
+    def _slot(self, batch: int) -> tuple:
+        """Interpreter allocated for exactly ``batch`` patches, created once and kept."""
+        slot = self._slots.get(batch)
+        if slot is None:
+            try:
+                interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
+                inp = interp.get_input_details()
+                out = interp.get_output_details()
+                if len(inp) != 1 or len(out) != 1:
+                    raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
+                                     "expected one of each")
+                shape = list(inp[0]["shape"])
+                if len(shape) == 4 and shape[0] != batch:
+                    interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
+                interp.allocate_tensors()
+            except ModelError:
+                raise
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(f"model {str(self.model_path)!r} cannot be loaded by {self.backend.name}: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+            slot = (interp, interp.get_input_details()[0], interp.get_output_details()[0])
+            self._slots[batch] = slot
+        return slot
+
+    # -- inference -----------------------------------------------------------------------
+    def _prepare(self, patches: np.ndarray) -> np.ndarray:
+        """RGB uint8 patches → the model's input tensor (channel order, dtype, quantization)."""
+        if self.spec.channel_order == "BGR":
+            patches = patches[..., ::-1]
+        f = self.input_format
+        if f.dtype == np.float32:
+            return patches.astype(np.float32)
+        if is_identity_uint8(f.scale, f.zero_point, f.dtype):
+            return np.ascontiguousarray(patches)
+        if f.dtype == np.int8 and uint8_to_int8_offset(f.scale, f.zero_point):
+            return (patches ^ np.uint8(0x80)).view(np.int8)
+        return quantize(patches.astype(np.float32), f.scale, f.zero_point, f.dtype)
+
+    def _postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Model output → float32 probability of IDC per patch."""
+        f = self.output_format
+        values = dequantize(raw, f.scale, f.zero_point) if f.quantized else raw.astype(np.float32)
+        return values[:, 1] if values.shape[1] == 2 else values[:, 0]
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        interp, inp, out = self._slot(batch.shape[0])
+        interp.set_tensor(inp["index"], batch)
+        interp.invoke()
+        return self._postprocess(interp.get_tensor(out["index"]))
+
+    def predict(self, patches: np.ndarray) -> np.ndarray:
+        """Probability of IDC (float32 in [0, 1]) for each patch.
+
+        Args:
+            patches: uint8 ``[N, P, P, 3]`` in **RGB** order, P = ``spec.patch_size_px``.
+
+        Returns:
+            float32 ``[N]``.
+
+        Raises:
+            ValueError: ``patches`` has the wrong shape or dtype.
+        """
+        p = self.spec.patch_size_px
+        if not isinstance(patches, np.ndarray) or patches.dtype != np.uint8 or patches.ndim != 4 \
+                or patches.shape[1:] != (p, p, 3):
+            got = f"{patches.dtype} {list(patches.shape)}" if isinstance(patches, np.ndarray) else type(patches).__name__
+            raise ValueError(f"patches must be uint8 RGB [N, {p}, {p}, 3], got {got}")
+        n = patches.shape[0]
+        probs = np.empty(n, np.float32)
+        if n == 0:
+            return probs
+        x = self._prepare(patches)
+        start = 0
+        while start < n:
+            remaining = n - start
+            if remaining >= self.max_batch:
+                size = self.max_batch
+                probs[start:start + size] = self._run(x[start:start + size])
+            else:
+                size = 1 << (remaining - 1).bit_length()  # next power of two
+                chunk = x[start:]
+                if size != remaining:
+                    padded = np.zeros((size, *x.shape[1:]), x.dtype)
+                    padded[:remaining] = chunk
+                    chunk = padded
+                probs[start:] = self._run(chunk)[:remaining]
+                size = remaining
+            start += size
+        return probs
+
+    def close(self) -> None:
+        """Release the interpreters; safe to call twice."""
+        self._slots.clear()
+
+    def __enter__(self) -> "PatchClassifier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

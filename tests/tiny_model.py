@@ -1,0 +1,72 @@
+"""A tiny IDC-like model made in seconds for tests: dark purple patches are "IDC".
+
+The model is trained on synthetic colour patches (no data from ../shared), exported to
+int8 (uint8 input, raw RGB bytes) and float32 TFLite, each with a sidecar.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from idc_edge.spec import ModelSpec, write_spec
+
+P = 50
+PINK = (230, 170, 200)    # RGB, light eosin-like: class 0
+PURPLE = (110, 60, 140)   # RGB, dark haematoxylin-like: class 1
+
+
+def synthetic_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 ``[n, 50, 50, 3]`` noisy pink (label 0) or purple (label 1) patches."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    base = np.where(y[:, None] == 1, np.array(PURPLE), np.array(PINK)).astype(np.float32)
+    x = base[:, None, None, :] + rng.normal(0, 18, (n, P, P, 3))
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
+    """Train and convert the tiny model; returns (int8 path, float32 path)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((P, P, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    x, y = synthetic_patches(512)
+    model.fit(x.astype(np.float32), y, epochs=6, batch_size=32, verbose=0)
+
+    saved = out / "saved"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+
+    def representative():
+        for i in range(0, 128, 8):
+            yield [x[i:i + 8].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    int8_path = out / "tiny_int8.tflite"
+    int8_path.write_bytes(conv.convert())
+    float_path = out / "tiny_float32.tflite"
+    float_path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    spec = ModelSpec(threshold=threshold, float_model=float_path.name,
+                     provenance={"data": "synthetic pink/purple patches", "made_by": "tests/tiny_model.py"})
+    write_spec(int8_path, spec)
+    write_spec(float_path, ModelSpec(threshold=threshold, provenance=spec.provenance))
+    return int8_path, float_path
