@@ -135,6 +135,8 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                  _stride2_cnn((16, 32, 64, 128), "s2_16_32_64_128")),
         ArchInfo("s2_16_24_48_96", "stride-2 3x3 stem 16, 3x3 convs 24/48/96 with max pooling, GAP, dense",
                  _stride2_cnn((16, 24, 48, 96), "s2_16_24_48_96")),
+        ArchInfo("s2_24_48_96_192", "stride-2 3x3 stem 24, 3x3 convs 48/96/192 with max pooling, GAP, dense",
+                 _stride2_cnn((24, 48, 96, 192), "s2_24_48_96_192")),
         ArchInfo("s2_deep", "stride-2 3x3 stem 16, convs 24 | 48,48 | 96,96 with max pooling, GAP, dense",
                  _double_cnn("s2_deep")),
         ArchInfo("pool_16_32_64_128", "full-res 3x3 stem 16, max pooling then 3x3 convs 32/64/128, GAP, dense",

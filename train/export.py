@@ -1,0 +1,111 @@
+"""Minimal TFLite export (float32 and int8 PTQ) and LiteRT latency, for comparing candidates.
+
+The project's real quantization pipeline (PTQ/QAT reports) lives in ``convert/``; this module
+only measures what a candidate costs as an int8 model and gives each training run a usable
+``model_int8.tflite``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+
+def _saved_model(model, directory: str) -> str:
+    model.export(directory, format="tf_saved_model", verbose=False)
+    return directory
+
+
+def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None = None) -> Path:
+    """Convert a Keras 3 model to ``path``: float32 when ``representative`` is None, else full int8.
+
+    Args:
+        model: Keras 3 model taking float ``[N, 50, 50, 3]`` RGB bytes 0–255.
+        path: output ``.tflite`` file.
+        representative: uint8 or float RGB patches ``[N, 50, 50, 3]`` from TRAINING patients
+            used to calibrate activation ranges (a few hundred are enough).
+
+    The int8 model has uint8 input (raw RGB bytes, scale 1 and zero point 0 thanks to the
+    ``Rescaling`` inside) and uint8 output (probability of IDC × 255, see the output's scale).
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="idc_export_") as tmp:
+        conv = tf.lite.TFLiteConverter.from_saved_model(_saved_model(model, os.path.join(tmp, "sm")))
+        if representative is not None:
+            reps = np.asarray(representative, np.float32)
+
+            def gen() -> Iterable[list[np.ndarray]]:
+                for i in range(len(reps)):
+                    yield [reps[i: i + 1]]
+
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = gen
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.uint8
+            conv.inference_output_type = tf.uint8
+        data = conv.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _interpreter(path: str | os.PathLike, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path), num_threads=threads)
+
+
+def predict_tflite(path: str | os.PathLike, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    """P(IDC) per patch from a float32 or int8 ``.tflite`` model (dequantizing uint8 output)."""
+    interp = _interpreter(path, threads=os.cpu_count() or 1)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    probs = np.empty(len(images), np.float32)
+    size = None
+    for s in range(0, len(images), batch):
+        chunk = images[s: s + batch]
+        if size != len(chunk):
+            interp.resize_tensor_input(inp["index"], [len(chunk), *images.shape[1:]])
+            interp.allocate_tensors()
+            inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+            size = len(chunk)
+        if inp["dtype"] == np.uint8:
+            scale, zp = inp["quantization"]
+            x = chunk if (abs(scale - 1.0) < 1e-6 and zp == 0) else np.clip(
+                np.round(chunk.astype(np.float32) / scale + zp), 0, 255)
+            interp.set_tensor(inp["index"], x.astype(np.uint8))
+        else:
+            interp.set_tensor(inp["index"], chunk.astype(np.float32))
+        interp.invoke()
+        y = interp.get_tensor(out["index"]).reshape(-1)
+        if out["dtype"] in (np.uint8, np.int8):
+            scale, zp = out["quantization"]
+            y = scale * (y.astype(np.float32) - zp)
+        probs[s: s + len(chunk)] = y
+    return probs
+
+
+def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int = 1,
+                         repeats: int = 30, warmup: int = 5, seed: int = 0) -> float:
+    """Median wall time per patch (ms) of one ``invoke`` on a batch of random patches."""
+    interp = _interpreter(path, threads)
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], [batch, 50, 50, 3])
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (batch, 50, 50, 3), dtype=np.uint8)
+    interp.set_tensor(inp["index"], x if inp["dtype"] == np.uint8 else x.astype(np.float32))
+    for _ in range(warmup):
+        interp.invoke()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        interp.invoke()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000.0 / batch)
