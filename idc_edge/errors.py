@@ -31,3 +31,7 @@ class DatasetError(IdcEdgeError):
 
 class RecordError(IdcEdgeError):
     """Results could not be written (for example, the disk is full)."""
+
+
+class FrameError(SourceError):
+    """One frame cannot be used (empty, wrong type or shape); streams skip and count it."""

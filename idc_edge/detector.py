@@ -1,0 +1,200 @@
+"""The IDC detector: BGR frames in, per-patch IDC maps out.
+
+    with Detector() as det:                       # the shipped int8 model
+        result = det.detect(frame_bgr)            # one frame, BGR as OpenCV gives it
+        for result in det.stream(open_source("slide.mp4")):
+            ...
+
+One frame goes: normalise to uint8 BGR → rescale from the camera's µm/px to the model's and
+convert to RGB → tissue mask → cut the tissue patches → one batched interpreter call → the
+probability grid. The model, the interpreter buffers and the patch grid of the last frame
+size are created once and reused.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+
+import cv2
+import numpy as np
+
+from .classifier import PatchClassifier
+from .errors import OptionError
+from .frames import to_bgr8
+from .results import FrameResult, StageTimes
+from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, validate_tiling
+from .tissue import TissueMaskOptions, tissue_grid
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Options of a :class:`Detector`, validated when created.
+
+    Attributes:
+        model_path: ``.tflite`` model with its sidecar; None for the shipped int8 model.
+        um_per_px: microns per pixel of the frames (the camera's scale); None means the
+            frames are already at the model's scale (no rescale).
+        stride: distance between patches in model pixels; None means one patch (no overlap).
+        threshold: decision threshold in [0, 1]; None takes the sidecar's.
+        num_threads: interpreter threads.
+        tissue_mask: skip background patches (glass, dark borders) before the model.
+        tissue: thresholds of the tissue mask.
+        max_batch: largest batch per interpreter call (power of two).
+    """
+
+    model_path: Optional[str] = None
+    um_per_px: Optional[float] = None
+    stride: Optional[int] = None
+    threshold: Optional[float] = None
+    num_threads: int = 1
+    tissue_mask: bool = True
+    tissue: TissueMaskOptions = field(default_factory=TissueMaskOptions)
+    max_batch: int = 64
+
+    def __post_init__(self):
+        if self.um_per_px is not None and (not isinstance(self.um_per_px, (int, float))
+                                           or not math.isfinite(self.um_per_px) or self.um_per_px <= 0):
+            raise OptionError(f"um_per_px (microns per pixel of the camera) must be > 0, got {self.um_per_px!r}")
+        if self.stride is not None and (not isinstance(self.stride, (int, np.integer)) or isinstance(self.stride, bool)
+                                        or self.stride < 1):
+            raise OptionError(f"stride must be a whole number of pixels >= 1, got {self.stride!r}")
+        if self.threshold is not None and (not isinstance(self.threshold, (int, float))
+                                           or not 0.0 <= self.threshold <= 1.0):
+            raise OptionError(f"threshold must be a probability between 0 and 1, got {self.threshold!r}")
+        if not isinstance(self.num_threads, int) or isinstance(self.num_threads, bool) or self.num_threads < 1:
+            raise OptionError(f"threads must be a whole number >= 1, got {self.num_threads!r}")
+
+
+class Detector:
+    """Classifies every tissue patch of a frame as IDC or not.
+
+    Args:
+        options: a :class:`DetectorOptions`; keyword arguments override its fields, so
+            ``Detector(um_per_px=1.0, stride=25)`` works too.
+
+    Raises:
+        ModelError: the model breaks the model contract.
+        OptionError: an option is out of range.
+    """
+
+    def __init__(self, options: Optional[DetectorOptions] = None, **overrides):
+        if overrides:
+            unknown = sorted(set(overrides) - set(DetectorOptions.__dataclass_fields__))
+            if unknown:
+                raise OptionError(f"unknown detector option(s): {', '.join(unknown)}")
+            base = options or DetectorOptions()
+            options = DetectorOptions(**{**base.__dict__, **overrides})
+        self.options = options or DetectorOptions()
+        self.classifier = PatchClassifier(self.options.model_path, num_threads=self.options.num_threads,
+                                          max_batch=self.options.max_batch)
+        spec = self.classifier.spec
+        self.patch = spec.patch_size_px
+        self.stride = self.options.stride or self.patch
+        self.um_per_px = self.options.um_per_px or spec.um_per_px
+        self.threshold = spec.threshold if self.options.threshold is None else float(self.options.threshold)
+        validate_tiling(self.patch, self.stride, self.um_per_px, spec.um_per_px)
+        if self.stride > self.patch:
+            warnings.warn(f"stride {self.stride} px is larger than the {self.patch} px patch: "
+                          f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
+        self.scale = self.um_per_px / spec.um_per_px
+        self._grid: Optional[TileGrid] = None
+        self._boxes: Optional[np.ndarray] = None
+
+    @classmethod
+    def create_from_model_path(cls, model_path: str | os.PathLike, **options) -> "Detector":
+        return cls(DetectorOptions(model_path=str(model_path), **options))
+
+    @property
+    def spec(self):
+        """The model's sidecar (:class:`~idc_edge.spec.ModelSpec`)."""
+        return self.classifier.spec
+
+    def _grid_for(self, shape: tuple[int, int]) -> tuple[TileGrid, np.ndarray]:
+        if self._grid is None or self._grid.frame_shape != shape:
+            grid = make_grid(shape, self.patch, self.stride, self.scale)
+            self._grid, self._boxes = grid, grid.boxes()
+            self._boxes.flags.writeable = False
+        return self._grid, self._boxes
+
+    def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
+        """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels)."""
+        bgr = to_bgr8(frame_bgr)
+        grid, boxes = self._grid_for(bgr.shape[:2])
+        if self.scale != 1.0:
+            size = rescaled_size(bgr.shape[1], bgr.shape[0], self.scale)
+            interp = cv2.INTER_AREA if self.scale < 1.0 else cv2.INTER_LINEAR
+            bgr = cv2.resize(bgr, size, interpolation=interp)
+        rgb = pad_to(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), grid.padded_shape)
+        return rgb, grid, boxes
+
+    def detect(self, frame_bgr: np.ndarray, index: int = 0, timestamp: Optional[float] = None,
+               keep_image: bool = False) -> FrameResult:
+        """The IDC map of one frame.
+
+        Args:
+            frame_bgr: the frame in **BGR** order as OpenCV gives it (uint8 ``[H, W, 3]``;
+                grayscale, BGRA and 16-bit frames are converted).
+            index: frame number to report.
+            timestamp: seconds to report; now when None.
+            keep_image: attach the BGR frame to the result (for drawing later).
+
+        Raises:
+            FrameError: the frame is empty or not an image.
+        """
+        t0 = time.perf_counter()
+        rgb, grid, boxes = self.prepare(frame_bgr)
+        t1 = time.perf_counter()
+        if self.options.tissue_mask:
+            tissue = tissue_grid(rgb, grid, self.options.tissue)
+        else:
+            tissue = np.ones(grid.shape, bool)
+        t2 = time.perf_counter()
+        index_flat = np.flatnonzero(tissue)
+        patches = extract_patches(rgb, grid, index_flat)
+        t3 = time.perf_counter()
+        scores = self.classifier.predict(patches)
+        t4 = time.perf_counter()
+        probs = np.full(grid.shape, np.nan, np.float32)
+        probs.flat[index_flat] = scores
+        idc = np.zeros(grid.shape, bool)
+        idc.flat[index_flat] = scores >= self.threshold
+        t5 = time.perf_counter()
+        ms = 1000.0
+        return FrameResult(
+            index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
+            probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
+            frame_shape=grid.frame_shape,
+            times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (t3 - t2) * ms, (t4 - t3) * ms, (t5 - t4) * ms),
+            image=np.asarray(frame_bgr) if keep_image else None,
+        )
+
+    def stream(self, frames: Iterable, keep_image: bool = True) -> Iterator[FrameResult]:
+        """Detect on every frame of a source (see :func:`idc_edge.sources.open_source`).
+
+        ``frames`` yields :class:`~idc_edge.sources.Frame` objects or bare BGR arrays. Sources skip
+        and count unusable frames themselves; a bare array that is not an image raises
+        :class:`~idc_edge.errors.FrameError`. Nothing is stored on the detector, so two streams
+        do not interfere.
+        """
+        for i, item in enumerate(frames):
+            image = getattr(item, "image", item)
+            yield self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),
+                              keep_image=keep_image)
+
+    def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:
+        """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``."""
+        return self.classifier.predict(patches_rgb)
+
+    def close(self) -> None:
+        """Release the model; safe to call twice."""
+        self.classifier.close()
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,131 @@
+"""Covering a frame with model-sized patches (pure numpy; no model needed).
+
+Coordinates are in pixels. A frame taken at ``frame_um_per_px`` is first rescaled by
+``frame_um_per_px / model_um_per_px`` so one pixel covers the same tissue as in training; the
+rescaled frame is then covered by ``patch × patch`` windows at ``stride``. The last row and
+column are shifted back to end at the frame's edge, so every pixel is covered. Frames smaller
+than one patch after rescaling are padded (white, i.e. background) to one patch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OptionError
+
+
+def validate_tiling(patch: int, stride: int, frame_um_per_px: float, model_um_per_px: float) -> None:
+    """Raise :class:`OptionError` for a non-positive patch, stride or scale."""
+    if not isinstance(patch, (int, np.integer)) or patch < 1:
+        raise OptionError(f"patch size must be a whole number of pixels >= 1, got {patch!r}")
+    if not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise OptionError(f"stride must be a whole number of pixels >= 1, got {stride!r}")
+    for name, v in (("microns per pixel", frame_um_per_px), ("model microns per pixel", model_um_per_px)):
+        if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise OptionError(f"{name} must be a number > 0, got {v!r}")
+
+
+def positions(length: int, patch: int, stride: int) -> np.ndarray:
+    """Start offsets of windows covering ``[0, length)``; the last one ends at ``length``.
+
+    ``length < patch`` gives one window at 0 (the caller pads). Offsets are increasing and unique.
+    """
+    if length <= patch:
+        return np.zeros(1, np.int64)
+    starts = np.arange(0, length - patch + 1, stride, dtype=np.int64)
+    if starts[-1] != length - patch:
+        starts = np.append(starts, length - patch)
+    return starts
+
+
+def rescaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) in pixels after scaling by ``scale``, at least 1 each."""
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the patches of one frame lie.
+
+    Attributes:
+        ys, xs: patch top-left offsets in the rescaled (model-scale) frame, pixels.
+        patch: patch side in model pixels.
+        scale: rescaled pixels per frame pixel (``frame_um_per_px / model_um_per_px``).
+        frame_shape: (height, width) of the original frame in pixels.
+        padded_shape: (height, width) of the rescaled frame after padding to >= one patch.
+    """
+
+    ys: np.ndarray
+    xs: np.ndarray
+    patch: int
+    scale: float
+    frame_shape: tuple[int, int]
+    padded_shape: tuple[int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the patch grid."""
+        return len(self.ys), len(self.xs)
+
+    @property
+    def size(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def boxes(self) -> np.ndarray:
+        """int32 ``[rows, cols, 4]`` boxes (x0, y0, x1, y1) in original-frame pixels, x1/y1 exclusive,
+        clipped to the frame."""
+        h, w = self.frame_shape
+        x0 = np.floor(self.xs / self.scale)
+        x1 = np.ceil((self.xs + self.patch) / self.scale)
+        y0 = np.floor(self.ys / self.scale)
+        y1 = np.ceil((self.ys + self.patch) / self.scale)
+        r, c = self.shape
+        out = np.empty((r, c, 4), np.int32)
+        out[..., 0] = np.clip(x0, 0, w)[None, :]
+        out[..., 1] = np.clip(y0, 0, h)[:, None]
+        out[..., 2] = np.clip(x1, 0, w)[None, :]
+        out[..., 3] = np.clip(y1, 0, h)[:, None]
+        return out
+
+
+def make_grid(frame_shape: tuple[int, int], patch: int, stride: int, scale: float) -> TileGrid:
+    """The patch grid of a frame of ``frame_shape`` (height, width) pixels at ``scale``."""
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    if h < 1 or w < 1:
+        raise OptionError(f"frame must be at least 1×1 pixels, got {w}×{h}")
+    sw, sh = rescaled_size(w, h, scale)
+    ph, pw = max(sh, patch), max(sw, patch)
+    return TileGrid(positions(ph, patch, stride), positions(pw, patch, stride), patch, float(scale), (h, w), (ph, pw))
+
+
+def window_view(image: np.ndarray, patch: int) -> np.ndarray:
+    """Read-only view ``[H-patch+1, W-patch+1, patch, patch, C]``: every window of ``image``."""
+    h, w = image.shape[:2]
+    if h < patch or w < patch:
+        raise ValueError(f"image {w}×{h} is smaller than one {patch}×{patch} patch; pad it first")
+    sy, sx, sc = image.strides
+    return np.lib.stride_tricks.as_strided(
+        image, (h - patch + 1, w - patch + 1, patch, patch, image.shape[2]), (sy, sx, sy, sx, sc), writeable=False)
+
+
+def extract_patches(image: np.ndarray, grid: TileGrid, index: np.ndarray | None = None) -> np.ndarray:
+    """Contiguous copy ``[K, patch, patch, C]`` of the grid patches at flat (row-major) ``index``
+    (all patches when None), cut from the rescaled, padded ``image`` of ``grid.padded_shape``."""
+    if image.shape[:2] != grid.padded_shape:
+        raise ValueError(f"image is {image.shape[:2]}, grid expects {grid.padded_shape}")
+    if index is None:
+        index = np.arange(grid.size)
+    rows, cols = np.divmod(np.asarray(index, np.int64), len(grid.xs))
+    return window_view(image, grid.patch)[grid.ys[rows], grid.xs[cols]]
+
+
+def pad_to(image: np.ndarray, shape: tuple[int, int], value: int = 255) -> np.ndarray:
+    """``image`` padded at the bottom/right with ``value`` to at least ``shape`` (height, width)."""
+    h, w = image.shape[:2]
+    th, tw = shape
+    if h >= th and w >= tw:
+        return image
+    out = np.full((max(h, th), max(w, tw), *image.shape[2:]), value, image.dtype)
+    out[:h, :w] = image
+    return out

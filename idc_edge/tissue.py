@@ -1,0 +1,53 @@
+"""Cheap tissue detection: which patches show tissue and are worth sending to the model.
+
+A pixel is tissue when it is coloured (HSV saturation >= ``min_saturation``) and not dark
+(value >= ``min_value``): bare glass and white background are unsaturated, out-of-focus or
+unlit borders are dark. A patch is tissue when at least ``min_fraction`` of its pixels are.
+Per-patch fractions come from one integral image, so the cost does not grow with overlap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import OptionError
+from .tiling import TileGrid
+
+
+@dataclass(frozen=True)
+class TissueMaskOptions:
+    """Thresholds of the tissue mask; saturation and value are on OpenCV's 0–255 scale."""
+
+    min_saturation: int = 20
+    min_value: int = 40
+    min_fraction: float = 0.2
+
+    def __post_init__(self):
+        for name in ("min_saturation", "min_value"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or not 0 <= v <= 255:
+                raise OptionError(f"tissue {name} must be a whole number 0–255, got {v!r}")
+        if not isinstance(self.min_fraction, (int, float)) or not 0.0 <= self.min_fraction <= 1.0:
+            raise OptionError(f"tissue min_fraction must be between 0 and 1, got {self.min_fraction!r}")
+
+
+def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:
+    """uint8 mask (1 = tissue) of an RGB uint8 image."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    return ((hsv[..., 1] >= options.min_saturation) & (hsv[..., 2] >= options.min_value)).astype(np.uint8)
+
+
+def patch_fractions(mask: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Fraction (float32 ``[rows, cols]``) of tissue pixels in each grid patch of ``mask``."""
+    integral = cv2.integral(mask, sdepth=cv2.CV_32S)  # (H+1, W+1), integral[y, x] = sum of mask[:y, :x]
+    y0, x0 = grid.ys[:, None], grid.xs[None, :]
+    y1, x1 = y0 + grid.patch, x0 + grid.patch
+    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return (total / float(grid.patch * grid.patch)).astype(np.float32)
+
+
+def tissue_grid(rgb: np.ndarray, grid: TileGrid, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:
+    """bool ``[rows, cols]``: True where a patch of the rescaled RGB frame shows tissue."""
+    return patch_fractions(tissue_pixels(rgb, options), grid) >= options.min_fraction
