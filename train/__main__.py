@@ -1,0 +1,120 @@
+"""``python -m train``: train an IDC patch classifier on the data set's own layout.
+
+Errors a user can cause (bad folder, bad option, a split without a class) are printed on one
+line and the exit code is 2.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from idc_edge.dataset import default_data_dir
+from idc_edge.errors import IdcEdgeError
+
+from . import architectures
+from .config import AUGMENTATIONS, PRESETS, parse_augment
+from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
+    return v
+
+
+def _augment(text: str) -> tuple[str, ...]:
+    try:
+        return parse_augment(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--augment: ")) from None
+
+
+def _patients(text: str) -> tuple[str, ...]:
+    path = Path(text)
+    raw = path.read_text() if path.is_file() else text
+    ids = tuple(p for p in raw.replace(",", " ").split() if p)
+    if not ids:
+        raise argparse.ArgumentTypeError("expected patient ids separated by commas or spaces, or a file of them")
+    return ids
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m train", description=(
+        "Train the IDC patch classifier on <data>/<patient>/<0|1>/*.png, split by patient; choose the "
+        "epoch and the decision threshold on the validation patients; write model.keras, an int8 "
+        "model_int8.tflite with its sidecar, curves and a model card to --out."))
+    p.add_argument("--data", default=str(default_data_dir()),
+                   help="data folder in the data set's layout (default: $IDC_DATA_DIR or ../shared/idc_patches)")
+    p.add_argument("--out", required=True, help="output folder (created), e.g. runs/default")
+    p.add_argument("--arch", default=architectures.DEFAULT_ARCH, choices=architectures.names(),
+                   help=f"architecture (default {architectures.DEFAULT_ARCH})")
+    p.add_argument("--epochs", type=_positive_int, default=16, help="training epochs (default 16)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling, augmentation and weights")
+    p.add_argument("--augment", type=_augment, default=PRESETS["all"], metavar="LIST",
+                   help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "
+                        + ", ".join(f"{k} ({','.join(v) or '-'})" for k, v in PRESETS.items()) + " (default all)")
+    p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
+                   help="'weights': weight each class by N / (2 N_class) in the loss (default)")
+    p.add_argument("--select", choices=SELECT_METRICS, default="auc",
+                   help="validation metric that chooses the epoch (default auc)")
+    p.add_argument("--cache", default=None, metavar="memory|PATH",
+                   help="cache decoded patches in memory, or in files PATH* on disk; default: stream from disk")
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="'mirrored' trains on all local GPUs (tf.distribute.MirroredStrategy)")
+    p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|FILE",
+                   help="validation patients (default: the literature's validation patients present, "
+                        "else a seeded random --val-fraction of patients)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of patients for a random split")
+    p.add_argument("--max-patches", type=_positive_int, default=None,
+                   help="train on a seeded sample of at most N training patches (and N/2 validation ones); for quick checks")
+    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
+    p.add_argument("--no-latency", action="store_true", help="skip the LiteRT latency measurement")
+    p.add_argument("--progress", choices=("auto", "bar", "none"), default="auto",
+                   help="Keras progress bar per epoch (auto: when the output is a terminal)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    cfg = TrainConfig(
+        data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay, seed=args.seed,
+        augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
+        strategy=args.strategy, val_patients=args.val_patients, val_fraction=args.val_fraction,
+        max_patches=args.max_patches, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        verbose=args.progress, command="python -m train " + shlex.join(argv),
+    )
+    try:
+        result = run(cfg)
+    except IdcEdgeError as e:
+        print(f"python -m train: error: {e}", file=sys.stderr)
+        return 2
+    card = result.card
+    m = card.get("int8", card["float"])["metrics"]
+    print(f"wrote {result.out}: epoch {card['chosen_epoch']}, validation balanced accuracy "
+          f"{m['balanced_accuracy']:.4f}, recall {m['recall_0']:.4f}/{m['recall_1']:.4f}, "
+          f"AUC {m['roc_auc']:.4f} at threshold {m['threshold']:.3f} "
+          f"({'int8' if 'int8' in card else 'float'}); training {card['training_seconds'] / 60:.1f} min")
+    skipped = card["skipped_unreadable"]["count"]
+    if skipped:
+        print(f"skipped {skipped} unreadable file(s); listed in {result.out / 'model_card.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

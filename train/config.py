@@ -1,0 +1,41 @@
+"""Option values of the training pipeline that need no TensorFlow (so bad options fail fast)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AUGMENTATIONS = ("flip", "rot90", "stain", "hsv", "brightness", "contrast")
+PRESETS = {
+    "none": (),
+    "geometric": ("flip", "rot90"),
+    "stain": ("flip", "rot90", "stain", "hsv"),
+    "all": AUGMENTATIONS,
+}
+
+
+@dataclass(frozen=True)
+class AugmentStrength:
+    """Magnitudes of the colour augmentations (ranges are uniform, per patch)."""
+
+    stain_scale: float = 0.2  # each stain's optical density × U(1 - s, 1 + s)
+    stain_shift: float = 0.04  # ... + U(-s, s) (optical density units)
+    hue: float = 0.04  # hue shift U(-h, h), in turns of the colour wheel
+    saturation: float = 0.25  # saturation × U(1 - s, 1 + s)
+    brightness: float = 20.0  # + U(-b, b) on 0–255
+    contrast: float = 0.2  # (x - mean) × U(1 - c, 1 + c) + mean
+
+
+def parse_augment(spec: str) -> tuple[str, ...]:
+    """``"flip,rot90,stain"`` or a preset name (none, geometric, stain, all) → augmentation names.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    spec = spec.strip()
+    if spec in PRESETS:
+        return PRESETS[spec]
+    names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown or not names:
+        raise ValueError(f"--augment: unknown augmentation {', '.join(unknown) or repr(spec)}; expected a "
+                         f"comma-separated list of {', '.join(AUGMENTATIONS)} or one of {', '.join(PRESETS)}")
+    return tuple(n for n in AUGMENTATIONS if n in names)  # fixed order: geometry, then colour

@@ -1,0 +1,153 @@
+"""Data for training: records from ``idc_edge.dataset`` streamed from disk with tf.data.
+
+Patches are decoded by :func:`idc_edge.dataset.read_patch_rgb` — the same reader ``idc-edge
+evaluate`` uses, so edge patches are white-padded the same way and RGB order is the same —
+inside the tf.data pipeline, a few at a time. Memory stays bounded by the shuffle buffer of
+*paths* and the prefetch queue, so the full 277,524-patch set streams as well as the 24k
+sample; ``cache="memory"`` keeps decoded patches in RAM (≈ 7.5 KB each) and a cache file on
+disk keeps them on disk after the first epoch.
+"""
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from idc_edge.dataset import PATCH_SIZE_PX, PatchRecord, read_patch_rgb
+from idc_edge.errors import DatasetError, SourceError
+
+from .augment import augment_batch
+from .config import AugmentStrength
+
+DISK_CACHE_SHUFFLE = 16_384
+
+
+@dataclass
+class SkipLog:
+    """Paths that could not be read, collected while tf.data streams (thread-safe)."""
+
+    paths: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self.paths.add(path)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.paths)
+
+
+def assert_patient_disjoint(*parts: Sequence[PatchRecord], names: Sequence[str] = ("training", "validation")) -> None:
+    """The split guard: raise :class:`DatasetError` if any patient is in two parts."""
+    seen: dict[str, str] = {}
+    for name, part in zip(names, parts):
+        for patient in sorted({r.patient for r in part}):
+            if patient in seen and seen[patient] != name:
+                raise DatasetError(f"patient {patient} is in both the {seen[patient]} and the {name} set: "
+                                   "splits must be by patient")
+            seen[patient] = name
+
+
+def subsample(records: Sequence[PatchRecord], max_patches: int | None, seed: int) -> tuple[PatchRecord, ...]:
+    """At most ``max_patches`` records, a seeded random sample keeping the path order."""
+    if max_patches is None or len(records) <= max_patches:
+        return tuple(records)
+    keep = sorted(random.Random(seed).sample(range(len(records)), max_patches))
+    return tuple(records[i] for i in keep)
+
+
+def _reader(skips: SkipLog):
+    def read(path: bytes):
+        p = path.decode("utf-8")
+        try:
+            return read_patch_rgb(p), True
+        except SourceError:
+            skips.add(p)
+            return np.full((PATCH_SIZE_PX, PATCH_SIZE_PX, 3), 255, np.uint8), False
+
+    def tf_read(path, label, index):
+        image, ok = tf.numpy_function(read, [path], [tf.uint8, tf.bool], stateful=False)
+        image.set_shape([PATCH_SIZE_PX, PATCH_SIZE_PX, 3])
+        ok.set_shape([])
+        return image, label, index, ok
+
+    return tf_read
+
+
+def patch_dataset(
+    records: Sequence[PatchRecord],
+    skips: SkipLog,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int = 0,
+    augment: tuple[str, ...] = (),
+    strength: AugmentStrength = AugmentStrength(),
+    class_weight: tuple[float, float] | None = None,
+    cache: str | None = None,
+) -> tf.data.Dataset:
+    """A tf.data pipeline over ``records``.
+
+    Training datasets yield ``(images float32 0–255, labels float32 [N, 1], sample weights)``,
+    shuffled every epoch and augmented; evaluation datasets yield ``(images, labels, index)``
+    in record order (``index`` into ``records``; unreadable files are left out and logged in
+    ``skips``).
+
+    Args:
+        cache: None (stream from disk every epoch), ``"memory"``, or a file path prefix for a
+            tf.data cache on disk.
+    """
+    if not records:
+        raise DatasetError("no patches to read")
+    paths = [r.path for r in records]
+    labels = np.array([r.label for r in records], np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(records), dtype=np.int64)))
+    if training:
+        # Shuffling paths (strings) keeps memory bounded; with a cache the order is fixed
+        # after the first pass, so shuffle decoded patches again below.
+        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=cache is None)
+    ds = ds.map(_reader(skips), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda image, label, index, ok: ok)
+    ds = ds.map(lambda image, label, index, ok: (image, label, index))
+    if cache:
+        ds = ds.cache("" if cache == "memory" else cache)
+        if training:
+            buffer = len(records) if cache == "memory" else min(len(records), DISK_CACHE_SHUFFLE)
+            ds = ds.shuffle(buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if not training:
+        return ds.map(lambda x, y, i: (tf.cast(x, tf.float32), y, i)).prefetch(tf.data.AUTOTUNE)
+
+    weights = tf.constant(class_weight or (1.0, 1.0), tf.float32)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def finish(batch, s):
+        x, y, _ = batch
+        x = augment_batch(x, s, augment, strength) if augment else tf.cast(x, tf.float32)
+        w = tf.gather(weights, y)
+        return x, tf.cast(tf.expand_dims(y, -1), tf.float32), w
+
+    ds = tf.data.Dataset.zip((ds, seeds)).map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def predict(model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P(IDC), labels, record indices) of an evaluation dataset from :func:`patch_dataset`."""
+    probs, labels, idx = [], [], []
+
+    @tf.function(reduce_retracing=True)
+    def step(x):
+        return model(x, training=False)
+
+    for x, y, i in dataset:
+        probs.append(np.asarray(step(x)).reshape(-1))
+        labels.append(y.numpy())
+        idx.append(i.numpy())
+    if not probs:
+        raise DatasetError("none of the validation patches could be read")
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(idx)

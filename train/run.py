@@ -1,0 +1,372 @@
+"""One training run: data → patient split → model → epoch and threshold chosen on validation
+patients → Keras model, int8 TFLite model with its sidecar, curves and model card.
+
+Nothing here looks at test patients: the epoch (best validation ROC AUC by default) and the
+decision threshold (best validation balanced accuracy) are chosen on the validation patients.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from idc_edge.dataset import (PATCH_SIZE_PX, UM_PER_PX, CLASS_NAMES, class_counts, load_patches,
+                              require_both_classes, scan_dataset, split_by_patient)
+from idc_edge.errors import DatasetError, OptionError
+from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, roc_auc
+from idc_edge.spec import ModelSpec, write_spec
+
+from . import architectures
+from .config import AUGMENTATIONS, PRESETS, AugmentStrength
+
+SELECT_METRICS = ("auc", "balanced_accuracy")
+STRATEGIES = ("default", "mirrored")
+CLASS_BALANCE = ("weights", "none")
+REPRESENTATIVE_PATCHES = 512
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on (written to ``train_config.json``)."""
+
+    data: str
+    out: str
+    arch: str = architectures.DEFAULT_ARCH
+    epochs: int = 16
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    augment: tuple[str, ...] = PRESETS["all"]
+    class_balance: str = "weights"
+    select: str = "auc"
+    cache: str | None = None
+    strategy: str = "default"
+    val_patients: tuple[str, ...] | None = None
+    val_fraction: float = 0.2
+    max_patches: int | None = None
+    export_tflite: bool = True
+    latency: bool = True
+    verbose: str = "auto"
+    command: str = ""
+
+    def validate(self) -> None:
+        """Raise :class:`OptionError` naming the first bad option."""
+        if self.arch not in architectures.names():
+            raise OptionError(f"--arch: unknown architecture {self.arch!r}; expected one of "
+                              f"{', '.join(architectures.names())}")
+        if self.epochs < 1:
+            raise OptionError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise OptionError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise OptionError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise OptionError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.select not in SELECT_METRICS:
+            raise OptionError(f"--select must be one of {', '.join(SELECT_METRICS)}, got {self.select!r}")
+        if self.strategy not in STRATEGIES:
+            raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.class_balance not in CLASS_BALANCE:
+            raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
+        if not 0 < self.val_fraction < 1:
+            raise OptionError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.max_patches is not None and self.max_patches < 8:
+            raise OptionError(f"--max-patches must be >= 8, got {self.max_patches}")
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
+
+
+@dataclass
+class RunResult:
+    """What a run produced (paths and headline numbers)."""
+
+    out: Path
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_summary(records) -> dict[str, int]:
+    n0, n1 = class_counts(records)
+    return {"patients": len({r.patient for r in records}), "patches": n0 + n1, "class_0": n0, "class_1": n1}
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _mkdir_out(out: str) -> Path:
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise OptionError(f"--out: cannot write to {out!r} ({e.strerror or e})") from None
+    return path
+
+
+def _validation_monitor(*args, **kwargs):
+    """Keras callback: validation metrics per epoch, history CSV, best weights by ``select``.
+
+    Defined inside a function so that importing this module (and failing fast on bad options)
+    does not import Keras.
+    """
+    import keras
+
+    class Monitor(keras.callbacks.Callback):
+        def __init__(self, val_ds, select: str, csv_path: Path, verbose: bool):
+            super().__init__()
+            self.val_ds, self.select, self.csv_path, self.verbose = val_ds, select, csv_path, verbose
+            self.rows: list[dict[str, float]] = []
+            self.best_score, self.best_epoch, self.best_weights = -np.inf, 0, None
+            self._t0 = time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            from .data import predict
+
+            train_s = time.perf_counter() - self._t0
+            p, y, _ = predict(self.model, self.val_ds)
+            thr = best_threshold(y, p)
+            at_best, at_half = binary_metrics(y, p, thr), binary_metrics(y, p, 0.5)
+            eps = 1e-7
+            val_loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+            lr = self.model.optimizer.learning_rate
+            row = {
+                "epoch": epoch + 1,
+                "learning_rate": float(np.asarray(lr)),
+                "loss": float((logs or {}).get("loss", np.nan)),
+                "val_loss": val_loss,
+                "val_auc": at_best.roc_auc,
+                "val_balanced_accuracy": at_best.balanced_accuracy,
+                "val_threshold": thr,
+                "val_recall_0": at_best.recall_0,
+                "val_recall_1": at_best.recall_1,
+                "val_balanced_accuracy_at_0.5": at_half.balanced_accuracy,
+                "train_seconds": train_s,
+                "val_seconds": time.perf_counter() - self._t0 - train_s,
+            }
+            self.rows.append(row)
+            with open(self.csv_path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(row))
+                w.writeheader()
+                w.writerows(self.rows)
+            score = at_best.roc_auc if self.select == "auc" else at_best.balanced_accuracy
+            if score > self.best_score:
+                self.best_score, self.best_epoch = score, epoch + 1
+                self.best_weights = [np.array(v) for v in self.model.get_weights()]
+            if logs is not None:
+                logs.update({k: v for k, v in row.items() if k.startswith("val_")})
+            if self.verbose:
+                print(f"epoch {epoch + 1}: loss {row['loss']:.4f}  val AUC {row['val_auc']:.4f}  "
+                      f"val balanced acc {row['val_balanced_accuracy']:.4f} (thr {thr:.2f})  "
+                      f"{train_s:.0f}s" + ("  *" if self.best_epoch == epoch + 1 else ""), flush=True)
+
+    return Monitor(*args, **kwargs)
+
+
+def _representative(records, seed: int) -> np.ndarray:
+    rng = random.Random(seed)
+    sample = rng.sample(list(records), min(REPRESENTATIVE_PATCHES, len(records)))
+    return load_patches(sample).images
+
+
+def _tflite_predict(path: Path, val_ds) -> np.ndarray:
+    from .export import TFLiteClassifier
+
+    clf = TFLiteClassifier(path)
+    return np.concatenate([clf(x.numpy()) for x, _, _ in val_ds])
+
+
+def _summarise_patients(patients: Sequence[str], y, p, thr) -> dict[str, Any]:
+    groups = per_group_metrics(patients, y, p, thr)
+    both = {k: m.balanced_accuracy for k, m in groups.items() if 0 < sum(m.confusion[1]) < m.n_patches}
+    vals = np.array(list(both.values()), np.float64)
+    return {
+        "patients_with_both_classes": len(both),
+        "balanced_accuracy_min": float(vals.min()) if vals.size else float("nan"),
+        "balanced_accuracy_median": float(np.median(vals)) if vals.size else float("nan"),
+        "balanced_accuracy_max": float(vals.max()) if vals.size else float("nan"),
+        "per_patient": {k: {"n": m.n_patches, "balanced_accuracy": m.balanced_accuracy,
+                            "recall_0": m.recall_0, "recall_1": m.recall_1} for k, m in groups.items()},
+    }
+
+
+def run(cfg: TrainConfig) -> RunResult:
+    """Train, select, export and document one model as described by ``cfg``.
+
+    Raises:
+        DatasetError: bad data folder, or a split leaves a part or class empty.
+        OptionError: a bad option.
+    """
+    cfg.validate()
+    t_start = time.perf_counter()
+    out = _mkdir_out(cfg.out)
+
+    records = scan_dataset(cfg.data)
+    require_both_classes(records, f"the data folder {cfg.data!r}")
+    split = split_by_patient(records, cfg.val_patients, cfg.val_fraction, cfg.seed)
+    train_recs = split.train
+    val_recs = split.val
+    if cfg.max_patches is not None:
+        from .data import subsample
+
+        train_recs = subsample(train_recs, cfg.max_patches, cfg.seed)
+        val_recs = subsample(val_recs, max(8, cfg.max_patches // 2), cfg.seed + 1)
+        require_both_classes(train_recs, f"the training set sampled to {cfg.max_patches} patches")
+        require_both_classes(val_recs, "the sampled validation set")
+
+    # TensorFlow is imported only now so that option and data errors come back fast.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    from .data import SkipLog, assert_patient_disjoint, patch_dataset, predict
+
+    assert_patient_disjoint(train_recs, val_recs)
+    _seed_everything(cfg.seed)
+    # Unreadable files are filtered out, so the number of batches is unknown in advance and
+    # Keras warns when an epoch ends; shuffling is done by the pipeline itself.
+    warnings.filterwarnings("ignore", message=".*input ran out of data.*")
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+
+    n0, n1 = class_counts(train_recs)
+    if cfg.class_balance == "weights":
+        class_weight = (len(train_recs) / (2.0 * n0), len(train_recs) / (2.0 * n1))
+    else:
+        class_weight = (1.0, 1.0)
+
+    skips = SkipLog()
+    cache_val = cfg.cache if cfg.cache in (None, "memory") else f"{cfg.cache}.val"
+    train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
+                             augment=cfg.augment, class_weight=class_weight, cache=cfg.cache)
+    val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
+
+    strategy = _strategy(cfg.strategy)
+    steps = int(np.ceil(len(train_recs) / cfg.batch_size))
+    warmup = int(round(cfg.warmup_epochs * steps)) if cfg.epochs > 1 else 0
+    with strategy.scope():
+        model = architectures.build(cfg.arch, keras)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate * (0.1 if warmup else 1.0), decay_steps=max(1, cfg.epochs * steps - warmup),
+            warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+                      loss=keras.losses.BinaryCrossentropy())
+
+    verbose = sys.stdout.isatty() if cfg.verbose == "auto" else cfg.verbose == "bar"
+    monitor = _validation_monitor(val_ds, cfg.select, out / "history.csv", verbose=True)
+    t_fit = time.perf_counter()
+    model.fit(train_ds, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if verbose else 0)
+    fit_seconds = time.perf_counter() - t_fit
+    model.set_weights(monitor.best_weights)
+
+    p, y, idx = predict(model, val_ds)
+    val_kept = [val_recs[i] for i in idx]
+    threshold = best_threshold(y, p)
+    float_metrics = binary_metrics(y, p, threshold)
+    model.save(out / "model.keras")
+
+    skipped = sorted(skips.paths)
+    counts = {"train": _split_summary(train_recs), "validation": _split_summary(val_recs)}
+    card: dict[str, Any] = {
+        "architecture": cfg.arch,
+        "architecture_description": architectures.describe(cfg.arch),
+        "parameters": int(model.count_params()),
+        "input": {"shape": [PATCH_SIZE_PX, PATCH_SIZE_PX, 3], "channel_order": "RGB", "values": "raw bytes 0-255",
+                  "um_per_px": UM_PER_PX},
+        "data": str(cfg.data),
+        "split_method": split.method,
+        "counts": counts,
+        "validation_patients": sorted({r.patient for r in val_recs}),
+        "skipped_unreadable": {"count": len(skipped), "paths": skipped[:50]},
+        "class_weight": list(class_weight),
+        "chosen_epoch": monitor.best_epoch,
+        "selected_by": f"validation {cfg.select}",
+        "threshold": threshold,
+        "float": {"metrics": float_metrics.as_dict(),
+                  "per_patient": _summarise_patients([r.patient for r in val_kept], y, p, threshold)},
+        "training_seconds": fit_seconds,
+        "epochs": cfg.epochs,
+        "config": {**asdict(cfg), "augment": list(cfg.augment)},
+        "augment_strength": asdict(AugmentStrength()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
+                   f"Keras {keras.__version__}",
+    }
+    (out / "train_config.json").write_text(json.dumps(
+        {"architecture": cfg.arch, "keras_module": "keras", "build": "train.architectures.build(name, keras)",
+         "threshold": threshold, "chosen_epoch": monitor.best_epoch, "class_weight": list(class_weight),
+         "config": card["config"], "augment_strength": card["augment_strength"]}, indent=2) + "\n")
+
+    if cfg.export_tflite:
+        from .export import latency_ms_per_patch, to_tflite
+
+        f32_path = to_tflite(model, out / "model_float32.tflite")
+        int8_path = to_tflite(model, out / "model_int8.tflite", _representative(train_recs, cfg.seed))
+        p8 = _tflite_predict(int8_path, val_ds)
+        thr8 = best_threshold(y, p8)
+        m8 = binary_metrics(y, p8, thr8)
+        card["int8"] = {
+            "file": int8_path.name, "kb": int8_path.stat().st_size / 1024.0, "threshold": thr8,
+            "metrics": m8.as_dict(),
+            "metrics_at_float_threshold": binary_metrics(y, p8, threshold).as_dict(),
+            "per_patient": _summarise_patients([r.patient for r in val_kept], y, p8, thr8),
+        }
+        card["float32_tflite_kb"] = f32_path.stat().st_size / 1024.0
+        if cfg.latency:
+            card["latency_ms_per_patch"] = {
+                "batch": 64, "threads": 1,
+                "int8": latency_ms_per_patch(int8_path), "float32": latency_ms_per_patch(f32_path)}
+        provenance = {
+            "trained_by": "python -m train", "command": cfg.command, "data": str(cfg.data),
+            "split_method": split.method, "counts": counts,
+            "architecture": cfg.arch, "parameters": card["parameters"], "chosen_epoch": monitor.best_epoch,
+            "threshold_chosen_on": "validation patients (max balanced accuracy of this int8 model)",
+            "validation_metrics": m8.as_dict(), "training_seconds": fit_seconds,
+            "augment": list(cfg.augment), "seed": cfg.seed,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        spec = ModelSpec(patch_size_px=PATCH_SIZE_PX, um_per_px=UM_PER_PX, channel_order="RGB",
+                         threshold=float(thr8), class_names=tuple(CLASS_NAMES),
+                         float_model=f32_path.name, provenance=provenance)
+        write_spec(int8_path, spec)
+        write_spec(f32_path, spec.with_threshold(float(threshold)))
+
+    card["total_seconds"] = time.perf_counter() - t_start
+    from .report import write_learning_curves, write_model_card, write_roc
+
+    write_learning_curves(monitor.rows, monitor.best_epoch, out / "learning_curves.png")
+    curves = {"float32": p}
+    if "int8" in card:
+        curves["int8"] = p8
+    write_roc(y, curves, {"float32": threshold, "int8": card.get("int8", {}).get("threshold")}, out / "val_roc.png")
+    write_model_card(card, out)
+    return RunResult(out, card)
