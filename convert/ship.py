@@ -1,0 +1,90 @@
+"""Ship a converted int8 model as the package default, with the float32 model of the same weights.
+
+``python -m convert.ship --from runs/convert`` copies the variant the conversion run chose (or
+``--variant NAME``) to ``idc_edge/models/idc_int8.tflite`` and its float reference to
+``idc_edge/models/idc_float32.tflite``, each with a sidecar whose provenance says where it came
+from and how it scored on the validation patients. ``python -m convert --ship`` does the same at
+the end of a run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from idc_edge.classifier import MODELS_DIR
+from idc_edge.errors import IdcEdgeError, ModelError
+from idc_edge.spec import read_spec, write_spec
+
+from .variants import read_manifest
+
+INT8_NAME = "idc_int8.tflite"
+FLOAT_NAME = "idc_float32.tflite"
+
+
+def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
+         dest: str | os.PathLike = MODELS_DIR) -> tuple[Path, Path]:
+    """Copy the chosen int8 variant and its float32 reference into ``dest``.
+
+    Args:
+        conversion_dir: output folder of ``python -m convert`` (holds ``variants.json``).
+        variant: the int8 variant to ship; None for the one the run chose.
+        dest: where the package's models live.
+
+    Returns:
+        paths of the shipped int8 and float32 models.
+
+    Raises:
+        ModelError: the folder has no manifest, no choice, or ``variant`` is not full-integer.
+    """
+    variants, info = read_manifest(conversion_dir)
+    by_name = {v.name: v for v in variants}
+    name = variant or (info.get("selection") or {}).get("chosen")
+    if name is None:
+        raise ModelError(f"{str(conversion_dir)!r} records no chosen variant; pass --variant NAME")
+    if name not in by_name or not by_name[name].full_integer:
+        ints = [v.name for v in variants if v.full_integer]
+        raise ModelError(f"cannot ship {name!r}: choose one of the full-integer variants {', '.join(ints)}")
+    chosen = by_name[name]
+    ref = by_name.get(chosen.reference) or by_name["float32"]
+    int8_spec, ref_spec = read_spec(chosen.path), read_spec(ref.path)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shipped = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    run_choice = info.get("selection") or {}
+    reason = run_choice.get("reason") if run_choice.get("chosen") == name else f"{name} chosen by hand (--variant)"
+    common = {"shipped": shipped, "shipped_from": str(Path(conversion_dir)), "selection_reason": reason}
+    int8_prov = {**int8_spec.provenance, **common, "variant": chosen.name,
+                 "float_model_variant": ref.name,
+                 "validation_metrics_float": ref_spec.provenance.get("validation_metrics")}
+    ref_prov = {**ref_spec.provenance, **common, "variant": ref.name, "int8_model": INT8_NAME}
+    int8_dst, ref_dst = dest / INT8_NAME, dest / FLOAT_NAME
+    int8_dst.write_bytes(chosen.path.read_bytes())
+    write_spec(int8_dst, replace(int8_spec, float_model=FLOAT_NAME, provenance=int8_prov))
+    ref_dst.write_bytes(ref.path.read_bytes())
+    write_spec(ref_dst, replace(ref_spec, float_model=None, provenance=ref_prov))
+    return int8_dst, ref_dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .__main__ import OneLineParser
+
+    ap = OneLineParser(prog="python -m convert.ship", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--from", dest="src", default="runs/convert", help="output folder of python -m convert")
+    ap.add_argument("--variant", help="int8 variant to ship (default: the one the run chose)")
+    ap.add_argument("--dest", default=str(MODELS_DIR), help="destination folder (default: the package's models)")
+    args = ap.parse_args(argv)
+    try:
+        a, b = ship(args.src, args.variant, args.dest)
+    except IdcEdgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"shipped {a} (threshold {read_spec(a).threshold:.3f}) and {b}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
