@@ -1,0 +1,100 @@
+"""Architectures, augmentations and a real (short) training run."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idc_edge.dataset import default_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = default_data_dir()
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real patches not found at {DATA} (set IDC_DATA_DIR)")
+
+
+def test_every_architecture_builds_in_keras3_and_tf_keras_with_same_weights():
+    import keras
+    import tf_keras
+
+    from train import architectures
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 50, 50, 3)).astype(np.float32)
+    for name in architectures.names():
+        k3 = architectures.build(name, keras)
+        k2 = architectures.build(name, tf_keras)
+        assert [l.name for l in k3.layers] == [l.name for l in k2.layers]
+        k2.set_weights(k3.get_weights())
+        p3 = np.asarray(k3(x, training=False))
+        np.testing.assert_allclose(p3, k2(x, training=False).numpy(), atol=1e-5)
+        assert p3.shape == (2, 1) and np.all((p3 >= 0) & (p3 <= 1))
+
+
+def test_build_fails_with_unknown_architecture():
+    import keras
+
+    from train import architectures
+
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        architectures.build("vgg", keras)
+
+
+def test_augment_is_seeded_in_range_and_geometry_keeps_pixels():
+    import tensorflow as tf
+
+    from train.augment import AUGMENTATIONS, augment_batch
+
+    x = tf.constant(np.random.default_rng(1).integers(0, 256, (8, 50, 50, 3)), tf.float32)
+    seed = tf.constant([4, 2], tf.int64)
+    a = augment_batch(x, seed, AUGMENTATIONS).numpy()
+    np.testing.assert_array_equal(a, augment_batch(x, seed, AUGMENTATIONS).numpy())
+    assert a.min() >= 0 and a.max() <= 255 and a.shape == x.shape
+    g = augment_batch(x, seed, ("flip", "rot90")).numpy()
+    for i in range(8):  # flips and rotations move pixels, never change them
+        np.testing.assert_array_equal(np.sort(g[i].reshape(-1, 3), 0), np.sort(x[i].numpy().reshape(-1, 3), 0))
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
+def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sidecar(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "train", "--data", str(DATA.resolve()), "--out", str(out), "--epochs", "1",
+         "--max-patches", "300", "--no-latency", "--seed", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - t
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert elapsed < 60, f"a 1-epoch run on 300 patches took {elapsed:.0f} s"
+
+    for name in ("model.keras", "train_config.json", "history.csv", "learning_curves.png", "val_roc.png",
+                 "model_card.md", "model_card.json", "model_int8.tflite", "model_int8.json"):
+        assert (out / name).is_file(), name
+
+    import keras
+
+    from idc_edge.spec import read_spec
+    from train.export import TFLiteClassifier
+
+    model = keras.models.load_model(out / "model.keras")
+    x = np.full((2, 50, 50, 3), 200, np.float32)
+    p = np.asarray(model(x, training=False))
+    assert p.shape == (2, 1) and np.all((p >= 0) & (p <= 1))
+
+    spec = read_spec(out / "model_int8.tflite")
+    assert spec.channel_order == "RGB" and spec.patch_size_px == 50 and 0 < spec.threshold < 1
+    prov = spec.provenance
+    assert prov["architecture"] == json.loads((out / "train_config.json").read_text())["architecture"]
+    assert prov["counts"]["train"]["patches"] == 300
+    assert TFLiteClassifier(out / "model_int8.tflite")(x).shape == (2,)
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and 0 <= float(rows[0]["val_auc"]) <= 1
