@@ -196,8 +196,12 @@ def calibrate(variants: list[Variant], data: ConversionData, provenance: dict,
 
 def evaluate_folder(variants: list[Variant], images: np.ndarray, labels: np.ndarray, *,
                     latency_rounds: int = 30, probs: dict | None = None,
-                    log: Log = stderr_log) -> list[VariantEvaluation]:
-    """Evaluate converted variants at their sidecar thresholds (predicting unless ``probs`` given)."""
+                    log: Log = stderr_log) -> tuple[list[VariantEvaluation], dict[str, np.ndarray]]:
+    """Evaluate converted variants at their sidecar thresholds (predicting unless ``probs`` given).
+
+    Returns:
+        the evaluations and the validation probabilities per variant.
+    """
     probs = dict(probs or {})
     thresholds, dtypes = {}, {}
     for v in variants:
@@ -210,7 +214,7 @@ def evaluate_folder(variants: list[Variant], images: np.ndarray, labels: np.ndar
     if latency_rounds:
         log(f"latency: {latency_rounds} interleaved rounds, batch 1 and 64, 1 thread")
         latency = measure_latency({v.name: v.path for v in variants}, images, rounds=latency_rounds)
-    return evaluate_variants(variants, probs, thresholds, labels, dtypes, latency)
+    return evaluate_variants(variants, probs, thresholds, labels, dtypes, latency), probs
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,10 @@ class RunResult:
     info: dict
 
 
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def machine() -> str:
     """One line about where the numbers were measured."""
     from idc_edge.backend import get_backend
@@ -236,7 +244,7 @@ def machine() -> str:
 
 def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunResult:
     """Convert, calibrate thresholds, evaluate and choose the int8 default; writes ``variants.json``."""
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started = utc_now()
     model = kerasenv.load_keras_model(opts.model_path)
     train_config = read_train_config(opts.model_path)
     arch = None
@@ -271,7 +279,7 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
                                        "input_type", "tensorflow", "command")}
     provenance["converted_by"] = "python -m convert"
     probs, thresholds, _ = calibrate(variants, data, provenance, log)
-    evals = evaluate_folder(variants, data.val.images, data.val.labels, latency_rounds=opts.latency_rounds,
+    evals, _ = evaluate_folder(variants, data.val.images, data.val.labels, latency_rounds=opts.latency_rounds,
                             probs=probs, log=log)
     selection = choose_int8(evals)
     info["selection"] = {"chosen": selection.chosen, "reference": selection.reference, "reason": selection.reason}
