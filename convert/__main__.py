@@ -42,6 +42,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--qat-epochs", type=int, default=2, help="QAT fine-tuning epochs")
     ap.add_argument("--qat-lr", type=float, default=1e-4, help="QAT Adam learning rate")
     ap.add_argument("--qat-batch", type=int, default=64, help="QAT batch size")
+    ap.add_argument("--qat-freeze-bn", action="store_true",
+                    help="keep batch normalization as trained (inference mode) during QAT fine-tuning")
+    ap.add_argument("--qat-augment", default="training",
+                    help="QAT augmentations: 'training' (the training run's, from train_config.json; flip,rot90 "
+                         "when absent), 'none', or a comma-separated list of train/augment.py names")
     ap.add_argument("--qat-patches", type=int, default=None,
                     help="training-patient patches for QAT (default: all of them)")
     ap.add_argument("--representative", type=int, default=300,
@@ -66,6 +71,19 @@ def _check_paths(args) -> tuple[Path, Path]:
     return model, data
 
 
+def _qat_augment(spec: str, model: Path) -> tuple[str, ...]:
+    """``--qat-augment`` → augmentation names; ``training`` reads the training run's train_config.json."""
+    spec = spec.strip()
+    if spec == "training":
+        from .pipeline import read_train_config
+
+        cfg = read_train_config(model)
+        return tuple((cfg.get("config") or {}).get("augment") or ("flip", "rot90"))
+    if spec == "none":
+        return ()
+    return tuple(s.strip() for s in spec.split(",") if s.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -75,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         from .data import load_conversion_data
         from .pipeline import RunOptions, run, stderr_log
 
-        qcfg = None if args.no_qat else qat_mod.QatConfig(epochs=args.qat_epochs, batch_size=args.qat_batch,
-                                                          learning_rate=args.qat_lr, seed=args.seed)
+        qcfg = None if args.no_qat else qat_mod.QatConfig(
+            epochs=args.qat_epochs, batch_size=args.qat_batch, learning_rate=args.qat_lr, seed=args.seed,
+            augment=_qat_augment(args.qat_augment, model), freeze_batchnorm=args.qat_freeze_bn)
         opts = RunOptions(model_path=model, out_dir=Path(args.out), arch=args.arch, qat=qcfg,
                           input_type=args.input_type, representative_size=args.representative,
                           qat_train_size=args.qat_patches, seed=args.seed, latency_rounds=args.latency_rounds)

@@ -150,6 +150,10 @@ def convert_variants(model, data: ConversionData, opts: RunOptions, base_spec: M
             facts["qat_model"] = h5.name
             reloaded = qat.load_h5(h5)  # convert what was saved: proves the .h5 round trip
             emit("int8_qat", lambda: qat.convert(reloaded, data.representative.images, opts.input_type))
+            sample = data.representative.images[:64]
+            qk = np.asarray(reloaded.predict(sample.astype(np.float32), verbose=0)).reshape(len(sample), -1)[:, -1]
+            facts["qat_keras_vs_int8_max_abs_diff"] = float(np.abs(qk - predict(out / file_name("int8_qat"),
+                                                                                   sample)).max())
             keras = kerasenv.keras3()
             qat_float = builder(keras)
             qat_float.set_weights(qat.float_weights(qmodel, twin))

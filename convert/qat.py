@@ -39,16 +39,20 @@ class QatConfig:
         epochs: passes over the fine-tuning patches.
         batch_size: patches per step.
         learning_rate: Adam step size; small, the model is already trained.
-        augment: random flips and 90° rotations (what training uses).
+        augment: augmentation names of ``train.augment`` (the training run's, from its
+            train_config.json, by default in the command line); empty for none.
         balance_classes: weight each class by the inverse of its frequency.
+        freeze_batchnorm: keep batch-normalization statistics and parameters as trained (BN in
+            inference mode), so fine-tuning adapts only the convolutions to quantization.
         seed: seeds shuffling, augmentation and initialisation of the quantizers.
     """
 
     epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-4
-    augment: bool = True
+    augment: tuple[str, ...] = ("flip", "rot90")
     balance_classes: bool = True
+    freeze_batchnorm: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -58,6 +62,12 @@ class QatConfig:
             raise OptionError(f"QAT batch size must be >= 1, got {self.batch_size!r}")
         if not self.learning_rate > 0:
             raise OptionError(f"--qat-lr must be > 0, got {self.learning_rate!r}")
+        from train.config import AUGMENTATIONS
+
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise OptionError(f"--qat-augment: unknown augmentation {', '.join(unknown)}; expected some of "
+                              f"{', '.join(AUGMENTATIONS)}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -147,26 +157,29 @@ def quantize_twin(twin):
 
 
 def _dataset(images: np.ndarray, labels: np.ndarray, config: QatConfig):
+    """Shuffled, class-weighted, augmented batches ``(x float32 0–255, y [N, 1], weight)``.
+
+    Augmentation is training's own (``train.augment.augment_batch``), seeded per batch.
+    """
     tf = kerasenv.tf()
-    y = labels.astype(np.float32)
+    y = labels.astype(np.float32).reshape(-1, 1)
     if config.balance_classes:
         n1 = max(float(y.sum()), 1.0)
         n0 = max(float(len(y) - y.sum()), 1.0)
-        w = np.where(y == 1, len(y) / (2 * n1), len(y) / (2 * n0)).astype(np.float32)
+        w = np.where(y[:, 0] == 1, len(y) / (2 * n1), len(y) / (2 * n0)).astype(np.float32)
     else:
-        w = np.ones_like(y)
+        w = np.ones(len(y), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((images, y, w))
-    ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    if not config.augment:
+        return ds.map(lambda x, t, sw: (tf.cast(x, tf.float32), t, sw)).prefetch(1)
+    from train.augment import augment_batch
 
-    def prep(x, t, sw):
-        x = tf.cast(x, tf.float32)
-        if config.augment:
-            x = tf.image.random_flip_left_right(x)
-            x = tf.image.random_flip_up_down(x)
-            x = tf.image.rot90(x, tf.random.uniform([], 0, 4, tf.int32))
-        return x, t, sw
-
-    return ds.map(prep, num_parallel_calls=1).batch(config.batch_size).prefetch(1)
+    names = tuple(config.augment)
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+    return (tf.data.Dataset.zip((ds, seeds))
+            .map(lambda b, s: (augment_batch(b[0], s, names), b[1], b[2]), num_parallel_calls=1)
+            .prefetch(1))
 
 
 def fine_tune(qat_model, images: np.ndarray, labels: np.ndarray, config: QatConfig, verbose: int = 0) -> list[float]:
@@ -175,6 +188,10 @@ def fine_tune(qat_model, images: np.ndarray, labels: np.ndarray, config: QatConf
         raise OptionError("quantization-aware training needs training patches (got none)")
     k2 = kerasenv.tf_keras()
     k2.utils.set_random_seed(config.seed)
+    if config.freeze_batchnorm:
+        for layer in qat_model.layers:
+            if isinstance(getattr(layer, "layer", layer), k2.layers.BatchNormalization):
+                layer.trainable = False  # a non-trainable BN runs in inference mode in Keras 2
     qat_model.compile(optimizer=k2.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     hist = qat_model.fit(_dataset(images, labels, config), epochs=config.epochs, verbose=verbose)
     return [float(v) for v in hist.history["loss"]]

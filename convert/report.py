@@ -53,14 +53,17 @@ def qat_vs_ptq(evals: Sequence[VariantEvaluation]) -> dict | None:
     if qf is not None:
         drift = qf.metrics.balanced_accuracy - fb
         quant = q.metrics.balanced_accuracy - qf.metrics.balanced_accuracy
-        parts.append(f"Fine-tuning moved the float weights by {drift * 100:+.2f} points (float32 of the QAT weights "
-                     f"{qf.metrics.balanced_accuracy:.4f}, AUC {qf.metrics.roc_auc:.4f}) and quantizing them cost "
-                     f"{quant * 100:+.2f} more (decisions agree with that float model on "
+        parts.append(f"Fine-tuning changed the float model's balanced accuracy by {drift * 100:+.2f} points (float32 "
+                     f"of the QAT weights {qf.metrics.balanced_accuracy:.4f}, AUC {qf.metrics.roc_auc:.4f}) and "
+                     f"quantizing those weights changed it by {quant * 100:+.2f} points (AUC "
+                     f"{q.metrics.roc_auc - qf.metrics.roc_auc:+.4f}; decisions agree with that float model on "
                      f"{q.vs_reference.at_own_thresholds:.2%} of patches).")
-    parts.append(f"PTQ alone costs {(pb - fb) * 100:+.2f} points and agrees with float on "
-                 f"{p.vs_float.at_own_thresholds:.2%} of patches: with 8-bit ranges this tight there is little "
-                 "quantization error for QAT to recover, so what QAT changes is mostly the fine-tuning itself, and "
-                 "differences of a few tenths of a point on these validation patients are within their noise.")
+    parts.append(f"PTQ changes balanced accuracy by {(pb - fb) * 100:+.2f} points and AUC by "
+                 f"{p.metrics.roc_auc - f.metrics.roc_auc:+.4f}, and agrees with float on "
+                 f"{p.vs_float.at_own_thresholds:.2%} of patches: PTQ is already (nearly) lossless here, so there is "
+                 "little quantization error for QAT to recover and what QAT adds is mostly the perturbation of a "
+                 "further fine-tuning; differences of a few tenths of a point on these validation patients are "
+                 "within their noise.")
     out["text"] = " ".join(parts)
     return out
 
@@ -114,13 +117,17 @@ def render_markdown(rep: Mapping, charts_made: Sequence[str] = ()) -> str:
     if q:
         lines.append(f"- QAT: {q['scheme']} via tf_keras, {q['epochs']} epoch(s) on {q['train_patches']} "
                      f"training-patient patches, {q['optimizer']} lr {q['learning_rate']}, batch {q['batch_size']}, "
-                     f"augment {q['augment']}, class-balanced {q['balance_classes']}, seed {q['seed']}"
+                     f"augment {', '.join(q['augment']) or 'none'}, class-balanced {q['balance_classes']}, "
+                     f"batch norm {'frozen' if q.get('freeze_batchnorm') else 'trained'}, seed {q['seed']}"
                      + (f"; {info['qat_seconds']} s" if info.get("qat_seconds") else ""))
     if info.get("command"):
         lines.append(f"- command: `{info['command']}`")
     if "keras_vs_float32_tflite_max_abs_diff" in info:
         lines.append(f"- Keras vs float32 TFLite, largest probability difference on 64 patches: "
                      f"{info['keras_vs_float32_tflite_max_abs_diff']:.2e}")
+    if "qat_keras_vs_int8_max_abs_diff" in info:
+        lines.append(f"- QAT Keras model (fake quantization) vs its int8 TFLite, largest probability difference on "
+                     f"64 patches: {info['qat_keras_vs_int8_max_abs_diff']:.4f}")
     lines += ["", "## Thresholds", "", rep["threshold_policy"], ""]
 
     lines += ["## Variants on the validation patients", "",

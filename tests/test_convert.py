@@ -155,7 +155,7 @@ def test_report_markdown_has_every_variant_threshold_policy_and_qat_explanation(
         assert f"| {name} |" in md
     assert "own sidecar threshold" in md and "## Targets" in md and "**int8_ptq**" in md
     assert "QAT is less accurate than PTQ" in rep["qat_vs_ptq"]["text"]
-    assert "Fine-tuning moved the float weights" in rep["qat_vs_ptq"]["text"]
+    assert "Fine-tuning changed the float model" in rep["qat_vs_ptq"]["text"]
 
 
 # ---------------------------------------------------------------- command line errors
