@@ -28,20 +28,19 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = OneLineParser(prog="python -m convert", description=__doc__.split("\n\n")[0],
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--model", default="runs/default/model.keras", help="trained Keras 3 model (.keras)")
+    ap = OneLineParser(prog="python -m convert", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="runs/default/model.keras", help="trained Keras 3 model (.keras); default runs/default/model.keras")
     ap.add_argument("--data", default=None, help="data folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
-    ap.add_argument("--out", default="runs/convert", help="folder for the variants, their sidecars and variants.json")
+    ap.add_argument("--out", default="runs/convert", help="folder for the variants, their sidecars and variants.json; default runs/convert")
     ap.add_argument("--report", metavar="DIR", help="write the quantization report (Markdown, JSON, PNG) here")
     ap.add_argument("--ship", action="store_true",
                     help="copy the chosen int8 model and its float32 twin to idc_edge/models")
     ap.add_argument("--arch", help="architecture name in train/architectures.py (default: from train_config.json "
                                    "or the model's name); needed for QAT")
     ap.add_argument("--no-qat", action="store_true", help="skip quantization-aware training")
-    ap.add_argument("--qat-epochs", type=int, default=2, help="QAT fine-tuning epochs")
-    ap.add_argument("--qat-lr", type=float, default=1e-4, help="QAT Adam learning rate")
-    ap.add_argument("--qat-batch", type=int, default=64, help="QAT batch size")
+    ap.add_argument("--qat-epochs", type=int, default=2, help="QAT fine-tuning epochs (default 2)")
+    ap.add_argument("--qat-lr", type=float, default=1e-4, help="QAT Adam learning rate (default 1e-4)")
+    ap.add_argument("--qat-batch", type=int, default=64, help="QAT batch size (default 64)")
     ap.add_argument("--qat-freeze-bn", action="store_true",
                     help="keep batch normalization as trained (inference mode) during QAT fine-tuning")
     ap.add_argument("--qat-augment", default="training",
@@ -50,10 +49,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--qat-patches", type=int, default=None,
                     help="training-patient patches for QAT (default: all of them)")
     ap.add_argument("--representative", type=int, default=300,
-                    help="training-patient patches calibrating PTQ")
-    ap.add_argument("--input-type", choices=("uint8", "int8"), default="uint8", help="int8 models' input/output type")
-    ap.add_argument("--seed", type=int, default=0, help="seed of sampling and fine-tuning")
-    ap.add_argument("--latency-rounds", type=int, default=30, help="latency rounds per variant (0: skip latency)")
+                    help="training-patient patches calibrating PTQ (default 300)")
+    ap.add_argument("--input-type", choices=("uint8", "int8"), default="uint8", help="int8 models' input/output type (default uint8: raw bytes)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of sampling and fine-tuning (default 0)")
+    ap.add_argument("--latency-rounds", type=int, default=30, help="latency rounds per variant, 0 to skip (default 30)")
     ap.add_argument("--no-charts", action="store_true", help="report without PNG charts")
     return ap
 
