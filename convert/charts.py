@@ -43,7 +43,7 @@ def roc_chart(path: str | os.PathLike, labels: np.ndarray, probs: Mapping[str, n
     for a in (ax, zoom):
         a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return Path(path)
 
@@ -68,7 +68,7 @@ def confusion_chart(path: str | os.PathLike, evals: Sequence[VariantEvaluation])
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return Path(path)
 
@@ -98,6 +98,6 @@ def tradeoff_chart(path: str | os.PathLike, evals: Sequence[VariantEvaluation]) 
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return Path(path)
