@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    p.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
+                   help="keep an exponential moving average of the weights (e.g. 0.995) and validate/keep that")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling, augmentation and weights")
     p.add_argument("--augment", type=_augment, default=PRESETS["all"], metavar="LIST",
                    help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = TrainConfig(
         data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, seed=args.seed,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, export_tflite=not args.no_tflite, latency=not args.no_latency,

@@ -123,7 +123,9 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         "## Training",
         "",
         f"- epochs: {card['epochs']}, batch {cfg['batch_size']}, AdamW lr {cfg['learning_rate']} "
-        f"(warm-up {cfg['warmup_epochs']} epoch, cosine decay), weight decay {cfg['weight_decay']}, seed {cfg['seed']}",
+        f"(warm-up {cfg['warmup_epochs']} epoch, cosine decay), weight decay {cfg['weight_decay']}, "
+        + (f"exponential moving average of the weights (momentum {cfg['ema']}), " if cfg.get("ema") else "")
+        + f"seed {cfg['seed']}",
         f"- class imbalance: {cfg['class_balance']} (class weights {', '.join(f'{w:.3f}' for w in card['class_weight'])}) "
         "and a decision threshold chosen on validation patients",
         f"- augmentation: {', '.join(cfg['augment']) or 'none'}",

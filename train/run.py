@@ -46,6 +46,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
+    ema: float | None = None
     seed: int = 0
     augment: tuple[str, ...] = PRESETS["all"]
     class_balance: str = "weights"
@@ -71,6 +72,8 @@ class TrainConfig:
             raise OptionError(f"--batch-size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise OptionError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise OptionError(f"--ema must be between 0 and 1 (e.g. 0.995), got {self.ema}")
         if self.weight_decay < 0:
             raise OptionError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.select not in SELECT_METRICS:
@@ -279,13 +282,17 @@ def run(cfg: TrainConfig) -> RunResult:
         schedule = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate * (0.1 if warmup else 1.0), decay_steps=max(1, cfg.epochs * steps - warmup),
             warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
-                      loss=keras.losses.BinaryCrossentropy())
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, use_ema=cfg.ema is not None,
+                                           ema_momentum=cfg.ema or 0.99)
+        model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy())
 
     verbose = sys.stdout.isatty() if cfg.verbose == "auto" else cfg.verbose == "bar"
     monitor = _validation_monitor(val_ds, cfg.select, out / "history.csv", verbose=True)
     t_fit = time.perf_counter()
-    model.fit(train_ds, epochs=cfg.epochs, callbacks=[monitor], verbose=1 if verbose else 0)
+    # With --ema, the averaged weights are swapped in at each epoch's end, so the monitor
+    # evaluates (and keeps) the averaged model.
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema else []) + [monitor]
+    model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=1 if verbose else 0)
     fit_seconds = time.perf_counter() - t_fit
     model.set_weights(monitor.best_weights)
 
