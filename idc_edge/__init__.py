@@ -1,3 +1,22 @@
-"""idc-edge: live invasive ductal carcinoma (IDC) detection on breast histology, on the device."""
+"""idc-edge: live invasive ductal carcinoma (IDC) detection on breast histology, on the device.
+
+The runtime needs numpy, OpenCV and a TFLite interpreter (ai-edge-litert); it never imports
+TensorFlow.
+"""
 
 __version__ = "0.1.0"
+
+from .classifier import PatchClassifier
+from .detector import Detector, DetectorOptions
+from .errors import (CameraLostError, DatasetError, FrameError, IdcEdgeError, ModelError, OptionError, RecordError,
+                     SourceError)
+from .overlay import OverlayStyle, draw_overlay
+from .results import FrameResult, StageTimes
+from .sources import Frame, open_source
+from .spec import ModelSpec
+
+__all__ = [
+    "CameraLostError", "DatasetError", "Detector", "DetectorOptions", "Frame", "FrameError", "FrameResult",
+    "IdcEdgeError", "ModelError", "ModelSpec", "OptionError", "OverlayStyle", "PatchClassifier", "RecordError",
+    "SourceError", "StageTimes", "draw_overlay", "open_source",
+]

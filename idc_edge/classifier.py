@@ -8,6 +8,7 @@ dequantized float probabilities.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,23 @@ def _tensor_format(detail: dict) -> TensorFormat:
     return TensorFormat(np.dtype(detail["dtype"]), float(scale), int(zp))
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to stderr (file descriptor 2) for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class PatchClassifier:
     """Probability of IDC for batches of patches.
 
@@ -120,16 +138,8 @@ class PatchClassifier:
         slot = self._slots.get(batch)
         if slot is None:
             try:
-                interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
-                inp = interp.get_input_details()
-                out = interp.get_output_details()
-                if len(inp) != 1 or len(out) != 1:
-                    raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
-                                     "expected one of each")
-                shape = list(inp[0]["shape"])
-                if len(shape) == 4 and shape[0] != batch:
-                    interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
-                interp.allocate_tensors()
+                with _quiet_stderr():  # LiteRT prints an INFO line per interpreter on fd 2
+                    interp = self._new_interpreter(batch)
             except ModelError:
                 raise
             except (ValueError, RuntimeError) as e:
@@ -138,6 +148,18 @@ class PatchClassifier:
             slot = (interp, interp.get_input_details()[0], interp.get_output_details()[0])
             self._slots[batch] = slot
         return slot
+
+    def _new_interpreter(self, batch: int):
+        interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
+        inp, out = interp.get_input_details(), interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
+                             "expected one of each")
+        shape = list(inp[0]["shape"])
+        if len(shape) == 4 and shape[0] != batch:
+            interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
+        interp.allocate_tensors()
+        return interp
 
     # -- inference -----------------------------------------------------------------------
     def _prepare(self, patches: np.ndarray) -> np.ndarray:

@@ -70,3 +70,22 @@ def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tupl
     write_spec(int8_path, spec)
     write_spec(float_path, ModelSpec(threshold=threshold, provenance=spec.provenance))
     return int8_path, float_path
+
+
+if __name__ == "__main__":
+    # Bootstrap: `python tests/tiny_model.py idc_edge/models` ships the tiny model as the default
+    # until a trained one exists (idc-edge info then says BOOTSTRAP).
+    import json
+    import shutil
+    import sys
+    import tempfile
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "idc_edge/models")
+    with tempfile.TemporaryDirectory() as tmp:
+        int8, f32 = make_tiny_models(tmp)
+        for src, name in ((int8, "idc_int8"), (f32, "idc_float32")):
+            shutil.copy(src, target / f"{name}.tflite")
+            spec = json.loads(src.with_suffix(".json").read_text())
+            spec["float_model"] = "idc_float32.tflite" if name == "idc_int8" else None
+            spec["provenance"]["summary"] = "BOOTSTRAP model: tiny CNN on synthetic colours, not for diagnosis"
+            (target / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")

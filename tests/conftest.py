@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny real model, a synthetic data set in the Kaggle layout, the real data."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from tiny_model import PINK, PURPLE, make_tiny_models, synthetic_patches  # noqa: E402
+
+from idc_edge.dataset import default_data_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """(int8 path, float32 path) of a tiny model trained on synthetic pink/purple patches."""
+    pytest.importorskip("tensorflow", reason="making the test model needs the [train] extra (tensorflow)")
+    return make_tiny_models(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_int8(tiny_models):
+    return tiny_models[0]
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The real patches (../shared/idc_patches or $IDC_DATA_DIR); skips when absent."""
+    d = default_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"real data not found at {d} (set IDC_DATA_DIR to the Breast Histopathology Images folder)")
+    return d
+
+
+def write_patch(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture
+def synthetic_dataset(tmp_path) -> Path:
+    """Two patients in the data set's layout: pink class 0, purple class 1, one 50×20 edge patch."""
+    root = tmp_path / "idc"
+    x, y = synthetic_patches(40, seed=3)
+    for i, (img, label) in enumerate(zip(x, y)):
+        patient = "p1" if i < 20 else "p2"
+        name = f"{patient}_idx5_x{(i % 5) * 50 + 1}_y{(i // 5) * 50 + 1}_class{label}.png"
+        write_patch(root / patient / str(label) / name, img)
+    edge = np.full((20, 50, 3), PINK, np.uint8)
+    write_patch(root / "p1" / "0" / "p1_idx5_x1001_y1001_class0.png", edge)
+    return root
+
+
+def frame_with_blob(shape=(480, 640), blob_rgb=PURPLE, background=(245, 245, 245), box=(100, 80, 400, 300)) -> np.ndarray:
+    """A BGR frame: light background with a rectangle of ``blob_rgb`` at box (x0, y0, x1, y1)."""
+    rng = np.random.default_rng(1)
+    frame = np.empty((*shape, 3), np.float32)
+    frame[:] = background[::-1]
+    x0, y0, x1, y1 = box
+    frame[y0:y1, x0:x1] = blob_rgb[::-1]
+    frame += rng.normal(0, 8, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)

@@ -1,0 +1,152 @@
+"""The detector end to end on real frames with the real interpreter."""
+import cv2
+import numpy as np
+import pytest
+
+from conftest import frame_with_blob
+from idc_edge.detector import Detector, DetectorOptions
+from idc_edge.errors import FrameError, OptionError
+from idc_edge.overlay import draw_overlay, status_text
+from tiny_model import PINK, PURPLE, synthetic_patches
+
+
+@pytest.fixture
+def detector(tiny_int8):
+    with Detector(model_path=str(tiny_int8)) as det:
+        yield det
+
+
+def test_detect_finds_the_idc_region_and_ignores_background(detector):
+    frame = frame_with_blob(box=(100, 100, 400, 300))
+    r = detector.detect(frame, index=7, timestamp=1.5)
+    assert r.index == 7 and r.timestamp == 1.5 and r.frame_shape == (480, 640)
+    assert r.probabilities.shape == r.tissue.shape == r.idc.shape == (10, 13)
+    assert np.isnan(r.probabilities[~r.tissue]).all() and not r.idc[~r.tissue].any()
+    boxes = r.boxes[r.idc]
+    assert len(boxes) >= 12
+    # every IDC patch lies on the purple rectangle (boxes overlap it by most of their area)
+    for x0, y0, x1, y1 in boxes:
+        inter = max(0, min(x1, 400) - max(x0, 100)) * max(0, min(y1, 300) - max(y0, 100))
+        assert inter >= 0.2 * (x1 - x0) * (y1 - y0)
+    assert 0 < r.idc_fraction <= 1 and 0 < r.tissue_fraction < 1
+    assert set(r.times.as_dict()) == {"prepare", "mask", "tiling", "invoke", "post", "total"}
+
+
+def test_pink_tissue_is_tissue_but_not_idc(detector):
+    r = detector.detect(frame_with_blob(blob_rgb=PINK, box=(0, 0, 640, 480)))
+    assert r.tissue.all() and not r.idc.any()
+
+
+def test_detect_takes_bgr_frames_and_feeds_the_model_rgb(detector):
+    x, _ = synthetic_patches(8, seed=9)
+    expected = detector.classify_patches(x)
+    for patch, p in zip(x, expected):
+        r = detector.detect(cv2.cvtColor(patch, cv2.COLOR_RGB2BGR))
+        assert r.probabilities.shape == (1, 1)
+        assert r.probabilities[0, 0] == pytest.approx(p, abs=1e-6)
+
+
+def test_rescaling_maps_patches_to_the_models_microns(tiny_int8):
+    with Detector(model_path=str(tiny_int8), um_per_px=1.0, stride=25) as det:
+        r = det.detect(frame_with_blob(shape=(1080, 1920), box=(400, 200, 1600, 900)))
+    # 1 µm/px frame → 4 µm/px: 480×270 model pixels, stride 25 → 10×19 patches of 200×200 frame px
+    assert r.probabilities.shape == (10, 19)
+    assert (r.boxes[..., 2] - r.boxes[..., 0]).max() == 200
+    assert r.idc.any()
+
+
+def test_grayscale_bgra_and_16_bit_frames_are_converted(detector):
+    bgr = frame_with_blob()
+    for frame in (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+                  bgr.astype(np.uint16) * 257):
+        r = detector.detect(frame)
+        assert r.frame_shape == (480, 640)
+    r16 = detector.detect(bgr.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(r16.idc, detector.detect(bgr).idc)
+
+
+@pytest.mark.parametrize("frame", [None, np.zeros((0, 0, 3), np.uint8), np.zeros((10, 10, 5), np.uint8), "x"])
+def test_detect_fails_with_unusable_frames(detector, frame):
+    with pytest.raises(FrameError):
+        detector.detect(frame)
+
+
+def test_frames_smaller_than_a_patch_give_one_padded_patch(detector):
+    r = detector.detect(frame_with_blob(shape=(20, 30), box=(0, 0, 30, 20)))
+    assert r.probabilities.shape == (1, 1)
+    assert r.boxes[0, 0].tolist() == [0, 0, 30, 20]
+
+
+def test_threshold_option_overrides_the_sidecar(tiny_int8):
+    frame = frame_with_blob()
+    with Detector(model_path=str(tiny_int8), threshold=1.0) as det:
+        assert det.threshold == 1.0 and not det.detect(frame).idc.any()
+    with Detector(model_path=str(tiny_int8), threshold=0.0) as det:
+        r = det.detect(frame)
+        assert r.idc[r.tissue].all()
+
+
+def test_no_mask_classifies_every_patch(tiny_int8):
+    with Detector(model_path=str(tiny_int8), tissue_mask=False) as det:
+        r = det.detect(frame_with_blob())
+    assert r.tissue.all() and not np.isnan(r.probabilities).any()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"stride": 0}, "stride"), ({"stride": -3}, "stride"), ({"um_per_px": 0.0}, "um_per_px"),
+    ({"um_per_px": -1.0}, "um_per_px"), ({"threshold": 1.2}, "threshold"), ({"num_threads": 0}, "threads"),
+])
+def test_options_fail_with_out_of_range_values(kwargs, match):
+    with pytest.raises(OptionError, match=match):
+        DetectorOptions(**kwargs)
+
+
+def test_unknown_option_fails(tiny_int8):
+    with pytest.raises(OptionError, match="unknown detector option"):
+        Detector(model_path=str(tiny_int8), strid=3)
+
+
+def test_stride_larger_than_a_patch_warns(tiny_int8):
+    with pytest.warns(UserWarning, match="never classified"):
+        Detector(model_path=str(tiny_int8), stride=80).close()
+
+
+def test_stream_yields_results_in_order_and_two_streams_do_not_interfere(detector):
+    frames = [frame_with_blob(box=(0, 0, 50 * (i + 1), 100)) for i in range(4)]
+    a = detector.stream(frames)
+    b = detector.stream(frames)
+    ra = [next(a), next(a)]
+    rb = list(b)
+    ra += list(a)
+    assert [r.index for r in ra] == [r.index for r in rb] == [0, 1, 2, 3]
+    for x, y in zip(ra, rb):
+        np.testing.assert_array_equal(x.idc, y.idc)
+    assert ra[0].image is frames[0]
+
+
+def test_overlay_paints_tissue_outlines_idc_and_leaves_background(detector):
+    frame = frame_with_blob(box=(100, 100, 400, 300))
+    r = detector.detect(frame)
+    out = draw_overlay(frame, r, fps=12.5)
+    assert out.shape == frame.shape and out is not frame
+    diff = np.abs(out.astype(int) - frame.astype(int)).sum(axis=2)
+    assert diff[150:250, 150:350].mean() > 20          # heat map over the IDC region
+    assert diff[400:, 500:].max() == 0                  # background untouched
+    red = (out[..., 2] > 200) & (out[..., 0] < 60) & (out[..., 1] < 60)
+    assert red[80:320, 80:420].sum() > 200              # red outline around the region
+    assert status_text(r, 12.5).startswith("12.5 fps  IDC")
+
+
+def test_overlay_fails_with_a_frame_of_another_size(detector):
+    r = detector.detect(frame_with_blob())
+    with pytest.raises(ValueError, match="result is for 640×480"):
+        draw_overlay(np.zeros((10, 10, 3), np.uint8), r)
+
+
+def test_record_is_json_ready(detector):
+    import json
+
+    r = detector.detect(frame_with_blob())
+    rec = json.loads(json.dumps(r.to_record()))
+    assert rec["idc_patches"] == len(rec["idc_boxes"]) == len(rec["idc_scores"]) == r.n_idc
+    assert rec["tissue_patches"] == r.n_tissue

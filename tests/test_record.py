@@ -1,0 +1,76 @@
+"""Durable results: whole JSON lines, appended, never truncated."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from idc_edge.errors import OptionError, RecordError
+from idc_edge.record import JsonlRecorder, VideoRecorder
+
+
+def test_every_record_is_one_whole_json_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with JsonlRecorder(path) as rec:
+        for i in range(5):
+            rec.write({"index": i, "boxes": [[1, 2, 3, 4]]})
+            # visible on disk immediately, before close
+            assert len(path.read_text().splitlines()) == i + 1
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [d["index"] for d in lines] == list(range(5))
+
+
+def test_an_existing_file_is_appended_to_and_a_cut_last_line_is_ended(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"index": 0}\n{"index": 1, "cut')
+    with JsonlRecorder(path) as rec:
+        rec.write({"index": 2})
+    lines = path.read_text().splitlines()
+    assert lines[0] == '{"index": 0}' and json.loads(lines[-1]) == {"index": 2} and len(lines) == 3
+
+
+def test_nan_is_refused_rather_than_written_as_invalid_json(tmp_path):
+    with JsonlRecorder(tmp_path / "r.jsonl") as rec, pytest.raises(ValueError):
+        rec.write({"x": float("nan")})
+
+
+def test_recorder_fails_with_a_missing_folder(tmp_path):
+    with pytest.raises(RecordError, match="does not exist"):
+        JsonlRecorder(tmp_path / "no" / "r.jsonl")
+
+
+def test_a_full_disk_gives_a_clear_error():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("/dev/full (a device whose every write fails with ENOSPC) is not available here")
+    with JsonlRecorder("/dev/full", fsync=False) as rec:
+        with pytest.raises(RecordError, match="disk is full"):
+            rec.write({"index": 0})
+
+
+def test_write_after_close_fails(tmp_path):
+    rec = JsonlRecorder(tmp_path / "r.jsonl")
+    rec.close()
+    rec.close()
+    with pytest.raises(RecordError, match="closed"):
+        rec.write({})
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
+def test_video_recorder_writes_a_playable_file(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    with VideoRecorder(path, fps=15) as vid:
+        for i in range(6):
+            vid.write(np.full((120, 160, 3), 40 * i, np.uint8))
+        vid.write(np.zeros((60, 80, 3), np.uint8))  # another size is resized
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    assert n == 7
+
+
+def test_video_recorder_fails_with_an_unknown_extension(tmp_path):
+    with pytest.raises(OptionError, match=".avi"):
+        VideoRecorder(tmp_path / "out.gif")
