@@ -30,6 +30,9 @@ from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size,
 from .tissue import TissueMaskOptions, tissue_grid
 
 
+MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
+
+
 @dataclass(frozen=True)
 class DetectorOptions:
     """Options of a :class:`Detector`, validated when created.
@@ -146,6 +149,7 @@ class Detector:
             FrameError: the frame is empty or not an image.
         """
         t0 = time.perf_counter()
+        frame_bgr = to_bgr8(frame_bgr)
         rgb, grid, boxes = self.prepare(frame_bgr)
         t1 = time.perf_counter()
         if self.options.tissue_mask:
@@ -154,9 +158,16 @@ class Detector:
             tissue = np.ones(grid.shape, bool)
         t2 = time.perf_counter()
         index_flat = np.flatnonzero(tissue)
-        patches = extract_patches(rgb, grid, index_flat)
-        t3 = time.perf_counter()
-        scores = self.classifier.predict(patches)
+        scores = np.empty(index_flat.size, np.float32)
+        cut = invoke = 0.0
+        # very large frames (whole images) go in chunks so memory stays bounded
+        for start in range(0, index_flat.size, MAX_PATCHES_IN_MEMORY):
+            ta = time.perf_counter()
+            patches = extract_patches(rgb, grid, index_flat[start:start + MAX_PATCHES_IN_MEMORY])
+            tb = time.perf_counter()
+            scores[start:start + len(patches)] = self.classifier.predict(patches)
+            cut += tb - ta
+            invoke += time.perf_counter() - tb
         t4 = time.perf_counter()
         probs = np.full(grid.shape, np.nan, np.float32)
         probs.flat[index_flat] = scores
@@ -168,8 +179,8 @@ class Detector:
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
             probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
             frame_shape=grid.frame_shape,
-            times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (t3 - t2) * ms, (t4 - t3) * ms, (t5 - t4) * ms),
-            image=np.asarray(frame_bgr) if keep_image else None,
+            times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, cut * ms, invoke * ms, (t5 - t4) * ms),
+            image=frame_bgr if keep_image else None,
         )
 
     def stream(self, frames: Iterable, keep_image: bool = True) -> Iterator[FrameResult]:
