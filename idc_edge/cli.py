@@ -397,10 +397,20 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"idc-edge: warning: {message}", file=sys.stderr)
 
 
+def _quiet_opencv() -> None:
+    """OpenCV's own warnings (e.g. on a missing camera) would add lines to our one-line errors."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # builds without the logging module
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
     warnings.showwarning = _one_line_warning
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own messages say what failed
+    _quiet_opencv()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
