@@ -17,6 +17,7 @@ import numpy as np
 
 from .backend import get_backend
 from .errors import ModelError, OptionError
+from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
 from .spec import ModelSpec, read_spec
 
@@ -109,10 +110,15 @@ class PatchClassifier:
         self.num_threads = num_threads
         self.max_batch = max_batch
         self._slots: dict[int, tuple] = {}
+        # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
+        probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
+                            self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
+                            batches=(1, max_batch))
         interp, inp, out = self._slot(1)
         self.input_format = _tensor_format(inp)
         self.output_format = _tensor_format(out)
         self._check_contract(inp, out)
+        probe.raise_for_error(f"model file {str(self.model_path)!r}")
 
     # -- model checks --------------------------------------------------------------------
     def _check_contract(self, inp: dict, out: dict) -> None:

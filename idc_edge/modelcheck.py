@@ -1,0 +1,181 @@
+"""Proving a model file cannot crash the process before the interpreter loads it here.
+
+The TFLite interpreter checks a model's flatbuffer *structure* when it loads it, but not its
+*meaning*: a file that is well-formed yet carries, say, a NaN or negative quantization scale
+or an absurd tensor dimension passes that check and then crashes the interpreter in C++
+(SIGSEGV) during ``allocate_tensors()`` or ``invoke()``, taking the whole process down with no
+message. A byte flipped on an SD card or a file copied half-way can do this.
+
+:func:`probe_model` therefore loads the model once in a short-lived child process (the same
+Python and backend, fed the exact bytes the caller will load, so the file cannot change in
+between): allocate, resize to each batch size the caller will use and run one inference on
+zeros. If the child dies, the caller gets a :class:`~idc_edge.errors.ModelError` instead of a
+crash. The child imports only numpy and the interpreter (about 0.15 s here); a verdict of
+"loads and runs" is cached per model content hash and backend version, so each model file pays
+once per device. The cache lives in ``$IDC_EDGE_CACHE_DIR`` (set it empty to switch caching
+off), else ``$XDG_CACHE_HOME/idc-edge`` or ``~/.cache/idc-edge``; an unwritable cache is
+simply not used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import ModelError
+
+#: Seconds the child may take to load and run the model once before it is declared hung.
+PROBE_TIMEOUT_S = 120.0
+
+# Runs in the child: argv = [interpreter module, comma-separated batch sizes]; model bytes on
+# stdin; prints one JSON line. Exceptions are reported, not raised: only a crash kills it.
+_PROBE_SOURCE = r"""
+import importlib, json, sys
+stage = "import"
+try:
+    import numpy as np
+    Interpreter = importlib.import_module(sys.argv[1]).Interpreter
+    data = sys.stdin.buffer.read()
+    stage = "load"
+    interp = Interpreter(model_content=data, num_threads=1)
+    for batch in [int(b) for b in sys.argv[2].split(",")]:
+        stage = "allocate"
+        first = interp.get_input_details()
+        if len(first) == 1 and len(first[0]["shape"]) == 4 and int(first[0]["shape"][0]) != batch:
+            interp.resize_tensor_input(first[0]["index"], [batch, *[int(s) for s in first[0]["shape"][1:]]])
+        interp.allocate_tensors()
+        stage = "invoke"
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        interp.invoke()
+        for d in interp.get_output_details():
+            interp.get_tensor(d["index"])
+    print(json.dumps({"ok": True}))
+except Exception as e:
+    text = str(e).strip()
+    print(json.dumps({"ok": False, "stage": stage,
+                      "error": text.splitlines()[0] if text else type(e).__name__}))
+"""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the child process saw.
+
+    Attributes:
+        ok: the model loaded, allocated and ran one inference at every batch size.
+        stage: where it failed (``load``, ``allocate``, ``invoke``), None when ok.
+        error: the interpreter's own message (a Python exception, not a crash), None when ok.
+        cached: the verdict came from the cache, no child was started.
+    """
+
+    ok: bool
+    stage: Optional[str] = None
+    error: Optional[str] = None
+    cached: bool = False
+
+    def raise_for_error(self, where: str) -> None:
+        """Raise :class:`ModelError` naming ``where`` when the model failed (without crashing)."""
+        if not self.ok:
+            raise ModelError(f"{where} fails in the interpreter at {self.stage}: {self.error}; "
+                             "the file is corrupt or was made for another runtime: re-copy or re-convert it")
+
+
+def cache_dir() -> Optional[Path]:
+    """Where verdicts are cached, or None when caching is off (``IDC_EDGE_CACHE_DIR=``)."""
+    env = os.environ.get("IDC_EDGE_CACHE_DIR")
+    if env is not None:
+        return Path(env) / "modelcheck" if env.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "idc-edge" / "modelcheck"
+
+
+def _cache_key(content: bytes, backend_name: str, backend_version: str, batches: Sequence[int]) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    tag = f"{backend_name}-{backend_version}-b{'_'.join(str(b) for b in batches)}"
+    return f"{digest}-{''.join(c if c.isalnum() or c in '._-' else '_' for c in tag)}.ok"
+
+
+def _cached_ok(key: str) -> bool:
+    folder = cache_dir()
+    return folder is not None and (folder / key).is_file()
+
+
+def _remember_ok(key: str) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        os.close(fd)
+        os.replace(tmp, folder / key)  # atomic: concurrent runs see it whole or not at all
+    except OSError:
+        pass  # a read-only or full cache only costs a probe next time
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def probe_model(content: bytes, where: str, interpreter_module: str, backend_name: str = "",
+                backend_version: str = "", batches: Sequence[int] = (1,),
+                timeout_s: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Load and run ``content`` once in a child process; raise if that crashes or hangs.
+
+    Args:
+        content: the model's bytes, exactly as the caller will hand them to the interpreter.
+        where: how to name the model in messages, e.g. ``"model file 'x.tflite'"``.
+        interpreter_module: module holding the ``Interpreter`` class, e.g. ``ai_edge_litert.interpreter``.
+        backend_name, backend_version: part of the cache key (a new runtime is probed again).
+        batches: batch sizes to allocate and run, in patches.
+        timeout_s: seconds before the child is killed and the model declared hung.
+
+    Returns:
+        :class:`ProbeResult`; ``ok`` False when the interpreter raised an ordinary error
+        (the caller decides how to report it, usually after its own clearer checks).
+
+    Raises:
+        ModelError: the child crashed (e.g. SIGSEGV), was killed, or did not finish in time.
+    """
+    batches = tuple(sorted({int(b) for b in batches}))
+    key = _cache_key(content, backend_name or interpreter_module, backend_version, batches)
+    if _cached_ok(key):
+        return ProbeResult(True, cached=True)
+    if not sys.executable:
+        return ProbeResult(True)  # embedded interpreter without a python binary: nothing to run
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE_SOURCE, interpreter_module, ",".join(map(str, batches))],
+                              input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "
+                         "the file is corrupt or far too large for this device") from None
+    except OSError as e:
+        raise ModelError(f"{where} could not be checked: starting {sys.executable!r} failed ({e.strerror})") from None
+    if proc.returncode < 0:
+        what = _signal_name(proc.returncode)
+        hint = " (out of memory?)" if what == "SIGKILL" else ""
+        raise ModelError(f"{where} crashes the {backend_name or 'TFLite'} interpreter ({what}{hint}) although it "
+                         "looks like a TFLite file: it is corrupt or malformed; re-copy or re-convert it")
+    try:
+        verdict = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        raise ModelError(f"{where} could not be checked: the probe process failed ({last[0][:200]})") from None
+    if verdict.get("ok"):
+        _remember_ok(key)
+        return ProbeResult(True)
+    if verdict.get("stage") == "import":
+        raise ModelError(f"{where} could not be checked: the interpreter {interpreter_module!r} does not import "
+                         f"in a fresh process ({verdict.get('error')})")
+    return ProbeResult(False, verdict.get("stage"), verdict.get("error"))
