@@ -25,6 +25,8 @@ import numpy as np
 from .classifier import PatchClassifier
 from .errors import OptionError
 from .frames import to_bgr8
+from .rescale import rescale
+from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, validate_tiling
 from .tissue import TissueMaskOptions, tissue_grid
@@ -47,6 +49,10 @@ class DetectorOptions:
         tissue_mask: skip background patches (glass, dark borders) before the model.
         tissue: thresholds of the tissue mask.
         max_batch: largest batch per interpreter call (power of two).
+        reuse: in :meth:`Detector.stream`, keep the score of a tissue patch whose pixels barely
+            changed since it was classified instead of classifying it again (motion-aware reuse,
+            see :mod:`idc_edge.reuse`); on by default. :meth:`Detector.detect` alone never reuses.
+        reuse_options: when a patch counts as unchanged.
     """
 
     model_path: Optional[str] = None
@@ -57,6 +63,8 @@ class DetectorOptions:
     tissue_mask: bool = True
     tissue: TissueMaskOptions = field(default_factory=TissueMaskOptions)
     max_batch: int = 64
+    reuse: bool = True
+    reuse_options: ReuseOptions = field(default_factory=ReuseOptions)
 
     def __post_init__(self):
         if self.um_per_px is not None and (not isinstance(self.um_per_px, (int, float))
@@ -70,6 +78,10 @@ class DetectorOptions:
             raise OptionError(f"threshold must be a probability between 0 and 1, got {self.threshold!r}")
         if not isinstance(self.num_threads, int) or isinstance(self.num_threads, bool) or self.num_threads < 1:
             raise OptionError(f"threads must be a whole number >= 1, got {self.num_threads!r}")
+        if not isinstance(self.reuse, bool):
+            raise OptionError(f"reuse must be True or False, got {self.reuse!r}")
+        if not isinstance(self.reuse_options, ReuseOptions):
+            raise OptionError(f"reuse_options must be a ReuseOptions, got {type(self.reuse_options).__name__}")
 
 
 class Detector:
@@ -128,14 +140,12 @@ class Detector:
         bgr = to_bgr8(frame_bgr)
         grid, boxes = self._grid_for(bgr.shape[:2])
         if self.scale != 1.0:
-            size = rescaled_size(bgr.shape[1], bgr.shape[0], self.scale)
-            interp = cv2.INTER_AREA if self.scale < 1.0 else cv2.INTER_LINEAR
-            bgr = cv2.resize(bgr, size, interpolation=interp)
+            bgr = rescale(bgr, rescaled_size(bgr.shape[1], bgr.shape[0], self.scale))
         rgb = pad_to(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), grid.padded_shape)
         return rgb, grid, boxes
 
     def detect(self, frame_bgr: np.ndarray, index: int = 0, timestamp: Optional[float] = None,
-               keep_image: bool = False) -> FrameResult:
+               keep_image: bool = False, cache: Optional[ScoreCache] = None) -> FrameResult:
         """The IDC map of one frame.
 
         Args:
@@ -144,6 +154,9 @@ class Detector:
             index: frame number to report.
             timestamp: seconds to report; now when None.
             keep_image: attach the BGR frame to the result (for drawing later).
+            cache: the stream's :class:`~idc_edge.reuse.ScoreCache`: unchanged tissue patches keep
+                their stored score (counted in ``result.reused``) and fresh scores are stored.
+                None classifies every tissue patch.
 
         Raises:
             FrameError: the frame is empty or not an image.
@@ -157,9 +170,16 @@ class Detector:
         else:
             tissue = np.ones(grid.shape, bool)
         t2 = time.perf_counter()
-        index_flat = np.flatnonzero(tissue)
+        reused = None
+        if cache is not None:
+            signatures = patch_signatures(rgb, grid, cache.options.cell_px)
+            reused = cache.reusable(grid, signatures, tissue)
+            if not reused.any():
+                reused = None
+        todo = tissue if reused is None else tissue & ~reused
+        index_flat = np.flatnonzero(todo)
         scores = np.empty(index_flat.size, np.float32)
-        cut = invoke = 0.0
+        cut, invoke = time.perf_counter() - t2, 0.0  # change detection counts as choosing patches
         # very large frames (whole images) go in chunks so memory stays bounded
         for start in range(0, index_flat.size, MAX_PATCHES_IN_MEMORY):
             ta = time.perf_counter()
@@ -170,9 +190,14 @@ class Detector:
             invoke += time.perf_counter() - tb
         t4 = time.perf_counter()
         probs = np.full(grid.shape, np.nan, np.float32)
-        probs.flat[index_flat] = scores
         idc = np.zeros(grid.shape, bool)
+        if reused is not None:
+            probs[reused] = cache.scores()[reused]
+            idc[reused] = probs[reused] >= self.threshold
+        probs.flat[index_flat] = scores
         idc.flat[index_flat] = scores >= self.threshold
+        if cache is not None:
+            cache.update(signatures, todo, scores)
         t5 = time.perf_counter()
         ms = 1000.0
         return FrameResult(
@@ -180,21 +205,27 @@ class Detector:
             probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
             frame_shape=grid.frame_shape,
             times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, cut * ms, invoke * ms, (t5 - t4) * ms),
+            reused=0 if reused is None else int(reused.sum()),
             image=frame_bgr if keep_image else None,
         )
 
-    def stream(self, frames: Iterable, keep_image: bool = True) -> Iterator[FrameResult]:
+    def stream(self, frames: Iterable, keep_image: bool = True, reuse: Optional[bool] = None) -> Iterator[FrameResult]:
         """Detect on every frame of a source (see :func:`idc_edge.sources.open_source`).
 
         ``frames`` yields :class:`~idc_edge.sources.Frame` objects or bare BGR arrays. Sources skip
         and count unusable frames themselves; a bare array that is not an image raises
-        :class:`~idc_edge.errors.FrameError`. Nothing is stored on the detector, so two streams
-        do not interfere.
+        :class:`~idc_edge.errors.FrameError`. With ``reuse`` (default: ``options.reuse``, on),
+        tissue patches that did not change since they were classified keep their score; a
+        moving stage changes them, so they are classified again in the same frame. The scores
+        live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
+        detector, so two streams do not interfere.
         """
+        use = self.options.reuse if reuse is None else bool(reuse)
+        cache = ScoreCache(self.options.reuse_options) if use else None
         for i, item in enumerate(frames):
             image = getattr(item, "image", item)
             yield self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),
-                              keep_image=keep_image)
+                              keep_image=keep_image, cache=cache)
 
     def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:
         """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``."""

@@ -13,7 +13,7 @@ class StageTimes:
 
     prepare: float = 0.0     # frame normalisation, rescale to the model's µm/px, BGR→RGB
     mask: float = 0.0        # tissue mask
-    tiling: float = 0.0      # cutting patches
+    tiling: float = 0.0      # choosing patches (change detection for reuse) and cutting them
     invoke: float = 0.0      # interpreter calls (including input quantization)
     post: float = 0.0        # probability grid, decisions
 
@@ -40,7 +40,8 @@ class FrameResult:
         threshold: decision threshold used.
         frame_shape: (height, width) of the frame in pixels.
         times: per-stage timings in ms.
-        reused: number of tissue patches whose score was reused from the previous frame.
+        reused: number of tissue patches whose score was reused from an earlier frame because
+            they did not change (motion-aware reuse in :meth:`Detector.stream`).
         image: the BGR frame the result belongs to (None from :meth:`Detector.detect` unless kept).
     """
 
@@ -88,6 +89,7 @@ class FrameResult:
             "patches": self.n_patches,
             "tissue_patches": self.n_tissue,
             "idc_patches": self.n_idc,
+            "reused_patches": self.reused,
             "idc_fraction": round(self.idc_fraction, 6),
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],

@@ -1,0 +1,130 @@
+"""Motion-aware reuse of patch scores: while the stage is still, unchanged patches skip the model.
+
+A pathologist often holds the stage still to look at a field; the camera keeps sending the
+same tissue 30 times a second. Each patch gets a small **signature**: the mean grey level of
+each ``cell_px × cell_px`` cell of the patch at the model's scale (10 × 10 cells of 5 px =
+20 µm for a 50 px patch). Averaging over cells cancels most camera noise but keeps the tissue's
+structure, so a shift of one model pixel (4 µm) on textured tissue changes it clearly.
+
+A patch keeps its score when it shows tissue now, had a score, and its signature differs from
+the signature **of the frame that score was computed on** by at most ``max_mean_change`` grey
+levels on average and ``max_cell_change`` in any one cell. Comparing with that reference (not
+with the previous frame) means slow drift adds up and is caught; a moving stage changes almost
+every patch, which is then classified afresh in the same frame. Everything here is numpy and
+OpenCV on whole arrays; nothing is done per patch in Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .errors import OptionError
+from .tiling import TileGrid
+
+
+@dataclass(frozen=True)
+class ReuseOptions:
+    """When a patch counts as unchanged. Grey levels are on the 0–255 scale.
+
+    Attributes:
+        max_mean_change: largest mean absolute change of the cell means (grey levels).
+        max_cell_change: largest absolute change of any one cell mean (grey levels): catches a
+            small object entering part of an otherwise still patch.
+        cell_px: cell side in model pixels (5 px = 20 µm at 4 µm/px).
+    """
+
+    max_mean_change: float = 2.0
+    max_cell_change: float = 12.0
+    cell_px: int = 5
+
+    def __post_init__(self):
+        for name in ("max_mean_change", "max_cell_change"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 255.0:
+                raise OptionError(f"reuse {name} must be a number of grey levels 0–255, got {v!r}")
+        if isinstance(self.cell_px, bool) or not isinstance(self.cell_px, (int, np.integer)) or self.cell_px < 1:
+            raise OptionError(f"reuse cell_px must be a whole number of pixels >= 1, got {self.cell_px!r}")
+
+
+def patch_signatures(rgb: np.ndarray, grid: TileGrid, cell_px: int = 5) -> np.ndarray:
+    """uint8 ``[rows, cols, S, S]``: the mean grey level of each cell of each grid patch.
+
+    Args:
+        rgb: the rescaled, padded **RGB** frame of ``grid.padded_shape`` (what the model sees).
+        grid: the patch grid.
+        cell_px: cell side in pixels; ``S = grid.patch // cell_px`` cells per side, centred in
+            the patch when ``cell_px`` does not divide it.
+    """
+    if rgb.shape[:2] != grid.padded_shape:
+        raise ValueError(f"image is {rgb.shape[:2]}, grid expects {grid.padded_shape}")
+    cells = grid.patch // cell_px
+    if cells < 1:
+        raise OptionError(f"reuse cell of {cell_px} px is larger than the {grid.patch} px patch")
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # box mean with the anchor at the top-left cell pixel: means[y, x] = mean of gray[y:y+c, x:x+c]
+    means = cv2.boxFilter(gray, -1, (cell_px, cell_px), anchor=(0, 0), normalize=True,
+                          borderType=cv2.BORDER_REPLICATE)
+    offset = (grid.patch - cells * cell_px) // 2
+    h, w = means.shape
+    sy, sx = means.strides
+    view = np.lib.stride_tricks.as_strided(
+        means[offset:, offset:], (h - offset, w - offset, cells, cells),
+        (sy, sx, cell_px * sy, cell_px * sx), writeable=False)
+    return view[grid.ys[:, None], grid.xs[None, :]]
+
+
+def signature_change(now: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, max) absolute change per patch, float32 ``[rows, cols]`` each, of two signatures."""
+    diff = cv2.absdiff(now.reshape(-1, now.shape[-1]), ref.reshape(-1, ref.shape[-1])).reshape(now.shape)
+    flat = diff.reshape(*now.shape[:2], -1)
+    return flat.mean(axis=-1, dtype=np.float32), flat.max(axis=-1).astype(np.float32)
+
+
+class ScoreCache:
+    """The scores of one stream and the signatures they were computed on.
+
+    Make one per stream (``Detector.stream`` does): it is the stream's memory, never shared, so
+    two streams do not interfere. Not thread-safe.
+    """
+
+    def __init__(self, options: ReuseOptions = ReuseOptions()):
+        self.options = options
+        self._key: Optional[tuple] = None
+        self._signatures: Optional[np.ndarray] = None   # [rows, cols, S, S] at scoring time
+        self._scores: Optional[np.ndarray] = None       # float32 [rows, cols], NaN = none yet
+
+    def reset(self) -> None:
+        """Forget every score (the next frame is classified in full)."""
+        self._key = self._signatures = self._scores = None
+
+    def reusable(self, grid: TileGrid, signatures: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+        """bool ``[rows, cols]``: tissue patches whose stored score still holds for this frame."""
+        key = (grid.frame_shape, grid.padded_shape, len(grid.ys), len(grid.xs), grid.patch, grid.scale)
+        if self._key != key or self._signatures is None or self._signatures.shape != signatures.shape:
+            self.reset()
+            self._key = key
+            return np.zeros(tissue.shape, bool)
+        mean, peak = signature_change(signatures, self._signatures)
+        return (tissue & ~np.isnan(self._scores) & (mean <= self.options.max_mean_change)
+                & (peak <= self.options.max_cell_change))
+
+    def scores(self) -> np.ndarray:
+        """float32 ``[rows, cols]`` stored scores (NaN where none); read-only view."""
+        if self._scores is None:
+            raise ValueError("no scores yet: call reusable() and update() first")
+        view = self._scores.view()
+        view.flags.writeable = False
+        return view
+
+    def update(self, signatures: np.ndarray, classified: np.ndarray, scores: np.ndarray) -> None:
+        """Store fresh ``scores`` (float32 ``[K]``) of the ``classified`` patches (bool ``[rows, cols]``,
+        K of them, row-major) with their signatures; other patches keep theirs."""
+        if self._signatures is None or self._signatures.shape != signatures.shape:
+            self._signatures = np.array(signatures, copy=True)
+            self._scores = np.full(classified.shape, np.nan, np.float32)
+        else:
+            self._signatures[classified] = signatures[classified]
+        self._scores[classified] = scores
