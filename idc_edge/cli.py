@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stride", type=_positive_int("--stride"), metavar="PX",
                      help="distance between patches in model pixels (default: one patch, no overlap)")
     run.add_argument("--no-mask", action="store_true", help="classify background patches too")
+    run.add_argument("--no-reuse", action="store_true",
+                     help="classify every tissue patch of every frame (default: a patch that did not change "
+                          "keeps its score)")
+    run.add_argument("--sequential", action="store_true",
+                     help="capture, inference and drawing one after another on one thread (default: each on "
+                          "its own thread, overlapping)")
     run.add_argument("--max-frames", type=_positive_int("--max-frames"), metavar="N", help="stop after N frames")
     run.add_argument("--show", action="store_true", help="show the overlay in a window")
     run.add_argument("--save-video", metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
@@ -149,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", metavar="PATH", help="describe this model instead of the shipped one")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
+
+    bench = sub.add_parser("bench", help="measure speed on this device: patch and frame latency, reuse, start-up",
+                           description="Time the model and the whole pipeline on this device with frames made "
+                                       "here (no data needed) and print tables; ratios are measured interleaved.")
+    bench.add_argument("--model", metavar="PATH",
+                       help="int8 model to time, with its float32 twin from the sidecar (default: the shipped one)")
+    bench.add_argument("--quick", action="store_true", help="fewer frame sizes and rounds (about 20 s)")
+    bench.add_argument("--threads", type=_positive_int("--threads"), metavar="N",
+                       help="the 'all threads' setting of the patch latency (default: the CPU count)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -174,11 +191,13 @@ def cmd_run(args) -> int:
 
     from .detector import Detector, DetectorOptions
     from .overlay import draw_overlay
+    from .pipeline import ThreadedStream
     from .record import JsonlRecorder, VideoRecorder
     from .sources import open_source
 
     options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
-                              threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask)
+                              threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
+                              reuse=not args.no_reuse)
     if args.show:
         _check_gui()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -201,7 +220,12 @@ def cmd_run(args) -> int:
         draw = bool(video or args.show)
         fps = None
         last_report = started
-        for result in detector.stream(source, keep_image=draw):
+        if args.sequential:
+            results = detector.stream(source, keep_image=draw)
+        else:
+            results = ThreadedStream(detector, source, keep_image=draw)
+            closers.append(results)  # closed first: stops its threads before the source and detector
+        for result in results:
             frames += 1
             now = time.monotonic()
             fps = frames / max(now - started, 1e-9)
@@ -388,6 +412,19 @@ def cmd_info(args) -> int:
     for key in ("data", "metrics"):
         if key in prov:
             print(f"{key:<9} {json.dumps(prov[key])}")
+    return 0
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+def cmd_bench(args) -> int:
+    from .bench import device_bench, format_tables, to_json
+
+    def progress(stage: str) -> None:
+        print(f"idc-edge bench: measuring {stage} ...", file=sys.stderr, flush=True)
+
+    result = device_bench(args.model, quick=args.quick, threads=args.threads, progress=None if args.json else progress)
+    print(to_json(result) if args.json else format_tables(result))
     return 0
 
 

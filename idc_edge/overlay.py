@@ -7,6 +7,7 @@ OpenCV on whole images, none per patch.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -45,7 +46,6 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
     h, w = result.frame_shape
     if frame_bgr.shape[:2] != (h, w):
         raise ValueError(f"frame is {frame_bgr.shape[1]}×{frame_bgr.shape[0]}, result is for {w}×{h}")
-    out = frame_bgr.copy()
     # work at a small scale: about one pixel per 4 frame pixels is plenty for patch-sized cells
     boxes = result.boxes
     rows, cols = result.tissue.shape
@@ -61,19 +61,34 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
     tissue_small = result.tissue[iy[:, None], ix[None, :]].astype(np.uint8)
     idc_small = result.idc[iy[:, None], ix[None, :]].astype(np.uint8)
     if tissue_small.any():
-        heat = cv2.applyColorMap(np.clip(prob_small * 255.0 + 0.5, 0, 255).astype(np.uint8), style.colormap)
+        # full-frame passes kept to four (resize heat, resize mask, blend, restore background);
+        # the colour map is a cached 256-entry table applied to the small image
+        grey = np.clip(prob_small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        heat = cv2.LUT(cv2.merge((grey, grey, grey)), _colormap_lut(style.colormap))
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(tissue_small, (w, h), interpolation=cv2.INTER_NEAREST)
-        blended = cv2.addWeighted(out, 1.0 - style.alpha, heat, style.alpha, 0.0)
-        cv2.copyTo(blended, mask, out)
+        out = cv2.addWeighted(frame_bgr, 1.0 - style.alpha, heat, style.alpha, 0.0)
+        if not tissue_small.all():
+            background = cv2.resize(1 - tissue_small, (w, h), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(frame_bgr, background, out)
+    else:
+        out = frame_bgr.copy()
     if idc_small.any() and style.outline_px > 0:
         contours, _ = cv2.findContours(idc_small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         scaled = [np.round(c.astype(np.float32) * np.array([w / sw, h / sh], np.float32)).astype(np.int32)
                   for c in contours]
-        cv2.polylines(out, scaled, True, style.outline_bgr, style.outline_px, cv2.LINE_AA)
+        # the outline follows the patch grid (axis-aligned steps): anti-aliasing would only cost time
+        cv2.polylines(out, scaled, True, style.outline_bgr, style.outline_px, cv2.LINE_8)
     if style.status:
         draw_status(out, result, fps)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _colormap_lut(colormap: int) -> np.ndarray:
+    """uint8 ``[256, 1, 3]`` BGR table of an OpenCV colour map (``applyColorMap`` rebuilds it every call)."""
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), colormap)
+    lut.flags.writeable = False
+    return lut
 
 
 def _nearest(length: int, centres: np.ndarray) -> np.ndarray:
