@@ -1,14 +1,20 @@
 """Durable outputs of a run: a JSON Lines results file and an annotated video.
 
 :class:`JsonlRecorder` appends one complete line per frame with a single ``write`` and
-flushes it to disk (``fsync``), so a crash or power cut leaves only whole lines and every
-frame reported before it; an existing file is appended to, never truncated. A failed write
-(full disk) is rolled back to the last whole line and raised as :class:`RecordError`.
+flushes it to disk (``fsync``) before the frame counts as reported, so a crash, ``kill -9`` or
+power cut leaves every frame reported before it, each on a whole line. The one thing a kill can
+leave is the *unfinished* last record without its newline (the kernel may stop a write of a
+line larger than a memory page part-way): :func:`read_records` ignores such a fragment and the
+next :class:`JsonlRecorder` on the file cuts it off before appending, so every line of the file
+is valid JSON. Nothing else of an existing file is ever changed. A failed write (full disk,
+file-size limit, I/O error, or an interrupt in the middle of it) is rolled back to the last
+whole line and raised as :class:`RecordError`.
 """
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -17,6 +23,59 @@ import cv2
 import numpy as np
 
 from .errors import OptionError, RecordError
+
+log = logging.getLogger(__name__)
+
+
+_WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+        errno.EFBIG: "the file is too large for this file system (or the process's file-size limit)",
+        errno.EIO: "an I/O error (failing SD card or disk?)", errno.EROFS: "the file system is read-only"}
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data.decode("utf-8"))
+        return True
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def _unterminated_tail(path: Union[str, os.PathLike], chunk: int = 1 << 16) -> bytes:
+    """The bytes after the file's last newline (empty when it ends with one or is empty)."""
+    with open(path, "rb") as f:
+        pos, tail = f.seek(0, os.SEEK_END), b""
+        while pos > 0:
+            step = min(chunk, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                return block[cut + 1:] + tail
+            tail = block + tail
+        return tail
+
+
+def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
+    """Every record of a results file written by :class:`JsonlRecorder`, in order.
+
+    A final fragment without a newline (a record a crash or power cut interrupted; it was
+    never reported) is ignored.
+
+    Raises:
+        RecordError: the file cannot be read, or a complete line is not valid JSON.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise RecordError(f"cannot read results {str(path)!r}: {e.strerror}") from None
+    out = []
+    for number, line in enumerate(data.split(b"\n")[:-1], 1):  # after the last newline: unfinished
+        try:
+            out.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, ValueError):
+            raise RecordError(f"results {str(path)!r} line {number} is not valid JSON") from None
+    return out
 
 
 class JsonlRecorder:
@@ -40,14 +99,25 @@ class JsonlRecorder:
         except OSError as e:
             raise RecordError(f"cannot open {str(self.path)!r} for results: {e.strerror}") from None
         self._size = os.fstat(self._fd).st_size
-        if self._size and not self._ends_with_newline():
-            # a previous run was cut mid-line: end that line so ours start clean
-            self._append(b"\n")
+        if self._size:
+            self._repair_tail()
 
-    def _ends_with_newline(self) -> bool:
-        with open(self.path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"
+    def _repair_tail(self) -> None:
+        """Cut off a record left unfinished by a crash; end a whole last line that lacks only its newline."""
+        tail = _unterminated_tail(self.path)
+        if not tail:
+            return
+        if _is_json(tail):
+            self._append(b"\n")  # whole JSON, e.g. written by hand: keep it, end the line
+            return
+        try:
+            os.ftruncate(self._fd, self._size - len(tail))
+        except OSError as e:
+            raise RecordError(f"cannot repair {str(self.path)!r} (its last record was cut by a crash): "
+                              f"{e.strerror}") from None
+        self._size -= len(tail)
+        log.warning("%s: removed an unfinished last record (%d bytes) left by a crash or power cut",
+                    self.path, len(tail))
 
     def _append(self, data: bytes) -> None:
         view = memoryview(data)
@@ -57,12 +127,14 @@ class JsonlRecorder:
                 view = view[n:]
             if self.fsync:
                 os.fsync(self._fd)
-        except OSError as e:
+        except BaseException as e:  # OSError, or Ctrl-C/SIGTERM between two partial writes
             try:  # keep the file made of whole lines
                 os.ftruncate(self._fd, self._size)
             except OSError:
                 pass
-            what = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
+            if not isinstance(e, OSError):
+                raise
+            what = _WHY.get(e.errno, e.strerror)
             raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
                               f"{self.lines} frame(s) of this run were saved before it") from None
         self._size += len(data)

@@ -1,11 +1,14 @@
 """Frame sources: cameras, video files, images, image folders and the data set as a moving stage.
 
 Every source yields :class:`Frame` objects with an 8-bit **BGR** image (OpenCV's order), counts
-the frames it had to skip in ``skipped``, and is a context manager. Use :func:`open_source`
-to pick the right one from a command-line argument.
+what it had to skip (an undecodable video frame, an unreadable image or patch) in ``skipped``,
+logs a warning for each, and is a context manager. A file source's ``Frame.index`` is the
+frame's position in the file or folder, so a skipped frame leaves a gap rather than renumbering
+the rest. Use :func:`open_source` to pick the right one from a command-line argument.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -40,6 +43,8 @@ class FrameSource:
 
     #: True for live sources (cameras), where frames can be dropped to stay current.
     live = False
+    #: What ``skipped`` counts, for messages ("3 unusable frame(s) skipped").
+    skipped_what = "unusable frame(s)"
 
     def __init__(self, description: str):
         self.description = description
@@ -108,23 +113,23 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        for path in self.paths:
+        for index, path in enumerate(self.paths):
             try:
                 image = read_image(path)
             except SourceError as e:
                 self.skipped += 1
-                log.warning("%s", e)
+                log.warning("%s; skipped", e)
                 continue
             yield Frame(index, float(index), image)
-            index += 1
 
 
 class VideoSource(FrameSource):
     """Every frame of a video file, in order; timestamps from the file in seconds.
 
-    A frame the decoder cannot read is skipped and counted; reading stops after
-    ``max_bad_frames`` failures in a row or at the end of the file.
+    A frame the decoder cannot read (corrupt bytes, a file cut short) is skipped, counted in
+    ``skipped`` and logged, and reading goes on with the next one; ``Frame.index`` stays the
+    frame's position in the file. Reading stops at the end of the file, or after
+    ``max_bad_frames`` failures in a row (a file cut short before its stated frame count).
     """
 
     def __init__(self, path: Union[str, os.PathLike], max_bad_frames: int = 25):
@@ -146,14 +151,18 @@ class VideoSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(self.path)
         try:
-            index, bad, position = 0, 0, 0
-            while True:
-                ok, image = cap.read()
-                position += 1
+            bad = 0
+            for index in itertools.count():
+                try:
+                    ok, image = cap.read()
+                except cv2.error as e:  # some backends raise instead of returning False
+                    ok, image = False, None
+                    log.debug("%s: read raised %s", self.description, e)
                 if not ok:
-                    if self.frame_count and position < self.frame_count and bad < self.max_bad_frames:
+                    if self.frame_count and index < self.frame_count and bad < self.max_bad_frames:
                         bad += 1
                         self.skipped += 1
+                        log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                         continue
                     break
                 image = self._checked(image)
@@ -163,7 +172,6 @@ class VideoSource(FrameSource):
                 ms = cap.get(cv2.CAP_PROP_POS_MSEC)
                 ts = ms / 1000.0 if ms and ms > 0 else (index / self.fps if self.fps else float(index))
                 yield Frame(index, ts, image)
-                index += 1
         finally:
             cap.release()
 
@@ -175,12 +183,14 @@ class CameraSource(FrameSource):
 
     Inference is slower than the camera, so keeping only the latest frame keeps the overlay in
     step with the stage; ``dropped`` counts the frames replaced before they were used. When
-    reads fail (cable pulled, device gone) the reader re-opens the device with back-off
-    (0.1 s doubling to 2 s) and resumes; after ``lost_timeout_s`` without a frame the stream
-    ends with :class:`CameraLostError`.
+    reads fail (cable pulled, device gone, the driver raising) the reader logs one warning,
+    re-opens the device with back-off (0.1 s doubling to 2 s), logs when it is back and
+    resumes; ``losses`` counts those outages and ``reconnects`` the successful re-opens. After
+    ``lost_timeout_s`` without a frame the stream ends with :class:`CameraLostError`.
 
     Args:
-        device: camera index (``/dev/video<N>``) or a capture URL/path.
+        device: camera index (``/dev/video<N>``), or a device path or capture URL
+            (``/dev/v4l/by-id/...`` keeps naming the same camera after it is re-plugged).
         width, height: requested capture size in pixels (the driver may choose another).
         lost_timeout_s: seconds without frames before giving up.
         capture_factory: makes the capture object (``cv2.VideoCapture`` by default); tests pass
@@ -200,6 +210,7 @@ class CameraSource(FrameSource):
         self._factory = capture_factory or cv2.VideoCapture
         self.dropped = 0
         self.reconnects = 0
+        self.losses = 0
         self._cond = threading.Condition()
         self._latest: Optional[tuple[np.ndarray, float]] = None
         self._error: Optional[Exception] = None
@@ -212,10 +223,14 @@ class CameraSource(FrameSource):
             raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera index")
 
     def _open(self):
-        cap = self._factory(self.device)
-        if cap is None or not cap.isOpened():
-            if cap is not None:
-                cap.release()
+        try:
+            cap = self._factory(self.device)
+            if cap is None or not cap.isOpened():
+                if cap is not None:
+                    cap.release()
+                return None
+        except Exception as e:  # a driver error while the device comes and goes is one more failed open
+            log.debug("camera %r: open raised %s", self.device, e)
             return None
         w, h = self.size
         if w:
@@ -224,32 +239,59 @@ class CameraSource(FrameSource):
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
         return cap
 
+    def _read_once(self, cap) -> tuple[bool, object]:
+        if cap is None:
+            return False, None
+        try:
+            return cap.read()
+        except Exception as e:  # e.g. cv2.error from a device that vanished mid-read
+            log.debug("camera %r: read raised %s", self.device, e)
+            return False, None
+
     def _reader(self) -> None:
-        cap, backoff, last_ok = self._cap, 0.1, time.monotonic()
+        try:
+            self._read_loop()
+        except Exception as e:  # never leave the consumer waiting on a dead thread
+            self._fail(e if isinstance(e, CameraLostError)
+                       else CameraLostError(f"camera {self.device!r} stopped: {type(e).__name__}: {e}"))
+
+    def _read_loop(self) -> None:
+        cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
         while not self._stop.is_set():
-            ok, image = (False, None) if cap is None else cap.read()
+            ok, image = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
                 last_ok, backoff = time.monotonic(), 0.1
+                if lost_at is not None:
+                    log.warning("camera %r: frames again after %.1f s", self.device, last_ok - lost_at)
+                    lost_at = None
                 with self._cond:
                     if self._latest is not None:
                         self.dropped += 1
                     self._latest = (image, time.time())
                     self._cond.notify()
                 continue
+            if lost_at is None:
+                lost_at = time.monotonic()
+                self.losses += 1
+                log.warning("camera %r: no frame (unplugged or failing?); re-opening for up to %g s",
+                            self.device, self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
                     f"camera {self.device!r} gave no frame for {self.lost_timeout_s:g} s: check the cable and "
-                    "power, then restart (or raise the timeout)"))
+                    "power, then restart (or raise --camera-timeout)"))
                 break
             if cap is not None:
                 cap.release()
-            log.warning("camera %r: no frame, re-opening in %.1f s", self.device, backoff)
+            self._cap = cap = None
             self._stop.wait(backoff)
             backoff = min(backoff * 2, 2.0)
+            if self._stop.is_set():
+                break
             cap = self._open()
             self._cap = cap
             if cap is not None:
                 self.reconnects += 1
+                log.debug("camera %r: re-opened", self.device)
         if cap is not None:
             cap.release()
 
@@ -265,7 +307,8 @@ class CameraSource(FrameSource):
         index = 0
         while True:
             with self._cond:
-                while self._latest is None and self._error is None and not self._stop.is_set():
+                while self._latest is None and self._error is None and not self._stop.is_set() \
+                        and self._thread.is_alive():
                     self._cond.wait(0.5)
                 if self._latest is None:
                     if self._error is not None:
@@ -312,7 +355,7 @@ def build_mosaic(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> 
         img = cv2.imread(r.path, cv2.IMREAD_COLOR)
         if img is None:
             bad += 1
-            log.warning("skipped unreadable patch %s", r.path)
+            log.warning("cannot read patch %s (corrupt or not an image); skipped, its cell stays blank", r.path)
             continue
         top, left = r.y - y0, r.x - x0
         h, w = min(img.shape[0], patch), min(img.shape[1], patch)
@@ -356,6 +399,8 @@ class MosaicSource(FrameSource):
             own scale, smaller values magnify (as a higher objective would).
         step: pixels the window moves per frame, in frame pixels (default: width / 8).
     """
+
+    skipped_what = "unreadable patch image(s)"
 
     def __init__(self, folder: Union[str, os.PathLike], patients: Optional[Sequence[str]] = None,
                  width: int = 640, height: int = 480, um_per_px: float = UM_PER_PX, step: Optional[int] = None):
