@@ -1,7 +1,12 @@
 """The ``idc-edge`` command line: run, classify, evaluate, info, bench.
 
 Every error a user can cause is printed as one line ``idc-edge: error: ...`` naming the
-problem and the fix, with exit code 2 and no traceback.
+problem and the fix, with exit code 2 and no traceback. Exit codes: 0 done (``run`` also after
+Ctrl-C, SIGTERM or SIGHUP: everything recorded is finalised), 2 bad input or a fault that stops
+the run (bad model, option or source, disk full), 3 the camera was lost mid-run and did not
+come back within ``--camera-timeout`` (results up to then are saved), 130 other commands
+interrupted. Warnings (skipped frames or patch files, a camera that drops out) are lines
+``idc-edge: warning: ...``.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import argparse
 import csv
 import difflib
 import json
+import logging
 import math
 import os
 import re
@@ -20,9 +26,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
-from .errors import IdcEdgeError, OptionError, SourceError
+from .errors import CameraLostError, IdcEdgeError, OptionError, SourceError
 
 EXIT_USAGE = 2
+EXIT_CAMERA_LOST = 3
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class UsageError(IdcEdgeError):
@@ -31,33 +39,58 @@ class UsageError(IdcEdgeError):
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` with a did-you-mean hint instead of exiting, and
-    takes no abbreviated options (``--strid`` is an error, not ``--stride``)."""
+    takes no abbreviated options (``--strid`` is an error, not ``--stride``).
+
+    A mistyped option is named first even when argparse would complain about something else
+    (``run --sourc x`` is "unknown option --sourc (did you mean --source?)", not "one of
+    --camera --source is required"), and hints come from the subcommand's own options only.
+    """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._seen: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._seen = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
+
+    def _options(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings]
+
+    def _command(self) -> "Optional[_Parser]":
+        """The subcommand's parser named in the arguments seen, if any."""
+        for action in self._subparsers._group_actions if self._subparsers else ():
+            for token in self._seen:
+                if not token.startswith("-") and token in getattr(action, "choices", {}):
+                    return action.choices[token]
+        return None
+
+    def _unknown_option(self, parser: "_Parser") -> tuple[Optional[str], str]:
+        """(first option-like argument ``parser`` does not know, did-you-mean hint)."""
+        known = set(parser._options()) | set(self._options())
+        for token in self._seen:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            if not token.startswith("-") or re.match(r"^-\d", token) or name in known:
+                continue
+            close = difflib.get_close_matches(name, sorted(parser._options()), n=1, cutoff=0.6)
+            return name, f" (did you mean {close[0]}?)" if close else ""
+        return None, ""
 
     def error(self, message: str):
-        hint = ""
-        m = re.search(r"unrecognized arguments: (.+)", message)
-        if m:
-            known = [o for a in self._actions for o in a.option_strings]
-            for sub in self._subparsers._group_actions if self._subparsers else ():
-                for p in getattr(sub, "choices", {}).values():
-                    known += [o for a in p._actions for o in a.option_strings]
-            for token in m.group(1).split():
-                if token.startswith("-"):
-                    close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.6)
-                    if close:
-                        hint = f" (did you mean {close[0]}?)"
-                        break
+        target = (self._command() or self) if "unrecognized arguments" in message else self
+        unknown, hint = self._unknown_option(target)
+        if unknown and not message.startswith("argument "):
+            message = f"unknown option {unknown}{hint}"  # the typo is the cause of whatever else broke
         m = re.search(r"invalid choice: '([^']+)'", message)
         if m and self._subparsers:
             names = [n for a in self._subparsers._group_actions for n in getattr(a, "choices", {})]
             close = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.5)
             if close:
-                hint = f" (did you mean {close[0]}?)"
-        raise UsageError(f"{message}{hint}; see `{self.prog} --help`")
+                message += f" (did you mean {close[0]}?)"
+        raise UsageError(f"{message}; see `{target.prog} --help`")
 
 
 def _positive_int(name: str):
@@ -82,6 +115,11 @@ def _positive_float(name: str):
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
         return value
     return parse
+
+
+def _camera(text: str):
+    """``--camera``: an index (digits) or a device path / capture URL."""
+    return int(text) if text.strip().isdigit() else text
 
 
 def _probability(text: str) -> float:
@@ -109,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="stream a camera, video, image or data-set folder through the detector",
                          description="Classify every tissue patch of every frame and draw an IDC heat map.")
     src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument("--camera", type=int, metavar="N", help="camera index (/dev/videoN)")
+    src.add_argument("--camera", type=_camera, metavar="N|PATH",
+                     help="camera index (/dev/videoN), or a device path or URL; /dev/v4l/by-id/... names the "
+                          "same camera after it is re-plugged")
     src.add_argument("--source", metavar="PATH", help="video file, image, folder of images, or a folder in the "
                                                       "data set's layout (shown as a moving stage)")
     _model_args(run)
@@ -186,6 +226,23 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _close_all(closers: list) -> None:
+    """Close in reverse order with Ctrl-C/SIGTERM/SIGHUP held off, so a second signal cannot leave
+    a video without its index; one failing close does not stop the others."""
+    held = {s: signal.getsignal(s) for s in (signal.SIGINT, *_STOP_SIGNALS)}
+    for s in held:
+        signal.signal(s, signal.SIG_IGN)
+    try:
+        for c in reversed(closers):
+            try:
+                c.close()
+            except Exception as e:  # report, keep closing the rest
+                print(f"idc-edge: warning: closing {type(c).__name__} failed: {e}", file=sys.stderr)
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+
+
 def cmd_run(args) -> int:
     import cv2
 
@@ -193,23 +250,27 @@ def cmd_run(args) -> int:
     from .overlay import draw_overlay
     from .pipeline import ThreadedStream
     from .record import JsonlRecorder, VideoRecorder
-    from .sources import open_source
+    from .sources import CameraSource, open_source
 
     options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
                               threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
                               reuse=not args.no_reuse)
     if args.show:
         _check_gui()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
     closers = []
     frames = 0
     started = time.monotonic()
     source = None
+    streaming = False
+    failure: Optional[IdcEdgeError] = None
     try:
         detector = Detector(options)
         closers.append(detector)
-        source = open_source(args.camera if args.camera is not None else args.source, um_per_px=args.um_per_px,
-                             patients=args.patient, camera_timeout_s=args.camera_timeout)
+        if args.camera is not None:
+            source = CameraSource(args.camera, lost_timeout_s=args.camera_timeout)
+        else:
+            source = open_source(args.source, um_per_px=args.um_per_px, patients=args.patient)
         closers.append(source)
         recorder = JsonlRecorder(args.record) if args.record else None
         if recorder:
@@ -225,6 +286,7 @@ def cmd_run(args) -> int:
         else:
             results = ThreadedStream(detector, source, keep_image=draw)
             closers.append(results)  # closed first: stops its threads before the source and detector
+        streaming = True
         for result in results:
             frames += 1
             now = time.monotonic()
@@ -247,16 +309,22 @@ def cmd_run(args) -> int:
                 break
     except KeyboardInterrupt:
         print("idc-edge: interrupted; results so far are saved", file=sys.stderr)
+    except IdcEdgeError as e:
+        if not streaming:
+            raise
+        failure = e  # camera lost, disk full: report after everything recorded is finalised
     finally:
-        for c in reversed(closers):
-            c.close()
-        signal.signal(signal.SIGTERM, previous)
+        _close_all(closers)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     elapsed = time.monotonic() - started
     skipped = source.skipped if source is not None else 0
     print(f"{frames} frame(s) in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps)"
-          + (f", {skipped} unusable frame(s) skipped" if skipped else "")
+          + (f", {skipped} {getattr(source, 'skipped_what', 'unusable frame(s)')} skipped" if skipped else "")
           + (f"; results in {args.record}" if args.record else "")
           + (f"; video in {args.save_video}" if args.save_video else ""), file=sys.stderr)
+    if failure is not None:
+        raise failure
     return 0
 
 
@@ -320,7 +388,8 @@ def cmd_classify(args) -> int:
             if out is not sys.stdout:
                 out.close()
     if skipped:
-        print(f"idc-edge: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", file=sys.stderr)
+        print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
+              f"e.g. {skipped[0]}", file=sys.stderr)
     return 0
 
 
@@ -350,6 +419,9 @@ def cmd_evaluate(args) -> int:
         ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
                              progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None))
     summary = ev.summary()
+    if ev.skipped:
+        print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
+              f"e.g. {ev.skipped[0]}", file=sys.stderr)
     if args.json:
         print(json.dumps(_json_safe(summary)))
         return 0
@@ -434,8 +506,29 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"idc-edge: warning: {message}", file=sys.stderr)
 
 
+class _WarningLines(logging.Handler):
+    """The runtime's log warnings (skipped frames, a camera dropping out) as ``idc-edge: warning:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"idc-edge: warning: {record.getMessage()}", file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def _log_warnings_as_lines() -> None:
+    logger = logging.getLogger("idc_edge")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        handler = _WarningLines(logging.WARNING)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def _quiet_opencv() -> None:
     """OpenCV's own warnings (e.g. on a missing camera) would add lines to our one-line errors."""
+    # FFmpeg's decoder messages ("No JPEG data found in image") bypass OpenCV's log level; our
+    # own warnings name the skipped frame instead. Read when the first video is opened.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2
 
     try:
@@ -445,12 +538,17 @@ def _quiet_opencv() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
+    """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
+    130 interrupted)."""
     warnings.showwarning = _one_line_warning
     _quiet_opencv()
+    _log_warnings_as_lines()
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
+    except CameraLostError as e:
+        print(f"idc-edge: error: {e}", file=sys.stderr)
+        return EXIT_CAMERA_LOST
     except IdcEdgeError as e:
         print(f"idc-edge: error: {e}", file=sys.stderr)
         return EXIT_USAGE
