@@ -451,7 +451,11 @@ def _peak_rss_kb(pid: int) -> float:
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """One ``idc-edge run`` process: wall time, first result, frames, peak memory."""
+    """One ``idc-edge run`` process: wall time, first result, frames, peak memory.
+
+    ``fps`` is frames per second from the first result to the end of the stream (start-up
+    excluded; NaN for a single frame); ``wall_s`` is the whole process, start-up and exit included.
+    """
 
     command: str
     frames: int
@@ -474,10 +478,17 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
         t0 = time.perf_counter()
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            first, peak_kb = float("nan"), 0.0
+            first, peak_kb, seen_at_first = float("nan"), 0.0, 0
+            last_growth, seen, reader = float("nan"), 0, None
             while proc.poll() is None:
-                if np.isnan(first) and record.exists() and record.stat().st_size > 0:
-                    first = time.perf_counter() - t0
+                if reader is None and record.exists():
+                    reader = open(record, "rb")
+                new = reader.read().count(b"\n") if reader is not None else 0
+                if new:
+                    seen, last_growth = seen + new, time.perf_counter() - t0
+                    if np.isnan(first):
+                        first = last_growth
+                        seen_at_first = seen
                 peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
                 if time.perf_counter() - t0 > timeout_s:
                     proc.kill()
@@ -485,6 +496,8 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
                     break
                 time.sleep(0.002 if np.isnan(first) else 0.02)
             wall = time.perf_counter() - t0
+            if reader is not None:
+                reader.close()
             err.seek(0)
             stderr = err.read().decode(errors="replace")
         if proc.returncode != 0:
@@ -492,8 +505,10 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
         lines = record.read_text().splitlines() if record.exists() else []
         if np.isnan(first) and lines:
             first = wall
-    return ProcessRun(" ".join(["idc-edge", "run", *map(str, args)]), len(lines), wall, first,
-                      len(lines) / wall if wall > 0 else 0.0, peak_kb / 1024.0)
+    # frames per second between the first and the last line seen while the process ran
+    fps = (seen - seen_at_first) / (last_growth - first) if seen > seen_at_first and last_growth > first \
+        else float("nan")
+    return ProcessRun(" ".join(["idc-edge", "run", *map(str, args)]), len(lines), wall, first, fps, peak_kb / 1024.0)
 
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 30.0) -> Path:

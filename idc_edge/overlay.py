@@ -66,7 +66,7 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
         grey = np.clip(prob_small * 255.0 + 0.5, 0, 255).astype(np.uint8)
         heat = cv2.LUT(cv2.merge((grey, grey, grey)), _colormap_lut(style.colormap))
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
-        out = cv2.addWeighted(frame_bgr, 1.0 - style.alpha, heat, style.alpha, 0.0)
+        out = cv2.addWeighted(frame_bgr, 1.0 - style.alpha, heat, style.alpha, 0.0, dst=heat)  # in place
         if not tissue_small.all():
             background = cv2.resize(1 - tissue_small, (w, h), interpolation=cv2.INTER_NEAREST)
             cv2.copyTo(frame_bgr, background, out)

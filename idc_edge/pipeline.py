@@ -40,14 +40,16 @@ class ThreadedStream:
             True means newest-frame-wins.
         keep_image: attach each BGR frame to its result (for drawing).
         reuse: motion-aware reuse (None: the detector's option).
-        depth: frames and results that may wait between stages (files; live sources keep 1).
+        depth: frames and results that may wait between stages (live sources keep 1 frame). One
+            is enough for the stages to overlap; each more holds two more frames in memory
+            (12 MB at 1920×1080) without measurably raising throughput.
 
     Use as a context manager or call :meth:`close` (safe twice); it stops both threads. It does not
     close ``source`` or ``detector``: their owner does, after this.
     """
 
     def __init__(self, detector, source: Iterable, *, keep_image: bool = True, reuse: Optional[bool] = None,
-                 depth: int = 2):
+                 depth: int = 1):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a whole number >= 1, got {depth!r}")
         self.live = bool(getattr(source, "live", False))
