@@ -146,7 +146,8 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
     pp = card["int8"]["per_patient"] if "int8" in card else card["float"]["per_patient"]
     lines += [
         "",
-        f"Per-patient balanced accuracy ({pp['patients_with_both_classes']} validation patients with both classes): "
+        f"Per-patient balanced accuracy ({pp['patients_with_both_classes']} validation patients with at least "
+        f"{pp.get('min_patches_per_class', 1)} patches of each class): "
         f"min {_f(pp['balanced_accuracy_min'], 3)}, median {_f(pp['balanced_accuracy_median'], 3)}, "
         f"max {_f(pp['balanced_accuracy_max'], 3)}.",
         "",

@@ -32,6 +32,7 @@ SELECT_METRICS = ("auc", "balanced_accuracy")
 STRATEGIES = ("default", "mirrored")
 CLASS_BALANCE = ("weights", "none")
 REPRESENTATIVE_PATCHES = 512
+MIN_PER_CLASS = 10
 
 
 @dataclass(frozen=True)
@@ -210,9 +211,13 @@ def _tflite_predict(path: Path, val_ds) -> np.ndarray:
 
 def _summarise_patients(patients: Sequence[str], y, p, thr) -> dict[str, Any]:
     groups = per_group_metrics(patients, y, p, thr)
-    both = {k: m.balanced_accuracy for k, m in groups.items() if 0 < sum(m.confusion[1]) < m.n_patches}
+    # Patients with a handful of patches of one class give balanced accuracies of 0.5 or 1.0
+    # by chance; summarise those with at least MIN_PER_CLASS patches of each class.
+    both = {k: m.balanced_accuracy for k, m in groups.items()
+            if min(sum(m.confusion[0]), sum(m.confusion[1])) >= MIN_PER_CLASS}
     vals = np.array(list(both.values()), np.float64)
     return {
+        "min_patches_per_class": MIN_PER_CLASS,
         "patients_with_both_classes": len(both),
         "balanced_accuracy_min": float(vals.min()) if vals.size else float("nan"),
         "balanced_accuracy_median": float(np.median(vals)) if vals.size else float("nan"),
@@ -366,6 +371,12 @@ def run(cfg: TrainConfig) -> RunResult:
                          float_model=f32_path.name, provenance=provenance)
         write_spec(int8_path, spec)
         write_spec(f32_path, spec.with_threshold(float(threshold)))
+
+    with open(out / "val_predictions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "patient", "label", "p_float"] + (["p_int8"] if "int8" in card else []))
+        for k, r in enumerate(val_kept):
+            w.writerow([r.path, r.patient, r.label, f"{p[k]:.6f}"] + ([f"{p8[k]:.6f}"] if "int8" in card else []))
 
     card["total_seconds"] = time.perf_counter() - t_start
     from .report import write_learning_curves, write_model_card, write_roc
