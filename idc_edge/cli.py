@@ -261,7 +261,7 @@ def cmd_run(args) -> int:
     closers = []
     frames = 0
     started = time.monotonic()
-    source = None
+    source = recorder = None
     streaming = False
     failure: Optional[IdcEdgeError] = None
     try:
@@ -321,7 +321,7 @@ def cmd_run(args) -> int:
     skipped = source.skipped if source is not None else 0
     print(f"{frames} frame(s) in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps)"
           + (f", {skipped} {getattr(source, 'skipped_what', 'unusable frame(s)')} skipped" if skipped else "")
-          + (f"; results in {args.record}" if args.record else "")
+          + (f"; {recorder.lines} result(s) in {args.record}" if recorder else "")
           + (f"; video in {args.save_video}" if args.save_video else ""), file=sys.stderr)
     if failure is not None:
         raise failure

@@ -12,10 +12,12 @@ whole line and raised as :class:`RecordError`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -30,6 +32,22 @@ log = logging.getLogger(__name__)
 _WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
         errno.EFBIG: "the file is too large for this file system (or the process's file-size limit)",
         errno.EIO: "an I/O error (failing SD card or disk?)", errno.EROFS: "the file system is read-only"}
+
+
+_HELD = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Block Ctrl-C/SIGTERM/SIGHUP on this thread for the duration; they are delivered right after."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _is_json(data: bytes) -> bool:
@@ -119,32 +137,38 @@ class JsonlRecorder:
         log.warning("%s: removed an unfinished last record (%d bytes) left by a crash or power cut",
                     self.path, len(tail))
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes, record: bool = False) -> None:
+        """Write ``data`` whole and flush it, or leave the file as it was; ``record`` counts a line.
+
+        Ctrl-C, SIGTERM and SIGHUP are held off meanwhile (on this thread), so an interrupt lands
+        before or after a line, never between its write and its count.
+        """
         view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            if self.fsync:
-                os.fsync(self._fd)
-        except BaseException as e:  # OSError, or Ctrl-C/SIGTERM between two partial writes
-            try:  # keep the file made of whole lines
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass
-            if not isinstance(e, OSError):
-                raise
-            what = _WHY.get(e.errno, e.strerror)
-            raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
-                              f"{self.lines} frame(s) of this run were saved before it") from None
-        self._size += len(data)
+        with _signals_held():
+            try:
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+                if self.fsync:
+                    os.fsync(self._fd)
+            except BaseException as e:
+                try:  # keep the file made of whole lines
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
+                if not isinstance(e, OSError):
+                    raise
+                what = _WHY.get(e.errno, e.strerror)
+                raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
+                                  f"{self.lines} frame(s) of this run were saved before it") from None
+            self._size += len(data)
+            self.lines += record
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line and flush it."""
+        """Append ``record`` as one line and flush it; when this returns the line is on disk."""
         if self._fd is None:
             raise RecordError(f"results file {str(self.path)!r} is already closed")
-        self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"))
-        self.lines += 1
+        self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True)
 
     def close(self) -> None:
         """Close the file; safe to call twice."""

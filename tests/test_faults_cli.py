@@ -1,0 +1,323 @@
+"""Faults through the real ``idc-edge`` command: signals, kill -9, a camera that goes away, damaged
+inputs. Every test runs the command as a subprocess on real files and checks what is left on disk.
+"""
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import frame_with_blob, write_patch
+from idc_edge.record import read_records
+from idc_edge.spec import sidecar_path
+from test_faults import jpeg_starts, write_numbered_video
+from tiny_model import PURPLE
+
+CMD = [sys.executable, "-m", "idc_edge"]
+
+
+def start(*args, **kwargs):
+    return subprocess.Popen([*CMD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def run(*args, timeout=180):
+    return subprocess.run([*CMD, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for_lines(path, n, proc, timeout=120):
+    """Wait until ``path`` holds ``n`` complete lines (or the process ended); returns its bytes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = path.read_bytes() if path.exists() else b""
+        if data.count(b"\n") >= n or proc.poll() is not None:
+            return data
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail(f"no {n} lines in {path} after {timeout} s")
+
+
+def frame_count(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """600 frames, 320×240 MJPG: far longer than any test lets a run go."""
+    path = tmp_path_factory.mktemp("video") / "stage.avi"
+    tile = frame_with_blob(shape=(240, 320), box=(60, 40, 260, 200))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(600):
+        writer.write(np.roll(tile, 2 * i, axis=1))
+    writer.release()
+    return path
+
+
+def assert_runs_are_whole(path):
+    """Every line is JSON and the file is one or more runs, each with frame indices 0, 1, 2, ..."""
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), f"unfinished last line: {data[-80:]!r}"
+    indices = [json.loads(line)["index"] for line in data.splitlines()]
+    runs, current = [], []
+    for i in indices:
+        if i == 0 and current:
+            runs.append(current)
+            current = []
+        current.append(i)
+    if current:
+        runs.append(current)
+    for r in runs:
+        assert r == list(range(len(r))), f"a frame is missing or repeated: {r}"
+    return runs
+
+
+# -- Ctrl-C, SIGTERM, SIGHUP: the recording and the video are finalised ------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_finalises_the_results_and_the_video(tiny_int8, long_video, tmp_path, signum):
+    rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.mp4"  # an MP4 without its index is unreadable
+    proc = start("run", "--source", long_video, "--model", tiny_int8, "--record", rec, "--save-video", out)
+    wait_for_lines(rec, 3, proc)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "idc-edge: interrupted; results so far are saved" in stderr
+    (frames,) = assert_runs_are_whole(rec)
+    assert 3 <= len(frames) < 600
+    assert len(frames) - 1 <= frame_count(out) <= len(frames)
+    assert f"; {len(frames)} result(s) in {rec}" in stderr  # the summary counts what was saved
+
+
+# -- kill -9 at random moments: whole lines, nothing reported is lost -------------------------
+
+def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_video, tmp_path):
+    """Each run appends to the same file and is killed at a random moment; lines are ~15 KB (every
+    patch of a stride-10 grid is called IDC), so a kill can land inside a multi-page write."""
+    rec = tmp_path / "r.jsonl"
+    rng = random.Random(9)
+    args = ["run", "--source", long_video, "--model", tiny_int8, "--record", rec, "--threshold", 0, "--no-mask",
+            "--stride", 10]
+    seen_before_kill = []
+    for delay in [rng.uniform(0.0, 0.6) for _ in range(4)]:
+        proc = start(*args)
+        before = wait_for_lines(rec, (rec.read_bytes().count(b"\n") if rec.exists() else 0) + 1, proc)
+        time.sleep(delay)
+        seen = rec.read_bytes()
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, stderr
+        after = rec.read_bytes()
+        whole = seen[:seen.rfind(b"\n") + 1]
+        assert after.startswith(whole), "a line that was on disk before the kill changed or vanished"
+        assert len(before) <= len(after)
+        # what the run reported on stderr is on disk
+        for line in stderr.splitlines():
+            if line.startswith("frame "):
+                reported = int(line.split()[1].rstrip(":"))
+                assert reported < len(read_records(rec)), line
+        seen_before_kill.append(whole.count(b"\n"))
+    assert all(json.loads(line) for line in rec.read_bytes().split(b"\n")[:-1])  # an unfinished tail is allowed
+    p = run(*args, "--max-frames", 3, "--quiet")  # the next run repairs a cut tail and appends
+    assert p.returncode == 0, p.stderr
+    runs = assert_runs_are_whole(rec)
+    assert len(runs) == 5 and len(runs[-1]) == 3
+    assert sum(len(r) for r in runs[:-1]) >= seen_before_kill[-1]
+
+
+# -- the camera goes away: a clean message, exit 3, everything saved --------------------------
+
+def test_a_camera_that_goes_away_ends_the_run_with_exit_3_and_saved_results(tiny_int8, long_video, tmp_path):
+    """A video file opened as a capture device plays like a live camera; deleting it is the cable
+    being pulled: reads fail at its end and every re-open fails."""
+    device = tmp_path / "camera.avi"
+    shutil.copy(long_video, device)
+    rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.avi"
+    proc = start("run", "--camera", device, "--camera-timeout", 1, "--model", tiny_int8, "--record", rec,
+                 "--save-video", out)
+    wait_for_lines(rec, 3, proc)
+    device.unlink()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 3, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr
+    assert lines[-1].startswith("idc-edge: error: camera") and "gave no frame for 1 s" in lines[-1]
+    assert any(line.startswith("idc-edge: warning: camera") and "no frame" in line for line in lines)
+    assert any(" frame(s) in " in line for line in lines)
+    frames = [r["index"] for r in read_records(rec)]  # newest frame wins: a live camera's indices have gaps
+    assert rec.read_bytes().endswith(b"\n") and frames == sorted(set(frames))
+    assert len(frames) >= 3 and len(frames) - 1 <= frame_count(out) <= len(frames)
+    assert f"; {len(frames)} result(s) in {rec}" in stderr
+
+
+def test_a_camera_path_that_does_not_exist_is_one_line(tmp_path):
+    p = run("run", "--camera", tmp_path / "video9")
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no camera at" in p.stderr
+
+
+# -- damaged inputs: skipped, counted, reported ---------------------------------------------
+
+def test_run_skips_a_corrupt_video_frame_and_says_so(tiny_int8, tmp_path):
+    path = write_numbered_video(tmp_path / "v.avi", n=12)
+    data = bytearray(path.read_bytes())
+    starts = jpeg_starts(bytes(data))
+    data[starts[5]:starts[6] - 8] = bytes(starts[6] - 8 - starts[5])
+    path.write_bytes(bytes(data))
+    rec = tmp_path / "r.jsonl"
+    p = run("run", "--source", path, "--model", tiny_int8, "--record", rec, "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert [r["index"] for r in read_records(rec)] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    assert "idc-edge: warning: video" in p.stderr and "frame 5 cannot be decoded; skipped" in p.stderr
+    assert "11 frame(s) in" in p.stderr and "1 unusable frame(s) skipped" in p.stderr
+    assert "[mjpeg" not in p.stderr  # FFmpeg's own noise is ours, in one line
+
+
+@pytest.fixture
+def dataset_with_a_corrupt_png(synthetic_dataset):
+    bad = synthetic_dataset / "p2" / "1" / "p2_idx5_x501_y501_class1.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))  # a PNG signature and then nothing usable
+    write_patch(synthetic_dataset / "p2" / "1" / "p2_idx5_x551_y501_class1.png", np.full((50, 50, 3), PURPLE, np.uint8))
+    return synthetic_dataset, bad
+
+
+def test_run_on_a_data_set_with_a_corrupt_png_skips_and_reports_it(tiny_int8, dataset_with_a_corrupt_png, tmp_path):
+    root, bad = dataset_with_a_corrupt_png
+    rec = tmp_path / "r.jsonl"
+    p = run("run", "--source", root, "--patient", "p2", "--model", tiny_int8, "--record", rec, "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert f"idc-edge: warning: cannot read patch {bad}" in p.stderr
+    assert "1 unreadable patch image(s) skipped" in p.stderr
+    assert len(read_records(rec)) >= 1
+
+
+def test_evaluate_and_classify_skip_a_corrupt_png_and_report_it(tiny_int8, dataset_with_a_corrupt_png, tmp_path):
+    root, bad = dataset_with_a_corrupt_png
+    p = run("evaluate", root, "--model", tiny_int8, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["skipped_files"] == 1 and out["n_patches"] == 42
+    assert f"idc-edge: warning: skipped 1 unreadable patch image(s) (corrupt or not images), e.g. {bad}" in p.stderr
+    csv_path = tmp_path / "p.csv"
+    p = run("classify", root, "--model", tiny_int8, "--out", csv_path, "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert len(rows) == 42 and str(bad) not in {r["path"] for r in rows}
+    assert "idc-edge: warning: skipped 1 unreadable image(s)" in p.stderr
+
+
+def test_an_image_folder_with_a_corrupt_image_is_skipped_and_counted(tiny_int8, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i}.png"), frame_with_blob(shape=(120, 160)))
+    (folder / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    rec = tmp_path / "r.jsonl"
+    p = run("run", "--source", folder, "--model", tiny_int8, "--record", rec, "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert [r["index"] for r in read_records(rec)] == [0, 2]
+    assert "idc-edge: warning: cannot read image" in p.stderr and "1 unusable frame(s) skipped" in p.stderr
+
+
+def test_a_full_disk_stops_the_run_with_one_clear_error():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("/dev/full (a device whose every write fails with ENOSPC) is not available here")
+    video = None
+    try:
+        import tempfile
+
+        video = tempfile.NamedTemporaryFile(suffix=".avi", delete=False)
+        video.close()
+        write_numbered_video(video.name, n=5)
+        p = run("run", "--source", video.name, "--record", "/dev/full", "--quiet")
+    finally:
+        if video is not None:
+            os.unlink(video.name)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("idc-edge: error: cannot write results to '/dev/full': the disk is full; 0 frame(s)")
+
+
+# -- bad input: one line, exit 2 ------------------------------------------------------------
+
+@pytest.fixture
+def bad_models(tiny_int8, tmp_path):
+    def model(name, data=None, sidecar=True, sidecar_text=None):
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(tiny_int8.read_bytes() if data is None else data)
+        if sidecar_text is not None:
+            sidecar_path(path).write_text(sidecar_text)
+        elif sidecar:
+            shutil.copy(sidecar_path(tiny_int8), sidecar_path(path))
+        return path
+
+    good = tiny_int8.read_bytes()
+    spec = json.loads(sidecar_path(tiny_int8).read_text())
+    return {
+        "missing": (tmp_path / "nope.tflite", "does not exist"),
+        "empty": (model("empty", b""), "is empty"),
+        "truncated": (model("truncated", good[: len(good) // 2]), "cannot be loaded"),
+        "not tflite": (model("png", cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()),
+                       "not a TFLite model"),
+        "no sidecar": (model("nosidecar", sidecar=False), "sidecar"),
+        "malformed sidecar": (model("badjson", sidecar_text="{"), "not valid JSON"),
+        "threshold 1.5": (model("thr", sidecar_text=json.dumps({**spec, "threshold": 1.5})),
+                          "threshold must be a probability between 0 and 1"),
+        "threshold -0.1": (model("thrneg", sidecar_text=json.dumps({**spec, "threshold": -0.1})),
+                           "threshold must be a probability between 0 and 1"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "truncated", "not tflite", "no sidecar", "malformed sidecar",
+                                  "threshold 1.5", "threshold -0.1"])
+def test_bad_models_are_one_line_with_exit_2(bad_models, case, tmp_path):
+    path, message = bad_models[case]
+    p = run("run", "--source", tmp_path, "--model", path)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-frames", "0"], "--max-frames must be >= 1"),
+    (["--camera-timeout", "0"], "--camera-timeout must be > 0"),
+    (["--um-per-px", "-2"], "--um-per-px must be > 0"),
+    (["--um-per-px", "nan"], "--um-per-px must be > 0"),
+    (["--threads", "-1"], "--threads must be >= 1"),
+    (["--stride", "2.5"], "--stride must be a whole number"),
+    (["--save-video", "out.gif"], "use one of"),
+    (["--record", "/no/folder/r.jsonl"], "does not exist"),
+    (["--max-frame", "3"], "unknown option --max-frame (did you mean --max-frames?)"),
+])
+def test_bad_run_options_are_one_line_with_exit_2(tiny_int8, long_video, args, message):
+    p = run("run", "--source", long_video, "--model", tiny_int8, *args)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--sourc", "x"], "unknown option --sourc (did you mean --source?); see `idc-edge run --help`"),
+    (["evaluate", "/x", "--patient", "1"], "unknown option --patient (did you mean --patients?)"),
+    (["classify", "x.png", "--thresold", "0.3"], "unknown option --thresold (did you mean --threshold?)"),
+    (["info", "--jsn"], "unknown option --jsn (did you mean --json?); see `idc-edge info --help`"),
+    (["run", "--source", "x", "--save_video", "o.mp4"], "did you mean --save-video?"),
+    (["evaluate", "/x", "--camera-timeout", "3"], "unknown option --camera-timeout; see `idc-edge evaluate"),
+])
+def test_unknown_options_of_subcommands_get_a_hint_from_that_subcommand(args, message):
+    p = run(*args)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert message in lines[0]
