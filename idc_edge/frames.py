@@ -14,7 +14,9 @@ from .errors import FrameError
 def to_bgr8(frame) -> np.ndarray:
     """``frame`` as contiguous uint8 BGR ``[H, W, 3]``.
 
-    Accepts grayscale ``[H, W]`` or ``[H, W, 1]``, BGR, BGRA, and uint8, uint16 (top 8 bits), float in [0, 1] and other integer dtypes (clipped to 0–255).
+    Accepts grayscale ``[H, W]`` or ``[H, W, 1]``, BGR, BGRA, in any memory layout, and uint8,
+    uint16 (top 8 bits), float in [0, 1] (NaN → 0, +inf → 255, outside [0, 1] clipped), bool and
+    other integer dtypes (clipped to 0–255).
 
     Raises:
         FrameError: ``frame`` is None, empty, or not an image array.
@@ -31,7 +33,8 @@ def to_bgr8(frame) -> np.ndarray:
         elif frame.dtype.kind == "f":
             if not np.isfinite(frame).all():
                 frame = np.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
-            frame = np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            with np.errstate(over="ignore"):  # huge values (float16 above 257) saturate at 255, as clipped
+                frame = np.clip(frame.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         elif frame.dtype.kind in "iub":
             frame = np.clip(frame, 0, 255).astype(np.uint8)
         else:
