@@ -12,6 +12,7 @@ Steps (each a function, called in order by :func:`run`):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -266,6 +267,7 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
     info = {
         "date": started,
         "source_model": str(opts.model_path),
+        "source_model_sha256": hashlib.sha256(Path(opts.model_path).read_bytes()).hexdigest(),
         "architecture": arch,
         "training_command": (train_config.get("config") or {}).get("command") or train_config.get("command"),
         "data": data.describe(),
@@ -279,7 +281,7 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
         "command": " ".join(["python -m convert", *sys.argv[1:]]),
         **facts,
     }
-    provenance = {k: info[k] for k in ("date", "source_model", "architecture", "training_command", "data",
+    provenance = {k: info[k] for k in ("date", "source_model", "source_model_sha256", "architecture", "training_command", "data",
                                        "input_type", "tensorflow", "command")}
     provenance["converted_by"] = "python -m convert"
     probs, thresholds, _ = calibrate(variants, data, provenance, log)
