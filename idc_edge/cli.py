@@ -532,9 +532,11 @@ def _quiet_opencv() -> None:
     import cv2
 
     try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        # silent, not ERROR: a corrupt PNG logs "[ERROR:0@0.08] ... IHDR chunk shall be first" before
+        # imread returns None, and every failure that matters is checked and said in our own words
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # builds without the logging module
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -12,12 +12,10 @@ whole line and raised as :class:`RecordError`.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
 import os
-import signal
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -32,22 +30,6 @@ log = logging.getLogger(__name__)
 _WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
         errno.EFBIG: "the file is too large for this file system (or the process's file-size limit)",
         errno.EIO: "an I/O error (failing SD card or disk?)", errno.EROFS: "the file system is read-only"}
-
-
-_HELD = frozenset(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Block Ctrl-C/SIGTERM/SIGHUP on this thread for the duration; they are delivered right after."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _is_json(data: bytes) -> bool:
@@ -140,29 +122,46 @@ class JsonlRecorder:
     def _append(self, data: bytes, record: bool = False) -> None:
         """Write ``data`` whole and flush it, or leave the file as it was; ``record`` counts a line.
 
-        Ctrl-C, SIGTERM and SIGHUP are held off meanwhile (on this thread), so an interrupt lands
-        before or after a line, never between its write and its count.
+        An interrupt (Ctrl-C, SIGTERM: a KeyboardInterrupt that Python raises between any two
+        steps, whichever thread the signal hit) is sorted out by the file's size: a line already
+        written whole is kept, flushed and counted; a part of one is cut off. Then it propagates.
         """
         view = memoryview(data)
-        with _signals_held():
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as e:
+            self._cut_to_whole_lines()
+            what = _WHY.get(e.errno, e.strerror)
+            raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
+                              f"{self.lines} frame(s) of this run were saved before it") from None
+        except BaseException:
             try:
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
-                if self.fsync:
-                    os.fsync(self._fd)
-            except BaseException as e:
-                try:  # keep the file made of whole lines
-                    os.ftruncate(self._fd, self._size)
+                whole = os.fstat(self._fd).st_size == self._size + len(data)
+            except OSError:
+                whole = False
+            if whole:  # the interrupt came after the write: the line is there, keep and count it
+                self._size += len(data)
+                self.lines += record
+                try:
+                    if self.fsync:
+                        os.fsync(self._fd)
                 except OSError:
                     pass
-                if not isinstance(e, OSError):
-                    raise
-                what = _WHY.get(e.errno, e.strerror)
-                raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
-                                  f"{self.lines} frame(s) of this run were saved before it") from None
-            self._size += len(data)
-            self.lines += record
+            else:
+                self._cut_to_whole_lines()
+            raise
+        self._size += len(data)
+        self.lines += record
+
+    def _cut_to_whole_lines(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass  # a device like /dev/full cannot be truncated; nothing was added to it either
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line and flush it; when this returns the line is on disk."""

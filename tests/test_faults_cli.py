@@ -201,6 +201,7 @@ def test_run_on_a_data_set_with_a_corrupt_png_skips_and_reports_it(tiny_int8, da
     assert f"idc-edge: warning: cannot read patch {bad}" in p.stderr
     assert "1 unreadable patch image(s) skipped" in p.stderr
     assert len(read_records(rec)) >= 1
+    assert all(line.startswith("idc-edge: ") or " frame(s) in " in line for line in p.stderr.splitlines())
 
 
 def test_evaluate_and_classify_skip_a_corrupt_png_and_report_it(tiny_int8, dataset_with_a_corrupt_png, tmp_path):
@@ -210,12 +211,14 @@ def test_evaluate_and_classify_skip_a_corrupt_png_and_report_it(tiny_int8, datas
     out = json.loads(p.stdout)
     assert out["skipped_files"] == 1 and out["n_patches"] == 42
     assert f"idc-edge: warning: skipped 1 unreadable patch image(s) (corrupt or not images), e.g. {bad}" in p.stderr
+    assert all(line.startswith("idc-edge: warning:") for line in p.stderr.splitlines()), p.stderr
     csv_path = tmp_path / "p.csv"
     p = run("classify", root, "--model", tiny_int8, "--out", csv_path, "--quiet")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
     assert len(rows) == 42 and str(bad) not in {r["path"] for r in rows}
     assert "idc-edge: warning: skipped 1 unreadable image(s)" in p.stderr
+    assert all(line.startswith("idc-edge: warning:") for line in p.stderr.splitlines()), p.stderr
 
 
 def test_an_image_folder_with_a_corrupt_image_is_skipped_and_counted(tiny_int8, tmp_path):
@@ -320,4 +323,18 @@ def test_unknown_options_of_subcommands_get_a_hint_from_that_subcommand(args, me
     p = run(*args)
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: d / "missing.avi", "does not exist"),
+    (lambda d: (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30)) and d / "corrupt.png",
+     "cannot read image"),
+    (lambda d: (d / "empty").mkdir() or d / "empty", "has no images"),
+    (lambda d: (d / "notes.mp4").write_text("not a video") and d / "notes.mp4", "cannot open"),
+])
+def test_bad_sources_are_one_line_with_exit_2(tiny_int8, tmp_path, make, message):
+    p = run("run", "--source", make(tmp_path), "--model", tiny_int8)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
     assert message in lines[0]

@@ -75,3 +75,38 @@ def test_video_recorder_writes_a_playable_file(tmp_path, suffix):
 def test_video_recorder_fails_with_an_unknown_extension(tmp_path):
     with pytest.raises(OptionError, match=".avi"):
         VideoRecorder(tmp_path / "out.gif")
+
+
+def test_an_interrupt_after_a_whole_line_keeps_it_and_one_inside_a_line_cuts_it(tmp_path, monkeypatch):
+    """Python raises KeyboardInterrupt between any two steps: after the write (during fsync) the
+    line is whole and stays counted; between two partial writes the part is cut off."""
+    import idc_edge.record as record
+
+    path = tmp_path / "r.jsonl"
+    rec = JsonlRecorder(path)
+    rec.write({"index": 0})
+
+    def interrupted_fsync(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record.os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        rec.write({"index": 1})
+    assert rec.lines == 2 and [json.loads(x)["index"] for x in path.read_text().splitlines()] == [0, 1]
+
+    real_write = os.write
+    calls = []
+
+    def half_then_interrupt(fd, data):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_write(fd, bytes(data[: len(data) // 2]))
+
+    monkeypatch.setattr(record.os, "write", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        rec.write({"index": 2, "pad": "x" * 100})
+    monkeypatch.undo()
+    rec.write({"index": 3})
+    rec.close()
+    assert rec.lines == 3 and [json.loads(x)["index"] for x in path.read_text().splitlines()] == [0, 1, 3]
