@@ -67,13 +67,13 @@ def patch_signatures(rgb: np.ndarray, grid: TileGrid, cell_px: int = 5) -> np.nd
     # box mean with the anchor at the top-left cell pixel: means[y, x] = mean of gray[y:y+c, x:x+c]
     means = cv2.boxFilter(gray, -1, (cell_px, cell_px), anchor=(0, 0), normalize=True,
                           borderType=cv2.BORDER_REPLICATE)
-    offset = (grid.patch - cells * cell_px) // 2
-    h, w = means.shape
-    sy, sx = means.strides
-    view = np.lib.stride_tricks.as_strided(
-        means[offset:, offset:], (h - offset, w - offset, cells, cells),
-        (sy, sx, cell_px * sy, cell_px * sx), writeable=False)
-    return view[grid.ys[:, None], grid.xs[None, :]]
+    # the top-left pixel of every cell of every patch, along each axis: [rows * S] and [cols * S]
+    steps = (grid.patch - cells * cell_px) // 2 + cell_px * np.arange(cells)
+    ys = (grid.ys[:, None] + steps[None, :]).ravel()
+    xs = (grid.xs[:, None] + steps[None, :]).ravel()
+    picked = means.take(ys, axis=0).take(xs, axis=1)  # [rows * S, cols * S]
+    r, c = grid.shape
+    return np.ascontiguousarray(picked.reshape(r, cells, c, cells).transpose(0, 2, 1, 3))
 
 
 def signature_change(now: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
