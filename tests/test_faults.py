@@ -237,3 +237,17 @@ def test_a_full_disk_is_a_clear_record_error():
     with JsonlRecorder("/dev/full") as rec:
         with pytest.raises(RecordError, match="the disk is full; 0 frame"):
             rec.write({"index": 0})
+
+
+def test_the_readme_fault_table_names_only_tests_that_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Faults and bad input covered", 1)[1].split("\n## ", 1)[0]
+    refs = re.findall(r"`(test_[a-z_]+\.py)::(test_[A-Za-z0-9_]+)(\*?)`", section)
+    assert len(refs) >= 30
+    for file, name, glob in refs:
+        source = (root / "tests" / file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}{'' if glob else '[(]'}", source, re.M), f"{file}::{name} is not a test"
