@@ -126,6 +126,7 @@ class VariantEvaluation:
     input_dtype: str
     threshold: float
     metrics: BinaryMetrics
+    balanced_accuracy_at_float_threshold: float
     vs_float: Agreement
     reference: str
     vs_reference: Agreement
@@ -163,6 +164,8 @@ def evaluate_variants(variants: Sequence, probs: Mapping[str, np.ndarray], thres
             name=v.name, method=v.method, full_integer=v.full_integer, file=v.path.name, size_bytes=v.size_bytes,
             input_dtype=input_dtypes[v.name], threshold=float(thresholds[v.name]),
             metrics=binary_metrics(labels, probs[v.name], thresholds[v.name]),
+            balanced_accuracy_at_float_threshold=binary_metrics(labels, probs[v.name],
+                                                                thresholds["float32"]).balanced_accuracy,
             vs_float=agreement(probs[v.name], thresholds[v.name], probs["float32"], thresholds["float32"]),
             reference=ref,
             vs_reference=agreement(probs[v.name], thresholds[v.name], probs[ref], thresholds[ref]),

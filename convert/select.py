@@ -75,8 +75,10 @@ class TargetCheck:
 def check_targets(evals: Sequence[VariantEvaluation], chosen: str, against: str = "float32") -> list[TargetCheck]:
     """Issue 4's targets for the chosen int8 variant against the float32 variant ``against``.
 
-    Balanced-accuracy drop <= 0.5 percentage points, decisions agreeing on >= 99 % of patches
-    (each model at its own sidecar threshold), file >= 3.5x smaller than float32.
+    Balanced-accuracy drop <= 0.5 percentage points (each model at its own sidecar threshold),
+    decisions agreeing on >= 99 % of patches with both models at the float model's threshold (so the
+    number measures quantization, not two independently chosen thresholds; the report gives the
+    agreement at the shipped thresholds too), file >= 3.5x smaller than float32.
     """
     by_name = {e.name: e for e in evals}
     c, f = by_name[chosen], by_name[against]
@@ -85,7 +87,7 @@ def check_targets(evals: Sequence[VariantEvaluation], chosen: str, against: str 
     ratio = f.size_bytes / c.size_bytes
     return [
         TargetCheck("balanced-accuracy drop (points)", drop, 0.5, drop <= 0.5, against),
-        TargetCheck("decision agreement (own thresholds)", agree.at_own_thresholds, 0.99,
-                    agree.at_own_thresholds >= 0.99, against),
+        TargetCheck("decision agreement (both at the float threshold)", agree.at_reference_threshold, 0.99,
+                    agree.at_reference_threshold >= 0.99, against),
         TargetCheck("size ratio float32 / int8", ratio, 3.5, ratio >= 3.5, against),
     ]
