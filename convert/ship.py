@@ -8,7 +8,6 @@ the end of a run.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from convert import report as report_mod  # noqa: E402
 from convert.data import sample_indices  # noqa: E402
 from convert.evaluate import Agreement, Latency, VariantEvaluation, agreement  # noqa: E402
 from convert.ptq import representative_batches  # noqa: E402
-from convert.select import Selection, check_targets, choose_int8  # noqa: E402
+from convert.select import check_targets, choose_int8  # noqa: E402
 from idc_edge.metrics import binary_metrics  # noqa: E402
 
 TINY_BUILDER = '''
