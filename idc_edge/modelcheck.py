@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import ModelError
+
+log = logging.getLogger(__name__)
 
 #: Seconds the child may take to load and run the model once before it is declared hung.
 PROBE_TIMEOUT_S = 120.0
@@ -147,21 +150,28 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
 
     Raises:
         ModelError: the child crashed (e.g. SIGSEGV), was killed, or did not finish in time.
+
+    When the check itself cannot run here (no usable Python executable, as in some frozen apps,
+    or the interpreter module does not import in a fresh process) a warning is logged and the
+    result is ``ok``: the caller loads the model directly, unprotected, rather than not at all.
     """
     batches = tuple(sorted({int(b) for b in batches}))
     key = _cache_key(content, backend_name or interpreter_module, backend_version, batches)
     if _cached_ok(key):
         return ProbeResult(True, cached=True)
     if not sys.executable:
-        return ProbeResult(True)  # embedded interpreter without a python binary: nothing to run
+        return _unchecked(where, "no Python executable to run it")  # an embedded interpreter
+    env = dict(os.environ)  # the child finds what this process found, including paths added at run time
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
         proc = subprocess.run([sys.executable, "-c", _PROBE_SOURCE, interpreter_module, ",".join(map(str, batches))],
-                              input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
+                              input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s,
+                              env=env)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "
                          "the file is corrupt or far too large for this device") from None
     except OSError as e:
-        raise ModelError(f"{where} could not be checked: starting {sys.executable!r} failed ({e.strerror})") from None
+        return _unchecked(where, f"starting {sys.executable!r} failed: {e.strerror}")
     if proc.returncode < 0:
         what = _signal_name(proc.returncode)
         hint = " (out of memory?)" if what == "SIGKILL" else ""
@@ -169,13 +179,18 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
                          "looks like a TFLite file: it is corrupt or malformed; re-copy or re-convert it")
     try:
         verdict = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
-    except (IndexError, ValueError):
+    except (IndexError, ValueError):  # e.g. a frozen app whose executable does not take -c
         last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        raise ModelError(f"{where} could not be checked: the probe process failed ({last[0][:200]})") from None
+        return _unchecked(where, f"the check process failed: {last[0][:200]}")
     if verdict.get("ok"):
         _remember_ok(key)
         return ProbeResult(True)
     if verdict.get("stage") == "import":
-        raise ModelError(f"{where} could not be checked: the interpreter {interpreter_module!r} does not import "
-                         f"in a fresh process ({verdict.get('error')})")
+        return _unchecked(where, f"{interpreter_module} does not import in a fresh process: {verdict.get('error')}")
     return ProbeResult(False, verdict.get("stage"), verdict.get("error"))
+
+
+def _unchecked(where: str, why: str) -> ProbeResult:
+    """The check itself cannot run here (not the model's fault): say so and let the caller load it."""
+    log.warning("%s is loaded without the crash check (%s); a malformed file could crash this process", where, why)
+    return ProbeResult(True)

@@ -196,3 +196,30 @@ def test_a_float_model_made_the_same_way_loads_and_runs(odd_models):
     with PatchClassifier(odd_models["good"]) as clf:
         p = clf.predict(np.full((5, 50, 50, 3), 255, np.uint8))
     assert p.shape == (5,) and np.all((p > 0.99) & (p <= 1.0))
+
+
+def test_when_the_check_cannot_run_the_model_still_loads_with_a_warning(tiny_int8, caplog):
+    with caplog.at_level("WARNING", logger="idc_edge.modelcheck"):
+        result = probe_model(tiny_int8.read_bytes(), "model m", "no_such_interpreter_module")
+    assert result.ok and not result.cached and cache_dir() is not None and not cache_dir().exists()
+    assert "loaded without the crash check" in caplog.text and "no_such_interpreter_module" in caplog.text
+
+
+def test_the_child_sees_import_paths_added_at_run_time(tmp_path):
+    """An app that puts its interpreter on sys.path at run time (not via PYTHONPATH) is still probed."""
+    vendored = tmp_path / "vendored"
+    (vendored / "my_backend").mkdir(parents=True)
+    (vendored / "my_backend" / "__init__.py").write_text(
+        "from ai_edge_litert.interpreter import Interpreter\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(vendored)!r})
+        from idc_edge.modelcheck import probe_model
+        data = open({str(sys.modules['idc_edge'].__file__.replace('__init__.py', 'models/idc_int8.tflite'))!r}, 'rb').read()
+        r = probe_model(data, "m", "my_backend", "custom", "1")
+        print(r.ok, r.cached)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "IDC_EDGE_CACHE_DIR": str(tmp_path / "c")})
+    assert p.returncode == 0 and p.stdout.split() == ["True", "False"], p.stderr
+    assert "without the crash check" not in p.stderr
