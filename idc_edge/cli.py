@@ -481,9 +481,18 @@ def cmd_info(args) -> int:
           f"{sc['um_per_px']} um/px, threshold {sc['threshold']:.3f}")
     if prov.get("summary"):
         print(f"          {prov['summary']}")
-    for key in ("data", "metrics"):
-        if key in prov:
-            print(f"{key:<9} {json.dumps(prov[key])}")
+    if prov.get("architecture") or prov.get("variant"):
+        print(f"made      {prov.get('architecture', '?')} CNN, {prov.get('variant', '?')}"
+              + (f", shipped {prov['shipped'][:10]}" if prov.get("shipped") else ""))
+    data = prov.get("data")
+    if isinstance(data, dict) and "train_patients" in data:
+        print(f"data      {data.get('train_patients')} training / {data.get('val_patients')} validation patients "
+              f"({data.get('split', 'patient split')})")
+    for label, key in (("validation", "validation_metrics"), ("  float32", "validation_metrics_float")):
+        vm = prov.get(key)
+        if isinstance(vm, dict) and "balanced_accuracy" in vm:
+            print(f"{label:<9} balanced accuracy {vm['balanced_accuracy']:.3f}, recall no IDC {vm['recall_0']:.3f}, "
+                  f"recall IDC {vm['recall_1']:.3f}, ROC AUC {vm['roc_auc']:.3f} ({vm['n_patches']} patches)")
     return 0
 
 
