@@ -59,13 +59,19 @@ GUARDS = (
 def keras_model_for(int8_path: Path, keras_path: Optional[str]) -> tuple[Optional[str], str]:
     """(Keras model file or architecture name, description) matching the int8 model.
 
-    Order: ``keras_path``; ``runs/default/model.keras`` when the int8 model is the shipped one;
+    Order: ``keras_path``; the sidecar's ``provenance.source_model`` (the Keras model it was
+    converted from); ``runs/default/model.keras`` when the int8 model is the shipped one;
     ``model.keras`` next to the int8 model (a training run's folder); else the architecture the
     sidecar names (untrained, same shape and cost); else None.
     """
     if keras_path:
         return keras_path, f"Keras float32 {keras_path}"
     candidates = [int8_path.parent / "model.keras"]
+    source = read_spec(int8_path).provenance.get("source_model")
+    if source:
+        source_path = Path(source) if Path(source).is_absolute() else ROOT / source
+        if source_path.suffix in (".keras", ".h5"):
+            candidates.insert(0, source_path)
     if int8_path.resolve().parent == resolve_model_path(None).resolve().parent:
         candidates.insert(0, ROOT / "runs" / "default" / "model.keras")
     for c in candidates:

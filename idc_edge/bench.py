@@ -277,7 +277,8 @@ def frame_latency(model_path: Optional[str], sizes: Sequence[tuple[int, int]] = 
     Args:
         frames_for: ``(width, height, um_per_px, n) -> list of BGR frames``; default synthetic
             frames of a moving stage (so every frame is new).
-        repeats: passes over the frames; stage times are medians over all passes.
+        repeats: passes over the frames; stage times are medians over all passes. The stride and
+            mask configurations of one frame size are timed interleaved, frame by frame.
     """
     from .detector import Detector
     from .overlay import draw_overlay
@@ -292,33 +293,44 @@ def frame_latency(model_path: Optional[str], sizes: Sequence[tuple[int, int]] = 
                 else:
                     frames = frames_for(w, h, um, n_frames)
                 dec = _decode_ms(frames, Path(tmp)) if decode else float("nan")
-                for stride in strides:
-                    for mask in masks:
-                        with Detector(model_path=model_path, um_per_px=um, stride=stride, tissue_mask=mask,
-                                      num_threads=threads) as det:
-                            det.detect(frames[0])  # warm-up: interpreters for the batch sizes this frame needs
-                            stages, totals, overlays, tissue = [], [], [], []
-                            for _ in range(repeats):
-                                for f in frames:
-                                    t0 = time.perf_counter()
-                                    r = det.detect(f)
-                                    t1 = time.perf_counter()
-                                    draw_overlay(f, r)
-                                    t2 = time.perf_counter()
-                                    stages.append(r.times)
-                                    totals.append(t1 - t0)
-                                    overlays.append(t2 - t1)
-                                    tissue.append(r.n_tissue)
-                            med = lambda xs: float(np.median(xs))  # noqa: E731
-                            detect_ms = med(totals) * 1000
-                            overlay_ms = med(overlays) * 1000
-                            both_ms = med(np.add(totals, overlays)) * 1000
-                            rows.append(FrameLatency(
-                                w, h, um, stride, mask, r.n_patches, float(np.mean(tissue)), dec,
-                                med([s.prepare for s in stages]), med([s.mask for s in stages]),
-                                med([s.tiling for s in stages]), med([s.invoke for s in stages]),
-                                med([s.post for s in stages]), detect_ms, overlay_ms,
-                                1000 / detect_ms, 1000 / both_ms))
+                configs = [(stride, mask) for stride in strides for mask in masks]
+                dets = {c: Detector(model_path=model_path, um_per_px=um, stride=c[0], tissue_mask=c[1],
+                                    num_threads=threads) for c in configs}
+                samples: dict = {c: {"times": [], "detect": [], "overlay": [], "tissue": [], "patches": 0}
+                                 for c in configs}
+                try:
+                    for det in dets.values():
+                        det.detect(frames[0])  # warm-up: interpreters for the batch sizes this frame needs
+                    # every configuration of this frame size runs on each frame in turn (rotating
+                    # order), so a burst of load from another process hits all of them alike
+                    for rep in range(repeats):
+                        for i, f in enumerate(frames):
+                            k = (rep * len(frames) + i) % len(configs)
+                            for c in configs[k:] + configs[:k]:
+                                t0 = time.perf_counter()
+                                r = dets[c].detect(f)
+                                t1 = time.perf_counter()
+                                draw_overlay(f, r)
+                                t2 = time.perf_counter()
+                                q = samples[c]
+                                q["times"].append(r.times)
+                                q["detect"].append(t1 - t0)
+                                q["overlay"].append(t2 - t1)
+                                q["tissue"].append(r.n_tissue)
+                                q["patches"] = r.n_patches
+                finally:
+                    for det in dets.values():
+                        det.close()
+                med = lambda xs: float(np.median(xs))  # noqa: E731
+                for (stride, mask), q in samples.items():
+                    stages = q["times"]
+                    detect_ms = med(q["detect"]) * 1000
+                    rows.append(FrameLatency(
+                        w, h, um, stride, mask, q["patches"], float(np.mean(q["tissue"])), dec,
+                        med([x.prepare for x in stages]), med([x.mask for x in stages]),
+                        med([x.tiling for x in stages]), med([x.invoke for x in stages]),
+                        med([x.post for x in stages]), detect_ms, med(q["overlay"]) * 1000,
+                        1000 / detect_ms, 1000 / (med(np.add(q["detect"], q["overlay"])) * 1000)))
     return rows
 
 
