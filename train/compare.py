@@ -28,8 +28,13 @@ def _fmt(v, digits=4):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def table(runs: list[Path], latency: bool = False, label: str = "architecture") -> str:
-    """Markdown table of the runs (float Keras metrics and int8 metrics on validation patients)."""
+def table(runs: list[Path], latency: bool = False, label: str = "architecture", rounds: int = 5,
+          measured: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown table of the runs (float Keras metrics and int8 metrics on validation patients).
+
+    With ``latency``, each model's latency is re-measured (best of ``rounds`` rounds) and, when
+    ``measured`` is a dict, stored in it by run folder.
+    """
     rows = [
         f"| run | {label} | params | int8 KB | epoch | val AUC (float) | val bal. acc. (float) "
         "| val AUC (int8) | val bal. acc. (int8) | recall 0 / 1 (int8) | threshold (int8) "
@@ -42,8 +47,11 @@ def table(runs: list[Path], latency: bool = False, label: str = "architecture") 
         if latency and (run / "model_int8.tflite").is_file():
             from .export import latency_ms_per_patch
 
-            lat = {"int8": latency_ms_per_patch(run / "model_int8.tflite", repeats=50, rounds=5),
-                   "float32": latency_ms_per_patch(run / "model_float32.tflite", repeats=50, rounds=5)}
+            lat = {"batch": 64, "threads": 1,
+                   "int8": latency_ms_per_patch(run / "model_int8.tflite", repeats=20, rounds=rounds),
+                   "float32": latency_ms_per_patch(run / "model_float32.tflite", repeats=20, rounds=rounds)}
+            if measured is not None:
+                measured[str(run.resolve())] = lat
         f = card["float"]["metrics"]
         q = (card.get("int8") or {}).get("metrics") or {}
         what = card["architecture"] if label == "architecture" else ", ".join(card["config"]["augment"]) or "none"
@@ -60,16 +68,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run folders written by python -m train")
     ap.add_argument("--latency", action="store_true", help="re-measure LiteRT latency (batch 64, 1 thread)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="latency: best of this many rounds (more on a busy machine; default 5)")
     ap.add_argument("--by", choices=("architecture", "augment"), default="architecture", help="what the runs vary")
     ap.add_argument("--append-to", type=Path, help="run folder whose model card gets this table")
     args = ap.parse_args(argv)
     try:
-        md = table(args.runs, args.latency, args.by)
+        measured: dict[str, dict[str, float]] = {}
+        md = table(args.runs, args.latency, args.by, args.rounds, measured)
         if args.append_to:
             from .report import write_model_card
 
             card = _load(args.append_to)
             card["candidates_markdown"] = md
+            if str(args.append_to.resolve()) in measured:  # the same measurement as the table's
+                card["latency_ms_per_patch"] = measured[str(args.append_to.resolve())]
             write_model_card(card, args.append_to)
     except IdcEdgeError as e:
         print(f"python -m train.compare: error: {e}", file=sys.stderr)
