@@ -126,3 +126,9 @@ def test_train_fails_with_unwritable_out(tmp_path, capsys):
     blocker.write_text("")
     assert main(["--data", str(tmp_path / "data"), "--out", str(blocker / "out")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_train_fails_with_bad_ema(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "out"), "--ema", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--ema" in err

@@ -59,12 +59,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (created), e.g. runs/default")
     p.add_argument("--arch", default=architectures.DEFAULT_ARCH, choices=architectures.names(),
                    help=f"architecture (default {architectures.DEFAULT_ARCH})")
-    p.add_argument("--epochs", type=_positive_int, default=16, help="training epochs (default 16)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="training epochs (default 20)")
     p.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
-    p.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
-                   help="keep an exponential moving average of the weights (e.g. 0.995) and validate/keep that")
+    p.add_argument("--ema", type=float, default=0.995, metavar="MOMENTUM",
+                   help="validate and keep an exponential moving average of the weights (default 0.995; "
+                        "0 = off, e.g. for runs of a few dozen steps)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling, augmentation and weights")
     p.add_argument("--augment", type=_augment, default=PRESETS["all"], metavar="LIST",
                    help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "

@@ -146,7 +146,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     )
 }
 
-DEFAULT_ARCH = "s2_16_32_64_128"
+DEFAULT_ARCH = "s2_deep"  # chosen in EXPERIMENTS.md
 
 
 def names() -> list[str]:

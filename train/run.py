@@ -42,12 +42,12 @@ class TrainConfig:
     data: str
     out: str
     arch: str = architectures.DEFAULT_ARCH
-    epochs: int = 16
+    epochs: int = 20
     batch_size: int = 128
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
-    ema: float | None = None
+    ema: float | None = 0.995
     seed: int = 0
     augment: tuple[str, ...] = PRESETS["all"]
     class_balance: str = "weights"
@@ -73,8 +73,8 @@ class TrainConfig:
             raise OptionError(f"--batch-size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise OptionError(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise OptionError(f"--ema must be between 0 and 1 (e.g. 0.995), got {self.ema}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise OptionError(f"--ema must be 0 (off) or a momentum below 1 (e.g. 0.995), got {self.ema}")
         if self.weight_decay < 0:
             raise OptionError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.select not in SELECT_METRICS:
@@ -287,7 +287,7 @@ def run(cfg: TrainConfig) -> RunResult:
         schedule = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate * (0.1 if warmup else 1.0), decay_steps=max(1, cfg.epochs * steps - warmup),
             warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, use_ema=cfg.ema is not None,
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, use_ema=bool(cfg.ema),
                                            ema_momentum=cfg.ema or 0.99)
         model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy())
 
