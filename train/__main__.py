@@ -75,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
                    help="validation metric that chooses the epoch (default auc)")
     p.add_argument("--cache", default=None, metavar="memory|PATH",
-                   help="cache decoded patches in memory, or in files PATH* on disk; default: stream from disk")
+                   help="cache decoded patches in memory, or in tf.data cache files PATH* on disk (use a fresh PATH "
+                        "per data set: an existing cache is reused as is); default: stream from disk every epoch")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="'mirrored' trains on all local GPUs (tf.distribute.MirroredStrategy)")
     p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|FILE",
