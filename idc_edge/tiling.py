@@ -54,6 +54,9 @@ class TileGrid:
         scale: rescaled pixels per frame pixel (``frame_um_per_px / model_um_per_px``).
         frame_shape: (height, width) of the original frame in pixels.
         padded_shape: (height, width) of the rescaled frame after padding to >= one patch.
+        rescaled_shape: (height, width) of the rescaled frame before padding; rounding makes
+            its ratio to ``frame_shape`` differ slightly from ``scale``, and boxes use that exact
+            ratio per axis so the last row and column end on the frame's edge.
     """
 
     ys: np.ndarray
@@ -62,6 +65,7 @@ class TileGrid:
     scale: float
     frame_shape: tuple[int, int]
     padded_shape: tuple[int, int]
+    rescaled_shape: tuple[int, int]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,10 +80,11 @@ class TileGrid:
         """int32 ``[rows, cols, 4]`` boxes (x0, y0, x1, y1) in original-frame pixels, x1/y1 exclusive,
         clipped to the frame."""
         h, w = self.frame_shape
-        x0 = np.floor(self.xs / self.scale)
-        x1 = np.ceil((self.xs + self.patch) / self.scale)
-        y0 = np.floor(self.ys / self.scale)
-        y1 = np.ceil((self.ys + self.patch) / self.scale)
+        sy, sx = self.rescaled_shape[0] / h, self.rescaled_shape[1] / w
+        x0 = np.floor(self.xs / sx + 1e-9)
+        x1 = np.ceil((self.xs + self.patch) / sx - 1e-9)
+        y0 = np.floor(self.ys / sy + 1e-9)
+        y1 = np.ceil((self.ys + self.patch) / sy - 1e-9)
         r, c = self.shape
         out = np.empty((r, c, 4), np.int32)
         out[..., 0] = np.clip(x0, 0, w)[None, :]
@@ -96,7 +101,8 @@ def make_grid(frame_shape: tuple[int, int], patch: int, stride: int, scale: floa
         raise OptionError(f"frame must be at least 1×1 pixels, got {w}×{h}")
     sw, sh = rescaled_size(w, h, scale)
     ph, pw = max(sh, patch), max(sw, patch)
-    return TileGrid(positions(ph, patch, stride), positions(pw, patch, stride), patch, float(scale), (h, w), (ph, pw))
+    return TileGrid(positions(ph, patch, stride), positions(pw, patch, stride), patch, float(scale), (h, w), (ph, pw),
+                    (sh, sw))
 
 
 def window_view(image: np.ndarray, patch: int) -> np.ndarray:

@@ -60,8 +60,8 @@ def test_grid_boxes_are_inside_the_frame_and_non_empty(h, w, patch, stride, scal
     x0, y0, x1, y1 = (boxes[..., i] for i in range(4))
     assert (x0 >= 0).all() and (y0 >= 0).all() and (x1 <= w).all() and (y1 <= h).all()
     assert (x0 < x1).all() and (y0 < y1).all()
-    # boxes reach the far edges up to the rounding of the rescale (half a model pixel)
-    assert w - x1.max() <= 0.5 / scale + 1e-6 and h - y1.max() <= 0.5 / scale + 1e-6
+    # the last row and column end exactly on the frame's far edges: every frame pixel is covered
+    assert x1.max() == w and y1.max() == h
 
 
 @settings(deadline=None)
