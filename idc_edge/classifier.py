@@ -10,6 +10,7 @@ bytes where the model allows it, and always returns dequantized float probabilit
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,9 @@ class PatchClassifier:
         self.model_path = resolve_model_path(model_path)
         self._content = read_model_bytes(self.model_path)
         self.spec: ModelSpec = read_spec(self.model_path)
+        if self.spec.model_sha256 and hashlib.sha256(self._content).hexdigest() != self.spec.model_sha256:
+            raise ModelError(f"model file {str(self.model_path)!r} does not match the SHA-256 in its sidecar: the file "
+                             "is damaged or the sidecar belongs to another model; copy both files again")
         self.backend = get_backend()
         self.num_threads = num_threads
         self.max_batch = max_batch

@@ -12,9 +12,13 @@ Keys (``format_version`` 1):
 - ``float_model`` (optional): file name, next to this one, of the float32 model with the same
   weights, for measuring the quantization drop.
 - ``provenance`` (dict): how it was made: data, split, metrics, command, date.
+- ``model_sha256`` (optional): SHA-256 of the ``.tflite`` file, written by :func:`write_spec`;
+  a model whose bytes no longer match is refused (a damaged copy can load and give wrong
+  scores without any other sign).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -39,6 +43,7 @@ class ModelSpec:
     class_names: tuple[str, str] = ("no IDC", "IDC")
     float_model: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    model_sha256: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
@@ -76,7 +81,7 @@ class ModelSpec:
                 patch_size_px=data["patch_size_px"], um_per_px=float(data["um_per_px"]),
                 channel_order=data["channel_order"], threshold=float(data["threshold"]),
                 class_names=tuple(data["class_names"]), float_model=data.get("float_model"),
-                provenance=dict(data.get("provenance") or {}),
+                provenance=dict(data.get("provenance") or {}), model_sha256=data.get("model_sha256"),
             )
         except (TypeError, ValueError) as e:
             raise ModelError(f"{where}: {e}") from None
@@ -104,8 +109,19 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
     return ModelSpec.from_json(data, where=f"model sidecar {str(path)!r}")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def write_spec(model_path: str | os.PathLike, spec: ModelSpec) -> Path:
-    """Write ``spec`` as the sidecar of ``model_path``; returns the sidecar's path."""
+    """Write ``spec`` as the sidecar of ``model_path``; returns the sidecar's path.
+
+    When the model file exists, its SHA-256 is recorded in ``model_sha256`` so a damaged copy
+    is refused at load.
+    """
+    if Path(model_path).is_file():
+        spec = replace(spec, model_sha256=file_sha256(model_path))
     path = sidecar_path(model_path)
     path.write_text(json.dumps(spec.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path

@@ -133,3 +133,16 @@ def test_close_is_safe_twice(tiny_int8):
     clf = PatchClassifier(tiny_int8)
     clf.close()
     clf.close()
+
+
+def test_load_fails_with_a_damaged_model_whose_bytes_no_longer_match_the_sidecar(tiny_int8, tmp_path):
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_int8, model)
+    write_spec(model, read_spec(tiny_int8))
+    assert read_spec(model).model_sha256
+    PatchClassifier(model).close()  # intact: loads
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit in the weights
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the SHA-256 in its sidecar"):
+        PatchClassifier(model)

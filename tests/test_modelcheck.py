@@ -6,7 +6,6 @@ loaded here in a real subprocess, so a crash shows as a dead child and a failed 
 killing pytest.
 """
 import random
-import shutil
 import struct
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from idc_edge.classifier import PatchClassifier
 from idc_edge.errors import ModelError
 from idc_edge.modelcheck import cache_dir, probe_model
-from idc_edge.spec import ModelSpec, sidecar_path, write_spec
+from idc_edge.spec import ModelSpec, read_spec, write_spec
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +28,10 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def with_sidecar(data: bytes, src_model, path):
+    """``data`` as a model with ``src_model``'s sidecar, re-hashed so the probe (not the
+    checksum) is what meets the damaged bytes."""
     path.write_bytes(data)
-    shutil.copy(sidecar_path(src_model), sidecar_path(path))
+    write_spec(path, read_spec(src_model))
     return path
 
 
