@@ -361,8 +361,10 @@ def _interleaved_streams(det, frames: Sequence[np.ndarray], rounds: int) -> dict
     for r in range(rounds):
         streams = {"reuse": det.stream(frames, keep_image=False, reuse=True),
                    "no_reuse": det.stream(frames, keep_image=False, reuse=False)}
-        order = list(streams) if r % 2 == 0 else list(streams)[::-1]
-        for _ in frames:
+        for i in range(len(frames)):
+            # who goes first alternates frame by frame: the second run of a frame finds its pixels
+            # in the cache, and an unbalanced order would bias the ratio by a few per cent
+            order = list(streams) if (i + r) % 2 == 0 else list(streams)[::-1]
             for name in order:
                 t = time.perf_counter()
                 next(streams[name])
@@ -574,7 +576,8 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
     Args:
         model_path: the int8 model (its sidecar's ``float_model`` is the float32 twin); None for
             the shipped one.
-        quick: fewer frame sizes, rounds and frames (about 20 s instead of about a minute).
+        quick: fewer frame sizes, rounds and frames (about half the time; the full run takes about
+            20 s on a 2-core x86 VM, several times that on a Raspberry Pi).
         threads: "all threads" for the patch latency (default: the CPU count).
     """
     say = progress or (lambda text: None)

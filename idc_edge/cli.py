@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "here (no data needed) and print tables; ratios are measured interleaved.")
     bench.add_argument("--model", metavar="PATH",
                        help="int8 model to time, with its float32 twin from the sidecar (default: the shipped one)")
-    bench.add_argument("--quick", action="store_true", help="fewer frame sizes and rounds (about 20 s)")
+    bench.add_argument("--quick", action="store_true", help="fewer frame sizes and rounds (about half the time)")
     bench.add_argument("--threads", type=_positive_int("--threads"), metavar="N",
                        help="the 'all threads' setting of the patch latency (default: the CPU count)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
