@@ -85,6 +85,26 @@ def _tensor_format(detail: dict) -> TensorFormat:
     return TensorFormat(np.dtype(detail["dtype"]), float(scale), int(zp))
 
 
+_delegate_notice_silenced = False
+
+
+@contextlib.contextmanager
+def _quiet_first_interpreter():
+    """Silence LiteRT's one "Created TensorFlow Lite XNNPACK delegate" line on stderr.
+
+    LiteRT prints it once per process, when the first interpreter is made; that happens while
+    a :class:`PatchClassifier` is created, before any streaming thread runs. Redirecting file
+    descriptor 2 later would swallow other threads' messages, so it is done only this once.
+    """
+    global _delegate_notice_silenced
+    if _delegate_notice_silenced:
+        yield
+        return
+    _delegate_notice_silenced = True
+    with _quiet_stderr():
+        yield
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """Silence C-level writes to stderr (file descriptor 2) for the duration."""
@@ -164,8 +184,7 @@ class PatchClassifier:
         slot = self._slots.get(batch)
         if slot is None:
             try:
-                with _quiet_stderr():  # LiteRT prints an INFO line per interpreter on fd 2
-                    interp = self._new_interpreter(batch)
+                interp = self._new_interpreter(batch)
             except ModelError:
                 raise
             except (ValueError, RuntimeError) as e:
@@ -176,15 +195,16 @@ class PatchClassifier:
         return slot
 
     def _new_interpreter(self, batch: int):
-        interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
-        inp, out = interp.get_input_details(), interp.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
-                             "expected one of each")
-        shape = list(inp[0]["shape"])
-        if len(shape) == 4 and shape[0] != batch:
-            interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
-        interp.allocate_tensors()
+        with _quiet_first_interpreter():  # the delegate notice is printed at allocation
+            interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
+            inp, out = interp.get_input_details(), interp.get_output_details()
+            if len(inp) != 1 or len(out) != 1:
+                raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
+                                 "expected one of each")
+            shape = list(inp[0]["shape"])
+            if len(shape) == 4 and shape[0] != batch:
+                interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
+            interp.allocate_tensors()
         return interp
 
     # -- inference -----------------------------------------------------------------------

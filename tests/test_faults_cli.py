@@ -271,7 +271,7 @@ def bad_models(tiny_int8, tmp_path):
     return {
         "missing": (tmp_path / "nope.tflite", "does not exist"),
         "empty": (model("empty", b""), "is empty"),
-        "truncated": (model("truncated", good[: len(good) // 2]), "cannot be loaded"),
+        "truncated": (model("truncated", good[: len(good) // 2]), "damaged"),
         "not tflite": (model("png", cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()),
                        "not a TFLite model"),
         "no sidecar": (model("nosidecar", sidecar=False), "sidecar"),
