@@ -107,10 +107,11 @@ class ThreadedStream:
             if close is not None:
                 close()  # a generator's cleanup (releasing a capture) runs on the thread that used it
 
-    def _queued_frames(self) -> Iterator:
+    def _drain(self, q: queue.Queue) -> Iterator:
+        """Items of ``q`` until its end marker or a stop; a worker's failure is raised here."""
         while not self._stop.is_set():
             try:
-                item = self._frames.get(timeout=0.05)
+                item = q.get(timeout=0.05)
             except queue.Empty:
                 continue
             if item is _END:
@@ -121,7 +122,7 @@ class ThreadedStream:
 
     def _infer(self) -> None:
         try:
-            for result in self._detector.stream(self._queued_frames(), keep_image=self._keep_image,
+            for result in self._detector.stream(self._drain(self._frames), keep_image=self._keep_image,
                                                 reuse=self._reuse):
                 if not self._put(self._results, result):
                     return
@@ -135,18 +136,7 @@ class ThreadedStream:
             self._started = True
             self._reader.start()
             self._worker.start()
-        while True:
-            try:
-                item = self._results.get(timeout=0.05)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
+        yield from self._drain(self._results)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop both threads and wait for them (up to ``timeout_s`` each); safe to call twice."""
