@@ -129,20 +129,23 @@ class PatchClassifier:
         model_path: a ``.tflite`` file with its sidecar ``.json``; None for the shipped model.
         num_threads: interpreter threads (>= 1).
         max_batch: largest batch per interpreter call; larger inputs are chunked. A power of two.
+        spec: the model's sidecar contents, for a model whose sidecar is not written yet (for
+            example while training chooses its threshold); None reads ``<name>.json``.
 
     Raises:
         ModelError: the model or its sidecar breaks the contract.
         OptionError: an option is out of range.
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, *, num_threads: int = 1, max_batch: int = 64):
+    def __init__(self, model_path: str | os.PathLike | None = None, *, num_threads: int = 1, max_batch: int = 64,
+                 spec: ModelSpec | None = None):
         if not isinstance(num_threads, int) or num_threads < 1:
             raise OptionError(f"threads must be a whole number >= 1, got {num_threads!r}")
         if not isinstance(max_batch, int) or max_batch < 1 or max_batch & (max_batch - 1):
             raise OptionError(f"max_batch must be a power of two >= 1, got {max_batch!r}")
         self.model_path = resolve_model_path(model_path)
         self._content = read_model_bytes(self.model_path)
-        self.spec: ModelSpec = read_spec(self.model_path)
+        self.spec: ModelSpec = read_spec(self.model_path) if spec is None else spec
         if self.spec.model_sha256 and hashlib.sha256(self._content).hexdigest() != self.spec.model_sha256:
             raise ModelError(f"model file {str(self.model_path)!r} does not match the SHA-256 in its sidecar: the file "
                              "is damaged or the sidecar belongs to another model; copy both files again")

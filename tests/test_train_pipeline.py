@@ -82,7 +82,7 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     import keras
 
     from idc_edge.spec import read_spec
-    from train.export import TFLiteClassifier
+    from idc_edge.classifier import PatchClassifier
 
     model = keras.models.load_model(out / "model.keras")
     x = np.full((2, 50, 50, 3), 200, np.float32)
@@ -94,7 +94,8 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     prov = spec.provenance
     assert prov["architecture"] == json.loads((out / "train_config.json").read_text())["architecture"]
     assert prov["counts"]["train"]["patches"] == 300
-    assert TFLiteClassifier(out / "model_int8.tflite")(x).shape == (2,)
+    with PatchClassifier(out / "model_int8.tflite") as clf:  # loads with its sidecar through the runtime
+        assert clf.predict(x.astype(np.uint8)).shape == (2,)
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and 0 <= float(rows[0]["val_auc"]) <= 1

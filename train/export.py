@@ -55,44 +55,6 @@ def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None 
     return path
 
 
-def _interpreter(path: str | os.PathLike, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter(model_path=str(path), num_threads=threads)
-
-
-class TFLiteClassifier:
-    """P(IDC) from a float32 or int8 ``.tflite`` model, batch by batch (dequantizes uint8 output)."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        self._interp = _interpreter(path, threads or os.cpu_count() or 1)
-        self._size = None
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """``images``: RGB values 0–255 ``[N, 50, 50, 3]`` → float32 ``[N]``."""
-        interp = self._interp
-        if self._size != images.shape:
-            inp = interp.get_input_details()[0]
-            interp.resize_tensor_input(inp["index"], list(images.shape))
-            interp.allocate_tensors()
-            self._size = images.shape
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        if inp["dtype"] == np.uint8:
-            scale, zp = inp["quantization"]
-            x = np.asarray(images, np.float32)
-            if not (abs(scale - 1.0) < 1e-6 and zp == 0):
-                x = x / scale + zp
-            interp.set_tensor(inp["index"], np.clip(np.round(x), 0, 255).astype(np.uint8))
-        else:
-            interp.set_tensor(inp["index"], np.asarray(images, np.float32))
-        interp.invoke()
-        y = interp.get_tensor(out["index"]).reshape(-1)
-        if out["dtype"] in (np.uint8, np.int8):
-            scale, zp = out["quantization"]
-            y = scale * (y.astype(np.float32) - zp)
-        return y.astype(np.float32)
-
-
 def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int = 1,
                          repeats: int = 30, rounds: int = 3, warmup: int = 5, seed: int = 0) -> float:
     """Wall time per patch (ms) of one ``invoke`` on a batch of random patches.
@@ -100,7 +62,9 @@ def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int 
     The median of ``repeats`` invokes, best of ``rounds`` rounds (other processes on a shared
     machine only ever add time).
     """
-    interp = _interpreter(path, threads)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
     inp = interp.get_input_details()[0]
     interp.resize_tensor_input(inp["index"], [batch, 50, 50, 3])
     interp.allocate_tensors()

@@ -21,6 +21,7 @@ import numpy as np
 
 from idc_edge.dataset import (PATCH_SIZE_PX, UM_PER_PX, CLASS_NAMES, class_counts, load_patches,
                               require_both_classes, scan_dataset, split_by_patient)
+from idc_edge.classifier import PatchClassifier
 from idc_edge.errors import DatasetError, OptionError
 from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, roc_auc
 from idc_edge.spec import ModelSpec, write_spec
@@ -203,10 +204,10 @@ def _representative(records, seed: int) -> np.ndarray:
 
 
 def _tflite_predict(path: Path, val_ds) -> np.ndarray:
-    from .export import TFLiteClassifier
-
-    clf = TFLiteClassifier(path)
-    return np.concatenate([clf(x.numpy()) for x, _, _ in val_ds])
+    """P(IDC) of the validation batches through the runtime's own classifier (its input
+    handling and dequantization); validation images are uint8 values carried as float32."""
+    with PatchClassifier(path, num_threads=os.cpu_count() or 1, spec=ModelSpec()) as clf:
+        return np.concatenate([clf.predict(x.numpy().astype(np.uint8)) for x, _, _ in val_ds])
 
 
 def _summarise_patients(patients: Sequence[str], y, p, thr) -> dict[str, Any]:
