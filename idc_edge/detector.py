@@ -135,9 +135,12 @@ class Detector:
             self._boxes.flags.writeable = False
         return self._grid, self._boxes
 
-    def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
-        """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels)."""
-        bgr = to_bgr8(frame_bgr)
+    def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
+        """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels).
+
+        ``bgr`` is already uint8 BGR ``[H, W, 3]`` (see :func:`~idc_edge.frames.to_bgr8`); :meth:`detect`
+        normalises once before calling this.
+        """
         grid, boxes = self._grid_for(bgr.shape[:2])
         if self.scale != 1.0:
             bgr = rescale(bgr, rescaled_size(bgr.shape[1], bgr.shape[0], self.scale))
