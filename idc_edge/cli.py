@@ -413,7 +413,6 @@ def cmd_evaluate(args) -> int:
 
     patients = args.patients
     if args.validation:
-        from .dataset import scan_dataset  # noqa: F401  (validated below by evaluate_folder)
         patients = sorted(set(patients or VALIDATION_PATIENTS) & VALIDATION_PATIENTS)
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
         ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
