@@ -35,3 +35,7 @@ class RecordError(IdcEdgeError):
 
 class FrameError(SourceError):
     """One frame cannot be used (empty, wrong type or shape); streams skip and count it."""
+
+
+class UsageError(IdcEdgeError):
+    """The command line itself is wrong (unknown option, bad value)."""

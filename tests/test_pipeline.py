@@ -12,7 +12,7 @@ import pytest
 from conftest import frame_with_blob
 from idc_edge.detector import Detector
 from idc_edge.errors import SourceError
-from idc_edge.pipeline import ThreadedStream
+from idc_edge.threads import ThreadedStream
 from idc_edge.sources import Frame, FrameSource, VideoSource
 
 

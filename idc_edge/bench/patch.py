@@ -1,0 +1,62 @@
+"""Patch latency: the int8 model against its float32 twin, per batch size and thread count."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..classifier import PatchClassifier, resolve_model_path
+from ..spec import read_spec
+from .timing import interleaved
+
+
+@dataclass(frozen=True)
+class PatchLatency:
+    """ms per patch of one model at one batch size and thread count (median over rounds)."""
+
+    model: str
+    dtype: str
+    batch: int
+    threads: int
+    ms_per_patch: float
+    patches_per_s: float
+
+
+def float_twin(model_path: Optional[str]) -> Optional[Path]:
+    """The float32 model with the same weights named by the sidecar's ``float_model``, if it exists."""
+    path = resolve_model_path(model_path)
+    name = read_spec(path).float_model
+    if not name:
+        return None
+    twin = path.parent / name
+    return twin if twin.is_file() else None
+
+
+def patch_latency(model_paths: dict[str, Path], batches: Sequence[int] = (1, 64),
+                  threads: Sequence[int] = (1,), rounds: int = 7, min_round_s: float = 0.05,
+                  seed: int = 0) -> tuple[list[PatchLatency], dict[tuple[int, int], dict[str, np.ndarray]]]:
+    """Per-patch latency of each model (label → path), interleaved per (batch, threads).
+
+    Returns:
+        (rows, raw): raw[(batch, threads)][label] is seconds per call per round, for ratios.
+    """
+    rng = np.random.default_rng(seed)
+    rows, raw = [], {}
+    for t in threads:
+        clfs = {label: PatchClassifier(path, num_threads=t, max_batch=max(64, max(batches)))
+                for label, path in model_paths.items()}
+        try:
+            for b in batches:
+                x = rng.integers(0, 256, (b, 50, 50, 3), dtype=np.uint8)
+                timings = interleaved({label: (lambda c=c: c.predict(x)) for label, c in clfs.items()},
+                                      rounds=rounds, min_round_s=min_round_s)
+                raw[(b, t)] = timings
+                for label, secs in timings.items():
+                    ms = float(np.median(secs)) * 1000 / b
+                    rows.append(PatchLatency(label, str(clfs[label].input_format.dtype), b, t, ms, 1000 / ms))
+        finally:
+            for c in clfs.values():
+                c.close()
+    return rows, raw

@@ -1,0 +1,87 @@
+"""The command line as a user runs it: start-up to the first result and peak memory of an
+``idc-edge run`` process, measured from the outside."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _peak_rss_kb(pid: int) -> float:
+    """Peak resident memory so far (VmHWM) of a running process in KiB; 0 where /proc is absent."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One ``idc-edge run`` process: wall time, first result, frames, peak memory.
+
+    ``fps`` is frames per second from the first result to the end of the stream (start-up
+    excluded; NaN for a single frame); ``wall_s`` is the whole process, start-up and exit included.
+    """
+
+    command: str
+    frames: int
+    wall_s: float
+    first_result_s: float
+    fps: float
+    peak_rss_mb: float
+
+
+def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
+    """Run ``python -m idc_edge run ARGS --record TMP --quiet`` and measure it from the outside.
+
+    ``first_result_s`` is from just before the process is started to the moment its first JSONL
+    line (flushed right after the first result) appears; ``peak_rss_mb`` is the process's peak
+    resident memory from the kernel (Linux/macOS).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        record = Path(tmp) / "first.jsonl"
+        cmd = [sys.executable, "-m", "idc_edge", "run", *map(str, args), "--record", str(record), "--quiet"]
+        t0 = time.perf_counter()
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            first, peak_kb, seen_at_first = float("nan"), 0.0, 0
+            last_growth, seen, reader = float("nan"), 0, None
+            while proc.poll() is None:
+                if reader is None and record.exists():
+                    reader = open(record, "rb")
+                new = reader.read().count(b"\n") if reader is not None else 0
+                if new:
+                    seen, last_growth = seen + new, time.perf_counter() - t0
+                    if np.isnan(first):
+                        first = last_growth
+                        seen_at_first = seen
+                peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
+                if time.perf_counter() - t0 > timeout_s:
+                    proc.kill()
+                    proc.wait()
+                    break
+                time.sleep(0.002 if np.isnan(first) else 0.02)
+            wall = time.perf_counter() - t0
+            if reader is not None:
+                reader.close()
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
+        if proc.returncode != 0:
+            raise RuntimeError(f"idc-edge run failed ({proc.returncode}): {stderr.strip()[-500:]}")
+        lines = record.read_text().splitlines() if record.exists() else []
+        if np.isnan(first) and lines:
+            first = wall
+    # frames per second between the first and the last line seen while the process ran
+    fps = (seen - seen_at_first) / (last_growth - first) if seen > seen_at_first and last_growth > first \
+        else float("nan")
+    return ProcessRun(" ".join(["idc-edge", "run", *map(str, args)]), len(lines), wall, first, fps, peak_kb / 1024.0)

@@ -1,0 +1,63 @@
+"""``idc-edge evaluate``: accuracy on labelled patches in the data set's layout."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from .options import add_model_args
+
+
+def add_parser(sub) -> None:
+    ev = sub.add_parser("evaluate", help="accuracy on labelled patches in the data set's layout")
+    ev.add_argument("data_dir", metavar="DATA_DIR", help="folder of <patient>/<0|1>/*.png (or one patient's folder)")
+    add_model_args(ev)
+    ev.add_argument("--patients", nargs="+", metavar="ID", help="evaluate only these patients")
+    ev.add_argument("--validation", action="store_true",
+                    help="evaluate only the literature's validation patients present in DATA_DIR")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def cmd_evaluate(args) -> int:
+    from ..classifier import PatchClassifier
+    from ..dataset import VALIDATION_PATIENTS
+    from ..evaluate import evaluate_folder
+    from ..progress import Progress
+
+    patients = args.patients
+    if args.validation:
+        patients = sorted(set(patients or VALIDATION_PATIENTS) & VALIDATION_PATIENTS)
+    with PatchClassifier(args.model, num_threads=args.threads) as clf:
+        ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
+                             progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None))
+    summary = ev.summary()
+    if ev.skipped:
+        print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
+              f"e.g. {ev.skipped[0]}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_json_safe(summary)))
+        return 0
+    m = ev.metrics
+    (tn, fp), (fn, tp) = m.confusion
+    print(f"{m.n_patches} patches of {ev.n_patients} patient(s), threshold {m.threshold:.3f}"
+          + (f", {len(ev.skipped)} unreadable skipped" if ev.skipped else ""))
+    for name in ("accuracy", "balanced_accuracy", "recall_0", "recall_1", "precision_1", "f1_1", "roc_auc"):
+        print(f"  {name:<18} {getattr(m, name):.4f}")
+    print(f"  confusion          [[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]")
+    print("per patient (patches, accuracy, balanced accuracy, recall 0, recall 1):")
+    for p, pm in ev.per_patient.items():
+        print(f"  {p:<8} {pm.n_patches:6d}  {pm.accuracy:.3f}  {pm.balanced_accuracy:.3f}  "
+              f"{pm.recall_0:.3f}  {pm.recall_1:.3f}")
+    return 0

@@ -1,0 +1,113 @@
+"""Shared pieces of the command line: the parser (one-line usage errors with did-you-mean hints,
+no abbreviated options), argparse type converters and the model options every command takes."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import re
+import sys
+from typing import Optional
+
+from ..errors import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` with a did-you-mean hint instead of exiting, and
+    takes no abbreviated options (``--strid`` is an error, not ``--stride``).
+
+    A mistyped option is named first even when argparse would complain about something else
+    (``run --sourc x`` is "unknown option --sourc (did you mean --source?)", not "one of
+    --camera --source is required"), and hints come from the subcommand's own options only.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._seen: list[str] = []
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._seen = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().parse_known_args(args, namespace)
+
+    def _options(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings]
+
+    def _command(self) -> "Optional[Parser]":
+        """The subcommand's parser named in the arguments seen, if any."""
+        for action in self._subparsers._group_actions if self._subparsers else ():
+            for token in self._seen:
+                if not token.startswith("-") and token in getattr(action, "choices", {}):
+                    return action.choices[token]
+        return None
+
+    def _unknown_option(self, parser: "Parser") -> tuple[Optional[str], str]:
+        """(first option-like argument ``parser`` does not know, did-you-mean hint)."""
+        known = set(parser._options()) | set(self._options())
+        for token in self._seen:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            if not token.startswith("-") or re.match(r"^-\d", token) or name in known:
+                continue
+            close = difflib.get_close_matches(name, sorted(parser._options()), n=1, cutoff=0.6)
+            return name, f" (did you mean {close[0]}?)" if close else ""
+        return None, ""
+
+    def error(self, message: str):
+        target = (self._command() or self) if "unrecognized arguments" in message else self
+        unknown, hint = self._unknown_option(target)
+        if unknown and not message.startswith("argument "):
+            message = f"unknown option {unknown}{hint}"  # the typo is the cause of whatever else broke
+        m = re.search(r"invalid choice: '([^']+)'", message)
+        if m and self._subparsers:
+            names = [n for a in self._subparsers._group_actions for n in getattr(a, "choices", {})]
+            close = difflib.get_close_matches(m.group(1), names, n=1, cutoff=0.5)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+        raise UsageError(f"{message}; see `{target.prog} --help`")
+
+
+def positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+    return parse
+
+
+def positive_float(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return value
+    return parse
+
+
+def camera(text: str):
+    """``--camera``: an index (digits) or a device path / capture URL."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold must be a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold must be between 0 and 1, got {text}")
+    return value
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="PATH", help="a .tflite model with its .json sidecar (default: the shipped int8 model)")
+    p.add_argument("--threshold", type=probability, help="decision threshold 0-1 (default: the model's sidecar)")
+    p.add_argument("--threads", type=positive_int("--threads"), default=1, help="interpreter threads (default 1)")

@@ -1,0 +1,57 @@
+"""What every frame source is: :class:`Frame` (one BGR image with its index and time) and
+:class:`FrameSource` (iterate for frames, count what was skipped, close)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ..errors import FrameError
+from ..frames import to_bgr8
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame: ``index`` from 0, ``timestamp`` in seconds, ``image`` uint8 BGR ``[H, W, 3]``."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+class FrameSource:
+    """Base of all sources: iterate for frames; ``close()`` is safe twice."""
+
+    #: True for live sources (cameras), where frames can be dropped to stay current.
+    live = False
+    #: What ``skipped`` counts, for messages ("3 unusable frame(s) skipped").
+    skipped_what = "unusable frame(s)"
+
+    def __init__(self, description: str):
+        self.description = description
+        self.skipped = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _checked(self, image) -> Optional[np.ndarray]:
+        """``image`` as BGR uint8, or None (counted in ``skipped``) when it is unusable."""
+        try:
+            return to_bgr8(image)
+        except FrameError as e:
+            self.skipped += 1
+            log.warning("%s: skipped a frame: %s", self.description, e)
+            return None

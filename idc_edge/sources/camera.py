@@ -1,0 +1,170 @@
+"""Live cameras (V4L2 / OpenCV capture) as sources: newest frame wins, reconnect after a drop-out."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterator, Optional, Union
+
+import cv2
+import numpy as np
+
+from ..errors import CameraLostError, OptionError, SourceError
+from .base import Frame, FrameSource
+
+log = logging.getLogger(__name__)
+
+
+class CameraSource(FrameSource):
+    """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
+
+    Inference is slower than the camera, so keeping only the latest frame keeps the overlay in
+    step with the stage; ``dropped`` counts the frames replaced before they were used. When
+    reads fail (cable pulled, device gone, the driver raising) the reader logs one warning,
+    re-opens the device with back-off (0.1 s doubling to 2 s), logs when it is back and
+    resumes; ``losses`` counts those outages and ``reconnects`` the successful re-opens. After
+    ``lost_timeout_s`` without a frame the stream ends with :class:`CameraLostError`.
+
+    Args:
+        device: camera index (``/dev/video<N>``), or a device path or capture URL
+            (``/dev/v4l/by-id/...`` keeps naming the same camera after it is re-plugged).
+        width, height: requested capture size in pixels (the driver may choose another).
+        lost_timeout_s: seconds without frames before giving up.
+        capture_factory: makes the capture object (``cv2.VideoCapture`` by default); tests pass
+            a fake device with ``read()``, ``isOpened()`` and ``release()``.
+    """
+
+    live = True
+
+    def __init__(self, device: Union[int, str] = 0, width: Optional[int] = None, height: Optional[int] = None,
+                 lost_timeout_s: float = 10.0, capture_factory: Optional[Callable] = None):
+        super().__init__(f"camera {device}")
+        if not lost_timeout_s > 0:
+            raise OptionError(f"camera lost timeout must be > 0 seconds, got {lost_timeout_s!r}")
+        self.device = device
+        self.size = (width, height)
+        self.lost_timeout_s = float(lost_timeout_s)
+        self._factory = capture_factory or cv2.VideoCapture
+        self.dropped = 0
+        self.reconnects = 0
+        self.losses = 0
+        self._cond = threading.Condition()
+        self._latest: Optional[tuple[np.ndarray, float]] = None
+        self._error: Optional[Exception] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._cap = self._open()
+        if self._cap is None:
+            hint = "check the cable and that no other program uses it" + (
+                "; list devices with `ls /dev/video*`" if isinstance(device, int) else "")
+            raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera index")
+
+    def _open(self):
+        try:
+            cap = self._factory(self.device)
+            if cap is None or not cap.isOpened():
+                if cap is not None:
+                    cap.release()
+                return None
+        except Exception as e:  # a driver error while the device comes and goes is one more failed open
+            log.debug("camera %r: open raised %s", self.device, e)
+            return None
+        w, h = self.size
+        if w:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+        if h:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+        return cap
+
+    def _read_once(self, cap) -> tuple[bool, object]:
+        if cap is None:
+            return False, None
+        try:
+            return cap.read()
+        except Exception as e:  # e.g. cv2.error from a device that vanished mid-read
+            log.debug("camera %r: read raised %s", self.device, e)
+            return False, None
+
+    def _reader(self) -> None:
+        try:
+            self._read_loop()
+        except Exception as e:  # never leave the consumer waiting on a dead thread
+            self._fail(e if isinstance(e, CameraLostError)
+                       else CameraLostError(f"camera {self.device!r} stopped: {type(e).__name__}: {e}"))
+
+    def _read_loop(self) -> None:
+        cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
+        while not self._stop.is_set():
+            ok, image = self._read_once(cap)
+            if ok and image is not None and getattr(image, "size", 0):
+                last_ok, backoff = time.monotonic(), 0.1
+                if lost_at is not None:
+                    log.warning("camera %r: frames again after %.1f s", self.device, last_ok - lost_at)
+                    lost_at = None
+                with self._cond:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = (image, time.time())
+                    self._cond.notify()
+                continue
+            if lost_at is None:
+                lost_at = time.monotonic()
+                self.losses += 1
+                log.warning("camera %r: no frame (unplugged or failing?); re-opening for up to %g s",
+                            self.device, self.lost_timeout_s)
+            if time.monotonic() - last_ok > self.lost_timeout_s:
+                self._fail(CameraLostError(
+                    f"camera {self.device!r} gave no frame for {self.lost_timeout_s:g} s: check the cable and "
+                    "power, then restart (or raise --camera-timeout)"))
+                break
+            if cap is not None:
+                cap.release()
+            self._cap = cap = None
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 2.0)
+            if self._stop.is_set():
+                break
+            cap = self._open()
+            self._cap = cap
+            if cap is not None:
+                self.reconnects += 1
+                log.debug("camera %r: re-opened", self.device)
+        if cap is not None:
+            cap.release()
+
+    def _fail(self, error: Exception) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._reader, name="idc-edge-camera", daemon=True)
+            self._thread.start()
+        index = 0
+        while True:
+            with self._cond:
+                while self._latest is None and self._error is None and not self._stop.is_set() \
+                        and self._thread.is_alive():
+                    self._cond.wait(0.5)
+                if self._latest is None:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                image, ts = self._latest
+                self._latest = None
+            image = self._checked(image)
+            if image is None:
+                continue
+            yield Frame(index, ts, image)
+            index += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        elif self._thread is None and self._cap is not None:
+            self._cap.release()
+        self._cap = None

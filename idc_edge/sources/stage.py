@@ -1,0 +1,129 @@
+"""The data set as a moving stage: a patient's patches rebuilt into a slide and swept by a window."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_dataset
+from ..errors import DatasetError, OptionError, SourceError
+from .base import Frame, FrameSource
+
+log = logging.getLogger(__name__)
+
+
+def build_mosaic(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> tuple[np.ndarray, np.ndarray, int]:
+    """Rebuild one patient's slide from its patches.
+
+    Returns:
+        (BGR uint8 mosaic with white where no patch is, int8 label grid per ``patch`` cell with -1
+        where no patch is, number of unreadable patches skipped). The mosaic's origin is the
+        smallest x/y of the patches; one pixel ≈ 4 µm as in the data set.
+    """
+    xs = np.array([r.x for r in records])
+    ys = np.array([r.y for r in records])
+    x0, y0 = xs.min(), ys.min()
+    cols = (xs.max() - x0) // patch + 1
+    rows = (ys.max() - y0) // patch + 1
+    mosaic = np.full((rows * patch, cols * patch, 3), 255, np.uint8)
+    labels = np.full((rows, cols), -1, np.int8)
+    bad = 0
+    for r in records:
+        img = cv2.imread(r.path, cv2.IMREAD_COLOR)
+        if img is None:
+            bad += 1
+            log.warning("cannot read patch %s (corrupt or not an image); skipped, its cell stays blank", r.path)
+            continue
+        top, left = r.y - y0, r.x - x0
+        h, w = min(img.shape[0], patch), min(img.shape[1], patch)
+        mosaic[top:top + h, left:left + w] = img[:h, :w]
+        labels[(r.y - y0) // patch, (r.x - x0) // patch] = r.label
+    return mosaic, labels, bad
+
+
+def sweep_positions(mosaic_hw: tuple[int, int], window_hw: tuple[int, int], step_px: int) -> list[tuple[int, int]]:
+    """Top-left (y, x) of a serpentine sweep of a window over a mosaic, like a moving stage.
+
+    Rows are ``window height / 2`` apart; the window moves ``step_px`` along each row and
+    reverses direction on the next one. Every position lies inside the mosaic (or at 0 when
+    the mosaic is smaller than the window).
+    """
+    (mh, mw), (wh, ww) = mosaic_hw, window_hw
+    def ticks(length, win, step):
+        if length <= win:
+            return [0]
+        t = list(range(0, length - win + 1, step))
+        return t if t[-1] == length - win else t + [length - win]
+    out = []
+    for i, y in enumerate(ticks(mh, wh, max(1, wh // 2))):
+        xs = ticks(mw, ww, step_px)
+        out.extend((y, x) for x in (xs if i % 2 == 0 else xs[::-1]))
+    return out
+
+
+class MosaicSource(FrameSource):
+    """Patients of the data set rebuilt as slides and swept by a camera-sized window.
+
+    Lets anyone with the public data set watch the whole pipeline without a microscope: each
+    patient's patches are put back at their slide coordinates (white where none is) and a
+    ``width × height`` window moves across in a serpentine, ``step`` frame pixels per frame.
+
+    Args:
+        folder: the data set's root (every patient in turn, or ``patients``) or one patient's folder.
+        patients: patient ids to show, in this order.
+        width, height: frame size in pixels.
+        um_per_px: microns per pixel of the emitted frames; 4.0 shows the slide at the data set's
+            own scale, smaller values magnify (as a higher objective would).
+        step: pixels the window moves per frame, in frame pixels (default: width / 8).
+    """
+
+    skipped_what = "unreadable patch image(s)"
+
+    def __init__(self, folder: Union[str, os.PathLike], patients: Optional[Sequence[str]] = None,
+                 width: int = 640, height: int = 480, um_per_px: float = UM_PER_PX, step: Optional[int] = None):
+        super().__init__(f"data set {str(folder)!r}")
+        if width < 1 or height < 1:
+            raise OptionError(f"mosaic window must be at least 1×1 pixels, got {width}×{height}")
+        if not um_per_px > 0:
+            raise OptionError(f"um_per_px must be > 0, got {um_per_px!r}")
+        try:
+            records = scan_dataset(folder, patients)
+        except DatasetError as e:
+            raise SourceError(str(e)) from None
+        by_patient: dict[str, list[PatchRecord]] = {}
+        for r in records:
+            by_patient.setdefault(r.patient, []).append(r)
+        order = list(patients) if patients else sorted(by_patient)
+        missing = [p for p in order if p not in by_patient]
+        if missing:
+            raise SourceError(f"patient(s) {', '.join(missing)} not found in {str(folder)!r}")
+        self.patients = {p: by_patient[p] for p in order}
+        self.window = (int(height), int(width))
+        self.zoom = UM_PER_PX / float(um_per_px)  # frame pixels per mosaic pixel
+        self.um_per_px = float(um_per_px)
+        self.step = int(step or max(1, width // 8))
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        wh, ww = self.window
+        # window size in mosaic pixels
+        mh_win, mw_win = max(1, int(round(wh / self.zoom))), max(1, int(round(ww / self.zoom)))
+        step = max(1, int(round(self.step / self.zoom)))
+        for patient, records in self.patients.items():
+            mosaic, _, bad = build_mosaic(records)
+            self.skipped += bad
+            canvas = mosaic
+            if canvas.shape[0] < mh_win or canvas.shape[1] < mw_win:
+                canvas = np.full((max(canvas.shape[0], mh_win), max(canvas.shape[1], mw_win), 3), 255, np.uint8)
+                canvas[: mosaic.shape[0], : mosaic.shape[1]] = mosaic
+            for y, x in sweep_positions(canvas.shape[:2], (mh_win, mw_win), step):
+                crop = canvas[y:y + mh_win, x:x + mw_win]
+                if crop.shape[:2] != (wh, ww):
+                    crop = cv2.resize(crop, (ww, wh), interpolation=cv2.INTER_LINEAR if self.zoom > 1 else cv2.INTER_AREA)
+                else:
+                    crop = crop.copy()
+                yield Frame(index, index / 30.0, crop)
+                index += 1
