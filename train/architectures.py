@@ -9,6 +9,11 @@ Every model here:
   conversion) and ``ReLU``, ``MaxPooling2D``, ``GlobalAveragePooling2D``, ``Dropout``, ``Dense``;
 - ends in one sigmoid unit, the probability of IDC.
 
+Patch-only candidates end in global average pooling and a dense layer. Fully convolutional
+candidates (``output_stride_px`` set, e.g. ``dense25``) use valid padding only and end in a
+convolution over exactly the remaining window, so one pass over a whole frame scores every
+window on a grid (see :func:`_dense25`).
+
 ``build(name, keras_module)`` takes the Keras module as an argument (``keras`` for Keras 3,
 ``tf_keras`` for Keras 2) and names every layer the same way in both, so a Keras 2 twin
 (for quantization-aware training with tfmot) takes the Keras 3 weights with
@@ -29,15 +34,21 @@ PATCH_SIZE_PX = 50
 
 @dataclass(frozen=True)
 class ArchInfo:
-    """A candidate: how to build it and a one-line description for model cards."""
+    """A candidate: how to build it and a one-line description for model cards.
+
+    ``output_stride_px`` is set for fully convolutional ("dense") models: valid padding only, so
+    the same weights run over a whole frame and give the patch score of every window whose
+    top-left corner lies on a multiple of ``output_stride_px`` model pixels.
+    """
 
     name: str
     description: str
-    builder: Callable[[Any], Any]
+    builder: Callable[..., Any]
+    output_stride_px: int | None = None
 
 
-def _conv_bn_relu(k, x, filters: int, name: str, strides: int = 1, kernel: int = 3):
-    x = k.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def _conv_bn_relu(k, x, filters: int, name: str, strides: int = 1, kernel: int = 3, padding: str = "same"):
+    x = k.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, name=f"{name}_conv")(x)
     x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
     return k.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -52,8 +63,8 @@ def _sep_bn_relu(k, x, filters: int, name: str, strides: int = 1):
     return k.layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
-def _input(k):
-    inp = k.Input(shape=(PATCH_SIZE_PX, PATCH_SIZE_PX, 3), name="rgb_bytes")
+def _input(k, input_hw: tuple[int | None, int | None] = (PATCH_SIZE_PX, PATCH_SIZE_PX)):
+    inp = k.Input(shape=(*input_hw, 3), name="rgb_bytes")
     return inp, k.layers.Rescaling(1.0 / 255.0, name="rescale")(inp)
 
 
@@ -128,6 +139,43 @@ def _separable(name: str):
     return builder
 
 
+def _dense25(c_cell: int, c_token: int, c_block: int, c_window: int, name: str):
+    """Fully convolutional, valid padding, output stride 25 px, receptive field exactly 50 px.
+
+    A 50×50 window is seen at three scales, each a multiple of the last, so that overlapping
+    windows at stride 25 share all work below the window level:
+
+    - cells of 5×5 px (20 µm, a few nuclei): a 5×5 stride-5 convolution ("patchify" stem) and a
+      1×1 convolution;
+    - blocks of 25×25 px (100 µm): a 5×5 stride-5 convolution over 5×5 cells, then 1×1;
+    - the window of 2×2 blocks (200 µm): a 2×2 convolution, then a 1×1 convolution to one
+      sigmoid unit. The 2×2 convolution is the final "pooling" over exactly the remaining window.
+
+    Output ``[N, (H-50)//25 + 1, (W-50)//25 + 1, 1]``; ``[N, 1, 1, 1]`` for a 50×50 patch.
+
+    Why output stride 25: windows at stride 25 overlap 2× per axis, so everything computed per
+    cell or block is shared by 4 windows in a dense pass. A finer output stride (5) would run the
+    heavy late layers at every 5-px position: more work than 190 separate patches. 25 divides 25
+    and 50, so both runtime strides stay exact. Valid 3×3 convolutions at the cell level would
+    widen the receptive field past 50 px (or need a 3×3 stride-5 transition that computes and
+    discards 64 % of its inputs: 2.5× instead of 3.2× fewer MACs per 1080p frame), hence 1×1.
+    1.49 M MACs per 50×50 patch (s2_deep: 11.4 M).
+    """
+
+    def builder(k, input_hw=(PATCH_SIZE_PX, PATCH_SIZE_PX)):
+        inp, x = _input(k, input_hw)
+        x = _conv_bn_relu(k, x, c_cell, "cell", strides=5, kernel=5, padding="valid")  # 10×10 cells
+        x = _conv_bn_relu(k, x, c_token, "token", kernel=1, padding="valid")
+        x = _conv_bn_relu(k, x, c_block, "block", strides=5, kernel=5, padding="valid")  # 2×2 blocks
+        x = _conv_bn_relu(k, x, c_block, "block_mix", kernel=1, padding="valid")
+        x = _conv_bn_relu(k, x, c_window, "window", kernel=2, padding="valid")  # 1×1 window
+        x = k.layers.Dropout(0.2, name="dropout")(x)
+        out = k.layers.Conv2D(1, 1, activation="sigmoid", name="p_idc")(x)
+        return k.Model(inp, out, name=name)
+
+    return builder
+
+
 ARCHITECTURES: dict[str, ArchInfo] = {
     info.name: info
     for info in (
@@ -143,6 +191,9 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                  _pool_cnn((16, 32, 64, 128), "pool_16_32_64_128")),
         ArchInfo("sep_mobilenet", "stride-2 stem 16, five depthwise-separable blocks 32-128, GAP, dense",
                  _separable("sep_mobilenet")),
+        ArchInfo("dense25", "fully convolutional, valid: 5x5/5 cells 48, 1x1 64, 5x5/5 blocks 112, 1x1 112, "
+                 "2x2 window 128, 1x1 sigmoid; output stride 25 px",
+                 _dense25(48, 64, 112, 128, "dense25"), output_stride_px=25),
     )
 }
 
@@ -166,13 +217,43 @@ def _info(name: str) -> ArchInfo:
         raise ValueError(f"unknown architecture {name!r}; expected one of {', '.join(ARCHITECTURES)}") from None
 
 
-def build(name: str, keras_module) -> Any:
+def output_stride_px(name: str) -> int | None:
+    """Output stride in model pixels of a fully convolutional architecture, None for patch-only ones."""
+    return _info(name).output_stride_px
+
+
+def build(name: str, keras_module, input_hw: tuple[int | None, int | None] | None = None) -> Any:
     """Build architecture ``name`` with ``keras_module`` (``keras`` or ``tf_keras``), uncompiled.
 
-    The model takes float32 ``[N, 50, 50, 3]`` raw RGB values 0–255 and outputs ``[N, 1]``,
-    the probability of IDC.
+    The model takes float32 ``[N, 50, 50, 3]`` raw RGB values 0–255 and outputs the probability
+    of IDC: ``[N, 1]`` for patch-only architectures, ``[N, 1, 1, 1]`` for fully convolutional ones
+    (:func:`output_stride_px` is not None), which also take ``input_hw`` = (H, W) of any size
+    >= 50 (None = any) and then give ``[N, (H-50)//S + 1, (W-50)//S + 1, 1]``.
 
     Raises:
-        ValueError: ``name`` is not one of :func:`names`.
+        ValueError: ``name`` is not one of :func:`names`, or ``input_hw`` for a patch-only model.
     """
-    return _info(name).builder(keras_module)
+    info = _info(name)
+    if input_hw is None:
+        return info.builder(keras_module)
+    if info.output_stride_px is None:
+        raise ValueError(f"architecture {name!r} is patch-only (global pooling); it takes only 50x50 inputs")
+    return info.builder(keras_module, tuple(input_hw))
+
+
+def conv_macs(model) -> int:
+    """Multiply-accumulates of the convolution and dense layers of a built Keras model, for its
+    input shape (batch 1). Batch norm, activations and pooling are left out (a few % at most)."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Conv2D", "DepthwiseConv2D"):
+            out_h, out_w = layer.output.shape[1:3]
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1]
+            per_out = kh * kw * (cin if kind == "Conv2D" else 1)
+            cout = layer.filters if kind == "Conv2D" else cin * layer.depth_multiplier
+            total += int(out_h) * int(out_w) * per_out * int(cout)
+        elif kind == "Dense":
+            total += int(layer.input.shape[-1]) * int(layer.units)
+    return total
