@@ -7,8 +7,10 @@ installed (for example JetPack 5's Python 3.8); TensorFlow is never imported oth
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Optional, Union
 
 from .errors import IdcEdgeError
 
@@ -52,3 +54,33 @@ def get_backend() -> Backend:
         return Backend(name, _version(dist), mod.Interpreter)
     raise IdcEdgeError("no TFLite interpreter is installed: run `pip install ai-edge-litert` "
                        "(or tflite-runtime on Python 3.8)")
+
+
+def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int = 1,
+                     batch_size: Optional[int] = None, interpreter_class: Optional[type] = None):
+    """A TFLite interpreter for ``model`` with its tensors allocated: the one place interpreters are made.
+
+    Args:
+        model: the ``.tflite`` file's bytes, or its path.
+        num_threads: CPU threads the interpreter may use (>= 1).
+        batch_size: when given and the model has one 4-D input, that input is resized to
+            ``batch_size`` rows (patches) before allocation.
+        interpreter_class: the ``Interpreter`` class to use; the installed backend's
+            (:func:`get_backend`) when None.
+
+    Raises:
+        IdcEdgeError: no interpreter is installed. The interpreter's own ``ValueError`` or
+        ``RuntimeError`` for a model it cannot load is passed on for the caller to name the file.
+    """
+    cls = interpreter_class or get_backend().interpreter_class
+    if isinstance(model, (bytes, bytearray)):
+        interp = cls(model_content=bytes(model), num_threads=num_threads)
+    else:
+        interp = cls(model_path=os.fspath(model), num_threads=num_threads)
+    inputs = interp.get_input_details()
+    if batch_size is not None and len(inputs) == 1:
+        shape = [int(s) for s in inputs[0]["shape"]]
+        if len(shape) == 4 and shape[0] != batch_size:
+            interp.resize_tensor_input(inputs[0]["index"], [batch_size, *shape[1:]])
+    interp.allocate_tensors()
+    return interp

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import get_backend, make_interpreter
 from .errors import ModelError, OptionError
 from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
@@ -199,15 +199,12 @@ class PatchClassifier:
 
     def _new_interpreter(self, batch: int):
         with _quiet_first_interpreter():  # the delegate notice is printed at allocation
-            interp = self.backend.interpreter_class(model_content=self._content, num_threads=self.num_threads)
-            inp, out = interp.get_input_details(), interp.get_output_details()
-            if len(inp) != 1 or len(out) != 1:
-                raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
-                                 "expected one of each")
-            shape = list(inp[0]["shape"])
-            if len(shape) == 4 and shape[0] != batch:
-                interp.resize_tensor_input(inp[0]["index"], [batch, *shape[1:]])
-            interp.allocate_tensors()
+            interp = make_interpreter(self._content, num_threads=self.num_threads, batch_size=batch,
+                                      interpreter_class=self.backend.interpreter_class)
+        inp, out = interp.get_input_details(), interp.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
+                             "expected one of each")
         return interp
 
     # -- inference -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A tiny IDC-like model made in seconds for tests: dark purple patches are "IDC".
 
 The model is trained on synthetic colour patches (no data from ../shared), exported to
-int8 (uint8 input, raw RGB bytes) and float32 TFLite, each with a sidecar.
+int8 (uint8 input, raw RGB bytes) and float32 TFLite by the project's own converter
+(:mod:`convert.ptq`, :mod:`convert.tflite`), each with a sidecar.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tupl
     """Train and convert the tiny model; returns (int8 path, float32 path)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import tensorflow as tf
+
+    from convert.ptq import full_integer
+    from convert.tflite import export_saved_model, float32, saved_model_converter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -48,23 +51,11 @@ def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tupl
     x, y = synthetic_patches(512)
     model.fit(x.astype(np.float32), y, epochs=6, batch_size=32, verbose=0)
 
-    saved = out / "saved"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-
-    def representative():
-        for i in range(0, 128, 8):
-            yield [x[i:i + 8].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
+    saved = export_saved_model(model, out / "saved")
     int8_path = out / "tiny_int8.tflite"
-    int8_path.write_bytes(conv.convert())
+    int8_path.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="uint8"))
     float_path = out / "tiny_float32.tflite"
-    float_path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    float_path.write_bytes(float32(saved))
     spec = ModelSpec(threshold=threshold, float_model=float_path.name,
                      provenance={"data": "synthetic pink/purple patches", "made_by": "tests/tiny_model.py"})
     write_spec(int8_path, spec)

@@ -10,14 +10,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
-
-
-def _saved_model(model, directory: str) -> str:
-    model.export(directory, format="tf_saved_model", verbose=False)
-    return directory
 
 
 def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None = None) -> Path:
@@ -26,30 +20,26 @@ def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None 
     Args:
         model: Keras 3 model taking float ``[N, 50, 50, 3]`` RGB bytes 0–255.
         path: output ``.tflite`` file.
-        representative: uint8 or float RGB patches ``[N, 50, 50, 3]`` from TRAINING patients
-            used to calibrate activation ranges (a few hundred are enough).
+        representative: RGB patches ``[N, 50, 50, 3]`` (uint8, or byte values as floats) from
+            TRAINING patients used to calibrate activation ranges (a few hundred are enough).
 
-    The int8 model has uint8 input (raw RGB bytes, scale 1 and zero point 0 thanks to the
-    ``Rescaling`` inside) and uint8 output (probability of IDC × 255, see the output's scale).
+    The int8 model is made by the project's one recipe, :func:`convert.ptq.full_integer`: uint8
+    input (raw RGB bytes, scale 1 and zero point 0 thanks to the ``Rescaling`` inside and the
+    0/255 range anchor) and uint8 output (probability of IDC × 255, see the output's scale).
     """
-    import tensorflow as tf
+    from convert.ptq import full_integer
+    from convert.tflite import export_saved_model, float32, saved_model_converter
 
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="idc_export_") as tmp:
-        conv = tf.lite.TFLiteConverter.from_saved_model(_saved_model(model, os.path.join(tmp, "sm")))
-        if representative is not None:
-            reps = np.asarray(representative, np.float32)
-
-            def gen() -> Iterable[list[np.ndarray]]:
-                for i in range(len(reps)):
-                    yield [reps[i: i + 1]]
-
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.representative_dataset = gen
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = tf.uint8
-            conv.inference_output_type = tf.uint8
-        data = conv.convert()
+        saved = export_saved_model(model, os.path.join(tmp, "sm"))
+        if representative is None:
+            data = float32(saved)
+        else:
+            images = np.asarray(representative)
+            if images.dtype != np.uint8:
+                images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
+            data = full_integer(saved_model_converter(saved), images, input_type="uint8")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
@@ -62,12 +52,9 @@ def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int 
     The median of ``repeats`` invokes, best of ``rounds`` rounds (other processes on a shared
     machine only ever add time).
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from idc_edge.backend import make_interpreter
 
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [batch, 50, 50, 3])
-    interp.allocate_tensors()
+    interp = make_interpreter(path, num_threads=threads, batch_size=batch)
     inp = interp.get_input_details()[0]
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (batch, 50, 50, 3), dtype=np.uint8)

@@ -29,7 +29,7 @@ def overhead(model_path: Optional[str], frame: np.ndarray, um_per_px: float, str
     same batch sizes the classifier uses (64 and the padded rest), with input arrays prepared in
     advance: only ``set_tensor``, ``invoke`` and ``get_tensor``.
     """
-    from ..backend import get_backend
+    from ..backend import make_interpreter
     from ..detector import Detector
     from ..tiling import extract_patches
 
@@ -47,10 +47,7 @@ def overhead(model_path: Optional[str], frame: np.ndarray, um_per_px: float, str
             if size != len(part):
                 part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
             if size not in interps:
-                it = get_backend().interpreter_class(model_content=content, num_threads=threads)
-                inp = it.get_input_details()[0]
-                it.resize_tensor_input(inp["index"], [size, *inp["shape"][1:]])
-                it.allocate_tensors()
+                it = make_interpreter(content, num_threads=threads, batch_size=size)
                 interps[size] = (it, it.get_input_details()[0]["index"], it.get_output_details()[0]["index"])
             chunks.append((interps[size], np.ascontiguousarray(part)))
 
