@@ -1,0 +1,117 @@
+"""A camera mode: frame size, frame rate and pixel format, as asked for and as granted.
+
+Parsed once where options enter (``--size 1920x1080 --fps 30 --fourcc MJPG``), stored in
+profiles, requested from V4L2, Picamera2 or GStreamer, and compared with what the driver
+granted so a different mode is said aloud instead of silently changing µm/px or speed.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .errors import OptionError
+
+#: Pixel formats a microscope camera commonly offers (V4L2 FourCC codes).
+KNOWN_FOURCCS = ("MJPG", "YUYV", "YUY2", "UYVY", "NV12", "H264", "GREY", "RGB3", "BGR3", "RG10", "BA81")
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``"1920x1080"`` (also ``×`` or ``*``) → (width, height) in pixels.
+
+    Raises:
+        OptionError: not two whole numbers >= 1.
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×*]\s*(\d+)\s*", str(text))
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise OptionError(f"a frame size is WIDTHxHEIGHT in pixels, e.g. 1920x1080; got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_fourcc(text: str) -> str:
+    """A four-character pixel format code, upper-cased (``mjpg`` → ``MJPG``).
+
+    Raises:
+        OptionError: not four printable characters.
+    """
+    code = str(text).strip()
+    if len(code) != 4 or not code.isprintable():
+        raise OptionError(f"a pixel format is a four-character code such as {', '.join(KNOWN_FOURCCS[:3])}; got {text!r}")
+    return code.upper() if code.isalpha() else code
+
+
+def fourcc_to_str(value: float) -> str:
+    """OpenCV's ``CAP_PROP_FOURCC`` number as its four characters ('' when unknown)."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return ""
+    if n <= 0:
+        return ""
+    chars = "".join(chr((n >> (8 * i)) & 0xFF) for i in range(4))
+    return chars if chars.isprintable() else ""
+
+
+@dataclass(frozen=True)
+class CameraMode:
+    """What to ask a camera for; each field None means "the driver's choice".
+
+    Attributes:
+        width, height: frame size in pixels.
+        fps: frames per second.
+        fourcc: pixel format (``MJPG``, ``YUYV``, ...).
+    """
+
+    width: Optional[int] = None
+    height: Optional[int] = None
+    fps: Optional[float] = None
+    fourcc: Optional[str] = None
+
+    def __post_init__(self):
+        if (self.width is None) != (self.height is None):
+            raise OptionError("a camera mode needs both width and height, or neither")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise OptionError(f"camera {name} must be a whole number of pixels >= 1, got {v!r}")
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
+                                     or not math.isfinite(self.fps) or self.fps <= 0):
+            raise OptionError(f"camera frame rate must be > 0 frames per second, got {self.fps!r}")
+        if self.fourcc is not None:
+            object.__setattr__(self, "fourcc", parse_fourcc(self.fourcc))
+
+    @property
+    def size(self) -> Optional[Tuple[int, int]]:
+        return None if self.width is None else (self.width, self.height)
+
+    def is_default(self) -> bool:
+        return self.width is None and self.fps is None and self.fourcc is None
+
+    def describe(self) -> str:
+        """``"1920x1080 at 30 fps, MJPG"`` (parts the mode leaves open are omitted)."""
+        parts = []
+        if self.width is not None:
+            parts.append(f"{self.width}x{self.height}")
+        if self.fps is not None:
+            parts.append(f"at {self.fps:g} fps")
+        text = " ".join(parts)
+        if self.fourcc:
+            text = f"{text}, {self.fourcc}" if text else self.fourcc
+        return text or "the driver's default mode"
+
+    def differences(self, granted: "CameraMode", fps_tolerance: float = 0.5) -> list[str]:
+        """What ``granted`` changed of what this mode asked for, e.g. ``["size 640x480 (asked 1920x1080)"]``."""
+        out = []
+        if self.width is not None and granted.width is not None and granted.size != self.size:
+            out.append(f"size {granted.width}x{granted.height} (asked {self.width}x{self.height})")
+        if self.fps is not None and granted.fps is not None and abs(granted.fps - self.fps) > fps_tolerance:
+            out.append(f"{granted.fps:g} fps (asked {self.fps:g})")
+        if self.fourcc and granted.fourcc and granted.fourcc != self.fourcc:
+            out.append(f"format {granted.fourcc} (asked {self.fourcc})")
+        return out
+
+
+def field_of_view_mm(width_px: int, height_px: int, um_per_px: float) -> Tuple[float, float]:
+    """(width, height) of the field of view in mm for a frame size and scale in µm per pixel."""
+    return width_px * um_per_px / 1000.0, height_px * um_per_px / 1000.0

@@ -1,0 +1,265 @@
+"""White-patch colour balance against blank glass, an exposure check, and glass drift during a run.
+
+The model was trained on slides scanned under one light: bare glass there is about RGB (242,
+238, 240). A microscope camera with its own lamp, auto white balance and exposure gives glass
+another colour and level, and a 10 % cast changes a quarter of the decisions. With blank glass
+in view, :func:`measure_white` finds the per-channel gains that bring the glass to the training
+data's glass colour and checks the exposure (clipped or too dark); :class:`WhiteBalance` applies
+them to every frame through one 256-entry lookup table per channel (``cv2.LUT``), not float
+maths per pixel. :class:`GlassDrift` watches the glass visible beside the tissue during a run and
+says when it moved away from the reference (a lamp dimming, auto white balance wandering).
+
+Colour order: frames are **BGR** (OpenCV's); gains and glass colours are stored and reported in
+**RGB** order, as people write them. Levels are on the 0–255 scale.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .errors import IdcEdgeError, OptionError
+
+#: Median colour of bare glass in the training patches (RGB, 0–255), measured on 3,000 class-0
+#: patches (pixels with HSV saturation < 20 and value > 180): the colour white balance aims for.
+TRAINING_GLASS_RGB: Tuple[float, float, float] = (242.0, 238.0, 240.0)
+
+
+class CalibrationError(IdcEdgeError):
+    """A calibration image cannot give a trustworthy result (clipped, too dark, no ruler ticks)."""
+
+
+def _rgb3(values, name: str) -> Tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} must be three numbers (R, G, B), got {values!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
+        raise OptionError(f"{name} must be three numbers > 0 (R, G, B), got {values!r}")
+    return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ExposureCheckOptions:
+    """When a blank-glass frame is too bright or too dark to calibrate on.
+
+    Attributes:
+        max_clipped_fraction: largest share of pixels with any channel at ``clip_level`` or above.
+        clip_level: a channel value counted as clipped (0–255).
+        min_glass_level: the dimmest channel's glass level below which the frame is too dark.
+        max_gain: largest gain a channel may need (a channel that needs more is too dark or
+            the light has a strong cast the camera should fix itself).
+    """
+
+    max_clipped_fraction: float = 0.02
+    clip_level: int = 254
+    min_glass_level: float = 60.0
+    max_gain: float = 4.0
+
+
+@dataclass(frozen=True)
+class WhiteCalibration:
+    """The result of :func:`measure_white`.
+
+    Attributes:
+        glass_rgb: measured glass colour (RGB, 0–255), the median of the frame's brightest half.
+        gains_rgb: per-channel gains (RGB) that move ``glass_rgb`` onto ``target_rgb``.
+        target_rgb: the glass colour aimed for (RGB).
+        clipped_fraction: share of pixels with a channel at the clip level.
+        uniformity: dimmest corner's brightness / centre brightness (1.0 = evenly lit); a low
+            value means uneven illumination (Köhler not set, a vignetting camera adapter).
+    """
+
+    glass_rgb: Tuple[float, float, float]
+    gains_rgb: Tuple[float, float, float]
+    target_rgb: Tuple[float, float, float]
+    clipped_fraction: float
+    uniformity: float
+
+
+def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_GLASS_RGB,
+                  options: ExposureCheckOptions = ExposureCheckOptions()) -> WhiteCalibration:
+    """Per-channel gains from a frame of blank glass, after checking its exposure.
+
+    The glass level of each channel is the median of the brighter half of the frame's pixels
+    (by grey level), so a few specks of dust or a slide edge do not move it.
+
+    Args:
+        frame_bgr: uint8 **BGR** frame of blank glass, lit as for the run.
+        target_rgb: the glass colour to aim for (RGB); default the training data's glass.
+        options: exposure limits.
+
+    Raises:
+        CalibrationError: the frame is clipped (reduce exposure or light), too dark (raise them),
+            or needs a gain above ``options.max_gain``.
+    """
+    target = _rgb3(target_rgb, "target_rgb")
+    frame = np.asarray(frame_bgr)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+        raise OptionError(f"white calibration needs a uint8 BGR frame [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+    small = _thumbnail(frame)
+    clipped = float((small.max(axis=2) >= options.clip_level).mean())
+    if clipped > options.max_clipped_fraction:
+        raise CalibrationError(
+            f"the glass is overexposed: {100 * clipped:.1f} % of pixels are clipped at {options.clip_level} "
+            f"(at most {100 * options.max_clipped_fraction:.0f} %): lower the exposure time, gain or lamp, then calibrate again")
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    bright = small[grey >= np.median(grey)]
+    glass_bgr = np.median(bright, axis=0).astype(np.float64)
+    glass = (float(glass_bgr[2]), float(glass_bgr[1]), float(glass_bgr[0]))
+    if min(glass) < options.min_glass_level:
+        raise CalibrationError(
+            f"the glass is too dark (RGB {glass[0]:.0f}, {glass[1]:.0f}, {glass[2]:.0f}; each channel must be at least "
+            f"{options.min_glass_level:.0f}): raise the exposure, gain or lamp, or check that blank glass is in view")
+    gains = tuple(t / max(g, 1.0) for t, g in zip(target, glass))
+    if max(gains) > options.max_gain:
+        raise CalibrationError(
+            f"the glass needs a gain of {max(gains):.1f} on one channel (at most {options.max_gain:g}): "
+            f"raise the exposure or lamp, or set the camera's own white balance closer first")
+    return WhiteCalibration(glass_rgb=glass, gains_rgb=gains, target_rgb=target,  # type: ignore[arg-type]
+                            clipped_fraction=clipped, uniformity=_uniformity(grey))
+
+
+def _thumbnail(frame: np.ndarray, longest: int = 640) -> np.ndarray:
+    """The frame shrunk (area average) so its longest side is at most ``longest`` pixels."""
+    h, w = frame.shape[:2]
+    f = max(h, w) / float(longest)
+    if f <= 1.0:
+        return frame
+    return cv2.resize(frame, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+
+
+def _uniformity(grey: np.ndarray) -> float:
+    """Mean of the dimmest of four corner blocks (1/8 of each side) over the centre block's mean."""
+    h, w = grey.shape
+    bh, bw = max(1, h // 8), max(1, w // 8)
+    centre = float(grey[h // 2 - bh // 2: h // 2 + bh // 2 + 1, w // 2 - bw // 2: w // 2 + bw // 2 + 1].mean())
+    corners = [grey[:bh, :bw], grey[:bh, -bw:], grey[-bh:, :bw], grey[-bh:, -bw:]]
+    return min(float(c.mean()) for c in corners) / max(centre, 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _gain_lut(gains: Tuple[float, float, float]) -> np.ndarray:
+    """uint8 ``[256, 1, 3]`` table, channels in the order of ``gains``: ``round(v * gain)`` clipped to 255."""
+    v = np.arange(256, dtype=np.float64)
+    columns = [np.clip(np.round(v * g), 0, 255) for g in gains]
+    lut = np.stack(columns, axis=1).astype(np.uint8).reshape(256, 1, 3)
+    lut.flags.writeable = False
+    return lut
+
+
+@dataclass(frozen=True)
+class WhiteBalance:
+    """Per-channel gains applied to frames through a lookup table.
+
+    Attributes:
+        gains_rgb: multipliers of R, G and B (each > 0).
+    """
+
+    gains_rgb: Tuple[float, float, float]
+
+    def __post_init__(self):
+        object.__setattr__(self, "gains_rgb", _rgb3(self.gains_rgb, "white balance gains"))
+
+    @classmethod
+    def from_calibration(cls, calibration: WhiteCalibration) -> "WhiteBalance":
+        return cls(calibration.gains_rgb)
+
+    @property
+    def is_identity(self) -> bool:
+        return all(abs(g - 1.0) < 1e-6 for g in self.gains_rgb)
+
+    def lut_bgr(self) -> np.ndarray:
+        """The uint8 ``[256, 1, 3]`` table in **BGR** order (cached; read-only)."""
+        return _gain_lut(tuple(round(g, 6) for g in self.gains_rgb[::-1]))
+
+    def apply(self, image_bgr: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``image_bgr`` (uint8 **BGR** ``[H, W, 3]``) with the gains applied; a new array unless ``out``.
+
+        For RGB images use :meth:`apply_rgb`.
+        """
+        return cv2.LUT(image_bgr, self.lut_bgr(), dst=out)
+
+    def apply_rgb(self, image_rgb: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """The same for a uint8 **RGB** image."""
+        return cv2.LUT(image_rgb, _gain_lut(tuple(round(g, 6) for g in self.gains_rgb)), dst=out)
+
+
+def glass_pixels(rgb: np.ndarray, max_saturation: int = 60, relative_value: float = 0.85) -> np.ndarray:
+    """bool mask of glass in an **RGB** uint8 image: the bright, weakly coloured pixels.
+
+    Glass is the brightest part of a field (HSV value at least ``relative_value`` of the 99th
+    percentile) and far less saturated than stained tissue (saturation below ``max_saturation``
+    on OpenCV's 0–255 scale, so a cast of up to about 20 % still counts as glass).
+    """
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    value = hsv[..., 2]
+    bright = value >= max(60.0, relative_value * float(np.percentile(value, 99)))
+    return bright & (hsv[..., 1] < max_saturation)
+
+
+@dataclass(frozen=True)
+class DriftReading:
+    """The glass colour of one frame against the reference.
+
+    Attributes:
+        glass_rgb: median glass colour now (RGB), or None when too little glass is in view.
+        change: largest relative change of a channel, ``|now / reference - 1|`` (0.05 = 5 %).
+        drifted: True when ``change`` exceeds the monitor's limit.
+    """
+
+    glass_rgb: Optional[Tuple[float, float, float]]
+    change: float
+    drifted: bool
+
+
+class GlassDrift:
+    """Watches the glass beside the tissue and tells when its colour drifts from the reference.
+
+    Feed it the **balanced** RGB frame at the model's scale (what the detector sees); with a
+    calibration applied, glass should stay at ``reference_rgb``. :meth:`update` returns a warning
+    text once when the change first exceeds ``max_change`` (and again only after it came back
+    below), so a run's log is not flooded.
+
+    Args:
+        reference_rgb: the glass colour expected (the calibration's target).
+        max_change: largest relative change of any channel before warning (0.08 = 8 %).
+        min_glass_fraction: least share of glass pixels in the frame to judge at all.
+    """
+
+    def __init__(self, reference_rgb: Sequence[float] = TRAINING_GLASS_RGB, max_change: float = 0.08,
+                 min_glass_fraction: float = 0.02):
+        self.reference = np.array(_rgb3(reference_rgb, "reference glass colour"))
+        if not 0.0 < max_change < 1.0:
+            raise OptionError(f"glass drift limit must be between 0 and 1 (a fraction), got {max_change!r}")
+        self.max_change = float(max_change)
+        self.min_glass_fraction = float(min_glass_fraction)
+        self._warned = False
+
+    def measure(self, rgb: np.ndarray) -> DriftReading:
+        """The glass colour of ``rgb`` (uint8 **RGB**) against the reference, without warning state."""
+        mask = glass_pixels(rgb)
+        if mask.mean() < self.min_glass_fraction:
+            return DriftReading(None, 0.0, False)
+        now = np.median(rgb[mask], axis=0).astype(np.float64)
+        change = float(np.max(np.abs(now / self.reference - 1.0)))
+        return DriftReading((float(now[0]), float(now[1]), float(now[2])), change, change > self.max_change)
+
+    def update(self, rgb: np.ndarray) -> Optional[str]:
+        """A warning text the first time the glass drifts past the limit, else None."""
+        reading = self.measure(rgb)
+        if reading.glass_rgb is None:
+            return None
+        if reading.drifted and not self._warned:
+            self._warned = True
+            r, g, b = reading.glass_rgb
+            return (f"the glass colour drifted {100 * reading.change:.0f} % from the white reference "
+                    f"(now RGB {r:.0f}, {g:.0f}, {b:.0f}; limit {100 * self.max_change:.0f} %): the lamp or the "
+                    f"camera's exposure or white balance changed; lock them and run `idc-edge calibrate white` again")
+        if not reading.drifted:
+            self._warned = False
+        return None

@@ -1,0 +1,306 @@
+"""Microscope profiles: one small TOML file per microscope and objective.
+
+A profile remembers what calibration found so a run needs only ``--profile NAME``:
+
+    # ~/.config/idc-edge/profiles/olympus-10x.toml
+    camera = "/dev/v4l/by-id/usb-Arducam_12MP-video-index0"
+
+    [mode]
+    width = 1920
+    height = 1080
+    fps = 30.0
+    fourcc = "MJPG"
+
+    [scale]
+    um_per_px = 1.0125        # microns per pixel at this objective
+    frame_width = 1920        # the frame size the scale was measured at
+    frame_height = 1080
+    spacing_um = 10.0         # the stage micrometer's tick spacing
+
+    [white]
+    gains_rgb = [1.08, 1.0, 0.93]
+    glass_rgb = [224.0, 238.0, 258.0]
+    target_rgb = [242.0, 238.0, 240.0]
+
+    [exposure]
+    clipped_fraction = 0.0
+    uniformity = 0.93
+
+Profiles live in ``$XDG_CONFIG_HOME/idc-edge/profiles/`` (default ``~/.config/idc-edge/profiles/``);
+``--profile`` also takes a path to a ``.toml`` file. Reading uses ``tomllib`` (Python 3.11+) or
+the ``tomli`` package on older Pythons; writing uses the small writer here (the profile is a
+flat set of tables of numbers and strings), replacing the file atomically.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+from .camera_mode import CameraMode
+from .errors import IdcEdgeError, OptionError
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ImportError:  # pragma: no cover - Python < 3.11 installs tomli (see pyproject.toml)
+    import tomli as _toml  # type: ignore[no-redef]
+
+
+class ProfileError(IdcEdgeError):
+    """A profile is missing, unreadable or does not fit the camera it is used with."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def profiles_dir() -> Path:
+    """``$XDG_CONFIG_HOME/idc-edge/profiles`` (``~/.config/idc-edge/profiles`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"  # the spec ignores relative values
+    return root / "idc-edge" / "profiles"
+
+
+def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:
+    """The file of a profile: a bare name maps into :func:`profiles_dir`, a ``.toml`` path is used as is.
+
+    Raises:
+        ProfileError: the name has characters other than letters, digits and ``_ . + -``.
+    """
+    text = os.fspath(name_or_path)
+    if text.endswith(".toml") or os.sep in text or (os.altsep and os.altsep in text):
+        return Path(text)
+    if not _NAME.fullmatch(text):
+        raise ProfileError(f"profile name {text!r} may use only letters, digits and _ . + - (at most 64 characters), "
+                           "or give a path to a .toml file")
+    return profiles_dir() / f"{text}.toml"
+
+
+def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float]]:
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ProfileError(f"profile {str(path)!r}: {what} must be three numbers [R, G, B], got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One microscope/objective: camera, mode, scale, white reference, exposure.
+
+    Attributes:
+        name: the profile's name (its file's stem).
+        camera: what ``--camera`` takes (index, device path, ``picam:0``, a pipeline or URL), or None.
+        mode: the camera mode to ask for.
+        um_per_px: microns per pixel of frames of ``frame_size``; None until scale calibration.
+        frame_size: (width, height) in pixels the scale was measured at.
+        spacing_um: the micrometer's tick spacing used for the scale (µm).
+        white_gains_rgb: per-channel gains (RGB) from white calibration, None until then.
+        glass_rgb: the glass colour measured at white calibration (RGB, 0–255).
+        target_rgb: the glass colour the gains aim for (RGB, 0–255).
+        exposure: what the exposure check found (``clipped_fraction``, ``uniformity``) and, where
+            the camera allows, the locked exposure settings.
+    """
+
+    name: str
+    camera: Optional[str] = None
+    mode: CameraMode = field(default_factory=CameraMode)
+    um_per_px: Optional[float] = None
+    frame_size: Optional[Tuple[int, int]] = None
+    spacing_um: Optional[float] = None
+    white_gains_rgb: Optional[Tuple[float, float, float]] = None
+    glass_rgb: Optional[Tuple[float, float, float]] = None
+    target_rgb: Optional[Tuple[float, float, float]] = None
+    exposure: Dict[str, Any] = field(default_factory=dict)
+
+    def with_scale(self, um_per_px: float, frame_size: Tuple[int, int], spacing_um: Optional[float] = None) -> "Profile":
+        return replace(self, um_per_px=float(um_per_px), frame_size=(int(frame_size[0]), int(frame_size[1])),
+                       spacing_um=spacing_um)
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        """Refuse frames of another size than the scale was measured at.
+
+        Raises:
+            ProfileError: the profile has a scale and ``(width, height)`` differs from ``frame_size``.
+        """
+        if self.um_per_px is None or self.frame_size is None:
+            return
+        if (int(width), int(height)) != tuple(self.frame_size):
+            fw, fh = self.frame_size
+            raise ProfileError(
+                f"frames are {width}x{height} but profile {self.name!r} measured {self.um_per_px:g} um/px on "
+                f"{fw}x{fh} frames, so its scale would be wrong: ask the camera for {fw}x{fh} (--size {fw}x{fh}) "
+                f"or measure the scale at this size (`idc-edge calibrate scale --profile {self.name} ...`)")
+
+    def to_toml_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        if self.camera is not None:
+            out["camera"] = str(self.camera)
+        mode = {k: v for k, v in (("width", self.mode.width), ("height", self.mode.height),
+                                  ("fps", None if self.mode.fps is None else float(self.mode.fps)),
+                                  ("fourcc", self.mode.fourcc)) if v is not None}
+        if mode:
+            out["mode"] = mode
+        if self.um_per_px is not None:
+            scale: Dict[str, Any] = {"um_per_px": float(self.um_per_px)}
+            if self.frame_size is not None:
+                scale["frame_width"], scale["frame_height"] = int(self.frame_size[0]), int(self.frame_size[1])
+            if self.spacing_um is not None:
+                scale["spacing_um"] = float(self.spacing_um)
+            out["scale"] = scale
+        white = {k: [float(x) for x in v] for k, v in (("gains_rgb", self.white_gains_rgb),
+                                                        ("glass_rgb", self.glass_rgb),
+                                                        ("target_rgb", self.target_rgb)) if v is not None}
+        if white:
+            out["white"] = white
+        if self.exposure:
+            out["exposure"] = dict(self.exposure)
+        return out
+
+
+def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
+    def table(key: str) -> Dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise ProfileError(f"profile {str(path)!r}: [{key}] must be a table")
+        return value
+
+    def number(tbl: Dict[str, Any], key: str, where: str, whole: bool = False):
+        v = tbl.get(key)
+        if v is None:
+            return None
+        ok = isinstance(v, int) if whole else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or not math.isfinite(v) or v <= 0:
+            kind = "a whole number >= 1" if whole else "a number > 0"
+            raise ProfileError(f"profile {str(path)!r}: {where}.{key} must be {kind}, got {v!r}")
+        return v
+
+    camera = data.get("camera")
+    if camera is not None and not isinstance(camera, (str, int)):
+        raise ProfileError(f"profile {str(path)!r}: camera must be a string, got {camera!r}")
+    m, s, w = table("mode"), table("scale"), table("white")
+    fourcc = m.get("fourcc")
+    if fourcc is not None and not isinstance(fourcc, str):
+        raise ProfileError(f"profile {str(path)!r}: mode.fourcc must be a string such as \"MJPG\", got {fourcc!r}")
+    try:
+        mode = CameraMode(number(m, "width", "mode", True), number(m, "height", "mode", True),
+                          number(m, "fps", "mode"), fourcc)
+    except OptionError as e:
+        raise ProfileError(f"profile {str(path)!r}: {e}") from None
+    fw, fh = number(s, "frame_width", "scale", True), number(s, "frame_height", "scale", True)
+    um = number(s, "um_per_px", "scale")
+    if um is not None and (fw is None or fh is None):
+        raise ProfileError(f"profile {str(path)!r}: scale.um_per_px needs scale.frame_width and frame_height "
+                           "(the frame size it was measured at)")
+    exposure = table("exposure")
+    return Profile(name=name, camera=None if camera is None else str(camera), mode=mode,
+                   um_per_px=None if um is None else float(um),
+                   frame_size=None if fw is None else (fw, fh), spacing_um=number(s, "spacing_um", "scale"),
+                   white_gains_rgb=_floats3(w.get("gains_rgb"), "white.gains_rgb", path),
+                   glass_rgb=_floats3(w.get("glass_rgb"), "white.glass_rgb", path),
+                   target_rgb=_floats3(w.get("target_rgb"), "white.target_rgb", path),
+                   exposure=dict(exposure))
+
+
+def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
+    """Read a profile by name (from :func:`profiles_dir`) or path.
+
+    Raises:
+        ProfileError: the file is missing, not TOML, or holds values of the wrong kind; the
+            message names the file.
+    """
+    path = profile_path(name_or_path)
+    if not path.is_file():
+        where = profiles_dir()
+        known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
+        raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
+                           f"--profile {path.stem} ...`" + (f" (profiles here: {', '.join(known)})" if known else ""))
+    try:
+        with open(path, "rb") as f:
+            data = _toml.load(f)
+    except _toml.TOMLDecodeError as e:
+        raise ProfileError(f"profile {str(path)!r} is not valid TOML ({e}): fix it or delete it and calibrate again") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ProfileError(f"profile {str(path)!r} cannot be read: {e}") from None
+    return _from_toml(path.stem, data, path)
+
+
+def load_or_new_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
+    """The profile if its file exists, else an empty one of that name (for calibration to fill)."""
+    path = profile_path(name_or_path)
+    return load_profile(path) if path.exists() else Profile(name=path.stem)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML has no place for {value!r} in a profile")
+        return repr(value)
+    if isinstance(value, str):
+        escaped = []
+        for ch in value:
+            if ch in '"\\':
+                escaped.append("\\" + ch)
+            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                escaped.append(f"\\u{ord(ch):04x}")
+            else:
+                escaped.append(ch)
+        return '"' + "".join(escaped) + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ValueError(f"cannot write a {type(value).__name__} into a profile")
+
+
+def _key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
+
+
+def dumps_toml(data: Dict[str, Any]) -> str:
+    """TOML text of a dict of plain values and one level of tables (what a profile holds)."""
+    lines = [f"{_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{_key(k)}]"]
+            for kk, vv in v.items():
+                if isinstance(vv, dict):
+                    raise ValueError(f"profile table [{k}] cannot hold the table {kk!r}")
+                lines.append(f"{_key(kk)} = {_toml_value(vv)}")
+    return "\n".join(["# idc-edge microscope profile (written by `idc-edge calibrate`)", *lines]) + "\n"
+
+
+def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> Path:
+    """Write ``profile`` (to ``path`` or its name's place in :func:`profiles_dir`), replacing the file atomically.
+
+    Raises:
+        ProfileError: the folder cannot be made or written.
+    """
+    target = profile_path(path if path is not None else profile.name)
+    text = dumps_toml(profile.to_toml_dict())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".toml", dir=str(target.parent))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError as e:
+        raise ProfileError(f"cannot write profile {str(target)!r}: {e}") from None
+    return target
