@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from .camera_mode import CameraMode
+from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
 
 try:  # Python 3.11+

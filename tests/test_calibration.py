@@ -9,7 +9,7 @@ import pytest
 
 from idc_edge.colour import (TRAINING_GLASS_RGB, CalibrationError, ExposureCheckOptions, GlassDrift, WhiteBalance,
                              measure_white)
-from idc_edge.camera_mode import CameraMode
+from idc_edge.sources.modes import CameraMode
 from idc_edge.micrometer import measure_ticks
 from idc_edge.profiles import Profile, ProfileError, load_or_new_profile, load_profile, profile_path, save_profile
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .errors import OptionError
+from ..errors import OptionError
 
 #: Pixel formats a microscope camera commonly offers (V4L2 FourCC codes).
 KNOWN_FOURCCS = ("MJPG", "YUYV", "YUY2", "UYVY", "NV12", "H264", "GREY", "RGB3", "BGR3", "RG10", "BA81")
