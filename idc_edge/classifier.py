@@ -176,9 +176,9 @@ class PatchClassifier:
         if self.input_format.quantized and not self.input_format.scale > 0:
             raise ModelError(f"{where} has a {self.input_format.dtype} input without quantization parameters")
         oshape = tuple(int(s) for s in out["shape"])
-        if len(oshape) != 2 or oshape[1] not in (1, 2):
+        if not (len(oshape) == 2 or (len(oshape) == 4 and oshape[1:3] == (1, 1))) or oshape[-1] not in (1, 2):
             raise ModelError(f"{where} gives output of shape {list(oshape)}, expected [N, 1] (sigmoid) "
-                             "or [N, 2] (softmax, index 1 = IDC)")
+                             "or [N, 2] (softmax, index 1 = IDC), or [N, 1, 1, 1|2] (fully convolutional)")
         if self.output_format.dtype not in (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)):
             raise ModelError(f"{where} gives {self.output_format.dtype} output; expected float32, uint8 or int8")
 
@@ -225,6 +225,7 @@ class PatchClassifier:
         """Model output → float32 probability of IDC per patch."""
         f = self.output_format
         values = dequantize(raw, f.scale, f.zero_point) if f.quantized else raw.astype(np.float32)
+        values = values.reshape(values.shape[0], -1)  # a fully convolutional model gives [N, 1, 1, K]
         return values[:, 1] if values.shape[1] == 2 else values[:, 0]
 
     def _run(self, batch: np.ndarray, size: Optional[int] = None) -> np.ndarray:

@@ -12,6 +12,9 @@ Keys (``format_version`` 1):
 - ``float_model`` (optional): file name, next to this one, of the float32 model with the same
   weights, for measuring the quantization drop.
 - ``provenance`` (dict): how it was made: data, split, metrics, command, date.
+- ``dense`` (optional): ``{"output_stride_px": S}`` for a fully convolutional model (valid
+  padding): its input may be resized to ``[1, H, W, 3]`` (H, W >= patch_size_px) and its output
+  ``[1, (H-P)//S + 1, (W-P)//S + 1, K]`` holds the score of the window at (x = j*S, y = i*S).
 - ``model_sha256`` (optional): SHA-256 of the ``.tflite`` file, written by :func:`write_spec`;
   a model whose bytes no longer match is refused (a damaged copy can load and give wrong
   scores without any other sign).
@@ -44,6 +47,7 @@ class ModelSpec:
     float_model: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     model_sha256: str | None = None
+    dense: dict[str, Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
@@ -56,6 +60,10 @@ class ModelSpec:
             raise ModelError(f"sidecar: threshold must be a probability between 0 and 1, got {self.threshold!r}")
         if len(self.class_names) != 2 or not all(isinstance(c, str) for c in self.class_names):
             raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {self.class_names!r}")
+        if self.dense is not None:
+            s = self.dense.get("output_stride_px") if isinstance(self.dense, dict) else None
+            if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+                raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": a positive integer}}, got {self.dense!r}")
 
     def with_threshold(self, threshold: float) -> "ModelSpec":
         return replace(self, threshold=threshold)
@@ -63,6 +71,8 @@ class ModelSpec:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["class_names"] = list(self.class_names)
+        if d["dense"] is None:
+            del d["dense"]
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
@@ -82,6 +92,7 @@ class ModelSpec:
                 channel_order=data["channel_order"], threshold=float(data["threshold"]),
                 class_names=tuple(data["class_names"]), float_model=data.get("float_model"),
                 provenance=dict(data.get("provenance") or {}), model_sha256=data.get("model_sha256"),
+                dense=data.get("dense"),
             )
         except (TypeError, ValueError) as e:
             raise ModelError(f"{where}: {e}") from None
