@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -153,6 +154,9 @@ class PatchClassifier:
         self.num_threads = num_threads
         self.max_batch = max_batch
         self._slots: dict[int, tuple] = {}
+        # an interpreter is not thread-safe (concurrent invoke() raises or mixes up outputs), and
+        # the slots are shared: one caller at a time runs the model
+        self._lock = threading.RLock()
         # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
         probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
                             self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
@@ -240,7 +244,12 @@ class PatchClassifier:
             buffer[:n] = batch
             buffer[n:] = 0
             del buffer  # no reference to the interpreter's memory may live across invoke()
-        interp.invoke()
+        try:
+            interp.invoke()
+        except (RuntimeError, ValueError) as e:  # LiteRT's own errors never escape raw
+            text = str(e).strip()
+            raise ModelError(f"model {str(self.model_path)!r} failed in {self.backend.name}: "
+                             f"{text.splitlines()[0][:200] if text else type(e).__name__}") from None
         return self._postprocess(interp.get_tensor(out["index"]))
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
@@ -265,6 +274,12 @@ class PatchClassifier:
         if n == 0:
             return probs
         x = self._prepare(patches)
+        with self._lock:
+            self._predict_prepared(x, probs)
+        return probs
+
+    def _predict_prepared(self, x: np.ndarray, probs: np.ndarray) -> None:
+        n = x.shape[0]
         start = 0
         while start < n:
             remaining = n - start
@@ -275,11 +290,11 @@ class PatchClassifier:
                 probs[start:] = self._run(x[start:], padded_batch(remaining, self.max_batch))[:remaining]
                 size = remaining
             start += size
-        return probs
 
     def close(self) -> None:
         """Release the interpreters; safe to call twice."""
-        self._slots.clear()
+        with self._lock:
+            self._slots.clear()
 
     def __enter__(self) -> "PatchClassifier":
         return self

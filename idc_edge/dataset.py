@@ -19,7 +19,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .errors import DatasetError, SourceError
+from .errors import DatasetError, MemoryBudgetError, SourceError
+from .fileio import read_image, short
 
 PATCH_SIZE_PX = 50
 UM_PER_PX = 4.0
@@ -31,7 +32,8 @@ VALIDATION_PATIENTS = frozenset(
     "9078 9324 9022 8956 9036 10260 10269 10261 8917 10277 12875 16896 9345 8914 8867".split()
 )
 
-_NAME = re.compile(r"^(?P<patient>[^_/\\]+)_idx\d+_x(?P<x>\d+)_y(?P<y>\d+)_class(?P<c>[01])\.png$", re.I)
+# coordinates of at most 9 digits: a longer one is a typo, not a slide a billion pixels wide
+_NAME = re.compile(r"^(?P<patient>[^_/\\]+)_idx\d{1,9}_x(?P<x>\d{1,9})_y(?P<y>\d{1,9})_class(?P<c>[01])\.png$", re.I)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def parse_patch_path(path: str | os.PathLike) -> PatchRecord:
     m = _NAME.match(name)
     if m is None:
         raise DatasetError(
-            f"{name!r} is not named like the data set's patches "
+            f"{short(name, 100)} is not named like the data set's patches "
             "('<patient>_idx5_x<X>_y<Y>_class<0|1>.png')"
         )
     return PatchRecord(str(path), m["patient"], int(m["c"]), int(m["x"]), int(m["y"]))
@@ -83,7 +85,9 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
         raise DatasetError(f"data folder {str(root)!r} does not exist; pass the folder that holds the patient folders")
     wanted = None if patients is None else {str(p) for p in patients}
     records = []
+    found_patients = []
     for pdir in _patient_dirs(root):
+        found_patients.append(pdir.name)
         if wanted is not None and pdir.name not in wanted:
             continue
         for label in ("0", "1"):
@@ -95,8 +99,13 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
                     continue
                 rec = parse_patch_path(entry.path)
                 if str(rec.label) != label:
-                    raise DatasetError(f"{entry.path!r} is in folder {label!r} but named class{rec.label}")
+                    raise DatasetError(f"{short(entry.path, 120)} is in folder {label!r} but named class{rec.label}")
                 records.append(rec)
+    if not records and wanted is not None and found_patients:
+        there = ", ".join(sorted(found_patients)[:8]) + (", ..." if len(found_patients) > 8 else "")
+        asked = ", ".join(sorted(wanted)[:8]) + (", ..." if len(wanted) > 8 else "")
+        raise DatasetError(f"no patches of the selected patient(s) {asked or '(none)'} under {short(str(root), 100)}: "
+                           f"it holds {len(found_patients)} patient folder(s) ({there}); check the patient ids")
     if not records:
         raise DatasetError(
             f"no patches found under {str(root)!r}: expected <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png"
@@ -186,11 +195,13 @@ def read_patch_rgb(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.nda
     and the rest (beyond the slide) is white background.
 
     Raises:
-        SourceError: the file cannot be read as an image.
+        SourceError: the file cannot be read as an image (missing, not a regular file, corrupt, or
+            far larger than a patch).
     """
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SourceError(f"cannot read image {str(path)!r}: the file is missing, empty or corrupt")
+    try:
+        bgr = read_image(path, "patch image", flags=cv2.IMREAD_COLOR)
+    except MemoryBudgetError as e:  # a "patch" of gigapixels is a broken file: skipped like a corrupt one
+        raise SourceError(str(e)) from None
     h, w = bgr.shape[:2]
     if h != size or w != size:
         out = np.full((size, size, 3), 255, np.uint8)

@@ -22,6 +22,7 @@ from typing import Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
+from .budget import check_buffer
 from .classifier import PatchClassifier
 from .errors import OptionError
 from .frames import to_bgr8
@@ -33,6 +34,8 @@ from .tissue import TissueMaskOptions, tissue_grid
 
 
 MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
+# per grid position: box (16 B), probability, tissue and IDC flags, reuse signature (<= 100 B), slack
+_BYTES_PER_GRID_PATCH = 160
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,7 @@ class Detector:
             warnings.warn(f"stride {self.stride} px is larger than the {self.patch} px patch: "
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
         self.scale = self.um_per_px / spec.um_per_px
-        self._grid: Optional[TileGrid] = None
-        self._boxes: Optional[np.ndarray] = None
+        self._grid_boxes: Optional[tuple[TileGrid, np.ndarray]] = None
 
     @classmethod
     def create_from_model_path(cls, model_path: str | os.PathLike, **options) -> "Detector":
@@ -128,12 +130,28 @@ class Detector:
         """The model's sidecar (:class:`~idc_edge.spec.ModelSpec`)."""
         return self.classifier.spec
 
+    def _check_budget(self, shape: tuple[int, int]) -> None:
+        """Refuse a frame whose rescaled copy or patch grid would exceed the memory budget."""
+        h, w = float(shape[0]) * self.scale, float(shape[1]) * self.scale
+        check_buffer((h, w, 3), 1, f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px rescaled to the "
+                     f"model's {self.spec.um_per_px:g} µm/px", "check --um-per-px (microns per pixel of the camera) "
+                     "or use smaller frames")
+        rows = (max(h, self.patch) - self.patch) / self.stride + 1
+        cols = (max(w, self.patch) - self.patch) / self.stride + 1
+        check_buffer((rows, cols, _BYTES_PER_GRID_PATCH), 1, f"the patch grid of a {shape[1]}×{shape[0]} px frame at "
+                     f"stride {self.stride}", "raise --stride or use smaller frames")
+
     def _grid_for(self, shape: tuple[int, int]) -> tuple[TileGrid, np.ndarray]:
-        if self._grid is None or self._grid.frame_shape != shape:
+        # grid and boxes are stored and read as one tuple: threads detecting frames of different
+        # sizes each get a matching pair (never one frame's grid with another's boxes)
+        cached = self._grid_boxes
+        if cached is None or cached[0].frame_shape != shape:
+            self._check_budget(shape)
             grid = make_grid(shape, self.patch, self.stride, self.scale)
-            self._grid, self._boxes = grid, grid.boxes()
-            self._boxes.flags.writeable = False
-        return self._grid, self._boxes
+            boxes = grid.boxes()
+            boxes.flags.writeable = False
+            cached = self._grid_boxes = (grid, boxes)
+        return cached
 
     def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
         """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels).

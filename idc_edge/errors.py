@@ -39,3 +39,7 @@ class FrameError(SourceError):
 
 class UsageError(IdcEdgeError):
     """The command line itself is wrong (unknown option, bad value)."""
+
+
+class MemoryBudgetError(IdcEdgeError):
+    """A buffer would exceed the memory budget (``$IDC_EDGE_MEMORY_MB``); the message says what to change."""

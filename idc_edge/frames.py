@@ -5,38 +5,109 @@ OpenCV delivers BGR (or BGRA, grayscale, 16-bit) arrays; the pipeline works on u
 """
 from __future__ import annotations
 
+import math
+import warnings
+from typing import Optional
+
 import cv2
 import numpy as np
 
-from .errors import FrameError
+from .errors import FrameError, OptionError
+from .fileio import short
 
 
-def to_bgr8(frame) -> np.ndarray:
-    """``frame`` as contiguous uint8 BGR ``[H, W, 3]``.
+_warned: set = set()
 
-    Accepts grayscale ``[H, W]`` or ``[H, W, 1]``, BGR, BGRA, in any memory layout, and uint8,
-    uint16 (top 8 bits), float in [0, 1] (NaN → 0, +inf → 255, outside [0, 1] clipped), bool and
-    other integer dtypes (clipped to 0–255).
+
+def _warn_once(key, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, stacklevel=3)
+
+
+def _depth(top: int) -> int:
+    """Bits of the range a largest value ``top`` belongs to: 8, 10, 12, 14, 16, ... (even, >= 8)."""
+    bits = max(8, int(top).bit_length())
+    return bits + (bits & 1)
+
+
+def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
+    if frame.dtype.kind == "i":
+        frame = np.maximum(frame, 0)
+    top = int(frame.max())
+    depth = bits or _depth(top)
+    if bits is None and depth > 8 and (frame.dtype.itemsize * 8 != depth):
+        _warn_once((frame.dtype.str, depth),
+                   f"{frame.dtype} frames with values up to {(1 << depth) - 1} are read as {depth}-bit "
+                   f"(scaled by 1/{1 << (depth - 8)}); if the camera's bit depth differs, pass bits= to to_bgr8")
+    if depth > 8:
+        frame = frame >> (depth - 8)
+    if frame.dtype.itemsize > 1:
+        frame = np.minimum(frame, 255)
+    return frame.astype(np.uint8)
+
+
+def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
+    frame = frame.astype(np.float32, copy=False) if frame.dtype.itemsize < 4 else frame
+    finite = np.isfinite(frame)
+    all_finite = bool(finite.all())
+    top = float(frame.max() if all_finite else (frame[finite].max() if finite.any() else 0.0))
+    if bits is not None:
+        full = float((1 << bits) - 1)
+    elif top <= 1.0:
+        full = 1.0
+    elif top <= 255.0:
+        full = 255.0
+        _warn_once(("float", 8), f"{frame.dtype} frames with values above 1 are read as 0-255; "
+                                 "give 0-1 floats or pass bits= to to_bgr8 if that is wrong")
+    else:
+        depth = _depth(int(math.ceil(top)))
+        full = float((1 << depth) - 1)
+        _warn_once(("float", depth), f"{frame.dtype} frames with values above 255 are read as "
+                                     f"0-{int(full)} ({depth}-bit); pass bits= to to_bgr8 if that is wrong")
+    if not all_finite:
+        frame = np.nan_to_num(frame, nan=0.0, posinf=full, neginf=0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.clip(frame * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
+
+
+def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
+    """``frame`` as contiguous uint8 BGR ``[H, W, 3]``, scaled by the range its data really use.
+
+    Accepts grayscale ``[H, W]`` or ``[H, W, 1]``, BGR, BGRA, in any memory layout and dtype.
+    The range rule (cameras put 10, 12 or 14 significant bits in a 16-bit container):
+
+    - uint8: as is. bool: False 0, True 255.
+    - other integers: negative values are 0; the bit depth is the smallest even number of
+      bits >= 8 that holds the frame's largest value (a 12-bit camera, values <= 4095, is
+      12-bit) and the values are divided by ``2 ** (depth - 8)``. A 16-bit frame using the
+      full range is its top 8 bits; one with values <= 255 is taken as 8-bit.
+    - floats: largest finite value <= 1 means 0-1; <= 255 means 0-255; above, the bit depth
+      rule as for integers. NaN is 0, -inf 0, +inf the top of the range.
+
+    The depth is guessed per frame; each guess other than uint8, full-range integers and 0-1
+    floats is warned about once per process. A very dark frame of a deep camera can look
+    brighter than it is: pass the camera's ``bits`` (8-32) to use that range instead.
 
     Raises:
         FrameError: ``frame`` is None, empty, or not an image array.
+        OptionError: ``bits`` is not a whole number from 8 to 32.
     """
+    if bits is not None and (not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 8 <= bits <= 32):
+        raise OptionError(f"bits must be a whole number of bits from 8 to 32, got {short(bits)}")
     if frame is None:
         raise FrameError("the frame is empty (the source returned no image)")
     if not isinstance(frame, np.ndarray):
         raise FrameError(f"a frame must be a numpy image array, got {type(frame).__name__}")
     if frame.size == 0 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
-        raise FrameError(f"a frame must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {list(frame.shape)}")
-    if frame.dtype != np.uint8:
-        if frame.dtype == np.uint16:
-            frame = (frame >> 8).astype(np.uint8)
+        raise FrameError(f"a frame must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {list(frame.shape)[:8]}")
+    if frame.dtype != np.uint8 or bits not in (None, 8):
+        if frame.dtype == np.bool_:
+            frame = frame.view(np.uint8) * np.uint8(255)
+        elif frame.dtype.kind in "iu":
+            frame = _integers_to_8bit(frame, None if bits is None else int(bits))
         elif frame.dtype.kind == "f":
-            if not np.isfinite(frame).all():
-                frame = np.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
-            with np.errstate(over="ignore"):  # huge values (float16 above 257) saturate at 255, as clipped
-                frame = np.clip(frame.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        elif frame.dtype.kind in "iub":
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
+            frame = _floats_to_8bit(frame, None if bits is None else int(bits))
         else:
             raise FrameError(f"frames of dtype {frame.dtype} are not supported; give uint8 or uint16 images")
     if frame.ndim == 2 or frame.shape[2] == 1:

@@ -37,10 +37,15 @@ log = logging.getLogger(__name__)
 #: Seconds the child may take to load and run the model once before it is declared hung.
 PROBE_TIMEOUT_S = 120.0
 
-# Runs in the child: argv = [interpreter module, comma-separated batch sizes]; model bytes on
-# stdin; prints one JSON line. Exceptions are reported, not raised: only a crash kills it.
+# Runs in the child: argv = [interpreter module, comma-separated batch sizes, JSON list of extra
+# import folders]; model bytes on stdin; prints one JSON line. Exceptions are reported, not
+# raised: only a crash kills it. The child runs isolated (``python -I``: no working directory or
+# script folder on sys.path, no PYTHON* variables, no user site), so a json.py or numpy.py in the
+# working directory is never imported; the parent's own import folders (minus the working
+# directory) are appended after the standard library and site-packages.
 _PROBE_SOURCE = r"""
 import importlib, json, sys
+sys.path.extend(p for p in json.loads(sys.argv[3]) if p not in sys.path)
 stage = "import"
 try:
     import numpy as np
@@ -131,6 +136,23 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
+def _import_folders() -> list[str]:
+    """This process's import folders that the isolated child may use: absolute, existing, and
+    never the working directory (where a stray json.py would be imported instead of the library's)."""
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        cwd = None
+    out = []
+    for p in sys.path:
+        if not p or not os.path.isabs(p) or not os.path.isdir(p):
+            continue
+        if cwd is not None and os.path.realpath(p) == cwd:
+            continue
+        out.append(p)
+    return out
+
+
 def probe_model(content: bytes, where: str, interpreter_module: str, backend_name: str = "",
                 backend_version: str = "", batches: Sequence[int] = (1,),
                 timeout_s: float = PROBE_TIMEOUT_S) -> ProbeResult:
@@ -161,12 +183,10 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
         return ProbeResult(True, cached=True)
     if not sys.executable:
         return _unchecked(where, "no Python executable to run it")  # an embedded interpreter
-    env = dict(os.environ)  # the child finds what this process found, including paths added at run time
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE_SOURCE, interpreter_module, ",".join(map(str, batches))],
-                              input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s,
-                              env=env)
+        proc = subprocess.run([sys.executable, "-I", "-c", _PROBE_SOURCE, interpreter_module,
+                               ",".join(map(str, batches)), json.dumps(_import_folders())],
+                              input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "
                          "the file is corrupt or far too large for this device") from None

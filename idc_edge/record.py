@@ -12,10 +12,15 @@ whole line and raised as :class:`RecordError`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import logging
+import math
 import os
+import stat
+import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -23,13 +28,15 @@ import cv2
 import numpy as np
 
 from .errors import OptionError, RecordError
+from .fileio import as_path, name, open_output, opencv_path, write_all
 
 log = logging.getLogger(__name__)
 
 
 _WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
         errno.EFBIG: "the file is too large for this file system (or the process's file-size limit)",
-        errno.EIO: "an I/O error (failing SD card or disk?)", errno.EROFS: "the file system is read-only"}
+        errno.EIO: "an I/O error (failing SD card or disk?)", errno.EROFS: "the file system is read-only",
+        errno.EPIPE: "its reader has gone (pipe closed)"}
 
 
 def _is_json(data: bytes) -> bool:
@@ -40,20 +47,19 @@ def _is_json(data: bytes) -> bool:
         return False
 
 
-def _unterminated_tail(path: Union[str, os.PathLike], chunk: int = 1 << 16) -> bytes:
-    """The bytes after the file's last newline (empty when it ends with one or is empty)."""
-    with open(path, "rb") as f:
-        pos, tail = f.seek(0, os.SEEK_END), b""
-        while pos > 0:
-            step = min(chunk, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            cut = block.rfind(b"\n")
-            if cut >= 0:
-                return block[cut + 1:] + tail
-            tail = block + tail
-        return tail
+def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
+    """The bytes after the last newline of the file open as ``fd`` of ``size`` bytes (empty when it
+    ends with one or is empty)."""
+    pos, tail = size, b""
+    while pos > 0:
+        step = min(chunk, pos)
+        pos -= step
+        block = os.pread(fd, step, pos)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return block[cut + 1:] + tail
+        tail = block + tail
+    return tail
 
 
 def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
@@ -78,8 +84,80 @@ def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
     return out
 
 
+#: Seconds a pipe or device may take no results before the run stops with a :class:`RecordError`.
+WRITE_TIMEOUT_S = 10.0
+
+#: Seconds a second writer waits for the results file's lock before it refuses.
+LOCK_WAIT_S = 2.0
+
+#: A results file's first record is a JSON object whose first key is one of these (a frame's
+#: ``index``; a session header's ``session``): how a file, or a crash's leftover, is known as ours.
+RESULT_KEYS = ("index", "session")
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock on ``path``, from ``/proc/locks`` (Linux), for the message."""
+    try:
+        st = os.stat(path)
+        want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == want and parts[4] != str(os.getpid()):
+                    return f"process {parts[4]}"
+    except (OSError, ValueError):
+        pass
+    return "another process"
+
+
+def _lock(fd: int, path: Path, wait_s: float) -> None:
+    """Hold an exclusive advisory lock (``flock``) on the results file for the whole run.
+
+    Two runs appending to one file would interleave, and one rolling back after a write error
+    could cut the other's lines; so a second writer waits up to ``wait_s`` seconds, then refuses.
+    """
+    deadline = time.monotonic() + max(0.0, float(wait_s))
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return  # a file system without locks (some network mounts): write unlocked
+        if time.monotonic() >= deadline:
+            raise RecordError(f"results file {name(path)} is being written by {_holder(path)}; "
+                              "wait for that run to end or record to another file")
+        time.sleep(0.05)
+
+
+def _check_ours(fd: int, path: Path) -> None:
+    """Refuse to append to (or repair) a non-empty file that is not an idc-edge results file."""
+    head = os.pread(fd, 1 << 16, 0)
+    line = head.split(b"\n", 1)[0]
+    first = None
+    if line.startswith(b"{"):
+        try:
+            first = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            first = None
+        if first is None and b"\n" not in head:  # a first record cut by a crash: ours if it starts like one
+            first = {k: None for k in RESULT_KEYS if line.startswith(b'{"%s":' % k.encode())}
+    if not (isinstance(first, dict) and any(k in first for k in RESULT_KEYS)):
+        raise RecordError(f"{name(path)} exists and is not an idc-edge results file (its first line is not a "
+                          "results record); it is left untouched: record to a new file or an earlier results file")
+
+
 class JsonlRecorder:
     """Appends JSON objects, one per line, durably.
+
+    A regular file is written only when it is empty or already holds idc-edge results (another
+    program's file is refused before a byte is written or cut). It is locked (``flock``) while
+    open: a second writer waits ``lock_wait_s`` seconds and then refuses, naming the process
+    that holds it, so runs never interleave or cut each other's lines. A pipe, terminal or
+    character device (``/dev/stdout``, a FIFO with a reader) is a stream: lines are written
+    as they come, never cut or rolled back, not fsynced; a FIFO nobody reads is refused at open,
+    and one whose reader stops taking lines stops the run after :data:`WRITE_TIMEOUT_S`.
+    Folders and block devices are refused.
 
     Args:
         path: the ``.jsonl`` file (created if missing, appended to if present).
@@ -87,24 +165,31 @@ class JsonlRecorder:
             line on SD cards). Without it, lines survive a process crash but not a power cut.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], fsync: bool = True):
-        self.path = Path(path)
+    def __init__(self, path: Union[str, os.PathLike], fsync: bool = True, lock_wait_s: float = LOCK_WAIT_S):
+        self.path = Path(as_path(path, "results file"))
         self.fsync = fsync
         self.lines = 0
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise RecordError(f"cannot write results to {str(self.path)!r}: folder {str(parent)!r} does not exist")
+        self._fd: Optional[int] = None
+        fd = open_output(self.path, "results file", append=True, error=RecordError, readable=True, streams=True,
+                         hint="; results go to a regular file, a pipe or a terminal")
         try:
-            self._fd: Optional[int] = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as e:
-            raise RecordError(f"cannot open {str(self.path)!r} for results: {e.strerror}") from None
-        self._size = os.fstat(self._fd).st_size
+            self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            self._size = os.fstat(fd).st_size if self._regular else 0
+            if self._regular:
+                _lock(fd, self.path, lock_wait_s)
+                self._size = os.fstat(fd).st_size
+                if self._size:
+                    _check_ours(fd, self.path)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
         if self._size:
             self._repair_tail()
 
     def _repair_tail(self) -> None:
         """Cut off a record left unfinished by a crash; end a whole last line that lacks only its newline."""
-        tail = _unterminated_tail(self.path)
+        tail = _unterminated_tail(self._fd, self._size)
         if not tail:
             return
         if _is_json(tail):
@@ -125,26 +210,26 @@ class JsonlRecorder:
         An interrupt (Ctrl-C, SIGTERM: a KeyboardInterrupt that Python raises between any two
         steps, whichever thread the signal hit) is sorted out by the file's size: a line already
         written whole is kept, flushed and counted; a part of one is cut off. Then it propagates.
+        The size is taken just before the write, so a roll-back never cuts lines another
+        program appended (the lock keeps out other idc-edge runs, not every program).
         """
-        view = memoryview(data)
+        start = os.fstat(self._fd).st_size if self._regular else 0
         try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-            if self.fsync:
+            write_all(self._fd, data, WRITE_TIMEOUT_S, f"results file {name(self.path)}")
+            if self.fsync and self._regular:
                 os.fsync(self._fd)
         except OSError as e:
-            self._cut_to_whole_lines()
+            self._cut_back(start, len(data))
             what = _WHY.get(e.errno, e.strerror)
-            raise RecordError(f"cannot write results to {str(self.path)!r}: {what}; "
+            raise RecordError(f"cannot write results to {name(self.path)}: {what}; "
                               f"{self.lines} frame(s) of this run were saved before it") from None
         except BaseException:
             try:
-                whole = os.fstat(self._fd).st_size == self._size + len(data)
+                whole = self._regular and os.fstat(self._fd).st_size == start + len(data)
             except OSError:
                 whole = False
             if whole:  # the interrupt came after the write: the line is there, keep and count it
-                self._size += len(data)
+                self._size = start + len(data)
                 self.lines += record
                 try:
                     if self.fsync:
@@ -152,16 +237,24 @@ class JsonlRecorder:
                 except OSError:
                     pass
             else:
-                self._cut_to_whole_lines()
+                self._cut_back(start, len(data))
             raise
-        self._size += len(data)
+        self._size = start + len(data)
         self.lines += record
 
-    def _cut_to_whole_lines(self) -> None:
+    def _cut_back(self, start: int, added: int) -> None:
+        """Cut the file back to ``start`` bytes (its size before this write), unless it grew by more
+        than ``added`` (what this write could have added): then someone else appended too, and
+        their lines are never cut. A pipe or device cannot be cut: nothing is done."""
+        if not self._regular:
+            return
         try:
-            os.ftruncate(self._fd, self._size)
+            if os.fstat(self._fd).st_size > start + added:
+                log.warning("%s: another program wrote to the results file meanwhile; nothing is cut", self.path)
+                return
+            os.ftruncate(self._fd, start)
         except OSError:
-            pass  # a device like /dev/full cannot be truncated; nothing was added to it either
+            pass  # nothing more can be done; the error that brought us here is raised
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line and flush it; when this returns the line is on disk."""
@@ -170,7 +263,7 @@ class JsonlRecorder:
         self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True)
 
     def close(self) -> None:
-        """Close the file; safe to call twice."""
+        """Close the file (which releases its lock); safe to call twice."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -193,28 +286,34 @@ class VideoRecorder:
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: float = 30.0):
-        self.path = Path(path)
+        self.path = Path(as_path(path, "--save-video"))
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
-            raise OptionError(f"--save-video {str(self.path)!r}: use one of {', '.join(sorted(_FOURCC))}")
-        if not self.path.parent.is_dir():
-            raise RecordError(f"cannot write video {str(self.path)!r}: folder {str(self.path.parent)!r} does not exist")
-        if not fps > 0:
+            raise OptionError(f"--save-video {name(self.path)}: use one of {', '.join(sorted(_FOURCC))}")
+        if not fps > 0 or not math.isfinite(fps):
             fps = 30.0
-        self.fps = float(fps)
+        self.fps = float(min(fps, 1000.0))
+        existed = os.path.lexists(self.path)
+        # made (or checked) now, without truncating, so a folder, FIFO, device or unwritable place is
+        # refused before the run starts; OpenCV truncates it when the first frame arrives
+        os.close(open_output(self.path, "video file", append=True, error=RecordError))
+        self._created = not existed
         self._fourcc = cv2.VideoWriter_fourcc(*_FOURCC[suffix])
         self._writer: Optional[cv2.VideoWriter] = None
         self._size: Optional[tuple[int, int]] = None
+        self._names = contextlib.ExitStack()
         self.frames = 0
 
     def write(self, frame_bgr: np.ndarray) -> None:
         h, w = frame_bgr.shape[:2]
         if self._writer is None:
             self._size = (w, h)
-            self._writer = cv2.VideoWriter(str(self.path), self._fourcc, self.fps, self._size)
+            where = self._names.enter_context(opencv_path(self.path, "video file", RecordError))
+            self._writer = cv2.VideoWriter(where, self._fourcc, self.fps, self._size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise RecordError(f"cannot write video {str(self.path)!r}: OpenCV has no encoder for it here; "
+                self._names.close()
+                raise RecordError(f"cannot write video {name(self.path)}: OpenCV has no encoder for it here; "
                                   "try .avi (MJPG) or .mkv (FFV1)")
         elif (w, h) != self._size:
             frame_bgr = cv2.resize(frame_bgr, self._size)
@@ -222,10 +321,19 @@ class VideoRecorder:
         self.frames += 1
 
     def close(self) -> None:
-        """Finalise the file so it is playable; safe to call twice."""
+        """Finalise the file so it is playable; safe to call twice. A file this recorder created
+        and never wrote a frame to is removed."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        self._names.close()
+        if self._created and self.frames == 0:
+            self._created = False
+            try:
+                if os.path.getsize(self.path) == 0:
+                    os.unlink(self.path)
+            except OSError:
+                pass
 
     def __enter__(self) -> "VideoRecorder":
         return self

@@ -1,0 +1,377 @@
+"""Opening files safely: any name a file system allows, special files, and OpenCV's traps.
+
+A file name on Linux is any byte string. Python hands a name that is not valid UTF-8 (Latin-1
+from a Windows share, say) around as ``str`` with surrogate escapes, and OpenCV's readers and
+writers **crash the process** (SIGSEGV) on such a string. OpenCV also reads meaning into some
+names: ``%d`` starts an image sequence and ``proto:`` a network protocol. So idc-edge never
+gives a user's path to OpenCV:
+
+- images are read as bytes here and decoded with ``cv2.imdecode`` (:func:`read_image`);
+- videos, which OpenCV can only open by name, go through :func:`opencv_path`: the absolute
+  path itself when it is made only of plain characters, otherwise a symbolic link with a plain
+  name in a private temporary folder, removed afterwards.
+
+Every file is opened without blocking (a FIFO with no writer would hang ``open``) and must be
+a regular file: folders, FIFOs, devices (``/dev/zero``) and sockets are refused with a message
+naming what the path is. Outputs are created without truncating anything first
+(:func:`open_output`) and must not be the same file as an input or another output
+(:func:`check_distinct`, by device and inode, so hard links and symlinks count).
+Values echoed in messages are shortened (:func:`short`): a message never carries a file's bytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import select
+import shutil
+import stat
+import struct
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from .budget import check_buffer
+from .errors import OptionError, SourceError
+
+PathArg = Union[str, bytes, os.PathLike]
+
+_PLAIN = re.compile(r"[A-Za-z0-9._/+-]+")
+_WHY = {errno.ENOENT: "it does not exist", errno.ENAMETOOLONG: "the name is too long for the file system",
+        errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+        errno.EISDIR: "it is a folder, not a file", errno.ENOTDIR: "a part of the path is not a folder",
+        errno.ELOOP: "too many symbolic links", errno.ENXIO: "it is a FIFO or device with nobody reading it",
+        errno.EROFS: "the file system is read-only", errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded", errno.ETXTBSY: "it is busy"}
+
+
+def short(value, limit: int = 60) -> str:
+    """``value`` for an error message: its repr cut to about ``limit`` characters; bytes only by length."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 12] + "…" + text[-10:]
+
+
+def name(path: PathArg, limit: int = 120) -> str:
+    """A path for messages: quoted, undecodable bytes shown as escapes, cut in the middle when long."""
+    text = repr(os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path))
+    return text if len(text) <= limit else text[: limit // 2] + "…" + text[-(limit // 2):]
+
+
+def why(error: OSError) -> str:
+    """The reason an ``OSError`` gives, in words (``ENAMETOOLONG`` → "the name is too long ...")."""
+    return _WHY.get(error.errno, error.strerror or type(error).__name__)
+
+
+def as_path(value: PathArg, what: str) -> str:
+    """``value`` as a ``str`` path (bytes names kept exactly, as surrogate escapes).
+
+    Raises:
+        OptionError: ``value`` is empty (as from an unset shell variable), holds a NUL byte, or
+            is not a path.
+    """
+    if isinstance(value, (bytes, os.PathLike)):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        raise OptionError(f"{what} must be a path, got {type(value).__name__}")
+    if not value.strip():
+        raise OptionError(f"{what} is empty (an unset shell variable?): give a file or folder")
+    if "\0" in value:
+        raise OptionError(f"{what} {name(value)} holds a NUL character, which no file name can")
+    return value
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device (terminal or /dev file)"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _open_checked(path: str, flags: int, what: str, error: type, hint: str = "", streams: bool = False) -> int:
+    """Open without blocking; refuse anything but a regular file (closing it again).
+
+    With ``streams``, FIFOs, sockets and character devices (a pipe, a terminal, ``/dev/null``)
+    are accepted too and stay non-blocking, so a reader that stops reading cannot hang a write
+    (see :func:`write_all`); folders and block devices never are.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        raise error(f"cannot open {what} {name(path)}: {why(e)}{hint}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            os.set_blocking(fd, True)
+        elif not (streams and (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode))):
+            raise error(f"{what} {name(path)} is {_kind(mode)}, not a regular file{hint}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_all(fd: int, data: bytes, timeout_s: float, what: str) -> None:
+    """Write all of ``data`` to ``fd``; on a non-blocking stream wait at most ``timeout_s`` seconds
+    for it to take more.
+
+    Raises:
+        OSError: from the write (``ETIMEDOUT`` when the reader took nothing for ``timeout_s``).
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            if not select.select([], [fd], [], timeout_s)[1]:
+                raise OSError(errno.ETIMEDOUT, f"{what} took nothing for {timeout_s:g} s (nobody reading it?)") from None
+            continue
+        view = view[n:]
+
+
+def read_bytes(path: PathArg, what: str = "file", error: type = SourceError) -> bytes:
+    """The whole content of a regular file, checked against the memory budget before reading.
+
+    Raises:
+        ``error``: the path is missing, unreadable, a folder, FIFO, device or socket.
+        MemoryBudgetError: the file is larger than the memory budget.
+    """
+    path = as_path(path, what)
+    fd = _open_checked(path, os.O_RDONLY, what, error)
+    try:
+        size = os.fstat(fd).st_size
+        check_buffer((size,), 1, f"reading {what} {name(path)}", "use a smaller file")
+        chunks, left = [], size
+        while True:
+            block = os.read(fd, max(left, 1 << 16))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+            if left < 0:  # the file grew while being read: stay within the budget
+                check_buffer((size - left,), 1, f"reading {what} {name(path)}", "use a smaller file")
+        return b"".join(chunks)
+    except OSError as e:
+        raise error(f"cannot read {what} {name(path)}: {why(e)}") from None
+    finally:
+        os.close(fd)
+
+
+# -- images ---------------------------------------------------------------------------------
+
+def image_dimensions(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) in pixels from an image file's header, or None for an unknown format.
+
+    Covers PNG, JPEG, BMP, WebP, TIFF and PNM, so a decoded size can be checked against the
+    memory budget before OpenCV allocates it.
+    """
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", data[16:24])
+            return w, h
+        if data[:2] == b"\xff\xd8":
+            i = 2
+            while i + 9 < len(data):
+                if data[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = data[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                    i += 1 if marker == 0xFF else 2
+                    continue
+                length = struct.unpack(">H", data[i + 2:i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                    return w, h
+                i += 2 + length
+            return None
+        if data[:2] == b"BM" and len(data) >= 26:
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            kind = data[12:16]
+            if kind == b"VP8X":
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+            if kind == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+            if kind == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+            return None
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            end = "<" if data[:2] == b"II" else ">"
+            ifd = struct.unpack(end + "I", data[4:8])[0]
+            count = struct.unpack(end + "H", data[ifd:ifd + 2])[0]
+            dims = {}
+            for k in range(count):
+                entry = data[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
+                tag, kind = struct.unpack(end + "HH", entry[:4])
+                if tag in (256, 257):
+                    value = struct.unpack(end + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+                    dims[tag] = value
+            if 256 in dims and 257 in dims:
+                return dims[256], dims[257]
+            return None
+        m = re.match(rb"P[1-7]\s+(?:#[^\n]*\s+)*(\d+)\s+(?:#[^\n]*\s+)*(\d+)", data[:512])
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None
+
+
+def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
+    """Decode image file bytes with OpenCV (``cv2.IMREAD_UNCHANGED`` by default), budget-checked.
+
+    Raises:
+        ``error``: the bytes are not an image OpenCV reads.
+        MemoryBudgetError: the decoded image would exceed the memory budget.
+    """
+    import cv2
+
+    dims = image_dimensions(data)
+    if dims is not None:
+        w, h = dims  # as decoded: up to 4 channels of 16 bits unchanged, 3 of 8 bits otherwise
+        check_buffer((w, h, 4, 2) if flags is None else (w, h, 3), 1, f"decoding {where} ({w}×{h} px)",
+                     "use a smaller image or split it into tiles")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
+    except cv2.error:  # e.g. OpenCV's own pixel limit
+        image = None
+    if image is None:
+        raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
+    return image
+
+
+def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
+    """An image file decoded by OpenCV from bytes read here (any file name; budget-checked).
+
+    Returns the array as OpenCV decodes it (BGR, BGRA, grey, 8 or 16 bit; ``flags`` as for
+    ``cv2.imdecode``, default ``cv2.IMREAD_UNCHANGED``).
+
+    Raises:
+        ``error``: missing, unreadable, not a regular file, or not an image.
+        MemoryBudgetError: the file or the decoded image exceeds the memory budget.
+    """
+    path = as_path(path, what)
+    return decode_image(read_bytes(path, what, error), f"{what} {name(path)}", flags, error)
+
+
+# -- paths OpenCV opens itself (videos) -----------------------------------------------------
+
+def _plain(path: str) -> bool:
+    try:
+        path.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return bool(_PLAIN.fullmatch(path)) and all(len(part) <= 255 for part in path.split("/"))
+
+
+@contextlib.contextmanager
+def opencv_path(path: PathArg, what: str = "file", error: type = SourceError) -> Iterator[str]:
+    """A name under which OpenCV can open ``path``, valid inside the ``with`` block.
+
+    The absolute path itself when it is plain ASCII letters, digits and ``._/+-``; otherwise a
+    symbolic link named ``file<suffix>`` in a private temporary folder (mode 0700), pointing
+    at the real path (which need not exist yet: a writer creates it through the link). The
+    folder is removed when the block ends; the real file stays.
+
+    Raises:
+        ``error``: the link cannot be made (no writable temporary folder).
+    """
+    path = os.path.abspath(as_path(path, what))
+    if _plain(path):
+        yield path
+        return
+    suffix = Path(path).suffix
+    suffix = suffix if _plain(suffix) and len(suffix) <= 16 else ""
+    try:
+        folder = tempfile.mkdtemp(prefix="idc-edge-")
+    except OSError as e:
+        raise error(f"cannot open {what} {name(path)}: its name needs a temporary link and the temporary "
+                    f"folder is not writable ({why(e)}); rename the file to plain ASCII letters") from None
+    try:
+        link = os.path.join(folder, "file" + suffix)
+        os.symlink(os.fsencode(path), os.fsencode(link))
+        yield link
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- outputs --------------------------------------------------------------------------------
+
+def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: str = "",
+                readable: bool = False, streams: bool = False) -> int:
+    """Open (creating if missing) a regular file for writing and return its descriptor.
+
+    Opened without blocking, so a FIFO nobody reads or a device cannot hang the run; anything
+    but a regular file is refused before a byte is written. With ``append`` nothing of an
+    existing file is changed; otherwise it is truncated only after these checks. ``readable``
+    opens it for reading too; ``streams`` accepts a pipe, socket or character device as well
+    (left non-blocking: write to it with :func:`write_all`).
+
+    Raises:
+        ``error``: the path is empty, a folder, FIFO, device, socket, or cannot be created.
+    """
+    path = as_path(path, what)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise error(f"cannot write {what} {name(path)}: folder {name(parent)} does not exist")
+    if readable:  # never on a FIFO: opened read-write it would be its own reader and never refuse
+        try:
+            readable = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            pass
+    flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | (os.O_APPEND if append else 0)
+    fd = _open_checked(path, flags, what, error, hint, streams)
+    if not append and stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            os.ftruncate(fd, 0)
+        except OSError as e:
+            os.close(fd)
+            raise error(f"cannot write {what} {name(path)}: {why(e)}") from None
+    return fd
+
+
+def _identity(path: PathArg) -> tuple:
+    """(device, inode) of an existing file (through symlinks), else its fully resolved path."""
+    try:
+        st = os.stat(path)
+        return ("inode", st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(path))
+
+
+def check_distinct(inputs: Sequence[tuple[str, Optional[PathArg]]], outputs: Sequence[tuple[str, Optional[PathArg]]]) -> None:
+    """Refuse an output that is the same file as an input or as another output, before anything opens.
+
+    Files are compared by device and inode (hard links and symbolic links count as the same
+    file), files that do not exist yet by their resolved path. ``None`` entries are ignored.
+
+    Raises:
+        OptionError: naming both roles, e.g. "--save-video 'a.avi' is the same file as --source".
+    """
+    seen: dict[tuple, str] = {}
+    for label, path in inputs:
+        if path is not None:
+            seen.setdefault(_identity(path), label)
+    for label, path in outputs:
+        if path is None:
+            continue
+        key = _identity(path)
+        if key in seen:
+            raise OptionError(f"{label} {name(path)} is the same file as {seen[key]}: writing it would destroy "
+                              "that; choose another output file")
+        seen[key] = label

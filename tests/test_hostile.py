@@ -1,0 +1,332 @@
+"""What a hostile tester, a flaky device and a careless user do to the library (one class per block):
+byte file names and special files, outputs that could destroy data, frames of other bit depths,
+threads, memory, hangs, and the model probe's isolation. Real files, FIFOs, videos and the real
+LiteRT interpreter throughout; anything that crashed the process before the fix runs in a child.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, frame_with_blob, write_patch
+from tiny_model import PURPLE
+
+from idc_edge.budget import check_buffer
+from idc_edge.dataset import read_patch_rgb, scan_dataset
+from idc_edge.errors import DatasetError, MemoryBudgetError, OptionError, RecordError, SourceError
+from idc_edge.fileio import check_distinct, opencv_path, read_image, short
+from idc_edge.frames import to_bgr8
+from idc_edge.record import JsonlRecorder, VideoRecorder, read_records
+
+LATIN1 = b"caf\xe9_\xff"  # not valid UTF-8: how a Windows share's Latin-1 names arrive
+
+
+def child(code: str, cwd=None, timeout=60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def byte_path(folder, name: bytes) -> str:
+    return os.fsdecode(os.path.join(os.fsencode(str(folder)), name))
+
+
+# -- 1. any file name, special files -----------------------------------------------------------
+
+def test_images_and_videos_with_undecodable_byte_names_are_read_not_a_crash(tmp_path):
+    """OpenCV segfaulted on a surrogate-escaped name; now bytes are read here and videos opened via a link."""
+    image = byte_path(tmp_path, LATIN1 + b".png")
+    video = byte_path(tmp_path, LATIN1 + b"%d.avi")  # '%d' would also make OpenCV look for an image sequence
+    out = byte_path(tmp_path, LATIN1 + b"_out.avi")
+    p = child(f"""
+        import cv2, numpy as np
+        from idc_edge.fileio import read_image, opencv_path
+        from idc_edge.record import VideoRecorder
+        from idc_edge.dataset import read_patch_rgb
+        ok, png = cv2.imencode(".png", np.full((50, 50, 3), 77, np.uint8))
+        open({image!r}, "wb").write(png.tobytes())
+        assert read_image({image!r})[0, 0, 0] == 77 and read_patch_rgb({image!r}).shape == (50, 50, 3)
+        with opencv_path({video!r}) as where:
+            w = cv2.VideoWriter(where, cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+            for i in range(3):
+                w.write(np.full((48, 64, 3), 40 * i, np.uint8))
+            w.release()
+        with opencv_path({video!r}) as where:
+            cap = cv2.VideoCapture(where)
+            n = 0
+            while cap.read()[0]:
+                n += 1
+        rec = VideoRecorder({out!r}, fps=5)
+        rec.write(np.zeros((48, 64, 3), np.uint8))
+        rec.close()
+        print(n)
+    """)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["3"]
+    assert os.path.getsize(os.fsencode(out)) > 0
+    assert sorted(os.listdir(os.fsencode(str(tmp_path)))) == sorted(
+        [LATIN1 + b".png", LATIN1 + b"%d.avi", LATIN1 + b"_out.avi"])  # the temporary links are gone
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dev_zero", "too_long", "missing", "empty_name"])
+def test_special_files_and_impossible_names_are_a_source_error_not_a_hang(tmp_path, kind):
+    path = {"folder": str(tmp_path), "dev_zero": "/dev/zero", "missing": str(tmp_path / "nope.png"),
+            "too_long": str(tmp_path / ("x" * 300 + ".png")), "empty_name": "",
+            "fifo": str(tmp_path / "f.png")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody ever writes: a blocking open would hang for ever
+    error = OptionError if kind == "empty_name" else SourceError
+    with pytest.raises(error) as e:
+        read_image(path)
+    message = str(e.value)
+    expected = {"folder": "is a folder", "dev_zero": "character device", "missing": "does not exist",
+                "too_long": "name is too long", "empty_name": "is empty", "fifo": "FIFO"}[kind]
+    assert expected in message and len(message) < 400
+    with pytest.raises(error):
+        read_patch_rgb(path)
+
+
+# -- 2. outputs that destroy data ----------------------------------------------------------------
+
+def test_recording_onto_a_file_that_is_not_a_results_file_is_refused_and_leaves_it_untouched(tmp_path):
+    for content in (b"my thesis\n", b"{\n  \"pretty\": 1\n}\n", b'{"other":1}\n', b"\x00\x01binary", b"no newline"):
+        target = tmp_path / "notes.jsonl"
+        target.write_bytes(content)
+        with pytest.raises(RecordError, match="not an idc-edge results file"):
+            JsonlRecorder(target)
+        assert target.read_bytes() == content
+    # a crash leftover of our own (first record cut mid-way) is recognised and repaired
+    target.write_bytes(b'{"index":0,"time":1.')
+    with JsonlRecorder(target) as rec:
+        rec.write({"index": 0})
+    assert read_records(target) == [{"index": 0}]
+
+
+def test_a_second_writer_of_one_results_file_waits_then_refuses_naming_the_first(tmp_path):
+    path = tmp_path / "r.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from idc_edge.record import JsonlRecorder
+        rec = JsonlRecorder({str(path)!r})
+        rec.write({{"index": 0}})
+        print("locked", flush=True)
+        sys.stdin.readline()
+        rec.write({{"index": 1}})
+        rec.close()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(RecordError, match=f"being written by process {holder.pid}"):
+            JsonlRecorder(path, lock_wait_s=0.3)
+        assert time.monotonic() - started >= 0.3
+    finally:
+        holder.communicate("go\n", timeout=30)
+    assert [r["index"] for r in read_records(path)] == [0, 1]
+    with JsonlRecorder(path, lock_wait_s=0) as rec:  # free again once the first run ended
+        rec.write({"index": 2})
+    assert [r["index"] for r in read_records(path)] == [0, 1, 2]
+
+
+def test_a_roll_back_never_cuts_lines_another_program_appended(tmp_path):
+    """RLIMIT_FSIZE cuts our write part-way; another program's line arrived meanwhile and stays."""
+    path = tmp_path / "r.jsonl"
+    p = child(f"""
+        import os, resource
+        from idc_edge.errors import RecordError
+        from idc_edge.record import JsonlRecorder
+        rec = JsonlRecorder({str(path)!r}, fsync=False)
+        rec.write({{"index": 0}})
+        with open({str(path)!r}, "ab") as other:   # not an idc-edge writer: ignores the lock
+            other.write(b'{{"index":"theirs"}}\\n')
+        resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize({str(path)!r}) + 10,) * 2)
+        try:
+            rec.write({{"index": 1, "pad": "x" * 100}})
+        except RecordError as e:
+            print("error", e)
+    """)
+    assert "error" in p.stdout, p.stderr
+    lines = path.read_bytes().split(b"\n")
+    assert lines[:2] == [b'{"index":0}', b'{"index":"theirs"}']
+
+
+def test_check_distinct_refuses_an_output_that_is_an_input_by_any_name(tmp_path):
+    source = tmp_path / "in.avi"
+    source.write_bytes(b"video")
+    os.link(source, tmp_path / "hard.avi")
+    os.symlink(source, tmp_path / "soft.avi")
+    for alias in ("in.avi", "hard.avi", "soft.avi", "./sub/../in.avi"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(OptionError, match="same file as --source"):
+            check_distinct([("--source", source)], [("--save-video", str(tmp_path / alias))])
+    with pytest.raises(OptionError, match="same file as --record"):
+        check_distinct([("--source", source)], [("--record", tmp_path / "new"), ("--save-video", tmp_path / "new")])
+    check_distinct([("--source", source)], [("--record", tmp_path / "a.jsonl"), ("--save-video", tmp_path / "b.avi")])
+    assert source.read_bytes() == b"video"
+
+
+def test_results_to_a_pipe_are_streamed_and_a_fifo_nobody_reads_is_refused_at_once(tmp_path, monkeypatch):
+    fifo = str(tmp_path / "results.fifo")
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(RecordError, match="nobody reading"):
+        JsonlRecorder(fifo)
+    assert time.monotonic() - started < 5
+    # /dev/stdout on a pipe: a stream, written line by line, never truncated or rolled back
+    p = child("""
+        from idc_edge.record import JsonlRecorder
+        with JsonlRecorder("/dev/stdout") as rec:
+            rec.write({"index": 0})
+            rec.write({"index": 1})
+    """)
+    assert p.returncode == 0 and p.stdout.splitlines() == ['{"index":0}', '{"index":1}'], p.stderr
+    # a reader that stops reading: the run stops with an error instead of blocking for ever
+    import idc_edge.record as record
+
+    monkeypatch.setattr(record, "WRITE_TIMEOUT_S", 0.3)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        rec = JsonlRecorder(fifo)
+        with pytest.raises(RecordError, match="took nothing"):
+            for i in range(100000):
+                rec.write({"index": i, "pad": "x" * 1000})
+        rec.close()
+    finally:
+        os.close(reader)
+
+
+def test_a_video_recorder_refuses_a_folder_or_fifo_and_leaves_no_empty_file(tmp_path):
+    os.mkfifo(tmp_path / "v.avi")
+    with pytest.raises(RecordError):
+        VideoRecorder(tmp_path / "v.avi")
+    (tmp_path / "d.avi").mkdir()
+    with pytest.raises(RecordError, match="folder"):
+        VideoRecorder(tmp_path / "d.avi")
+    VideoRecorder(tmp_path / "never.avi").close()
+    assert not (tmp_path / "never.avi").exists()
+
+
+# -- 3. silent wrong answers ------------------------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("dtype,factor", [(np.uint16, 16), (np.uint16, 4), (np.uint16, 257), (np.float32, 1.0),
+                                          (np.float64, 1 / 255), (np.int32, 16)])
+def test_frames_of_more_than_8_bits_are_scaled_by_their_real_range(dtype, factor):
+    """A 12-bit camera in a 16-bit container (values <= 4095) was read as near black."""
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    bgr[0, 0] = 255  # the sensor's full range is used somewhere
+    wide = (bgr.astype(np.float64) * factor).astype(dtype) if factor != 257 else bgr.astype(np.uint16) * 257
+    out = to_bgr8(wide)
+    assert np.abs(out.astype(int) - bgr.astype(int)).max() <= 1
+
+
+def test_a_deep_frame_warns_once_about_the_depth_it_chose():
+    import idc_edge.frames as frames
+
+    frames._warned.clear()
+    with pytest.warns(UserWarning, match="12-bit"):
+        to_bgr8(np.full((4, 4), 4000, np.uint16))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_bgr8(np.full((4, 4), 4000, np.uint16))  # the same guess again: no second warning
+        assert to_bgr8(np.full((4, 4), 4000, np.uint16), bits=16)[0, 0, 0] == 4000 >> 8
+
+
+def test_one_detector_used_from_many_threads_gives_the_same_answers_as_one_thread():
+    from idc_edge.detector import Detector
+
+    frames = [frame_with_blob((120 + 10 * i, 160 + 20 * i), box=(20, 20, 100 + 5 * i, 90)) for i in range(6)]
+    with Detector(tissue_mask=False) as det:
+        expected = [det.detect(f).probabilities for f in frames]
+        with ThreadPoolExecutor(6) as pool:
+            for _ in range(3):
+                got = list(pool.map(lambda f: det.detect(f).probabilities, frames))
+                for a, b in zip(expected, got):
+                    np.testing.assert_array_equal(a, b)
+
+
+def test_frames_that_change_size_mid_stream_each_get_their_own_grid():
+    from idc_edge.detector import Detector
+
+    sizes = [(100, 150), (300, 200), (100, 150), (60, 400)]
+    with Detector(um_per_px=2.0, tissue_mask=False) as det:
+        results = list(det.stream([np.full((*s, 3), 200, np.uint8) for s in sizes]))
+    for (h, w), r in zip(sizes, results):
+        assert r.frame_shape == (h, w)
+        assert r.boxes[..., 2].max() == w and r.boxes[..., 3].max() == h
+        assert r.probabilities.shape == (max(1, -(-round(h / 2) // 50)), max(1, -(-round(w / 2) // 50)))
+
+
+# -- 4. memory without a bound ------------------------------------------------------------------------
+
+def test_buffers_over_the_memory_budget_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
+    from idc_edge.detector import Detector
+
+    with pytest.raises(MemoryBudgetError, match="um-per-px"):
+        with Detector(um_per_px=1e300) as det:
+            det.detect(np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(MemoryBudgetError, match="would need 1.7 GiB"):
+        with Detector(um_per_px=100.0) as det:
+            det.detect(np.zeros((1000, 1000, 3), np.uint8))
+    # an image whose header claims 60000×60000 pixels is refused from its header, before decoding
+    ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    data = bytearray(png.tobytes())
+    data[16:24] = (60000).to_bytes(4, "big") * 2
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    with pytest.raises(MemoryBudgetError, match="60000×60000"):
+        read_image(tmp_path / "huge.png")
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "0.001")
+    with pytest.raises(MemoryBudgetError, match="IDC_EDGE_MEMORY_MB"):
+        check_buffer((100, 100, 3), 1, "a test buffer", "make it smaller")
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "lots")
+    with pytest.raises(MemoryBudgetError, match="positive number"):
+        check_buffer((1,), 1, "x", "y")
+
+
+# -- 7. the model probe runs isolated -------------------------------------------------------------------
+
+def test_the_model_probe_never_imports_code_from_the_working_directory(tmp_path):
+    marker = tmp_path / "PWNED"
+    for module in ("json", "numpy", "importlib"):
+        (tmp_path / f"{module}.py").write_text(f"open({str(marker)!r}, 'w').write('{module}')\nraise SystemExit(0)\n")
+    p = child(f"""
+        import logging, os, sys
+        logging.basicConfig()
+        from idc_edge.classifier import DEFAULT_MODEL
+        from idc_edge.modelcheck import probe_model
+        data = DEFAULT_MODEL.read_bytes()
+        os.chdir({str(tmp_path)!r})
+        sys.path.insert(0, "")
+        print(probe_model(data, "m", "ai_edge_litert.interpreter"))
+    """, cwd=str(ROOT))
+    assert not marker.exists(), f"the probe ran {marker.read_text()}.py from the working directory"
+    assert "ok=True" in p.stdout and "without the crash check" not in p.stderr, p.stderr
+
+
+# -- 6. messages stay short -----------------------------------------------------------------------------
+
+def test_values_echoed_in_messages_are_short_and_never_raw_bytes():
+    assert short(b"\x00" * 600_000) == "<600000 bytes>"
+    assert len(short("x" * 100_000)) <= 60
+    assert short(3.5) == "3.5"
+
+
+# -- 8. selections that match nothing say so ---------------------------------------------------------------
+
+def test_a_patient_selection_that_matches_nothing_names_the_selection_not_the_layout(synthetic_dataset):
+    with pytest.raises(DatasetError) as e:
+        scan_dataset(synthetic_dataset, ["p9", "p10"])
+    assert "p10, p9" in str(e.value) and "p1, p2" in str(e.value) and "expected <patient>" not in str(e.value)
