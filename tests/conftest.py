@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny real model, a synthetic data set in the Kaggle layout, the real data."""
+"""Shared fixtures: a tiny real model, a synthetic data set in the Kaggle layout, the real data.
+
+The tiny model is committed in ``tests/models/`` (made by ``python -m tests.make_tiny_models``),
+so the runtime tests run without TensorFlow, on the device itself.
+"""
 from __future__ import annotations
 
 import os
@@ -13,16 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tiny_model import PINK, PURPLE, make_tiny_models, synthetic_patches  # noqa: E402
+from tiny_model import PINK, PURPLE, synthetic_patches, tiny_model_files  # noqa: E402
 
 from idc_edge.dataset import default_data_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    """(int8 path, float32 path) of a tiny model trained on synthetic pink/purple patches."""
-    pytest.importorskip("tensorflow", reason="making the test model needs the [train] extra (tensorflow)")
-    return make_tiny_models(tmp_path_factory.mktemp("tiny_model"))
+    """(int8 path, float32 path) of a tiny model trained on synthetic pink/purple patches: copies
+    of the committed files, so a test may change them."""
+    return tiny_model_files(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,9 @@ import pytest
 
 from idc_edge import bench
 from idc_edge.classifier import resolve_model_path
-from idc_edge.spec import read_spec
-
-
-def _shipped_is_bootstrap() -> bool:
-    prov = read_spec(resolve_model_path(None)).provenance
-    return prov.get("made_by") == "tests/tiny_model.py" or "BOOTSTRAP" in str(prov.get("summary", ""))
 
 
 def test_shipped_int8_is_faster_per_patch_than_its_float32_twin():
-    if _shipped_is_bootstrap():
-        pytest.skip("the shipped model is the bootstrap placeholder (8-channel convs: int8 does not pay off there)")
     twin = bench.float_twin(None)
     if twin is None:
         pytest.skip("the shipped model's sidecar names no float32 twin")

@@ -36,10 +36,6 @@ MIN_RECALL = 0.80
 pytestmark = pytest.mark.data
 
 
-def _is_placeholder(provenance: dict) -> bool:
-    return provenance.get("made_by") == "tests/tiny_model.py" or "BOOTSTRAP" in str(provenance.get("summary", ""))
-
-
 @pytest.fixture(scope="module")
 def outputs():
     data = default_data_dir()
@@ -48,8 +44,6 @@ def outputs():
     for p in (INT8, FLOAT32):
         if not p.is_file():
             pytest.skip(f"shipped model {p} is absent (ship one with `python -m convert --ship`)")
-    if _is_placeholder(read_spec(INT8).provenance):
-        pytest.skip("the shipped model is the synthetic bootstrap placeholder, not a trained model")
     val = load_patches(list(split_by_patient(scan_dataset(data)).val))
     with PatchClassifier(INT8) as c8, PatchClassifier(FLOAT32) as c32:
         return {"y": val.labels, "p8": c8.predict(val.images), "p32": c32.predict(val.images),

@@ -6,7 +6,9 @@ import pytest
 from idc_edge.dataset import (VALIDATION_PATIENTS, PatchRecord, default_data_dir, scan_dataset,
                               split_by_patient)
 from idc_edge.errors import DatasetError
-from train.data import assert_patient_disjoint, subsample
+
+pytest.importorskip("tensorflow", reason="training's data pipeline needs the [train] extra (TensorFlow)")
+from train.data import assert_patient_disjoint, subsample  # noqa: E402
 
 DATA = default_data_dir()
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real patches not found at {DATA} (set IDC_DATA_DIR)")

@@ -1,17 +1,15 @@
-"""A tiny IDC-like model made in seconds for tests: dark purple patches are "IDC".
+"""The tiny IDC-like test model: dark purple patches are "IDC", light pink ones are not.
 
-The model is trained on synthetic colour patches (no data from ../shared), exported to
-int8 (uint8 input, raw RGB bytes) and float32 TFLite by the project's own converter
-(:mod:`convert.ptq`, :mod:`convert.tflite`), each with a sidecar.
+The model files are committed in ``tests/models/`` (a few KB, made by
+``python -m tests.make_tiny_models``), so runtime tests need no TensorFlow; :func:`tiny_model_files`
+copies them where a test may change them. The synthetic patches are what it was trained on.
 """
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import numpy as np
-
-from idc_edge.spec import ModelSpec, write_spec
 
 P = 50
 PINK = (230, 170, 200)    # RGB, light eosin-like: class 0
@@ -27,56 +25,19 @@ def synthetic_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
 
 
-def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
-    """Train and convert the tiny model; returns (int8 path, float32 path)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    from convert.ptq import full_integer
-    from convert.tflite import export_saved_model, float32, saved_model_converter
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((P, P, 3)),
-        keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    x, y = synthetic_patches(512)
-    model.fit(x.astype(np.float32), y, epochs=6, batch_size=32, verbose=0)
-
-    saved = export_saved_model(model, out / "saved")
-    int8_path = out / "tiny_int8.tflite"
-    int8_path.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="uint8"))
-    float_path = out / "tiny_float32.tflite"
-    float_path.write_bytes(float32(saved))
-    spec = ModelSpec(threshold=threshold, float_model=float_path.name,
-                     provenance={"data": "synthetic pink/purple patches", "made_by": "tests/tiny_model.py"})
-    write_spec(int8_path, spec)
-    write_spec(float_path, ModelSpec(threshold=threshold, provenance=spec.provenance))
-    return int8_path, float_path
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+INT8, FLOAT32 = "tiny_int8", "tiny_float32"
 
 
-if __name__ == "__main__":
-    # Bootstrap: `python tests/tiny_model.py idc_edge/models` ships the tiny model as the default
-    # until a trained one exists (idc-edge info then says BOOTSTRAP).
-    import json
-    import shutil
-    import sys
-    import tempfile
-
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "idc_edge/models")
-    with tempfile.TemporaryDirectory() as tmp:
-        int8, f32 = make_tiny_models(tmp)
-        for src, name in ((int8, "idc_int8"), (f32, "idc_float32")):
-            shutil.copy(src, target / f"{name}.tflite")
-            spec = json.loads(src.with_suffix(".json").read_text())
-            spec["float_model"] = "idc_float32.tflite" if name == "idc_int8" else None
-            spec["provenance"]["summary"] = "BOOTSTRAP model: tiny CNN on synthetic colours, not for diagnosis"
-            (target / f"{name}.json").write_text(json.dumps(spec, indent=2) + "\n")
+def tiny_model_files(out_dir: Path) -> tuple[Path, Path]:
+    """Copy the committed tiny models with their sidecars to ``out_dir``; returns (int8, float32) paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in (INT8, FLOAT32):
+        for suffix in (".tflite", ".json"):
+            src = MODELS_DIR / f"{name}{suffix}"
+            if not src.is_file():
+                raise FileNotFoundError(f"{src} is missing: run `python -m tests.make_tiny_models` (needs TensorFlow)")
+            shutil.copyfile(src, out_dir / src.name)
+        paths.append(out_dir / f"{name}.tflite")
+    return paths[0], paths[1]
