@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from .backend import get_backend, make_interpreter
-from .errors import ModelError, OptionError
+from .errors import ClosedError, ModelError, OptionError, PatchError
 from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
 from .spec import ModelSpec, read_spec
@@ -157,6 +157,7 @@ class PatchClassifier:
         # an interpreter is not thread-safe (concurrent invoke() raises or mixes up outputs), and
         # the slots are shared: one caller at a time runs the model
         self._lock = threading.RLock()
+        self._closed = False
         # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
         probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
                             self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
@@ -190,6 +191,7 @@ class PatchClassifier:
         """Interpreter allocated for exactly ``batch`` patches, created once and kept."""
         slot = self._slots.get(batch)
         if slot is None:
+            self._check_open()
             try:
                 interp = self._new_interpreter(batch)
             except ModelError:
@@ -262,13 +264,15 @@ class PatchClassifier:
             float32 ``[N]``.
 
         Raises:
-            ValueError: ``patches`` has the wrong shape or dtype.
+            PatchError: ``patches`` has the wrong type, shape or dtype.
+            ClosedError: :meth:`close` was called.
         """
+        self._check_open()
         p = self.spec.patch_size_px
         if not isinstance(patches, np.ndarray) or patches.dtype != np.uint8 or patches.ndim != 4 \
                 or patches.shape[1:] != (p, p, 3):
             got = f"{patches.dtype} {list(patches.shape)}" if isinstance(patches, np.ndarray) else type(patches).__name__
-            raise ValueError(f"patches must be uint8 RGB [N, {p}, {p}, 3], got {got}")
+            raise PatchError(f"patches must be uint8 RGB [N, {p}, {p}, 3], got {got}")
         n = patches.shape[0]
         probs = np.empty(n, np.float32)
         if n == 0:
@@ -291,9 +295,14 @@ class PatchClassifier:
                 size = remaining
             start += size
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"this PatchClassifier of {str(self.model_path)!r} is closed; make a new one")
+
     def close(self) -> None:
-        """Release the interpreters; safe to call twice."""
+        """Release the interpreters; safe to call twice. Later calls raise :class:`ClosedError`."""
         with self._lock:
+            self._closed = True
             self._slots.clear()
 
     def __enter__(self) -> "PatchClassifier":

@@ -13,7 +13,6 @@ size are created once and reused.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .classifier import PatchClassifier
-from .errors import OptionError
+from .errors import ClosedError, OptionError
 from .frames import to_bgr8
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
@@ -120,10 +119,7 @@ class Detector:
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
         self.scale = self.um_per_px / spec.um_per_px
         self._grid_boxes: Optional[tuple[TileGrid, np.ndarray]] = None
-
-    @classmethod
-    def create_from_model_path(cls, model_path: str | os.PathLike, **options) -> "Detector":
-        return cls(DetectorOptions(model_path=str(model_path), **options))
+        self._closed = False
 
     @property
     def spec(self):
@@ -181,7 +177,9 @@ class Detector:
 
         Raises:
             FrameError: the frame is empty or not an image.
+            ClosedError: :meth:`close` was called.
         """
+        self._check_open()
         t0 = time.perf_counter()
         frame_bgr = to_bgr8(frame_bgr)
         rgb, grid, boxes = self.prepare(frame_bgr)
@@ -241,6 +239,7 @@ class Detector:
         live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
         detector, so two streams do not interfere.
         """
+        self._check_open()
         use = self.options.reuse if reuse is None else bool(reuse)
         cache = ScoreCache(self.options.reuse_options) if use else None
         for i, item in enumerate(frames):
@@ -249,11 +248,22 @@ class Detector:
                               keep_image=keep_image, cache=cache)
 
     def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:
-        """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``."""
+        """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``.
+
+        Raises:
+            PatchError: ``patches_rgb`` has the wrong type, shape or dtype.
+            ClosedError: :meth:`close` was called.
+        """
+        self._check_open()
         return self.classifier.predict(patches_rgb)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this Detector is closed; make a new one")
+
     def close(self) -> None:
-        """Release the model; safe to call twice."""
+        """Release the model; safe to call twice. Later calls raise :class:`ClosedError`."""
+        self._closed = True
         self.classifier.close()
 
     def __enter__(self) -> "Detector":

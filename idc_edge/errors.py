@@ -33,6 +33,14 @@ class RecordError(IdcEdgeError):
     """Results could not be written (for example, the disk is full)."""
 
 
+class PatchError(IdcEdgeError, ValueError):
+    """Patches handed to a classifier have the wrong type, dtype or shape."""
+
+
+class ClosedError(IdcEdgeError):
+    """A detector or classifier was used after ``close()``; make a new one."""
+
+
 class FrameError(SourceError):
     """One frame cannot be used (empty, wrong type or shape); streams skip and count it."""
 

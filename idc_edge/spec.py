@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from .errors import ModelError
 
 FORMAT_VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class ModelSpec:
             raise ModelError(f"sidecar: threshold must be a probability between 0 and 1, got {self.threshold!r}")
         if len(self.class_names) != 2 or not all(isinstance(c, str) for c in self.class_names):
             raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {self.class_names!r}")
+        if self.model_sha256 is not None:
+            if not isinstance(self.model_sha256, str) or not _SHA256.fullmatch(self.model_sha256):
+                raise ModelError(f"sidecar: model_sha256 must be the model's SHA-256 as 64 hexadecimal digits, "
+                                 f"got {self.model_sha256!r:.80}")
+            object.__setattr__(self, "model_sha256", self.model_sha256.lower())  # hex digits in either case
         if self.dense is not None:
             s = self.dense.get("output_stride_px") if isinstance(self.dense, dict) else None
             if not isinstance(s, int) or isinstance(s, bool) or s < 1:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from idc_edge.classifier import PatchClassifier
-from idc_edge.errors import ModelError, OptionError
+from idc_edge.errors import ClosedError, IdcEdgeError, ModelError, OptionError, PatchError
 from idc_edge.spec import ModelSpec, read_spec, sidecar_path, write_spec
 from tiny_model import synthetic_patches
 
@@ -44,10 +44,13 @@ def test_bgr_sidecar_flips_channels(tiny_int8, tmp_path):
 
 def test_predict_fails_with_wrong_patch_shape(tiny_int8):
     with PatchClassifier(tiny_int8) as clf:
-        with pytest.raises(ValueError, match=r"uint8 RGB \[N, 50, 50, 3\]"):
+        with pytest.raises(PatchError, match=r"uint8 RGB \[N, 50, 50, 3\]") as e:
             clf.predict(np.zeros((2, 32, 32, 3), np.uint8))
-        with pytest.raises(ValueError, match="float32"):
+        assert isinstance(e.value, IdcEdgeError)
+        with pytest.raises(PatchError, match="float32"):
             clf.predict(np.zeros((2, 50, 50, 3), np.float32))
+        with pytest.raises(PatchError, match="list"):
+            clf.predict([[0]])
 
 
 def _copy_model(src, dst_dir, name="m.tflite", data=None):
@@ -129,10 +132,29 @@ def test_sidecar_round_trips(tmp_path):
     assert read_spec(tmp_path / "a.tflite") == spec
 
 
-def test_close_is_safe_twice(tiny_int8):
+def test_close_is_safe_twice_and_a_closed_classifier_refuses_work(tiny_int8):
     clf = PatchClassifier(tiny_int8)
+    x, _ = synthetic_patches(3)
+    clf.predict(x)
     clf.close()
     clf.close()
+    for n in (3, 0):  # no interpreter is silently rebuilt, and even an empty batch is refused
+        with pytest.raises(ClosedError, match="closed; make a new one"):
+            clf.predict(x[:n])
+    assert not clf._slots
+
+
+def test_an_upper_case_model_hash_in_the_sidecar_is_accepted(tiny_int8, tmp_path):
+    model = _copy_model(tiny_int8, tmp_path)
+    side = json.loads(sidecar_path(model).read_text())
+    side["model_sha256"] = side["model_sha256"].upper()
+    sidecar_path(model).write_text(json.dumps(side))
+    with PatchClassifier(model) as clf:
+        assert clf.spec.model_sha256 == side["model_sha256"].lower()
+    side["model_sha256"] = "g" * 64
+    sidecar_path(model).write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="64 hexadecimal digits"):
+        PatchClassifier(model)
 
 
 def test_load_fails_with_a_damaged_model_whose_bytes_no_longer_match_the_sidecar(tiny_int8, tmp_path):

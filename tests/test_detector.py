@@ -5,7 +5,7 @@ import pytest
 
 from conftest import frame_with_blob
 from idc_edge.detector import Detector, DetectorOptions
-from idc_edge.errors import FrameError, OptionError
+from idc_edge.errors import ClosedError, FrameError, IdcEdgeError, OptionError, PatchError
 from idc_edge.overlay import draw_overlay, status_text
 from tiny_model import PINK, PURPLE, synthetic_patches
 
@@ -150,3 +150,23 @@ def test_record_is_json_ready(detector):
     rec = json.loads(json.dumps(r.to_record()))
     assert rec["idc_patches"] == len(rec["idc_boxes"]) == len(rec["idc_scores"]) == r.n_idc
     assert rec["tissue_patches"] == r.n_tissue
+
+
+def test_a_closed_detector_refuses_every_call_and_closes_twice(tiny_int8):
+    det = Detector(model_path=str(tiny_int8))
+    frame = frame_with_blob()
+    det.detect(frame)
+    det.close()
+    det.close()
+    blank = np.full((100, 100, 3), 250, np.uint8)  # no tissue: would not even reach the model
+    x, _ = synthetic_patches(2)
+    for call in (lambda: det.detect(frame), lambda: det.detect(blank), lambda: next(det.stream([frame])),
+                 lambda: det.classify_patches(x)):
+        with pytest.raises(ClosedError, match="closed"):
+            call()
+
+
+def test_classify_patches_fails_with_a_typed_error(detector):
+    with pytest.raises(PatchError, match=r"uint8 RGB \[N, 50, 50, 3\]") as e:
+        detector.classify_patches(np.zeros((1, 50, 50), np.uint8))
+    assert isinstance(e.value, IdcEdgeError)
