@@ -57,7 +57,8 @@ def get_backend() -> Backend:
 
 
 def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int = 1,
-                     batch_size: Optional[int] = None, interpreter_class: Optional[type] = None):
+                     batch_size: Optional[int] = None, input_hw: Optional[tuple[int, int]] = None,
+                     interpreter_class: Optional[type] = None):
     """A TFLite interpreter for ``model`` with its tensors allocated: the one place interpreters are made.
 
     Args:
@@ -65,6 +66,8 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
         num_threads: CPU threads the interpreter may use (>= 1).
         batch_size: when given and the model has one 4-D input, that input is resized to
             ``batch_size`` rows (patches) before allocation.
+        input_hw: when given and the model has one 4-D input, its (height, width) in pixels are
+            resized to this (a fully convolutional model run on a whole image).
         interpreter_class: the ``Interpreter`` class to use; the installed backend's
             (:func:`get_backend`) when None.
 
@@ -78,9 +81,12 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
     else:
         interp = cls(model_path=os.fspath(model), num_threads=num_threads)
     inputs = interp.get_input_details()
-    if batch_size is not None and len(inputs) == 1:
+    if (batch_size is not None or input_hw is not None) and len(inputs) == 1:
         shape = [int(s) for s in inputs[0]["shape"]]
-        if len(shape) == 4 and shape[0] != batch_size:
-            interp.resize_tensor_input(inputs[0]["index"], [batch_size, *shape[1:]])
+        if len(shape) == 4:
+            wanted = [shape[0] if batch_size is None else batch_size,
+                      *(shape[1:3] if input_hw is None else [int(v) for v in input_hw]), shape[3]]
+            if wanted != shape:
+                interp.resize_tensor_input(inputs[0]["index"], wanted)
     interp.allocate_tensors()
     return interp

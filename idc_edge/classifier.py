@@ -6,6 +6,10 @@ one interpreter per batch size it has used (powers of two up to 8, then multiple
 ``max_batch``, see :func:`padded_batch`) so nothing is re-allocated per frame, writes a short
 last batch straight into that interpreter's fixed input buffer, feeds quantized inputs as raw
 bytes where the model allows it, and always returns dequantized float probabilities.
+
+A model whose sidecar has ``dense`` (see :mod:`idc_edge.spec`) can also score every window of
+a whole image in one call, :meth:`PatchClassifier.predict_dense`: its interpreter input is
+resized to ``[1, H, W, 3]`` once per image size and kept in a small cache.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,6 +33,10 @@ from .spec import ModelSpec, read_spec
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "idc_int8.tflite"
 _TFLITE_ID = b"TFL3"
+
+#: Image sizes whose dense interpreter is kept: a frame size needs up to four (the frame or its
+#: tiles, the strips along its right and bottom edges, the corner window), so two frame sizes fit.
+DENSE_CACHE_SIZE = 8
 
 
 def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
@@ -158,6 +167,7 @@ class PatchClassifier:
         # the slots are shared: one caller at a time runs the model
         self._lock = threading.RLock()
         self._closed = False
+        self._dense_slots: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
         probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
                             self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
@@ -167,6 +177,8 @@ class PatchClassifier:
         self.output_format = _tensor_format(out)
         self._check_contract(inp, out)
         probe.raise_for_error(f"model file {str(self.model_path)!r}")
+        if self.spec.dense is not None:
+            self._check_dense_stride()
 
     # -- model checks --------------------------------------------------------------------
     def _check_contract(self, inp: dict, out: dict) -> None:
@@ -181,9 +193,9 @@ class PatchClassifier:
         if self.input_format.quantized and not self.input_format.scale > 0:
             raise ModelError(f"{where} has a {self.input_format.dtype} input without quantization parameters")
         oshape = tuple(int(s) for s in out["shape"])
-        if not (len(oshape) == 2 or (len(oshape) == 4 and oshape[1:3] == (1, 1))) or oshape[-1] not in (1, 2):
+        if not (len(oshape) in (2, 4) and oshape[1:-1] in ((), (1, 1)) and oshape[-1] in (1, 2)):
             raise ModelError(f"{where} gives output of shape {list(oshape)}, expected [N, 1] (sigmoid) "
-                             "or [N, 2] (softmax, index 1 = IDC), or [N, 1, 1, 1|2] (fully convolutional)")
+                             "or [N, 2] (softmax, index 1 = IDC), or [N, 1, 1, 1|2] for a fully convolutional model")
         if self.output_format.dtype not in (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)):
             raise ModelError(f"{where} gives {self.output_format.dtype} output; expected float32, uint8 or int8")
 
@@ -203,10 +215,10 @@ class PatchClassifier:
             self._slots[batch] = slot
         return slot
 
-    def _new_interpreter(self, batch: int):
+    def _new_interpreter(self, batch: int, size_hw: Optional[tuple[int, int]] = None):
         with _quiet_first_interpreter():  # the delegate notice is printed at allocation
             interp = make_interpreter(self._content, num_threads=self.num_threads, batch_size=batch,
-                                      interpreter_class=self.backend.interpreter_class)
+                                      input_hw=size_hw, interpreter_class=self.backend.interpreter_class)
         inp, out = interp.get_input_details(), interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
             raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
@@ -228,11 +240,10 @@ class PatchClassifier:
         return quantize(patches.astype(np.float32), f.scale, f.zero_point, f.dtype)
 
     def _postprocess(self, raw: np.ndarray) -> np.ndarray:
-        """Model output → float32 probability of IDC per patch."""
+        """Model output ``[..., K]`` → float32 probability of IDC, ``[...]`` (index 1 of a softmax)."""
         f = self.output_format
         values = dequantize(raw, f.scale, f.zero_point) if f.quantized else raw.astype(np.float32)
-        values = values.reshape(values.shape[0], -1)  # a fully convolutional model gives [N, 1, 1, K]
-        return values[:, 1] if values.shape[1] == 2 else values[:, 0]
+        return values[..., 1] if values.shape[-1] == 2 else values[..., 0]
 
     def _run(self, batch: np.ndarray, size: Optional[int] = None) -> np.ndarray:
         """Model output for ``batch`` run in the interpreter of ``size`` >= len(batch) patches; rows
@@ -246,13 +257,16 @@ class PatchClassifier:
             buffer[:n] = batch
             buffer[n:] = 0
             del buffer  # no reference to the interpreter's memory may live across invoke()
+        self._invoke(interp)
+        return self._postprocess(interp.get_tensor(out["index"])).reshape(-1)
+
+    def _invoke(self, interp) -> None:
         try:
             interp.invoke()
         except (RuntimeError, ValueError) as e:  # LiteRT's own errors never escape raw
             text = str(e).strip()
             raise ModelError(f"model {str(self.model_path)!r} failed in {self.backend.name}: "
                              f"{text.splitlines()[0][:200] if text else type(e).__name__}") from None
-        return self._postprocess(interp.get_tensor(out["index"]))
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         """Probability of IDC (float32 in [0, 1]) for each patch.
@@ -298,12 +312,92 @@ class PatchClassifier:
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(f"this PatchClassifier of {str(self.model_path)!r} is closed; make a new one")
+    # -- dense inference (fully convolutional models) -------------------------------------------
+    @property
+    def dense_stride(self) -> Optional[int]:
+        """Model pixels between windows of the dense output, or None for a patch-only model."""
+        return None if self.spec.dense is None else self.spec.dense.output_stride_px
+
+    def dense_output_shape(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, cols) of windows the dense pass gives for an image of ``height × width`` pixels."""
+        p, s = self.spec.patch_size_px, self.dense_stride
+        if s is None:
+            raise ModelError(f"model {str(self.model_path)!r} has no dense pass (its sidecar has no \"dense\")")
+        return (height - p) // s + 1, (width - p) // s + 1
+
+    def _check_dense_stride(self) -> None:
+        """Run the dense model once on a strip one window high and ``P + S·P`` wide: its output width
+        is ``P + 1`` only when the model's output stride is the sidecar's S (any other stride up to
+        P gives another width), so a sidecar that does not match its model is refused at load."""
+        p, s = self.spec.patch_size_px, self.dense_stride
+        with self._lock:
+            self._dense_slot(p, p + s * p)
+            self._dense_slots.pop((p, p + s * p))
+
+    def _dense_slot(self, height: int, width: int) -> tuple:
+        """Interpreter allocated for one ``[1, height, width, 3]`` image; the newest few are kept."""
+        key = (height, width)
+        slot = self._dense_slots.get(key)
+        if slot is not None:
+            self._dense_slots.move_to_end(key)
+            return slot
+        where = f"model {str(self.model_path)!r}"
+        try:
+            interp = self._new_interpreter(1, key)
+        except ModelError:
+            raise
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{where} cannot run on a {width}×{height} image although its sidecar has \"dense\": "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        out = interp.get_output_details()[0]
+        rows, cols = self.dense_output_shape(height, width)
+        got = [int(v) for v in out["shape"]]
+        if len(got) != 4 or got[:3] != [1, rows, cols] or got[3] not in (1, 2):
+            raise ModelError(f"{where} gives output {got} for a {width}×{height} image, expected [1, {rows}, {cols}, 1|2] "
+                             f"from its sidecar's dense.output_stride_px={self.dense_stride}; the sidecar does not "
+                             "match the model")
+        slot = (interp, interp.get_input_details()[0], out)
+        self._dense_slots[key] = slot
+        while len(self._dense_slots) > DENSE_CACHE_SIZE:
+            self._dense_slots.popitem(last=False)
+        return slot
+
+    def predict_dense(self, image: np.ndarray) -> np.ndarray:
+        """Probability of IDC of every window of ``image`` in one interpreter call.
+
+        Args:
+            image: uint8 ``[H, W, 3]`` in **RGB** order, H and W >= ``spec.patch_size_px``.
+
+        Returns:
+            float32 ``[(H-P)//S + 1, (W-P)//S + 1]``: entry ``[i, j]`` is the window whose top-left
+            corner is at (x = j·S, y = i·S) pixels, S = :attr:`dense_stride`; it equals
+            :meth:`predict` of that window within one output quantization step.
+
+        Raises:
+            ModelError: the model has no dense pass, or its output does not fit its sidecar.
+            PatchError: ``image`` has the wrong shape or dtype, or is smaller than one patch.
+            ClosedError: :meth:`close` was called.
+        """
+        self._check_open()
+        p = self.spec.patch_size_px
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
+                or image.shape[0] < p or image.shape[1] < p:
+            got = f"{image.dtype} {list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise PatchError(f"image must be uint8 RGB [H, W, 3] with H, W >= {p}, got {got}")
+        h, w = image.shape[:2]
+        x = self._prepare(image[None])
+        with self._lock:
+            interp, inp, out = self._dense_slot(h, w)
+            interp.set_tensor(inp["index"], x)
+            self._invoke(interp)
+            return self._postprocess(interp.get_tensor(out["index"]))[0]
 
     def close(self) -> None:
         """Release the interpreters; safe to call twice. Later calls raise :class:`ClosedError`."""
         with self._lock:
             self._closed = True
             self._slots.clear()
+            self._dense_slots.clear()
 
     def __enter__(self) -> "PatchClassifier":
         return self

@@ -9,6 +9,10 @@ One frame goes: normalise to uint8 BGR → rescale from the camera's µm/px to t
 convert to RGB → tissue mask → cut the tissue patches → one batched interpreter call → the
 probability grid. The model, the interpreter buffers and the patch grid of the last frame
 size are created once and reused.
+
+A model whose sidecar has ``dense`` is run in **dense mode** by default: one convolutional pass
+over the rescaled frame scores every window at once (see :mod:`idc_edge.dense`); the windows,
+the tissue mask and the result mean exactly what they mean in patch mode.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ import numpy as np
 
 from .budget import check_buffer
 from .classifier import PatchClassifier
-from .errors import ClosedError, OptionError
+from . import dense as dense_plan
+from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
+from .errors import ClosedError, ModelError, OptionError
 from .frames import to_bgr8
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
@@ -55,6 +61,9 @@ class DetectorOptions:
             changed since it was classified instead of classifying it again (motion-aware reuse,
             see :mod:`idc_edge.reuse`); on by default. :meth:`Detector.detect` alone never reuses.
         reuse_options: when a patch counts as unchanged.
+        dense: score all windows with one convolutional pass per frame (dense mode); None uses it
+            when the model's sidecar says the model supports it, False always classifies patch by
+            patch. In dense mode ``stride`` must be a multiple of the model's output stride.
     """
 
     model_path: Optional[str] = None
@@ -67,6 +76,7 @@ class DetectorOptions:
     max_batch: int = 64
     reuse: bool = True
     reuse_options: ReuseOptions = field(default_factory=ReuseOptions)
+    dense: Optional[bool] = None
 
     def __post_init__(self):
         if self.um_per_px is not None and (not isinstance(self.um_per_px, (int, float))
@@ -84,6 +94,8 @@ class DetectorOptions:
             raise OptionError(f"reuse must be True or False, got {self.reuse!r}")
         if not isinstance(self.reuse_options, ReuseOptions):
             raise OptionError(f"reuse_options must be a ReuseOptions, got {type(self.reuse_options).__name__}")
+        if self.dense is not None and not isinstance(self.dense, bool):
+            raise OptionError(f"dense must be True, False or None (when the model supports it), got {self.dense!r}")
 
 
 class Detector:
@@ -110,7 +122,18 @@ class Detector:
                                           max_batch=self.options.max_batch)
         spec = self.classifier.spec
         self.patch = spec.patch_size_px
-        self.stride = self.options.stride or self.patch
+        if self.options.dense and spec.dense is None:
+            self.classifier.close()
+            raise ModelError(f"model {str(self.classifier.model_path)!r} has no dense pass (its sidecar has no "
+                             "\"dense\"); leave dense at None or False to run it patch by patch")
+        #: model pixels between the windows of one dense pass; None in patch mode
+        self.output_stride = spec.dense.output_stride_px if spec.dense is not None and self.options.dense is not False \
+            else None
+        if self.output_stride is None:
+            self.stride = self.options.stride or self.patch
+        else:
+            self.stride = self.options.stride or default_dense_stride(self.patch, self.output_stride)
+            check_dense_stride(self.stride, self.patch, self.output_stride)
         self.um_per_px = self.options.um_per_px or spec.um_per_px
         self.threshold = spec.threshold if self.options.threshold is None else float(self.options.threshold)
         validate_tiling(self.patch, self.stride, self.um_per_px, spec.um_per_px)
@@ -118,8 +141,14 @@ class Detector:
             warnings.warn(f"stride {self.stride} px is larger than the {self.patch} px patch: "
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
         self.scale = self.um_per_px / spec.um_per_px
-        self._grid_boxes: Optional[tuple[TileGrid, np.ndarray]] = None
+        # grid, boxes and dense plan of the last frame size, stored and read as one tuple
+        self._grid_boxes: Optional[tuple[TileGrid, np.ndarray, Optional[DensePlan]]] = None
         self._closed = False
+
+    @property
+    def dense(self) -> bool:
+        """True when frames are scored by one convolutional pass (dense mode), False patch by patch."""
+        return self.output_stride is not None
 
     @property
     def spec(self):
@@ -146,8 +175,17 @@ class Detector:
             grid = make_grid(shape, self.patch, self.stride, self.scale)
             boxes = grid.boxes()
             boxes.flags.writeable = False
-            cached = self._grid_boxes = (grid, boxes)
-        return cached
+            plan = plan_dense(grid, self.output_stride, dense_plan.DENSE_TILE_PX) if self.dense else None
+            cached = self._grid_boxes = (grid, boxes, plan)
+        return cached[0], cached[1]
+
+    def _plan_for(self, grid: TileGrid) -> DensePlan:
+        """The dense plan of ``grid`` (cached with it; made afresh if another thread's frame size
+        replaced the cache in between)."""
+        cached = self._grid_boxes
+        if cached is not None and cached[0] is grid:
+            return cached[2]
+        return plan_dense(grid, self.output_stride, dense_plan.DENSE_TILE_PX)
 
     def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
         """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels).
@@ -196,37 +234,76 @@ class Detector:
             if not reused.any():
                 reused = None
         todo = tissue if reused is None else tissue & ~reused
-        index_flat = np.flatnonzero(todo)
-        scores = np.empty(index_flat.size, np.float32)
-        cut, invoke = time.perf_counter() - t2, 0.0  # change detection counts as choosing patches
-        # very large frames (whole images) go in chunks so memory stays bounded
-        for start in range(0, index_flat.size, MAX_PATCHES_IN_MEMORY):
-            ta = time.perf_counter()
-            patches = extract_patches(rgb, grid, index_flat[start:start + MAX_PATCHES_IN_MEMORY])
-            tb = time.perf_counter()
-            scores[start:start + len(patches)] = self.classifier.predict(patches)
-            cut += tb - ta
-            invoke += time.perf_counter() - tb
+        fresh = np.zeros(grid.shape, bool)           # windows scored in this frame
+        new_scores = np.empty(grid.shape, np.float32)
+        choose = time.perf_counter() - t2            # change detection counts as choosing patches
+        if self.dense:
+            cut, invoke = self._score_dense(rgb, grid, todo, fresh, new_scores)
+        else:
+            cut, invoke = self._score_patches(rgb, grid, todo, fresh, new_scores)
         t4 = time.perf_counter()
+        fresh &= tissue
         probs = np.full(grid.shape, np.nan, np.float32)
-        idc = np.zeros(grid.shape, bool)
+        probs[fresh] = new_scores[fresh]
+        kept = None
         if reused is not None:
-            probs[reused] = cache.scores()[reused]
-            idc[reused] = probs[reused] >= self.threshold
-        probs.flat[index_flat] = scores
-        idc.flat[index_flat] = scores >= self.threshold
+            kept = reused & ~fresh
+            probs[kept] = cache.scores()[kept]
+        idc = np.zeros(grid.shape, bool)
+        np.greater_equal(probs, self.threshold, out=idc, where=~np.isnan(probs))
         if cache is not None:
-            cache.update(signatures, todo, scores)
+            cache.update(signatures, fresh, probs[fresh])
         t5 = time.perf_counter()
         ms = 1000.0
         return FrameResult(
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
             probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
             frame_shape=grid.frame_shape,
-            times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, cut * ms, invoke * ms, (t5 - t4) * ms),
-            reused=0 if reused is None else int(reused.sum()),
+            times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (choose + cut) * ms, invoke * ms, (t5 - t4) * ms),
+            reused=0 if kept is None else int(kept.sum()),
             image=frame_bgr if keep_image else None,
         )
+
+    def _score_patches(self, rgb: np.ndarray, grid: TileGrid, todo: np.ndarray, fresh: np.ndarray,
+                       out: np.ndarray) -> tuple[float, float]:
+        """Classify the ``todo`` windows patch by patch into ``out``, marking them in ``fresh``;
+        returns (seconds cutting patches, seconds in the interpreter)."""
+        index_flat = np.flatnonzero(todo)
+        cut = invoke = 0.0
+        # very large frames (whole images) go in chunks so memory stays bounded
+        for start in range(0, index_flat.size, MAX_PATCHES_IN_MEMORY):
+            part = index_flat[start:start + MAX_PATCHES_IN_MEMORY]
+            ta = time.perf_counter()
+            patches = extract_patches(rgb, grid, part)
+            tb = time.perf_counter()
+            out.flat[part] = self.classifier.predict(patches)
+            cut += tb - ta
+            invoke += time.perf_counter() - tb
+        fresh.flat[index_flat] = True
+        return cut, invoke
+
+    def _score_dense(self, rgb: np.ndarray, grid: TileGrid, todo: np.ndarray, fresh: np.ndarray,
+                     out: np.ndarray) -> tuple[float, float]:
+        """Score the ``todo`` windows by dense passes into ``out``: every pass (tile or edge strip,
+        see :mod:`idc_edge.dense`) holding one of them is run, and all its windows get fresh scores
+        (marked in ``fresh``; they cost nothing more). Returns (seconds cutting, seconds in the
+        interpreter)."""
+        plan = self._plan_for(grid)
+        cut = invoke = 0.0
+        for rows in plan.row_bands:
+            for cols in plan.col_bands:
+                block = np.ix_(rows.grid_index, cols.grid_index)
+                if not todo[block].any():
+                    continue
+                ta = time.perf_counter()
+                tile = rgb[plan.crop(rows, cols)]
+                tb = time.perf_counter()
+                scores = self.classifier.predict_dense(tile)
+                cut += tb - ta
+                invoke += time.perf_counter() - tb
+                out[block] = scores[np.ix_(rows.local, cols.local)]
+                fresh[block] = True
+        return cut, invoke
 
     def stream(self, frames: Iterable, keep_image: bool = True, reuse: Optional[bool] = None) -> Iterator[FrameResult]:
         """Detect on every frame of a source (see :func:`idc_edge.sources.open_source`).

@@ -12,12 +12,14 @@ Keys (``format_version`` 1):
 - ``float_model`` (optional): file name, next to this one, of the float32 model with the same
   weights, for measuring the quantization drop.
 - ``provenance`` (dict): how it was made: data, split, metrics, command, date.
-- ``dense`` (optional): ``{"output_stride_px": S}`` for a fully convolutional model (valid
-  padding): its input may be resized to ``[1, H, W, 3]`` (H, W >= patch_size_px) and its output
-  ``[1, (H-P)//S + 1, (W-P)//S + 1, K]`` holds the score of the window at (x = j*S, y = i*S).
 - ``model_sha256`` (optional): SHA-256 of the ``.tflite`` file, written by :func:`write_spec`;
   a model whose bytes no longer match is refused (a damaged copy can load and give wrong
   scores without any other sign).
+- ``dense`` (optional): ``{"output_stride_px": S}`` says the model is fully convolutional with
+  valid padding: its input may be resized to ``[1, H, W, 3]`` (H, W >= ``patch_size_px``) and
+  its output is then ``[1, (H-P)//S + 1, (W-P)//S + 1, K]``, entry ``[0, i, j]`` being the score
+  of the P×P window whose top-left corner is at (x = j·S, y = i·S) model pixels. Without it the
+  model runs on patches only.
 """
 from __future__ import annotations
 
@@ -38,6 +40,35 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
+class DenseSpec:
+    """How a fully convolutional model's dense output maps to windows.
+
+    Attributes:
+        output_stride_px: model pixels between neighbouring windows of the dense output (S).
+    """
+
+    output_stride_px: int
+
+    def __post_init__(self):
+        s = self.output_stride_px
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ModelError(f"sidecar: dense.output_stride_px must be a whole number of model pixels >= 1, got {s!r}")
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "sidecar") -> "DenseSpec":
+        if not isinstance(data, dict) or "output_stride_px" not in data:
+            raise ModelError(f"{where}: dense must be an object {{\"output_stride_px\": S}} (S in model pixels), "
+                             f"got {data!r}; remove it for a model that runs on patches only")
+        unknown = sorted(set(data) - {"output_stride_px"})
+        if unknown:
+            raise ModelError(f"{where}: dense has unknown key(s) {', '.join(unknown)}; only output_stride_px is known")
+        try:
+            return cls(data["output_stride_px"])
+        except ModelError as e:
+            raise ModelError(f"{where}: {str(e).removeprefix('sidecar: ')}") from None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What a model's sidecar says (see the module docstring for the units)."""
 
@@ -49,7 +80,7 @@ class ModelSpec:
     float_model: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     model_sha256: str | None = None
-    dense: dict[str, Any] | None = None
+    dense: DenseSpec | None = None
 
     def __post_init__(self):
         if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
@@ -67,10 +98,14 @@ class ModelSpec:
                 raise ModelError(f"sidecar: model_sha256 must be the model's SHA-256 as 64 hexadecimal digits, "
                                  f"got {self.model_sha256!r:.80}")
             object.__setattr__(self, "model_sha256", self.model_sha256.lower())  # hex digits in either case
+        if isinstance(self.dense, dict):  # as written in JSON: {"output_stride_px": S}
+            object.__setattr__(self, "dense", DenseSpec.from_json(self.dense))
         if self.dense is not None:
-            s = self.dense.get("output_stride_px") if isinstance(self.dense, dict) else None
-            if not isinstance(s, int) or isinstance(s, bool) or s < 1:
-                raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": a positive integer}}, got {self.dense!r}")
+            if not isinstance(self.dense, DenseSpec):
+                raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": S}}, got {self.dense!r}")
+            if self.dense.output_stride_px > self.patch_size_px:
+                raise ModelError(f"sidecar: dense.output_stride_px {self.dense.output_stride_px} is larger than the "
+                                 f"{self.patch_size_px} px patch (windows would leave gaps)")
 
     def with_threshold(self, threshold: float) -> "ModelSpec":
         return replace(self, threshold=threshold)
@@ -78,8 +113,8 @@ class ModelSpec:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["class_names"] = list(self.class_names)
-        if d["dense"] is None:
-            del d["dense"]
+        if self.dense is None:
+            del d["dense"]  # a patch-only model's sidecar stays as it always was
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
@@ -99,7 +134,7 @@ class ModelSpec:
                 channel_order=data["channel_order"], threshold=float(data["threshold"]),
                 class_names=tuple(data["class_names"]), float_model=data.get("float_model"),
                 provenance=dict(data.get("provenance") or {}), model_sha256=data.get("model_sha256"),
-                dense=data.get("dense"),
+                dense=None if data.get("dense") is None else DenseSpec.from_json(data["dense"], where),
             )
         except (TypeError, ValueError) as e:
             raise ModelError(f"{where}: {e}") from None

@@ -34,6 +34,20 @@ def tiny_int8(tiny_models):
     return tiny_models[0]
 
 
+@pytest.fixture(scope="session")
+def dense_models(tmp_path_factory):
+    """(int8 path, float32 path) of a tiny fully convolutional model (sidecar ``dense``, output stride 5)."""
+    pytest.importorskip("tensorflow", reason="making the test model needs the [train] extra (tensorflow)")
+    from dense_model import make_dense_models
+
+    return make_dense_models(tmp_path_factory.mktemp("dense_model"))
+
+
+@pytest.fixture(scope="session")
+def dense_int8(dense_models):
+    return dense_models[0]
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """The real patches (../shared/idc_patches or $IDC_DATA_DIR); skips when absent."""

@@ -1,0 +1,81 @@
+"""A tiny fully convolutional IDC-like model for tests of the dense pass, made in seconds.
+
+Like :mod:`tiny_model` (dark purple = "IDC" on synthetic colour patches), but trained on soft
+targets, the share of purple in a pink/purple blend, so its score moves smoothly with the
+colour of real H&E tissue too instead of sticking at 0 or 1; and built so that one pass over a
+whole image gives every window's score (the sidecar's ``dense``):
+
+    50×50 RGB bytes → Rescaling → Conv 5×5 stride 5, valid (10×10×8) → Conv 3×3, valid (8×8×8)
+    → Conv 8×8 (the whole window) to one sigmoid unit
+
+(An 8×8 average pool as the head made LiteRT's XNNPACK delegate fail to prepare the int8
+model; a window-sized convolution is the same idea and runs everywhere.)
+
+The output stride is 5 model pixels (only the first layer strides), and no layer pads, so the
+score at output ``[i, j]`` depends only on the 50×50 window at (x = 5j, y = 5i). The saved
+input is ``[1, 50, 50, 3]``; the runtime resizes it for whole images.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from idc_edge.spec import DenseSpec, ModelSpec, write_spec
+from tiny_model import P, PINK, PURPLE
+
+OUTPUT_STRIDE = 5
+
+
+def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 ``[n, 50, 50, 3]`` noisy pink/purple blends and their purple share in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    t = rng.random(n).astype(np.float32)
+    base = (1 - t[:, None]) * np.array(PINK, np.float32) + t[:, None] * np.array(PURPLE, np.float32)
+    x = base[:, None, None, :] + rng.normal(0, 18, (n, P, P, 3))
+    return np.clip(x, 0, 255).astype(np.uint8), t
+
+
+def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
+    """Train and convert the tiny dense model; returns (int8 path, float32 path), sidecars written."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((P, P, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(8, OUTPUT_STRIDE, strides=OUTPUT_STRIDE, activation="relu"),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.Conv2D(1, 8, activation="sigmoid"),  # the head sees exactly one window
+    ])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    x, y = blended_patches(512)
+    model.fit(x.astype(np.float32), y.reshape(-1, 1, 1, 1), epochs=8, batch_size=32, verbose=0)
+
+    saved = out / "saved"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+
+    def representative():
+        for i in range(0, 128, 8):
+            yield [x[i:i + 8].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    int8_path = out / "dense_int8.tflite"
+    int8_path.write_bytes(conv.convert())
+    float_path = out / "dense_float32.tflite"
+    float_path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    spec = ModelSpec(threshold=threshold, float_model=float_path.name, dense=DenseSpec(OUTPUT_STRIDE),
+                     provenance={"data": "synthetic pink/purple blends, soft targets", "made_by": "tests/dense_model.py"})
+    write_spec(int8_path, spec)
+    write_spec(float_path, ModelSpec(threshold=threshold, dense=DenseSpec(OUTPUT_STRIDE), provenance=spec.provenance))
+    return int8_path, float_path
