@@ -26,6 +26,7 @@ import numpy as np
 
 from .backend import get_backend, make_interpreter
 from .errors import ClosedError, ModelError, OptionError, PatchError
+from .fileio import as_path, name, read_bytes
 from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
 from .spec import ModelSpec, read_spec
@@ -41,7 +42,7 @@ DENSE_CACHE_SIZE = 8
 
 def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
     """``model_path`` as a Path, or the model shipped in the package when None."""
-    return DEFAULT_MODEL if model_path is None else Path(model_path)
+    return DEFAULT_MODEL if model_path is None else Path(as_path(model_path, "model file"))
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -50,15 +51,15 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
     Raises:
         ModelError: the file is missing, empty, or not a TFLite model.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {str(path)!r} does not exist; pass --model PATH to a .tflite file "
+    path = as_path(path, "model file")
+    if not os.path.lexists(path):
+        raise ModelError(f"model file {name(path)} does not exist; pass --model PATH to a .tflite file "
                          "or omit it to use the shipped model")
-    data = path.read_bytes()
+    data = read_bytes(path, "model file", ModelError)
     if len(data) == 0:
-        raise ModelError(f"model file {str(path)!r} is empty; re-copy or re-convert it")
+        raise ModelError(f"model file {name(path)} is empty; re-copy or re-convert it")
     if len(data) < 16 or data[4:8] != _TFLITE_ID:
-        raise ModelError(f"model file {str(path)!r} is not a TFLite model (no 'TFL3' identifier); "
+        raise ModelError(f"model file {name(path)} is not a TFLite model (no 'TFL3' identifier); "
                          "convert it with `python -m convert` or pass a .tflite file")
     return data
 

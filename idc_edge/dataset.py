@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import DatasetError, MemoryBudgetError, SourceError
-from .fileio import read_image, short
+from .fileio import as_path, read_image, short, stat_path
 
 PATCH_SIZE_PX = 50
 UM_PER_PX = 4.0
@@ -80,9 +81,10 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
     Raises:
         DatasetError: ``root`` is missing, is not in the layout, or holds no patch.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"data folder {str(root)!r} does not exist; pass the folder that holds the patient folders")
+    root = Path(as_path(root, "data folder"))
+    if not stat.S_ISDIR(stat_path(root, "data folder", DatasetError,
+                                  "; pass the folder that holds the patient folders").st_mode):
+        raise DatasetError(f"data folder {short(str(root), 100)} is a file; pass the folder that holds the patient folders")
     wanted = None if patients is None else {str(p) for p in patients}
     records = []
     found_patients = []

@@ -140,6 +140,29 @@ def write_all(fd: int, data: bytes, timeout_s: float, what: str) -> None:
         view = view[n:]
 
 
+def stat_path(path: PathArg, what: str, error: type = SourceError, hint: str = "") -> os.stat_result:
+    """``os.stat`` of ``path`` (through symlinks), any failure as ``error`` in words.
+
+    Unlike ``Path.exists()``, which raises a bare ``OSError`` for a name that is too long, every
+    reason (missing, too long, permission, a loop of links) becomes one clear message.
+    """
+    path = as_path(path, what)
+    try:
+        return os.stat(path)
+    except OSError as e:
+        reason = "does not exist" if e.errno in (errno.ENOENT, errno.ENOTDIR) else f"cannot be used: {why(e)}"
+        raise error(f"{what} {name(path)} {reason}{hint}") from None
+
+
+def open_input(path: PathArg, what: str = "file", error: type = SourceError) -> int:
+    """A read-only descriptor of a regular file, opened without blocking (close it yourself).
+
+    Raises:
+        ``error``: the path is missing, unreadable, a folder, FIFO, device or socket.
+    """
+    return _open_checked(as_path(path, what), os.O_RDONLY, what, error)
+
+
 def read_bytes(path: PathArg, what: str = "file", error: type = SourceError) -> bytes:
     """The whole content of a regular file, checked against the memory budget before reading.
 

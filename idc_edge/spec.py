@@ -33,10 +33,29 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .fileio import name, read_bytes, short
 
 FORMAT_VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_float(value):
+    """A JSON number as float (huge integers become inf, refused later); anything else unchanged."""
+    if _is_number(value):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    return value
 
 
 @dataclass(frozen=True)
@@ -52,13 +71,13 @@ class DenseSpec:
     def __post_init__(self):
         s = self.output_stride_px
         if isinstance(s, bool) or not isinstance(s, int) or s < 1:
-            raise ModelError(f"sidecar: dense.output_stride_px must be a whole number of model pixels >= 1, got {s!r}")
+            raise ModelError(f"sidecar: dense.output_stride_px must be a whole number of model pixels >= 1, got {short(s)}")
 
     @classmethod
     def from_json(cls, data: Any, where: str = "sidecar") -> "DenseSpec":
         if not isinstance(data, dict) or "output_stride_px" not in data:
             raise ModelError(f"{where}: dense must be an object {{\"output_stride_px\": S}} (S in model pixels), "
-                             f"got {data!r}; remove it for a model that runs on patches only")
+                             f"got {short(data)}; remove it for a model that runs on patches only")
         unknown = sorted(set(data) - {"output_stride_px"})
         if unknown:
             raise ModelError(f"{where}: dense has unknown key(s) {', '.join(unknown)}; only output_stride_px is known")
@@ -83,26 +102,33 @@ class ModelSpec:
     dense: DenseSpec | None = None
 
     def __post_init__(self):
-        if not isinstance(self.patch_size_px, int) or self.patch_size_px < 8:
-            raise ModelError(f"sidecar: patch_size_px must be an integer >= 8, got {self.patch_size_px!r}")
-        if not isinstance(self.um_per_px, (int, float)) or not self.um_per_px > 0 or not math.isfinite(self.um_per_px):
-            raise ModelError(f"sidecar: um_per_px must be a positive number of microns per pixel, got {self.um_per_px!r}")
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise ModelError(f"sidecar: channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
-        if not isinstance(self.threshold, (int, float)) or not 0.0 <= self.threshold <= 1.0:
-            raise ModelError(f"sidecar: threshold must be a probability between 0 and 1, got {self.threshold!r}")
-        if len(self.class_names) != 2 or not all(isinstance(c, str) for c in self.class_names):
-            raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {self.class_names!r}")
+        if not _is_int(self.patch_size_px) or not 8 <= self.patch_size_px <= 4096:
+            raise ModelError(f"sidecar: patch_size_px must be a whole number of pixels from 8 to 4096, "
+                             f"got {short(self.patch_size_px)}")
+        if not _is_number(self.um_per_px) or not math.isfinite(self.um_per_px) or not 0 < self.um_per_px < 1e6:
+            raise ModelError(f"sidecar: um_per_px must be a positive number of microns per pixel, got {short(self.um_per_px)}")
+        if not isinstance(self.channel_order, str) or self.channel_order not in CHANNEL_ORDERS:
+            raise ModelError(f"sidecar: channel_order must be 'RGB' or 'BGR', got {short(self.channel_order)}")
+        if not _is_number(self.threshold) or not 0.0 <= self.threshold <= 1.0:
+            raise ModelError(f"sidecar: threshold must be a probability between 0 and 1, got {short(self.threshold)}")
+        if not isinstance(self.class_names, (tuple, list)) or len(self.class_names) != 2 \
+                or not all(isinstance(c, str) for c in self.class_names):
+            raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {short(self.class_names)}")
+        if self.float_model is not None and (not isinstance(self.float_model, str) or not self.float_model.strip()
+                                             or "\0" in self.float_model):
+            raise ModelError(f"sidecar: float_model must be a file name, got {short(self.float_model)}")
+        if not isinstance(self.provenance, dict):
+            raise ModelError(f"sidecar: provenance must be a JSON object, got {short(self.provenance)}")
         if self.model_sha256 is not None:
             if not isinstance(self.model_sha256, str) or not _SHA256.fullmatch(self.model_sha256):
                 raise ModelError(f"sidecar: model_sha256 must be the model's SHA-256 as 64 hexadecimal digits, "
-                                 f"got {self.model_sha256!r:.80}")
+                                 f"got {short(self.model_sha256)}")
             object.__setattr__(self, "model_sha256", self.model_sha256.lower())  # hex digits in either case
         if isinstance(self.dense, dict):  # as written in JSON: {"output_stride_px": S}
             object.__setattr__(self, "dense", DenseSpec.from_json(self.dense))
         if self.dense is not None:
             if not isinstance(self.dense, DenseSpec):
-                raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": S}}, got {self.dense!r}")
+                raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": S}}, got {short(self.dense)}")
             if self.dense.output_stride_px > self.patch_size_px:
                 raise ModelError(f"sidecar: dense.output_stride_px {self.dense.output_stride_px} is larger than the "
                                  f"{self.patch_size_px} px patch (windows would leave gaps)")
@@ -123,21 +149,23 @@ class ModelSpec:
             raise ModelError(f"{where}: expected a JSON object, got {type(data).__name__}")
         version = data.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
-            raise ModelError(f"{where}: format_version {version!r} is not supported (this idc-edge reads {FORMAT_VERSION})")
+            raise ModelError(f"{where}: format_version {short(version)} is not supported (this idc-edge reads {FORMAT_VERSION})")
         required = ("patch_size_px", "um_per_px", "channel_order", "threshold", "class_names")
         missing = [k for k in required if k not in data]
         if missing:
             raise ModelError(f"{where}: missing key(s) {', '.join(missing)}")
         try:
             return cls(
-                patch_size_px=data["patch_size_px"], um_per_px=float(data["um_per_px"]),
-                channel_order=data["channel_order"], threshold=float(data["threshold"]),
-                class_names=tuple(data["class_names"]), float_model=data.get("float_model"),
-                provenance=dict(data.get("provenance") or {}), model_sha256=data.get("model_sha256"),
-                dense=None if data.get("dense") is None else DenseSpec.from_json(data["dense"], where),
+                patch_size_px=data["patch_size_px"], um_per_px=_as_float(data["um_per_px"]),
+                channel_order=data["channel_order"], threshold=_as_float(data["threshold"]),
+                class_names=tuple(data["class_names"]) if isinstance(data["class_names"], list) else data["class_names"],
+                float_model=data.get("float_model"),
+                provenance={} if data.get("provenance") is None else data["provenance"],
+                model_sha256=data.get("model_sha256"),
+                dense=None if data.get("dense") is None else DenseSpec.from_json(data["dense"]),
             )
-        except (TypeError, ValueError) as e:
-            raise ModelError(f"{where}: {e}") from None
+        except ModelError as e:
+            raise ModelError(f"{where}: {str(e).removeprefix('sidecar: ')}") from None
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:
@@ -152,14 +180,16 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
         ModelError: the sidecar is missing, not JSON, or its values are invalid.
     """
     path = sidecar_path(model_path)
-    if not path.is_file():
-        raise ModelError(f"model sidecar {str(path)!r} is missing: every model needs <name>.json next to "
+    if not os.path.lexists(path):
+        raise ModelError(f"model sidecar {name(path)} is missing: every model needs <name>.json next to "
                          "<name>.tflite (patch_size_px, um_per_px, channel_order, threshold, class_names)")
+    raw = read_bytes(path, "model sidecar", ModelError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelError(f"model sidecar {str(path)!r} is not valid JSON ({e}); fix or regenerate it") from None
-    return ModelSpec.from_json(data, where=f"model sidecar {str(path)!r}")
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ModelError(f"model sidecar {name(path)} is not valid JSON ({short(str(e), 120)}); "
+                         "fix or regenerate it") from None
+    return ModelSpec.from_json(data, where=f"model sidecar {name(path)}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -12,11 +12,13 @@ One module per kind: :mod:`.base` (Frame, FrameSource), :mod:`.files` (image, im
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..dataset import UM_PER_PX
 from ..errors import SourceError
+from ..fileio import as_path, stat_path
 from .base import Frame, FrameSource
 from .camera import CameraSource
 from .files import IMAGE_SUFFIXES, ImageFolderSource, ImageSource, read_image
@@ -51,14 +53,14 @@ def open_source(source: Union[int, str, os.PathLike], *, um_per_px: Optional[flo
 
     Raises:
         SourceError: the path does not exist or cannot be read.
+        OptionError: the path is empty (an unset shell variable).
     """
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         return CameraSource(int(source), lost_timeout_s=camera_timeout_s)
-    path = Path(source)
-    if not path.exists():
-        raise SourceError(f"source {str(path)!r} does not exist: pass a video, an image, a folder of images, "
-                          "a data-set folder, or --camera N")
-    if path.is_dir():
+    path = Path(as_path(source, "source"))
+    st = stat_path(path, "source", SourceError, ": pass a video, an image, a folder of images, a data-set folder, "
+                                                "or --camera N")
+    if stat.S_ISDIR(st.st_mode):
         if is_dataset_folder(path):
             return MosaicSource(path, patients=patients, um_per_px=um_per_px or UM_PER_PX)
         return ImageFolderSource(path)

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Iterator, Union
 
-import cv2
 import numpy as np
 
-from ..errors import FrameError, SourceError
+from ..errors import FrameError, MemoryBudgetError, SourceError
+from ..fileio import as_path, name, why
+from ..fileio import read_image as read_image_file
 from ..frames import to_bgr8
 from .base import Frame, FrameSource
 
@@ -19,28 +20,25 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".
 
 
 def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
-    """An image file as BGR uint8 (16-bit and alpha images are converted).
+    """An image file as BGR uint8 (16-bit and alpha images are converted); any file name.
 
     Raises:
-        SourceError: the file is missing or not a readable image.
+        SourceError: the file is missing, not a regular file, or not a readable image.
+        MemoryBudgetError: the decoded image would exceed the memory budget.
     """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise SourceError(f"image {path!r} does not exist")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SourceError(f"cannot read image {path!r}: the file is corrupt or not an image format OpenCV reads")
+    path = as_path(path, "image")
+    image = read_image_file(path, "image")
     try:
         return to_bgr8(image)
     except FrameError as e:
-        raise SourceError(f"image {path!r}: {e}") from None
+        raise SourceError(f"image {name(path)}: {e}") from None
 
 
 class ImageSource(FrameSource):
     """A single image file, yielded once (any size; large images are tiled like any frame)."""
 
     def __init__(self, path: Union[str, os.PathLike]):
-        super().__init__(f"image {str(path)!r}")
+        super().__init__(f"image {name(as_path(path, 'image'))}")
         self.image = read_image(path)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -51,16 +49,20 @@ class ImageFolderSource(FrameSource):
     """The images of a folder in name order; unreadable files are skipped and counted."""
 
     def __init__(self, folder: Union[str, os.PathLike]):
-        super().__init__(f"folder {str(folder)!r}")
-        self.paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        folder = as_path(folder, "image folder")
+        super().__init__(f"folder {name(folder)}")
+        try:
+            self.paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        except OSError as e:
+            raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None
         if not self.paths:
-            raise SourceError(f"folder {str(folder)!r} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             try:
                 image = read_image(path)
-            except SourceError as e:
+            except (SourceError, MemoryBudgetError) as e:
                 self.skipped += 1
                 log.warning("%s; skipped", e)
                 continue

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Iterator, Optional, Sequence, Union
 
@@ -9,7 +10,9 @@ import cv2
 import numpy as np
 
 from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_dataset
-from ..errors import DatasetError, OptionError, SourceError
+from ..budget import check_buffer
+from ..errors import DatasetError, MemoryBudgetError, OptionError, SourceError
+from ..fileio import read_image, short
 from .base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -26,22 +29,39 @@ def build_mosaic(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> 
     xs = np.array([r.x for r in records])
     ys = np.array([r.y for r in records])
     x0, y0 = xs.min(), ys.min()
-    cols = (xs.max() - x0) // patch + 1
-    rows = (ys.max() - y0) // patch + 1
+    rows, cols = mosaic_cells(records, patch)
+    check_buffer((rows * patch, cols * patch, 3), 1, _mosaic_what(records, rows, cols, patch), _MOSAIC_FIX)
     mosaic = np.full((rows * patch, cols * patch, 3), 255, np.uint8)
     labels = np.full((rows, cols), -1, np.int8)
     bad = 0
     for r in records:
-        img = cv2.imread(r.path, cv2.IMREAD_COLOR)
-        if img is None:
+        try:
+            img = read_image(r.path, "patch image", flags=cv2.IMREAD_COLOR)
+        except (SourceError, MemoryBudgetError) as e:
             bad += 1
-            log.warning("cannot read patch %s (corrupt or not an image); skipped, its cell stays blank", r.path)
+            log.warning("%s; skipped, its cell stays blank", e)
             continue
         top, left = r.y - y0, r.x - x0
         h, w = min(img.shape[0], patch), min(img.shape[1], patch)
         mosaic[top:top + h, left:left + w] = img[:h, :w]
         labels[(r.y - y0) // patch, (r.x - x0) // patch] = r.label
     return mosaic, labels, bad
+
+
+_MOSAIC_FIX = "a patch file name probably has a mistyped x/y coordinate: rename it or leave that patient out"
+
+
+def mosaic_cells(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> tuple[int, int]:
+    """(rows, columns) of ``patch``-sized cells the patches of one patient span (no allocation)."""
+    xs = [r.x for r in records]
+    ys = [r.y for r in records]
+    return (max(ys) - min(ys)) // patch + 1, (max(xs) - min(xs)) // patch + 1
+
+
+def _mosaic_what(records: Sequence[PatchRecord], rows: int, cols: int, patch: int) -> str:
+    far = max(records, key=lambda r: max(r.x, r.y))
+    return (f"the slide of patient {records[0].patient} ({cols * patch}×{rows * patch} px, up to "
+            f"{os.path.basename(far.path)[:80]})")
 
 
 def sweep_positions(mosaic_hw: tuple[int, int], window_hw: tuple[int, int], step_px: int) -> list[tuple[int, int]]:
@@ -87,8 +107,8 @@ class MosaicSource(FrameSource):
         super().__init__(f"data set {str(folder)!r}")
         if width < 1 or height < 1:
             raise OptionError(f"mosaic window must be at least 1×1 pixels, got {width}×{height}")
-        if not um_per_px > 0:
-            raise OptionError(f"um_per_px must be > 0, got {um_per_px!r}")
+        if not isinstance(um_per_px, (int, float)) or not math.isfinite(um_per_px) or not um_per_px > 0:
+            raise OptionError(f"um_per_px must be a finite number > 0, got {short(um_per_px)}")
         try:
             records = scan_dataset(folder, patients)
         except DatasetError as e:
@@ -103,6 +123,14 @@ class MosaicSource(FrameSource):
         self.patients = {p: by_patient[p] for p in order}
         self.window = (int(height), int(width))
         self.zoom = UM_PER_PX / float(um_per_px)  # frame pixels per mosaic pixel
+        # every buffer the sweep will need, checked now rather than after the run has started
+        check_buffer((height / self.zoom, width / self.zoom, 3), 1,
+                     f"a {width}×{height} px window at {um_per_px:g} µm/px over the data set's {UM_PER_PX:g} µm/px slide",
+                     "check --um-per-px (microns per pixel of the frames)")
+        for recs in self.patients.values():
+            rows, cols = mosaic_cells(recs)
+            check_buffer((rows * PATCH_SIZE_PX, cols * PATCH_SIZE_PX, 3), 1,
+                         _mosaic_what(recs, rows, cols, PATCH_SIZE_PX), _MOSAIC_FIX)
         self.um_per_px = float(um_per_px)
         self.step = int(step or max(1, width // 8))
 

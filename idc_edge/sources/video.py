@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from typing import Iterator, Union
 
 import cv2
 
 from ..errors import SourceError
+from ..fileio import as_path, name, open_input, opencv_path
 from .base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -24,44 +26,54 @@ class VideoSource(FrameSource):
     """
 
     def __init__(self, path: Union[str, os.PathLike], max_bad_frames: int = 25):
-        super().__init__(f"video {str(path)!r}")
-        self.path = str(path)
-        if not os.path.isfile(self.path):
-            raise SourceError(f"video {self.path!r} does not exist")
+        self.path = as_path(path, "video")
+        super().__init__(f"video {name(self.path)}")
+        os.close(open_input(self.path, "video"))  # missing, a folder, FIFO or device: refused here, no hang
         self.max_bad_frames = max_bad_frames
-        probe = cv2.VideoCapture(self.path)
-        try:
-            if not probe.isOpened():
-                raise SourceError(f"cannot open {self.path!r} as a video: not a video file OpenCV can decode "
-                                  "(for still images use .png/.jpg/.tif)")
-            self.frame_count = int(probe.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            self.fps = float(probe.get(cv2.CAP_PROP_FPS) or 0.0)
-        finally:
-            probe.release()
+        with opencv_path(self.path, "video") as where:
+            probe = cv2.VideoCapture(where)
+            try:
+                if not probe.isOpened():
+                    raise SourceError(f"cannot open {name(self.path)} as a video: not a video file OpenCV can decode "
+                                      "(for still images use .png/.jpg/.tif)")
+                count = probe.get(cv2.CAP_PROP_FRAME_COUNT)
+                fps = probe.get(cv2.CAP_PROP_FPS)
+            finally:
+                probe.release()
+        self.frame_count = int(count) if count and math.isfinite(count) and 0 < count < 1e12 else 0
+        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1e4 else 0.0
 
     def __iter__(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(self.path)
-        try:
-            bad = 0
-            for index in itertools.count():
-                try:
-                    ok, image = cap.read()
-                except cv2.error as e:  # some backends raise instead of returning False
-                    ok, image = False, None
-                    log.debug("%s: read raised %s", self.description, e)
-                if not ok:
-                    if self.frame_count and index < self.frame_count and bad < self.max_bad_frames:
-                        bad += 1
-                        self.skipped += 1
-                        log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
-                        continue
-                    break
-                image = self._checked(image)
-                if image is None:
+        with opencv_path(self.path, "video") as where:
+            cap = cv2.VideoCapture(where)
+            try:
+                yield from self._frames(cap)
+            finally:
+                cap.release()
+
+    def _frames(self, cap) -> Iterator[Frame]:
+        bad = 0
+        for index in itertools.count():
+            try:
+                ok, image = cap.read()
+            except cv2.error as e:  # some backends raise instead of returning False
+                ok, image = False, None
+                log.debug("%s: read raised %s", self.description, e)
+            if not ok:
+                if self.frame_count and index < self.frame_count and bad < self.max_bad_frames:
+                    bad += 1
+                    self.skipped += 1
+                    log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                     continue
-                bad = 0
-                ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-                ts = ms / 1000.0 if ms and ms > 0 else (index / self.fps if self.fps else float(index))
-                yield Frame(index, ts, image)
-        finally:
-            cap.release()
+                if self.frame_count > index:  # gave up early: the frames never reached are lost too
+                    self.skipped += self.frame_count - index
+                    log.warning("%s: the file ends at frame %d of the %d it states (cut short?); %d frame(s) missing",
+                                self.description, index - bad, self.frame_count, self.frame_count - index + bad)
+                return
+            image = self._checked(image)
+            if image is None:
+                continue
+            bad = 0
+            ms = cap.get(cv2.CAP_PROP_POS_MSEC)
+            ts = ms / 1000.0 if ms and ms > 0 else (index / self.fps if self.fps else float(index))
+            yield Frame(index, ts, image)
