@@ -36,11 +36,11 @@ def tiny_int8(tiny_models):
 
 @pytest.fixture(scope="session")
 def dense_models(tmp_path_factory):
-    """(int8 path, float32 path) of a tiny fully convolutional model (sidecar ``dense``, output stride 5)."""
-    pytest.importorskip("tensorflow", reason="making the test model needs the [train] extra (tensorflow)")
-    from dense_model import make_dense_models
+    """(int8 path, float32 path) of a tiny fully convolutional model (sidecar ``dense``, output stride 5):
+    copies of the committed files (tests/dense_model.py), so a test may change them."""
+    from dense_model import dense_model_files
 
-    return make_dense_models(tmp_path_factory.mktemp("dense_model"))
+    return dense_model_files(tmp_path_factory.mktemp("dense_model"))
 
 
 @pytest.fixture(scope="session")

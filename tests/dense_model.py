@@ -1,31 +1,40 @@
-"""A tiny fully convolutional IDC-like model for tests of the dense pass, made in seconds.
+"""A tiny fully convolutional IDC-like model for tests of the dense pass.
 
-Like :mod:`tiny_model` (dark purple = "IDC" on synthetic colour patches), but trained on soft
-targets, the share of purple in a pink/purple blend, so its score moves smoothly with the
-colour of real H&E tissue too instead of sticking at 0 or 1; and built so that one pass over a
-whole image gives every window's score (the sidecar's ``dense``):
+Like the tiny patch model (dark purple = "IDC" on synthetic colour patches), but trained on soft
+targets, the share of purple in a pink/purple blend, so its score moves smoothly with the colour
+of real H&E tissue too instead of sticking at 0 or 1; and built so that one pass over a whole
+image gives every window's score (the sidecar's ``dense``):
 
     50×50 RGB bytes → Rescaling → Conv 5×5 stride 5, valid (10×10×8) → Conv 3×3, valid (8×8×8)
     → Conv 8×8 (the whole window) to one sigmoid unit
 
-(An 8×8 average pool as the head made LiteRT's XNNPACK delegate fail to prepare the int8
-model; a window-sized convolution is the same idea and runs everywhere.)
-
 The output stride is 5 model pixels (only the first layer strides), and no layer pads, so the
 score at output ``[i, j]`` depends only on the 50×50 window at (x = 5j, y = 5i). The saved
-input is ``[1, 50, 50, 3]``; the runtime resizes it for whole images.
+input is ``[1, 50, 50, 3]``; the runtime resizes it for whole images. (An 8×8 average pool as
+the head made LiteRT's XNNPACK delegate fail to prepare the int8 model; a window-sized
+convolution is the same idea and runs everywhere.)
+
+The files are committed in ``tests/models/`` (a few KB, made by ``python -m tests.dense_model``
+through the project's converter), so runtime tests need no TensorFlow.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from idc_edge.spec import DenseSpec, ModelSpec, write_spec
-from tiny_model import P, PINK, PURPLE
+
+try:
+    from .tiny_model import MODELS_DIR, P, PINK, PURPLE
+except ImportError:  # imported as a top-level module, with tests/ on the path (conftest does that)
+    from tiny_model import MODELS_DIR, P, PINK, PURPLE
 
 OUTPUT_STRIDE = 5
+INT8, FLOAT32 = "dense_int8", "dense_float32"
 
 
 def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,11 +46,27 @@ def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(x, 0, 255).astype(np.uint8), t
 
 
+def dense_model_files(out_dir: Path) -> tuple[Path, Path]:
+    """Copy the committed dense models with their sidecars to ``out_dir``; returns (int8, float32)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in (INT8, FLOAT32):
+        for suffix in (".tflite", ".json"):
+            src = MODELS_DIR / f"{name}{suffix}"
+            if not src.is_file():
+                raise FileNotFoundError(f"{src} is missing: run `python -m tests.dense_model` (needs TensorFlow)")
+            shutil.copyfile(src, out_dir / src.name)
+        paths.append(out_dir / f"{name}.tflite")
+    return paths[0], paths[1]
+
+
 def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
     """Train and convert the tiny dense model; returns (int8 path, float32 path), sidecars written."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import tensorflow as tf
+
+    from convert.ptq import full_integer
+    from convert.tflite import export_saved_model, float32, saved_model_converter
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,25 +82,32 @@ def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tup
     x, y = blended_patches(512)
     model.fit(x.astype(np.float32), y.reshape(-1, 1, 1, 1), epochs=8, batch_size=32, verbose=0)
 
-    saved = out / "saved"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-
-    def representative():
-        for i in range(0, 128, 8):
-            yield [x[i:i + 8].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
-    int8_path = out / "dense_int8.tflite"
-    int8_path.write_bytes(conv.convert())
-    float_path = out / "dense_float32.tflite"
-    float_path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert())
+    saved = export_saved_model(model, out / "saved")
+    int8_path = out / f"{INT8}.tflite"
+    int8_path.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="uint8"))
+    float_path = out / f"{FLOAT32}.tflite"
+    float_path.write_bytes(float32(saved))
     spec = ModelSpec(threshold=threshold, float_model=float_path.name, dense=DenseSpec(OUTPUT_STRIDE),
-                     provenance={"data": "synthetic pink/purple blends, soft targets", "made_by": "tests/dense_model.py"})
+                     provenance={"data": "synthetic pink/purple blends, soft targets",
+                                 "made_by": "python -m tests.dense_model"})
     write_spec(int8_path, spec)
     write_spec(float_path, ModelSpec(threshold=threshold, dense=DenseSpec(OUTPUT_STRIDE), provenance=spec.provenance))
     return int8_path, float_path
+
+
+def main(argv: list[str]) -> int:
+    import tempfile
+
+    target = Path(argv[0]) if argv else MODELS_DIR
+    with tempfile.TemporaryDirectory() as tmp:
+        int8, f32 = make_dense_models(tmp)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (int8, f32):
+            for f in (path, path.with_suffix(".json")):
+                shutil.copyfile(f, target / f.name)
+                print(f"{target / f.name} ({f.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
