@@ -330,3 +330,65 @@ def test_a_patient_selection_that_matches_nothing_names_the_selection_not_the_la
     with pytest.raises(DatasetError) as e:
         scan_dataset(synthetic_dataset, ["p9", "p10"])
     assert "p10, p9" in str(e.value) and "p1, p2" in str(e.value) and "expected <patient>" not in str(e.value)
+
+
+# -- 5. hangs ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def silent_server():
+    """A local TCP server that accepts connections and never sends a byte (a stalled network camera)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield server.getsockname()[1]
+    stop.set()
+    t.join(2)
+    for c in held:
+        c.close()
+    server.close()
+
+
+def test_a_stalled_network_camera_gives_up_within_the_camera_timeout(silent_server):
+    from idc_edge.sources import CameraSource
+
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="no camera at"):
+        CameraSource(f"http://127.0.0.1:{silent_server}/video.mjpg", lost_timeout_s=1.5)
+    assert time.monotonic() - started < 10
+
+
+def test_ctrl_c_ends_the_wait_for_a_camera_that_never_opens():
+    """A capture whose open blocks for ever (a driver stuck on a dead network share): Ctrl-C stops
+    the wait at once although --camera-timeout is 60 s."""
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import threading, time
+        from idc_edge.sources import CameraSource
+        def never_opens(device):
+            threading.Event().wait()
+        print("opening", flush=True)
+        try:
+            CameraSource("rtsp://stalled", lost_timeout_s=60, capture_factory=never_opens)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.stdout.readline().strip() == "opening"
+    time.sleep(0.5)
+    started = time.monotonic()
+    p.send_signal(2)
+    out, _ = p.communicate(timeout=20)
+    assert "interrupted" in out and time.monotonic() - started < 5

@@ -15,6 +15,50 @@ from .base import Frame, FrameSource
 log = logging.getLogger(__name__)
 
 
+def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optional[threading.Event] = None,
+                       on_late: Optional[Callable[[object], None]] = None):
+    """``fn()`` run on a daemon thread, waited for at most ``timeout_s`` seconds.
+
+    The calling thread waits in short steps, so Ctrl-C (a KeyboardInterrupt in the main thread)
+    and ``stop`` end the wait at once. A call that has not returned by then is abandoned: its
+    thread keeps running, and ``on_late`` receives its result if it ever returns (to release it).
+
+    Raises:
+        TimeoutError: ``fn`` did not return in time (or ``stop`` was set).
+        Exception: whatever ``fn`` raised.
+    """
+    done = threading.Event()
+    box: dict = {}
+    abandoned = threading.Event()
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the waiting thread
+            box["error"] = e
+        done.set()
+        if abandoned.is_set() and on_late is not None and "value" in box:
+            try:
+                on_late(box["value"])
+            except Exception:
+                pass
+
+    threading.Thread(target=target, name="idc-edge-open", daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                raise TimeoutError(f"no answer within {timeout_s:g} s")
+    except BaseException:
+        abandoned.set()
+        if done.is_set() and on_late is not None and "value" in box:  # it returned just now
+            on_late(box["value"])
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 class CameraSource(FrameSource):
     """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
 
@@ -59,13 +103,27 @@ class CameraSource(FrameSource):
                 "; list devices with `ls /dev/video*`" if isinstance(device, int) else "")
             raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera index")
 
+    def _make_capture(self):
+        if self._factory is cv2.VideoCapture and isinstance(self.device, str):
+            # network streams: FFmpeg's own deadlines, so a stalled server cannot block a read for ever
+            ms = int(min(self.lost_timeout_s, 3600.0) * 1000)
+            return cv2.VideoCapture(self.device, cv2.CAP_ANY,
+                                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        return self._factory(self.device)
+
     def _open(self):
+        """The opened capture, or None; gives up after ``lost_timeout_s`` (a stalled network camera
+        can block inside the driver's open for minutes) and on :meth:`close` or Ctrl-C."""
         try:
-            cap = self._factory(self.device)
+            cap = call_with_deadline(self._make_capture, self.lost_timeout_s, self._stop,
+                                     on_late=lambda late: late is not None and late.release())
             if cap is None or not cap.isOpened():
                 if cap is not None:
                     cap.release()
                 return None
+        except TimeoutError:
+            log.debug("camera %r: open did not return within %g s", self.device, self.lost_timeout_s)
+            return None
         except Exception as e:  # a driver error while the device comes and goes is one more failed open
             log.debug("camera %r: open raised %s", self.device, e)
             return None
@@ -143,10 +201,16 @@ class CameraSource(FrameSource):
             self._thread.start()
         index = 0
         while True:
+            waiting_since = time.monotonic()
             with self._cond:
                 while self._latest is None and self._error is None and not self._stop.is_set() \
                         and self._thread.is_alive():
                     self._cond.wait(0.5)
+                    if self._latest is None and time.monotonic() - waiting_since > self.lost_timeout_s + 2.0:
+                        # the reader is stuck inside the driver (a read that never returns)
+                        raise CameraLostError(f"camera {self.device!r} stopped answering: no frame and no error for "
+                                              f"{self.lost_timeout_s:g} s; check the camera or the network, or "
+                                              "raise --camera-timeout")
                 if self._latest is None:
                     if self._error is not None:
                         raise self._error
