@@ -58,7 +58,7 @@ def get_backend() -> Backend:
 
 def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int = 1,
                      batch_size: Optional[int] = None, input_hw: Optional[tuple[int, int]] = None,
-                     interpreter_class: Optional[type] = None):
+                     interpreter_class: Optional[type] = None, delegates: bool = True):
     """A TFLite interpreter for ``model`` with its tensors allocated: the one place interpreters are made.
 
     Args:
@@ -70,16 +70,24 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
             resized to this (a fully convolutional model run on a whole image).
         interpreter_class: the ``Interpreter`` class to use; the installed backend's
             (:func:`get_backend`) when None.
+        delegates: False runs the built-in kernels only (no XNNPACK): slower, but every tensor's
+            shape is then resolved at allocation (the delegate keeps the shapes inside its graph to
+            itself), which counting a model's work needs.
 
     Raises:
         IdcEdgeError: no interpreter is installed. The interpreter's own ``ValueError`` or
         ``RuntimeError`` for a model it cannot load is passed on for the caller to name the file.
     """
     cls = interpreter_class or get_backend().interpreter_class
+    extra = {}
+    if not delegates:
+        resolver = getattr(importlib.import_module(cls.__module__), "OpResolverType", None)
+        if resolver is not None:
+            extra["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if isinstance(model, (bytes, bytearray)):
-        interp = cls(model_content=bytes(model), num_threads=num_threads)
+        interp = cls(model_content=bytes(model), num_threads=num_threads, **extra)
     else:
-        interp = cls(model_path=os.fspath(model), num_threads=num_threads)
+        interp = cls(model_path=os.fspath(model), num_threads=num_threads, **extra)
     inputs = interp.get_input_details()
     if (batch_size is not None or input_hw is not None) and len(inputs) == 1:
         shape = [int(s) for s in inputs[0]["shape"]]

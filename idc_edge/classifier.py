@@ -27,6 +27,7 @@ import numpy as np
 from .backend import get_backend, make_interpreter
 from .errors import ClosedError, ModelError, OptionError, PatchError
 from .fileio import as_path, name, read_bytes
+from .macs import model_macs
 from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
 from .spec import ModelSpec, read_spec
@@ -169,6 +170,7 @@ class PatchClassifier:
         self._lock = threading.RLock()
         self._closed = False
         self._dense_slots: OrderedDict[tuple[int, int], tuple] = OrderedDict()
+        self._macs: dict[Optional[tuple[int, int]], int] = {}
         # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
         probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
                             self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
@@ -325,6 +327,16 @@ class PatchClassifier:
         if s is None:
             raise ModelError(f"model {str(self.model_path)!r} has no dense pass (its sidecar has no \"dense\")")
         return (height - p) // s + 1, (width - p) // s + 1
+
+    def macs(self, input_hw: Optional[tuple[int, int]] = None) -> int:
+        """Multiply-accumulates of one patch (``input_hw`` None) or of one dense pass over an image of
+        ``input_hw`` = (height, width) pixels, counted from the model's ops once per size."""
+        with self._lock:
+            if input_hw not in self._macs:
+                if len(self._macs) > 4 * DENSE_CACHE_SIZE:
+                    self._macs.clear()
+                self._macs[input_hw] = model_macs(self._content, input_hw)
+            return self._macs[input_hw]
 
     def _check_dense_stride(self) -> None:
         """Run the dense model once on a strip one window high and ``P + S·P`` wide: its output width

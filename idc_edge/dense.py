@@ -113,25 +113,44 @@ def bands(starts: np.ndarray, length: int, patch: int, output_stride: int, tile_
 
 
 @dataclass(frozen=True)
+class DensePass:
+    """One dense pass: a crop of the rescaled, padded frame and the grid windows it scores.
+
+    Attributes:
+        ys, xs: slices of the frame (model pixels) the pass takes.
+        block: ``np.ix_`` index of its grid windows (rows × cols) in a ``[rows, cols]`` grid array.
+        local: ``np.ix_`` index of the same windows in the pass's dense output.
+    """
+
+    ys: slice
+    xs: slice
+    block: tuple[np.ndarray, np.ndarray]
+    local: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def shape_px(self) -> tuple[int, int]:
+        """(height, width) of the pass's input in model pixels."""
+        return self.ys.stop - self.ys.start, self.xs.stop - self.xs.start
+
+
+@dataclass(frozen=True)
 class DensePlan:
     """The dense passes that score every window of one :class:`TileGrid`: one per pair of a row
-    band and a column band (see :func:`bands`)."""
+    band and a column band (see :func:`bands`).
+
+    Attributes:
+        passes: the passes.
+        owner: int ``[rows, cols]``: the index in ``passes`` of the pass that scores each window.
+    """
 
     patch: int
     output_stride: int
-    row_bands: tuple[Band, ...]
-    col_bands: tuple[Band, ...]
-
-    def crop(self, rows: Band, cols: Band) -> tuple[slice, slice]:
-        """The (y, x) slices of the rescaled, padded frame that the pass of ``rows × cols`` takes."""
-        p, s = self.patch, self.output_stride
-        return (slice(rows.origin_px, rows.origin_px + rows.span_px(p, s)),
-                slice(cols.origin_px, cols.origin_px + cols.span_px(p, s)))
+    passes: tuple[DensePass, ...]
+    owner: np.ndarray
 
     def shapes_px(self) -> list[tuple[int, int]]:
         """The distinct (height, width) of this plan's passes (one interpreter each)."""
-        p, s = self.patch, self.output_stride
-        return sorted({(r.span_px(p, s), c.span_px(p, s)) for r in self.row_bands for c in self.col_bands})
+        return sorted({p.shape_px for p in self.passes})
 
 
 def plan_dense(grid: TileGrid, output_stride: int, tile_px: int = DENSE_TILE_PX) -> DensePlan:
@@ -141,6 +160,13 @@ def plan_dense(grid: TileGrid, output_stride: int, tile_px: int = DENSE_TILE_PX)
         OptionError: ``tile_px`` is smaller than one patch.
     """
     h, w = grid.padded_shape
-    return DensePlan(grid.patch, output_stride,
-                     tuple(bands(grid.ys, h, grid.patch, output_stride, tile_px)),
-                     tuple(bands(grid.xs, w, grid.patch, output_stride, tile_px)))
+    p, s = grid.patch, output_stride
+    passes, owner = [], np.full(grid.shape, -1, np.int64)
+    for rows in bands(grid.ys, h, p, s, tile_px):
+        for cols in bands(grid.xs, w, p, s, tile_px):
+            block = np.ix_(rows.grid_index, cols.grid_index)
+            owner[block] = len(passes)
+            passes.append(DensePass(slice(rows.origin_px, rows.origin_px + rows.span_px(p, s)),
+                                    slice(cols.origin_px, cols.origin_px + cols.span_px(p, s)),
+                                    block, np.ix_(rows.local, cols.local)))
+    return DensePlan(p, s, tuple(passes), owner)

@@ -61,9 +61,11 @@ class DetectorOptions:
             changed since it was classified instead of classifying it again (motion-aware reuse,
             see :mod:`idc_edge.reuse`); on by default. :meth:`Detector.detect` alone never reuses.
         reuse_options: when a patch counts as unchanged.
-        dense: score all windows with one convolutional pass per frame (dense mode); None uses it
-            when the model's sidecar says the model supports it, False always classifies patch by
-            patch. In dense mode ``stride`` must be a multiple of the model's output stride.
+        dense: score windows with one convolutional pass per frame (dense mode). None (default):
+            when the model's sidecar says it supports it, each pass (the frame, or its tiles and
+            edge strips) runs where it costs fewer multiply-accumulates than its windows as
+            patches; True: every window by dense passes; False: patch by patch. With a dense
+            model (None or True), ``stride`` must be a multiple of its output stride.
     """
 
     model_path: Optional[str] = None
@@ -284,25 +286,34 @@ class Detector:
 
     def _score_dense(self, rgb: np.ndarray, grid: TileGrid, todo: np.ndarray, fresh: np.ndarray,
                      out: np.ndarray) -> tuple[float, float]:
-        """Score the ``todo`` windows by dense passes into ``out``: every pass (tile or edge strip,
-        see :mod:`idc_edge.dense`) holding one of them is run, and all its windows get fresh scores
-        (marked in ``fresh``; they cost nothing more). Returns (seconds cutting, seconds in the
-        interpreter)."""
+        """Score the ``todo`` windows by dense passes into ``out`` (see :mod:`idc_edge.dense`): each
+        pass holding one of them is run and all its windows get fresh scores (marked in ``fresh``;
+        they cost nothing more). Unless ``options.dense`` is True, a pass whose few windows cost
+        fewer MACs as patches (little tissue, reused scores, a stride wider than the output stride)
+        leaves them to the patch path. Returns (seconds cutting, seconds in the interpreter)."""
         plan = self._plan_for(grid)
+        need = np.bincount(plan.owner[todo], minlength=len(plan.passes))
+        per_patch = None if self.options.dense else self.classifier.macs()
+        as_patches = None
         cut = invoke = 0.0
-        for rows in plan.row_bands:
-            for cols in plan.col_bands:
-                block = np.ix_(rows.grid_index, cols.grid_index)
-                if not todo[block].any():
-                    continue
-                ta = time.perf_counter()
-                tile = rgb[plan.crop(rows, cols)]
-                tb = time.perf_counter()
-                scores = self.classifier.predict_dense(tile)
-                cut += tb - ta
-                invoke += time.perf_counter() - tb
-                out[block] = scores[np.ix_(rows.local, cols.local)]
-                fresh[block] = True
+        for k in np.flatnonzero(need):
+            dense_pass = plan.passes[k]
+            if per_patch is not None and need[k] * per_patch <= self.classifier.macs(dense_pass.shape_px):
+                if as_patches is None:
+                    as_patches = np.zeros(grid.shape, bool)
+                as_patches[dense_pass.block] = todo[dense_pass.block]
+                continue
+            ta = time.perf_counter()
+            tile = rgb[dense_pass.ys, dense_pass.xs]
+            tb = time.perf_counter()
+            scores = self.classifier.predict_dense(tile)
+            cut += tb - ta
+            invoke += time.perf_counter() - tb
+            out[dense_pass.block] = scores[dense_pass.local]
+            fresh[dense_pass.block] = True
+        if as_patches is not None:
+            c, v = self._score_patches(rgb, grid, as_patches, fresh, out)
+            cut, invoke = cut + c, invoke + v
         return cut, invoke
 
     def stream(self, frames: Iterable, keep_image: bool = True, reuse: Optional[bool] = None) -> Iterator[FrameResult]:

@@ -53,7 +53,7 @@ def one_step(path) -> float:
 
 def assert_same_as_patch_mode(model, frame, *, step: float, min_spread: float = 0.5, **options):
     """Dense and patch mode on one frame: same windows, tissue and boxes; scores within ``step``."""
-    with Detector(model_path=str(model), **options) as dense, \
+    with Detector(model_path=str(model), dense=True, **options) as dense, \
             Detector(model_path=str(model), dense=False, **options) as patches:
         assert dense.dense and not patches.dense
         a, b = dense.detect(frame), patches.detect(frame)
@@ -166,7 +166,7 @@ def test_a_huge_frame_is_scored_in_bounded_tiles_and_still_equals_patch_mode(den
     frame = mixed_slide(430, 610, seed=5)
     grid = make_grid(frame.shape[:2], 50, 15, 1.0)
     plan = plan_dense(grid, OUTPUT_STRIDE, 160)
-    assert len(plan.row_bands) > 2 and len(plan.col_bands) > 3
+    assert len(plan.passes) > 6
     assert all(h <= 160 and w <= 160 for h, w in plan.shapes_px())
     assert len(plan.shapes_px()) <= 4   # a few interpreter sizes serve every tile
     assert_same_as_patch_mode(dense_int8, frame, step=one_step(dense_int8), stride=15)
@@ -248,7 +248,7 @@ def test_reuse_in_dense_mode_skips_the_pass_on_a_still_stage_and_rescores_a_movi
     still = [np.clip(slide[:240, :320].astype(np.int16) + rng.integers(-1, 2, (240, 320, 3)), 0, 255).astype(np.uint8)
              for _ in range(3)]
     moving = [slide[:240, 20 * i:20 * i + 320] for i in range(3)]
-    with Detector(model_path=str(dense_int8), stride=25) as det:
+    with Detector(model_path=str(dense_int8), stride=25, dense=True) as det:
         assert det.dense
         on = list(det.stream(still, reuse=True, keep_image=False))
         off = [det.detect(f) for f in still]
@@ -261,6 +261,24 @@ def test_reuse_in_dense_mode_skips_the_pass_on_a_still_stage_and_rescores_a_movi
         for a, f in zip(mov, moving):
             np.testing.assert_array_equal(a.probabilities, det.detect(f).probabilities)
     cache = ScoreCache()
-    with Detector(model_path=str(dense_int8), stride=25) as det:
+    with Detector(model_path=str(dense_int8), stride=25, dense=True) as det:
         first = det.detect(still[0], cache=cache)
         assert np.array_equal(cache.scores(), first.probabilities, equal_nan=True)
+
+
+# -- choosing the cheaper path per pass -------------------------------------------------------------
+
+def test_by_default_each_pass_runs_dense_only_where_it_costs_fewer_macs_than_its_patches(dense_int8):
+    frame = mixed_slide(200, 300, seed=9)
+    with Detector(model_path=str(dense_int8), stride=5, tissue_mask=False) as every, \
+            Detector(model_path=str(dense_int8), stride=50, tissue_mask=False) as sparse, \
+            Detector(model_path=str(dense_int8), stride=50, tissue_mask=False, dense=False) as patches:
+        clf = every.classifier
+        # at stride 5 every lattice window is wanted: one pass shares the work of 1,311 windows
+        assert clf.macs((200, 300)) < 0.2 * every.detect(frame).n_patches * clf.macs()
+        every.detect(frame)
+        assert len(clf._dense_slots) == 1
+        # at stride 50 the pass would score 25 lattice windows per wanted one: patches are cheaper
+        result = sparse.detect(frame)
+        assert len(sparse.classifier._dense_slots) == 0
+        np.testing.assert_array_equal(result.probabilities, patches.detect(frame).probabilities)
