@@ -24,8 +24,9 @@ from typing import Optional
 
 import numpy as np
 
+from . import validate
 from .backend import get_backend, make_interpreter
-from .errors import ClosedError, ModelError, OptionError, PatchError
+from .errors import ClosedError, ModelError, PatchError
 from .fileio import as_path, name, read_bytes
 from .macs import model_macs
 from .modelcheck import probe_model
@@ -151,10 +152,8 @@ class PatchClassifier:
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, num_threads: int = 1, max_batch: int = 64,
                  spec: ModelSpec | None = None):
-        if not isinstance(num_threads, int) or num_threads < 1:
-            raise OptionError(f"threads must be a whole number >= 1, got {num_threads!r}")
-        if not isinstance(max_batch, int) or max_batch < 1 or max_batch & (max_batch - 1):
-            raise OptionError(f"max_batch must be a power of two >= 1, got {max_batch!r}")
+        num_threads = validate.threads("num_threads", num_threads)
+        max_batch = validate.power_of_two("max_batch", max_batch)
         self.model_path = resolve_model_path(model_path)
         self._content = read_model_bytes(self.model_path)
         self.spec: ModelSpec = read_spec(self.model_path) if spec is None else spec

@@ -16,7 +16,6 @@ the tissue mask and the result mean exactly what they mean in patch mode.
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,16 +24,17 @@ from typing import Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
+from . import dense as dense_plan
+from . import validate
 from .budget import check_buffer
 from .classifier import PatchClassifier
-from . import dense as dense_plan
 from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
 from .errors import ClosedError, ModelError, OptionError
 from .frames import to_bgr8
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
-from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, validate_tiling
+from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
 from .tissue import TissueMaskOptions, tissue_grid
 
 
@@ -81,23 +81,26 @@ class DetectorOptions:
     dense: Optional[bool] = None
 
     def __post_init__(self):
-        if self.um_per_px is not None and (not isinstance(self.um_per_px, (int, float))
-                                           or not math.isfinite(self.um_per_px) or self.um_per_px <= 0):
-            raise OptionError(f"um_per_px (microns per pixel of the camera) must be > 0, got {self.um_per_px!r}")
-        if self.stride is not None and (not isinstance(self.stride, (int, np.integer)) or isinstance(self.stride, bool)
-                                        or self.stride < 1):
-            raise OptionError(f"stride must be a whole number of pixels >= 1, got {self.stride!r}")
-        if self.threshold is not None and (not isinstance(self.threshold, (int, float))
-                                           or not 0.0 <= self.threshold <= 1.0):
-            raise OptionError(f"threshold must be a probability between 0 and 1, got {self.threshold!r}")
-        if not isinstance(self.num_threads, int) or isinstance(self.num_threads, bool) or self.num_threads < 1:
-            raise OptionError(f"threads must be a whole number >= 1, got {self.num_threads!r}")
-        if not isinstance(self.reuse, bool):
-            raise OptionError(f"reuse must be True or False, got {self.reuse!r}")
+        def set_(name, value):
+            object.__setattr__(self, name, value)  # the validated plain value (numpy scalars become int/float)
+
+        if self.um_per_px is not None:
+            set_("um_per_px", validate.positive_number("um_per_px", self.um_per_px, "microns per pixel of the frames"))
+        if self.stride is not None:
+            set_("stride", validate.whole_number("stride", self.stride, unit="model pixels between patches"))
+        if self.threshold is not None:
+            set_("threshold", validate.probability("threshold", self.threshold))
+        set_("num_threads", validate.threads("num_threads", self.num_threads))
+        set_("max_batch", validate.power_of_two("max_batch", self.max_batch))
+        set_("tissue_mask", validate.flag("tissue_mask", self.tissue_mask))
+        set_("reuse", validate.flag("reuse", self.reuse))
+        if not isinstance(self.tissue, TissueMaskOptions):
+            raise OptionError(f"tissue must be a TissueMaskOptions, got {type(self.tissue).__name__}", option="tissue")
         if not isinstance(self.reuse_options, ReuseOptions):
-            raise OptionError(f"reuse_options must be a ReuseOptions, got {type(self.reuse_options).__name__}")
-        if self.dense is not None and not isinstance(self.dense, bool):
-            raise OptionError(f"dense must be True, False or None (when the model supports it), got {self.dense!r}")
+            raise OptionError(f"reuse_options must be a ReuseOptions, got {type(self.reuse_options).__name__}",
+                              option="reuse_options")
+        if self.dense is not None:
+            set_("dense", validate.flag("dense", self.dense))
 
 
 class Detector:
@@ -138,7 +141,6 @@ class Detector:
             check_dense_stride(self.stride, self.patch, self.output_stride)
         self.um_per_px = self.options.um_per_px or spec.um_per_px
         self.threshold = spec.threshold if self.options.threshold is None else float(self.options.threshold)
-        validate_tiling(self.patch, self.stride, self.um_per_px, spec.um_per_px)
         if self.stride > self.patch:
             warnings.warn(f"stride {self.stride} px is larger than the {self.patch} px patch: "
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)

@@ -10,7 +10,15 @@ class IdcEdgeError(Exception):
 
 
 class OptionError(IdcEdgeError, ValueError):
-    """An option value is out of range or of the wrong kind."""
+    """An option value is out of range or of the wrong kind.
+
+    ``option`` names the option as the library spells it (``"stride"``, ``"num_threads"``) when the
+    message starts with that name; the command line then says ``--stride``/``--threads`` instead.
+    """
+
+    def __init__(self, message: str, option: "str | None" = None):
+        super().__init__(message)
+        self.option = option
 
 
 class ModelError(IdcEdgeError):

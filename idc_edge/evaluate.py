@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from . import validate
 from .classifier import PatchClassifier
 from .dataset import PatchRecord, load_patches, scan_dataset
 from .errors import DatasetError
@@ -88,7 +89,10 @@ def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLik
 
     Raises:
         DatasetError: the folder is not in the data set's layout.
+        OptionError: ``threshold`` is not a probability.
     """
+    if threshold is not None:
+        threshold = validate.probability("threshold", threshold)
     records = scan_dataset(data_dir, patients)
     pred = predict_records(classifier, records, progress=progress)
     return evaluate_predictions(pred, classifier.spec.threshold if threshold is None else threshold)

@@ -15,17 +15,6 @@ import numpy as np
 from .errors import OptionError
 
 
-def validate_tiling(patch: int, stride: int, frame_um_per_px: float, model_um_per_px: float) -> None:
-    """Raise :class:`OptionError` for a non-positive patch, stride or scale."""
-    if not isinstance(patch, (int, np.integer)) or patch < 1:
-        raise OptionError(f"patch size must be a whole number of pixels >= 1, got {patch!r}")
-    if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise OptionError(f"stride must be a whole number of pixels >= 1, got {stride!r}")
-    for name, v in (("microns per pixel", frame_um_per_px), ("model microns per pixel", model_um_per_px)):
-        if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise OptionError(f"{name} must be a number > 0, got {v!r}")
-
-
 def positions(length: int, patch: int, stride: int) -> np.ndarray:
     """Start offsets of windows covering ``[0, length)``; the last one ends at ``length``.
 

@@ -93,12 +93,42 @@ def test_no_mask_classifies_every_patch(tiny_int8):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"stride": 0}, "stride"), ({"stride": -3}, "stride"), ({"um_per_px": 0.0}, "um_per_px"),
-    ({"um_per_px": -1.0}, "um_per_px"), ({"threshold": 1.2}, "threshold"), ({"num_threads": 0}, "threads"),
+    ({"stride": 0}, "stride"), ({"stride": -3}, "stride"), ({"stride": 2.5}, "stride"), ({"stride": True}, "stride"),
+    ({"um_per_px": 0.0}, "um_per_px"), ({"um_per_px": -1.0}, "um_per_px"), ({"um_per_px": float("nan")}, "um_per_px"),
+    ({"um_per_px": float("inf")}, "um_per_px"), ({"um_per_px": "1"}, "um_per_px"),
+    ({"threshold": 1.2}, "threshold"), ({"threshold": float("nan")}, "threshold"), ({"num_threads": 0}, "threads"),
+    ({"num_threads": 10**6}, "threads"), ({"max_batch": 48}, "power of two"), ({"reuse": "yes"}, "reuse"),
 ])
 def test_options_fail_with_out_of_range_values(kwargs, match):
-    with pytest.raises(OptionError, match=match):
+    with pytest.raises(OptionError, match=match) as e:
         DetectorOptions(**kwargs)
+    assert e.value.option == next(iter(kwargs)) and str(e.value).startswith(e.value.option)
+    assert "--" not in str(e.value)  # library errors name the option, not a command-line flag
+
+
+def test_numpy_scalars_are_accepted_as_options_and_stored_as_plain_numbers(tiny_int8):
+    o = DetectorOptions(model_path=str(tiny_int8), um_per_px=np.float32(1.0), stride=np.int64(25),
+                        threshold=np.float64(0.4), num_threads=np.int32(1), max_batch=np.uint8(32), reuse=np.bool_(False))
+    assert (o.um_per_px, o.stride, o.threshold, o.num_threads, o.max_batch, o.reuse) == (1.0, 25, 0.4, 1, 32, False)
+    assert all(type(v) in (int, float, bool) for v in (o.um_per_px, o.stride, o.threshold, o.num_threads, o.reuse))
+    with Detector(o) as det:
+        assert det.stride == 25 and det.detect(frame_with_blob()).n_patches > 0
+
+
+def test_thousands_of_threads_are_refused_before_any_interpreter_starts(tiny_int8):
+    import threading
+
+    from idc_edge.classifier import PatchClassifier
+    from idc_edge.validate import max_threads
+
+    before = threading.active_count()
+    for make in (lambda: DetectorOptions(model_path=str(tiny_int8), num_threads=1000),
+                 lambda: PatchClassifier(tiny_int8, num_threads=1000)):
+        with pytest.raises(OptionError, match=f"num_threads must be <= {max_threads()} .*per CPU core"):
+            make()
+    assert threading.active_count() == before
+    with Detector(model_path=str(tiny_int8), num_threads=max_threads()) as det:  # the limit itself is allowed
+        det.detect(frame_with_blob())
 
 
 def test_unknown_option_fails(tiny_int8):

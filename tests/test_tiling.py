@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from idc_edge.errors import OptionError
-from idc_edge.tiling import extract_patches, make_grid, pad_to, positions, rescaled_size, validate_tiling
+from idc_edge.tiling import extract_patches, make_grid, pad_to, positions, rescaled_size
 
 
 @pytest.mark.parametrize("length,patch,stride,expected", [
@@ -63,12 +63,3 @@ def test_small_frames_are_padded_to_one_patch():
 def test_rescaled_size_rounds_and_never_reaches_zero():
     assert rescaled_size(1920, 1080, 0.25) == (480, 270)
     assert rescaled_size(3, 3, 0.01) == (1, 1)
-
-
-@pytest.mark.parametrize("patch,stride,um,model_um,word", [
-    (50, 0, 1.0, 4.0, "stride"), (50, -5, 1.0, 4.0, "stride"), (0, 50, 1.0, 4.0, "patch"),
-    (50, 50, 0.0, 4.0, "microns"), (50, 50, -1.0, 4.0, "microns"), (50, 50, float("nan"), 4.0, "microns"),
-])
-def test_validate_tiling_fails_with_bad_values(patch, stride, um, model_um, word):
-    with pytest.raises(OptionError, match=word):
-        validate_tiling(patch, stride, um, model_um)

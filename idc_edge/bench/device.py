@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .. import validate
 from ..classifier import resolve_model_path
 from ..spec import read_spec
 from .frame import frame_latency
@@ -50,6 +51,8 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
             20 s on a 2-core x86 VM, several times that on a Raspberry Pi).
         threads: "all threads" for the patch latency (default: the CPU count).
     """
+    if threads is not None:
+        threads = validate.threads("threads", threads)
     say = progress or (lambda text: None)
     path = resolve_model_path(model_path)
     spec = read_spec(path)

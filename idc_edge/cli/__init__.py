@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
 from . import bench, classify, evaluate, info, run
-from .options import Parser
+from .options import Parser, in_cli_words
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
@@ -92,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"idc-edge: error: {e}", file=sys.stderr)
         return EXIT_CAMERA_LOST
     except IdcEdgeError as e:
-        print(f"idc-edge: error: {e}", file=sys.stderr)
+        print(f"idc-edge: error: {in_cli_words(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("idc-edge: interrupted", file=sys.stderr)

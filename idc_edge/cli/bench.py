@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .options import positive_int
+from .options import whole_number
 
 
 def add_parser(sub) -> None:
@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
     bench.add_argument("--model", metavar="PATH",
                        help="int8 model to time, with its float32 twin from the sidecar (default: the shipped one)")
     bench.add_argument("--quick", action="store_true", help="fewer frame sizes and rounds (about half the time)")
-    bench.add_argument("--threads", type=positive_int("--threads"), metavar="N",
+    bench.add_argument("--threads", type=whole_number("--threads"), metavar="N",
                        help="the 'all threads' setting of the patch latency (default: the CPU count)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)

@@ -40,14 +40,16 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
 def cmd_classify(args) -> int:
     import numpy as np
 
+    from .. import validate
     from ..classifier import PatchClassifier
     from ..dataset import parse_patch_path, read_patch_rgb
     from ..errors import DatasetError
     from ..progress import Progress
 
+    threshold = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
-        threshold = clf.spec.threshold if args.threshold is None else args.threshold
+        threshold = clf.spec.threshold if threshold is None else threshold
         size = clf.spec.patch_size_px
         out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
         progress = Progress("classify", enabled=None if not args.quiet else False)

@@ -68,12 +68,29 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see `{target.prog} --help`")
 
 
-def positive_int(name: str):
+def whole_number(flag: str):
+    """argparse type: text → int (the range is checked by the options the value goes into)."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {text!r}") from None
+    return parse
+
+
+def number(flag: str):
+    """argparse type: text → float (the range is checked by the options the value goes into)."""
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
+    return parse
+
+
+def positive_int(name: str):
+    def parse(text: str) -> int:
+        value = whole_number(name)(text)
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
         return value
@@ -82,10 +99,7 @@ def positive_int(name: str):
 
 def positive_float(name: str):
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        value = number(name)(text)
         if not math.isfinite(value) or value <= 0:
             raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
         return value
@@ -97,17 +111,21 @@ def camera(text: str):
     return int(text) if text.strip().isdigit() else text
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threshold must be a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"threshold must be between 0 and 1, got {text}")
-    return value
+#: The library's option names (``OptionError.option``) as the command line spells them.
+FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
+         "threads": "--threads"}
+
+
+def in_cli_words(error: Exception) -> str:
+    """An error's message with the library's option name replaced by the command-line flag."""
+    text = str(error)
+    option = getattr(error, "option", None)
+    if option in FLAGS and text.startswith(option):
+        return FLAGS[option] + text[len(option):]
+    return text
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="a .tflite model with its .json sidecar (default: the shipped int8 model)")
-    p.add_argument("--threshold", type=probability, help="decision threshold 0-1 (default: the model's sidecar)")
-    p.add_argument("--threads", type=positive_int("--threads"), default=1, help="interpreter threads (default 1)")
+    p.add_argument("--threshold", type=number("--threshold"), help="decision threshold 0-1 (default: the model's sidecar)")
+    p.add_argument("--threads", type=whole_number("--threads"), default=1, help="interpreter threads (default 1)")

@@ -7,7 +7,7 @@ import time
 from typing import Optional
 
 from ..errors import IdcEdgeError, OptionError
-from .options import add_model_args, camera, positive_float, positive_int
+from .options import add_model_args, camera, number, positive_float, positive_int, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -22,9 +22,9 @@ def add_parser(sub) -> None:
     src.add_argument("--source", metavar="PATH", help="video file, image, folder of images, or a folder in the "
                                                       "data set's layout (shown as a moving stage)")
     add_model_args(run)
-    run.add_argument("--um-per-px", type=positive_float("--um-per-px"), metavar="UM",
+    run.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
                      help="microns per pixel of the frames (default: the model's, no rescale)")
-    run.add_argument("--stride", type=positive_int("--stride"), metavar="PX",
+    run.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
                      help="distance between patches in model pixels (default: one patch, no overlap)")
     run.add_argument("--no-mask", action="store_true", help="classify background patches too")
     run.add_argument("--no-reuse", action="store_true",

@@ -1,0 +1,82 @@
+"""The rules for option values, in one place: the option dataclasses call these when created.
+
+Each function takes the option's name as the library spells it (``stride``, ``um_per_px``,
+``num_threads``) and its value, and returns the value as a plain Python ``int``/``float``/``bool``
+(numpy scalars such as ``np.int64(25)`` or ``np.float32(0.5)`` are accepted and converted). A bad
+value raises :class:`~idc_edge.errors.OptionError` whose message starts with the option's name and
+whose ``option`` attribute is that name, so the command line can say ``--stride`` instead.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import OptionError
+
+#: Interpreter threads allowed per CPU core: more only adds OS threads (one pool per batch size
+#: and interpreter) and slows the model down; 1000 threads used to start thousands of them.
+THREADS_PER_CORE = 4
+
+
+def _fail(option: str, problem: str, value: Any) -> OptionError:
+    return OptionError(f"{option} {problem}, got {value!r:.60}", option=option)
+
+
+def whole_number(option: str, value: Any, minimum: int = 1, maximum: Optional[int] = None, unit: str = "") -> int:
+    """``value`` as an ``int`` in ``[minimum, maximum]``; booleans and non-whole numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _fail(option, f"must be a whole number{unit and ' of ' + unit}", value)
+    value = int(value)
+    if value < minimum:
+        raise _fail(option, f"must be >= {minimum}{unit and ' (' + unit + ')'}", value)
+    if maximum is not None and value > maximum:
+        raise _fail(option, f"must be <= {maximum}{unit and ' (' + unit + ')'}", value)
+    return value
+
+
+def positive_number(option: str, value: Any, unit: str = "") -> float:
+    """``value`` as a finite ``float`` > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise _fail(option, f"must be > 0{unit and ' (' + unit + ')'}", value)
+    return float(value)
+
+
+def probability(option: str, value: Any) -> float:
+    """``value`` as a ``float`` in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise _fail(option, "must be between 0 and 1 (a probability)", value)
+    return float(value)
+
+
+def flag(option: str, value: Any) -> bool:
+    """``value`` as a ``bool`` (Python or numpy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise _fail(option, "must be True or False", value)
+    return bool(value)
+
+
+def power_of_two(option: str, value: Any) -> int:
+    """A whole number >= 1 that is a power of two (a batch size)."""
+    n = whole_number(option, value)
+    if n & (n - 1):
+        raise _fail(option, "must be a power of two >= 1", value)
+    return n
+
+
+def max_threads() -> int:
+    """The most interpreter threads allowed here: :data:`THREADS_PER_CORE` per CPU core."""
+    return THREADS_PER_CORE * max(1, os.cpu_count() or 1)
+
+
+def threads(option: str, value: Any) -> int:
+    """Interpreter threads: a whole number from 1 to :func:`max_threads`."""
+    n = whole_number(option, value)
+    limit = max_threads()
+    if n > limit:
+        raise _fail(option, f"must be <= {limit} ({THREADS_PER_CORE} per CPU core; this device has "
+                            f"{os.cpu_count() or 1}, and more threads only slow the model down)", value)
+    return n
