@@ -9,6 +9,10 @@ next :class:`JsonlRecorder` on the file cuts it off before appending, so every l
 is valid JSON. Nothing else of an existing file is ever changed. A failed write (full disk,
 file-size limit, I/O error, or an interrupt in the middle of it) is rolled back to the last
 whole line and raised as :class:`RecordError`.
+
+Each run appended to a results file starts with a session header (``{"session": {...}}``), so
+several runs in one file stay apart: :func:`read_sessions` returns them one by one,
+:func:`read_records` every frame record of all of them.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import math
 import os
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -31,6 +36,9 @@ from .errors import OptionError, RecordError
 from .fileio import as_path, name, open_output, opencv_path, write_all
 
 log = logging.getLogger(__name__)
+
+#: The key of the record that starts each run in a results file (its value: the run's settings).
+SESSION_KEY = "session"
 
 
 _WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -62,15 +70,8 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
     return tail
 
 
-def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
-    """Every record of a results file written by :class:`JsonlRecorder`, in order.
-
-    A final fragment without a newline (a record a crash or power cut interrupted; it was
-    never reported) is ignored.
-
-    Raises:
-        RecordError: the file cannot be read, or a complete line is not valid JSON.
-    """
+def _read_lines(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
+    """Every whole line of a results file as JSON (a final fragment without a newline is ignored)."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -78,10 +79,73 @@ def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
     out = []
     for number, line in enumerate(data.split(b"\n")[:-1], 1):  # after the last newline: unfinished
         try:
-            out.append(json.loads(line.decode("utf-8")))
+            record = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise RecordError(f"results {str(path)!r} line {number} is not valid JSON") from None
+            raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
+                              "is this a results file written by idc-edge run --record?") from None
+        if not isinstance(record, dict):
+            raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
+                              "is this a results file written by idc-edge run --record?")
+        out.append(record)
     return out
+
+
+def is_session_header(record: dict[str, Any]) -> bool:
+    """True for the record that starts a run's session in a results file (``{"session": {...}}``)."""
+    return isinstance(record.get(SESSION_KEY), dict)
+
+
+def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
+    """Every frame record of a results file written by :class:`JsonlRecorder`, in order, across all
+    its sessions (session headers left out; :func:`read_sessions` keeps them apart).
+
+    A final fragment without a newline (a record a crash or power cut interrupted; it was
+    never reported) is ignored.
+
+    Raises:
+        RecordError: the file cannot be read, or a complete line is not a JSON object.
+    """
+    return [r for r in _read_lines(path) if not is_session_header(r)]
+
+
+@dataclass(frozen=True)
+class RecordedSession:
+    """One run in a results file: its header's settings (the ``"session"`` object; None for lines
+    written before runs had headers) and its frame records in order."""
+
+    header: Optional[dict[str, Any]]
+    records: tuple
+
+
+def read_sessions(path: Union[str, os.PathLike]) -> list[RecordedSession]:
+    """The runs of a results file, each a :class:`RecordedSession`, in the order they were appended.
+
+    Each run starts with a session header ``{"session": {...}}`` (version, model and its hash,
+    threshold, µm/px, source, options, start time). Frame records before the first header (files
+    written by versions without headers) form one session with ``header=None``.
+
+    Raises:
+        RecordError: the file cannot be read, a complete line is not a JSON object, or the file
+            holds neither a session header nor a frame record (it is not a results file).
+    """
+    sessions: list[RecordedSession] = []
+    header, records = None, []
+    lines = _read_lines(path)
+    for r in lines:
+        if is_session_header(r):
+            if header is not None or records:
+                sessions.append(RecordedSession(header, tuple(records)))
+            header, records = r[SESSION_KEY], []
+        elif "index" in r and "idc_fraction" in r:
+            records.append(r)
+        else:
+            raise RecordError(f"{str(path)!r} is not an idc-edge results file: a line is neither a session "
+                              "header nor a frame record")
+    if header is not None or records:
+        sessions.append(RecordedSession(header, tuple(records)))
+    if not sessions:
+        raise RecordError(f"{str(path)!r} holds no results (it is empty or cut before its first record)")
+    return sessions
 
 
 #: Seconds a pipe or device may take no results before the run stops with a :class:`RecordError`.

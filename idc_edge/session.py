@@ -1,0 +1,292 @@
+"""The run loop as a library: a source through the detector to any number of outputs.
+
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink, VideoSink, LiveView
+
+    config = RunConfig(source="slide.mp4", detector=DetectorOptions(um_per_px=1.0, stride=25))
+    summary = run_session(config, [JsonlSink("results.jsonl"), VideoSink("overlay.mp4")])
+    print(summary.line())
+
+``idc-edge run`` is this function: the command line only parses options into a
+:class:`RunConfig` and a list of sinks, and maps the outcome to an exit code.
+
+Threads: capture and inference run on their own threads (:class:`~idc_edge.threads.ThreadedStream`,
+unless ``sequential``); the loop thread draws the overlay once per frame when a sink wants it and
+hands each frame to every sink by the sink's delivery (see :mod:`idc_edge.sinks.base`): a slow
+browser or encoder drops frames on its own thread instead of slowing the run.
+
+Ending: the source ends, ``max_frames`` is reached, a sink asks to stop (``q`` in a window), or
+Ctrl-C (``KeyboardInterrupt``; the command line turns SIGTERM and SIGHUP into it). Every sink is
+then closed (results flushed, video finalised, server stopped) before :meth:`Session.run`
+returns its :class:`RunSummary`. A fault while streaming (camera lost, disk full) is raised only
+after that, so nothing recorded is lost; ``session.summary`` still holds the summary.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+from . import __version__
+from .detector import Detector, DetectorOptions
+from .errors import IdcEdgeError, OptionError
+from .overlay import OverlayInfo, OverlayStyle, draw_overlay
+from .sinks.base import SessionInfo, Sink, SinkFeed, SinkFrame
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs except its outputs; validated when created.
+
+    Attributes:
+        source: a video file, image, folder of images or data-set folder (path), or None with ``camera``.
+        camera: a camera index, device path or capture URL, or None with ``source``.
+        detector: the detector's options (model, µm/px, stride, threshold, threads, mask, reuse).
+        patients: with a data-set folder, the patients to show, in order.
+        camera_timeout_s: seconds without camera frames before the run ends with ``CameraLostError``.
+        sequential: capture, inference and sinks on one thread (for comparison and debugging).
+        max_frames: stop after this many frames (None: until the source ends).
+        overlay: how the overlay is drawn for the video, window and snapshots.
+    """
+
+    source: Union[str, Path, None] = None
+    camera: Union[int, str, None] = None
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    patients: Optional[tuple[str, ...]] = None
+    camera_timeout_s: float = 10.0
+    sequential: bool = False
+    max_frames: Optional[int] = None
+    overlay: OverlayStyle = field(default_factory=OverlayStyle)
+
+    def __post_init__(self):
+        if (self.source is None) == (self.camera is None):
+            raise OptionError("a run reads exactly one of a source (video, image, folder, data set) or a camera")
+        if isinstance(self.source, str) and not self.source:
+            raise OptionError("the source path is empty: pass a video, image or folder")
+        if not isinstance(self.detector, DetectorOptions):
+            raise OptionError(f"detector must be DetectorOptions, got {type(self.detector).__name__}")
+        if not isinstance(self.overlay, OverlayStyle):
+            raise OptionError(f"overlay must be an OverlayStyle, got {type(self.overlay).__name__}")
+        t = self.camera_timeout_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise OptionError(f"camera timeout must be > 0 seconds, got {t!r}")
+        m = self.max_frames
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise OptionError(f"max frames must be a whole number >= 1, got {m!r}")
+        if self.patients is not None:
+            object.__setattr__(self, "patients", tuple(str(p) for p in self.patients))
+
+    def open_source(self):
+        """Open the configured source or camera (:class:`~idc_edge.sources.FrameSource`)."""
+        from .sources import CameraSource, open_source
+
+        if self.camera is not None:
+            return CameraSource(self.camera, lost_timeout_s=self.camera_timeout_s)
+        return open_source(str(self.source), um_per_px=self.detector.um_per_px, patients=self.patients)
+
+    def to_json(self) -> dict:
+        """The options as JSON-ready values (for the results file's session header)."""
+        d = self.detector
+        return {"source": None if self.source is None else str(self.source), "camera": self.camera,
+                "um_per_px": d.um_per_px, "stride": d.stride, "threshold": d.threshold, "threads": d.num_threads,
+                "tissue_mask": d.tissue_mask, "reuse": d.reuse, "model": d.model_path,
+                "patients": list(self.patients) if self.patients else None, "sequential": self.sequential,
+                "max_frames": self.max_frames, "camera_timeout_s": self.camera_timeout_s}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How a run went.
+
+    Attributes:
+        frames: frames processed.
+        elapsed_s: wall-clock seconds from start to the end of closing.
+        skipped: frames (or patch images) the source could not use.
+        skipped_what: what ``skipped`` counts, for messages.
+        stopped: ``"end"`` (source finished), ``"max_frames"``, ``"sink"`` (a sink asked, e.g. ``q``
+            in the window), ``"interrupted"`` (Ctrl-C, SIGTERM, SIGHUP) or ``"error"``.
+        dropped: per sink name, frames a newest-wins sink skipped because it was busy.
+        sink_notes: each sink's few words for the summary line.
+        error: the fault that ended the run, if any (it is raised too).
+    """
+
+    frames: int
+    elapsed_s: float
+    skipped: int = 0
+    skipped_what: str = "unusable frame(s)"
+    stopped: str = "end"
+    dropped: dict = field(default_factory=dict)
+    sink_notes: tuple = ()
+    error: Optional[IdcEdgeError] = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.elapsed_s, 1e-9)
+
+    def line(self) -> str:
+        """``"120 frame(s) in 8.0 s (15.0 fps), 1 unusable frame(s) skipped; 120 result(s) in r.jsonl"``."""
+        text = f"{self.frames} frame(s) in {self.elapsed_s:.1f} s ({self.fps:.1f} fps)"
+        if self.skipped:
+            text += f", {self.skipped} {self.skipped_what} skipped"
+        return "; ".join([text, *self.sink_notes])
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def session_info(config: RunConfig, detector: Detector, source) -> SessionInfo:
+    """The :class:`SessionInfo` of a run of ``detector`` over ``source``."""
+    from .spec import file_sha256
+
+    spec = detector.spec
+    path = Path(detector.classifier.model_path)
+    sha = spec.model_sha256 or file_sha256(path)
+    arch = (spec.provenance or {}).get("architecture")
+    name = f"{path.stem} ({arch})" if arch else path.stem
+    return SessionInfo(
+        version=__version__, started_utc=_utc_now(), model_name=name, model_path=str(path), model_sha256=sha,
+        threshold=float(detector.threshold), um_per_px=float(detector.um_per_px),
+        model_um_per_px=float(spec.um_per_px), patch_px=int(detector.patch), stride_px=int(detector.stride),
+        cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
+        live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
+        camera_mode=getattr(source, "mode_json", None), options=config.to_json())
+
+
+class Session:
+    """One run of a source through the detector to ``sinks``; see the module docstring.
+
+    Args:
+        config: the run's :class:`RunConfig`.
+        sinks: outputs, each a :class:`~idc_edge.sinks.base.Sink`.
+        source: an already open frame source to use instead of ``config``'s (closed at the end).
+        detector: an already made detector to use instead of one from ``config.detector`` (not closed).
+    """
+
+    def __init__(self, config: RunConfig, sinks: Iterable[Sink] = (), *, source=None,
+                 detector: Optional[Detector] = None):
+        if not isinstance(config, RunConfig):
+            raise OptionError(f"config must be a RunConfig, got {type(config).__name__}")
+        self.config = config
+        self.sinks = list(sinks)
+        for s in self.sinks:
+            if not isinstance(s, Sink):
+                raise OptionError(f"sinks must be idc_edge.sinks.Sink objects, got {type(s).__name__}")
+        self._source = source
+        self._detector = detector
+        self.info: Optional[SessionInfo] = None
+        self.summary: Optional[RunSummary] = None
+
+    def run(self) -> RunSummary:
+        """Stream until the end (see the module docstring); returns the summary.
+
+        Raises:
+            IdcEdgeError: before the first frame (bad model, source or output), or the fault that
+                ended the run (after every sink was closed; ``self.summary`` is set).
+        """
+        from .threads import ThreadedStream
+
+        started = time.monotonic()
+        closers: list = []
+        feeds: list[SinkFeed] = []
+        frames, stopped, failure = 0, "end", None
+        source = None
+        streaming = False
+        try:
+            detector = self._detector
+            if detector is None:
+                detector = Detector(self.config.detector)
+                closers.append(detector)
+            source = self._source if self._source is not None else self.config.open_source()
+            closers.append(source)
+            info = self.info = session_info(self.config, detector, source)
+            for sink in self.sinks:
+                sink.start(info)
+                feed = SinkFeed(sink)
+                feeds.append(feed)
+                closers.append(feed)
+            draw = any(s.needs_overlay for s in self.sinks)
+            keep = draw or any(s.needs_image for s in self.sinks)
+            style = self.config.overlay
+            labels = OverlayInfo(um_per_px=info.um_per_px, model_name=info.model_name, cell_um=info.cell_um)
+            if self.config.sequential:
+                results = detector.stream(source, keep_image=keep)
+            else:
+                results = ThreadedStream(detector, source, keep_image=keep)
+                closers.append(results)  # closed first: stops its threads before the source and detector
+            streaming = True
+            for result in results:
+                frames += 1
+                fps = frames / max(time.monotonic() - started, 1e-9)
+                overlay = draw_overlay(result.image, result, style, fps=fps, info=labels) if draw else None
+                item = SinkFrame(result, overlay, fps, info)
+                for feed in feeds:
+                    feed.offer(item)
+                if any(s.stop_requested for s in self.sinks):
+                    stopped = "sink"
+                    break
+                if self.config.max_frames and frames >= self.config.max_frames:
+                    stopped = "max_frames"
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        except IdcEdgeError as e:
+            if not streaming:
+                _close_all(closers)
+                closers = []
+                raise
+            stopped, failure = "error", e  # camera lost, disk full: raised after everything is finalised
+        finally:
+            closing_error = _close_all(closers) if closers else None
+            failure = failure or closing_error
+            elapsed = time.monotonic() - started
+            self.summary = RunSummary(
+                frames=frames, elapsed_s=elapsed, skipped=getattr(source, "skipped", 0) if source is not None else 0,
+                skipped_what=getattr(source, "skipped_what", "unusable frame(s)"), stopped=stopped,
+                dropped={f.sink.name: f.dropped for f in feeds if f.dropped},
+                sink_notes=tuple(n for n in (f.sink.summary() for f in feeds) if n), error=failure)
+        if failure is not None:
+            raise failure
+        return self.summary
+
+
+def _close_all(closers: list) -> Optional[IdcEdgeError]:
+    """Close in reverse order; on the main thread with Ctrl-C/SIGTERM/SIGHUP held off, so a second
+    signal cannot leave a video without its index. One failing close does not stop the others: a
+    typed error is returned (the first), anything else logged."""
+    main = threading.current_thread() is threading.main_thread()
+    held = {}
+    if main:
+        for s in _STOP_SIGNALS:
+            try:
+                held[s] = signal.signal(s, signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
+    first: Optional[IdcEdgeError] = None
+    try:
+        for c in reversed(closers):
+            try:
+                c.close()
+            except IdcEdgeError as e:
+                first = first or e
+            except Exception as e:  # report, keep closing the rest
+                log.warning("closing %s failed: %s", getattr(getattr(c, "sink", c), "name", type(c).__name__), e)
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+    return first
+
+
+def run_session(config: RunConfig, sinks: Sequence[Sink] = (), **kwargs) -> RunSummary:
+    """Run ``config`` into ``sinks`` and return the :class:`RunSummary` (see :class:`Session`)."""
+    return Session(config, sinks, **kwargs).run()

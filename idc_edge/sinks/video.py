@@ -1,0 +1,137 @@
+"""The overlay video, saved so that it plays back at the speed it was recorded."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import numpy as np
+
+from ..record import VideoRecorder
+from .base import SessionInfo, Sink, SinkFrame
+
+#: output frame rates are kept within this range (frames per second)
+MIN_FPS, MAX_FPS = 1.0, 60.0
+
+
+def frame_slot(t_s: float, t0_s: float, fps: float) -> int:
+    """The output frame (from 0) at which a frame taken at ``t_s`` seconds belongs, for a video that
+    starts at ``t0_s`` and runs at ``fps``."""
+    return max(0, int(round((t_s - t0_s) * fps)))
+
+
+def choose_fps(declared: float, mean_gap_s: Optional[float]) -> float:
+    """The output rate: the source's declared rate when it has one, else 1 / the mean gap measured
+    between the first frames, else 30; kept within 1–60 frames per second."""
+    if declared and MIN_FPS <= declared <= 240.0:
+        return float(min(declared, MAX_FPS))
+    if mean_gap_s and mean_gap_s > 0:
+        return float(min(MAX_FPS, max(MIN_FPS, round(1.0 / mean_gap_s, 1))))
+    return 30.0
+
+
+class VideoSink(Sink):
+    """Writes the overlay video at the real rate: each frame goes in at the place its timestamp says.
+
+    A video file plays at a constant rate, while a run's frames do not arrive at one (the pipeline
+    keeps up with what it can, a camera's newest frame wins). So the output runs at a constant
+    ``fps`` — a video file's declared rate, else the rate measured over the first
+    ``warmup_frames`` frames (held until then; a camera's declared rate is not what a run gets) —
+    and each frame is written at the slot its timestamp (source time for files, capture time for
+    cameras) belongs to: a frame is repeated until the next one is due, and one that arrives before
+    its slot is skipped. The saved video therefore lasts as
+    long as the recording, whatever the pipeline's speed (a 10-minute session at 10.5 fps plays 10
+    minutes, not 3.5 at a fixed 30 fps).
+
+    Delivery: for a file source every frame is written (``"every"``); for a live camera the encoder
+    runs on its own thread and newest wins (``"latest"``), so a slow encoder never slows the run:
+    the skipped frames are filled by repeating the one before, keeping time.
+
+    Args:
+        path: ``.mp4``/``.mov``/``.m4v`` (mp4v), ``.avi`` (MJPG) or ``.mkv`` (FFV1, lossless).
+        fps: output rate; None chooses as above.
+        max_gap_s: a pause longer than this (seconds without frames) is held for this long in the
+            video and the rest of the pause left out.
+    """
+
+    name = "video"
+    delivery = "every"
+    needs_overlay = True
+
+    def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None, max_gap_s: float = 10.0):
+        self._recorder = VideoRecorder(path, fps=fps or 30.0)  # validates the extension and folder
+        self.path = self._recorder.path
+        self._fixed_fps = fps
+        self.max_gap_s = float(max_gap_s)
+        self._declared = 0.0
+        self._t0: Optional[float] = None
+        self._pending: list[tuple[float, np.ndarray]] = []
+        self.warmup_frames = 5
+        self._last: Optional[np.ndarray] = None
+        self.repeated = 0
+        self.skipped = 0
+
+    @property
+    def frames(self) -> int:
+        """Frames in the file so far (repeats included)."""
+        return self._recorder.frames
+
+    @property
+    def fps(self) -> float:
+        return self._recorder.fps
+
+    def start(self, info: SessionInfo) -> None:
+        self.delivery = "latest" if info.live else "every"
+        self._declared = 0.0 if info.live else info.source_fps  # a camera says 30 and delivers what it can
+
+    def write(self, frame: SinkFrame) -> None:
+        t = float(frame.result.timestamp)
+        if self._t0 is None:
+            if not (self._fixed_fps or self._declared):
+                # the rate is measured over the first frames (held until then): the first gap alone
+                # says little, as a camera's second frame is whatever was newest when the model was ready
+                self._pending.append((t, frame.overlay))
+                if len(self._pending) < self.warmup_frames:
+                    return
+                self._flush_pending()
+                return
+            self._open(t, None)
+        self._place(t, frame.overlay)
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        times = [t for t, _ in pending]
+        if len(times) >= 3:  # the first gap left out (see write)
+            gap = (times[-1] - times[1]) / (len(times) - 2)
+        else:
+            gap = times[1] - times[0] if len(times) == 2 else None
+        self._open(times[0], gap if gap and gap > 0 else None)
+        for t, image in pending:
+            self._place(t, image)
+
+    def _open(self, t0: float, mean_gap: Optional[float]) -> None:
+        self._recorder.fps = self._fixed_fps or choose_fps(self._declared, mean_gap)
+        self._t0 = t0
+
+    def _place(self, t: float, image: np.ndarray) -> None:
+        fps = self._recorder.fps
+        slot = frame_slot(t, self._t0, fps)
+        if slot < self._recorder.frames:
+            self.skipped += 1  # due in a slot already written: the frame there stands for it
+            return
+        gap = slot - self._recorder.frames
+        if gap > self.max_gap_s * fps:  # a long pause (laptop asleep): hold the picture max_gap_s, not hours
+            self._t0 += (gap - int(self.max_gap_s * fps)) / fps
+            slot = frame_slot(t, self._t0, fps)
+        while self._recorder.frames < slot:
+            self._recorder.write(self._last)
+            self.repeated += 1
+        self._recorder.write(image)
+        self._last = image
+
+    def close(self) -> None:
+        if self._pending:  # a run shorter than the warm-up
+            self._flush_pending()
+        self._recorder.close()
+
+    def summary(self) -> Optional[str]:
+        return f"video in {self.path}"

@@ -1,0 +1,384 @@
+"""The live view in a browser: the overlay as MJPEG, the numbers and a Snapshot button, standard
+library only (``http.server``), nothing fetched from the internet.
+
+    GET  /              the page (inline CSS and JS)
+    GET  /stream.mjpg   the overlay as ``multipart/x-mixed-replace`` JPEGs
+    GET  /frame.jpg     the newest overlay as one JPEG
+    GET  /status.json   IDC area, % of tissue, focus, threshold, model, fps ... of the newest frame
+    POST /snapshot      save the newest frame on the device (PNG + JSON); answers the file names
+    POST /settings      ``{"alpha": 0.45, "outline": true}``: the live view's opacity and outlines
+
+Cost and fairness: each frame is drawn on a copy scaled to ``max_width`` and JPEG-encoded once,
+on the sink's own thread (newest frame wins), and only while someone watches; every viewer gets
+the newest JPEG when its connection is ready for one, so a slow viewer skips frames instead of
+slowing the run or the other viewers. The served rate is capped at ``max_fps``. A viewer that
+stops reading is dropped after ``client_timeout_s``. Closing the sink stops the server and ends
+every stream.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+
+import cv2
+
+from ..errors import IdcEdgeError, OptionError
+from ..overlay import OverlayInfo, OverlayStyle, colour_table, draw_overlay, idc_area_mm2
+from .base import SessionInfo, Sink, SinkFrame
+from .web_page import render_page
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
+_BOUNDARY = "idcedgeframe"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"``, ``"[::1]:8080"`` or ``"host"`` → (host, port).
+
+    The host defaults to 127.0.0.1 (this machine only) and the port to 8080.
+
+    Raises:
+        OptionError: the port is not a number from 1 to 65535.
+    """
+    text = text.strip()
+    host, port = DEFAULT_HOST, str(DEFAULT_PORT)
+    if text.startswith("["):  # [IPv6]:port
+        end = text.find("]")
+        if end < 0:
+            raise OptionError(f"--serve {text!r}: an IPv6 address needs its closing ']'")
+        host, rest = text[1:end], text[end + 1:]
+        port = rest[1:] if rest.startswith(":") else (rest or port)
+    elif text.count(":") == 1:
+        h, port = text.split(":")
+        host = h or host
+    elif text.isdigit():
+        port = text
+    elif text:
+        host = text
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise OptionError(f"--serve {text!r}: the port must be a number from 1 to 65535, e.g. --serve 8080 "
+                          "or --serve 0.0.0.0:8080")
+    return host, int(port)
+
+
+def _lan_address() -> Optional[str]:
+    """This machine's address on its default route (no packet is sent), for printing a URL."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, only selects the outgoing interface
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, family):
+        self.address_family = family
+        super().__init__(address, handler)
+
+
+class LiveView(Sink):
+    """Serves the live overlay to browsers; see the module docstring.
+
+    The address is bound when the object is made, so a port in use or an address this machine
+    does not have fails before the run starts (:class:`~idc_edge.errors.OptionError`).
+
+    Args:
+        host: address to listen on; 127.0.0.1 (default) is this machine only, 0.0.0.0 every
+            network (other machines can then watch: use it on a trusted network only).
+        port: TCP port (0 picks a free one; see :attr:`url`).
+        snapshot: a :class:`~idc_edge.sinks.snapshot.SnapshotSink` for the Snapshot button.
+        style: the live view's starting style (the page's toggles change it for every viewer).
+        max_width: frames wider than this are scaled down before drawing and encoding (pixels).
+        max_fps: at most this many frames per second are encoded.
+        quality: JPEG quality 1–100.
+        client_timeout_s: a viewer that accepts no data for this long is dropped.
+    """
+
+    name = "web"
+    delivery = "latest"
+    needs_image = True
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, snapshot=None,
+                 style: OverlayStyle = OverlayStyle(), max_width: int = 1280, max_fps: float = 15.0,
+                 quality: int = 80, client_timeout_s: float = 10.0):
+        if not 1 <= int(quality) <= 100:
+            raise OptionError(f"JPEG quality must be 1-100, got {quality!r}")
+        if not max_width >= 64 or not max_fps > 0:
+            raise OptionError("live view: max_width must be >= 64 pixels and max_fps > 0")
+        self.snapshot = snapshot
+        self.style = style
+        self.max_width = int(max_width)
+        self.min_interval_s = 1.0 / float(max_fps)
+        self.quality = int(quality)
+        self.client_timeout_s = float(client_timeout_s)
+        self._info: Optional[SessionInfo] = None
+        self._cond = threading.Condition()
+        self._jpeg: Optional[bytes] = None
+        self._seq = 0
+        self._status: dict = {"state": "starting"}
+        self._stopping = threading.Event()
+        self._streams = 0
+        self._polled_at = 0.0
+        self._encoded_at = 0.0
+        self._sockets: set = set()
+        self._handlers: set = set()
+        self.encoded = 0
+        self._server = self._bind(host, int(port))
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._thread: Optional[threading.Thread] = None
+
+    # -- binding -------------------------------------------------------------------------------
+    def _bind(self, host: str, port: int) -> _Server:
+        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror:
+            raise OptionError(f"--serve {where}: {host!r} is not an address or a name this machine can resolve; "
+                              "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)") from None
+        family, _, _, _, address = infos[0]
+        try:
+            return _Server(address[:2], _make_handler(self), family)
+        except OSError as e:
+            why = {errno.EADDRINUSE: f"port {port} is already in use (another idc-edge or web server?); "
+                                     "pick another, e.g. --serve 8081",
+                   errno.EACCES: f"port {port} needs administrator rights (ports below 1024); pick one above 1024, "
+                                 "e.g. --serve 8080",
+                   errno.EADDRNOTAVAIL: f"this machine has no network interface with the address {host!r}; "
+                                        "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)"}
+            raise OptionError(f"--serve {where}: " + why.get(e.errno, f"cannot listen there: {e.strerror}")) from None
+
+    @property
+    def url(self) -> str:
+        """The address to open in a browser (for 0.0.0.0, this machine's address on its network)."""
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = _lan_address() or socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
+    # -- the sink ------------------------------------------------------------------------------
+    def start(self, info: SessionInfo) -> None:
+        self._info = info
+        self._status = {"state": "waiting for the first frame", **self._session_status()}
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="idc-edge-web", daemon=True)
+        self._thread.start()
+
+    def _session_status(self) -> dict:
+        i = self._info
+        return {"model": i.model_name, "model_sha256": i.model_sha256, "threshold": i.threshold,
+                "um_per_px": i.um_per_px, "source": i.source, "started": i.started_utc, "version": i.version}
+
+    @property
+    def viewers(self) -> int:
+        return self._streams
+
+    def _watched(self) -> bool:
+        return self._streams > 0 or time.monotonic() - self._polled_at < 3.0
+
+    def write(self, frame: SinkFrame) -> None:
+        r, info = frame.result, frame.info
+        idc_mm2, tissue_mm2 = idc_area_mm2(r, info.cell_um)
+        status = {"state": "live", "frame": r.index, "time": r.timestamp, "fps": round(frame.fps, 2),
+                  "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
+                  "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
+                  "in_focus": _flag(r, "in_focus"), "exposure_ok": _flag(r, "exposure_ok"),
+                  "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
+                  "snapshots": len(self.snapshot.taken) if self.snapshot is not None else None,
+                  **self._session_status()}
+        now = time.monotonic()
+        jpeg = None
+        if self._watched() and now - self._encoded_at >= self.min_interval_s and r.image is not None:
+            self._encoded_at = now
+            image = r.image
+            if image.shape[1] > self.max_width:
+                h = max(1, int(round(image.shape[0] * self.max_width / image.shape[1])))
+                image = cv2.resize(image, (self.max_width, h), interpolation=cv2.INTER_AREA)
+            view = draw_overlay(image, r, self.style, fps=frame.fps,
+                                info=OverlayInfo(info.um_per_px, info.cell_um, info.model_name))
+            ok, data = cv2.imencode(".jpg", view, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if ok:
+                jpeg = data.tobytes()
+                self.encoded += 1
+        with self._cond:
+            self._status = status
+            if jpeg is not None:
+                self._jpeg = jpeg
+                self._seq += 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._server.shutdown()
+        for s in list(self._sockets):  # unblock handlers writing to viewers that stopped reading
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 3.0
+        for t in list(self._handlers):
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(3.0)
+
+    def summary(self) -> Optional[str]:
+        return f"live view was at {self.url}"
+
+    # -- used by the request handler ------------------------------------------------------------
+    def next_jpeg(self, after: int, timeout_s: float) -> tuple[int, Optional[bytes]]:
+        """(sequence, JPEG) newer than ``after``, waiting up to ``timeout_s``; (after, None) if none."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._seq <= after and not self._stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return after, None
+                self._cond.wait(min(left, 0.5))
+            if self._stopping.is_set() or self._jpeg is None:
+                return after, None
+            return self._seq, self._jpeg
+
+    def status(self) -> dict:
+        with self._cond:
+            return dict(self._status)
+
+    def settings(self, changes: dict) -> dict:
+        allowed = {"alpha", "outline"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise OptionError(f"unknown setting(s) {', '.join(unknown)}; known: alpha, outline")
+        if "outline" in changes and not isinstance(changes["outline"], bool):
+            raise OptionError("outline must be true or false")
+        self.style = replace(self.style, **changes)  # validated by OverlayStyle
+        return {"alpha": self.style.alpha, "outline": self.style.outline}
+
+    def page(self) -> bytes:
+        info = self._info
+        return render_page(colour_table(), threshold=info.threshold if info else 0.5,
+                           show_below=self.style.show_below, model=info.model_name if info else "",
+                           alpha=self.style.alpha, outline=self.style.outline).encode("utf-8")
+
+
+def _flag(result, name: str):
+    value = getattr(result, name, None)
+    return None if value is None else bool(value)
+
+
+def _make_handler(view: LiveView):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "idc-edge"
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            self.connection.settimeout(view.client_timeout_s)
+            view._sockets.add(self.connection)
+            view._handlers.add(threading.current_thread())
+
+        def finish(self):
+            view._sockets.discard(self.connection)
+            view._handlers.discard(threading.current_thread())
+            try:
+                super().finish()
+            except OSError:
+                pass
+
+        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            log.debug("live view: " + format, *args)
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, code: int, data: dict) -> None:
+            self._send(code, json.dumps(data).encode("utf-8"), "application/json")
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            path = self.path.split("?", 1)[0]
+            try:
+                if path in ("/", "/index.html"):
+                    self._send(200, view.page(), "text/html; charset=utf-8")
+                elif path == "/status.json":
+                    view._polled_at = time.monotonic()
+                    self._json(200, view.status())
+                elif path == "/frame.jpg":
+                    view._polled_at = time.monotonic()
+                    _, jpeg = view.next_jpeg(0, 5.0)
+                    if jpeg is None:
+                        self._json(503, {"error": "no frame yet"})
+                    else:
+                        self._send(200, jpeg, "image/jpeg")
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self._json(404, {"error": f"no page {path}"})
+            except (OSError, ValueError):
+                self.close_connection = True  # the viewer left or stopped reading
+
+        def _stream(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            with view._cond:
+                view._streams += 1
+            try:
+                seq = 0
+                while not view._stopping.is_set():
+                    seq, jpeg = view.next_jpeg(seq, 1.0)
+                    if jpeg is None:
+                        continue
+                    self.wfile.write(f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                                     f"\r\n\r\n".encode("ascii") + jpeg + b"\r\n")
+                    self.wfile.flush()
+            finally:
+                with view._cond:
+                    view._streams -= 1
+
+        def do_POST(self):  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 65536)) if length else b""
+                if path == "/snapshot":
+                    if view.snapshot is None:
+                        self._json(409, {"error": "snapshots are off in this run"})
+                        return
+                    self._json(200, view.snapshot.take())
+                elif path == "/settings":
+                    changes = json.loads(body.decode("utf-8") or "{}")
+                    if not isinstance(changes, dict):
+                        raise OptionError("settings must be a JSON object")
+                    self._json(200, view.settings(changes))
+                else:
+                    self._json(404, {"error": f"no action {path}"})
+            except (IdcEdgeError, ValueError) as e:
+                self._json(400 if isinstance(e, (OptionError, ValueError)) else 503, {"error": str(e)})
+            except OSError:
+                self.close_connection = True
+
+    return Handler
