@@ -192,7 +192,8 @@ class Session:
 
         Raises:
             IdcEdgeError: before the first frame (bad model, source or output), or the fault that
-                ended the run (after every sink was closed; ``self.summary`` is set).
+                ended the run (after every sink was closed; ``self.summary`` is set, and is None
+                when the run failed before its first frame).
         """
         from .threads import ThreadedStream
 
@@ -201,7 +202,7 @@ class Session:
         feeds: list[SinkFeed] = []
         frames, stopped, failure = 0, "end", None
         source = None
-        streaming = False
+        streaming = early = False
         try:
             detector = self._detector
             if detector is None:
@@ -242,15 +243,16 @@ class Session:
             stopped = "interrupted"
         except IdcEdgeError as e:
             if not streaming:
-                _close_all(closers)
-                closers = []
+                early = True
                 raise
             stopped, failure = "error", e  # camera lost, disk full: raised after everything is finalised
         finally:
+            started_sinks = {id(f.sink) for f in feeds}
+            closers.extend(s for s in self.sinks if id(s) not in started_sinks)  # never started: close them too
             closing_error = _close_all(closers) if closers else None
             failure = failure or closing_error
             elapsed = time.monotonic() - started
-            self.summary = RunSummary(
+            self.summary = None if early else RunSummary(
                 frames=frames, elapsed_s=elapsed, skipped=getattr(source, "skipped", 0) if source is not None else 0,
                 skipped_what=getattr(source, "skipped_what", "unusable frame(s)"), stopped=stopped,
                 dropped={f.sink.name: f.dropped for f in feeds if f.dropped},

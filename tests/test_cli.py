@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import frame_with_blob
+from idc_edge.record import read_sessions
 
 REQUIRED_EVAL_KEYS = {"accuracy", "balanced_accuracy", "recall_0", "recall_1", "precision_1", "f1_1", "roc_auc",
                       "n_patches", "n_patients", "threshold"}
@@ -34,7 +36,9 @@ def test_run_records_every_frame_and_saves_a_playable_video(tiny_int8, video, tm
     rec, out = tmp_path / "results.jsonl", tmp_path / "overlay.avi"
     p = idc_edge("run", "--source", video, "--model", tiny_int8, "--record", rec, "--save-video", out, "--quiet")
     assert p.returncode == 0, p.stderr
-    lines = [json.loads(line) for line in rec.read_text().splitlines()]
+    (session,) = read_sessions(rec)
+    lines = session.records
+    assert session.header["source"]["description"].startswith("video") and session.header["model"]["sha256"]
     assert [d["index"] for d in lines] == list(range(8))
     assert all(d["idc_patches"] > 0 and d["tissue_patches"] > 0 for d in lines)
     assert all(0 < d["idc_fraction"] <= 1 for d in lines)
@@ -48,7 +52,7 @@ def test_run_records_every_frame_and_saves_a_playable_video(tiny_int8, video, tm
 def test_run_stops_after_max_frames(tiny_int8, video, tmp_path):
     rec = tmp_path / "r.jsonl"
     p = idc_edge("run", "--source", video, "--model", tiny_int8, "--max-frames", 3, "--record", rec, "--quiet")
-    assert p.returncode == 0 and len(rec.read_text().splitlines()) == 3
+    assert p.returncode == 0 and len(rec.read_text().splitlines()) == 1 + 3  # the session header, 3 frames
 
 
 def test_classify_writes_a_csv_of_probabilities(tiny_int8, synthetic_dataset, tmp_path):
@@ -134,11 +138,16 @@ def test_stride_larger_than_a_patch_is_a_one_line_warning(tiny_int8, video):
     assert "idc-edge: warning: stride 80 px is larger than the 50 px patch" in p.stderr
 
 
-def test_show_without_a_gui_says_how_to_get_one(tiny_int8, video):
-    if "GUI:" in cv2.getBuildInformation() and "NONE" not in cv2.getBuildInformation().split("GUI:")[1][:40]:
-        pytest.skip("this OpenCV has a GUI")
-    p = idc_edge("run", "--source", video, "--model", tiny_int8, "--show")
-    assert p.returncode == 2 and "pip install opencv-python" in p.stderr
+def test_show_without_a_display_or_a_gui_suggests_serve_in_one_line(tiny_int8, video, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--model", str(tiny_int8),
+                        "--show"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert "there is no display" in p.stderr and "--serve" in p.stderr
+    env["DISPLAY"] = ":97"  # a display whose X server is not running: Qt would abort with exit 134
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--model", str(tiny_int8),
+                        "--show"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2 and "the display ':97' is not running" in p.stderr and "--serve" in p.stderr
 
 
 def test_the_runtime_never_imports_tensorflow():

@@ -68,18 +68,18 @@ def long_video(tmp_path_factory):
 
 
 def assert_runs_are_whole(path):
-    """Every line is JSON and the file is one or more runs, each with frame indices 0, 1, 2, ..."""
+    """Every line is JSON and the file is one or more runs, each a session header followed by frame
+    indices 0, 1, 2, ...; returns each run's indices."""
     data = path.read_bytes()
     assert data == b"" or data.endswith(b"\n"), f"unfinished last line: {data[-80:]!r}"
-    indices = [json.loads(line)["index"] for line in data.splitlines()]
-    runs, current = [], []
-    for i in indices:
-        if i == 0 and current:
-            runs.append(current)
-            current = []
-        current.append(i)
-    if current:
-        runs.append(current)
+    runs = []
+    for line in data.splitlines():
+        record = json.loads(line)
+        if "session" in record:
+            runs.append([])
+        else:
+            assert runs, "a frame record before any session header"
+            runs[-1].append(record["index"])
     for r in runs:
         assert r == list(range(len(r))), f"a frame is missing or repeated: {r}"
     return runs
@@ -91,7 +91,7 @@ def assert_runs_are_whole(path):
 def test_a_stop_signal_finalises_the_results_and_the_video(tiny_int8, long_video, tmp_path, signum):
     rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.mp4"  # an MP4 without its index is unreadable
     proc = start("run", "--source", long_video, "--model", tiny_int8, "--record", rec, "--save-video", out)
-    wait_for_lines(rec, 3, proc)
+    wait_for_lines(rec, 4, proc)  # the session header and 3 frames
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
@@ -114,7 +114,7 @@ def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_v
     seen_before_kill = []
     for delay in [rng.uniform(0.0, 0.6) for _ in range(4)]:
         proc = start(*args)
-        before = wait_for_lines(rec, (rec.read_bytes().count(b"\n") if rec.exists() else 0) + 1, proc)
+        before = wait_for_lines(rec, (rec.read_bytes().count(b"\n") if rec.exists() else 0) + 2, proc)  # header, frame
         time.sleep(delay)
         seen = rec.read_bytes()
         proc.send_signal(signal.SIGKILL)
@@ -135,7 +135,7 @@ def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_v
     assert p.returncode == 0, p.stderr
     runs = assert_runs_are_whole(rec)
     assert len(runs) == 5 and len(runs[-1]) == 3
-    assert sum(len(r) for r in runs[:-1]) >= seen_before_kill[-1]
+    assert sum(len(r) + 1 for r in runs[:-1]) >= seen_before_kill[-1]  # + 1: each run's header
 
 
 # -- the camera goes away: a clean message, exit 3, everything saved --------------------------
@@ -148,7 +148,7 @@ def test_a_camera_that_goes_away_ends_the_run_with_exit_3_and_saved_results(tiny
     rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.avi"
     proc = start("run", "--camera", device, "--camera-timeout", 1, "--model", tiny_int8, "--record", rec,
                  "--save-video", out)
-    wait_for_lines(rec, 3, proc)
+    wait_for_lines(rec, 4, proc)  # the session header and 3 frames
     device.unlink()
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 3, stderr
@@ -159,7 +159,13 @@ def test_a_camera_that_goes_away_ends_the_run_with_exit_3_and_saved_results(tiny
     assert any(" frame(s) in " in line for line in lines)
     frames = [r["index"] for r in read_records(rec)]  # newest frame wins: a live camera's indices have gaps
     assert rec.read_bytes().endswith(b"\n") and frames == sorted(set(frames))
-    assert len(frames) >= 3 and len(frames) - 1 <= frame_count(out) <= len(frames)
+    assert len(frames) >= 3
+    times = [r["time"] for r in read_records(rec)]  # the video plays as long as the recording (capture times)
+    cap = cv2.VideoCapture(str(out))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    recorded, saved = times[-1] - times[0], frame_count(out) / fps
+    assert abs(saved - recorded) <= max(0.1 * recorded, 1.5 / fps), (saved, recorded, fps)
     assert f"; {len(frames)} result(s) in {rec}" in stderr
 
 

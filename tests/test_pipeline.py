@@ -12,6 +12,7 @@ import pytest
 from conftest import frame_with_blob
 from idc_edge.detector import Detector
 from idc_edge.errors import SourceError
+from idc_edge.record import read_records
 from idc_edge.threads import ThreadedStream
 from idc_edge.sources import Frame, FrameSource, VideoSource
 
@@ -128,7 +129,7 @@ def test_cli_threaded_and_sequential_runs_record_the_same_results(tiny_int8, vid
         p = _run("--source", video, "--model", tiny_int8, "--stride", 25, "--record", rec, "--save-video", vid,
                  "--quiet", *extra)
         assert p.returncode == 0, p.stderr
-        outs[mode] = [json.loads(line) for line in rec.read_text().splitlines()]
+        outs[mode] = read_records(rec)
         cap = cv2.VideoCapture(str(vid))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 14
         cap.release()
@@ -143,6 +144,6 @@ def test_cli_reuses_scores_while_the_stage_is_still_unless_told_not_to(tiny_int8
         rec = tmp_path / f"r{len(flag)}.jsonl"
         p = _run("--source", video, "--model", tiny_int8, "--stride", 25, "--record", rec, "--quiet", *flag)
         assert p.returncode == 0, p.stderr
-        counts[bool(flag)] = [json.loads(line)["reused_patches"] for line in rec.read_text().splitlines()]
+        counts[bool(flag)] = [r["reused_patches"] for r in read_records(rec)]
     assert counts[True] == [0] * 14
     assert all(c > 0 for c in counts[False][-3:])  # the still frames at the end

@@ -1,12 +1,15 @@
-"""``idc-edge run``: stream a camera, video, image or data-set folder through the detector."""
+"""``idc-edge run``: stream a camera, video, image or data-set folder through the detector.
+
+The loop itself is :mod:`idc_edge.session`; this module turns options into a
+:class:`~idc_edge.session.RunConfig` and a list of sinks, runs it, prints the summary line and
+leaves exit codes to :func:`idc_edge.cli.main`.
+"""
 from __future__ import annotations
 
 import signal
 import sys
-import time
-from typing import Optional
 
-from ..errors import IdcEdgeError, OptionError
+from ..errors import IdcEdgeError
 from .options import add_model_args, camera, number, positive_float, positive_int, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -34,128 +37,94 @@ def add_parser(sub) -> None:
                      help="capture, inference and drawing one after another on one thread (default: each on "
                           "its own thread, overlapping)")
     run.add_argument("--max-frames", type=positive_int("--max-frames"), metavar="N", help="stop after N frames")
-    run.add_argument("--show", action="store_true", help="show the overlay in a window")
+    run.add_argument("--show", action="store_true",
+                     help="show the overlay in a window (needs a display and idc-edge[gui]; else use --serve)")
     run.add_argument("--save-video", metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
-    run.add_argument("--record", metavar="OUT.jsonl", help="append one JSON line per frame (flushed to disk)")
+    run.add_argument("--record", metavar="OUT.jsonl",
+                     help="append this run to a results file: a session header, then one JSON line per frame "
+                          "(flushed to disk); see `idc-edge report`")
     run.add_argument("--patient", action="append", metavar="ID", help="with a data-set folder: patients to show")
     run.add_argument("--camera-timeout", type=positive_float("--camera-timeout"), default=10.0, metavar="S",
                      help="give up after S seconds without camera frames (default 10)")
+    run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
+                     help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
+                          "other machines on the network watch)")
+    run.add_argument("--snapshots", default="idc-snapshots", metavar="DIR",
+                     help="where the Snapshot button (--serve) and the s key (--show) save PNG + JSON "
+                          "(default ./idc-snapshots)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.set_defaults(func=cmd_run)
-
-
-def _check_gui() -> None:
-    import cv2
-
-    try:
-        cv2.namedWindow("idc-edge", cv2.WINDOW_NORMAL)
-    except cv2.error:
-        raise OptionError("--show needs an OpenCV with a GUI, and the installed one is headless: "
-                          "`pip uninstall opencv-python-headless && pip install opencv-python`, "
-                          "or use --save-video instead") from None
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _close_all(closers: list) -> None:
-    """Close in reverse order with Ctrl-C/SIGTERM/SIGHUP held off, so a second signal cannot leave
-    a video without its index; one failing close does not stop the others."""
-    held = {s: signal.getsignal(s) for s in (signal.SIGINT, *_STOP_SIGNALS)}
-    for s in held:
-        signal.signal(s, signal.SIG_IGN)
-    try:
-        for c in reversed(closers):
-            try:
-                c.close()
-            except Exception as e:  # report, keep closing the rest
-                print(f"idc-edge: warning: closing {type(c).__name__} failed: {e}", file=sys.stderr)
-    finally:
-        for s, handler in held.items():
-            signal.signal(s, handler)
-
-
-def cmd_run(args) -> int:
-    import cv2
-
-    from ..detector import Detector, DetectorOptions
-    from ..overlay import draw_overlay
-    from ..record import JsonlRecorder, VideoRecorder
-    from ..sources import CameraSource, open_source
-    from ..threads import ThreadedStream
+def build_config(args):
+    """The :class:`~idc_edge.session.RunConfig` of parsed ``run`` arguments (validated there)."""
+    from ..detector import DetectorOptions
+    from ..session import RunConfig
 
     options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
                               threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
                               reuse=not args.no_reuse)
+    return RunConfig(source=args.source, camera=args.camera, detector=options,
+                     patients=tuple(args.patient) if args.patient else None, camera_timeout_s=args.camera_timeout,
+                     sequential=args.sequential, max_frames=args.max_frames)
+
+
+def build_sinks(args, config) -> list:
+    """The outputs the arguments ask for, in the order they are fed: results first (a frame is on
+    disk before anything reports it), then video, snapshots, window, browser, progress line."""
+    from ..sinks import JsonlSink, LiveView, ProgressSink, SnapshotSink, VideoSink, WindowSink, parse_address
+
+    sinks = []
+    if args.record:
+        sinks.append(JsonlSink(args.record))
+    if args.save_video:
+        sinks.append(VideoSink(args.save_video))
+    snapshot = SnapshotSink(args.snapshots, style=config.overlay) if (args.serve or args.show) else None
+    if snapshot is not None:
+        sinks.append(snapshot)
     if args.show:
-        _check_gui()
+        sinks.append(WindowSink(snapshot=snapshot))
+    if args.serve:
+        host, port = parse_address(args.serve)
+        view = LiveView(host, port, snapshot=snapshot, style=config.overlay)
+        sinks.append(view)
+        print(f"live view: {view.url} (open it in a browser; Ctrl-C ends the run)"
+              + ("" if host in ("127.0.0.1", "localhost", "::1") else
+                 "; other machines on the network can watch: use on a trusted network only"),
+              file=sys.stderr, flush=True)
+    if not args.quiet:
+        sinks.append(ProgressSink())
+    return sinks
+
+
+def cmd_run(args) -> int:
+    """parse → config → sinks → :func:`~idc_edge.session.run_session` → exit code (0, or the fault
+    raised after the summary line: the caller maps it to 2, or 3 for a lost camera)."""
+    from ..session import Session
+
+    config = build_config(args)
+    sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
     previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
-    closers = []
-    frames = 0
-    started = time.monotonic()
-    source = recorder = None
-    streaming = False
-    failure: Optional[IdcEdgeError] = None
+    session = Session(config, sinks)
     try:
-        detector = Detector(options)
-        closers.append(detector)
-        if args.camera is not None:
-            source = CameraSource(args.camera, lost_timeout_s=args.camera_timeout)
-        else:
-            source = open_source(args.source, um_per_px=args.um_per_px, patients=args.patient)
-        closers.append(source)
-        recorder = JsonlRecorder(args.record) if args.record else None
-        if recorder:
-            closers.append(recorder)
-        video = VideoRecorder(args.save_video, fps=getattr(source, "fps", 0.0) or 30.0) if args.save_video else None
-        if video:
-            closers.append(video)
-        draw = bool(video or args.show)
-        fps = None
-        last_report = started
-        if args.sequential:
-            results = detector.stream(source, keep_image=draw)
-        else:
-            results = ThreadedStream(detector, source, keep_image=draw)
-            closers.append(results)  # closed first: stops its threads before the source and detector
-        streaming = True
-        for result in results:
-            frames += 1
-            now = time.monotonic()
-            fps = frames / max(now - started, 1e-9)
-            if recorder:
-                recorder.write(result.to_record())
-            if draw:
-                image = draw_overlay(result.image, result, fps=fps)
-                if video:
-                    video.write(image)
-                if args.show:
-                    cv2.imshow("idc-edge", image)
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                        break
-            if not args.quiet and now - last_report >= 1.0:
-                last_report = now
-                print(f"frame {result.index}: IDC {100 * result.idc_fraction:.1f} % of tissue, "
-                      f"tissue {100 * result.tissue_fraction:.1f} %, {fps:.1f} fps", file=sys.stderr)
-            if args.max_frames and frames >= args.max_frames:
-                break
-    except KeyboardInterrupt:
-        print("idc-edge: interrupted; results so far are saved", file=sys.stderr)
-    except IdcEdgeError as e:
-        if not streaming:
-            raise
-        failure = e  # camera lost, disk full: report after everything recorded is finalised
+        session.run()
+    except IdcEdgeError:
+        if session.summary is None:
+            raise  # before the first frame: bad model or source, nothing to summarise
+        _print_summary(session.summary)
+        raise
     finally:
-        _close_all(closers)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    elapsed = time.monotonic() - started
-    skipped = source.skipped if source is not None else 0
-    print(f"{frames} frame(s) in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps)"
-          + (f", {skipped} {getattr(source, 'skipped_what', 'unusable frame(s)')} skipped" if skipped else "")
-          + (f"; {recorder.lines} result(s) in {args.record}" if recorder else "")
-          + (f"; video in {args.save_video}" if args.save_video else ""), file=sys.stderr)
-    if failure is not None:
-        raise failure
+    _print_summary(session.summary)
     return 0
+
+
+def _print_summary(summary) -> None:
+    if summary.stopped == "interrupted":
+        print("idc-edge: interrupted; results so far are saved", file=sys.stderr)
+    print(summary.line(), file=sys.stderr)

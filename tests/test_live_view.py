@@ -1,0 +1,243 @@
+"""The browser live view: real HTTP clients, a real headless Chromium (Debian's ``chromium``; skipped
+with the reason where absent), the real detector (shipped LiteRT model) on synthetic frames."""
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from cdp import Browser, find_chromium
+from conftest import frame_with_blob
+from idc_edge.errors import OptionError
+from idc_edge.record import read_records
+from idc_edge.session import RunConfig, Session
+from idc_edge.sinks import JsonlSink, LiveView, SnapshotSink, parse_address
+from idc_edge.sources.base import Frame, FrameSource
+
+
+class PacedSource(FrameSource):
+    """A live stand-in for a camera: ``fps`` moving frames a second until ``stop`` is set."""
+
+    live = True
+
+    def __init__(self, shape=(480, 640), fps=20.0):
+        super().__init__("paced test camera")
+        self.stop = threading.Event()
+        self.period = 1.0 / fps
+        tile = frame_with_blob(shape=shape, box=(shape[1] // 5, shape[0] // 5, shape[1] * 3 // 5, shape[0] * 4 // 5))
+        self.frames = [np.roll(tile, 8 * i, axis=1) for i in range(16)]
+
+    def __iter__(self):
+        i = 0
+        while not self.stop.is_set():
+            yield Frame(i, time.time(), self.frames[i % len(self.frames)])
+            i += 1
+            self.stop.wait(self.period)
+
+
+class Running:
+    """A session on its own thread with a live view; ``stop()`` ends it like a source that ends."""
+
+    def __init__(self, tmp_path, shape=(480, 640), **view_options):
+        self.source = PacedSource(shape)
+        self.snapshot = SnapshotSink(tmp_path / "snaps")
+        self.view = LiveView("127.0.0.1", 0, snapshot=self.snapshot, **view_options)
+        self.results = tmp_path / "r.jsonl"
+        self.session = Session(RunConfig(camera=0), [JsonlSink(self.results), self.snapshot, self.view],
+                               source=self.source)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.session.run()
+        except BaseException as e:  # pragma: no cover - reported by the test
+            self.error = e
+
+    def frames_recorded(self):
+        return len(read_records(self.results)) if self.results.exists() else 0
+
+    def stop(self, timeout=30):
+        self.source.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not stop"
+        assert self.error is None, self.error
+
+
+@pytest.fixture
+def running(tmp_path):
+    r = Running(tmp_path)
+    yield r
+    r.stop()
+
+
+def read_parts(url, n, timeout=20):
+    """The first ``n`` JPEGs of an MJPEG stream, decoded."""
+    images = []
+    with urllib.request.urlopen(url + "stream.mjpg", timeout=timeout) as r:
+        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace; boundary=")
+        while len(images) < n:
+            line = r.readline()
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+                r.readline()
+                images.append(cv2.imdecode(np.frombuffer(r.read(length), np.uint8), cv2.IMREAD_COLOR))
+    return images
+
+
+def test_several_viewers_each_get_the_live_overlay_and_the_numbers(running):
+    url = running.view.url
+    got = [None] * 3
+
+    def viewer(i):
+        got[i] = read_parts(url, 5)
+
+    threads = [threading.Thread(target=viewer, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for images in got:
+        assert images is not None and len(images) == 5 and all(im.shape == (480, 640, 3) for im in images)
+    status = json.loads(urllib.request.urlopen(url + "status.json", timeout=10).read())
+    assert status["state"] == "live" and status["idc_area_mm2"] >= 0 and 0 <= status["idc_percent_of_tissue"] <= 100
+    assert len(status["model_sha256"]) == 64 and status["threshold"] > 0 and status["in_focus"] is None
+    page = urllib.request.urlopen(url, timeout=10).read().decode()
+    assert "http" not in page.replace(url, "").split("<body>")[0].lower().replace("http-equiv", "")  # no CDN assets
+    assert "research use only" in page and 'id="legend"' in page
+
+
+def test_a_viewer_that_stops_reading_slows_neither_the_run_nor_other_viewers(tmp_path):
+    run = Running(tmp_path, shape=(720, 1280), client_timeout_s=1.5, quality=95)  # large JPEGs fill buffers fast
+    try:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", run.view.port))
+        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+        time.sleep(1.0)
+        before = run.frames_recorded()
+        images = read_parts(run.view.url, 10)   # another viewer keeps getting frames
+        assert len(images) == 10
+        time.sleep(2.0)
+        assert run.frames_recorded() > before + 10  # the run went on
+        deadline = time.monotonic() + 15  # the stalled viewer is dropped after client_timeout_s
+        while json.loads(urllib.request.urlopen(run.view.url + "status.json", timeout=10).read())["viewers"]:
+            assert time.monotonic() < deadline, "a viewer that stopped reading was never dropped"
+            time.sleep(0.2)
+        stalled.close()
+    finally:
+        run.stop()
+
+
+def test_the_server_stops_with_the_run_while_a_viewer_is_mid_stream(tmp_path):
+    run = Running(tmp_path)
+    port = run.view.port
+    ended = {}
+
+    def viewer():
+        try:
+            with urllib.request.urlopen(run.view.url + "stream.mjpg", timeout=30) as r:
+                while r.read(65536):
+                    pass
+            ended["how"] = "eof"
+        except (OSError, urllib.error.URLError) as e:
+            ended["how"] = type(e).__name__
+
+    t = threading.Thread(target=viewer, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    stopped_at = time.monotonic()
+    run.stop()
+    t.join(10)
+    assert not t.is_alive() and "how" in ended, "the stream did not end with the run"
+    assert time.monotonic() - stopped_at < 10
+    with socket.socket() as s:  # the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+def test_snapshot_and_settings_over_http(running):
+    url = running.view.url
+    read_parts(url, 1)
+    reply = json.loads(urllib.request.urlopen(urllib.request.Request(url + "snapshot", data=b"", method="POST"),
+                                              timeout=20).read())
+    png = cv2.imread(reply["png"])
+    meta = json.loads(open(reply["json"]).read())
+    assert png.shape == (480, 640, 3) and cv2.imread(reply["raw_png"]).shape == (480, 640, 3)
+    assert meta["frame"]["index"] == reply["index"] and meta["session"]["session"]["model"]["sha256"]
+    req = urllib.request.Request(url + "settings", data=b'{"alpha": 0.8, "outline": false}', method="POST")
+    assert json.loads(urllib.request.urlopen(req, timeout=10).read()) == {"alpha": 0.8, "outline": False}
+    bad = urllib.request.Request(url + "settings", data=b'{"alpha": 3}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad, timeout=10)
+    assert e.value.code == 400 and "alpha" in json.loads(e.value.read())["error"]
+
+
+def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_saves_files(running, tmp_path):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    with Browser(running.view.url, chromium) as b:
+        b.wait_for("document.getElementById('stream').naturalWidth === 640")
+        b.wait_for("document.getElementById('area').textContent.includes('mm')")
+        bar = b.evaluate("getComputedStyle(document.getElementById('bar')).backgroundImage")
+        assert bar.startswith("linear-gradient")
+        assert b.evaluate("document.getElementById('thrlabel').textContent").startswith("threshold 0.")
+        assert "research use only" in b.evaluate("document.body.innerText")
+        b.evaluate("document.getElementById('snap').click()")
+        message = b.wait_for("document.getElementById('snapmsg').textContent.startsWith('saved on the device') && "
+                             "document.getElementById('snapmsg').textContent")
+        b.screenshot(tmp_path / "page.png")
+    png = message.split(": ", 1)[1]
+    assert cv2.imread(png).shape == (480, 640, 3) and cv2.imread(png.replace(".png", ".json")) is None
+    assert (tmp_path / "snaps").is_dir() and len(list((tmp_path / "snaps").glob("*.json"))) == 1
+    shot = cv2.imread(str(tmp_path / "page.png"))
+    assert shot is not None and shot.std() > 10  # a rendered page, not a blank one
+
+
+def test_addresses_are_parsed_with_safe_defaults():
+    assert parse_address("") == ("127.0.0.1", 8080) and parse_address("9000") == ("127.0.0.1", 9000)
+    assert parse_address(":9000") == ("127.0.0.1", 9000) and parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_address("[::1]:8081") == ("::1", 8081)
+    for bad in ("70000", "0", "host:port", "[::1"):
+        with pytest.raises(OptionError):
+            parse_address(bad)
+
+
+def test_a_port_in_use_or_an_address_this_machine_lacks_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(OptionError, match=f"port {port} is already in use"):
+            LiveView("127.0.0.1", port)
+    with pytest.raises(OptionError, match="no network interface with the address '192.0.2.1'"):
+        LiveView("192.0.2.1", 0)
+    with pytest.raises(OptionError, match="not an address or a name"):
+        LiveView("no-such-host.invalid", 0)
+
+
+def idc_edge(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_serve_errors_are_one_line_with_exit_2(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cases = [(f"127.0.0.1:{port}", "already in use"), ("192.0.2.1:8080", "no network interface"),
+                 ("no-such-host.invalid:8080", "not an address"), ("99999", "port must be a number")]
+        for address, message in cases:
+            p = idc_edge("run", "--source", tmp_path, "--serve", address)
+            assert p.returncode == 2 and p.stderr.count("\n") == 1, (address, p.stderr)
+            assert p.stderr.startswith("idc-edge: error: --serve") and message in p.stderr, p.stderr
