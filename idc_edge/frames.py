@@ -62,7 +62,9 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
                                  "give 0-1 floats or pass bits= to to_bgr8 if that is wrong")
     else:
         depth = _depth(int(math.ceil(top)))
-        full = float((1 << depth) - 1)
+        # Past 32 bits no camera container exists: scale by the largest value itself
+        # (also keeps 1 << depth from overflowing a float for values near 1e308).
+        full = float((1 << depth) - 1) if depth <= 32 else top
         _warn_once(("float", depth), f"{frame.dtype} frames with values above 255 are read as "
                                      f"0-{int(full)} ({depth}-bit); pass bits= to to_bgr8 if that is wrong")
     if not all_finite:
