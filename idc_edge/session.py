@@ -145,8 +145,8 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def session_info(config: RunConfig, detector: Detector, source) -> SessionInfo:
-    """The :class:`SessionInfo` of a run of ``detector`` over ``source``."""
+def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[Sink] = ()) -> SessionInfo:
+    """The :class:`SessionInfo` of a run of ``detector`` over ``source`` into ``sinks``."""
     from .spec import file_sha256
 
     spec = detector.spec
@@ -160,7 +160,8 @@ def session_info(config: RunConfig, detector: Detector, source) -> SessionInfo:
         model_um_per_px=float(spec.um_per_px), patch_px=int(detector.patch), stride_px=int(detector.stride),
         cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
         live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
-        camera_mode=getattr(source, "mode_json", None), options=config.to_json())
+        camera_mode=getattr(source, "mode_json", None), options=config.to_json(),
+        outputs={s.name: d for s in sinks for d in [s.describe()] if d})
 
 
 class Session:
@@ -210,7 +211,7 @@ class Session:
                 closers.append(detector)
             source = self._source if self._source is not None else self.config.open_source()
             closers.append(source)
-            info = self.info = session_info(self.config, detector, source)
+            info = self.info = session_info(self.config, detector, source, self.sinks)
             for sink in self.sinks:
                 sink.start(info)
                 feed = SinkFeed(sink)

@@ -1,4 +1,4 @@
-"""The ``idc-edge`` command line: run, classify, evaluate, info, bench.
+"""The ``idc-edge`` command line: run, classify, evaluate, info, bench, report.
 
 Every error a user can cause is printed as one line ``idc-edge: error: ...`` naming the
 problem and the fix, with exit code 2 and no traceback. Exit codes: 0 done (``run`` also after
@@ -22,12 +22,12 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
-from . import bench, classify, evaluate, info, run
+from . import bench, classify, evaluate, info, report, run
 from .options import Parser, in_cli_words
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
-COMMANDS = (run, classify, evaluate, info, bench)
+COMMANDS = (run, classify, evaluate, info, bench, report)
 
 __all__ = ["EXIT_CAMERA_LOST", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 

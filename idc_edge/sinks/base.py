@@ -54,6 +54,8 @@ class SessionInfo:
         source_fps: frames per second the source declares (0 when it declares none).
         camera_mode: the camera's mode when known (size, fps, format), else None.
         options: the run's options as JSON-ready values.
+        outputs: what each sink writes where (``{"video": {"path": ...}, "snapshots": {...}}``), so a
+            report can find the video and snapshots of a session.
     """
 
     version: str
@@ -72,6 +74,7 @@ class SessionInfo:
     source_fps: float = 0.0
     camera_mode: Optional[dict] = None
     options: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,10 @@ class Sink:
 
     def summary(self) -> Optional[str]:
         """A few words for the run's summary line (``"12 result(s) in r.jsonl"``), or None."""
+        return None
+
+    def describe(self) -> Optional[dict]:
+        """What this sink writes where (JSON-ready, for the results file's session header), or None."""
         return None
 
 

@@ -23,7 +23,7 @@ def session_header(info: SessionInfo) -> dict[str, Any]:
         "patch_px": info.patch_px, "stride_px": info.stride_px, "cell_um": info.cell_um,
         "source": {"description": info.source, "live": info.live, "fps": info.source_fps,
                    "camera_mode": info.camera_mode},
-        "options": info.options}}
+        "options": info.options, "outputs": info.outputs}}
 
 
 def frame_record(frame: SinkFrame) -> dict[str, Any]:
@@ -81,3 +81,6 @@ class JsonlSink(Sink):
 
     def summary(self) -> Optional[str]:
         return f"{self.lines} result(s) in {self.path}"
+
+    def describe(self) -> Optional[dict]:
+        return {"path": str(self.path.resolve())}

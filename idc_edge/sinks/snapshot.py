@@ -83,6 +83,9 @@ class SnapshotSink(Sink):
             self.taken.append(png)
         return {"png": str(png), "raw_png": str(raw), "json": str(meta), "index": result.index}
 
+    def describe(self) -> Optional[dict]:
+        return {"folder": str(self.folder.resolve())}
+
     def summary(self) -> Optional[str]:
         return f"{len(self.taken)} snapshot(s) in {self.folder}" if self.taken else None
 

@@ -242,6 +242,9 @@ class LiveView(Sink):
     def summary(self) -> Optional[str]:
         return f"live view was at {self.url}"
 
+    def describe(self) -> Optional[dict]:
+        return {"url": self.url}
+
     # -- used by the request handler ------------------------------------------------------------
     def next_jpeg(self, after: int, timeout_s: float) -> tuple[int, Optional[bytes]]:
         """(sequence, JPEG) newer than ``after``, waiting up to ``timeout_s``; (after, None) if none."""

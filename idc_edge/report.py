@@ -1,0 +1,429 @@
+"""A readable summary of a results file: per session the fields viewed, the IDC area over time,
+the frames with most IDC (pictures from the session's snapshots or saved video), settings and model.
+
+    sessions = summarize("results.jsonl")          # one SessionSummary per run in the file
+    html = render_html(sessions, "results.jsonl")  # one self-contained page (plot as inline SVG,
+                                                   # pictures as data: URIs)
+
+Pure functions on the records do the counting (:func:`fields_viewed`, :func:`top_frames`,
+:func:`svg_plot`); only :func:`summarize` reads files (the results, the snapshots' JSON and PNGs,
+the video). No plotting library: the plot is SVG written here.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .record import RecordedSession, read_sessions
+
+#: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
+#: patches kept their score from an earlier frame (motion-aware reuse)
+STILL_FRACTION = 0.5
+THUMB_WIDTH_PX = 480
+
+
+@dataclass(frozen=True)
+class FieldViewed:
+    """A stretch where the stage rested on one field: from ``start_s`` (seconds from the session's
+    first frame) for ``duration_s``, ``frames`` frames, the largest IDC area (mm²) and share of tissue."""
+
+    start_s: float
+    duration_s: float
+    frames: int
+    max_idc_mm2: Optional[float]
+    max_idc_percent: float
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A frame worth looking at: its ``index``, ``time_s`` from the session's start, IDC area (mm²)
+    and % of tissue, and a JPEG of it (None when neither a snapshot nor the video has it)."""
+
+    index: int
+    time_s: float
+    idc_mm2: Optional[float]
+    idc_percent: float
+    jpeg: Optional[bytes] = None
+    from_: Optional[str] = None   # "snapshot" or "video"
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One run of a results file, summarised."""
+
+    number: int
+    header: Optional[dict]
+    frames: int
+    duration_s: float
+    mean_idc_percent: float
+    max_idc_mm2: Optional[float]
+    frames_with_idc: int
+    fields: tuple
+    times_s: tuple
+    idc_mm2: tuple
+    tissue_mm2: tuple
+    idc_percent: tuple
+    top: tuple
+    snapshots: tuple
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready, pictures left out (their frame numbers and times kept)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("times_s", "idc_mm2", "tissue_mm2", "idc_percent", "top",
+                                                                  "snapshots", "fields")}
+        d["fields"] = [asdict(f) for f in self.fields]
+        for key in ("top", "snapshots"):
+            d[key] = [{k: v for k, v in asdict(p).items() if k != "jpeg"} for p in getattr(self, key)]
+        return d
+
+
+# -- pure counting -------------------------------------------------------------------------------
+
+def _area(record: dict) -> Optional[float]:
+    v = record.get("idc_area_mm2")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def fields_viewed(records: Sequence[dict], still_fraction: float = STILL_FRACTION,
+                  min_duration_s: float = 0.5) -> list[FieldViewed]:
+    """The stretches where the stage rested on one field: runs of frames with tissue whose share of
+    reused patches is at least ``still_fraction``, lasting ``min_duration_s`` or longer. Needs
+    motion-aware reuse (on by default); a run with ``--no-reuse`` has no still frames to find."""
+    if not records:
+        return []
+    t0 = float(records[0]["time"])
+    fields, run = [], []
+
+    def close_run():
+        if run and float(run[-1]["time"]) - float(run[0]["time"]) >= min_duration_s:
+            areas = [a for a in (_area(r) for r in run) if a is not None]
+            fields.append(FieldViewed(start_s=round(float(run[0]["time"]) - t0, 3),
+                                      duration_s=round(float(run[-1]["time"]) - float(run[0]["time"]), 3),
+                                      frames=len(run), max_idc_mm2=max(areas) if areas else None,
+                                      max_idc_percent=round(100 * max(r["idc_fraction"] for r in run), 2)))
+
+    for r in records:
+        tissue = r.get("tissue_patches", 0)
+        if tissue and r.get("reused_patches", 0) >= still_fraction * tissue:
+            run.append(r)
+        else:
+            close_run()
+            run = []
+    close_run()
+    return fields
+
+
+def top_frames(records: Sequence[dict], k: int = 6, min_gap_s: float = 2.0) -> list[dict]:
+    """The ``k`` records with the largest IDC area (or share of tissue when areas are missing), at
+    least ``min_gap_s`` seconds apart so that one field does not fill the list; in time order."""
+    def key(r):
+        a = _area(r)
+        return (a if a is not None else 0.0, r["idc_fraction"])
+
+    chosen: list[dict] = []
+    for r in sorted(records, key=key, reverse=True):
+        if len(chosen) >= k or key(r) <= (0.0, 0.0):
+            break
+        if all(abs(float(r["time"]) - float(c["time"])) >= min_gap_s for c in chosen):
+            chosen.append(r)
+    return sorted(chosen, key=lambda r: float(r["time"]))
+
+
+def _nice_step(span: float, ticks: int = 5) -> float:
+    raw = span / max(1, ticks)
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+
+
+def svg_plot(times_s: Sequence[float], series: Sequence[tuple[str, Sequence[Optional[float]], str]],
+             y_label: str, width: int = 860, height: int = 260, marks: Sequence[float] = (),
+             bands: Sequence[tuple[float, float]] = ()) -> str:
+    """An SVG line plot: ``series`` are (name, values, CSS colour) over ``times_s`` (seconds); None
+    values break a line; ``marks`` are times drawn as dots on the first series, ``bands`` (start,
+    end) shaded behind. At most ~``width`` points per line (the largest value per pixel column)."""
+    left, right, top, bottom = 56, 12, 14, 34
+    pw, ph = width - left - right, height - top - bottom
+    t = np.asarray(times_s, float)
+    t_max = float(t.max()) if t.size and t.max() > 0 else 1.0
+    values = [np.asarray([np.nan if v is None else v for v in vals], float) for _, vals, _ in series]
+    finite = [v[np.isfinite(v)] for v in values]
+    y_max = max([float(f.max()) for f in finite if f.size] + [0.0])
+    y_step = _nice_step(y_max if y_max > 0 else 1.0)
+    y_top = y_step * max(1, math.ceil((y_max if y_max > 0 else 1.0) / y_step))
+    x = lambda s: left + pw * s / t_max  # noqa: E731
+    y = lambda v: top + ph * (1 - v / y_top)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           f'font-family="sans-serif" font-size="11" role="img">']
+    for a, b in bands:
+        out.append(f'<rect x="{x(a):.1f}" y="{top}" width="{max(1.0, x(b) - x(a)):.1f}" height="{ph}" '
+                   'fill="#e8eef8"/>')
+    v = 0.0
+    while v <= y_top + 1e-9:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+        v += y_step
+    t_step = _nice_step(t_max, 8)
+    s = 0.0
+    while s <= t_max + 1e-9:
+        out.append(f'<line x1="{x(s):.1f}" x2="{x(s):.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#555"/>'
+                   f'<text x="{x(s):.1f}" y="{top + ph + 16}" text-anchor="middle">{s:g}</text>')
+        s += t_step
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#555"/>')
+    out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 4}" text-anchor="middle">seconds from the first frame'
+               '</text>')
+    out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">'
+               f'{html.escape(y_label)}</text>')
+    columns = np.clip(((t / t_max) * pw).astype(int), 0, pw) if t.size else np.zeros(0, int)
+    for (name, _, colour), vals in zip(series, values):
+        points, segments = [], []
+        last_col = None
+        for col, tv, vv in zip(columns, t, vals):
+            if not np.isfinite(vv):
+                if points:
+                    segments.append(points)
+                points, last_col = [], None
+                continue
+            if col == last_col and points and vv <= points[-1][1]:
+                continue  # one point per pixel column: keep its largest value
+            if col == last_col and points:
+                points[-1] = (tv, vv)
+            else:
+                points.append((tv, vv))
+            last_col = col
+        if points:
+            segments.append(points)
+        for seg in segments:
+            path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in seg)
+            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{path}">'
+                       f'<title>{html.escape(name)}</title></polyline>')
+    if series and marks:
+        first = values[0]
+        for m in marks:
+            i = int(np.argmin(np.abs(t - m))) if t.size else 0
+            if t.size and np.isfinite(first[i]):
+                out.append(f'<circle cx="{x(t[i]):.1f}" cy="{y(first[i]):.1f}" r="4" fill="none" stroke="#000"/>')
+    legend_x = left + 8
+    for name, _, colour in series:
+        out.append(f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{top + 10}" y2="{top + 10}" stroke="{colour}" '
+                   f'stroke-width="3"/><text x="{legend_x + 22}" y="{top + 14}">{html.escape(name)}</text>')
+        legend_x += 30 + 7 * len(name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+# -- reading pictures ---------------------------------------------------------------------------------
+
+def _thumbnail(image: np.ndarray) -> bytes:
+    if image.shape[1] > THUMB_WIDTH_PX:
+        h = max(1, round(image.shape[0] * THUMB_WIDTH_PX / image.shape[1]))
+        image = cv2.resize(image, (THUMB_WIDTH_PX, h), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return data.tobytes() if ok else b""
+
+
+def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
+    """This session's snapshots by frame index: (their JSON, the overlay PNG)."""
+    folder = ((header.get("outputs") or {}).get("snapshots") or {}).get("folder")
+    found: dict[int, tuple[dict, Path]] = {}
+    if not folder or not Path(folder).is_dir():
+        return found
+    for meta_path in sorted(Path(folder).glob("idc-*.json")):
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            same = meta["session"]["session"]["started"] == header.get("started")
+            png = meta_path.with_name(meta["snapshot"]["png"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if same and png.is_file():
+            found[int(meta["frame"]["index"])] = (meta, png)
+    return found
+
+
+def _video_frames(header: dict, t0: float, times: Sequence[float]) -> list[Optional[np.ndarray]]:
+    """Frames of the session's saved video at the given record times (None where unreadable)."""
+    path = ((header.get("outputs") or {}).get("video") or {}).get("path")
+    if not path or not Path(path).is_file():
+        return [None] * len(times)
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        out = []
+        for t in times:
+            image = None
+            if fps > 0 and cap.isOpened():
+                cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, round((t - t0) * fps)))
+                ok, frame = cap.read()
+                image = frame if ok else None
+            out.append(image)
+        return out
+    finally:
+        cap.release()
+
+
+# -- summarising --------------------------------------------------------------------------------------
+
+def summarize_session(session: RecordedSession, number: int, pictures: bool = True, k: int = 6) -> SessionSummary:
+    """Summarise one :class:`~idc_edge.record.RecordedSession` (pictures read when ``pictures``)."""
+    records = list(session.records)
+    header = session.header
+    times = [float(r["time"]) for r in records]
+    t0 = times[0] if times else 0.0
+    rel = tuple(round(t - t0, 3) for t in times)
+    areas = tuple(_area(r) for r in records)
+    tissue = tuple(float(r["tissue_area_mm2"]) if isinstance(r.get("tissue_area_mm2"), (int, float)) else None
+                   for r in records)
+    known = [a for a in areas if a is not None]
+    snaps = _snapshots(header) if (pictures and header) else {}
+    chosen = top_frames(records, k)
+    video = _video_frames(header, t0, [float(r["time"]) for r in chosen]) if (pictures and header) else []
+    top = []
+    for i, r in enumerate(chosen):
+        jpeg, source = None, None
+        if int(r["index"]) in snaps:
+            image = cv2.imread(str(snaps[int(r["index"])][1]))
+            jpeg, source = (_thumbnail(image), "snapshot") if image is not None else (None, None)
+        elif video and video[i] is not None:
+            jpeg, source = _thumbnail(video[i]), "video"
+        top.append(Picture(int(r["index"]), round(float(r["time"]) - t0, 3), _area(r),
+                           round(100 * r["idc_fraction"], 2), jpeg, source))
+    snap_pictures = []
+    for index, (meta, png) in sorted(snaps.items()):
+        image = cv2.imread(str(png))
+        f = meta.get("frame", {})
+        snap_pictures.append(Picture(index, round(float(f.get("time", t0)) - t0, 3), _area(f),
+                                     round(100 * float(f.get("idc_fraction", 0.0)), 2),
+                                     _thumbnail(image) if image is not None else None, "snapshot"))
+    return SessionSummary(
+        number=number, header=header, frames=len(records), duration_s=round(rel[-1], 3) if rel else 0.0,
+        mean_idc_percent=round(100 * float(np.mean([r["idc_fraction"] for r in records])), 2) if records else 0.0,
+        max_idc_mm2=max(known) if known else None, frames_with_idc=sum(1 for r in records if r.get("idc_patches")),
+        fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
+        idc_percent=tuple(round(100 * r["idc_fraction"], 3) for r in records), top=tuple(top),
+        snapshots=tuple(snap_pictures))
+
+
+def summarize(path, pictures: bool = True) -> list[SessionSummary]:
+    """Every session of a results file, summarised.
+
+    Raises:
+        RecordError: the file cannot be read or is not a results file.
+    """
+    return [summarize_session(s, i + 1, pictures) for i, s in enumerate(read_sessions(path))]
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+def _fmt_area(v: Optional[float]) -> str:
+    return "–" if v is None else f"{v:.2f} mm²"
+
+
+def _when(header: Optional[dict]) -> str:
+    if not header:
+        return "no session header (written by an older idc-edge)"
+    try:
+        return datetime.strptime(header["started"], "%Y-%m-%dT%H:%M:%SZ").strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (KeyError, ValueError):
+        return str(header.get("started", "?"))
+
+
+def render_text(summaries: Sequence[SessionSummary]) -> str:
+    """A plain-text summary (what ``idc-edge report`` prints without ``--html``)."""
+    lines = []
+    for s in summaries:
+        h = s.header or {}
+        model = (h.get("model") or {})
+        lines.append(f"session {s.number}: {_when(s.header)}, {s.frames} frame(s) over {s.duration_s:.1f} s"
+                     + (f", source {h['source']['description']}" if h.get("source") else ""))
+        if h:
+            lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
+                         f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
+        lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
+                     f"on average, {s.frames_with_idc} frame(s) with IDC")
+        lines.append(f"  fields viewed (stage at rest ≥ 0.5 s): {len(s.fields)}"
+                     + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
+        for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:
+            lines.append(f"  most IDC: frame {p.index} at {p.time_s:.1f} s, {_fmt_area(p.idc_mm2)} "
+                         f"({p.idc_percent:.1f} % of tissue)")
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }
+h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 18px; margin-top: 34px; border-bottom: 1px solid #ccc; }
+.ruo { color: #8a5a00; font-weight: 600; } .dim { color: #666; font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px 3px 0; text-align: left;
+vertical-align: top; border-bottom: 1px solid #eee; } th { font-weight: 600; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; } .card { width: 300px; font-size: 13px; }
+.card img { width: 300px; border: 1px solid #ccc; display: block; }
+.big { font-size: 24px; font-weight: 600; } code { font-size: 12px; word-break: break-all; }
+"""
+
+
+def _picture_cards(pictures: Sequence[Picture]) -> str:
+    cards = []
+    for p in pictures:
+        img = (f'<img alt="frame {p.index}" src="data:image/jpeg;base64,{base64.b64encode(p.jpeg).decode()}">'
+               if p.jpeg else '<div class="dim">(no picture: no snapshot or saved video of this frame)</div>')
+        cards.append(f'<div class="card">{img}frame {p.index} at {p.time_s:.1f} s: <b>{_fmt_area(p.idc_mm2)}</b> '
+                     f'({p.idc_percent:.1f} % of tissue)' + (f' <span class="dim">from the {p.from_}</span>'
+                                                             if p.from_ else "") + "</div>")
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
+    """One self-contained HTML page (no external assets) for the sessions of a results file."""
+    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>idc-edge report: '
+             f'{html.escape(source_name)}</title><style>{_CSS}</style></head><body>',
+             f'<h1>idc-edge session report</h1><div class="dim">{html.escape(source_name)} · {len(summaries)} '
+             f'session(s)</div><p class="ruo">Research use only: IDC calls of a patch classifier, not a diagnosis.</p>']
+    for s in summaries:
+        h = s.header or {}
+        model = h.get("model") or {}
+        parts.append(f"<h2>Session {s.number}: {html.escape(_when(s.header))}</h2>")
+        parts.append(f'<table><tr><td>largest IDC area in one frame</td><td class="big">{_fmt_area(s.max_idc_mm2)}'
+                     f'</td></tr><tr><td>mean IDC share of tissue</td><td>{s.mean_idc_percent:.1f} %</td></tr>'
+                     f"<tr><td>frames</td><td>{s.frames} over {s.duration_s:.1f} s, {s.frames_with_idc} with IDC"
+                     f"</td></tr><tr><td>fields viewed</td><td>{len(s.fields)} (stage at rest ≥ 0.5 s)</td></tr>"
+                     "</table>")
+        has_area = any(v is not None for v in s.idc_mm2)
+        series = ([("IDC area (mm²)", s.idc_mm2, "#c05000"), ("tissue area (mm²)", s.tissue_mm2, "#9a9a9a")]
+                  if has_area else [("IDC % of tissue", s.idc_percent, "#c05000")])
+        parts.append("<h3>IDC over time</h3>")
+        parts.append(svg_plot(s.times_s, series, "mm²" if has_area else "%", marks=[p.time_s for p in s.top],
+                              bands=[(f.start_s, f.start_s + f.duration_s) for f in s.fields]))
+        parts.append('<div class="dim">Shaded: fields where the stage rested; circles: the frames below.</div>')
+        parts.append("<h3>Frames with most IDC</h3>" + (_picture_cards(s.top) if s.top else
+                                                         "<p>No frame had IDC.</p>"))
+        if s.snapshots:
+            parts.append("<h3>Snapshots taken</h3>" + _picture_cards(s.snapshots))
+        if s.fields:
+            rows = "".join(f"<tr><td>{f.start_s:.1f} s</td><td>{f.duration_s:.1f} s</td><td>{f.frames}</td>"
+                           f"<td>{_fmt_area(f.max_idc_mm2)}</td><td>{f.max_idc_percent:.1f} %</td></tr>"
+                           for f in s.fields[:50])
+            parts.append("<h3>Fields viewed</h3><table><tr><th>from</th><th>for</th><th>frames</th>"
+                         f"<th>largest IDC area</th><th>largest IDC share</th></tr>{rows}</table>"
+                         + (f'<div class="dim">{len(s.fields) - 50} more not listed</div>' if len(s.fields) > 50
+                            else ""))
+        if h:
+            opts = h.get("options") or {}
+            settings = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+                               for k, v in opts.items() if v is not None and k != "source")
+            parts.append("<h3>Settings and model</h3><table>"
+                         f"<tr><td>model</td><td>{html.escape(str(model.get('name')))}<br><code>sha256 "
+                         f"{html.escape(str(model.get('sha256')))}</code></td></tr>"
+                         f"<tr><td>threshold</td><td>{h.get('threshold'):.3f}</td></tr>"
+                         f"<tr><td>scale</td><td>{h.get('um_per_px')} µm per pixel (model {h.get('model_um_per_px')}"
+                         f" µm/px; each patch stands for {h.get('cell_um'):g} µm × {h.get('cell_um'):g} µm)</td></tr>"
+                         f"<tr><td>source</td><td>{html.escape(str((h.get('source') or {}).get('description')))}</td>"
+                         f"</tr><tr><td>idc-edge</td><td>{html.escape(str(h.get('idc_edge')))}</td></tr>"
+                         f"{settings}</table>")
+    parts.append("</body></html>")
+    return "".join(parts)

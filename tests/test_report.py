@@ -1,0 +1,108 @@
+"""``idc-edge report``: sessions of a results file summarised as text, JSON and one HTML page, from
+real runs (shipped LiteRT model, real videos and PNGs)."""
+import base64
+import json
+import re
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from idc_edge.record import read_sessions
+from idc_edge.report import fields_viewed, summarize, svg_plot, top_frames
+from test_session import write_video
+
+
+def idc_edge(*args, timeout=180, cwd=None):
+    return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, tiny_int8):
+    """One results file, two runs appended: the first with a saved video, the second with other options."""
+    d = tmp_path_factory.mktemp("runs")
+    video = write_video(d / "stage.avi", 40, fps=10)
+    rec = d / "results.jsonl"
+    p = idc_edge("run", "--source", video, "--model", tiny_int8, "--record", rec, "--save-video", d / "overlay.avi",
+                 "--quiet")
+    assert p.returncode == 0, p.stderr
+    p = idc_edge("run", "--source", video, "--model", tiny_int8, "--record", rec, "--stride", 25, "--max-frames", 10,
+                 "--quiet")
+    assert p.returncode == 0, p.stderr
+    return rec, d
+
+
+def test_two_runs_in_one_file_read_back_as_two_sessions(two_runs):
+    rec, _ = two_runs
+    first, second = read_sessions(rec)
+    assert len(first.records) == 40 and len(second.records) == 10
+    assert first.header["outputs"]["video"]["path"].endswith("overlay.avi") and "video" not in second.header["outputs"]
+    assert first.header["stride_px"] == 50 and second.header["stride_px"] == 25
+
+
+def test_the_report_renders_both_sessions_as_one_self_contained_page(two_runs, tmp_path):
+    rec, _ = two_runs
+    out = tmp_path / "report.html"
+    p = idc_edge("report", rec, "--html", out)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("session 1: ") and "\nsession 2: " in p.stdout
+    page = out.read_text()
+    assert page.count("<h2>Session ") == 2 and page.count("<svg") == 2 and "research use only" in page.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
+    pictures = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
+    assert pictures, "the frames with most IDC come from the saved video of session 1"
+    image = cv2.imdecode(__import__("numpy").frombuffer(base64.b64decode(pictures[0]), "uint8"), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] == 320
+    assert re.search(r"sha256 [0-9a-f]{64}", page)
+
+
+def test_report_json_has_one_entry_per_session(two_runs):
+    rec, _ = two_runs
+    p = idc_edge("report", rec, "--json")
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert [s["frames"] for s in data["sessions"]] == [40, 10]
+    assert all(s["header"]["model"]["sha256"] for s in data["sessions"])
+
+
+def test_a_file_that_is_not_a_results_file_is_one_line_with_exit_2(tmp_path):
+    cases = {"notes.txt": b"hello\nworld\n", "image.png": cv2.imencode(".png", __import__("numpy").zeros((4, 4, 3),
+                                                                                                         "uint8"))[1]
+             .tobytes(), "other.jsonl": b'{"a": 1}\n', "empty.jsonl": b""}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        p = idc_edge("report", path)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, (name, p.stderr)
+        assert p.stderr.startswith("idc-edge: error: ") and str(path) in p.stderr, p.stderr
+    p = idc_edge("report", tmp_path / "missing.jsonl")
+    assert p.returncode == 2 and "cannot read results" in p.stderr
+
+
+def _rec(i, t, idc, tissue=10, reused=0, area=None):
+    return {"index": i, "time": t, "idc_fraction": idc / tissue if tissue else 0.0, "idc_patches": idc,
+            "tissue_patches": tissue, "reused_patches": reused, "idc_area_mm2": area if area is not None else idc * 0.04}
+
+
+def test_fields_are_the_stretches_where_the_stage_rested():
+    moving = [_rec(i, i * 0.1, 1) for i in range(5)]
+    still = [_rec(5 + i, 0.5 + i * 0.1, 3, reused=8) for i in range(8)]   # 0.7 s at rest
+    brief = [_rec(13 + i, 1.3 + i * 0.1, 2, reused=9) for i in range(2)]  # 0.1 s: passing by
+    fields = fields_viewed(moving + still + moving[:1] + brief)
+    assert len(fields) == 1 and fields[0].start_s == 0.5 and fields[0].frames == 8
+    assert fields[0].max_idc_mm2 == pytest.approx(0.12) and fields[0].max_idc_percent == 30.0
+
+
+def test_top_frames_are_the_largest_areas_apart_in_time():
+    records = [_rec(i, i * 0.5, idc) for i, idc in enumerate([0, 5, 6, 1, 0, 0, 9, 8, 0])]
+    assert [r["index"] for r in top_frames(records, k=3, min_gap_s=1.0)] == [2, 6]  # 1 and 7 are too close
+    assert top_frames([_rec(0, 0.0, 0)]) == []
+
+
+def test_the_plot_is_svg_with_a_point_per_pixel_column_at_most():
+    times = [i * 0.001 for i in range(20000)]
+    svg = svg_plot(times, [("IDC", [float(i % 7) for i in range(20000)], "#c05000")], "mm²", width=400)
+    points = re.search(r'points="([^"]+)"', svg).group(1).split()
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and len(points) <= 400
