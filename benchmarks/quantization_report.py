@@ -17,22 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from convert.__main__ import OneLineParser  # noqa: E402
 from idc_edge.classifier import MODELS_DIR  # noqa: E402
+from idc_edge.cli.options import Parser  # noqa: E402
 from idc_edge.dataset import default_data_dir  # noqa: E402
 from idc_edge.errors import IdcEdgeError, OptionError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = OneLineParser(prog="python benchmarks/quantization_report.py", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python benchmarks/quantization_report.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", metavar="DIR", help="output folder of python -m convert (default: the shipped pair)")
     ap.add_argument("--models", default=str(MODELS_DIR), help="folder of the shipped pair (when --variants is absent)")
     ap.add_argument("--data", default=None, help="data folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
     ap.add_argument("--out", default="reports/quantization", help="report folder")
     ap.add_argument("--latency-rounds", type=int, default=30, help="latency rounds per model (0: skip)")
     ap.add_argument("--no-charts", action="store_true", help="Markdown and JSON only")
-    args = ap.parse_args(argv)
     try:
+        args = ap.parse_args(argv)
         from convert.data import load_validation_data
         from convert.existing import evaluate_and_report, folder_variants, shipped_variants
 

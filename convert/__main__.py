@@ -16,19 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from idc_edge.cli.options import Parser
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError, ModelError, OptionError
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line (and exit code 2), without the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    ap = OneLineParser(prog="python -m convert", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m convert", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="runs/default/model.keras", help="trained Keras 3 model (.keras); default runs/default/model.keras")
     ap.add_argument("--data", default=None, help="data folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
     ap.add_argument("--out", default="runs/convert", help="folder for the variants, their sidecars and variants.json; default runs/convert")
@@ -84,8 +78,8 @@ def _qat_augment(spec: str, model: Path) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)  # a bad option raises UsageError: one line, exit code 2
         model, data_dir = _check_paths(args)
         # Heavy imports only after the cheap checks, so mistakes fail in a fraction of a second.
         from . import qat as qat_mod

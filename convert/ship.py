@@ -69,14 +69,14 @@ def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .__main__ import OneLineParser
+    from idc_edge.cli.options import Parser
 
-    ap = OneLineParser(prog="python -m convert.ship", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m convert.ship", description=__doc__.split("\n\n")[0])
     ap.add_argument("--from", dest="src", default="runs/convert", help="output folder of python -m convert")
     ap.add_argument("--variant", help="int8 variant to ship (default: the one the run chose)")
     ap.add_argument("--dest", default=str(MODELS_DIR), help="destination folder (default: the package's models)")
-    args = ap.parse_args(argv)
     try:
+        args = ap.parse_args(argv)
         a, b = ship(args.src, args.variant, args.dest)
     except IdcEdgeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,7 +6,6 @@ so the runtime tests run without TensorFlow, on the device itself.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tiny_model import PINK, PURPLE, synthetic_patches, tiny_model_files  # noqa: E402

@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # convert/ and train/ are not installed, only idc_edge is
-    sys.path.insert(0, str(ROOT))
 
 from tiny_model import synthetic_patches  # noqa: E402
 

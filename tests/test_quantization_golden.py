@@ -9,15 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from idc_edge.classifier import MODELS_DIR, PatchClassifier  # noqa: E402
 from idc_edge.dataset import default_data_dir, load_patches, parse_patch_path  # noqa: E402

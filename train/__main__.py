@@ -10,27 +10,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from idc_edge.cli.options import Parser, positive_int
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError
 
 from . import architectures
 from .config import AUGMENTATIONS, PRESETS, parse_augment
 from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, no usage dump
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {v}")
-    return v
 
 
 def _augment(text: str) -> tuple[str, ...]:
@@ -50,7 +36,7 @@ def _patients(text: str) -> tuple[str, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m train", description=(
+    p = Parser(prog="python -m train", description=(
         "Train the IDC patch classifier on <data>/<patient>/<0|1>/*.png, split by patient; choose the "
         "epoch and the decision threshold on the validation patients; write model.keras, an int8 "
         "model_int8.tflite with its sidecar, curves and a model card to --out."))
@@ -59,8 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (created), e.g. runs/default")
     p.add_argument("--arch", default=architectures.DEFAULT_ARCH, choices=architectures.names(),
                    help=f"architecture (default {architectures.DEFAULT_ARCH})")
-    p.add_argument("--epochs", type=_positive_int, default=20, help="training epochs (default 20)")
-    p.add_argument("--batch-size", type=_positive_int, default=128, help="global batch size (default 128)")
+    p.add_argument("--epochs", type=positive_int("--epochs"), default=20, help="training epochs (default 20)")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=128, help="global batch size (default 128)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
     p.add_argument("--ema", type=float, default=0.995, metavar="MOMENTUM",
@@ -83,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
                    help="validation patients (default: the literature's validation patients present, "
                         "else a seeded random --val-fraction of patients)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of patients for a random split")
-    p.add_argument("--max-patches", type=_positive_int, default=None,
+    p.add_argument("--max-patches", type=positive_int("--max-patches"), default=None,
                    help="train on a seeded sample of at most N training patches (and N/2 validation ones); for quick checks")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
     p.add_argument("--no-latency", action="store_true", help="skip the LiteRT latency measurement")
@@ -94,7 +80,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)  # a bad option raises UsageError: one line, exit code 2
+    except IdcEdgeError as e:
+        print(f"python -m train: error: {e}", file=sys.stderr)
+        return 2
     cfg = TrainConfig(
         data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,

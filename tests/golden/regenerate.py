@@ -2,7 +2,7 @@
 or changing the runtime's pre/post-processing knowingly.
 
     python -m tests.golden.regenerate                 # from the repository root
-    python tests/golden/regenerate.py --data ../shared/idc_patches
+    python -m tests.golden.regenerate --data ../shared/idc_patches
 
 Writes ``tests/golden/shipped_models.json``: the probabilities the runtime
 (:class:`idc_edge.classifier.PatchClassifier`) gives for the synthetic patches of
@@ -18,9 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
