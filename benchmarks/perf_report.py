@@ -1,4 +1,4 @@
-"""Real-time performance report: every benchmark of issue 5 in one run, as Markdown, JSON and a chart.
+"""Real-time performance report: every real-time benchmark in one run, as Markdown, JSON and a chart.
 
     python benchmarks/perf_report.py                         # the shipped model, full run (~5 min)
     python benchmarks/perf_report.py --quick                 # fewer sizes and rounds (~1–2 min)

@@ -1,4 +1,4 @@
-"""pytest-benchmark cases of issue 5 and the ratio guards (large regressions only, same run).
+"""pytest-benchmark cases of the real-time benchmarks and the ratio guards (large regressions only, same run).
 
 Timings land in pytest-benchmark's table (``--benchmark-json`` to keep them); the ``test_guard_*``
 cases measure both sides of a ratio interleaved and fail only when the ratio collapses. The

@@ -1,4 +1,4 @@
-"""Quantization of the trained IDC classifier for the device (issue 4).
+"""Quantization of the trained IDC classifier for the device.
 
 Modules, one job each:
 

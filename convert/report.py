@@ -165,7 +165,7 @@ def render_markdown(rep: Mapping, charts_made: Sequence[str] = ()) -> str:
         lines.append("")
     lines += ["## Shipped default", "", f"**{sel['chosen']}**, with `{sel['reference']}` (same weights) as its float "
               f"model: {sel['reason']}.", ""]
-    lines += ["## Targets (issue 4)", ""]
+    lines += ["## Quantization targets", ""]
     for against, checks in rep["targets"].items():
         lines += [f"Against `{against}`:", "", "| target | measured | limit | met |", "|---|--:|--:|---|"]
         for t in checks:

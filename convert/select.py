@@ -63,7 +63,7 @@ def choose_int8(evals: Sequence[VariantEvaluation], tie_tolerance: float = TIE_T
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target of issue 4: the measured value, the limit, and whether it is met."""
+    """One quantization target: the measured value, the limit, and whether it is met."""
 
     name: str
     value: float
@@ -73,7 +73,7 @@ class TargetCheck:
 
 
 def check_targets(evals: Sequence[VariantEvaluation], chosen: str, against: str = "float32") -> list[TargetCheck]:
-    """Issue 4's targets for the chosen int8 variant against the float32 variant ``against``.
+    """The quantization targets for the chosen int8 variant against the float32 variant ``against``.
 
     Balanced-accuracy drop <= 0.5 percentage points (each model at its own sidecar threshold),
     decisions agreeing on >= 99 % of patches with both models at the float model's threshold (so the
