@@ -150,7 +150,7 @@ def test_report_markdown_has_every_variant_threshold_policy_and_qat_explanation(
     md = report_mod.render_markdown(json.loads(json.dumps(rep, default=report_mod._jsonable)))
     for name in ("float32", "float32_qat", "int8_ptq", "int8_qat"):
         assert f"| {name} |" in md
-    assert "own sidecar threshold" in md and "## Targets" in md and "**int8_ptq**" in md
+    assert "own sidecar threshold" in md and "## Quantization targets" in md and "**int8_ptq**" in md
     assert "QAT is less accurate than PTQ" in rep["qat_vs_ptq"]["text"]
     assert "Fine-tuning changed the float model" in rep["qat_vs_ptq"]["text"]
 
