@@ -204,6 +204,13 @@ def read_patch_rgb(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.nda
         bgr = read_image(path, "patch image", flags=cv2.IMREAD_COLOR)
     except MemoryBudgetError as e:  # a "patch" of gigapixels is a broken file: skipped like a corrupt one
         raise SourceError(str(e)) from None
+    return patch_rgb(bgr, size)
+
+
+def patch_rgb(bgr: np.ndarray, size: int = PATCH_SIZE_PX) -> np.ndarray:
+    """A BGR image of at most ``size``×``size`` pixels as an RGB patch, padded with white at the
+    right and bottom (where an edge patch's slide ended); larger images are cut to the top-left
+    ``size``×``size`` (callers tile those instead)."""
     h, w = bgr.shape[:2]
     if h != size or w != size:
         out = np.full((size, size, 3), 255, np.uint8)

@@ -157,3 +157,23 @@ def test_the_runtime_never_imports_tensorflow():
             "assert not bad, bad")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def test_classify_tiles_an_image_larger_than_a_patch_instead_of_cropping_it(tiny_int8, tmp_path):
+    """A 320×240 frame with IDC-like tissue off its top-left corner: cropping to 50×50 would say no IDC."""
+    big = tmp_path / "field.png"
+    cv2.imwrite(str(big), frame_with_blob(shape=(240, 320), box=(150, 100, 300, 220)))
+    patch = tmp_path / "patch.png"
+    cv2.imwrite(str(patch), frame_with_blob(shape=(50, 50), box=(0, 0, 50, 50)))
+    out = tmp_path / "p.csv"
+    p = idc_edge("classify", patch, big, "--model", tiny_int8, "--out", out, "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert rows[0]["path"] == str(patch) and (rows[0]["x"], rows[0]["y"], rows[0]["tissue"]) == ("0", "0", "1")
+    tiles = [r for r in rows if r["path"] == str(big)]
+    assert len(tiles) == 7 * 5  # ceil(320 / 50) × ceil(240 / 50) windows, each with its top-left corner
+    xs, ys = sorted({int(r["x"]) for r in tiles}), sorted({int(r["y"]) for r in tiles})
+    assert (xs[0], xs[-1] + 50, len(xs)) == (0, 320, 7) and (ys[0], ys[-1] + 50, len(ys)) == (0, 240, 5)  # whole image
+    idc = {(int(r["x"]), int(r["y"])) for r in tiles if r["idc"] == "1"}
+    assert (200, 150) in idc and (0, 0) not in idc
+    assert all(r["probability"] == "" and r["tissue"] == "0" for r in tiles if (int(r["x"]), int(r["y"])) == (0, 0))

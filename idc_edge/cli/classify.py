@@ -1,4 +1,11 @@
-"""``idc-edge classify``: patch images or folders -> CSV of IDC probabilities."""
+"""``idc-edge classify``: patch images or folders -> CSV of IDC probabilities.
+
+An image no larger than a patch is one row (smaller edge patches padded with white, as in the data
+set). A larger image is never cut to its corner: it is tiled like a frame in ``run`` (rescaled by
+``--um-per-px``, ``--stride`` apart, background left out by the tissue mask) and gives one row per
+patch window, with the window's top-left ``x``, ``y`` in the image's pixels; background windows have
+an empty probability and ``tissue`` 0.
+"""
 from __future__ import annotations
 
 import csv
@@ -7,13 +14,19 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import SourceError
-from .options import add_model_args
+from .options import add_model_args, number, whole_number
 
 
 def add_parser(sub) -> None:
-    cls = sub.add_parser("classify", help="patch images or folders -> CSV of IDC probabilities")
-    cls.add_argument("paths", nargs="+", metavar="PATH", help="patch images (<= model patch size) or folders of them")
+    cls = sub.add_parser("classify", help="patch images or folders -> CSV of IDC probabilities (larger images: "
+                                          "one row per patch window)")
+    cls.add_argument("paths", nargs="+", metavar="PATH",
+                     help="patch images or folders of them; an image larger than a patch is tiled, one row per window")
     add_model_args(cls)
+    cls.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
+                     help="for images larger than a patch: their microns per pixel (default: the model's)")
+    cls.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
+                     help="for images larger than a patch: distance between windows in model pixels (default: a patch)")
     cls.add_argument("--out", metavar="CSV", help="write the CSV here (default: standard output)")
     cls.add_argument("--quiet", action="store_true", help="no progress bar")
     cls.set_defaults(func=cmd_classify)
@@ -37,13 +50,45 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+class _Tiler:
+    """Tiles images larger than a patch with a :class:`~idc_edge.detector.Detector`, made on first use."""
+
+    def __init__(self, args, threshold: float):
+        self.args, self.threshold = args, threshold
+        self.detector = None
+
+    def rows(self, path, bgr) -> list:
+        import numpy as np
+
+        from ..detector import Detector, DetectorOptions
+
+        if self.detector is None:
+            a = self.args
+            self.detector = Detector(DetectorOptions(model_path=a.model, um_per_px=a.um_per_px, stride=a.stride,
+                                                     threshold=self.threshold, num_threads=a.threads))
+        r = self.detector.detect(bgr)
+        out = []
+        for (i, j), prob in np.ndenumerate(r.probabilities):
+            x0, y0 = (int(v) for v in r.boxes[i, j, :2])
+            tissue = bool(r.tissue[i, j])
+            out.append([str(path), "", "", f"{prob:.6f}" if tissue else "", int(r.idc[i, j]) if tissue else "",
+                        x0, y0, int(tissue)])
+        return out
+
+    def close(self):
+        if self.detector is not None:
+            self.detector.close()
+
+
 def cmd_classify(args) -> int:
+    import cv2
     import numpy as np
 
     from .. import validate
     from ..classifier import PatchClassifier
-    from ..dataset import parse_patch_path, read_patch_rgb
-    from ..errors import DatasetError
+    from ..dataset import parse_patch_path, patch_rgb
+    from ..errors import DatasetError, MemoryBudgetError
+    from ..fileio import read_image
     from ..progress import Progress
 
     threshold = None if args.threshold is None else validate.probability("threshold", args.threshold)
@@ -51,31 +96,45 @@ def cmd_classify(args) -> int:
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
         threshold = clf.spec.threshold if threshold is None else threshold
         size = clf.spec.patch_size_px
+        tiler = _Tiler(args, threshold)
         out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
         try:
             writer = csv.writer(out)
-            writer.writerow(["path", "patient", "label", "probability", "idc"])
-            for start in range(0, len(files), 512):
-                batch, kept = [], []
-                for f in files[start:start + 512]:
-                    try:
-                        batch.append(read_patch_rgb(f, size))
-                        kept.append(f)
-                    except SourceError:
-                        skipped.append(f)
+            writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
+            batch, kept = [], []
+
+            def flush():
                 if batch:
-                    probs = clf.predict(np.stack(batch))
-                    for f, prob in zip(kept, probs):
+                    for f, prob in zip(kept, clf.predict(np.stack(batch))):
                         try:
                             rec = parse_patch_path(f)
                             patient, label = rec.patient, rec.label
                         except DatasetError:
                             patient, label = "", ""
-                        writer.writerow([str(f), patient, label, f"{prob:.6f}", int(prob >= threshold)])
-                progress(min(start + 512, len(files)), len(files))
+                        writer.writerow([str(f), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1])
+                batch.clear()
+                kept.clear()
+
+            for done, f in enumerate(files, 1):
+                try:
+                    bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
+                except (SourceError, MemoryBudgetError):
+                    skipped.append(f)
+                    continue
+                if bgr.shape[0] > size or bgr.shape[1] > size:
+                    flush()  # rows stay in the order of the files
+                    writer.writerows(tiler.rows(f, bgr))
+                else:
+                    batch.append(patch_rgb(bgr, size))
+                    kept.append(f)
+                    if len(batch) >= 512:
+                        flush()
+                progress(done, len(files))
+            flush()
         finally:
+            tiler.close()
             if out is not sys.stdout:
                 out.close()
     if skipped:
