@@ -28,6 +28,7 @@ from . import dense as dense_plan
 from . import validate
 from .budget import check_buffer
 from .classifier import PatchClassifier
+from .colour import WhiteBalance
 from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
 from .errors import ClosedError, ModelError, OptionError
 from .frames import to_bgr8
@@ -35,7 +36,8 @@ from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
-from .tissue import TissueMaskOptions, tissue_grid
+from .focus import ExposureOptions, FocusOptions, assess
+from .tissue import TissueMaskOptions, patch_fractions, tissue_pixels
 
 
 MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
@@ -66,6 +68,10 @@ class DetectorOptions:
             edge strips) runs where it costs fewer multiply-accumulates than its windows as
             patches; True: every window by dense passes; False: patch by patch. With a dense
             model (None or True), ``stride`` must be a multiple of its output stride.
+        white_balance: per-channel gains (from ``idc-edge calibrate white``) applied through a
+            lookup table to the frame at the model's scale; None leaves colours as they come.
+        focus: the focus gate (out-of-focus frames and patches are no call, see :mod:`idc_edge.focus`).
+        exposure: the exposure gate (too dark frames, clipped patches are no call).
     """
 
     model_path: Optional[str] = None
@@ -79,6 +85,9 @@ class DetectorOptions:
     reuse: bool = True
     reuse_options: ReuseOptions = field(default_factory=ReuseOptions)
     dense: Optional[bool] = None
+    white_balance: Optional[WhiteBalance] = None
+    focus: FocusOptions = field(default_factory=FocusOptions)
+    exposure: ExposureOptions = field(default_factory=ExposureOptions)
 
     def __post_init__(self):
         def set_(name, value):
@@ -101,6 +110,10 @@ class DetectorOptions:
                               option="reuse_options")
         if self.dense is not None:
             set_("dense", validate.flag("dense", self.dense))
+        for name, kind in (("white_balance", WhiteBalance), ("focus", FocusOptions), ("exposure", ExposureOptions)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) and not (name == "white_balance" and value is None):
+                raise OptionError(f"{name} must be a {kind.__name__}, got {type(value).__name__}", option=name)
 
 
 class Detector:
@@ -195,12 +208,16 @@ class Detector:
         """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels).
 
         ``bgr`` is already uint8 BGR ``[H, W, 3]`` (see :func:`~idc_edge.frames.to_bgr8`); :meth:`detect`
-        normalises once before calling this.
+        normalises once before calling this. The white balance, when set, is applied here (after
+        the rescale, on the small frame: a lookup table per channel).
         """
         grid, boxes = self._grid_for(bgr.shape[:2])
         if self.scale != 1.0:
             bgr = rescale(bgr, rescaled_size(bgr.shape[1], bgr.shape[0], self.scale))
         rgb = pad_to(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), grid.padded_shape)
+        balance = self.options.white_balance
+        if balance is not None and not balance.is_identity:
+            rgb = balance.apply_rgb(rgb)
         return rgb, grid, boxes
 
     def detect(self, frame_bgr: np.ndarray, index: int = 0, timestamp: Optional[float] = None,
@@ -226,18 +243,25 @@ class Detector:
         frame_bgr = to_bgr8(frame_bgr)
         rgb, grid, boxes = self.prepare(frame_bgr)
         t1 = time.perf_counter()
+        gated = self.options.focus.enabled or self.options.exposure.enabled
+        # the gates judge tissue pixels only (glass has no structure and may be clipped), mask or not
+        tissue_px = tissue_pixels(rgb, self.options.tissue) if (self.options.tissue_mask or gated) else None
         if self.options.tissue_mask:
-            tissue = tissue_grid(rgb, grid, self.options.tissue)
+            tissue = patch_fractions(tissue_px, grid) >= self.options.tissue.min_fraction
         else:
             tissue = np.ones(grid.shape, bool)
+        quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
+                         clip_levels_rgb=self._clip_levels())
+        no_call = quality.no_call
+        callable_ = tissue & ~no_call if no_call.any() else tissue  # no call: not classified, never IDC
         t2 = time.perf_counter()
         reused = None
         if cache is not None:
             signatures = patch_signatures(rgb, grid, cache.options.cell_px)
-            reused = cache.reusable(grid, signatures, tissue)
+            reused = cache.reusable(grid, signatures, callable_)
             if not reused.any():
                 reused = None
-        todo = tissue if reused is None else tissue & ~reused
+        todo = callable_ if reused is None else callable_ & ~reused
         fresh = np.zeros(grid.shape, bool)           # windows scored in this frame
         new_scores = np.empty(grid.shape, np.float32)
         choose = time.perf_counter() - t2            # change detection counts as choosing patches
@@ -246,7 +270,7 @@ class Detector:
         else:
             cut, invoke = self._score_patches(rgb, grid, todo, fresh, new_scores)
         t4 = time.perf_counter()
-        fresh &= tissue
+        fresh &= callable_
         probs = np.full(grid.shape, np.nan, np.float32)
         probs[fresh] = new_scores[fresh]
         kept = None
@@ -266,7 +290,19 @@ class Detector:
             times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (choose + cut) * ms, invoke * ms, (t5 - t4) * ms),
             reused=0 if kept is None else int(kept.sum()),
             image=frame_bgr if keep_image else None,
+            no_call=no_call if no_call.any() else None, in_focus=quality.in_focus,
+            exposure_ok=quality.exposure_ok, sharpness=quality.sharpness,
+            no_call_focus=int((quality.blurred & ~quality.badly_exposed).sum()),
+            no_call_exposure=int(quality.badly_exposed.sum()),
         )
+
+    def _clip_levels(self) -> tuple[int, int, int]:
+        """The exposure gate's clip level per channel (RGB) after the white balance's lookup table."""
+        level = self.options.exposure.clip_level
+        balance = self.options.white_balance
+        if balance is None:
+            return (level, level, level)
+        return tuple(int(min(255, round(level * g))) for g in balance.gains_rgb)  # type: ignore[return-value]
 
     def _score_patches(self, rgb: np.ndarray, grid: TileGrid, todo: np.ndarray, fresh: np.ndarray,
                        out: np.ndarray) -> tuple[float, float]:

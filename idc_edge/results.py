@@ -43,6 +43,14 @@ class FrameResult:
         reused: number of tissue patches whose score was reused from an earlier frame because
             they did not change (motion-aware reuse in :meth:`Detector.stream`).
         image: the BGR frame the result belongs to (None from :meth:`Detector.detect` unless kept).
+        no_call: bool ``[rows, cols]`` tissue patches where no call was made because the region is
+            out of focus or badly exposed (not classified, never IDC, NaN probability); None = none.
+        in_focus: False when the whole frame is out of focus (its tissue is then all no call).
+        exposure_ok: False when the frame is too dark or most of its tissue is clipped.
+        sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
+            NaN when not measured or too little tissue to judge.
+        no_call_focus, no_call_exposure: tissue patches without a call for each reason (a badly
+            exposed patch counts as exposure even when it also looks blurred: clipping flattens texture).
     """
 
     index: int
@@ -56,6 +64,12 @@ class FrameResult:
     times: StageTimes
     reused: int = 0
     image: Optional[np.ndarray] = None
+    no_call: Optional[np.ndarray] = None
+    in_focus: bool = True
+    exposure_ok: bool = True
+    sharpness: float = float("nan")
+    no_call_focus: int = 0
+    no_call_exposure: int = 0
 
     @property
     def n_patches(self) -> int:
@@ -70,9 +84,20 @@ class FrameResult:
         return int(self.idc.sum())
 
     @property
+    def n_no_call(self) -> int:
+        """Tissue patches without a call (out of focus or badly exposed)."""
+        return 0 if self.no_call is None else int(self.no_call.sum())
+
+    @property
+    def n_called(self) -> int:
+        """Tissue patches that were classified (or kept a reused score)."""
+        return self.n_tissue - self.n_no_call
+
+    @property
     def idc_fraction(self) -> float:
-        """Share of tissue patches called IDC (0 when there is no tissue)."""
-        return self.n_idc / self.n_tissue if self.n_tissue else 0.0
+        """Share of called tissue patches that are IDC (0 when none was called); no-call patches
+        count neither as IDC nor as benign."""
+        return self.n_idc / self.n_called if self.n_called else 0.0
 
     @property
     def tissue_fraction(self) -> float:
@@ -91,6 +116,10 @@ class FrameResult:
             "idc_patches": self.n_idc,
             "reused_patches": self.reused,
             "idc_fraction": round(self.idc_fraction, 6),
+            "in_focus": bool(self.in_focus),
+            "exposure_ok": bool(self.exposure_ok),
+            "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),
+            "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure)},
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],
             "idc_scores": [round(float(self.probabilities[r, c]), 4) for r, c in zip(rows, cols)],

@@ -1,10 +1,13 @@
 """Motion-aware reuse of patch scores: while the stage is still, unchanged patches skip the model.
 
 A pathologist often holds the stage still to look at a field; the camera keeps sending the
-same tissue 30 times a second. Each patch gets a small **signature**: the mean grey level of
-each ``cell_px × cell_px`` cell of the patch at the model's scale (10 × 10 cells of 5 px =
-20 µm for a 50 px patch). Averaging over cells cancels most camera noise but keeps the tissue's
-structure, so a shift of one model pixel (4 µm) on textured tissue changes it clearly.
+same tissue 30 times a second. Each patch gets a small **signature**: the mean of each colour
+channel over each ``cell_px × cell_px`` cell of the patch at the model's scale (10 × 10 cells of
+5 px = 20 µm for a 50 px patch, × R, G, B). Averaging over cells cancels most camera noise but
+keeps the tissue's structure, so a shift of one model pixel (4 µm) on textured tissue changes it
+clearly; keeping the channels apart means a colour change that leaves brightness alone (a new
+white balance, auto white balance wandering) changes it too, and the model, which reads colour,
+classifies those patches again.
 
 A patch keeps its score when it shows tissue now, had a score, and its signature differs from
 the signature **of the frame that score was computed on** by at most ``max_mean_change`` grey
@@ -27,11 +30,11 @@ from .tiling import TileGrid
 
 @dataclass(frozen=True)
 class ReuseOptions:
-    """When a patch counts as unchanged. Grey levels are on the 0–255 scale.
+    """When a patch counts as unchanged. Levels are on the 0–255 scale of each colour channel.
 
     Attributes:
-        max_mean_change: largest mean absolute change of the cell means (grey levels).
-        max_cell_change: largest absolute change of any one cell mean (grey levels): catches a
+        max_mean_change: largest mean absolute change of the cell means (over cells and channels).
+        max_cell_change: largest absolute change of any one cell's mean in any channel: catches a
             small object entering part of an otherwise still patch.
         cell_px: cell side in model pixels (5 px = 20 µm at 4 µm/px).
     """
@@ -50,10 +53,11 @@ class ReuseOptions:
 
 
 def patch_signatures(rgb: np.ndarray, grid: TileGrid, cell_px: int = 5) -> np.ndarray:
-    """uint8 ``[rows, cols, S, S]``: the mean grey level of each cell of each grid patch.
+    """uint8 ``[rows, cols, S, S, 3]``: the mean of each channel over each cell of each grid patch.
 
     Args:
-        rgb: the rescaled, padded **RGB** frame of ``grid.padded_shape`` (what the model sees).
+        rgb: the rescaled, padded **RGB** frame of ``grid.padded_shape`` (what the model sees);
+            the channels keep their order (R, G, B).
         grid: the patch grid.
         cell_px: cell side in pixels; ``S = grid.patch // cell_px`` cells per side, centred in
             the patch when ``cell_px`` does not divide it.
@@ -63,24 +67,24 @@ def patch_signatures(rgb: np.ndarray, grid: TileGrid, cell_px: int = 5) -> np.nd
     cells = grid.patch // cell_px
     if cells < 1:
         raise OptionError(f"reuse cell of {cell_px} px is larger than the {grid.patch} px patch")
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    # box mean with the anchor at the top-left cell pixel: means[y, x] = mean of gray[y:y+c, x:x+c]
-    means = cv2.boxFilter(gray, -1, (cell_px, cell_px), anchor=(0, 0), normalize=True,
+    # box mean with the anchor at the top-left cell pixel: means[y, x] = mean of rgb[y:y+c, x:x+c], per channel
+    means = cv2.boxFilter(rgb, -1, (cell_px, cell_px), anchor=(0, 0), normalize=True,
                           borderType=cv2.BORDER_REPLICATE)
     # the top-left pixel of every cell of every patch, along each axis: [rows * S] and [cols * S]
     steps = (grid.patch - cells * cell_px) // 2 + cell_px * np.arange(cells)
     ys = (grid.ys[:, None] + steps[None, :]).ravel()
     xs = (grid.xs[:, None] + steps[None, :]).ravel()
-    picked = means.take(ys, axis=0).take(xs, axis=1)  # [rows * S, cols * S]
+    picked = means.take(ys, axis=0).take(xs, axis=1)  # [rows * S, cols * S, 3]
     r, c = grid.shape
-    return np.ascontiguousarray(picked.reshape(r, cells, c, cells).transpose(0, 2, 1, 3))
+    return np.ascontiguousarray(picked.reshape(r, cells, c, cells, 3).transpose(0, 2, 1, 3, 4))
 
 
 def signature_change(now: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, max) absolute change per patch, float32 ``[rows, cols]`` each, of two signatures."""
-    diff = cv2.absdiff(now.reshape(-1, now.shape[-1]), ref.reshape(-1, ref.shape[-1])).reshape(now.shape)
-    flat = diff.reshape(*now.shape[:2], -1)
-    return flat.mean(axis=-1, dtype=np.float32), flat.max(axis=-1).astype(np.float32)
+    """(mean, max) absolute change per patch, float32 ``[rows, cols]`` each, of two signatures
+    ``[rows, cols, ...]`` (over every cell and channel)."""
+    rows, cols = now.shape[:2]
+    diff = cv2.absdiff(now.reshape(rows * cols, -1), ref.reshape(rows * cols, -1)).reshape(rows, cols, -1)
+    return diff.mean(axis=-1, dtype=np.float32), diff.max(axis=-1).astype(np.float32)
 
 
 class ScoreCache:
@@ -93,7 +97,7 @@ class ScoreCache:
     def __init__(self, options: ReuseOptions = ReuseOptions()):
         self.options = options
         self._key: Optional[tuple] = None
-        self._signatures: Optional[np.ndarray] = None   # [rows, cols, S, S] at scoring time
+        self._signatures: Optional[np.ndarray] = None   # [rows, cols, S, S, 3] at scoring time
         self._scores: Optional[np.ndarray] = None       # float32 [rows, cols], NaN = none yet
 
     def reset(self) -> None:

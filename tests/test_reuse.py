@@ -40,21 +40,43 @@ def test_signatures_are_the_cell_means_of_each_patch():
     rgb = np.random.default_rng(0).integers(0, 256, (120, 170, 3), dtype=np.uint8)
     grid = make_grid((120, 170), 50, 25, 1.0)
     sig = patch_signatures(rgb, grid, cell_px=5)
-    assert sig.shape == (*grid.shape, 10, 10) and sig.dtype == np.uint8
-    gray = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    assert sig.shape == (*grid.shape, 10, 10, 3) and sig.dtype == np.uint8
     for r, c in ((0, 0), (1, 2), (len(grid.ys) - 1, len(grid.xs) - 1)):
         y, x = grid.ys[r], grid.xs[c]
-        cells = gray[y:y + 50, x:x + 50].reshape(10, 5, 10, 5).mean(axis=(1, 3))
+        cells = rgb[y:y + 50, x:x + 50].astype(float).reshape(10, 5, 10, 5, 3).mean(axis=(1, 3))  # R, G, B kept
         assert np.abs(sig[r, c].astype(float) - cells).max() <= 1.0
 
 
 def test_signature_change_is_mean_and_max_absolute_difference():
-    a = np.zeros((1, 2, 2, 2), np.uint8)
+    a = np.zeros((1, 2, 2, 2), np.uint8)  # any trailing shape: cells (and channels) of each patch
     b = a.copy()
     b[0, 1] = [[4, 0], [0, 200]]
     mean, peak = signature_change(b, a)
     np.testing.assert_allclose(mean, [[0, 51]])
     np.testing.assert_allclose(peak, [[0, 200]])
+
+
+def test_a_white_balance_change_that_keeps_brightness_invalidates_stale_scores():
+    # the failure this guards: reuse on grey levels alone kept the IDC scores of a frame after the
+    # camera's white balance changed (29.5 % IDC reported where a fresh frame gave 1.1 %). Here the
+    # cast moves red up and blue down with the grey level (0.299 R + 0.587 G + 0.114 B) nearly unchanged.
+    slide = textured_slide()
+    rgb = slide[..., ::-1].astype(np.float32)
+    cast = rgb * np.array([1.08, 1.0, 1.0], np.float32)
+    cast[..., 2] -= 0.299 * 0.08 * rgb[..., 0] / 0.114
+    cast = np.clip(cast, 0, 255).astype(np.uint8)
+    grey_change = np.abs(cast.astype(float) @ [0.299, 0.587, 0.114] - rgb @ [0.299, 0.587, 0.114])
+    assert grey_change[slide[..., 1] < 200].mean() < 1.0  # the grey signature alone would not see it
+    grid = make_grid(slide.shape[:2], 50, 25, 1.0)
+    cache = ScoreCache()
+    tissue = np.ones(grid.shape, bool)
+    before = patch_signatures(slide[..., ::-1].copy(), grid)
+    cache.reusable(grid, before, tissue)
+    cache.update(before, tissue, np.full(tissue.sum(), 0.9, np.float32))
+    assert cache.reusable(grid, before, tissue).all()
+    after = patch_signatures(cast, grid)
+    pink = slide[grid.ys + 25][:, grid.xs + 25][..., 1] < 200  # patch centres on tissue
+    assert not cache.reusable(grid, after, tissue)[pink].any()
 
 
 def test_a_still_noisy_stage_reuses_almost_every_score_and_keeps_the_result(detector):

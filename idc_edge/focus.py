@@ -1,0 +1,211 @@
+"""Focus and exposure gates: where the model's answer cannot be trusted, make no call.
+
+Blurred cancer looks benign to the model (8 µm of defocus: IDC recall 0.05), so an
+out-of-focus field must be reported as "no call", never as "no IDC". The same holds where
+the camera clipped the tissue's colours or the field is too dark to see.
+
+**Sharpness** is measured on the frame at the model's scale (4 µm/px, what the model sees),
+on tissue pixels only (glass has no structure and would count as blur): per pixel the squared
+Laplacian and the squared gradient of the grey level, after a light Gaussian (σ 0.5 px) that
+takes the edge off camera noise; a patch's sharpness is
+
+    sqrt(sum of Laplacian² / sum of gradient²)   over its tissue pixels, in 1/px,
+
+an effective spatial frequency: it does not depend on stain strength or brightness (both
+sums scale alike), and blur lowers it (a Gaussian blur of σ px removes the high frequencies
+first). The frame's sharpness is the same ratio over all its tissue pixels. Sums per patch
+come from integral images, so overlap costs nothing extra.
+
+The thresholds were chosen from data by ``benchmarks/focus_threshold.py``: validation patches
+blurred by ``train.camera_sim.defocus``, the shipped model's IDC recall against the blur, and
+the sharpness where that recall collapses (see the numbers in :class:`FocusOptions`).
+
+**Exposure**: a frame is too dark when even its brightest part (99th percentile of grey) stays
+below ``min_white``; a tissue patch is badly exposed when many of its tissue pixels have a
+channel at the clip level (colour lost in the highlights).
+
+All inputs are **RGB** uint8 at the model's scale, padded to the grid (as the detector makes them).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .errors import OptionError
+from .tiling import TileGrid
+
+
+def _check_fraction(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise OptionError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FocusOptions:
+    """When a field or patch counts as in focus.
+
+    The defaults come from ``benchmarks/focus_threshold.py`` on 5,999 validation patches: in
+    focus their sharpness has median 2.67 (5th percentile 2.07); the shipped model's IDC recall
+    falls from 0.91 to 0.80 at a Gaussian defocus of σ 3.4 µm, where the median sharpness is
+    1.18 (the frame threshold), and to 0.50 at σ 5.1 µm, median 0.82 (the patch threshold).
+
+    Attributes:
+        frame_threshold: least frame sharpness (1/px at 4 µm/px) for a frame to be in focus.
+        patch_threshold: least sharpness of one tissue patch; below it that patch is no call
+            (a tilted slide or thick section can blur part of a field).
+        min_tissue_px: fewest tissue pixels for a sharpness to be judged at all (a frame or
+            patch with less tissue is not flagged).
+        enabled: False switches the focus gate off (everything counts as in focus).
+    """
+
+    frame_threshold: float = 1.18
+    patch_threshold: float = 0.82
+    min_tissue_px: int = 200
+    enabled: bool = True
+
+    def __post_init__(self):
+        for name in ("frame_threshold", "patch_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise OptionError(f"focus {name} must be a sharpness >= 0 (1/px), got {v!r}")
+        if isinstance(self.min_tissue_px, bool) or not isinstance(self.min_tissue_px, int) or self.min_tissue_px < 1:
+            raise OptionError(f"focus min_tissue_px must be a whole number >= 1, got {self.min_tissue_px!r}")
+
+
+@dataclass(frozen=True)
+class ExposureOptions:
+    """When a field or patch counts as badly exposed. Levels are 0–255.
+
+    Attributes:
+        min_white: the frame's 99th percentile of grey must reach this (else too dark).
+        clip_level: a channel at or above it counts as clipped.
+        max_clipped_fraction: largest share of a patch's tissue pixels with a clipped channel.
+        enabled: False switches the exposure gate off.
+    """
+
+    min_white: int = 100
+    clip_level: int = 250
+    max_clipped_fraction: float = 0.3
+    enabled: bool = True
+
+    def __post_init__(self):
+        for name in ("min_white", "clip_level"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 255:
+                raise OptionError(f"exposure {name} must be a whole number 0–255, got {v!r}")
+        _check_fraction("exposure max_clipped_fraction", self.max_clipped_fraction)
+
+
+@dataclass(frozen=True)
+class FrameQuality:
+    """Whether a frame's answer can be trusted.
+
+    Attributes:
+        sharpness: frame sharpness (1/px at the model's scale), NaN when too little tissue to judge.
+        in_focus: False when the frame is out of focus (every tissue patch is then no call).
+        exposure_ok: False when the frame is too dark or most of its tissue is clipped.
+        too_dark: the frame's brightest part stays below ``min_white``.
+        patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
+        blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
+        badly_exposed: bool ``[rows, cols]`` tissue patches clipped (all tissue when too dark).
+    """
+
+    sharpness: float
+    in_focus: bool
+    exposure_ok: bool
+    too_dark: bool
+    patch_sharpness: np.ndarray
+    blurred: np.ndarray
+    badly_exposed: np.ndarray
+
+    @property
+    def no_call(self) -> np.ndarray:
+        """bool ``[rows, cols]``: tissue patches where no call is made (blurred or badly exposed)."""
+        return self.blurred | self.badly_exposed
+
+
+def _patch_sums(values: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Sum of ``values`` (float ``[H, W]`` of ``grid.padded_shape``) over each grid patch, float64 ``[rows, cols]``."""
+    integral = cv2.integral(values, sdepth=cv2.CV_64F)
+    y0, x0 = grid.ys[:, None], grid.xs[None, :]
+    y1, x1 = y0 + grid.patch, x0 + grid.patch
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+
+
+def sharpness_terms(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squared Laplacian, squared gradient magnitude) per pixel, float32, of an **RGB** uint8 image's grey."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.GaussianBlur(grey, (0, 0), 0.5, borderType=cv2.BORDER_REFLECT_101)
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT_101)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT_101)
+    return lap * lap, gx * gx + gy * gy
+
+
+def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> float:
+    """Sharpness (1/px) of a whole **RGB** uint8 image at the model's scale over ``tissue_px`` (bool/uint8
+    mask; all pixels when None); NaN when the image has no structure at all."""
+    lap2, grad2 = sharpness_terms(rgb)
+    if tissue_px is not None:
+        m = tissue_px.astype(bool)
+        lap2, grad2 = lap2[m], grad2[m]
+    g = float(grad2.sum())
+    return math.sqrt(float(lap2.sum()) / g) if g > 1e-6 else float("nan")
+
+
+def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
+           focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
+           clip_levels_rgb: Optional[tuple[int, int, int]] = None) -> FrameQuality:
+    """Focus and exposure of one frame at the model's scale.
+
+    Args:
+        rgb: **RGB** uint8 frame at the model's scale, padded to ``grid.padded_shape`` (after white balance).
+        grid: the patch grid.
+        tissue_px: uint8/bool tissue mask of ``rgb``'s pixels (1 = tissue).
+        tissue: bool ``[rows, cols]`` tissue patches.
+        focus, exposure: the gates' options.
+        clip_levels_rgb: per-channel level (RGB) at which ``rgb`` counts as clipped; where a white
+            balance scaled the channels, the camera's clip level times each gain (default
+            ``exposure.clip_level`` for all three).
+    """
+    shape = grid.shape
+    if not (focus.enabled or exposure.enabled):
+        nothing = np.zeros(shape, bool)
+        return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing)
+    mask = tissue_px.astype(np.float32)
+    if focus.enabled:
+        lap2, grad2 = sharpness_terms(rgb)
+        lap_sum = _patch_sums(lap2 * mask, grid)
+        grad_sum = _patch_sums(grad2 * mask, grid)
+        n_px = _patch_sums(mask, grid)
+        judged = (n_px >= min(focus.min_tissue_px, 0.5 * grid.patch * grid.patch)) & (grad_sum > 1e-6)
+        patch_sharp = np.full(shape, np.nan, np.float32)
+        patch_sharp[judged] = np.sqrt(lap_sum[judged] / grad_sum[judged])
+        m = mask > 0
+        total_grad = float(grad2[m].sum())
+        frame_sharp = math.sqrt(float(lap2[m].sum()) / total_grad) \
+            if m.sum() >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
+        in_focus = not (frame_sharp < focus.frame_threshold)  # NaN (nothing to judge) counts as in focus
+        blurred = tissue & (~in_focus | (patch_sharp < focus.patch_threshold))
+    else:
+        patch_sharp = np.full(shape, np.nan, np.float32)
+        frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
+    if exposure.enabled:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        too_dark = float(np.percentile(grey, 99)) < exposure.min_white
+        levels = np.array(clip_levels_rgb or (exposure.clip_level,) * 3, np.uint8)
+        clipped_px = (rgb >= levels).any(axis=2).astype(np.float32) * mask
+        n_tissue = _patch_sums(mask, grid)
+        # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
+        clipped_share = np.where(n_tissue >= 0.2 * grid.patch * grid.patch,
+                                 _patch_sums(clipped_px, grid) / np.maximum(n_tissue, 1), 0.0)
+        badly = tissue & (too_dark | (clipped_share > exposure.max_clipped_fraction))
+        exposure_ok = not too_dark and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
+    else:
+        too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
+    return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
+                        too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly)

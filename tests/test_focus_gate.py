@@ -1,0 +1,109 @@
+"""Focus and exposure gates: blurred or badly exposed fields are "no call", never "no IDC".
+
+Real frames are the data set's patients rebuilt as a slide (skipped without the data); the
+blur is a Gaussian point-spread function as the camera simulation applies it.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from idc_edge.detector import Detector
+from idc_edge.focus import ExposureOptions, FocusOptions, image_sharpness
+from idc_edge.sources import MosaicSource
+from idc_edge.tissue import tissue_pixels
+
+
+def real_frames(data_dir, um_per_px=4.0, n=2, size=(640, 480)):
+    with MosaicSource(data_dir, patients=["8867"], width=size[0], height=size[1], um_per_px=um_per_px,
+                      step=size[0]) as src:
+        frames = []
+        for frame in src:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            small = cv2.resize(rgb, None, fx=um_per_px / 4.0, fy=um_per_px / 4.0, interpolation=cv2.INTER_AREA)
+            if tissue_pixels(small).mean() > 0.4:  # mostly tissue
+                frames.append(frame.image)
+            if len(frames) == n:
+                return frames
+    pytest.skip("patient 8867 gave too few tissue frames")
+
+
+def blur_um(bgr, sigma_um, um_per_px):
+    return cv2.GaussianBlur(bgr, (0, 0), sigma_um / um_per_px, borderType=cv2.BORDER_REFLECT_101)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("um_per_px", [4.0, 1.0])
+def test_blurred_real_frames_are_no_call_and_sharp_ones_are_called(data_dir, um_per_px):
+    frames = real_frames(data_dir, um_per_px)
+    with Detector(um_per_px=um_per_px) as det:
+        for frame in frames:
+            sharp = det.detect(frame)
+            assert sharp.in_focus and sharp.exposure_ok
+            assert sharp.n_no_call <= 0.05 * sharp.n_tissue
+            for sigma in (8.0,):
+                blurred = det.detect(blur_um(frame, sigma, um_per_px))
+                assert not blurred.in_focus, (sigma, blurred.sharpness)
+                assert blurred.sharpness < sharp.sharpness
+                assert blurred.n_no_call == blurred.n_tissue > 0
+                assert blurred.n_idc == 0 and blurred.idc_fraction == 0.0
+                assert np.isnan(blurred.probabilities[blurred.tissue]).all()
+                record = json.loads(json.dumps(blurred.to_record()))
+                assert record["in_focus"] is False and record["exposure_ok"] is True
+                assert record["no_call_patches"]["out_of_focus"] == blurred.n_tissue
+                assert record["idc_patches"] == 0
+
+
+@pytest.mark.data
+def test_a_blurred_half_of_a_field_is_no_call_only_there(data_dir):
+    frame = real_frames(data_dir, 4.0, n=1)[0]
+    half = frame.copy()
+    half[:, 320:] = blur_um(frame, 10.0, 4.0)[:, 320:]
+    with Detector() as det:
+        r = det.detect(half)
+    cols = r.boxes[0, :, 0]
+    assert r.no_call is not None
+    right = r.no_call[:, cols >= 330][r.tissue[:, cols >= 330]]
+    left = r.no_call[:, cols + 50 <= 310][r.tissue[:, cols + 50 <= 310]]
+    assert right.mean() > 0.8 and left.mean() < 0.1
+
+
+def test_sharpness_ignores_brightness_and_contrast_but_not_blur():
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (200, 200)).astype(np.float32), (0, 0), 1.0)
+    texture = (texture - texture.mean()) / texture.std()
+    def rgb(contrast, level):
+        grey = np.clip(level + contrast * texture, 0, 255).astype(np.uint8)
+        return np.stack([grey, (grey * 0.6).astype(np.uint8), grey], axis=2)  # pinkish, counts as tissue
+    base = image_sharpness(rgb(30, 150))
+    assert image_sharpness(rgb(15, 120)) == pytest.approx(base, rel=0.1)
+    assert image_sharpness(cv2.GaussianBlur(rgb(30, 150), (0, 0), 2.0)) < 0.6 * base
+    flat = np.full((60, 60, 3), 200, np.uint8)
+    assert math.isnan(image_sharpness(flat))
+
+
+def test_too_dark_and_clipped_frames_are_flagged_by_the_exposure_gate():
+    rng = np.random.default_rng(3)
+    tissue = cv2.GaussianBlur(rng.normal(0, 1, (300, 400)).astype(np.float32), (0, 0), 1.2)
+    tissue = tissue / tissue.std()
+    frame = np.empty((300, 400, 3), np.float32)
+    frame[..., 2] = 200 + 25 * tissue  # BGR: pink tissue
+    frame[..., 1] = 120 + 25 * tissue
+    frame[..., 0] = 190 + 25 * tissue
+    frame[:, :80] = 240  # some glass
+    frame = np.clip(frame, 0, 255).astype(np.uint8)
+    with Detector() as det:
+        ok = det.detect(frame)
+        assert ok.exposure_ok and ok.in_focus and ok.n_no_call == 0
+        dark = det.detect((frame * 0.35).astype(np.uint8))
+        assert not dark.exposure_ok and dark.n_idc == 0
+        assert dark.to_record()["exposure_ok"] is False
+        clipped = det.detect(np.clip(frame.astype(np.int32) + 90, 0, 255).astype(np.uint8))
+        assert clipped.no_call is not None and clipped.to_record()["no_call_patches"]["exposure"] > 0
+    with Detector(focus=FocusOptions(enabled=False), exposure=ExposureOptions(enabled=False)) as det:
+        off = det.detect((frame * 0.35).astype(np.uint8))
+        assert off.exposure_ok and off.no_call is None
