@@ -190,7 +190,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         frame_sharp = math.sqrt(float(lap2[m].sum()) / total_grad) \
             if m.sum() >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
         in_focus = not (frame_sharp < focus.frame_threshold)  # NaN (nothing to judge) counts as in focus
-        blurred = tissue & (~in_focus | (patch_sharp < focus.patch_threshold))
+        blurred = tissue & ((patch_sharp < focus.patch_threshold) | (not in_focus))
     else:
         patch_sharp = np.full(shape, np.nan, np.float32)
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
@@ -203,7 +203,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = np.where(n_tissue >= 0.2 * grid.patch * grid.patch,
                                  _patch_sums(clipped_px, grid) / np.maximum(n_tissue, 1), 0.0)
-        badly = tissue & (too_dark | (clipped_share > exposure.max_clipped_fraction))
+        badly = tissue & ((clipped_share > exposure.max_clipped_fraction) | bool(too_dark))
         exposure_ok = not too_dark and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
     else:
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)

@@ -66,7 +66,7 @@ def test_a_blurred_half_of_a_field_is_no_call_only_there(data_dir):
     with Detector() as det:
         r = det.detect(half)
     cols = r.boxes[0, :, 0]
-    assert r.no_call is not None
+    assert r.no_call is not None and r.no_call.dtype == bool
     right = r.no_call[:, cols >= 330][r.tissue[:, cols >= 330]]
     left = r.no_call[:, cols + 50 <= 310][r.tissue[:, cols + 50 <= 310]]
     assert right.mean() > 0.8 and left.mean() < 0.1
