@@ -83,7 +83,12 @@ def test_bench_json_has_every_measurement_for_the_model_and_its_float_twin(tiny_
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     b = json.loads(p.stdout)
-    assert set(b) == {"machine", "model", "patch", "int8_vs_float32", "frames", "reuse", "overhead", "startup"}
+    assert set(b) == {"machine", "model", "patch", "int8_vs_float32", "frames", "reuse", "overhead", "startup",
+                      "work", "dense", "projections"}
+    (work,) = b["work"]
+    assert work["windows"] == 190 and work["patch_macs"] == 190 * work["macs_per_patch"] > 0
+    assert work["dense_macs"] is None and b["dense"] == []      # the tiny model has no dense pass
+    assert {p["device"] for p in b["projections"]} == {"Raspberry Pi 4", "Raspberry Pi 5", "Jetson Orin Nano"}
     assert {(r["model"], r["batch"]) for r in b["patch"]} == {(m, n) for m in ("int8", "float32") for n in (1, 64)}
     assert all(r["ms_per_patch"] > 0 for r in b["patch"])
     assert b["model"]["float32"].endswith("tiny_float32.tflite")

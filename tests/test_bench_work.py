@@ -53,3 +53,50 @@ def test_frame_work_counts_every_window_as_patches_and_the_detectors_passes_as_d
     assert odd.dense_passes == 4      # the frame, the strips along the right and bottom edges, the corner
     assert odd.ratio == pytest.approx(odd.patch_macs / odd.dense_macs)
     assert np.isfinite(odd.ratio)
+
+
+def test_projections_scale_the_published_peak_by_the_assumed_efficiency():
+    from idc_edge.bench.work import DEVICES, FrameWork, project
+
+    work = FrameWork(1920, 1080, 1.0, 25, 190, 1_000_000, 190_000_000, 50_000_000, 4)
+    rows = project(work, efficiency=0.5, threads=(1, 4))
+    pi4 = [p for p in rows if p.device == "Raspberry Pi 4"]
+    assert [p.threads for p in pi4] == [1, 4]
+    # 1.5 GHz × 8 int8 MACs per cycle × 50 % = 6 G MACs/s on one core
+    assert pi4[0].patch_fps == pytest.approx(6e9 / 190e6) and pi4[0].dense_fps == pytest.approx(6e9 / 50e6)
+    assert pi4[1].patch_fps == pytest.approx(4 * pi4[0].patch_fps)
+    assert all(d.sources and d.cores >= 4 for d in DEVICES)
+    plain = project(FrameWork(1920, 1080, 1.0, 25, 190, 1, 190, None, 0))
+    assert all(p.dense_fps is None for p in plain)
+
+
+def test_dense_vs_patch_times_both_paths_of_the_same_model_and_reports_cpu(dense_int8, tiny_int8):
+    import time
+
+    from idc_edge.bench import camera_frames, interleaved, slide_for
+    from idc_edge.bench.work import dense_vs_patch
+
+    frames = camera_frames(slide_for(320, 240, 4.0, 2, 8), 320, 240, 4.0, 2, step_px=8)
+    rows = dense_vs_patch(str(dense_int8), frames, um_per_px=4.0, stride=5, masks=(False,), rounds=2)
+    (row,) = rows
+    assert (row.width, row.height, row.stride, row.mask) == (320, 240, 5, False)
+    assert row.patches == row.tissue_patches == 55 * 39
+    assert row.dense_cpu_ms > 0 and row.patch_cpu_ms > 0 and row.speedup > 0 and row.model_speedup > 0
+    assert dense_vs_patch(str(tiny_int8), frames, um_per_px=4.0) == []   # no dense pass: nothing to compare
+    spent = interleaved({"busy": lambda: sum(range(20000))}, rounds=2, min_round_s=0.0, clock=time.process_time)
+    assert (spent["busy"] > 0).all()
+
+
+def test_bench_tables_show_work_dense_timing_and_labelled_estimates(dense_int8):
+    from idc_edge.bench import DeviceBench, format_tables, machine
+    from idc_edge.bench.work import DenseVsPatch, frame_macs, project
+
+    work = frame_macs(str(dense_int8))
+    bench = DeviceBench(machine=machine(), model={"path": str(dense_int8), "size_kb": 5.5}, work=[work],
+                        dense=[DenseVsPatch(1920, 1080, 1.0, 25, True, 120.0, 190, 2.0, 5.0, 2.5, 1.0, 4.0, 4.0)],
+                        projections=project(work))
+    text = format_tables(bench)
+    assert "190 windows" in text and "patch path" in text and "dense path" in text
+    assert "2.50x" in text and "4.00x" in text
+    assert "ESTIMATED frames per second" in text and "not measured" in text
+    assert "Raspberry Pi 5" in text and "Jetson Orin Nano" in text and "product brief" in text

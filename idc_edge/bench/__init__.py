@@ -19,7 +19,8 @@ ratios are what the guards in ``benchmarks/`` check.
 
 One module per job: :mod:`.timing` (interleaved rounds, ratios), :mod:`.machine`,
 :mod:`.synthetic` (frames and videos made here), :mod:`.patch`, :mod:`.frame`, :mod:`.reuse`,
-:mod:`.overhead`, :mod:`.process` (measurements), :mod:`.device` (``idc-edge bench`` and its tables).
+:mod:`.overhead`, :mod:`.process` (measurements), :mod:`.work` (MACs per frame, the dense pass against
+patches, estimated frame rates on other devices), :mod:`.device` (``idc-edge bench`` and its tables).
 """
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ from .process import ProcessRun, run_process
 from .reuse import ReuseRow, reuse_latency
 from .synthetic import MODEL_UM_PER_PX, camera_frames, slide_for, synthetic_slide, write_video
 from .timing import interleaved, ratio
+from .work import DEVICES, DenseVsPatch, Device, FrameWork, Projection, dense_vs_patch, frame_macs, project
 
 __all__ = [
+    "DEVICES", "DenseVsPatch", "Device", "FrameWork", "Projection", "dense_vs_patch", "frame_macs", "project",
     "DeviceBench", "FrameLatency", "MODEL_UM_PER_PX", "Overhead", "PatchLatency", "ProcessRun", "ReuseRow",
     "camera_frames", "device_bench", "float_twin", "format_tables", "frame_latency", "interleaved", "machine",
     "overhead", "patch_latency", "ratio", "reuse_latency", "run_process", "slide_for", "synthetic_slide",

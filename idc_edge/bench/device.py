@@ -21,6 +21,7 @@ from .process import run_process
 from .reuse import reuse_latency
 from .synthetic import camera_frames, slide_for, write_video
 from .timing import ratio
+from .work import ASSUMED_EFFICIENCY, DEVICES, dense_vs_patch, frame_macs, project
 
 
 @dataclass
@@ -35,6 +36,9 @@ class DeviceBench:
     reuse: list = field(default_factory=list)
     overhead: list = field(default_factory=list)
     startup: list = field(default_factory=list)
+    work: list = field(default_factory=list)
+    dense: list = field(default_factory=list)
+    projections: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +95,15 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
     result.overhead = [overhead(model_path, model_scale, 4.0, case="480×270 at 4 µm/px (no rescale)", rounds=rounds),
                        overhead(model_path, frame, um, case="1920×1080 at 1 µm/px", rounds=rounds)]
 
+    say("work per frame")
+    result.work = [frame_macs(model_path, w, h, um, 25)]
+    result.projections = project(result.work[0])
+    if spec.dense is not None:
+        say("dense pass against patches")
+        n = 4 if quick else 8
+        frames = camera_frames(slide_for(w, h, um, n, 48), w, h, um, n, step_px=48)
+        result.dense = dense_vs_patch(model_path, frames, um, 25, rounds=5 if quick else 9)
+
     say("start-up")
     with tempfile.TemporaryDirectory() as tmp:
         video = write_video(Path(tmp) / "stage.avi", camera_frames(slide_for(w, h, um, 30, 48), w, h, um, 30, 48))
@@ -137,6 +150,30 @@ def format_tables(bench: DeviceBench) -> str:
         for r in bench.overhead:
             out.append(f"  {r.case}: {r.patches} patches, bare {r.bare_patches_per_s:.0f}/s, pipeline "
                        f"{r.pipeline_patches_per_s:.0f}/s -> {100 * r.efficiency:.0f} % of bare")
+    if bench.work:
+        out += ["", "work per frame (multiply-accumulates counted from the model's conv and fully connected ops; "
+                "every window, mask off)"]
+        for r in bench.work:
+            dense = (f", dense path {r.dense_macs / 1e6:,.0f} M in {r.dense_passes} pass(es) -> {r.ratio:.2f}x fewer"
+                     if r.dense_macs else ", no dense path (the model's sidecar has no \"dense\")")
+            out.append(f"  {r.width}x{r.height} at {r.um_per_px:g} um/px, stride {r.stride}: {r.windows} windows, "
+                       f"{r.macs_per_patch / 1e6:.2f} M per patch; patch path {r.patch_macs / 1e6:,.0f} M{dense}")
+    if bench.dense:
+        out += ["", "dense pass against patches, same model, same frames, interleaved (CPU ms per frame, median)"]
+        out.append(f"  {'frame':>9} {'mask':>4} {'tissue':>10} {'detect dense':>12} {'patches':>8} {'speed-up':>8} "
+                   f"{'model dense':>11} {'patches':>8} {'speed-up':>8}")
+        for r in bench.dense:
+            out.append(f"  {r.width:>4}x{r.height:<4} {'on' if r.mask else 'off':>4} {r.tissue_patches:>4.0f}/{r.patches:<5} "
+                       f"{r.dense_cpu_ms:>12.2f} {r.patch_cpu_ms:>8.2f} {r.speedup:>7.2f}x {r.dense_model_cpu_ms:>11.2f} "
+                       f"{r.patch_model_cpu_ms:>8.2f} {r.model_speedup:>7.2f}x")
+    if bench.projections:
+        out += ["", f"ESTIMATED frames per second elsewhere (model compute only, from published CPU peaks at an assumed "
+                f"{100 * ASSUMED_EFFICIENCY:.0f} % of int8 peak; not measured)"]
+        for p in bench.projections:
+            dense = f", dense {p.dense_fps:,.0f}" if p.dense_fps else ""
+            out.append(f"  {p.device:<17} {p.threads} thread(s): patches {p.patch_fps:,.1f}{dense}")
+        out.append("  sources:")
+        out += [f"    {src}" for d in DEVICES for src in d.sources]
     if bench.startup:
         out += ["", "start-up (process start to first result)"]
         for r in bench.startup:

@@ -27,13 +27,16 @@ def overhead(model_path: Optional[str], frame: np.ndarray, um_per_px: float, str
 
     The bare loop runs the same tissue patches, cut once beforehand, through interpreters of the
     same batch sizes the classifier uses (64 and the padded rest), with input arrays prepared in
-    advance: only ``set_tensor``, ``invoke`` and ``get_tensor``.
+    advance: only ``set_tensor``, ``invoke`` and ``get_tensor``. The detector runs patch by patch
+    (``dense=False``) so both sides do the same work; the dense pass is compared with patches in
+    :func:`~idc_edge.bench.work.dense_vs_patch`.
     """
     from ..backend import make_interpreter
     from ..detector import Detector
     from ..tiling import extract_patches
 
-    with Detector(model_path=model_path, um_per_px=um_per_px, stride=stride, num_threads=threads) as det:
+    with Detector(model_path=model_path, um_per_px=um_per_px, stride=stride, num_threads=threads,
+                  dense=False) as det:
         r = det.detect(frame)
         rgb, grid, _ = det.prepare(frame)
         patches = extract_patches(rgb, grid, np.flatnonzero(r.tissue))

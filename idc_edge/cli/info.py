@@ -54,6 +54,13 @@ def cmd_info(args) -> int:
     print(f"model     {m['path']} ({m['size_bytes'] / 1024:.0f} KB){'  [shipped default]' if m['shipped_default'] else ''}")
     print(f"          input {m['input']['dtype']} {sc['patch_size_px']}x{sc['patch_size_px']} {sc['channel_order']}, "
           f"{sc['um_per_px']} um/px, threshold {sc['threshold']:.3f}")
+    dense = sc.get("dense")
+    if isinstance(dense, dict) and dense.get("output_stride_px"):
+        s = dense["output_stride_px"]
+        print(f"dense     one convolutional pass per frame, output stride {s} px: --stride must be a multiple of "
+              f"{s} (--no-dense runs patch by patch)")
+    else:
+        print("dense     no (patch by patch; any --stride)")
     if prov.get("summary"):
         print(f"          {prov['summary']}")
     if prov.get("architecture") or prov.get("variant"):

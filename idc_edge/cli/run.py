@@ -28,7 +28,12 @@ def add_parser(sub) -> None:
     run.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
                      help="microns per pixel of the frames (default: the model's, no rescale)")
     run.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
-                     help="distance between patches in model pixels (default: one patch, no overlap)")
+                     help="distance between patches in model pixels (default: one patch, no overlap); a model "
+                          "with a dense pass (one convolutional pass per frame) takes only multiples of its "
+                          "output stride, e.g. 25 or 50 for an output stride of 25 px, and refuses others "
+                          "(idc-edge info shows it)")
+    run.add_argument("--no-dense", action="store_true",
+                     help="classify patch by patch even when the model has a dense pass (any --stride then)")
     run.add_argument("--no-mask", action="store_true", help="classify background patches too")
     run.add_argument("--no-reuse", action="store_true",
                      help="classify every tissue patch of every frame (default: a patch that did not change "
@@ -67,7 +72,7 @@ def build_config(args):
 
     options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
                               threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
-                              reuse=not args.no_reuse)
+                              reuse=not args.no_reuse, dense=False if args.no_dense else None)
     return RunConfig(source=args.source, camera=args.camera, detector=options,
                      patients=tuple(args.patient) if args.patient else None, camera_timeout_s=args.camera_timeout,
                      sequential=args.sequential, max_frames=args.max_frames)
