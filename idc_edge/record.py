@@ -156,7 +156,7 @@ LOCK_WAIT_S = 2.0
 
 #: A results file's first record is a JSON object whose first key is one of these (a frame's
 #: ``index``; a session header's ``session``): how a file, or a crash's leftover, is known as ours.
-RESULT_KEYS = ("index", "session")
+RESULT_KEYS = ("index", SESSION_KEY)
 
 
 def _holder(path: Path) -> str:

@@ -204,7 +204,7 @@ def test_run_on_a_data_set_with_a_corrupt_png_skips_and_reports_it(tiny_int8, da
     rec = tmp_path / "r.jsonl"
     p = run("run", "--source", root, "--patient", "p2", "--model", tiny_int8, "--record", rec, "--quiet")
     assert p.returncode == 0, p.stderr
-    assert f"idc-edge: warning: cannot read patch {bad}" in p.stderr
+    assert f"idc-edge: warning: cannot read patch image {str(bad)!r}" in p.stderr
     assert "1 unreadable patch image(s) skipped" in p.stderr
     assert len(read_records(rec)) >= 1
     assert all(line.startswith("idc-edge: ") or " frame(s) in " in line for line in p.stderr.splitlines())

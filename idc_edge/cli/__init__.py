@@ -5,7 +5,9 @@ problem and the fix, with exit code 2 and no traceback. Exit codes: 0 done (``ru
 Ctrl-C, SIGTERM or SIGHUP: everything recorded is finalised), 2 bad input or a fault that stops
 the run (bad model, option or source, disk full), 3 the camera was lost mid-run and did not
 come back within ``--camera-timeout`` (results up to then are saved), 130 other commands
-interrupted. Warnings (skipped frames or patch files, a camera that drops out) are lines
+interrupted, 141 (as if killed by SIGPIPE, without a message) when the reader of standard output
+went away (``| head -1``). A closed standard output (``>&-``) is an error line and exit 2; a
+closed standard error silences the messages, the exit code still tells. Warnings (skipped frames or patch files, a camera that drops out) are lines
 ``idc-edge: warning: ...``.
 
 One module per command (``run.py``, ``classify.py``, ...), each with ``add_parser(sub)`` and its
@@ -14,6 +16,7 @@ One module per command (``run.py``, ``classify.py``, ...), each with ``add_parse
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -22,11 +25,14 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
+from ..fileio import name, short, why
 from . import bench, classify, evaluate, info, report, run
 from .options import Parser, in_cli_words
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools in a pipeline
+MAX_MESSAGE = 600  # characters of one error line
 COMMANDS = (run, classify, evaluate, info, bench, report)
 
 __all__ = ["EXIT_CAMERA_LOST", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -79,26 +85,104 @@ def _quiet_opencv() -> None:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 
+class _ClosedStream:
+    """Stands in for a standard stream whose descriptor was closed (``>&-``): writing fails clearly."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, f"{self.what} is closed (started with >&- ?); give the command somewhere to "
+                                   "write, e.g. > out.txt")
+
+    def flush(self) -> None:
+        pass
+
+
+def _guard_standard_streams() -> None:
+    """Put ``/dev/null`` on a closed descriptor 0, 1 or 2 before anything else opens a file, so a
+    results file can never become "standard output" (and LiteRT's or OpenCV's own messages
+    cannot land in it); Python's ``sys.stdout``/``sys.stderr`` for a closed one is replaced."""
+    for fd, attr in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+        except OSError:
+            continue
+        if null != fd:  # a lower descriptor was free after all: keep numbering as it was
+            os.dup2(null, fd)
+            os.close(null)
+        if attr == "stdout":
+            sys.stdout = _ClosedStream("standard output")
+        elif attr == "stderr":
+            sys.stderr = open(fd, "w", closefd=False)  # messages are lost; the exit code still tells
+
+
+def _error(message: str) -> None:
+    """Print one ``idc-edge: error:`` line, cut to a readable length."""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "…"
+    try:
+        print(f"idc-edge: error: {text}", file=sys.stderr)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the exit code still tells
+
+
+def _detach_stdout() -> None:
+    """After a closed pipe: point descriptor 1 at /dev/null so the final flush at exit is silent."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
-    130 interrupted)."""
+    130 interrupted, 141 the reader of standard output went away)."""
+    _guard_standard_streams()
+    try:
+        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
+    except (AttributeError, ValueError, OSError):
+        pass
     warnings.showwarning = _one_line_warning
     _quiet_opencv()
     _log_warnings_as_lines()
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
     except CameraLostError as e:
-        print(f"idc-edge: error: {e}", file=sys.stderr)
+        _error(e)
         return EXIT_CAMERA_LOST
     except IdcEdgeError as e:
-        print(f"idc-edge: error: {in_cli_words(e)}", file=sys.stderr)
+        _error(in_cli_words(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("idc-edge: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # `idc-edge ... | head -1`: the reader has all it wanted
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as e:  # a file error not already put in words where it happened
+        _error(f"{why(e)}" + (f": {name(e.filename)}" if e.filename is not None else ""))
+        return EXIT_USAGE
+    except MemoryError:
+        _error("out of memory; use smaller frames or images, a larger --stride, or a lower IDC_EDGE_MEMORY_MB budget")
+        return EXIT_USAGE
+    except Exception as e:  # a bug: still one line, never a traceback (IDC_EDGE_DEBUG=1 shows it)
+        if os.environ.get("IDC_EDGE_DEBUG"):
+            raise
+        _error(f"internal error ({type(e).__name__}: {short(str(e), 200)}); please report it with the command "
+               "line (IDC_EDGE_DEBUG=1 shows the traceback)")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from .options import whole_number
+from .options import path, whole_number
 
 
 def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measure speed on this device: patch and frame latency, reuse, start-up",
                            description="Time the model and the whole pipeline on this device with frames made "
                                        "here (no data needed) and print tables; ratios are measured interleaved.")
-    bench.add_argument("--model", metavar="PATH",
+    bench.add_argument("--model", type=path("--model"), metavar="PATH",
                        help="int8 model to time, with its float32 twin from the sidecar (default: the shipped one)")
     bench.add_argument("--quick", action="store_true", help="fewer frame sizes and rounds (about half the time)")
     bench.add_argument("--threads", type=whole_number("--threads"), metavar="N",

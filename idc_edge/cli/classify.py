@@ -9,45 +9,65 @@ an empty probability and ``tissue`` 0.
 from __future__ import annotations
 
 import csv
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import SourceError
-from .options import add_model_args, number, whole_number
+from .options import add_model_args, number, path, whole_number
 
 
 def add_parser(sub) -> None:
     cls = sub.add_parser("classify", help="patch images or folders -> CSV of IDC probabilities (larger images: "
                                           "one row per patch window)")
-    cls.add_argument("paths", nargs="+", metavar="PATH",
+    cls.add_argument("paths", nargs="+", type=path("PATH"), metavar="PATH",
                      help="patch images or folders of them; an image larger than a patch is tiled, one row per window")
     add_model_args(cls)
     cls.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
                      help="for images larger than a patch: their microns per pixel (default: the model's)")
     cls.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
                      help="for images larger than a patch: distance between windows in model pixels (default: a patch)")
-    cls.add_argument("--out", metavar="CSV", help="write the CSV here (default: standard output)")
+    cls.add_argument("--out", type=path("--out"), metavar="CSV", help="write the CSV here (default: standard output)")
     cls.add_argument("--quiet", action="store_true", help="no progress bar")
     cls.set_defaults(func=cmd_classify)
 
 
 def _patch_files(paths: Sequence[str]) -> list[Path]:
+    from ..fileio import name, stat_path
     from ..sources import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for text in paths:
+        mode = stat_path(text, "input", SourceError, "; pass patch images or folders of them").st_mode
         p = Path(text)
-        if p.is_dir():
+        if stat.S_ISDIR(mode):
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not found:
-                raise SourceError(f"folder {text!r} has no images")
+                raise SourceError(f"folder {name(text)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
-        elif p.is_file():
+        elif stat.S_ISREG(mode):
             files.append(p)
         else:
-            raise SourceError(f"{text!r} does not exist; pass patch images or folders of them")
+            raise SourceError(f"{name(text)} is not a regular file or folder (a FIFO or device?); "
+                              "pass patch images or folders of them")
     return files
+
+
+def _open_out(args, files: Sequence[Path], model: Path):
+    """The CSV's text stream: standard output, or ``--out`` checked and created (never an input)."""
+    from ..errors import RecordError
+    from ..fileio import check_distinct, open_output
+    from ..spec import sidecar_path
+
+    if not args.out:
+        return sys.stdout
+    check_distinct([("--model", model), ("the model's sidecar", sidecar_path(model))]
+                   + [("an input image", f) for f in files], [("--out", args.out)])
+    fd = open_output(args.out, "--out", append=False, error=RecordError)
+    # undecodable bytes of file names are written back as the same bytes
+    return os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
 
 
 class _Tiler:
@@ -85,19 +105,19 @@ def cmd_classify(args) -> int:
     import numpy as np
 
     from .. import validate
-    from ..classifier import PatchClassifier
+    from ..classifier import PatchClassifier, resolve_model_path
     from ..dataset import parse_patch_path, patch_rgb
-    from ..errors import DatasetError, MemoryBudgetError
-    from ..fileio import read_image
+    from ..errors import DatasetError, MemoryBudgetError, RecordError
+    from ..fileio import name, read_image, why
     from ..progress import Progress
 
     threshold = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
+    out = _open_out(args, files, resolve_model_path(args.model))
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
         threshold = clf.spec.threshold if threshold is None else threshold
         size = clf.spec.patch_size_px
         tiler = _Tiler(args, threshold)
-        out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
         try:
@@ -133,11 +153,20 @@ def cmd_classify(args) -> int:
                         flush()
                 progress(done, len(files))
             flush()
+            if out is not sys.stdout:
+                out.flush()
+        except OSError as e:  # full disk, I/O error on --out (a closed pipe on stdout is the caller's)
+            if out is sys.stdout or isinstance(e, BrokenPipeError):
+                raise
+            raise RecordError(f"cannot write --out {name(args.out)}: {why(e)}") from None
         finally:
             tiler.close()
             if out is not sys.stdout:
-                out.close()
+                try:
+                    out.close()
+                except OSError:
+                    pass
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
-              f"e.g. {skipped[0]}", file=sys.stderr)
+              f"e.g. {name(skipped[0])}", file=sys.stderr)
     return 0

@@ -5,12 +5,12 @@ import json
 import math
 import sys
 
-from .options import add_model_args
+from .options import add_model_args, path
 
 
 def add_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="accuracy on labelled patches in the data set's layout")
-    ev.add_argument("data_dir", metavar="DATA_DIR", help="folder of <patient>/<0|1>/*.png (or one patient's folder)")
+    ev.add_argument("data_dir", type=path("DATA_DIR"), metavar="DATA_DIR", help="folder of <patient>/<0|1>/*.png (or one patient's folder)")
     add_model_args(ev)
     ev.add_argument("--patients", nargs="+", metavar="ID", help="evaluate only these patients")
     ev.add_argument("--validation", action="store_true",
@@ -33,12 +33,16 @@ def _json_safe(value):
 def cmd_evaluate(args) -> int:
     from ..classifier import PatchClassifier
     from ..dataset import VALIDATION_PATIENTS
+    from ..errors import DatasetError
     from ..evaluate import evaluate_folder
     from ..progress import Progress
 
     patients = args.patients
     if args.validation:
         patients = sorted(set(patients or VALIDATION_PATIENTS) & VALIDATION_PATIENTS)
+        if not patients:
+            raise DatasetError(f"--validation with --patients {' '.join(args.patients)[:80]}: none of them is one of "
+                               "the literature's validation patients; drop --validation or pick validation patients")
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
         ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
                              progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None))

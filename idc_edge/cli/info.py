@@ -7,11 +7,12 @@ from typing import Optional
 
 from .. import __version__
 from .evaluate import _json_safe
+from .options import path
 
 
 def add_parser(sub) -> None:
     info = sub.add_parser("info", help="backend, versions, model and its sidecar")
-    info.add_argument("--model", metavar="PATH", help="describe this model instead of the shipped one")
+    info.add_argument("--model", type=path("--model"), metavar="PATH", help="describe this model instead of the shipped one")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 
@@ -41,6 +42,17 @@ def describe(model: Optional[str] = None) -> dict:
             "model": model_info}
 
 
+def _text(value, limit: int = 60) -> str:
+    """A sidecar's free-form provenance value for display: any JSON type, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(value) -> str:
+    """A metric to three decimals, or as given when the sidecar holds something else."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else _text(value, 20)
+
+
 def cmd_info(args) -> int:
     info = describe(args.model)
     if args.json:
@@ -62,17 +74,18 @@ def cmd_info(args) -> int:
     else:
         print("dense     no (patch by patch; any --stride)")
     if prov.get("summary"):
-        print(f"          {prov['summary']}")
+        print(f"          {_text(prov['summary'], 200)}")
     if prov.get("architecture") or prov.get("variant"):
-        print(f"made      {prov.get('architecture', '?')} CNN, {prov.get('variant', '?')}"
-              + (f", shipped {prov['shipped'][:10]}" if prov.get("shipped") else ""))
+        print(f"made      {_text(prov.get('architecture', '?'))} CNN, {_text(prov.get('variant', '?'))}"
+              + (f", shipped {_text(prov['shipped'], 10)}" if prov.get("shipped") else ""))
     data = prov.get("data")
     if isinstance(data, dict) and "train_patients" in data:
-        print(f"data      {data.get('train_patients')} training / {data.get('val_patients')} validation patients "
-              f"({data.get('split', 'patient split')})")
+        print(f"data      {_text(data.get('train_patients'))} training / {_text(data.get('val_patients'))} validation "
+              f"patients ({_text(data.get('split', 'patient split'))})")
     for label, key in (("validation", "validation_metrics"), ("  float32", "validation_metrics_float")):
         vm = prov.get(key)
         if isinstance(vm, dict) and "balanced_accuracy" in vm:
-            print(f"{label:<9} balanced accuracy {vm['balanced_accuracy']:.3f}, recall no IDC {vm['recall_0']:.3f}, "
-                  f"recall IDC {vm['recall_1']:.3f}, ROC AUC {vm['roc_auc']:.3f} ({vm['n_patches']} patches)")
+            print(f"{label:<9} balanced accuracy {_num(vm.get('balanced_accuracy'))}, recall no IDC "
+                  f"{_num(vm.get('recall_0'))}, recall IDC {_num(vm.get('recall_1'))}, ROC AUC {_num(vm.get('roc_auc'))} "
+                  f"({_text(vm.get('n_patches'))} patches)")
     return 0

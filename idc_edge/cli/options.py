@@ -10,6 +10,7 @@ import sys
 from typing import Optional
 
 from ..errors import UsageError
+from ..fileio import short
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,7 +75,7 @@ def whole_number(flag: str):
         try:
             return int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {short(text)}") from None
     return parse
 
 
@@ -84,7 +85,7 @@ def number(flag: str):
         try:
             return float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {short(text)}") from None
     return parse
 
 
@@ -92,23 +93,39 @@ def positive_int(name: str):
     def parse(text: str) -> int:
         value = whole_number(name)(text)
         if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {short(text)}")
         return value
     return parse
 
 
-def positive_float(name: str):
+def positive_float(name: str, maximum: float = math.inf):
     def parse(text: str) -> float:
         value = number(name)(text)
         if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+            raise argparse.ArgumentTypeError(f"{name} must be > 0 and finite, got {short(text)}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:g}, got {short(text)}")
         return value
     return parse
 
 
 def camera(text: str):
-    """``--camera``: an index (digits) or a device path / capture URL."""
-    return int(text) if text.strip().isdigit() else text
+    """``--camera``: an index (up to 6 ASCII digits) or a device path / capture URL."""
+    stripped = text.strip()
+    if not stripped:
+        raise argparse.ArgumentTypeError("--camera is empty (an unset shell variable?): give an index or a device")
+    return int(stripped) if stripped.isascii() and stripped.isdigit() and len(stripped) <= 6 else text
+
+
+def path(name: str):
+    """A path option: refused when empty (an unset shell variable) or holding a NUL character."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{name} is empty (an unset shell variable?): give a file or folder")
+        if "\0" in text:
+            raise argparse.ArgumentTypeError(f"{name} holds a NUL character, which no file name can")
+        return text
+    return parse
 
 
 #: The library's option names (``OptionError.option``) as the command line spells them.
@@ -126,6 +143,7 @@ def in_cli_words(error: Exception) -> str:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="PATH", help="a .tflite model with its .json sidecar (default: the shipped int8 model)")
+    p.add_argument("--model", type=path("--model"), metavar="PATH",
+                   help="a .tflite model with its .json sidecar (default: the shipped int8 model)")
     p.add_argument("--threshold", type=number("--threshold"), help="decision threshold 0-1 (default: the model's sidecar)")
     p.add_argument("--threads", type=whole_number("--threads"), default=1, help="interpreter threads (default 1)")

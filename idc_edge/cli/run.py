@@ -10,7 +10,7 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError
-from .options import add_model_args, camera, number, positive_float, positive_int, whole_number
+from .options import add_model_args, camera, number, path, positive_float, positive_int, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     src.add_argument("--camera", type=camera, metavar="N|PATH",
                      help="camera index (/dev/videoN), or a device path or URL; /dev/v4l/by-id/... names the "
                           "same camera after it is re-plugged")
-    src.add_argument("--source", metavar="PATH", help="video file, image, folder of images, or a folder in the "
+    src.add_argument("--source", type=path("--source"), metavar="PATH", help="video file, image, folder of images, or a folder in the "
                                                       "data set's layout (shown as a moving stage)")
     add_model_args(run)
     run.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
@@ -44,21 +44,33 @@ def add_parser(sub) -> None:
     run.add_argument("--max-frames", type=positive_int("--max-frames"), metavar="N", help="stop after N frames")
     run.add_argument("--show", action="store_true",
                      help="show the overlay in a window (needs a display and idc-edge[gui]; else use --serve)")
-    run.add_argument("--save-video", metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
-    run.add_argument("--record", metavar="OUT.jsonl",
+    run.add_argument("--save-video", type=path("--save-video"), metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
+    run.add_argument("--record", type=path("--record"), metavar="OUT.jsonl",
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
     run.add_argument("--patient", action="append", metavar="ID", help="with a data-set folder: patients to show")
-    run.add_argument("--camera-timeout", type=positive_float("--camera-timeout"), default=10.0, metavar="S",
+    run.add_argument("--camera-timeout", type=positive_float("--camera-timeout", maximum=86400.0), default=10.0, metavar="S",
                      help="give up after S seconds without camera frames (default 10)")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
                           "other machines on the network watch)")
-    run.add_argument("--snapshots", default="idc-snapshots", metavar="DIR",
+    run.add_argument("--snapshots", type=path("--snapshots"), default="idc-snapshots", metavar="DIR",
                      help="where the Snapshot button (--serve) and the s key (--show) save PNG + JSON "
                           "(default ./idc-snapshots)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.set_defaults(func=cmd_run)
+
+
+def _check_outputs(args) -> None:
+    """Refuse an output that is an input or the other output (by inode: links count), before
+    anything is opened or truncated."""
+    from ..classifier import resolve_model_path
+    from ..fileio import check_distinct
+    from ..spec import sidecar_path
+
+    model = resolve_model_path(args.model)
+    check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
+                   [("--record", args.record), ("--save-video", args.save_video)])
 
 
 def _raise_interrupt(signum, frame):
@@ -111,6 +123,7 @@ def cmd_run(args) -> int:
     raised after the summary line: the caller maps it to 2, or 3 for a lost camera)."""
     from ..session import Session
 
+    _check_outputs(args)
     config = build_config(args)
     sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
     previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
