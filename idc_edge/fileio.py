@@ -109,7 +109,8 @@ def _open_checked(path: str, flags: int, what: str, error: type, hint: str = "",
     try:
         fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
     except OSError as e:
-        raise error(f"cannot open {what} {name(path)}: {why(e)}{hint}") from None
+        verb = "read" if (flags & os.O_ACCMODE) == os.O_RDONLY else "write"
+        raise error(f"cannot {verb} {what} {name(path)}: {why(e)}{hint}") from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISREG(mode):

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .errors import OptionError, RecordError
-from .fileio import as_path, name, open_output, opencv_path, write_all
+from .fileio import as_path, name, open_output, opencv_path, read_bytes, write_all
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,7 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
 
 def _read_lines(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
     """Every whole line of a results file as JSON (a final fragment without a newline is ignored)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise RecordError(f"cannot read results {str(path)!r}: {e.strerror}") from None
+    data = read_bytes(path, "results", RecordError)  # a FIFO or device is refused, not waited on
     out = []
     for number, line in enumerate(data.split(b"\n")[:-1], 1):  # after the last newline: unfinished
         try:

@@ -6,29 +6,33 @@ import os
 import sys
 
 from ..errors import RecordError
+from .options import path
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="summarise a results file (--record): fields, IDC over time, frames with most "
                                       "IDC, settings and model",
                        description="Summarise each session of a results file written by `idc-edge run --record`.")
-    p.add_argument("results", metavar="RESULTS.jsonl", help="a results file written by idc-edge run --record")
-    p.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML page (plot and pictures inline)")
+    p.add_argument("results", type=path("RESULTS.jsonl"), metavar="RESULTS.jsonl", help="a results file written by idc-edge run --record")
+    p.add_argument("--html", type=path("--html"), metavar="OUT.html", help="write one self-contained HTML page (plot and pictures inline)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
+    from ..fileio import check_distinct, name, open_output, why
     from ..report import render_html, render_text, summarize
 
+    check_distinct([("the results file", args.results)], [("--html", args.html)])
     summaries = summarize(args.results, pictures=bool(args.html))
     if args.html:
         page = render_html(summaries, os.path.basename(str(args.results)))
+        fd = open_output(args.html, "--html", append=False, error=RecordError)
         try:
-            with open(args.html, "w", encoding="utf-8") as f:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(page)
         except OSError as e:
-            raise RecordError(f"cannot write the report to {args.html!r}: {e.strerror}") from None
+            raise RecordError(f"cannot write the report to {name(args.html)}: {why(e)}") from None
     if args.json:
         print(json.dumps({"results": str(args.results), "sessions": [s.to_json() for s in summaries]}))
     else:
