@@ -12,6 +12,9 @@
 4. Stream throughput: ``idc-edge run`` over a video file (threaded vs sequential, reuse on and
    off, drawing on and off), decode alone timed apart, and each process's peak memory.
 5. Start-up: process start to the first result of ``idc-edge run``.
+6. Work per frame: MACs of the patch and the dense path for a 1080p frame at 1 µm/px, stride 25,
+   counted from the model's ops; CPU time of the dense pass against patches of the same model in
+   the same run; labelled estimates for Raspberry Pi 4/5 and Jetson Orin Nano.
 
 Guards (:func:`check_guards`) fail only on large regressions of ratios, never on absolute times.
 TensorFlow is used here only, never by ``idc_edge``.
@@ -36,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from idc_edge import bench  # noqa: E402
+from idc_edge.bench.work import ASSUMED_EFFICIENCY  # noqa: E402
 from idc_edge.classifier import resolve_model_path  # noqa: E402
 from idc_edge.dataset import default_data_dir  # noqa: E402
 from idc_edge.spec import read_spec  # noqa: E402
@@ -51,6 +55,7 @@ GUARDS = (
     ("reuse_still_speedup", 1.5, "reuse speeds a still stage up less than 1.5x"),
     ("reuse_moving_cost", 0.8, "reuse slows a moving stage down by more than 20 %"),
     ("threaded_vs_sequential", 0.8, "threaded `idc-edge run` is more than 20 % slower than sequential"),
+    ("dense_vs_patch", 1.0, "a dense model's detect() is slower in dense mode than patch by patch (1080p, stride 25)"),
 )
 
 
@@ -302,6 +307,14 @@ def measure(model: Optional[str] = None, keras: Optional[str] = None, quick: boo
                              "wall_s": float(np.median([s.wall_s for s in starts])),
                              "peak_rss_mb": float(max(s.peak_rss_mb for s in starts + cold)),
                              "command": starts[0].command}
+    progress("6. work per frame: MACs of the patch and the dense path, the dense pass against patches")
+    work = bench.frame_macs(model, 1920, 1080, 1.0, 25)
+    report["work"] = asdict(work) | {"ratio": work.ratio}
+    report["projections"] = [asdict(p) for p in bench.project(work)]
+    report["devices"] = [asdict(d) for d in bench.DEVICES]
+    report["assumed_efficiency"] = ASSUMED_EFFICIENCY
+    report["dense"] = [asdict(r) for r in bench.dense_vs_patch(
+        model, stage_frames(1920, 1080, 1.0, 4 if quick else 8)[0], 1.0, 25, rounds=5 if quick else 9)]
     report["ratios"] = ratios(report)
     report["guards"] = check_guards(report["ratios"])
     return report
@@ -322,6 +335,10 @@ def ratios(report: dict) -> dict[str, float]:
             r["overhead_efficiency_with_rescale"] = o["efficiency"]
     for row in report.get("reuse", []):
         r["reuse_still_speedup" if row["sequence"] == "still" else "reuse_moving_cost"] = row["speedup"]
+    for row in report.get("dense", []):
+        suffix = "" if row["mask"] else "_mask_off"
+        r["dense_vs_patch" + suffix] = row["speedup"]
+        r["dense_vs_patch_model" + suffix] = row["model_speedup"]
     stream = {s["mode"]: s for s in report.get("stream", [])}
     if "threaded (default)" in stream and "sequential" in stream:
         a = stream["threaded (default)"]["fps_per_round"]

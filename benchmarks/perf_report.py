@@ -40,6 +40,9 @@ TARGETS = (
     ("`idc-edge run` first result after process start (s)", lambda r: r["startup"]["first_result_s"], 1.5, "s<"),
     ("... on the first run with this model (no cached model-probe verdict)",
      lambda r: r["startup"].get("first_result_cold_s"), 1.5, "s<"),
+    ("dense pass vs patches, same model, `detect()` CPU, 1920×1080 @ 1 µm/px, stride 25, mask on",
+     lambda r: r["ratios"].get("dense_vs_patch"), 2.5, "x"),
+    ("... mask off (every window classified)", lambda r: r["ratios"].get("dense_vs_patch_mask_off"), 2.5, "x"),
 )
 
 
@@ -133,6 +136,7 @@ def markdown(r: dict) -> str:
     for s in r["stream"]:
         lines.append(f"| {s['mode']} | {s['frames']} | {s['fps']:.1f} | {s['first_result_s']:.2f} | "
                      f"{s['peak_rss_mb']:.0f} |")
+    lines += _work_section(r)
     st = r["startup"]
     lines += ["", "## 5. Start-up", "", f"`{st['command']}`: first result {st['first_result_s']:.2f} s after process "
               f"start (median of 3; {st.get('first_result_cold_s', float('nan')):.2f} s on a first run, before the model "
@@ -144,6 +148,41 @@ def markdown(r: dict) -> str:
         lines.append(f"| {g['what']} | {v} | {g['lowest']:g} | "
                      f"{'skipped' if g['ok'] is None else ('yes' if g['ok'] else '**NO**')} |")
     return "\n".join(lines) + "\n"
+
+
+def _work_section(r: dict) -> list[str]:
+    """Section 6: MACs per frame, the dense pass against patches, and estimated frame rates."""
+    w = r.get("work")
+    if not w:
+        return []
+    lines = ["", "## 6. Work per frame (1920×1080 at 1 µm/px, stride 25)", "",
+             f"{w['windows']} windows, {w['macs_per_patch'] / 1e6:.2f} M multiply-accumulates per 50×50 patch "
+             "(counted from the model's convolution and fully connected ops). Patch path: "
+             f"**{w['patch_macs'] / 1e6:,.0f} M MACs** per frame (every window, mask off)"
+             + (f"; dense path: **{w['dense_macs'] / 1e6:,.0f} M** in {w['dense_passes']} passes "
+                f"(the frame and its edge strips): **{w['ratio']:.2f}× fewer**." if w.get("dense_macs")
+                else "; the model has no dense pass.")]
+    if r.get("dense"):
+        lines += ["", "Same model, same frames, interleaved, this process's CPU time per frame (median):", "",
+                  "| mask | tissue / windows | `detect()` dense | patches | speed-up | model step dense | patches | "
+                  "speed-up |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for d in r["dense"]:
+            lines.append(f"| {'on' if d['mask'] else 'off'} | {d['tissue_patches']:.0f} / {d['patches']} | "
+                         f"{d['dense_cpu_ms']:.2f} ms | {d['patch_cpu_ms']:.2f} ms | **{d['speedup']:.2f}×** | "
+                         f"{d['dense_model_cpu_ms']:.2f} ms | {d['patch_model_cpu_ms']:.2f} ms | "
+                         f"{d['model_speedup']:.2f}× |")
+    if r.get("projections"):
+        eff = 100 * r.get("assumed_efficiency", 0.5)
+        lines += ["", f"**Estimates, not measurements**: frames per second of the model alone (no rescale, mask, "
+                      f"decoding or drawing), from each device's published CPU clock and int8 multiply-accumulates "
+                      f"per cycle, assuming LiteRT reaches {eff:.0f} % of that peak and threads scale linearly:", "",
+                  "| device | threads | patch path fps | dense path fps |", "|---|---:|---:|---:|"]
+        for p in r["projections"]:
+            dense = f"{p['dense_fps']:,.0f}" if p.get("dense_fps") else "—"
+            lines.append(f"| {p['device']} | {p['threads']} | {p['patch_fps']:,.1f} | {dense} |")
+        lines += ["", "Sources:"] + [f"- {d['name']} ({d['cpu']}, {d['ghz']} GHz, {d['int8_macs_per_cycle']} int8 "
+                                     f"MACs/cycle/core): " + "; ".join(d["sources"]) for d in r.get("devices", [])]
+    return lines
 
 
 def chart(r: dict, path: Path) -> None:

@@ -132,3 +132,14 @@ def test_guard_reuse(int8_path, frames_cache):
     rows = {r.sequence: r for r in bench.reuse_latency(str(int8_path), sequences=seqs, rounds=ROUNDS)}
     print({k: round(v.speedup, 2) for k, v in rows.items()})
     assert rows["still"].speedup > 1.5 and rows["moving"].speedup > 0.8
+
+
+def test_guard_dense_pass_not_slower_than_patches(int8_path, frames_cache):
+    from idc_edge.spec import read_spec
+
+    if read_spec(int8_path).dense is None:
+        pytest.skip(f"{int8_path.name} has no dense pass (its sidecar has no \"dense\")")
+    rows = bench.dense_vs_patch(str(int8_path), frames_cache(1920, 1080, 1.0, 4), 1.0, 25, masks=(True,),
+                                rounds=ROUNDS)
+    print(f"dense vs patches, detect() CPU: {rows[0].speedup:.2f}x (model step {rows[0].model_speedup:.2f}x)")
+    assert rows[0].speedup > 1.0
