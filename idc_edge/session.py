@@ -24,22 +24,24 @@ after that, so nothing recorded is lost; ``session.summary`` still holds the sum
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
-from . import __version__
+from . import __version__, validate
 from .detector import Detector, DetectorOptions
 from .errors import IdcEdgeError, OptionError
 from .overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .sinks.base import SessionInfo, Sink, SinkFeed, SinkFrame
 
 log = logging.getLogger(__name__)
+
+#: The longest wait for a camera, in seconds (a day): longer values overflow the waits underneath.
+MAX_CAMERA_TIMEOUT_S = 86400.0
 
 _STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
@@ -77,12 +79,12 @@ class RunConfig:
             raise OptionError(f"detector must be DetectorOptions, got {type(self.detector).__name__}")
         if not isinstance(self.overlay, OverlayStyle):
             raise OptionError(f"overlay must be an OverlayStyle, got {type(self.overlay).__name__}")
-        t = self.camera_timeout_s
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            raise OptionError(f"camera timeout must be > 0 seconds, got {t!r}")
-        m = self.max_frames
-        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-            raise OptionError(f"max frames must be a whole number >= 1, got {m!r}")
+        object.__setattr__(self, "camera_timeout_s",
+                           validate.positive_number("camera_timeout_s", self.camera_timeout_s, "seconds",
+                                                   maximum=MAX_CAMERA_TIMEOUT_S))
+        if self.max_frames is not None:
+            object.__setattr__(self, "max_frames", validate.whole_number("max_frames", self.max_frames))
+        object.__setattr__(self, "sequential", validate.flag("sequential", self.sequential))
         if self.patients is not None:
             object.__setattr__(self, "patients", tuple(str(p) for p in self.patients))
 

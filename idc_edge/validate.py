@@ -38,10 +38,12 @@ def whole_number(option: str, value: Any, minimum: int = 1, maximum: Optional[in
     return value
 
 
-def positive_number(option: str, value: Any, unit: str = "") -> float:
-    """``value`` as a finite ``float`` > 0."""
+def positive_number(option: str, value: Any, unit: str = "", maximum: float = math.inf) -> float:
+    """``value`` as a finite ``float`` > 0 and <= ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise _fail(option, f"must be > 0{unit and ' (' + unit + ')'}", value)
+    if value > maximum:
+        raise _fail(option, f"must be at most {maximum:g}{unit and ' (' + unit + ')'}", value)
     return float(value)
 
 

@@ -5,6 +5,7 @@ so the runtime tests run without TensorFlow, on the device itself.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from tiny_model import PINK, PURPLE, synthetic_patches, tiny_model_files  # noqa: E402
 
 from idc_edge.dataset import default_data_dir  # noqa: E402
+
+#: Tests that train or convert with TensorFlow; on a device with only the [test] extra they skip.
+needs_tensorflow = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                      reason="needs TensorFlow (the [train] extra), which the device does not have")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from conftest import needs_tensorflow  # noqa: E402
 from tiny_model import synthetic_patches  # noqa: E402
 
 from convert import report as report_mod  # noqa: E402
@@ -198,6 +199,7 @@ def tiny_keras(tmp_path_factory):
 
 
 @pytest.mark.slow
+@needs_tensorflow
 def test_ptq_uint8_model_takes_raw_bytes_and_agrees_with_float(tiny_keras, tmp_path):
     from convert import ptq, tflite
     from idc_edge.classifier import PatchClassifier
@@ -236,6 +238,7 @@ def _write_layout(root: Path, patients: dict[str, int]) -> None:
 
 
 @pytest.mark.slow
+@needs_tensorflow
 def test_cli_without_qat_converts_reports_and_ships_on_a_tiny_model(tiny_keras, tmp_path, capsys):
     from convert.__main__ import main
     from convert.ship import ship
@@ -315,6 +318,7 @@ print(f"RESULT agree={agree:.4f} acc={acc:.4f} maxdiff={np.abs(p8 - p32).max():.
 
 
 @pytest.mark.slow
+@needs_tensorflow
 def test_qat_on_a_tiny_model_round_trips_h5_and_converts_to_uint8(tmp_path):
     # A subprocess: importing tfmot sets TF_USE_LEGACY_KERAS=1 for its whole process.
     script = tmp_path / "qat_tiny.py"

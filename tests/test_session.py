@@ -145,10 +145,12 @@ def test_run_config_fails_with_bad_options():
         RunConfig()
     with pytest.raises(OptionError, match="exactly one of a source"):
         RunConfig(source="a.mp4", camera=0)
-    with pytest.raises(OptionError, match="max frames"):
+    with pytest.raises(OptionError, match="max_frames must be >= 1"):
         RunConfig(source="a.mp4", max_frames=0)
-    with pytest.raises(OptionError, match="camera timeout"):
+    with pytest.raises(OptionError, match="camera_timeout_s must be > 0"):
         RunConfig(camera=0, camera_timeout_s=float("nan"))
+    c = RunConfig(source="a.mp4", max_frames=np.int64(3), camera_timeout_s=np.float32(2.5))  # numpy scalars
+    assert (c.max_frames, c.camera_timeout_s) == (3, 2.5) and type(c.max_frames) is int
     with pytest.raises(OptionError, match="Sink"):
         Session(RunConfig(source="a.mp4"), [object()])
 

@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs_tensorflow
 from idc_edge.dataset import default_data_dir
+
+pytestmark = needs_tensorflow
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = default_data_dir()

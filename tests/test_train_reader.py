@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import needs_tensorflow
 from train.__main__ import main
 
 
@@ -48,6 +49,7 @@ def _read_all(records):
     return np.concatenate(images), np.concatenate(labels), np.concatenate(index), skips
 
 
+@needs_tensorflow
 def test_read_pads_edge_patch_with_white_in_rgb_order(tmp_path):
     from idc_edge.dataset import scan_dataset
 
@@ -61,6 +63,7 @@ def test_read_pads_edge_patch_with_white_in_rgb_order(tmp_path):
     assert labels.tolist() == [0]
 
 
+@needs_tensorflow
 def test_read_skips_and_counts_unreadable_png(tmp_path):
     from idc_edge.dataset import scan_dataset
 

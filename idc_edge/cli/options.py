@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import re
 import sys
 from typing import Optional
@@ -98,17 +97,6 @@ def positive_int(name: str):
     return parse
 
 
-def positive_float(name: str, maximum: float = math.inf):
-    def parse(text: str) -> float:
-        value = number(name)(text)
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0 and finite, got {short(text)}")
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:g}, got {short(text)}")
-        return value
-    return parse
-
-
 def camera(text: str):
     """``--camera``: an index (up to 6 ASCII digits) or a device path / capture URL."""
     stripped = text.strip()
@@ -130,7 +118,7 @@ def path(name: str):
 
 #: The library's option names (``OptionError.option``) as the command line spells them.
 FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
-         "threads": "--threads"}
+         "threads": "--threads", "camera_timeout_s": "--camera-timeout", "max_frames": "--max-frames"}
 
 
 def in_cli_words(error: Exception) -> str:

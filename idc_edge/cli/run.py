@@ -10,7 +10,7 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError
-from .options import add_model_args, camera, number, path, positive_float, positive_int, whole_number
+from .options import add_model_args, camera, number, path, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     run.add_argument("--sequential", action="store_true",
                      help="capture, inference and drawing one after another on one thread (default: each on "
                           "its own thread, overlapping)")
-    run.add_argument("--max-frames", type=positive_int("--max-frames"), metavar="N", help="stop after N frames")
+    run.add_argument("--max-frames", type=whole_number("--max-frames"), metavar="N", help="stop after N frames")
     run.add_argument("--show", action="store_true",
                      help="show the overlay in a window (needs a display and idc-edge[gui]; else use --serve)")
     run.add_argument("--save-video", type=path("--save-video"), metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
     run.add_argument("--patient", action="append", metavar="ID", help="with a data-set folder: patients to show")
-    run.add_argument("--camera-timeout", type=positive_float("--camera-timeout", maximum=86400.0), default=10.0, metavar="S",
+    run.add_argument("--camera-timeout", type=number("--camera-timeout"), default=10.0, metavar="S",
                      help="give up after S seconds without camera frames (default 10)")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
