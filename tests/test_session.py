@@ -160,3 +160,20 @@ def test_a_bad_source_fails_before_any_output_is_touched(tmp_path):
     with pytest.raises(IdcEdgeError, match="does not exist"):
         run_session(RunConfig(source=str(tmp_path / "missing.mp4")), [JsonlSink(rec)])
     assert not rec.exists()
+
+
+def test_readme_session_example_runs():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root.parent / "shared" / "idc_patches" / "8867").is_dir():
+        pytest.skip("the README example reads ../shared/idc_patches/8867, which is absent")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+                if "run_session" in b]
+    p = subprocess.run([sys.executable, "-c", block], cwd=root, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert re.match(r"60 frame\(s\) in .*; 60 result\(s\) in /tmp/idc_session.jsonl; video in /tmp/idc_session.avi",
+                    p.stdout), p.stdout
