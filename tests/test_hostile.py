@@ -392,3 +392,57 @@ def test_ctrl_c_ends_the_wait_for_a_camera_that_never_opens():
     p.send_signal(2)
     out, _ = p.communicate(timeout=20)
     assert "interrupted" in out and time.monotonic() - started < 5
+
+
+# -- 3. (videos) a frame size that changes mid-stream; 8. a cut-short video's real loss -------------------
+
+def _resize_mjpg_frames(path, from_frame: int, size=(80, 60)) -> None:
+    """Replace frames ``from_frame``.. of an MJPG AVI by smaller JPEGs (zero-padded to the chunk size):
+    a stream whose frame size changes mid-way, as after a camera mode switch."""
+    from test_faults import jpeg_starts
+
+    data = bytearray(path.read_bytes())
+    starts = jpeg_starts(bytes(data))
+    for k in range(from_frame, len(starts)):
+        s = starts[k]
+        assert data[s - 8:s - 4] == b"00dc"
+        n = int.from_bytes(data[s - 4:s], "little")
+        ok, small = cv2.imencode(".jpg", np.full((size[1], size[0], 3), 20 * k, np.uint8))
+        assert len(small) <= n
+        data[s:s + n] = small.tobytes() + bytes(n - len(small))
+    path.write_bytes(bytes(data))
+
+
+def test_a_video_whose_frame_size_changes_mid_stream_gives_each_frame_at_its_real_size(tmp_path):
+    """OpenCV's decoder stretches every frame to the first one's size (wrong µm/px for the rest)."""
+    from idc_edge.detector import Detector
+    from idc_edge.sources import VideoSource
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(6):  # textured frames: their JPEGs have room for the smaller ones
+        writer.write(np.random.default_rng(i).integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    _resize_mjpg_frames(path, 3)
+    frames = list(VideoSource(path))
+    assert [f.image.shape[:2] for f in frames] == [(240, 320)] * 3 + [(60, 80)] * 3
+    with Detector(um_per_px=2.0, tissue_mask=False) as det:
+        results = list(det.stream(frames))
+    assert [r.probabilities.shape for r in results] == [(3, 4)] * 3 + [(1, 1)] * 3
+
+
+def test_a_video_cut_short_counts_every_frame_it_lost(tmp_path):
+    """More frames missing than the run of bad reads it tolerates: all of them are counted."""
+    from test_faults import jpeg_starts
+
+    from idc_edge.sources import VideoSource
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(60):
+        writer.write(np.full((120, 160, 3), 4 * i, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[:jpeg_starts(data)[5] + 100])  # copy interrupted inside frame 5 of 60
+    src = VideoSource(path)
+    assert len(list(src)) == 5 and src.skipped == 55

@@ -8,6 +8,7 @@ import os
 from typing import Iterator, Union
 
 import cv2
+import numpy as np
 
 from ..errors import SourceError
 from ..fileio import as_path, name, open_input, opencv_path
@@ -16,13 +17,28 @@ from .base import Frame, FrameSource
 log = logging.getLogger(__name__)
 
 
+_JPEG_CODECS = frozenset({"MJPG", "JPEG", "AVRN", "DMB1"})
+
+
+def decode_packet(packet) -> "np.ndarray | None":
+    """A Motion-JPEG frame's bytes (as OpenCV's raw read gives them) decoded at its own size; None when corrupt."""
+    if packet is None or not getattr(packet, "size", 0):
+        return None
+    try:
+        return cv2.imdecode(np.ascontiguousarray(packet).reshape(-1), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
 class VideoSource(FrameSource):
     """Every frame of a video file, in order; timestamps from the file in seconds.
 
     A frame the decoder cannot read (corrupt bytes, a file cut short) is skipped, counted in
     ``skipped`` and logged, and reading goes on with the next one; ``Frame.index`` stays the
     frame's position in the file. Reading stops at the end of the file, or after
-    ``max_bad_frames`` failures in a row (a file cut short before its stated frame count).
+    ``max_bad_frames`` failures in a row (a file cut short before its stated frame count); the
+    frames it states but never gave are counted in ``skipped`` too. Motion-JPEG frames are decoded
+    at their own size, so a frame size that changes mid-stream is seen (and rescaled per frame).
     """
 
     def __init__(self, path: Union[str, os.PathLike], max_bad_frames: int = 25):
@@ -38,20 +54,26 @@ class VideoSource(FrameSource):
                                       "(for still images use .png/.jpg/.tif)")
                 count = probe.get(cv2.CAP_PROP_FRAME_COUNT)
                 fps = probe.get(cv2.CAP_PROP_FPS)
+                fourcc = int(probe.get(cv2.CAP_PROP_FOURCC) or 0)
             finally:
                 probe.release()
         self.frame_count = int(count) if count and math.isfinite(count) and 0 < count < 1e12 else 0
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1e4 else 0.0
+        self.codec = fourcc.to_bytes(4, "little").decode("latin-1") if 0 < fourcc < 1 << 32 else ""
 
     def __iter__(self) -> Iterator[Frame]:
         with opencv_path(self.path, "video") as where:
             cap = cv2.VideoCapture(where)
+            # Motion JPEG: take each frame's own JPEG and decode it here, because OpenCV's decoder
+            # scales every frame to the first frame's size, so a frame of another size would keep a
+            # wrong microns-per-pixel scale; decoded here, each frame keeps its real size
+            raw = self.codec.upper() in _JPEG_CODECS and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
             try:
-                yield from self._frames(cap)
+                yield from self._frames(cap, raw)
             finally:
                 cap.release()
 
-    def _frames(self, cap) -> Iterator[Frame]:
+    def _frames(self, cap, raw: bool) -> Iterator[Frame]:
         bad = 0
         for index in itertools.count():
             try:
@@ -70,6 +92,12 @@ class VideoSource(FrameSource):
                     log.warning("%s: the file ends at frame %d of the %d it states (cut short?); %d frame(s) missing",
                                 self.description, index - bad, self.frame_count, self.frame_count - index + bad)
                 return
+            if raw:
+                image = decode_packet(image)
+                if image is None:  # the packet is there but is not a JPEG (bad block on the card)
+                    self.skipped += 1
+                    log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
+                    continue
             image = self._checked(image)
             if image is None:
                 continue
