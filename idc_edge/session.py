@@ -36,7 +36,9 @@ from . import __version__, validate
 from .detector import Detector, DetectorOptions
 from .errors import IdcEdgeError, OptionError
 from .overlay import OverlayInfo, OverlayStyle, draw_overlay
+from .profiles import Profile
 from .sinks.base import SessionInfo, Sink, SinkFeed, SinkFrame
+from .sources.modes import CameraControls, CameraMode
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,10 @@ class RunConfig:
         sequential: capture, inference and sinks on one thread (for comparison and debugging).
         max_frames: stop after this many frames (None: until the source ends).
         overlay: how the overlay is drawn for the video, window and snapshots.
+        camera_mode: size, frame rate and pixel format to ask the camera for.
+        camera_controls: exposure and white-balance locks to ask the camera for.
+        profile: the microscope profile in use (frames of another size than its scale was measured
+            at are refused; the glass is watched for drift from its white reference).
     """
 
     source: Union[str, Path, None] = None
@@ -69,6 +75,9 @@ class RunConfig:
     sequential: bool = False
     max_frames: Optional[int] = None
     overlay: OverlayStyle = field(default_factory=OverlayStyle)
+    camera_mode: Optional[CameraMode] = None
+    camera_controls: Optional[CameraControls] = None
+    profile: Optional[Profile] = None
 
     def __post_init__(self):
         if (self.source is None) == (self.camera is None):
@@ -90,11 +99,15 @@ class RunConfig:
 
     def open_source(self):
         """Open the configured source or camera (:class:`~idc_edge.sources.FrameSource`)."""
-        from .sources import CameraSource, open_source
+        from .sources import open_source
+        from .sources.calibrated import CalibratedSource
 
         if self.camera is not None:
-            return CameraSource(self.camera, lost_timeout_s=self.camera_timeout_s)
-        return open_source(str(self.source), um_per_px=self.detector.um_per_px, patients=self.patients)
+            source = open_source(camera=self.camera, mode=self.camera_mode, controls=self.camera_controls,
+                                 camera_timeout_s=self.camera_timeout_s)
+        else:
+            source = open_source(str(self.source), um_per_px=self.detector.um_per_px, patients=self.patients)
+        return CalibratedSource(source, self.profile) if self.profile is not None else source
 
     def to_json(self) -> dict:
         """The options as JSON-ready values (for the results file's session header)."""
@@ -103,7 +116,9 @@ class RunConfig:
                 "um_per_px": d.um_per_px, "stride": d.stride, "threshold": d.threshold, "threads": d.num_threads,
                 "tissue_mask": d.tissue_mask, "reuse": d.reuse, "model": d.model_path,
                 "patients": list(self.patients) if self.patients else None, "sequential": self.sequential,
-                "max_frames": self.max_frames, "camera_timeout_s": self.camera_timeout_s}
+                "max_frames": self.max_frames, "camera_timeout_s": self.camera_timeout_s,
+                "profile": None if self.profile is None else self.profile.name,
+                "white_balance_gains_rgb": None if d.white_balance is None else list(d.white_balance.gains_rgb)}
 
 
 @dataclass(frozen=True)

@@ -98,11 +98,62 @@ def positive_int(name: str):
 
 
 def camera(text: str):
-    """``--camera``: an index (up to 6 ASCII digits) or a device path / capture URL."""
-    stripped = text.strip()
-    if not stripped:
-        raise argparse.ArgumentTypeError("--camera is empty (an unset shell variable?): give an index or a device")
-    return int(stripped) if stripped.isascii() and stripped.isdigit() and len(stripped) <= 6 else text
+    """``--camera``: any form :func:`~idc_edge.sources.camera_forms.parse_camera` takes (checked here,
+    so ``--camera slide.avi`` is a one-line usage error pointing to ``--source``)."""
+    from ..errors import OptionError
+    from ..sources.camera_forms import parse_camera
+
+    try:
+        target = parse_camera(text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return target.address if target.kind == "v4l2" else target.text
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` → (width, height) in pixels."""
+    from ..errors import OptionError
+    from ..sources.modes import parse_size
+
+    try:
+        return parse_size(text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def fourcc(text: str) -> str:
+    """``--fourcc MJPG`` → the four-character code, upper-cased."""
+    from ..errors import OptionError
+    from ..sources.modes import parse_fourcc
+
+    try:
+        return parse_fourcc(text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=None) -> None:
+    """``--camera`` or ``--source`` (one of them, or neither when a profile names the camera), and
+    the camera's mode and locks."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=camera, metavar="CAMERA",
+                     help="camera: index N (/dev/videoN), device path (/dev/v4l/by-id/... survives re-plugging), "
+                          "picam[:N] (Raspberry Pi CSI, Picamera2), jetson[:N] (Jetson CSI), a GStreamer pipeline, "
+                          "or a stream URL (tcp://, rtsp://, http://)")
+    src.add_argument("--source", type=source_type, metavar="PATH", help=source_help)
+    p.add_argument("--size", type=frame_size, metavar="WxH", help="camera frame size to ask for, e.g. 1920x1080")
+    p.add_argument("--fps", type=number("--fps"), metavar="N", help="camera frame rate to ask for")
+    p.add_argument("--fourcc", type=fourcc, metavar="CODE",
+                   help="camera pixel format to ask for (MJPG for 1080p at 30 fps on most USB cameras, YUYV, ...)")
+    p.add_argument("--lock-exposure", action="store_true",
+                   help="turn the camera's automatic exposure off (where the driver allows)")
+    p.add_argument("--exposure-us", type=number("--exposure-us"), metavar="US",
+                   help="with --lock-exposure: exposure time in microseconds")
+    p.add_argument("--lock-white-balance", action="store_true",
+                   help="turn the camera's automatic white balance off (where the driver allows)")
+    p.add_argument("--profile", metavar="NAME|FILE.toml",
+                   help="microscope profile (~/.config/idc-edge/profiles/NAME.toml): camera, mode, um/px, white "
+                        "reference; see `idc-edge calibrate`")
 
 
 def path(name: str):

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError
-from .options import add_model_args, camera, number, path, whole_number
+from .options import add_camera_args, add_model_args, number, path, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -18,12 +18,10 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if
 def add_parser(sub) -> None:
     run = sub.add_parser("run", help="stream a camera, video, image or data-set folder through the detector",
                          description="Classify every tissue patch of every frame and draw an IDC heat map.")
-    src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument("--camera", type=camera, metavar="N|PATH",
-                     help="camera index (/dev/videoN), or a device path or URL; /dev/v4l/by-id/... names the "
-                          "same camera after it is re-plugged")
-    src.add_argument("--source", type=path("--source"), metavar="PATH", help="video file, image, folder of images, or a folder in the "
-                                                      "data set's layout (shown as a moving stage)")
+    add_camera_args(run, "video file, image, folder of images, or a folder in the data set's layout (shown as a "
+                         "moving stage)", source_type=path("--source"))
+    run.add_argument("--no-white-balance", action="store_true",
+                     help="with --profile: leave the frames' colours as they come (default: the profile's white gains)")
     add_model_args(run)
     run.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
                      help="microns per pixel of the frames (default: the model's, no rescale)")
@@ -79,15 +77,24 @@ def _raise_interrupt(signum, frame):
 
 def build_config(args):
     """The :class:`~idc_edge.session.RunConfig` of parsed ``run`` arguments (validated there)."""
+    from ..colour import WhiteBalance
     from ..detector import DetectorOptions
     from ..session import RunConfig
+    from .camera_setup import resolve
 
-    options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
+    setup = resolve(args)
+    profile = setup.profile
+    balance = None
+    if profile is not None and profile.white_gains_rgb and not args.no_white_balance:
+        balance = WhiteBalance(profile.white_gains_rgb)
+    options = DetectorOptions(model_path=args.model, um_per_px=setup.um_per_px, stride=args.stride,
                               threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
-                              reuse=not args.no_reuse, dense=False if args.no_dense else None)
-    return RunConfig(source=args.source, camera=args.camera, detector=options,
+                              reuse=not args.no_reuse, dense=False if args.no_dense else None,
+                              white_balance=balance)
+    return RunConfig(source=setup.source, camera=setup.camera, detector=options,
                      patients=tuple(args.patient) if args.patient else None, camera_timeout_s=args.camera_timeout,
-                     sequential=args.sequential, max_frames=args.max_frames)
+                     sequential=args.sequential, max_frames=args.max_frames, camera_mode=setup.mode,
+                     camera_controls=setup.controls, profile=profile)
 
 
 def build_sinks(args, config) -> list:
@@ -123,11 +130,20 @@ def cmd_run(args) -> int:
     raised after the summary line: the caller maps it to 2, or 3 for a lost camera)."""
     from ..session import Session
 
+    from .camera_setup import say_granted
+
     _check_outputs(args)
     config = build_config(args)
     sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
+    try:
+        source = config.open_source()  # a camera says the mode it was granted before the run starts
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    say_granted(source, config.detector.um_per_px)
     previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
-    session = Session(config, sinks)
+    session = Session(config, sinks, source=source)
     try:
         session.run()
     except IdcEdgeError:

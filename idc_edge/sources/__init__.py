@@ -7,7 +7,9 @@ frame's position in the file or folder, so a skipped frame leaves a gap rather t
 the rest. Use :func:`open_source` to pick the right one from a command-line argument.
 
 One module per kind: :mod:`.base` (Frame, FrameSource), :mod:`.files` (image, image folder),
-:mod:`.video`, :mod:`.camera`, :mod:`.stage` (the data set as a moving stage).
+:mod:`.video`, :mod:`.camera` (the threaded reader of any live capture), :mod:`.camera_forms` (what
+``--camera`` takes), :mod:`.modes` (modes and controls asked and granted), :mod:`.picamera`,
+:mod:`.gstreamer`, :mod:`.network`, :mod:`.stage` (the data set as a moving stage).
 """
 from __future__ import annotations
 
@@ -17,17 +19,21 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..dataset import UM_PER_PX
-from ..errors import SourceError
+from ..errors import OptionError, SourceError
 from ..fileio import as_path, stat_path
 from .base import Frame, FrameSource
 from .camera import CameraSource
+from .camera_forms import CameraTarget, open_camera, parse_camera
 from .files import IMAGE_SUFFIXES, ImageFolderSource, ImageSource, read_image
+from .modes import CameraControls, CameraMode
+from .network import is_stream_url
 from .stage import MosaicSource, build_mosaic, sweep_positions
 from .video import VideoSource
 
 __all__ = [
-    "CameraSource", "Frame", "FrameSource", "IMAGE_SUFFIXES", "ImageFolderSource", "ImageSource", "MosaicSource",
-    "VideoSource", "build_mosaic", "is_dataset_folder", "open_source", "read_image", "sweep_positions",
+    "CameraControls", "CameraMode", "CameraSource", "CameraTarget", "Frame", "FrameSource", "IMAGE_SUFFIXES", "ImageFolderSource", "ImageSource", "MosaicSource",
+    "VideoSource", "build_mosaic", "is_dataset_folder", "open_camera", "open_source", "parse_camera", "read_image",
+    "sweep_positions",
 ]
 
 
@@ -42,24 +48,44 @@ def is_dataset_folder(path: Union[str, os.PathLike]) -> bool:
         return False
 
 
-def open_source(source: Union[int, str, os.PathLike], *, um_per_px: Optional[float] = None,
-                patients: Optional[Sequence[str]] = None, camera_timeout_s: float = 10.0) -> FrameSource:
-    """The right source for a camera index, a video, an image, an image folder or a data-set folder.
+def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Union[int, str, None] = None,
+                mode: Optional[CameraMode] = None, controls: Optional[CameraControls] = None,
+                um_per_px: Optional[float] = None, patients: Optional[Sequence[str]] = None,
+                camera_timeout_s: float = 10.0) -> FrameSource:
+    """The right source for a file or folder (``source``) or a camera (``camera``).
 
     Args:
-        source: camera index (int or digits), or a path.
+        source: a video, an image, an image folder or a data-set folder (a path); an ``int`` is
+            a camera index, as ``camera=`` (a string of digits is a path, never a camera: a file
+            named ``1`` is read, and if there is none the error points to ``camera``).
+        camera: any form :func:`~idc_edge.sources.camera_forms.parse_camera` takes: an index, a
+            device path, ``picam[:N]``, ``jetson[:N]``, a GStreamer pipeline or a stream URL.
+        mode: size, frame rate and pixel format to ask the camera for.
+        controls: exposure and white-balance locks to ask the camera for.
         um_per_px: for a data-set folder, the scale of the emitted frames (default 4.0).
         patients: for a data-set folder, which patients to show.
+        camera_timeout_s: seconds without camera frames before :class:`~idc_edge.errors.CameraLostError`.
 
     Raises:
-        SourceError: the path does not exist or cannot be read.
-        OptionError: the path is empty (an unset shell variable).
+        SourceError: the path does not exist or cannot be read, or the camera cannot be opened.
+        OptionError: both or neither of ``source`` and ``camera``, an unknown camera form, or an
+            empty path (an unset shell variable).
     """
-    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
-        return CameraSource(int(source), lost_timeout_s=camera_timeout_s)
-    path = Path(as_path(source, "source"))
-    st = stat_path(path, "source", SourceError, ": pass a video, an image, a folder of images, a data-set folder, "
-                                                "or --camera N")
+    if isinstance(source, int) and not isinstance(source, bool):
+        source, camera = None, source if camera is None else camera
+    if (source is None) == (camera is None):
+        raise OptionError("open_source takes exactly one of a source (file or folder) or a camera")
+    if camera is not None:
+        return open_camera(parse_camera(camera), mode or CameraMode(), controls or CameraControls(),
+                           lost_timeout_s=camera_timeout_s)
+    text = as_path(source, "source")
+    hint = ": pass a video, an image, a folder of images or a data-set folder"
+    if text.strip().isdigit():
+        hint += f" (for camera {text.strip()} use --camera {text.strip()})"
+    elif is_stream_url(text) or text.startswith("/dev/"):
+        hint += f" (for a camera use --camera {text})"
+    path = Path(text)
+    st = stat_path(path, "source", SourceError, hint)
     if stat.S_ISDIR(st.st_mode):
         if is_dataset_folder(path):
             return MosaicSource(path, patients=patients, um_per_px=um_per_px or UM_PER_PX)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import CameraLostError, OptionError, SourceError
 from .base import Frame, FrameSource
+from .modes import CameraControls, CameraMode, apply_mode, granted_mode, mode_json
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +73,39 @@ class CameraSource(FrameSource):
     Args:
         device: camera index (``/dev/video<N>``), or a device path or capture URL
             (``/dev/v4l/by-id/...`` keeps naming the same camera after it is re-plugged).
-        width, height: requested capture size in pixels (the driver may choose another).
+        width, height: requested capture size in pixels (same as ``mode``'s size).
         lost_timeout_s: seconds without frames before giving up.
         capture_factory: makes the capture object (``cv2.VideoCapture`` by default); tests pass
             a fake device with ``read()``, ``isOpened()`` and ``release()``.
+        mode: size, frame rate and pixel format to ask for. The mode the driver granted is in
+            ``granted``; another frame rate or format is a warning, another **size** is a
+            :class:`SourceError` (a binned or cropped mode changes the microns per pixel).
+        controls: exposure and white-balance locks to ask for.
+        description: how messages name the camera (default ``camera <device>``).
+        mode_in_capture: the capture factory already built the mode in (a GStreamer pipeline,
+            Picamera2): nothing is set after opening, only the granted mode is read back.
     """
 
     live = True
 
     def __init__(self, device: Union[int, str] = 0, width: Optional[int] = None, height: Optional[int] = None,
-                 lost_timeout_s: float = 10.0, capture_factory: Optional[Callable] = None):
-        super().__init__(f"camera {device}")
+                 lost_timeout_s: float = 10.0, capture_factory: Optional[Callable] = None,
+                 mode: Optional[CameraMode] = None, controls: CameraControls = CameraControls(),
+                 description: Optional[str] = None, mode_in_capture: bool = False):
+        super().__init__(description or f"camera {device}")
         if not lost_timeout_s > 0:
             raise OptionError(f"camera lost timeout must be > 0 seconds, got {lost_timeout_s!r}")
         self.device = device
-        self.size = (width, height)
+        if mode is None:
+            mode = CameraMode(width, height) if (width and height) else CameraMode()
+        elif width or height:
+            raise OptionError("give the camera size either as width/height or in the mode, not both")
+        self.mode = mode
+        self.controls = controls
+        self._mode_in_capture = mode_in_capture
+        self.size = (mode.width, mode.height)
+        self.granted = CameraMode()
+        self.refused: list[str] = []
         self.lost_timeout_s = float(lost_timeout_s)
         self._factory = capture_factory or cv2.VideoCapture
         self.dropped = 0
@@ -97,11 +116,38 @@ class CameraSource(FrameSource):
         self._error: Optional[Exception] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._cap = self._open()
+        self._cap = self._open(first=True)
         if self._cap is None:
             hint = "check the cable and that no other program uses it" + (
-                "; list devices with `ls /dev/video*`" if isinstance(device, int) else "")
-            raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera index")
+                "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
+            raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera")
+        self._check_granted()
+
+    def _check_granted(self) -> None:
+        """Read back the mode the driver granted; another size is an error, another rate or format a warning."""
+        self.granted = granted_mode(self._cap)
+        changed = self.mode.differences(self.granted)
+        if self.granted.size is not None and self.mode.size is not None and self.granted.size != self.mode.size:
+            self._cap.release()
+            self._cap = None
+            raise SourceError(
+                f"{self.description} refused {self.mode.width}x{self.mode.height}: it gave "
+                f"{self.granted.width}x{self.granted.height} ({self.granted.describe()}); another size would change the "
+                "microns per pixel: ask for a size it offers (`idc-edge cameras` lists them) or leave --size out")
+        if changed:
+            log.warning("%s: asked for %s, the driver gave %s", self.description, self.mode.describe(), ", ".join(changed))
+        if self.refused and not changed:
+            log.warning("%s: the driver did not take %s", self.description, ", ".join(self.refused))
+
+    @property
+    def fps(self) -> float:
+        """The frame rate the driver granted (0 when it does not say)."""
+        return float(self.granted.fps or 0.0)
+
+    @property
+    def mode_json(self) -> dict:
+        """Asked and granted mode, for the results file's session header."""
+        return {"asked": mode_json(self.mode), "granted": mode_json(self.granted)}
 
     def _make_capture(self):
         if self._factory is cv2.VideoCapture and isinstance(self.device, str):
@@ -111,9 +157,10 @@ class CameraSource(FrameSource):
                                     [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
         return self._factory(self.device)
 
-    def _open(self):
+    def _open(self, first: bool = False):
         """The opened capture, or None; gives up after ``lost_timeout_s`` (a stalled network camera
-        can block inside the driver's open for minutes) and on :meth:`close` or Ctrl-C."""
+        can block inside the driver's open for minutes) and on :meth:`close` or Ctrl-C. On the
+        ``first`` open our own typed errors (Picamera2 or GStreamer missing) are raised, not hidden."""
         try:
             cap = call_with_deadline(self._make_capture, self.lost_timeout_s, self._stop,
                                      on_late=lambda late: late is not None and late.release())
@@ -124,14 +171,15 @@ class CameraSource(FrameSource):
         except TimeoutError:
             log.debug("camera %r: open did not return within %g s", self.device, self.lost_timeout_s)
             return None
+        except SourceError:
+            if first:
+                raise
+            return None
         except Exception as e:  # a driver error while the device comes and goes is one more failed open
             log.debug("camera %r: open raised %s", self.device, e)
             return None
-        w, h = self.size
-        if w:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
-        if h:
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+        if not self._mode_in_capture and not (self.mode.is_default() and self.controls.is_default()):
+            self.refused = apply_mode(cap, self.mode, self.controls)
         return cap
 
     def _read_once(self, cap) -> tuple[bool, object]:

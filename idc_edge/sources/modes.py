@@ -1,4 +1,4 @@
-"""A camera mode: frame size, frame rate and pixel format, as asked for and as granted.
+"""A camera mode (frame size, frame rate, pixel format) and controls, as asked for and as granted.
 
 Parsed once where options enter (``--size 1920x1080 --fps 30 --fourcc MJPG``), stored in
 profiles, requested from V4L2, Picamera2 or GStreamer, and compared with what the driver
@@ -115,3 +115,102 @@ class CameraMode:
 def field_of_view_mm(width_px: int, height_px: int, um_per_px: float) -> Tuple[float, float]:
     """(width, height) of the field of view in mm for a frame size and scale in µm per pixel."""
     return width_px * um_per_px / 1000.0, height_px * um_per_px / 1000.0
+
+
+@dataclass(frozen=True)
+class CameraControls:
+    """Exposure and white-balance settings to hold still during a run (where the driver allows).
+
+    Automatic exposure and white balance wander while the stage moves between glass and tissue,
+    and every wander changes the model's answer; a calibrated run locks them.
+
+    Attributes:
+        lock_exposure: turn automatic exposure off.
+        exposure_us: exposure time in microseconds (with ``lock_exposure``; None keeps the current one).
+        gain: analogue gain (Picamera2 ``AnalogueGain``; V4L2 ``gain`` in the driver's units).
+        lock_white_balance: turn automatic white balance off.
+        colour_gains_rb: red and blue gains of the camera's own white balance (Picamera2 ``ColourGains``).
+        wb_temperature_k: white-balance temperature in kelvin (V4L2 drivers that offer it).
+    """
+
+    lock_exposure: bool = False
+    exposure_us: Optional[float] = None
+    gain: Optional[float] = None
+    lock_white_balance: bool = False
+    colour_gains_rb: Optional[Tuple[float, float]] = None
+    wb_temperature_k: Optional[int] = None
+
+    def __post_init__(self):
+        for name in ("exposure_us", "gain", "wb_temperature_k"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+                raise OptionError(f"camera {name} must be a number > 0, got {v!r}")
+        if self.colour_gains_rb is not None:
+            g = tuple(self.colour_gains_rb)
+            if len(g) != 2 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in g):
+                raise OptionError(f"camera colour gains are two numbers > 0 (red, blue), got {self.colour_gains_rb!r}")
+
+    def is_default(self) -> bool:
+        return self == CameraControls()
+
+
+# V4L2 through OpenCV: CAP_PROP_AUTO_EXPOSURE 1 = manual, 3 = aperture priority (automatic)
+_V4L2_MANUAL_EXPOSURE = 1
+
+
+def apply_mode(cap, mode: CameraMode, controls: CameraControls = CameraControls()) -> list[str]:
+    """Ask an OpenCV capture for ``mode`` and ``controls``; returns what the driver refused, in words.
+
+    The pixel format goes first (V4L2 picks the sizes a format offers), then size, then frame rate.
+    """
+    import cv2
+
+    refused = []
+
+    def ask(prop: int, value: float, what: str) -> None:
+        try:
+            ok = cap.set(prop, value)
+        except Exception:  # some backends raise instead of returning False
+            ok = False
+        if ok is False:
+            refused.append(what)
+
+    if mode.fourcc:
+        ask(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*mode.fourcc), f"format {mode.fourcc}")
+    if mode.width is not None:
+        ask(cv2.CAP_PROP_FRAME_WIDTH, mode.width, f"width {mode.width}")
+        ask(cv2.CAP_PROP_FRAME_HEIGHT, mode.height, f"height {mode.height}")
+    if mode.fps is not None:
+        ask(cv2.CAP_PROP_FPS, mode.fps, f"{mode.fps:g} fps")
+    if controls.lock_exposure:
+        ask(cv2.CAP_PROP_AUTO_EXPOSURE, _V4L2_MANUAL_EXPOSURE, "manual exposure")
+        if controls.exposure_us is not None:
+            # V4L2's exposure_time_absolute is in units of 100 µs
+            ask(cv2.CAP_PROP_EXPOSURE, controls.exposure_us / 100.0, f"exposure {controls.exposure_us:g} µs")
+    if controls.gain is not None:
+        ask(cv2.CAP_PROP_GAIN, controls.gain, f"gain {controls.gain:g}")
+    if controls.lock_white_balance:
+        ask(cv2.CAP_PROP_AUTO_WB, 0, "manual white balance")
+        if controls.wb_temperature_k is not None:
+            ask(cv2.CAP_PROP_WB_TEMPERATURE, controls.wb_temperature_k, f"white balance {controls.wb_temperature_k} K")
+    return refused
+
+
+def granted_mode(cap) -> CameraMode:
+    """The mode an OpenCV capture reports it is in (fields it does not report stay None)."""
+    import cv2
+
+    def get(prop: int) -> float:
+        try:
+            return float(cap.get(prop) or 0.0)
+        except Exception:
+            return 0.0
+
+    w, h, fps = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT)), get(cv2.CAP_PROP_FPS)
+    fourcc = fourcc_to_str(get(cv2.CAP_PROP_FOURCC)).strip() or None
+    return CameraMode(w if w > 0 and h > 0 else None, h if w > 0 and h > 0 else None,
+                      fps if 0 < fps < 1000 else None, fourcc)
+
+
+def mode_json(mode: CameraMode) -> dict:
+    return {"width": mode.width, "height": mode.height, "fps": mode.fps, "fourcc": mode.fourcc}

@@ -1,0 +1,85 @@
+"""From ``--camera/--source``, the mode options, the locks and ``--profile`` to what a run or a
+calibration opens: shared by ``run`` and ``calibrate``, resolved once.
+
+Precedence: an option given on the command line wins over the profile; the profile fills in
+what is left (camera, size, frame rate, format, µm/px, white gains, locks).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from typing import Optional, Union
+
+from ..errors import OptionError
+from ..profiles import Profile, load_profile, load_or_new_profile
+from ..sources.modes import CameraControls, CameraMode, field_of_view_mm
+
+
+@dataclass(frozen=True)
+class CaptureSetup:
+    """What to open and how.
+
+    Attributes:
+        camera: the ``--camera`` value (or the profile's camera), None with ``source``.
+        source: the ``--source`` path, None with ``camera``.
+        mode, controls: what to ask the camera for.
+        profile: the profile read (None without ``--profile``); for a run, its scale is dropped
+            when ``--um-per-px`` gives a new one (so the frame-size check does not apply).
+        um_per_px: microns per pixel (``--um-per-px`` or the profile's), None when unknown.
+    """
+
+    camera: Union[int, str, None]
+    source: Optional[str]
+    mode: CameraMode
+    controls: CameraControls
+    profile: Optional[Profile]
+    um_per_px: Optional[float]
+
+
+def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
+    """The :class:`CaptureSetup` of parsed arguments (``--camera``, ``--source``, ``--size``, ``--fps``,
+    ``--fourcc``, locks, ``--profile`` and, where the command has it, ``--um-per-px``).
+
+    For a calibration the profile may not exist yet (it is made); for a run it must.
+
+    Raises:
+        ProfileError: the profile is missing or corrupt (a run), or unreadable.
+        OptionError: neither a camera nor a source is given, or the size is half given.
+    """
+    profile = None
+    if args.profile:
+        profile = load_or_new_profile(args.profile) if for_calibration else load_profile(args.profile)
+    camera, source = args.camera, args.source
+    if camera is None and source is None:
+        if profile is not None and profile.camera is not None:
+            camera = profile.camera
+        else:
+            raise OptionError("give --camera or --source" + ("" if profile is None else
+                              f" (profile {profile.name!r} names no camera)"))
+    base = profile.mode if (profile is not None and camera is not None) else CameraMode()
+    size = args.size or base.size
+    mode = CameraMode(size[0] if size else None, size[1] if size else None,
+                      args.fps if args.fps is not None else base.fps, args.fourcc or base.fourcc)
+    locked = bool(profile is not None and profile.exposure.get("locked"))
+    controls = CameraControls(lock_exposure=args.lock_exposure or locked,
+                              exposure_us=args.exposure_us, lock_white_balance=args.lock_white_balance or locked)
+    if args.exposure_us is not None and not controls.lock_exposure:
+        raise OptionError("--exposure-us needs --lock-exposure (the automatic exposure would override it)")
+    um = getattr(args, "um_per_px", None)
+    if profile is not None and um is not None and not for_calibration:
+        profile = replace(profile, um_per_px=None, frame_size=None)  # a new scale: no frame-size check
+    if um is None and profile is not None:
+        um = profile.um_per_px
+    return CaptureSetup(camera=camera, source=source, mode=mode, controls=controls, profile=profile, um_per_px=um)
+
+
+def say_granted(source, um_per_px: Optional[float], stream=None) -> None:
+    """One line: the camera's granted mode and, with a scale, its field of view in mm."""
+    granted = getattr(source, "granted", None)
+    if granted is None:
+        return
+    text = f"{source.description}: {granted.describe()}"
+    if granted.size is not None and um_per_px:
+        w_mm, h_mm = field_of_view_mm(granted.width, granted.height, um_per_px)
+        text += f"; field of view {w_mm:.2f} x {h_mm:.2f} mm at {um_per_px:g} um/px"
+    print(text, file=stream or sys.stderr, flush=True)

@@ -1,0 +1,116 @@
+"""Raspberry Pi CSI cameras (HQ camera, Camera Module 3) through Picamera2, imported only when used.
+
+On Raspberry Pi OS Bookworm the CSI cameras run on libcamera, which OpenCV's V4L2 backend does
+not see; Picamera2 is the standard way. :class:`PicameraCapture` wraps one Picamera2 camera in the
+small capture interface the camera source reads (``isOpened``, ``read``, ``get``, ``set``,
+``release``), so reconnecting and "newest frame wins" work as for any camera.
+
+Picamera2 comes from Raspberry Pi OS's packages, not pip: ``sudo apt install python3-picamera2``,
+and a virtual environment made with ``--system-site-packages`` to see it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Optional
+
+import numpy as np
+
+from ..errors import SourceError
+from .modes import CameraControls, CameraMode
+
+INSTALL_HINT = ("Picamera2 is not installed: on Raspberry Pi OS run `sudo apt install python3-picamera2` and make "
+                "the virtual environment with `python3 -m venv --system-site-packages` so it can see it")
+
+
+def import_picamera2():
+    """The ``picamera2`` module, or :class:`SourceError` with the install command."""
+    try:
+        return importlib.import_module("picamera2")
+    except ImportError:
+        raise SourceError(INSTALL_HINT) from None
+
+
+def picamera_controls(mode: CameraMode, controls: CameraControls) -> dict:
+    """Picamera2 controls for a mode and locks (its documented control names)."""
+    out: dict = {}
+    if mode.fps is not None:
+        out["FrameRate"] = float(mode.fps)
+    if controls.lock_exposure:
+        out["AeEnable"] = False
+        if controls.exposure_us is not None:
+            out["ExposureTime"] = int(round(controls.exposure_us))
+    if controls.gain is not None:
+        out["AnalogueGain"] = float(controls.gain)
+    if controls.lock_white_balance:
+        out["AwbEnable"] = False
+    if controls.colour_gains_rb is not None:
+        out["AwbEnable"] = False
+        out["ColourGains"] = (float(controls.colour_gains_rb[0]), float(controls.colour_gains_rb[1]))
+    return out
+
+
+class PicameraCapture:
+    """One Picamera2 camera as a capture: ``read()`` gives ``(True, BGR uint8 frame)``.
+
+    Picamera2's ``RGB888`` format is stored blue, green, red per pixel, which is OpenCV's BGR order.
+
+    Args:
+        camera_num: which camera (``Picamera2(camera_num)``; 0 is the first).
+        mode: size and frame rate asked (size default: the sensor's 1920x1080 video mode).
+        controls: exposure and white-balance locks.
+        module: the ``picamera2`` module (imported here when None).
+    """
+
+    def __init__(self, camera_num: int = 0, mode: CameraMode = CameraMode(),
+                 controls: CameraControls = CameraControls(), module=None):
+        picamera2 = module or import_picamera2()
+        cameras = picamera2.Picamera2.global_camera_info()
+        if camera_num >= len(cameras):
+            raise SourceError(f"no Raspberry Pi camera picam:{camera_num}: {len(cameras)} camera(s) found "
+                              "(check the ribbon cable and `rpicam-hello --list-cameras`)")
+        self._cam = picamera2.Picamera2(camera_num)
+        size = mode.size or (1920, 1080)
+        config = self._cam.create_video_configuration(main={"size": tuple(size), "format": "RGB888"},
+                                                      controls=picamera_controls(mode, controls))
+        self._cam.configure(config)
+        self._cam.start()
+        self._open = True
+        main = self._cam.camera_configuration()["main"]
+        self.size = tuple(main["size"])
+        self.fps = float(mode.fps) if mode.fps else 0.0
+        self.fourcc = str(main.get("format", "RGB888"))
+
+    def isOpened(self) -> bool:
+        return self._open
+
+    def read(self) -> tuple[bool, Optional[np.ndarray]]:
+        if not self._open:
+            return False, None
+        frame = self._cam.capture_array("main")
+        if frame is None:
+            return False, None
+        if frame.ndim == 3 and frame.shape[2] == 4:  # XBGR8888 layouts carry a padding channel
+            frame = frame[..., :3]
+        return True, frame
+
+    def get(self, prop: int) -> float:
+        import cv2
+
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            return float(self.size[0])
+        if prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            return float(self.size[1])
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return False  # mode and controls are set when the camera is configured
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                self._cam.stop()
+            finally:
+                self._cam.close()
