@@ -135,13 +135,15 @@ def cmd_run(args) -> int:
     _check_outputs(args)
     config = build_config(args)
     sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
-    try:
-        source = config.open_source()  # a camera says the mode it was granted before the run starts
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
-    say_granted(source, config.detector.um_per_px)
+    source = None
+    if config.camera is not None:  # a camera says the mode it was granted before the run starts
+        try:
+            source = config.open_source()
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        say_granted(source, config.detector.um_per_px)
     previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
     session = Session(config, sinks, source=source)
     try:

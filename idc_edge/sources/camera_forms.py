@@ -70,7 +70,7 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
         raise OptionError(f"--camera is empty (an unset shell variable?): give {FORMS}", option="camera")
     if text.isdigit():
         if not text.isascii() or len(text) > 6:
-            raise OptionError(f"camera index {text!r} is not a device number (0, 1, ...)", option="camera")
+            raise OptionError(f"no camera {text!r}: a camera index is a device number (0, 1, ...)", option="camera")
         return CameraTarget("v4l2", int(text), text)
     m = re.fullmatch(r"(picam|jetson)(?::(\d+))?", text, flags=re.IGNORECASE)
     if m:
