@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from idc_edge.bench import (DeviceBench, camera_frames, format_tables, interleaved, machine, overhead, ratio,
+from idc_edge.bench import (DeviceBench, camera_frames, format_tables, interleaved, machine, models_to_time, overhead, ratio,
                             run_process, slide_for, synthetic_slide, write_video)
 from idc_edge.detector import Detector
 
@@ -111,3 +111,9 @@ def test_bench_tables_name_the_machine_and_every_section():
     bench = DeviceBench(machine=machine(), model={"path": "m.tflite", "size_kb": 1.0, "summary": "test"})
     text = format_tables(bench)
     assert text.startswith("machine: ") and "m.tflite" in text and "patch latency" in text
+
+
+def test_bench_labels_each_model_by_its_real_input_type(tiny_models):
+    int8, float32 = tiny_models
+    assert models_to_time(str(int8)) == {"int8": int8, "float32": float32}
+    assert models_to_time(str(float32)) == {"float32": float32}  # a float model is never called "int8"

@@ -28,7 +28,7 @@ from .device import DeviceBench, device_bench, format_tables, to_json
 from .frame import FrameLatency, frame_latency
 from .machine import machine
 from .overhead import Overhead, overhead
-from .patch import PatchLatency, float_twin, patch_latency
+from .patch import PatchLatency, float_twin, model_kind, models_to_time, patch_latency
 from .process import ProcessRun, run_process
 from .reuse import ReuseRow, reuse_latency
 from .synthetic import MODEL_UM_PER_PX, camera_frames, slide_for, synthetic_slide, write_video
@@ -38,7 +38,7 @@ from .work import DEVICES, DenseVsPatch, Device, FrameWork, Projection, dense_vs
 __all__ = [
     "DEVICES", "DenseVsPatch", "Device", "FrameWork", "Projection", "dense_vs_patch", "frame_macs", "project",
     "DeviceBench", "FrameLatency", "MODEL_UM_PER_PX", "Overhead", "PatchLatency", "ProcessRun", "ReuseRow",
-    "camera_frames", "device_bench", "float_twin", "format_tables", "frame_latency", "interleaved", "machine",
+    "camera_frames", "device_bench", "float_twin", "format_tables", "frame_latency", "interleaved", "machine", "model_kind", "models_to_time",
     "overhead", "patch_latency", "ratio", "reuse_latency", "run_process", "slide_for", "synthetic_slide",
     "to_json", "write_video",
 ]

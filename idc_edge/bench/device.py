@@ -16,7 +16,7 @@ from ..spec import read_spec
 from .frame import frame_latency
 from .machine import machine
 from .overhead import overhead
-from .patch import float_twin, patch_latency
+from .patch import models_to_time, patch_latency
 from .process import run_process
 from .reuse import reuse_latency
 from .synthetic import camera_frames, slide_for, write_video
@@ -49,8 +49,8 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
     """Run the device-relevant measurements (patch latency, frame latency, reuse, overhead, start-up).
 
     Args:
-        model_path: the int8 model (its sidecar's ``float_model`` is the float32 twin); None for
-            the shipped one.
+        model_path: the model to time, labelled by its real input type (an int8 model's sidecar
+            ``float_model`` names its float32 twin, timed beside it); None for the shipped one.
         quick: fewer frame sizes, rounds and frames (about half the time; the full run takes about
             20 s on a 2-core x86 VM, several times that on a Raspberry Pi).
         threads: "all threads" for the patch latency (default: the CPU count).
@@ -60,10 +60,8 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
     say = progress or (lambda text: None)
     path = resolve_model_path(model_path)
     spec = read_spec(path)
-    models = {"int8": path}
-    twin = float_twin(model_path)
-    if twin is not None:
-        models["float32"] = twin
+    models = models_to_time(model_path)
+    twin = models.get("float32") if "int8" in models else None
     all_threads = threads or os.cpu_count() or 1
     rounds = 5 if quick else 9
     result = DeviceBench(machine=machine(), model={
@@ -74,7 +72,7 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
     say("patch latency")
     rows, raw = patch_latency(models, batches=(1, 64), threads=sorted({1, all_threads}), rounds=rounds)
     result.patch = rows
-    if "float32" in models:
+    if {"int8", "float32"} <= set(models):
         result.int8_vs_float32 = {f"batch{b}_threads{t}": round(ratio(v["float32"], v["int8"]), 3)
                                   for (b, t), v in raw.items()}
 

@@ -34,6 +34,25 @@ def float_twin(model_path: Optional[str]) -> Optional[Path]:
     return twin if twin.is_file() else None
 
 
+def model_kind(path: Path) -> str:
+    """How a model is labelled in the tables, from its real input type: ``"int8"`` for an integer
+    (uint8 or int8) input, else the input's dtype (``"float32"``)."""
+    with PatchClassifier(path) as clf:
+        fmt = clf.input_format
+    return "int8" if fmt.quantized else str(fmt.dtype)
+
+
+def models_to_time(model_path: Optional[str]) -> dict[str, Path]:
+    """label → model file: the given (or shipped) model under its real kind, and its float32 twin
+    named by the sidecar when that is another kind of model."""
+    path = resolve_model_path(model_path)
+    models = {model_kind(path): path}
+    twin = float_twin(model_path)
+    if twin is not None and twin != path:
+        models.setdefault(model_kind(twin), twin)
+    return models
+
+
 def patch_latency(model_paths: dict[str, Path], batches: Sequence[int] = (1, 64),
                   threads: Sequence[int] = (1,), rounds: int = 7, min_round_s: float = 0.05,
                   seed: int = 0) -> tuple[list[PatchLatency], dict[tuple[int, int], dict[str, np.ndarray]]]:

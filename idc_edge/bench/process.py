@@ -2,6 +2,7 @@
 ``idc-edge run`` process, measured from the outside."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..record import is_session_header, read_records
 
 
 def _peak_rss_kb(pid: int) -> float:
@@ -41,11 +44,19 @@ class ProcessRun:
     peak_rss_mb: float
 
 
+def _is_header(line: bytes) -> bool:
+    try:
+        return is_session_header(json.loads(line))
+    except ValueError:
+        return False
+
+
 def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
     """Run ``python -m idc_edge run ARGS --record TMP --quiet`` and measure it from the outside.
 
-    ``first_result_s`` is from just before the process is started to the moment its first JSONL
-    line (flushed right after the first result) appears; ``peak_rss_mb`` is the process's peak
+    ``first_result_s`` is from just before the process is started to the moment its first frame's
+    JSONL line (flushed right after the first result; the session header before it does not count)
+    appears; ``frames`` counts the frame lines; ``peak_rss_mb`` is the process's peak
     resident memory from the kernel (Linux/macOS).
     """
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,11 +66,13 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
             first, peak_kb, seen_at_first = float("nan"), 0.0, 0
-            last_growth, seen, reader = float("nan"), 0, None
+            last_growth, seen, reader, pending = float("nan"), 0, None, b""
             while proc.poll() is None:
                 if reader is None and record.exists():
                     reader = open(record, "rb")
-                new = reader.read().count(b"\n") if reader is not None else 0
+                pending += reader.read() if reader is not None else b""
+                done, _, pending = pending.rpartition(b"\n")
+                new = sum(1 for line in done.split(b"\n") if line and not _is_header(line))
                 if new:
                     seen, last_growth = seen + new, time.perf_counter() - t0
                     if np.isnan(first):
@@ -78,7 +91,7 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
             stderr = err.read().decode(errors="replace")
         if proc.returncode != 0:
             raise RuntimeError(f"idc-edge run failed ({proc.returncode}): {stderr.strip()[-500:]}")
-        lines = record.read_text().splitlines() if record.exists() else []
+        lines = read_records(record) if record.exists() else []
         if np.isnan(first) and lines:
             first = wall
     # frames per second between the first and the last line seen while the process ran
