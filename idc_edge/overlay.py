@@ -164,7 +164,6 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
         colours[no_call] = NO_CALL_BGR
         shown = shown | no_call
     idc = result.idc & ~no_call if no_call is not None else result.idc
-    out = frame_bgr.copy()
     if shown.any():
         rows = np.flatnonzero(shown.any(axis=1))
         cols = np.flatnonzero(shown.any(axis=0))
@@ -175,15 +174,20 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
         X0, X1 = int(x0 * w / sw), w if x1 == sw else int(math.ceil(x1 * w / sw))
         sub_iy, sub_ix = iy[y0:y1, None], ix[None, x0:x1]
         heat = cv2.resize(colours[sub_iy, sub_ix], (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_LINEAR)
-        roi = out[Y0:Y1, X0:X1]
         src = frame_bgr[Y0:Y1, X0:X1]
-        cv2.addWeighted(src, 1.0 - style.alpha, heat, style.alpha, 0.0, dst=heat)
-        keep = shown[sub_iy, sub_ix]
-        if keep.all():
-            roi[...] = heat
+        if (Y0, Y1, X0, X1) == (0, h, 0, w):
+            out = cv2.addWeighted(frame_bgr, 1.0 - style.alpha, heat, style.alpha, 0.0, dst=heat)
+            roi = out
         else:
-            mask = cv2.resize(keep.astype(np.uint8), (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_NEAREST)
-            cv2.copyTo(heat, mask, roi)  # writes into the view of ``out``
+            out = frame_bgr.copy()
+            roi = out[Y0:Y1, X0:X1]
+            cv2.addWeighted(src, 1.0 - style.alpha, heat, style.alpha, 0.0, dst=roi)  # into the view of ``out``
+        keep = shown[sub_iy, sub_ix]
+        if not keep.all():
+            unpainted = cv2.resize((~keep).astype(np.uint8), (X1 - X0, Y1 - Y0), interpolation=cv2.INTER_NEAREST)
+            cv2.copyTo(src, unpainted, roi)
+    else:
+        out = frame_bgr.copy()
     if style.outline and idc.any():
         small = idc[iy[:, None], ix[None, :]].astype(np.uint8)
         contours, _ = cv2.findContours(small, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

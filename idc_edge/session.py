@@ -177,8 +177,16 @@ def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[
         model_um_per_px=float(spec.um_per_px), patch_px=int(detector.patch), stride_px=int(detector.stride),
         cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
         live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
-        camera_mode=getattr(source, "mode_json", None), options=config.to_json(),
+        camera_mode=_camera_mode(source), options=config.to_json(),
         outputs={s.name: d for s in sinks for d in [s.describe()] if d})
+
+
+def _camera_mode(source) -> Optional[dict]:
+    """The mode a camera's driver granted (size, fps, pixel format), when the source knows it."""
+    granted = getattr(source, "granted", None)
+    if granted is None:
+        return None
+    return {k: getattr(granted, k, None) for k in ("width", "height", "fps", "fourcc")}
 
 
 class Session:
