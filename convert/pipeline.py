@@ -19,7 +19,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -191,10 +191,8 @@ def calibrate(variants: list[Variant], data: ConversionData, provenance: dict,
         prov = {**provenance, "variant": v.name, "conversion": v.method,
                 "threshold_chosen_on": "validation patients: best balanced accuracy of this model's own outputs",
                 "validation_metrics": m.as_dict()}
-        write_spec(v.path, ModelSpec(
-            patch_size_px=spec.patch_size_px, um_per_px=spec.um_per_px, channel_order=spec.channel_order,
-            threshold=thr, class_names=spec.class_names,
-            float_model=None if ref == v.name else file_name(ref), provenance=prov))
+        write_spec(v.path, replace(spec, threshold=thr, float_model=None if ref == v.name else file_name(ref),
+                                   provenance=prov, model_sha256=None))
         log(f"{v.name}: threshold {thr:.3f}, balanced accuracy {m.balanced_accuracy:.4f}, AUC {m.roc_auc:.4f}")
     return probs, thresholds, dtypes
 
@@ -234,6 +232,13 @@ class RunResult:
     info: dict
 
 
+def _output_stride(arch: str | None) -> int | None:
+    """Output stride of a fully convolutional architecture (its sidecar's ``dense``), else None."""
+    from train import architectures
+
+    return architectures.output_stride_px(arch) if arch in architectures.names() else None
+
+
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -260,8 +265,9 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
     elif opts.arch is not None:
         arch = resolve_architecture(model, opts.arch, train_config)
     arch = arch or train_config.get("architecture") or getattr(model, "name", None)
+    stride = _output_stride(arch)
     base_spec = ModelSpec(patch_size_px=PATCH_SIZE_PX, um_per_px=UM_PER_PX, channel_order="RGB", threshold=0.5,
-                          class_names=tuple(CLASS_NAMES))
+                          class_names=tuple(CLASS_NAMES), dense={"output_stride_px": stride} if stride else None)
     variants, facts = convert_variants(model, data, opts, base_spec, builder, log)
     tf = kerasenv.tf()
     info = {

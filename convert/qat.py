@@ -156,17 +156,18 @@ def quantize_twin(twin):
         return qk.quantize_apply(annotated)
 
 
-def _dataset(images: np.ndarray, labels: np.ndarray, config: QatConfig):
-    """Shuffled, class-weighted, augmented batches ``(x float32 0–255, y [N, 1], weight)``.
+def _dataset(images: np.ndarray, labels: np.ndarray, config: QatConfig, label_rank: int = 2):
+    """Shuffled, class-weighted, augmented batches ``(x float32 0–255, y, weight)``; ``y`` is
+    ``[N, 1]``, or ``[N, 1, 1, 1]`` with ``label_rank`` 4 (fully convolutional models).
 
     Augmentation is training's own (``train.augment.augment_batch``), seeded per batch.
     """
     tf = kerasenv.tf()
-    y = labels.astype(np.float32).reshape(-1, 1)
+    y = labels.astype(np.float32).reshape((-1,) + (1,) * (label_rank - 1))
     if config.balance_classes:
         n1 = max(float(y.sum()), 1.0)
         n0 = max(float(len(y) - y.sum()), 1.0)
-        w = np.where(y[:, 0] == 1, len(y) / (2 * n1), len(y) / (2 * n0)).astype(np.float32)
+        w = np.where(y.reshape(-1) == 1, len(y) / (2 * n1), len(y) / (2 * n0)).astype(np.float32)
     else:
         w = np.ones(len(y), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((images, y, w))
@@ -193,7 +194,8 @@ def fine_tune(qat_model, images: np.ndarray, labels: np.ndarray, config: QatConf
             if isinstance(getattr(layer, "layer", layer), k2.layers.BatchNormalization):
                 layer.trainable = False  # a non-trainable BN runs in inference mode in Keras 2
     qat_model.compile(optimizer=k2.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
-    hist = qat_model.fit(_dataset(images, labels, config), epochs=config.epochs, verbose=verbose)
+    rank = len(qat_model.output_shape)
+    hist = qat_model.fit(_dataset(images, labels, config, rank), epochs=config.epochs, verbose=verbose)
     return [float(v) for v in hist.history["loss"]]
 
 

@@ -332,3 +332,51 @@ def test_qat_on_a_tiny_model_round_trips_h5_and_converts_to_uint8(tmp_path):
     vals = dict(kv.split("=") for kv in line.split()[1:])
     assert float(vals["agree"]) >= 0.97, line
     assert float(vals["acc"]) >= 0.95, line
+
+
+@pytest.mark.slow
+def test_dense_model_int8_runs_once_over_a_frame_and_equals_its_patch_mode_on_every_window(tmp_path):
+    # The shared dense contract at the int8 level: the same .tflite, its input resized to a whole
+    # frame, gives [1, (H-50)//S + 1, (W-50)//S + 1, 1] whose entries are the patch-mode scores.
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from convert import ptq, tflite
+    from train import architectures
+
+    keras.utils.set_random_seed(0)
+    model = architectures.build("dense25", keras)
+    for layer in model.layers:  # batch-norm statistics must settle within a few steps
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.5
+    model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    x, y = synthetic_patches(256, seed=3)
+    model.fit(x.astype(np.float32), y.reshape(-1, 1, 1, 1).astype(np.float32), epochs=3, batch_size=32, verbose=0)
+    saved = tflite.export_saved_model(model, tmp_path / "saved")
+    path = tmp_path / "dense_int8.tflite"
+    path.write_bytes(ptq.full_integer(tflite.saved_model_converter(saved), x[:64], "uint8"))
+
+    stride, h, w = 25, 50 + 3 * 25 + 11, 50 + 5 * 25 + 4
+    # pink and purple 20×20 tiles, so windows hold every mix of the two classes
+    tiles, _ = synthetic_patches((h // 20 + 1) * (w // 20 + 1), seed=4)
+    frame = tiles[:, :20, :20].reshape(h // 20 + 1, w // 20 + 1, 20, 20, 3).transpose(0, 2, 1, 3, 4)
+    frame = np.ascontiguousarray(frame.reshape((h // 20 + 1) * 20, (w // 20 + 1) * 20, 3)[:h, :w])
+
+    def run(batch):
+        interp = Interpreter(model_path=str(path))
+        i = interp.get_input_details()[0]["index"]
+        interp.resize_tensor_input(i, list(batch.shape))
+        interp.allocate_tensors()
+        interp.set_tensor(i, batch)
+        interp.invoke()
+        return interp.get_tensor(interp.get_output_details()[0]["index"])
+
+    dense = run(frame[None])
+    rows, cols = (h - 50) // stride + 1, (w - 50) // stride + 1
+    assert dense.shape == (1, rows, cols, 1)
+    windows = np.stack([frame[i * stride:i * stride + 50, j * stride:j * stride + 50]
+                        for i in range(rows) for j in range(cols)])
+    patch = run(windows)
+    assert patch.shape == (rows * cols, 1, 1, 1)
+    assert np.abs(dense.reshape(-1).astype(int) - patch.reshape(-1).astype(int)).max() <= 1
+    assert np.ptp(patch) > 2  # not a constant model

@@ -64,13 +64,19 @@ def parser() -> argparse.ArgumentParser:
                    help="cache decoded patches in memory, or in tf.data cache files PATH* on disk (use a fresh PATH "
                         "per data set: an existing cache is reused as is); default: stream from disk every epoch")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="'mirrored' trains on all local GPUs (tf.distribute.MirroredStrategy)")
+                   help="'mirrored': all local GPUs (tf.distribute.MirroredStrategy); 'multiworker': several "
+                        "machines, each started with its TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is global")
+    p.add_argument("--logical-cpus", type=_positive_int, default=None, metavar="N",
+                   help="split the CPU into N logical devices (to try --strategy mirrored without GPUs, as CI does)")
     p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|FILE",
                    help="validation patients (default: the literature's validation patients present, "
                         "else a seeded random --val-fraction of patients)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of patients for a random split")
     p.add_argument("--max-patches", type=positive_int("--max-patches"), default=None,
                    help="train on a seeded sample of at most N training patches (and N/2 validation ones); for quick checks")
+    p.add_argument("--windows-per-patch", type=float, default=1.0, metavar="R",
+                   help="add about R x (training patches) windows cut at random offsets from the patients' rebuilt "
+                        "slides, labelled by the IDC share of the patches under them (default 1.0; 0 = patches only)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
     p.add_argument("--no-latency", action="store_true", help="skip the LiteRT latency measurement")
     p.add_argument("--progress", choices=("auto", "bar", "none"), default="auto",
@@ -89,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
-        strategy=args.strategy, val_patients=args.val_patients, val_fraction=args.val_fraction,
-        max_patches=args.max_patches, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
+        max_patches=args.max_patches, windows_per_patch=args.windows_per_patch, export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )
     try:

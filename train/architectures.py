@@ -139,14 +139,14 @@ def _separable(name: str):
     return builder
 
 
-def _dense25(c_cell: int, c_token: int, c_block: int, c_window: int, name: str):
+def _dense25(cells: tuple[int, ...], c_block: int, c_mix: int, c_window: int, name: str):
     """Fully convolutional, valid padding, output stride 25 px, receptive field exactly 50 px.
 
     A 50×50 window is seen at three scales, each a multiple of the last, so that overlapping
     windows at stride 25 share all work below the window level:
 
-    - cells of 5×5 px (20 µm, a few nuclei): a 5×5 stride-5 convolution ("patchify" stem) and a
-      1×1 convolution;
+    - cells of 5×5 px (20 µm, a few nuclei): a 5×5 stride-5 convolution ("patchify" stem) of
+      ``cells[0]`` channels, then a 1×1 convolution per further entry of ``cells``;
     - blocks of 25×25 px (100 µm): a 5×5 stride-5 convolution over 5×5 cells, then 1×1;
     - the window of 2×2 blocks (200 µm): a 2×2 convolution, then a 1×1 convolution to one
       sigmoid unit. The 2×2 convolution is the final "pooling" over exactly the remaining window.
@@ -164,10 +164,11 @@ def _dense25(c_cell: int, c_token: int, c_block: int, c_window: int, name: str):
 
     def builder(k, input_hw=(PATCH_SIZE_PX, PATCH_SIZE_PX)):
         inp, x = _input(k, input_hw)
-        x = _conv_bn_relu(k, x, c_cell, "cell", strides=5, kernel=5, padding="valid")  # 10×10 cells
-        x = _conv_bn_relu(k, x, c_token, "token", kernel=1, padding="valid")
+        x = _conv_bn_relu(k, x, cells[0], "cell", strides=5, kernel=5, padding="valid")  # 10×10 cells
+        for i, c in enumerate(cells[1:]):
+            x = _conv_bn_relu(k, x, c, "token" if i == 0 else f"token{i + 1}", kernel=1, padding="valid")
         x = _conv_bn_relu(k, x, c_block, "block", strides=5, kernel=5, padding="valid")  # 2×2 blocks
-        x = _conv_bn_relu(k, x, c_block, "block_mix", kernel=1, padding="valid")
+        x = _conv_bn_relu(k, x, c_mix, "block_mix", kernel=1, padding="valid")
         x = _conv_bn_relu(k, x, c_window, "window", kernel=2, padding="valid")  # 1×1 window
         x = k.layers.Dropout(0.2, name="dropout")(x)
         out = k.layers.Conv2D(1, 1, activation="sigmoid", name="p_idc")(x)
@@ -193,7 +194,10 @@ ARCHITECTURES: dict[str, ArchInfo] = {
                  _separable("sep_mobilenet")),
         ArchInfo("dense25", "fully convolutional, valid: 5x5/5 cells 48, 1x1 64, 5x5/5 blocks 112, 1x1 112, "
                  "2x2 window 128, 1x1 sigmoid; output stride 25 px",
-                 _dense25(48, 64, 112, 128, "dense25"), output_stride_px=25),
+                 _dense25((48, 64), 112, 112, 128, "dense25"), output_stride_px=25),
+        ArchInfo("dense25_deep", "fully convolutional, valid: 5x5/5 cells 64, 1x1 96, 1x1 96, 5x5/5 blocks 64, "
+                 "1x1 160, 2x2 window 96, 1x1 sigmoid; output stride 25 px",
+                 _dense25((64, 96, 96), 64, 160, 96, "dense25_deep"), output_stride_px=25),
     )
 }
 

@@ -12,13 +12,17 @@ the same seed gives the same batch (reproducible with parallel tf.data maps).
 - ``hsv``: small hue shift and saturation scaling (scanner / white-balance differences).
 - ``brightness``: an additive shift of all channels.
 - ``contrast``: scaling around the patch's mean.
+- camera families (``defocus``, ``noise``, ``jpeg``, ``exposure``, ``cast``, ``scale``): the
+  physics of :mod:`train.camera_sim`, drawn per patch by :mod:`train.camera_augment` in numpy
+  (``tf.numpy_function``, seeded from the same stateless seed), after the tissue-level ones.
 """
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from .config import AUGMENTATIONS, PRESETS, AugmentStrength, parse_augment  # noqa: F401 (re-exported)
+from .config import (AUGMENTATIONS, CAMERA_AUGMENTATIONS, CLASSIC_AUGMENTATIONS, PRESETS,  # noqa: F401
+                     AugmentStrength, parse_augment)
 
 # Ruifrok & Johnston stain vectors (rows: haematoxylin, eosin, DAB/residual), as optical densities.
 _RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], np.float64)
@@ -83,6 +87,21 @@ def _contrast(x, seed, st: AugmentStrength):
     return tf.clip_by_value((x - mean) * c + mean, 0.0, 255.0)
 
 
+def _camera(x, seed, families: tuple[str, ...]):
+    from .camera_augment import CameraAugment
+
+    aug = CameraAugment(families)
+
+    def apply(images, s):
+        return aug.apply(images, np.random.default_rng(np.asarray(s, np.uint64)))
+
+    s = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(seed, 99), 0, 2**31 - 1, tf.int64)
+    u8 = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+    out = tf.numpy_function(apply, [u8, s], tf.uint8, stateful=False)
+    out.set_shape(x.shape)
+    return tf.cast(out, tf.float32)
+
+
 def augment_batch(x, seed, names: tuple[str, ...], strength: AugmentStrength = AugmentStrength()):
     """Apply the augmentations ``names`` (in :data:`AUGMENTATIONS` order) to a float batch 0–255."""
     x = tf.cast(x, tf.float32)
@@ -95,6 +114,7 @@ def augment_batch(x, seed, names: tuple[str, ...], strength: AugmentStrength = A
         "brightness": lambda v, s: _brightness(v, s, strength),
         "contrast": lambda v, s: _contrast(v, s, strength),
     }
-    for i, name in enumerate(n for n in AUGMENTATIONS if n in names):
+    for i, name in enumerate(n for n in CLASSIC_AUGMENTATIONS if n in names):
         x = ops[name](x, tf.random.experimental.stateless_fold_in(seed, 100 + i))
-    return x
+    camera = tuple(n for n in CAMERA_AUGMENTATIONS if n in names)
+    return _camera(x, seed, camera) if camera else x

@@ -47,11 +47,19 @@ def to_linear(rgb: np.ndarray) -> np.ndarray:
     return _SRGB_TO_LINEAR[np.asarray(rgb, np.uint8)]
 
 
+def _srgb_encode(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
+
+
+_LUT_STEPS = 65535
+_LINEAR_TO_SRGB = np.clip(np.rint(_srgb_encode(np.arange(_LUT_STEPS + 1) / _LUT_STEPS) * 255.0), 0, 255).astype(np.uint8)
+
+
 def to_srgb(linear: np.ndarray) -> np.ndarray:
-    """Linear light (clipped to [0, 1]) → sRGB bytes (uint8, rounded)."""
+    """Linear light (clipped to [0, 1]) → sRGB bytes (uint8, rounded), through a 16-bit table
+    (within 0.05 grey levels of the exact curve before rounding)."""
     x = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
-    v = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4, dtype=np.float32) - 0.055)
-    return np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
+    return _LINEAR_TO_SRGB[(x * np.float32(_LUT_STEPS) + np.float32(0.5)).astype(np.int32)]
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -100,18 +108,21 @@ def defocus(rgb: np.ndarray, *, sigma_um: float = 0.0, disk_radius_um: float = 0
 
 def sensor_noise(rgb: np.ndarray, rng: np.random.Generator, *, full_well_e: float,
                  read_noise_e: float = 5.0) -> np.ndarray:
-    """Shot (Poisson) and read (Gaussian) noise in linear light.
+    """Shot and read noise in linear light.
 
     White (byte 255) collects ``full_well_e`` electrons per pixel and channel; a pixel at linear
-    level ``v`` collects Poisson(``v`` × full well) electrons, plus Gaussian read noise of
-    ``read_noise_e`` electrons. Fewer electrons at white = darker scene, amplified = noisier.
+    level ``v`` collects ``v`` × full well electrons with Poisson shot noise (variance = mean),
+    plus Gaussian read noise of ``read_noise_e`` electrons. Fewer electrons at white = darker
+    scene, amplified = noisier. The Poisson count is drawn in its Gaussian form (mean and
+    variance exact; 10× faster, and below ~10 e⁻ where the shapes differ the read noise rules).
     """
     rgb = _check_rgb(rgb)
     if not full_well_e > 0 or read_noise_e < 0:
         raise ValueError(f"sensor_noise: full_well_e must be > 0 and read_noise_e >= 0, got {full_well_e}, {read_noise_e}")
-    electrons = to_linear(rgb).astype(np.float64) * full_well_e
-    noisy = rng.poisson(electrons) + rng.normal(0.0, read_noise_e, rgb.shape)
-    return to_srgb(noisy / full_well_e)
+    electrons = to_linear(rgb) * np.float32(full_well_e)
+    sd = np.sqrt(electrons + np.float32(read_noise_e) ** 2)
+    noisy = electrons + sd * rng.standard_normal(rgb.shape, dtype=np.float32)
+    return to_srgb(noisy / np.float32(full_well_e))
 
 
 def exposure(rgb: np.ndarray, gain: float = 1.0, gamma: float = 1.0) -> np.ndarray:

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AUGMENTATIONS = ("flip", "rot90", "stain", "hsv", "brightness", "contrast")
+CLASSIC_AUGMENTATIONS = ("flip", "rot90", "stain", "hsv", "brightness", "contrast")
+# Camera families (train/camera_augment.py, numpy): optics, sensor, exposure, cast, JPEG, scale.
+CAMERA_AUGMENTATIONS = ("defocus", "noise", "jpeg", "exposure", "cast", "scale")
+AUGMENTATIONS = CLASSIC_AUGMENTATIONS + CAMERA_AUGMENTATIONS
 PRESETS = {
     "none": (),
     "geometric": ("flip", "rot90"),
     "stain": ("flip", "rot90", "stain", "hsv"),
+    "classic": CLASSIC_AUGMENTATIONS,
     "all": AUGMENTATIONS,
 }
 
@@ -25,7 +29,8 @@ class AugmentStrength:
 
 
 def parse_augment(spec: str) -> tuple[str, ...]:
-    """``"flip,rot90,stain"`` or a preset name (none, geometric, stain, all) → augmentation names.
+    """``"flip,rot90,stain"``, a preset name (none, geometric, stain, classic, all), or
+    ``"all-jpeg,noise"`` (a preset minus some names) → augmentation names.
 
     Raises:
         ValueError: an unknown name.
@@ -33,6 +38,10 @@ def parse_augment(spec: str) -> tuple[str, ...]:
     spec = spec.strip()
     if spec in PRESETS:
         return PRESETS[spec]
+    base, minus, removed = spec.partition("-")
+    if minus and base.strip() in PRESETS:
+        drop = set(parse_augment(removed))
+        return tuple(n for n in PRESETS[base.strip()] if n not in drop)
     names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown or not names:

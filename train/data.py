@@ -22,6 +22,7 @@ from idc_edge.errors import DatasetError, SourceError
 
 from .augment import augment_batch
 from .config import AugmentStrength
+from .windows import NO_CELL, Samples, assemble, patch_samples
 
 DISK_CACHE_SHUFFLE = 16_384
 
@@ -79,6 +80,33 @@ def _reader(skips: SkipLog):
     return tf_read
 
 
+def _sample_reader(records: Sequence[PatchRecord], skips: SkipLog):
+    """tf.data map: (cells [4], dy, dx, label, index) → the window's RGB uint8 pixels, read from
+    the (up to four) patch files under it; a window with an unreadable cell is left out."""
+    paths = [r.path for r in records]
+
+    def read(cells, dy, dx):
+        imgs = []
+        for c in cells:
+            if c == NO_CELL:
+                imgs.append(None)
+                continue
+            try:
+                imgs.append(read_patch_rgb(paths[c]))
+            except SourceError:
+                skips.add(paths[c])
+                return np.full((PATCH_SIZE_PX, PATCH_SIZE_PX, 3), 255, np.uint8), False
+        return assemble(imgs, int(dy), int(dx)), True
+
+    def tf_read(cells, dy, dx, label, index):
+        image, ok = tf.numpy_function(read, [cells, dy, dx], [tf.uint8, tf.bool], stateful=False)
+        image.set_shape([PATCH_SIZE_PX, PATCH_SIZE_PX, 3])
+        ok.set_shape([])
+        return image, label, index, ok
+
+    return tf_read
+
+
 def patch_dataset(
     records: Sequence[PatchRecord],
     skips: SkipLog,
@@ -90,6 +118,8 @@ def patch_dataset(
     strength: AugmentStrength = AugmentStrength(),
     class_weight: tuple[float, float] | None = None,
     cache: str | None = None,
+    samples: Samples | None = None,
+    label_rank: int = 2,
 ) -> tf.data.Dataset:
     """A tf.data pipeline over ``records``.
 
@@ -101,23 +131,33 @@ def patch_dataset(
     Args:
         cache: None (stream from disk every epoch), ``"memory"``, or a file path prefix for a
             tf.data cache on disk.
+        samples: training only: the windows to train on (:mod:`train.windows`, indices into
+            ``records``); default every record as a plain patch.
+        label_rank: 2 gives labels ``[N, 1]``, 4 gives ``[N, 1, 1, 1]`` (fully convolutional models).
     """
     if not records:
         raise DatasetError("no patches to read")
-    paths = [r.path for r in records]
-    labels = np.array([r.label for r in records], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(records), dtype=np.int64)))
     if training:
-        # Shuffling paths (strings) keeps memory bounded; with a cache the order is fixed
-        # after the first pass, so shuffle decoded patches again below.
-        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=cache is None)
-    ds = ds.map(_reader(skips), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        samples = samples if samples is not None else patch_samples(records)
+        labels = samples.labels
+        # Shuffling small index tuples keeps memory bounded; with a cache the order is fixed
+        # after the first pass, so shuffle decoded windows again below.
+        ds = tf.data.Dataset.from_tensor_slices((samples.cells, samples.dy, samples.dx, labels,
+                                                 np.arange(len(samples), dtype=np.int64)))
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=cache is None)
+        ds = ds.map(_sample_reader(records, skips), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        paths = [r.path for r in records]
+        labels = np.array([r.label for r in records], np.int32)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(records), dtype=np.int64)))
+        ds = ds.map(_reader(skips), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    n_items = len(labels)
     ds = ds.filter(lambda image, label, index, ok: ok)
     ds = ds.map(lambda image, label, index, ok: (image, label, index))
     if cache:
         ds = ds.cache("" if cache == "memory" else cache)
         if training:
-            buffer = len(records) if cache == "memory" else min(len(records), DISK_CACHE_SHUFFLE)
+            buffer = n_items if cache == "memory" else min(n_items, DISK_CACHE_SHUFFLE)
             ds = ds.shuffle(buffer, seed=seed + 1, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if not training:
@@ -130,7 +170,7 @@ def patch_dataset(
         x, y, _ = batch
         x = augment_batch(x, s, augment, strength) if augment else tf.cast(x, tf.float32)
         w = tf.gather(weights, y)
-        return x, tf.cast(tf.expand_dims(y, -1), tf.float32), w
+        return x, tf.reshape(tf.cast(y, tf.float32), [-1] + [1] * (label_rank - 1)), w
 
     ds = tf.data.Dataset.zip((ds, seeds)).map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

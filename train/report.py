@@ -115,6 +115,13 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
     ]
     for name, s in c.items():
         lines.append(f"| {name} | {s['patients']} | {s['patches']} | {s['class_0']} | {s['class_1']} |")
+    win = card.get("train_windows")
+    if win and win["windows"]:
+        rule = win["rule"]
+        lines += ["", f"- plus {win['windows']} training windows at random offsets on the rebuilt slides "
+                      f"({win['class_1']} IDC): labelled area >= {rule['min_labelled']:.0%} of the window, IDC when "
+                      f"the IDC share of it is >= {rule['idc_at_least']:.0%}, no IDC when <= {rule['benign_at_most']:.0%}, "
+                      "dropped in between"]
     lines += [
         "",
         f"- unreadable files skipped: {card['skipped_unreadable']['count']}",

@@ -28,9 +28,10 @@ from idc_edge.spec import ModelSpec, write_spec
 
 from . import architectures
 from .config import AUGMENTATIONS, PRESETS, AugmentStrength
+from .windows import WindowRule
 
 SELECT_METRICS = ("auc", "balanced_accuracy")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multiworker")
 CLASS_BALANCE = ("weights", "none")
 REPRESENTATIVE_PATCHES = 512
 MIN_PER_CLASS = 10
@@ -55,9 +56,11 @@ class TrainConfig:
     select: str = "auc"
     cache: str | None = None
     strategy: str = "default"
+    logical_cpus: int | None = None
     val_patients: tuple[str, ...] | None = None
     val_fraction: float = 0.2
     max_patches: int | None = None
+    windows_per_patch: float = 1.0
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -82,10 +85,14 @@ class TrainConfig:
             raise OptionError(f"--select must be one of {', '.join(SELECT_METRICS)}, got {self.select!r}")
         if self.strategy not in STRATEGIES:
             raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.logical_cpus is not None and self.logical_cpus < 1:
+            raise OptionError(f"--logical-cpus must be >= 1, got {self.logical_cpus}")
         if self.class_balance not in CLASS_BALANCE:
             raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
         if not 0 < self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not 0 <= self.windows_per_patch <= 8:
+            raise OptionError(f"--windows-per-patch must be between 0 and 8, got {self.windows_per_patch}")
         if self.max_patches is not None and self.max_patches < 8:
             raise OptionError(f"--max-patches must be >= 8, got {self.max_patches}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
@@ -115,12 +122,41 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _strategy(name: str):
+def _strategy(name: str, logical_cpus: int | None = None):
+    """The tf.distribute strategy; must be made before any other TensorFlow op runs.
+
+    - ``default``: one device.
+    - ``mirrored``: synchronous data parallelism over every local GPU (or, with ``logical_cpus``,
+      over that many logical CPU devices: how CI exercises it without GPUs).
+    - ``multiworker``: the same across machines; each worker reads its role from ``TF_CONFIG``
+      (``{"cluster": {"worker": ["host1:port", ...]}, "task": {"type": "worker", "index": i}}``).
+    """
     import tensorflow as tf
 
+    if logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = None
+        if logical_cpus and not tf.config.list_physical_devices("GPU"):
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _non_chief_task() -> str | None:
+    """``worker_<i>`` on a multi-worker run's non-chief workers (they write to a subfolder so the
+    chief's outputs are not overwritten), None on the chief: the task of type ``chief``, or
+    worker 0 when the cluster has no chief."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = "chief" in (tf_config.get("cluster") or {})
+    if kind == "chief" or (kind == "worker" and index == 0 and not has_chief):
+        return None
+    return f"{kind}_{index}"
 
 
 def _mkdir_out(out: str) -> Path:
@@ -261,27 +297,42 @@ def run(cfg: TrainConfig) -> RunResult:
 
     from .data import SkipLog, assert_patient_disjoint, patch_dataset, predict
 
+    strategy = _strategy(cfg.strategy, cfg.logical_cpus)
+    if cfg.strategy == "multiworker" and _non_chief_task():
+        out = _mkdir_out(str(Path(cfg.out) / _non_chief_task()))
     assert_patient_disjoint(train_recs, val_recs)
     _seed_everything(cfg.seed)
+    from .windows import patch_samples, random_windows
+
+    samples = patch_samples(train_recs)
+    if cfg.windows_per_patch > 0:
+        samples = samples.concat(random_windows(train_recs, cfg.windows_per_patch, np.random.default_rng(cfg.seed)))
+    stride = architectures.output_stride_px(cfg.arch)
     # Unreadable files are filtered out, so the number of batches is unknown in advance and
     # Keras warns when an epoch ends; shuffling is done by the pipeline itself.
     warnings.filterwarnings("ignore", message=".*input ran out of data.*")
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
-    n0, n1 = class_counts(train_recs)
+    n1 = int(samples.labels.sum())
+    n0 = len(samples) - n1
     if cfg.class_balance == "weights":
-        class_weight = (len(train_recs) / (2.0 * n0), len(train_recs) / (2.0 * n1))
+        class_weight = (len(samples) / (2.0 * n0), len(samples) / (2.0 * n1))
     else:
         class_weight = (1.0, 1.0)
 
     skips = SkipLog()
     cache_val = cfg.cache if cfg.cache in (None, "memory") else f"{cfg.cache}.val"
     train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
-                             augment=cfg.augment, class_weight=class_weight, cache=cfg.cache)
+                             augment=cfg.augment, class_weight=class_weight, cache=cfg.cache,
+                             samples=samples, label_rank=4 if stride else 2)
     val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
 
-    strategy = _strategy(cfg.strategy)
-    steps = int(np.ceil(len(train_recs) / cfg.batch_size))
+    if cfg.strategy != "default":
+        # Windows are index tuples, not files: shard the batches' elements across workers.
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_ds = train_ds.with_options(opts)
+    steps = int(np.ceil(len(samples) / cfg.batch_size))
     warmup = int(round(cfg.warmup_epochs * steps)) if cfg.epochs > 1 else 0
     with strategy.scope():
         model = architectures.build(cfg.arch, keras)
@@ -310,6 +361,8 @@ def run(cfg: TrainConfig) -> RunResult:
 
     skipped = sorted(skips.paths)
     counts = {"train": _split_summary(train_recs), "validation": _split_summary(val_recs)}
+    windows_info = {"windows": len(samples) - len(train_recs), "class_1": int(samples.labels[len(train_recs):].sum()),
+                    "rule": asdict(WindowRule()), "per_patch": cfg.windows_per_patch}
     card: dict[str, Any] = {
         "architecture": cfg.arch,
         "architecture_description": architectures.describe(cfg.arch),
@@ -319,6 +372,8 @@ def run(cfg: TrainConfig) -> RunResult:
         "data": str(cfg.data),
         "split_method": split.method,
         "counts": counts,
+        "train_windows": windows_info,
+        "output_stride_px": stride,
         "validation_patients": sorted({r.patient for r in val_recs}),
         "skipped_unreadable": {"count": len(skipped), "paths": skipped[:50]},
         "class_weight": list(class_weight),
@@ -331,6 +386,7 @@ def run(cfg: TrainConfig) -> RunResult:
         "epochs": cfg.epochs,
         "config": {**asdict(cfg), "augment": list(cfg.augment)},
         "augment_strength": asdict(AugmentStrength()),
+        "replicas": int(strategy.num_replicas_in_sync),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
                    f"Keras {keras.__version__}",
     }
@@ -369,7 +425,8 @@ def run(cfg: TrainConfig) -> RunResult:
         }
         spec = ModelSpec(patch_size_px=PATCH_SIZE_PX, um_per_px=UM_PER_PX, channel_order="RGB",
                          threshold=float(thr8), class_names=tuple(CLASS_NAMES),
-                         float_model=f32_path.name, provenance=provenance)
+                         float_model=f32_path.name, provenance=provenance,
+                         dense={"output_stride_px": stride} if stride else None)
         write_spec(int8_path, spec)
         write_spec(f32_path, spec.with_threshold(float(threshold)))
 
