@@ -26,14 +26,14 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
 from ..fileio import name, short, why
-from . import bench, classify, evaluate, info, report, run
+from . import bench, calibrate, cameras, classify, evaluate, info, report, run
 from .options import Parser, in_cli_words
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools in a pipeline
 MAX_MESSAGE = 600  # characters of one error line
-COMMANDS = (run, classify, evaluate, info, bench, report)
+COMMANDS = (run, classify, evaluate, info, bench, report, cameras, calibrate)
 
 __all__ = ["EXIT_CAMERA_LOST", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 

@@ -1,0 +1,363 @@
+"""Camera sources: modes asked and granted, Picamera2, GStreamer, network forms, listing, and --camera parsing.
+
+No camera exists on CI, so the V4L2 device and Picamera2 are stand-ins written from their documented
+behaviour (said at each); everything OpenCV can do without hardware is real: a cv2.VideoCapture on a
+real video file, and a real GStreamer pipeline (videotestsrc) where an OpenCV with GStreamer exists.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from idc_edge.errors import OptionError, SourceError
+from idc_edge.sources import CameraControls, CameraMode, CameraSource, open_source, parse_camera
+from idc_edge.sources.discover import list_picameras, list_v4l2, parse_v4l2_formats
+from idc_edge.sources.gstreamer import jetson_pipeline, opencv_has_gstreamer, with_appsink
+from test_cli import idc_edge
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class V4l2StandIn:
+    """A V4L2 device as OpenCV's V4L2 backend presents it (stand-in: no camera here).
+
+    It offers a fixed list of (fourcc, width, height, fps); ``set`` records every request in order
+    and, like the driver's VIDIOC_S_FMT, settles on the offered mode closest to what was asked
+    (the format first, then the size, then the rate); ``get`` reports the settled mode and ``read``
+    gives frames of that size.
+    """
+
+    def __init__(self, offers, default=0):
+        self.offers = offers
+        self.fourcc, self.width, self.height, self.fps = offers[default]
+        self.sets = []
+        self.released = False
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.sets.append((prop, value))
+        if prop == cv2.CAP_PROP_FOURCC:
+            code = "".join(chr((int(value) >> (8 * i)) & 0xFF) for i in range(4))
+            if not any(o[0] == code for o in self.offers):
+                return False
+            self.fourcc = code
+        elif prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT):
+            want_w = value if prop == cv2.CAP_PROP_FRAME_WIDTH else self.width
+            want_h = value if prop == cv2.CAP_PROP_FRAME_HEIGHT else self.height
+            same = [o for o in self.offers if o[0] == self.fourcc]
+            best = min(same, key=lambda o: abs(o[1] - want_w) + abs(o[2] - want_h))
+            _, self.width, self.height, self.fps = best
+        elif prop == cv2.CAP_PROP_FPS:
+            rates = [o[3] for o in self.offers if o[:3] == (self.fourcc, self.width, self.height)]
+            self.fps = min(rates, key=lambda r: abs(r - value))
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: self.width, cv2.CAP_PROP_FRAME_HEIGHT: self.height,
+                cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FOURCC: cv2.VideoWriter_fourcc(*self.fourcc)}.get(prop, 0.0)
+
+    def read(self):
+        return True, np.full((self.height, self.width, 3), 128, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+USB_CAMERA = [("YUYV", 640, 480, 30.0), ("YUYV", 1920, 1080, 5.0), ("MJPG", 640, 480, 30.0),
+              ("MJPG", 1280, 720, 30.0), ("MJPG", 1920, 1080, 30.0)]
+
+
+def test_v4l2_mode_is_asked_format_first_and_the_granted_mode_is_read_back():
+    dev = V4l2StandIn(USB_CAMERA)
+    with CameraSource(0, mode=CameraMode(1920, 1080, 30.0, "MJPG"), capture_factory=lambda d: dev) as cam:
+        props = [p for p, _ in dev.sets]
+        assert props == [cv2.CAP_PROP_FOURCC, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS]
+        assert cam.granted == CameraMode(1920, 1080, 30.0, "MJPG")
+        assert cam.fps == 30.0 and cam.mode_json["granted"]["fourcc"] == "MJPG"
+        frame = next(iter(cam))
+        assert frame.image.shape == (1080, 1920, 3)
+
+
+def test_another_frame_rate_from_the_driver_is_a_warning_naming_what_it_gave(caplog):
+    dev = V4l2StandIn(USB_CAMERA)
+    with caplog.at_level(logging.WARNING, logger="idc_edge"):
+        with CameraSource(0, mode=CameraMode(1920, 1080, 30.0, "YUYV"), capture_factory=lambda d: dev) as cam:
+            assert cam.granted.fps == 5.0
+    assert "5 fps (asked 30)" in caplog.text
+
+
+def test_a_size_the_driver_refuses_is_a_source_error_and_the_device_is_released():
+    dev = V4l2StandIn(USB_CAMERA)
+    with pytest.raises(SourceError, match=r"refused 1600x1200: it gave 1280x720") as info:
+        CameraSource(0, mode=CameraMode(1600, 1200, 30.0, "MJPG"), capture_factory=lambda d: dev)
+    assert "idc-edge cameras" in str(info.value) and dev.released
+
+
+def test_exposure_and_white_balance_locks_are_asked_from_the_driver():
+    dev = V4l2StandIn(USB_CAMERA)
+    controls = CameraControls(lock_exposure=True, exposure_us=8000, lock_white_balance=True, wb_temperature_k=5000)
+    CameraSource(0, controls=controls, capture_factory=lambda d: dev).close()
+    asked = dict(dev.sets)
+    assert asked[cv2.CAP_PROP_AUTO_EXPOSURE] == 1 and asked[cv2.CAP_PROP_EXPOSURE] == 80.0
+    assert asked[cv2.CAP_PROP_AUTO_WB] == 0 and asked[cv2.CAP_PROP_WB_TEMPERATURE] == 5000
+
+
+def test_a_real_video_capture_on_a_file_reports_its_mode_and_refuses_another_size(tmp_path):
+    path = tmp_path / "cam.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (320, 240))
+    for i in range(20):
+        writer.write(np.full((240, 320, 3), 10 * i, np.uint8))
+    writer.release()
+    with CameraSource(str(path), mode=CameraMode(320, 240)) as cam:
+        assert cam.granted.size == (320, 240) and cam.granted.fps == 15.0 and cam.granted.fourcc == "MJPG"
+        assert next(iter(cam)).image.shape == (240, 320, 3)
+    with pytest.raises(SourceError, match="refused 640x480: it gave 320x240"):
+        CameraSource(str(path), mode=CameraMode(640, 480))
+
+
+@pytest.mark.parametrize("text, kind, address", [
+    ("0", "v4l2", 0), ("12", "v4l2", 12), ("/dev/v4l/by-id/usb-Arducam-video-index0", "v4l2",
+                                             "/dev/v4l/by-id/usb-Arducam-video-index0"),
+    ("picam", "picam", 0), ("picam:1", "picam", 1), ("jetson:0", "jetson", 0),
+    ("tcp://192.168.1.20:8888", "network", "tcp://192.168.1.20:8888"),
+    ("rtsp://scope.local/stream", "network", "rtsp://scope.local/stream"),
+    ("v4l2src device=/dev/video0 ! videoconvert ! appsink", "gstreamer",
+     "v4l2src device=/dev/video0 ! videoconvert ! appsink"),
+])
+def test_camera_forms_are_parsed_once(text, kind, address):
+    target = parse_camera(text)
+    assert (target.kind, target.address) == (kind, address)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("slide.avi", "is a file, not a camera: read it with --source slide.avi"),
+    ("frame.png", "--source frame.png"),
+    ("webcam", "unknown camera 'webcam'"),
+    ("picam:x", "unknown camera"),
+    ("ftp://host/x", "unknown camera"),
+    ("", "empty"),
+])
+def test_unknown_camera_forms_and_files_are_option_errors(text, match):
+    with pytest.raises(OptionError, match=match):
+        parse_camera(text)
+
+
+def test_a_source_of_digits_is_never_a_camera(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match=r"for camera 1 use --camera 1"):
+        open_source("1")
+    writer = cv2.VideoWriter(str(tmp_path / "1.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+    writer.release()
+    os.replace(tmp_path / "1.avi", tmp_path / "1")
+    with open_source("1") as src:  # a video file named 1 is that file, not camera 1
+        assert not getattr(src, "live", False) and len(list(src)) == 3
+
+
+class Picamera2StandIn:
+    """The parts of Picamera2's documented API the source uses (stand-in: no CSI camera here):
+    ``Picamera2(camera_num)``, ``global_camera_info()``, ``create_video_configuration(main=, controls=)``,
+    ``configure``, ``start``, ``capture_array("main")`` (RGB888 = B, G, R bytes per pixel),
+    ``camera_configuration()``, ``stop``, ``close``."""
+
+    cameras = [{"Model": "imx477", "Location": 2, "Id": "/base/soc/i2c0mux/i2c@1/imx477@1a", "Num": 0}]
+    made: list = []
+
+    def __init__(self, camera_num=0):
+        self.num, self.config, self.started, self.closed = camera_num, None, False, False
+        Picamera2StandIn.made.append(self)
+
+    @staticmethod
+    def global_camera_info():
+        return list(Picamera2StandIn.cameras)
+
+    def create_video_configuration(self, main=None, controls=None):
+        return {"main": dict(main or {}), "controls": dict(controls or {})}
+
+    def configure(self, config):
+        self.config = config
+
+    def start(self):
+        self.started = True
+
+    def camera_configuration(self):
+        return self.config
+
+    def capture_array(self, name="main"):
+        w, h = self.config["main"]["size"]
+        frame = np.zeros((h, w, 3), np.uint8)
+        frame[..., 0] = 200  # blue first, as RGB888 lays it out
+        return frame
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def picamera2(monkeypatch):
+    module = type(sys)("picamera2")
+    module.Picamera2 = Picamera2StandIn
+    Picamera2StandIn.made = []
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return module
+
+
+def test_picam_opens_with_size_rate_and_locks_as_picamera2_controls(picamera2):
+    controls = CameraControls(lock_exposure=True, exposure_us=12000, gain=2.0, lock_white_balance=True,
+                              colour_gains_rb=(1.9, 1.6))
+    with open_source(camera="picam:0", mode=CameraMode(1332, 990, 30.0), controls=controls) as cam:
+        frame = next(iter(cam))
+        assert frame.image.shape == (990, 1332, 3) and frame.image[0, 0, 0] == 200  # BGR as OpenCV's
+        assert cam.granted.size == (1332, 990)
+    made = Picamera2StandIn.made[0]
+    assert made.config["main"] == {"size": (1332, 990), "format": "RGB888"}
+    assert made.config["controls"] == {"FrameRate": 30.0, "AeEnable": False, "ExposureTime": 12000,
+                                       "AnalogueGain": 2.0, "AwbEnable": False, "ColourGains": (1.9, 1.6)}
+    assert made.closed
+    with pytest.raises(SourceError, match="no Raspberry Pi camera picam:3: 1 camera"):
+        open_source(camera="picam:3")
+    assert list_picameras().cameras[0]["Model"] == "imx477"
+
+
+def test_missing_picamera2_is_one_line_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails as where it is not installed
+    with pytest.raises(SourceError, match=r"sudo apt install python3-picamera2.*--system-site-packages"):
+        open_source(camera="picam")
+    p = idc_edge("run", "--camera", "picam", "--max-frames", "1")  # a fresh process on this machine
+    lines = p.stderr.strip().splitlines()
+    if "picamera2" in sys.modules and sys.modules["picamera2"] is not None:
+        pytest.skip("Picamera2 is installed here")
+    assert p.returncode == 2 and len(lines) == 1 and "python3-picamera2" in lines[0]
+
+
+def test_jetson_pipeline_asks_mode_and_locks_of_nvarguscamerasrc():
+    p = jetson_pipeline(1, CameraMode(1280, 720, 60.0), CameraControls(lock_exposure=True, exposure_us=5000,
+                                                                       lock_white_balance=True))
+    assert p.startswith("nvarguscamerasrc sensor-id=1 aelock=true")
+    assert "width=1280,height=720,framerate=60/1" in p and "awblock=true" in p
+    assert 'exposuretimerange="5000000 5000000"' in p and p.endswith("sync=false") and "appsink" in p
+    assert with_appsink("videotestsrc").endswith("appsink drop=true max-buffers=1 sync=false")
+    assert with_appsink("videotestsrc ! appsink") == "videotestsrc ! appsink"
+
+
+@pytest.mark.skipif(opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
+def test_opencv_without_gstreamer_says_how_to_get_one():
+    for camera in ("videotestsrc ! appsink", "jetson:0"):
+        with pytest.raises(SourceError, match=r"built without GStreamer.*python3-opencv.*JetPack"):
+            open_source(camera=camera)
+    p = idc_edge("run", "--camera", "jetson", "--max-frames", "1")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "python3-opencv" in p.stderr
+
+
+GST_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from idc_edge.sources import CameraMode, open_source
+    pipeline = "videotestsrc num-buffers=40 ! video/x-raw,width=320,height=240,framerate=30/1"
+    with open_source(camera=pipeline, mode=CameraMode(320, 240), camera_timeout_s=5) as cam:
+        frames = []
+        for f in cam:
+            frames.append(f.image.shape)
+            if len(frames) == 5:
+                break
+        print(json.dumps({"granted": cam.mode_json["granted"], "shapes": frames}))
+""")
+
+
+def _python_with_gstreamer():
+    if opencv_has_gstreamer():
+        return sys.executable
+    system = "/usr/bin/python3"
+    if os.path.exists(system):
+        probe = subprocess.run([system, "-c", "import cv2, numpy; print('GStreamer' in cv2.getBuildInformation() and "
+                                "[l for l in cv2.getBuildInformation().splitlines() if 'GStreamer:' in l][0])"],
+                               capture_output=True, text=True, timeout=60)
+        if probe.returncode == 0 and "YES" in probe.stdout:
+            return system
+    return None
+
+
+def test_a_real_gstreamer_pipeline_through_the_camera_path():
+    python = _python_with_gstreamer()
+    if python is None:
+        pytest.skip("no OpenCV with GStreamer here (CI installs Debian's python3-opencv and gstreamer1.0-plugins-base)")
+    p = subprocess.run([python, "-c", GST_SCRIPT, str(ROOT)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["granted"]["width"] == 320 and out["granted"]["height"] == 240
+    assert out["shapes"] == [[240, 320, 3]] * 5
+
+
+V4L2_CTL = """ioctl: VIDIOC_ENUM_FMT
+\tType: Video Capture
+
+\t[0]: 'MJPG' (Motion-JPEG, compressed)
+\t\tSize: Discrete 1920x1080
+\t\t\tInterval: Discrete 0.033s (30.000 fps)
+\t\t\tInterval: Discrete 0.067s (15.000 fps)
+\t\tSize: Discrete 1280x720
+\t\t\tInterval: Discrete 0.017s (60.000 fps)
+\t[1]: 'YUYV' (YUYV 4:2:2)
+\t\tSize: Discrete 640x480
+\t\t\tInterval: Discrete 0.033s (30.000 fps)
+"""
+
+
+def test_v4l2_devices_are_listed_with_names_by_id_paths_and_modes(tmp_path):
+    sysfs = tmp_path / "sys"
+    for node, name, index in (("video0", "Arducam 12MP", "0"), ("video1", "Arducam 12MP", "1"),
+                              ("video2", "HDMI grabber", "0")):
+        (sysfs / node).mkdir(parents=True)
+        (sysfs / node / "name").write_text(name + "\n")
+        (sysfs / node / "index").write_text(index + "\n")
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    os.symlink("../../video0", by_id / "usb-Arducam_12MP-video-index0")
+    modes = parse_v4l2_formats(V4L2_CTL)
+    assert [(m.fourcc, m.width, m.height, m.fps) for m in modes] == [
+        ("MJPG", 1920, 1080, (30.0, 15.0)), ("MJPG", 1280, 720, (60.0,)), ("YUYV", 640, 480, (30.0,))]
+    devices = list_v4l2(str(sysfs), str(by_id), probe=lambda path, index: (modes if index == 0 else [], "v4l2-ctl"))
+    assert [(d.index, d.name) for d in devices] == [(0, "Arducam 12MP"), (2, "HDMI grabber")]  # metadata node skipped
+    assert devices[0].by_id == (str(by_id / "usb-Arducam_12MP-video-index0"),)
+    assert devices[0].modes_from == "v4l2-ctl" and devices[1].modes_from == "unknown"
+
+
+def test_cameras_command_lists_in_text_and_json():
+    p = idc_edge("cameras", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert isinstance(out["v4l2"], list) and "available" in out["picamera2"]
+    assert out["opencv_gstreamer"] is opencv_has_gstreamer()
+    text = idc_edge("cameras")
+    assert text.returncode == 0 and "Picamera2" in text.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--camera", "slide.avi"], "read it with --source slide.avi"),
+    (["run", "--camera", "webcam"], "unknown camera 'webcam'"),
+    (["run", "--source", "1"], "for camera 1 use --camera 1"),
+    (["run", "--camera", "0", "--size", "1920"], "WIDTHxHEIGHT"),
+    (["run", "--camera", "0", "--fourcc", "MJPEG"], "four-character code"),
+    (["run", "--camera", "0", "--fps", "0"], "frame rate must be > 0"),
+    (["run", "--camera", "0", "--exposure-us", "100"], "--exposure-us needs --lock-exposure"),
+])
+def test_bad_camera_options_are_one_line_with_exit_2(args, message):
+    p = idc_edge(*args)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
+    assert message in lines[0]
