@@ -110,6 +110,7 @@ def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
 
 def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayInfo = OverlayInfo()) -> str:
     """``"IDC 0.42 mm² (18.0 % of tissue) · s2_deep · research use only"`` (fps last, when given)."""
+    no_call = getattr(result, "no_call", None)
     if getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
     elif info.cell_um:
@@ -117,6 +118,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = [f"IDC {area:.2f} mm² ({100 * result.idc_fraction:.1f} % of tissue)"]
     else:
         parts = [f"IDC {100 * result.idc_fraction:.1f} % of tissue"]
+    if no_call is not None and np.any(no_call) and getattr(result, "in_focus", None) is not False:
+        parts.append(f"{int(np.sum(no_call))} patch(es) without a call")
     if getattr(result, "exposure_ok", None) is False:
         parts.append("check exposure")
     if info.model_name:
@@ -154,10 +157,8 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
     iy = _nearest(sh, (boxes[:, 0, 1] + boxes[:, 0, 3]) * (sy / 2.0 / factor))
     ix = _nearest(sw, (boxes[0, :, 0] + boxes[0, :, 2]) * (sx / 2.0 / factor))
     probs = np.nan_to_num(result.probabilities, nan=0.0)
-    out_of_focus = getattr(result, "in_focus", None) is False
-    no_call = getattr(result, "no_call", None)
-    no_call = (np.ones_like(result.tissue) if out_of_focus else
-               (np.asarray(no_call, bool) & result.tissue if no_call is not None else None))
+    no_call = getattr(result, "no_call", None)  # tissue left without a call (out of focus, badly exposed)
+    no_call = np.asarray(no_call, bool) if no_call is not None and np.any(no_call) else None
     shown = result.tissue & (probs >= style.show_below)
     colours = _table()[np.clip(probs * 255.0 + 0.5, 0, 255).astype(np.uint8)]  # per patch, [rows, cols, 3]
     if no_call is not None and no_call.any():

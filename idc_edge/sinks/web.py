@@ -206,7 +206,8 @@ class LiveView(Sink):
         status = {"state": "live", "frame": r.index, "time": r.timestamp, "fps": round(frame.fps, 2),
                   "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
-                  "in_focus": _flag(r, "in_focus"), "exposure_ok": _flag(r, "exposure_ok"),
+                  "in_focus": _focus(r), "exposure_ok": _flag(r, "exposure_ok"), "sharpness": _number(r, "sharpness"),
+                  "no_call_patches": int(getattr(r, "no_call_focus", 0) + getattr(r, "no_call_exposure", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
                   "snapshots": len(self.snapshot.taken) if self.snapshot is not None else None,
                   **self._session_status()}
@@ -293,6 +294,18 @@ class LiveView(Sink):
 def _flag(result, name: str):
     value = getattr(result, name, None)
     return None if value is None else bool(value)
+
+
+def _number(result, name: str):
+    value = getattr(result, name, None)
+    return None if value is None or value != value else round(float(value), 4)  # NaN: not measured
+
+
+def _focus(result):
+    """True/False from the focus gate; None when it did not measure (no sharpness: gate off, or too
+    little tissue to judge)."""
+    value = _flag(result, "in_focus")
+    return None if value and _number(result, "sharpness") is None else value
 
 
 def _make_handler(view: LiveView):

@@ -69,6 +69,7 @@ function show(s) {
   $("pct").textContent = s.idc_percent_of_tissue.toFixed(1) + " % of tissue is IDC";
   const f = $("focus");
   f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : "OUT OF FOCUS: no call");
+  if (s.no_call_patches) f.textContent += " \u00b7 " + s.no_call_patches + " patch(es) without a call (grey)";
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
   const e = $("exposure");
   e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : "too dark or clipped");
