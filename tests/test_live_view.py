@@ -255,3 +255,36 @@ def test_a_port_that_needs_administrator_rights_is_a_clear_error():
                     f"{start}): the refusal cannot happen here")
     with pytest.raises(OptionError, match="port 80 needs administrator rights"):
         LiveView("127.0.0.1", 80)
+
+
+def test_cli_serve_prints_the_url_serves_the_run_and_stops_cleanly_on_ctrl_c(tiny_int8, tmp_path):
+    import signal
+
+    from test_session import write_video
+
+    video = write_video(tmp_path / "long.avi", 1500, fps=30)  # far longer than the test lets it run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rec = tmp_path / "r.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--model", str(tiny_int8),
+                             "--serve", str(port), "--record", str(rec), "--snapshots", str(tmp_path / "snaps")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+        assert first == f"live view: http://127.0.0.1:{port}/ (open it in a browser; Ctrl-C ends the run)\n"
+        images = read_parts(f"http://127.0.0.1:{port}/", 3, timeout=60)
+        assert all(im.shape == (240, 320, 3) for im in images)
+        reply = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/snapshot", data=b"", method="POST"), timeout=20).read())
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    assert "idc-edge: interrupted; results so far are saved" in stderr
+    assert f"1 snapshot(s) in {tmp_path / 'snaps'}" in stderr and f"live view was at http://127.0.0.1:{port}/" in stderr
+    assert cv2.imread(reply["png"]) is not None and len(read_records(rec)) >= 3
+    with socket.socket() as s:  # the server is gone with the run
+        assert s.connect_ex(("127.0.0.1", port)) != 0
