@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from idc_edge.bench.machine import machine  # noqa: E402
+from idc_edge.machine import machine  # noqa: E402
 from idc_edge.bench.synthetic import camera_frames, slide_for  # noqa: E402
 from idc_edge.detector import Detector, DetectorOptions  # noqa: E402
 from idc_edge.session import RunConfig, Session  # noqa: E402

@@ -132,7 +132,7 @@ class VariantEvaluation:
     vs_reference: Agreement
     latency: Latency | None
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

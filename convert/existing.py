@@ -10,11 +10,13 @@ from pathlib import Path
 
 from idc_edge.classifier import MODELS_DIR
 from idc_edge.errors import ModelError
+from idc_edge.jsonready import utc_now
+from idc_edge.machine import machine_line
 from idc_edge.spec import read_spec
 
 from . import report
 from .data import ConversionData
-from .pipeline import evaluate_folder, machine, stderr_log, utc_now
+from .pipeline import evaluate_folder, stderr_log
 from .select import choose_int8
 from .variants import Variant, read_manifest
 
@@ -55,7 +57,7 @@ def evaluate_and_report(variants: list[Variant], info: dict, data: ConversionDat
     """Evaluate ``variants`` on the validation patients at their sidecar thresholds and write the report."""
     evals, probs = evaluate_folder(variants, data.val.images, data.val.labels, latency_rounds=latency_rounds)
     selection = choose_int8(evals)
-    info = {**info, "date": utc_now(), "data": data.describe(), "machine": machine(), "command": command,
+    info = {**info, "date": utc_now(), "data": data.describe(), "machine": machine_line(), "command": command,
             "selection": {"chosen": selection.chosen, "reference": selection.reference, "reason": selection.reason}}
     stderr_log(f"evaluated {', '.join(e.name for e in evals)} on {len(data.val.records)} validation patches")
     return report.write(out_dir, evals, selection, info, data.val.labels, probs, with_charts=charts)

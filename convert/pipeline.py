@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ import numpy as np
 from idc_edge.classifier import PatchClassifier
 from idc_edge.dataset import CLASS_NAMES, PATCH_SIZE_PX, UM_PER_PX
 from idc_edge.errors import OptionError
+from idc_edge.jsonready import utc_now
+from idc_edge.machine import machine_line
 from idc_edge.metrics import binary_metrics
 from idc_edge.spec import ModelSpec, read_spec, write_spec
 
@@ -190,7 +191,7 @@ def calibrate(variants: list[Variant], data: ConversionData, provenance: dict,
         spec = read_spec(v.path)
         prov = {**provenance, "variant": v.name, "conversion": v.method,
                 "threshold_chosen_on": "validation patients: best balanced accuracy of this model's own outputs",
-                "validation_metrics": m.as_dict()}
+                "validation_metrics": m.to_dict()}
         write_spec(v.path, replace(spec, threshold=thr, float_model=None if ref == v.name else file_name(ref),
                                    provenance=prov, model_sha256=None))
         log(f"{v.name}: threshold {thr:.3f}, balanced accuracy {m.balanced_accuracy:.4f}, AUC {m.roc_auc:.4f}")
@@ -239,19 +240,6 @@ def _output_stride(arch: str | None) -> int | None:
     return architectures.output_stride_px(arch) if arch in architectures.names() else None
 
 
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def machine() -> str:
-    """One line about where the numbers were measured."""
-    from idc_edge.backend import get_backend
-
-    b = get_backend()
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, {b.name} {b.version}")
-
-
 def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunResult:
     """Convert, calibrate thresholds, evaluate and choose the int8 default; writes ``variants.json``."""
     started = utc_now()
@@ -280,10 +268,10 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
         "input_type": opts.input_type,
         "representative": {"patches": len(data.representative.records), "seed": opts.seed,
                            "drawn_from": "training patients only", "range_anchor": "one copy with a 0 and a 255 pixel"},
-        "qat": None if opts.qat is None else {**opts.qat.as_dict(), "train_patches": len(data.train.records),
+        "qat": None if opts.qat is None else {**opts.qat.to_dict(), "train_patches": len(data.train.records),
                                               "optimizer": "Adam", "scheme": "tfmot default 8-bit"},
         "tensorflow": tf.__version__,
-        "machine": machine(),
+        "machine": machine_line(),
         "command": " ".join(["python -m convert", *sys.argv[1:]]),
         **facts,
     }

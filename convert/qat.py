@@ -69,7 +69,7 @@ class QatConfig:
             raise OptionError(f"--qat-augment: unknown augmentation {', '.join(unknown)}; expected some of "
                               f"{', '.join(AUGMENTATIONS)}")
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

@@ -14,6 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from idc_edge.jsonready import dumps
+
 from . import charts
 from .evaluate import VariantEvaluation, delta
 from .select import TIE_TOLERANCE, Selection, check_targets
@@ -81,7 +83,7 @@ def build(evals: Sequence[VariantEvaluation], selection: Selection, info: Mappin
     f = by["float32"]
     variants = []
     for e in evals:
-        d = e.as_dict()
+        d = e.to_dict()
         d["delta_vs_float"] = delta(e.metrics, f.metrics)
         d["delta_vs_reference"] = delta(e.metrics, by[e.reference].metrics)
         d["size_ratio_vs_float32"] = f.size_bytes / e.size_bytes
@@ -181,16 +183,6 @@ def render_markdown(rep: Mapping, charts_made: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
 def write(out_dir: str | os.PathLike, evals: Sequence[VariantEvaluation], selection: Selection, info: Mapping,
           labels: np.ndarray, probs: Mapping[str, np.ndarray], with_charts: bool = True) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and (unless disabled) ``roc.png``, ``confusion.png``,
@@ -206,7 +198,7 @@ def write(out_dir: str | os.PathLike, evals: Sequence[VariantEvaluation], select
         paths["tradeoff"] = charts.tradeoff_chart(out / "tradeoff.png", evals)
         made = [p.name for p in paths.values()]
     paths["json"] = out / "report.json"
-    paths["json"].write_text(json.dumps(rep, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    paths["json"].write_text(dumps(rep, indent=2) + "\n", encoding="utf-8")
     paths["markdown"] = out / "report.md"
     paths["markdown"].write_text(render_markdown(json.loads(paths["json"].read_text()), made), encoding="utf-8")
     return paths

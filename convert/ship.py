@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from idc_edge.classifier import MODELS_DIR
 from idc_edge.errors import IdcEdgeError, ModelError
+from idc_edge.jsonready import utc_now
 from idc_edge.spec import read_spec, write_spec
 
 from .variants import read_manifest
@@ -52,7 +52,7 @@ def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
     int8_spec, ref_spec = read_spec(chosen.path), read_spec(ref.path)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    shipped = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    shipped = utc_now()
     run_choice = info.get("selection") or {}
     reason = run_choice.get("reason") if run_choice.get("chosen") == name else f"{name} chosen by hand (--variant)"
     common = {"shipped": shipped, "shipped_from": str(Path(conversion_dir)), "selection_reason": reason}

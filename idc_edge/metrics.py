@@ -94,7 +94,7 @@ class BinaryMetrics:
     threshold: float
     confusion: tuple[tuple[int, int], tuple[int, int]]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

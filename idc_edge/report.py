@@ -75,7 +75,7 @@ class SessionSummary:
     top: tuple
     snapshots: tuple
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready, pictures left out (their frame numbers and times kept)."""
         d = {k: v for k, v in asdict(self).items() if k not in ("times_s", "idc_mm2", "tissue_mm2", "idc_percent", "top",
                                                                   "snapshots", "fields")}

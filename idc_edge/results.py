@@ -21,7 +21,7 @@ class StageTimes:
     def total(self) -> float:
         return self.prepare + self.mask + self.tiling + self.invoke + self.post
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         return {"prepare": self.prepare, "mask": self.mask, "tiling": self.tiling,
                 "invoke": self.invoke, "post": self.post, "total": self.total}
 
@@ -104,7 +104,7 @@ class FrameResult:
         """Share of patches that show tissue."""
         return self.n_tissue / self.n_patches if self.n_patches else 0.0
 
-    def to_record(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: counts, IDC fraction, and every IDC patch box with its score."""
         rows, cols = np.nonzero(self.idc)
         return {
@@ -123,5 +123,5 @@ class FrameResult:
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],
             "idc_scores": [round(float(self.probabilities[r, c]), 4) for r, c in zip(rows, cols)],
-            "ms": {k: round(v, 3) for k, v in self.times.as_dict().items()},
+            "ms": {k: round(v, 3) for k, v in self.times.to_dict().items()},
         }

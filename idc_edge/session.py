@@ -28,13 +28,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 from . import __version__, validate
 from .detector import Detector, DetectorOptions
 from .errors import IdcEdgeError, OptionError
+from .jsonready import utc_now
 from .overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .profiles import Profile
 from .sinks.base import SessionInfo, Sink, SinkFeed, SinkFrame
@@ -109,7 +109,7 @@ class RunConfig:
             source = open_source(str(self.source), um_per_px=self.detector.um_per_px, patients=self.patients)
         return CalibratedSource(source, self.profile) if self.profile is not None else source
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         """The options as JSON-ready values (for the results file's session header)."""
         d = self.detector
         return {"source": None if self.source is None else str(self.source), "camera": self.camera,
@@ -158,10 +158,6 @@ class RunSummary:
         return "; ".join([text, *self.sink_notes])
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[Sink] = ()) -> SessionInfo:
     """The :class:`SessionInfo` of a run of ``detector`` over ``source`` into ``sinks``."""
     from .spec import file_sha256
@@ -172,12 +168,12 @@ def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[
     arch = (spec.provenance or {}).get("architecture")
     name = f"{path.stem} ({arch})" if arch else path.stem
     return SessionInfo(
-        version=__version__, started_utc=_utc_now(), model_name=name, model_path=str(path), model_sha256=sha,
+        version=__version__, started_utc=utc_now(), model_name=name, model_path=str(path), model_sha256=sha,
         threshold=float(detector.threshold), um_per_px=float(detector.um_per_px),
         model_um_per_px=float(spec.um_per_px), patch_px=int(detector.patch), stride_px=int(detector.stride),
         cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
         live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
-        camera_mode=_camera_mode(source), options=config.to_json(),
+        camera_mode=_camera_mode(source), options=config.to_dict(),
         outputs={s.name: d for s in sinks for d in [s.describe()] if d})
 
 

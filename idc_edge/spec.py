@@ -136,7 +136,7 @@ class ModelSpec:
     def with_threshold(self, threshold: float) -> "ModelSpec":
         return replace(self, threshold=threshold)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["class_names"] = list(self.class_names)
         if self.dense is None:
@@ -206,5 +206,5 @@ def write_spec(model_path: str | os.PathLike, spec: ModelSpec) -> Path:
     if Path(model_path).is_file():
         spec = replace(spec, model_sha256=file_sha256(model_path))
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(spec.to_json(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path

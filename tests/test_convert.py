@@ -26,6 +26,7 @@ from convert.data import sample_indices  # noqa: E402
 from convert.evaluate import Agreement, Latency, VariantEvaluation, agreement  # noqa: E402
 from convert.ptq import representative_batches  # noqa: E402
 from convert.select import check_targets, choose_int8  # noqa: E402
+from idc_edge.jsonready import dumps  # noqa: E402
 from idc_edge.metrics import binary_metrics  # noqa: E402
 
 TINY_BUILDER = '''
@@ -148,7 +149,7 @@ def test_report_markdown_has_every_variant_threshold_policy_and_qat_explanation(
     evals = [f, fq, ptq, qat]
     sel = choose_int8(evals)
     rep = report_mod.build(evals, sel, {"date": "today", "machine": "test"})
-    md = report_mod.render_markdown(json.loads(json.dumps(rep, default=report_mod._jsonable)))
+    md = report_mod.render_markdown(json.loads(dumps(rep)))
     for name in ("float32", "float32_qat", "int8_ptq", "int8_qat"):
         assert f"| {name} |" in md
     assert "own sidecar threshold" in md and "## Quantization targets" in md and "**int8_ptq**" in md

@@ -221,7 +221,7 @@ def test_an_old_patch_only_model_keeps_working(tiny_int8):
     with Detector(model_path=str(tiny_int8), stride=23) as det:
         assert not det.dense and det.output_stride is None
         assert det.detect(mixed_slide(120, 160)).n_patches > 0
-    assert "dense" not in ModelSpec().to_json()   # a patch-only sidecar is written as before
+    assert "dense" not in ModelSpec().to_dict()   # a patch-only sidecar is written as before
 
 
 @pytest.mark.parametrize("dense", [0, -5, 2.5, "5", True, {}, [], {"output_stride_px": 5, "pad": 1},

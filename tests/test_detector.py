@@ -29,7 +29,7 @@ def test_detect_finds_the_idc_region_and_ignores_background(detector):
         inter = max(0, min(x1, 400) - max(x0, 100)) * max(0, min(y1, 300) - max(y0, 100))
         assert inter >= 0.2 * (x1 - x0) * (y1 - y0)
     assert 0 < r.idc_fraction <= 1 and 0 < r.tissue_fraction < 1
-    assert set(r.times.as_dict()) == {"prepare", "mask", "tiling", "invoke", "post", "total"}
+    assert set(r.times.to_dict()) == {"prepare", "mask", "tiling", "invoke", "post", "total"}
 
 
 def test_pink_tissue_is_tissue_but_not_idc(detector):
@@ -177,7 +177,7 @@ def test_record_is_json_ready(detector):
     import json
 
     r = detector.detect(frame_with_blob())
-    rec = json.loads(json.dumps(r.to_record()))
+    rec = json.loads(json.dumps(r.to_dict()))
     assert rec["idc_patches"] == len(rec["idc_boxes"]) == len(rec["idc_scores"]) == r.n_idc
     assert rec["tissue_patches"] == r.n_tissue
 

@@ -157,7 +157,7 @@ def test_an_8k_frame_is_detected_and_drawn_with_boxes_inside(detector):
     assert r.boxes[..., 0].min() >= 0 and r.boxes[..., 2].max() <= 7680 and r.boxes[..., 3].max() <= 4320
     out = draw_overlay(frame, r)
     assert out.shape == frame.shape and out.dtype == np.uint8
-    json.dumps(r.to_record())
+    json.dumps(r.to_dict())
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (49, 49), (20, 30, 4), (10, 60)])

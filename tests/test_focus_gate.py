@@ -52,7 +52,7 @@ def test_blurred_real_frames_are_no_call_and_sharp_ones_are_called(data_dir, um_
                 assert blurred.n_no_call == blurred.n_tissue > 0
                 assert blurred.n_idc == 0 and blurred.idc_fraction == 0.0
                 assert np.isnan(blurred.probabilities[blurred.tissue]).all()
-                record = json.loads(json.dumps(blurred.to_record()))
+                record = json.loads(json.dumps(blurred.to_dict()))
                 assert record["in_focus"] is False and record["exposure_ok"] is True
                 assert record["no_call_patches"]["out_of_focus"] == blurred.n_tissue
                 assert record["idc_patches"] == 0
@@ -101,9 +101,9 @@ def test_too_dark_and_clipped_frames_are_flagged_by_the_exposure_gate():
         assert ok.exposure_ok and ok.in_focus and ok.n_no_call == 0
         dark = det.detect((frame * 0.35).astype(np.uint8))
         assert not dark.exposure_ok and dark.n_idc == 0
-        assert dark.to_record()["exposure_ok"] is False
+        assert dark.to_dict()["exposure_ok"] is False
         clipped = det.detect(np.clip(frame.astype(np.int32) + 90, 0, 255).astype(np.uint8))
-        assert clipped.no_call is not None and clipped.to_record()["no_call_patches"]["exposure"] > 0
+        assert clipped.no_call is not None and clipped.to_dict()["no_call_patches"]["exposure"] > 0
     with Detector(focus=FocusOptions(enabled=False), exposure=ExposureOptions(enabled=False)) as det:
         off = det.detect((frame * 0.35).astype(np.uint8))
         assert off.exposure_ok and off.no_call is None

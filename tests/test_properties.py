@@ -174,6 +174,6 @@ def test_detect_on_any_frame_gives_consistent_results_inside_the_frame(tiny_int8
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
     assert np.isnan(r.probabilities[~r.tissue]).all() and not r.idc[~r.tissue].any()
     assert 0.0 <= r.idc_fraction <= 1.0 and 0.0 <= r.tissue_fraction <= 1.0
-    json.dumps(r.to_record(), allow_nan=False)
+    json.dumps(r.to_dict(), allow_nan=False)
     out = draw_overlay(to_bgr8(frame), r)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8

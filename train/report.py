@@ -1,13 +1,13 @@
 """Learning curves, validation ROC curve and the model card of a training run."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from idc_edge.jsonready import dumps
 from idc_edge.metrics import roc_auc, roc_curve
 
 
@@ -168,22 +168,10 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return None if math.isnan(float(o)) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
 def write_model_card(card: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     """``model_card.md`` and ``model_card.json`` in ``out``."""
     md = out / "model_card.md"
     js = out / "model_card.json"
     md.write_text(model_card_markdown(card), encoding="utf-8")
-    js.write_text(json.dumps(_jsonable(dict(card)), indent=2) + "\n", encoding="utf-8")
+    js.write_text(dumps(dict(card), indent=2) + "\n", encoding="utf-8")
     return md, js

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -23,6 +22,8 @@ from idc_edge.dataset import (PATCH_SIZE_PX, UM_PER_PX, CLASS_NAMES, class_count
                               require_both_classes, scan_dataset, split_by_patient)
 from idc_edge.classifier import PatchClassifier
 from idc_edge.errors import DatasetError, OptionError
+from idc_edge.jsonready import utc_now
+from idc_edge.machine import machine_line
 from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, roc_auc
 from idc_edge.spec import ModelSpec, write_spec
 
@@ -380,15 +381,14 @@ def run(cfg: TrainConfig) -> RunResult:
         "chosen_epoch": monitor.best_epoch,
         "selected_by": f"validation {cfg.select}",
         "threshold": threshold,
-        "float": {"metrics": float_metrics.as_dict(),
+        "float": {"metrics": float_metrics.to_dict(),
                   "per_patient": _summarise_patients([r.patient for r in val_kept], y, p, threshold)},
         "training_seconds": fit_seconds,
         "epochs": cfg.epochs,
         "config": {**asdict(cfg), "augment": list(cfg.augment)},
         "augment_strength": asdict(AugmentStrength()),
         "replicas": int(strategy.num_replicas_in_sync),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
-                   f"Keras {keras.__version__}",
+        "machine": f"{machine_line()}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
     }
     (out / "train_config.json").write_text(json.dumps(
         {"architecture": cfg.arch, "keras_module": "keras", "build": "train.architectures.build(name, keras)",
@@ -405,8 +405,8 @@ def run(cfg: TrainConfig) -> RunResult:
         m8 = binary_metrics(y, p8, thr8)
         card["int8"] = {
             "file": int8_path.name, "kb": int8_path.stat().st_size / 1024.0, "threshold": thr8,
-            "metrics": m8.as_dict(),
-            "metrics_at_float_threshold": binary_metrics(y, p8, threshold).as_dict(),
+            "metrics": m8.to_dict(),
+            "metrics_at_float_threshold": binary_metrics(y, p8, threshold).to_dict(),
             "per_patient": _summarise_patients([r.patient for r in val_kept], y, p8, thr8),
         }
         card["float32_tflite_kb"] = f32_path.stat().st_size / 1024.0
@@ -419,9 +419,9 @@ def run(cfg: TrainConfig) -> RunResult:
             "split_method": split.method, "counts": counts,
             "architecture": cfg.arch, "parameters": card["parameters"], "chosen_epoch": monitor.best_epoch,
             "threshold_chosen_on": "validation patients (max balanced accuracy of this int8 model)",
-            "validation_metrics": m8.as_dict(), "training_seconds": fit_seconds,
+            "validation_metrics": m8.to_dict(), "training_seconds": fit_seconds,
             "augment": list(cfg.augment), "seed": cfg.seed,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": utc_now(),
         }
         spec = ModelSpec(patch_size_px=PATCH_SIZE_PX, um_per_px=UM_PER_PX, channel_order="RGB",
                          threshold=float(thr8), class_names=tuple(CLASS_NAMES),

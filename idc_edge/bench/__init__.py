@@ -17,16 +17,16 @@ rotating order, and a ratio is the median of the per-round ratios, so a slow-dow
 process hits both sides of a ratio alike. Absolute times are medians and vary with the load;
 ratios are what the guards in ``benchmarks/`` check.
 
-One module per job: :mod:`.timing` (interleaved rounds, ratios), :mod:`.machine`,
+One module per job: :mod:`.timing` (interleaved rounds, ratios),
 :mod:`.synthetic` (frames and videos made here), :mod:`.patch`, :mod:`.frame`, :mod:`.reuse`,
 :mod:`.overhead`, :mod:`.process` (measurements), :mod:`.work` (MACs per frame, the dense pass against
 patches, estimated frame rates on other devices), :mod:`.device` (``idc-edge bench`` and its tables).
 """
 from __future__ import annotations
 
-from .device import DeviceBench, device_bench, format_tables, to_json
+from .device import DeviceBench, device_bench, format_tables
 from .frame import FrameLatency, frame_latency
-from .machine import machine
+from ..machine import machine
 from .overhead import Overhead, overhead
 from .patch import PatchLatency, float_twin, model_kind, models_to_time, patch_latency
 from .process import ProcessRun, run_process
@@ -40,5 +40,5 @@ __all__ = [
     "DeviceBench", "FrameLatency", "MODEL_UM_PER_PX", "Overhead", "PatchLatency", "ProcessRun", "ReuseRow",
     "camera_frames", "device_bench", "float_twin", "format_tables", "frame_latency", "interleaved", "machine", "model_kind", "models_to_time",
     "overhead", "patch_latency", "ratio", "reuse_latency", "run_process", "slide_for", "synthetic_slide",
-    "to_json", "write_video",
+    "write_video",
 ]

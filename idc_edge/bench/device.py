@@ -1,20 +1,17 @@
 """The device benchmark ``idc-edge bench``: every measurement in one run, as tables or JSON."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
-
 from .. import validate
 from ..classifier import resolve_model_path
+from ..machine import machine, machine_line
 from ..spec import read_spec
 from .frame import frame_latency
-from .machine import machine
 from .overhead import overhead
 from .patch import models_to_time, patch_latency
 from .process import run_process
@@ -26,7 +23,7 @@ from .work import ASSUMED_EFFICIENCY, DEVICES, dense_vs_patch, frame_macs, proje
 
 @dataclass
 class DeviceBench:
-    """Everything ``idc-edge bench`` measures; ``as_dict()`` is its ``--json`` output."""
+    """Everything ``idc-edge bench`` measures; ``to_dict()`` is its ``--json`` output."""
 
     machine: dict
     model: dict
@@ -40,7 +37,7 @@ class DeviceBench:
     dense: list = field(default_factory=list)
     projections: list = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 
@@ -114,9 +111,7 @@ def device_bench(model_path: Optional[str] = None, quick: bool = False, threads:
 
 def format_tables(bench: DeviceBench) -> str:
     """Plain-text tables of a :class:`DeviceBench` (what ``idc-edge bench`` prints)."""
-    m = bench.machine
-    out = [f"machine: {m['cpu']}{' (' + m['board'] + ')' if m.get('board') else ''}, {m['cores']} cores, "
-           f"{m['system']}, Python {m['python']}, {m['backend']}, OpenCV {m['opencv']}",
+    out = [f"machine: {machine_line(bench.machine)}",
            f"model:   {bench.model['path']} ({bench.model['size_kb']} KB)"
            + (f" - {bench.model['summary']}" if bench.model.get("summary") else ""), ""]
     out.append("patch latency (ms per 50x50 patch, median)")
@@ -177,20 +172,3 @@ def format_tables(bench: DeviceBench) -> str:
         for r in bench.startup:
             out.append(f"  {r.first_result_s:.2f} s to the first result, peak memory {r.peak_rss_mb:.0f} MB: {r.command}")
     return "\n".join(out)
-
-
-def to_json(bench: DeviceBench) -> str:
-    """``bench`` as one JSON line (NaN becomes null)."""
-    def clean(v):
-        if isinstance(v, float) and not np.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, (np.floating, np.integer)):
-            return clean(v.item())
-        if isinstance(v, Path):
-            return str(v)
-        return v
-    return json.dumps(clean(bench.as_dict()))

@@ -20,11 +20,12 @@ def add_parser(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..bench import device_bench, format_tables, to_json
+    from ..bench import device_bench, format_tables
+    from ..jsonready import dumps
 
     def progress(stage: str) -> None:
         print(f"idc-edge bench: measuring {stage} ...", file=sys.stderr, flush=True)
 
     result = device_bench(args.model, quick=args.quick, threads=args.threads, progress=None if args.json else progress)
-    print(to_json(result) if args.json else format_tables(result))
+    print(dumps(result) if args.json else format_tables(result))
     return 0

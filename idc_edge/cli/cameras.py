@@ -19,7 +19,7 @@ def cmd_cameras(args) -> int:
     v4l2 = list_v4l2()
     pi = list_picameras()
     if args.json:
-        print(json.dumps({"v4l2": [d.to_json() for d in v4l2],
+        print(json.dumps({"v4l2": [d.to_dict() for d in v4l2],
                           "picamera2": {"available": pi.available, "cameras": list(pi.cameras), "note": pi.note},
                           "opencv_gstreamer": opencv_has_gstreamer()}))
         return 0

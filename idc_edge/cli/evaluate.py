@@ -1,10 +1,9 @@
 """``idc-edge evaluate``: accuracy on labelled patches in the data set's layout."""
 from __future__ import annotations
 
-import json
-import math
 import sys
 
+from ..jsonready import dumps
 from .options import add_model_args, path
 
 
@@ -18,16 +17,6 @@ def add_parser(sub) -> None:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def cmd_evaluate(args) -> int:
@@ -51,7 +40,7 @@ def cmd_evaluate(args) -> int:
         print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
               f"e.g. {ev.skipped[0]}", file=sys.stderr)
     if args.json:
-        print(json.dumps(_json_safe(summary)))
+        print(dumps(summary))
         return 0
     m = ev.metrics
     (tn, fp), (fn, tp) = m.confusion

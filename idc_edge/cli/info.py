@@ -6,7 +6,7 @@ import sys
 from typing import Optional
 
 from .. import __version__
-from .evaluate import _json_safe
+from ..jsonready import dumps
 from .options import path
 
 
@@ -27,7 +27,7 @@ def describe(model: Optional[str] = None) -> dict:
 
     backend = get_backend()
     with PatchClassifier(model) as clf:
-        spec = clf.spec.to_json()
+        spec = clf.spec.to_dict()
         model_info = {
             "path": str(clf.model_path), "size_bytes": clf.model_path.stat().st_size,
             "shipped_default": model is None,
@@ -56,7 +56,7 @@ def _num(value) -> str:
 def cmd_info(args) -> int:
     info = describe(args.model)
     if args.json:
-        print(json.dumps(_json_safe(info)))
+        print(dumps(info))
         return 0
     m = info["model"]
     sc = m["sidecar"]

@@ -34,7 +34,7 @@ def cmd_report(args) -> int:
         except OSError as e:
             raise RecordError(f"cannot write the report to {name(args.html)}: {why(e)}") from None
     if args.json:
-        print(json.dumps({"results": str(args.results), "sessions": [s.to_json() for s in summaries]}))
+        print(json.dumps({"results": str(args.results), "sessions": [s.to_dict() for s in summaries]}))
     else:
         print(render_text(summaries))
         if args.html:

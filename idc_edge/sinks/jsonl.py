@@ -27,10 +27,10 @@ def session_header(info: SessionInfo) -> dict[str, Any]:
 
 
 def frame_record(frame: SinkFrame) -> dict[str, Any]:
-    """A frame's results line: :meth:`FrameResult.to_record` plus areas in mm² and, when the result
+    """A frame's results line: :meth:`FrameResult.to_dict` plus areas in mm² and, when the result
     has them, the focus and exposure flags."""
     result = frame.result
-    record = result.to_record()
+    record = result.to_dict()
     idc_mm2, tissue_mm2 = idc_area_mm2(result, frame.info.cell_um)
     record["idc_area_mm2"] = round(idc_mm2, 6)
     record["tissue_area_mm2"] = round(tissue_mm2, 6)

@@ -51,7 +51,7 @@ class V4l2Device:
     modes: tuple = ()
     modes_from: str = "unknown"
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
         return asdict(self)
 
 

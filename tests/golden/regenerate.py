@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from idc_edge.backend import get_backend  # noqa: E402
 from idc_edge.classifier import MODELS_DIR, PatchClassifier  # noqa: E402
+from idc_edge.jsonready import utc_now  # noqa: E402
 from idc_edge.dataset import default_data_dir, load_patches, scan_dataset, split_by_patient  # noqa: E402
 from tests.golden.patches import golden_patches, patches_sha256  # noqa: E402
 
@@ -64,7 +64,7 @@ def regenerate(data_dir: Path | None, models_dir: Path = MODELS_DIR, out: Path =
     b = get_backend()
     golden = {
         "about": "Runtime outputs of the shipped models; regenerate on purpose with `python -m tests.golden.regenerate`.",
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generated": utc_now(),
         "runtime": f"{b.name} {b.version}",
         "patches": "tests/golden/patches.py golden_patches()",
         "patches_sha256": patches_sha256(patches),
