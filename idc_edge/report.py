@@ -15,6 +15,7 @@ import base64
 import html
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any, Optional, Sequence
 import cv2
 import numpy as np
 
+from .errors import IdcEdgeError
+from .fileio import opencv_path, read_image
 from .record import RecordedSession, read_sessions
 
 #: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
@@ -247,12 +250,24 @@ def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
     return found
 
 
+def _read_picture(path) -> Optional[np.ndarray]:
+    """A saved snapshot as BGR, or None when it cannot be read (missing, not an image, too large)."""
+    try:
+        return read_image(path, "snapshot", flags=cv2.IMREAD_COLOR)
+    except IdcEdgeError:
+        return None
+
+
 def _video_frames(header: dict, t0: float, times: Sequence[float]) -> list[Optional[np.ndarray]]:
     """Frames of the session's saved video at the given record times (None where unreadable)."""
     path = ((header.get("outputs") or {}).get("video") or {}).get("path")
-    if not path or not Path(path).is_file():
+    if not isinstance(path, str) or not path or not os.path.isfile(path):
         return [None] * len(times)
-    cap = cv2.VideoCapture(str(path))
+    with opencv_path(path, "video") as where:  # any file name (OpenCV crashes on some)
+        return _frames_at(cv2.VideoCapture(where), t0, times)
+
+
+def _frames_at(cap, t0: float, times: Sequence[float]) -> list[Optional[np.ndarray]]:
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         out = []
@@ -288,7 +303,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
     for i, r in enumerate(chosen):
         jpeg, source = None, None
         if int(r["index"]) in snaps:
-            image = cv2.imread(str(snaps[int(r["index"])][1]))
+            image = _read_picture(snaps[int(r["index"])][1])
             jpeg, source = (_thumbnail(image), "snapshot") if image is not None else (None, None)
         elif video and video[i] is not None:
             jpeg, source = _thumbnail(video[i]), "video"
@@ -296,7 +311,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
                            round(100 * r["idc_fraction"], 2), jpeg, source))
     snap_pictures = []
     for index, (meta, png) in sorted(snaps.items()):
-        image = cv2.imread(str(png))
+        image = _read_picture(png)
         f = meta.get("frame", {})
         snap_pictures.append(Picture(index, round(float(f.get("time", t0)) - t0, 3), _area(f),
                                      round(100 * float(f.get("idc_fraction", 0.0)), 2),

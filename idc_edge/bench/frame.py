@@ -10,6 +10,7 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
+from ..fileio import opencv_path
 from .synthetic import camera_frames, slide_for
 
 
@@ -40,21 +41,24 @@ def _decode_ms(frames: Sequence[np.ndarray], workdir: Path) -> float:
     """Median ms to decode one frame of these frames written as an MJPG video (as cameras send)."""
     path = workdir / f"decode_{frames[0].shape[1]}x{frames[0].shape[0]}.avi"
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (w, h))
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    cap = cv2.VideoCapture(str(path))
     times = []
     try:
-        while True:
-            t = time.perf_counter()
-            ok, _ = cap.read()
-            if not ok:
-                break
-            times.append(time.perf_counter() - t)
+        with opencv_path(path, "video") as where:  # a temporary folder may have any name
+            writer = cv2.VideoWriter(where, cv2.VideoWriter_fourcc(*"MJPG"), 30, (w, h))
+            for f in frames:
+                writer.write(f)
+            writer.release()
+            cap = cv2.VideoCapture(where)
+            try:
+                while True:
+                    t = time.perf_counter()
+                    ok, _ = cap.read()
+                    if not ok:
+                        break
+                    times.append(time.perf_counter() - t)
+            finally:
+                cap.release()
     finally:
-        cap.release()
         path.unlink(missing_ok=True)
     return float(np.median(times)) * 1000 if times else float("nan")
 

@@ -8,6 +8,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..fileio import opencv_path
 MODEL_UM_PER_PX = 4.0
 
 
@@ -71,8 +72,9 @@ def slide_for(width: int, height: int, um_per_px: float, n: int, step_px: int, s
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 30.0) -> Path:
     """Write BGR ``frames`` as an MJPG ``.avi`` (what USB microscope cameras send)."""
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for f in frames:
-        writer.write(f)
-    writer.release()
+    with opencv_path(path, "video") as where:
+        writer = cv2.VideoWriter(where, cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        for f in frames:
+            writer.write(f)
+        writer.release()
     return path
