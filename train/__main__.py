@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="'mirrored': all local GPUs (tf.distribute.MirroredStrategy); 'multiworker': several "
                         "machines, each started with its TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is global")
-    p.add_argument("--logical-cpus", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--logical-cpus", type=positive_int("--logical-cpus"), default=None, metavar="N",
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs, as CI does)")
     p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|FILE",
                    help="validation patients (default: the literature's validation patients present, "
