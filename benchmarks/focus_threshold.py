@@ -10,7 +10,7 @@ recall has fallen to ``--patch-recall-floor`` (default 0.50). Every condition fa
 ``train.camera_sim.CONDITIONS`` is then measured too: the share of its patches each threshold
 would wrongly take the call from (noise, JPEG, exposure and casts must not look like blur).
 
-    python benchmarks/focus_threshold.py [--data ../shared/idc_patches] [--out reports/focus]
+    python benchmarks/focus_threshold.py [--data ../shared/idc_patches] [--out benchmarks/focus_report]
 
 Writes ``report.json`` (every number) and ``chart.png`` (curves only, no image pixels).
 """
@@ -58,7 +58,7 @@ def crossing(xs, ys, level: float) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(default_data_dir()))
-    ap.add_argument("--out", default=str(ROOT / "reports" / "focus"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "focus_report"))
     ap.add_argument("--recall-floor", type=float, default=0.80)
     ap.add_argument("--patch-recall-floor", type=float, default=0.50)
     ap.add_argument("--max-patches", type=int, default=0, help="use at most N patches (0 = all)")
