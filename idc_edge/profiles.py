@@ -65,13 +65,13 @@ def profiles_dir() -> Path:
 
 
 def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:
-    """The file of a profile: a bare name maps into :func:`profiles_dir`, a ``.toml`` path is used as is.
+    """The file of a profile: a bare name maps into :func:`profiles_dir`, a path ending in ``.toml`` is used as is.
 
     Raises:
         ProfileError: the name has characters other than letters, digits and ``_ . + -``.
     """
     text = os.fspath(name_or_path)
-    if text.endswith(".toml") or os.sep in text or (os.altsep and os.altsep in text):
+    if text.endswith(".toml"):
         return Path(text)
     if not _NAME.fullmatch(text):
         raise ProfileError(f"profile name {text!r} may use only letters, digits and _ . + - (at most 64 characters), "

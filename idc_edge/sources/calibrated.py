@@ -2,7 +2,7 @@
 
 The profile's microns per pixel hold only for the frame size they were measured at, so a frame
 of another size stops the run with a :class:`~idc_edge.profiles.ProfileError` (a camera is
-checked when it opens, before the first frame). With a white reference, the glass beside the
+checked when it opens, as are an image and a video's header, before the first frame). With a white reference, the glass beside the
 tissue is compared with it every ``drift_every`` frames on a small copy of the frame, and a
 drift beyond the limit is logged once (see :class:`~idc_edge.colour.GlassDrift`).
 """
@@ -18,6 +18,26 @@ from ..profiles import Profile
 from .base import Frame, FrameSource  # noqa: F401 (FrameSource: what it wraps)
 
 log = logging.getLogger(__name__)
+
+
+def known_frame_size(source) -> Optional[tuple[int, int]]:
+    """(width, height) of a source's frames where it is known before reading: a camera's granted
+    mode, an image, a video's header; None otherwise."""
+    granted = getattr(source, "granted", None)
+    if granted is not None and granted.size is not None:
+        return granted.size
+    image = getattr(source, "image", None)
+    if image is not None:
+        return image.shape[1], image.shape[0]
+    path = getattr(source, "path", None)
+    if path is not None and getattr(source, "frame_count", None) is not None:  # a video file
+        cap = cv2.VideoCapture(str(path))
+        try:
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return (w, h) if w > 0 and h > 0 else None
+    return None
 
 
 class CalibratedSource:
@@ -37,10 +57,10 @@ class CalibratedSource:
         self.drift_every = max(1, int(drift_every))
         self.balance = WhiteBalance(profile.white_gains_rgb) if profile.white_gains_rgb else None
         self.drift = GlassDrift(profile.target_rgb, max_drift) if (self.balance and profile.target_rgb) else None
-        granted = getattr(source, "granted", None)
-        if granted is not None and granted.size is not None:
+        size = known_frame_size(source)
+        if size is not None:
             try:
-                profile.check_frame_size(*granted.size)
+                profile.check_frame_size(*size)
             except Exception:
                 source.close()
                 raise

@@ -1,0 +1,124 @@
+"""idc-edge calibrate white|scale and run --profile, end to end in subprocesses on real PNGs and videos.
+
+The white-balance round trip uses real slide frames (the data set rebuilt as a slide, skipped
+without the data): a cast and under-exposed copy of the video, run with the profile that blank
+glass seen through the same cast gives, must call the same patches IDC as the original.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from idc_edge.colour import TRAINING_GLASS_RGB
+from idc_edge.record import read_records
+from idc_edge.sources import MosaicSource
+from test_calibration import glass_frame, ruler_image
+
+CAST_RGB = np.array([0.78, 0.9, 0.96])  # a warm lamp seen through an under-exposing camera
+
+
+def cli(tmp_path, *args, timeout=180):
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def one_error_line(p) -> str:
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), (p.returncode, p.stderr)
+    return lines[0]
+
+
+def test_calibrate_white_and_scale_fill_one_profile(tmp_path):
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), glass_frame(np.array(TRAINING_GLASS_RGB) * CAST_RGB))
+    ruler = tmp_path / "ruler.png"
+    cv2.imwrite(str(ruler), ruler_image(12.37, 2.0))
+    white = cli(tmp_path, "calibrate", "white", "--source", glass, "--profile", "scope", "--json")
+    assert white.returncode == 0, white.stderr
+    gains = json.loads(white.stdout)["gains_rgb"]
+    np.testing.assert_allclose(gains, 1.0 / CAST_RGB, rtol=0.01)
+    scale = cli(tmp_path, "calibrate", "scale", "--source", ruler, "--spacing-um", 10, "--profile", "scope", "--json")
+    assert scale.returncode == 0, scale.stderr
+    out = json.loads(scale.stdout)
+    assert out["um_per_px"] == pytest.approx(10 / 12.37, rel=0.003) and out["frame"] == [800, 600]
+    text = (tmp_path / "config" / "idc-edge" / "profiles" / "scope.toml").read_text()
+    assert "[white]" in text and "[scale]" in text and "frame_width = 800" in text
+    # a run on frames of another size than the scale was measured at is refused, in one line
+    other = tmp_path / "small.png"
+    cv2.imwrite(str(other), cv2.resize(cv2.imread(str(ruler)), (400, 300)))
+    line = one_error_line(cli(tmp_path, "run", "--source", other, "--profile", "scope", "--quiet"))
+    assert "400x300" in line and "800x600" in line
+    # a new scale on the command line replaces the profile's, and the run goes
+    assert cli(tmp_path, "run", "--source", other, "--profile", "scope", "--um-per-px", 2, "--quiet").returncode == 0
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("blank", ["calibrate", "scale", "--source", "{blank}", "--spacing-um", 10, "--profile", "p"], "no regular ruler ticks"),
+    ("blank", ["calibrate", "scale", "--source", "{blank}", "--profile", "p"], "needs --spacing-um"),
+    ("blank", ["calibrate", "white", "--source", "{blank}"], "needs --profile"),
+    ("bright", ["calibrate", "white", "--source", "{bright}", "--profile", "p"], "overexposed"),
+    (None, ["run", "--source", "x.png", "--profile", "missing"], "missing.toml' does not exist"),
+    ("corrupt", ["run", "--source", "x.png", "--profile", "broken"], "broken.toml' is not valid TOML"),
+    (None, ["run", "--profile", "../etc"], "may use only"),
+])
+def test_bad_calibration_input_and_profiles_are_one_line_with_exit_2(tmp_path, setup, args, message):
+    files = {"blank": tmp_path / "blank.png", "bright": tmp_path / "bright.png"}
+    cv2.imwrite(str(files["blank"]), glass_frame(np.array([230.0, 230, 230])))
+    cv2.imwrite(str(files["bright"]), np.full((120, 160, 3), 255, np.uint8))
+    if setup == "corrupt":
+        folder = tmp_path / "config" / "idc-edge" / "profiles"
+        folder.mkdir(parents=True)
+        (folder / "broken.toml").write_text("[white\ngains_rgb = 1")
+    args = [str(a).format(**{k: str(v) for k, v in files.items()}) for a in args]
+    assert message in one_error_line(cli(tmp_path, *args))
+
+
+def idc_boxes(path):
+    return [{tuple(b) for b in r["idc_boxes"]} for r in read_records(path) if "idc_boxes" in r]
+
+
+def write_lossless(path, frames):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 5.0, frames[0].shape[1::-1])
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+@pytest.mark.data
+def test_a_cast_video_run_with_its_white_profile_gives_the_same_idc_map(tmp_path, data_dir):
+    with MosaicSource(data_dir, patients=["8867"], width=640, height=480, step=320) as src:
+        frames = [f.image for _, f in zip(range(6), src)]
+    cast_bgr = CAST_RGB[::-1]
+    cast = [np.clip(f * cast_bgr + 0.5, 0, 255).astype(np.uint8) for f in frames]
+    write_lossless(tmp_path / "clean.mkv", frames)
+    write_lossless(tmp_path / "cast.mkv", cast)
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), glass_frame(np.array(TRAINING_GLASS_RGB) * CAST_RGB))
+    assert cli(tmp_path, "calibrate", "white", "--source", glass, "--profile", "scope").returncode == 0
+    runs = {"clean": ["--source", tmp_path / "clean.mkv"],
+            "cast": ["--source", tmp_path / "cast.mkv"],
+            "cast_profile": ["--source", tmp_path / "cast.mkv", "--profile", "scope"]}
+    boxes = {}
+    for name, args in runs.items():
+        p = cli(tmp_path, "run", *args, "--record", tmp_path / f"{name}.jsonl", "--quiet", "--no-reuse", "--stride", 25)
+        assert p.returncode == 0, p.stderr
+        boxes[name] = idc_boxes(tmp_path / f"{name}.jsonl")
+
+    def agreement(a, b):  # IDC patches called by both over those called by either, all frames
+        both = sum(len(x & y) for x, y in zip(boxes[a], boxes[b]))
+        either = sum(len(x | y) for x, y in zip(boxes[a], boxes[b]))
+        return both / max(either, 1)
+
+    assert sum(map(len, boxes["clean"])) > 30  # the sweep shows IDC to compare
+    with_profile, without = agreement("clean", "cast_profile"), agreement("clean", "cast")
+    print(f"IDC patch agreement with the clean run: cast + profile {with_profile:.3f}, cast alone {without:.3f}")
+    assert with_profile >= 0.9, (with_profile, without)
+    assert with_profile > without
