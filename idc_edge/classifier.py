@@ -28,6 +28,7 @@ from . import validate
 from .backend import get_backend, make_interpreter
 from .errors import ClosedError, ModelError, PatchError
 from .fileio import as_path, name, read_bytes
+from .dense import lattice_shape
 from .macs import model_macs
 from .modelcheck import probe_model
 from .quant import dequantize, is_identity_uint8, quantize, uint8_to_int8_offset
@@ -325,7 +326,7 @@ class PatchClassifier:
         p, s = self.spec.patch_size_px, self.dense_stride
         if s is None:
             raise ModelError(f"model {str(self.model_path)!r} has no dense pass (its sidecar has no \"dense\")")
-        return (height - p) // s + 1, (width - p) // s + 1
+        return lattice_shape(height, width, p, s)
 
     def macs(self, input_hw: Optional[tuple[int, int]] = None) -> int:
         """Multiply-accumulates of one patch (``input_hw`` None) or of one dense pass over an image of

@@ -13,8 +13,9 @@ windows, and what each score means, are exactly those of patch mode.
 Large frames are cut into tiles of at most ``tile_px`` × ``tile_px`` model pixels that overlap
 by P − S pixels (a window never straddles two tiles), so memory stays bounded; tiles are all
 of one size where the frame allows it (the last tile is shifted back, like the last patch), so
-a few interpreter sizes serve every frame of a camera. A tile with no window to score (no
-tissue, or every score reused) is not run.
+a few interpreter sizes serve every frame of a camera. The detector runs a pass only when one of
+its windows needs a score (tissue, not reused) and, unless told otherwise, only when the pass costs
+fewer multiply-accumulates than those windows as patches.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from idc_edge.classifier import PatchClassifier
 from idc_edge.dataset import scan_dataset
 from idc_edge.dense import DENSE_TILE_PX, bands, check_dense_stride, dense_strides, plan_dense
 from idc_edge.errors import ModelError, OptionError
+from idc_edge.focus import ExposureOptions, FocusOptions
 from idc_edge.reuse import ScoreCache
 from idc_edge.sources.stage import build_mosaic
 from idc_edge.spec import ModelSpec, read_spec, sidecar_path
@@ -24,6 +25,10 @@ from idc_edge.tiling import make_grid, window_view
 
 from dense_model import OUTPUT_STRIDE
 from tiny_model import PINK, PURPLE
+
+#: the focus and exposure gates off: these tests are about the model's scores, and the smooth synthetic
+#: frames would be no call as out of focus (the gates judge the frame the same way in both modes)
+UNGATED = {"focus": FocusOptions(enabled=False), "exposure": ExposureOptions(enabled=False)}
 
 #: a small complete patient of the data set (every patch of its slide): real tissue, fast to read
 MOSAIC_PATIENT = "14306"
@@ -53,6 +58,7 @@ def one_step(path) -> float:
 
 def assert_same_as_patch_mode(model, frame, *, step: float, min_spread: float = 0.5, **options):
     """Dense and patch mode on one frame: same windows, tissue and boxes; scores within ``step``."""
+    options = {**UNGATED, **options}
     with Detector(model_path=str(model), dense=True, **options) as dense, \
             Detector(model_path=str(model), dense=False, **options) as patches:
         assert dense.dense and not patches.dense
@@ -138,7 +144,7 @@ def test_predict_dense_scores_every_lattice_window_like_predict(dense_int8):
 def test_classify_patches_keeps_its_meaning_for_a_dense_model(dense_int8):
     rgb = cv2.cvtColor(mixed_slide(100, 150, seed=4), cv2.COLOR_BGR2RGB)
     patches = np.ascontiguousarray(window_view(rgb, 50)[::25, ::25].reshape(-1, 50, 50, 3))
-    with Detector(model_path=str(dense_int8)) as det, PatchClassifier(dense_int8) as clf:
+    with Detector(model_path=str(dense_int8), **UNGATED) as det, PatchClassifier(dense_int8) as clf:
         out = det.classify_patches(patches)
         assert out.shape == (len(patches),) and out.dtype == np.float32
         np.testing.assert_array_equal(out, clf.predict(patches))
@@ -186,10 +192,10 @@ def test_dense_strides_are_multiples_of_the_output_stride():
 
 def test_a_stride_off_the_output_stride_is_refused_in_dense_mode_and_allowed_in_patch_mode(dense_int8):
     with pytest.raises(OptionError, match="use one of 5, 10, 15"):
-        Detector(model_path=str(dense_int8), stride=23)
-    with Detector(model_path=str(dense_int8), stride=23, dense=False) as det:
+        Detector(model_path=str(dense_int8), **UNGATED, stride=23)
+    with Detector(model_path=str(dense_int8), **UNGATED, stride=23, dense=False) as det:
         assert not det.dense and det.stride == 23
-    with Detector(model_path=str(dense_int8)) as det:
+    with Detector(model_path=str(dense_int8), **UNGATED) as det:
         assert det.dense and det.stride == 50
 
 
@@ -209,16 +215,16 @@ def test_a_sidecar_without_dense_runs_the_same_model_patch_by_patch(dense_int8, 
     plain = copy_model(dense_int8, tmp_path, lambda d: d.pop("dense"))
     assert read_spec(plain).dense is None
     frame = mixed_slide(200, 300, seed=6)
-    with Detector(model_path=str(plain), stride=25) as det, \
-            Detector(model_path=str(dense_int8), stride=25, dense=False) as ref:
+    with Detector(model_path=str(plain), **UNGATED, stride=25) as det, \
+            Detector(model_path=str(dense_int8), **UNGATED, stride=25, dense=False) as ref:
         assert not det.dense
         np.testing.assert_array_equal(det.detect(frame).probabilities, ref.detect(frame).probabilities)
     with pytest.raises(ModelError, match="has no dense pass"):
-        Detector(model_path=str(plain), dense=True)
+        Detector(model_path=str(plain), **UNGATED, dense=True)
 
 
 def test_an_old_patch_only_model_keeps_working(tiny_int8):
-    with Detector(model_path=str(tiny_int8), stride=23) as det:
+    with Detector(model_path=str(tiny_int8), **UNGATED, stride=23) as det:
         assert not det.dense and det.output_stride is None
         assert det.detect(mixed_slide(120, 160)).n_patches > 0
     assert "dense" not in ModelSpec().to_dict()   # a patch-only sidecar is written as before
@@ -248,7 +254,7 @@ def test_reuse_in_dense_mode_skips_the_pass_on_a_still_stage_and_rescores_a_movi
     still = [np.clip(slide[:240, :320].astype(np.int16) + rng.integers(-1, 2, (240, 320, 3)), 0, 255).astype(np.uint8)
              for _ in range(3)]
     moving = [slide[:240, 20 * i:20 * i + 320] for i in range(3)]
-    with Detector(model_path=str(dense_int8), stride=25, dense=True) as det:
+    with Detector(model_path=str(dense_int8), **UNGATED, stride=25, dense=True) as det:
         assert det.dense
         on = list(det.stream(still, reuse=True, keep_image=False))
         off = [det.detect(f) for f in still]
@@ -261,7 +267,7 @@ def test_reuse_in_dense_mode_skips_the_pass_on_a_still_stage_and_rescores_a_movi
         for a, f in zip(mov, moving):
             np.testing.assert_array_equal(a.probabilities, det.detect(f).probabilities)
     cache = ScoreCache()
-    with Detector(model_path=str(dense_int8), stride=25, dense=True) as det:
+    with Detector(model_path=str(dense_int8), **UNGATED, stride=25, dense=True) as det:
         first = det.detect(still[0], cache=cache)
         assert np.array_equal(cache.scores(), first.probabilities, equal_nan=True)
 
@@ -270,9 +276,10 @@ def test_reuse_in_dense_mode_skips_the_pass_on_a_still_stage_and_rescores_a_movi
 
 def test_by_default_each_pass_runs_dense_only_where_it_costs_fewer_macs_than_its_patches(dense_int8):
     frame = mixed_slide(200, 300, seed=9)
-    with Detector(model_path=str(dense_int8), stride=5, tissue_mask=False) as every, \
-            Detector(model_path=str(dense_int8), stride=50, tissue_mask=False) as sparse, \
-            Detector(model_path=str(dense_int8), stride=50, tissue_mask=False, dense=False) as patches:
+    with Detector(model_path=str(dense_int8), **UNGATED, stride=5, tissue_mask=False) as every, \
+            Detector(model_path=str(dense_int8), **UNGATED, stride=50, tissue_mask=False) as sparse, \
+            Detector(model_path=str(dense_int8), **UNGATED, stride=50, tissue_mask=False,
+                     dense=False) as patches:
         clf = every.classifier
         # at stride 5 every lattice window is wanted: one pass shares the work of 1,311 windows
         assert clf.macs((200, 300)) < 0.2 * every.detect(frame).n_patches * clf.macs()
@@ -282,3 +289,17 @@ def test_by_default_each_pass_runs_dense_only_where_it_costs_fewer_macs_than_its
         result = sparse.detect(frame)
         assert len(sparse.classifier._dense_slots) == 0
         np.testing.assert_array_equal(result.probabilities, patches.detect(frame).probabilities)
+
+
+def test_the_focus_and_exposure_gates_make_the_same_no_calls_in_both_modes(dense_int8):
+    frame = mixed_slide(270, 480, seed=11)
+    sharp = frame.copy()
+    sharp[::2, ::2] = (sharp[::2, ::2] * 0.6).astype(np.uint8)   # texture: the left half in focus
+    frame[:, :240] = sharp[:, :240]
+    with Detector(model_path=str(dense_int8), stride=25, dense=True) as dense, \
+            Detector(model_path=str(dense_int8), stride=25, dense=False) as patches:
+        a, b = dense.detect(frame), patches.detect(frame)
+    no_call = np.isnan(a.probabilities) & a.tissue
+    assert 0 < no_call.sum() < a.n_tissue          # some tissue windows are no call, others scored
+    np.testing.assert_array_equal(np.isnan(a.probabilities), np.isnan(b.probabilities))
+    np.testing.assert_array_equal(a.idc, b.idc)
