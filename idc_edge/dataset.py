@@ -105,7 +105,7 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
                 records.append(rec)
     if not records and wanted is not None and found_patients:
         there = ", ".join(sorted(found_patients)[:8]) + (", ..." if len(found_patients) > 8 else "")
-        asked = ", ".join(sorted(wanted)[:8]) + (", ..." if len(wanted) > 8 else "")
+        asked = ", ".join(short(p, 24).strip("'\"") for p in sorted(wanted)[:8]) + (", ..." if len(wanted) > 8 else "")
         raise DatasetError(f"no patches of the selected patient(s) {asked or '(none)'} under {short(str(root), 100)}: "
                            f"it holds {len(found_patients)} patient folder(s) ({there}); check the patient ids")
     if not records:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import sys
 
 from ..jsonready import dumps
-from .options import add_model_args, path
+from .options import add_model_args, path, patient_id
 
 
 def add_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="accuracy on labelled patches in the data set's layout")
     ev.add_argument("data_dir", type=path("DATA_DIR"), metavar="DATA_DIR", help="folder of <patient>/<0|1>/*.png (or one patient's folder)")
     add_model_args(ev)
-    ev.add_argument("--patients", nargs="+", metavar="ID", help="evaluate only these patients")
+    ev.add_argument("--patients", nargs="+", type=patient_id("--patients"), metavar="ID", help="evaluate only these patients")
     ev.add_argument("--validation", action="store_true",
                     help="evaluate only the literature's validation patients present in DATA_DIR")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -167,6 +167,15 @@ def path(name: str):
     return parse
 
 
+def patient_id(name: str):
+    """A patient id option: refused when empty (an unset shell variable), never a silent "all"."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{name} is empty (an unset shell variable?): give a patient id")
+        return text.strip()
+    return parse
+
+
 #: The library's option names (``OptionError.option``) as the command line spells them.
 FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
          "threads": "--threads", "camera_timeout_s": "--camera-timeout", "max_frames": "--max-frames"}

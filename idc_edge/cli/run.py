@@ -10,7 +10,7 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError
-from .options import add_camera_args, add_model_args, number, path, whole_number
+from .options import add_camera_args, add_model_args, number, path, patient_id, whole_number
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     run.add_argument("--record", type=path("--record"), metavar="OUT.jsonl",
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
-    run.add_argument("--patient", action="append", metavar="ID", help="with a data-set folder: patients to show")
+    run.add_argument("--patient", action="append", type=patient_id("--patient"), metavar="ID", help="with a data-set folder: patients to show")
     run.add_argument("--camera-timeout", type=number("--camera-timeout"), default=10.0, metavar="S",
                      help="give up after S seconds without camera frames (default 10)")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
