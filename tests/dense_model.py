@@ -34,7 +34,7 @@ except ImportError:  # imported as a top-level module, with tests/ on the path (
     from tiny_model import MODELS_DIR, P, PINK, PURPLE
 
 OUTPUT_STRIDE = 5
-INT8, FLOAT32 = "dense_int8", "dense_float32"
+INT8, FLOAT32, INT8_INPUT = "dense_int8", "dense_float32", "dense_int8_input"
 
 
 def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -46,22 +46,24 @@ def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(x, 0, 255).astype(np.uint8), t
 
 
-def dense_model_files(out_dir: Path) -> tuple[Path, Path]:
-    """Copy the committed dense models with their sidecars to ``out_dir``; returns (int8, float32)."""
+def dense_model_files(out_dir: Path, names: tuple[str, ...] = (INT8, FLOAT32)) -> tuple[Path, ...]:
+    """Copy committed dense models (default: the int8 and float32 pair) with their sidecars to
+    ``out_dir``; returns their paths in the order of ``names``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in (INT8, FLOAT32):
+    for name in names:
         for suffix in (".tflite", ".json"):
             src = MODELS_DIR / f"{name}{suffix}"
             if not src.is_file():
                 raise FileNotFoundError(f"{src} is missing: run `python -m tests.dense_model` (needs TensorFlow)")
             shutil.copyfile(src, out_dir / src.name)
         paths.append(out_dir / f"{name}.tflite")
-    return paths[0], paths[1]
+    return tuple(paths)
 
 
-def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
-    """Train and convert the tiny dense model; returns (int8 path, float32 path), sidecars written."""
+def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path, Path]:
+    """Train and convert the tiny dense model; returns (int8, float32, int8 with int8 input: raw bytes
+    minus 128) paths, sidecars written."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -92,7 +94,10 @@ def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tup
                                  "made_by": "python -m tests.dense_model"})
     write_spec(int8_path, spec)
     write_spec(float_path, ModelSpec(threshold=threshold, dense=DenseSpec(OUTPUT_STRIDE), provenance=spec.provenance))
-    return int8_path, float_path
+    int8_input = out / f"{INT8_INPUT}.tflite"
+    int8_input.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="int8"))
+    write_spec(int8_input, spec)
+    return int8_path, float_path, int8_input
 
 
 def main(argv: list[str]) -> int:
@@ -100,9 +105,9 @@ def main(argv: list[str]) -> int:
 
     target = Path(argv[0]) if argv else MODELS_DIR
     with tempfile.TemporaryDirectory() as tmp:
-        int8, f32 = make_dense_models(tmp)
+        made = make_dense_models(tmp)
         target.mkdir(parents=True, exist_ok=True)
-        for path in (int8, f32):
+        for path in made:
             for f in (path, path.with_suffix(".json")):
                 shutil.copyfile(f, target / f.name)
                 print(f"{target / f.name} ({f.stat().st_size} bytes)")

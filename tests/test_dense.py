@@ -303,3 +303,18 @@ def test_the_focus_and_exposure_gates_make_the_same_no_calls_in_both_modes(dense
     assert 0 < no_call.sum() < a.n_tissue          # some tissue windows are no call, others scored
     np.testing.assert_array_equal(np.isnan(a.probabilities), np.isnan(b.probabilities))
     np.testing.assert_array_equal(a.idc, b.idc)
+
+
+def test_an_int8_input_dense_model_is_fed_raw_bytes_minus_128_in_both_modes(tmp_path):
+    from dense_model import INT8, INT8_INPUT, dense_model_files
+
+    uint8_in, int8_in = dense_model_files(tmp_path, (INT8, INT8_INPUT))
+    rgb = cv2.cvtColor(mixed_slide(150, 230, seed=12), cv2.COLOR_BGR2RGB)
+    with PatchClassifier(uint8_in) as a, PatchClassifier(int8_in) as b:
+        assert b.input_format.dtype == np.int8 and b.input_format.zero_point == -128
+        step = max(a.output_format.scale, b.output_format.scale)
+        dense_a, dense_b = a.predict_dense(rgb), b.predict_dense(rgb)
+        assert np.ptp(dense_a) > 0.3
+        assert np.abs(dense_a - dense_b).max() <= step * 1.001
+        windows = np.ascontiguousarray(window_view(rgb, 50)[::OUTPUT_STRIDE, ::OUTPUT_STRIDE].reshape(-1, 50, 50, 3))
+        assert np.abs(b.predict(windows).reshape(dense_b.shape) - dense_b).max() <= step * 1.001
