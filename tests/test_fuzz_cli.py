@@ -173,7 +173,13 @@ def argv_for(pg):
         opt("--camera-timeout", st.sampled_from(["0.2", "0", "-0", "nan", "1e308"])),
         opt("--patient", st.sampled_from(["p1", "p9", "", "\udce9"])),
         st.sampled_from([[], ["--no-mask"], ["--no-reuse"], ["--sequential"]]),
+        opt("--size", st.sampled_from(["640x480", "0x0", "-1x5", "99999x99999", "abc", "", "1e308x2"])),
+        opt("--fps", numbers("30")), opt("--profile", st.one_of(st.sampled_from(["lab", "", "../x"]), inputs(pg))),
     ).map(lambda t: ["run", *sum(t, []), "--max-frames", "2", "--quiet"])
+    calibrate = st.tuples(st.sampled_from(["white", "scale"]), st.tuples(st.just("--source"), inputs(pg)).map(list),
+                          opt("--spacing-um", numbers("10", "2.5")), opt("--frames", numbers("1", "8")),
+                          opt("--profile", st.sampled_from(["lab", "", "x" * 300, str(pg["root"] / "out" / "p.toml")])),
+                          st.sampled_from([[], ["--json"]])).map(lambda t: ["calibrate", t[0], *sum(t[1:], [])])
     classify = st.tuples(st.lists(inputs(pg), min_size=1, max_size=3), common, opt("--out", outputs(pg, [".csv"])),
                          opt("--um-per-px", numbers("1", "4")), opt("--stride", numbers("25", "50"))).map(
         lambda t: ["classify", *t[0], *t[1], *t[2], *t[3], *t[4], "--quiet"])
@@ -188,7 +194,7 @@ def argv_for(pg):
         lambda t: ["report", t[0], *t[1], *t[2]])
     junk = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["--", "-", "--stride", "--strid", "run", "-h"])),
                     max_size=5)
-    return st.one_of(run, run, classify, evaluate, info, report, junk)
+    return st.one_of(run, run, classify, evaluate, info, report, calibrate, junk)
 
 
 def call_cli(argv):
@@ -205,14 +211,18 @@ def call_cli(argv):
 
 @pytest.fixture(scope="module", autouse=True)
 def _private_cache(tmp_path_factory):
-    """Model-probe verdicts cached in a private folder: the fuzz pays for one probe per model."""
-    old = os.environ.get("IDC_EDGE_CACHE_DIR")
-    os.environ["IDC_EDGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    """Model-probe verdicts cached in a private folder (the fuzz pays for one probe per model), and
+    profiles written to a private config folder, never the user's."""
+    names = ("IDC_EDGE_CACHE_DIR", "XDG_CONFIG_HOME")  # calibrate saves profiles under the config folder
+    old = {n: os.environ.get(n) for n in names}
+    for n in names:
+        os.environ[n] = str(tmp_path_factory.mktemp(n.lower()))
     yield
-    if old is None:
-        os.environ.pop("IDC_EDGE_CACHE_DIR", None)
-    else:
-        os.environ["IDC_EDGE_CACHE_DIR"] = old
+    for n, value in old.items():
+        if value is None:
+            os.environ.pop(n, None)
+        else:
+            os.environ[n] = value
 
 
 @FUZZ
