@@ -136,12 +136,12 @@ def markdown(r: dict) -> str:
     for s in r["stream"]:
         lines.append(f"| {s['mode']} | {s['frames']} | {s['fps']:.1f} | {s['first_result_s']:.2f} | "
                      f"{s['peak_rss_mb']:.0f} |")
-    lines += _work_section(r)
     st = r["startup"]
     lines += ["", "## 5. Start-up", "", f"`{st['command']}`: first result {st['first_result_s']:.2f} s after process "
               f"start (median of 3; {st.get('first_result_cold_s', float('nan')):.2f} s on a first run, before the model "
-              f"probe's verdict is cached), whole process {st['wall_s']:.2f} s, peak memory {st['peak_rss_mb']:.0f} MB.", "",
-              "## Guards (large regressions of ratios only)", "", "| guard | value | lowest allowed | holds |",
+              f"probe's verdict is cached), whole process {st['wall_s']:.2f} s, peak memory {st['peak_rss_mb']:.0f} MB."]
+    lines += _work_section(r)
+    lines += ["", "## Guards (large regressions of ratios only)", "", "| guard | value | lowest allowed | holds |",
               "|---|---:|---:|---|"]
     for g in r["guards"]:
         v = "—" if g["value"] is None else f"{g['value']:.2f}"
