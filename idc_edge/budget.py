@@ -58,7 +58,7 @@ def check_buffer(shape, itemsize: int, what: str, fix: str) -> None:
         shape: dimensions of the buffer (elements).
         itemsize: bytes per element.
         what: what the buffer is, e.g. ``"the rescaled frame (40000×30000 px)"``.
-        fix: what the user can change, e.g. ``"lower --um-per-px"``.
+        fix: what the user can change, e.g. ``"lower um_per_px"``.
 
     Raises:
         MemoryBudgetError: the buffer would be larger than the budget.

@@ -56,7 +56,7 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
     """
     path = as_path(path, "model file")
     if not os.path.lexists(path):
-        raise ModelError(f"model file {name(path)} does not exist; pass --model PATH to a .tflite file "
+        raise ModelError(f"model file {name(path)} does not exist; pass the path of a .tflite file as model_path "
                          "or omit it to use the shipped model")
     data = read_bytes(path, "model file", ModelError)
     if len(data) == 0:

@@ -176,12 +176,12 @@ class Detector:
         """Refuse a frame whose rescaled copy or patch grid would exceed the memory budget."""
         h, w = float(shape[0]) * self.scale, float(shape[1]) * self.scale
         check_buffer((h, w, 3), 1, f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px rescaled to the "
-                     f"model's {self.spec.um_per_px:g} µm/px", "check --um-per-px (microns per pixel of the camera) "
+                     f"model's {self.spec.um_per_px:g} µm/px", "check um_per_px (microns per pixel of the camera) "
                      "or use smaller frames")
         rows = (max(h, self.patch) - self.patch) / self.stride + 1
         cols = (max(w, self.patch) - self.patch) / self.stride + 1
         check_buffer((rows, cols, _BYTES_PER_GRID_PATCH), 1, f"the patch grid of a {shape[1]}×{shape[0]} px frame at "
-                     f"stride {self.stride}", "raise --stride or use smaller frames")
+                     f"stride {self.stride}", "raise the stride or use smaller frames")
 
     def _grid_for(self, shape: tuple[int, int]) -> tuple[TileGrid, np.ndarray]:
         # grid and boxes are stored and read as one tuple: threads detecting frames of different

@@ -177,3 +177,16 @@ def test_classify_tiles_an_image_larger_than_a_patch_instead_of_cropping_it(tiny
     idc = {(int(r["x"]), int(r["y"])) for r in tiles if r["idc"] == "1"}
     assert (200, 150) in idc and (0, 0) not in idc
     assert all(r["probability"] == "" and r["tissue"] == "0" for r in tiles if (int(r["x"]), int(r["y"])) == (0, 0))
+
+
+def test_library_messages_name_options_and_the_cli_says_flags():
+    from idc_edge.cli.options import in_cli_words
+    from idc_edge.errors import ModelError, OptionError, SourceError
+
+    e = OptionError("num_threads must be >= 1, got 0", option="num_threads")
+    assert in_cli_words(e) == "--threads must be >= 1, got 0"
+    assert in_cli_words(SourceError("gave no frame for 3 s (or raise lost_timeout_s); check um_per_px")) == \
+        "gave no frame for 3 s (or raise --camera-timeout); check --um-per-px"
+    assert in_cli_words("a stride of 30 px") == "a stride of 30 px"  # plain words stay words
+    sidecar = ModelError("sidecar: um_per_px must be a positive number")  # the sidecar's key, not the option
+    assert in_cli_words(sidecar) == str(sidecar)

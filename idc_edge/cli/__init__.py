@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"idc-edge: warning: {message}", file=sys.stderr)
+    print(f"idc-edge: warning: {in_cli_words(message)}", file=sys.stderr)
 
 
 class _WarningLines(logging.Handler):
@@ -57,7 +57,7 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(f"idc-edge: warning: {record.getMessage()}", file=sys.stderr)
+            print(f"idc-edge: warning: {in_cli_words(record.getMessage())}", file=sys.stderr)
         except Exception:
             self.handleError(record)
 
@@ -160,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.flush()
         return code
     except CameraLostError as e:
-        _error(e)
+        _error(in_cli_words(e))
         return EXIT_CAMERA_LOST
     except IdcEdgeError as e:
         _error(in_cli_words(e))

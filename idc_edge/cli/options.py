@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Optional
 
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from ..fileio import short
 
 
@@ -178,16 +178,22 @@ def patient_id(name: str):
 
 #: The library's option names (``OptionError.option``) as the command line spells them.
 FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
-         "threads": "--threads", "camera_timeout_s": "--camera-timeout", "max_frames": "--max-frames"}
+         "threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
+         "max_frames": "--max-frames", "model_path": "--model"}
+#: Names no sentence uses as a plain word: replaced wherever a message mentions them.
+_IDENTIFIERS = re.compile(r"\b(" + "|".join(sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)) + r")\b")
 
 
 def in_cli_words(error: Exception) -> str:
-    """An error's message with the library's option name replaced by the command-line flag."""
+    """An error's message in the command line's words: the option it is about (``OptionError.option``)
+    and any library option name such as ``um_per_px`` become the flag (``--um-per-px``)."""
     text = str(error)
     option = getattr(error, "option", None)
     if option in FLAGS and text.startswith(option):
-        return FLAGS[option] + text[len(option):]
-    return text
+        text = FLAGS[option] + text[len(option):]
+    if isinstance(error, ModelError):  # a model's sidecar has keys of the same names (um_per_px)
+        return text
+    return _IDENTIFIERS.sub(lambda m: FLAGS[m.group(1)], text)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -120,7 +120,7 @@ class CameraSource(FrameSource):
         if self._cap is None:
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
-            raise SourceError(f"no camera at {device!r}: {hint}, or pass another --camera")
+            raise SourceError(f"no camera at {device!r}: {hint}, or pass another camera")
         self._check_granted()
 
     def _check_granted(self) -> None:
@@ -221,7 +221,7 @@ class CameraSource(FrameSource):
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
                     f"camera {self.device!r} gave no frame for {self.lost_timeout_s:g} s: check the cable and "
-                    "power, then restart (or raise --camera-timeout)"))
+                    "power, then restart (or raise lost_timeout_s)"))
                 break
             if cap is not None:
                 cap.release()
@@ -258,7 +258,7 @@ class CameraSource(FrameSource):
                         # the reader is stuck inside the driver (a read that never returns)
                         raise CameraLostError(f"camera {self.device!r} stopped answering: no frame and no error for "
                                               f"{self.lost_timeout_s:g} s; check the camera or the network, or "
-                                              "raise --camera-timeout")
+                                              "raise lost_timeout_s")
                 if self._latest is None:
                     if self._error is not None:
                         raise self._error

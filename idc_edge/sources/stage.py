@@ -126,7 +126,7 @@ class MosaicSource(FrameSource):
         # every buffer the sweep will need, checked now rather than after the run has started
         check_buffer((height / self.zoom, width / self.zoom, 3), 1,
                      f"a {width}×{height} px window at {um_per_px:g} µm/px over the data set's {UM_PER_PX:g} µm/px slide",
-                     "check --um-per-px (microns per pixel of the frames)")
+                     "check um_per_px (microns per pixel of the frames)")
         for recs in self.patients.values():
             rows, cols = mosaic_cells(recs)
             check_buffer((rows * PATCH_SIZE_PX, cols * PATCH_SIZE_PX, 3), 1,
