@@ -6,6 +6,7 @@ stride 5); frames are real data-set mosaics when ../shared is present, synthetic
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import cv2
@@ -318,3 +319,37 @@ def test_an_int8_input_dense_model_is_fed_raw_bytes_minus_128_in_both_modes(tmp_
         assert np.abs(dense_a - dense_b).max() <= step * 1.001
         windows = np.ascontiguousarray(window_view(rgb, 50)[::OUTPUT_STRIDE, ::OUTPUT_STRIDE].reshape(-1, 50, 50, 3))
         assert np.abs(b.predict(windows).reshape(dense_b.shape) - dense_b).max() <= step * 1.001
+
+
+@pytest.mark.filterwarnings("ignore:stride .* is larger than")
+def test_any_frame_size_scale_stride_and_tile_gives_patch_modes_windows_and_scores(dense_int8):
+    pytest.importorskip("hypothesis", reason="property tests need hypothesis (the [dev] extra)")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    import idc_edge.dense
+
+    step = one_step(dense_int8)
+
+    @settings(max_examples=int(os.environ.get("IDC_EDGE_PROPERTY_EXAMPLES", "0")) or 25, deadline=None)
+    @given(h=st.integers(1, 260), w=st.integers(1, 260), um=st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.5]),
+           k=st.integers(1, 12), mask=st.booleans(), tile=st.sampled_from([60, 120, 1024]), seed=st.integers(0, 99))
+    def check(h, w, um, k, mask, tile, seed):
+        frame = mixed_slide(h, w, seed=seed)
+        old = idc_edge.dense.DENSE_TILE_PX
+        idc_edge.dense.DENSE_TILE_PX = tile
+        try:
+            with Detector(model_path=str(dense_int8), dense=True, um_per_px=um, stride=5 * k, tissue_mask=mask,
+                          **UNGATED) as dense, \
+                    Detector(model_path=str(dense_int8), dense=False, um_per_px=um, stride=5 * k, tissue_mask=mask,
+                             **UNGATED) as patches:
+                a, b = dense.detect(frame), patches.detect(frame)
+        finally:
+            idc_edge.dense.DENSE_TILE_PX = old
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(np.isnan(a.probabilities), np.isnan(b.probabilities))
+        both = ~np.isnan(a.probabilities)
+        if both.any():
+            assert np.abs(a.probabilities - b.probabilities)[both].max() <= step * 1.001
+
+    check()
