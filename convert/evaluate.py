@@ -7,7 +7,6 @@ dequantization, not just the converter's arithmetic.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
@@ -73,40 +72,35 @@ class Latency:
 
 
 def measure_latency(paths: Mapping[str, str | os.PathLike], patches: np.ndarray, *, rounds: int = 30,
-                    calls_batch1: int = 20, threads: int = 1) -> dict[str, Latency]:
+                    threads: int = 1) -> dict[str, Latency]:
     """Latency per patch of several models, measured in interleaved rounds.
 
-    Each round times ``calls_batch1`` single-patch calls and one 64-patch call for every model in
-    turn, so a change in machine load hits all models alike; the median round is reported.
+    Every model's single-patch and 64-patch calls are timed by the runtime's own timer
+    (:func:`idc_edge.bench.timing.interleaved`): round by round, in a rotating order, so a change
+    in machine load hits all models alike; the median round is reported.
 
     Args:
         paths: model name → ``.tflite`` path (with sidecar).
         patches: at least 64 RGB uint8 patches.
     """
+    from idc_edge.bench.timing import interleaved
+
     if len(patches) < 64:
         raise ValueError(f"latency needs at least 64 patches, got {len(patches)}")
     batch = np.ascontiguousarray(patches[:64])
     one = np.ascontiguousarray(patches[:1])
     clfs = {name: PatchClassifier(p, num_threads=threads, max_batch=64) for name, p in paths.items()}
     try:
-        for clf in clfs.values():  # warm-up: allocate both slots, let XNNPACK pack weights
-            clf.predict(one)
-            clf.predict(batch)
-        t1 = {n: [] for n in clfs}
-        t64 = {n: [] for n in clfs}
-        for _ in range(rounds):
-            for name, clf in clfs.items():
-                start = time.perf_counter()
-                for _ in range(calls_batch1):
-                    clf.predict(one)
-                t1[name].append((time.perf_counter() - start) / calls_batch1)
-                start = time.perf_counter()
-                clf.predict(batch)
-                t64[name].append((time.perf_counter() - start) / 64)
+        calls = {}
+        for name, clf in clfs.items():
+            calls[f"{name}@1"] = lambda c=clf: c.predict(one)
+            calls[f"{name}@64"] = lambda c=clf: c.predict(batch)
+        seconds = interleaved(calls, rounds=rounds)
     finally:
         for clf in clfs.values():
             clf.close()
-    return {n: Latency(float(np.median(t1[n]) * 1e3), float(np.median(t64[n]) * 1e3), threads, rounds) for n in clfs}
+    return {n: Latency(float(np.median(seconds[f"{n}@1"]) * 1e3), float(np.median(seconds[f"{n}@64"]) * 1e3 / 64),
+                       threads, rounds) for n in clfs}
 
 
 @dataclass(frozen=True)

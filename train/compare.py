@@ -48,8 +48,8 @@ def table(runs: list[Path], latency: bool = False, label: str = "architecture", 
             from .export import latency_ms_per_patch
 
             lat = {"batch": 64, "threads": 1,
-                   "int8": latency_ms_per_patch(run / "model_int8.tflite", repeats=20, rounds=rounds),
-                   "float32": latency_ms_per_patch(run / "model_float32.tflite", repeats=20, rounds=rounds)}
+                   "int8": latency_ms_per_patch(run / "model_int8.tflite", rounds=rounds),
+                   "float32": latency_ms_per_patch(run / "model_float32.tflite", rounds=rounds)}
             if measured is not None:
                 measured[str(run.resolve())] = lat
         f = card["float"]["metrics"]

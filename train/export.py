@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,28 +44,20 @@ def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None 
     return path
 
 
-def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int = 1,
-                         repeats: int = 30, rounds: int = 3, warmup: int = 5, seed: int = 0) -> float:
+def latency_ms_per_patch(path: str | os.PathLike, batch: int = 64, threads: int = 1, rounds: int = 3,
+                         seed: int = 0) -> float:
     """Wall time per patch (ms) of one ``invoke`` on a batch of random patches.
 
-    The median of ``repeats`` invokes, best of ``rounds`` rounds (other processes on a shared
-    machine only ever add time).
+    Timed by the runtime's own timer (:func:`idc_edge.bench.timing.interleaved`); the best of
+    ``rounds`` rounds (other processes on a shared machine only ever add time).
     """
     from idc_edge.backend import make_interpreter
+    from idc_edge.bench.timing import interleaved
 
     interp = make_interpreter(path, num_threads=threads, batch_size=batch)
     inp = interp.get_input_details()[0]
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (batch, 50, 50, 3), dtype=np.uint8)
     interp.set_tensor(inp["index"], x if inp["dtype"] == np.uint8 else x.astype(np.float32))
-    for _ in range(warmup):
-        interp.invoke()
-    best = float("inf")
-    for _ in range(rounds):
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            interp.invoke()
-            times.append(time.perf_counter() - t)
-        best = min(best, float(np.median(times)))
-    return best * 1000.0 / batch
+    seconds = interleaved({"invoke": interp.invoke}, rounds=rounds)["invoke"]
+    return float(np.min(seconds)) * 1000.0 / batch
