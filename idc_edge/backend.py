@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional, Union
 
-from .errors import IdcEdgeError
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -52,6 +50,8 @@ def get_backend() -> Backend:
         except ImportError:
             continue
         return Backend(name, _version(dist), mod.Interpreter)
+    from .errors import IdcEdgeError  # here, so the model check's child can load this file on its own
+
     raise IdcEdgeError("no TFLite interpreter is installed: run `pip install ai-edge-litert` "
                        "(or tflite-runtime on Python 3.8)")
 

@@ -34,37 +34,40 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
+_BACKEND_FILE = str(Path(__file__).resolve().with_name("backend.py"))
+
 #: Seconds the child may take to load and run the model once before it is declared hung.
 PROBE_TIMEOUT_S = 120.0
 
 # Runs in the child: argv = [interpreter module, comma-separated batch sizes, JSON list of extra
-# import folders]; model bytes on stdin; prints one JSON line. Exceptions are reported, not
-# raised: only a crash kills it. The child runs isolated (``python -I``: no working directory or
+# import folders, path of idc_edge/backend.py]; model bytes on stdin; prints one JSON line.
+# Exceptions are reported, not raised: only a crash kills it. Interpreters are made by the
+# library's own factory (backend.make_interpreter, loaded from its file alone, no package import),
+# one per batch size, exactly as the classifier will make them. The child runs isolated (``python -I``: no working directory or
 # script folder on sys.path, no PYTHON* variables, no user site), so a json.py or numpy.py in the
 # working directory is never imported; the parent's own import folders (minus the working
 # directory) are appended after the standard library and site-packages.
 _PROBE_SOURCE = r"""
-import importlib, json, sys
+import importlib, importlib.util, json, sys
 sys.path.extend(p for p in json.loads(sys.argv[3]) if p not in sys.path)
 stage = "import"
 try:
     import numpy as np
     Interpreter = importlib.import_module(sys.argv[1]).Interpreter
+    spec = importlib.util.spec_from_file_location("idc_edge_backend_probe", sys.argv[4])
+    backend = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
     data = sys.stdin.buffer.read()
     stage = "load"
-    interp = Interpreter(model_content=data, num_threads=1)
     for batch in [int(b) for b in sys.argv[2].split(",")]:
-        stage = "allocate"
-        first = interp.get_input_details()
-        if len(first) == 1 and len(first[0]["shape"]) == 4 and int(first[0]["shape"][0]) != batch:
-            interp.resize_tensor_input(first[0]["index"], [batch, *[int(s) for s in first[0]["shape"][1:]]])
-        interp.allocate_tensors()
+        interp = backend.make_interpreter(data, num_threads=1, batch_size=batch, interpreter_class=Interpreter)
         stage = "invoke"
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
         interp.invoke()
         for d in interp.get_output_details():
             interp.get_tensor(d["index"])
+        stage = "allocate"  # the next batch size: the model loaded once already
     print(json.dumps({"ok": True}))
 except Exception as e:
     text = str(e).strip()
@@ -185,7 +188,7 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
         return _unchecked(where, "no Python executable to run it")  # an embedded interpreter
     try:
         proc = subprocess.run([sys.executable, "-I", "-c", _PROBE_SOURCE, interpreter_module,
-                               ",".join(map(str, batches)), json.dumps(_import_folders())],
+                               ",".join(map(str, batches)), json.dumps(_import_folders()), _BACKEND_FILE],
                               input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "
