@@ -340,9 +340,8 @@ def test_dense_model_int8_runs_once_over_a_frame_and_equals_its_patch_mode_on_ev
     # The shared dense contract at the int8 level: the same .tflite, its input resized to a whole
     # frame, gives [1, (H-50)//S + 1, (W-50)//S + 1, 1] whose entries are the patch-mode scores.
     import keras
-    from ai_edge_litert.interpreter import Interpreter
-
     from convert import ptq, tflite
+    from idc_edge.backend import make_interpreter
     from train import architectures
 
     keras.utils.set_random_seed(0)
@@ -364,10 +363,8 @@ def test_dense_model_int8_runs_once_over_a_frame_and_equals_its_patch_mode_on_ev
     frame = np.ascontiguousarray(frame.reshape((h // 20 + 1) * 20, (w // 20 + 1) * 20, 3)[:h, :w])
 
     def run(batch):
-        interp = Interpreter(model_path=str(path))
+        interp = make_interpreter(path, batch_size=batch.shape[0], input_hw=batch.shape[1:3])
         i = interp.get_input_details()[0]["index"]
-        interp.resize_tensor_input(i, list(batch.shape))
-        interp.allocate_tensors()
         interp.set_tensor(i, batch)
         interp.invoke()
         return interp.get_tensor(interp.get_output_details()[0]["index"])
