@@ -27,7 +27,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -65,6 +65,8 @@ class RunConfig:
         camera_controls: exposure and white-balance locks to ask the camera for.
         profile: the microscope profile in use (frames of another size than its scale was measured
             at are refused; the glass is watched for drift from its white reference).
+        reduce_mjpeg: 2, 4 or 8 to decode an MJPG camera's frames at that fraction of their size;
+            the source's ``decode_factor`` says whether it did (see :func:`with_decode_factor`).
     """
 
     source: Union[str, Path, None] = None
@@ -78,6 +80,7 @@ class RunConfig:
     camera_mode: Optional[CameraMode] = None
     camera_controls: Optional[CameraControls] = None
     profile: Optional[Profile] = None
+    reduce_mjpeg: int = 1
 
     def __post_init__(self):
         if (self.source is None) == (self.camera is None):
@@ -104,7 +107,7 @@ class RunConfig:
 
         if self.camera is not None:
             source = open_source(camera=self.camera, mode=self.camera_mode, controls=self.camera_controls,
-                                 camera_timeout_s=self.camera_timeout_s)
+                                 camera_timeout_s=self.camera_timeout_s, reduce_mjpeg=self.reduce_mjpeg)
         else:
             source = open_source(str(self.source), um_per_px=self.detector.um_per_px, patients=self.patients)
         return CalibratedSource(source, self.profile) if self.profile is not None else source
@@ -156,6 +159,15 @@ class RunSummary:
         if self.skipped:
             text += f", {self.skipped} {self.skipped_what} skipped"
         return "; ".join([text, *self.sink_notes])
+
+
+def with_decode_factor(config: RunConfig, source) -> RunConfig:
+    """``config`` with µm/px multiplied by the source's ``decode_factor`` (frames decoded reduced)."""
+    factor = int(getattr(source, "decode_factor", 1) or 1)
+    um = config.detector.um_per_px
+    if factor == 1 or um is None:
+        return config
+    return replace(config, detector=replace(config.detector, um_per_px=um * factor))
 
 
 def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[Sink] = ()) -> SessionInfo:

@@ -74,6 +74,60 @@ class V4l2StandIn:
         self.released = True
 
 
+class MjpegStandIn(V4l2StandIn):
+    """The V4L2 stand-in sending MJPG: with ``CAP_PROP_CONVERT_RGB`` set to 0, ``read`` gives the
+    camera's JPEG bytes as a ``[1, N]`` uint8 array, as OpenCV's V4L2 backend documents; otherwise
+    the decoded frame. ``honours_raw=False`` plays a backend that ignores the property."""
+
+    def __init__(self, picture, honours_raw=True):
+        h, w = picture.shape[:2]
+        super().__init__([("MJPG", w, h, 30.0)])
+        self.jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].reshape(1, -1)
+        self.raw, self.honours_raw = False, honours_raw
+
+    def set(self, prop, value):
+        if prop == cv2.CAP_PROP_CONVERT_RGB:
+            self.sets.append((prop, value))
+            self.raw = self.honours_raw and value == 0
+            return self.honours_raw
+        return super().set(prop, value)
+
+    def read(self):
+        return True, (self.jpeg.copy() if self.raw else cv2.imdecode(self.jpeg, cv2.IMREAD_COLOR))
+
+
+def textured(h=1080, w=1920, seed=0):
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(60, 230, (h // 8, w // 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(base.astype(np.int16) + rng.integers(-10, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("honours_raw", [True, False])
+def test_mjpg_frames_are_decoded_reduced_and_only_when_used(honours_raw):
+    picture = textured()
+    dev = MjpegStandIn(picture, honours_raw)
+    with CameraSource(0, mode=CameraMode(1920, 1080, 30.0, "MJPG"), reduce_mjpeg=4,
+                      capture_factory=lambda d: dev) as cam:
+        assert cam.decode_factor == 4 and (cv2.CAP_PROP_CONVERT_RGB, 0) in dev.sets
+        frame = next(iter(cam))
+    assert frame.image.shape == (270, 480, 3)
+    full = cv2.resize(cv2.imdecode(dev.jpeg, cv2.IMREAD_COLOR), (480, 270), interpolation=cv2.INTER_AREA)
+    assert np.abs(frame.image.astype(int) - full).mean() < 3.0  # the same picture, at a quarter
+    from idc_edge.session import RunConfig, with_decode_factor
+    from idc_edge.detector import DetectorOptions
+    config = with_decode_factor(RunConfig(camera=0, detector=DetectorOptions(um_per_px=1.0)), cam)
+    assert config.detector.um_per_px == 4.0
+
+
+def test_a_camera_not_sending_mjpg_is_decoded_as_it_comes():
+    dev = V4l2StandIn(USB_CAMERA)
+    with CameraSource(0, mode=CameraMode(640, 480, 30.0, "YUYV"), reduce_mjpeg=4, capture_factory=lambda d: dev) as cam:
+        assert cam.decode_factor == 1 and next(iter(cam)).image.shape == (480, 640, 3)
+    from idc_edge.sources.mjpeg import reduction_for
+    assert [reduction_for(um, 4.0) for um in (4.0, 2.5, 2.0, 1.0, 0.5, 0.25)] == [1, 1, 2, 4, 8, 8]
+    assert reduction_for(1.0, 4.0, display=True) == 2
+
+
 USB_CAMERA = [("YUYV", 640, 480, 30.0), ("YUYV", 1920, 1080, 5.0), ("MJPG", 640, 480, 30.0),
               ("MJPG", 1280, 720, 30.0), ("MJPG", 1920, 1080, 30.0)]
 

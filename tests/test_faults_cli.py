@@ -142,8 +142,9 @@ def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_v
 
 def test_a_camera_that_goes_away_ends_the_run_with_exit_3_and_saved_results(tiny_int8, long_video, tmp_path):
     """A video file opened as a capture device plays like a live camera; deleting it is the cable
-    being pulled: reads fail at its end and every re-open fails."""
-    device = tmp_path / "camera.avi"
+    being pulled: reads fail at its end and every re-open fails. (Without a suffix: ``--camera x.avi``
+    is refused as a file, ``--source`` reads it.)"""
+    device = tmp_path / "camera"
     shutil.copy(long_video, device)
     rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.avi"
     proc = start("run", "--camera", device, "--camera-timeout", 1, "--model", tiny_int8, "--record", rec,

@@ -87,8 +87,9 @@ def test_5000_frames_through_the_whole_pipeline_keep_memory_flat(tiny_int8, tmp_
 def test_a_live_camera_that_keeps_dropping_out_keeps_memory_flat(tiny_int8, tmp_path):
     """A capture device that ends every ~1000 frames and comes back (a video file opened as a
     camera): the newest-frame-wins reader, the drop-out and re-open path and the whole pipeline."""
-    device, record = tmp_path / "camera.avi", tmp_path / "results.jsonl"
-    soak_video(device, n=1000, corrupt_every=10**9)
+    device, record = tmp_path / "camera", tmp_path / "results.jsonl"
+    soak_video(tmp_path / "camera.avi", n=1000, corrupt_every=10**9)
+    (tmp_path / "camera.avi").rename(device)  # without a suffix: --camera refuses a video file by its name
     total = 3000
     rc, samples, stderr = run_sampling_memory(
         ["run", "--camera", device, "--model", tiny_int8, "--record", record, "--max-frames", total, "--quiet"],

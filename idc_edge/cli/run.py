@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
                          description="Classify every tissue patch of every frame and draw an IDC heat map.")
     add_camera_args(run, "video file, image, folder of images, or a folder in the data set's layout (shown as a "
                          "moving stage)", source_type=path("--source"))
+    run.add_argument("--full-decode", action="store_true",
+                     help="decode an MJPG camera's frames at full size (default: at 1/2, 1/4 or 1/8 when the model's "
+                          "scale allows, 1/2 at most with a window, video or live view)")
     run.add_argument("--no-white-balance", action="store_true",
                      help="with --profile: leave the frames' colours as they come (default: the profile's white gains)")
     add_model_args(run)
@@ -133,10 +136,22 @@ def cmd_run(args) -> int:
     from .camera_setup import say_granted
 
     _check_outputs(args)
+    from dataclasses import replace
+
+    from ..session import with_decode_factor
+    from ..sources.mjpeg import reduction_for
+
     config = build_config(args)
     sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
     source = None
     if config.camera is not None:  # a camera says the mode it was granted before the run starts
+        if config.detector.um_per_px and not args.full_decode:
+            from ..classifier import resolve_model_path
+            from ..spec import read_spec
+
+            model_um = read_spec(resolve_model_path(config.detector.model_path)).um_per_px  # bad model: its error
+            display = any(s.needs_overlay or s.needs_image for s in sinks)
+            config = replace(config, reduce_mjpeg=reduction_for(config.detector.um_per_px, model_um, display))
         try:
             source = config.open_source()
         except BaseException:
@@ -144,6 +159,10 @@ def cmd_run(args) -> int:
                 sink.close()
             raise
         say_granted(source, config.detector.um_per_px)
+        config = with_decode_factor(config, source)
+        if getattr(source, "decode_factor", 1) > 1:
+            print(f"{source.description}: MJPG decoded at 1/{source.decode_factor} size "
+                  f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
     previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
     session = Session(config, sinks, source=source)
     try:

@@ -51,7 +51,7 @@ def is_dataset_folder(path: Union[str, os.PathLike]) -> bool:
 def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Union[int, str, None] = None,
                 mode: Optional[CameraMode] = None, controls: Optional[CameraControls] = None,
                 um_per_px: Optional[float] = None, patients: Optional[Sequence[str]] = None,
-                camera_timeout_s: float = 10.0) -> FrameSource:
+                camera_timeout_s: float = 10.0, reduce_mjpeg: int = 1) -> FrameSource:
     """The right source for a file or folder (``source``) or a camera (``camera``).
 
     Args:
@@ -65,6 +65,8 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
         um_per_px: for a data-set folder, the scale of the emitted frames (default 4.0).
         patients: for a data-set folder, which patients to show.
         camera_timeout_s: seconds without camera frames before :class:`~idc_edge.errors.CameraLostError`.
+        reduce_mjpeg: 2, 4 or 8 to decode a V4L2 MJPG camera's frames at that fraction of their size
+            (the source's ``decode_factor`` says whether it did: multiply µm/px by it).
 
     Raises:
         SourceError: the path does not exist or cannot be read, or the camera cannot be opened.
@@ -77,7 +79,7 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
         raise OptionError("open_source takes exactly one of a source (file or folder) or a camera")
     if camera is not None:
         return open_camera(parse_camera(camera), mode or CameraMode(), controls or CameraControls(),
-                           lost_timeout_s=camera_timeout_s)
+                           lost_timeout_s=camera_timeout_s, reduce_mjpeg=reduce_mjpeg)
     text = as_path(source, "source")
     hint = ": pass a video, an image, a folder of images or a data-set folder"
     if text.strip().isdigit():

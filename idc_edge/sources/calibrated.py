@@ -79,13 +79,21 @@ class CalibratedSource:
         for n, frame in enumerate(self._source):
             shape = frame.image.shape[:2]
             if shape != checked:
-                self.profile.check_frame_size(shape[1], shape[0])
+                self._check_size(shape[1], shape[0])
                 checked = shape
             if self.drift is not None and n % self.drift_every == 0:
                 message = self.drift.update(self._glass_view(frame.image))
                 if message:
                     log.warning("%s: %s", self._source.description, message)
             yield frame
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Frames decoded at 1/f size (MJPG) are checked against the profile's size divided by f."""
+        f = int(getattr(self._source, "decode_factor", 1) or 1)
+        size = self.profile.frame_size
+        if f > 1 and size is not None and (width, height) == ((size[0] + f - 1) // f, (size[1] + f - 1) // f):
+            return
+        self.profile.check_frame_size(width * f, height * f)
 
     def _glass_view(self, bgr):
         """A small balanced **RGB** copy of the frame (about 160 px wide) to judge the glass on."""

@@ -9,8 +9,9 @@ from typing import Callable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
-from ..errors import CameraLostError, OptionError, SourceError
+from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from .base import Frame, FrameSource
+from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode, mode_json
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class CameraSource(FrameSource):
         description: how messages name the camera (default ``camera <device>``).
         mode_in_capture: the capture factory already built the mode in (a GStreamer pipeline,
             Picamera2): nothing is set after opening, only the granted mode is read back.
+        reduce_mjpeg: 2, 4 or 8 to decode an MJPG camera's frames at that fraction of their size
+            (see :mod:`idc_edge.sources.mjpeg`); ``decode_factor`` is then what frames were
+            reduced by (1 when the camera does not send MJPG).
     """
 
     live = True
@@ -91,7 +95,7 @@ class CameraSource(FrameSource):
     def __init__(self, device: Union[int, str] = 0, width: Optional[int] = None, height: Optional[int] = None,
                  lost_timeout_s: float = 10.0, capture_factory: Optional[Callable] = None,
                  mode: Optional[CameraMode] = None, controls: CameraControls = CameraControls(),
-                 description: Optional[str] = None, mode_in_capture: bool = False):
+                 description: Optional[str] = None, mode_in_capture: bool = False, reduce_mjpeg: int = 1):
         super().__init__(description or f"camera {device}")
         if not lost_timeout_s > 0:
             raise OptionError(f"camera lost timeout must be > 0 seconds, got {lost_timeout_s!r}")
@@ -106,6 +110,8 @@ class CameraSource(FrameSource):
         self.size = (mode.width, mode.height)
         self.granted = CameraMode()
         self.refused: list[str] = []
+        self._reduce = int(reduce_mjpeg)
+        self._decoder: Optional[ReducedMjpeg] = None
         self.lost_timeout_s = float(lost_timeout_s)
         self._factory = capture_factory or cv2.VideoCapture
         self.dropped = 0
@@ -136,6 +142,21 @@ class CameraSource(FrameSource):
                 "microns per pixel: ask for a size it offers (`idc-edge cameras` lists them) or leave --size out")
         if changed:
             log.warning("%s: asked for %s, the driver gave %s", self.description, self.mode.describe(), ", ".join(changed))
+        if self._reduce > 1 and self.granted.fourcc == "MJPG" and not self._mode_in_capture:
+            self._decoder = ReducedMjpeg(self._reduce)
+            self._raw_jpeg(self._cap)
+
+    @property
+    def decode_factor(self) -> int:
+        """What frames are reduced by (1, 2, 4 or 8): their µm/px is the camera's times this."""
+        return self._decoder.factor if self._decoder is not None else 1
+
+    def _raw_jpeg(self, cap) -> None:
+        """Ask the capture for the camera's JPEG bytes instead of decoded frames (V4L2 backend)."""
+        try:
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+        except Exception:  # a backend without the property decodes itself; ReducedMjpeg shrinks then
+            pass
         if self.refused and not changed:
             log.warning("%s: the driver did not take %s", self.description, ", ".join(self.refused))
 
@@ -180,6 +201,8 @@ class CameraSource(FrameSource):
             return None
         if not self._mode_in_capture and not (self.mode.is_default() and self.controls.is_default()):
             self.refused = apply_mode(cap, self.mode, self.controls)
+        if self._decoder is not None:  # re-opened after a drop-out: raw bytes again
+            self._raw_jpeg(cap)
         return cap
 
     def _read_once(self, cap) -> tuple[bool, object]:
@@ -265,6 +288,13 @@ class CameraSource(FrameSource):
                     return
                 image, ts = self._latest
                 self._latest = None
+            try:
+                image = decode_or_skip(self._decoder, image)  # only frames that are used are decoded
+            except FrameError as e:
+                image = None
+                self.skipped += 1
+                log.warning("%s: skipped a frame: %s", self.description, e)
+                continue
             image = self._checked(image)
             if image is None:
                 continue

@@ -9,8 +9,9 @@
 ``tcp://``, ``rtsp://``, ``http://``... a network stream (e.g. ``rpicam-vid --listen``)
 ======================================  ===========================================================
 
-A video or image file is not a camera: ``--camera slide.avi`` is refused with a pointer to
-``--source``; and ``--source 1`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
+A video or image file (by its suffix) is not a camera: ``--camera slide.avi`` is refused with a
+pointer to ``--source``; and ``--source 1`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
+Any other path is opened as a capture device.
 """
 from __future__ import annotations
 
@@ -80,16 +81,21 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
     if looks_like_pipeline(text):
         return CameraTarget("gstreamer", text, text)
     suffix = Path(text).suffix.lower()
-    if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES or (os.path.isfile(text) and not text.startswith("/dev/")):
+    if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES:
         raise OptionError(f"{text!r} is a file, not a camera: read it with --source {text}", option="camera")
-    if text.startswith("/dev/"):
+    if "://" in text:
+        raise OptionError(f"unknown camera {text!r}: streams are read from tcp://, udp://, rtsp://, rtmp://, "
+                          f"srt:// or http(s):// URLs; --camera takes {FORMS}", option="camera")
+    if os.sep in text:  # a device path; whatever it names is read as a live capture (newest frame wins)
         return CameraTarget("v4l2", text, text)
     raise OptionError(f"unknown camera {text!r}: --camera takes {FORMS}", option="camera")
 
 
 def open_camera(target: Union[CameraTarget, int, str], mode: CameraMode = CameraMode(),
-                controls: CameraControls = CameraControls(), lost_timeout_s: float = 10.0):
+                controls: CameraControls = CameraControls(), lost_timeout_s: float = 10.0, reduce_mjpeg: int = 1):
     """The :class:`~idc_edge.sources.camera.CameraSource` of a camera form, in ``mode`` with ``controls``.
+
+    ``reduce_mjpeg`` (2, 4, 8) decodes a V4L2 camera's MJPG frames at that fraction of their size.
 
     Raises:
         OptionError: not a camera form.
@@ -105,7 +111,7 @@ def open_camera(target: Union[CameraTarget, int, str], mode: CameraMode = Camera
         target = parse_camera(target)
     common = dict(lost_timeout_s=lost_timeout_s, mode=mode, controls=controls, description=target.describe())
     if target.kind == "v4l2":
-        return CameraSource(target.address, **common)
+        return CameraSource(target.address, reduce_mjpeg=reduce_mjpeg, **common)
     if target.kind == "picam":
         module = import_picamera2()  # missing: one line with the install command, before any thread starts
         return CameraSource(target.address, capture_factory=lambda n: PicameraCapture(n, mode, controls, module),

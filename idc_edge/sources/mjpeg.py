@@ -1,0 +1,71 @@
+"""Decode only what is needed: MJPG camera frames decoded straight at ½, ¼ or ⅛ size.
+
+A USB camera at 1 µm/px sends 1920×1080 JPEGs that the detector shrinks 4× to the model's
+4 µm/px. libjpeg can decode at 1/2, 1/4 or 1/8 scale by skipping most of the inverse DCT, which
+costs far less than a full decode followed by a shrink (about a fifth of a frame's CPU here,
+``benchmarks/mjpeg_decode.py``). With ``CAP_PROP_CONVERT_RGB`` off, OpenCV's V4L2 backend hands
+over the camera's raw JPEG bytes; :class:`ReducedMjpeg` decodes them with
+``cv2.IMREAD_REDUCED_COLOR_N``. Frames the consumer never takes (the camera is faster than the
+model) are then never decoded at all.
+
+Where a display needs the picture (a window, a video, the live view), the reduction is capped
+at ½, so the overlay stays sharp enough to read.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from ..errors import FrameError
+
+_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def reduction_for(um_per_px: float, model_um_per_px: float, display: bool = False) -> int:
+    """The largest of 1, 2, 4, 8 by which frames at ``um_per_px`` may be decoded smaller and still be
+    at least as fine as the model's ``model_um_per_px`` (at most 2 with a ``display``)."""
+    shrink = float(model_um_per_px) / float(um_per_px)
+    factor = 1
+    for f in (2, 4, 8):
+        if f <= shrink + 1e-9:
+            factor = f
+    return min(factor, 2) if display else factor
+
+
+class ReducedMjpeg:
+    """Decodes one camera's frames at ``1 / factor`` of their size (``factor`` 2, 4 or 8).
+
+    ``decode(frame)`` takes what the capture gave: raw JPEG bytes (a 1-D or ``[1, N]`` uint8
+    array, with ``CAP_PROP_CONVERT_RGB`` off) are decoded reduced; an already decoded image (a
+    backend that ignores the property) is shrunk by area averaging, so the result is always the
+    same size for the same camera mode.
+    """
+
+    def __init__(self, factor: int):
+        if factor not in _FLAGS:
+            raise ValueError(f"reduced decoding is by 2, 4 or 8, got {factor!r}")
+        self.factor = factor
+        self.raw_frames = 0     # frames that came as JPEG bytes
+        self.decoded_frames = 0  # frames that came decoded and were shrunk instead
+
+    def decode(self, frame: np.ndarray) -> Optional[np.ndarray]:
+        """BGR uint8 frame at ``1 / factor`` size, or None when the bytes are not a decodable JPEG."""
+        if frame.ndim == 1 or (frame.ndim == 2 and frame.shape[0] == 1):
+            self.raw_frames += 1
+            return cv2.imdecode(frame.reshape(-1), _FLAGS[self.factor])
+        self.decoded_frames += 1
+        h, w = frame.shape[:2]
+        size = ((w + self.factor - 1) // self.factor, (h + self.factor - 1) // self.factor)
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def decode_or_skip(decoder: Optional[ReducedMjpeg], frame):
+    """``frame`` through ``decoder`` (unchanged without one); raises :class:`FrameError` for bad bytes."""
+    if decoder is None or not isinstance(frame, np.ndarray):
+        return frame
+    image = decoder.decode(frame)
+    if image is None:
+        raise FrameError("the camera sent a JPEG frame that cannot be decoded")
+    return image
