@@ -409,6 +409,8 @@ def test_cameras_command_lists_in_text_and_json():
     (["run", "--camera", "0", "--fourcc", "MJPEG"], "four-character code"),
     (["run", "--camera", "0", "--fps", "0"], "frame rate must be > 0"),
     (["run", "--camera", "0", "--exposure-us", "100"], "--exposure-us needs --lock-exposure"),
+    (["run", "--camera", "picam", "--colour-gains", "1.8"], "two numbers RED,BLUE"),
+    (["run", "--camera", "picam", "--colour-gains", "1.8,-1"], "colour gains are two numbers > 0"),
 ])
 def test_bad_camera_options_are_one_line_with_exit_2(args, message):
     p = idc_edge(*args)

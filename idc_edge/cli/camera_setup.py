@@ -61,8 +61,10 @@ def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
     mode = CameraMode(size[0] if size else None, size[1] if size else None,
                       args.fps if args.fps is not None else base.fps, args.fourcc or base.fourcc)
     locked = bool(profile is not None and profile.exposure.get("locked"))
-    controls = CameraControls(lock_exposure=args.lock_exposure or locked,
-                              exposure_us=args.exposure_us, lock_white_balance=args.lock_white_balance or locked)
+    gains = getattr(args, "colour_gains", None)
+    controls = CameraControls(lock_exposure=args.lock_exposure or locked, exposure_us=args.exposure_us,
+                              lock_white_balance=args.lock_white_balance or locked or gains is not None,
+                              colour_gains_rb=gains)
     if args.exposure_us is not None and not controls.lock_exposure:
         raise OptionError("--exposure-us needs --lock-exposure (the automatic exposure would override it)")
     um = getattr(args, "um_per_px", None)

@@ -132,6 +132,16 @@ def fourcc(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def colour_gains(text: str) -> tuple[float, float]:
+    """``--colour-gains R,B`` → (red gain, blue gain) of the camera's own white balance."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        red, blue = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--colour-gains is two numbers RED,BLUE such as 1.8,1.5; got {text!r}") from None
+    return red, blue
+
+
 def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=None) -> None:
     """``--camera`` or ``--source`` (one of them, or neither when a profile names the camera), and
     the camera's mode and locks."""
@@ -151,6 +161,8 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
                    help="with --lock-exposure: exposure time in microseconds")
     p.add_argument("--lock-white-balance", action="store_true",
                    help="turn the camera's automatic white balance off (where the driver allows)")
+    p.add_argument("--colour-gains", type=colour_gains, metavar="R,B",
+                   help="picam: the camera's own red and blue gains (Picamera2 ColourGains; turns AWB off)")
     p.add_argument("--profile", metavar="NAME|FILE.toml",
                    help="microscope profile (~/.config/idc-edge/profiles/NAME.toml): camera, mode, um/px, white "
                         "reference; see `idc-edge calibrate`")
