@@ -34,7 +34,7 @@ class FrameResult:
         index: frame number in its source, from 0.
         timestamp: seconds (source time for files, wall-clock time for cameras).
         probabilities: float32 ``[rows, cols]`` probability of IDC per patch; NaN for background.
-        tissue: bool ``[rows, cols]``, True where the patch shows tissue and was classified.
+        tissue: bool ``[rows, cols]``, True where the patch shows tissue (classified, unless ``no_call``).
         idc: bool ``[rows, cols]``, True where probability >= threshold (never on background).
         boxes: int32 ``[rows, cols, 4]`` patch boxes (x0, y0, x1, y1) in frame pixels, x1/y1 exclusive.
         threshold: decision threshold used.

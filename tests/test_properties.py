@@ -170,8 +170,10 @@ def test_detect_on_any_frame_gives_consistent_results_inside_the_frame(tiny_int8
     assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
     assert (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
     assert (boxes[:, 0] < boxes[:, 2]).all() and (boxes[:, 1] < boxes[:, 3]).all()
-    probs = r.probabilities[r.tissue]
+    no_call = r.no_call if r.no_call is not None else np.zeros_like(r.tissue)
+    probs = r.probabilities[r.tissue & ~no_call]  # no call (out of focus, badly exposed): not classified
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+    assert np.isnan(r.probabilities[no_call]).all() and not r.idc[no_call].any() and not no_call[~r.tissue].any()
     assert np.isnan(r.probabilities[~r.tissue]).all() and not r.idc[~r.tissue].any()
     assert 0.0 <= r.idc_fraction <= 1.0 and 0.0 <= r.tissue_fraction <= 1.0
     json.dumps(r.to_dict(), allow_nan=False)
