@@ -31,6 +31,15 @@ def _depth(top: int) -> int:
     return bits + (bits & 1)
 
 
+def bit_depth(frame) -> Optional[int]:
+    """The bit depth :func:`to_bgr8` would guess for an integer frame wider than 8 bits (10, 12, ...),
+    or None for uint8, bool, float and anything that is not an array."""
+    if not isinstance(frame, np.ndarray) or frame.size == 0 or frame.dtype.kind not in "iu" \
+            or frame.dtype == np.uint8:
+        return None
+    return _depth(max(0, int(frame.max())))
+
+
 def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     if frame.dtype.kind == "i":
         frame = np.maximum(frame, 0)

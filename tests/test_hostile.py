@@ -446,3 +446,26 @@ def test_a_video_cut_short_counts_every_frame_it_lost(tmp_path):
     path.write_bytes(data[:jpeg_starts(data)[5] + 100])  # copy interrupted inside frame 5 of 60
     src = VideoSource(path)
     assert len(list(src)) == 5 and src.skipped == 55
+
+
+def test_a_dark_frame_of_a_deep_camera_keeps_the_depth_its_stream_has_shown():
+    """Guessed alone, a 12-bit frame whose brightest value is 800 looks 10-bit: 4× too bright."""
+    import warnings
+
+    from idc_edge.sources.base import FrameSource
+
+    class Frames(FrameSource):
+        def __init__(self, images):
+            super().__init__("test frames")
+            self.images = images
+
+        def __iter__(self):
+            for image in self.images:
+                yield self._checked(image)
+
+    bright = np.full((4, 4), 4095, np.uint16)
+    dark = np.full((4, 4), 800, np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = list(Frames([bright, dark]))
+    assert out[0][0, 0, 0] == 255 and out[1][0, 0, 0] == 800 >> 4

@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import FrameError
-from ..frames import to_bgr8
+from ..frames import bit_depth, to_bgr8
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,19 @@ class FrameSource:
         self.close()
 
     def _checked(self, image) -> Optional[np.ndarray]:
-        """``image`` as BGR uint8, or None (counted in ``skipped``) when it is unusable."""
+        """``image`` as BGR uint8, or None (counted in ``skipped``) when it is unusable.
+
+        The bit depth of a stream's integer frames only grows: once a frame has shown 12-bit
+        values, a later dark frame of the same camera is still read as 12-bit (guessed alone it
+        would look 4× brighter than it is).
+        """
         try:
+            depth = bit_depth(image)
+            if depth is not None:
+                seen = max(getattr(self, "_depth", 8), depth)
+                self._depth = seen
+                if seen > depth:
+                    return to_bgr8(image, bits=seen)
             return to_bgr8(image)
         except FrameError as e:
             self.skipped += 1
