@@ -417,3 +417,55 @@ def test_bad_camera_options_are_one_line_with_exit_2(args, message):
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
     assert message in lines[0]
+
+
+def _suffixless_video(tmp_path, size=(320, 240), n=30):
+    """A real video file without a suffix: --camera opens it as a capture device (plays like a live camera)."""
+    path = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, size)
+    for i in range(n):
+        writer.write(np.full((size[1], size[0], 3), (200, 150, 210), np.uint8))
+    writer.release()
+    device = tmp_path / "camera"
+    path.rename(device)
+    return device
+
+
+def test_run_prints_the_granted_mode_and_field_of_view_and_refuses_a_size_it_did_not_get(tmp_path):
+    device = _suffixless_video(tmp_path)
+    ok = idc_edge("run", "--camera", device, "--um-per-px", 2.0, "--max-frames", 2, "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert "320x240 at 15 fps, MJPG; field of view 0.64 x 0.48 mm at 2 um/px" in ok.stderr
+    refused = idc_edge("run", "--camera", device, "--size", "640x480", "--max-frames", 2)
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "refused 640x480: it gave 320x240" in lines[0]
+
+
+def test_a_run_with_a_profile_warns_when_the_glass_drifts_from_the_white_reference(caplog):
+    from idc_edge.colour import TRAINING_GLASS_RGB
+    from idc_edge.profiles import Profile
+    from idc_edge.sources.base import Frame
+    from idc_edge.sources.calibrated import CalibratedSource
+
+    class Frames:  # a stand-in source: glass on the left, tissue on the right; the lamp warms up half-way
+        description, live = "stand-in camera", True
+
+        def __iter__(self):
+            for i in range(40):
+                rgb = np.empty((120, 160, 3), np.float32)
+                rgb[:, :80] = TRAINING_GLASS_RGB
+                rgb[:, 80:] = (200, 110, 190)
+                if i >= 20:
+                    rgb *= (1.0, 0.93, 0.82)
+                yield Frame(i, float(i), np.ascontiguousarray(rgb[..., ::-1]).astype(np.uint8))
+
+        def close(self):
+            pass
+
+    profile = Profile(name="scope", white_gains_rgb=(1.0, 1.0, 1.0), target_rgb=TRAINING_GLASS_RGB)
+    with caplog.at_level(logging.WARNING, logger="idc_edge"):
+        frames = list(CalibratedSource(Frames(), profile, drift_every=5))
+    assert len(frames) == 40
+    warnings = [r.getMessage() for r in caplog.records if "drifted" in r.getMessage()]
+    assert len(warnings) == 1 and "calibrate white" in warnings[0]
