@@ -41,6 +41,10 @@ from train.camera_sim import CONDITIONS, apply_to_batch  # noqa: E402
 GUARD_FAMILY, GUARD_SEVERITY = "usb_camera", 2
 #: Largest loss of balanced accuracy (points) the guard allows under that condition: the target.
 GUARD_MARGIN_POINTS = 2.0
+#: The model's robustness targets: (family, severity, largest loss in points).
+TARGETS = ((GUARD_FAMILY, GUARD_SEVERITY, GUARD_MARGIN_POINTS),
+           ("defocus", 2, 3.0),     # Gaussian σ 4 µm = 1 px at the model's 4 µm/px
+           ("noise", 2, 3.0))       # 250 e⁻ at white
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,13 @@ def markdown(rows: Sequence[Row], meta: dict) -> str:
             cells.append(f"{r.balanced_accuracy:.3f} | {r.drop_points:+.1f} | {r.recall_0:.2f} / {r.recall_1:.2f}")
         name = "clean" if severity == 0 else f"{family}: {condition}"
         lines.append(f"| {name} | {severity or '-'} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets (loss of balanced accuracy, points):", ""]
+    for family, severity, most in TARGETS:
+        for m in models:
+            r = next((r for r in rows if r.model == m and r.family == family and r.severity == severity), None)
+            if r is not None:
+                lines.append(f"- {m}, {family}: {r.condition}: {r.drop_points:.1f} (target <= {most:g}): "
+                             + ("met" if r.drop_points <= most else "**not met**"))
     g = guard_row(rows, models[0])
     verdict = "holds" if g.drop_points <= meta["margin"] else "**FAILS**"
     lines += ["", f"Guard: {models[0]} under \"{g.condition}\" loses {g.drop_points:.1f} points "
