@@ -194,8 +194,9 @@ def read_bytes(path: PathArg, what: str = "file", error: type = SourceError) -> 
 
 # -- images ---------------------------------------------------------------------------------
 
-def image_dimensions(data: bytes) -> Optional[tuple[int, int]]:
-    """(width, height) in pixels from an image file's header, or None for an unknown format.
+def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
+    """(width, height, most bytes per decoded pixel) from an image file's header, or None for an
+    unknown format. The bytes per pixel are exact for PNG and JPEG, an upper bound for the rest.
 
     Covers PNG, JPEG, BMP, WebP, TIFF and PNM, so a decoded size can be checked against the
     memory budget before OpenCV allocates it.
@@ -203,7 +204,9 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int]]:
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
-            return w, h
+            sample = 2 if data[24] == 16 else 1
+            channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(data[25], 4)  # grey+alpha decodes as BGRA
+            return w, h, sample * channels
         if data[:2] == b"\xff\xd8":
             i = 2
             while i + 9 < len(data):
@@ -217,22 +220,22 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int]]:
                 length = struct.unpack(">H", data[i + 2:i + 4])[0]
                 if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
                     h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                    return w, h
+                    return w, h, (2 if data[i + 4] > 8 else 1) * max(3, data[i + 9])  # 12-bit JPEG: 16 bits
                 i += 2 + length
             return None
         if data[:2] == b"BM" and len(data) >= 26:
             w, h = struct.unpack("<ii", data[18:26])
-            return abs(w), abs(h)
+            return abs(w), abs(h), 4
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             kind = data[12:16]
             if kind == b"VP8X":
-                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+                return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little"), 4
             if kind == b"VP8L":
                 bits = int.from_bytes(data[21:25], "little")
-                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+                return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF), 4
             if kind == b"VP8 ":
                 w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
+                return w & 0x3FFF, h & 0x3FFF, 4
             return None
         if data[:4] in (b"II*\0", b"MM\0*"):
             end = "<" if data[:2] == b"II" else ">"
@@ -246,11 +249,11 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int]]:
                     value = struct.unpack(end + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
                     dims[tag] = value
             if 256 in dims and 257 in dims:
-                return dims[256], dims[257]
+                return dims[256], dims[257], 8
             return None
         m = re.match(rb"P[1-7]\s+(?:#[^\n]*\s+)*(\d+)\s+(?:#[^\n]*\s+)*(\d+)", data[:512])
         if m:
-            return int(m.group(1)), int(m.group(2))
+            return int(m.group(1)), int(m.group(2)), 6
     except (struct.error, IndexError, ValueError):
         return None
     return None
@@ -267,8 +270,8 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
 
     dims = image_dimensions(data)
     if dims is not None:
-        w, h = dims  # as decoded: up to 4 channels of 16 bits unchanged, 3 of 8 bits otherwise
-        check_buffer((w, h, 4, 2) if flags is None else (w, h, 3), 1, f"decoding {where} ({w}×{h} px)",
+        w, h, bpp = dims  # as decoded unchanged; 3 bytes (BGR) when converted to colour
+        check_buffer((w, h, bpp if flags is None else max(3, min(bpp, 3))), 1, f"decoding {where} ({w}×{h} px)",
                      "use a smaller image or split it into tiles")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
