@@ -137,7 +137,7 @@ class SinkFeed:
     ``offer`` (or by ``close``). ``dropped`` counts frames a ``"latest"`` sink never saw.
     """
 
-    def __init__(self, sink: Sink, depth: int = 2):
+    def __init__(self, sink: Sink, depth: int = 1):
         delivery = getattr(sink, "delivery", "latest")
         if delivery not in DELIVERIES:
             raise ValueError(f"sink {sink!r}: delivery must be one of {DELIVERIES}, got {delivery!r}")
