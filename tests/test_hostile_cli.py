@@ -203,3 +203,5 @@ def test_selections_that_match_nothing_name_the_selection(synthetic_dataset):
     assert "p9" in line and "expected <patient>" not in line
     line = one_error_line(run("evaluate", str(synthetic_dataset), "--validation", "--patients", "p1"))
     assert "validation" in line and "p1" in line
+    p = run("evaluate", str(synthetic_dataset), "--patients", "p1", "p7", "--json")  # partly matched: said, not guessed
+    assert p.returncode == 0 and b"warning: 1 of the selected patient(s) have no patches in DATA_DIR: p7" in p.stderr

@@ -36,6 +36,10 @@ def cmd_evaluate(args) -> int:
         ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
                              progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None))
     summary = ev.summary()
+    unmatched = [p for p in (patients if args.patients else ()) if p not in ev.per_patient]
+    if unmatched:  # some of the asked patients are not in the folder: say which, do not guess
+        print(f"idc-edge: warning: {len(unmatched)} of the selected patient(s) have no patches in DATA_DIR: "
+              f"{', '.join(unmatched[:8])[:200]}{', ...' if len(unmatched) > 8 else ''}", file=sys.stderr)
     if ev.skipped:
         print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
               f"e.g. {ev.skipped[0]}", file=sys.stderr)
