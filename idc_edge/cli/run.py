@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
                          description="Classify every tissue patch of every frame and draw an IDC heat map.")
     add_camera_args(run, "video file, image, folder of images, or a folder in the data set's layout (shown as a "
                          "moving stage)", source_type=path("--source"))
+    run.add_argument("--no-gates", action="store_true",
+                     help="make a call everywhere: no focus or exposure gate (default: out-of-focus or badly exposed "
+                          "tissue is no call)")
     run.add_argument("--full-decode", action="store_true",
                      help="decode an MJPG camera's frames at full size (default: at 1/2, 1/4 or 1/8 when the model's "
                           "scale allows, 1/2 at most with a window, video or live view)")
@@ -93,11 +96,18 @@ def build_config(args):
     options = DetectorOptions(model_path=args.model, um_per_px=setup.um_per_px, stride=args.stride,
                               threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
                               reuse=not args.no_reuse, dense=False if args.no_dense else None,
-                              white_balance=balance)
+                              white_balance=balance, **gates_off(args.no_gates))
     return RunConfig(source=setup.source, camera=setup.camera, detector=options,
                      patients=tuple(args.patient) if args.patient else None, camera_timeout_s=args.camera_timeout,
                      sequential=args.sequential, max_frames=args.max_frames, camera_mode=setup.mode,
                      camera_controls=setup.controls, profile=profile)
+
+
+def gates_off(off: bool) -> dict:
+    """DetectorOptions fields that switch the focus and exposure gates off (none when ``off`` is False)."""
+    from ..focus import ExposureOptions, FocusOptions
+
+    return {"focus": FocusOptions(enabled=False), "exposure": ExposureOptions(enabled=False)} if off else {}
 
 
 def build_sinks(args, config) -> list:
