@@ -24,6 +24,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from . import validate
 from .errors import OptionError
 from .tiling import TileGrid
 
@@ -45,11 +46,8 @@ class ReuseOptions:
 
     def __post_init__(self):
         for name in ("max_mean_change", "max_cell_change"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 255.0:
-                raise OptionError(f"reuse {name} must be a number of grey levels 0–255, got {v!r}")
-        if isinstance(self.cell_px, bool) or not isinstance(self.cell_px, (int, np.integer)) or self.cell_px < 1:
-            raise OptionError(f"reuse cell_px must be a whole number of pixels >= 1, got {self.cell_px!r}")
+            object.__setattr__(self, name, validate.number(name, getattr(self, name), 0.0, 255.0, "grey levels"))
+        object.__setattr__(self, "cell_px", validate.whole_number("cell_px", self.cell_px, unit="model pixels"))
 
 
 def patch_signatures(rgb: np.ndarray, grid: TileGrid, cell_px: int = 5) -> np.ndarray:

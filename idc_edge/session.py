@@ -42,9 +42,6 @@ from .sources.modes import CameraControls, CameraMode
 
 log = logging.getLogger(__name__)
 
-#: The longest wait for a camera, in seconds (a day): longer values overflow the waits underneath.
-MAX_CAMERA_TIMEOUT_S = 86400.0
-
 _STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
@@ -93,7 +90,7 @@ class RunConfig:
             raise OptionError(f"overlay must be an OverlayStyle, got {type(self.overlay).__name__}")
         object.__setattr__(self, "camera_timeout_s",
                            validate.positive_number("camera_timeout_s", self.camera_timeout_s, "seconds",
-                                                   maximum=MAX_CAMERA_TIMEOUT_S))
+                                                   maximum=validate.MAX_WAIT_S))
         if self.max_frames is not None:
             object.__setattr__(self, "max_frames", validate.whole_number("max_frames", self.max_frames))
         object.__setattr__(self, "sequential", validate.flag("sequential", self.sequential))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from . import validate
 from .tiling import TileGrid
 
 
@@ -26,11 +26,9 @@ class TissueMaskOptions:
 
     def __post_init__(self):
         for name in ("min_saturation", "min_value"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or not 0 <= v <= 255:
-                raise OptionError(f"tissue {name} must be a whole number 0–255, got {v!r}")
-        if not isinstance(self.min_fraction, (int, float)) or not 0.0 <= self.min_fraction <= 1.0:
-            raise OptionError(f"tissue min_fraction must be between 0 and 1, got {self.min_fraction!r}")
+            object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), minimum=0, maximum=255,
+                                                                 unit="OpenCV's 0-255 scale"))
+        object.__setattr__(self, "min_fraction", validate.probability("min_fraction", self.min_fraction))
 
 
 def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:

@@ -17,6 +17,9 @@ import numpy as np
 
 from .errors import OptionError
 
+#: The longest wait for a camera or a stream, in seconds (a day): longer values overflow the waits underneath.
+MAX_WAIT_S = 86400.0
+
 #: Interpreter threads allowed per CPU core: more only adds OS threads (one pool per batch size
 #: and interpreter) and slows the model down; 1000 threads used to start thousands of them.
 THREADS_PER_CORE = 4
@@ -44,6 +47,13 @@ def positive_number(option: str, value: Any, unit: str = "", maximum: float = ma
         raise _fail(option, f"must be > 0{unit and ' (' + unit + ')'}", value)
     if value > maximum:
         raise _fail(option, f"must be at most {maximum:g}{unit and ' (' + unit + ')'}", value)
+    return float(value)
+
+
+def number(option: str, value: Any, minimum: float, maximum: float, unit: str = "") -> float:
+    """``value`` as a finite ``float`` in ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= maximum:
+        raise _fail(option, f"must be a number from {minimum:g} to {maximum:g}{unit and ' (' + unit + ')'}", value)
     return float(value)
 
 

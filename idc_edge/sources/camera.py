@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Optional, Union
 import cv2
 import numpy as np
 
+from .. import validate
 from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
@@ -97,8 +98,8 @@ class CameraSource(FrameSource):
                  mode: Optional[CameraMode] = None, controls: CameraControls = CameraControls(),
                  description: Optional[str] = None, mode_in_capture: bool = False, reduce_mjpeg: int = 1):
         super().__init__(description or f"camera {device}")
-        if not lost_timeout_s > 0:
-            raise OptionError(f"camera lost timeout must be > 0 seconds, got {lost_timeout_s!r}")
+        lost_timeout_s = validate.positive_number("lost_timeout_s", lost_timeout_s, "seconds",
+                                                  maximum=validate.MAX_WAIT_S)
         self.device = device
         if mode is None:
             mode = CameraMode(width, height) if (width and height) else CameraMode()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from typing import Iterator, Optional, Sequence, Union
 
@@ -11,8 +10,9 @@ import numpy as np
 
 from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_dataset
 from ..budget import check_buffer
-from ..errors import DatasetError, MemoryBudgetError, OptionError, SourceError
-from ..fileio import read_image, short
+from .. import validate
+from ..errors import DatasetError, MemoryBudgetError, SourceError
+from ..fileio import read_image
 from .base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,9 @@ class MosaicSource(FrameSource):
     def __init__(self, folder: Union[str, os.PathLike], patients: Optional[Sequence[str]] = None,
                  width: int = 640, height: int = 480, um_per_px: float = UM_PER_PX, step: Optional[int] = None):
         super().__init__(f"data set {str(folder)!r}")
-        if width < 1 or height < 1:
-            raise OptionError(f"mosaic window must be at least 1×1 pixels, got {width}×{height}")
-        if not isinstance(um_per_px, (int, float)) or not math.isfinite(um_per_px) or not um_per_px > 0:
-            raise OptionError(f"um_per_px must be a finite number > 0, got {short(um_per_px)}")
+        width = validate.whole_number("width", width, unit="pixels")
+        height = validate.whole_number("height", height, unit="pixels")
+        um_per_px = validate.positive_number("um_per_px", um_per_px, "microns per pixel of the frames")
         try:
             records = scan_dataset(folder, patients)
         except DatasetError as e:
