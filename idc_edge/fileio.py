@@ -85,6 +85,23 @@ def as_path(value: PathArg, what: str) -> str:
     return value
 
 
+def opencv_text(text: str, what: str, error: type = SourceError) -> str:
+    """``text`` (a device path, stream URL or pipeline OpenCV must take as is) when OpenCV can take
+    it: valid UTF-8 without NUL. A name with undecodable bytes would crash OpenCV (SIGSEGV).
+
+    Raises:
+        ``error``: naming what to use instead.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{what} {name(text)} holds bytes that are not UTF-8 text, which OpenCV cannot open; "
+                    "use a camera index, a /dev/v4l/by-id link or a URL of plain characters") from None
+    if "\0" in text:
+        raise error(f"{what} {name(text)} holds a NUL character")
+    return text
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"

@@ -469,3 +469,18 @@ def test_a_dark_frame_of_a_deep_camera_keeps_the_depth_its_stream_has_shown():
         warnings.simplefilter("ignore")
         out = list(Frames([bright, dark]))
     assert out[0][0, 0, 0] == 255 and out[1][0, 0, 0] == 800 >> 4
+
+
+def test_a_camera_device_or_url_that_is_not_utf8_is_refused_not_a_crash():
+    """OpenCV segfaulted on such a device path or stream URL; it is refused with a message instead."""
+    p = child("""
+        from idc_edge.errors import SourceError
+        from idc_edge.sources import CameraSource
+        for device in ("/dev/v4l/by-id/caf\\udce9", "rtsp://caf\\udce9/stream"):
+            try:
+                CameraSource(device, lost_timeout_s=1)
+            except SourceError as e:
+                print("refused", "not UTF-8" in str(e))
+    """)
+    assert p.returncode == 0, p.stderr[-1000:]
+    assert p.stdout.split() == ["refused", "True", "refused", "True"]

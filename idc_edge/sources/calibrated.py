@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 import cv2
 
 from ..colour import GlassDrift, WhiteBalance
+from ..fileio import opencv_path
 from ..profiles import Profile
 from .base import Frame, FrameSource  # noqa: F401 (FrameSource: what it wraps)
 
@@ -31,11 +32,12 @@ def known_frame_size(source) -> Optional[tuple[int, int]]:
         return image.shape[1], image.shape[0]
     path = getattr(source, "path", None)
     if path is not None and getattr(source, "frame_count", None) is not None:  # a video file
-        cap = cv2.VideoCapture(str(path))
-        try:
-            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        finally:
-            cap.release()
+        with opencv_path(path, "video") as where:  # any file name (OpenCV crashes on some)
+            cap = cv2.VideoCapture(where)
+            try:
+                w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            finally:
+                cap.release()
         return (w, h) if w > 0 and h > 0 else None
     return None
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import validate
 from ..errors import CameraLostError, FrameError, OptionError, SourceError
+from ..fileio import opencv_text
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode, mode_json
@@ -97,6 +98,8 @@ class CameraSource(FrameSource):
                  lost_timeout_s: float = 10.0, capture_factory: Optional[Callable] = None,
                  mode: Optional[CameraMode] = None, controls: CameraControls = CameraControls(),
                  description: Optional[str] = None, mode_in_capture: bool = False, reduce_mjpeg: int = 1):
+        if isinstance(device, str):
+            opencv_text(device, "camera")  # OpenCV crashes on a device name that is not UTF-8
         super().__init__(description or f"camera {device}")
         lost_timeout_s = validate.positive_number("lost_timeout_s", lost_timeout_s, "seconds",
                                                   maximum=validate.MAX_WAIT_S)
