@@ -103,3 +103,29 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 1 and 0 <= float(rows[0]["val_auc"]) <= 1
+
+
+def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_int8, tmp_path):
+    import cv2
+
+    from idc_edge.classifier import PatchClassifier
+    from idc_edge.dataset import scan_dataset
+    from tiny_model import synthetic_patches
+    from train.data import SkipLog, patch_dataset
+
+    x, y = synthetic_patches(24, seed=7)
+    for i in range(len(x)):  # a synthetic patient in the data set's layout
+        d = tmp_path / "555" / str(int(y[i]))
+        d.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(d / f"555_idx5_x{50 * i}_y0_class{int(y[i])}.png"), x[i][..., ::-1])
+    records = scan_dataset(tmp_path)
+    ds = patch_dataset(records, SkipLog(), 8, training=True, teacher=str(tiny_int8), teacher_weight=0.25,
+                       label_rank=4)
+    with PatchClassifier(tiny_int8) as teacher:
+        for images, targets, _ in ds.take(2):
+            images = images.numpy().astype(np.uint8)  # no augmentation: the clean windows
+            p = teacher.predict(images)
+            hard = np.round((targets.numpy().reshape(-1) - 0.25 * p) / 0.75)
+            assert targets.shape == (len(images), 1, 1, 1)
+            np.testing.assert_allclose(targets.numpy().reshape(-1), 0.75 * hard + 0.25 * p, atol=1e-5)
+            assert set(hard.tolist()) <= {0.0, 1.0}

@@ -77,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--windows-per-patch", type=float, default=1.0, metavar="R",
                    help="add about R x (training patches) windows cut at random offsets from the patients' rebuilt "
                         "slides, labelled by the IDC share of the patches under them (default 1.0; 0 = patches only)")
+    p.add_argument("--teacher", default=None, metavar="MODEL.tflite",
+                   help="distil from this model: its P(IDC) on the clean window is mixed into the target")
+    p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
+                   help="target = (1 - W) x label + W x teacher's P(IDC) (default 0.5)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
     p.add_argument("--no-latency", action="store_true", help="skip the LiteRT latency measurement")
     p.add_argument("--progress", choices=("auto", "bar", "none"), default="auto",
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
-        max_patches=args.max_patches, windows_per_patch=args.windows_per_patch, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )
     try:

@@ -107,6 +107,21 @@ def _sample_reader(records: Sequence[PatchRecord], skips: SkipLog):
     return tf_read
 
 
+def _teacher_scores(path: str):
+    """numpy function: uint8 RGB batch → the teacher model's P(IDC) (float32), one call at a time
+    (a LiteRT interpreter is not thread-safe; at ~0.1 ms per patch this is not a bottleneck)."""
+    from idc_edge.classifier import PatchClassifier
+
+    clf = PatchClassifier(path, num_threads=1)
+    lock = threading.Lock()
+
+    def scores(images):
+        with lock:
+            return clf.predict(np.asarray(images, np.uint8)).astype(np.float32)
+
+    return scores
+
+
 def patch_dataset(
     records: Sequence[PatchRecord],
     skips: SkipLog,
@@ -120,6 +135,8 @@ def patch_dataset(
     cache: str | None = None,
     samples: Samples | None = None,
     label_rank: int = 2,
+    teacher: str | None = None,
+    teacher_weight: float = 0.5,
 ) -> tf.data.Dataset:
     """A tf.data pipeline over ``records``.
 
@@ -134,6 +151,10 @@ def patch_dataset(
         samples: training only: the windows to train on (:mod:`train.windows`, indices into
             ``records``); default every record as a plain patch.
         label_rank: 2 gives labels ``[N, 1]``, 4 gives ``[N, 1, 1, 1]`` (fully convolutional models).
+        teacher: training only: a ``.tflite`` model (with sidecar) whose P(IDC) on the *clean*
+            window is mixed into the target, ``(1 - teacher_weight) × label + teacher_weight × p``
+            (distillation: the student learns the teacher's graded scores, and to give them also
+            on the camera-augmented copy it is shown).
     """
     if not records:
         raise DatasetError("no patches to read")
@@ -166,11 +187,17 @@ def patch_dataset(
     weights = tf.constant(class_weight or (1.0, 1.0), tf.float32)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
+    soft = _teacher_scores(teacher) if teacher else None
+
     def finish(batch, s):
         x, y, _ = batch
+        target = tf.cast(y, tf.float32)
+        if soft is not None:
+            p = tf.numpy_function(soft, [x], tf.float32, stateful=False)
+            target = (1.0 - teacher_weight) * target + teacher_weight * tf.reshape(p, tf.shape(target))
         x = augment_batch(x, s, augment, strength) if augment else tf.cast(x, tf.float32)
         w = tf.gather(weights, y)
-        return x, tf.reshape(tf.cast(y, tf.float32), [-1] + [1] * (label_rank - 1)), w
+        return x, tf.reshape(target, [-1] + [1] * (label_rank - 1)), w
 
     ds = tf.data.Dataset.zip((ds, seeds)).map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

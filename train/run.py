@@ -62,6 +62,8 @@ class TrainConfig:
     val_fraction: float = 0.2
     max_patches: int | None = None
     windows_per_patch: float = 1.0
+    teacher: str | None = None
+    teacher_weight: float = 0.5
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -92,6 +94,10 @@ class TrainConfig:
             raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
         if not 0 < self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.teacher is not None and not Path(self.teacher).is_file():
+            raise OptionError(f"--teacher: no model file {self.teacher!r}")
+        if not 0 < self.teacher_weight <= 1:
+            raise OptionError(f"--teacher-weight must be in (0, 1], got {self.teacher_weight}")
         if not 0 <= self.windows_per_patch <= 8:
             raise OptionError(f"--windows-per-patch must be between 0 and 8, got {self.windows_per_patch}")
         if self.max_patches is not None and self.max_patches < 8:
@@ -325,7 +331,8 @@ def run(cfg: TrainConfig) -> RunResult:
     cache_val = cfg.cache if cfg.cache in (None, "memory") else f"{cfg.cache}.val"
     train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
                              augment=cfg.augment, class_weight=class_weight, cache=cfg.cache,
-                             samples=samples, label_rank=4 if stride else 2)
+                             samples=samples, label_rank=4 if stride else 2,
+                             teacher=cfg.teacher, teacher_weight=cfg.teacher_weight)
     val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
 
     if cfg.strategy != "default":
