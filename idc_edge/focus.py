@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .errors import OptionError
-from .tiling import TileGrid
+from .tiling import TileGrid, patch_sums
 
 
 def _check_fraction(name: str, value) -> None:
@@ -128,19 +128,6 @@ class FrameQuality:
         return self.blurred | self.badly_exposed
 
 
-def _patch_sums(values: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """Sum of ``values`` (float ``[H, W]`` or ``[H, W, C]`` of ``grid.padded_shape``) over each grid patch,
-    float64 ``[rows, cols]`` or ``[rows, cols, C]``."""
-    return _sums_from(cv2.integral(values, sdepth=cv2.CV_64F), grid)
-
-
-def _sums_from(integral: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """Per-patch sums read off an integral image (``cv2.integral`` output, any number of channels)."""
-    y0, x0 = grid.ys[:, None], grid.xs[None, :]
-    y1, x1 = y0 + grid.patch, x0 + grid.patch
-    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-
-
 def sharpness_terms(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(squared Laplacian, squared gradient magnitude) per pixel, float32, of an **RGB** uint8 image's grey."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -194,7 +181,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         below = cv2.inRange(rgb, np.zeros(3), levels - 1)
         planes.append(cv2.multiply(cv2.bitwise_not(below), mask, dtype=cv2.CV_32F, scale=1.0 / 255.0))
     integral = cv2.integral(cv2.merge(planes) if len(planes) > 1 else planes[0], sdepth=cv2.CV_64F)
-    sums = _sums_from(integral, grid).reshape(*shape, len(planes))
+    sums = patch_sums(integral, grid).reshape(*shape, len(planes))
     totals = integral[-1, -1].reshape(-1)  # the whole frame's sums
     n_px = sums[..., 0]
     if focus.enabled:

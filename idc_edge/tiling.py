@@ -124,3 +124,11 @@ def pad_to(image: np.ndarray, shape: tuple[int, int], value: int = 255) -> np.nd
     out = np.full((max(h, th), max(w, tw), *image.shape[2:]), value, image.dtype)
     out[:h, :w] = image
     return out
+
+
+def patch_sums(integral: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """Per-patch sums of an image read off its integral image (``cv2.integral`` output of the
+    ``grid.padded_shape`` image, any number of channels): ``[rows, cols]`` or ``[rows, cols, C]``."""
+    y0, x0 = grid.ys[:, None], grid.xs[None, :]
+    y1, x1 = y0 + grid.patch, x0 + grid.patch
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]

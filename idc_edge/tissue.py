@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .tiling import TileGrid
+from .tiling import TileGrid, patch_sums
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,5 @@ def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOption
 
 def patch_fractions(mask: np.ndarray, grid: TileGrid) -> np.ndarray:
     """Fraction (float32 ``[rows, cols]``) of tissue pixels in each grid patch of ``mask``."""
-    integral = cv2.integral(mask, sdepth=cv2.CV_32S)  # (H+1, W+1), integral[y, x] = sum of mask[:y, :x]
-    y0, x0 = grid.ys[:, None], grid.xs[None, :]
-    y1, x1 = y0 + grid.patch, x0 + grid.patch
-    total = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    total = patch_sums(cv2.integral(mask, sdepth=cv2.CV_32S), grid)
     return (total / float(grid.patch * grid.patch)).astype(np.float32)
-
-
-def tissue_grid(rgb: np.ndarray, grid: TileGrid, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:
-    """bool ``[rows, cols]``: True where a patch of the rescaled RGB frame shows tissue."""
-    return patch_fractions(tissue_pixels(rgb, options), grid) >= options.min_fraction

@@ -4,7 +4,7 @@ same weights on the validation patients of the data folder.
 They fail when a change to the model, the conversion or the runtime's pre/post-processing costs
 accuracy: both models run through :class:`idc_edge.classifier.PatchClassifier`, each at the
 threshold its sidecar ships. Skipped, with the reason, where the data folder or the shipped
-models are absent, or where the shipped model is the synthetic bootstrap placeholder.
+models are absent.
 """
 from __future__ import annotations
 
