@@ -349,6 +349,12 @@ def _when(header: Optional[dict]) -> str:
         return str(header.get("started", "?"))
 
 
+def _fields_text(s: SessionSummary) -> str:
+    if s.header and (s.header.get("options") or {}).get("reuse") is False:
+        return "not known (the run had --no-reuse: stillness is found from reused patches)"
+    return f"{len(s.fields)} (stage at rest ≥ 0.5 s)"
+
+
 def render_text(summaries: Sequence[SessionSummary]) -> str:
     """A plain-text summary (what ``idc-edge report`` prints without ``--html``)."""
     lines = []
@@ -362,7 +368,7 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
                          f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC")
-        lines.append(f"  fields viewed (stage at rest ≥ 0.5 s): {len(s.fields)}"
+        lines.append(f"  fields viewed: {_fields_text(s)}"
                      + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
         for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:
             lines.append(f"  most IDC: frame {p.index} at {p.time_s:.1f} s, {_fmt_area(p.idc_mm2)} "
@@ -406,7 +412,7 @@ def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
         parts.append(f'<table><tr><td>largest IDC area in one frame</td><td class="big">{_fmt_area(s.max_idc_mm2)}'
                      f'</td></tr><tr><td>mean IDC share of tissue</td><td>{s.mean_idc_percent:.1f} %</td></tr>'
                      f"<tr><td>frames</td><td>{s.frames} over {s.duration_s:.1f} s, {s.frames_with_idc} with IDC"
-                     f"</td></tr><tr><td>fields viewed</td><td>{len(s.fields)} (stage at rest ≥ 0.5 s)</td></tr>"
+                     f"</td></tr><tr><td>fields viewed</td><td>{html.escape(_fields_text(s))}</td></tr>"
                      "</table>")
         has_area = any(v is not None for v in s.idc_mm2)
         series = ([("IDC area (mm²)", s.idc_mm2, "#c05000"), ("tissue area (mm²)", s.tissue_mm2, "#9a9a9a")]

@@ -106,3 +106,21 @@ def test_the_plot_is_svg_with_a_point_per_pixel_column_at_most():
     svg = svg_plot(times, [("IDC", [float(i % 7) for i in range(20000)], "#c05000")], "mm²", width=400)
     points = re.search(r'points="([^"]+)"', svg).group(1).split()
     assert svg.startswith("<svg") and svg.endswith("</svg>") and len(points) <= 400
+
+
+def test_a_stage_that_rests_on_a_field_is_counted_as_a_field_viewed(tiny_int8, tmp_path):
+    from idc_edge.bench.synthetic import camera_frames, slide_for
+
+    path = tmp_path / "rest.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    moving = camera_frames(slide_for(320, 240, 4.0, 10, 16), 320, 240, 4.0, 10, step_px=16)  # textured tissue
+    for f in moving + [moving[-1]] * 20 + moving[::-1]:  # moves, rests 2 s on one field, moves back
+        writer.write(f)
+    writer.release()
+    rec = tmp_path / "r.jsonl"
+    assert idc_edge("run", "--source", path, "--model", tiny_int8, "--record", rec, "--quiet").returncode == 0
+    (s,) = summarize(rec, pictures=False)
+    assert len(s.fields) == 1 and 1.5 <= s.fields[0].duration_s <= 2.1 and 0.9 <= s.fields[0].start_s <= 1.2
+    assert idc_edge("run", "--source", path, "--model", tiny_int8, "--record", rec, "--quiet", "--no-reuse").returncode == 0
+    p = idc_edge("report", rec)
+    assert "fields viewed: 1 (stage at rest" in p.stdout and "fields viewed: not known (the run had --no-reuse" in p.stdout
