@@ -139,6 +139,9 @@ def test_results_to_standard_output_are_streamed_whole(tmp_path):
     (["classify", ""], "empty"),
     (["evaluate", "   "], "empty"),
     (["info", "--model", ""], "empty"),
+    (["run", "--source", "x.avi", "--profile", ""], "empty"),
+    (["calibrate", "white", "--source", " "], "empty"),
+    (["run", "--source", "x.avi", "--patient", ""], "empty"),
     (["classify", "IMG", "--out", "/"], "folder"),
     (["classify", "IMG", "--out", "/no/such/folder/x.csv"], "does not exist"),
 ])

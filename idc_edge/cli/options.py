@@ -150,7 +150,7 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
                      help="camera: index N (/dev/videoN), device path (/dev/v4l/by-id/... survives re-plugging), "
                           "picam[:N] (Raspberry Pi CSI, Picamera2), jetson[:N] (Jetson CSI), a GStreamer pipeline, "
                           "or a stream URL (tcp://, rtsp://, http://)")
-    src.add_argument("--source", type=source_type, metavar="PATH", help=source_help)
+    src.add_argument("--source", type=source_type or path("--source"), metavar="PATH", help=source_help)
     p.add_argument("--size", type=frame_size, metavar="WxH", help="camera frame size to ask for, e.g. 1920x1080")
     p.add_argument("--fps", type=number("--fps"), metavar="N", help="camera frame rate to ask for")
     p.add_argument("--fourcc", type=fourcc, metavar="CODE",
@@ -163,7 +163,7 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
                    help="turn the camera's automatic white balance off (where the driver allows)")
     p.add_argument("--colour-gains", type=colour_gains, metavar="R,B",
                    help="picam: the camera's own red and blue gains (Picamera2 ColourGains; turns AWB off)")
-    p.add_argument("--profile", metavar="NAME|FILE.toml",
+    p.add_argument("--profile", type=path("--profile"), metavar="NAME|FILE.toml",
                    help="microscope profile (~/.config/idc-edge/profiles/NAME.toml): camera, mode, um/px, white "
                         "reference; see `idc-edge calibrate`")
 
