@@ -215,7 +215,7 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     """(width, height, most bytes per decoded pixel) from an image file's header, or None for an
     unknown format. The bytes per pixel are exact for PNG and JPEG, an upper bound for the rest.
 
-    Covers PNG, JPEG, BMP, WebP, TIFF and PNM, so a decoded size can be checked against the
+    Covers PNG, JPEG, BMP, WebP, TIFF, JPEG 2000 and PNM, so a decoded size can be checked against the
     memory budget before OpenCV allocates it.
     """
     try:
@@ -268,6 +268,15 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
             if 256 in dims and 257 in dims:
                 return dims[256], dims[257], 8
             return None
+        if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":  # JPEG 2000 file: the ihdr box
+            at = data.find(b"ihdr", 0, 4096)
+            if at >= 0:
+                h, w = struct.unpack(">II", data[at + 4:at + 12])
+                return w, h, 8
+            return None
+        if data[:4] == b"\xff\x4f\xff\x51":  # JPEG 2000 code stream: the SIZ segment
+            w, h, x0, y0 = struct.unpack(">IIII", data[8:24])
+            return w - x0, h - y0, 8
         m = re.match(rb"P[1-7]\s+(?:#[^\n]*\s+)*(\d+)\s+(?:#[^\n]*\s+)*(\d+)", data[:512])
         if m:
             return int(m.group(1)), int(m.group(2)), 6
