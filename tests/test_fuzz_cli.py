@@ -326,3 +326,26 @@ def test_a_frame_using_n_bits_of_any_dtype_gives_the_same_8_bit_picture(bits, dt
     expected = to_bgr8(eight)
     assert out.dtype == np.uint8 and out.shape == expected.shape
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= (1 if np.dtype(dtype).kind == "f" else 0)
+
+
+@pytest.fixture(scope="module")
+def shipped_detector():
+    from idc_edge.detector import Detector
+
+    with Detector(tissue_mask=False, reuse=False) as det:
+        yield det
+
+
+@settings(max_examples=EXAMPLES or 15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bits=st.sampled_from([10, 12, 14, 16]), dtype=st.sampled_from([np.uint16, np.int32, np.float32]),
+       h=st.integers(20, 160), w=st.integers(20, 160), seed=st.integers(0, 2 ** 16))
+def test_the_detector_scores_an_n_bit_frame_as_its_8_bit_picture(shipped_detector, bits, dtype, h, w, seed):
+    """End to end: a 12-bit camera's frame was read as near black (no tissue, no IDC, no warning)."""
+    eight = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    eight[0, 0] = 255
+    wide = (eight.astype(np.int64) << (bits - 8)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = shipped_detector.detect(wide).probabilities
+    expected = shipped_detector.detect(eight).probabilities
+    np.testing.assert_allclose(got, expected, atol=0.05 if np.dtype(dtype).kind == "f" else 0)
