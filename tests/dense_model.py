@@ -20,7 +20,6 @@ through the project's converter), so runtime tests need no TensorFlow.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -29,9 +28,11 @@ import numpy as np
 from idc_edge.spec import DenseSpec, ModelSpec, write_spec
 
 try:
-    from .tiny_model import MODELS_DIR, P, PINK, PURPLE
+    from .make_tiny_models import fit_and_export, save_models, write_float32, write_int8
+    from .tiny_model import MODELS_DIR, P, PINK, PURPLE, copy_models
 except ImportError:  # imported as a top-level module, with tests/ on the path (conftest does that)
-    from tiny_model import MODELS_DIR, P, PINK, PURPLE
+    from make_tiny_models import fit_and_export, save_models, write_float32, write_int8
+    from tiny_model import MODELS_DIR, P, PINK, PURPLE, copy_models
 
 OUTPUT_STRIDE = 5
 INT8, FLOAT32, INT8_INPUT = "dense_int8", "dense_float32", "dense_int8_input"
@@ -49,16 +50,7 @@ def blended_patches(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def dense_model_files(out_dir: Path, names: tuple[str, ...] = (INT8, FLOAT32)) -> tuple[Path, ...]:
     """Copy committed dense models (default: the int8 and float32 pair) with their sidecars to
     ``out_dir``; returns their paths in the order of ``names``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in names:
-        for suffix in (".tflite", ".json"):
-            src = MODELS_DIR / f"{name}{suffix}"
-            if not src.is_file():
-                raise FileNotFoundError(f"{src} is missing: run `python -m tests.dense_model` (needs TensorFlow)")
-            shutil.copyfile(src, out_dir / src.name)
-        paths.append(out_dir / f"{name}.tflite")
-    return tuple(paths)
+    return copy_models(out_dir, names, "python -m tests.dense_model")
 
 
 def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path, Path]:
@@ -67,35 +59,22 @@ def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tup
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from convert.ptq import full_integer
-    from convert.tflite import export_saved_model, float32, saved_model_converter
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((P, P, 3)),
-        keras.layers.Rescaling(1 / 255.0),
+    x, y = blended_patches(512)
+    saved = fit_and_export([
         keras.layers.Conv2D(8, OUTPUT_STRIDE, strides=OUTPUT_STRIDE, activation="relu"),
         keras.layers.Conv2D(8, 3, activation="relu"),
         keras.layers.Conv2D(1, 8, activation="sigmoid"),  # the head sees exactly one window
-    ])
-    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    x, y = blended_patches(512)
-    model.fit(x.astype(np.float32), y.reshape(-1, 1, 1, 1), epochs=8, batch_size=32, verbose=0)
-
-    saved = export_saved_model(model, out / "saved")
-    int8_path = out / f"{INT8}.tflite"
-    int8_path.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="uint8"))
-    float_path = out / f"{FLOAT32}.tflite"
-    float_path.write_bytes(float32(saved))
+    ], x, y.reshape(-1, 1, 1, 1), 8, out)
+    int8_path = write_int8(saved, x[:128], out / f"{INT8}.tflite")
+    float_path = write_float32(saved, out / f"{FLOAT32}.tflite")
     spec = ModelSpec(threshold=threshold, float_model=float_path.name, dense=DenseSpec(OUTPUT_STRIDE),
                      provenance={"data": "synthetic pink/purple blends, soft targets",
                                  "made_by": "python -m tests.dense_model"})
     write_spec(int8_path, spec)
     write_spec(float_path, ModelSpec(threshold=threshold, dense=DenseSpec(OUTPUT_STRIDE), provenance=spec.provenance))
-    int8_input = out / f"{INT8_INPUT}.tflite"
-    int8_input.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="int8"))
+    int8_input = write_int8(saved, x[:128], out / f"{INT8_INPUT}.tflite", input_type="int8")
     write_spec(int8_input, spec)
     return int8_path, float_path, int8_input
 
@@ -103,14 +82,8 @@ def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tup
 def main(argv: list[str]) -> int:
     import tempfile
 
-    target = Path(argv[0]) if argv else MODELS_DIR
     with tempfile.TemporaryDirectory() as tmp:
-        made = make_dense_models(tmp)
-        target.mkdir(parents=True, exist_ok=True)
-        for path in made:
-            for f in (path, path.with_suffix(".json")):
-                shutil.copyfile(f, target / f.name)
-                print(f"{target / f.name} ({f.stat().st_size} bytes)")
+        save_models(make_dense_models(tmp), Path(argv[0]) if argv else MODELS_DIR)
     return 0
 
 

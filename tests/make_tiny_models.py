@@ -23,35 +23,53 @@ except ImportError:  # imported as a top-level module, with tests/ on the path (
     from tiny_model import FLOAT32, INT8, MODELS_DIR, P, synthetic_patches
 
 
+def fit_and_export(layers: list, x: np.ndarray, y: np.ndarray, epochs: int, out: Path) -> Path:
+    """Train ``keras.Sequential(layers)`` (after a 50×50×3 input and ``Rescaling(1/255)``) on RGB
+    bytes ``x`` and targets ``y`` with a fixed seed; returns its SavedModel folder in ``out``."""
+    import keras
+
+    from convert.tflite import export_saved_model
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((P, P, 3)), keras.layers.Rescaling(1 / 255.0), *layers])
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    model.fit(x.astype(np.float32), y, epochs=epochs, batch_size=32, verbose=0)
+    return export_saved_model(model, out / "saved")
+
+
+def write_int8(saved: Path, calibration: np.ndarray, path: Path, input_type: str = "uint8") -> Path:
+    """The project's int8 conversion of ``saved`` (see :func:`convert.ptq.full_integer`) to ``path``."""
+    from convert.ptq import full_integer
+    from convert.tflite import saved_model_converter
+
+    path.write_bytes(full_integer(saved_model_converter(saved), calibration, input_type=input_type))
+    return path
+
+
+def write_float32(saved: Path, path: Path) -> Path:
+    from convert.tflite import float32
+
+    path.write_bytes(float32(saved))
+    return path
+
+
 def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tuple[Path, Path]:
     """Train and convert the tiny model; returns (int8 path, float32 path)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from convert.ptq import full_integer
-    from convert.tflite import export_saved_model, float32, saved_model_converter
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((P, P, 3)),
-        keras.layers.Rescaling(1 / 255.0),
+    x, y = synthetic_patches(512)
+    saved = fit_and_export([
         keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(8, 3, activation="relu"),
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    x, y = synthetic_patches(512)
-    model.fit(x.astype(np.float32), y, epochs=6, batch_size=32, verbose=0)
-
-    saved = export_saved_model(model, out / "saved")
-    int8_path = out / f"{INT8}.tflite"
-    int8_path.write_bytes(full_integer(saved_model_converter(saved), x[:128], input_type="uint8"))
-    float_path = out / f"{FLOAT32}.tflite"
-    float_path.write_bytes(float32(saved))
+    ], x, y, 6, out)
+    int8_path = write_int8(saved, x[:128], out / f"{INT8}.tflite")
+    float_path = write_float32(saved, out / f"{FLOAT32}.tflite")
     spec = ModelSpec(threshold=threshold, float_model=float_path.name,
                      provenance={"data": "synthetic pink/purple patches", "made_by": "python -m tests.make_tiny_models"})
     write_spec(int8_path, spec)
@@ -59,18 +77,22 @@ def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tupl
     return int8_path, float_path
 
 
-def main(argv: list[str]) -> int:
+def save_models(paths, target: Path) -> None:
+    """Copy models with their sidecars to ``target`` (``tests/models`` by default) and say so."""
     import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        for f in (path, path.with_suffix(".json")):
+            shutil.copyfile(f, target / f.name)
+            print(f"{target / f.name} ({f.stat().st_size} bytes)")
+
+
+def main(argv: list[str]) -> int:
     import tempfile
 
-    target = Path(argv[0]) if argv else MODELS_DIR
     with tempfile.TemporaryDirectory() as tmp:
-        int8, f32 = make_tiny_models(tmp)
-        target.mkdir(parents=True, exist_ok=True)
-        for path in (int8, f32):
-            for f in (path, path.with_suffix(".json")):
-                shutil.copyfile(f, target / f.name)
-                print(f"{target / f.name} ({f.stat().st_size} bytes)")
+        save_models(make_tiny_models(tmp), Path(argv[0]) if argv else MODELS_DIR)
     return 0
 
 

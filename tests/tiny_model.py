@@ -29,15 +29,22 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 INT8, FLOAT32 = "tiny_int8", "tiny_float32"
 
 
-def tiny_model_files(out_dir: Path) -> tuple[Path, Path]:
-    """Copy the committed tiny models with their sidecars to ``out_dir``; returns (int8, float32) paths."""
+def copy_models(out_dir: Path, names: tuple[str, ...], made_by: str) -> tuple[Path, ...]:
+    """Copy committed models ``names`` (``tests/models/<name>.tflite`` with sidecars) to ``out_dir``,
+    where a test may change them; returns their paths in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in (INT8, FLOAT32):
+    for name in names:
         for suffix in (".tflite", ".json"):
             src = MODELS_DIR / f"{name}{suffix}"
             if not src.is_file():
-                raise FileNotFoundError(f"{src} is missing: run `python -m tests.make_tiny_models` (needs TensorFlow)")
+                raise FileNotFoundError(f"{src} is missing: run `{made_by}` (needs TensorFlow)")
             shutil.copyfile(src, out_dir / src.name)
         paths.append(out_dir / f"{name}.tflite")
-    return paths[0], paths[1]
+    return tuple(paths)
+
+
+def tiny_model_files(out_dir: Path) -> tuple[Path, Path]:
+    """Copy the committed tiny models with their sidecars to ``out_dir``; returns (int8, float32) paths."""
+    int8, float32 = copy_models(out_dir, (INT8, FLOAT32), "python -m tests.make_tiny_models")
+    return int8, float32
