@@ -192,6 +192,9 @@ def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_save
         assert bar.startswith("linear-gradient")
         assert b.evaluate("document.getElementById('thrlabel').textContent").startswith("threshold 0.")
         assert "research use only" in b.evaluate("document.body.innerText")
+        b.evaluate("const a = document.getElementById('alpha'); a.value = '0.8'; a.dispatchEvent(new Event('input'));"
+                   "const o = document.getElementById('outline'); o.click(); true")
+        b.wait_for("fetch('/status.json').then(r => r.json()).then(s => s.alpha === 0.8 && s.outline === false)")
         b.evaluate("document.getElementById('snap').click()")
         message = b.wait_for("document.getElementById('snapmsg').textContent.startsWith('saved on the device') && "
                              "document.getElementById('snapmsg').textContent")
