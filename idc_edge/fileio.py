@@ -297,7 +297,7 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; 3 bytes (BGR) when converted to colour
-        check_buffer((w, h, bpp if flags is None else max(3, min(bpp, 3))), 1, f"decoding {where} ({w}×{h} px)",
+        check_buffer((w, h, bpp if flags is None else 3), 1, f"decoding {where} ({w}×{h} px)",
                      "use a smaller image or split it into tiles")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
