@@ -1,8 +1,8 @@
 """Camera robustness: the model's accuracy on validation patients under simulated camera conditions.
 
-    python benchmarks/camera_robustness.py                         # shipped int8 + float32 twin, every patch
-    python benchmarks/camera_robustness.py --max-patches 3000      # a fixed, class-stratified subset
-    python benchmarks/camera_robustness.py --model runs/x/model_int8.tflite --out reports/robustness_v2
+    python -m benchmarks.camera_robustness                         # shipped int8 + float32 twin, every patch
+    python -m benchmarks.camera_robustness --max-patches 3000      # a fixed, class-stratified subset
+    python -m benchmarks.camera_robustness --model runs/x/model_int8.tflite --out reports/robustness_v2
 
 Every condition family of ``train.camera_sim.CONDITIONS`` (defocus, disk defocus, sensor noise,
 JPEG at the camera's scale, exposure, gamma, colour cast, scale, and whole USB cameras) is applied
@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
@@ -209,7 +207,7 @@ def chart(rows: Sequence[Row], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python benchmarks/camera_robustness.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.camera_robustness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="int8 model (default: the shipped one); its sidecar names the float32 twin")
     ap.add_argument("--data", help="data set folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
     ap.add_argument("--max-patches", type=int, help="a fixed class-stratified subset of this many patches")

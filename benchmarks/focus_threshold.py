@@ -10,7 +10,7 @@ recall has fallen to ``--patch-recall-floor`` (default 0.50). Every condition fa
 ``train.camera_sim.CONDITIONS`` is then measured too: the share of its patches each threshold
 would wrongly take the call from (noise, JPEG, exposure and casts must not look like blur).
 
-    python benchmarks/focus_threshold.py [--data ../shared/idc_patches] [--out benchmarks/focus_report]
+    python -m benchmarks.focus_threshold [--data ../shared/idc_patches] [--out benchmarks/focus_report]
 
 Writes ``report.json`` (every number) and ``chart.png`` (curves only, no image pixels).
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from idc_edge.classifier import PatchClassifier  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, load_patches, scan_dataset  # noqa: E402

@@ -9,7 +9,7 @@ compares, interleaved frame by frame in one run (other jobs share the machine), 
 on real slide frames (the data set's patient rebuilt as a slide, swept at 1 µm/px; JPEG quality
 85 as a USB camera sends), and how often the two agree on tissue and on IDC decisions.
 
-    python benchmarks/mjpeg_decode.py [--frames 40] [--json]
+    python -m benchmarks.mjpeg_decode [--frames 40] [--json]
 """
 from __future__ import annotations
 
@@ -17,13 +17,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from idc_edge.dataset import default_data_dir  # noqa: E402
 from idc_edge.detector import Detector  # noqa: E402

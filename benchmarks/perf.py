@@ -1,6 +1,6 @@
 """Real-time performance benchmarks of idc-edge: everything measured in one run on one machine.
 
-    python benchmarks/perf_report.py [--quick] [--out reports/performance]   # Markdown + JSON + PNG
+    python -m benchmarks.perf_report [--quick] [--out reports/performance]   # Markdown + JSON + PNG
     python -m pytest benchmarks/test_perf.py                                   # pytest-benchmark + guards
 
 1. Patch latency: the shipped int8 model vs its float32 TFLite twin vs the Keras float model
@@ -35,8 +35,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from idc_edge import bench  # noqa: E402
 from idc_edge.bench.work import ASSUMED_EFFICIENCY  # noqa: E402
@@ -138,7 +136,7 @@ def keras_latency(int8_path: Path, keras_source: str, batches=(1, 64), threads=(
     for t in threads:
         payload = json.dumps({"int8": str(int8_path), "keras": keras_source, "batches": list(batches),
                               "threads": t, "rounds": rounds})
-        p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "keras-child", payload],
+        p = subprocess.run([sys.executable, "-m", "benchmarks.perf", "keras-child", payload],
                            capture_output=True, text=True, timeout=900, cwd=str(ROOT))
         if p.returncode != 0:
             raise RuntimeError(f"Keras latency child failed: {p.stderr.strip()[-800:]}")

@@ -1,8 +1,8 @@
 """Real-time performance report: every real-time benchmark in one run, as Markdown, JSON and a chart.
 
-    python benchmarks/perf_report.py                         # the shipped model, full run (~5 min)
-    python benchmarks/perf_report.py --quick                 # fewer sizes and rounds (~1–2 min)
-    python benchmarks/perf_report.py --model runs/x/model_int8.tflite --keras runs/x/model.keras
+    python -m benchmarks.perf_report                         # the shipped model, full run (~5 min)
+    python -m benchmarks.perf_report --quick                 # fewer sizes and rounds (~1–2 min)
+    python -m benchmarks.perf_report --model runs/x/model_int8.tflite --keras runs/x/model.keras
 
 Writes ``report.md``, ``report.json`` and ``chart.png`` to ``--out`` (default
 ``reports/performance``) and exits with 1 when a large-regression guard fails (ratios only).
@@ -15,13 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-import perf  # noqa: E402
+from benchmarks import perf  # noqa: E402
 
 TARGETS = (
     # (what, how to read it from the report, target, unit, higher is better)
@@ -237,7 +234,7 @@ def chart(r: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python benchmarks/perf_report.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.perf_report", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="int8 model (default: the shipped one); its sidecar names the float32 twin")
     ap.add_argument("--keras", help="Keras float model of the same network (default: runs/default/model.keras, "
                                     "a model.keras next to --model, or the sidecar's architecture untrained)")

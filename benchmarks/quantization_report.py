@@ -1,7 +1,7 @@
 """Quantization benchmark report for models that are already converted (no TensorFlow needed).
 
-    python benchmarks/quantization_report.py                       # the shipped int8 vs float32 pair
-    python benchmarks/quantization_report.py --variants runs/convert --out reports/quantization
+    python -m benchmarks.quantization_report                       # the shipped int8 vs float32 pair
+    python -m benchmarks.quantization_report --variants runs/convert --out reports/quantization
 
 Evaluates every model through the runtime's PatchClassifier on the validation patients of the
 data folder, at each model's sidecar threshold, and writes report.md, report.json and PNG charts
@@ -13,9 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from idc_edge.classifier import MODELS_DIR  # noqa: E402
 from idc_edge.cli.options import Parser  # noqa: E402
@@ -24,7 +21,7 @@ from idc_edge.errors import IdcEdgeError, OptionError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = Parser(prog="python benchmarks/quantization_report.py", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="python -m benchmarks.quantization_report", description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", metavar="DIR", help="output folder of python -m convert (default: the shipped pair)")
     ap.add_argument("--models", default=str(MODELS_DIR), help="folder of the shipped pair (when --variants is absent)")
     ap.add_argument("--data", default=None, help="data folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
@@ -45,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_validation_data(data_dir)
         paths = evaluate_and_report(variants, info, data, args.out, latency_rounds=args.latency_rounds,
                                     charts=not args.no_charts,
-                                    command=" ".join(["python benchmarks/quantization_report.py", *sys.argv[1:]]))
+                                    command=" ".join(["python -m benchmarks.quantization_report", *sys.argv[1:]]))
     except IdcEdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """What the browser live view costs the run: frames per second of the same 1080p run with and
 without ``--serve`` (one viewer connected), measured interleaved round by round in one process.
 
-    python benchmarks/serve_cost.py [--quick] [--json]
+    python -m benchmarks.serve_cost [--quick] [--json]
 
 Also the overlay's drawing cost, old style against new, is measured by ``perf_report.py``; here
 only the live view. Frames are made here (synthetic H&E at 1 µm/px, a moving stage): no data needed.
@@ -14,12 +14,10 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from idc_edge.machine import machine  # noqa: E402
 from idc_edge.bench.synthetic import camera_frames, slide_for  # noqa: E402

@@ -2,7 +2,7 @@
 
 Timings land in pytest-benchmark's table (``--benchmark-json`` to keep them); the ``test_guard_*``
 cases measure both sides of a ratio interleaved and fail only when the ratio collapses. The
-Markdown/JSON/PNG report with the same measurements is ``python benchmarks/perf_report.py``.
+Markdown/JSON/PNG report with the same measurements is ``python -m benchmarks.perf_report``.
 """
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def folder_variants(conversion_dir: str | os.PathLike) -> tuple[list[Variant], d
 
 def evaluate_and_report(variants: list[Variant], info: dict, data: ConversionData, out_dir: str | os.PathLike, *,
                         latency_rounds: int = 30, charts: bool = True,
-                        command: str = "python benchmarks/quantization_report.py") -> dict[str, Path]:
+                        command: str = "python -m benchmarks.quantization_report") -> dict[str, Path]:
     """Evaluate ``variants`` on the validation patients at their sidecar thresholds and write the report."""
     evals, probs = evaluate_folder(variants, data.val.images, data.val.labels, latency_rounds=latency_rounds)
     selection = choose_int8(evals)

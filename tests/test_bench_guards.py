@@ -2,7 +2,7 @@
 
 Each guard measures both sides interleaved in this process (see :func:`idc_edge.bench.interleaved`)
 so a busy machine slows both alike. The full report with every number is
-``python benchmarks/perf_report.py``; these are its cheapest ratios (about a minute on 2 cores).
+``python -m benchmarks.perf_report``; these are its cheapest ratios (about a minute on 2 cores).
 """
 import numpy as np
 import pytest

@@ -3,20 +3,16 @@
 The guard scores a fixed, class-balanced set of validation patches clean and through the typical
 USB camera of ``train/camera_sim.py`` (1 µm/px, mild blur, noise, 15 % cast, JPEG 80, rescaled
 to 4 µm/px) with the shipped int8 model, and fails when that costs more than the target of 2
-points of balanced accuracy. The full table is ``python benchmarks/camera_robustness.py``.
+points of balanced accuracy. The full table is ``python -m benchmarks.camera_robustness``.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from camera_robustness import (GUARD_FAMILY, GUARD_MARGIN_POINTS, GUARD_SEVERITY, ValidationPatches,  # noqa: E402
+from benchmarks.camera_robustness import (GUARD_FAMILY, GUARD_MARGIN_POINTS, GUARD_SEVERITY, ValidationPatches,  # noqa: E402
                                condition_rng, evaluate, guard_row, markdown, validation_patches)
 
 from idc_edge.classifier import resolve_model_path  # noqa: E402
