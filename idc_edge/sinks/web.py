@@ -389,7 +389,9 @@ def _make_handler(view: LiveView):
             path = self.path.split("?", 1)[0]
             try:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(min(length, 65536)) if length else b""
+                if not 0 <= length <= 65536:
+                    raise OptionError("request body must be 0 to 64 KB")
+                body = self.rfile.read(length) if length else b""
                 if path == "/snapshot":
                     if view.snapshot is None:
                         self._json(409, {"error": "snapshots are off in this run"})
@@ -403,6 +405,7 @@ def _make_handler(view: LiveView):
                 else:
                     self._json(404, {"error": f"no action {path}"})
             except (IdcEdgeError, ValueError) as e:
+                self.close_connection = True  # an unread body must not be taken for the next request
                 self._json(400 if isinstance(e, (OptionError, ValueError)) else 503, {"error": str(e)})
             except OSError:
                 self.close_connection = True
