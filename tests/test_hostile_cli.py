@@ -17,6 +17,7 @@ import pytest
 
 from conftest import ROOT, write_patch
 from test_faults import write_numbered_video
+from test_hostile import silent_server  # noqa: F401 (a fixture)
 
 from idc_edge.classifier import DEFAULT_MODEL
 from idc_edge.fileio import opencv_path
@@ -208,3 +209,13 @@ def test_selections_that_match_nothing_name_the_selection(synthetic_dataset):
     assert "validation" in line and "p1" in line
     p = run("evaluate", str(synthetic_dataset), "--patients", "p1", "p7", "--json")  # partly matched: said, not guessed
     assert p.returncode == 0 and b"warning: 1 of the selected patient(s) have no patches in DATA_DIR: p7" in p.stderr
+
+
+# -- 5. hangs, through the real command ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["http", "tcp", "rtsp"])
+def test_a_stalled_network_camera_is_one_error_line_within_the_timeout_and_no_signal_death(silent_server, scheme):
+    """FFmpeg's open returned just after our deadline; the abandoned open then aborted the process (SIGABRT)."""
+    url = f"{scheme}://127.0.0.1:{silent_server}/stream"
+    line = one_error_line(run("run", "--camera", url, "--camera-timeout", "1", "--quiet", timeout=60))
+    assert "no camera at" in line

@@ -35,7 +35,7 @@ EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools in
 MAX_MESSAGE = 600  # characters of one error line
 COMMANDS = (run, classify, evaluate, info, bench, report, cameras, calibrate)
 
-__all__ = ["EXIT_CAMERA_LOST", "EXIT_USAGE", "UsageError", "build_parser", "main"]
+__all__ = ["EXIT_CAMERA_LOST", "EXIT_USAGE", "UsageError", "build_parser", "entry", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +143,21 @@ def _detach_stdout() -> None:
         pass
 
 
+def _exit_now_if_a_driver_is_stuck(code: int) -> int:
+    """A camera open abandoned inside OpenCV/FFmpeg can make the C++ runtime abort (SIGABRT) while
+    Python shuts down; with one still running, flush and end the process here with ``code``."""
+    from ..sources.camera import abandoned_calls
+
+    if abandoned_calls():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(code)
+    return code
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
     130 interrupted, 141 the reader of standard output went away)."""
@@ -185,5 +200,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
 
 
+def entry() -> None:
+    """The ``idc-edge`` program: :func:`main`, then exit with its code (at once, when a camera open
+    is still stuck in a driver)."""
+    sys.exit(_exit_now_if_a_driver_is_stuck(main()))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

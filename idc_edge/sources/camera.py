@@ -19,6 +19,23 @@ from .modes import CameraControls, CameraMode, apply_mode, granted_mode, mode_js
 log = logging.getLogger(__name__)
 
 
+_ABANDONED: list = []
+
+#: Seconds an open may run past the camera timeout: FFmpeg's own open deadline (the same timeout)
+#: fires a little late, and a call that returns by itself leaves no thread behind.
+OPEN_GRACE_S = 2.0
+
+
+def abandoned_calls() -> int:
+    """How many calls :func:`call_with_deadline` gave up on are still running (stuck in a driver).
+
+    A process that exits normally with such a thread inside C++ code can abort in the C++ runtime
+    (SIGABRT) while it shuts down; the command line ends with ``os._exit`` instead when this is > 0.
+    """
+    _ABANDONED[:] = [t for t in _ABANDONED if t.is_alive()]
+    return len(_ABANDONED)
+
+
 def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optional[threading.Event] = None,
                        on_late: Optional[Callable[[object], None]] = None):
     """``fn()`` run on a daemon thread, waited for at most ``timeout_s`` seconds.
@@ -47,7 +64,8 @@ def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optiona
             except Exception:
                 pass
 
-    threading.Thread(target=target, name="idc-edge-open", daemon=True).start()
+    worker = threading.Thread(target=target, name="idc-edge-open", daemon=True)
+    worker.start()
     deadline = time.monotonic() + timeout_s
     try:
         while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
@@ -55,6 +73,7 @@ def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optiona
                 raise TimeoutError(f"no answer within {timeout_s:g} s")
     except BaseException:
         abandoned.set()
+        _ABANDONED.append(worker)
         if done.is_set() and on_late is not None and "value" in box:  # it returned just now
             on_late(box["value"])
         raise
@@ -187,7 +206,7 @@ class CameraSource(FrameSource):
         can block inside the driver's open for minutes) and on :meth:`close` or Ctrl-C. On the
         ``first`` open our own typed errors (Picamera2 or GStreamer missing) are raised, not hidden."""
         try:
-            cap = call_with_deadline(self._make_capture, self.lost_timeout_s, self._stop,
+            cap = call_with_deadline(self._make_capture, self.lost_timeout_s + OPEN_GRACE_S, self._stop,
                                      on_late=lambda late: late is not None and late.release())
             if cap is None or not cap.isOpened():
                 if cap is not None:
