@@ -54,7 +54,7 @@ class CalibratedSource:
     """
 
     def __init__(self, source: FrameSource, profile: Profile, drift_every: int = 15, max_drift: float = 0.08):
-        self.__dict__["_source"] = source
+        self._source = source
         self.profile = profile
         self.drift_every = max(1, int(drift_every))
         self.balance = WhiteBalance(profile.white_gains_rgb) if profile.white_gains_rgb else None
@@ -67,14 +67,10 @@ class CalibratedSource:
                 source.close()
                 raise
 
-    def __getattr__(self, name):
-        return getattr(self.__dict__["_source"], name)
-
-    def __setattr__(self, name, value):
-        if name in ("skipped",):
-            setattr(self._source, name, value)
-        else:
-            self.__dict__[name] = value
+    def __getattr__(self, name):  # only for names not set here: the wrapped source's
+        if name == "_source":
+            raise AttributeError(name)
+        return getattr(self._source, name)
 
     def __iter__(self) -> Iterator[Frame]:
         checked: Optional[tuple] = None
