@@ -246,7 +246,11 @@ class JsonlRecorder:
             raise
         self._fd = fd
         if self._size:
-            self._repair_tail()
+            try:
+                self._repair_tail()
+            except BaseException:
+                self.close()
+                raise
 
     def _repair_tail(self) -> None:
         """Cut off a record left unfinished by a crash; end a whole last line that lacks only its newline."""
@@ -256,6 +260,9 @@ class JsonlRecorder:
         if _is_json(tail):
             self._append(b"\n")  # whole JSON, e.g. written by hand: keep it, end the line
             return
+        if not tail.startswith(b'{"'):  # not a record of ours cut by a crash: never cut what we did not write
+            raise RecordError(f"{name(self.path)} ends with {len(tail)} byte(s) that are not a results record "
+                              "(written by another program?); it is left untouched: record to another file")
         try:
             os.ftruncate(self._fd, self._size - len(tail))
         except OSError as e:

@@ -105,6 +105,11 @@ def test_recording_onto_a_file_that_is_not_a_results_file_is_refused_and_leaves_
         with pytest.raises(RecordError, match="not an idc-edge results file"):
             JsonlRecorder(target)
         assert target.read_bytes() == content
+    # results followed by another program's unfinished text: not cut either
+    target.write_bytes(b'{"index":0}\nappended by a script, no newline')
+    with pytest.raises(RecordError, match="not a results record"):
+        JsonlRecorder(target)
+    assert target.read_bytes() == b'{"index":0}\nappended by a script, no newline'
     # a crash leftover of our own (first record cut mid-way) is recognised and repaired
     target.write_bytes(b'{"index":0,"time":1.')
     with JsonlRecorder(target) as rec:
