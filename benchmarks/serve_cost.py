@@ -3,8 +3,9 @@ without ``--serve`` (one viewer connected), measured interleaved round by round 
 
     python -m benchmarks.serve_cost [--quick] [--json]
 
-Also the overlay's drawing cost, old style against new, is measured by ``perf_report.py``; here
-only the live view. Frames are made here (synthetic H&E at 1 µm/px, a moving stage): no data needed.
+Frames are made here (synthetic H&E at 1 µm/px, a moving stage): no data needed. Besides frames
+per second, which other jobs on a shared machine disturb, it reports the process's CPU time per
+frame (every thread), what a device with nothing else to do would spend.
 """
 from __future__ import annotations
 
