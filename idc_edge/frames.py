@@ -61,6 +61,13 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     finite = np.isfinite(frame)
     all_finite = bool(finite.all())
     top = float(frame.max() if all_finite else (frame[finite].max() if finite.any() else 0.0))
+    low = float(frame.min() if all_finite else (frame[finite].min() if finite.any() else 0.0))
+    if bits is None and low < 0.0 and low >= -1.0 and top <= 1.0:  # a network's normalised -1..1 image
+        _warn_once(("float", -1), f"{frame.dtype} frames with values from -1 to 1 are read as -1..1 (black..white); "
+                                  "give 0-1 floats if that is wrong")
+        if not all_finite:
+            frame = np.nan_to_num(frame, nan=-1.0, posinf=1.0, neginf=-1.0)
+        return np.clip((frame + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
     if bits is not None:
         full = float((1 << bits) - 1)
     elif top <= 1.0:
@@ -93,8 +100,10 @@ def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
       bits >= 8 that holds the frame's largest value (a 12-bit camera, values <= 4095, is
       12-bit) and the values are divided by ``2 ** (depth - 8)``. A 16-bit frame using the
       full range is its top 8 bits; one with values <= 255 is taken as 8-bit.
-    - floats: largest finite value <= 1 means 0-1; <= 255 means 0-255; above, the bit depth
-      rule as for integers. NaN is 0, -inf 0, +inf the top of the range.
+    - floats: all finite values within -1..1 with some below 0 mean -1..1 (a network's
+      normalised image); else largest finite value <= 1 means 0-1; <= 255 means 0-255; above,
+      the bit depth rule as for integers; values below the range are 0. NaN is 0 (black),
+      -inf 0, +inf the top of the range.
 
     The depth is guessed per frame; each guess other than uint8, full-range integers and 0-1
     floats is warned about once per process. A very dark frame of a deep camera can look

@@ -236,6 +236,14 @@ def test_frames_of_more_than_8_bits_are_scaled_by_their_real_range(dtype, factor
     assert np.abs(out.astype(int) - bgr.astype(int)).max() <= 1
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_float_frames_normalised_to_minus_1_to_1_are_not_half_black():
+    bgr = np.random.default_rng(1).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    bgr[0, 0], bgr[0, 1] = 0, 255
+    out = to_bgr8(bgr.astype(np.float32) / 127.5 - 1.0)
+    assert np.abs(out.astype(int) - bgr.astype(int)).max() <= 1
+
+
 def test_a_deep_frame_warns_once_about_the_depth_it_chose():
     import idc_edge.frames as frames
 
