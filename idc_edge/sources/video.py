@@ -10,8 +10,9 @@ from typing import Iterator, Union
 import cv2
 import numpy as np
 
-from ..errors import SourceError
-from ..fileio import as_path, name, open_input, opencv_path
+from ..budget import check_buffer
+from ..errors import MemoryBudgetError, SourceError
+from ..fileio import as_path, decode_image, name, open_input, opencv_path
 from .base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,9 @@ def decode_packet(packet) -> "np.ndarray | None":
     """A Motion-JPEG frame's bytes (as OpenCV's raw read gives them) decoded at its own size; None when corrupt."""
     if packet is None or not getattr(packet, "size", 0):
         return None
-    try:
-        return cv2.imdecode(np.ascontiguousarray(packet).reshape(-1), cv2.IMREAD_COLOR)
-    except cv2.error:
+    try:  # sized from the JPEG header first: a damaged header claiming gigapixels is not decoded
+        return decode_image(np.ascontiguousarray(packet).reshape(-1).tobytes(), "a video frame", cv2.IMREAD_COLOR)
+    except (SourceError, MemoryBudgetError):
         return None
 
 
@@ -55,8 +56,12 @@ class VideoSource(FrameSource):
                 count = probe.get(cv2.CAP_PROP_FRAME_COUNT)
                 fps = probe.get(cv2.CAP_PROP_FPS)
                 fourcc = int(probe.get(cv2.CAP_PROP_FOURCC) or 0)
+                size = (probe.get(cv2.CAP_PROP_FRAME_WIDTH), probe.get(cv2.CAP_PROP_FRAME_HEIGHT))
             finally:
                 probe.release()
+        # each decoded frame is one buffer: refuse a header whose frame size is over the budget before decoding
+        check_buffer((size[0], size[1], 3), 1, f"one {size[0]:.0f}×{size[1]:.0f} px frame of {name(self.path)}",
+                     "use a smaller video")
         self.frame_count = int(count) if count and math.isfinite(count) and 0 < count < 1e12 else 0
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1e4 else 0.0
         self.codec = fourcc.to_bytes(4, "little").decode("latin-1") if 0 < fourcc < 1 << 32 else ""
