@@ -177,3 +177,16 @@ def test_readme_session_example_runs():
     assert p.returncode == 0, p.stderr
     assert re.match(r"60 frame\(s\) in .*; 60 result\(s\) in /tmp/idc_session.jsonl; video in /tmp/idc_session.avi",
                     p.stdout), p.stdout
+
+
+@pytest.mark.parametrize("delivery", ["inline", "latest"])
+def test_a_failing_sink_that_is_not_essential_is_a_warning_and_the_run_goes_on(video, tmp_path, delivery, caplog):
+    rec = tmp_path / "r.jsonl"
+    viewer = Failing(delivery, 2)
+    viewer.essential, viewer.name = False, "viewer"
+    with caplog.at_level("WARNING", logger="idc_edge"):
+        summary = run_session(RunConfig(source=video), [JsonlSink(rec), viewer])
+    assert summary.stopped == "end" and [r["index"] for r in read_records(rec)] == list(range(30))
+    assert viewer.n == 3  # fed until it failed, then no more
+    warnings = [r.getMessage() for r in caplog.records if "viewer stopped" in r.getMessage()]
+    assert warnings == ["viewer stopped (RecordError: the disk is full); the run goes on without it"]

@@ -16,10 +16,13 @@ concurrently. How a sink is fed is its ``delivery``:
   nothing is dropped (a video of a file source holds every frame); the wait is the sink's
   cost, paid only by file sources, which have no frames to lose.
 
-An exception raised by a threaded sink stops the run at the next frame, as an inline one does.
+An exception raised by a threaded sink stops the run at the next frame, as an inline one does,
+unless the sink is not ``essential`` (the browser view): then it is logged once and the run goes
+on without that sink, since the results file and video matter more than a viewer.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..results import FrameResult
 
 DELIVERIES = ("inline", "latest", "every")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,15 @@ class Sink:
     """Base of all sinks; see the module's docstring for the life cycle and deliveries.
 
     Class attributes a sink sets: ``name`` (for messages), ``delivery``, ``needs_image``
-    (wants ``result.image``), ``needs_overlay`` (wants :attr:`SinkFrame.overlay`).
+    (wants ``result.image``), ``needs_overlay`` (wants :attr:`SinkFrame.overlay`), ``essential``
+    (False: its failure is a warning and the run goes on without it).
     """
 
     name = "sink"
     delivery = "latest"
     needs_image = False
     needs_overlay = False
+    essential = True
 
     def start(self, info: SessionInfo) -> None:
         """Called once, before the first frame (open files, start servers)."""
@@ -146,6 +153,7 @@ class SinkFeed:
         self.dropped = 0
         self.written = 0
         self._error: Optional[BaseException] = None
+        self._failed = False
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=1 if delivery == "latest" else depth)
         self._thread: Optional[threading.Thread] = None
@@ -158,7 +166,7 @@ class SinkFeed:
             item = self._queue.get()
             if item is None:
                 return
-            if self._error is not None:
+            if self._error is not None or self._failed:
                 continue  # failed once: keep draining so the loop never waits on a dead sink
             try:
                 self.sink.write(item)
@@ -170,15 +178,26 @@ class SinkFeed:
         if self._error is not None:
             error, self._error = self._error, None
             self._failed = True
+            if not getattr(self.sink, "essential", True) and isinstance(error, Exception):
+                log.warning("%s stopped (%s: %s); the run goes on without it", self.sink.name,
+                            type(error).__name__, error)
+                return
             raise error
 
     def offer(self, item: SinkFrame) -> None:
         """Hand ``item`` to the sink (see the class docstring for who waits)."""
         self._raise_error()
-        if getattr(self, "_failed", False):
+        if self._failed:
             return
         if self.delivery == "inline":
-            self.sink.write(item)
+            try:
+                self.sink.write(item)
+            except Exception as e:
+                if getattr(self.sink, "essential", True):
+                    raise
+                self._error = e
+                self._raise_error()  # logged; this sink is fed no more
+                return
             self.written += 1
         elif self.delivery == "latest":
             while True:
@@ -203,5 +222,5 @@ class SinkFeed:
         try:
             self.sink.close()
         finally:
-            if not getattr(self, "_failed", False):
+            if not self._failed:
                 self._raise_error()

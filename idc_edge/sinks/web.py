@@ -119,6 +119,7 @@ class LiveView(Sink):
     name = "web"
     delivery = "latest"
     needs_image = True
+    essential = False  # a failing view is a warning: the results and video go on
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, snapshot=None,
                  style: OverlayStyle = OverlayStyle(), max_width: int = 1280, max_fps: float = 10.0,
