@@ -147,6 +147,10 @@ class CameraSource(FrameSource):
         self._thread: Optional[threading.Thread] = None
         self._cap = self._open(first=True)
         if self._cap is None:
+            if isinstance(device, str) and "://" in device:
+                raise SourceError(f"no camera at {device!r}: no stream there; start it on the camera's machine "
+                                  "(a Raspberry Pi: `rpicam-vid -t 0 --inline --listen -o tcp://0.0.0.0:8888`, once per "
+                                  "run) and check the address and port")
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
             raise SourceError(f"no camera at {device!r}: {hint}, or pass another camera")
