@@ -139,7 +139,7 @@ def _signal_name(returncode: int) -> str:
         return f"signal {-returncode}"
 
 
-def _import_folders() -> list[str]:
+def import_folders() -> list[str]:
     """This process's import folders that the isolated child may use: absolute, existing, and
     never the working directory (where a stray json.py would be imported instead of the library's)."""
     try:
@@ -188,7 +188,7 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
         return _unchecked(where, "no Python executable to run it")  # an embedded interpreter
     try:
         proc = subprocess.run([sys.executable, "-I", "-c", _PROBE_SOURCE, interpreter_module,
-                               ",".join(map(str, batches)), json.dumps(_import_folders()), _BACKEND_FILE],
+                               ",".join(map(str, batches)), json.dumps(import_folders()), _BACKEND_FILE],
                               input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "

@@ -51,6 +51,19 @@ def _is_header(line: bytes) -> bool:
         return False
 
 
+# ``idc-edge`` in an isolated child (``python -I``): nothing is imported from the working directory
+# (a json.py there would run); the parent's import folders and this package's folder come after
+# the standard library and site-packages.
+_CHILD = ("import json, sys; sys.path.extend(p for p in json.loads(sys.argv.pop(1)) if p not in sys.path); "
+          "from idc_edge.cli import entry; entry()")
+
+
+def _child_folders() -> list:
+    from ..modelcheck import import_folders
+
+    return import_folders() + [str(Path(__file__).resolve().parents[2])]
+
+
 def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
     """Run ``python -m idc_edge run ARGS --record TMP --quiet`` and measure it from the outside.
 
@@ -61,7 +74,8 @@ def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
     """
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "first.jsonl"
-        cmd = [sys.executable, "-m", "idc_edge", "run", *map(str, args), "--record", str(record), "--quiet"]
+        cmd = [sys.executable, "-I", "-c", _CHILD, json.dumps(_child_folders()), "run", *map(str, args),
+               "--record", str(record), "--quiet"]
         t0 = time.perf_counter()
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
