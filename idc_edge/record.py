@@ -354,10 +354,10 @@ class VideoRecorder:
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: float = 30.0):
-        self.path = Path(as_path(path, "--save-video"))
+        self.path = Path(as_path(path, "video file"))
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
-            raise OptionError(f"--save-video {name(self.path)}: use one of {', '.join(sorted(_FOURCC))}")
+            raise OptionError(f"video file {name(self.path)}: use one of {', '.join(sorted(_FOURCC))}")
         if not fps > 0 or not math.isfinite(fps):
             fps = 30.0
         self.fps = float(min(fps, 1000.0))
