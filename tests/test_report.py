@@ -124,3 +124,16 @@ def test_a_stage_that_rests_on_a_field_is_counted_as_a_field_viewed(tiny_int8, t
     assert idc_edge("run", "--source", path, "--model", tiny_int8, "--record", rec, "--quiet", "--no-reuse").returncode == 0
     p = idc_edge("report", rec)
     assert "fields viewed: 1 (stage at rest" in p.stdout and "fields viewed: not known (the run had --no-reuse" in p.stdout
+
+
+def test_a_results_file_from_before_session_headers_still_reports(two_runs, tmp_path):
+    rec, _ = two_runs
+    legacy = tmp_path / "old.jsonl"
+    lines = [line for line in rec.read_text().splitlines(keepends=True) if not line.startswith('{"session"')]
+    legacy.write_text("".join(line.replace('"idc_area_mm2"', '"x_area"') for line in lines[:40]))
+    (s,) = read_sessions(legacy)
+    assert s.header is None and len(s.records) == 40
+    out = tmp_path / "old.html"
+    p = idc_edge("report", legacy, "--html", out)
+    assert p.returncode == 0, p.stderr
+    assert "no session header" in p.stdout and "IDC % of tissue" in out.read_text()

@@ -98,6 +98,7 @@ $("snap").onclick = async () => {
   try { const d = await post("/snapshot"); $("snapmsg").textContent = "saved on the device: " + d.png; }
   catch (err) { $("snapmsg").textContent = "not saved: " + err.message; }
 };
+$("stream").onerror = () => { $("pct").textContent = "the live stream ended (run stopped?)"; };
 $("alpha").oninput = () => post("/settings", {alpha: parseFloat($("alpha").value)}).catch(() => {});
 $("outline").onchange = () => post("/settings", {outline: $("outline").checked}).catch(() => {});
 poll();
