@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         stderr_log(f"reading {data_dir}")
         data = load_conversion_data(data_dir, representative_size=opts.representative_size,
                                     train_size=0 if qcfg is None else opts.qat_train_size, seed=opts.seed)
-        stderr_log(f"data: {data.describe()}")
+        stderr_log(f"data: {data.to_dict()}")
         result = run(opts, data)
         if args.report:
             from . import report

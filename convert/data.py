@@ -38,7 +38,7 @@ class ConversionData:
     n_train_patients: int
     n_val_patients: int
 
-    def describe(self) -> dict:
+    def to_dict(self) -> dict:
         """JSON-ready summary for sidecars and reports (no pixels)."""
         return {
             "data_dir": self.data_dir,

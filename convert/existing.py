@@ -57,7 +57,7 @@ def evaluate_and_report(variants: list[Variant], info: dict, data: ConversionDat
     """Evaluate ``variants`` on the validation patients at their sidecar thresholds and write the report."""
     evals, probs = evaluate_folder(variants, data.val.images, data.val.labels, latency_rounds=latency_rounds)
     selection = choose_int8(evals)
-    info = {**info, "date": utc_now(), "data": data.describe(), "machine": machine_line(), "command": command,
+    info = {**info, "date": utc_now(), "data": data.to_dict(), "machine": machine_line(), "command": command,
             "selection": {"chosen": selection.chosen, "reference": selection.reference, "reason": selection.reason}}
     stderr_log(f"evaluated {', '.join(e.name for e in evals)} on {len(data.val.records)} validation patches")
     return report.write(out_dir, evals, selection, info, data.val.labels, probs, with_charts=charts)

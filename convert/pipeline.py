@@ -264,7 +264,7 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
         "source_model_sha256": hashlib.sha256(Path(opts.model_path).read_bytes()).hexdigest(),
         "architecture": arch,
         "training_command": (train_config.get("config") or {}).get("command") or train_config.get("command"),
-        "data": data.describe(),
+        "data": data.to_dict(),
         "input_type": opts.input_type,
         "representative": {"patches": len(data.representative.records), "seed": opts.seed,
                            "drawn_from": "training patients only", "range_anchor": "one copy with a 0 and a 255 pixel"},

@@ -183,7 +183,7 @@ def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[
         cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
         live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
         camera_mode=_camera_mode(source), options=config.to_dict(),
-        outputs={s.name: d for s in sinks for d in [s.describe()] if d})
+        outputs={s.name: d for s in sinks for d in [s.to_dict()] if d})
 
 
 def _camera_mode(source) -> Optional[dict]:

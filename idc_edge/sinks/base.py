@@ -131,7 +131,7 @@ class Sink:
         """A few words for the run's summary line (``"12 result(s) in r.jsonl"``), or None."""
         return None
 
-    def describe(self) -> Optional[dict]:
+    def to_dict(self) -> Optional[dict]:
         """What this sink writes where (JSON-ready, for the results file's session header), or None."""
         return None
 

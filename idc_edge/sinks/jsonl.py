@@ -82,5 +82,5 @@ class JsonlSink(Sink):
     def summary(self) -> Optional[str]:
         return f"{self.lines} result(s) in {self.path}"
 
-    def describe(self) -> Optional[dict]:
+    def to_dict(self) -> Optional[dict]:
         return {"path": str(self.path.resolve())}

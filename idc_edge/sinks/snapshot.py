@@ -83,7 +83,7 @@ class SnapshotSink(Sink):
             self.taken.append(png)
         return {"png": str(png), "raw_png": str(raw), "json": str(meta), "index": result.index}
 
-    def describe(self) -> Optional[dict]:
+    def to_dict(self) -> Optional[dict]:
         return {"folder": str(self.folder.resolve())}
 
     def summary(self) -> Optional[str]:

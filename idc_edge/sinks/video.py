@@ -136,6 +136,6 @@ class VideoSink(Sink):
     def summary(self) -> Optional[str]:
         return f"video in {self.path}"
 
-    def describe(self) -> Optional[dict]:
+    def to_dict(self) -> Optional[dict]:
         """The file; its first frame is the session's first frame (the first record's ``time``)."""
         return {"path": str(self.path.resolve())}

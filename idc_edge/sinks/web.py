@@ -254,7 +254,7 @@ class LiveView(Sink):
     def summary(self) -> Optional[str]:
         return f"live view was at {self.url}"
 
-    def describe(self) -> Optional[dict]:
+    def to_dict(self) -> Optional[dict]:
         return {"url": self.url}
 
     # -- used by the request handler ------------------------------------------------------------

@@ -14,7 +14,7 @@ from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from ..fileio import opencv_text
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
-from .modes import CameraControls, CameraMode, apply_mode, granted_mode, mode_json
+from .modes import CameraControls, CameraMode, apply_mode, granted_mode
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class CameraSource(FrameSource):
     @property
     def mode_json(self) -> dict:
         """Asked and granted mode, for the results file's session header."""
-        return {"asked": mode_json(self.mode), "granted": mode_json(self.granted)}
+        return {"asked": self.mode.to_dict(), "granted": self.granted.to_dict()}
 
     def _make_capture(self):
         if self._factory is cv2.VideoCapture and isinstance(self.device, str):

@@ -88,6 +88,9 @@ class CameraMode:
     def is_default(self) -> bool:
         return self.width is None and self.fps is None and self.fourcc is None
 
+    def to_dict(self) -> dict:
+        return {"width": self.width, "height": self.height, "fps": self.fps, "fourcc": self.fourcc}
+
     def describe(self) -> str:
         """``"1920x1080 at 30 fps, MJPG"`` (parts the mode leaves open are omitted)."""
         parts = []
@@ -210,7 +213,3 @@ def granted_mode(cap) -> CameraMode:
     fourcc = fourcc_to_str(get(cv2.CAP_PROP_FOURCC)).strip() or None
     return CameraMode(w if w > 0 and h > 0 else None, h if w > 0 and h > 0 else None,
                       fps if 0 < fps < 1000 else None, fourcc)
-
-
-def mode_json(mode: CameraMode) -> dict:
-    return {"width": mode.width, "height": mode.height, "fps": mode.fps, "fourcc": mode.fourcc}
