@@ -4,8 +4,8 @@
   perceptually ordered and readable with the common colour-vision deficiencies), built here as a
   256-entry table from a few anchor colours. Below ``style.show_below`` nothing is painted, so
   benign tissue keeps its H&E colours; glass is never painted.
-- **Outlines** around the patches called IDC (probability >= the threshold), dark with a light core so
-  they read on pink, purple and yellow alike.
+- **Outlines** around the patches called IDC (probability >= the threshold), black: inside they
+  border the map's yellow-green, outside unpainted H&E or blue.
 - **Legend**: a colour bar from 0 to 1 with the threshold marked, a scale bar in µm (when the
   frame's µm/px is known), and a status line led by the IDC area (mm² and % of tissue) with the
   model's name and "research use only"; frames per second small in a corner.
@@ -47,7 +47,9 @@ class OverlayStyle:
         show_below: probabilities below this stay unpainted (benign tissue keeps its colours), 0–1.
         outline: draw outlines around the patches called IDC.
         outline_px: outline width in frame pixels.
-        outline_bgr: the outline's light core (a dark edge is drawn around it).
+        outline_bgr: the outline's colour: black reads on the yellow-green of IDC inside it and on the
+            unpainted or blue tissue outside.
+        outline_halo: draw a light edge around the outline too (costs a second line).
         legend: draw the colour bar and the scale bar.
         status: draw the status line (IDC area, model, research use only) and frames per second.
     """
@@ -56,7 +58,8 @@ class OverlayStyle:
     show_below: float = 0.25
     outline: bool = True
     outline_px: int = 2
-    outline_bgr: tuple[int, int, int] = (255, 255, 255)
+    outline_bgr: tuple[int, int, int] = (0, 0, 0)
+    outline_halo: bool = False
     legend: bool = True
     status: bool = True
 
@@ -195,7 +198,8 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
         scale = np.array([w / sw, h / sh], np.float32)
         scaled = [np.round(c.astype(np.float32) * scale).astype(np.int32) for c in contours]
         # the outline follows the patch grid (axis-aligned steps): anti-aliasing would only cost time
-        cv2.polylines(out, scaled, True, (0, 0, 0), style.outline_px + 2, cv2.LINE_8)
+        if style.outline_halo:  # a light edge around the line, for dark outline colours on dark tissue
+            cv2.polylines(out, scaled, True, (255, 255, 255), style.outline_px + 2, cv2.LINE_8)
         cv2.polylines(out, scaled, True, style.outline_bgr, style.outline_px, cv2.LINE_8)
     if style.legend:
         um_per_px = info.um_per_px / sx if info.um_per_px else None
