@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from .colour import CalibrationError
+from . import validate
 from .errors import OptionError
 
 
@@ -44,9 +45,7 @@ class TickMeasurement:
 
     def um_per_px(self, spacing_um: float) -> float:
         """Microns per pixel for ticks ``spacing_um`` microns apart."""
-        if not (isinstance(spacing_um, (int, float)) and math.isfinite(spacing_um) and spacing_um > 0):
-            raise OptionError(f"the micrometer's tick spacing must be > 0 µm, got {spacing_um!r}")
-        return float(spacing_um) / self.period_px
+        return validate.positive_number("spacing_um", spacing_um, "µm between the micrometer's ticks") / self.period_px
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

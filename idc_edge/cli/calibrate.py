@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .. import validate
 from .options import add_camera_args, number, whole_number
 
 
@@ -77,12 +78,11 @@ def cmd_calibrate(args) -> int:
 
     if not args.profile:
         raise OptionError("calibrate needs --profile NAME: the profile the result is saved in")
-    if args.frames < 1:
-        raise OptionError(f"--frames must be >= 1, got {args.frames}")
+    validate.whole_number("frames", args.frames)
     if args.what == "scale" and args.spacing_um is None:
         raise OptionError("calibrate scale needs --spacing-um: the micrometer's tick spacing in um (often 10)")
-    if args.spacing_um is not None and not args.spacing_um > 0:
-        raise OptionError(f"--spacing-um must be > 0, got {args.spacing_um}")
+    if args.spacing_um is not None:  # checked before any frame is grabbed
+        validate.positive_number("spacing_um", args.spacing_um, "µm between the micrometer's ticks")
     setup = resolve(args, for_calibration=True)
     image, granted = _grab(setup, args.frames, args.camera_timeout)
     h, w = image.shape[:2]

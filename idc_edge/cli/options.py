@@ -191,7 +191,7 @@ def patient_id(name: str):
 #: The library's option names (``OptionError.option``) as the command line spells them.
 FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
          "threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
-         "max_frames": "--max-frames", "model_path": "--model"}
+         "max_frames": "--max-frames", "model_path": "--model", "spacing_um": "--spacing-um", "frames": "--frames"}
 #: Names no sentence uses as a plain word: replaced wherever a message mentions them.
 _IDENTIFIERS = re.compile(r"\b(" + "|".join(sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)) + r")\b")
 
