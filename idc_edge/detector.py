@@ -336,7 +336,7 @@ class Detector:
         cut = invoke = 0.0
         for k in np.flatnonzero(need):
             dense_pass = plan.passes[k]
-            if per_patch is not None and need[k] * per_patch <= self.classifier.macs(dense_pass.shape_px):
+            if per_patch is not None and need[k] * per_patch < self.classifier.macs(dense_pass.shape_px):
                 if as_patches is None:
                     as_patches = np.zeros(grid.shape, bool)
                 as_patches[dense_pass.block] = todo[dense_pass.block]
