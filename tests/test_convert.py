@@ -336,6 +336,7 @@ def test_qat_on_a_tiny_model_round_trips_h5_and_converts_to_uint8(tmp_path):
 
 
 @pytest.mark.slow
+@needs_tensorflow
 def test_dense_model_int8_runs_once_over_a_frame_and_equals_its_patch_mode_on_every_window(tmp_path):
     # The shared dense contract at the int8 level: the same .tflite, its input resized to a whole
     # frame, gives [1, (H-50)//S + 1, (W-50)//S + 1, 1] whose entries are the patch-mode scores.
