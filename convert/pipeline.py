@@ -12,7 +12,6 @@ Steps (each a function, called in order by :func:`run`):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ from idc_edge.errors import OptionError
 from idc_edge.jsonready import utc_now
 from idc_edge.machine import machine_line
 from idc_edge.metrics import binary_metrics
-from idc_edge.spec import ModelSpec, read_spec, write_spec
+from idc_edge.spec import ModelSpec, file_sha256, read_spec, write_spec
 
 from . import kerasenv, ptq, qat, tflite
 from .data import ConversionData
@@ -261,7 +260,7 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunRes
     info = {
         "date": started,
         "source_model": str(opts.model_path),
-        "source_model_sha256": hashlib.sha256(Path(opts.model_path).read_bytes()).hexdigest(),
+        "source_model_sha256": file_sha256(opts.model_path),
         "architecture": arch,
         "training_command": (train_config.get("config") or {}).get("command") or train_config.get("command"),
         "data": data.to_dict(),
