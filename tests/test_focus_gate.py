@@ -14,6 +14,7 @@ import pytest
 
 from idc_edge.detector import Detector
 from idc_edge.focus import ExposureOptions, FocusOptions, image_sharpness
+from idc_edge.overlay import draw_overlay, status_text
 from idc_edge.sources import MosaicSource
 from idc_edge.tissue import tissue_pixels
 
@@ -52,6 +53,8 @@ def test_blurred_real_frames_are_no_call_and_sharp_ones_are_called(data_dir, um_
                 assert blurred.n_no_call == blurred.n_tissue > 0
                 assert blurred.n_idc == 0 and blurred.idc_fraction == 0.0
                 assert np.isnan(blurred.probabilities[blurred.tissue]).all()
+                assert status_text(blurred).startswith("OUT OF FOCUS: no call")  # the overlay says so
+                assert draw_overlay(blur_um(frame, sigma, um_per_px), blurred).shape == frame.shape
                 record = json.loads(json.dumps(blurred.to_dict()))
                 assert record["in_focus"] is False and record["exposure_ok"] is True
                 assert record["no_call_patches"]["out_of_focus"] == blurred.n_tissue
