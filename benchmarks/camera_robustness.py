@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from idc_edge.classifier import PatchClassifier, resolve_model_path  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, load_patches, scan_dataset  # noqa: E402
+from idc_edge.jsonready import utc_now  # noqa: E402
 from idc_edge.metrics import binary_metrics  # noqa: E402
 from idc_edge.spec import read_spec  # noqa: E402
 from train.camera_sim import CONDITIONS, apply_to_batch  # noqa: E402
@@ -217,8 +218,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "reports" / "robustness"), help="output folder")
     args = ap.parse_args(argv)
-    import datetime
-
     path = resolve_model_path(args.model)
     models = {"int8": str(path)}
     twin = read_spec(path).float_model
@@ -237,7 +236,7 @@ def main(argv=None) -> int:
     meta = {"model": str(path), "models": models, "n_patches": int(len(data.labels)), "n_idc": int(data.labels.sum()),
             "n_patients": len(set(data.patients)), "threshold": read_spec(path).threshold, "margin": args.margin,
             "seed": args.seed, "max_patches": args.max_patches,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": utc_now()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from idc_edge import bench  # noqa: E402
 from idc_edge.bench.work import ASSUMED_EFFICIENCY  # noqa: E402
 from idc_edge.classifier import resolve_model_path  # noqa: E402
+from idc_edge.jsonready import utc_now  # noqa: E402
 from idc_edge.dataset import default_data_dir  # noqa: E402
 from idc_edge.spec import read_spec  # noqa: E402
 
@@ -232,7 +233,7 @@ def measure(model: Optional[str] = None, keras: Optional[str] = None, quick: boo
     rounds = 5 if quick else 9
     spec = read_spec(int8)
     report: dict[str, Any] = {
-        "machine": bench.machine(), "quick": quick, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": bench.machine(), "quick": quick, "date": utc_now(),
         "model": {"int8": str(int8), "int8_kb": round(int8.stat().st_size / 1024, 1),
                   "float32": str(twin) if twin else None,
                   "summary": spec.provenance.get("summary", ""), "architecture": spec.provenance.get("architecture")},
