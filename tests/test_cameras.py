@@ -255,6 +255,11 @@ class Picamera2StandIn:
         frame[..., 0] = 200  # blue first, as RGB888 lays it out
         return frame
 
+    @property
+    def sensor_modes(self):
+        return [{"size": (1332, 990), "fps": 120.03, "format": "SRGGB10_CSI2P", "bit_depth": 10},
+                {"size": (4056, 3040), "fps": 10.0, "format": "SRGGB12_CSI2P", "bit_depth": 12}]
+
     def stop(self):
         self.started = False
 
@@ -285,7 +290,9 @@ def test_picam_opens_with_size_rate_and_locks_as_picamera2_controls(picamera2):
     assert made.closed
     with pytest.raises(SourceError, match="no Raspberry Pi camera picam:3: 1 camera"):
         open_source(camera="picam:3")
-    assert list_picameras().cameras[0]["Model"] == "imx477"
+    listed = list_picameras().cameras[0]
+    assert listed["Model"] == "imx477" and listed["modes"][0] == {"width": 1332, "height": 990, "fps": 120.03,
+                                                                  "format": "SRGGB10_CSI2P", "bit_depth": 10}
 
 
 def test_missing_picamera2_is_one_line_with_the_install_command(monkeypatch):

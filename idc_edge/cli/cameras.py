@@ -41,6 +41,9 @@ def cmd_cameras(args) -> int:
             print("Picamera2: no cameras" + (f" ({pi.note})" if pi.note else ""))
         for i, cam in enumerate(pi.cameras):
             print(f"--camera picam:{cam.get('Num', i)}   {cam.get('Model', '?')}   {cam.get('Id', '')}")
+            for m in cam.get("modes", []):
+                print(f"      --size {m['width']}x{m['height']}   up to {m['fps']:g} fps   ({m['format']}, "
+                      f"{m['bit_depth']}-bit sensor mode)")
     else:
         print(f"Picamera2: {pi.note}")
     print("GStreamer pipelines and jetson:N: " + ("available" if opencv_has_gstreamer() else

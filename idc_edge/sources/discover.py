@@ -179,6 +179,33 @@ def list_picameras(module=None) -> PicameraList:
         info = picamera2.Picamera2.global_camera_info()
     except Exception as e:  # libcamera not running, no permission
         return PicameraList(True, (), f"Picamera2 could not list cameras: {e}")
-    cams = tuple({str(k): (v if isinstance(v, (int, float, str)) else str(v)) for k, v in dict(c).items()}
-                 for c in info)
-    return PicameraList(True, cams)
+    cams = []
+    for num, c in enumerate(info):
+        entry = {str(k): (v if isinstance(v, (int, float, str)) else str(v)) for k, v in dict(c).items()}
+        entry["modes"] = _picamera_modes(picamera2, int(entry.get("Num", num)))
+        cams.append(entry)
+    return PicameraList(True, tuple(cams))
+
+
+def _picamera_modes(picamera2, num: int) -> list:
+    """The sensor modes Picamera2 reports for camera ``num`` (size, fps, format, bit depth); [] when
+    the camera cannot be opened (another program has it)."""
+    try:
+        cam = picamera2.Picamera2(num)
+    except Exception:
+        return []
+    try:
+        modes = list(getattr(cam, "sensor_modes", []) or [])
+    except Exception:
+        modes = []
+    finally:
+        try:
+            cam.close()
+        except Exception:
+            pass
+    out = []
+    for m in modes:
+        size = m.get("size") or (0, 0)
+        out.append({"width": int(size[0]), "height": int(size[1]), "fps": float(m.get("fps") or 0.0),
+                    "format": str(m.get("format", "")), "bit_depth": int(m.get("bit_depth") or 0)})
+    return out
