@@ -15,7 +15,7 @@ from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError
 
 from . import architectures
-from .config import AUGMENTATIONS, PRESETS, parse_augment
+from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, parse_augment
 from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
 
 
@@ -33,6 +33,10 @@ def _patients(text: str) -> tuple[str, ...]:
     if not ids:
         raise argparse.ArgumentTypeError("expected patient ids separated by commas or spaces, or a file of them")
     return ids
+
+
+def _teacher(text: str) -> str | None:
+    return None if text.strip().lower() in ("none", "") else text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,9 +57,10 @@ def parser() -> argparse.ArgumentParser:
                    help="validate and keep an exponential moving average of the weights (default 0.995; "
                         "0 = off, e.g. for runs of a few dozen steps)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling, augmentation and weights")
-    p.add_argument("--augment", type=_augment, default=PRESETS["all"], metavar="LIST",
+    p.add_argument("--augment", type=_augment, default=DEFAULT_AUGMENT, metavar="LIST",
                    help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "
-                        + ", ".join(f"{k} ({','.join(v) or '-'})" for k, v in PRESETS.items()) + " (default all)")
+                        + ", ".join(f"{k} ({','.join(v) or '-'})" for k, v in PRESETS.items())
+                        + "; or a preset minus names, e.g. all-jpeg (the default)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -77,8 +82,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--windows-per-patch", type=float, default=1.0, metavar="R",
                    help="add about R x (training patches) windows cut at random offsets from the patients' rebuilt "
                         "slides, labelled by the IDC share of the patches under them (default 1.0; 0 = patches only)")
-    p.add_argument("--teacher", default=None, metavar="MODEL.tflite",
-                   help="distil from this model: its P(IDC) on the clean window is mixed into the target")
+    p.add_argument("--teacher", type=_teacher, default=DEFAULT_TEACHER, metavar="MODEL.tflite|none",
+                   help="distil from this model: its P(IDC) on the clean window is mixed into the target "
+                        "(default: the first-generation s2_deep in train/teachers/; 'none' = labels only)")
     p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
                    help="target = (1 - W) x label + W x teacher's P(IDC) (default 0.5)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")

@@ -201,7 +201,7 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     )
 }
 
-DEFAULT_ARCH = "s2_deep"  # chosen in EXPERIMENTS.md
+DEFAULT_ARCH = "dense25"  # the second-generation model, EXPERIMENTS.md section 5
 
 
 def names() -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 CLASSIC_AUGMENTATIONS = ("flip", "rot90", "stain", "hsv", "brightness", "contrast")
 # Camera families (train/camera_augment.py, numpy): optics, sensor, exposure, cast, JPEG, scale.
@@ -48,3 +49,10 @@ def parse_augment(spec: str) -> tuple[str, ...]:
         raise ValueError(f"--augment: unknown augmentation {', '.join(unknown) or repr(spec)}; expected a "
                          f"comma-separated list of {', '.join(AUGMENTATIONS)} or one of {', '.join(PRESETS)}")
     return tuple(n for n in AUGMENTATIONS if n in names)  # fixed order: geometry, then colour
+
+
+DEFAULT_AUGMENT = parse_augment("all-jpeg")
+"""The shipped recipe's augmentations: everything but JPEG (it did not help, EXPERIMENTS.md)."""
+
+DEFAULT_TEACHER = str(Path(__file__).resolve().parent / "teachers" / "s2_deep_int8.tflite")
+"""The first-generation s2_deep int8 model, the second generation's distillation teacher."""

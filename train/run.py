@@ -28,7 +28,7 @@ from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, 
 from idc_edge.spec import ModelSpec, write_spec
 
 from . import architectures
-from .config import AUGMENTATIONS, PRESETS, AugmentStrength
+from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength  # noqa: F401
 from .windows import WindowRule
 
 SELECT_METRICS = ("auc", "balanced_accuracy")
@@ -52,7 +52,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     ema: float | None = 0.995
     seed: int = 0
-    augment: tuple[str, ...] = PRESETS["all"]
+    augment: tuple[str, ...] = DEFAULT_AUGMENT
     class_balance: str = "weights"
     select: str = "auc"
     cache: str | None = None
@@ -62,7 +62,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     max_patches: int | None = None
     windows_per_patch: float = 1.0
-    teacher: str | None = None
+    teacher: str | None = DEFAULT_TEACHER
     teacher_weight: float = 0.5
     export_tflite: bool = True
     latency: bool = True
