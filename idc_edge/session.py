@@ -218,6 +218,19 @@ class Session:
         self.info: Optional[SessionInfo] = None
         self.summary: Optional[RunSummary] = None
 
+    def _check_outputs(self, detector, source) -> None:
+        """Refuse a sink whose file is the source, the model, its sidecar or another sink's file (by
+        inode: links count), before any sink starts writing."""
+        from .fileio import check_distinct
+        from .spec import sidecar_path
+
+        model = getattr(getattr(detector, "classifier", None), "model_path", None)
+        inputs = [("the source", getattr(source, "path", None) or self.config.source)]
+        if model is not None:
+            inputs += [("the model", model), ("the model's sidecar", sidecar_path(model))]
+        outputs = [(type(s).__name__, s.path) for s in self.sinks if isinstance(getattr(s, "path", None), (str, Path))]
+        check_distinct([(label, p) for label, p in inputs if isinstance(p, (str, Path))], outputs)
+
     def run(self) -> RunSummary:
         """Stream until the end (see the module docstring); returns the summary.
 
@@ -241,6 +254,7 @@ class Session:
                 closers.append(detector)
             source = self._source if self._source is not None else self.config.open_source()
             closers.append(source)
+            self._check_outputs(detector, source)
             info = self.info = session_info(self.config, detector, source, self.sinks)
             for sink in self.sinks:
                 sink.start(info)

@@ -497,3 +497,21 @@ def test_a_camera_device_or_url_that_is_not_utf8_is_refused_not_a_crash():
     """)
     assert p.returncode == 0, p.stderr[-1000:]
     assert p.stdout.split() == ["refused", "True", "refused", "True"]
+
+
+def test_a_session_refuses_a_sink_writing_onto_its_source_before_any_frame(tmp_path):
+    """The library path (no command line): a VideoSink onto the source video would cut it."""
+    from test_faults import write_numbered_video
+
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink, VideoSink
+
+    video = write_numbered_video(tmp_path / "in.avi", n=4)
+    before = video.read_bytes()
+    with pytest.raises(OptionError, match="same file as the source"):
+        run_session(RunConfig(source=str(video)), [VideoSink(tmp_path / "in.avi")])
+    assert video.read_bytes() == before
+    os.link(video, tmp_path / "again.avi")
+    with pytest.raises(OptionError, match="same file as"):
+        run_session(RunConfig(source=str(video)), [JsonlSink(tmp_path / "r.jsonl"), VideoSink(tmp_path / "again.avi")])
+    assert video.read_bytes() == before and not (tmp_path / "r.jsonl").exists()
