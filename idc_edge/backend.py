@@ -6,6 +6,7 @@ installed (for example JetPack 5's Python 3.8); TensorFlow is never imported oth
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from dataclasses import dataclass
@@ -56,6 +57,43 @@ def get_backend() -> Backend:
                        "(or tflite-runtime on Python 3.8)")
 
 
+_delegate_notice_silenced = False
+
+
+@contextlib.contextmanager
+def _quiet_first_interpreter():
+    """Silence LiteRT's one "Created TensorFlow Lite XNNPACK delegate" line on stderr.
+
+    LiteRT prints it once per process, when the first interpreter is made (for a run, while its
+    classifier is created, before any streaming thread runs). Redirecting file descriptor 2 later
+    would swallow other threads' messages, so it is done only this once.
+    """
+    global _delegate_notice_silenced
+    if _delegate_notice_silenced:
+        yield
+        return
+    _delegate_notice_silenced = True
+    with _quiet_stderr():
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to stderr (file descriptor 2) for the duration."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int = 1,
                      batch_size: Optional[int] = None, input_hw: Optional[tuple[int, int]] = None,
                      interpreter_class: Optional[type] = None, delegates: bool = True):
@@ -84,17 +122,18 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
         resolver = getattr(importlib.import_module(cls.__module__), "OpResolverType", None)
         if resolver is not None:
             extra["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if isinstance(model, (bytes, bytearray)):
-        interp = cls(model_content=bytes(model), num_threads=num_threads, **extra)
-    else:
-        interp = cls(model_path=os.fspath(model), num_threads=num_threads, **extra)
-    inputs = interp.get_input_details()
-    if (batch_size is not None or input_hw is not None) and len(inputs) == 1:
-        shape = [int(s) for s in inputs[0]["shape"]]
-        if len(shape) == 4:
-            wanted = [shape[0] if batch_size is None else batch_size,
-                      *(shape[1:3] if input_hw is None else [int(v) for v in input_hw]), shape[3]]
-            if wanted != shape:
-                interp.resize_tensor_input(inputs[0]["index"], wanted)
-    interp.allocate_tensors()
+    with _quiet_first_interpreter():  # LiteRT's delegate notice, printed while the first one is made
+        if isinstance(model, (bytes, bytearray)):
+            interp = cls(model_content=bytes(model), num_threads=num_threads, **extra)
+        else:
+            interp = cls(model_path=os.fspath(model), num_threads=num_threads, **extra)
+        inputs = interp.get_input_details()
+        if (batch_size is not None or input_hw is not None) and len(inputs) == 1:
+            shape = [int(s) for s in inputs[0]["shape"]]
+            if len(shape) == 4:
+                wanted = [shape[0] if batch_size is None else batch_size,
+                          *(shape[1:3] if input_hw is None else [int(v) for v in input_hw]), shape[3]]
+                if wanted != shape:
+                    interp.resize_tensor_input(inputs[0]["index"], wanted)
+        interp.allocate_tensors()
     return interp

@@ -13,7 +13,6 @@ resized to ``[1, H, W, 3]`` once per image size and kept in a small cache.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import threading
@@ -99,43 +98,6 @@ def _tensor_format(detail: dict) -> TensorFormat:
     return TensorFormat(np.dtype(detail["dtype"]), float(scale), int(zp))
 
 
-_delegate_notice_silenced = False
-
-
-@contextlib.contextmanager
-def _quiet_first_interpreter():
-    """Silence LiteRT's one "Created TensorFlow Lite XNNPACK delegate" line on stderr.
-
-    LiteRT prints it once per process, when the first interpreter is made; that happens while
-    a :class:`PatchClassifier` is created, before any streaming thread runs. Redirecting file
-    descriptor 2 later would swallow other threads' messages, so it is done only this once.
-    """
-    global _delegate_notice_silenced
-    if _delegate_notice_silenced:
-        yield
-        return
-    _delegate_notice_silenced = True
-    with _quiet_stderr():
-        yield
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence C-level writes to stderr (file descriptor 2) for the duration."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class PatchClassifier:
     """Probability of IDC for batches of patches.
 
@@ -219,9 +181,8 @@ class PatchClassifier:
         return slot
 
     def _new_interpreter(self, batch: int, size_hw: Optional[tuple[int, int]] = None):
-        with _quiet_first_interpreter():  # the delegate notice is printed at allocation
-            interp = make_interpreter(self._content, num_threads=self.num_threads, batch_size=batch,
-                                      input_hw=size_hw, interpreter_class=self.backend.interpreter_class)
+        interp = make_interpreter(self._content, num_threads=self.num_threads, batch_size=batch,
+                                  input_hw=size_hw, interpreter_class=self.backend.interpreter_class)
         inp, out = interp.get_input_details(), interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
             raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
