@@ -128,10 +128,12 @@ class FrameQuality:
         return self.blurred | self.badly_exposed
 
 
-def sharpness_terms(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(squared Laplacian, squared gradient magnitude) per pixel, float32, of an **RGB** uint8 image's grey."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    grey = cv2.GaussianBlur(grey, (0, 0), 0.5, borderType=cv2.BORDER_REFLECT_101)
+def sharpness_terms(rgb: np.ndarray, grey: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(squared Laplacian, squared gradient magnitude) per pixel, float32, of an **RGB** uint8 image's grey
+    (``grey``, uint8, when already made)."""
+    if grey is None:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 0.5, borderType=cv2.BORDER_REFLECT_101)
     lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
     gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT_101)
     gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT_101)
@@ -151,7 +153,8 @@ def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> 
 
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
-           clip_levels_rgb: Optional[tuple[int, int, int]] = None) -> FrameQuality:
+           clip_levels_rgb: Optional[tuple[int, int, int]] = None,
+           tissue_fractions: Optional[np.ndarray] = None) -> FrameQuality:
     """Focus and exposure of one frame at the model's scale.
 
     Args:
@@ -163,33 +166,44 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         clip_levels_rgb: per-channel level (RGB) at which ``rgb`` counts as clipped; where a white
             balance scaled the channels, the camera's clip level times each gain (default
             ``exposure.clip_level`` for all three).
+        tissue_fractions: float ``[rows, cols]`` share of tissue pixels per patch, when the caller
+            already has it (:func:`~idc_edge.tissue.patch_fractions` of ``tissue_px``).
     """
     shape = grid.shape
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing)
-    mask = tissue_px.astype(np.float32)
-    # every per-patch sum comes from one integral image of the stacked per-pixel terms
-    planes = [mask]
+    on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
+    mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
+    area = float(grid.patch * grid.patch)
+    n_px = tissue_fractions * area if tissue_fractions is not None else \
+        patch_sums(cv2.integral(on_tissue // 255, sdepth=cv2.CV_32S), grid).astype(np.float64)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # the per-patch sums of the focus terms (and of clipped tissue, where any) from one integral image
+    planes, clipped = [], None
     if focus.enabled:
-        lap2, grad2 = sharpness_terms(rgb)
+        lap2, grad2 = sharpness_terms(rgb, grey)
         planes += [cv2.multiply(lap2, mask), cv2.multiply(grad2, mask)]
     if exposure.enabled:
         levels = np.array(clip_levels_rgb or (exposure.clip_level,) * 3, np.float64)
         # a pixel is clipped when any channel reaches its level: inRange marks the others (all channels
         # below their level) in one pass; numpy's any(axis=2) over the 3 channels took 2.4 ms at 480×270
-        below = cv2.inRange(rgb, np.zeros(3), levels - 1)
-        planes.append(cv2.multiply(cv2.bitwise_not(below), mask, dtype=cv2.CV_32F, scale=1.0 / 255.0))
-    integral = cv2.integral(cv2.merge(planes) if len(planes) > 1 else planes[0], sdepth=cv2.CV_64F)
-    sums = patch_sums(integral, grid).reshape(*shape, len(planes))
-    totals = integral[-1, -1].reshape(-1)  # the whole frame's sums
-    n_px = sums[..., 0]
+        clipped = cv2.bitwise_and(cv2.bitwise_not(cv2.inRange(rgb, np.zeros(3), levels - 1)), on_tissue)
+        if cv2.countNonZero(clipped):
+            planes.append(cv2.multiply(clipped, 1.0 / 255.0, dtype=cv2.CV_32F))
+        else:
+            clipped = None  # nothing clipped on tissue (the usual case): no plane to sum
+    if planes:
+        integral = cv2.integral(cv2.merge(planes) if len(planes) > 1 else planes[0], sdepth=cv2.CV_64F)
+        sums = patch_sums(integral, grid).reshape(*shape, len(planes))
+        totals = integral[-1, -1].reshape(-1)  # the whole frame's sums
     if focus.enabled:
-        lap_sum, grad_sum = sums[..., 1], sums[..., 2]
+        lap_sum, grad_sum = sums[..., 0], sums[..., 1]
         judged = (n_px >= min(focus.min_tissue_px, 0.5 * grid.patch * grid.patch)) & (grad_sum > 1e-6)
         patch_sharp = np.full(shape, np.nan, np.float32)
         patch_sharp[judged] = np.sqrt(lap_sum[judged] / grad_sum[judged])
-        total_px, total_lap, total_grad = (float(v) for v in totals[:3])
+        total_px = float(cv2.countNonZero(on_tissue))
+        total_lap, total_grad = float(totals[0]), float(totals[1])
         frame_sharp = math.sqrt(total_lap / total_grad) \
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
         in_focus = not (frame_sharp < focus.frame_threshold)  # NaN (nothing to judge) counts as in focus
@@ -198,11 +212,11 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         patch_sharp = np.full(shape, np.nan, np.float32)
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
     if exposure.enabled:
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()  # the 99th percentile, no sort
         too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < exposure.min_white
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
-        clipped_share = np.where(n_px >= 0.2 * grid.patch * grid.patch, sums[..., -1] / np.maximum(n_px, 1), 0.0)
+        clipped_share = (np.where(n_px >= 0.2 * area, sums[..., -1] / np.maximum(n_px, 1), 0.0)
+                         if clipped is not None else np.zeros(shape))
         badly = tissue & ((clipped_share > exposure.max_clipped_fraction) | bool(too_dark))
         exposure_ok = not too_dark and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
     else:
