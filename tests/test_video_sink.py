@@ -69,7 +69,7 @@ def test_a_camera_video_lasts_as_long_as_the_recording_although_the_run_is_slowe
     frame_period = (times[-1] - times[0]) / (len(times) - 1)
     recorded = times[-1] - times[0] + frame_period
     saved, n, fps = duration_s(out)
-    assert fps < 15  # measured from the run (about 8 fps here), not the camera's 25 or a fixed 30
+    assert fps < 20  # measured from the run (about 8 fps here, up to 15 under load), not the camera's 25 or a fixed 30
     assert abs(saved - recorded) <= 0.10 * recorded, (saved, recorded, n, fps)
 
 
