@@ -180,7 +180,10 @@ def test_classify_tiles_an_image_larger_than_a_patch_instead_of_cropping_it(tiny
 
 
 def test_library_messages_name_options_and_the_cli_says_flags():
+    from idc_edge.cli import build_parser
     from idc_edge.cli.options import in_cli_words
+
+    build_parser()  # the flags are learnt from the parser, as main() does
     from idc_edge.errors import ModelError, OptionError, SourceError
 
     e = OptionError("num_threads must be >= 1, got 0", option="num_threads")

@@ -27,7 +27,7 @@ from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
 from ..fileio import name, short, why
 from . import bench, calibrate, cameras, classify, evaluate, info, report, run
-from .options import Parser, in_cli_words
+from .options import Parser, in_cli_words, learn_flags
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         command.add_parser(sub)
+    learn_flags(parser)
     return parser
 
 

@@ -188,24 +188,36 @@ def patient_id(name: str):
     return parse
 
 
-#: The library's option names (``OptionError.option``) as the command line spells them.
-FLAGS = {"um_per_px": "--um-per-px", "stride": "--stride", "threshold": "--threshold", "num_threads": "--threads",
-         "threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
-         "max_frames": "--max-frames", "model_path": "--model", "spacing_um": "--spacing-um", "frames": "--frames"}
-#: Names no sentence uses as a plain word: replaced wherever a message mentions them.
-_IDENTIFIERS = re.compile(r"\b(" + "|".join(sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)) + r")\b")
+#: Library option names (``OptionError.option``) the command line spells differently. Every other
+#: option whose argparse ``dest`` is the library's name (``um_per_px`` for ``--um-per-px``) is found
+#: in the parser itself (:func:`learn_flags`), so a new option needs no entry here.
+ALIASES = {"num_threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
+           "model_path": "--model"}
+FLAGS = dict(ALIASES)
+
+
+def learn_flags(parser: argparse.ArgumentParser) -> None:
+    """Add every option of ``parser`` and its subcommands to :data:`FLAGS` (``dest`` → flag)."""
+    for action in parser._actions:
+        if action.option_strings and action.dest not in ("help", "version"):
+            FLAGS.setdefault(action.dest, max(action.option_strings, key=len))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                learn_flags(sub)
 
 
 def in_cli_words(error: Exception) -> str:
     """An error's message in the command line's words: the option it is about (``OptionError.option``)
-    and any library option name such as ``um_per_px`` become the flag (``--um-per-px``)."""
+    and any library option name with an underscore such as ``um_per_px`` become the flag
+    (``--um-per-px``); plain words (``stride``) are replaced only as the option an error is about."""
     text = str(error)
     option = getattr(error, "option", None)
     if option in FLAGS and text.startswith(option):
         text = FLAGS[option] + text[len(option):]
     if isinstance(error, ModelError):  # a model's sidecar has keys of the same names (um_per_px)
         return text
-    return _IDENTIFIERS.sub(lambda m: FLAGS[m.group(1)], text)
+    names = sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
