@@ -74,7 +74,7 @@ class DenseSpec:
             raise ModelError(f"sidecar: dense.output_stride_px must be a whole number of model pixels >= 1, got {short(s)}")
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "sidecar") -> "DenseSpec":
+    def from_dict(cls, data: Any, where: str = "sidecar") -> "DenseSpec":
         if not isinstance(data, dict) or "output_stride_px" not in data:
             raise ModelError(f"{where}: dense must be an object {{\"output_stride_px\": S}} (S in model pixels), "
                              f"got {short(data)}; remove it for a model that runs on patches only")
@@ -125,7 +125,7 @@ class ModelSpec:
                                  f"got {short(self.model_sha256)}")
             object.__setattr__(self, "model_sha256", self.model_sha256.lower())  # hex digits in either case
         if isinstance(self.dense, dict):  # as written in JSON: {"output_stride_px": S}
-            object.__setattr__(self, "dense", DenseSpec.from_json(self.dense))
+            object.__setattr__(self, "dense", DenseSpec.from_dict(self.dense))
         if self.dense is not None:
             if not isinstance(self.dense, DenseSpec):
                 raise ModelError(f"sidecar: dense must be {{\"output_stride_px\": S}}, got {short(self.dense)}")
@@ -144,7 +144,7 @@ class ModelSpec:
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "sidecar") -> "ModelSpec":
+    def from_dict(cls, data: Any, where: str = "sidecar") -> "ModelSpec":
         if not isinstance(data, dict):
             raise ModelError(f"{where}: expected a JSON object, got {type(data).__name__}")
         version = data.get("format_version", FORMAT_VERSION)
@@ -162,7 +162,7 @@ class ModelSpec:
                 float_model=data.get("float_model"),
                 provenance={} if data.get("provenance") is None else data["provenance"],
                 model_sha256=data.get("model_sha256"),
-                dense=None if data.get("dense") is None else DenseSpec.from_json(data["dense"]),
+                dense=None if data.get("dense") is None else DenseSpec.from_dict(data["dense"]),
             )
         except ModelError as e:
             raise ModelError(f"{where}: {str(e).removeprefix('sidecar: ')}") from None
@@ -189,7 +189,7 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelError(f"model sidecar {name(path)} is not valid JSON ({short(str(e), 120)}); "
                          "fix or regenerate it") from None
-    return ModelSpec.from_json(data, where=f"model sidecar {name(path)}")
+    return ModelSpec.from_dict(data, where=f"model sidecar {name(path)}")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
