@@ -35,13 +35,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from . import validate
 from .tiling import TileGrid, patch_sums
-
-
-def _check_fraction(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise OptionError(f"{name} must be a fraction between 0 and 1, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -69,11 +64,10 @@ class FocusOptions:
 
     def __post_init__(self):
         for name in ("frame_threshold", "patch_threshold"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise OptionError(f"focus {name} must be a sharpness >= 0 (1/px), got {v!r}")
-        if isinstance(self.min_tissue_px, bool) or not isinstance(self.min_tissue_px, int) or self.min_tissue_px < 1:
-            raise OptionError(f"focus min_tissue_px must be a whole number >= 1, got {self.min_tissue_px!r}")
+            object.__setattr__(self, name, validate.number(name, getattr(self, name), 0.0, math.inf, "sharpness, 1/px"))
+        object.__setattr__(self, "min_tissue_px", validate.whole_number("min_tissue_px", self.min_tissue_px,
+                                                                        unit="tissue pixels"))
+        object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
 @dataclass(frozen=True)
@@ -94,10 +88,11 @@ class ExposureOptions:
 
     def __post_init__(self):
         for name in ("min_white", "clip_level"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= 255:
-                raise OptionError(f"exposure {name} must be a whole number 0–255, got {v!r}")
-        _check_fraction("exposure max_clipped_fraction", self.max_clipped_fraction)
+            object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), minimum=0, maximum=255,
+                                                                 unit="grey levels"))
+        object.__setattr__(self, "max_clipped_fraction",
+                           validate.probability("max_clipped_fraction", self.max_clipped_fraction))
+        object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .errors import OptionError
+from . import validate
 from .results import FrameResult
 
 #: viridis-like anchors, RGB, evenly spaced from 0 to 1 (the published map's values at these points)
@@ -65,11 +65,8 @@ class OverlayStyle:
 
     def __post_init__(self):
         for name in ("alpha", "show_below"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise OptionError(f"overlay {name} must be between 0 and 1, got {v!r}")
-        if isinstance(self.outline_px, bool) or not isinstance(self.outline_px, int) or self.outline_px < 1:
-            raise OptionError(f"overlay outline width must be a whole number of pixels >= 1, got {self.outline_px!r}")
+            object.__setattr__(self, name, validate.probability(name, getattr(self, name)))
+        object.__setattr__(self, "outline_px", validate.whole_number("outline_px", self.outline_px, unit="pixels"))
 
 
 @dataclass(frozen=True)

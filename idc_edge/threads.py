@@ -19,6 +19,7 @@ import queue
 import threading
 from typing import Iterable, Iterator, Optional
 
+from . import validate
 from .results import FrameResult
 
 _END = object()
@@ -50,8 +51,7 @@ class ThreadedStream:
 
     def __init__(self, detector, source: Iterable, *, keep_image: bool = True, reuse: Optional[bool] = None,
                  depth: int = 1):
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a whole number >= 1, got {depth!r}")
+        depth = validate.whole_number("depth", depth, unit="frames queued between threads")
         self.live = bool(getattr(source, "live", False))
         self.dropped = 0
         self._detector = detector

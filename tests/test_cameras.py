@@ -414,7 +414,7 @@ def test_cameras_command_lists_in_text_and_json():
     (["run", "--source", "1"], "for camera 1 use --camera 1"),
     (["run", "--camera", "0", "--size", "1920"], "WIDTHxHEIGHT"),
     (["run", "--camera", "0", "--fourcc", "MJPEG"], "four-character code"),
-    (["run", "--camera", "0", "--fps", "0"], "frame rate must be > 0"),
+    (["run", "--camera", "0", "--fps", "0"], "--fps must be > 0 (camera frame rate"),
     (["run", "--camera", "0", "--exposure-us", "100"], "--exposure-us needs --lock-exposure"),
     (["run", "--camera", "picam", "--colour-gains", "1.8"], "two numbers RED,BLUE"),
     (["run", "--camera", "picam", "--colour-gains", "1.8,-1"], "colour gains are two numbers > 0"),

@@ -42,3 +42,24 @@ def test_messages_stay_short_whatever_value_was_given():
     with pytest.raises(OptionError) as e:
         validate.probability("threshold", "x" * 100_000)
     assert len(str(e.value)) < 200
+
+
+def test_every_options_dataclass_takes_numpy_scalars_and_keeps_plain_numbers():
+    from idc_edge.focus import ExposureOptions, FocusOptions
+    from idc_edge.overlay import OverlayStyle
+    from idc_edge.reuse import ReuseOptions
+    from idc_edge.sources.camera_forms import parse_camera
+    from idc_edge.sources.modes import CameraControls, CameraMode
+    from idc_edge.tissue import TissueMaskOptions
+
+    made = [OverlayStyle(alpha=np.float32(0.5), outline_px=np.int64(3)),
+            FocusOptions(frame_threshold=np.float32(1.5), min_tissue_px=np.uint16(300), enabled=np.bool_(True)),
+            ExposureOptions(min_white=np.uint8(90), max_clipped_fraction=np.float16(0.25)),
+            ReuseOptions(max_mean_change=np.float32(3.0), cell_px=np.int8(5)),
+            TissueMaskOptions(min_saturation=np.int32(30), min_fraction=np.float64(0.3)),
+            CameraMode(np.int64(1920), np.int64(1080), np.float32(30.0)),
+            CameraControls(exposure_us=np.float32(800.0), colour_gains_rb=(np.float32(1.5), np.float64(1.2)))]
+    for options in made:
+        for name, value in vars(options).items():
+            assert not isinstance(value, np.generic), (type(options).__name__, name, type(value))
+    assert parse_camera(np.int64(2)).address == 2

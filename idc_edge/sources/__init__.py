@@ -13,10 +13,13 @@ One module per kind: :mod:`.base` (Frame, FrameSource), :mod:`.files` (image, im
 """
 from __future__ import annotations
 
+import numbers
 import os
 import stat
 from pathlib import Path
 from typing import Optional, Sequence, Union
+
+import numpy as np
 
 from ..dataset import UM_PER_PX
 from ..errors import OptionError, SourceError
@@ -73,7 +76,7 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
         OptionError: both or neither of ``source`` and ``camera``, an unknown camera form, or an
             empty path (an unset shell variable).
     """
-    if isinstance(source, int) and not isinstance(source, bool):
+    if isinstance(source, numbers.Integral) and not isinstance(source, (bool, np.bool_)):  # a camera index
         source, camera = None, source if camera is None else camera
     if (source is None) == (camera is None):
         raise OptionError("open_source takes exactly one of a source (file or folder) or a camera")

@@ -15,6 +15,7 @@ Any other path is opened as a capture device.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
     """
     if isinstance(value, bool):
         raise OptionError(f"--camera takes {FORMS}; got {value!r}", option="camera")
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        value = int(value)
         if value < 0:
             raise OptionError(f"a camera index is 0 or more, got {value}", option="camera")
         return CameraTarget("v4l2", value, str(value))

@@ -6,11 +6,11 @@ granted so a different mode is said aloud instead of silently changing µm/px or
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from .. import validate
 from ..errors import OptionError
 
 #: Pixel formats a microscope camera commonly offers (V4L2 FourCC codes).
@@ -72,12 +72,10 @@ class CameraMode:
         if (self.width is None) != (self.height is None):
             raise OptionError("a camera mode needs both width and height, or neither")
         for name in ("width", "height"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise OptionError(f"camera {name} must be a whole number of pixels >= 1, got {v!r}")
-        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
-                                     or not math.isfinite(self.fps) or self.fps <= 0):
-            raise OptionError(f"camera frame rate must be > 0 frames per second, got {self.fps!r}")
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), unit="pixels"))
+        if self.fps is not None:
+            object.__setattr__(self, "fps", validate.positive_number("fps", self.fps, "camera frame rate, frames per second"))
         if self.fourcc is not None:
             object.__setattr__(self, "fourcc", parse_fourcc(self.fourcc))
 
@@ -145,13 +143,17 @@ class CameraControls:
 
     def __post_init__(self):
         for name in ("exposure_us", "gain", "wb_temperature_k"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
-                raise OptionError(f"camera {name} must be a number > 0, got {v!r}")
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, validate.positive_number(name, getattr(self, name)))
         if self.colour_gains_rb is not None:
-            g = tuple(self.colour_gains_rb)
-            if len(g) != 2 or not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0 for x in g):
-                raise OptionError(f"camera colour gains are two numbers > 0 (red, blue), got {self.colour_gains_rb!r}")
+            g = tuple(self.colour_gains_rb) if isinstance(self.colour_gains_rb, (tuple, list)) else ()
+            try:
+                gains = tuple(validate.positive_number("colour_gains_rb", x) for x in g)
+            except OptionError:
+                gains = ()
+            if len(gains) != 2:
+                raise OptionError(f"camera colour gains are two numbers > 0 (red, blue), got {self.colour_gains_rb!r:.60}")
+            object.__setattr__(self, "colour_gains_rb", gains)
 
     def is_default(self) -> bool:
         return self == CameraControls()
