@@ -30,6 +30,14 @@ class Parser(argparse.ArgumentParser):
         self._seen = [str(a) for a in (sys.argv[1:] if args is None else args)]
         return super().parse_known_args(args, namespace)
 
+    def _get_value(self, action, arg_string):
+        """Every value an argument takes is refused when empty or blank (an unset shell variable,
+        ``--serve "$PORT"``), whatever its converter: an empty value never silently means a default."""
+        if isinstance(arg_string, str) and not arg_string.strip() and action.nargs != argparse.PARSER:
+            what = "/".join(action.option_strings) or action.metavar or action.dest
+            raise argparse.ArgumentError(action, f"{what} is empty (an unset shell variable?): give a value")
+        return super()._get_value(action, arg_string)
+
     def _options(self) -> list[str]:
         return [o for a in self._actions for o in a.option_strings]
 
@@ -169,10 +177,8 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
 
 
 def path(name: str):
-    """A path option: refused when empty (an unset shell variable) or holding a NUL character."""
+    """A path option: refused when holding a NUL character (empty ones are refused by :class:`Parser`)."""
     def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"{name} is empty (an unset shell variable?): give a file or folder")
         if "\0" in text:
             raise argparse.ArgumentTypeError(f"{name} holds a NUL character, which no file name can")
         return text
@@ -180,10 +186,8 @@ def path(name: str):
 
 
 def patient_id(name: str):
-    """A patient id option: refused when empty (an unset shell variable), never a silent "all"."""
+    """A patient id option, stripped (an empty one is refused by :class:`Parser`, never a silent "all")."""
     def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"{name} is empty (an unset shell variable?): give a patient id")
         return text.strip()
     return parse
 
