@@ -129,11 +129,11 @@ def measure_ticks(image: np.ndarray, min_period_px: float = 3.0, min_ticks: floa
     if not allowed.any():
         raise CalibrationError(f"the micrometer image ({w}x{h}) is too small for {min_ticks:g} ticks of at least "
                                f"{min_period_px:g} px")
-    k = int(np.argmax(np.where(allowed, spec, 0.0)))
+    k = int(np.flatnonzero(allowed)[np.argmax(spec[allowed])])  # within the band, even for a flat spectrum
     # against the spectrum near the peak (±30 %): a comb's peak is sharp, a texture's hump is not
     near = allowed & (freqs >= 0.7 * freqs[k]) & (freqs <= 1.3 * freqs[k])
     ratio = float(spec[k] / (np.median(spec[near]) + 1e-9))
-    if ratio < min_peak_ratio:
+    if not ratio >= min_peak_ratio:  # NaN (a blank image has no spectrum at all) is no ticks either
         raise CalibrationError(
             f"no regular ruler ticks found (the strongest periodic pattern is only {ratio:.1f}x the background, "
             f"{min_peak_ratio:g}x needed): put the stage micrometer in view, in focus, with its ticks across "

@@ -33,6 +33,7 @@ flat set of tables of numbers and strings), replacing the file atomically.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -43,6 +44,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
+from .fileio import name as short_name, read_bytes, short
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -162,7 +164,38 @@ class Profile:
         return out
 
 
+#: Every key a profile may hold: top-level keys, and for each table the keys inside it. Anything
+#: else is refused, so a mistyped key (``um_per_pix``) or a TOML file that is not a profile
+#: (``pyproject.toml``) is an error, never silently ignored (and never overwritten by calibration).
+SCHEMA: Dict[str, Tuple[str, ...]] = {
+    "camera": (),
+    "mode": ("width", "height", "fps", "fourcc"),
+    "scale": ("um_per_px", "frame_width", "frame_height", "spacing_um"),
+    "white": ("gains_rgb", "glass_rgb", "target_rgb"),
+    "exposure": ("clipped_fraction", "uniformity", "locked"),
+}
+
+
+def _check_keys(data: Dict[str, Any], path: Path) -> None:
+    """Refuse keys :data:`SCHEMA` does not know, naming the closest known one."""
+    def unknown(key: str, known, where: str) -> ProfileError:
+        close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else f"; a profile holds only {', '.join(known)}"
+        return ProfileError(f"profile {short_name(path)}: unknown key {short(key)}{where}{hint}; is this a profile "
+                            "written by `idc-edge calibrate`?")
+
+    for key, value in data.items():
+        if key not in SCHEMA:
+            raise unknown(key, SCHEMA, "")
+        if SCHEMA[key] and isinstance(value, dict):
+            for inner in value:
+                if inner not in SCHEMA[key]:
+                    raise unknown(inner, SCHEMA[key], f" in [{key}]")
+
+
 def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
+    _check_keys(data, path)
+
     def table(key: str) -> Dict[str, Any]:
         value = data.get(key, {})
         if not isinstance(value, dict):
@@ -197,6 +230,14 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
         raise ProfileError(f"profile {str(path)!r}: scale.um_per_px needs scale.frame_width and frame_height "
                            "(the frame size it was measured at)")
     exposure = table("exposure")
+    for key, top in (("clipped_fraction", 1.0), ("uniformity", math.inf)):  # a fraction; corner over centre
+        v = exposure.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= top
+                              or not math.isfinite(v)):
+            kind = "a number from 0 to 1" if top == 1.0 else "a number >= 0"
+            raise ProfileError(f"profile {str(path)!r}: exposure.{key} must be {kind}, got {short(v)}")
+    if not isinstance(exposure.get("locked", False), bool):  # "no" would read as true
+        raise ProfileError(f"profile {str(path)!r}: exposure.locked must be true or false, got {short(exposure['locked'])}")
     return Profile(name=name, camera=None if camera is None else str(camera), mode=mode,
                    um_per_px=None if um is None else float(um),
                    frame_size=None if fw is None else (fw, fh), spacing_um=number(s, "spacing_um", "scale"),
@@ -214,25 +255,26 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
             message names the file.
     """
     path = profile_path(name_or_path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         where = profiles_dir()
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
                            f"--profile {path.stem} ...`" + (f" (profiles here: {', '.join(known)})" if known else ""))
+    # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget
+    raw = read_bytes(path, "profile", ProfileError)
     try:
-        with open(path, "rb") as f:
-            data = _toml.load(f)
+        data = _toml.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProfileError(f"profile {short_name(path)} is not UTF-8 text (is it a profile?)") from None
     except _toml.TOMLDecodeError as e:
         raise ProfileError(f"profile {str(path)!r} is not valid TOML ({e}): fix it or delete it and calibrate again") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProfileError(f"profile {str(path)!r} cannot be read: {e}") from None
     return _from_toml(path.stem, data, path)
 
 
 def load_or_new_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """The profile if its file exists, else an empty one of that name (for calibration to fill)."""
     path = profile_path(name_or_path)
-    return load_profile(path) if path.exists() else Profile(name=path.stem)
+    return load_profile(path) if os.path.lexists(path) else Profile(name=path.stem)
 
 
 # -- writing --------------------------------------------------------------------------------

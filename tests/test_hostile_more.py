@@ -5,7 +5,10 @@ Fast: the command line runs in this process where no signal can be involved.
 from __future__ import annotations
 
 import argparse
+import os
 
+import cv2
+import numpy as np
 import pytest
 
 from test_hostile_cli import one_error_line, run_here
@@ -32,3 +35,64 @@ def test_every_option_refuses_an_empty_value_instead_of_meaning_a_default(comman
     # `--serve "$PORT"` with PORT unset served nothing, without a word
     line = one_error_line(run_here(command, *_LEADING.get(command, []), f"{option}={value}"))
     assert "empty" in line and option in line
+
+
+# -- profiles: a file that is not a profile, or a field of the wrong kind, is never silently used ------
+
+from idc_edge.micrometer import measure_ticks  # noqa: E402
+from idc_edge.colour import CalibrationError  # noqa: E402
+from idc_edge.profiles import ProfileError, load_profile  # noqa: E402
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("[scale]\num_per_pix = 2.0\n", "um_per_pix' in [scale] (did you mean um_per_px?)"),  # a typo: no scale at all
+    ("[build-system]\nrequires = []\n", "unknown key 'build-system'"),                    # another program's TOML
+    ("camra = \"0\"\n", "did you mean camera?"),
+    ("[exposure]\nlocked = \"no\"\n", "exposure.locked must be true or false"),          # "no" read as locked
+    ("[exposure]\nuniformity = [1, 2]\n", "exposure.uniformity must be a number >= 0"),
+    ("[exposure]\nclipped_fraction = nan\n", "exposure.clipped_fraction must be a number from 0 to 1"),
+])
+def test_a_profile_with_unknown_keys_or_wrong_kinds_is_refused_by_name(tmp_path, text, expected):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ProfileError, match="p.toml") as e:
+        load_profile(str(path))
+    assert expected in str(e.value)
+    assert expected in one_error_line(run_here("run", "--source", "x.png", "--profile", str(path)))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "binary"])
+def test_a_profile_that_is_a_fifo_device_or_binary_is_refused_without_blocking(tmp_path, kind):
+    path = tmp_path / "p.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it blocked until a writer came
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # reading it never ended
+    else:
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    line = one_error_line(run_here("calibrate", "white", "--source", "x.png", "--profile", str(path)))
+    assert "p.toml" in line and {"fifo": "FIFO", "device": "device", "binary": "not UTF-8"}[kind] in line
+
+
+def test_calibrate_saves_to_the_profile_path_given_and_never_over_another_programs_toml(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), np.full((120, 160, 3), (200, 215, 225), np.uint8))
+    target = tmp_path / "scope" / "olympus.toml"
+    target.parent.mkdir()
+    assert run_here("calibrate", "white", "--source", str(glass), "--profile", str(target)).returncode == 0
+    assert load_profile(str(target)).white_gains_rgb is not None  # it went to the given path ...
+    assert not (tmp_path / "config").exists()  # ... not into the config folder under the same name
+    other = tmp_path / "pyproject.toml"
+    other.write_text("[project]\nname = \"x\"\n")
+    before = other.read_bytes()
+    assert "unknown key 'project'" in one_error_line(
+        run_here("calibrate", "white", "--source", str(glass), "--profile", str(other)))
+    assert other.read_bytes() == before
+
+
+def test_a_blank_image_has_no_ruler_ticks_not_a_negative_period():
+    # a perfectly flat frame has an all-zero spectrum: its peak ratio was NaN, and NaN passed the gate
+    for frame in (np.full((240, 320, 3), (200, 210, 230), np.uint8), np.zeros((64, 64), np.uint8)):
+        with pytest.raises(CalibrationError, match="no regular ruler ticks"):
+            measure_ticks(frame)

@@ -97,7 +97,7 @@ def cmd_calibrate(args) -> int:
         profile = replace(profile, white_gains_rgb=cal.gains_rgb, glass_rgb=cal.glass_rgb, target_rgb=cal.target_rgb,
                           exposure={**profile.exposure, "clipped_fraction": round(cal.clipped_fraction, 5),
                                     "uniformity": round(cal.uniformity, 4), "locked": bool(locked)})
-        path = save_profile(profile)
+        path = save_profile(profile, args.profile)  # where --profile says: a name or a .toml path
         result = {"profile": str(path), "gains_rgb": [round(g, 4) for g in cal.gains_rgb],
                   "glass_rgb": [round(g, 1) for g in cal.glass_rgb], "target_rgb": list(cal.target_rgb),
                   "clipped_fraction": cal.clipped_fraction, "uniformity": cal.uniformity, "frame": [w, h]}
@@ -117,7 +117,7 @@ def cmd_calibrate(args) -> int:
         m = measure_ticks(image)
         um = m.um_per_px(args.spacing_um)
         profile = profile.with_scale(um, (w, h), args.spacing_um)
-        path = save_profile(profile)
+        path = save_profile(profile, args.profile)  # where --profile says: a name or a .toml path
         fw, fh = field_of_view_mm(w, h, um)
         result = {"profile": str(path), "um_per_px": um, "period_px": m.period_px, "angle_deg": m.angle_deg,
                   "ticks_in_view": m.ticks_in_view, "peak_ratio": m.peak_ratio, "frame": [w, h],

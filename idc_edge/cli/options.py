@@ -218,7 +218,9 @@ def in_cli_words(error: Exception) -> str:
     option = getattr(error, "option", None)
     if option in FLAGS and text.startswith(option):
         text = FLAGS[option] + text[len(option):]
-    if isinstance(error, ModelError):  # a model's sidecar has keys of the same names (um_per_px)
+    from ..profiles import ProfileError
+
+    if isinstance(error, (ModelError, ProfileError)):  # a sidecar's or a profile's keys have the same names (um_per_px)
         return text
     names = sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
