@@ -365,23 +365,54 @@ def opencv_path(path: PathArg, what: str = "file", error: type = SourceError) ->
 
 # -- outputs --------------------------------------------------------------------------------
 
+#: What an existing file must start with to be replaced by an output of each kind (its first
+#: bytes, leading white space and a UTF-8 byte-order mark ignored). Anything else was not written
+#: by such an output, so replacing it would destroy another program's file.
+KINDS = {
+    "html": ("an HTML page", (b"<!doctype html", b"<html")),
+    "csv": ("a CSV written by idc-edge classify", (b"path,patient,label,probability",)),
+    "video": ("a video file", (b"RIFF", b"\x1aE\xdf\xa3", b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")),
+}
+
+
+def check_replaceable(fd: int, path: PathArg, what: str, kind: str, error: type) -> None:
+    """Refuse to replace the open regular file ``fd`` unless it is empty or already of ``kind``
+    (a key of :data:`KINDS`): ``--html`` onto a video or a model, ``--out`` onto a photo.
+
+    Raises:
+        ``error``: naming the file and what it would have to be.
+    """
+    if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size == 0:
+        return
+    label, starts = KINDS[kind]
+    raw = os.pread(fd, 64, 0)
+    head, mp4 = raw.lstrip(b"\xef\xbb\xbf \t\r\n"), raw[4:8]  # ISO media (.mp4, .mov): first box's name at 4-8
+    if not any(head[:len(s)].lower() == s.lower() or mp4 == s for s in starts):
+        raise error(f"{what} {name(path)} already exists and is not {label}: replacing it would destroy another "
+                    "program's file; choose another name, or delete the file first if it may go")
+
+
 def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: str = "",
-                readable: bool = False, streams: bool = False) -> int:
+                readable: bool = False, streams: bool = False, replaces: Optional[str] = None) -> int:
     """Open (creating if missing) a regular file for writing and return its descriptor.
 
     Opened without blocking, so a FIFO nobody reads or a device cannot hang the run; anything
     but a regular file is refused before a byte is written. With ``append`` nothing of an
     existing file is changed; otherwise it is truncated only after these checks. ``readable``
     opens it for reading too; ``streams`` accepts a pipe, socket or character device as well
-    (left non-blocking: write to it with :func:`write_all`).
+    (left non-blocking: write to it with :func:`write_all`). ``replaces`` (a key of
+    :data:`KINDS`) names what the output writes: an existing non-empty file of another kind is
+    refused untouched (see :func:`check_replaceable`).
 
     Raises:
-        ``error``: the path is empty, a folder, FIFO, device, socket, or cannot be created.
+        ``error``: the path is empty, a folder, FIFO, device, socket, cannot be created, or
+            (with ``replaces``) is another kind of file.
     """
     path = as_path(path, what)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise error(f"cannot write {what} {name(path)}: folder {name(parent)} does not exist")
+    readable = readable or replaces is not None
     if readable:  # never on a FIFO: opened read-write it would be its own reader and never refuse
         try:
             readable = stat.S_ISREG(os.stat(path).st_mode)
@@ -389,6 +420,12 @@ def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: st
             pass
     flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | (os.O_APPEND if append else 0)
     fd = _open_checked(path, flags, what, error, hint, streams)
+    if replaces is not None:
+        try:
+            check_replaceable(fd, path, what, replaces, error)
+        except BaseException:
+            os.close(fd)
+            raise
     if not append and stat.S_ISREG(os.fstat(fd).st_mode):
         try:
             os.ftruncate(fd, 0)

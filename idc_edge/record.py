@@ -364,7 +364,7 @@ class VideoRecorder:
         existed = os.path.lexists(self.path)
         # made (or checked) now, without truncating, so a folder, FIFO, device or unwritable place is
         # refused before the run starts; OpenCV truncates it when the first frame arrives
-        os.close(open_output(self.path, "video file", append=True, error=RecordError))
+        os.close(open_output(self.path, "video file", append=True, error=RecordError, replaces="video"))
         self._created = not existed
         self._fourcc = cv2.VideoWriter_fourcc(*_FOURCC[suffix])
         self._writer: Optional[cv2.VideoWriter] = None

@@ -96,3 +96,75 @@ def test_a_blank_image_has_no_ruler_ticks_not_a_negative_period():
     for frame in (np.full((240, 320, 3), (200, 210, 230), np.uint8), np.zeros((64, 64), np.uint8)):
         with pytest.raises(CalibrationError, match="no regular ruler ticks"):
             measure_ticks(frame)
+
+
+# -- outputs that replace a file replace only their own kind ------------------------------------------
+
+from conftest import ROOT  # noqa: E402
+from test_faults import write_numbered_video  # noqa: E402
+
+
+def _results(tmp_path):
+    """A real results file of one short run."""
+    patch = tmp_path / "rec.png"
+    cv2.imwrite(str(patch), np.full((50, 50, 3), 200, np.uint8))
+    path = tmp_path / "r.jsonl"
+    assert run_here("run", "--source", str(patch), "--quiet", "--record", str(path)).returncode == 0
+    return path
+
+
+@pytest.mark.parametrize("command", ["report --html", "classify --out", "run --save-video"])
+@pytest.mark.parametrize("victim", ["video", "model", "photo", "hard link to the video"])
+def test_an_output_never_replaces_a_file_of_another_kind(tmp_path, command, victim):
+    # `report r.jsonl --html slide.avi` replaced the recording with a web page, `--html model.tflite`
+    # the model, `classify --out photo.png` the photo: each exit 0
+    video = tmp_path / "slide.avi"
+    write_numbered_video(str(video), n=3)
+    patch = tmp_path / "patch.png"
+    cv2.imwrite(str(patch), np.full((50, 50, 3), 200, np.uint8))
+    model = tmp_path / "m.tflite"
+    model.write_bytes((ROOT / "idc_edge" / "models" / "idc_int8.tflite").read_bytes()[:4096])
+    target = {"video": video, "model": model, "photo": tmp_path / "photo.png"}.get(victim, tmp_path / "link.mp4")
+    if victim == "photo":
+        cv2.imwrite(str(target), np.full((60, 60, 3), 90, np.uint8))
+    elif victim.startswith("hard"):
+        os.link(video, target)
+    if command == "run --save-video" and "video" not in victim:
+        target = target.rename(target.with_suffix(".mp4"))  # a video's name, another program's bytes
+    before = target.read_bytes()
+    args = {"report --html": ["report", str(_results(tmp_path)), "--html", str(target)],
+            "classify --out": ["classify", str(patch), "--quiet", "--out", str(target)],
+            "run --save-video": ["run", "--source", str(patch), "--quiet", "--save-video", str(target)]}[command]
+    p = run_here(*args)
+    if command == "run --save-video" and "video" in victim:
+        assert p.returncode == 0  # a video: replacing one is what --save-video does
+        return
+    assert "already exists and is not" in one_error_line(p)
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["report --html", "classify --out", "run --save-video"])
+def test_an_output_still_replaces_its_own_earlier_output(tmp_path, command):
+    patch = tmp_path / "patch.png"
+    cv2.imwrite(str(patch), np.full((50, 50, 3), 200, np.uint8))
+    out = tmp_path / {"report --html": "r.html", "classify --out": "c.csv", "run --save-video": "v.avi"}[command]
+    args = {"report --html": ["report", str(_results(tmp_path)), "--html", str(out)],
+            "classify --out": ["classify", str(patch), "--quiet", "--out", str(out)],
+            "run --save-video": ["run", "--source", str(patch), "--quiet", "--save-video", str(out)]}[command]
+    assert run_here(*args).returncode == 0 and out.stat().st_size > 0
+    assert run_here(*args).returncode == 0 and out.stat().st_size > 0
+
+
+def test_a_snapshots_folder_that_cannot_be_one_is_refused_at_start_not_at_the_first_click(tmp_path):
+    from idc_edge.errors import RecordError
+    from idc_edge.sinks.snapshot import SnapshotSink
+
+    source = tmp_path / "in.avi"
+    write_numbered_video(str(source), n=2)
+    for bad in (source, tmp_path / "no" / "such"):  # the source video itself; a folder under a missing one
+        with pytest.raises(RecordError, match="cannot save snapshots"):
+            SnapshotSink(bad)
+    line = one_error_line(run_here("run", "--source", str(source), "--quiet", "--serve", "8099",
+                                   "--snapshots", str(source)))
+    assert "it is a file, not a folder" in line
+    assert source.stat().st_size > 0

@@ -65,7 +65,7 @@ def _open_out(args, files: Sequence[Path], model: Path):
         return sys.stdout
     check_distinct([("--model", model), ("the model's sidecar", sidecar_path(model))]
                    + [("an input image", f) for f in files], [("--out", args.out)])
-    fd = open_output(args.out, "--out", append=False, error=RecordError)
+    fd = open_output(args.out, "--out", append=False, error=RecordError, replaces="csv")
     # undecodable bytes of file names are written back as the same bytes
     return os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
 

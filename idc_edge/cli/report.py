@@ -27,7 +27,7 @@ def cmd_report(args) -> int:
     summaries = summarize(args.results, pictures=bool(args.html))
     if args.html:
         page = render_html(summaries, os.path.basename(str(args.results)))
-        fd = open_output(args.html, "--html", append=False, error=RecordError)
+        fd = open_output(args.html, "--html", append=False, error=RecordError, replaces="html")
         try:
             with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
                 f.write(page)

@@ -11,6 +11,7 @@ from typing import Optional, Union
 import cv2
 
 from ..errors import RecordError
+from ..fileio import as_path, name
 from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
 
@@ -36,10 +37,17 @@ class SnapshotSink(Sink):
     needs_image = True
 
     def __init__(self, folder: Union[str, os.PathLike], style: OverlayStyle = OverlayStyle()):
-        self.folder = Path(folder)
-        if not self.folder.is_dir() and not self.folder.parent.is_dir():
-            raise RecordError(f"cannot save snapshots in {str(self.folder)!r}: folder {str(self.folder.parent)!r} "
-                              "does not exist")
+        self.folder = Path(as_path(folder, "snapshots folder"))
+        # checked now, not when the Snapshot button is pressed in the middle of a session
+        where = self.folder if self.folder.is_dir() else self.folder.parent
+        if os.path.lexists(self.folder) and not self.folder.is_dir():
+            raise RecordError(f"cannot save snapshots in {name(self.folder)}: it is a file, not a folder; give a "
+                              "folder (made if missing) with --snapshots")
+        if not where.is_dir():
+            raise RecordError(f"cannot save snapshots in {name(self.folder)}: folder {name(where)} does not exist")
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise RecordError(f"cannot save snapshots in {name(self.folder)}: folder {name(where)} is not writable; "
+                              "give another folder with --snapshots")
         self.style = style
         self._lock = threading.Lock()
         self._latest: Optional[SinkFrame] = None
