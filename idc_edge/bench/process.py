@@ -52,16 +52,17 @@ def _is_header(line: bytes) -> bool:
 
 
 # ``idc-edge`` in an isolated child (``python -I``): nothing is imported from the working directory
-# (a json.py there would run); the parent's import folders and this package's folder come after
-# the standard library and site-packages.
-_CHILD = ("import json, sys; sys.path.extend(p for p in json.loads(sys.argv.pop(1)) if p not in sys.path); "
-          "from idc_edge.cli import entry; entry()")
+# (a json.py there would run). The folder this very idc_edge was imported from comes first, so the
+# child measures the same code as the parent even where another version is installed (a checkout
+# next to a pip-installed copy); the parent's other import folders come after site-packages.
+_CHILD = ("import json, sys; front, back = json.loads(sys.argv.pop(1)); sys.path.insert(0, front); "
+          "sys.path.extend(p for p in back if p not in sys.path); from idc_edge.cli import entry; entry()")
 
 
 def _child_folders() -> list:
     from ..modelcheck import import_folders
 
-    return import_folders() + [str(Path(__file__).resolve().parents[2])]
+    return [str(Path(__file__).resolve().parents[2]), import_folders()]
 
 
 def run_process(args: Sequence[str], timeout_s: float = 300.0) -> ProcessRun:
