@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis", reason="fuzz tests need hypothesis (the [dev] extra)")
+hypothesis = pytest.importorskip("hypothesis", reason="fuzz tests need hypothesis (the [test] extra)")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (the [dev] extra)")
+hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (the [test] extra)")
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402

@@ -17,7 +17,7 @@ from conftest import frame_with_blob
 from idc_edge.record import read_records
 from test_faults import jpeg_starts
 
-psutil = pytest.importorskip("psutil", reason="the soak test measures memory with psutil (the [dev] extra)")
+psutil = pytest.importorskip("psutil", reason="the soak test measures memory with psutil (the [test] extra)")
 
 N_FRAMES = 5000
 CORRUPT_EVERY = 97           # one zeroed frame in 97: the skip path runs ~50 times too
