@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .errors import OptionError, RecordError
-from .fileio import as_path, name, open_output, opencv_path, read_bytes, write_all
+from .fileio import as_path, name, open_output, opencv_path, read_bytes, short, write_all
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,45 @@ class RecordedSession:
     records: tuple
 
 
+#: The fields of a results file that readers rely on, with their kind ("?": may be missing or null).
+#: A line whose field is of another kind is refused by name, never summed as text or crashed on.
+FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "number?",
+                "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
+                "idc_patches": "count?", "reused_patches": "count?"}
+HEADER_FIELDS = {"started": "text", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
+                 "model": "table", "model.name": "text", "model.sha256": "text?", "source": "table",
+                 "source.description": "text", "options": "table?", "outputs": "table?",
+                 "outputs.video": "table?", "outputs.video.path": "text?", "outputs.snapshots": "table?",
+                 "outputs.snapshots.folder": "text?"}
+_KINDS = {
+    "count": ("a whole number >= 0", lambda v: isinstance(v, int) and v >= 0),
+    "time": ("a number of seconds", lambda v: isinstance(v, (int, float)) and abs(v) <= 1e12),
+    "fraction": ("a number from 0 to 1", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1),
+    "number": ("a finite number", lambda v: isinstance(v, (int, float)) and math.isfinite(v)),
+    "text": ("text", lambda v: isinstance(v, str)),
+    "table": ("an object", lambda v: isinstance(v, dict)),
+}
+
+
+def check_fields(record: dict[str, Any], fields: dict[str, str], where: str) -> None:
+    """Refuse a record whose field (``a.b`` inside tables) is not of its kind in ``fields``.
+
+    Raises:
+        RecordError: naming ``where`` (file and line), the field and the kind it must be.
+    """
+    for key, kind in fields.items():
+        value: Any = record
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        optional = kind.endswith("?")
+        label, ok = _KINDS[kind.rstrip("?")]
+        if (value is None and optional) or (not isinstance(value, bool) and value is not None and ok(value)):
+            continue
+        found = "is missing" if value is None else f"got {short(value, 40)}"
+        raise RecordError(f"{where}: field {key!r} must be {label}, {found}: is this a results file written by "
+                          "idc-edge run --record, unchanged?")
+
+
 def read_sessions(path: Union[str, os.PathLike]) -> list[RecordedSession]:
     """The runs of a results file, each a :class:`RecordedSession`, in the order they were appended.
 
@@ -128,12 +167,15 @@ def read_sessions(path: Union[str, os.PathLike]) -> list[RecordedSession]:
     sessions: list[RecordedSession] = []
     header, records = None, []
     lines = _read_lines(path)
-    for r in lines:
+    for number, r in enumerate(lines, 1):
+        where = f"results {name(path)} line {number}"
         if is_session_header(r):
             if header is not None or records:
                 sessions.append(RecordedSession(header, tuple(records)))
             header, records = r[SESSION_KEY], []
+            check_fields(header, HEADER_FIELDS, where)
         elif "index" in r and "idc_fraction" in r:
+            check_fields(r, FRAME_FIELDS, where)
             records.append(r)
         else:
             raise RecordError(f"{str(path)!r} is not an idc-edge results file: a line is neither a session "

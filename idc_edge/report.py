@@ -24,9 +24,9 @@ from typing import Any, Optional, Sequence
 import cv2
 import numpy as np
 
-from .errors import IdcEdgeError
-from .fileio import opencv_path, read_image
-from .record import RecordedSession, read_sessions
+from .errors import IdcEdgeError, RecordError
+from .fileio import name, opencv_path, read_bytes, read_image
+from .record import FRAME_FIELDS, RecordedSession, check_fields, read_sessions
 
 #: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
 #: patches kept their score from an earlier frame (motion-aware reuse)
@@ -239,11 +239,12 @@ def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
     if not folder or not Path(folder).is_dir():
         return found
     for meta_path in sorted(Path(folder).glob("idc-*.json")):
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:  # read as any file: a FIFO or /dev/zero under a snapshot's name is skipped, not waited on
+            meta = json.loads(read_bytes(meta_path, "snapshot", RecordError).decode("utf-8"))
             same = meta["session"]["session"]["started"] == header.get("started")
             png = meta_path.with_name(meta["snapshot"]["png"])
-        except (OSError, ValueError, KeyError, TypeError):
+            check_fields(meta["frame"], FRAME_FIELDS, f"snapshot {name(meta_path)}")
+        except (IdcEdgeError, ValueError, KeyError, TypeError):
             continue
         if same and png.is_file():
             found[int(meta["frame"]["index"])] = (meta, png)

@@ -168,3 +168,76 @@ def test_a_snapshots_folder_that_cannot_be_one_is_refused_at_start_not_at_the_fi
                                    "--snapshots", str(source)))
     assert "it is a file, not a folder" in line
     assert source.stat().st_size > 0
+
+
+# -- a results file with hostile fields: one line naming the field, never a crash or a hang -----------
+
+import json  # noqa: E402
+
+
+def _edit(path, line, key, value):
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[line])
+    target = record["session"] if "session" in record else record
+    *tables, last = key.split(".")
+    for t in tables:
+        target = target.setdefault(t, {})
+    if value is _DROP:
+        target.pop(last)
+    else:
+        target[last] = value
+    lines[line] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("line,key,value", [
+    (1, "time", "abc"), (1, "time", None), (1, "time", 1e308), (1, "index", -1), (1, "index", 1.5),
+    (1, "idc_fraction", "x"), (1, "idc_fraction", 1e308), (1, "idc_patches", [1]), (1, "idc_area_mm2", "1"),
+    (0, "started", 5), (0, "threshold", "x"), (0, "model", "m"), (0, "model.name", _DROP),
+    (0, "source.description", _DROP), (0, "outputs", ["x"]), (0, "outputs.snapshots.folder", 123),
+])
+def test_a_results_file_with_a_field_of_the_wrong_kind_is_one_line_naming_it(tmp_path, line, key, value):
+    # each was an "internal error" (a TypeError, a KeyError, numpy summing text) in report
+    results = _results(tmp_path)
+    _edit(results, line, key, value)
+    for extra in ([], ["--json"], ["--html", str(tmp_path / "r.html")]):
+        text = one_error_line(run_here("report", str(results), *extra))
+        assert f"line {line + 1}: field {key!r} must be" in text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_snapshot_record_that_is_a_fifo_or_endless_is_skipped_not_waited_on(tmp_path, kind):
+    # the report hung on a FIFO named like a snapshot's JSON, and read /dev/zero until the OOM killer came
+    results = _results(tmp_path)
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    _edit(results, 0, "outputs", {"snapshots": {"folder": str(folder)}})
+    if kind == "fifo":
+        os.mkfifo(folder / "idc-1.json")
+    else:
+        (folder / "idc-1.json").symlink_to("/dev/zero")
+    p = run_here("report", str(results), "--html", str(tmp_path / "r.html"))
+    assert p.returncode == 0, p.stderr
+
+
+# -- a folder's special files named like images are skipped and counted, never silently left out ------
+
+def _folder_with_special_files(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(folder / "p1_idx5_x100_y100_class0.png"), np.full((50, 50, 3), 200, np.uint8))
+    os.mkfifo(folder / "p1_idx5_x50_y50_class0.png")
+    (folder / "p1_idx5_x150_y50_class0.png").symlink_to("/dev/zero")
+    (folder / "p1_idx5_x200_y50_class0.png").symlink_to(folder / "gone.png")
+
+
+def test_classify_and_an_image_folder_count_special_files_named_like_images(tmp_path):
+    # classify and run --source FOLDER listed only regular files: 3 of 4 "images" vanished without a word
+    _folder_with_special_files(tmp_path / "imgs")
+    p = run_here("classify", str(tmp_path / "imgs"), "--quiet")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 2
+    assert "skipped 3 unreadable image(s)" in p.stderr.decode()
+    p = run_here("run", "--source", str(tmp_path / "imgs"), "--quiet")
+    assert p.returncode == 0 and "3 unusable frame(s) skipped" in p.stderr.decode()

@@ -43,7 +43,9 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
         mode = stat_path(text, "input", SourceError, "; pass patch images or folders of them").st_mode
         p = Path(text)
         if stat.S_ISDIR(mode):
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            # everything named like an image but a folder: a FIFO, device or broken link is then skipped
+            # and counted by the reader, never silently left out of the listing
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
             if not found:
                 raise SourceError(f"folder {name(text)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)

@@ -52,7 +52,9 @@ class ImageFolderSource(FrameSource):
         folder = as_path(folder, "image folder")
         super().__init__(f"folder {name(folder)}")
         try:
-            self.paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            # all but folders: a FIFO, device or broken link named like an image is skipped and counted
+            # when read, never silently left out
+            self.paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         except OSError as e:
             raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None
         if not self.paths:
