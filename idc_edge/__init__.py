@@ -6,14 +6,26 @@ TensorFlow.
 
 __version__ = "0.1.0"
 
-from .classifier import PatchClassifier
-from .detector import Detector, DetectorOptions
 from .errors import (CameraLostError, ClosedError, DatasetError, FrameError, IdcEdgeError, ModelError, OptionError,
                      PatchError, RecordError, SourceError, UsageError)
-from .overlay import OverlayStyle, draw_overlay
-from .results import FrameResult, StageTimes
-from .sources import Frame, open_source
-from .spec import ModelSpec
+
+#: Public names imported on first use (PEP 562), not with the package: ``python -m idc_edge`` then
+#: reaches its own Ctrl-C handling before numpy and OpenCV load, and a Ctrl-C while they load is
+#: "interrupted", not a traceback.
+_LAZY = {"PatchClassifier": "classifier", "Detector": "detector", "DetectorOptions": "detector",
+         "OverlayStyle": "overlay", "draw_overlay": "overlay", "FrameResult": "results", "StageTimes": "results",
+         "Frame": "sources", "open_source": "sources", "ModelSpec": "spec"}
+
+
+def __getattr__(attr: str):
+    if attr in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[attr]}", __name__), attr)
+        globals()[attr] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
 
 __all__ = [
     "CameraLostError", "ClosedError", "DatasetError", "Detector", "DetectorOptions", "Frame", "FrameError",

@@ -241,3 +241,32 @@ def test_classify_and_an_image_folder_count_special_files_named_like_images(tmp_
     assert "skipped 3 unreadable image(s)" in p.stderr.decode()
     p = run_here("run", "--source", str(tmp_path / "imgs"), "--quiet")
     assert p.returncode == 0 and "3 unusable frame(s) skipped" in p.stderr.decode()
+
+
+# -- Ctrl-C while the program is still loading ----------------------------------------------------------
+
+_CTRL_C_AT_IMPORT = """
+import builtins, os, runpy, signal, sys
+real, target = builtins.__import__, sys.argv[1]
+def ctrl_c_at(name, *args, **kwargs):
+    if name == target and not getattr(builtins, "_fired", False):
+        builtins._fired = True
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, exactly while this module loads
+    return real(name, *args, **kwargs)
+builtins.__import__ = ctrl_c_at
+sys.argv = ["idc-edge", *sys.argv[2:]]
+runpy.run_module("idc_edge", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module", ["numpy", "cv2", "argparse"])
+@pytest.mark.parametrize("command", [["info"], ["report", "r.jsonl"], ["calibrate", "white", "--source", "g.png"]])
+def test_ctrl_c_while_the_program_loads_is_interrupted_not_a_traceback(module, command):
+    # a Ctrl-C in the first second (numpy and OpenCV loading) printed a 30-line traceback
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _CTRL_C_AT_IMPORT, module, *command], capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=60)
+    assert "Traceback" not in p.stderr and p.returncode == 130, p.stderr
+    assert p.stderr.strip().endswith("idc-edge: interrupted")

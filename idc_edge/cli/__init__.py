@@ -167,10 +167,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
     except (AttributeError, ValueError, OSError):
         pass
-    warnings.showwarning = _one_line_warning
-    _quiet_opencv()
-    _log_warnings_as_lines()
     try:
+        warnings.showwarning = _one_line_warning
+        _quiet_opencv()  # loads OpenCV: a Ctrl-C here is "interrupted" like any later one
+        _log_warnings_as_lines()
         args = build_parser().parse_args(argv)
         code = args.func(args)
         sys.stdout.flush()
