@@ -116,7 +116,10 @@ def _cache_key(content: bytes, backend_name: str, backend_version: str, batches:
 
 def _cached_ok(key: str) -> bool:
     folder = cache_dir()
-    return folder is not None and (folder / key).is_file()
+    try:
+        return folder is not None and (folder / key).is_file()
+    except OSError:  # a cache path too long or unreadable only costs a probe, like a cache that cannot be written
+        return False
 
 
 def _remember_ok(key: str) -> None:

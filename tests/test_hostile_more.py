@@ -270,3 +270,10 @@ def test_ctrl_c_while_the_program_loads_is_interrupted_not_a_traceback(module, c
                        cwd=str(ROOT), timeout=60)
     assert "Traceback" not in p.stderr and p.returncode == 130, p.stderr
     assert p.stderr.strip().endswith("idc-edge: interrupted")
+
+
+def test_a_cache_folder_that_cannot_be_used_only_costs_a_probe(tmp_path, monkeypatch):
+    # IDC_EDGE_CACHE_DIR with a name too long for the file system stopped every command (exit 2)
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / ("y" * 300)))
+    p = run_here("info")
+    assert p.returncode == 0, p.stderr
