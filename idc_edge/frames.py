@@ -41,7 +41,17 @@ def bit_depth(frame) -> Optional[int]:
 
 
 def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
+    if frame.dtype == np.int8:  # no camera gives int8: it is the model-input convention, byte - 128
+        if bits is None:
+            _warn_once(("int8",), "int8 frames are read as byte - 128 (the int8 model-input convention: -128 "
+                                  "black, 127 white); give uint8 images if that is wrong")
+        return frame.view(np.uint8) ^ np.uint8(0x80)
     if frame.dtype.kind == "i":
+        low = int(frame.min())
+        if low < 0:
+            _warn_once((frame.dtype.str, "negative"),
+                       f"{frame.dtype} frames with negative values (down to {low}) have them read as black; "
+                       "give unsigned images (add the offset first if the values are centred on 0)")
         frame = np.maximum(frame, 0)
     top = int(frame.max())
     depth = bits or _depth(top)
@@ -96,7 +106,8 @@ def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
     The range rule (cameras put 10, 12 or 14 significant bits in a 16-bit container):
 
     - uint8: as is. bool: False 0, True 255.
-    - other integers: negative values are 0; the bit depth is the smallest even number of
+    - int8: byte - 128 (-128 black, 127 white), the int8 model-input convention.
+    - other integers: negative values are 0 (warned once); the bit depth is the smallest even number of
       bits >= 8 that holds the frame's largest value (a 12-bit camera, values <= 4095, is
       12-bit) and the values are divided by ``2 ** (depth - 8)``. A 16-bit frame using the
       full range is its top 8 bits; one with values <= 255 is taken as 8-bit.

@@ -277,3 +277,24 @@ def test_a_cache_folder_that_cannot_be_used_only_costs_a_probe(tmp_path, monkeyp
     monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / ("y" * 300)))
     p = run_here("info")
     assert p.returncode == 0, p.stderr
+
+
+# -- signed frames: int8 is byte - 128; negative values of wider types are said, not silently black ------
+
+def test_an_int8_frame_is_read_as_byte_minus_128_and_negative_values_are_warned():
+    import warnings
+
+    from idc_edge import frames
+
+    rng = np.random.default_rng(3)
+    eight = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    centred = (eight.astype(np.int16) - 128).astype(np.int8)  # was read with everything below 128 black
+    frames._warned.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(frames.to_bgr8(centred), eight)
+        np.testing.assert_array_equal(frames.to_bgr8(centred, bits=8), eight)
+        wide = eight.astype(np.int32) - 20  # a dark-subtracted camera: its negatives stay black ...
+        np.testing.assert_array_equal(frames.to_bgr8(wide), np.maximum(eight.astype(int) - 20, 0))
+    said = " ".join(str(w.message) for w in caught)
+    assert "byte - 128" in said and "negative values (down to -20)" in said  # ... and that is said
