@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ def _synthetic_dataset(root: Path) -> None:
                 cv2.imwrite(str(d / f"{patient}_idx5_x{cx * 50}_y{cy * 50}_class{label}.png"), img)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tmp_path):
     data, out = tmp_path / "data", tmp_path / "run"
     _synthetic_dataset(data)
@@ -46,6 +48,42 @@ def test_mirrored_strategy_on_two_logical_cpus_trains_and_exports(tmp_path):
     assert card["config"]["strategy"] == "mirrored"
     sidecar = json.loads((out / "model_int8.json").read_text())
     assert sidecar["dense"] == {"output_stride_px": 25}
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_strategy_trains_two_local_workers_in_step_from_tf_config(tmp_path):
+    # Two processes on this machine stand in for two machines; each reads its role from TF_CONFIG.
+    data, out = tmp_path / "data", tmp_path / "run"
+    _synthetic_dataset(data)
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "train", "--data", str(data), "--out", str(out), "--arch", "dense25",
+             "--strategy", "multiworker", "--epochs", "1", "--batch-size", "16", "--val-patients", "104",
+             "--no-latency", "--augment", "classic", "--teacher", "none"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    chief = json.loads((out / "model_card.json").read_text())
+    other = json.loads((out / "worker_1" / "model_card.json").read_text())
+    assert chief["replicas"] == other["replicas"] == 2
+    # synchronous data parallelism: both workers end with the same weights, so the same scores
+    assert chief["float"]["metrics"]["roc_auc"] == other["float"]["metrics"]["roc_auc"]
+    assert json.loads((out / "model_int8.json").read_text())["dense"] == {"output_stride_px": 25}
 
 
 def test_bad_strategy_and_logical_cpus_are_one_line_errors(tmp_path):

@@ -178,13 +178,37 @@ def _mkdir_out(out: str) -> Path:
     return path
 
 
-def _validation_monitor(*args, **kwargs):
-    """Keras callback: validation metrics per epoch, history CSV, best weights by ``select``.
+def _keras_module(strategy: str):
+    """Keras 3, except for ``multiworker``: Keras 3's ``fit`` fails under
+    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), Keras 2 (``tf_keras``) supports it,
+    and every architecture builds with identical weights in both."""
+    if strategy == "multiworker":
+        import tf_keras
+
+        return tf_keras
+    import keras
+
+    return keras
+
+
+def _learning_rate(optimizer) -> float:
+    """The optimizer's current learning rate (NaN where a distributed variable will not say)."""
+    lr = optimizer.learning_rate
+    if callable(lr) and not hasattr(lr, "numpy"):  # Keras 2 may return the schedule itself
+        lr = lr(optimizer.iterations)
+    try:
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _validation_monitor(keras, *args, **kwargs):
+    """Keras callback (of module ``keras``: Keras 3 or tf_keras): validation metrics per epoch,
+    history CSV, best weights by ``select``.
 
     Defined inside a function so that importing this module (and failing fast on bad options)
     does not import Keras.
     """
-    import keras
 
     class Monitor(keras.callbacks.Callback):
         def __init__(self, val_ds, select: str, csv_path: Path, verbose: bool):
@@ -206,10 +230,9 @@ def _validation_monitor(*args, **kwargs):
             at_best, at_half = binary_metrics(y, p, thr), binary_metrics(y, p, 0.5)
             eps = 1e-7
             val_loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
-            lr = self.model.optimizer.learning_rate
             row = {
                 "epoch": epoch + 1,
-                "learning_rate": float(np.asarray(lr)),
+                "learning_rate": _learning_rate(self.model.optimizer),
                 "loss": float((logs or {}).get("loss", np.nan)),
                 "val_loss": val_loss,
                 "val_auc": at_best.roc_auc,
@@ -342,23 +365,28 @@ def run(cfg: TrainConfig) -> RunResult:
         train_ds = train_ds.with_options(opts)
     steps = int(np.ceil(len(samples) / cfg.batch_size))
     warmup = int(round(cfg.warmup_epochs * steps)) if cfg.epochs > 1 else 0
+    k = _keras_module(cfg.strategy)
+    # Keras 2 has no per-epoch swap of averaged weights, so EMA is off there.
+    ema = cfg.ema if k is keras else None
     with strategy.scope():
-        model = architectures.build(cfg.arch, keras)
-        schedule = keras.optimizers.schedules.CosineDecay(
+        model = architectures.build(cfg.arch, k)
+        schedule = k.optimizers.schedules.CosineDecay(
             cfg.learning_rate * (0.1 if warmup else 1.0), decay_steps=max(1, cfg.epochs * steps - warmup),
             warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, use_ema=bool(cfg.ema),
-                                           ema_momentum=cfg.ema or 0.99)
-        model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy())
+        optimizer = k.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, use_ema=bool(ema),
+                                       ema_momentum=ema or 0.99)
+        model.compile(optimizer=optimizer, loss=k.losses.BinaryCrossentropy())
 
     verbose = sys.stdout.isatty() if cfg.verbose == "auto" else cfg.verbose == "bar"
-    monitor = _validation_monitor(val_ds, cfg.select, out / "history.csv", verbose=True)
+    monitor = _validation_monitor(k, val_ds, cfg.select, out / "history.csv", verbose=True)
     t_fit = time.perf_counter()
     # With --ema, the averaged weights are swapped in at each epoch's end, so the monitor
     # evaluates (and keeps) the averaged model.
-    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema else []) + [monitor]
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else []) + [monitor]
     model.fit(train_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=1 if verbose else 0)
     fit_seconds = time.perf_counter() - t_fit
+    if k is not keras:  # everything below (saving, export) works on the Keras 3 twin
+        model = architectures.build(cfg.arch, keras)
     model.set_weights(monitor.best_weights)
 
     p, y, idx = predict(model, val_ds)
