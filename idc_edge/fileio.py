@@ -288,23 +288,33 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
 def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
     """Decode image file bytes with OpenCV (``cv2.IMREAD_UNCHANGED`` by default), budget-checked.
 
+    ``cv2.IMREAD_COLOR`` gives uint8 BGR scaled by the range the data really use
+    (:func:`~idc_edge.frames.to_bgr8`): OpenCV's own conversion divides 16-bit samples by 256,
+    which turns a 12-bit camera's image (values up to 4095) nearly black.
+
     Raises:
         ``error``: the bytes are not an image OpenCV reads.
         MemoryBudgetError: the decoded image would exceed the memory budget.
     """
     import cv2
 
+    colour = flags == cv2.IMREAD_COLOR
     dims = image_dimensions(data)
     if dims is not None:
-        w, h, bpp = dims  # as decoded unchanged; 3 bytes (BGR) when converted to colour
-        check_buffer((w, h, bpp if flags is None else 3), 1, f"decoding {where} ({w}×{h} px)",
-                     "use a smaller image or split it into tiles")
+        w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour
+        need = bpp if flags is None else (6 if colour and bpp in (2, 6, 8) else 3)
+        check_buffer((w, h, need), 1, f"decoding {where} ({w}×{h} px)", "use a smaller image or split it into tiles")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None
+                             else (flags | cv2.IMREAD_ANYDEPTH if colour else flags))
     except cv2.error:  # e.g. OpenCV's own pixel limit
         image = None
     if image is None:
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
+    if colour and image.dtype != np.uint8:
+        from .frames import to_bgr8
+
+        image = to_bgr8(image)
     return image
 
 

@@ -298,3 +298,23 @@ def test_an_int8_frame_is_read_as_byte_minus_128_and_negative_values_are_warned(
         np.testing.assert_array_equal(frames.to_bgr8(wide), np.maximum(eight.astype(int) - 20, 0))
     said = " ".join(str(w.message) for w in caught)
     assert "byte - 128" in said and "negative values (down to -20)" in said  # ... and that is said
+
+
+# -- a 12-bit image file is read at its depth by every reader that asks for colour ----------------------
+
+def test_a_12_bit_image_file_is_classified_as_its_8_bit_picture(tmp_path):
+    # classify, evaluate and the data-set stage decode with IMREAD_COLOR, whose 16 -> 8 bit conversion
+    # divides by 256: a 12-bit image came out nearly black, "no tissue, no IDC", without a word
+    from idc_edge.fileio import read_image
+
+    rng = np.random.default_rng(5)
+    eight = np.dstack([rng.integers(120, 230, (150, 200)), rng.integers(40, 160, (150, 200)),
+                       rng.integers(130, 240, (150, 200))]).astype(np.uint8)  # BGR, H&E-like pinks and purples
+    eight[0, 0] = 255
+    cv2.imwrite(str(tmp_path / "eight.png"), eight)
+    cv2.imwrite(str(tmp_path / "twelve.png"), eight.astype(np.uint16) * 16)
+    np.testing.assert_array_equal(read_image(tmp_path / "twelve.png", flags=cv2.IMREAD_COLOR), eight)
+    rows = [run_here("classify", str(tmp_path / f"{n}.png"), "--quiet").stdout.decode().splitlines()[1:]
+            for n in ("eight", "twelve")]
+    assert [r.split(",", 1)[1] for r in rows[0]] == [r.split(",", 1)[1] for r in rows[1]]
+    assert any(r.split(",")[7] == "1" for r in rows[0])  # some tissue to be lost
