@@ -16,18 +16,10 @@ from benchmarks.camera_robustness import (GUARD_FAMILY, GUARD_MARGIN_POINTS, GUA
                                condition_rng, evaluate, guard_row, markdown, validation_patches)
 
 from idc_edge.classifier import resolve_model_path  # noqa: E402
-from idc_edge.spec import read_spec  # noqa: E402
 from tiny_model import synthetic_patches  # noqa: E402
 
 #: patches in the guard's fixed subset (half IDC): about 10 s, most of it simulating the camera
 GUARD_PATCHES = 600
-
-#: Shipped models known to miss the target, by SHA-256, and why: the guard then reports an expected
-#: failure with the measured loss instead of failing CI, until a camera-trained model replaces them.
-KNOWN_BELOW_TARGET = {
-    "519e34780de59246799f375725105e85c911a4457e37d7248ce92fbed1bc33a6": "s2_deep (first shipped model) was trained without camera augmentation",
-}
-
 
 def test_typical_usb_camera_costs_at_most_the_target_of_balanced_accuracy(data_dir):
     model = resolve_model_path(None)
@@ -35,11 +27,6 @@ def test_typical_usb_camera_costs_at_most_the_target_of_balanced_accuracy(data_d
     assert len(data.labels) == GUARD_PATCHES and data.labels.sum() == GUARD_PATCHES // 2
     rows = evaluate({"int8": str(model)}, data, [GUARD_FAMILY], severities=(GUARD_SEVERITY,))
     row = guard_row(rows, "int8")
-    if row.drop_points > GUARD_MARGIN_POINTS:
-        reason = KNOWN_BELOW_TARGET.get(read_spec(model).model_sha256 or "")
-        if reason:
-            pytest.xfail(f"{reason}: the typical USB camera costs it {row.drop_points:.1f} points "
-                         f"(target <= {GUARD_MARGIN_POINTS:g})")
     assert row.drop_points <= GUARD_MARGIN_POINTS, (
         f"the typical USB camera costs {row.drop_points:.1f} points of balanced accuracy "
         f"({rows[0].balanced_accuracy:.3f} clean -> {row.balanced_accuracy:.3f}); the target is <= {GUARD_MARGIN_POINTS:g}")
