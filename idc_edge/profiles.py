@@ -37,6 +37,7 @@ import difflib
 import math
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
-from .fileio import name as short_name, read_bytes, short
+from .fileio import name as short_name, read_bytes, short, why
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -323,20 +324,36 @@ def dumps_toml(data: Dict[str, Any]) -> str:
 def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> Path:
     """Write ``profile`` (to ``path`` or its name's place in :func:`profiles_dir`), replacing the file atomically.
 
+    A name's folder is made when missing; a ``.toml`` path's folder must exist (a mistyped folder
+    is an error, not a new tree). A symbolic link is followed, so the file it points to is
+    updated and the link kept; the file keeps its permissions (new ones are ``0644``).
+
     Raises:
         ProfileError: the folder cannot be made or written.
     """
-    target = profile_path(path if path is not None else profile.name)
+    given = path if path is not None else profile.name
+    target = profile_path(given)
     text = dumps_toml(profile.to_toml_dict())
+    where = Path(os.path.realpath(target))
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".toml", dir=str(target.parent))
+        if os.fspath(given).endswith(".toml"):
+            if not where.parent.is_dir():
+                raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(where.parent)} "
+                                   "does not exist")
+        else:
+            where.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = stat.S_IMODE(os.stat(where).st_mode)
+        except OSError:
+            mode = 0o644
+        fd, tmp = tempfile.mkstemp(prefix=f".{where.stem[:40]}.", suffix=".toml", dir=str(where.parent))
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
+                os.fchmod(f.fileno(), mode)
                 os.fsync(f.fileno())
-            os.replace(tmp, target)
+            os.replace(tmp, where)
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -344,5 +361,5 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
                 pass
             raise
     except OSError as e:
-        raise ProfileError(f"cannot write profile {str(target)!r}: {e}") from None
+        raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
     return target

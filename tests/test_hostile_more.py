@@ -318,3 +318,24 @@ def test_a_12_bit_image_file_is_classified_as_its_8_bit_picture(tmp_path):
             for n in ("eight", "twelve")]
     assert [r.split(",", 1)[1] for r in rows[0]] == [r.split(",", 1)[1] for r in rows[1]]
     assert any(r.split(",")[7] == "1" for r in rows[0])  # some tissue to be lost
+
+
+def test_saving_a_profile_keeps_its_link_and_permissions_and_makes_no_mistyped_folder(tmp_path):
+    # the atomic replace turned a link to a shared profile into a private copy (the shared file never
+    # updated), made every profile 0600, and created a whole folder tree from a mistyped path
+    from idc_edge.profiles import Profile, save_profile
+
+    shared = tmp_path / "shared.toml"
+    shared.write_text("")
+    shared.chmod(0o640)
+    link = tmp_path / "scope.toml"
+    link.symlink_to(shared)
+    save_profile(Profile(name="scope", white_gains_rgb=(1.0, 1.1, 1.2)), str(link))
+    assert link.is_symlink() and load_profile(str(shared)).white_gains_rgb == (1.0, 1.1, 1.2)
+    assert shared.stat().st_mode & 0o777 == 0o640
+    fresh = tmp_path / "fresh.toml"
+    save_profile(Profile(name="fresh"), str(fresh))
+    assert fresh.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(ProfileError, match="does not exist"):
+        save_profile(Profile(name="x"), str(tmp_path / "typo" / "x.toml"))
+    assert not (tmp_path / "typo").exists()
