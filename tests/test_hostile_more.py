@@ -339,3 +339,22 @@ def test_saving_a_profile_keeps_its_link_and_permissions_and_makes_no_mistyped_f
     with pytest.raises(ProfileError, match="does not exist"):
         save_profile(Profile(name="x"), str(tmp_path / "typo" / "x.toml"))
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_closed_standard_output_is_refused_before_a_profile_or_report_is_written(tmp_path):
+    # calibrate saved the profile and report wrote the HTML, then both failed on the summary line:
+    # exit 2 for work that was done
+    import subprocess
+    import sys
+
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), np.full((120, 160, 3), (200, 215, 225), np.uint8))
+    results = _results(tmp_path)
+    cmd = f"{sys.executable} -m idc_edge"
+    for line, made in ((f"calibrate white --source {glass} --profile {tmp_path / 'p.toml'}", tmp_path / "p.toml"),
+                       (f"report {results} --html {tmp_path / 'r.html'}", tmp_path / "r.html")):
+        p = subprocess.run(f"{cmd} {line} >&-", shell=True, capture_output=True, cwd=str(ROOT), timeout=120)
+        assert "standard output is closed" in one_error_line(p) and not made.exists()
+    p = subprocess.run(f"{cmd} classify {glass} --quiet --out {tmp_path / 'c.csv'} >&-", shell=True,
+                       capture_output=True, cwd=str(ROOT), timeout=120)
+    assert p.returncode == 0 and (tmp_path / "c.csv").stat().st_size > 0  # its results go to a file

@@ -92,7 +92,7 @@ class _ClosedStream:
     def __init__(self, what: str):
         self.what = what
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> int:  # even "": a command checks before it starts work
         raise OSError(errno.EBADF, f"{self.what} is closed (started with >&- ?); give the command somewhere to "
                                    "write, e.g. > out.txt")
 
@@ -159,6 +159,11 @@ def _exit_now_if_a_driver_is_stuck(code: int) -> int:
     return code
 
 
+def _prints_results(args) -> bool:
+    """Whether the command's results go to standard output (all but ``run`` and ``classify --out``)."""
+    return args.command != "run" and not (args.command == "classify" and args.out)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
     130 interrupted, 141 the reader of standard output went away)."""
@@ -172,6 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _quiet_opencv()  # loads OpenCV: a Ctrl-C here is "interrupted" like any later one
         _log_warnings_as_lines()
         args = build_parser().parse_args(argv)
+        if isinstance(sys.stdout, _ClosedStream) and _prints_results(args):
+            sys.stdout.write("")  # refused now, before a profile or report is written and then called a failure
         code = args.func(args)
         sys.stdout.flush()
         return code
