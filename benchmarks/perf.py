@@ -50,8 +50,11 @@ STAGE_PATIENT = "8867"
 GUARDS = (
     ("int8_vs_float32", 1.0, "int8 is no longer faster per patch than float32 TFLite (batch 64, 1 thread)"),
     ("int8_vs_keras", 3.0, "int8 is less than 3x faster per patch than Keras predict (batch 64, 1 thread)"),
-    ("overhead_efficiency", 0.6, "detect() keeps less than 60 % of the bare interpreter's patches per second"),
-    ("reuse_still_speedup", 1.5, "reuse speeds a still stage up less than 1.5x"),
+    # a stride-25 frame of a model with 1.5 M MACs per patch is little model work: the per-frame stages every
+    # path shares (tissue mask, focus and exposure gates) and the int8 input conversion weigh more than they
+    # did with s2_deep (11.4 M), so these two guards sit lower than the ratios the first model reached
+    ("overhead_efficiency", 0.3, "detect() keeps less than 30 % of the bare interpreter's patches per second"),
+    ("reuse_still_speedup", 1.1, "reuse speeds a still stage up less than 1.1x"),
     ("reuse_moving_cost", 0.8, "reuse slows a moving stage down by more than 20 %"),
     ("threaded_vs_sequential", 0.8, "threaded `idc-edge run` is more than 20 % slower than sequential"),
     ("dense_vs_patch", 1.0, "a dense model's detect() is slower in dense mode than patch by patch (1080p, stride 25)"),

@@ -122,14 +122,17 @@ def test_guard_int8_much_faster_than_keras(int8_path):
 
 
 def test_guard_pipeline_overhead(int8_path, frames_cache):
-    o = bench.overhead(str(int8_path), frames_cache(480, 270, 4.0, 1)[0], 4.0, case="model scale", rounds=ROUNDS)
+    # stride 10, patch by patch: the per-patch pipeline's overhead, not the per-frame stages every path shares
+    o = bench.overhead(str(int8_path), frames_cache(480, 270, 4.0, 1)[0], 4.0, stride=10, case="model scale",
+                       rounds=ROUNDS)
     print(f"detect() keeps {100 * o.efficiency:.0f} % of the bare interpreter's patches per second")
-    assert o.efficiency > 0.6
+    assert o.efficiency > 0.45
 
 
 def test_guard_reuse(int8_path, frames_cache):
     seqs = {"still": frames_cache(1920, 1080, 1.0, 8, still=True), "moving": frames_cache(1920, 1080, 1.0, 8)}
-    rows = {r.sequence: r for r in bench.reuse_latency(str(int8_path), sequences=seqs, rounds=ROUNDS)}
+    rows = {r.sequence: r for r in bench.reuse_latency(str(int8_path), stride=10, sequences=seqs, rounds=ROUNDS,
+                                                       dense=False)}
     print({k: round(v.speedup, 2) for k, v in rows.items()})
     assert rows["still"].speedup > 1.5 and rows["moving"].speedup > 0.8
 

@@ -49,11 +49,12 @@ def _interleaved_streams(det, frames: Sequence[np.ndarray], rounds: int) -> dict
 
 def reuse_latency(model_path: Optional[str], width: int = 1920, height: int = 1080, um_per_px: float = 1.0,
                   stride: int = 25, n_frames: int = 12, rounds: int = 5, threads: int = 1,
-                  sequences: Optional[dict[str, list[np.ndarray]]] = None) -> list[ReuseRow]:
+                  sequences: Optional[dict[str, list[np.ndarray]]] = None,
+                  dense: Optional[bool] = None) -> list[ReuseRow]:
     """Still and moving stage sequences through ``Detector.stream`` with reuse on and off.
 
     ``max_score_error`` is the largest |reused score − fresh score| over all frames: what reuse
-    costs in accuracy.
+    costs in accuracy. ``dense`` is the detector's option (None: dense mode when the model has it).
     """
     from ..detector import Detector
 
@@ -63,7 +64,8 @@ def reuse_latency(model_path: Optional[str], width: int = 1920, height: int = 10
         sequences = {"still": camera_frames(slide, width, height, um_per_px, n_frames, step_px=0),
                      "moving": camera_frames(slide, width, height, um_per_px, n_frames, step_px=step)}
     rows = []
-    with Detector(model_path=model_path, um_per_px=um_per_px, stride=stride, num_threads=threads) as det:
+    with Detector(model_path=model_path, um_per_px=um_per_px, stride=stride, num_threads=threads,
+                  dense=dense) as det:
         for name, frames in sequences.items():
             on = list(det.stream(frames, keep_image=False, reuse=True))
             off = list(det.stream(frames, keep_image=False, reuse=False))
