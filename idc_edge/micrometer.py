@@ -24,6 +24,7 @@ import numpy as np
 
 from .colour import CalibrationError
 from . import validate
+from .budget import check_buffer
 from .errors import OptionError
 
 
@@ -85,6 +86,8 @@ def _profile_across(grey: np.ndarray, ux: float, uy: float) -> np.ndarray:
     vx, vy = -uy, ux
     out_w = int(math.ceil(abs(w * ux) + abs(h * uy)))
     out_h = int(math.ceil(abs(w * uy) + abs(h * ux)))
+    check_buffer((out_h, out_w), 4, f"turning the {w}×{h} px micrometer image upright ({out_w}×{out_h} px)",
+                 "use a smaller image of the micrometer")
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     ox, oy = (out_w - 1) / 2.0, (out_h - 1) / 2.0
     m = np.array([[ux, vx, cx - ux * ox - vx * oy], [uy, vy, cy - uy * ox - vy * oy]], np.float64)
@@ -111,6 +114,9 @@ def measure_ticks(image: np.ndarray, min_period_px: float = 3.0, min_ticks: floa
     Raises:
         CalibrationError: no regular ticks found (message says what to do).
     """
+    if isinstance(image, np.ndarray):
+        check_buffer(image.shape[:2], 4, f"the {image.shape[1]}×{image.shape[0]} px micrometer image in floating point",
+                     "use a smaller image of the micrometer")
     grey = _grey(image)
     h, w = grey.shape
     if min(h, w) < 16:

@@ -358,3 +358,19 @@ def test_a_closed_standard_output_is_refused_before_a_profile_or_report_is_writt
     p = subprocess.run(f"{cmd} classify {glass} --quiet --out {tmp_path / 'c.csv'} >&-", shell=True,
                        capture_output=True, cwd=str(ROOT), timeout=120)
     assert p.returncode == 0 and (tmp_path / "c.csv").stat().st_size > 0  # its results go to a file
+
+
+def test_calibration_checks_its_working_buffers_against_the_memory_budget(tmp_path, monkeypatch):
+    # a 12000×12000 micrometer image (under the decoding budget) grew past 3.5 GB in float copies
+    from idc_edge.errors import MemoryBudgetError
+
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "40")
+    with pytest.raises(MemoryBudgetError, match="micrometer image"):
+        measure_ticks(np.zeros((3500, 3500), np.uint8))  # 12 MB as bytes, 47 MB as floats
+    ruler = tmp_path / "ruler.png"
+    image = np.full((2000, 2000, 3), 200, np.uint8)
+    image[:, ::20] = 30
+    cv2.imwrite(str(ruler), image)  # 12 MB decoded, 48 MB averaged in floats
+    line = one_error_line(run_here("calibrate", "scale", "--source", str(ruler), "--spacing-um", "10",
+                                   "--profile", str(tmp_path / "p.toml")))
+    assert "memory budget" in line and "calibration" in line and not (tmp_path / "p.toml").exists()

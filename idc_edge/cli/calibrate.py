@@ -38,6 +38,7 @@ def add_parser(sub) -> None:
 
 def _grab(setup, frames: int, timeout_s: float):
     """(mean BGR uint8 frame, the open source's granted mode or None) from the camera or the source file."""
+    from ..budget import check_buffer
     from ..errors import SourceError
     from ..sources import open_source
 
@@ -52,6 +53,8 @@ def _grab(setup, frames: int, timeout_s: float):
         for i, frame in enumerate(source):
             if i < settle:
                 continue
+            check_buffer((*frame.image.shape[:2], 3), 4, f"averaging {frame.image.shape[1]}×{frame.image.shape[0]} "
+                         "px frames for calibration", "use a smaller frame (--size) or image")
             img = frame.image.astype(np.float32)
             if total is None:
                 total = img
