@@ -183,12 +183,22 @@ class Detector:
         check_buffer((rows, cols, _BYTES_PER_GRID_PATCH), 1, f"the patch grid of a {shape[1]}×{shape[0]} px frame at "
                      f"stride {self.stride}", "raise the stride or use smaller frames")
 
+    def _warn_if_tiny(self, shape: tuple[int, int]) -> None:
+        """Say so when a frame shrinks to less than a quarter of one patch at the model's scale (a
+        mistyped um_per_px): its one padded patch is mostly padding, so "no tissue" means nothing."""
+        w, h = rescaled_size(shape[1], shape[0], self.scale)
+        if w * h * 4 < self.patch * self.patch:
+            warnings.warn(f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px is only {w}×{h} px at the "
+                          f"model's {self.spec.um_per_px:g} µm/px, less than a quarter of one {self.patch} px patch: "
+                          "its result means little; check um_per_px (microns per pixel of the camera)", stacklevel=4)
+
     def _grid_for(self, shape: tuple[int, int]) -> tuple[TileGrid, np.ndarray]:
         # grid and boxes are stored and read as one tuple: threads detecting frames of different
         # sizes each get a matching pair (never one frame's grid with another's boxes)
         cached = self._grid_boxes
         if cached is None or cached[0].frame_shape != shape:
             self._check_budget(shape)
+            self._warn_if_tiny(shape)
             grid = make_grid(shape, self.patch, self.stride, self.scale)
             boxes = grid.boxes()
             boxes.flags.writeable = False

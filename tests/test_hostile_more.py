@@ -374,3 +374,13 @@ def test_calibration_checks_its_working_buffers_against_the_memory_budget(tmp_pa
     line = one_error_line(run_here("calibrate", "scale", "--source", str(ruler), "--spacing-um", "10",
                                    "--profile", str(tmp_path / "p.toml")))
     assert "memory budget" in line and "calibration" in line and not (tmp_path / "p.toml").exists()
+
+
+def test_a_frame_shrunk_below_a_quarter_patch_by_its_scale_is_warned_not_silently_no_tissue(tmp_path):
+    # classify --um-per-px 1e-308 on a slide image: one empty row, "no tissue", without a word
+    image = tmp_path / "slide.png"
+    cv2.imwrite(str(image), np.full((400, 600, 3), (190, 110, 200), np.uint8))
+    p = run_here("classify", str(image), "--quiet", "--um-per-px", "1e-308")
+    assert p.returncode == 0 and "only 1×1 px at the model's" in p.stderr.decode() and "--um-per-px" in p.stderr.decode()
+    p = run_here("classify", str(image), "--quiet", "--um-per-px", "2")
+    assert p.returncode == 0 and "warning" not in p.stderr.decode()
