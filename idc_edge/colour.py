@@ -202,6 +202,31 @@ def glass_pixels(rgb: np.ndarray, max_saturation: int = 60, relative_value: floa
     return bright & (hsv[..., 1] < max_saturation)
 
 
+def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05) -> float:
+    """How far the colour of the glass in an **RGB** uint8 frame is from the training slides' glass.
+
+    Glass here is the brightest, least coloured part of the frame (every second pixel and row): HSV
+    value at least 90 % of the 99th percentile and saturation below 45 (0–255), so pale tissue
+    does not count and a cast of 30 % still does. Its median colour is reduced to chromaticity
+    (each channel over the three's mean, so exposure does not count); the result is the largest
+    relative departure of a channel from the training glass's chromaticity (0.1 = one channel
+    10 % off: a colour cast the model was not trained on). NaN when less than
+    ``min_glass_fraction`` of the frame is glass (nothing to judge).
+    """
+    small = rgb[::2, ::2]
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    value = hsv[..., 2]
+    counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
+    p99 = int(np.searchsorted(counts, 0.99 * value.size))
+    mask = (value >= max(60, int(np.ceil(0.9 * p99)))) & (hsv[..., 1] < 45)
+    n = int(np.count_nonzero(mask))
+    if n == 0 or n < min_glass_fraction * mask.size:
+        return float("nan")
+    now = np.median(small[mask], axis=0).astype(np.float64)
+    target = np.asarray(TRAINING_GLASS_RGB)
+    return float(np.max(np.abs((now / max(now.mean(), 1.0)) / (target / target.mean()) - 1.0)))
+
+
 @dataclass(frozen=True)
 class DriftReading:
     """The glass colour of one frame against the reference.

@@ -36,7 +36,7 @@ from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
-from .focus import ExposureOptions, FocusOptions, assess
+from .focus import ColourOptions, ExposureOptions, FocusOptions, assess
 from .tissue import TissueMaskOptions, patch_fractions, tissue_pixels
 
 
@@ -72,6 +72,7 @@ class DetectorOptions:
             lookup table to the frame at the model's scale; None leaves colours as they come.
         focus: the focus gate (out-of-focus frames and patches are no call, see :mod:`idc_edge.focus`).
         exposure: the exposure gate (too dark frames, clipped patches are no call).
+        colour: the colour gate (a frame whose glass is tinted beyond the training glass is no call).
     """
 
     model_path: Optional[str] = None
@@ -88,6 +89,7 @@ class DetectorOptions:
     white_balance: Optional[WhiteBalance] = None
     focus: FocusOptions = field(default_factory=FocusOptions)
     exposure: ExposureOptions = field(default_factory=ExposureOptions)
+    colour: ColourOptions = field(default_factory=ColourOptions)
 
     def __post_init__(self):
         def set_(name, value):
@@ -110,7 +112,8 @@ class DetectorOptions:
                               option="reuse_options")
         if self.dense is not None:
             set_("dense", validate.flag("dense", self.dense))
-        for name, kind in (("white_balance", WhiteBalance), ("focus", FocusOptions), ("exposure", ExposureOptions)):
+        for name, kind in (("white_balance", WhiteBalance), ("focus", FocusOptions), ("exposure", ExposureOptions),
+                           ("colour", ColourOptions)):
             value = getattr(self, name)
             if not isinstance(value, kind) and not (name == "white_balance" and value is None):
                 raise OptionError(f"{name} must be a {kind.__name__}, got {type(value).__name__}", option=name)
@@ -262,7 +265,7 @@ class Detector:
         else:
             tissue = np.ones(grid.shape, bool)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
-                         clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions)
+                         clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour)
         no_call = quality.no_call
         callable_ = tissue & ~no_call if no_call.any() else tissue  # no call: not classified, never IDC
         t2 = time.perf_counter()
@@ -305,6 +308,8 @@ class Detector:
             exposure_ok=quality.exposure_ok, sharpness=quality.sharpness,
             no_call_focus=int((quality.blurred & ~quality.badly_exposed).sum()),
             no_call_exposure=int(quality.badly_exposed.sum()),
+            colour_ok=quality.colour_ok, glass_cast=quality.glass_cast,
+            no_call_colour=int((no_call & ~quality.blurred & ~quality.badly_exposed).sum()),
         )
 
     def _clip_levels(self) -> tuple[int, int, int]:

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from . import validate
+from .colour import glass_cast
 from .tiling import TileGrid, patch_sums
 
 
@@ -74,6 +75,10 @@ class FocusOptions:
 class ExposureOptions:
     """When a field or patch counts as badly exposed. Levels are 0–255.
 
+    ``min_white`` 200 comes from ``benchmarks/camera_gates.py``: on real validation fields the
+    brightest part (glass, lumen, fat) is at 208 or above (5th percentile 236); an exposure of
+    ×0.5 (without a white profile) brings it to 188 (median) and changes a fifth of the decisions.
+
     Attributes:
         min_white: the frame's 99th percentile of grey must reach this (else too dark).
         clip_level: a channel at or above it counts as clipped.
@@ -81,7 +86,7 @@ class ExposureOptions:
         enabled: False switches the exposure gate off.
     """
 
-    min_white: int = 100
+    min_white: int = 200
     clip_level: int = 250
     max_clipped_fraction: float = 0.3
     enabled: bool = True
@@ -92,6 +97,29 @@ class ExposureOptions:
                                                                  unit="grey levels"))
         object.__setattr__(self, "max_clipped_fraction",
                            validate.probability("max_clipped_fraction", self.max_clipped_fraction))
+        object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
+
+
+@dataclass(frozen=True)
+class ColourOptions:
+    """When a field's colour cannot be trusted: its glass is tinted (a lamp, LED or camera white
+    balance the model was never trained on, and no white profile to undo it).
+
+    The default comes from ``benchmarks/camera_gates.py`` on real validation fields: see
+    README ("What the camera does, and when idc-edge says no call").
+
+    Attributes:
+        max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
+            the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
+        enabled: False switches the colour gate off.
+    """
+
+    max_glass_cast: float = 0.05
+    enabled: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "max_glass_cast", validate.positive_number("max_glass_cast", self.max_glass_cast,
+                                                                            "largest glass cast, a fraction"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -107,6 +135,9 @@ class FrameQuality:
         patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped (all tissue when too dark).
+        colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
+            (every tissue patch is then no call); True when within it or no glass to judge.
+        glass_cast: the measured cast (fraction), NaN when not measured.
     """
 
     sharpness: float
@@ -116,11 +147,15 @@ class FrameQuality:
     patch_sharpness: np.ndarray
     blurred: np.ndarray
     badly_exposed: np.ndarray
+    colour_ok: bool = True
+    glass_cast: float = float("nan")
+    tissue: Optional[np.ndarray] = None
 
     @property
     def no_call(self) -> np.ndarray:
-        """bool ``[rows, cols]``: tissue patches where no call is made (blurred or badly exposed)."""
-        return self.blurred | self.badly_exposed
+        """bool ``[rows, cols]``: tissue patches where no call is made (blurred, badly exposed or miscoloured)."""
+        out = self.blurred | self.badly_exposed
+        return out | self.tissue if not self.colour_ok and self.tissue is not None else out
 
 
 def sharpness_terms(rgb: np.ndarray, grey: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +184,7 @@ def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> 
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
-           tissue_fractions: Optional[np.ndarray] = None) -> FrameQuality:
+           tissue_fractions: Optional[np.ndarray] = None, colour: ColourOptions = ColourOptions()) -> FrameQuality:
     """Focus and exposure of one frame at the model's scale.
 
     Args:
@@ -163,11 +198,15 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             ``exposure.clip_level`` for all three).
         tissue_fractions: float ``[rows, cols]`` share of tissue pixels per patch, when the caller
             already has it (:func:`~idc_edge.tissue.patch_fractions` of ``tissue_px``).
+        colour: the colour gate's options (the glass's cast, see :class:`ColourOptions`).
     """
     shape = grid.shape
+    cast = glass_cast(rgb) if colour.enabled else float("nan")
+    colour_ok = not (cast > colour.max_glass_cast)  # NaN (no glass in view) counts as ok
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
-        return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing)
+        return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
+                            colour_ok, cast, tissue)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -217,4 +256,5 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     else:
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
-                        too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly)
+                        too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
+                        colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue)

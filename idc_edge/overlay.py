@@ -113,12 +113,15 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
     no_call = getattr(result, "no_call", None)
     if getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
+    elif getattr(result, "colour_ok", None) is False:
+        parts = ["COLOUR CAST: no call (calibrate white)"]
     elif info.cell_um:
         area, _ = idc_area_mm2(result, info.cell_um)
         parts = [f"IDC {area:.2f} mm² ({100 * result.idc_fraction:.1f} % of tissue)"]
     else:
         parts = [f"IDC {100 * result.idc_fraction:.1f} % of tissue"]
-    if no_call is not None and np.any(no_call) and getattr(result, "in_focus", None) is not False:
+    if no_call is not None and np.any(no_call) and getattr(result, "in_focus", None) is not False \
+            and getattr(result, "colour_ok", None) is not False:
         parts.append(f"{int(np.sum(no_call))} patch(es) without a call")
     if getattr(result, "exposure_ok", None) is False:
         parts.append("check exposure")
@@ -267,7 +270,7 @@ def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float]
     thickness = max(1, int(round(scale * 1.6)))
     (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
     band = th + base + 10
-    alert = getattr(result, "in_focus", None) is False
+    alert = getattr(result, "in_focus", None) is False or getattr(result, "colour_ok", None) is False
     cv2.rectangle(image_bgr, (0, 0), (w, band), (0, 0, 140) if alert else (32, 32, 32), -1)
     put_text(image_bgr, text, (8, th + 5), scale, (255, 255, 255), thickness)
     if fps is not None:

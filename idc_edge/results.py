@@ -51,6 +51,11 @@ class FrameResult:
             NaN when not measured or too little tissue to judge.
         no_call_focus, no_call_exposure: tissue patches without a call for each reason (a badly
             exposed patch counts as exposure even when it also looks blurred: clipping flattens texture).
+        colour_ok: False when the glass in view is tinted beyond what the model was trained on
+            (no white profile, or one that no longer fits): every tissue patch is then no call.
+        glass_cast: the glass's measured cast (fraction, see :func:`idc_edge.colour.glass_cast`),
+            NaN when not measured or no glass in view.
+        no_call_colour: tissue patches without a call only because of the colour.
     """
 
     index: int
@@ -70,6 +75,9 @@ class FrameResult:
     sharpness: float = float("nan")
     no_call_focus: int = 0
     no_call_exposure: int = 0
+    colour_ok: bool = True
+    glass_cast: float = float("nan")
+    no_call_colour: int = 0
 
     @property
     def n_patches(self) -> int:
@@ -118,8 +126,11 @@ class FrameResult:
             "idc_fraction": round(self.idc_fraction, 6),
             "in_focus": bool(self.in_focus),
             "exposure_ok": bool(self.exposure_ok),
+            "colour_ok": bool(self.colour_ok),
+            "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
             "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),
-            "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure)},
+            "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure),
+                                "colour": int(self.no_call_colour)},
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],
             "idc_scores": [round(float(self.probabilities[r, c]), 4) for r, c in zip(rows, cols)],

@@ -271,8 +271,10 @@ class Session:
                 results = ThreadedStream(detector, source, keep_image=keep)
                 closers.append(results)  # closed first: stops its threads before the source and detector
             streaming = True
+            warned: set = set()
             for result in results:
                 frames += 1
+                warn_once(result, warned)
                 fps = frames / max(time.monotonic() - started, 1e-9)
                 overlay = draw_overlay(result.image, result, style, fps=fps, info=labels) if draw else None
                 item = SinkFrame(result, overlay, fps, info)
@@ -305,6 +307,26 @@ class Session:
         if failure is not None:
             raise failure
         return self.summary
+
+
+#: (result flag, what to tell the user the first time a frame of the run has it False)
+NO_CALL_WARNINGS = (
+    ("in_focus", "a frame is out of focus: its tissue is no call (focus the microscope; a --um-per-px larger "
+                 "than the camera's real scale looks the same: check it with `idc-edge calibrate scale`)"),
+    ("exposure_ok", "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or "
+                    "run `idc-edge calibrate white` with blank glass in view and use --profile)"),
+    ("colour_ok", "the glass in view has a colour cast the model was not trained on: its tissue is no call "
+                  "(run `idc-edge calibrate white` with blank glass in view and use --profile)"),
+)
+
+
+def warn_once(result, warned: set) -> None:
+    """Log each no-call reason of ``result`` the first time it appears in a run (``warned`` holds
+    the reasons already told)."""
+    for flag, text in NO_CALL_WARNINGS:
+        if flag not in warned and getattr(result, flag, True) is False:
+            warned.add(flag)
+            log.warning("frame %d: %s", result.index, text)
 
 
 def _close_all(closers: list) -> Optional[IdcEdgeError]:

@@ -104,10 +104,11 @@ def build_config(args):
 
 
 def gates_off(off: bool) -> dict:
-    """DetectorOptions fields that switch the focus and exposure gates off (none when ``off`` is False)."""
-    from ..focus import ExposureOptions, FocusOptions
+    """DetectorOptions fields that switch the focus, exposure and colour gates off (none when ``off`` is False)."""
+    from ..focus import ColourOptions, ExposureOptions, FocusOptions
 
-    return {"focus": FocusOptions(enabled=False), "exposure": ExposureOptions(enabled=False)} if off else {}
+    return {"focus": FocusOptions(enabled=False), "exposure": ExposureOptions(enabled=False),
+            "colour": ColourOptions(enabled=False)} if off else {}
 
 
 def build_sinks(args, config) -> list:

@@ -207,8 +207,10 @@ class LiveView(Sink):
         status = {"state": "live", "frame": r.index, "time": r.timestamp, "fps": round(frame.fps, 2),
                   "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
-                  "in_focus": _focus(r), "exposure_ok": _flag(r, "exposure_ok"), "sharpness": _number(r, "sharpness"),
-                  "no_call_patches": int(getattr(r, "no_call_focus", 0) + getattr(r, "no_call_exposure", 0)),
+                  "in_focus": _focus(r), "exposure_ok": _flag(r, "exposure_ok"),
+                  "colour_ok": _flag(r, "colour_ok"), "sharpness": _number(r, "sharpness"),
+                  "no_call_patches": int(getattr(r, "no_call_focus", 0) + getattr(r, "no_call_exposure", 0)
+                                         + getattr(r, "no_call_colour", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
                   "snapshots": len(self.snapshot.taken) if self.snapshot is not None else None,
                   **self._session_status()}

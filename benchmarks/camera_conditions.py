@@ -1,0 +1,351 @@
+"""End to end: what each camera condition does to ``Detector.detect`` on real slide frames.
+
+Real frames are the validation patients' slides rebuilt by :func:`idc_edge.sources.stage.build_mosaic`
+(4 µm/px, the data set's scale), cut into camera fields of ``--size`` pixels (default 500×300 at
+4 µm/px: a 2000×1200 camera at 1 µm/px) that are mostly tissue, on the data set's 50 px grid, so
+every patch has the data set's label. Each field is altered by a camera condition at several
+severities (``train.camera_sim`` where it has the condition; the others are the small pure
+functions below) and run through the shipped detector with its gates on. Per (condition,
+severity) the report gives:
+
+- **agree**: of the tissue patches called in the clean field *and* in the altered one, the share
+  with the same IDC decision;
+- **no call**: the share of the clean field's tissue patches without a call in the altered one
+  (a gate said so), or counted as no call because the frame was flagged;
+- **IDC recall**: of the tissue patches labelled IDC, the share called IDC (no call counts as not
+  found; ``recall|called`` is over the called ones only);
+- **verdict**: ``ok`` (agree ≥ ``--agree`` and IDC recall among called patches within
+  ``--recall-drop`` of clean), ``no call`` (≥ 90 % of tissue patches no call, or a gate flag on most
+  fields), else ``SILENT`` — the answer changed and nothing said so.
+
+A wrong µm/px is simulated by telling the detector ``k ×`` the true 4 µm/px; the altered
+field's patches are matched to the clean ones by their centres on the slide.
+
+    python -m benchmarks.camera_conditions [--data ../shared/idc_patches] [--fields-per-patient 3]
+
+Writes ``benchmarks/camera_conditions_report/report.json`` and ``report.md`` (numbers only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, scan_dataset  # noqa: E402
+from idc_edge.detector import Detector  # noqa: E402
+from idc_edge.sources.stage import build_mosaic  # noqa: E402
+from idc_edge.tissue import tissue_pixels  # noqa: E402
+from train import camera_sim as cs  # noqa: E402
+
+#: validation patients whose whole slide is in the data (the others are samples of patches)
+COMPLETE_VALIDATION = ("8867", "8914", "8917", "8956", "9022", "9023", "9036", "9076", "9078")
+PATCH = 50
+
+
+# -- conditions train.camera_sim does not have (pure, RGB uint8 at 4 µm/px in and out) ----------
+
+def motion_blur(rgb: np.ndarray, length_um: float, um_per_px: float = 4.0) -> np.ndarray:
+    """A horizontal streak of ``length_um`` µm (the stage moving during the exposure)."""
+    n = max(1, int(round(length_um / um_per_px)))
+    k = np.zeros((1, n), np.float32) + 1.0 / n
+    return cv2.filter2D(rgb, -1, k, borderType=cv2.BORDER_REFLECT_101)
+
+
+def vignetting(rgb: np.ndarray, corner_loss: float) -> np.ndarray:
+    """Light falling off towards the corners (cos⁴-like), ``corner_loss`` of it lost at the corners, in linear light."""
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2
+    gain = 1.0 - corner_loss * np.clip(r2 / 2.0, 0, 1)
+    return cs.to_srgb(cs.to_linear(rgb) * gain[..., None])
+
+
+def dust(rgb: np.ndarray, rng: np.random.Generator, n_spots: int, opacity: float) -> np.ndarray:
+    """Out-of-focus dust on the camera window: soft dark discs (radius 15–40 px at 4 µm/px)."""
+    h, w = rgb.shape[:2]
+    shade = np.zeros((h, w), np.float32)
+    for _ in range(n_spots):
+        cv2.circle(shade, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(15, 40)), 1.0, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), 6.0)
+    return cs.to_srgb(cs.to_linear(rgb) * (1.0 - opacity * np.clip(shade, 0, 1))[..., None])
+
+
+def low_light(rgb: np.ndarray, rng: np.random.Generator, gain: float, full_well_e: float) -> np.ndarray:
+    """A dim lamp with the camera's gain turned up: exposure ``gain`` then shot + read noise."""
+    return cs.sensor_noise(cs.exposure(rgb, gain), rng, full_well_e=full_well_e, read_noise_e=8.0)
+
+
+Fn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (condition, severity): how the field is altered, and the µm/px the detector is told
+    as a multiple of the truth (1.0 = right)."""
+
+    family: str
+    label: str
+    apply: Optional[Fn] = None
+    scale_error: float = 1.0
+
+
+def _cast(gains):
+    return lambda x, rng: cs.colour_cast(x, gains)
+
+
+def cases() -> list[Case]:
+    """Every condition family at its severities (mild → severe)."""
+    out = []
+    for fam in ("defocus", "defocus_disk", "noise", "jpeg", "exposure", "gamma", "cast", "usb_camera"):
+        for sev in cs.CONDITIONS[fam]:
+            out.append(Case(fam, sev.label, sev.apply))
+    out += [Case("motion", f"streak {n} µm", (lambda n: lambda x, rng: motion_blur(x, n))(n)) for n in (8, 16, 32)]
+    out += [Case("low_light", f"×{g} at {e:g} e⁻", (lambda g, e: lambda x, rng: low_light(x, rng, g, e))(g, e))
+            for g, e in ((0.5, 500), (0.3, 300), (0.15, 150))]
+    out += [Case("exposure_low", f"exposure ×{g}", (lambda g: lambda x, rng: cs.exposure(x, g))(g)) for g in (0.4, 0.3)]
+    out += [Case("overexposure", f"exposure ×{g} (clips)", (lambda g: lambda x, rng: cs.exposure(x, g))(g))
+            for g in (1.3, 1.6, 2.0)]
+    out += [Case("gamma_low", f"gamma {g}", (lambda g: lambda x, rng: cs.exposure(x, 1.0, g))(g)) for g in (0.8, 0.65)]
+    for name, per in (("warm", lambda s: (1 + s, 1.0, 1 - s)), ("green", lambda s: (1 - s / 2, 1 + s, 1 - s / 2)),
+                      ("magenta", lambda s: (1 + s / 2, 1 - s, 1 + s / 2))):
+        out += [Case(f"cast_{name}", f"{name} cast {round(100 * s)} %", _cast(per(s))) for s in (0.1, 0.2, 0.3)]
+    out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
+            for c in (0.2, 0.4, 0.6)]
+    out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))
+            for n, o in ((3, 0.3), (6, 0.5), (10, 0.7))]
+    out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
+    return out
+
+
+# -- real fields ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Field:
+    """One camera field cut from a rebuilt slide: RGB uint8 at 4 µm/px, its labels per 50 px cell
+    (-1 = no patch), and which patient it came from."""
+
+    patient: str
+    rgb: np.ndarray
+    labels: np.ndarray
+
+
+def slide_fields(data_dir, patients, size=(500, 300), per_patient=3, min_tissue=0.5, seed=0) -> list[Field]:
+    """Up to ``per_patient`` fields of ``size`` (width, height) px per patient, on the 50 px grid,
+    each at least ``min_tissue`` tissue pixels, chosen at random (fixed seed) among those."""
+    rng = np.random.default_rng(seed)
+    records = scan_dataset(data_dir, patients)
+    by_patient: dict[str, list] = {}
+    for r in records:
+        by_patient.setdefault(r.patient, []).append(r)
+    w, h = size
+    cw, ch = w // PATCH, h // PATCH
+    out = []
+    for p in patients:
+        if p not in by_patient:
+            continue
+        mosaic_bgr, labels, _ = build_mosaic(by_patient[p])
+        rgb = cv2.cvtColor(mosaic_bgr, cv2.COLOR_BGR2RGB)
+        if rgb.shape[0] < h or rgb.shape[1] < w:
+            rgb = cv2.copyMakeBorder(rgb, 0, max(0, h - rgb.shape[0]), 0, max(0, w - rgb.shape[1]),
+                                     cv2.BORDER_CONSTANT, value=(255, 255, 255))
+            labels = np.pad(labels, ((0, max(0, ch - labels.shape[0])), (0, max(0, cw - labels.shape[1]))),
+                            constant_values=-1)
+        tissue = tissue_pixels(rgb).astype(np.float32)
+        cells = cv2.resize(tissue, (rgb.shape[1] // PATCH, rgb.shape[0] // PATCH), interpolation=cv2.INTER_AREA)
+        ok = []
+        for r0 in range(0, labels.shape[0] - ch + 1):
+            for c0 in range(0, labels.shape[1] - cw + 1):
+                if cells[r0:r0 + ch, c0:c0 + cw].mean() >= min_tissue:
+                    ok.append((r0, c0))
+        for i in rng.permutation(len(ok))[:per_patient]:
+            r0, c0 = ok[i]
+            out.append(Field(p, rgb[r0 * PATCH:(r0 + ch) * PATCH, c0 * PATCH:(c0 + cw) * PATCH].copy(),
+                             labels[r0:r0 + ch, c0:c0 + cw].copy()))
+    return out
+
+
+# -- comparing a result with the clean one ----------------------------------------------------
+
+NO_CALL, BENIGN, IDC, BACKGROUND = 2, 0, 1, 3
+
+
+def decision_grid(result) -> np.ndarray:
+    """int8 ``[rows, cols]``: IDC / BENIGN / NO_CALL / BACKGROUND per patch of a result."""
+    out = np.full(result.tissue.shape, BACKGROUND, np.int8)
+    out[result.tissue] = BENIGN
+    out[result.idc] = IDC
+    if result.no_call is not None:
+        out[result.no_call] = NO_CALL
+    if not result.in_focus or not result.exposure_ok or not getattr(result, "scale_ok", True):
+        out[result.tissue] = NO_CALL
+    return out
+
+
+def at_points(result, decisions: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The decision of the patch whose box holds each frame point (x, y) (nearest box centre)."""
+    boxes = result.boxes.reshape(-1, 4).astype(np.float32)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    d = (xy[:, None, 0] - cx[None]) ** 2 + (xy[:, None, 1] - cy[None]) ** 2
+    return decisions.reshape(-1)[np.argmin(d, axis=1)]
+
+
+@dataclass
+class Tally:
+    """Counts over fields for one case."""
+
+    both_called: int = 0
+    agree: int = 0
+    clean_tissue: int = 0
+    no_call: int = 0
+    idc_total: int = 0
+    idc_found: int = 0
+    idc_called: int = 0
+    fields: int = 0
+    flagged_fields: int = 0
+
+    def row(self) -> dict:
+        return {"agree": self.agree / max(self.both_called, 1),
+                "no_call": self.no_call / max(self.clean_tissue, 1),
+                "idc_recall": self.idc_found / max(self.idc_total, 1),
+                "idc_recall_called": self.idc_found / max(self.idc_called, 1) if self.idc_called else float("nan"),
+                "flagged_fields": self.flagged_fields / max(self.fields, 1),
+                "idc_patches": self.idc_total, "called_patches": self.both_called}
+
+
+def compare(clean, clean_dec, res, res_dec, labels, tally: Tally) -> None:
+    """Add one field's clean/altered pair to ``tally`` (patches matched by centre on the frame)."""
+    boxes = clean.boxes.reshape(-1, 4)
+    xy = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1).astype(np.float32)
+    a = clean_dec.reshape(-1)
+    b = at_points(res, res_dec, xy) if res.boxes.shape != clean.boxes.shape or \
+        not np.array_equal(res.boxes, clean.boxes) else res_dec.reshape(-1)
+    lab = labels.reshape(-1)[: a.size] if labels.size == a.size else np.full(a.size, -1)
+    tissue = a != BACKGROUND
+    called = (a <= IDC) & (b <= IDC)
+    tally.both_called += int(called.sum())
+    tally.agree += int((called & (a == b)).sum())
+    tally.clean_tissue += int(tissue.sum())
+    tally.no_call += int((tissue & (b == NO_CALL)).sum())
+    pos = tissue & (lab == 1)
+    tally.idc_total += int(pos.sum())
+    tally.idc_found += int((pos & (b == IDC)).sum())
+    tally.idc_called += int((pos & (b <= IDC)).sum())
+    tally.fields += 1
+    tally.flagged_fields += int((not res.in_focus) or (not res.exposure_ok) or (not getattr(res, "scale_ok", True))
+                                or (getattr(res, "colour_ok", True) is False))
+
+
+def verdict(row: dict, clean_row: dict, min_agree: float, max_recall_drop: float) -> str:
+    if row["no_call"] >= 0.9 or row["flagged_fields"] >= 0.8:
+        return "no call"
+    called_recall_ok = (math.isnan(row["idc_recall_called"]) or
+                        row["idc_recall_called"] >= clean_row["idc_recall"] - max_recall_drop)
+    if row["agree"] >= min_agree and called_recall_ok:
+        return "ok"
+    if row["flagged_fields"] >= 0.5:
+        return "flagged"
+    return "SILENT"
+
+
+def run(fields: list[Field], case_list: list[Case], min_agree: float, max_recall_drop: float,
+        model_path=None, stride=PATCH) -> dict:
+    rng_seed = 1234
+    rows = []
+    timing = []
+    with Detector(model_path=model_path, um_per_px=4.0, stride=stride) as det:
+        clean_results = []
+        clean_tally = Tally()
+        for f in fields:
+            bgr = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR)
+            t0 = time.process_time()
+            r = det.detect(bgr)
+            timing.append(time.process_time() - t0)
+            d = decision_grid(r)
+            clean_results.append((r, d))
+            compare(r, d, r, d, f.labels, clean_tally)
+        clean_row = clean_tally.row()
+        rows.append({"family": "clean", "label": "clean", **clean_row, "verdict": "ok"})
+        detectors = {1.0: det}
+        try:
+            for case in case_list:
+                if case.scale_error not in detectors:
+                    detectors[case.scale_error] = Detector(model_path=model_path, um_per_px=4.0 * case.scale_error,
+                                                           stride=stride)
+                d2 = detectors[case.scale_error]
+                tally = Tally()
+                rng = np.random.default_rng(rng_seed)
+                for f, (cr, cd) in zip(fields, clean_results):
+                    rgb = f.rgb if case.apply is None else case.apply(f.rgb, rng)
+                    res = d2.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                    rd = decision_grid(res)
+                    if case.scale_error != 1.0:
+                        # the same frame pixels; patch centres compared in frame pixels
+                        compare(cr, cd, res, rd, f.labels, tally)
+                    else:
+                        compare(cr, cd, res, rd, f.labels, tally)
+                row = tally.row()
+                rows.append({"family": case.family, "label": case.label, **row,
+                             "verdict": verdict(row, clean_row, min_agree, max_recall_drop)})
+                print(f"{case.family:16s} {case.label:28s} agree {row['agree']:.3f} no-call {row['no_call']:.3f} "
+                      f"recall {row['idc_recall']:.3f} flagged {row['flagged_fields']:.2f} -> {rows[-1]['verdict']}",
+                      flush=True)
+        finally:
+            for k, d2 in detectors.items():
+                if k != 1.0:
+                    d2.close()
+    return {"rows": rows, "clean_cpu_ms_per_field": 1000 * float(np.median(timing)) if timing else None}
+
+
+def markdown(report: dict) -> str:
+    lines = ["| condition | severity | agree with clean | no call | IDC recall (called only) | verdict |",
+             "|---|---|--:|--:|--:|---|"]
+    for r in report["rows"]:
+        rc = "–" if r["idc_recall_called"] != r["idc_recall_called"] else f"{r['idc_recall_called']:.2f}"
+        lines.append(f"| {r['family']} | {r['label']} | {100 * r['agree']:.1f} % | {100 * r['no_call']:.1f} % | "
+                     f"{r['idc_recall']:.2f} ({rc}) | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(default_data_dir()))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "camera_conditions_report"))
+    ap.add_argument("--model", default=None, help="a .tflite with its sidecar (default: the shipped model)")
+    ap.add_argument("--fields-per-patient", type=int, default=3)
+    ap.add_argument("--agree", type=float, default=0.90, help="least decision agreement with clean for 'ok'")
+    ap.add_argument("--recall-drop", type=float, default=0.10, help="largest IDC recall loss (called patches) for 'ok'")
+    ap.add_argument("--only", default="", help="comma-separated condition families to run (default all)")
+    args = ap.parse_args(argv)
+    fields = slide_fields(args.data, COMPLETE_VALIDATION, per_patient=args.fields_per_patient)
+    if not fields:
+        print(f"no validation slides under {args.data}", file=sys.stderr)
+        return 2
+    chosen = [c for c in cases() if not args.only or c.family in args.only.split(",")]
+    t0 = time.monotonic()
+    report = run(fields, chosen, args.agree, args.recall_drop, model_path=args.model)
+    report.update({"fields": len(fields), "field_px": [500, 300], "um_per_px": 4.0,
+                   "patients": sorted({f.patient for f in fields}), "model": args.model or "shipped",
+                   "agree_min": args.agree, "recall_drop_max": args.recall_drop,
+                   "seconds": round(time.monotonic() - t0, 1)})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str).replace("NaN", "null"))
+    (out / "report.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

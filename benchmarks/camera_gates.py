@@ -1,0 +1,94 @@
+"""Choose the exposure and colour gates' thresholds from data: clean validation fields against camera conditions.
+
+Real fields (500×300 px at 4 µm/px, the validation patients' rebuilt slides, every field with at
+least 20 % tissue) are measured clean and under the exposure, low-light and colour-cast
+conditions of ``benchmarks.camera_conditions``:
+
+- **white level**: the 99th percentile of grey (what :class:`idc_edge.focus.ExposureOptions`'s
+  ``min_white`` judges). The data set's fields always hold some bright glass, lumen or fat; an
+  under-exposed camera (without a white profile) moves it down with the tissue's colours.
+- **glass cast**: :func:`idc_edge.colour.glass_cast` of the field (the largest relative departure
+  of a channel of the glass's chromaticity from the training glass's), where the field shows glass.
+
+Prints the clean fields' lowest values and percentiles, each condition's, and the false-alarm
+rate of the chosen thresholds on clean fields.
+
+    python -m benchmarks.camera_gates [--data ../shared/idc_patches]
+
+Writes ``benchmarks/camera_conditions_report/gates.json`` (numbers only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.camera_conditions import cases, slide_fields  # noqa: E402
+from idc_edge.colour import glass_cast  # noqa: E402
+from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir  # noqa: E402
+from idc_edge.focus import ColourOptions, ExposureOptions  # noqa: E402
+
+FAMILIES = ("exposure", "exposure_low", "low_light", "cast", "cast_warm", "cast_green", "cast_magenta",
+            "usb_camera", "vignetting", "gamma", "gamma_low", "jpeg", "noise")
+
+
+def measure(rgb: np.ndarray) -> tuple[float, float]:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return float(np.percentile(grey, 99)), glass_cast(rgb)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(default_data_dir()))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "camera_conditions_report" / "gates.json"))
+    ap.add_argument("--fields-per-patient", type=int, default=20)
+    args = ap.parse_args(argv)
+    fields = slide_fields(args.data, sorted(VALIDATION_PATIENTS), per_patient=args.fields_per_patient,
+                          min_tissue=0.2, seed=7)
+    min_white, max_cast = ExposureOptions().min_white, ColourOptions().max_glass_cast
+    rows = {}
+    rng = np.random.default_rng(0)
+
+    def summary(name, values):
+        white = np.array([v[0] for v in values])
+        cast = np.array([v[1] for v in values])
+        judged = cast[~np.isnan(cast)]
+        rows[name] = {"white_min": float(white.min()), "white_p5": float(np.percentile(white, 5)),
+                      "white_median": float(np.median(white)),
+                      "cast_median": float(np.median(judged)) if judged.size else None,
+                      "cast_p95": float(np.percentile(judged, 95)) if judged.size else None,
+                      "cast_max": float(judged.max()) if judged.size else None,
+                      "glass_judged": float(judged.size / len(cast)),
+                      "too_dark": float((white < min_white).mean()),
+                      "cast_flagged": float((judged > max_cast).sum() / len(cast))}
+        r = rows[name]
+        print(f"{name:40s} white min {r['white_min']:.0f} p5 {r['white_p5']:.0f} med {r['white_median']:.0f} | "
+              f"cast med {r['cast_median']} p95 {r['cast_p95']} max {r['cast_max']} judged {r['glass_judged']:.2f} | "
+              f"too dark {r['too_dark']:.3f} cast flagged {r['cast_flagged']:.3f}", flush=True)
+
+    summary("clean", [measure(f.rgb) for f in fields])
+    per_patient = {}
+    for f in fields:
+        per_patient.setdefault(f.patient, []).append(measure(f.rgb))
+    false_alarms = {p: float(np.mean([(w < min_white) or (c > max_cast) for w, c in v])) for p, v in per_patient.items()}
+    for c in cases():
+        if c.family in FAMILIES:
+            summary(f"{c.family} {c.label}", [measure(c.apply(f.rgb, rng)) for f in fields])
+    out = {"fields": len(fields), "patients": sorted(per_patient), "min_white": min_white,
+           "max_glass_cast": max_cast, "clean_false_alarm_per_patient": false_alarms, "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    print("clean false alarms per patient:", {p: round(v, 3) for p, v in false_alarms.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
