@@ -206,8 +206,9 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05) -> float:
     """How far the colour of the glass in an **RGB** uint8 frame is from the training slides' glass.
 
     Glass here is the brightest, least coloured part of the frame (every second pixel and row): HSV
-    value at least 90 % of the 99th percentile and saturation below 45 (0–255), so pale tissue
-    does not count and a cast of 30 % still does. Its median colour is reduced to chromaticity
+    value at least 90 % of the 99th percentile and saturation below 45 (0–255, so a cast of up to
+    about 30 % still counts), of which the least saturated fifth is kept: in a field of pale
+    stroma with a few holes the holes are the glass. Its median colour is reduced to chromaticity
     (each channel over the three's mean, so exposure does not count); the result is the largest
     relative departure of a channel from the training glass's chromaticity (0.1 = one channel
     10 % off: a colour cast the model was not trained on). NaN when less than
@@ -222,7 +223,9 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05) -> float:
     n = int(np.count_nonzero(mask))
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan")
-    now = np.median(small[mask], axis=0).astype(np.float64)
+    saturation = hsv[..., 1][mask]
+    least = saturation <= np.partition(saturation, n // 5)[n // 5]
+    now = np.median(small[mask][least], axis=0).astype(np.float64)
     target = np.asarray(TRAINING_GLASS_RGB)
     return float(np.max(np.abs((now / max(now.mean(), 1.0)) / (target / target.mean()) - 1.0)))
 

@@ -75,24 +75,33 @@ class FocusOptions:
 class ExposureOptions:
     """When a field or patch counts as badly exposed. Levels are 0–255.
 
-    ``min_white`` 200 comes from ``benchmarks/camera_gates.py``: on real validation fields the
-    brightest part (glass, lumen, fat) is at 208 or above (5th percentile 236); an exposure of
-    ×0.5 (without a white profile) brings it to 188 (median) and changes a fifth of the decisions.
+    ``min_white`` 200 comes from ``benchmarks/camera_gates.py``: on real validation fields of
+    500×300 px at 4 µm/px the brightest part (glass, lumen, fat) is at 208 or above (5th percentile
+    236); an exposure of ×0.5 (without a white profile) brings it to 188 (median) and changes a
+    fifth of the decisions. A small field need not hold anything bright (13 % of 50×50 px tissue
+    fields stay below 200, none below 150), so fields under ``large_field_px`` are judged against
+    ``min_white_small`` (100: only a frame that is dark all over).
 
     Attributes:
         min_white: the frame's 99th percentile of grey must reach this (else too dark).
+        min_white_small: the same for frames smaller than ``large_field_px``.
+        large_field_px: least pixels at the model's scale for ``min_white`` (300×200 = 60,000).
         clip_level: a channel at or above it counts as clipped.
         max_clipped_fraction: largest share of a patch's tissue pixels with a clipped channel.
         enabled: False switches the exposure gate off.
     """
 
     min_white: int = 200
+    min_white_small: int = 100
+    large_field_px: int = 60_000
     clip_level: int = 250
     max_clipped_fraction: float = 0.3
     enabled: bool = True
 
     def __post_init__(self):
-        for name in ("min_white", "clip_level"):
+        object.__setattr__(self, "large_field_px", validate.whole_number("large_field_px", self.large_field_px,
+                                                                         unit="pixels at the model's scale"))
+        for name in ("min_white", "min_white_small", "clip_level"):
             object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), minimum=0, maximum=255,
                                                                  unit="grey levels"))
         object.__setattr__(self, "max_clipped_fraction",
@@ -111,15 +120,20 @@ class ColourOptions:
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
+        min_field_px: least pixels of the frame at the model's scale for its glass to be judged
+            (a smaller field's brightest part is too often pale tissue: 13 % of 50×50 px fields).
         enabled: False switches the colour gate off.
     """
 
-    max_glass_cast: float = 0.05
+    max_glass_cast: float = 0.04
+    min_field_px: int = 60_000
     enabled: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "max_glass_cast", validate.positive_number("max_glass_cast", self.max_glass_cast,
                                                                             "largest glass cast, a fraction"))
+        object.__setattr__(self, "min_field_px", validate.whole_number("min_field_px", self.min_field_px,
+                                                                       unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -201,7 +215,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         colour: the colour gate's options (the glass's cast, see :class:`ColourOptions`).
     """
     shape = grid.shape
-    cast = glass_cast(rgb) if colour.enabled else float("nan")
+    field_px = grid.rescaled_shape[0] * grid.rescaled_shape[1]  # the field at the model's scale
+    cast = glass_cast(rgb) if colour.enabled and field_px >= colour.min_field_px else float("nan")
     colour_ok = not (cast > colour.max_glass_cast)  # NaN (no glass in view) counts as ok
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
@@ -247,7 +262,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
     if exposure.enabled:
         counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()  # the 99th percentile, no sort
-        too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < exposure.min_white
+        least = exposure.min_white if field_px >= exposure.large_field_px else exposure.min_white_small
+        too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < least
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., -1] / np.maximum(n_px, 1), 0.0)
                          if clipped is not None else np.zeros(shape))
