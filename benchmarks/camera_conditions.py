@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, scan_dataset  # noqa: E402
 from idc_edge.detector import Detector  # noqa: E402
+from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions  # noqa: E402
 from idc_edge.sources.stage import build_mosaic  # noqa: E402
 from idc_edge.tissue import tissue_pixels  # noqa: E402
 from train import camera_sim as cs  # noqa: E402
@@ -284,36 +285,44 @@ def run(fields: list[Field], case_list: list[Case], min_agree: float, max_recall
                     detectors[case.scale_error] = Detector(model_path=model_path, um_per_px=4.0 * case.scale_error,
                                                            stride=stride)
                 d2 = detectors[case.scale_error]
-                tally = Tally()
+                if ("raw", case.scale_error) not in detectors:
+                    detectors[("raw", case.scale_error)] = Detector(
+                        model_path=model_path, um_per_px=4.0 * case.scale_error, stride=stride,
+                        focus=FocusOptions(enabled=False), exposure=ExposureOptions(enabled=False),
+                        colour=ColourOptions(enabled=False))
+                raw_det = detectors[("raw", case.scale_error)]
+                tally, raw = Tally(), Tally()
                 rng = np.random.default_rng(rng_seed)
                 for f, (cr, cd) in zip(fields, clean_results):
                     rgb = f.rgb if case.apply is None else case.apply(f.rgb, rng)
-                    res = d2.detect(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                    rd = decision_grid(res)
-                    if case.scale_error != 1.0:
-                        # the same frame pixels; patch centres compared in frame pixels
-                        compare(cr, cd, res, rd, f.labels, tally)
-                    else:
-                        compare(cr, cd, res, rd, f.labels, tally)
+                    altered = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                    res = d2.detect(altered)
+                    compare(cr, cd, res, decision_grid(res), f.labels, tally)
+                    res = raw_det.detect(altered)  # the model alone: what the answer would be without the gates
+                    compare(cr, cd, res, decision_grid(res), f.labels, raw)
                 row = tally.row()
+                model_alone = raw.row()
+                row.update(model_agree=model_alone["agree"], model_idc_recall=model_alone["idc_recall"])
                 rows.append({"family": case.family, "label": case.label, **row,
                              "verdict": verdict(row, clean_row, min_agree, max_recall_drop)})
-                print(f"{case.family:16s} {case.label:28s} agree {row['agree']:.3f} no-call {row['no_call']:.3f} "
+                print(f"{case.family:16s} {case.label:28s} model alone: agree {row['model_agree']:.3f} recall "
+                      f"{row['model_idc_recall']:.3f} | gated: agree {row['agree']:.3f} no-call {row['no_call']:.3f} "
                       f"recall {row['idc_recall']:.3f} flagged {row['flagged_fields']:.2f} -> {rows[-1]['verdict']}",
                       flush=True)
         finally:
             for k, d2 in detectors.items():
                 if k != 1.0:
-                    d2.close()
+                    d2.close()  # the clean detector is closed by its own with-block
     return {"rows": rows, "clean_cpu_ms_per_field": 1000 * float(np.median(timing)) if timing else None}
 
 
 def markdown(report: dict) -> str:
-    lines = ["| condition | severity | agree with clean | no call | IDC recall (called only) | verdict |",
-             "|---|---|--:|--:|--:|---|"]
+    lines = ["| condition | severity | model alone: agree, IDC recall | gated: agree | no call | IDC recall (called only) | verdict |",
+             "|---|---|--:|--:|--:|--:|---|"]
     for r in report["rows"]:
         rc = "–" if r["idc_recall_called"] != r["idc_recall_called"] else f"{r['idc_recall_called']:.2f}"
-        lines.append(f"| {r['family']} | {r['label']} | {100 * r['agree']:.1f} % | {100 * r['no_call']:.1f} % | "
+        alone = f"{100 * r['model_agree']:.1f} %, {r['model_idc_recall']:.2f}" if "model_agree" in r else "–"
+        lines.append(f"| {r['family']} | {r['label']} | {alone} | {100 * r['agree']:.1f} % | {100 * r['no_call']:.1f} % | "
                      f"{r['idc_recall']:.2f} ({rc}) | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 
