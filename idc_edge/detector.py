@@ -16,6 +16,7 @@ the tissue mask and the result mean exactly what they mean in patch mode.
 """
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from .budget import check_buffer
 from .classifier import PatchClassifier
 from .colour import WhiteBalance
 from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
-from .errors import ClosedError, ModelError, OptionError
+from .errors import ClosedError, FrameError, ModelError, OptionError
+from .fileio import short
 from .frames import to_bgr8
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
@@ -252,6 +254,11 @@ class Detector:
             ClosedError: :meth:`close` was called.
         """
         self._check_open()
+        if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.number))
+                                      or not math.isfinite(timestamp)):
+            # a frame source's NaN or inf time later broke the results line and the video's timing
+            raise FrameError(f"frame {short(index)} has timestamp {short(timestamp)}: a frame's time must be a finite "
+                             "number of seconds (or None for now)")
         t0 = time.perf_counter()
         frame_bgr = to_bgr8(frame_bgr)
         rgb, grid, boxes = self.prepare(frame_bgr)

@@ -384,3 +384,45 @@ def test_a_frame_shrunk_below_a_quarter_patch_by_its_scale_is_warned_not_silentl
     assert p.returncode == 0 and "only 1×1 px at the model's" in p.stderr.decode() and "--um-per-px" in p.stderr.decode()
     p = run_here("classify", str(image), "--quiet", "--um-per-px", "2")
     assert p.returncode == 0 and "warning" not in p.stderr.decode()
+
+
+# -- a frame source's clock: NaN refused by name, a step back never drops the rest of the video ---------
+
+def _timed_source(times):
+    from idc_edge.sources.base import Frame, FrameSource
+
+    image = np.full((60, 80, 3), (190, 110, 200), np.uint8)
+
+    class Timed(FrameSource):
+        def __init__(self):
+            super().__init__("frames with given times")
+
+        def __iter__(self):
+            for i, t in enumerate(times):
+                yield Frame(i, t, image)
+
+    return Timed()
+
+
+def test_a_clock_set_back_mid_run_keeps_every_later_frame_in_the_video(tmp_path):
+    # camera frames carry wall-clock time: after NTP set the clock back a minute, every frame until
+    # the clock caught up went into "a slot already written" and was left out of the video
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks.video import VideoSink
+
+    sink = VideoSink(tmp_path / "v.avi", fps=10.0)
+    Session(RunConfig(source="x"), [sink], source=_timed_source([100, 100.1, 100.2, 100.3, 40, 40.1, 40.2, 40.3])).run()
+    assert sink.skipped == 0 and sink.frames == 8
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1.5"])
+def test_a_frame_time_that_is_not_a_finite_number_is_a_frame_error_naming_it(tmp_path, bad):
+    # NaN ended the run with ValueError "Out of range float values are not JSON compliant"
+    from idc_edge.errors import FrameError
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks.jsonl import JsonlSink
+    from idc_edge.sinks.video import VideoSink
+
+    with pytest.raises(FrameError, match="frame 1 has timestamp"):
+        Session(RunConfig(source="x"), [JsonlSink(tmp_path / "r.jsonl"), VideoSink(tmp_path / "v.avi")],
+                source=_timed_source([0.0, bad, 0.2])).run()

@@ -114,6 +114,8 @@ class VideoSink(Sink):
 
     def _place(self, t: float, image: np.ndarray) -> None:
         fps = self._recorder.fps
+        if (t - self._t0) * fps < self._recorder.frames - fps:  # over a second back: the clock was set back
+            self._t0 = t - self._recorder.frames / fps  # (NTP on a board without a real-time clock), not a late frame
         slot = frame_slot(t, self._t0, fps)
         if slot < self._recorder.frames:
             self.skipped += 1  # due in a slot already written: the frame there stands for it
