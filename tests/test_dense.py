@@ -322,6 +322,7 @@ def test_an_int8_input_dense_model_is_fed_raw_bytes_minus_128_in_both_modes(tmp_
 
 
 @pytest.mark.filterwarnings("ignore:stride .* is larger than")
+@pytest.mark.filterwarnings("ignore:a .* frame at .* is only")
 def test_any_frame_size_scale_stride_and_tile_gives_patch_modes_windows_and_scores(dense_int8):
     pytest.importorskip("hypothesis", reason="property tests need hypothesis (the [test] extra)")
     from hypothesis import given, settings
