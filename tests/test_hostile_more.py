@@ -426,3 +426,13 @@ def test_a_frame_time_that_is_not_a_finite_number_is_a_frame_error_naming_it(tmp
     with pytest.raises(FrameError, match="frame 1 has timestamp"):
         Session(RunConfig(source="x"), [JsonlSink(tmp_path / "r.jsonl"), VideoSink(tmp_path / "v.avi")],
                 source=_timed_source([0.0, bad, 0.2])).run()
+
+
+def test_json_output_is_strict_json_even_with_nan_in_a_results_header(tmp_path):
+    # report --json printed a header's NaN as the bare word NaN, which JSON parsers (and the browser's
+    # JSON.parse, for the live view's status) refuse
+    results = _results(tmp_path)
+    _edit(results, 0, "options.threshold", float("nan"))
+    p = run_here("report", str(results), "--json")
+    assert p.returncode == 0
+    json.loads(p.stdout, parse_constant=lambda word: pytest.fail(f"{word} in the JSON output"))

@@ -9,13 +9,13 @@ From a camera, the first frames are dropped (exposure settling) and several are 
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 
 import numpy as np
 
 from .. import validate
+from ..jsonready import dumps
 from .options import add_camera_args, number, whole_number
 
 
@@ -127,5 +127,5 @@ def cmd_calibrate(args) -> int:
                   "field_of_view_mm": [fw, fh]}
         text = (f"scale saved to {path}: {um:.4f} um/px at {w}x{h} (ticks {m.period_px:.3f} px apart, "
                 f"{m.ticks_in_view:.0f} in view, ruler at {m.angle_deg:.1f} deg); field of view {fw:.2f} x {fh:.2f} mm")
-    print(json.dumps(result) if args.json else text)
+    print(dumps(result) if args.json else text)
     return 0

@@ -1,11 +1,11 @@
 """``idc-edge report``: a readable summary of a results file, as text, JSON or one HTML page."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 from ..errors import RecordError
+from ..jsonready import dumps
 from .options import path
 
 
@@ -34,7 +34,7 @@ def cmd_report(args) -> int:
         except OSError as e:
             raise RecordError(f"cannot write the report to {name(args.html)}: {why(e)}") from None
     if args.json:
-        print(json.dumps({"results": str(args.results), "sessions": [s.to_dict() for s in summaries]}))
+        print(dumps({"results": str(args.results), "sessions": [s.to_dict() for s in summaries]}))
     else:
         print(render_text(summaries))
         if args.html:

@@ -30,6 +30,7 @@ from typing import Optional
 import cv2
 
 from ..errors import IdcEdgeError, OptionError
+from ..jsonready import dumps
 from ..overlay import OverlayInfo, OverlayStyle, colour_table, draw_overlay, idc_area_mm2
 from ..rescale import rescale
 from .base import SessionInfo, Sink, SinkFrame
@@ -342,7 +343,7 @@ def _make_handler(view: LiveView):
             self.wfile.write(body)
 
         def _json(self, code: int, data: dict) -> None:
-            self._send(code, json.dumps(data).encode("utf-8"), "application/json")
+            self._send(code, dumps(data).encode("utf-8"), "application/json")  # NaN/inf as null: JSON.parse takes it
 
         def do_GET(self):  # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
