@@ -172,6 +172,15 @@ def stat_path(path: PathArg, what: str, error: type = SourceError, hint: str = "
         raise error(f"{what} {name(path)} {reason}{hint}") from None
 
 
+def is_regular_file(path: PathArg) -> bool:
+    """True when ``path`` is (or links to) a regular file; False for anything else and for any name
+    the file system cannot look up (``Path.is_file()`` raises for a name that is too long)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def open_input(path: PathArg, what: str = "file", error: type = SourceError) -> int:
     """A read-only descriptor of a regular file, opened without blocking (close it yourself).
 

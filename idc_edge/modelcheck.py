@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import ModelError
+from .fileio import is_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,8 @@ def _cache_key(content: bytes, backend_name: str, backend_version: str, batches:
 
 def _cached_ok(key: str) -> bool:
     folder = cache_dir()
-    try:
-        return folder is not None and (folder / key).is_file()
-    except OSError:  # a cache path too long or unreadable only costs a probe, like a cache that cannot be written
-        return False
+    # a cache path too long or unreadable only costs a probe, like a cache that cannot be written
+    return folder is not None and is_regular_file(folder / key)
 
 
 def _remember_ok(key: str) -> None:

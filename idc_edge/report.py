@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .errors import IdcEdgeError, RecordError
-from .fileio import name, opencv_path, read_bytes, read_image
+from .fileio import is_regular_file, name, opencv_path, read_bytes, read_image
 from .record import FRAME_FIELDS, RecordedSession, check_fields, read_sessions
 
 #: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
@@ -246,7 +246,7 @@ def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
             check_fields(meta["frame"], FRAME_FIELDS, f"snapshot {name(meta_path)}")
         except (IdcEdgeError, ValueError, KeyError, TypeError):
             continue
-        if same and png.is_file():
+        if same and is_regular_file(png):
             found[int(meta["frame"]["index"])] = (meta, png)
     return found
 

@@ -436,3 +436,18 @@ def test_json_output_is_strict_json_even_with_nan_in_a_results_header(tmp_path):
     p = run_here("report", str(results), "--json")
     assert p.returncode == 0
     json.loads(p.stdout, parse_constant=lambda word: pytest.fail(f"{word} in the JSON output"))
+
+
+def test_a_snapshot_record_naming_a_picture_too_long_to_look_up_is_skipped(tmp_path):
+    # Path.is_file() raises for a name too long for the file system: one such snapshot record
+    # stopped the whole report ("the name is too long")
+    results = _results(tmp_path)
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    started = json.loads(results.read_text().splitlines()[0])["session"]["started"]
+    (folder / "idc-1.json").write_text(json.dumps({"session": {"session": {"started": started}},
+                                                   "snapshot": {"png": "p" * 300 + ".png"},
+                                                   "frame": {"index": 0, "time": 0.0, "idc_fraction": 0.0}}))
+    _edit(results, 0, "outputs", {"snapshots": {"folder": str(folder)}})
+    p = run_here("report", str(results), "--html", str(tmp_path / "r.html"))
+    assert p.returncode == 0, p.stderr

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..classifier import PatchClassifier, resolve_model_path
+from ..fileio import is_regular_file
 from ..spec import read_spec
 from .timing import interleaved
 
@@ -31,7 +32,7 @@ def float_twin(model_path: Optional[str]) -> Optional[Path]:
     if not name:
         return None
     twin = path.parent / name
-    return twin if twin.is_file() else None
+    return twin if is_regular_file(twin) else None  # a hostile name is no twin, not a crash
 
 
 def model_kind(path: Path) -> str:
