@@ -90,8 +90,9 @@ class ThreadedStream:
                     pass
 
     def _read(self) -> None:
-        frames = iter(self._source)
+        frames = None
         try:
+            frames = iter(self._source)  # may raise too (a closed source): handed over like any failure
             for frame in frames:
                 if self._stop.is_set():
                     return

@@ -147,3 +147,17 @@ def test_cli_reuses_scores_while_the_stage_is_still_unless_told_not_to(tiny_int8
         counts[bool(flag)] = [r["reused_patches"] for r in read_records(rec)]
     assert counts[True] == [0] * 14
     assert all(c > 0 for c in counts[False][-3:])  # the still frames at the end
+
+
+def test_a_source_that_cannot_even_start_is_an_error_on_the_callers_thread_not_a_hang(detector, tmp_path):
+    from idc_edge.errors import ClosedError
+
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    src = VideoSource(video)
+    src.close()
+    with pytest.raises(ClosedError, match="is closed"):
+        with ThreadedStream(detector, src) as stream:
+            list(stream)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import frame_with_blob
 from idc_edge.dataset import scan_dataset
-from idc_edge.errors import CameraLostError, SourceError
+from idc_edge.errors import CameraLostError, ClosedError, SourceError
 from idc_edge.sources import (CameraSource, ImageFolderSource, ImageSource, MosaicSource, VideoSource,
                               build_mosaic, open_source, sweep_positions)
 
@@ -160,6 +160,22 @@ def test_camera_close_is_safe_twice_and_stops_the_thread():
     cam.close()
     cam.close()
     assert not any(t.name == "idc-edge-camera" and t.is_alive() for t in threading.enumerate())
+    with pytest.raises(ClosedError, match="camera 0 is closed"):
+        iter(cam)
+
+
+def test_every_closed_source_refuses_to_be_read_again(tmp_path, synthetic_dataset):
+    image = tmp_path / "images" / "a.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), frame_with_blob((60, 80)))
+    video = write_video(tmp_path / "v.avi", n=3)
+    for source in (ImageSource(image), ImageFolderSource(image.parent), VideoSource(video),
+                   MosaicSource(synthetic_dataset, patients=["p1"], width=64, height=48)):
+        assert len(list(source)) >= 1  # readable while open (and a file source may be read twice)
+        source.close()
+        source.close()
+        with pytest.raises(ClosedError, match="is closed; open the source again"):
+            next(iter(source))
 
 
 def test_sweep_positions_stay_inside_and_cover_the_corners():

@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..errors import FrameError
+from ..errors import ClosedError, FrameError
 from ..frames import bit_depth, to_bgr8
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,11 @@ class Frame:
 
 
 class FrameSource:
-    """Base of all sources: iterate for frames; ``close()`` is safe twice."""
+    """Base of all sources: iterate for frames; ``close()`` is safe twice, and iterating a closed
+    source raises :class:`~idc_edge.errors.ClosedError` (it never yields nothing silently).
+
+    A source yields its frames from ``_iter_frames()`` and releases what it holds in ``_release()``.
+    """
 
     #: True for live sources (cameras), where frames can be dropped to stay current.
     live = False
@@ -34,11 +38,22 @@ class FrameSource:
     def __init__(self, description: str):
         self.description = description
         self.skipped = 0
+        self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._closed:
+            raise ClosedError(f"{self.description} is closed; open the source again")
+        return self._iter_frames()
+
+    def _iter_frames(self) -> Iterator[Frame]:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Release the source (a camera's reader thread and device); safe twice."""
+        self._closed = True
+        self._release()
+
+    def _release(self) -> None:
         pass
 
     def __enter__(self):

@@ -293,7 +293,7 @@ class CameraSource(FrameSource):
             self._error = error
             self._cond.notify_all()
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _iter_frames(self) -> Iterator[Frame]:
         if self._thread is None:
             self._thread = threading.Thread(target=self._reader, name="idc-edge-camera", daemon=True)
             self._thread.start()
@@ -328,7 +328,7 @@ class CameraSource(FrameSource):
             yield Frame(index, ts, image)
             index += 1
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()

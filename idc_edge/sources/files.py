@@ -41,7 +41,7 @@ class ImageSource(FrameSource):
         super().__init__(f"image {name(as_path(path, 'image'))}")
         self.image = read_image(path)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _iter_frames(self) -> Iterator[Frame]:
         yield Frame(0, 0.0, self.image)
 
 
@@ -60,7 +60,7 @@ class ImageFolderSource(FrameSource):
         if not self.paths:
             raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _iter_frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             try:
                 image = read_image(path)

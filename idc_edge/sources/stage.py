@@ -133,7 +133,7 @@ class MosaicSource(FrameSource):
         self.um_per_px = float(um_per_px)
         self.step = int(step or max(1, width // 8))
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _iter_frames(self) -> Iterator[Frame]:
         index = 0
         wh, ww = self.window
         # window size in mosaic pixels

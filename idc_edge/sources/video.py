@@ -66,7 +66,7 @@ class VideoSource(FrameSource):
         self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1e4 else 0.0
         self.codec = fourcc.to_bytes(4, "little").decode("latin-1") if 0 < fourcc < 1 << 32 else ""
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _iter_frames(self) -> Iterator[Frame]:
         with opencv_path(self.path, "video") as where:
             cap = cv2.VideoCapture(where)
             # Motion JPEG: take each frame's own JPEG and decode it here, because OpenCV's decoder
