@@ -264,7 +264,7 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget
     raw = read_bytes(path, "profile", ProfileError)
     try:
-        data = _toml.loads(raw.decode("utf-8"))
+        data = _toml.loads(raw.decode("utf-8-sig"))  # Windows editors start UTF-8 files with a byte-order mark
     except UnicodeDecodeError:
         raise ProfileError(f"profile {short_name(path)} is not UTF-8 text (is it a profile?)") from None
     except _toml.TOMLDecodeError as e:

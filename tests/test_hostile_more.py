@@ -74,6 +74,13 @@ def test_a_profile_that_is_a_fifo_device_or_binary_is_refused_without_blocking(t
     assert "p.toml" in line and {"fifo": "FIFO", "device": "device", "binary": "not UTF-8"}[kind] in line
 
 
+def test_a_profile_saved_by_a_windows_editor_is_read(tmp_path):
+    # a byte-order mark and CRLF line ends (Notepad) gave "Invalid statement (at line 1, column 1)"
+    path = tmp_path / "p.toml"
+    path.write_bytes(b"\xef\xbb\xbf[scale]\r\num_per_px = 2.0\r\nframe_width = 600\r\nframe_height = 400\r\n")
+    assert load_profile(str(path)).um_per_px == 2.0
+
+
 def test_calibrate_saves_to_the_profile_path_given_and_never_over_another_programs_toml(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     glass = tmp_path / "glass.png"
