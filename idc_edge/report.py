@@ -59,6 +59,14 @@ class Picture:
     from_: Optional[str] = None   # "snapshot" or "video"
 
 
+def frame_was_called(record: dict) -> bool:
+    """False for a frame record whose tissue patches were all no call (nothing judged); True
+    otherwise, including frames without tissue and records written before the gates existed."""
+    tissue = int(record.get("tissue_patches") or 0)
+    no_call = record.get("no_call_patches") or {}
+    return not tissue or sum(int(v or 0) for v in no_call.values()) < tissue
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     """One run of a results file, summarised."""
@@ -70,6 +78,7 @@ class SessionSummary:
     mean_idc_percent: float
     max_idc_mm2: Optional[float]
     frames_with_idc: int
+    frames_without_call: int
     fields: tuple
     times_s: tuple
     idc_mm2: tuple
@@ -317,10 +326,14 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         snap_pictures.append(Picture(index, round(float(f.get("time", t0)) - t0, 3), _area(f),
                                      round(100 * float(f.get("idc_fraction", 0.0)), 2),
                                      _thumbnail(image) if image is not None else None, "snapshot"))
+    # frames whose tissue was all no call (out of focus, bad exposure, colour) say nothing about IDC:
+    # they are counted apart, never averaged in as 0 % IDC
+    called = [r for r in records if frame_was_called(r)]
     return SessionSummary(
         number=number, header=header, frames=len(records), duration_s=round(rel[-1], 3) if rel else 0.0,
-        mean_idc_percent=round(100 * float(np.mean([r["idc_fraction"] for r in records])), 2) if records else 0.0,
+        mean_idc_percent=round(100 * float(np.mean([r["idc_fraction"] for r in called])), 2) if called else 0.0,
         max_idc_mm2=max(known) if known else None, frames_with_idc=sum(1 for r in records if r.get("idc_patches")),
+        frames_without_call=len(records) - len(called),
         fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
         idc_percent=tuple(round(100 * r["idc_fraction"], 3) for r in records), top=tuple(top),
         snapshots=tuple(snap_pictures))
@@ -368,7 +381,9 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
             lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
                          f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
-                     f"on average, {s.frames_with_idc} frame(s) with IDC")
+                     f"on average, {s.frames_with_idc} frame(s) with IDC"
+                     + (f", {s.frames_without_call} frame(s) with tissue but no call (out of focus, exposure or "
+                        "colour)" if s.frames_without_call else ""))
         lines.append(f"  fields viewed: {_fields_text(s)}"
                      + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
         for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:
@@ -413,7 +428,8 @@ def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
         parts.append(f'<table><tr><td>largest IDC area in one frame</td><td class="big">{_fmt_area(s.max_idc_mm2)}'
                      f'</td></tr><tr><td>mean IDC share of tissue</td><td>{s.mean_idc_percent:.1f} %</td></tr>'
                      f"<tr><td>frames</td><td>{s.frames} over {s.duration_s:.1f} s, {s.frames_with_idc} with IDC"
-                     f"</td></tr><tr><td>fields viewed</td><td>{html.escape(_fields_text(s))}</td></tr>"
+                     + (f", {s.frames_without_call} with tissue but no call" if s.frames_without_call else "")
+                     + f"</td></tr><tr><td>fields viewed</td><td>{html.escape(_fields_text(s))}</td></tr>"
                      "</table>")
         has_area = any(v is not None for v in s.idc_mm2)
         series = ([("IDC area (mm²)", s.idc_mm2, "#c05000"), ("tissue area (mm²)", s.tissue_mm2, "#9a9a9a")]

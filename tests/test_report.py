@@ -137,3 +137,25 @@ def test_a_results_file_from_before_session_headers_still_reports(two_runs, tmp_
     p = idc_edge("report", legacy, "--html", out)
     assert p.returncode == 0, p.stderr
     assert "no session header" in p.stdout and "IDC % of tissue" in out.read_text()
+
+
+def test_frames_without_a_call_are_counted_apart_never_averaged_in_as_no_idc(tmp_path, data_dir):
+    """A sharp field and the same field out of focus, through the real run with the shipped model:
+    the blurred frame is no call, and the report neither averages it in as 0 % IDC nor hides it."""
+    from idc_edge.sources import open_source
+    with open_source(data_dir / "8867", um_per_px=1.0) as source:
+        sharp = next(f.image for f in source if f.index == 40)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_sharp.png"), sharp)
+    cv2.imwrite(str(folder / "b_blurred.png"), cv2.GaussianBlur(sharp, (0, 0), 8))
+    rec = tmp_path / "r.jsonl"
+    p = idc_edge("run", "--source", folder, "--um-per-px", 1.0, "--stride", 25, "--record", rec)
+    assert p.returncode == 0, p.stderr
+    sharp_rec, blurred_rec = read_sessions(rec)[0].records
+    assert sharp_rec["in_focus"] and not blurred_rec["in_focus"]
+    assert sum(blurred_rec["no_call_patches"].values()) == blurred_rec["tissue_patches"] > 0
+    (summary,) = json.loads(idc_edge("report", rec, "--json").stdout)["sessions"]
+    assert summary["frames_without_call"] == 1
+    assert summary["mean_idc_percent"] == pytest.approx(100 * sharp_rec["idc_fraction"], abs=0.01)
+    assert "1 frame(s) with tissue but no call" in idc_edge("report", rec).stdout

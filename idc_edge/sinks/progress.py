@@ -29,5 +29,6 @@ class ProgressSink(Sink):
             return
         self._last = now
         r = frame.result
-        print(f"frame {r.index}: IDC {100 * r.idc_fraction:.1f} % of tissue, tissue {100 * r.tissue_fraction:.1f} %, "
-              f"{frame.fps:.1f} fps", file=self.stream)
+        idc = f"IDC {100 * r.idc_fraction:.1f} % of tissue" if r.n_called or not r.n_tissue else \
+            "no call (out of focus, exposure or colour)"
+        print(f"frame {r.index}: {idc}, tissue {100 * r.tissue_fraction:.1f} %, {frame.fps:.1f} fps", file=self.stream)
