@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from .errors import OptionError, RecordError
-from .fileio import as_path, name, open_output, opencv_path, read_bytes, short, write_all
+from .budget import check_buffer
+from .fileio import as_path, name, open_input, open_output, opencv_path, short, why, write_all
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +71,49 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
     return tail
 
 
-def _iter_lines(path: Union[str, os.PathLike]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every whole line of a results file, parsed one at a time (a final
-    fragment without a newline is ignored), so a reader that keeps a few fields of each line holds
-    the file's bytes and those fields, not every parsed line at once."""
-    data = read_bytes(path, "results", RecordError)  # a FIFO or device is refused, not waited on
-    start, number = 0, 0
-    while True:
-        end = data.find(b"\n", start)
-        if end < 0:  # after the last newline: unfinished
-            return
-        number += 1
-        line, start = data[start:end], end + 1
-        try:
-            record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
-                              "is this a results file written by idc-edge run --record?") from None
-        if not isinstance(record, dict):
-            raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
-                              "is this a results file written by idc-edge run --record?")
-        yield number, record
+def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every whole line of a results file, read and parsed a block at a
+    time (a final fragment without a newline is ignored): a reader that keeps a few fields of each
+    line needs memory for those fields, not for the file (a session of hours can be gigabytes).
+
+    Raises:
+        RecordError: the file is missing or not a regular file (a FIFO is refused, not waited on),
+            a line is not a JSON object.
+        MemoryBudgetError: one line is larger than the memory budget.
+    """
+    fd = open_input(path, "results", RecordError)
+    number, pending, pending_len = 0, [], 0  # pieces of the line not yet ended by a newline
+    try:
+        while True:
+            try:
+                data = os.read(fd, block)
+            except OSError as e:
+                raise RecordError(f"cannot read results {name(path)}: {why(e)}") from None
+            if not data:
+                return  # what is pending has no newline: unfinished
+            start = 0
+            while True:
+                end = data.find(b"\n", start)
+                if end < 0:
+                    pending.append(data[start:])
+                    pending_len += len(data) - start
+                    check_buffer((pending_len,), 1, f"line {number + 1} of results {name(path)}",
+                                 "this is not a results file written by idc-edge run --record")
+                    break
+                line = b"".join([*pending, data[start:end]]) if pending else data[start:end]
+                pending, pending_len, start = [], 0, end + 1
+                number += 1
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
+                                      "is this a results file written by idc-edge run --record?") from None
+                if not isinstance(record, dict):
+                    raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
+                                      "is this a results file written by idc-edge run --record?")
+                yield number, record
+    finally:
+        os.close(fd)
 
 
 def _read_lines(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
@@ -127,9 +150,10 @@ class RecordedSession:
 
 #: The fields of a results file that readers rely on, with their kind ("?": may be missing or null).
 #: A line whose field is of another kind is refused by name, never summed as text or crashed on.
+#: ``idc-edge report`` keeps only the frame fields named here (add a field here before summarising it).
 FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "number?",
                 "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
-                "idc_patches": "count?", "reused_patches": "count?"}
+                "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "table?"}
 HEADER_FIELDS = {"started": "text", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
                  "model": "table", "model.name": "text", "model.sha256": "text?", "source": "table",
                  "source.description": "text", "options": "table?", "outputs": "table?",

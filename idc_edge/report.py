@@ -345,7 +345,7 @@ def summarize(path, pictures: bool = True) -> list[SessionSummary]:
     Raises:
         RecordError: the file cannot be read or is not a results file.
     """
-    return [summarize_session(s, i + 1, pictures) for i, s in enumerate(read_sessions(path, keep=FRAME_FIELDS))]
+    return [summarize_session(s, i + 1, pictures) for i, s in enumerate(read_sessions(path, keep=FRAME_FIELDS))]  # the fields summarised
 
 
 # -- rendering ----------------------------------------------------------------------------------------
