@@ -153,7 +153,7 @@ class RecordedSession:
 #: ``idc-edge report`` keeps only the frame fields named here (add a field here before summarising it).
 FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "number?",
                 "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
-                "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "table?"}
+                "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?"}
 HEADER_FIELDS = {"started": "text", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
                  "model": "table", "model.name": "text", "model.sha256": "text?", "source": "table",
                  "source.description": "text", "options": "table?", "outputs": "table?",
@@ -166,6 +166,8 @@ _KINDS = {
     "number": ("a finite number", lambda v: isinstance(v, (int, float)) and math.isfinite(v)),
     "text": ("text", lambda v: isinstance(v, str)),
     "table": ("an object", lambda v: isinstance(v, dict)),
+    "counts": ("an object of whole numbers >= 0", lambda v: isinstance(v, dict) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v.values())),
 }
 
 

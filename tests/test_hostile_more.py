@@ -203,6 +203,7 @@ _DROP = object()
 @pytest.mark.parametrize("line,key,value", [
     (1, "time", "abc"), (1, "time", None), (1, "time", 1e308), (1, "index", -1), (1, "index", 1.5),
     (1, "idc_fraction", "x"), (1, "idc_fraction", 1e308), (1, "idc_patches", [1]), (1, "idc_area_mm2", "1"),
+    (1, "no_call_patches", {"out_of_focus": "x"}), (1, "no_call_patches", 3),
     (0, "started", 5), (0, "threshold", "x"), (0, "model", "m"), (0, "model.name", _DROP),
     (0, "source.description", _DROP), (0, "outputs", ["x"]), (0, "outputs.snapshots.folder", 123),
 ])
