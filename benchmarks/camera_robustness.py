@@ -3,12 +3,17 @@
     python -m benchmarks.camera_robustness                         # shipped int8 + float32 twin, every patch
     python -m benchmarks.camera_robustness --max-patches 3000      # a fixed, class-stratified subset
     python -m benchmarks.camera_robustness --model runs/x/model_int8.tflite --out reports/robustness_v2
+    python -m benchmarks.camera_robustness --compare runs/a/model_int8.tflite runs/b/model_int8.tflite \
+        --max-patches 3000 --families usb_camera defocus noise cast     # candidates side by side
 
 Every condition family of ``train.camera_sim.CONDITIONS`` (defocus, disk defocus, sensor noise,
 JPEG at the camera's scale, exposure, gamma, colour cast, scale, and whole USB cameras) is applied
 at its three severities to the validation patients' patches (the literature's split, see
 ``../shared/README.md``), and the int8 model and its float32 twin score them at the int8 sidecar's
 threshold. Each condition gets its own fixed random generator, so a run is reproducible.
+``--compare`` scores several candidate models instead, each at its own sidecar's threshold
+(chosen on clean validation patches: a device cannot re-tune it per condition); that is how
+``train/EXPERIMENTS.md`` compares training recipes.
 
 Writes ``report.md``, ``report.json`` and ``chart.png`` to ``--out`` (default
 ``reports/robustness``, not committed: it is made from the data set's pixels' scores) and exits
@@ -105,15 +110,17 @@ def condition_rng(seed: int, family: str, severity: int) -> np.random.Generator:
 
 def evaluate(models: dict[str, str], data: ValidationPatches, families: Optional[Sequence[str]] = None,
              severities: Sequence[int] = (1, 2, 3), seed: int = 0, threshold: Optional[float] = None,
-             progress=None) -> list[Row]:
+             progress=None, own_thresholds: bool = False) -> list[Row]:
     """Score ``data`` clean and under each condition with each model (label → path).
 
     Every model sees the very same altered pixels (each condition's images are made once). The
-    threshold is ``threshold`` or the first model's sidecar threshold, for all models alike.
+    threshold is ``threshold`` or the first model's sidecar threshold, for all models alike (an
+    int8 model and its float32 twin); with ``own_thresholds`` each model's own sidecar's.
     """
     say = progress or (lambda text: None)
     first = next(iter(models.values()))
-    thr = read_spec(first).threshold if threshold is None else float(threshold)
+    common = read_spec(first).threshold if threshold is None else float(threshold)
+    thresholds = {label: read_spec(path).threshold if own_thresholds else common for label, path in models.items()}
     classifiers = {label: PatchClassifier(path) for label, path in models.items()}
     chosen = list(families or CONDITIONS)
     unknown = sorted(set(chosen) - set(CONDITIONS))
@@ -129,7 +136,7 @@ def evaluate(models: dict[str, str], data: ValidationPatches, families: Optional
             images = data.images if condition is None else \
                 apply_to_batch(condition, data.images, condition_rng(seed, family, severity))
             for name, clf in classifiers.items():
-                m = binary_metrics(data.labels, clf.predict(images), thr)
+                m = binary_metrics(data.labels, clf.predict(images), thresholds[name])
                 if severity == 0:
                     clean[name] = m.balanced_accuracy
                 rows.append(Row(name, family, severity, label, m.balanced_accuracy, m.recall_0, m.recall_1,
@@ -147,9 +154,11 @@ def guard_row(rows: Sequence[Row], model: str) -> Row:
 
 def markdown(rows: Sequence[Row], meta: dict) -> str:
     models = list(dict.fromkeys(r.model for r in rows))
+    which = ("each model's own sidecar threshold" if meta.get("compare") else
+             f"threshold {meta['threshold']:.3f} (the int8 sidecar's) for every model")
     lines = [f"# Camera robustness of `{meta['model']}`", "",
              f"{meta['n_patches']:,} patches of {meta['n_patients']} validation patients ({meta['n_idc']:,} IDC), "
-             f"threshold {meta['threshold']:.3f} (the int8 sidecar's) for every model; each condition from "
+             f"{which}; each condition from "
              "`train/camera_sim.py` applied with its own fixed random generator. Drop = clean minus condition, "
              f"in points of balanced accuracy. Measured {meta['date']}.", "",
              "| condition | severity | " + " | ".join(f"{m} bal. acc. | {m} drop | {m} recall no IDC / IDC"
@@ -210,6 +219,8 @@ def chart(rows: Sequence[Row], path: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.camera_robustness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="int8 model (default: the shipped one); its sidecar names the float32 twin")
+    ap.add_argument("--compare", nargs="+", metavar="MODEL",
+                    help="score these models side by side instead, each at its own sidecar's threshold")
     ap.add_argument("--data", help="data set folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
     ap.add_argument("--max-patches", type=int, help="a fixed class-stratified subset of this many patches")
     ap.add_argument("--families", nargs="+", help=f"condition families (default: all: {', '.join(CONDITIONS)})")
@@ -218,11 +229,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "reports" / "robustness"), help="output folder")
     args = ap.parse_args(argv)
-    path = resolve_model_path(args.model)
-    models = {"int8": str(path)}
-    twin = read_spec(path).float_model
-    if twin and (path.parent / twin).is_file():
-        models["float32"] = str(path.parent / twin)
+    if args.compare and args.model:
+        ap.error("give --model or --compare, not both")
+    path = resolve_model_path(args.compare[0] if args.compare else args.model)
+    if args.compare:
+        models = {str(m): str(resolve_model_path(m)) for m in args.compare}
+    else:
+        models = {"int8": str(path)}
+        twin = read_spec(path).float_model
+        if twin and (path.parent / twin).is_file():
+            models["float32"] = str(path.parent / twin)
     try:
         data = validation_patches(args.data, args.max_patches, args.seed)
     except FileNotFoundError as e:
@@ -231,11 +247,11 @@ def main(argv=None) -> int:
     families = args.families
     if families and GUARD_FAMILY not in families:
         families = [*families, GUARD_FAMILY]
-    rows = evaluate(models, data, families, seed=args.seed,
+    rows = evaluate(models, data, families, seed=args.seed, own_thresholds=bool(args.compare),
                     progress=lambda s: print(f"camera_robustness: {s}", file=sys.stderr, flush=True))
     meta = {"model": str(path), "models": models, "n_patches": int(len(data.labels)), "n_idc": int(data.labels.sum()),
             "n_patients": len(set(data.patients)), "threshold": read_spec(path).threshold, "margin": args.margin,
-            "seed": args.seed, "max_patches": args.max_patches,
+            "seed": args.seed, "max_patches": args.max_patches, "compare": bool(args.compare),
             "date": utc_now()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +259,7 @@ def main(argv=None) -> int:
     (out / "report.md").write_text(markdown(rows, meta))
     chart(rows, out / "chart.png")
     print(markdown(rows, meta))
-    g = guard_row(rows, "int8")
+    g = guard_row(rows, next(iter(models)))
     print(f"camera_robustness: report in {out}/report.md, report.json, chart.png", file=sys.stderr)
     return 1 if g.drop_points > args.margin else 0
 

@@ -179,3 +179,19 @@ def test_detect_on_any_frame_gives_consistent_results_inside_the_frame(tiny_int8
     json.dumps(r.to_dict(), allow_nan=False)
     out = draw_overlay(to_bgr8(frame), r)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
+
+
+# -- colour ---------------------------------------------------------------------------------
+
+@given(values=hnp.arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30))), data=st.data())
+def test_the_histogram_median_is_numpys_median(values, data):
+    """The colour gate's median of the glass, read off a histogram, is exactly ``np.median``
+    (the mean of the two middle values for an even count); NaN when nothing is selected."""
+    from idc_edge.colour import histogram_median
+
+    mask = data.draw(hnp.arrays(np.uint8, values.shape, elements=st.integers(0, 1)))
+    got = histogram_median(values, mask)
+    if not mask.any():
+        assert np.isnan(got)
+    else:
+        assert got == np.median(values[mask.astype(bool)])
