@@ -217,7 +217,7 @@ def histogram_median(channel: np.ndarray, mask: np.ndarray) -> float:
     return (low + high) / 2.0
 
 
-def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05) -> float:
+def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[np.ndarray] = None) -> float:
     """How far the colour of the glass in an **RGB** uint8 frame is from the training slides' glass.
 
     Glass here is the brightest, least coloured part of the frame (every second pixel and row): HSV
@@ -227,10 +227,11 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05) -> float:
     (each channel over the three's mean, so exposure does not count); the result is the largest
     relative departure of a channel from the training glass's chromaticity (0.1 = one channel
     10 % off: a colour cast the model was not trained on). NaN when less than
-    ``min_glass_fraction`` of the frame is glass (nothing to judge).
+    ``min_glass_fraction`` of the frame is glass (nothing to judge). ``hsv``: ``rgb`` in OpenCV's
+    HSV, when the caller already has it (the tissue mask needs it too).
     """
     small = rgb[::2, ::2]
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else hsv[::2, ::2]
     value = hsv[..., 2]
     counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
     p99 = int(np.searchsorted(counts, 0.99 * value.size))

@@ -265,14 +265,18 @@ class Detector:
         t1 = time.perf_counter()
         gated = self.options.focus.enabled or self.options.exposure.enabled
         # the gates judge tissue pixels only (glass has no structure and may be clipped), mask or not
-        tissue_px = tissue_pixels(rgb, self.options.tissue) if (self.options.tissue_mask or gated) else None
+        # one HSV image serves the tissue mask and the colour gate's glass
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV) if (self.options.tissue_mask or gated
+                                                       or self.options.colour.enabled) else None
+        tissue_px = tissue_pixels(rgb, self.options.tissue, hsv) if (self.options.tissue_mask or gated) else None
         fractions = patch_fractions(tissue_px, grid) if tissue_px is not None else None
         if self.options.tissue_mask:
             tissue = fractions >= self.options.tissue.min_fraction
         else:
             tissue = np.ones(grid.shape, bool)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
-                         clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour)
+                         clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour,
+                         hsv=hsv)
         no_call = quality.no_call
         callable_ = tissue & ~no_call if no_call.any() else tissue  # no call: not classified, never IDC
         t2 = time.perf_counter()

@@ -201,7 +201,8 @@ def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> 
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
-           tissue_fractions: Optional[np.ndarray] = None, colour: ColourOptions = ColourOptions()) -> FrameQuality:
+           tissue_fractions: Optional[np.ndarray] = None, colour: ColourOptions = ColourOptions(),
+           hsv: Optional[np.ndarray] = None) -> FrameQuality:
     """Focus and exposure of one frame at the model's scale.
 
     Args:
@@ -216,10 +217,11 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         tissue_fractions: float ``[rows, cols]`` share of tissue pixels per patch, when the caller
             already has it (:func:`~idc_edge.tissue.patch_fractions` of ``tissue_px``).
         colour: the colour gate's options (the glass's cast, see :class:`ColourOptions`).
+        hsv: ``rgb`` in OpenCV's HSV, when the caller already has it (made here when needed).
     """
     shape = grid.shape
     field_px = grid.rescaled_shape[0] * grid.rescaled_shape[1]  # the field at the model's scale
-    cast = glass_cast(rgb) if colour.enabled and field_px >= colour.min_field_px else float("nan")
+    cast = glass_cast(rgb, hsv=hsv) if colour.enabled and field_px >= colour.min_field_px else float("nan")
     colour_ok = not (cast > colour.max_glass_cast)  # NaN (no glass in view) counts as ok
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)

@@ -31,9 +31,12 @@ class TissueMaskOptions:
         object.__setattr__(self, "min_fraction", validate.probability("min_fraction", self.min_fraction))
 
 
-def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:
-    """uint8 mask (1 = tissue) of an RGB uint8 image."""
-    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOptions(),
+                  hsv: "np.ndarray | None" = None) -> np.ndarray:
+    """uint8 mask (1 = tissue) of an RGB uint8 image (``hsv``: the image in OpenCV's HSV, when the
+    caller already has it)."""
+    if hsv is None:
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     return ((hsv[..., 1] >= options.min_saturation) & (hsv[..., 2] >= options.min_value)).astype(np.uint8)
 
 
