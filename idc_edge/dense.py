@@ -55,7 +55,7 @@ def check_dense_stride(stride: int, patch: int, output_stride: int) -> None:
         shown = ", ".join(str(v) for v in valid[:12]) + (", ..." if len(valid) > 12 else "")
         raise OptionError(f"stride {stride} px is not a multiple of this model's output stride ({output_stride} px): "
                           f"use one of {shown} (or a larger multiple), or run it patch by patch "
-                          "(dense=False; --no-dense on the command line)")
+                          "(dense=False)", options=["dense=False"])
 
 
 def lattice_shape(height: int, width: int, patch: int, output_stride: int) -> tuple[int, int]:

@@ -2,22 +2,45 @@
 
 Every error a user can cause derives from :class:`IdcEdgeError`; its message names what was
 wrong and what to do. The command line prints that message on one line and exits with 2.
+
+Messages name options as the Python API spells them, never as command-line flags: an option or
+argument name (``um_per_px``), a keyword with a value (``camera=1``, ``dense=False``) or a sink
+class (``LiveView``). The error's ``options`` lists how it names them, so a front end can put them
+in its own words without guessing at prose (:func:`idc_edge.cli.options.in_cli_words` turns them
+into ``--um-per-px``, ``--camera 1``, ``--no-dense``, ``--serve``). An entry is one of:
+
+- ``"name"``: every whole-word occurrence of ``name`` in the message is that option, also as
+  ``name=VALUE``;
+- ``"name="``: only the form ``name=VALUE`` is (the bare word is plain prose, "camera");
+- any other text (``"dense=False"``, ``"LiveView at"``): that exact text is.
 """
+from typing import Iterable, Optional
 
 
 class IdcEdgeError(Exception):
-    """Base class of every error idc-edge raises on purpose."""
+    """Base class of every error idc-edge raises on purpose.
+
+    Attributes:
+        options: the option names the message uses, as the Python API spells them (see the module
+            docstring); empty when it names none.
+    """
+
+    def __init__(self, *args, options: Iterable[str] = ()):
+        super().__init__(*args)
+        self.options = tuple(options)
 
 
 class OptionError(IdcEdgeError, ValueError):
     """An option value is out of range or of the wrong kind.
 
-    ``option`` names the option as the library spells it (``"stride"``, ``"num_threads"``) when the
-    message starts with that name; the command line then says ``--stride``/``--threads`` instead.
+    ``option`` names the option at fault as the library spells it (``"stride"``, ``"num_threads"``)
+    when the message starts with that name; ``options`` (see :class:`IdcEdgeError`) lists the names
+    used further on, e.g. ``OptionError("stride 23 px ...; or run it patch by patch (dense=False)",
+    options=["dense=False"])``.
     """
 
-    def __init__(self, message: str, option: "str | None" = None):
-        super().__init__(message)
+    def __init__(self, message: str, option: Optional[str] = None, *, options: Iterable[str] = ()):
+        super().__init__(message, options=options)
         self.option = option
 
 

@@ -158,8 +158,10 @@ def write_all(fd: int, data: bytes, timeout_s: float, what: str) -> None:
         view = view[n:]
 
 
-def stat_path(path: PathArg, what: str, error: type = SourceError, hint: str = "") -> os.stat_result:
-    """``os.stat`` of ``path`` (through symlinks), any failure as ``error`` in words.
+def stat_path(path: PathArg, what: str, error: type = SourceError, hint: str = "",
+              options: tuple = ()) -> os.stat_result:
+    """``os.stat`` of ``path`` (through symlinks), any failure as ``error`` in words (``options``: the
+    option names ``hint`` uses, see :mod:`idc_edge.errors`).
 
     Unlike ``Path.exists()``, which raises a bare ``OSError`` for a name that is too long, every
     reason (missing, too long, permission, a loop of links) becomes one clear message.
@@ -169,7 +171,7 @@ def stat_path(path: PathArg, what: str, error: type = SourceError, hint: str = "
         return os.stat(path)
     except OSError as e:
         reason = "does not exist" if e.errno in (errno.ENOENT, errno.ENOTDIR) else f"cannot be used: {why(e)}"
-        raise error(f"{what} {name(path)} {reason}{hint}") from None
+        raise error(f"{what} {name(path)} {reason}{hint}", options=options) from None
 
 
 def is_regular_file(path: PathArg) -> bool:

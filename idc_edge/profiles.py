@@ -136,8 +136,9 @@ class Profile:
             fw, fh = self.frame_size
             raise ProfileError(
                 f"frames are {width}x{height} but profile {self.name!r} measured {self.um_per_px:g} um/px on "
-                f"{fw}x{fh} frames, so its scale would be wrong: ask the camera for {fw}x{fh} (--size {fw}x{fh}) "
-                f"or measure the scale at this size (`idc-edge calibrate scale --profile {self.name} ...`)")
+                f"{fw}x{fh} frames, so its scale would be wrong: ask the camera for size={fw}x{fh} "
+                f"(its CameraMode) or measure the scale at this size (`idc-edge calibrate scale --profile "
+                f"{self.name} ...`, or Profile.with_scale)", options=["size="])
 
     def to_toml_dict(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -260,7 +261,7 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
         where = profiles_dir()
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
-                           f"--profile {path.stem} ...`" + (f" (profiles here: {', '.join(known)})" if known else ""))
+                           f"--profile {path.stem} ...` (or save_profile)" + (f" (profiles here: {', '.join(known)})" if known else ""))
     # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget
     raw = read_bytes(path, "profile", ProfileError)
     try:

@@ -98,7 +98,7 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                     pending.append(data[start:])
                     pending_len += len(data) - start
                     check_buffer((pending_len,), 1, f"line {number + 1} of results {name(path)}",
-                                 "this is not a results file written by idc-edge run --record")
+                                 "this is not an idc-edge results file")
                     break
                 line = b"".join([*pending, data[start:end]]) if pending else data[start:end]
                 pending, pending_len, start = [], 0, end + 1
@@ -107,10 +107,10 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                     record = json.loads(line.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError):
                     raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
-                                      "is this a results file written by idc-edge run --record?") from None
+                                      "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
                 if not isinstance(record, dict):
                     raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
-                                      "is this a results file written by idc-edge run --record?")
+                                      "is this a results file written by JsonlSink?", options=["JsonlSink"])
                 yield number, record
     finally:
         os.close(fd)
@@ -187,7 +187,7 @@ def check_fields(record: dict[str, Any], fields: dict[str, str], where: str) -> 
             continue
         found = "is missing" if value is None else f"got {short(value, 40)}"
         raise RecordError(f"{where}: field {key!r} must be {label}, {found}: is this a results file written by "
-                          "idc-edge run --record, unchanged?")
+                          "JsonlSink, unchanged?", options=["JsonlSink"])
 
 
 def read_sessions(path: Union[str, os.PathLike], keep: Optional[Iterable[str]] = None) -> list[RecordedSession]:

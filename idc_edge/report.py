@@ -108,7 +108,7 @@ def fields_viewed(records: Sequence[dict], still_fraction: float = STILL_FRACTIO
                   min_duration_s: float = 0.5) -> list[FieldViewed]:
     """The stretches where the stage rested on one field: runs of frames with tissue whose share of
     reused patches is at least ``still_fraction``, lasting ``min_duration_s`` or longer. Needs
-    motion-aware reuse (on by default); a run with ``--no-reuse`` has no still frames to find."""
+    motion-aware reuse (on by default); a run without it (``reuse=False``) has no still frames to find."""
     if not records:
         return []
     t0 = float(records[0]["time"])
@@ -365,7 +365,7 @@ def _when(header: Optional[dict]) -> str:
 
 def _fields_text(s: SessionSummary) -> str:
     if s.header and (s.header.get("options") or {}).get("reuse") is False:
-        return "not known (the run had --no-reuse: stillness is found from reused patches)"
+        return "not known (the run had reuse off: stillness is found from reused patches)"
     return f"{len(s.fields)} (stage at rest ≥ 0.5 s)"
 
 

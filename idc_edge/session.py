@@ -311,12 +311,13 @@ class Session:
 
 #: (result flag, what to tell the user the first time a frame of the run has it False)
 NO_CALL_WARNINGS = (
-    ("in_focus", "a frame is out of focus: its tissue is no call (focus the microscope; a --um-per-px larger "
-                 "than the camera's real scale looks the same: check it with `idc-edge calibrate scale`)"),
+    ("in_focus", "a frame is out of focus: its tissue is no call (focus the microscope; a um_per_px larger "
+                 "than the camera's real scale looks the same: check it on a stage micrometer, `idc-edge calibrate "
+                 "scale`)"),
     ("exposure_ok", "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or "
-                    "run `idc-edge calibrate white` with blank glass in view and use --profile)"),
+                    "calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("colour_ok", "the glass in view has a colour cast the model was not trained on: its tissue is no call "
-                  "(run `idc-edge calibrate white` with blank glass in view and use --profile)"),
+                  "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
 )
 
 

@@ -187,8 +187,9 @@ def test_dense_strides_are_multiples_of_the_output_stride():
     assert dense_strides(50, 5)[:3] == [5, 10, 15]
     check_dense_stride(75, 50, 25)
     with pytest.raises(OptionError, match=r"stride 30 px is not a multiple of this model's output stride \(25 px\): "
-                                          r"use one of 25, 50"):
+                                          r"use one of 25, 50") as e:
         check_dense_stride(30, 50, 25)
+    assert "patch by patch (dense=False)" in str(e.value) and "--" not in str(e.value)  # the CLI says --no-dense
 
 
 def test_a_stride_off_the_output_stride_is_refused_in_dense_mode_and_allowed_in_patch_mode(dense_int8):

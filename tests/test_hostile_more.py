@@ -173,7 +173,7 @@ def test_a_snapshots_folder_that_cannot_be_one_is_refused_at_start_not_at_the_fi
             SnapshotSink(bad)
     line = one_error_line(run_here("run", "--source", str(source), "--quiet", "--serve", "8099",
                                    "--snapshots", str(source)))
-    assert "it is a file, not a folder" in line
+    assert "it is a file, not a folder" in line and "give --snapshots a folder (made if missing)" in line
     assert source.stat().st_size > 0
 
 

@@ -123,7 +123,7 @@ def test_a_stage_that_rests_on_a_field_is_counted_as_a_field_viewed(tiny_int8, t
     assert len(s.fields) == 1 and 1.5 <= s.fields[0].duration_s <= 2.1 and 0.9 <= s.fields[0].start_s <= 1.2
     assert idc_edge("run", "--source", path, "--model", tiny_int8, "--record", rec, "--quiet", "--no-reuse").returncode == 0
     p = idc_edge("report", rec)
-    assert "fields viewed: 1 (stage at rest" in p.stdout and "fields viewed: not known (the run had --no-reuse" in p.stdout
+    assert "fields viewed: 1 (stage at rest" in p.stdout and "fields viewed: not known (the run had reuse off" in p.stdout
 
 
 def test_a_results_file_from_before_session_headers_still_reports(two_runs, tmp_path):

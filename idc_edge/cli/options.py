@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import shlex
 import sys
 from typing import Optional
 
@@ -114,7 +115,7 @@ def camera(text: str):
     try:
         target = parse_camera(text)
     except OptionError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(in_cli_words(e)) from None
     return target.address if target.kind == "v4l2" else target.text
 
 
@@ -126,7 +127,7 @@ def frame_size(text: str) -> tuple[int, int]:
     try:
         return parse_size(text)
     except OptionError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(in_cli_words(e)) from None
 
 
 def fourcc(text: str) -> str:
@@ -137,7 +138,7 @@ def fourcc(text: str) -> str:
     try:
         return parse_fourcc(text)
     except OptionError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise argparse.ArgumentTypeError(in_cli_words(e)) from None
 
 
 def colour_gains(text: str) -> tuple[float, float]:
@@ -192,11 +193,15 @@ def patient_id(name: str):
     return parse
 
 
-#: Library option names (``OptionError.option``) the command line spells differently. Every other
-#: option whose argparse ``dest`` is the library's name (``um_per_px`` for ``--um-per-px``) is found
-#: in the parser itself (:func:`learn_flags`), so a new option needs no entry here.
+#: Library option names (``OptionError.option``, ``IdcEdgeError.options``) the command line spells
+#: differently. Every other option whose argparse ``dest`` is the library's name (``um_per_px`` for
+#: ``--um-per-px``) is found in the parser itself (:func:`learn_flags`), so a new option needs no
+#: entry here.
 ALIASES = {"num_threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
-           "model_path": "--model"}
+           "model_path": "--model", "dense=False": "--no-dense", "tissue_mask=False": "--no-mask",
+           "reuse=False": "--no-reuse", "LiveView at": "--serve", "LiveView": "--serve", "port": "--serve",
+           "host": "--serve", "WindowSink": "--show", "VideoSink": "--save-video", "JsonlSink": "--record",
+           "SnapshotSink": "--snapshots"}
 FLAGS = dict(ALIASES)
 
 
@@ -210,19 +215,47 @@ def learn_flags(parser: argparse.ArgumentParser) -> None:
                 learn_flags(sub)
 
 
+_VALUE = r"""('[^']*'|"[^"]*"|[^\s,;)]+)"""  # what follows name= : a quoted text or one token
+
+
+def _as_flag(text: str, entry: str) -> str:
+    """``text`` with the option ``entry`` names (see :mod:`idc_edge.errors`) spelled as its flag:
+    ``name`` and ``name=VALUE`` → ``--flag`` and ``--flag VALUE`` (quoted for a shell where needed)."""
+    def flag_and_value(m: re.Match) -> str:
+        value = m.group(1)
+        if value is None:
+            return flag
+        if value[:1] in "'\"" and value[-1:] == value[:1]:
+            value = value[1:-1]
+        return f"{flag} {shlex.quote(value)}"
+
+    before = r"(?<![\w.-])"
+    if entry in FLAGS and not entry.isidentifier():  # an exact text: dense=False, "LiveView at"
+        return re.sub(before + re.escape(entry) + r"(?!\w)", FLAGS[entry], text)
+    name, value_only = (entry[:-1], True) if entry.endswith("=") else (entry, False)
+    flag = FLAGS.get(name)
+    if flag is None:
+        return text
+    return re.sub(before + re.escape(name) + (r"=" + _VALUE if value_only else r"\b(?:=" + _VALUE + ")?"),
+                  flag_and_value, text)
+
+
 def in_cli_words(error: Exception) -> str:
-    """An error's message in the command line's words: the option it is about (``OptionError.option``)
-    and any library option name with an underscore such as ``um_per_px`` become the flag
-    (``--um-per-px``); plain words (``stride``) are replaced only as the option an error is about."""
+    """An error's message in the command line's words: the option it is about (``OptionError.option``,
+    at the start), the options it names (``IdcEdgeError.options``) and any library option name with an
+    underscore such as ``um_per_px`` become flags (``--um-per-px``); plain words (``stride``) are
+    replaced only as the option an error is about or names."""
     text = str(error)
     option = getattr(error, "option", None)
     if option in FLAGS and text.startswith(option):
         text = FLAGS[option] + text[len(option):]
+    for entry in sorted(getattr(error, "options", ()), key=len, reverse=True):
+        text = _as_flag(text, entry)
     from ..profiles import ProfileError
 
     if isinstance(error, (ModelError, ProfileError)):  # a sidecar's or a profile's keys have the same names (um_per_px)
         return text
-    names = sorted((k for k in FLAGS if "_" in k), key=len, reverse=True)
+    names = sorted((k for k in FLAGS if "_" in k and k.isidentifier()), key=len, reverse=True)
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
 
 

@@ -41,13 +41,13 @@ class SnapshotSink(Sink):
         # checked now, not when the Snapshot button is pressed in the middle of a session
         where = self.folder if self.folder.is_dir() else self.folder.parent
         if os.path.lexists(self.folder) and not self.folder.is_dir():
-            raise RecordError(f"cannot save snapshots in {name(self.folder)}: it is a file, not a folder; give a "
-                              "folder (made if missing) with --snapshots")
+            raise RecordError(f"cannot save snapshots in {name(self.folder)}: it is a file, not a folder; give "
+                              "SnapshotSink a folder (made if missing)", options=["SnapshotSink"])
         if not where.is_dir():
             raise RecordError(f"cannot save snapshots in {name(self.folder)}: folder {name(where)} does not exist")
         if not os.access(where, os.W_OK | os.X_OK):
             raise RecordError(f"cannot save snapshots in {name(self.folder)}: folder {name(where)} is not writable; "
-                              "give another folder with --snapshots")
+                              "give SnapshotSink another folder", options=["SnapshotSink"])
         self.style = style
         self._lock = threading.Lock()
         self._latest: Optional[SinkFrame] = None

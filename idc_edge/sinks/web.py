@@ -55,7 +55,7 @@ def parse_address(text: str) -> tuple[str, int]:
     if text.startswith("["):  # [IPv6]:port
         end = text.find("]")
         if end < 0:
-            raise OptionError(f"--serve {text!r}: an IPv6 address needs its closing ']'")
+            raise OptionError(f"LiveView at {text!r}: an IPv6 address needs its closing ']'", options=["LiveView at"])
         host, rest = text[1:end], text[end + 1:]
         port = rest[1:] if rest.startswith(":") else (rest or port)
     elif text.count(":") == 1:
@@ -66,8 +66,8 @@ def parse_address(text: str) -> tuple[str, int]:
     elif text:
         host = text
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise OptionError(f"--serve {text!r}: the port must be a number from 1 to 65535, e.g. --serve 8080 "
-                          "or --serve 0.0.0.0:8080")
+        raise OptionError(f"LiveView at {text!r}: the port must be a number from 1 to 65535, e.g. '8080' or "
+                          "'0.0.0.0:8080'", options=["LiveView at"])
     return host, int(port)
 
 
@@ -158,19 +158,20 @@ class LiveView(Sink):
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         except socket.gaierror:
-            raise OptionError(f"--serve {where}: {host!r} is not an address or a name this machine can resolve; "
-                              "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)") from None
+            raise OptionError(f"LiveView at {where}: {host!r} is not an address or a name this machine can resolve; "
+                              "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)", options=["LiveView at"]) from None
         family, _, _, _, address = infos[0]
         try:
             return _Server(address[:2], _make_handler(self), family)
         except OSError as e:
             why = {errno.EADDRINUSE: f"port {port} is already in use (another idc-edge or web server?); "
-                                     "pick another, e.g. --serve 8081",
+                                     "pick another, e.g. port=8081",
                    errno.EACCES: f"port {port} needs administrator rights (ports below 1024); pick one above 1024, "
-                                 "e.g. --serve 8080",
+                                 "e.g. port=8080",
                    errno.EADDRNOTAVAIL: f"this machine has no network interface with the address {host!r}; "
                                         "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)"}
-            raise OptionError(f"--serve {where}: " + why.get(e.errno, f"cannot listen there: {e.strerror}")) from None
+            raise OptionError(f"LiveView at {where}: " + why.get(e.errno, f"cannot listen there: {e.strerror}"),
+                              options=["LiveView at", "port="]) from None
 
     @property
     def url(self) -> str:

@@ -9,8 +9,9 @@ from typing import Mapping, Optional
 from ..errors import OptionError
 from .base import Sink, SinkFrame
 
-_NO_DISPLAY_HINT = ("watch in a browser instead with --serve (then open the printed URL, from another "
-                    "machine with --serve 0.0.0.0:8080), or save the overlay with --save-video")
+_NO_DISPLAY_HINT = ("watch in a browser instead with LiveView (then open the URL it gives; host='0.0.0.0' lets "
+                    "another machine watch), or save the overlay with VideoSink")
+_NAMED = ["WindowSink", "LiveView", "host=", "VideoSink"]  # how the messages name options (see idc_edge.errors)
 
 
 def opencv_has_gui() -> bool:
@@ -56,7 +57,7 @@ class WindowSink(Sink):
     """Shows each overlay in a window; ``q`` or Esc ends the run, ``s`` takes a snapshot.
 
     Checked when made, before any model is loaded: an OpenCV without a GUI (the headless wheel)
-    or no reachable display raises :class:`~idc_edge.errors.OptionError` naming ``--serve`` as the
+    or no reachable display raises :class:`~idc_edge.errors.OptionError` naming :class:`LiveView` as the
     way to watch from a browser, instead of letting OpenCV's Qt abort the process.
 
     Runs on the loop thread (GUI calls must stay on one thread); ``imshow`` + ``waitKey(1)`` takes
@@ -74,11 +75,11 @@ class WindowSink(Sink):
     def __init__(self, title: str = "idc-edge", snapshot=None):
         problem = display_problem()
         if problem:
-            raise OptionError(f"--show cannot open a window: {problem}; {_NO_DISPLAY_HINT}")
+            raise OptionError(f"WindowSink cannot open a window: {problem}; {_NO_DISPLAY_HINT}", options=_NAMED)
         if not opencv_has_gui():
-            raise OptionError("--show needs an OpenCV with a GUI, and the installed one is headless: "
+            raise OptionError("WindowSink needs an OpenCV with a GUI, and the installed one is headless: "
                               "`pip install \"idc-edge[gui]\"` (see README, 'Live view and reports'), "
-                              f"or {_NO_DISPLAY_HINT}")
+                              f"or {_NO_DISPLAY_HINT}", options=_NAMED)
         import cv2
 
         self._cv2 = cv2

@@ -86,11 +86,11 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
     text = as_path(source, "source")
     hint = ": pass a video, an image, a folder of images or a data-set folder"
     if text.strip().isdigit():
-        hint += f" (for camera {text.strip()} use --camera {text.strip()})"
+        hint += f" (for camera {text.strip()} use camera={text.strip()})"
     elif is_stream_url(text) or text.startswith("/dev/"):
-        hint += f" (for a camera use --camera {text})"
+        hint += f" (for a camera use camera={text!r})"
     path = Path(text)
-    st = stat_path(path, "source", SourceError, hint)
+    st = stat_path(path, "source", SourceError, hint, options=("camera=",))
     if stat.S_ISDIR(st.st_mode):
         if is_dataset_folder(path):
             return MosaicSource(path, patients=patients, um_per_px=um_per_px or UM_PER_PX)

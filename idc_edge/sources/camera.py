@@ -166,7 +166,8 @@ class CameraSource(FrameSource):
             raise SourceError(
                 f"{self.description} refused {self.mode.width}x{self.mode.height}: it gave "
                 f"{self.granted.width}x{self.granted.height} ({self.granted.describe()}); another size would change the "
-                "microns per pixel: ask for a size it offers (`idc-edge cameras` lists them) or leave --size out")
+                "microns per pixel: ask for a size it offers (list_v4l2() or `idc-edge cameras` lists them) or leave "
+                "the size to the driver (a CameraMode without width and height)")
         if changed:
             log.warning("%s: asked for %s, the driver gave %s", self.description, self.mode.describe(), ", ".join(changed))
         if self._reduce > 1 and self.granted.fourcc == "MJPG" and not self._mode_in_capture:

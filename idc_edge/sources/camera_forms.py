@@ -56,13 +56,13 @@ class CameraTarget:
 
 
 def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
-    """The camera form of a ``--camera`` value.
+    """The camera form of a ``camera`` value (``RunConfig.camera``, ``open_source(camera=...)``).
 
     Raises:
-        OptionError: not a camera form (a video or image file names ``--source`` instead).
+        OptionError: not a camera form (a video or image file names ``source`` instead).
     """
     if isinstance(value, bool):
-        raise OptionError(f"--camera takes {FORMS}; got {value!r}", option="camera")
+        raise OptionError(f"camera takes {FORMS}; got {value!r}", option="camera")
     if isinstance(value, numbers.Integral):  # numpy integers too
         value = int(value)
         if value < 0:
@@ -70,7 +70,7 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
         return CameraTarget("v4l2", value, str(value))
     text = os.fspath(value).strip()
     if not text:
-        raise OptionError(f"--camera is empty (an unset shell variable?): give {FORMS}", option="camera")
+        raise OptionError(f"camera is empty (an unset shell variable?): give {FORMS}", option="camera")
     if text.isdigit():
         if not text.isascii() or len(text) > 6:
             raise OptionError(f"no camera {text!r}: a camera index is a device number (0, 1, ...)", option="camera")
@@ -84,13 +84,14 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
         return CameraTarget("gstreamer", text, text)
     suffix = Path(text).suffix.lower()
     if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES:
-        raise OptionError(f"{text!r} is a file, not a camera: read it with --source {text}", option="camera")
+        raise OptionError(f"{text!r} is a file, not a camera: read it with source={text!r}", option="camera",
+                          options=["source="])
     if "://" in text:
         raise OptionError(f"unknown camera {text!r}: streams are read from tcp://, udp://, rtsp://, rtmp://, "
-                          f"srt:// or http(s):// URLs; --camera takes {FORMS}", option="camera")
+                          f"srt:// or http(s):// URLs; a camera is {FORMS}", option="camera")
     if os.sep in text:  # a device path; whatever it names is read as a live capture (newest frame wins)
         return CameraTarget("v4l2", text, text)
-    raise OptionError(f"unknown camera {text!r}: --camera takes {FORMS}", option="camera")
+    raise OptionError(f"unknown camera {text!r}: a camera is {FORMS}", option="camera")
 
 
 def open_camera(target: Union[CameraTarget, int, str], mode: CameraMode = CameraMode(),
