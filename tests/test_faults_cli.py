@@ -302,7 +302,7 @@ def test_bad_models_are_one_line_with_exit_2(bad_models, case, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--max-frames", "0"], "--max-frames must be >= 1"),
-    (["--camera-timeout", "0"], "--camera-timeout must be > 0"),
+    (["--camera-timeout", "0"], "--camera-timeout applies to a camera only"),
     (["--um-per-px", "-2"], "--um-per-px must be > 0"),
     (["--um-per-px", "nan"], "--um-per-px must be > 0"),
     (["--threads", "-1"], "--threads must be >= 1"),

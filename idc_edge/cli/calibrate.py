@@ -30,8 +30,8 @@ def add_parser(sub) -> None:
                    help="scale: distance between neighbouring micrometer ticks in um (often 10)")
     p.add_argument("--frames", type=whole_number("--frames"), default=8, metavar="N",
                    help="camera frames to average (default 8)")
-    p.add_argument("--camera-timeout", type=number("--camera-timeout"), default=10.0, metavar="S",
-                   help="give up after S seconds without camera frames (default 10)")
+    p.add_argument("--camera-timeout", type=number("--camera-timeout"), metavar="S",
+                   help="a camera: give up after S seconds without frames (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_calibrate)
 
@@ -87,7 +87,7 @@ def cmd_calibrate(args) -> int:
     if args.spacing_um is not None:  # checked before any frame is grabbed
         validate.positive_number("spacing_um", args.spacing_um, "µm between the micrometer's ticks")
     setup = resolve(args, for_calibration=True)
-    image, granted = _grab(setup, args.frames, args.camera_timeout)
+    image, granted = _grab(setup, args.frames, setup.camera_timeout_s)
     h, w = image.shape[:2]
     profile = setup.profile
     if setup.camera is not None:  # remember the camera and the mode it really gave

@@ -3,16 +3,72 @@ calibration opens: shared by ``run`` and ``calibrate``, resolved once.
 
 Precedence: an option given on the command line wins over the profile; the profile fills in
 what is left (camera, size, frame rate, format, µm/px, white gains, locks).
+
+An option that cannot apply to what is opened is refused here, once, for every command that
+takes it, never silently ignored: a camera's mode, locks, gains, decoding and timeout with a
+file (``--source``), ``--patient`` with anything but a data-set folder, ``--no-white-balance``
+without a profile. (FFmpeg and GStreamer refuse an option their input does not take in the same
+way; a tool that ignores it lets a user believe a file was read at 5 fps.)
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from ..errors import OptionError
+from ..fileio import name
 from ..profiles import Profile, load_profile, load_or_new_profile
 from ..sources.modes import CameraControls, CameraMode, field_of_view_mm
+
+#: seconds without camera frames before a run or calibration gives up, when ``--camera-timeout`` is not given
+CAMERA_TIMEOUT_S = 10.0
+
+#: (argparse dest, flag, why it cannot apply to a file) of every camera-only option
+CAMERA_ONLY = (
+    ("size", "--size", "a file plays at its own size and rate"),
+    ("fps", "--fps", "a file plays at its own size and rate"),
+    ("fourcc", "--fourcc", "a file keeps the format it was saved in"),
+    ("lock_exposure", "--lock-exposure", "a file's exposure was fixed when it was recorded"),
+    ("exposure_us", "--exposure-us", "a file's exposure was fixed when it was recorded"),
+    ("lock_white_balance", "--lock-white-balance", "a file's colours were fixed when it was recorded "
+                                                   "(--profile corrects them with its white reference)"),
+    ("colour_gains", "--colour-gains", "a file's colours were fixed when it was recorded "
+                                       "(--profile corrects them with its white reference)"),
+    ("full_decode", "--full-decode", "a file is always decoded at full size"),
+    ("camera_timeout", "--camera-timeout", "a file ends when it ends, it cannot stall like a camera"),
+)
+
+
+def given(args, dest: str) -> bool:
+    """Whether the option ``dest`` was given (its defaults are None or False; a given 0 counts)."""
+    value = getattr(args, dest, None)
+    return value is not None and value is not False
+
+
+def check_applies(args, camera, source, profile) -> None:
+    """Refuse options that cannot apply to what is opened (see the module docstring).
+
+    Raises:
+        OptionError: naming the first such option and why.
+    """
+    if source is not None:
+        for dest, flag, reason in CAMERA_ONLY:
+            if given(args, dest):
+                raise OptionError(f"{flag} applies to a camera only; {reason}: leave it out with --source")
+    if given(args, "patient"):
+        from ..sources import is_dataset_folder
+
+        from ..fileio import is_regular_file
+
+        if camera is not None or is_regular_file(source) or (os.path.isdir(source) and not is_dataset_folder(source)):
+            what = "a camera" if camera is not None else "--source " + name(source)
+            raise OptionError(f"--patient applies to a data-set folder only (<patient>/<0|1>/*.png), not to {what}; "
+                              "leave it out or give the data set's folder")
+    if given(args, "no_white_balance") and profile is None:
+        raise OptionError("--no-white-balance applies with --profile only (it turns off the profile's white "
+                          "reference); without a profile the colours are already left as they come")
 
 
 @dataclass(frozen=True)
@@ -26,6 +82,7 @@ class CaptureSetup:
         profile: the profile read (None without ``--profile``); for a run, its scale is dropped
             when ``--um-per-px`` gives a new one (so the frame-size check does not apply).
         um_per_px: microns per pixel (``--um-per-px`` or the profile's), None when unknown.
+        camera_timeout_s: seconds without camera frames before giving up.
     """
 
     camera: Union[int, str, None]
@@ -34,6 +91,7 @@ class CaptureSetup:
     controls: CameraControls
     profile: Optional[Profile]
     um_per_px: Optional[float]
+    camera_timeout_s: float = CAMERA_TIMEOUT_S
 
 
 def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
@@ -44,7 +102,8 @@ def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
 
     Raises:
         ProfileError: the profile is missing or corrupt (a run), or unreadable.
-        OptionError: neither a camera nor a source is given, or the size is half given.
+        OptionError: neither a camera nor a source is given, the size is half given, or an option
+            cannot apply to what is opened (:func:`check_applies`).
     """
     profile = None
     if args.profile:
@@ -56,6 +115,7 @@ def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
         else:
             raise OptionError("give --camera or --source" + ("" if profile is None else
                               f" (profile {profile.name!r} names no camera)"))
+    check_applies(args, camera, source, profile)
     base = profile.mode if (profile is not None and camera is not None) else CameraMode()
     size = args.size or base.size
     mode = CameraMode(size[0] if size else None, size[1] if size else None,
@@ -72,7 +132,9 @@ def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
         profile = replace(profile, um_per_px=None, frame_size=None)  # a new scale: no frame-size check
     if um is None and profile is not None:
         um = profile.um_per_px
-    return CaptureSetup(camera=camera, source=source, mode=mode, controls=controls, profile=profile, um_per_px=um)
+    timeout = getattr(args, "camera_timeout", None)
+    return CaptureSetup(camera=camera, source=source, mode=mode, controls=controls, profile=profile, um_per_px=um,
+                        camera_timeout_s=CAMERA_TIMEOUT_S if timeout is None else timeout)
 
 
 def say_granted(source, um_per_px: Optional[float], stream=None) -> None:

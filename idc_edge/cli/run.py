@@ -53,8 +53,8 @@ def add_parser(sub) -> None:
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
     run.add_argument("--patient", action="append", type=patient_id("--patient"), metavar="ID", help="with a data-set folder: patients to show")
-    run.add_argument("--camera-timeout", type=number("--camera-timeout"), default=10.0, metavar="S",
-                     help="give up after S seconds without camera frames (default 10)")
+    run.add_argument("--camera-timeout", type=number("--camera-timeout"), metavar="S",
+                     help="a camera: give up after S seconds without frames (default 10)")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
                           "other machines on the network watch)")
@@ -98,7 +98,7 @@ def build_config(args):
                               reuse=not args.no_reuse, dense=False if args.no_dense else None,
                               white_balance=balance, **gates_off(args.no_gates))
     return RunConfig(source=setup.source, camera=setup.camera, detector=options,
-                     patients=tuple(args.patient) if args.patient else None, camera_timeout_s=args.camera_timeout,
+                     patients=tuple(args.patient) if args.patient else None, camera_timeout_s=setup.camera_timeout_s,
                      sequential=args.sequential, max_frames=args.max_frames, camera_mode=setup.mode,
                      camera_controls=setup.controls, profile=profile)
 
