@@ -62,7 +62,7 @@ def make_dense_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tup
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = blended_patches(512)
-    saved = fit_and_export([
+    saved = fit_and_export(lambda: [
         keras.layers.Conv2D(8, OUTPUT_STRIDE, strides=OUTPUT_STRIDE, activation="relu"),
         keras.layers.Conv2D(8, 3, activation="relu"),
         keras.layers.Conv2D(1, 8, activation="sigmoid"),  # the head sees exactly one window

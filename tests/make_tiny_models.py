@@ -6,12 +6,18 @@ A small CNN is trained for a few seconds on synthetic pink (no IDC) and purple (
 data from ../shared) and converted by the project's own converter (:mod:`convert.ptq`,
 :mod:`convert.tflite`) to int8 (uint8 input, raw RGB bytes) and float32 TFLite, each with a
 sidecar. Runtime tests then load these files and need no TensorFlow.
+
+Run twice, it writes the same bytes (tests/test_tiny_models_regenerate.py checks): the seed is set
+before the layers are made (a Keras 3 initializer draws its seed when the layer is constructed, so
+layers made before ``set_random_seed`` started from whatever the process's random state was), and
+TensorFlow's ops are asked to be deterministic.
 """
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,15 +29,20 @@ except ImportError:  # imported as a top-level module, with tests/ on the path (
     from tiny_model import FLOAT32, INT8, MODELS_DIR, P, synthetic_patches
 
 
-def fit_and_export(layers: list, x: np.ndarray, y: np.ndarray, epochs: int, out: Path) -> Path:
-    """Train ``keras.Sequential(layers)`` (after a 50×50×3 input and ``Rescaling(1/255)``) on RGB
-    bytes ``x`` and targets ``y`` with a fixed seed; returns its SavedModel folder in ``out``."""
+def fit_and_export(make_layers: Callable[[], list], x: np.ndarray, y: np.ndarray, epochs: int, out: Path) -> Path:
+    """Train ``keras.Sequential(make_layers())`` (after a 50×50×3 input and ``Rescaling(1/255)``) on
+    RGB bytes ``x`` and targets ``y``, seeded and deterministic; returns its SavedModel folder in ``out``.
+
+    ``make_layers`` is called after the seed is set: layers made earlier would carry initializer
+    seeds drawn from the process's unseeded random state."""
     import keras
 
+    from convert.kerasenv import tf
     from convert.tflite import export_saved_model
 
+    tf().config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((P, P, 3)), keras.layers.Rescaling(1 / 255.0), *layers])
+    model = keras.Sequential([keras.Input((P, P, 3)), keras.layers.Rescaling(1 / 255.0), *make_layers()])
     model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
     model.fit(x.astype(np.float32), y, epochs=epochs, batch_size=32, verbose=0)
     return export_saved_model(model, out / "saved")
@@ -61,7 +72,7 @@ def make_tiny_models(out_dir: str | os.PathLike, threshold: float = 0.5) -> tupl
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     x, y = synthetic_patches(512)
-    saved = fit_and_export([
+    saved = fit_and_export(lambda: [
         keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(8, 3, activation="relu"),
