@@ -6,7 +6,8 @@ writers **crash the process** (SIGSEGV) on such a string. OpenCV also reads mean
 names: ``%d`` starts an image sequence and ``proto:`` a network protocol. So idc-edge never
 gives a user's path to OpenCV:
 
-- images are read as bytes here and decoded with ``cv2.imdecode`` (:func:`read_image`);
+- images are read as bytes here and decoded with ``cv2.imdecode`` (:func:`read_image`), turned
+  upright by their EXIF orientation in one place (:mod:`idc_edge.orientation`);
 - videos, which OpenCV can only open by name, go through :func:`opencv_path`: the absolute
   path itself when it is made only of plain characters, otherwise a symbolic link with a plain
   name in a private temporary folder, removed afterwards.
@@ -296,12 +297,18 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     return None
 
 
-def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
+def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError,
+                 upright: bool = False) -> np.ndarray:
     """Decode image file bytes with OpenCV (``cv2.IMREAD_UNCHANGED`` by default), budget-checked.
 
     ``cv2.IMREAD_COLOR`` gives uint8 BGR scaled by the range the data really use
     (:func:`~idc_edge.frames.to_bgr8`): OpenCV's own conversion divides 16-bit samples by 256,
     which turns a 12-bit camera's image (values up to 4095) nearly black.
+
+    OpenCV's own use of the EXIF orientation (which depends on the flags and the version) is
+    always switched off; with ``upright`` the orientation is applied here
+    (:mod:`idc_edge.orientation`), the same for every flag: a photo taken in portrait comes out
+    upright. Without it (video and camera frames) the pixels are as stored.
 
     Raises:
         ``error``: the bytes are not an image OpenCV reads.
@@ -316,8 +323,8 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         need = bpp if flags is None else (6 if colour and bpp in (2, 6, 8) else 3)
         check_buffer((w, h, need), 1, f"decoding {where} ({w}×{h} px)", "use a smaller image or split it into tiles")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None
-                             else (flags | cv2.IMREAD_ANYDEPTH if colour else flags))
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags in (None, cv2.IMREAD_UNCHANGED)
+                             else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error:  # e.g. OpenCV's own pixel limit
         image = None
     if image is None:
@@ -326,11 +333,16 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         from .frames import to_bgr8
 
         image = to_bgr8(image)
+    if upright:
+        from .orientation import exif_orientation, upright as turn
+
+        image = turn(image, exif_orientation(data))
     return image
 
 
 def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
-    """An image file decoded by OpenCV from bytes read here (any file name; budget-checked).
+    """An image file decoded by OpenCV from bytes read here (any file name; budget-checked), turned
+    upright as its EXIF orientation says (whatever ``flags`` and the OpenCV version).
 
     Returns the array as OpenCV decodes it (BGR, BGRA, grey, 8 or 16 bit; ``flags`` as for
     ``cv2.imdecode``, default ``cv2.IMREAD_UNCHANGED``).
@@ -340,7 +352,7 @@ def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, 
         MemoryBudgetError: the file or the decoded image exceeds the memory budget.
     """
     path = as_path(path, what)
-    return decode_image(read_bytes(path, what, error), f"{what} {name(path)}", flags, error)
+    return decode_image(read_bytes(path, what, error), f"{what} {name(path)}", flags, error, upright=True)
 
 
 # -- paths OpenCV opens itself (videos) -----------------------------------------------------

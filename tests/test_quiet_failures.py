@@ -7,6 +7,10 @@ in-process through ``idc_edge.cli.main`` (its exit code and stderr exactly as th
 """
 from __future__ import annotations
 
+import json
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -14,14 +18,15 @@ import pytest
 from idc_edge import cli
 
 
-def call(capsys, *argv) -> tuple[int, list[str]]:
-    """(exit code, non-empty stderr lines) of the command line run in-process."""
+def call(capsys, *argv) -> tuple[int, list[str], str]:
+    """(exit code, non-empty stderr lines, stdout) of the command line run in-process."""
     code = cli.main([str(a) for a in argv])
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    out, err = capsys.readouterr()
+    return code, [line for line in err.splitlines() if line.strip()], out
 
 
 def one_error_line(capsys, *argv) -> str:
-    code, lines = call(capsys, *argv)
+    code, lines, _ = call(capsys, *argv)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), (code, lines)
     return lines[0]
 
@@ -80,3 +85,103 @@ def test_no_white_balance_without_a_profile_is_refused(capsys, video):
 def test_camera_options_still_reach_their_own_checks_with_a_camera(capsys):
     # the value is checked as before; only its use with a file is new
     assert "--camera-timeout must be > 0" in one_error_line(capsys, "run", "--camera", 0, "--camera-timeout", 0)
+
+
+# -- EXIF orientation ---------------------------------------------------------------------------------------------
+
+def with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG's bytes with an EXIF block (APP1, big-endian TIFF, one IFD) holding ``orientation``,
+    as a phone writes it."""
+    tiff = b"MM\0*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + b"\0\0\0\0"
+    app1 = b"Exif\0\0" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def sensor_image(h: int = 40, w: int = 60) -> np.ndarray:
+    """BGR, no symmetry: a red block at the top left, a green one at the bottom, noise elsewhere."""
+    img = np.random.default_rng(1).integers(60, 120, (h, w, 3), dtype=np.uint8)
+    img[:10, :20] = (0, 0, 255)
+    img[-8:, w // 2:] = (0, 255, 0)
+    return img
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tagged_jpeg_reads_upright_with_every_flag_as_opencvs_imread_shows_it(tmp_path, orientation):
+    from idc_edge.fileio import read_image
+    from idc_edge.orientation import exif_orientation
+    from idc_edge.sources import ImageSource
+
+    ok, jpeg = cv2.imencode(".jpg", sensor_image())
+    path = tmp_path / f"photo{orientation}.jpg"
+    path.write_bytes(with_orientation(jpeg.tobytes(), orientation))
+    assert exif_orientation(path.read_bytes()) == orientation
+    shown = cv2.imread(str(path))  # imread applies the tag: the picture as a photo viewer shows it
+    assert shown.shape[:2] == ((60, 40) if orientation >= 5 else (40, 60))
+    np.testing.assert_array_equal(read_image(path, flags=cv2.IMREAD_COLOR), shown)
+    np.testing.assert_array_equal(read_image(path), shown)  # IMREAD_UNCHANGED: OpenCV alone leaves it as stored
+    np.testing.assert_array_equal(ImageSource(path).image, shown)
+
+
+def test_orientation_in_png_and_webp_and_damaged_exif(tmp_path):
+    from idc_edge.fileio import read_image
+    from idc_edge.orientation import exif_orientation
+
+    tiff = b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + b"\0\0\0\0"
+    ok, png = cv2.imencode(".png", sensor_image())
+    png = png.tobytes()
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    (tmp_path / "p.png").write_bytes(png[:33] + chunk + png[33:])
+    assert exif_orientation((tmp_path / "p.png").read_bytes()) == 6
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), cv2.rotate(sensor_image(), cv2.ROTATE_90_CLOCKWISE))
+    body = b"Exif\0\0" + tiff
+    webp = b"WEBP" + b"VP8X" + struct.pack("<I", 10) + bytes(10) + b"EXIF" + struct.pack("<I", len(body)) + body
+    assert exif_orientation(b"RIFF" + struct.pack("<I", len(webp)) + webp) == 6
+    ok, jpeg = cv2.imencode(".jpg", sensor_image())
+    for damaged in (with_orientation(jpeg.tobytes(), 0), with_orientation(jpeg.tobytes(), 99),
+                    with_orientation(jpeg.tobytes(), 6)[:30], b"\xff\xd8\xff\xe1\xff\xff" + b"Exif\0\0MM"):
+        assert exif_orientation(damaged) == 1
+
+
+@pytest.fixture
+def portrait(tmp_path):
+    """(a phone's JPEG: landscape pixels tagged "turn 90° clockwise", the same picture upright as a
+    PNG without a tag): purple IDC-like tissue in the top half of the upright picture, pink below."""
+    from tiny_model import PINK, PURPLE
+
+    upright = np.empty((200, 100, 3), np.uint8)
+    upright[:100] = PURPLE[::-1]
+    upright[100:] = PINK[::-1]
+    upright = np.clip(upright + np.random.default_rng(2).normal(0, 12, upright.shape), 0, 255).astype(np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    photo = tmp_path / "photos" / "portrait.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(with_orientation(jpeg.tobytes(), 6))
+    plain = tmp_path / "upright.png"
+    cv2.imwrite(str(plain), cv2.imread(str(photo)))  # the picture as a photo viewer shows it
+    return photo, plain
+
+
+def test_run_and_classify_read_a_portrait_photo_upright_on_every_path(capsys, tmp_path, tiny_int8, portrait,
+                                                                      monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    photo, plain = portrait
+
+    def frames(source):
+        rec = tmp_path / f"r{len(list(tmp_path.glob('r*.jsonl')))}.jsonl"
+        code, lines, _ = call(capsys, "run", "--source", source, "--model", tiny_int8, "--record", rec, "--quiet")
+        assert code == 0, lines
+        return [{k: r[k] for k in ("frame", "idc_patches", "tissue_patches", "idc_boxes")}
+                for r in map(json.loads, rec.read_text().splitlines()[1:])]
+
+    expected = frames(plain)
+    assert expected[0]["frame"] == {"width": 100, "height": 200} and expected[0]["idc_patches"] == 4
+    assert frames(photo) == expected  # one image
+    assert frames(photo.parent) == expected  # a folder of images
+
+    def rows(path):
+        code, lines, out = call(capsys, "classify", path, "--model", tiny_int8, "--quiet")
+        assert code == 0, lines
+        return [row.split(",")[1:] for row in out.splitlines()[1:]]
+
+    expected = rows(plain)
+    assert len(expected) == 8 and rows(photo) == expected

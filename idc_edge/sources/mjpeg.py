@@ -20,7 +20,9 @@ import numpy as np
 
 from ..errors import FrameError
 
-_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+#: camera frames are shown as stored, never turned by an EXIF orientation (see idc_edge.orientation)
+_FLAGS = {f: flag | cv2.IMREAD_IGNORE_ORIENTATION for f, flag in
+          ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8))}
 
 
 def reduction_for(um_per_px: float, model_um_per_px: float, display: bool = False) -> int:

@@ -1,0 +1,110 @@
+"""A photo's EXIF orientation: which way up its pixels are meant to be seen.
+
+A phone or camera held in portrait stores its pixels as the sensor read them (landscape) and
+says in the EXIF ``Orientation`` tag (TIFF tag 274, values 1–8) how to turn them upright.
+OpenCV's decoders apply the tag for some flags and versions and not for others (OpenCV 5's
+``imdecode`` turns a JPEG or PNG upright with ``IMREAD_COLOR`` but not with ``IMREAD_UNCHANGED``;
+older versions' ``imdecode`` never did), so idc-edge decodes with the tag ignored and applies it
+here, the same way for every image file it reads. Video and camera frames are never turned: a
+JPEG frame of a video stream is shown as stored, as players do.
+
+Pure functions: the tag from a file's bytes (JPEG APP1, PNG ``eXIf``, WebP ``EXIF``, TIFF IFD0),
+and the flip/transpose that makes an array upright.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+#: EXIF tag number of Orientation
+ORIENTATION_TAG = 0x0112
+
+
+def tiff_orientation(tiff: bytes) -> int:
+    """The Orientation (1–8) in the first image directory of a TIFF structure (the body of an EXIF
+    block after ``Exif\\0\\0``, or a TIFF file); 1 when absent or malformed."""
+    try:
+        if tiff[:4] == b"II*\0":
+            end = "<"
+        elif tiff[:4] == b"MM\0*":
+            end = ">"
+        else:
+            return 1
+        ifd = struct.unpack(end + "I", tiff[4:8])[0]
+        count = struct.unpack(end + "H", tiff[ifd:ifd + 2])[0]
+        for k in range(min(count, 1024)):
+            at = ifd + 2 + 12 * k
+            tag, kind = struct.unpack(end + "HH", tiff[at:at + 4])
+            if tag == ORIENTATION_TAG and kind == 3:  # SHORT, value in the entry's first two bytes
+                value = struct.unpack(end + "H", tiff[at + 8:at + 10])[0]
+                return value if 1 <= value <= 8 else 1
+    except (struct.error, IndexError):
+        pass
+    return 1
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF Orientation (1–8) of an image file's bytes: JPEG, PNG, WebP or TIFF; 1 (as stored)
+    when the file has none, another format, or a damaged EXIF block."""
+    try:
+        if data[:2] == b"\xff\xd8":  # JPEG: markers up to the first scan
+            i = 2
+            while i + 4 <= len(data) and data[i] == 0xFF:
+                marker = data[i + 1]
+                if marker == 0xFF:
+                    i += 1
+                    continue
+                if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: no EXIF before it
+                    break
+                length = struct.unpack(">H", data[i + 2:i + 4])[0]
+                if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\0\0":
+                    return tiff_orientation(data[i + 10:i + 2 + length])
+                i += 2 + length
+            return 1
+        if data[:8] == b"\x89PNG\r\n\x1a\n":  # PNG: the eXIf chunk
+            i = 8
+            while i + 8 <= len(data):
+                length = struct.unpack(">I", data[i:i + 4])[0]
+                kind = data[i + 4:i + 8]
+                if kind == b"eXIf":
+                    return tiff_orientation(data[i + 8:i + 8 + length])
+                if kind in (b"IDAT", b"IEND"):
+                    break
+                i += 12 + length
+            return 1
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # WebP: the EXIF chunk of an extended file
+            i = 12
+            while i + 8 <= len(data):
+                kind, length = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
+                if kind == b"EXIF":
+                    body = data[i + 8:i + 8 + length]
+                    return tiff_orientation(body[6:] if body[:6] == b"Exif\0\0" else body)
+                i += 8 + length + (length & 1)
+            return 1
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            return tiff_orientation(data)
+    except (struct.error, IndexError):
+        pass
+    return 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (rows × columns × any channels) turned as EXIF ``orientation`` says, so it is seen
+    upright: 1 as is, 2 mirrored left-right, 3 turned 180°, 4 mirrored top-bottom, 5 transposed,
+    6 turned 90° clockwise, 7 transposed the other way, 8 turned 90° anticlockwise (the meaning of
+    the tag in the EXIF standard, and what OpenCV's ``imread`` does with it). A new contiguous array
+    except for 1 and unknown values, which return ``image`` itself."""
+    turned = orientation in (5, 6, 7, 8)
+    if turned:
+        image = image.swapaxes(0, 1)
+        orientation -= 4
+    if orientation == 2:
+        image = image[:, ::-1]
+    elif orientation == 3:
+        image = image[::-1, ::-1]
+    elif orientation == 4:
+        image = image[::-1]
+    elif not turned:
+        return image
+    return np.ascontiguousarray(image)
