@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import SourceError
-from .options import add_model_args, number, path, whole_number
+from .bindings import add_model_args
+from .options import number, path, whole_number
 
 
 def add_parser(sub) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from ..jsonready import dumps
-from .options import add_model_args, path, patient_id
+from .bindings import add_model_args
+from .options import path, patient_id
 
 
 def add_parser(sub) -> None:

@@ -194,12 +194,11 @@ def patient_id(name: str):
 
 
 #: Library option names (``OptionError.option``, ``IdcEdgeError.options``) the command line spells
-#: differently. Every other option whose argparse ``dest`` is the library's name (``um_per_px`` for
-#: ``--um-per-px``) is found in the parser itself (:func:`learn_flags`), so a new option needs no
-#: entry here.
-ALIASES = {"num_threads": "--threads", "camera_timeout_s": "--camera-timeout", "lost_timeout_s": "--camera-timeout",
-           "model_path": "--model", "dense=False": "--no-dense", "tissue_mask=False": "--no-mask",
-           "reuse=False": "--no-reuse", "LiveView at": "--serve", "LiveView": "--serve", "port": "--serve",
+#: differently and no flag fills directly (sinks, the live view's address). A flag bound to an
+#: option field (:mod:`.bindings`) adds its own name (``num_threads`` → ``--threads``, ``dense=False``
+#: → ``--no-dense``), and every other option whose argparse ``dest`` is the library's name
+#: (``um_per_px`` for ``--um-per-px``) is found in the parser itself (:func:`learn_flags`).
+ALIASES = {"lost_timeout_s": "--camera-timeout", "LiveView at": "--serve", "LiveView": "--serve", "port": "--serve",
            "host": "--serve", "WindowSink": "--show", "VideoSink": "--save-video", "JsonlSink": "--record",
            "SnapshotSink": "--snapshots"}
 FLAGS = dict(ALIASES)
@@ -257,10 +256,3 @@ def in_cli_words(error: Exception) -> str:
         return text
     names = sorted((k for k in FLAGS if "_" in k and k.isidentifier()), key=len, reverse=True)
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=path("--model"), metavar="PATH",
-                   help="a .tflite model with its .json sidecar (default: the shipped int8 model)")
-    p.add_argument("--threshold", type=number("--threshold"), help="decision threshold 0-1 (default: the model's sidecar)")
-    p.add_argument("--threads", type=whole_number("--threads"), default=1, help="interpreter threads (default 1)")

@@ -10,7 +10,33 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError
-from .options import add_camera_args, add_model_args, number, path, patient_id, whole_number
+from .bindings import MODEL_FLAGS, Bound, add_bound, bound_values
+from .options import add_camera_args, number, path, patient_id, whole_number
+
+#: The flags of ``run`` that fill one field of ``DetectorOptions`` or ``RunConfig`` (see
+#: :mod:`.bindings`); ``--um-per-px`` and ``--camera-timeout`` are merged with a profile and checked
+#: against the source in :func:`.camera_setup.resolve` first.
+RUN_FLAGS = MODEL_FLAGS + (
+    Bound("--um-per-px", "detector.um_per_px", "microns per pixel of the frames (default: the model's, no rescale)",
+          number("--um-per-px"), "UM"),
+    Bound("--stride", "detector.stride",
+          "distance between patches in model pixels (default: one patch, no overlap); a model with a dense pass "
+          "(one convolutional pass per frame) takes only multiples of its output stride, e.g. 25 or 50 for an "
+          "output stride of 25 px, and refuses others (idc-edge info shows it)", whole_number("--stride"), "PX"),
+    Bound("--no-dense", "detector.dense",
+          "classify patch by patch even when the model has a dense pass (any --stride then)", switch=False),
+    Bound("--no-mask", "detector.tissue_mask", "classify background patches too", switch=False),
+    Bound("--no-reuse", "detector.reuse",
+          "classify every tissue patch of every frame (default: a patch that did not change keeps its score)",
+          switch=False),
+    Bound("--sequential", "run.sequential", "capture, inference and drawing one after another on one thread "
+          "(default: each on its own thread, overlapping)", switch=True),
+    Bound("--max-frames", "run.max_frames", "stop after N frames", whole_number("--max-frames"), "N"),
+    Bound("--patient", "run.patients", "with a data-set folder: patients to show", patient_id("--patient"), "ID",
+          repeat=True),
+    Bound("--camera-timeout", "run.camera_timeout_s", "a camera: give up after S seconds without frames (default 10)",
+          number("--camera-timeout"), "S"),
+)
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -28,33 +54,13 @@ def add_parser(sub) -> None:
                           "scale allows, 1/2 at most with a window, video or live view)")
     run.add_argument("--no-white-balance", action="store_true",
                      help="with --profile: leave the frames' colours as they come (default: the profile's white gains)")
-    add_model_args(run)
-    run.add_argument("--um-per-px", type=number("--um-per-px"), metavar="UM",
-                     help="microns per pixel of the frames (default: the model's, no rescale)")
-    run.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
-                     help="distance between patches in model pixels (default: one patch, no overlap); a model "
-                          "with a dense pass (one convolutional pass per frame) takes only multiples of its "
-                          "output stride, e.g. 25 or 50 for an output stride of 25 px, and refuses others "
-                          "(idc-edge info shows it)")
-    run.add_argument("--no-dense", action="store_true",
-                     help="classify patch by patch even when the model has a dense pass (any --stride then)")
-    run.add_argument("--no-mask", action="store_true", help="classify background patches too")
-    run.add_argument("--no-reuse", action="store_true",
-                     help="classify every tissue patch of every frame (default: a patch that did not change "
-                          "keeps its score)")
-    run.add_argument("--sequential", action="store_true",
-                     help="capture, inference and drawing one after another on one thread (default: each on "
-                          "its own thread, overlapping)")
-    run.add_argument("--max-frames", type=whole_number("--max-frames"), metavar="N", help="stop after N frames")
+    add_bound(run, RUN_FLAGS)
     run.add_argument("--show", action="store_true",
                      help="show the overlay in a window (needs a display and idc-edge[gui]; else use --serve)")
     run.add_argument("--save-video", type=path("--save-video"), metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
     run.add_argument("--record", type=path("--record"), metavar="OUT.jsonl",
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
-    run.add_argument("--patient", action="append", type=patient_id("--patient"), metavar="ID", help="with a data-set folder: patients to show")
-    run.add_argument("--camera-timeout", type=number("--camera-timeout"), metavar="S",
-                     help="a camera: give up after S seconds without frames (default 10)")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
                           "other machines on the network watch)")
@@ -93,13 +99,10 @@ def build_config(args):
     balance = None
     if profile is not None and profile.white_gains_rgb and not args.no_white_balance:
         balance = WhiteBalance(profile.white_gains_rgb)
-    options = DetectorOptions(model_path=args.model, um_per_px=setup.um_per_px, stride=args.stride,
-                              threshold=args.threshold, num_threads=args.threads, tissue_mask=not args.no_mask,
-                              reuse=not args.no_reuse, dense=False if args.no_dense else None,
+    options = DetectorOptions(**{**bound_values(args, RUN_FLAGS, "detector"), "um_per_px": setup.um_per_px},
                               white_balance=balance, **gates_off(args.no_gates))
-    return RunConfig(source=setup.source, camera=setup.camera, detector=options,
-                     patients=tuple(args.patient) if args.patient else None, camera_timeout_s=setup.camera_timeout_s,
-                     sequential=args.sequential, max_frames=args.max_frames, camera_mode=setup.mode,
+    return RunConfig(**{**bound_values(args, RUN_FLAGS, "run"), "camera_timeout_s": setup.camera_timeout_s},
+                     source=setup.source, camera=setup.camera, detector=options, camera_mode=setup.mode,
                      camera_controls=setup.controls, profile=profile)
 
 
