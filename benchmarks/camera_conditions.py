@@ -28,7 +28,6 @@ Writes ``benchmarks/camera_conditions_report/report.json`` and ``report.md`` (nu
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -40,12 +39,11 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, scan_dataset  # noqa: E402
 from idc_edge.detector import Detector  # noqa: E402
 from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions  # noqa: E402
+from idc_edge.jsonready import dumps  # noqa: E402
 from idc_edge.sources.stage import build_mosaic  # noqa: E402
 from idc_edge.tissue import tissue_pixels  # noqa: E402
 from train import camera_sim as cs  # noqa: E402
@@ -350,7 +348,7 @@ def main(argv=None) -> int:
                    "seconds": round(time.monotonic() - t0, 1)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str).replace("NaN", "null"))
+    (out / "report.json").write_text(dumps(report, indent=1))
     (out / "report.md").write_text(markdown(report))
     print(markdown(report))
     return 0

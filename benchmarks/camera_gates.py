@@ -20,21 +20,18 @@ Writes ``benchmarks/camera_conditions_report/gates.json`` (numbers only).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.camera_conditions import cases, slide_fields  # noqa: E402
 from idc_edge.colour import glass_cast  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir  # noqa: E402
 from idc_edge.focus import ColourOptions, ExposureOptions  # noqa: E402
+from idc_edge.jsonready import dumps  # noqa: E402
 
 FAMILIES = ("exposure", "exposure_low", "low_light", "cast", "cast_warm", "cast_green", "cast_magenta",
             "usb_camera", "vignetting", "gamma", "gamma_low", "jpeg", "noise")
@@ -115,7 +112,7 @@ def main(argv=None) -> int:
     out = {"cost": cost, "fields": len(fields), "patients": sorted(per_patient), "min_white": min_white,
            "max_glass_cast": max_cast, "clean_false_alarm_per_patient": false_alarms, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    Path(args.out).write_text(dumps(out, indent=1))
     print("clean false alarms per patient:", {p: round(v, 3) for p, v in false_alarms.items()})
     return 0
 

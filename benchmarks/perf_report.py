@@ -10,7 +10,6 @@ Writes ``report.md``, ``report.json`` and ``chart.png`` to ``--out`` (default
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 
 from benchmarks import perf  # noqa: E402
+from idc_edge.jsonready import dumps  # noqa: E402
 
 TARGETS = (
     # (what, how to read it from the report, target, unit, higher is better)
@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = perf.measure(args.model, args.keras, quick=args.quick,
                           progress=lambda s: print(f"perf: {s}", file=sys.stderr, flush=True))
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    (out / "report.json").write_text(dumps(report, indent=1) + "\n")
     (out / "report.md").write_text(markdown(report))
     chart(report, out / "chart.png")
     print(markdown(report))
