@@ -17,7 +17,9 @@ a regular file: folders, FIFOs, devices (``/dev/zero``) and sockets are refused 
 naming what the path is. Outputs are created without truncating anything first
 (:func:`open_output`) and must not be the same file as an input or another output
 (:func:`check_distinct`, by device and inode, so hard links and symlinks count).
-Values echoed in messages are shortened (:func:`short`): a message never carries a file's bytes.
+A file written whole (a report, a CSV, a snapshot, a profile) replaces the old one only once it is
+complete and on disk (:func:`replacing`), so a crash or a full disk never leaves half a file over a
+good one. Values echoed in messages are shortened (:func:`short`): a message never carries a file's bytes.
 """
 from __future__ import annotations
 
@@ -466,6 +468,80 @@ def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: st
             os.close(fd)
             raise error(f"cannot write {what} {name(path)}: {why(e)}") from None
     return fd
+
+
+@contextlib.contextmanager
+def replacing(path: PathArg, what: str, *, error: type, replaces: Optional[str] = None) -> Iterator[int]:
+    """Write a whole file atomically: a descriptor of a new file beside ``path`` to write to, put in
+    ``path``'s place in one step (``os.replace``) when the block ends, after its data is on disk.
+
+    Until then the old file stays as it was; an exception in the block (a full disk, a crash of the
+    writer, Ctrl-C) removes the new file and leaves the old one whole. ``kill -9`` can leave only the
+    hidden ``.NAME.XXXXXXXX.part`` beside it, never a cut file in its place. A symbolic link is
+    followed (the file it points to is replaced, the link kept); the file keeps its permissions (a
+    new one gets ``0666`` less the umask). ``replaces`` (a key of :data:`KINDS`) refuses to replace
+    an existing non-empty file of another kind, untouched.
+
+    Raises:
+        ``error``: the folder is missing, the path is a folder, FIFO, device or socket, another kind
+            of file, or writing fails (``OSError`` in the block is turned into ``error`` too).
+    """
+    path = as_path(path, what)
+    target = os.path.realpath(path)
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise error(f"cannot write {what} {name(path)}: folder {name(parent)} does not exist")
+    mode = None
+    if os.path.lexists(target):
+        fd = _open_checked(target, os.O_RDONLY, what, error)  # refuses a folder, FIFO or device, never blocks
+        try:
+            if replaces is not None:
+                check_replaceable(fd, path, what, replaces, error)
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+    tmp = os.path.join(parent, f".{os.path.basename(target)[:60]}.{os.urandom(4).hex()}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as e:
+        raise error(f"cannot write {what} {name(path)}: {why(e)}") from None
+    try:
+        try:
+            yield fd
+            if mode is not None:
+                os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise error(f"cannot write {what} {name(path)}: {why(e)}; the earlier file, if any, is kept") from None
+        raise
+    try:  # the new name on disk too (best effort: not every file system lets a folder be opened)
+        folder = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError:
+        pass
+
+
+def write_whole(path: PathArg, data: bytes, what: str, *, error: type, replaces: Optional[str] = None) -> None:
+    """Write ``data`` as the whole of ``path``, atomically (see :func:`replacing`).
+
+    Raises:
+        ``error``: as :func:`replacing`.
+    """
+    with replacing(path, what, error=error, replaces=replaces) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _identity(path: PathArg) -> tuple:

@@ -37,15 +37,13 @@ import difflib
 import math
 import os
 import re
-import stat
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
-from .fileio import name as short_name, read_bytes, short, why
+from .fileio import name as short_name, read_bytes, short, why, write_whole
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -327,7 +325,7 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
 
     A name's folder is made when missing; a ``.toml`` path's folder must exist (a mistyped folder
     is an error, not a new tree). A symbolic link is followed, so the file it points to is
-    updated and the link kept; the file keeps its permissions (new ones are ``0644``).
+    updated and the link kept; the file keeps its permissions (new ones get 0666 less the umask, usually ``0644``).
 
     Raises:
         ProfileError: the folder cannot be made or written.
@@ -343,24 +341,7 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
                                    "does not exist")
         else:
             where.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            mode = stat.S_IMODE(os.stat(where).st_mode)
-        except OSError:
-            mode = 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{where.stem[:40]}.", suffix=".toml", dir=str(where.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fchmod(f.fileno(), mode)
-                os.fsync(f.fileno())
-            os.replace(tmp, where)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
     except OSError as e:
         raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
+    write_whole(where, text.encode("utf-8"), "profile", error=ProfileError)  # whole or not at all, link and mode kept
     return target

@@ -8,8 +8,13 @@ in-process through ``idc_edge.cli.main`` (its exit code and stderr exactly as th
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -185,3 +190,85 @@ def test_run_and_classify_read_a_portrait_photo_upright_on_every_path(capsys, tm
 
     expected = rows(plain)
     assert len(expected) == 8 and rows(photo) == expected
+
+
+# -- outputs written whole or not at all --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def with_file_size_limit(limit: int, *argv, env=None) -> subprocess.CompletedProcess:
+    """The command line in a child whose files may not grow past ``limit`` bytes (RLIMIT_FSIZE: the
+    kernel refuses the write with EFBIG, as a disk filling up would)."""
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            f"from idc_edge import cli; sys.exit(cli.main({[str(a) for a in argv]!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_refused_and_kept(p, path, old: bytes, what: str) -> None:
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"idc-edge: error: cannot write {what}") and "kept" in lines[0], lines[0]
+    assert path.read_bytes() == old  # the earlier output, whole
+    assert sorted(f.name for f in path.parent.iterdir() if f.name.endswith(".part")) == []  # nothing left behind
+
+
+def test_report_html_that_cannot_be_written_whole_keeps_the_earlier_report(capsys, tmp_path, tiny_int8, video,
+                                                                            monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    rec, html = tmp_path / "r.jsonl", tmp_path / "report.html"
+    assert call(capsys, "run", "--source", video, "--model", tiny_int8, "--record", rec, "--quiet")[0] == 0
+    assert call(capsys, "report", rec, "--html", html)[0] == 0
+    old = html.read_bytes()
+    assert len(old) > 3000 and old.lstrip().lower().startswith(b"<!doctype html")
+    html.chmod(0o640)
+    p = with_file_size_limit(2000, "report", rec, "--html", html)
+    assert_refused_and_kept(p, html, old, "--html")
+    # and written whole it replaces the old one in place: same permissions, a link kept as a link
+    link = tmp_path / "latest.html"
+    link.symlink_to(html.name)
+    assert call(capsys, "report", rec, "--html", link)[0] == 0
+    assert link.is_symlink() and html.read_bytes() == old and (html.stat().st_mode & 0o777) == 0o640
+
+
+def test_classify_out_that_cannot_be_written_whole_keeps_the_earlier_csv(capsys, tmp_path, tiny_int8, portrait,
+                                                                         monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    photo, plain = portrait
+    out = tmp_path / "scores.csv"
+    assert call(capsys, "classify", plain, "--model", tiny_int8, "--out", out, "--quiet")[0] == 0
+    old = out.read_bytes()
+    assert old.startswith(b"path,patient,label,probability") and old.count(b"\n") == 9
+    p = with_file_size_limit(200, "classify", plain, photo, "--model", tiny_int8, "--out", out, "--quiet",
+                             env={"IDC_EDGE_CACHE_DIR": str(tmp_path / "cache")})
+    assert_refused_and_kept(p, out, old, "--out")
+
+
+def test_calibrate_that_cannot_save_the_profile_whole_keeps_the_earlier_one(tmp_path):
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), np.full((60, 80, 3), (200, 215, 230), np.uint8))
+    profile = tmp_path / "scope.toml"
+    args = ("calibrate", "white", "--source", glass, "--profile", profile)
+    assert with_file_size_limit(1 << 20, *args).returncode == 0
+    old = profile.read_bytes()
+    assert b"[white]" in old
+    cv2.imwrite(str(glass), np.full((60, 80, 3), (180, 215, 240), np.uint8))  # new glass, new gains
+    assert_refused_and_kept(with_file_size_limit(100, *args), profile, old, "profile")
+
+
+def test_a_snapshot_that_cannot_be_written_whole_leaves_no_partial_picture(tmp_path):
+    code = textwrap.dedent(f"""
+        import resource
+        import numpy as np
+        from idc_edge.errors import RecordError
+        from idc_edge.fileio import write_whole
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        try:
+            write_whole({str(tmp_path / "shot.png")!r}, bytes(5000), "snapshot", error=RecordError)
+        except RecordError as e:
+            print(e)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stdout.startswith("cannot write snapshot") and "too large" in p.stdout, (p.stdout, p.stderr)
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ an empty probability and ``tissue`` 0.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import stat
@@ -58,19 +59,23 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+@contextlib.contextmanager
 def _open_out(args, files: Sequence[Path], model: Path):
-    """The CSV's text stream: standard output, or ``--out`` checked and created (never an input)."""
+    """The CSV's text stream: standard output, or ``--out`` checked (never an input) and written
+    whole or not at all: it replaces an earlier CSV only when every row is on disk."""
     from ..errors import RecordError
-    from ..fileio import check_distinct, open_output
+    from ..fileio import check_distinct, replacing
     from ..spec import sidecar_path
 
     if not args.out:
-        return sys.stdout
+        yield sys.stdout
+        return
     check_distinct([("--model", model), ("the model's sidecar", sidecar_path(model))]
                    + [("an input image", f) for f in files], [("--out", args.out)])
-    fd = open_output(args.out, "--out", append=False, error=RecordError, replaces="csv")
-    # undecodable bytes of file names are written back as the same bytes
-    return os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")
+    with replacing(args.out, "--out", error=RecordError, replaces="csv") as fd:
+        # undecodable bytes of file names are written back as the same bytes
+        with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape", closefd=False) as out:
+            yield out
 
 
 class _Tiler:
@@ -110,14 +115,15 @@ def cmd_classify(args) -> int:
     from .. import validate
     from ..classifier import PatchClassifier, resolve_model_path
     from ..dataset import parse_patch_path, patch_rgb
-    from ..errors import DatasetError, MemoryBudgetError, RecordError
-    from ..fileio import name, read_image, why
+    from ..errors import DatasetError, MemoryBudgetError
+    from ..fileio import name, read_image
     from ..progress import Progress
 
     threshold = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
-    out = _open_out(args, files, resolve_model_path(args.model))
-    with PatchClassifier(args.model, num_threads=args.threads) as clf:
+    # --out is replaced only when every row is written; a failure keeps the earlier CSV whole
+    with _open_out(args, files, resolve_model_path(args.model)) as out, \
+            PatchClassifier(args.model, num_threads=args.threads) as clf:
         threshold = clf.spec.threshold if threshold is None else threshold
         size = clf.spec.patch_size_px
         tiler = _Tiler(args, threshold)
@@ -157,18 +163,9 @@ def cmd_classify(args) -> int:
                 progress(done, len(files))
             flush()
             if out is not sys.stdout:
-                out.flush()
-        except OSError as e:  # full disk, I/O error on --out (a closed pipe on stdout is the caller's)
-            if out is sys.stdout or isinstance(e, BrokenPipeError):
-                raise
-            raise RecordError(f"cannot write --out {name(args.out)}: {why(e)}") from None
+                out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
         finally:
             tiler.close()
-            if out is not sys.stdout:
-                try:
-                    out.close()
-                except OSError:
-                    pass
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)

@@ -20,19 +20,14 @@ def add_parser(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from ..fileio import check_distinct, name, open_output, why
+    from ..fileio import check_distinct, write_whole
     from ..report import render_html, render_text, summarize
 
     check_distinct([("the results file", args.results)], [("--html", args.html)])
     summaries = summarize(args.results, pictures=bool(args.html))
-    if args.html:
+    if args.html:  # whole or not at all: a full disk or a crash keeps the earlier report
         page = render_html(summaries, os.path.basename(str(args.results)))
-        fd = open_output(args.html, "--html", append=False, error=RecordError, replaces="html")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(page)
-        except OSError as e:
-            raise RecordError(f"cannot write the report to {name(args.html)}: {why(e)}") from None
+        write_whole(args.html, page.encode("utf-8", "surrogateescape"), "--html", error=RecordError, replaces="html")
     if args.json:
         print(dumps({"results": str(args.results), "sessions": [s.to_dict() for s in summaries]}))
     else:

@@ -11,7 +11,7 @@ from typing import Optional, Union
 import cv2
 
 from ..errors import RecordError
-from ..fileio import as_path, name
+from ..fileio import as_path, name, write_whole
 from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
 
@@ -83,8 +83,9 @@ class SnapshotSink(Sink):
                 ok, data = cv2.imencode(".png", image)
                 if not ok:
                     raise OSError(0, "PNG encoding failed")
-                _write_atomic(path, data.tobytes())
-            _write_atomic(meta, (json.dumps(record, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+                write_whole(path, data.tobytes(), "snapshot", error=RecordError)
+            write_whole(meta, (json.dumps(record, indent=1, allow_nan=False) + "\n").encode("utf-8"), "snapshot",
+                        error=RecordError)
         except OSError as e:
             raise RecordError(f"cannot save a snapshot in {str(self.folder)!r}: {e.strerror or e}") from None
         with self._lock:
@@ -97,11 +98,3 @@ class SnapshotSink(Sink):
     def summary(self) -> Optional[str]:
         return f"{len(self.taken)} snapshot(s) in {self.folder}" if self.taken else None
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
