@@ -560,7 +560,8 @@ def check_distinct(inputs: Sequence[tuple[str, Optional[PathArg]]], outputs: Seq
     file), files that do not exist yet by their resolved path. ``None`` entries are ignored.
 
     Raises:
-        OptionError: naming both roles, e.g. "--save-video 'a.avi' is the same file as --source".
+        OptionError: naming both roles in the caller's words, e.g. "VideoSink 'a.avi' is the same file
+            as the source" (a session) or "--save-video 'a.avi' is the same file as --source" (the CLI).
     """
     seen: dict[tuple, str] = {}
     for label, path in inputs:
