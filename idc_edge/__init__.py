@@ -6,6 +6,7 @@ TensorFlow.
 
 __version__ = "0.1.0"
 
+from . import environment as _environment  # noqa: F401  (remembers the starting folder for relative paths)
 from .errors import (CameraLostError, ClosedError, DatasetError, FrameError, IdcEdgeError, ModelError, OptionError,
                      PatchError, RecordError, SourceError, UsageError)
 

@@ -247,5 +247,9 @@ def load_patches(records: Sequence[PatchRecord], size: int = PATCH_SIZE_PX) -> L
 
 
 def default_data_dir() -> Path:
-    """``$IDC_DATA_DIR`` if set, else ``../shared/idc_patches`` relative to the working directory."""
-    return Path(os.environ.get("IDC_DATA_DIR") or Path("..") / "shared" / "idc_patches")
+    """``$IDC_DATA_DIR`` if set (not empty), else ``../shared/idc_patches``; a relative path is taken
+    from the folder the process started in, however the working directory changes later (an
+    absolute path either way)."""
+    from .environment import env_path, start_relative
+
+    return env_path("IDC_DATA_DIR") or start_relative("..", "shared", "idc_patches")

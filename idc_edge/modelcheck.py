@@ -101,12 +101,19 @@ class ProbeResult:
 
 
 def cache_dir() -> Optional[Path]:
-    """Where verdicts are cached, or None when caching is off (``IDC_EDGE_CACHE_DIR=``)."""
+    """Where verdicts are cached, or None when caching is off (``IDC_EDGE_CACHE_DIR=``, empty or blank).
+
+    A relative ``IDC_EDGE_CACHE_DIR`` is taken from the folder the process started in; a relative
+    ``XDG_CACHE_HOME`` is ignored (see :mod:`idc_edge.environment`)."""
+    from .environment import env_path, xdg_dir
+
     env = os.environ.get("IDC_EDGE_CACHE_DIR")
-    if env is not None:
-        return Path(env) / "modelcheck" if env.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "idc-edge" / "modelcheck"
+    if env is not None and not env.strip():
+        return None  # the documented way to switch caching off
+    folder = env_path("IDC_EDGE_CACHE_DIR")
+    if folder is not None:
+        return folder / "modelcheck"
+    return xdg_dir("XDG_CACHE_HOME", ".cache") / "idc-edge" / "modelcheck"
 
 
 def _cache_key(content: bytes, backend_name: str, backend_version: str, batches: Sequence[int]) -> str:

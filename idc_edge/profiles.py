@@ -60,9 +60,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
 def profiles_dir() -> Path:
     """``$XDG_CONFIG_HOME/idc-edge/profiles`` (``~/.config/idc-edge/profiles`` when unset)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or ""
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"  # the spec ignores relative values
-    return root / "idc-edge" / "profiles"
+    from .environment import xdg_dir
+
+    return xdg_dir("XDG_CONFIG_HOME", ".config") / "idc-edge" / "profiles"  # the spec ignores relative values
 
 
 def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:

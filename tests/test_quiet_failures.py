@@ -272,3 +272,45 @@ def test_a_snapshot_that_cannot_be_written_whole_leaves_no_partial_picture(tmp_p
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.stdout.startswith("cannot write snapshot") and "too large" in p.stdout, (p.stdout, p.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- path-valued environment variables ----------------------------------------------------------------------------
+
+def test_relative_paths_in_environment_variables_stay_where_the_process_started(tmp_path):
+    """A relative IDC_EDGE_CACHE_DIR or IDC_DATA_DIR means the same folder after a chdir (taken from
+    the starting folder, absolute); empty counts as unset (the cache's documented switch-off aside);
+    relative XDG folders are ignored, as their specification says."""
+    start, elsewhere, home = tmp_path / "start", tmp_path / "elsewhere", tmp_path / "home"
+    for d in (start, elsewhere, home):
+        d.mkdir()
+    code = ("import os, sys, idc_edge\n"
+            "from idc_edge.dataset import default_data_dir\n"
+            "from idc_edge.modelcheck import cache_dir\n"
+            "from idc_edge.profiles import profiles_dir\n"
+            "os.chdir(sys.argv[1])\n"
+            "print(cache_dir(), default_data_dir(), profiles_dir(), sep='\\n')\n")
+
+    def paths(**env):
+        base = {k: v for k, v in os.environ.items() if k not in ("IDC_EDGE_CACHE_DIR", "IDC_DATA_DIR",
+                                                                 "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+        p = subprocess.run([sys.executable, "-c", code, str(elsewhere)], cwd=start, capture_output=True, text=True,
+                           timeout=60, env={**base, "HOME": str(home), "PYTHONPATH": str(ROOT), **env})
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines()
+
+    assert paths(IDC_EDGE_CACHE_DIR="cache", IDC_DATA_DIR="data/idc", XDG_CONFIG_HOME="cfg") == [
+        str(start / "cache" / "modelcheck"), str(start / "data" / "idc"), str(home / ".config" / "idc-edge" / "profiles")]
+    assert paths(IDC_EDGE_CACHE_DIR=" ", IDC_DATA_DIR="", XDG_CONFIG_HOME="") == [
+        "None", str(tmp_path / "shared" / "idc_patches"), str(home / ".config" / "idc-edge" / "profiles")]
+    assert paths(XDG_CACHE_HOME="rel", IDC_DATA_DIR="~/idc")[:2] == [
+        str(home / ".cache" / "idc-edge" / "modelcheck"), str(home / "idc")]
+
+
+def test_the_command_line_caches_in_the_relative_cache_folder_of_its_starting_folder(tmp_path, tiny_int8):
+    start = tmp_path / "start"
+    start.mkdir()
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "info", "--model", str(tiny_int8)], cwd=start,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "IDC_EDGE_CACHE_DIR": "verdicts", "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr
+    assert [f.suffix for f in (start / "verdicts" / "modelcheck").iterdir()] == [".ok"]
