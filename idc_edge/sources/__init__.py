@@ -8,7 +8,7 @@ the rest. Use :func:`open_source` to pick the right one from a command-line argu
 
 One module per kind: :mod:`.base` (Frame, FrameSource), :mod:`.files` (image, image folder),
 :mod:`.video`, :mod:`.camera` (the threaded reader of any live capture), :mod:`.camera_forms` (what
-``--camera`` takes), :mod:`.modes` (modes and controls asked and granted), :mod:`.picamera`,
+``camera`` takes), :mod:`.modes` (modes and controls asked and granted), :mod:`.picamera`,
 :mod:`.gstreamer`, :mod:`.network`, :mod:`.stage` (the data set as a moving stage).
 """
 from __future__ import annotations

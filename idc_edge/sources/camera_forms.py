@@ -1,4 +1,5 @@
-"""What ``--camera`` accepts, parsed once, and the camera source each form opens.
+"""What a ``camera`` accepts (``open_source(camera=...)``, ``RunConfig.camera``; ``--camera`` on the
+command line), parsed once, and the camera source each form opens.
 
 ======================================  ===========================================================
 ``0``, ``1``, ...                       V4L2 camera ``/dev/videoN`` (USB cameras, HDMI grabbers)
@@ -9,8 +10,8 @@
 ``tcp://``, ``rtsp://``, ``http://``... a network stream (e.g. ``rpicam-vid --listen``)
 ======================================  ===========================================================
 
-A video or image file (by its suffix) is not a camera: ``--camera slide.avi`` is refused with a
-pointer to ``--source``; and ``--source 1`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
+A video or image file (by its suffix) is not a camera: ``camera="slide.avi"`` is refused with a
+pointer to ``source``; and ``source="1"`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
 Any other path is opened as a capture device.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ FORMS = ("an index (0), a device path (/dev/video0, /dev/v4l/by-id/...), picam[:
 
 @dataclass(frozen=True)
 class CameraTarget:
-    """A parsed ``--camera`` value.
+    """A parsed ``camera`` value.
 
     Attributes:
         kind: ``v4l2``, ``picam``, ``jetson``, ``gstreamer`` or ``network``.

@@ -36,7 +36,7 @@ class V4l2Device:
     """A V4L2 capture device.
 
     Attributes:
-        index: N of ``/dev/videoN`` (what ``--camera N`` takes).
+        index: N of ``/dev/videoN`` (what ``camera=N`` takes).
         path: ``/dev/videoN``.
         name: the driver's name for it.
         by_id: stable ``/dev/v4l/by-id/...`` paths that point to it (survive re-plugging).
