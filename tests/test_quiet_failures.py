@@ -314,3 +314,63 @@ def test_the_command_line_caches_in_the_relative_cache_folder_of_its_starting_fo
                        env={**os.environ, "IDC_EDGE_CACHE_DIR": "verdicts", "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr
     assert [f.suffix for f in (start / "verdicts" / "modelcheck").iterdir()] == [".ok"]
+
+
+# -- frames that all carry one time ------------------------------------------------------------------------------
+
+def _frames_at(times, fps=0.0):
+    """A frame source (the library's FrameSource, as a user's own would be) whose frames carry ``times``;
+    each frame a different shade, so repeats and drops show."""
+    from idc_edge.sources.base import Frame, FrameSource
+
+    class Stamped(FrameSource):
+        def __init__(self):
+            super().__init__("frames with one time")
+            self.fps = fps
+
+        def _iter_frames(self):
+            for i, t in enumerate(times):
+                yield Frame(i, t, np.full((60, 80, 3), (20 + 15 * i, 110, 200), np.uint8))
+
+    return Stamped()
+
+
+def read_back(path) -> tuple[int, float, list[float]]:
+    """(frames, declared fps, mean blue of each frame) of a video read back with OpenCV."""
+    cap = cv2.VideoCapture(str(path))
+    fps, blues = cap.get(cv2.CAP_PROP_FPS), []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        blues.append(float(image[..., 0].mean()))
+    cap.release()
+    return len(blues), fps, blues
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv"])
+@pytest.mark.parametrize("fps", [0.0, 5.0])  # without a declared rate (measured, none: 30) and with one
+def test_frames_that_all_carry_one_time_each_get_their_own_video_frame(tmp_path, tiny_int8, suffix, fps):
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import VideoSink
+
+    sink = VideoSink(tmp_path / f"v{suffix}")
+    Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
+            source=_frames_at([7.0] * 12, fps)).run()
+    n, declared, blues = read_back(sink.path)
+    assert n == sink.frames == 12 and sink.retimed == 11 and sink.repeated == 0 and sink.skipped == 0
+    assert declared == pytest.approx(fps or 30.0)
+    assert all(abs(b - a) > 1 for a, b in zip(blues, blues[1:]))  # no frame repeated in place of another
+
+
+def test_frames_whose_time_steps_back_are_all_kept(tmp_path, tiny_int8):
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import VideoSink
+
+    sink = VideoSink(tmp_path / "v.avi", fps=10.0)
+    Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
+            source=_frames_at([0.0, 0.1, 0.1, 0.05, 0.05, 0.3])).run()
+    n, _, _ = read_back(sink.path)
+    assert n == sink.frames and sink.skipped == 0 and sink.retimed == 3 and sink.frames >= 6

@@ -1,6 +1,7 @@
 """The overlay video, saved so that it plays back at the speed it was recorded."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Optional, Union
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from ..record import VideoRecorder
 from .base import SessionInfo, Sink, SinkFrame
+
+log = logging.getLogger(__name__)
 
 #: output frame rates are kept within this range (frames per second)
 MIN_FPS, MAX_FPS = 1.0, 60.0
@@ -38,7 +41,9 @@ class VideoSink(Sink):
     ``warmup_frames`` frames (held until then; a camera's declared rate is not what a run gets) —
     and each frame is written at the slot its timestamp (source time for files, capture time for
     cameras) belongs to: a frame is repeated until the next one is due, and one that arrives before
-    its slot is skipped. The saved video therefore lasts as
+    its slot is skipped. A frame whose time is not later than the frame before (a source whose
+    frames all carry one time, or a clock set back) takes the next slot, so every frame is in the
+    video and later ones count on from there. The saved video therefore lasts as
     long as the recording, whatever the pipeline's speed (a 10-minute session at 10.5 fps plays 10
     minutes, not 3.5 at a fixed 30 fps).
 
@@ -67,8 +72,10 @@ class VideoSink(Sink):
         self._pending: list[tuple[float, np.ndarray]] = []
         self.warmup_frames = 5
         self._last: Optional[np.ndarray] = None
+        self._prev_t: Optional[float] = None
         self.repeated = 0
         self.skipped = 0
+        self.retimed = 0  # frames whose time did not increase, given the next slot
 
     @property
     def frames(self) -> int:
@@ -114,8 +121,18 @@ class VideoSink(Sink):
 
     def _place(self, t: float, image: np.ndarray) -> None:
         fps = self._recorder.fps
-        if (t - self._t0) * fps < self._recorder.frames - fps:  # over a second back: the clock was set back
+        if self._prev_t is not None and t <= self._prev_t:
+            # no later than the frame before: a source whose frames all carry one time (or whose
+            # clock stepped back) would otherwise give a one-frame video; this frame takes the next
+            # slot and later ones count from it
+            self._t0 = t - self._recorder.frames / fps
+            if not self.retimed:
+                log.warning("%s: a frame has no later time than the one before (%.6g s); each such frame takes "
+                            "the next of the video's %g frames per second", self.path.name, t, fps)
+            self.retimed += 1
+        elif (t - self._t0) * fps < self._recorder.frames - fps:  # over a second back: the clock was set back
             self._t0 = t - self._recorder.frames / fps  # (NTP on a board without a real-time clock), not a late frame
+        self._prev_t = t
         slot = frame_slot(t, self._t0, fps)
         if slot < self._recorder.frames:
             self.skipped += 1  # due in a slot already written: the frame there stands for it
