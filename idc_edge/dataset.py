@@ -9,6 +9,7 @@ Splits are always by patient: patches of one patient are strongly correlated.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -22,6 +23,8 @@ import numpy as np
 
 from .errors import DatasetError, MemoryBudgetError, SourceError
 from .fileio import as_path, read_image, short, stat_path
+
+log = logging.getLogger(__name__)
 
 PATCH_SIZE_PX = 50
 UM_PER_PX = 4.0
@@ -71,8 +74,47 @@ def _patient_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and ((p / "0").is_dir() or (p / "1").is_dir()))
 
 
-def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None) -> list[PatchRecord]:
-    """Every patch under ``root`` (the data set's root or one patient's folder), sorted by path.
+#: other image files in a class folder: patches saved in another format, skipped and named like misnamed ones
+_OTHER_IMAGES = (".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+#: misnamed files warned one by one; the rest in one line
+_WARN_EACH = 20
+
+
+@dataclass(frozen=True)
+class Misnamed:
+    """A file in a class folder that is not a patch of the layout: its path and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DatasetScan:
+    """What :func:`scan_files` found: the patches, sorted by path, and the misnamed files it skipped."""
+
+    records: tuple[PatchRecord, ...]
+    misnamed: tuple[Misnamed, ...]
+
+
+def _misnamed(path: str, label: str) -> "Misnamed | PatchRecord":
+    """The patch record of a file in class folder ``label``, or why it is not one."""
+    if not path.lower().endswith(".png"):
+        return Misnamed(path, "not a .png patch")
+    try:
+        rec = parse_patch_path(path)
+    except DatasetError:
+        return Misnamed(path, "not named <patient>_idx5_x<X>_y<Y>_class<0|1>.png")
+    if str(rec.label) != label:
+        return Misnamed(path, f"in folder {label!r} but named class{rec.label}")
+    return rec
+
+
+def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -> DatasetScan:
+    """Every patch under ``root`` (the data set's root or one patient's folder), and every file in a
+    class folder that is not one (named otherwise, its class suffix disagreeing with its folder, an
+    image in another format), which is skipped, never the end of the run. Hidden files and files that
+    are not images (``Thumbs.db``) are left out silently.
 
     Args:
         root: folder in the data set's layout.
@@ -86,7 +128,7 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
                                   "; pass the folder that holds the patient folders").st_mode):
         raise DatasetError(f"data folder {short(str(root), 100)} is a file; pass the folder that holds the patient folders")
     wanted = None if patients is None else {str(p) for p in patients}
-    records = []
+    records, misnamed = [], []
     found_patients = []
     for pdir in _patient_dirs(root):
         found_patients.append(pdir.name)
@@ -97,23 +139,50 @@ def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None)
             if not cdir.is_dir():
                 continue
             for entry in os.scandir(cdir):
-                if not entry.name.lower().endswith(".png"):
+                lower = entry.name.lower()
+                if entry.name.startswith(".") or not lower.endswith((".png", *_OTHER_IMAGES)):
                     continue
-                rec = parse_patch_path(entry.path)
-                if str(rec.label) != label:
-                    raise DatasetError(f"{short(entry.path, 120)} is in folder {label!r} but named class{rec.label}")
-                records.append(rec)
+                found = _misnamed(entry.path, label)
+                (misnamed if isinstance(found, Misnamed) else records).append(found)
     if not records and wanted is not None and found_patients:
         there = ", ".join(sorted(found_patients)[:8]) + (", ..." if len(found_patients) > 8 else "")
         asked = ", ".join(short(p, 24).strip("'\"") for p in sorted(wanted)[:8]) + (", ..." if len(wanted) > 8 else "")
         raise DatasetError(f"no patches of the selected patient(s) {asked or '(none)'} under {short(str(root), 100)}: "
                            f"it holds {len(found_patients)} patient folder(s) ({there}); check the patient ids")
     if not records:
+        example = f" ({len(misnamed)} misnamed file(s), e.g. {short(misnamed[0].path, 100)}: {misnamed[0].reason})" \
+            if misnamed else ""
         raise DatasetError(
             f"no patches found under {str(root)!r}: expected <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png"
+            + example
         )
     records.sort(key=lambda r: r.path)
-    return records
+    misnamed.sort(key=lambda m: m.path)
+    return DatasetScan(tuple(records), tuple(misnamed))
+
+
+def warn_misnamed(misnamed: Sequence[Misnamed]) -> None:
+    """One warning per misnamed file (the first few; the rest in one line), as for unreadable ones."""
+    for m in misnamed[:_WARN_EACH]:
+        log.warning("%s is not a patch of the data set (%s); skipped", short(m.path, 160), m.reason)
+    if len(misnamed) > _WARN_EACH:
+        log.warning("%d more misnamed file(s) skipped", len(misnamed) - _WARN_EACH)
+
+
+def scan_dataset(root: str | os.PathLike, patients: Iterable[str] | None = None) -> list[PatchRecord]:
+    """Every patch under ``root`` (the data set's root or one patient's folder), sorted by path;
+    misnamed files are skipped with a warning each (:func:`scan_files` lists them).
+
+    Args:
+        root: folder in the data set's layout.
+        patients: keep only these patient ids (all when None).
+
+    Raises:
+        DatasetError: ``root`` is missing, is not in the layout, or holds no patch.
+    """
+    scan = scan_files(root, patients)
+    warn_misnamed(scan.misnamed)
+    return list(scan.records)
 
 
 def require_both_classes(records: Sequence[PatchRecord], what: str) -> None:

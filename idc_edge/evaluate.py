@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import validate
 from .classifier import PatchClassifier
-from .dataset import PatchRecord, load_patches, scan_dataset
+from .dataset import Misnamed, PatchRecord, load_patches, scan_files
 from .errors import DatasetError
 from .metrics import BinaryMetrics, binary_metrics, per_group_metrics
 
@@ -49,12 +49,17 @@ def predict_records(classifier: PatchClassifier, records: Sequence[PatchRecord],
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Metrics over all patches, and per patient, at ``metrics.threshold``."""
+    """Metrics over all patches, and per patient, at ``metrics.threshold``.
+
+    ``skipped`` lists patch files that could not be read, ``misnamed`` files in the class folders
+    that are not patches of the layout (:class:`~idc_edge.dataset.Misnamed`); neither is counted.
+    """
 
     metrics: BinaryMetrics
     per_patient: dict[str, BinaryMetrics]
     n_patients: int
     skipped: tuple[str, ...]
+    misnamed: tuple[Misnamed, ...] = ()
 
     def summary(self) -> dict:
         """The flat JSON summary printed by ``idc-edge evaluate --json``."""
@@ -64,6 +69,7 @@ class Evaluation:
             "recall_1": m.recall_1, "precision_1": m.precision_1, "f1_1": m.f1_1, "roc_auc": m.roc_auc,
             "n_patches": m.n_patches, "n_patients": self.n_patients, "threshold": m.threshold,
             "confusion": [list(r) for r in m.confusion], "skipped_files": len(self.skipped),
+            "misnamed_files": len(self.misnamed),
             "per_patient": {p: {"n_patches": pm.n_patches, "accuracy": pm.accuracy,
                                 "balanced_accuracy": pm.balanced_accuracy, "recall_0": pm.recall_0,
                                 "recall_1": pm.recall_1} for p, pm in self.per_patient.items()},
@@ -93,6 +99,7 @@ def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLik
     """
     if threshold is not None:
         threshold = validate.probability("threshold", threshold)
-    records = scan_dataset(data_dir, patients)
-    pred = predict_records(classifier, records, progress=progress)
-    return evaluate_predictions(pred, classifier.spec.threshold if threshold is None else threshold)
+    scan = scan_files(data_dir, patients)  # misnamed files are skipped and listed, not the end of it
+    pred = predict_records(classifier, scan.records, progress=progress)
+    ev = evaluate_predictions(pred, classifier.spec.threshold if threshold is None else threshold)
+    return replace(ev, misnamed=scan.misnamed)

@@ -374,3 +374,63 @@ def test_frames_whose_time_steps_back_are_all_kept(tmp_path, tiny_int8):
             source=_frames_at([0.0, 0.1, 0.1, 0.05, 0.05, 0.3])).run()
     n, _, _ = read_back(sink.path)
     assert n == sink.frames and sink.skipped == 0 and sink.retimed == 3 and sink.frames >= 6
+
+
+# -- one misnamed file in a data-set folder -----------------------------------------------------------------------
+
+MISNAMED = {  # path under the data set: why it is not a patch
+    "p1/0/p1_idx5_x1_y1_class0 (copy).png": "not named",
+    "p1/1/p1_idx5_x51_y51_class0.png": "in folder '1' but named class0",
+    "p2/0/p2_idx5_x1234567890_y1_class0.png": "not named",  # a coordinate mistyped past 9 digits
+    "p2/1/scan.jpg": "not a .png patch",
+}
+
+
+@pytest.fixture
+def misnamed_dataset(synthetic_dataset):
+    """The synthetic data set (real PNGs) plus real PNG/JPEG files named against the layout, and
+    files any folder may collect (left out silently)."""
+    patch = next((synthetic_dataset / "p1" / "0").glob("*.png")).read_bytes()
+    for rel in MISNAMED:
+        data = patch if rel.endswith(".png") else cv2.imencode(".jpg", np.full((50, 50, 3), 200, np.uint8))[1].tobytes()
+        (synthetic_dataset / rel).write_bytes(data)
+    (synthetic_dataset / "p1" / "0" / "Thumbs.db").write_bytes(b"\0" * 64)
+    (synthetic_dataset / "p2" / "1" / "._p2_idx5_x1_y1_class1.png").write_bytes(b"\0" * 64)  # macOS resource fork
+    return synthetic_dataset
+
+
+def test_scanning_a_data_set_skips_and_lists_misnamed_files(misnamed_dataset, synthetic_dataset, caplog):
+    from idc_edge.dataset import scan_dataset, scan_files
+
+    scan = scan_files(misnamed_dataset)
+    found = {os.path.relpath(m.path, misnamed_dataset): m.reason for m in scan.misnamed}
+    assert set(found) == set(MISNAMED) and all(MISNAMED[k] in found[k] for k in found)
+    assert len(scan.records) == 41 and not any(r.path in found for r in scan.records)
+    with caplog.at_level("WARNING", logger="idc_edge.dataset"):
+        assert scan_dataset(misnamed_dataset) == list(scan.records)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 4 and all(any(os.path.basename(k) in w for w in warned) for k in MISNAMED)
+
+
+def test_run_on_a_data_set_with_misnamed_files_skips_names_and_counts_them(capsys, tmp_path, misnamed_dataset,
+                                                                           tiny_int8, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    rec = tmp_path / "r.jsonl"
+    code, lines, _ = call(capsys, "run", "--source", misnamed_dataset, "--model", tiny_int8, "--record", rec)
+    assert code == 0, lines
+    for rel in MISNAMED:
+        assert sum(os.path.basename(rel) in line and line.startswith("idc-edge: warning:") for line in lines) == 1
+    assert "4 unreadable or misnamed patch file(s) skipped" in lines[-1]
+    assert len(rec.read_text().splitlines()) > 2  # both patients swept
+
+
+def test_evaluate_on_a_data_set_with_misnamed_files_says_how_many_it_skipped(capsys, tmp_path, misnamed_dataset,
+                                                                             tiny_int8, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    code, lines, out = call(capsys, "evaluate", misnamed_dataset, "--model", tiny_int8, "--json")
+    assert code == 0, lines
+    summary = json.loads(out)
+    assert summary["misnamed_files"] == 4 and summary["n_patches"] == 41 and summary["skipped_files"] == 0
+    assert any("skipped 4 file(s) that are not patches of the data set" in line for line in lines)
+    code, lines, out = call(capsys, "evaluate", misnamed_dataset, "--model", tiny_int8, "--quiet")
+    assert code == 0 and "41 patches of 2 patient(s)" in out and "4 misnamed skipped" in out

@@ -25,6 +25,7 @@ def cmd_evaluate(args) -> int:
     from ..dataset import VALIDATION_PATIENTS
     from ..errors import DatasetError
     from ..evaluate import evaluate_folder
+    from ..fileio import name
     from ..progress import Progress
 
     patients = args.patients
@@ -44,13 +45,18 @@ def cmd_evaluate(args) -> int:
     if ev.skipped:
         print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
               f"e.g. {ev.skipped[0]}", file=sys.stderr)
+    if ev.misnamed:
+        first = ev.misnamed[0]
+        print(f"idc-edge: warning: skipped {len(ev.misnamed)} file(s) that are not patches of the data set, e.g. "
+              f"{name(first.path)} ({first.reason})", file=sys.stderr)
     if args.json:
         print(dumps(summary))
         return 0
     m = ev.metrics
     (tn, fp), (fn, tp) = m.confusion
     print(f"{m.n_patches} patches of {ev.n_patients} patient(s), threshold {m.threshold:.3f}"
-          + (f", {len(ev.skipped)} unreadable skipped" if ev.skipped else ""))
+          + (f", {len(ev.skipped)} unreadable skipped" if ev.skipped else "")
+          + (f", {len(ev.misnamed)} misnamed skipped" if ev.misnamed else ""))
     for name in ("accuracy", "balanced_accuracy", "recall_0", "recall_1", "precision_1", "f1_1", "roc_auc"):
         print(f"  {name:<18} {getattr(m, name):.4f}")
     print(f"  confusion          [[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]")

@@ -8,7 +8,7 @@ from typing import Iterator, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_dataset
+from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_files, warn_misnamed
 from ..budget import check_buffer
 from .. import validate
 from ..errors import DatasetError, MemoryBudgetError, SourceError
@@ -109,9 +109,14 @@ class MosaicSource(FrameSource):
         height = validate.whole_number("height", height, unit="pixels")
         um_per_px = validate.positive_number("um_per_px", um_per_px, "microns per pixel of the frames")
         try:
-            records = scan_dataset(folder, patients)
+            scan = scan_files(folder, patients)
         except DatasetError as e:
             raise SourceError(str(e)) from None
+        records = scan.records
+        warn_misnamed(scan.misnamed)  # skipped and counted like unreadable patches, never the end of the run
+        self.skipped += len(scan.misnamed)
+        if scan.misnamed:
+            self.skipped_what = "unreadable or misnamed patch file(s)"
         by_patient: dict[str, list[PatchRecord]] = {}
         for r in records:
             by_patient.setdefault(r.patient, []).append(r)
