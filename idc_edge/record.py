@@ -35,6 +35,7 @@ import numpy as np
 from .errors import OptionError, RecordError
 from .budget import check_buffer
 from .fileio import as_path, name, open_input, open_output, opencv_path, short, why, write_all
+from .rescale import letterbox
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +434,9 @@ class VideoRecorder:
     """Writes BGR frames to a video file; the size is fixed by the first frame.
 
     The codec follows the extension: ``.mp4``/``.mov`` MPEG-4 (mp4v), ``.avi`` MJPG, ``.mkv``
-    FFV1 (lossless). Frames of another size are resized to the first one.
+    FFV1 (lossless). A frame of another size (a source whose frame size changes mid-stream) is
+    letterboxed into the first size, at its own aspect ratio with black bars, the same for every
+    codec (warned once), never stretched.
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: float = 30.0):
@@ -454,6 +457,7 @@ class VideoRecorder:
         self._size: Optional[tuple[int, int]] = None
         self._names = contextlib.ExitStack()
         self.frames = 0
+        self.letterboxed = 0  # frames of another size than the first, fitted in with bars
 
     def write(self, frame_bgr: np.ndarray) -> None:
         h, w = frame_bgr.shape[:2]
@@ -467,7 +471,11 @@ class VideoRecorder:
                 raise RecordError(f"cannot write video {name(self.path)}: OpenCV has no encoder for it here; "
                                   "try .avi (MJPG) or .mkv (FFV1)")
         elif (w, h) != self._size:
-            frame_bgr = cv2.resize(frame_bgr, self._size)
+            if not self.letterboxed:
+                log.warning("%s: the frames changed size from %dx%d to %dx%d px; such frames are letterboxed into "
+                            "the first size (black bars), not stretched", self.path.name, *self._size, w, h)
+            self.letterboxed += 1
+            frame_bgr = letterbox(frame_bgr, self._size)
         self._writer.write(frame_bgr)
         self.frames += 1
 

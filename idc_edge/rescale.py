@@ -39,3 +39,25 @@ def rescale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (w, h) != (tw, th):
         image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
     return image
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` fitted inside ``size`` = (width, height) pixels at its own aspect ratio, centred,
+    the rest black: a portrait frame in a landscape video keeps its shape (bars left and right)
+    instead of being stretched. Channel order is kept; an image already of ``size`` is returned as is.
+
+    Raises:
+        ValueError: ``size`` is not two whole numbers >= 1.
+    """
+    tw, th = (int(size[0]), int(size[1]))
+    if tw < 1 or th < 1:
+        raise ValueError(f"letterbox: size must be (width, height) >= 1 pixel each, got {size!r}")
+    h, w = image.shape[:2]
+    if (w, h) == (tw, th):
+        return image
+    scale = min(tw / w, th / h)
+    fw, fh = min(tw, max(1, round(w * scale))), min(th, max(1, round(h * scale)))
+    out = np.zeros((th, tw) + image.shape[2:], image.dtype)
+    x0, y0 = (tw - fw) // 2, (th - fh) // 2
+    out[y0:y0 + fh, x0:x0 + fw] = rescale(image, (fw, fh))
+    return out

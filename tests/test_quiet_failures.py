@@ -434,3 +434,50 @@ def test_evaluate_on_a_data_set_with_misnamed_files_says_how_many_it_skipped(cap
     assert any("skipped 4 file(s) that are not patches of the data set" in line for line in lines)
     code, lines, out = call(capsys, "evaluate", misnamed_dataset, "--model", tiny_int8, "--quiet")
     assert code == 0 and "41 patches of 2 patient(s)" in out and "4 misnamed skipped" in out
+
+
+# -- frames that change size mid-stream, into a video file --------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
+def test_frames_that_change_size_are_letterboxed_into_the_video_for_every_codec(capsys, tmp_path, tiny_int8, suffix,
+                                                                                monkeypatch):
+    """An image folder whose pictures turn from landscape to portrait (a real source of frames that
+    change size): the portrait ones keep their shape in the saved video, black bars at the sides."""
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (w, h) in enumerate([(160, 120)] * 2 + [(120, 160)] * 2):
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((h, w, 3), (200, 170, 230), np.uint8))  # light pink
+    out = tmp_path / f"overlay{suffix}"
+    code, lines, _ = call(capsys, "run", "--source", folder, "--model", tiny_int8, "--save-video", out, "--no-mask",
+                          "--quiet")
+    assert code == 0, lines
+    assert sum("letterboxed" in line for line in lines) == 1
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image.astype(int))
+    cap.release()
+    assert len(frames) == 4 and all(f.shape == (120, 160, 3) for f in frames)
+    # 120x160 fitted into 160x120 at 0.75: 90 px wide, 35 px of black on each side
+    for f in frames[2:]:
+        assert f[:, :30].max() < 40 and f[:, -30:].max() < 40, "stretched, not letterboxed"
+        assert f[:, 45:115].mean() > 120
+    assert frames[0][:, :30].mean() > 120  # the landscape frames fill the picture
+
+
+def test_letterbox_keeps_the_aspect_ratio_and_centres():
+    from idc_edge.rescale import letterbox
+
+    tall = np.full((100, 20, 3), 255, np.uint8)
+    boxed = letterbox(tall, (60, 50))
+    assert boxed.shape == (50, 60, 3)
+    cols = np.nonzero(boxed[25, :, 0])[0]
+    assert (cols.min(), cols.max()) == (25, 34) and boxed[:, :25].max() == 0
+    wide = letterbox(np.full((10, 80), 7, np.uint8), (40, 40))
+    rows = np.nonzero(wide[:, 20])[0]
+    assert wide.shape == (40, 40) and (rows.min(), rows.max()) == (17, 21)
+    assert letterbox(tall, (20, 100)) is tall
