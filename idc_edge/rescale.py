@@ -14,6 +14,14 @@ import cv2
 import numpy as np
 
 
+def _target(size: tuple[int, int], what: str) -> tuple[int, int]:
+    """``size`` as (width, height) whole pixels, each >= 1, else ValueError naming ``what``."""
+    tw, th = (int(size[0]), int(size[1]))
+    if tw < 1 or th < 1:
+        raise ValueError(f"{what}: size must be (width, height) >= 1 pixel each, got {size!r}")
+    return tw, th
+
+
 def rescale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` resized to ``size`` = (width, height) pixels; channel order is kept (BGR stays BGR).
 
@@ -24,9 +32,7 @@ def rescale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Raises:
         ValueError: ``size`` is not two whole numbers >= 1.
     """
-    tw, th = (int(size[0]), int(size[1]))
-    if tw < 1 or th < 1:
-        raise ValueError(f"rescale: size must be (width, height) >= 1 pixel each, got {size!r}")
+    tw, th = _target(size, "rescale")
     h, w = image.shape[:2]
     if (w, h) == (tw, th):
         return image
@@ -49,9 +55,7 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Raises:
         ValueError: ``size`` is not two whole numbers >= 1.
     """
-    tw, th = (int(size[0]), int(size[1]))
-    if tw < 1 or th < 1:
-        raise ValueError(f"letterbox: size must be (width, height) >= 1 pixel each, got {size!r}")
+    tw, th = _target(size, "letterbox")
     h, w = image.shape[:2]
     if (w, h) == (tw, th):
         return image
