@@ -25,7 +25,8 @@ import numpy as np
 
 from idc_edge.classifier import PatchClassifier
 from idc_edge.dataset import CLASS_NAMES, PATCH_SIZE_PX, UM_PER_PX
-from idc_edge.errors import OptionError
+from idc_edge.errors import OptionError, RecordError
+from idc_edge.fileio import write_whole
 from idc_edge.jsonready import utc_now
 from idc_edge.machine import machine_line
 from idc_edge.metrics import binary_metrics
@@ -103,7 +104,7 @@ class RunOptions:
 
 
 def _write(path: Path, content: bytes, spec: ModelSpec) -> Path:
-    path.write_bytes(content)
+    write_whole(path, content, "model", error=RecordError)  # never a cut model over a good one
     write_spec(path, spec)
     return path
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from idc_edge.classifier import MODELS_DIR
-from idc_edge.errors import IdcEdgeError, ModelError
+from idc_edge.errors import IdcEdgeError, ModelError, RecordError
+from idc_edge.fileio import write_whole
 from idc_edge.jsonready import utc_now
 from idc_edge.spec import read_spec, write_spec
 
@@ -61,9 +62,9 @@ def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
                  "validation_metrics_float": ref_spec.provenance.get("validation_metrics")}
     ref_prov = {**ref_spec.provenance, **common, "variant": ref.name, "int8_model": INT8_NAME}
     int8_dst, ref_dst = dest / INT8_NAME, dest / FLOAT_NAME
-    int8_dst.write_bytes(chosen.path.read_bytes())
+    write_whole(int8_dst, chosen.path.read_bytes(), "model", error=RecordError)  # never a cut shipped model
     write_spec(int8_dst, replace(int8_spec, float_model=FLOAT_NAME, provenance=int8_prov))
-    ref_dst.write_bytes(ref.path.read_bytes())
+    write_whole(ref_dst, ref.path.read_bytes(), "model", error=RecordError)
     write_spec(ref_dst, replace(ref_spec, float_model=None, provenance=ref_prov))
     return int8_dst, ref_dst
 

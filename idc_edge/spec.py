@@ -201,10 +201,18 @@ def write_spec(model_path: str | os.PathLike, spec: ModelSpec) -> Path:
     """Write ``spec`` as the sidecar of ``model_path``; returns the sidecar's path.
 
     When the model file exists, its SHA-256 is recorded in ``model_sha256`` so a damaged copy
-    is refused at load.
+    is refused at load. The file is replaced atomically (:func:`~idc_edge.fileio.write_whole`).
+
+    Raises:
+        RecordError: the sidecar cannot be written; an earlier one is kept whole.
     """
     if Path(model_path).is_file():
         spec = replace(spec, model_sha256=file_sha256(model_path))
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    from .errors import RecordError
+    from .fileio import write_whole
+
+    # whole or not at all: a crash or full disk never leaves a cut sidecar beside a good model
+    write_whole(path, (json.dumps(spec.to_dict(), indent=2, sort_keys=False) + "\n").encode("utf-8"),
+                "model sidecar", error=RecordError)
     return path

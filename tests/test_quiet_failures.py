@@ -481,3 +481,28 @@ def test_letterbox_keeps_the_aspect_ratio_and_centres():
     rows = np.nonzero(wide[:, 20])[0]
     assert wide.shape == (40, 40) and (rows.min(), rows.max()) == (17, 21)
     assert letterbox(tall, (20, 100)) is tall
+
+
+def test_a_model_sidecar_that_cannot_be_written_whole_keeps_the_earlier_one(tmp_path, tiny_int8):
+    import shutil
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_int8, model)
+    sidecar = model.with_suffix(".json")
+    shutil.copy(tiny_int8.with_suffix(".json"), sidecar)
+    old = sidecar.read_bytes()
+    code = textwrap.dedent(f"""
+        import resource
+        from dataclasses import replace
+        from idc_edge.errors import RecordError
+        from idc_edge.spec import read_spec, write_spec
+        spec = read_spec({str(model)!r})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+        try:
+            write_spec({str(model)!r}, replace(spec, threshold=0.9))
+        except RecordError as e:
+            print(e)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stdout.startswith("cannot write model sidecar") and "kept" in p.stdout, (p.stdout, p.stderr)
+    assert sidecar.read_bytes() == old and sorted(f.name for f in tmp_path.iterdir()) == ["m.json", "m.tflite"]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from idc_edge.errors import RecordError
+from idc_edge.fileio import write_whole
+
 
 def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None = None) -> Path:
     """Convert a Keras 3 model to ``path``: float32 when ``representative`` is None, else full int8.
@@ -40,7 +43,7 @@ def to_tflite(model, path: str | os.PathLike, representative: np.ndarray | None 
                 images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
             data = full_integer(saved_model_converter(saved), images, input_type="uint8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_whole(path, data, "model", error=RecordError)  # never a cut model over a good one
     return path
 
 
