@@ -105,7 +105,10 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     assert len(rows) == 1 and 0 <= float(rows[0]["val_auc"]) <= 1
 
 
-def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_int8, tmp_path):
+@pytest.mark.parametrize("ensemble", [False, True], ids=["one teacher", "two teachers"])
+def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_models, tmp_path, ensemble):
+    """The target is (1 - w) x label + w x the teacher's P(IDC) on the clean window; with several
+    teachers (comma-separated), their mean P(IDC)."""
     import cv2
 
     from idc_edge.classifier import PatchClassifier
@@ -119,13 +122,18 @@ def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_int8, t
         d.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(d / f"555_idx5_x{50 * i}_y0_class{int(y[i])}.png"), x[i][..., ::-1])
     records = scan_dataset(tmp_path)
-    ds = patch_dataset(records, SkipLog(), 8, training=True, teacher=str(tiny_int8), teacher_weight=0.25,
-                       label_rank=4)
-    with PatchClassifier(tiny_int8) as teacher:
+    teachers = tiny_models if ensemble else tiny_models[:1]
+    ds = patch_dataset(records, SkipLog(), 8, training=True, teacher=",".join(map(str, teachers)),
+                       teacher_weight=0.25, label_rank=4)
+    models = [PatchClassifier(t) for t in teachers]
+    try:
         for images, targets, _ in ds.take(2):
             images = images.numpy().astype(np.uint8)  # no augmentation: the clean windows
-            p = teacher.predict(images)
+            p = np.mean([m.predict(images) for m in models], axis=0)
             hard = np.round((targets.numpy().reshape(-1) - 0.25 * p) / 0.75)
             assert targets.shape == (len(images), 1, 1, 1)
             np.testing.assert_allclose(targets.numpy().reshape(-1), 0.75 * hard + 0.25 * p, atol=1e-5)
             assert set(hard.tolist()) <= {0.0, 1.0}
+    finally:
+        for m in models:
+            m.close()

@@ -82,9 +82,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--windows-per-patch", type=float, default=1.0, metavar="R",
                    help="add about R x (training patches) windows cut at random offsets from the patients' rebuilt "
                         "slides, labelled by the IDC share of the patches under them (default 1.0; 0 = patches only)")
-    p.add_argument("--teacher", type=_teacher, default=DEFAULT_TEACHER, metavar="MODEL.tflite|none",
-                   help="distil from this model: its P(IDC) on the clean window is mixed into the target "
-                        "(default: the first-generation s2_deep in train/teachers/; 'none' = labels only)")
+    p.add_argument("--teacher", type=_teacher, default=DEFAULT_TEACHER, metavar="MODEL.tflite[,MODEL2...]|none",
+                   help="distil from this model (or the mean of several, comma-separated): its P(IDC) on the "
+                        "clean window is mixed into the target (default: the first-generation s2_deep in "
+                        "train/teachers/; 'none' = labels only)")
     p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
                    help="target = (1 - W) x label + W x teacher's P(IDC) (default 0.5)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")

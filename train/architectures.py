@@ -139,7 +139,7 @@ def _separable(name: str):
     return builder
 
 
-def _dense25(cells: tuple[int, ...], c_block: int, c_mix: int, c_window: int, name: str):
+def _dense25(cells: tuple[int, ...], c_block: int, c_mix: int, c_window: int, name: str, c_pixel: int = 0):
     """Fully convolutional, valid padding, output stride 25 px, receptive field exactly 50 px.
 
     A 50×50 window is seen at three scales, each a multiple of the last, so that overlapping
@@ -160,10 +160,17 @@ def _dense25(cells: tuple[int, ...], c_block: int, c_mix: int, c_window: int, na
     widen the receptive field past 50 px (or need a 3×3 stride-5 transition that computes and
     discards 64 % of its inputs: 2.5× instead of 3.2× fewer MACs per 1080p frame), hence 1×1.
     1.49 M MACs per 50×50 patch (s2_deep: 11.4 M).
+
+    ``c_pixel`` > 0 puts a 1×1 convolution of that many channels on every pixel before the cells
+    (a learned, non-linear colour transform, e.g. "how haematoxylin-dark is this pixel"): a cell
+    can then count dark nuclear pixels instead of only averaging raw intensities. It keeps the
+    receptive field at 50 px and the output stride at 25.
     """
 
     def builder(k, input_hw=(PATCH_SIZE_PX, PATCH_SIZE_PX)):
         inp, x = _input(k, input_hw)
+        if c_pixel:
+            x = _conv_bn_relu(k, x, c_pixel, "pixel", kernel=1, padding="valid")
         x = _conv_bn_relu(k, x, cells[0], "cell", strides=5, kernel=5, padding="valid")  # 10×10 cells
         for i, c in enumerate(cells[1:]):
             x = _conv_bn_relu(k, x, c, "token" if i == 0 else f"token{i + 1}", kernel=1, padding="valid")
@@ -198,6 +205,9 @@ ARCHITECTURES: dict[str, ArchInfo] = {
         ArchInfo("dense25_deep", "fully convolutional, valid: 5x5/5 cells 64, 1x1 96, 1x1 96, 5x5/5 blocks 64, "
                  "1x1 160, 2x2 window 96, 1x1 sigmoid; output stride 25 px",
                  _dense25((64, 96, 96), 64, 160, 96, "dense25_deep"), output_stride_px=25),
+        ArchInfo("dense25_px", "dense25 with a 1x1 convolution of 16 channels on every pixel before the cells "
+                 "(non-linear colour features); output stride 25 px",
+                 _dense25((48, 64), 112, 112, 128, "dense25_px", c_pixel=16), output_stride_px=25),
     )
 }
 

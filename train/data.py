@@ -107,17 +107,23 @@ def _sample_reader(records: Sequence[PatchRecord], skips: SkipLog):
     return tf_read
 
 
-def _teacher_scores(path: str):
-    """numpy function: uint8 RGB batch → the teacher model's P(IDC) (float32), one call at a time
+def teacher_paths(teacher: str) -> list[str]:
+    """The model files of a ``--teacher`` value: one path, or several separated by commas (an ensemble)."""
+    return [p.strip() for p in teacher.split(",") if p.strip()]
+
+
+def _teacher_scores(teacher: str):
+    """numpy function: uint8 RGB batch → the teachers' mean P(IDC) (float32), one call at a time
     (a LiteRT interpreter is not thread-safe; at ~0.1 ms per patch this is not a bottleneck)."""
     from idc_edge.classifier import PatchClassifier
 
-    clf = PatchClassifier(path, num_threads=1)
+    models = [PatchClassifier(path, num_threads=1) for path in teacher_paths(teacher)]
     lock = threading.Lock()
 
     def scores(images):
+        batch = np.asarray(images, np.uint8)
         with lock:
-            return clf.predict(np.asarray(images, np.uint8)).astype(np.float32)
+            return np.mean([clf.predict(batch) for clf in models], axis=0).astype(np.float32)
 
     return scores
 

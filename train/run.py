@@ -94,8 +94,11 @@ class TrainConfig:
             raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
         if not 0 < self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        if self.teacher is not None and not Path(self.teacher).is_file():
-            raise OptionError(f"--teacher: no model file {self.teacher!r}")
+        from .data import teacher_paths
+
+        for path in teacher_paths(self.teacher) if self.teacher is not None else ():
+            if not Path(path).is_file():
+                raise OptionError(f"--teacher: no model file {path!r}")
         if not 0 < self.teacher_weight <= 1:
             raise OptionError(f"--teacher-weight must be in (0, 1], got {self.teacher_weight}")
         if not 0 <= self.windows_per_patch <= 8:
