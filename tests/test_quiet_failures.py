@@ -82,9 +82,22 @@ def test_patient_applies_to_a_data_set_folder_only(capsys, video, synthetic_data
     assert "--patient applies to a data-set folder only" in line and "a camera" in line
 
 
-def test_no_white_balance_without_a_profile_is_refused(capsys, video):
-    assert "--no-white-balance applies with --profile only" in one_error_line(
+def test_options_for_something_not_asked_for_are_refused(capsys, tmp_path, video, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    assert "--no-white-balance applies with a --profile that has a white reference" in one_error_line(
         capsys, "run", "--source", video, "--no-white-balance", "--quiet")
+    scale_only = tmp_path / "scale.toml"
+    scale_only.write_text("[scale]\num_per_px = 2.0\nframe_width = 80\nframe_height = 64\n")
+    line = one_error_line(capsys, "run", "--source", video, "--profile", scale_only, "--no-white-balance", "--quiet")
+    assert "has none" in line
+    line = one_error_line(capsys, "run", "--source", video, "--snapshots", tmp_path / "shots", "--quiet")
+    assert "--snapshots applies with --serve or --show only" in line and not (tmp_path / "shots").exists()
+    glass = tmp_path / "glass.png"
+    cv2.imwrite(str(glass), np.full((60, 80, 3), 230, np.uint8))
+    line = one_error_line(capsys, "calibrate", "white", "--source", glass, "--spacing-um", 10, "--profile", "p")
+    assert "--spacing-um applies to `calibrate scale` only" in line and not (tmp_path / "config").exists()
+    line = one_error_line(capsys, "calibrate", "white", "--source", glass, "--frames", 4, "--profile", "p")
+    assert "--frames applies to a camera only" in line
 
 
 def test_camera_options_still_reach_their_own_checks_with_a_camera(capsys):

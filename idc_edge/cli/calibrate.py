@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     add_camera_args(p, "an image (or video) of blank glass or of the micrometer instead of a camera")
     p.add_argument("--spacing-um", type=number("--spacing-um"), metavar="UM",
                    help="scale: distance between neighbouring micrometer ticks in um (often 10)")
-    p.add_argument("--frames", type=whole_number("--frames"), default=8, metavar="N",
+    p.add_argument("--frames", type=whole_number("--frames"), metavar="N",
                    help="camera frames to average (default 8)")
     p.add_argument("--camera-timeout", type=number("--camera-timeout"), metavar="S",
                    help="a camera: give up after S seconds without frames (default 10)")
@@ -81,13 +81,13 @@ def cmd_calibrate(args) -> int:
 
     if not args.profile:
         raise OptionError("calibrate needs --profile NAME: the profile the result is saved in")
-    validate.whole_number("frames", args.frames)
+    frames = 8 if args.frames is None else validate.whole_number("frames", args.frames)
     if args.what == "scale" and args.spacing_um is None:
         raise OptionError("calibrate scale needs --spacing-um: the micrometer's tick spacing in um (often 10)")
     if args.spacing_um is not None:  # checked before any frame is grabbed
         validate.positive_number("spacing_um", args.spacing_um, "µm between the micrometer's ticks")
     setup = resolve(args, for_calibration=True)
-    image, granted = _grab(setup, args.frames, setup.camera_timeout_s)
+    image, granted = _grab(setup, frames, setup.camera_timeout_s)
     h, w = image.shape[:2]
     profile = setup.profile
     if setup.camera is not None:  # remember the camera and the mode it really gave

@@ -4,10 +4,11 @@ calibration opens: shared by ``run`` and ``calibrate``, resolved once.
 Precedence: an option given on the command line wins over the profile; the profile fills in
 what is left (camera, size, frame rate, format, µm/px, white gains, locks).
 
-An option that cannot apply to what is opened is refused here, once, for every command that
-takes it, never silently ignored: a camera's mode, locks, gains, decoding and timeout with a
-file (``--source``), ``--patient`` with anything but a data-set folder, ``--no-white-balance``
-without a profile. (FFmpeg and GStreamer refuse an option their input does not take in the same
+An option that cannot apply to what is opened or done is refused here, once, for every command
+that takes it, never silently ignored: a camera's mode, locks, gains, decoding, timeout and
+frame count with a file (``--source``), ``--patient`` with anything but a data-set folder,
+``--no-white-balance`` without a profile's white reference, ``--snapshots`` without ``--serve``
+or ``--show``, ``--spacing-um`` for a white calibration. (FFmpeg and GStreamer refuse an option their input does not take in the same
 way; a tool that ignores it lets a user believe a file was read at 5 fps.)
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ CAMERA_ONLY = (
                                        "(--profile corrects them with its white reference)"),
     ("full_decode", "--full-decode", "a file is always decoded at full size"),
     ("camera_timeout", "--camera-timeout", "a file ends when it ends, it cannot stall like a camera"),
+    ("frames", "--frames", "a file gives one picture to measure (a video its first frame)"),
 )
 
 
@@ -66,9 +68,16 @@ def check_applies(args, camera, source, profile) -> None:
             what = "a camera" if camera is not None else "--source " + name(source)
             raise OptionError(f"--patient applies to a data-set folder only (<patient>/<0|1>/*.png), not to {what}; "
                               "leave it out or give the data set's folder")
-    if given(args, "no_white_balance") and profile is None:
-        raise OptionError("--no-white-balance applies with --profile only (it turns off the profile's white "
-                          "reference); without a profile the colours are already left as they come")
+    if given(args, "no_white_balance") and (profile is None or not profile.white_gains_rgb):
+        raise OptionError("--no-white-balance applies with a --profile that has a white reference (it turns that "
+                          "off); " + ("without a profile" if profile is None else f"profile {profile.name!r} has "
+                                      "none, so") + " the colours are already left as they come")
+    if given(args, "snapshots") and not (given(args, "serve") or given(args, "show")):
+        raise OptionError("--snapshots applies with --serve or --show only (their Snapshot button and s key save "
+                          "there); without them no snapshot is taken")
+    if given(args, "spacing_um") and getattr(args, "what", None) == "white":
+        raise OptionError("--spacing-um applies to `calibrate scale` only (the micrometer's tick spacing); "
+                          "`calibrate white` measures blank glass")
 
 
 @dataclass(frozen=True)

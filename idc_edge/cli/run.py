@@ -64,7 +64,7 @@ def add_parser(sub) -> None:
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
                           "other machines on the network watch)")
-    run.add_argument("--snapshots", type=path("--snapshots"), default="idc-snapshots", metavar="DIR",
+    run.add_argument("--snapshots", type=path("--snapshots"), metavar="DIR",
                      help="where the Snapshot button (--serve) and the s key (--show) save PNG + JSON "
                           "(default ./idc-snapshots)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
@@ -124,7 +124,7 @@ def build_sinks(args, config) -> list:
         sinks.append(JsonlSink(args.record))
     if args.save_video:
         sinks.append(VideoSink(args.save_video))
-    snapshot = SnapshotSink(args.snapshots, style=config.overlay) if (args.serve or args.show) else None
+    snapshot = SnapshotSink(args.snapshots or "idc-snapshots", style=config.overlay) if (args.serve or args.show) else None
     if snapshot is not None:
         sinks.append(snapshot)
     if args.show:
