@@ -97,8 +97,9 @@ class DatasetScan:
     misnamed: tuple[Misnamed, ...]
 
 
-def _misnamed(path: str, label: str) -> "Misnamed | PatchRecord":
-    """The patch record of a file in class folder ``label``, or why it is not one."""
+def _misnamed(path: str, label: str, patient: "str | None") -> "Misnamed | PatchRecord":
+    """The patch record of a file in class folder ``label`` (of patient folder ``patient``, when the
+    folder's name is the patient id), or why it is not one."""
     if not path.lower().endswith(".png"):
         return Misnamed(path, "not a .png patch")
     try:
@@ -107,14 +108,17 @@ def _misnamed(path: str, label: str) -> "Misnamed | PatchRecord":
         return Misnamed(path, "not named <patient>_idx5_x<X>_y<Y>_class<0|1>.png")
     if str(rec.label) != label:
         return Misnamed(path, f"in folder {label!r} but named class{rec.label}")
+    if patient is not None and rec.patient != patient:  # it would be put on another patient's slide
+        return Misnamed(path, f"in patient folder {short(patient, 40)} but named for patient {short(rec.patient, 40)}")
     return rec
 
 
 def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -> DatasetScan:
     """Every patch under ``root`` (the data set's root or one patient's folder), and every file in a
     class folder that is not one (named otherwise, its class suffix disagreeing with its folder, an
-    image in another format), which is skipped, never the end of the run. Hidden files and files that
-    are not images (``Thumbs.db``) are left out silently.
+    image in another format; under the data set's root, a patient prefix other than its patient
+    folder's name), which is skipped, never the end of the run. Hidden files and files that are not
+    images (``Thumbs.db``) are left out silently.
 
     Args:
         root: folder in the data set's layout.
@@ -130,7 +134,9 @@ def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -
     wanted = None if patients is None else {str(p) for p in patients}
     records, misnamed = [], []
     found_patients = []
-    for pdir in _patient_dirs(root):
+    dirs = _patient_dirs(root)
+    one_patient = dirs == [root]  # a patient's own folder may have been renamed; under the root, names are ids
+    for pdir in dirs:
         found_patients.append(pdir.name)
         if wanted is not None and pdir.name not in wanted:
             continue
@@ -142,7 +148,7 @@ def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -
                 lower = entry.name.lower()
                 if entry.name.startswith(".") or not lower.endswith((".png", *_OTHER_IMAGES)):
                     continue
-                found = _misnamed(entry.path, label)
+                found = _misnamed(entry.path, label, None if one_patient else pdir.name)
                 (misnamed if isinstance(found, Misnamed) else records).append(found)
     if not records and wanted is not None and found_patients:
         there = ", ".join(sorted(found_patients)[:8]) + (", ..." if len(found_patients) > 8 else "")

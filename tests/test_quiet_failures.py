@@ -396,6 +396,7 @@ MISNAMED = {  # path under the data set: why it is not a patch
     "p1/1/p1_idx5_x51_y51_class0.png": "in folder '1' but named class0",
     "p2/0/p2_idx5_x1234567890_y1_class0.png": "not named",  # a coordinate mistyped past 9 digits
     "p2/1/scan.jpg": "not a .png patch",
+    "p2/1/p1_idx5_x1_y1_class1.png": "in patient folder 'p2' but named for patient 'p1'",  # would land on p1's slide
 }
 
 
@@ -422,7 +423,7 @@ def test_scanning_a_data_set_skips_and_lists_misnamed_files(misnamed_dataset, sy
     with caplog.at_level("WARNING", logger="idc_edge.dataset"):
         assert scan_dataset(misnamed_dataset) == list(scan.records)
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 4 and all(any(os.path.basename(k) in w for w in warned) for k in MISNAMED)
+    assert len(warned) == 5 and all(any(os.path.basename(k) in w for w in warned) for k in MISNAMED)
 
 
 def test_run_on_a_data_set_with_misnamed_files_skips_names_and_counts_them(capsys, tmp_path, misnamed_dataset,
@@ -433,7 +434,7 @@ def test_run_on_a_data_set_with_misnamed_files_skips_names_and_counts_them(capsy
     assert code == 0, lines
     for rel in MISNAMED:
         assert sum(os.path.basename(rel) in line and line.startswith("idc-edge: warning:") for line in lines) == 1
-    assert "4 unreadable or misnamed patch file(s) skipped" in lines[-1]
+    assert "5 unreadable or misnamed patch file(s) skipped" in lines[-1]
     assert len(rec.read_text().splitlines()) > 2  # both patients swept
 
 
@@ -443,10 +444,10 @@ def test_evaluate_on_a_data_set_with_misnamed_files_says_how_many_it_skipped(cap
     code, lines, out = call(capsys, "evaluate", misnamed_dataset, "--model", tiny_int8, "--json")
     assert code == 0, lines
     summary = json.loads(out)
-    assert summary["misnamed_files"] == 4 and summary["n_patches"] == 41 and summary["skipped_files"] == 0
-    assert any("skipped 4 file(s) that are not patches of the data set" in line for line in lines)
+    assert summary["misnamed_files"] == 5 and summary["n_patches"] == 41 and summary["skipped_files"] == 0
+    assert any("skipped 5 file(s) that are not patches of the data set" in line for line in lines)
     code, lines, out = call(capsys, "evaluate", misnamed_dataset, "--model", tiny_int8, "--quiet")
-    assert code == 0 and "41 patches of 2 patient(s)" in out and "4 misnamed skipped" in out
+    assert code == 0 and "41 patches of 2 patient(s)" in out and "5 misnamed skipped" in out
 
 
 # -- frames that change size mid-stream, into a video file --------------------------------------------------------
