@@ -319,6 +319,10 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     import cv2
 
     colour = flags == cv2.IMREAD_COLOR
+    if upright:
+        from .orientation import take_orientation, upright as turn_upright
+
+        orientation, data = take_orientation(data)  # out of the decoder's hands, applied below
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour
@@ -336,9 +340,7 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
 
         image = to_bgr8(image)
     if upright:
-        from .orientation import exif_orientation, upright as turn
-
-        image = turn(image, exif_orientation(data))
+        image = turn_upright(image, orientation)
     return image
 
 

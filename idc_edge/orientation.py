@@ -9,11 +9,13 @@ here, the same way for every image file it reads. Video and camera frames are ne
 JPEG frame of a video stream is shown as stored, as players do.
 
 Pure functions: the tag from a file's bytes (JPEG APP1, PNG ``eXIf``, WebP ``EXIF``, TIFF IFD0),
-and the flip/transpose that makes an array upright.
+taken out before decoding (:func:`take_orientation`: OpenCV's TIFF decoder applies it whatever the
+flags), and the flip/transpose that makes an array upright.
 """
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 
@@ -21,72 +23,96 @@ import numpy as np
 ORIENTATION_TAG = 0x0112
 
 
-def tiff_orientation(tiff: bytes) -> int:
-    """The Orientation (1–8) in the first image directory of a TIFF structure (the body of an EXIF
-    block after ``Exif\\0\\0``, or a TIFF file); 1 when absent or malformed."""
-    try:
-        if tiff[:4] == b"II*\0":
-            end = "<"
-        elif tiff[:4] == b"MM\0*":
-            end = ">"
-        else:
-            return 1
-        ifd = struct.unpack(end + "I", tiff[4:8])[0]
-        count = struct.unpack(end + "H", tiff[ifd:ifd + 2])[0]
-        for k in range(min(count, 1024)):
-            at = ifd + 2 + 12 * k
-            tag, kind = struct.unpack(end + "HH", tiff[at:at + 4])
-            if tag == ORIENTATION_TAG and kind == 3:  # SHORT, value in the entry's first two bytes
-                value = struct.unpack(end + "H", tiff[at + 8:at + 10])[0]
-                return value if 1 <= value <= 8 else 1
-    except (struct.error, IndexError):
-        pass
-    return 1
+def _tiff_entry(data: bytes, start: int) -> tuple[int, int, str]:
+    """(Orientation, absolute offset of its value, byte order) of the TIFF structure at ``data[start:]``;
+    (1, -1, "") when absent or malformed."""
+    tiff = memoryview(data)[start:]
+    if bytes(tiff[:4]) == b"II*\0":
+        end = "<"
+    elif bytes(tiff[:4]) == b"MM\0*":
+        end = ">"
+    else:
+        return 1, -1, ""
+    ifd = struct.unpack(end + "I", tiff[4:8])[0]
+    count = struct.unpack(end + "H", tiff[ifd:ifd + 2])[0]
+    for k in range(min(count, 1024)):
+        at = ifd + 2 + 12 * k
+        tag, kind = struct.unpack(end + "HH", tiff[at:at + 4])
+        if tag == ORIENTATION_TAG and kind == 3:  # SHORT, value in the entry's first two bytes
+            value = struct.unpack(end + "H", tiff[at + 8:at + 10])[0]
+            return (value, start + at + 8, end) if 1 <= value <= 8 else (1, -1, "")
+    return 1, -1, ""
+
+
+def _find(data: bytes) -> tuple[int, int, str, int]:
+    """(Orientation, offset of its value in ``data``, byte order, offset of the PNG chunk holding it
+    or -1); (1, -1, "", -1) when there is none."""
+    if data[:2] == b"\xff\xd8":  # JPEG: markers up to the first scan
+        i = 2
+        while i + 4 <= len(data) and data[i] == 0xFF:
+            marker = data[i + 1]
+            if marker == 0xFF:
+                i += 1
+                continue
+            if marker in (0xDA, 0xD9):  # start of scan / end of image: no EXIF before it
+                break
+            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\0\0":
+                return (*_tiff_entry(data[:i + 2 + length], i + 10), -1)
+            i += 2 + length
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":  # PNG: the eXIf chunk
+        i = 8
+        while i + 8 <= len(data):
+            length = struct.unpack(">I", data[i:i + 4])[0]
+            kind = data[i + 4:i + 8]
+            if kind == b"eXIf":
+                return (*_tiff_entry(data[:i + 8 + length], i + 8), i)
+            if kind in (b"IDAT", b"IEND"):
+                break
+            i += 12 + length
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # WebP: the EXIF chunk of an extended file
+        i = 12
+        while i + 8 <= len(data):
+            kind, length = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
+            if kind == b"EXIF":
+                body = i + 8 + (6 if data[i + 8:i + 14] == b"Exif\0\0" else 0)
+                return (*_tiff_entry(data[:i + 8 + length], body), -1)
+            i += 8 + length + (length & 1)
+    elif data[:4] in (b"II*\0", b"MM\0*"):
+        return (*_tiff_entry(data, 0), -1)
+    return 1, -1, "", -1
 
 
 def exif_orientation(data: bytes) -> int:
     """The EXIF Orientation (1–8) of an image file's bytes: JPEG, PNG, WebP or TIFF; 1 (as stored)
     when the file has none, another format, or a damaged EXIF block."""
     try:
-        if data[:2] == b"\xff\xd8":  # JPEG: markers up to the first scan
-            i = 2
-            while i + 4 <= len(data) and data[i] == 0xFF:
-                marker = data[i + 1]
-                if marker == 0xFF:
-                    i += 1
-                    continue
-                if marker == 0xDA or marker == 0xD9:  # start of scan / end of image: no EXIF before it
-                    break
-                length = struct.unpack(">H", data[i + 2:i + 4])[0]
-                if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\0\0":
-                    return tiff_orientation(data[i + 10:i + 2 + length])
-                i += 2 + length
-            return 1
-        if data[:8] == b"\x89PNG\r\n\x1a\n":  # PNG: the eXIf chunk
-            i = 8
-            while i + 8 <= len(data):
-                length = struct.unpack(">I", data[i:i + 4])[0]
-                kind = data[i + 4:i + 8]
-                if kind == b"eXIf":
-                    return tiff_orientation(data[i + 8:i + 8 + length])
-                if kind in (b"IDAT", b"IEND"):
-                    break
-                i += 12 + length
-            return 1
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # WebP: the EXIF chunk of an extended file
-            i = 12
-            while i + 8 <= len(data):
-                kind, length = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
-                if kind == b"EXIF":
-                    body = data[i + 8:i + 8 + length]
-                    return tiff_orientation(body[6:] if body[:6] == b"Exif\0\0" else body)
-                i += 8 + length + (length & 1)
-            return 1
-        if data[:4] in (b"II*\0", b"MM\0*"):
-            return tiff_orientation(data)
-    except (struct.error, IndexError):
-        pass
-    return 1
+        return _find(data)[0]
+    except (struct.error, IndexError, ValueError):
+        return 1
+
+
+def take_orientation(data: bytes) -> tuple[int, bytes]:
+    """(the file's EXIF Orientation, its bytes with the tag set to 1 "as stored").
+
+    Decoders disagree on the tag (OpenCV 5 turns a JPEG by it for some flags only, and a TIFF
+    always, whatever the flags), so the tag is taken out before decoding and applied with
+    :func:`upright` afterwards: the same result with every decoder. The bytes are copied only when
+    there is a tag to change; the length never changes (a PNG chunk's checksum is recomputed).
+    """
+    try:
+        orientation, at, end, chunk = _find(data)
+    except (struct.error, IndexError, ValueError):
+        return 1, data
+    if at < 0 or orientation == 1:
+        return orientation, data
+    changed = bytearray(data)
+    changed[at:at + 2] = struct.pack(end + "H", 1)
+    if chunk >= 0:  # PNG: the chunk's CRC covers its type and data
+        length = struct.unpack(">I", changed[chunk:chunk + 4])[0]
+        body = chunk + 8 + length
+        changed[body:body + 4] = struct.pack(">I", zlib.crc32(changed[chunk + 4:body]))
+    return orientation, bytes(changed)
 
 
 def upright(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -140,7 +140,42 @@ def test_a_tagged_jpeg_reads_upright_with_every_flag_as_opencvs_imread_shows_it(
     np.testing.assert_array_equal(ImageSource(path).image, shown)
 
 
-def test_orientation_in_png_and_webp_and_damaged_exif(tmp_path):
+def tiff_bytes(bgr: np.ndarray, orientation: int) -> bytes:
+    """An uncompressed RGB TIFF (little-endian, one strip) of ``bgr`` with an Orientation tag, as a
+    scanner or camera writes it."""
+    h, w = bgr.shape[:2]
+    pixels = np.ascontiguousarray(bgr[..., ::-1]).tobytes()
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, 0), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 0),
+               (274, 3, 1, orientation), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    ifd_size = 2 + 12 * len(entries) + 4
+    bits_at = 8 + ifd_size
+    strip_at = bits_at + 6
+    out = [b"II*\0", struct.pack("<I", 8), struct.pack("<H", len(entries))]
+    for tag, kind, count, value in entries:
+        value = {258: bits_at, 273: strip_at}.get(tag, value)
+        out.append(struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1
+                                                             else struct.pack("<I", value)))
+    return b"".join(out + [b"\0\0\0\0", struct.pack("<HHH", 8, 8, 8), pixels])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tagged_tiff_reads_upright_once_although_opencv_turns_tiffs_itself(tmp_path, orientation):
+    # OpenCV 5's TIFF decoder applies the tag whatever the flags: applied again, a portrait scan came
+    # back on its side (6 and 8) or upside down (3)
+    from idc_edge.fileio import read_image
+    from idc_edge.orientation import upright
+
+    stored = sensor_image()
+    path = tmp_path / "scan.tif"
+    path.write_bytes(tiff_bytes(stored, 1))
+    np.testing.assert_array_equal(read_image(path), stored)  # the hand-made TIFF reads as written
+    path.write_bytes(tiff_bytes(stored, orientation))
+    expected = upright(stored, orientation)
+    np.testing.assert_array_equal(read_image(path), expected)
+    np.testing.assert_array_equal(read_image(path, flags=cv2.IMREAD_COLOR), expected)
+
+
+def test_orientation_in_png_and_webp_and_damaged_exif(tmp_path, capfd):
     from idc_edge.fileio import read_image
     from idc_edge.orientation import exif_orientation
 
@@ -151,6 +186,7 @@ def test_orientation_in_png_and_webp_and_damaged_exif(tmp_path):
     (tmp_path / "p.png").write_bytes(png[:33] + chunk + png[33:])
     assert exif_orientation((tmp_path / "p.png").read_bytes()) == 6
     np.testing.assert_array_equal(read_image(tmp_path / "p.png"), cv2.rotate(sensor_image(), cv2.ROTATE_90_CLOCKWISE))
+    assert "CRC" not in capfd.readouterr().err  # the tag is taken out with the chunk's checksum mended
     body = b"Exif\0\0" + tiff
     webp = b"WEBP" + b"VP8X" + struct.pack("<I", 10) + bytes(10) + b"EXIF" + struct.pack("<I", len(body)) + body
     assert exif_orientation(b"RIFF" + struct.pack("<I", len(webp)) + webp) == 6
