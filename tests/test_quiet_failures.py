@@ -355,6 +355,16 @@ def test_relative_paths_in_environment_variables_stay_where_the_process_started(
         str(home / ".cache" / "idc-edge" / "modelcheck"), str(home / "idc")]
 
 
+def test_a_relative_xdg_runtime_dir_is_not_looked_up_in_the_working_directory(tmp_path, monkeypatch):
+    from idc_edge.sinks.window import display_problem
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "wayland-0").touch()
+    monkeypatch.chdir(tmp_path)
+    assert "is not running" in display_problem({"WAYLAND_DISPLAY": "wayland-0", "XDG_RUNTIME_DIR": "run"}, "linux")
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0", "XDG_RUNTIME_DIR": str(tmp_path / "run")}, "linux") is None
+
+
 def test_the_command_line_caches_in_the_relative_cache_folder_of_its_starting_folder(tmp_path, tiny_int8):
     start = tmp_path / "start"
     start.mkdir()

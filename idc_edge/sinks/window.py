@@ -36,7 +36,8 @@ def display_problem(env: Optional[Mapping[str, str]] = None, platform: str = sys
     env = os.environ if env is None else env
     wayland = env.get("WAYLAND_DISPLAY")
     if wayland:
-        sock = Path(wayland) if os.path.isabs(wayland) else Path(env.get("XDG_RUNTIME_DIR", "/nonexistent")) / wayland
+        runtime = env.get("XDG_RUNTIME_DIR") or ""  # relative: invalid by the XDG specification, never the cwd
+        sock = Path(wayland) if os.path.isabs(wayland) else Path(runtime if os.path.isabs(runtime) else "/nonexistent") / wayland
         if sock.exists():
             return None
     display = env.get("DISPLAY")
