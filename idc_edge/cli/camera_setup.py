@@ -8,8 +8,9 @@ An option that cannot apply to what is opened or done is refused here, once, for
 that takes it, never silently ignored: a camera's mode, locks, gains, decoding, timeout and
 frame count with a file (``--source``), ``--patient`` with anything but a data-set folder,
 ``--no-white-balance`` without a profile's white reference, ``--snapshots`` without ``--serve``
-or ``--show``, ``--spacing-um`` for a white calibration. (FFmpeg and GStreamer refuse an option their input does not take in the same
-way; a tool that ignores it lets a user believe a file was read at 5 fps.)
+or ``--show``, ``--spacing-um`` for a white calibration. (FFmpeg and GStreamer refuse an option
+their input does not take in the same way; a tool that ignores it lets a user believe a file was
+read at 5 fps.)
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Optional, Union
 
 from ..errors import OptionError
-from ..fileio import name
+from ..fileio import is_regular_file, name
 from ..profiles import Profile, load_profile, load_or_new_profile
 from ..sources.modes import CameraControls, CameraMode, field_of_view_mm
 
@@ -50,7 +51,7 @@ def given(args, dest: str) -> bool:
 
 
 def check_applies(args, camera, source, profile) -> None:
-    """Refuse options that cannot apply to what is opened (see the module docstring).
+    """Refuse options that cannot apply to what is opened or done (see the module docstring).
 
     Raises:
         OptionError: naming the first such option and why.
@@ -61,8 +62,6 @@ def check_applies(args, camera, source, profile) -> None:
                 raise OptionError(f"{flag} applies to a camera only; {reason}: leave it out with --source")
     if given(args, "patient"):
         from ..sources import is_dataset_folder
-
-        from ..fileio import is_regular_file
 
         if camera is not None or is_regular_file(source) or (os.path.isdir(source) and not is_dataset_folder(source)):
             what = "a camera" if camera is not None else "--source " + name(source)
