@@ -166,16 +166,19 @@ def test_extreme_and_empty_arguments_are_one_line(args, expected, tmp_path):
     assert expected in one_error_line(run_here(*[img if a == "IMG" else a for a in args]))
 
 
-def test_huge_scales_on_a_real_source_are_a_memory_budget_error(tmp_path, synthetic_dataset):
+def test_huge_scales_on_a_real_source_are_a_memory_budget_error(tmp_path, synthetic_dataset, monkeypatch):
     video = tmp_path / "in.avi"
     write_numbered_video(str(video), n=2)
     assert "memory budget" in one_error_line(run("run", "--source", str(video), "--um-per-px", "1e308", "--quiet"))
     assert "memory budget" in one_error_line(run("run", "--source", str(synthetic_dataset), "--um-per-px", "1e9",
                                                  "--quiet"))
+    # a mistyped coordinate: that file is skipped and named (tests/test_quiet_failures.py); a slide that is
+    # over the budget without it is still refused, naming the file that reaches farthest
     name = "p1_idx5_x99999999_y1_class0.png"
     write_patch(synthetic_dataset / "p1" / "0" / name, np.full((50, 50, 3), 200, np.uint8))
-    line = one_error_line(run("run", "--source", str(synthetic_dataset), "--quiet"))
-    assert "memory budget" in line and "mistyped" in line and name in line
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "2")  # p1's slide is 1050×1050 px (3.2 MiB) with its edge patch
+    line = one_error_line(run("run", "--source", str(synthetic_dataset), "--quiet", "--patient", "p1"))
+    assert "memory budget" in line and "mistyped" in line
 
 
 @pytest.mark.parametrize("field,value", [

@@ -566,3 +566,42 @@ def test_a_model_sidecar_that_cannot_be_written_whole_keeps_the_earlier_one(tmp_
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.stdout.startswith("cannot write model sidecar") and "kept" in p.stdout, (p.stdout, p.stderr)
     assert sidecar.read_bytes() == old and sorted(f.name for f in tmp_path.iterdir()) == ["m.json", "m.tflite"]
+
+
+def test_a_mistyped_coordinate_skips_that_patch_not_the_run(capsys, tmp_path, synthetic_dataset, tiny_int8,
+                                                            monkeypatch):
+    # x99999999 parses, and its patient's slide would be 5 million pixels wide: the run ended at start
+    # with the memory budget error although every other patch was fine
+    from tiny_model import PINK
+
+    from conftest import write_patch
+
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    name = "p1_idx5_x99999999_y1_class0.png"
+    write_patch(synthetic_dataset / "p1" / "0" / name, np.full((50, 50, 3), PINK, np.uint8))
+    rec = tmp_path / "r.jsonl"
+    code, lines, _ = call(capsys, "run", "--source", synthetic_dataset, "--model", tiny_int8, "--record", rec)
+    assert code == 0, lines
+    assert sum(name in line and "mistyped" in line and line.startswith("idc-edge: warning:") for line in lines) == 1
+    assert "1 unreadable or misnamed patch file(s) skipped" in lines[-1]
+    widths = {json.loads(line)["frame"]["width"] for line in rec.read_text().splitlines()[1:]}
+    assert widths == {640}
+
+
+def test_far_patches_are_a_small_cut_off_minority_only():
+    from idc_edge.dataset import PatchRecord
+    from idc_edge.sources.stage import far_patches
+
+    def slide(coords):
+        return [PatchRecord(f"p_idx5_x{x}_y{y}_class0.png", "p", 0, x, y) for x, y in coords]
+
+    tiles = [(50 * i, 50 * j) for i in range(8) for j in range(5)]
+    typo = slide(tiles + [(99999999, 0)])
+    assert [r.x for r in far_patches(typo)] == [99999999]
+    assert [r.y for r in far_patches(slide(tiles + [(0, 77777777)]))] == [77777777]
+    assert far_patches(slide(tiles)) == []
+    assert far_patches(slide(tiles + [(50 * i + 5000, 50 * j) for i, j in tiles[:40]])) == []  # two equal pieces
+    assert far_patches(slide([(0, 0), (99999999, 0)])) == []  # which one is mistyped cannot be told
+    wide = [(50 * i, 50 * j) for i in range(30) for j in range(5)]
+    assert far_patches(slide(wide + [(2800, 0)])) == []  # a gap of 27 patches, narrower than the slide: tissue
+    assert far_patches(slide(tiles + [(2800, 0)])) != []  # the same gap beside an 8-patch-wide slide: cut off

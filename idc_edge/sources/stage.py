@@ -51,6 +51,37 @@ def build_mosaic(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> 
 _MOSAIC_FIX = "a patch file name probably has a mistyped x/y coordinate: rename it or leave that patient out"
 
 
+def far_patches(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX,
+                max_share: float = 0.05) -> list[PatchRecord]:
+    """Patches cut off from the rest of their slide by an empty band wider than the rest itself and
+    than 20 patches, along x or y: a mistyped coordinate (``x99999999``), not tissue.
+
+    Only a minority can be far (the smaller side of the band, at most ``max_share`` of the patches,
+    at least one); when the two sides are as large, or too many would go, none is (two real pieces
+    of tissue, or coordinates that are all off). Pure; the patches kept are the rest.
+    """
+    rest, far = list(records), []
+    limit = max(1, int(max_share * len(rest)))
+    changed = True
+    while changed and len(rest) > 1:
+        changed = False
+        for axis in ("x", "y"):
+            values = sorted({getattr(r, axis) for r in rest})
+            if len(values) < 2:
+                continue
+            gaps = np.diff(values)
+            k = int(np.argmax(gaps))
+            low = [r for r in rest if getattr(r, axis) <= values[k]]
+            high = [r for r in rest if getattr(r, axis) > values[k]]
+            small, big = (low, high) if len(low) < len(high) else (high, low)
+            span = max(getattr(r, axis) for r in big) - min(getattr(r, axis) for r in big) + patch
+            if len(small) < len(big) and gaps[k] > max(20 * patch, span) and len(far) + len(small) <= limit:
+                far += small
+                rest = big
+                changed = True
+    return far
+
+
 def mosaic_cells(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> tuple[int, int]:
     """(rows, columns) of ``patch``-sized cells the patches of one patient span (no allocation)."""
     xs = [r.x for r in records]
@@ -131,12 +162,40 @@ class MosaicSource(FrameSource):
         check_buffer((height / self.zoom, width / self.zoom, 3), 1,
                      f"a {width}×{height} px window at {um_per_px:g} µm/px over the data set's {UM_PER_PX:g} µm/px slide",
                      "check um_per_px (microns per pixel of the frames)")
-        for recs in self.patients.values():
+        for patient, recs in self.patients.items():
+            self.patients[patient] = self._without_far_patches(patient, recs)
+        self.um_per_px = float(um_per_px)
+        self.step = int(step or max(1, width // 8))
+
+    def _without_far_patches(self, patient: str, records: list[PatchRecord]) -> list[PatchRecord]:
+        """``records`` whose slide fits the memory budget: when it does not, the patches a mistyped
+        coordinate put far from the rest (:func:`far_patches`) are skipped, each named in a warning
+        and counted like a misnamed file; when that is not enough, the budget error names the file.
+
+        Raises:
+            MemoryBudgetError: the slide is over the budget even without far patches.
+        """
+        def check(recs):
             rows, cols = mosaic_cells(recs)
             check_buffer((rows * PATCH_SIZE_PX, cols * PATCH_SIZE_PX, 3), 1,
                          _mosaic_what(recs, rows, cols, PATCH_SIZE_PX), _MOSAIC_FIX)
-        self.um_per_px = float(um_per_px)
-        self.step = int(step or max(1, width // 8))
+
+        try:
+            check(records)
+            return records
+        except MemoryBudgetError:
+            far = far_patches(records)
+            if not far:
+                raise
+        skip = {id(r) for r in far}
+        kept = [r for r in records if id(r) not in skip]
+        check(kept)
+        for r in far:
+            log.warning("%s lies far from the rest of patient %s's slide (x %d, y %d: a mistyped coordinate?); "
+                        "skipped", os.path.basename(r.path)[:120], patient, r.x, r.y)
+        self.skipped += len(far)
+        self.skipped_what = "unreadable or misnamed patch file(s)"
+        return kept
 
     def _iter_frames(self) -> Iterator[Frame]:
         index = 0
