@@ -2,10 +2,11 @@
 
 A phone or camera held in portrait stores its pixels as the sensor read them (landscape) and
 says in the EXIF ``Orientation`` tag (TIFF tag 274, values 1–8) how to turn them upright.
-OpenCV's decoders apply the tag for some flags and versions and not for others (OpenCV 5's
-``imdecode`` turns a JPEG or PNG upright with ``IMREAD_COLOR`` but not with ``IMREAD_UNCHANGED``;
-older versions' ``imdecode`` never did), so idc-edge decodes with the tag ignored and applies it
-here, the same way for every image file it reads. Video and camera frames are never turned: a
+OpenCV's decoders apply the tag for some formats, flags and versions and not for others (OpenCV
+5's ``imdecode`` turns a JPEG or PNG upright with ``IMREAD_COLOR`` but not with
+``IMREAD_UNCHANGED``, and a TIFF always; older versions' ``imdecode`` never did), so idc-edge takes
+the tag out of the bytes before decoding and applies it here, the same way for every image file
+it reads. Video and camera frames are never turned: a
 JPEG frame of a video stream is shown as stored, as players do.
 
 Pure functions: the tag from a file's bytes (JPEG APP1, PNG ``eXIf``, WebP ``EXIF``, TIFF IFD0),
