@@ -12,7 +12,9 @@ would wrongly take the call from (noise, JPEG, exposure and casts must not look 
 
     python -m benchmarks.focus_threshold [--data ../shared/idc_patches] [--out benchmarks/focus_report]
 
-Writes ``report.json`` (every number) and ``chart.png`` (curves only, no image pixels).
+Writes ``report.json`` (every number) and ``chart.png`` (curves only, no image pixels). The committed
+``benchmarks/focus_report/`` is the shipped model's; the gate's defaults were chosen on the first-generation
+model (see :class:`idc_edge.focus.FocusOptions`).
 """
 from __future__ import annotations
 
