@@ -262,7 +262,8 @@ class Session:
                 feeds.append(feed)
                 closers.append(feed)
             draw = any(s.needs_overlay for s in self.sinks)
-            keep = draw or any(s.needs_image for s in self.sinks)
+            wants_image = any(s.needs_image for s in self.sinks)
+            keep = draw or wants_image
             style = self.config.overlay
             labels = OverlayInfo(um_per_px=info.um_per_px, model_name=info.model_name, cell_um=info.cell_um)
             if self.config.sequential:
@@ -277,7 +278,11 @@ class Session:
                 warn_once(result, warned)
                 fps = frames / max(time.monotonic() - started, 1e-9)
                 overlay = draw_overlay(result.image, result, style, fps=fps, info=labels) if draw else None
+                if not wants_image and result.image is not None:
+                    # the raw frame was kept only to draw on: freed now, not held by every queued frame
+                    result = replace(result, image=None)
                 item = SinkFrame(result, overlay, fps, info)
+                del overlay, result  # only ``item`` holds them while the next frame is awaited
                 for feed in feeds:
                     feed.offer(item)
                 if any(s.stop_requested for s in self.sinks):

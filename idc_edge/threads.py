@@ -9,9 +9,12 @@ board the three stages run at the same time and a frame costs the slowest stage 
 the sum of all three. The caller's thread keeps the window (GUI calls must stay on one thread).
 
 Files are read completely: when inference falls behind, the reader waits (no frame is lost).
-For a live source (``source.live``, a camera) **the newest frame wins**: the queue holds one
-frame and an older frame waiting there is replaced and counted in ``dropped``, so the overlay
-follows the stage instead of lagging behind it.
+Each frame is handed over directly (:class:`~idc_edge.handoff.Handoff`): a stage works on the
+next frame while the one after it works on this one, and no frame waits in between, since every
+waiting 1080p frame is 6 MB more and one waiting frame per stage measured no faster.
+For a live source (``source.live``, a camera) **the newest frame wins**: one frame may wait and
+an older frame waiting there is replaced and counted in ``dropped``, so the overlay follows the
+stage instead of lagging behind it.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import threading
 from typing import Iterable, Iterator, Optional
 
 from . import validate
+from .handoff import Handoff
 from .results import FrameResult
 
 _END = object()
@@ -41,54 +45,32 @@ class ThreadedStream:
             True means newest-frame-wins.
         keep_image: attach each BGR frame to its result (for drawing).
         reuse: motion-aware reuse (None: the detector's option).
-        depth: frames and results that may wait between stages (live sources keep 1 frame). One
-            is enough for the stages to overlap; each more holds two more frames in memory
-            (12 MB at 1920×1080) without measurably raising throughput.
+        depth: frames and results that may wait between stages besides the ones the stages work
+            on (live sources let 1 frame wait). 0 (the default) is enough for the stages to
+            overlap; each more holds two more frames in memory (12 MB at 1920×1080) without
+            measurably raising throughput.
 
     Use as a context manager or call :meth:`close` (safe twice); it stops both threads. It does not
     close ``source`` or ``detector``: their owner does, after this.
     """
 
     def __init__(self, detector, source: Iterable, *, keep_image: bool = True, reuse: Optional[bool] = None,
-                 depth: int = 1):
-        depth = validate.whole_number("depth", depth, unit="frames queued between threads")
+                 depth: int = 0):
+        depth = validate.whole_number("depth", depth, minimum=0, unit="frames waiting between threads")
         self.live = bool(getattr(source, "live", False))
         self.dropped = 0
         self._detector = detector
         self._source = source
         self._keep_image = keep_image
         self._reuse = reuse
-        self._frames: queue.Queue = queue.Queue(maxsize=1 if self.live else depth)
-        self._results: queue.Queue = queue.Queue(maxsize=depth)
+        self._frames = Handoff(max(1, depth) if self.live else depth)
+        self._results = Handoff(depth)
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, name="idc-edge-capture", daemon=True)
         self._worker = threading.Thread(target=self._infer, name="idc-edge-inference", daemon=True)
         self._started = False
 
     # -- worker threads ----------------------------------------------------------------------
-    def _put(self, q: queue.Queue, item) -> bool:
-        """Put ``item``, waiting while ``q`` is full; False when stopped meanwhile."""
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _put_newest(self, item) -> None:
-        """Put ``item``, replacing a frame that still waits (live sources)."""
-        while True:
-            try:
-                self._frames.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._frames.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
     def _read(self) -> None:
         frames = None
         try:
@@ -97,22 +79,22 @@ class ThreadedStream:
                 if self._stop.is_set():
                     return
                 if self.live:
-                    self._put_newest(frame)
-                elif not self._put(self._frames, frame):
+                    self.dropped += self._frames.put_newest(frame)
+                elif not self._frames.put(frame, self._stop):
                     return
-            self._put(self._frames, _END)
+            self._frames.put(_END, self._stop)
         except BaseException as e:  # handed to the caller's thread, raised there
-            self._put(self._frames, _Failure(e))
+            self._frames.put(_Failure(e), self._stop)
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # a generator's cleanup (releasing a capture) runs on the thread that used it
 
-    def _drain(self, q: queue.Queue) -> Iterator:
-        """Items of ``q`` until its end marker or a stop; a worker's failure is raised here."""
+    def _drain(self, channel: Handoff) -> Iterator:
+        """Items of ``channel`` until its end marker or a stop; a worker's failure is raised here."""
         while not self._stop.is_set():
             try:
-                item = q.get(timeout=0.05)
+                item = channel.get(timeout=0.05)
             except queue.Empty:
                 continue
             if item is _END:
@@ -125,11 +107,11 @@ class ThreadedStream:
         try:
             for result in self._detector.stream(self._drain(self._frames), keep_image=self._keep_image,
                                                 reuse=self._reuse):
-                if not self._put(self._results, result):
+                if not self._results.put(result, self._stop):
                     return
-            self._put(self._results, _END)
+            self._results.put(_END, self._stop)
         except BaseException as e:
-            self._put(self._results, _Failure(e))
+            self._results.put(_Failure(e), self._stop)
 
     # -- the caller's side ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[FrameResult]:
@@ -142,12 +124,8 @@ class ThreadedStream:
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop both threads and wait for them (up to ``timeout_s`` each); safe to call twice."""
         self._stop.set()
-        for q in (self._frames, self._results):  # free a thread waiting to put
-            try:
-                while True:
-                    q.get_nowait()
-            except queue.Empty:
-                pass
+        for channel in (self._frames, self._results):  # free a thread waiting to put
+            channel.clear()
         if self._started:
             self._worker.join(timeout_s)   # the detector may be closed once this returns
             self._reader.join(timeout_s)

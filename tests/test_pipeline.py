@@ -111,9 +111,9 @@ def test_close_stops_both_threads_midway_and_is_safe_twice(detector, video):
     assert not {"idc-edge-capture", "idc-edge-inference"} & alive
 
 
-def test_depth_fails_with_zero(detector):
+def test_depth_fails_with_a_negative_number(detector):
     with pytest.raises(ValueError, match="depth"):
-        ThreadedStream(detector, [], depth=0)
+        ThreadedStream(detector, [], depth=-1)
 
 
 def _run(*args, timeout=120):

@@ -190,3 +190,29 @@ def test_a_failing_sink_that_is_not_essential_is_a_warning_and_the_run_goes_on(v
     assert viewer.n == 3  # fed until it failed, then no more
     warnings = [r.getMessage() for r in caplog.records if "viewer stopped" in r.getMessage()]
     assert warnings == ["viewer stopped (RecordError: the disk is full); the run goes on without it"]
+
+
+class Keep(Sink):
+    """Keeps what it was given, to see which frames the session let it hold."""
+
+    name = "keep"
+    delivery = "every"
+
+    def __init__(self, needs_overlay=False, needs_image=False):
+        self.needs_overlay, self.needs_image = needs_overlay, needs_image
+        self.frames = []
+
+    def write(self, frame):
+        self.frames.append(frame)
+
+
+def test_sinks_hold_no_raw_frame_unless_one_asked_for_it(video):
+    drawn = Keep(needs_overlay=True)
+    run_session(RunConfig(source=video, max_frames=3), [drawn])
+    # the raw frame was kept only to draw on: a queued or encoding frame holds the overlay alone
+    assert all(f.result.image is None and f.overlay is not None for f in drawn.frames)
+    drawn, raw = Keep(needs_overlay=True), Keep(needs_image=True)
+    run_session(RunConfig(source=video, max_frames=3), [drawn, raw])
+    for a, b in zip(drawn.frames, raw.frames):
+        assert a.result.image is not None and b.result.image is not None
+        assert not np.shares_memory(a.overlay, a.result.image)  # the overlay is drawn on a copy

@@ -144,6 +144,7 @@ class VideoSink(Sink):
         while self._recorder.frames < slot:
             self._recorder.write(self._last)
             self.repeated += 1
+        self._last = None  # not needed any more: one 1080p frame (6 MB) less held while encoding
         self._recorder.write(image)
         self._last = image
 
