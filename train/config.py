@@ -56,3 +56,8 @@ DEFAULT_AUGMENT = parse_augment("all-jpeg")
 
 DEFAULT_TEACHER = str(Path(__file__).resolve().parent / "teachers" / "s2_deep_int8.tflite")
 """The first-generation s2_deep int8 model, the second generation's distillation teacher."""
+
+
+def teacher_paths(teacher: str) -> list[str]:
+    """The model files of a ``--teacher`` value: one path, or several separated by commas (an ensemble)."""
+    return [p.strip() for p in teacher.split(",") if p.strip()]

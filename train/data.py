@@ -21,7 +21,7 @@ from idc_edge.dataset import PATCH_SIZE_PX, PatchRecord, read_patch_rgb
 from idc_edge.errors import DatasetError, SourceError
 
 from .augment import augment_batch
-from .config import AugmentStrength
+from .config import AugmentStrength, teacher_paths
 from .windows import NO_CELL, Samples, assemble, patch_samples
 
 DISK_CACHE_SHUFFLE = 16_384
@@ -105,11 +105,6 @@ def _sample_reader(records: Sequence[PatchRecord], skips: SkipLog):
         return image, label, index, ok
 
     return tf_read
-
-
-def teacher_paths(teacher: str) -> list[str]:
-    """The model files of a ``--teacher`` value: one path, or several separated by commas (an ensemble)."""
-    return [p.strip() for p in teacher.split(",") if p.strip()]
 
 
 def _teacher_scores(teacher: str):

@@ -28,7 +28,8 @@ from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, 
 from idc_edge.spec import ModelSpec, write_spec
 
 from . import architectures
-from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength  # noqa: F401
+from .config import (AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength,  # noqa: F401
+                     teacher_paths)
 from .windows import WindowRule
 
 SELECT_METRICS = ("auc", "balanced_accuracy")
@@ -94,8 +95,6 @@ class TrainConfig:
             raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
         if not 0 < self.val_fraction < 1:
             raise OptionError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        from .data import teacher_paths
-
         for path in teacher_paths(self.teacher) if self.teacher is not None else ():
             if not Path(path).is_file():
                 raise OptionError(f"--teacher: no model file {path!r}")
