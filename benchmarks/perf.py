@@ -46,6 +46,15 @@ from idc_edge.spec import read_spec  # noqa: E402
 #: A complete patient of the data set (every patch of the slide), swept like a moving stage.
 STAGE_PATIENT = "8867"
 
+#: Peak resident memory (MB) an ``idc-edge run`` process may reach on a 1920×1080 video, with or
+#: without ``--save-video`` (the project's target).
+MEMORY_BUDGET_MB = 200.0
+
+#: ``--save-video`` formats whose 1080p runs are held to the budget: ``.mkv`` (FFV1) is not, as
+#: FFmpeg's FFV1 encoder alone takes ~180 MB for a 1080p frame (its worst-case packet, which
+#: OpenCV gives no option to change).
+BUDGETED_VIDEO_SUFFIXES = (".avi", ".mp4")
+
 #: Large-regression guards: (name, lowest allowed value, what it protects).
 GUARDS = (
     ("int8_vs_float32", 1.0, "int8 is no longer faster per patch than float32 TFLite (batch 64, 1 thread)"),
@@ -206,6 +215,8 @@ def stream_throughput(model: Optional[str], video: Path, still_video: Path, um_p
         "threaded, no reuse": ["--source", video, "--no-reuse"],
         "threaded + overlay video": ["--source", video, "--save-video", out_video],
         "sequential + overlay video": ["--source", video, "--sequential", "--save-video", out_video],
+        "threaded + overlay video .mp4": ["--source", video, "--save-video", out_video.with_suffix(".mp4")],
+        "threaded + overlay video .mkv": ["--source", video, "--save-video", out_video.with_suffix(".mkv")],
         "still stage, threaded": ["--source", still_video],
         "still stage, no reuse": ["--source", still_video, "--no-reuse"],
     }
