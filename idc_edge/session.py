@@ -282,9 +282,10 @@ class Session:
                     # the raw frame was kept only to draw on: freed now, not held by every queued frame
                     result = replace(result, image=None)
                 item = SinkFrame(result, overlay, fps, info)
-                del overlay, result  # only ``item`` holds them while the next frame is awaited
+                del overlay, result  # only ``item`` holds them, and only until the sinks have it
                 for feed in feeds:
                     feed.offer(item)
+                del item
                 if any(s.stop_requested for s in self.sinks):
                     stopped = "sink"
                     break

@@ -101,7 +101,11 @@ class ThreadedStream:
                 return
             if isinstance(item, _Failure):
                 raise item.error
-            yield item
+            held = [item]
+            del item
+            # yielded without a name left on it here, so the item (a 1080p frame is 6 MB) is freed once
+            # the caller is done with it, not kept while this waits for the next one
+            yield held.pop()
 
     def _infer(self) -> None:
         try:

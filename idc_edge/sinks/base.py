@@ -177,6 +177,7 @@ class SinkFeed:
                 self.written += 1
             except BaseException as e:  # handed to the loop thread by the next offer
                 self._error = e
+            del item  # not held while waiting for the next frame
 
     def _raise_error(self) -> None:
         if self._error is not None:
