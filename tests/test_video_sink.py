@@ -108,3 +108,20 @@ def test_gaps_are_filled_early_frames_skipped_and_a_long_pause_held_only_briefly
     assert sink.skipped == 1 and sink.frames == 1 + 1 + 4 + 1 + 21
     _, n, fps = duration_s(tmp_path / "v.avi")
     assert (n, fps) == (sink.frames, 10.0)
+
+
+def test_the_saved_video_holds_every_drawn_frame_unchanged(tmp_path):
+    """Frames handed between threads are never reused or altered: the lossless video read back
+    equals the overlays the run drew, frame for frame."""
+    from test_session import Keep
+
+    out = tmp_path / "v.mkv"
+    drawn = Keep(needs_overlay=True)
+    run_session(RunConfig(source=str(write_video(tmp_path / "in.avi", 20))), [VideoSink(out), drawn])
+    cap = cv2.VideoCapture(str(out))
+    saved = []
+    while (frame := cap.read())[0]:
+        saved.append(frame[1])
+    cap.release()
+    assert len(saved) == len(drawn.frames) == 20
+    assert all(np.array_equal(s, d.overlay) for s, d in zip(saved, drawn.frames))
