@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -66,7 +67,8 @@ def test_multiworker_strategy_trains_two_local_workers_in_step_from_tf_config(tm
     data, out = tmp_path / "data", tmp_path / "run"
     _synthetic_dataset(data)
     workers = [f"localhost:{p}" for p in _free_ports(2)]
-    procs = []
+    procs, logs = [], [tmp_path / f"worker_{i}.log" for i in range(2)]  # files: a full pipe would block a worker
+    handles = [log.open("w") for log in logs]
     for index in range(2):
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
@@ -74,10 +76,22 @@ def test_multiworker_strategy_trains_two_local_workers_in_step_from_tf_config(tm
             [sys.executable, "-m", "train", "--data", str(data), "--out", str(out), "--arch", "dense25",
              "--strategy", "multiworker", "--epochs", "1", "--batch-size", "16", "--val-patients", "104",
              "--no-latency", "--augment", "classic", "--teacher", "none"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, results):
-        assert p.returncode == 0, err[-3000:]
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=handles[index]))
+    try:
+        # a worker that fails leaves the other waiting for it forever: stop both at the first failure
+        deadline = time.monotonic() + 600
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if any(p.poll() not in (None, 0) for p in procs):
+                break
+            time.sleep(1)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, log, handle in zip(procs, logs, handles):
+        p.wait()
+        handle.close()
+        assert p.returncode == 0, log.read_text()[-3000:]
     chief = json.loads((out / "model_card.json").read_text())
     other = json.loads((out / "worker_1" / "model_card.json").read_text())
     assert chief["replicas"] == other["replicas"] == 2

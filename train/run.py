@@ -11,6 +11,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,12 +170,13 @@ def _non_chief_task() -> str | None:
 
 
 def _mkdir_out(out: str) -> Path:
+    """``out`` made if missing and checked writable with a probe file of this process's own (the
+    workers of one multi-worker run check the same folder at the same time)."""
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
+            pass
     except OSError as e:
         raise OptionError(f"--out: cannot write to {out!r} ({e.strerror or e})") from None
     return path
