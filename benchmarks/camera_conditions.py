@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, scan_dataset  # noqa: E402
 from idc_edge.detector import Detector  # noqa: E402
-from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions  # noqa: E402
+from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions  # noqa: E402
 from idc_edge.jsonready import dumps  # noqa: E402
 from idc_edge.sources.stage import build_mosaic  # noqa: E402
 from idc_edge.tissue import tissue_pixels  # noqa: E402
@@ -124,6 +124,8 @@ def cases() -> list[Case]:
             for c in (0.2, 0.4, 0.6)]
     out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))
             for n, o in ((3, 0.3), (6, 0.5), (10, 0.7))]
+    out += [Case("noise_camera", f"{e:g} e⁻ at white at 1 µm/px",
+                 cs.Camera(um_per_px=1.0, full_well_e=e, read_noise_e=2.0).apply) for e in (20, 10, 6)]
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     return out
 
@@ -187,9 +189,15 @@ def decision_grid(result) -> np.ndarray:
     out[result.idc] = IDC
     if result.no_call is not None:
         out[result.no_call] = NO_CALL
-    if not result.in_focus or not result.exposure_ok or not getattr(result, "scale_ok", True):
+    if flagged(result):
         out[result.tissue] = NO_CALL
     return out
+
+
+def flagged(result) -> bool:
+    """True when a frame-wide gate said no call (or the exposure gate flagged the frame)."""
+    return any(getattr(result, flag, True) is False
+               for flag in ("in_focus", "exposure_ok", "colour_ok", "noise_ok", "scale_ok"))
 
 
 def at_points(result, decisions: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -242,8 +250,7 @@ def compare(clean, clean_dec, res, res_dec, labels, tally: Tally) -> None:
     tally.idc_found += int((pos & (b == IDC)).sum())
     tally.idc_called += int((pos & (b <= IDC)).sum())
     tally.fields += 1
-    tally.flagged_fields += int((not res.in_focus) or (not res.exposure_ok) or (not getattr(res, "scale_ok", True))
-                                or (getattr(res, "colour_ok", True) is False))
+    tally.flagged_fields += int(flagged(res))
 
 
 def verdict(row: dict, clean_row: dict, min_agree: float, max_recall_drop: float) -> str:
@@ -287,7 +294,7 @@ def run(fields: list[Field], case_list: list[Case], min_agree: float, max_recall
                     detectors[("raw", case.scale_error)] = Detector(
                         model_path=model_path, um_per_px=4.0 * case.scale_error, stride=stride,
                         focus=FocusOptions(enabled=False), exposure=ExposureOptions(enabled=False),
-                        colour=ColourOptions(enabled=False))
+                        colour=ColourOptions(enabled=False), noise=NoiseOptions(enabled=False))
                 raw_det = detectors[("raw", case.scale_error)]
                 tally, raw = Tally(), Tally()
                 rng = np.random.default_rng(rng_seed)

@@ -1,4 +1,4 @@
-"""Choose the exposure and colour gates' thresholds from data: clean validation fields against camera conditions.
+"""Choose the exposure, colour and noise gates' thresholds from data: clean validation fields against camera conditions.
 
 Real fields (500×300 px at 4 µm/px, the validation patients' rebuilt slides, every field with at
 least 20 % tissue) are measured clean and under the exposure, low-light and colour-cast
@@ -9,6 +9,10 @@ conditions of ``benchmarks.camera_conditions``:
   under-exposed camera (without a white profile) moves it down with the tissue's colours.
 - **glass cast**: :func:`idc_edge.colour.glass_cast` of the field (the largest relative departure
   of a channel of the glass's chromaticity from the training glass's), where the field shows glass.
+- **noise**: :func:`idc_edge.noise.glass_noise` of the field (σ in grey levels on its glass
+  interior), where the field shows enough glass; the data set's glass is nearly noiseless, sensor
+  noise (``noise``, ``noise_camera``, ``low_light``) raises it. The model's agreement under the
+  same conditions is ``benchmarks.camera_conditions``'s.
 
 Prints the clean fields' lowest values and percentiles, each condition's, and the false-alarm
 rate of the chosen thresholds on clean fields.
@@ -30,44 +34,52 @@ ROOT = Path(__file__).resolve().parents[1]
 from benchmarks.camera_conditions import cases, slide_fields  # noqa: E402
 from idc_edge.colour import glass_cast  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir  # noqa: E402
-from idc_edge.focus import ColourOptions, ExposureOptions  # noqa: E402
+from idc_edge.focus import ColourOptions, ExposureOptions, NoiseOptions  # noqa: E402
+from idc_edge.noise import glass_noise  # noqa: E402
 from idc_edge.jsonready import dumps  # noqa: E402
 
 FAMILIES = ("exposure", "exposure_low", "low_light", "cast", "cast_warm", "cast_green", "cast_magenta",
-            "usb_camera", "vignetting", "gamma", "gamma_low", "jpeg", "noise")
+            "usb_camera", "vignetting", "gamma", "gamma_low", "jpeg", "noise", "noise_camera", "overexposure",
+            "defocus", "dust")
 
 
-def measure(rgb: np.ndarray) -> tuple[float, float]:
+def measure(rgb: np.ndarray) -> tuple[float, float, float]:
+    """(white level, glass cast, noise) of an **RGB** field at the model's scale, as the gates measure them."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    return float(np.percentile(grey, 99)), glass_cast(rgb)
+    return float(np.percentile(grey, 99)), glass_cast(rgb), glass_noise(grey, rgb, NoiseOptions().min_glass_px)
 
 
 def gate_cost(fields, repeats: int = 15) -> dict:
     """CPU ms per 1080p frame at 1 µm/px (a field enlarged 4×, stride 25): ``detect`` with the colour
-    gate on and off, interleaved in one run, and the colour measure alone on the model-scale frame."""
+    gate on and off and with the noise gate on and off, interleaved in one run, and each measure
+    alone on the model-scale frame."""
     import time
 
     from idc_edge.detector import Detector
-    from idc_edge.focus import ColourOptions
 
     field = max(fields, key=lambda f: f.rgb.shape[0] * f.rgb.shape[1]).rgb
     frame = cv2.resize(cv2.cvtColor(field, cv2.COLOR_RGB2BGR), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
     frame = np.ascontiguousarray(frame[:1080, :1920])
     small = cv2.resize(field, (480, 270), interpolation=cv2.INTER_AREA)
-    on, off, alone = [], [], []
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    times: dict[str, list] = {k: [] for k in ("all_on", "colour_off", "noise_off", "glass_cast", "glass_noise")}
     with Detector(um_per_px=1.0, stride=25) as d_on, \
-            Detector(um_per_px=1.0, stride=25, colour=ColourOptions(enabled=False)) as d_off:
-        d_on.detect(frame), d_off.detect(frame)
+            Detector(um_per_px=1.0, stride=25, colour=ColourOptions(enabled=False)) as d_colour_off, \
+            Detector(um_per_px=1.0, stride=25, noise=NoiseOptions(enabled=False)) as d_noise_off:
+        runs = (("all_on", lambda: d_on.detect(frame)), ("colour_off", lambda: d_colour_off.detect(frame)),
+                ("noise_off", lambda: d_noise_off.detect(frame)), ("glass_cast", lambda: glass_cast(small)),
+                ("glass_noise", lambda: glass_noise(grey, small)))
+        for _, fn in runs:
+            fn()
         for _ in range(repeats):
-            for det, out in ((d_on, on), (d_off, off)):
+            for name, fn in runs:
                 t = time.process_time()
-                det.detect(frame)
-                out.append(time.process_time() - t)
-            t = time.process_time()
-            glass_cast(small)
-            alone.append(time.process_time() - t)
-    return {"detect_colour_on_ms": 1000 * float(np.median(on)), "detect_colour_off_ms": 1000 * float(np.median(off)),
-            "glass_cast_ms": 1000 * float(np.median(alone)), "frame": "1920x1080 at 1 um/px, stride 25"}
+                fn()
+                times[name].append(time.process_time() - t)
+    ms = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    return {"detect_all_gates_ms": ms["all_on"], "detect_colour_off_ms": ms["colour_off"],
+            "detect_noise_off_ms": ms["noise_off"], "glass_cast_ms": ms["glass_cast"],
+            "glass_noise_ms": ms["glass_noise"], "frame": "1920x1080 at 1 um/px, stride 25"}
 
 
 def main(argv=None) -> int:
@@ -78,14 +90,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     fields = slide_fields(args.data, sorted(VALIDATION_PATIENTS), per_patient=args.fields_per_patient,
                           min_tissue=0.2, seed=7)
-    min_white, max_cast = ExposureOptions().min_white, ColourOptions().max_glass_cast
+    min_white, max_cast, max_noise = ExposureOptions().min_white, ColourOptions().max_glass_cast, NoiseOptions().max_noise
     rows = {}
     rng = np.random.default_rng(0)
 
     def summary(name, values):
         white = np.array([v[0] for v in values])
         cast = np.array([v[1] for v in values])
+        noise = np.array([v[2] for v in values])
         judged = cast[~np.isnan(cast)]
+        noisy = noise[~np.isnan(noise)]
         rows[name] = {"white_min": float(white.min()), "white_p5": float(np.percentile(white, 5)),
                       "white_median": float(np.median(white)),
                       "cast_median": float(np.median(judged)) if judged.size else None,
@@ -93,24 +107,33 @@ def main(argv=None) -> int:
                       "cast_max": float(judged.max()) if judged.size else None,
                       "glass_judged": float(judged.size / len(cast)),
                       "too_dark": float((white < min_white).mean()),
-                      "cast_flagged": float((judged > max_cast).sum() / len(cast))}
+                      "cast_flagged": float((judged > max_cast).sum() / len(cast)),
+                      "noise_median": float(np.median(noisy)) if noisy.size else None,
+                      "noise_p5": float(np.percentile(noisy, 5)) if noisy.size else None,
+                      "noise_p95": float(np.percentile(noisy, 95)) if noisy.size else None,
+                      "noise_max": float(noisy.max()) if noisy.size else None,
+                      "noise_judged": float(noisy.size / len(noise)),
+                      "noise_flagged": float((noisy > max_noise).sum() / len(noise))}
         r = rows[name]
         print(f"{name:40s} white min {r['white_min']:.0f} p5 {r['white_p5']:.0f} med {r['white_median']:.0f} | "
               f"cast med {r['cast_median']} p95 {r['cast_p95']} max {r['cast_max']} judged {r['glass_judged']:.2f} | "
-              f"too dark {r['too_dark']:.3f} cast flagged {r['cast_flagged']:.3f}", flush=True)
+              f"too dark {r['too_dark']:.3f} cast flagged {r['cast_flagged']:.3f} | noise med {r['noise_median']} "
+              f"p95 {r['noise_p95']} max {r['noise_max']} judged {r['noise_judged']:.2f} "
+              f"flagged {r['noise_flagged']:.3f}", flush=True)
 
     summary("clean", [measure(f.rgb) for f in fields])
     per_patient = {}
     for f in fields:
         per_patient.setdefault(f.patient, []).append(measure(f.rgb))
-    false_alarms = {p: float(np.mean([(w < min_white) or (c > max_cast) for w, c in v])) for p, v in per_patient.items()}
+    false_alarms = {p: float(np.mean([(w < min_white) or (c > max_cast) or (n > max_noise) for w, c, n in v]))
+                    for p, v in per_patient.items()}
     for c in cases():
         if c.family in FAMILIES:
             summary(f"{c.family} {c.label}", [measure(c.apply(f.rgb, rng)) for f in fields])
     cost = gate_cost(fields)
     print("cost per 1080p frame:", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in cost.items()})
     out = {"cost": cost, "fields": len(fields), "patients": sorted(per_patient), "min_white": min_white,
-           "max_glass_cast": max_cast, "clean_false_alarm_per_patient": false_alarms, "rows": rows}
+           "max_glass_cast": max_cast, "max_noise": max_noise, "clean_false_alarm_per_patient": false_alarms, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(dumps(out, indent=1))
     print("clean false alarms per patient:", {p: round(v, 3) for p, v in false_alarms.items()})

@@ -217,12 +217,22 @@ def histogram_median(channel: np.ndarray, mask: np.ndarray) -> float:
     return (low + high) / 2.0
 
 
+def glass_mask(hsv: np.ndarray) -> np.ndarray:
+    """uint8 mask (255 = glass) of an OpenCV HSV image (from **RGB** uint8): the brightest, least
+    coloured part of a field, HSV value at least 90 % of the image's 99th percentile (and at least
+    60) and saturation below 45 on OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
+    value = hsv[..., 2]
+    counts = np.cumsum(cv2.calcHist([np.ascontiguousarray(value)], [0], None, [256], [0, 256]).ravel())
+    p99 = int(np.searchsorted(counts, 0.99 * value.size))
+    least = max(60, int(math.ceil(0.9 * p99)))
+    return cv2.inRange(hsv, (0, 0, least), (255, 44, 255))
+
+
 def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[np.ndarray] = None) -> float:
     """How far the colour of the glass in an **RGB** uint8 frame is from the training slides' glass.
 
-    Glass here is the brightest, least coloured part of the frame (every second pixel and row): HSV
-    value at least 90 % of the 99th percentile and saturation below 45 (0–255, so a cast of up to
-    about 30 % still counts), of which the least saturated fifth is kept: in a field of pale
+    Glass here is :func:`glass_mask` of every second pixel and row (HSV value at least 90 % of the
+    99th percentile and saturation below 45, so a cast of up to about 30 % still counts), of which the least saturated fifth is kept: in a field of pale
     stroma with a few holes the holes are the glass. Its median colour is reduced to chromaticity
     (each channel over the three's mean, so exposure does not count); the result is the largest
     relative departure of a channel from the training glass's chromaticity (0.1 = one channel
@@ -232,17 +242,14 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     """
     small = rgb[::2, ::2]
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else hsv[::2, ::2]
-    value = hsv[..., 2]
-    counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
-    p99 = int(np.searchsorted(counts, 0.99 * value.size))
-    mask = (value >= max(60, int(np.ceil(0.9 * p99)))) & (hsv[..., 1] < 45)
-    n = int(np.count_nonzero(mask))
+    mask = glass_mask(hsv)
+    n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan")
-    saturation = hsv[..., 1][mask]
+    saturation = hsv[..., 1][mask > 0]
     cutoff = int(np.partition(saturation, n // 5)[n // 5])
     # the glass kept: bright, unsaturated, and among the least saturated fifth of those
-    kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask.view(np.uint8))
+    kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask)
     now = np.array([histogram_median(small[..., c], kept) for c in range(3)])
     target = np.asarray(TRAINING_GLASS_RGB)
     return float(np.max(np.abs((now / max(now.mean(), 1.0)) / (target / target.mean()) - 1.0)))

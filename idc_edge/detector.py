@@ -38,7 +38,7 @@ from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
-from .focus import ColourOptions, ExposureOptions, FocusOptions, assess
+from .focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, assess
 from .tissue import TissueMaskOptions, patch_fractions, tissue_pixels
 
 
@@ -75,6 +75,7 @@ class DetectorOptions:
         focus: the focus gate (out-of-focus frames and patches are no call, see :mod:`idc_edge.focus`).
         exposure: the exposure gate (too dark frames, clipped patches are no call).
         colour: the colour gate (a frame whose glass is tinted beyond the training glass is no call).
+        noise: the noise gate (a frame whose glass is grainier than the model copes with is no call).
     """
 
     model_path: Optional[str] = None
@@ -92,6 +93,7 @@ class DetectorOptions:
     focus: FocusOptions = field(default_factory=FocusOptions)
     exposure: ExposureOptions = field(default_factory=ExposureOptions)
     colour: ColourOptions = field(default_factory=ColourOptions)
+    noise: NoiseOptions = field(default_factory=NoiseOptions)
 
     def __post_init__(self):
         def set_(name, value):
@@ -115,7 +117,7 @@ class DetectorOptions:
         if self.dense is not None:
             set_("dense", validate.flag("dense", self.dense))
         for name, kind in (("white_balance", WhiteBalance), ("focus", FocusOptions), ("exposure", ExposureOptions),
-                           ("colour", ColourOptions)):
+                           ("colour", ColourOptions), ("noise", NoiseOptions)):
             value = getattr(self, name)
             if not isinstance(value, kind) and not (name == "white_balance" and value is None):
                 raise OptionError(f"{name} must be a {kind.__name__}, got {type(value).__name__}", option=name)
@@ -276,7 +278,7 @@ class Detector:
             tissue = np.ones(grid.shape, bool)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
                          clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour,
-                         hsv=hsv)
+                         hsv=hsv, noise=self.options.noise)
         no_call = quality.no_call
         callable_ = tissue & ~no_call if no_call.any() else tissue  # no call: not classified, never IDC
         t2 = time.perf_counter()
@@ -308,6 +310,8 @@ class Detector:
             cache.update(signatures, fresh, probs[fresh])
         t5 = time.perf_counter()
         ms = 1000.0
+        # each patch without a call has one reason: focus, exposure, then colour, then noise
+        whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed).sum())
         return FrameResult(
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
             probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
@@ -320,7 +324,9 @@ class Detector:
             no_call_focus=int((quality.blurred & ~quality.badly_exposed).sum()),
             no_call_exposure=int(quality.badly_exposed.sum()),
             colour_ok=quality.colour_ok, glass_cast=quality.glass_cast,
-            no_call_colour=int((no_call & ~quality.blurred & ~quality.badly_exposed).sum()),
+            no_call_colour=0 if quality.colour_ok else whole_frame,
+            noise_ok=quality.noise_ok, noise=quality.noise,
+            no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
         )
 
     def _clip_levels(self) -> tuple[int, int, int]:

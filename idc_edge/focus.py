@@ -1,4 +1,4 @@
-"""Focus and exposure gates: where the model's answer cannot be trusted, make no call.
+"""Focus, exposure, colour and noise gates: where the model's answer cannot be trusted, make no call.
 
 Blurred cancer looks benign to the model (8 µm of defocus: IDC recall 0.05), so an
 out-of-focus field must be reported as "no call", never as "no IDC". The same holds where
@@ -24,6 +24,9 @@ sharpness where that recall collapses (see the numbers in :class:`FocusOptions`)
 below ``min_white``; a tissue patch is badly exposed when many of its tissue pixels have a
 channel at the clip level (colour lost in the highlights).
 
+**Colour** and **noise** judge the glass in view, for the whole frame: its cast
+(:func:`~idc_edge.colour.glass_cast`) and its grain (:func:`~idc_edge.noise.glass_noise`).
+
 All inputs are **RGB** uint8 at the model's scale, padded to the grid (as the detector makes them).
 """
 from __future__ import annotations
@@ -37,6 +40,7 @@ import numpy as np
 
 from . import validate
 from .colour import glass_cast
+from .noise import glass_noise
 from .tiling import TileGrid, patch_sums
 
 
@@ -145,6 +149,47 @@ class ColourOptions:
 
 
 @dataclass(frozen=True)
+class NoiseOptions:
+    """When a field is too noisy for the model: grain on its glass (a dim lamp, a short exposure, a
+    high gain) beyond what the model was trained on.
+
+    The defaults come from ``benchmarks/camera_gates.py`` on 400 real validation fields and from
+    the shipped model (``benchmarks/camera_conditions.py``): clean fields' glass measures at most
+    0.05 grey levels (the data set's glass is nearly noiseless) and 250 e⁻ at white at 4 µm/px
+    (model agreement 96–97 %) at most 4.1; the model's agreement falls below 90 % near 100 e⁻ at
+    white (noise 5.0, median; 92 % at 120 e⁻, 4.5). Grain so heavy that the glass itself breaks
+    up (below about 30 e⁻ at white) is caught by the tissue's sharpness instead: clean fields
+    reach 3.35 (1/px), 10 e⁻ at white at least 4.28. See :mod:`idc_edge.noise` and README
+    ("What the camera does, and when idc-edge says no call").
+
+    Attributes:
+        max_noise: largest noise (σ in grey levels at the model's scale, :func:`~idc_edge.noise.glass_noise`);
+            above it the frame is no call.
+        min_glass_px: fewest pixels of glass interior at the model's scale for the noise to be judged
+            (a field covered by tissue has nothing flat to measure on and is not judged).
+        max_sharpness: largest frame sharpness (1/px at the model's scale, see :class:`FocusOptions`)
+            before the tissue's fine structure counts as grain (measured while the focus gate is on).
+        min_field_px: least pixels of the frame at the model's scale for either to be judged (the
+            sharpness of a small field, a single patch, varies too much with what it shows).
+        enabled: False switches the noise gate off.
+    """
+
+    max_noise: float = 4.5
+    min_glass_px: int = 2000
+    max_sharpness: float = 4.0
+    min_field_px: int = 60_000
+    enabled: bool = True
+
+    def __post_init__(self):
+        for name, unit in (("max_noise", "largest noise, grey levels"), ("max_sharpness", "sharpness, 1/px")):
+            object.__setattr__(self, name, validate.positive_number(name, getattr(self, name), unit))
+        for name in ("min_glass_px", "min_field_px"):
+            object.__setattr__(self, name, validate.whole_number(name, getattr(self, name),
+                                                                 unit="pixels at the model's scale"))
+        object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
+
+
+@dataclass(frozen=True)
 class FrameQuality:
     """Whether a frame's answer can be trusted.
 
@@ -159,6 +204,10 @@ class FrameQuality:
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
             (every tissue patch is then no call); True when within it or no glass to judge.
         glass_cast: the measured cast (fraction), NaN when not measured.
+        noise_ok: False when the glass in view is noisier than ``NoiseOptions.max_noise``, or the
+            tissue sharper than ``NoiseOptions.max_sharpness`` (every tissue patch is then no call);
+            True when within them or nothing to judge.
+        noise: the measured noise (σ, grey levels at the model's scale), NaN when not measured.
     """
 
     sharpness: float
@@ -171,12 +220,16 @@ class FrameQuality:
     colour_ok: bool = True
     glass_cast: float = float("nan")
     tissue: Optional[np.ndarray] = None
+    noise_ok: bool = True
+    noise: float = float("nan")
 
     @property
     def no_call(self) -> np.ndarray:
-        """bool ``[rows, cols]``: tissue patches where no call is made (blurred, badly exposed or miscoloured)."""
+        """bool ``[rows, cols]``: tissue patches where no call is made (blurred, badly exposed,
+        miscoloured or noisy)."""
         out = self.blurred | self.badly_exposed
-        return out | self.tissue if not self.colour_ok and self.tissue is not None else out
+        whole_frame = not (self.colour_ok and self.noise_ok)
+        return out | self.tissue if whole_frame and self.tissue is not None else out
 
 
 def sharpness_terms(rgb: np.ndarray, grey: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +259,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
            tissue_fractions: Optional[np.ndarray] = None, colour: ColourOptions = ColourOptions(),
-           hsv: Optional[np.ndarray] = None) -> FrameQuality:
-    """Focus and exposure of one frame at the model's scale.
+           hsv: Optional[np.ndarray] = None, noise: NoiseOptions = NoiseOptions()) -> FrameQuality:
+    """Focus, exposure, colour and noise of one frame at the model's scale.
 
     Args:
         rgb: **RGB** uint8 frame at the model's scale, padded to ``grid.padded_shape`` (after white balance).
@@ -222,21 +275,26 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             already has it (:func:`~idc_edge.tissue.patch_fractions` of ``tissue_px``).
         colour: the colour gate's options (the glass's cast, see :class:`ColourOptions`).
         hsv: ``rgb`` in OpenCV's HSV, when the caller already has it (made here when needed).
+        noise: the noise gate's options (noise on the glass, see :class:`NoiseOptions`).
     """
     shape = grid.shape
-    field_px = grid.rescaled_shape[0] * grid.rescaled_shape[1]  # the field at the model's scale
-    cast = glass_cast(rgb, hsv=hsv) if colour.enabled and field_px >= colour.min_field_px else float("nan")
+    h, w = grid.rescaled_shape  # the field at the model's scale, without the grid's padding
+    judge_colour = colour.enabled and h * w >= colour.min_field_px
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
+    cast = glass_cast(rgb, hsv=hsv) if judge_colour else float("nan")
     colour_ok = not (cast > colour.max_glass_cast)  # NaN (no glass in view) counts as ok
+    judge_noise = noise.enabled and h * w >= noise.min_field_px
+    noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
+    noise_ok = not (noise_level > noise.max_noise)  # NaN (nothing flat to judge) counts as ok
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            colour_ok, cast, tissue)
+                            colour_ok, cast, tissue, bool(noise_ok), noise_level)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
     n_px = tissue_fractions * area if tissue_fractions is not None else \
         patch_sums(cv2.integral(on_tissue // 255, sdepth=cv2.CV_32S), grid).astype(np.float64)
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # the per-patch sums of the focus terms (and of clipped tissue, where any) from one integral image
     planes, clipped = [], None
     if focus.enabled:
@@ -265,13 +323,15 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         frame_sharp = math.sqrt(total_lap / total_grad) \
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
         in_focus = not (frame_sharp < focus.frame_threshold)  # NaN (nothing to judge) counts as in focus
+        # tissue sharper than any slide is grain, not detail (where the grain also hides the glass)
+        noise_ok = noise_ok and not (judge_noise and frame_sharp > noise.max_sharpness)
         blurred = tissue & ((patch_sharp < focus.patch_threshold) | (not in_focus))
     else:
         patch_sharp = np.full(shape, np.nan, np.float32)
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
     if exposure.enabled:
         counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()  # the 99th percentile, no sort
-        least = exposure.min_white if field_px >= exposure.large_field_px else exposure.min_white_small
+        least = exposure.min_white if h * w >= exposure.large_field_px else exposure.min_white_small
         too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < least
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., -1] / np.maximum(n_px, 1), 0.0)
@@ -282,4 +342,5 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
-                        colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue)
+                        colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
+                        noise=noise_level)

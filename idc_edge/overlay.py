@@ -9,8 +9,8 @@
 - **Legend**: a colour bar from 0 to 1 with the threshold marked, a scale bar in µm (when the
   frame's µm/px is known), and a status line led by the IDC area (mm² and % of tissue) with the
   model's name and "research use only"; frames per second small in a corner.
-- **No call**: a frame flagged out of focus (``result.in_focus`` is False) says so in the status
-  line and counts no IDC; patches flagged ``result.no_call`` (bool grid) are painted grey.
+- **No call**: a frame flagged out of focus, colour-cast or noisy (``result.in_focus``,
+  ``colour_ok`` or ``noise_ok`` False) says so in the status line and counts no IDC; patches flagged ``result.no_call`` (bool grid) are painted grey.
 
 Probabilities are painted per patch cell at a small scale (each pixel takes the patch whose centre
 is nearest), resized once and blended only inside the bounding box of what is painted; the legend
@@ -108,6 +108,11 @@ def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
     return result.n_idc * cell, result.n_tissue * cell
 
 
+def _whole_frame_no_call(result) -> bool:
+    """True when a frame-wide gate (focus, colour, noise) made the whole frame no call."""
+    return any(getattr(result, flag, None) is False for flag in ("in_focus", "colour_ok", "noise_ok"))
+
+
 def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayInfo = OverlayInfo()) -> str:
     """``"IDC 0.42 mm² (18.0 % of tissue) · s2_deep · research use only"`` (fps last, when given)."""
     no_call = getattr(result, "no_call", None)
@@ -115,13 +120,14 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = ["OUT OF FOCUS: no call"]
     elif getattr(result, "colour_ok", None) is False:
         parts = ["COLOUR CAST: no call (calibrate white)"]
+    elif getattr(result, "noise_ok", None) is False:
+        parts = ["NOISY: no call (more light or a longer exposure)"]
     elif info.cell_um:
         area, _ = idc_area_mm2(result, info.cell_um)
         parts = [f"IDC {area:.2f} mm² ({100 * result.idc_fraction:.1f} % of tissue)"]
     else:
         parts = [f"IDC {100 * result.idc_fraction:.1f} % of tissue"]
-    if no_call is not None and np.any(no_call) and getattr(result, "in_focus", None) is not False \
-            and getattr(result, "colour_ok", None) is not False:
+    if no_call is not None and np.any(no_call) and not _whole_frame_no_call(result):
         parts.append(f"{int(np.sum(no_call))} patch(es) without a call")
     if getattr(result, "exposure_ok", None) is False:
         parts.append("check exposure")
@@ -270,7 +276,7 @@ def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float]
     thickness = max(1, int(round(scale * 1.6)))
     (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
     band = th + base + 10
-    alert = getattr(result, "in_focus", None) is False or getattr(result, "colour_ok", None) is False
+    alert = _whole_frame_no_call(result)
     cv2.rectangle(image_bgr, (0, 0), (w, band), (0, 0, 140) if alert else (32, 32, 32), -1)
     put_text(image_bgr, text, (8, th + 5), scale, (255, 255, 255), thickness)
     if fps is not None:

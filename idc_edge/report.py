@@ -326,7 +326,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         snap_pictures.append(Picture(index, round(float(f.get("time", t0)) - t0, 3), _area(f),
                                      round(100 * float(f.get("idc_fraction", 0.0)), 2),
                                      _thumbnail(image) if image is not None else None, "snapshot"))
-    # frames whose tissue was all no call (out of focus, bad exposure, colour) say nothing about IDC:
+    # frames whose tissue was all no call (out of focus, bad exposure, colour, noise) say nothing about IDC:
     # they are counted apart, never averaged in as 0 % IDC
     called = [r for r in records if frame_was_called(r)]
     return SessionSummary(
@@ -382,8 +382,8 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
                          f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC"
-                     + (f", {s.frames_without_call} frame(s) with tissue but no call (out of focus, exposure or "
-                        "colour)" if s.frames_without_call else ""))
+                     + (f", {s.frames_without_call} frame(s) with tissue but no call (out of focus, exposure, "
+                        "colour or noise)" if s.frames_without_call else ""))
         lines.append(f"  fields viewed: {_fields_text(s)}"
                      + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
         for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:

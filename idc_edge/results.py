@@ -44,7 +44,8 @@ class FrameResult:
             they did not change (motion-aware reuse in :meth:`Detector.stream`).
         image: the BGR frame the result belongs to (None from :meth:`Detector.detect` unless kept).
         no_call: bool ``[rows, cols]`` tissue patches where no call was made because the region is
-            out of focus or badly exposed (not classified, never IDC, NaN probability); None = none.
+            out of focus or badly exposed, or the frame's colour or noise is beyond the model (not
+            classified, never IDC, NaN probability); None = none.
         in_focus: False when the whole frame is out of focus (its tissue is then all no call).
         exposure_ok: False when the frame is too dark or most of its tissue is clipped.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
@@ -56,6 +57,11 @@ class FrameResult:
         glass_cast: the glass's measured cast (fraction, see :func:`idc_edge.colour.glass_cast`),
             NaN when not measured or no glass in view.
         no_call_colour: tissue patches without a call only because of the colour.
+        noise_ok: False when the glass in view is grainier than the model copes with (too little
+            light for the exposure and gain): every tissue patch is then no call.
+        noise: the noise measured on the glass (σ, grey levels at the model's scale, see
+            :func:`idc_edge.noise.glass_noise`), NaN when not measured or nothing flat in view.
+        no_call_noise: tissue patches without a call only because of the noise.
     """
 
     index: int
@@ -78,6 +84,9 @@ class FrameResult:
     colour_ok: bool = True
     glass_cast: float = float("nan")
     no_call_colour: int = 0
+    noise_ok: bool = True
+    noise: float = float("nan")
+    no_call_noise: int = 0
 
     @property
     def n_patches(self) -> int:
@@ -93,7 +102,7 @@ class FrameResult:
 
     @property
     def n_no_call(self) -> int:
-        """Tissue patches without a call (out of focus or badly exposed)."""
+        """Tissue patches without a call (out of focus, badly exposed, colour cast or noise)."""
         return 0 if self.no_call is None else int(self.no_call.sum())
 
     @property
@@ -128,9 +137,11 @@ class FrameResult:
             "exposure_ok": bool(self.exposure_ok),
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
+            "noise_ok": bool(self.noise_ok),
+            "noise": None if self.noise != self.noise else round(float(self.noise), 3),
             "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),
             "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure),
-                                "colour": int(self.no_call_colour)},
+                                "colour": int(self.no_call_colour), "noise": int(self.no_call_noise)},
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],
             "idc_scores": [round(float(self.probabilities[r, c]), 4) for r, c in zip(rows, cols)],

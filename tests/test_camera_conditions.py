@@ -8,14 +8,13 @@ several severities) is ``python -m benchmarks.camera_conditions``; these are a f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from benchmarks.camera_conditions import decision_grid, slide_fields
+from conftest import run_recorded
 from idc_edge.colour import TRAINING_GLASS_RGB, WhiteBalance, measure_white
 from idc_edge.detector import Detector
 from idc_edge.focus import ColourOptions
@@ -112,13 +111,9 @@ def test_run_on_a_cast_video_says_no_call_once_and_records_it(fields, tmp_path):
         for _ in range(2):
             writer.write(bgr(cs.colour_cast(f.rgb, COOL_30)))
     writer.release()
-    out = tmp_path / "run.jsonl"
-    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--um-per-px", "4",
-                        "--record", str(out), "--sequential"], capture_output=True, text=True, timeout=180)
-    assert p.returncode == 0, p.stderr
-    warnings = [line for line in p.stderr.splitlines() if "colour cast" in line]
-    assert len(warnings) == 1 and "calibrate white" in warnings[0], p.stderr
-    frames = [json.loads(line) for line in out.read_text().splitlines()][1:]
+    warned, frames = run_recorded(video, tmp_path / "run.jsonl", "--um-per-px", "4")
+    warnings = [line for line in warned if "colour cast" in line]
+    assert len(warnings) == 1 and "calibrate white" in warnings[0], warned
     assert len(frames) == 2 * len(fields)
     flagged = [r for r in frames if r["colour_ok"] is False]
     assert len(flagged) >= len(frames) // 2  # MJPG moves the glass's colour a little; a 30 % cast is near the limit

@@ -47,8 +47,8 @@ def add_parser(sub) -> None:
     add_camera_args(run, "video file, image, folder of images, or a folder in the data set's layout (shown as a "
                          "moving stage)", source_type=path("--source"))
     run.add_argument("--no-gates", action="store_true",
-                     help="make a call everywhere: no focus, exposure or colour gate (default: out-of-focus, badly "
-                          "exposed or colour-cast tissue is no call)")
+                     help="make a call everywhere: no focus, exposure, colour or noise gate (default: out-of-focus, "
+                          "badly exposed, colour-cast or noisy tissue is no call)")
     run.add_argument("--full-decode", action="store_true",
                      help="decode an MJPG camera's frames at full size (default: at 1/2, 1/4 or 1/8 when the model's "
                           "scale allows, 1/2 at most with a window, video or live view)")
@@ -107,11 +107,11 @@ def build_config(args):
 
 
 def gates_off(off: bool) -> dict:
-    """DetectorOptions fields that switch the focus, exposure and colour gates off (none when ``off`` is False)."""
-    from ..focus import ColourOptions, ExposureOptions, FocusOptions
+    """DetectorOptions fields that switch the focus, exposure, colour and noise gates off (none when ``off`` is False)."""
+    from ..focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions
 
     return {"focus": FocusOptions(enabled=False), "exposure": ExposureOptions(enabled=False),
-            "colour": ColourOptions(enabled=False)} if off else {}
+            "colour": ColourOptions(enabled=False), "noise": NoiseOptions(enabled=False)} if off else {}
 
 
 def build_sinks(args, config) -> list:

@@ -210,9 +210,10 @@ class LiveView(Sink):
                   "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
                   "in_focus": _focus(r), "exposure_ok": _flag(r, "exposure_ok"),
-                  "colour_ok": _flag(r, "colour_ok"), "sharpness": _number(r, "sharpness"),
+                  "colour_ok": _flag(r, "colour_ok"), "noise_ok": _flag(r, "noise_ok"),
+                  "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "no_call_focus", 0) + getattr(r, "no_call_exposure", 0)
-                                         + getattr(r, "no_call_colour", 0)),
+                                         + getattr(r, "no_call_colour", 0) + getattr(r, "no_call_noise", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
                   "snapshots": len(self.snapshot.taken) if self.snapshot is not None else None,
                   **self._session_status()}

@@ -74,7 +74,8 @@ function show(s) {
   const e = $("exposure");
   e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : "too dark or clipped");
   if (s.colour_ok === false) e.textContent += " \u00b7 COLOUR CAST: no call (calibrate white)";
-  e.className = (s.exposure_ok === false || s.colour_ok === false) ? "bad" : "";
+  if (s.noise_ok === false) e.textContent += " \u00b7 NOISY: no call (more light or a longer exposure)";
+  e.className = (s.exposure_ok === false || s.colour_ok === false || s.noise_ok === false) ? "bad" : "";
   $("tissue").textContent = s.tissue_area_mm2.toFixed(2) + " mm\\u00b2";
   $("threshold").textContent = s.threshold.toFixed(3);
   $("scale").textContent = s.um_per_px + " \\u00b5m per pixel";
