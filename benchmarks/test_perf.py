@@ -149,24 +149,26 @@ def test_guard_dense_pass_not_slower_than_patches(int8_path, frames_cache):
     assert rows[0].speedup > 1.0
 
 
-# -- guard: peak memory of a run that saves the overlay video (a budget, not a timing) -------------
+# -- guard: peak memory that saving the overlay video adds (same run, not a timing) ------------------
 
 @pytest.mark.parametrize("suffix", perf.BUDGETED_VIDEO_SUFFIXES)
 def test_guard_save_video_memory_within_budget(suffix, int8_path, frames_cache, tmp_path):
-    """A threaded 1080p ``idc-edge run --save-video`` keeps its peak resident memory within the budget,
-    and its video holds every frame of the run."""
+    """A threaded 1080p ``idc-edge run --save-video`` peaks at most ``VIDEO_EXTRA_MB`` above the same
+    run without it, and its video holds every frame of the run."""
     import cv2
 
     n = 40 if QUICK else 90
     video = bench.write_video(tmp_path / "moving.avi", perf.stage_frames(1920, 1080, 1.0, n, step=40)[0])
     out = tmp_path / f"overlay{suffix}"
-    run = bench.run_process(["--source", video, "--um-per-px", 1.0, "--stride", 25, "--model", int8_path,
-                             "--save-video", out])
+    args = ["--source", video, "--um-per-px", 1.0, "--stride", 25, "--model", int8_path]
+    plain = bench.run_process(args)
+    run = bench.run_process([*args, "--save-video", out])
     cap = cv2.VideoCapture(str(out))
     written = 0
     while cap.grab():
         written += 1
     cap.release()
-    print(f"--save-video {suffix}: peak {run.peak_rss_mb:.0f} MB, {run.frames} frames, {written} in the video")
+    print(f"--save-video {suffix}: peak {run.peak_rss_mb:.0f} MB (without it {plain.peak_rss_mb:.0f} MB), "
+          f"{run.frames} frames, {written} in the video")
     assert run.frames == n and written == n
-    assert run.peak_rss_mb < perf.MEMORY_BUDGET_MB
+    assert run.peak_rss_mb - plain.peak_rss_mb < perf.VIDEO_EXTRA_MB
