@@ -317,7 +317,7 @@ def _legend(w: int, h: int, threshold: float, show_below: float, um_per_px: Opti
     pad = max(4, th // 2)
     bar_w, bar_h = max(60, w // 5), max(6, h // 90)
     scale_w = max(40, w // 7)
-    height = pad * 4 + th * 2 + bar_h + base
+    height = pad * 4 + th * 2 + bar_h + base + (pad + th if no_call else 0)  # the no-call key gets a row
     width = pad * 5 + bar_w + scale_w + _text_width("1000 µm", scale, thickness)
     if width > w or height > h // 3:
         return np.zeros((1, 1, 3), np.uint8), (-1, -1)
@@ -340,7 +340,7 @@ def _legend(w: int, h: int, threshold: float, show_below: float, um_per_px: Opti
     lx = min(max(bx, tx - _text_width(label, scale, thickness) // 2), bx + bar_w - _text_width(label, scale, thickness))
     put_text(patch, label, (lx, by + bar_h + pad + th), scale, (255, 255, 255), thickness)
     if no_call:
-        put_text(patch, "grey: no call", (pad, by + bar_h + pad + th), scale, NO_CALL_BGR, thickness)
+        put_text(patch, "grey: no call", (bx, by + bar_h + 2 * (pad + th)), scale, NO_CALL_BGR, thickness)
     if um_per_px:
         length = nice_length_um(um_per_px, scale_w)
         px = max(1, int(round(length / um_per_px)))

@@ -58,3 +58,24 @@ def test_every_model_sees_the_same_altered_pixels_and_clean_has_no_drop(tiny_mod
     assert "| clean |" in text and "cast: " in text and "Guard: int8" in text
     with pytest.raises(ValueError, match="unknown condition families"):
         evaluate(models, data, ["fog"])
+
+
+def test_compared_models_are_each_scored_at_their_own_threshold(tiny_models, tmp_path):
+    """``--compare``: the same weights with two sidecar thresholds give two different clean scores
+    (each at its own threshold), and the same scores when all are held to the first one's."""
+    import shutil
+
+    from idc_edge.spec import read_spec, write_spec
+
+    images, labels = synthetic_patches(40, seed=5)
+    data = ValidationPatches(images, labels, tuple("p" for _ in labels))
+    strict = tmp_path / "strict.tflite"
+    shutil.copy(tiny_models[0], strict)
+    write_spec(strict, replace(read_spec(tiny_models[0]), threshold=0.999, float_model=None))
+    models = {"own": str(tiny_models[0]), "strict": str(strict)}
+    own = evaluate(models, data, ["cast"], severities=(1,), own_thresholds=True)
+    common = evaluate(models, data, ["cast"], severities=(1,))
+    clean = {r.model: r for r in own if r.severity == 0}
+    assert clean["strict"].recall_1 < clean["own"].recall_1     # almost nothing reaches 0.999
+    assert [r.balanced_accuracy for r in common if r.model == "own"] == \
+           [r.balanced_accuracy for r in common if r.model == "strict"]

@@ -118,3 +118,16 @@ def test_run_on_a_cast_video_says_no_call_once_and_records_it(fields, tmp_path):
     flagged = [r for r in frames if r["colour_ok"] is False]
     assert len(flagged) >= len(frames) // 2  # MJPG moves the glass's colour a little; a 30 % cast is near the limit
     assert all(r["idc_patches"] == 0 and r["no_call_patches"]["colour"] > 0 for r in flagged)
+
+
+def test_the_glass_cast_from_the_detector_s_own_hsv_is_the_one_it_measures_alone():
+    """The detector hands the colour gate the HSV image it made for the tissue mask; the cast must
+    be exactly what ``glass_cast`` measures from the RGB frame alone, whatever the cast."""
+    from idc_edge.bench import synthetic_slide
+    from idc_edge.colour import glass_cast
+
+    for seed, gains in enumerate(((1.0, 1.0, 1.0), (0.9, 1.0, 1.1), (1.1, 1.0, 0.9))):
+        rgb = np.clip(synthetic_slide(271, 481, seed=seed)[..., ::-1] * np.array(gains), 0, 255).astype(np.uint8)
+        alone = glass_cast(rgb)
+        assert alone == alone  # there is glass to judge
+        assert glass_cast(rgb, hsv=cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)) == alone

@@ -67,3 +67,19 @@ def test_a_downscaled_copy_can_be_drawn_on(scene):
     small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
     out = draw_overlay(small, r)
     assert out.shape == (240, 320, 3) and np.abs(out.astype(int) - small.astype(int)).sum() > 0
+
+
+@pytest.mark.parametrize("um_per_px", [None, 1.0])
+def test_the_no_call_key_never_overlaps_the_threshold_label(um_per_px):
+    """The legend's "grey: no call" key has a row of its own, below every white label (the threshold
+    under the colour bar, the scale bar's length), with or without a scale bar."""
+    from idc_edge.overlay import NO_CALL_BGR, _legend
+
+    patch, _ = _legend(1280, 720, 0.32, 0.0, um_per_px, True)
+    white = np.all(patch >= 200, axis=2)
+    # the key's own pixels: its exact colour, away from the anti-aliased edges of white text
+    near_white = cv2.dilate(white.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    key = np.all(patch == NO_CALL_BGR, axis=2) & ~near_white
+    rows = np.flatnonzero(key.any(axis=1))
+    assert rows.size  # the key is drawn
+    assert rows.min() > np.flatnonzero(white.any(axis=1)).max()
