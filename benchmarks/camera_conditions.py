@@ -120,6 +120,11 @@ def cases() -> list[Case]:
     for name, per in (("warm", lambda s: (1 + s, 1.0, 1 - s)), ("green", lambda s: (1 - s / 2, 1 + s, 1 - s / 2)),
                       ("magenta", lambda s: (1 + s / 2, 1 - s, 1 + s / 2))):
         out += [Case(f"cast_{name}", f"{name} cast {round(100 * s)} %", _cast(per(s))) for s in (0.1, 0.2, 0.3)]
+    # beyond about 35 % the glass is too saturated for the glass rule: the palest flat part is judged
+    out += [Case("cast_strong", f"{name} cast {round(100 * s)} %", _cast(gains))
+            for name, s, gains in (("cool", 0.4, cs.cool_cast(0.4)), ("cool", 0.5, cs.cool_cast(0.5)),
+                                   ("warm", 0.4, cs.cool_cast(-0.4)), ("warm", 0.5, cs.cool_cast(-0.5)),
+                                   ("magenta", 0.4, (1.2, 0.6, 1.2)))]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
     out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))

@@ -251,8 +251,70 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     # the glass kept: bright, unsaturated, and among the least saturated fifth of those
     kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask)
     now = np.array([histogram_median(small[..., c], kept) for c in range(3)])
+    return float(np.max(np.abs(_departure(now))))
+
+
+#: Unit direction, in departures of (R, G, B) chromaticity from the training glass's, from bare glass
+#: towards pale eosin-stained tissue (red up, green down, blue kept): the pale flat tissue of 25
+#: fields of the training patients' complete slides lies along it (median angle −32° in the plane
+#: of :data:`_MAGENTA` and :data:`_COOL`, 1st–99th percentile −37° to −13°).
+PALE_TISSUE_DIRECTION: Tuple[float, float, float] = (0.721, -0.692, -0.029)
+#: the two axes of the chromaticity-departure plane (their components sum to zero, as departures do)
+_MAGENTA = np.array([0.5, -1.0, 0.5]) / math.sqrt(1.5)
+_COOL = np.array([-1.0, 0.0, 1.0]) / math.sqrt(2.0)
+#: the palest part's flatness: grey-level standard deviation over 5×5 pixels (of the half-size frame)
+_MAX_LOCAL_SD = 6.0
+
+
+def _departure(now: np.ndarray) -> np.ndarray:
+    """Each channel's relative departure of the chromaticity of ``now`` (R, G, B) from the training glass's."""
     target = np.asarray(TRAINING_GLASS_RGB)
-    return float(np.max(np.abs((now / max(now.mean(), 1.0)) / (target / target.mean()) - 1.0)))
+    return (now / max(float(now.mean()), 1.0)) / (target / target.mean()) - 1.0
+
+
+def off_stain_line(departure: Sequence[float]) -> float:
+    """How far a chromaticity departure (R, G, B) lies from the line that runs from the training
+    glass towards pale eosin-stained tissue (:data:`PALE_TISSUE_DIRECTION`): its distance from that
+    half-line, or from its start when it points away from the tissue (a blue or green cast).
+    Pale stroma and glass read near 0; a lamp's cast moves the palest part of the field off the line."""
+    d = np.asarray(departure, np.float64)
+    p = np.array([d @ _MAGENTA, d @ _COOL])                         # in the plane's own axes
+    e = np.array([np.asarray(PALE_TISSUE_DIRECTION) @ _MAGENTA, np.asarray(PALE_TISSUE_DIRECTION) @ _COOL])
+    e /= np.linalg.norm(e)
+    along = float(p @ e)
+    return float(abs(p[0] * e[1] - p[1] * e[0])) if along > 0 else float(np.hypot(*p))
+
+
+def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndarray] = None) -> float:
+    """The colour cast of a field's palest flat part, for fields where :func:`glass_cast` finds no
+    glass (a strong cast makes the glass too saturated for it, or tissue fills the view).
+
+    The palest part is the bright pixels (HSV value at least 90 % of the 99th percentile, at any
+    saturation below 140 of 255) that are also flat (grey-level standard deviation below 6 over
+    5×5 pixels), on every second pixel and row of an **RGB** uint8 frame at the model's scale.
+    Without a cast that is glass, a lumen, fat or pale stroma, whose chromaticity lies on the line
+    from glass towards pink (:func:`off_stain_line`); a lamp's cast moves it off that line, and the
+    distance is returned (0.12 is about a 40 % cool or warm cast of glass). A magenta cast moves
+    along the line and is not seen (pink is what eosin looks like; the model copes with it up to
+    at least 30 %). NaN when less than ``min_fraction`` of the frame is bright and flat.
+    ``hsv``: ``rgb`` in OpenCV's HSV when the caller has it.
+    """
+    small = rgb[::2, ::2]
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else hsv[::2, ::2]
+    value = np.ascontiguousarray(hsv[..., 2])
+    counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
+    p99 = int(np.searchsorted(counts, 0.99 * value.size))
+    bright = cv2.inRange(hsv, (0, 0, max(60, int(math.ceil(0.9 * p99)))), (255, 139, 255))
+    if cv2.countNonZero(bright) < min_fraction * bright.size:
+        return float("nan")
+    v = value.astype(np.float32)
+    mean, mean_sq = cv2.blur(v, (5, 5)), cv2.blur(v * v, (5, 5))
+    flat = cv2.compare(mean_sq - mean * mean, _MAX_LOCAL_SD ** 2, cv2.CMP_LT)
+    mask = cv2.bitwise_and(bright, flat)
+    if cv2.countNonZero(mask) < min_fraction * mask.size:
+        return float("nan")
+    now = np.array([histogram_median(small[..., c], mask) for c in range(3)])
+    return off_stain_line(_departure(now))
 
 
 @dataclass(frozen=True)

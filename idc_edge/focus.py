@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .colour import glass_cast
+from .colour import glass_cast, pale_cast
 from .noise import glass_noise
 from .tiling import TileGrid, patch_sums
 
@@ -128,21 +128,32 @@ class ColourOptions:
     0.10 is about a 30 % cast, beyond what it was trained on. See README ("What the camera does,
     and when idc-edge says no call").
 
+    Where no glass is recognised (a cast of about 40 % makes it too saturated to be told from
+    tissue, or tissue fills the view), the field's palest flat part is judged instead
+    (:func:`~idc_edge.colour.pale_cast`): clean validation fields read at most 0.073 there, a 40 %
+    cool or warm cast 0.18–0.28.
+
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
+        max_pale_cast: largest distance of the palest flat part's chromaticity from the line between
+            glass and pale eosin-stained tissue (:func:`~idc_edge.colour.pale_cast`), judged when no
+            glass is recognised; above it the frame is no call.
         min_field_px: least pixels of the frame at the model's scale for its glass to be judged
             (a smaller field's brightest part is too often pale tissue: 13 % of 50×50 px fields).
         enabled: False switches the colour gate off.
     """
 
     max_glass_cast: float = 0.10
+    max_pale_cast: float = 0.12
     min_field_px: int = 60_000
     enabled: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "max_glass_cast", validate.positive_number("max_glass_cast", self.max_glass_cast,
                                                                             "largest glass cast, a fraction"))
+        object.__setattr__(self, "max_pale_cast", validate.positive_number("max_pale_cast", self.max_pale_cast,
+                                                                           "largest cast of the palest part, a fraction"))
         object.__setattr__(self, "min_field_px", validate.whole_number("min_field_px", self.min_field_px,
                                                                        unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
@@ -201,9 +212,12 @@ class FrameQuality:
         patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped (all tissue when too dark).
-        colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
-            (every tissue patch is then no call); True when within it or no glass to judge.
-        glass_cast: the measured cast (fraction), NaN when not measured.
+        colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``,
+            or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (every
+            tissue patch is then no call); True when within them or nothing to judge.
+        glass_cast: the glass's measured cast (fraction), NaN when not measured.
+        pale_cast: the palest flat part's cast (:func:`~idc_edge.colour.pale_cast`), measured only
+            when ``glass_cast`` is NaN; NaN otherwise or when nothing is pale and flat.
         noise_ok: False when the glass in view is noisier than ``NoiseOptions.max_noise``, or the
             tissue sharper than ``NoiseOptions.max_sharpness`` (every tissue patch is then no call);
             True when within them or nothing to judge.
@@ -222,6 +236,7 @@ class FrameQuality:
     tissue: Optional[np.ndarray] = None
     noise_ok: bool = True
     noise: float = float("nan")
+    pale_cast: float = float("nan")
 
     @property
     def no_call(self) -> np.ndarray:
@@ -281,15 +296,18 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     h, w = grid.rescaled_shape  # the field at the model's scale, without the grid's padding
     judge_colour = colour.enabled and h * w >= colour.min_field_px
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
-    cast = glass_cast(rgb, hsv=hsv) if judge_colour else float("nan")
-    colour_ok = not (cast > colour.max_glass_cast)  # NaN (no glass in view) counts as ok
+    # judged on the field without the grid's padding (white, which would pass for untinted glass)
+    field_hsv = hsv[:h, :w] if hsv is not None else None
+    cast = glass_cast(rgb[:h, :w], hsv=field_hsv) if judge_colour else float("nan")
+    pale = pale_cast(rgb[:h, :w], hsv=field_hsv) if judge_colour and math.isnan(cast) else float("nan")
+    colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast)  # NaN: nothing to judge, ok
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
     noise_ok = not (noise_level > noise.max_noise)  # NaN (nothing flat to judge) counts as ok
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            colour_ok, cast, tissue, bool(noise_ok), noise_level)
+                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -343,4 +361,4 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
                         colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
-                        noise=noise_level)
+                        noise=noise_level, pale_cast=pale)

@@ -56,6 +56,8 @@ class FrameResult:
             (no white profile, or one that no longer fits): every tissue patch is then no call.
         glass_cast: the glass's measured cast (fraction, see :func:`idc_edge.colour.glass_cast`),
             NaN when not measured or no glass in view.
+        pale_cast: with no glass recognised, the cast of the field's palest flat part (see
+            :func:`idc_edge.colour.pale_cast`), else NaN.
         no_call_colour: tissue patches without a call only because of the colour.
         noise_ok: False when the glass in view is grainier than the model copes with (too little
             light for the exposure and gain): every tissue patch is then no call.
@@ -87,6 +89,7 @@ class FrameResult:
     noise_ok: bool = True
     noise: float = float("nan")
     no_call_noise: int = 0
+    pale_cast: float = float("nan")
 
     @property
     def n_patches(self) -> int:
@@ -137,6 +140,7 @@ class FrameResult:
             "exposure_ok": bool(self.exposure_ok),
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
+            "pale_cast": None if self.pale_cast != self.pale_cast else round(float(self.pale_cast), 4),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),
             "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),

@@ -322,7 +322,8 @@ NO_CALL_WARNINGS = (
                  "scale`)"),
     ("exposure_ok", "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or "
                     "calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
-    ("colour_ok", "the glass in view has a colour cast the model was not trained on: its tissue is no call "
+    ("colour_ok", "the light has a colour cast the model was not trained on (on the glass, or the palest tissue "
+                  "where no glass is in view): its tissue is no call "
                   "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("noise_ok", "a frame is too noisy (grain on the glass beyond what the model was trained on): its tissue is "
                  "no call (more light or a longer exposure, and a lower camera gain)"),

@@ -15,7 +15,8 @@ import pytest
 
 from benchmarks.camera_conditions import decision_grid, slide_fields
 from conftest import run_recorded
-from idc_edge.colour import TRAINING_GLASS_RGB, WhiteBalance, measure_white
+from idc_edge.colour import (PALE_TISSUE_DIRECTION, TRAINING_GLASS_RGB, WhiteBalance, glass_cast, measure_white,
+                             off_stain_line, pale_cast)
 from idc_edge.detector import Detector
 from idc_edge.focus import ColourOptions
 from idc_edge.overlay import status_text
@@ -131,3 +132,42 @@ def test_the_glass_cast_from_the_detector_s_own_hsv_is_the_one_it_measures_alone
         alone = glass_cast(rgb)
         assert alone == alone  # there is glass to judge
         assert glass_cast(rgb, hsv=cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)) == alone
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("gains", [cs.cool_cast(0.4), cs.cool_cast(0.5), cs.cool_cast(-0.4)], ids=["cool40", "cool50", "warm40"])
+def test_a_cast_too_strong_for_the_glass_rule_is_still_no_call(fields, gains):
+    """Past about 35 % the glass is too saturated to be told from tissue by the glass rule; the
+    palest flat part of the field is judged instead, at the data set's scale and through a camera
+    at 1 µm/px (a 1080p frame, whose grid padding is white and must not pass for glass)."""
+    with Detector(um_per_px=4.0, stride=50) as det, Detector(um_per_px=1.0, stride=25) as camera:
+        for f in fields:
+            rgb = cs.colour_cast(f.rgb, gains)
+            assert glass_cast(rgb) != glass_cast(rgb)  # the glass rule finds no glass
+            for d, frame in ((det, rgb), (camera, cv2.resize(rgb, (1920, 1080), interpolation=cv2.INTER_LINEAR))):
+                r = d.detect(bgr(frame))
+                assert not r.colour_ok and r.n_idc == 0 and r.n_no_call == r.n_tissue > 0, (f.patient, r.to_dict())
+                assert r.pale_cast > ColourOptions().max_pale_cast and r.to_dict()["pale_cast"] == round(r.pale_cast, 4)
+            assert det.detect(bgr(f.rgb)).colour_ok  # and the clean field stays called
+
+
+def test_pale_glass_and_stroma_lie_on_the_stain_line_and_a_lamp_s_cast_does_not():
+    # pure maths: glass itself, and any amount of the pale-tissue direction, are on the line
+    assert off_stain_line((0.0, 0.0, 0.0)) == 0.0
+    for t in (0.05, 0.2, 0.4):
+        assert off_stain_line(t * np.asarray(PALE_TISSUE_DIRECTION)) < 1e-9
+    # the opposite direction (greener, less red) is measured from the start of the line: its full length
+    assert off_stain_line(-0.2 * np.asarray(PALE_TISSUE_DIRECTION)) == pytest.approx(0.2, rel=1e-3)
+    # a field: flat glass beside pale pink stroma and darker purple tissue
+    rng = np.random.default_rng(0)
+    rgb = np.empty((300, 400, 3), np.uint8)
+    rgb[:, :150] = np.round(TRAINING_GLASS_RGB).astype(np.uint8)
+    rgb[:, 150:280] = (232, 186, 214)  # pale stroma
+    rgb[:, 280:] = np.clip(rng.normal((150, 90, 160), 25, (300, 120, 3)), 0, 255).astype(np.uint8)
+    assert pale_cast(rgb) < 0.02
+    for gains in (cs.cool_cast(0.4), cs.cool_cast(-0.4), (0.8, 1.4, 0.8)):
+        assert pale_cast(cs.colour_cast(rgb, gains)) > ColourOptions().max_pale_cast, gains
+    # nothing bright and flat (textured tissue edge to edge): nothing to judge
+    assert np.isnan(pale_cast(rgb[:, 280:]))
+    with pytest.raises(Exception, match="max_pale_cast"):
+        ColourOptions(max_pale_cast=-1)
