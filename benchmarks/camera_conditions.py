@@ -71,6 +71,16 @@ def vignetting(rgb: np.ndarray, corner_loss: float) -> np.ndarray:
     return cs.to_srgb(cs.to_linear(rgb) * gain[..., None])
 
 
+def field_stop(rgb: np.ndarray, radius: float) -> np.ndarray:
+    """A round field stop: black outside a circle of ``radius`` × the field's half-diagonal around its
+    centre, with a soft edge (8 px at 4 µm/px), as a camera behind a microscope's round aperture sees."""
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(xx - (w - 1) / 2, yy - (h - 1) / 2) / np.hypot(w / 2, h / 2)
+    lit = np.clip((radius - r) * np.hypot(w / 2, h / 2) / 8.0 + 0.5, 0, 1)
+    return np.round(rgb * lit[..., None]).astype(np.uint8)
+
+
 def dust(rgb: np.ndarray, rng: np.random.Generator, n_spots: int, opacity: float) -> np.ndarray:
     """Out-of-focus dust on the camera window: soft dark discs (radius 15–40 px at 4 µm/px)."""
     h, w = rgb.shape[:2]
@@ -127,6 +137,8 @@ def cases() -> list[Case]:
                                    ("magenta", 0.4, (1.2, 0.6, 1.2)))]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
+    out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",
+                 (lambda r: lambda x, rng: field_stop(x, r))(r)) for r in (0.95, 0.8, 0.6)]
     out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))
             for n, o in ((3, 0.3), (6, 0.5), (10, 0.7))]
     out += [Case("noise_camera", f"{e:g} e⁻ at white at 1 µm/px",

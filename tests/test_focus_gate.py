@@ -110,3 +110,30 @@ def test_too_dark_and_clipped_frames_are_flagged_by_the_exposure_gate():
     with Detector(focus=FocusOptions(enabled=False), exposure=ExposureOptions(enabled=False)) as det:
         off = det.detect((frame * 0.35).astype(np.uint8))
         assert off.exposure_ok and off.no_call is None
+
+
+def test_windows_reaching_into_black_are_no_call_and_the_rest_keep_their_scores():
+    """Black misleads the model (it saw white, not black, beyond tissue in training): the windows
+    that reach past a round field stop's edge are no call, counted as exposure; the windows wholly
+    inside keep exactly the scores they have without the stop."""
+    from benchmarks.camera_conditions import field_stop
+    from idc_edge.bench import synthetic_slide
+
+    clean = synthetic_slide(300, 500, seed=4)
+    stopped = field_stop(clean, 0.8)
+    unlit = (stopped.max(axis=2) < 40).astype(np.float32)
+    altered = (stopped != clean).any(axis=2)  # the soft edge dims pixels it leaves lit
+    with Detector(um_per_px=4.0, stride=25) as det:
+        a, b = det.detect(clean), det.detect(stopped)
+        assert a.n_no_call == 0 and b.exposure_ok  # a rim is not a badly exposed frame
+        shares = np.array([[unlit[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in row] for row in b.boxes])
+        rim = b.tissue & (shares > ExposureOptions().max_unlit_fraction)
+        inside = b.tissue & ~np.array([[altered[y0:y1, x0:x1].any() for x0, y0, x1, y1 in row] for row in b.boxes])
+        assert rim.sum() >= 5 and inside.sum() >= 5
+        assert np.all(np.isnan(b.probabilities[rim])) and not b.idc[rim].any()
+        assert b.no_call[rim].all() and b.to_dict()["no_call_patches"]["exposure"] >= rim.sum()
+        np.testing.assert_array_equal(b.probabilities[inside], a.probabilities[inside])
+    with Detector(um_per_px=4.0, stride=25, exposure=ExposureOptions(max_unlit_fraction=1.0)) as det:
+        assert not np.isnan(det.detect(stopped).probabilities[rim]).any()  # the option is what decides
+    with pytest.raises(Exception, match="max_unlit_fraction"):
+        ExposureOptions(max_unlit_fraction=1.5)
