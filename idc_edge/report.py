@@ -27,6 +27,7 @@ import numpy as np
 from .errors import IdcEdgeError, RecordError
 from .fileio import is_regular_file, name, opencv_path, read_bytes, read_image
 from .record import FRAME_FIELDS, RecordedSession, check_fields, read_sessions
+from .sinks.video import read_frame_index
 
 #: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
 #: patches kept their score from an earlier frame (motion-aware reuse)
@@ -268,23 +269,38 @@ def _read_picture(path) -> Optional[np.ndarray]:
         return None
 
 
-def _video_frames(header: dict, t0: float, times: Sequence[float]) -> list[Optional[np.ndarray]]:
-    """Frames of the session's saved video at the given record times (None where unreadable)."""
-    path = ((header.get("outputs") or {}).get("video") or {}).get("path")
+def _video_frames(header: dict, t0: float, records: Sequence[dict]) -> list[Optional[np.ndarray]]:
+    """Frames of the session's saved video showing the given records (None where unreadable).
+
+    The video's frame index (written beside it, see :class:`~idc_edge.sinks.video.VideoSink`)
+    says which frame shows a record; without one (a video of an older run, or an index that could
+    not be written) the frame is found by the record's time since the first record."""
+    video = (header.get("outputs") or {}).get("video") or {}
+    path = video.get("path")
     if not isinstance(path, str) or not path or not os.path.isfile(path):
-        return [None] * len(times)
+        return [None] * len(records)
+    index: dict[int, int] = {}
+    if isinstance(video.get("frames"), str) and is_regular_file(video["frames"]):
+        try:
+            index = read_frame_index(read_bytes(video["frames"], "video frame index", RecordError))
+        except IdcEdgeError:
+            index = {}
+    wanted = [(index.get(int(r["index"])), float(r["time"]) - t0) for r in records]
     with opencv_path(path, "video") as where:  # any file name (OpenCV crashes on some)
-        return _frames_at(cv2.VideoCapture(where), t0, times)
+        return _frames_at(cv2.VideoCapture(where), wanted)
 
 
-def _frames_at(cap, t0: float, times: Sequence[float]) -> list[Optional[np.ndarray]]:
+def _frames_at(cap, wanted: Sequence[tuple[Optional[int], float]]) -> list[Optional[np.ndarray]]:
+    """The frames at (video frame, or None to use the seconds after it) of each wanted picture."""
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         out = []
-        for t in times:
+        for frame_no, seconds in wanted:
             image = None
-            if fps > 0 and cap.isOpened():
-                cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, round((t - t0) * fps)))
+            if frame_no is None and fps > 0:
+                frame_no = max(0, round(seconds * fps))
+            if frame_no is not None and cap.isOpened():
+                cap.set(cv2.CAP_PROP_POS_FRAMES, frame_no)
                 ok, frame = cap.read()
                 image = frame if ok else None
             out.append(image)
@@ -308,7 +324,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
     known = [a for a in areas if a is not None]
     snaps = _snapshots(header) if (pictures and header) else {}
     chosen = top_frames(records, k)
-    video = _video_frames(header, t0, [float(r["time"]) for r in chosen]) if (pictures and header) else []
+    video = _video_frames(header, t0, chosen) if (pictures and header) else []
     top = []
     for i, r in enumerate(chosen):
         jpeg, source = None, None

@@ -423,6 +423,42 @@ def test_frames_that_all_carry_one_time_each_get_their_own_video_frame(tmp_path,
     assert all(abs(b - a) > 1 for a, b in zip(blues, blues[1:]))  # no frame repeated in place of another
 
 
+def test_a_report_finds_each_record_s_own_video_frame_when_times_do_not_say(tmp_path, tiny_int8):
+    """Twelve frames with one time are twelve video frames; the frame index beside the video says
+    which is which, so a report's picture of record i is video frame i (by time they were all frame 0)."""
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.report import _video_frames
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import VideoSink
+    from idc_edge.sinks.video import read_frame_index
+
+    sink = VideoSink(tmp_path / "v.avi")
+    Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
+            source=_frames_at([7.0] * 12)).run()
+    assert read_frame_index(sink.index_path.read_bytes()) == {i: i for i in range(12)}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # the hidden file took its name
+    _, _, blues = read_back(sink.path)
+    header = {"outputs": {"video": sink.to_dict()}}
+    records = [{"index": i, "time": 7.0} for i in (9, 2, 11)]
+    pictures = _video_frames(header, 7.0, records)
+    assert [float(p[..., 0].mean()) for p in pictures] == [blues[9], blues[2], blues[11]]
+    sink.index_path.unlink()  # an older run's video without an index: found by time, as before
+    assert [float(p[..., 0].mean()) for p in _video_frames(header, 7.0, records)] == [blues[0]] * 3
+
+
+def test_a_frame_index_that_cannot_be_written_costs_only_the_index(tmp_path, tiny_int8, caplog):
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import VideoSink
+
+    sink = VideoSink(tmp_path / "v.avi")
+    sink.index_path.mkdir()  # a folder where the index would go
+    Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
+            source=_frames_at([0.1 * i for i in range(8)], 10.0)).run()
+    assert read_back(sink.path)[0] == 8 and sink.index_path.is_dir()
+    assert any("frame index" in r.getMessage() and "by time" in r.getMessage() for r in caplog.records)
+
+
 def test_frames_whose_time_steps_back_are_all_kept(tmp_path, tiny_int8):
     from idc_edge.detector import DetectorOptions
     from idc_edge.session import RunConfig, Session

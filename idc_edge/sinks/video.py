@@ -1,12 +1,15 @@
 """The overlay video, saved so that it plays back at the speed it was recorded."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Optional, Union
 
 import numpy as np
 
+from ..errors import RecordError
+from ..fileio import name, replacing, write_all
 from ..record import VideoRecorder
 from .base import SessionInfo, Sink, SinkFrame
 
@@ -20,6 +23,22 @@ def frame_slot(t_s: float, t0_s: float, fps: float) -> int:
     """The output frame (from 0) at which a frame taken at ``t_s`` seconds belongs, for a video that
     starts at ``t0_s`` and runs at ``fps``."""
     return max(0, int(round((t_s - t0_s) * fps)))
+
+
+#: suffix of the frame index written beside a saved video (``run.mp4`` → ``run.mp4.frames.tsv``)
+FRAME_INDEX_SUFFIX = ".frames.tsv"
+_INDEX_HEADER = b"# idc-edge frame index: results record index <TAB> video frame (from 0)\n"
+
+
+def read_frame_index(data: bytes) -> dict[int, int]:
+    """{record index: video frame} from the bytes of a frame index (:data:`FRAME_INDEX_SUFFIX`);
+    lines that are not two whole numbers are skipped."""
+    out: dict[int, int] = {}
+    for line in data.splitlines():
+        parts = line.split(b"\t")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            out[int(parts[0])] = int(parts[1])
+    return out
 
 
 def choose_fps(declared: float, mean_gap_s: Optional[float]) -> float:
@@ -51,6 +70,11 @@ class VideoSink(Sink):
     runs on its own thread and newest wins (``"latest"``), so a slow encoder never slows the run:
     the skipped frames are filled by repeating the one before, keeping time.
 
+    Beside the video, ``<video>.frames.tsv`` says which video frame shows each results record
+    (its ``index``; a skipped frame maps to the frame that stands for it), so that a report finds
+    a record's picture even where the video's time is not the records' (a long pause held, frames
+    retimed, a clock set back). It is written in one step when the video is closed.
+
     Args:
         path: ``.mp4``/``.mov``/``.m4v`` (mp4v), ``.avi`` (MJPG) or ``.mkv`` (FFV1, lossless).
         fps: output rate; None chooses as above.
@@ -69,7 +93,11 @@ class VideoSink(Sink):
         self.max_gap_s = float(max_gap_s)
         self._declared = 0.0
         self._t0: Optional[float] = None
-        self._pending: list[tuple[float, np.ndarray]] = []
+        self._pending: list[tuple[float, int, np.ndarray]] = []
+        self.index_path = self.path.with_name(self.path.name + FRAME_INDEX_SUFFIX)
+        self._index = contextlib.ExitStack()
+        self._index_fd: Optional[int] = None
+        self._index_lines: Optional[list[bytes]] = []  # None: no index (it could not be written)
         self.warmup_frames = 5
         self._last: Optional[np.ndarray] = None
         self._prev_t: Optional[float] = None
@@ -96,30 +124,30 @@ class VideoSink(Sink):
             if not (self._fixed_fps or self._declared):
                 # the rate is measured over the first frames (held until then): the first gap alone
                 # says little, as a camera's second frame is whatever was newest when the model was ready
-                self._pending.append((t, frame.overlay))
+                self._pending.append((t, int(frame.result.index), frame.overlay))
                 if len(self._pending) < self.warmup_frames:
                     return
                 self._flush_pending()
                 return
             self._open(t, None)
-        self._place(t, frame.overlay)
+        self._place(t, int(frame.result.index), frame.overlay)
 
     def _flush_pending(self) -> None:
         pending, self._pending = self._pending, []
-        times = [t for t, _ in pending]
+        times = [t for t, _, _ in pending]
         if len(times) >= 3:  # the first gap left out (see write)
             gap = (times[-1] - times[1]) / (len(times) - 2)
         else:
             gap = times[1] - times[0] if len(times) == 2 else None
         self._open(times[0], gap if gap and gap > 0 else None)
-        for t, image in pending:
-            self._place(t, image)
+        for t, index, image in pending:
+            self._place(t, index, image)
 
     def _open(self, t0: float, mean_gap: Optional[float]) -> None:
         self._recorder.fps = self._fixed_fps or choose_fps(self._declared, mean_gap)
         self._t0 = t0
 
-    def _place(self, t: float, image: np.ndarray) -> None:
+    def _place(self, t: float, index: int, image: np.ndarray) -> None:
         fps = self._recorder.fps
         if self._prev_t is not None and t <= self._prev_t:
             # no later than the frame before: a source whose frames all carry one time (or whose
@@ -136,6 +164,7 @@ class VideoSink(Sink):
         slot = frame_slot(t, self._t0, fps)
         if slot < self._recorder.frames:
             self.skipped += 1  # due in a slot already written: the frame there stands for it
+            self._note(index, self._recorder.frames - 1)
             return
         gap = slot - self._recorder.frames
         if gap > self.max_gap_s * fps:  # a long pause (laptop asleep): hold the picture max_gap_s, not hours
@@ -147,15 +176,45 @@ class VideoSink(Sink):
         self._last = None  # not needed any more: one 1080p frame (6 MB) less held while encoding
         self._recorder.write(image)
         self._last = image
+        self._note(index, self._recorder.frames - 1)
+
+    def _note(self, index: int, video_frame: int) -> None:
+        """Add a line to the frame index (written out in blocks, so memory stays flat over a long run)."""
+        if self._index_lines is not None:
+            self._index_lines.append(b"%d\t%d\n" % (index, video_frame))
+            if len(self._index_lines) >= 4096:
+                self._write_index_lines()
+
+    def _write_index_lines(self) -> None:
+        lines, self._index_lines = self._index_lines or [], []
+        try:
+            if self._index_fd is None:  # a hidden file beside the video until close puts it in place
+                self._index_fd = self._index.enter_context(
+                    replacing(self.index_path, "video frame index", error=RecordError))
+                write_all(self._index_fd, _INDEX_HEADER, 5.0, "video frame index")
+            write_all(self._index_fd, b"".join(lines), 5.0, "video frame index")
+        except (RecordError, OSError) as e:  # the video matters more than its index: go on without one
+            log.warning("cannot write the video's frame index %s (%s); the report will pick this video's "
+                        "pictures by time", name(self.index_path), e)
+            self._index_lines = None
+            with contextlib.suppress(RecordError):  # removes the hidden file
+                self._index.__exit__(RecordError, RecordError("frame index dropped"), None)
 
     def close(self) -> None:
         if self._pending:  # a run shorter than the warm-up
             self._flush_pending()
         self._recorder.close()
+        if self._index_lines:
+            self._write_index_lines()
+        try:
+            self._index.close()  # the index takes its name in one step
+        except RecordError as e:
+            log.warning("%s; the report will pick this video's pictures by time", e)
 
     def summary(self) -> Optional[str]:
         return f"video in {self.path}"
 
     def to_dict(self) -> Optional[dict]:
-        """The file; its first frame is the session's first frame (the first record's ``time``)."""
-        return {"path": str(self.path.resolve())}
+        """The file, its first frame the session's first frame (the first record's ``time``), and
+        the frame index that maps records to its frames (written when the video is closed)."""
+        return {"path": str(self.path.resolve()), "frames": str(self.index_path.resolve())}
