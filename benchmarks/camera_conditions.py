@@ -81,6 +81,31 @@ def field_stop(rgb: np.ndarray, radius: float) -> np.ndarray:
     return np.round(rgb * lit[..., None]).astype(np.uint8)
 
 
+def saturation(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """A camera's saturation setting: HSV saturation × ``factor``."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hsv[..., 1] = np.clip(np.round(hsv[..., 1] * np.float32(factor)), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def hue_shift(rgb: np.ndarray, degrees: int) -> np.ndarray:
+    """A camera's hue setting: every hue turned by ``degrees`` (a multiple of 2, OpenCV's hue step)."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + degrees // 2) % 180).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def contrast(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """A camera's contrast setting: the encoded values spread × ``factor`` around mid-grey."""
+    return np.clip((rgb.astype(np.float32) - 128.0) * np.float32(factor) + 128.0, 0, 255).round().astype(np.uint8)
+
+
+def sharpen(rgb: np.ndarray, amount: float, sigma_px: float = 1.0) -> np.ndarray:
+    """A camera's sharpening (unsharp mask, ``amount`` × the detail above a Gaussian of ``sigma_px``)."""
+    x = rgb.astype(np.float32)
+    return np.clip(x + np.float32(amount) * (x - cv2.GaussianBlur(x, (0, 0), sigma_px)), 0, 255).round().astype(np.uint8)
+
+
 def dust(rgb: np.ndarray, rng: np.random.Generator, n_spots: int, opacity: float) -> np.ndarray:
     """Out-of-focus dust on the camera window: soft dark discs (radius 15–40 px at 4 µm/px)."""
     h, w = rgb.shape[:2]
@@ -139,6 +164,11 @@ def cases() -> list[Case]:
             for c in (0.2, 0.4, 0.6)]
     out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",
                  (lambda r: lambda x, rng: field_stop(x, r))(r)) for r in (0.95, 0.8, 0.6)]
+    # the camera's own picture settings (a USB camera's defaults vary by maker)
+    out += [Case("saturation", f"saturation ×{k}", (lambda k: lambda x, rng: saturation(x, k))(k)) for k in (0.5, 1.6)]
+    out += [Case("hue", f"hue {d:+d}°", (lambda d: lambda x, rng: hue_shift(x, d))(d)) for d in (-20, 20)]
+    out += [Case("contrast", f"contrast ×{k}", (lambda k: lambda x, rng: contrast(x, k))(k)) for k in (0.6, 1.5)]
+    out += [Case("sharpen", f"sharpening {a:g} at 4 µm/px", (lambda a: lambda x, rng: sharpen(x, a))(a)) for a in (1.0, 2.0)]
     out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))
             for n, o in ((3, 0.3), (6, 0.5), (10, 0.7))]
     out += [Case("noise_camera", f"{e:g} e⁻ at white at 1 µm/px",
