@@ -37,7 +37,7 @@ TARGETS = (
     ("... with `--save-video` `.avi` (MJPG) / `.mp4` (mp4v), threaded, the larger",
      lambda r: _max(_stream(r, "threaded + overlay video", "peak_rss_mb"),
                     _stream(r, "threaded + overlay video .mp4", "peak_rss_mb")), perf.MEMORY_BUDGET_MB, "MB<"),
-    ("... with `--save-video` `.mkv` (FFV1, lossless), threaded",
+    ("... with `--save-video` `.mkv` (HuffYUV, lossless), threaded",
      lambda r: _stream(r, "threaded + overlay video .mkv", "peak_rss_mb"), perf.MEMORY_BUDGET_MB, "MB<"),
     ("`idc-edge run` first result after process start (s)", lambda r: r["startup"]["first_result_s"], 1.5, "s<"),
     ("... on the first run with this model (no cached model-probe verdict)",

@@ -154,7 +154,7 @@ def test_guard_dense_pass_not_slower_than_patches(int8_path, frames_cache):
 @pytest.mark.parametrize("suffix", perf.BUDGETED_VIDEO_SUFFIXES)
 def test_guard_save_video_memory_within_budget(suffix, int8_path, frames_cache, tmp_path):
     """A threaded 1080p ``idc-edge run --save-video`` peaks at most ``VIDEO_EXTRA_MB`` above the same
-    run without it, and its video holds every frame of the run."""
+    run without it (``LOSSLESS_VIDEO_EXTRA_MB`` for ``.mkv``), and its video holds every frame of the run."""
     import cv2
 
     n = 40 if QUICK else 90
@@ -171,4 +171,4 @@ def test_guard_save_video_memory_within_budget(suffix, int8_path, frames_cache, 
     print(f"--save-video {suffix}: peak {run.peak_rss_mb:.0f} MB (without it {plain.peak_rss_mb:.0f} MB), "
           f"{run.frames} frames, {written} in the video")
     assert run.frames == n and written == n
-    assert run.peak_rss_mb - plain.peak_rss_mb < perf.VIDEO_EXTRA_MB
+    assert run.peak_rss_mb - plain.peak_rss_mb < (perf.LOSSLESS_VIDEO_EXTRA_MB if suffix == ".mkv" else perf.VIDEO_EXTRA_MB)

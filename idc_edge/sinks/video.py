@@ -76,7 +76,7 @@ class VideoSink(Sink):
     retimed, a clock set back). It is written in one step when the video is closed.
 
     Args:
-        path: ``.mp4``/``.mov``/``.m4v`` (mp4v), ``.avi`` (MJPG) or ``.mkv`` (FFV1, lossless).
+        path: ``.mp4``/``.mov``/``.m4v`` (mp4v), ``.avi`` (MJPG) or ``.mkv`` (HuffYUV, lossless).
         fps: output rate; None chooses as above.
         max_gap_s: a pause longer than this (seconds without frames) is held for this long in the
             video and the rest of the pause left out.
