@@ -217,13 +217,23 @@ def histogram_median(channel: np.ndarray, mask: np.ndarray) -> float:
     return (low + high) / 2.0
 
 
+def every_second(image: np.ndarray) -> np.ndarray:
+    """Every second pixel of every second row of ``image`` (the first of each pair), as a contiguous
+    array of half the size (rounded down, at least 1): OpenCV's nearest-neighbour resize picks them
+    about 6× faster than copying numpy's ``image[::2, ::2]``."""
+    h, w = image.shape[:2]
+    if h < 2 or w < 2:
+        return np.ascontiguousarray(image[::2, ::2])
+    return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+
+
 def glass_mask(hsv: np.ndarray) -> np.ndarray:
     """uint8 mask (255 = glass) of an OpenCV HSV image (from **RGB** uint8): the brightest, least
     coloured part of a field, HSV value at least 90 % of the image's 99th percentile (and at least
     60) and saturation below 45 on OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
-    value = hsv[..., 2]
-    counts = np.cumsum(cv2.calcHist([np.ascontiguousarray(value)], [0], None, [256], [0, 256]).ravel())
-    p99 = int(np.searchsorted(counts, 0.99 * value.size))
+    hsv = np.ascontiguousarray(hsv)
+    counts = np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
+    p99 = int(np.searchsorted(counts, 0.99 * hsv.shape[0] * hsv.shape[1]))
     least = max(60, int(math.ceil(0.9 * p99)))
     return cv2.inRange(hsv, (0, 0, least), (255, 44, 255))
 
@@ -240,17 +250,18 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     ``min_glass_fraction`` of the frame is glass (nothing to judge). ``hsv``: ``rgb`` in OpenCV's
     HSV, when the caller already has it (the tissue mask needs it too).
     """
-    small = rgb[::2, ::2]
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else hsv[::2, ::2]
+    small = every_second(rgb)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv)
     mask = glass_mask(hsv)
     n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan")
-    saturation = hsv[..., 1][mask > 0]
-    cutoff = int(np.partition(saturation, n // 5)[n // 5])
+    # the (n // 5)-th smallest saturation of the glass: the first level whose cumulative count exceeds it
+    counts = np.cumsum(cv2.calcHist([hsv], [1], mask, [256], [0, 256]).ravel())
+    cutoff = int(np.searchsorted(counts, n // 5, side="right"))
     # the glass kept: bright, unsaturated, and among the least saturated fifth of those
     kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask)
-    now = np.array([histogram_median(small[..., c], kept) for c in range(3)])
+    now = np.array([histogram_median(plane, kept) for plane in cv2.split(small)])
     return float(np.max(np.abs(_departure(now))))
 
 
@@ -299,8 +310,8 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     at least 30 %). NaN when less than ``min_fraction`` of the frame is bright and flat.
     ``hsv``: ``rgb`` in OpenCV's HSV when the caller has it.
     """
-    small = rgb[::2, ::2]
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else hsv[::2, ::2]
+    small = every_second(rgb)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv)
     value = np.ascontiguousarray(hsv[..., 2])
     counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
     p99 = int(np.searchsorted(counts, 0.99 * value.size))
@@ -313,7 +324,7 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     mask = cv2.bitwise_and(bright, flat)
     if cv2.countNonZero(mask) < min_fraction * mask.size:
         return float("nan")
-    now = np.array([histogram_median(small[..., c], mask) for c in range(3)])
+    now = np.array([histogram_median(plane, mask) for plane in cv2.split(small)])
     return off_stain_line(_departure(now))
 
 

@@ -200,3 +200,15 @@ def test_classify_patches_fails_with_a_typed_error(detector):
     with pytest.raises(PatchError, match=r"uint8 RGB \[N, 50, 50, 3\]") as e:
         detector.classify_patches(np.zeros((1, 50, 50), np.uint8))
     assert isinstance(e.value, IdcEdgeError)
+
+
+def test_the_tissue_mask_is_its_definition_saturation_and_value_at_least_their_minimums():
+    from idc_edge.tissue import TissueMaskOptions, tissue_pixels
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    for s, v in ((20, 40), (0, 0), (255, 255), (1, 254)):
+        expected = ((hsv[..., 1] >= s) & (hsv[..., 2] >= v)).astype(np.uint8)
+        got = tissue_pixels(rgb, TissueMaskOptions(min_saturation=s, min_value=v))
+        assert got.dtype == np.uint8 and np.array_equal(got, expected), (s, v)
