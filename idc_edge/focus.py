@@ -96,7 +96,8 @@ class ExposureOptions:
     the shipped model's decisions on 3,000 validation patches, a white one 4 %. A microscope camera
     often shows black: outside the round field stop, a black border or bar. So a tissue window with
     more than ``max_unlit_fraction`` of unlit pixels (every channel below ``unlit_level``) is no
-    call (counted as exposure); 0.5 % of clean validation tissue windows hold that much (ink, debris).
+    call (counted as exposure); 0.5 % of the tissue windows of 200 clean validation fields hold that
+    much (ink, debris).
 
     Attributes:
         min_white: the frame's 99th percentile of grey must reach this (else too dark).
@@ -223,7 +224,7 @@ class FrameQuality:
         too_dark: the frame's brightest part stays below ``min_white``.
         patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
-        badly_exposed: bool ``[rows, cols]`` tissue patches clipped (all tissue when too dark).
+        badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when too dark).
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``,
             or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (every
             tissue patch is then no call); True when within them or nothing to judge.
@@ -325,7 +326,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     area = float(grid.patch * grid.patch)
     n_px = tissue_fractions * area if tissue_fractions is not None else \
         patch_sums(cv2.integral(on_tissue // 255, sdepth=cv2.CV_32S), grid).astype(np.float64)
-    # the per-patch sums of the focus terms (and of clipped tissue, where any) from one integral image
+    # the per-patch sums of the focus terms (and of clipped tissue and unlit pixels, where any) from one integral image
     planes, clipped, unlit = [], None, None
     if focus.enabled:
         lap2, grad2 = sharpness_terms(rgb, grey)
