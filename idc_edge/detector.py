@@ -75,7 +75,7 @@ class DetectorOptions:
         focus: the focus gate (out-of-focus frames and patches are no call, see :mod:`idc_edge.focus`).
         exposure: the exposure gate (too dark frames, clipped patches are no call).
         colour: the colour gate (a frame whose glass is tinted beyond the training glass is no call).
-        noise: the noise gate (a frame whose glass is grainier than the model copes with is no call).
+        noise: the noise gate (a frame whose glass or tissue is grainier than the model copes with is no call).
     """
 
     model_path: Optional[str] = None
@@ -325,7 +325,7 @@ class Detector:
             no_call_exposure=int(quality.badly_exposed.sum()),
             colour_ok=quality.colour_ok, glass_cast=quality.glass_cast, pale_cast=quality.pale_cast,
             no_call_colour=0 if quality.colour_ok else whole_frame,
-            noise_ok=quality.noise_ok, noise=quality.noise,
+            noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
         )
 

@@ -26,6 +26,8 @@ channel at the clip level (colour lost in the highlights).
 
 **Colour** and **noise** judge the glass in view, for the whole frame: its cast
 (:func:`~idc_edge.colour.glass_cast`) and its grain (:func:`~idc_edge.noise.glass_noise`).
+Grain is judged on the tissue as well (:func:`~idc_edge.noise.tissue_noise`), so a field with no
+glass in view is judged too.
 
 All inputs are **RGB** uint8 at the model's scale, padded to the grid (as the detector makes them).
 """
@@ -40,7 +42,7 @@ import numpy as np
 
 from . import validate
 from .colour import glass_cast, pale_cast
-from .noise import glass_noise
+from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
 
 
@@ -174,40 +176,51 @@ class ColourOptions:
 
 @dataclass(frozen=True)
 class NoiseOptions:
-    """When a field is too noisy for the model: grain on its glass (a dim lamp, a short exposure, a
-    high gain) beyond what the model was trained on.
+    """When a field is too noisy for the model: grain on its glass or on its tissue (a dim lamp, a
+    short exposure, a high gain) beyond what the model was trained on. One gate: the frame is no
+    call when either measure is above its threshold.
 
     The defaults come from ``benchmarks/camera_gates.py`` on 400 real validation fields and from
     the shipped model (``benchmarks/camera_conditions.py``): clean fields' glass measures at most
     0.05 grey levels (the data set's glass is nearly noiseless) and 250 e⁻ at white at 4 µm/px
     (model agreement 96–97 %) at most 4.1; the model's agreement falls below 90 % near 100 e⁻ at
-    white (noise 5.0, median; 92 % at 120 e⁻, 4.5). Grain so heavy that the glass itself breaks
-    up (below about 30 e⁻ at white) is caught by the tissue's sharpness instead: clean fields
-    reach 3.35 (1/px), 10 e⁻ at white at least 4.28. See :mod:`idc_edge.noise` and README
-    ("What the camera does, and when idc-edge says no call").
+    white (noise 5.0, median; 92 % at 120 e⁻, 4.5). A fifth of the fields show no glass to judge;
+    their tissue is: clean fields' tissue measures 1.9–4.0 (median 2.6), 250 e⁻ at most 11.8,
+    100 e⁻ at least 13.1 (median 16.6); at 1 µm/px 20 e⁻ at white per camera pixel (agreement 98 %)
+    reads 7.9–13.0 (6 of 400 fields above 12.5), 6 e⁻ (agreement 77 %) at least 17.5. Grain so
+    heavy that the glass itself breaks up (below about 30 e⁻ at white) also makes the tissue look
+    sharper than any slide: clean fields reach 3.35 (1/px), 10 e⁻ at white at least 4.28. See
+    :mod:`idc_edge.noise` and README ("What the camera does, and when idc-edge says no call").
 
     Attributes:
         max_noise: largest noise (σ in grey levels at the model's scale, :func:`~idc_edge.noise.glass_noise`);
             above it the frame is no call.
         min_glass_px: fewest pixels of glass interior at the model's scale for the noise to be judged
-            (a field covered by tissue has nothing flat to measure on and is not judged).
+            (a field covered by tissue has nothing flat to measure on; its tissue is judged instead).
+        max_tissue_noise: largest noise on the tissue (σ in levels of one channel at the model's scale,
+            :func:`~idc_edge.noise.tissue_noise`); above it the frame is no call, glass or not.
+        min_tissue_px: fewest usable tissue pixels at the model's scale for the tissue's noise to be judged.
         max_sharpness: largest frame sharpness (1/px at the model's scale, see :class:`FocusOptions`)
             before the tissue's fine structure counts as grain (measured while the focus gate is on).
-        min_field_px: least pixels of the frame at the model's scale for either to be judged (the
+        min_field_px: least pixels of the frame at the model's scale for any of these to be judged (the
             sharpness of a small field, a single patch, varies too much with what it shows).
         enabled: False switches the noise gate off.
     """
 
     max_noise: float = 4.5
     min_glass_px: int = 2000
+    max_tissue_noise: float = 12.5
+    min_tissue_px: int = 2000
     max_sharpness: float = 4.0
     min_field_px: int = 60_000
     enabled: bool = True
 
     def __post_init__(self):
-        for name, unit in (("max_noise", "largest noise, grey levels"), ("max_sharpness", "sharpness, 1/px")):
+        for name, unit in (("max_noise", "largest noise, grey levels"),
+                           ("max_tissue_noise", "largest noise on tissue, levels of one channel"),
+                           ("max_sharpness", "sharpness, 1/px")):
             object.__setattr__(self, name, validate.positive_number(name, getattr(self, name), unit))
-        for name in ("min_glass_px", "min_field_px"):
+        for name in ("min_glass_px", "min_tissue_px", "min_field_px"):
             object.__setattr__(self, name, validate.whole_number(name, getattr(self, name),
                                                                  unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
@@ -231,10 +244,12 @@ class FrameQuality:
         glass_cast: the glass's measured cast (fraction), NaN when not measured.
         pale_cast: the palest flat part's cast (:func:`~idc_edge.colour.pale_cast`), measured only
             when ``glass_cast`` is NaN; NaN otherwise or when nothing is pale and flat.
-        noise_ok: False when the glass in view is noisier than ``NoiseOptions.max_noise``, or the
-            tissue sharper than ``NoiseOptions.max_sharpness`` (every tissue patch is then no call);
-            True when within them or nothing to judge.
-        noise: the measured noise (σ, grey levels at the model's scale), NaN when not measured.
+        noise_ok: False when the glass in view is noisier than ``NoiseOptions.max_noise``, the tissue
+            noisier than ``NoiseOptions.max_tissue_noise`` or sharper than ``NoiseOptions.max_sharpness``
+            (every tissue patch is then no call); True when within them or nothing to judge.
+        noise: the noise measured on the glass (σ, grey levels at the model's scale), NaN when not measured.
+        tissue_noise: the noise measured on the tissue (σ, levels of one channel at the model's scale),
+            NaN when not measured.
     """
 
     sharpness: float
@@ -250,6 +265,7 @@ class FrameQuality:
     noise_ok: bool = True
     noise: float = float("nan")
     pale_cast: float = float("nan")
+    tissue_noise: float = float("nan")
 
     @property
     def no_call(self) -> np.ndarray:
@@ -316,11 +332,14 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast)  # NaN: nothing to judge, ok
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
-    noise_ok = not (noise_level > noise.max_noise)  # NaN (nothing flat to judge) counts as ok
+    on_tissue_noise = tissue_noise(rgb[:h, :w], tissue_px[:h, :w], noise.min_tissue_px) \
+        if judge_noise and tissue_px is not None else float("nan")
+    # either measure above its threshold is grain; NaN (nothing to judge on) counts as ok
+    noise_ok = not (noise_level > noise.max_noise or on_tissue_noise > noise.max_tissue_noise)
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale)
+                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale, on_tissue_noise)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -381,4 +400,4 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
                         colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
-                        noise=noise_level, pale_cast=pale)
+                        noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise)

@@ -1,33 +1,70 @@
-"""Sensor noise of a frame at the model's scale, measured where the slide has no texture: the glass.
+"""Sensor noise of a frame at the model's scale, measured where the slide's own texture cannot
+pass for it: on the glass, and on the tissue across its stains.
 
 A camera starved of light (a dim lamp, a short exposure, a high gain) adds grain the model was
 not trained on; beyond about 100 electrons at white at 4 µm/px the shipped model changes one
 decision in ten without any other sign. Noise cannot be told from the tissue's own fine texture
-on tissue, but bare glass (and lumen, fat) is flat on a slide, so what varies there pixel to pixel
-is the camera.
+in the grey image, but bare glass (and lumen, fat) is flat on a slide, so what varies there pixel
+to pixel is the camera; and where tissue fills the field, the colour direction its two stains
+do not use carries the camera's grain and little else.
 
-**Estimate** (Immerkær's fast noise-variance estimate, made robust to texture): the grey image
-is filtered with the 3×3 kernel ``[[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`` (the difference of two
-Laplacians, blind to flat areas, ramps and any quadratic shading); for white noise of standard
-deviation σ its response has standard deviation 6σ. It is read only over **glass interior**: the
-bright, weakly coloured pixels the colour gate calls glass (HSV value ≥ 90 % of the frame's 99th
-percentile, saturation below 45), judged on the frame shrunk 4× by area averaging so that grain
-does not break the glass up, and read at least 12 pixels (48 µm) inside it, so no window touches
-the edge of tissue, a fat cell's membrane or the pale rim of a lumen. Fields whose only "glass"
-is pale stroma or small holes keep too little of it to be judged (below ``min_glass_px``): on
-400 validation fields, glass found with less margin read up to 7 grey levels on some clean
-fields, this way at most 0.05. σ is the **median**
-absolute response over those pixels divided by 6 × 0.6745 (the median of a half-normal), as the
-wavelet estimators of Donoho and Johnstone (``skimage.restoration.estimate_sigma``) do with their
-finest detail band: a few specks of dust or fibres in the glass do not move a median. The median
-is interpolated inside its histogram bin, so it is a continuous number, not a multiple of 1/4
-grey level.
+**On glass** (:func:`glass_noise`; Immerkær's fast noise-variance estimate, made robust to
+texture): the grey image is filtered with the 3×3 kernel ``[[1, -2, 1], [-2, 4, -2], [1, -2, 1]]``
+(the difference of two Laplacians, blind to flat areas, ramps and any quadratic shading); for
+white noise of standard deviation σ its response has standard deviation 6σ. It is read only over
+**glass interior**: the bright, weakly coloured pixels the colour gate calls glass (HSV value ≥ 90 %
+of the frame's 99th percentile, saturation below 45), judged on the frame shrunk 4× by area
+averaging so that grain does not break the glass up, and read at least 12 pixels (48 µm) inside
+it, so no window touches the edge of tissue, a fat cell's membrane or the pale rim of a lumen.
+Fields whose only "glass" is pale stroma or small holes keep too little of it to be judged (below
+``min_glass_px``): on 400 validation fields, glass found with less margin read up to 7 grey
+levels on some clean fields, this way at most 0.05. σ is the **median** absolute response over
+those pixels divided by 6 × 0.6745 (the median of a half-normal), as the wavelet estimators of
+Donoho and Johnstone (``skimage.restoration.estimate_sigma``) do with their finest detail band: a
+few specks of dust or fibres in the glass do not move a median. The median is interpolated inside
+its histogram bin, so it is a continuous number, not a multiple of 1/4 grey level. Units: grey
+levels (0–255). Glass clipped at 255 hides half its noise, so a frame exposed to clip the glass
+reads lower than one exposed right.
 
-Units: grey levels (0–255) at the model's scale (after the rescale, which averages the camera's
-pixels: a 1 µm/px camera's noise is 4× lower where the model looks). Glass clipped at 255 hides
-half its noise, so a frame exposed to clip the glass reads lower than one exposed right.
+**On tissue** (:func:`tissue_noise`), for the fields with no glass in view (a fifth of the 400
+validation fields, a third of those mostly tissue). H&E tissue absorbs light through two stains,
+so its colour varies almost only within their plane (in optical density exactly, by
+Beer–Lambert; in the camera's levels nearly so over the 3×3 pixels the kernel sees). The same
+kernel is applied to each of R, G and B over tissue; noise independent between the channels with
+σ in each adds 36 σ² to every direction of the three responses' 3×3 second-moment matrix, the
+stains' texture only to directions within their plane, so the matrix's **smallest eigenvalue** is
+36 σ² plus what is left of the texture. The direction is found per frame, so it follows the stain's
+hue, a cast or a white balance. Tissue pixels are the detector's tissue mask; a sample is used only
+where the kernel's window lies on tissue and no channel of its centre is clipped (≥ 250) or crushed
+(≤ 5): a clipped channel does not vary and would pass for a quiet one. It is sampled on one row in
+16 at every second pixel (1/32 of the pixels, ~4,000 samples at 480×270; σ within a few per cent
+of all pixels' on validation fields, clean or noisy). Units: levels of one channel (0–255);
+Gaussian noise of σ per channel reads σ. On the 400 clean validation fields (``benchmarks/camera_gates.py``)
+it reads 2.0–4.0 (median 2.6: the texture's residue, from stain mixtures that are not exactly
+linear in the levels, and from the scanner); sensor noise at 4 µm/px reads 5.0 (median) at 1000 e⁻
+at white, 9.8 at 250 e⁻ (at most 11.8) and 16.6 at 100 e⁻ (at least 13.0); shot noise weighs more
+on dark tissue than on bright glass in sRGB levels, so the tissue reads about 3× the glass's grey level.
+
+What it assumes, and what weakens it:
+
+- **Noise independent between channels** at the model's scale, as ``train.camera_sim`` draws it.
+  A Bayer sensor measures one channel per pixel and interpolates the other two from neighbours,
+  so at the camera's own scale its noise is correlated between channels and between neighbours;
+  at 1 µm/px the runtime's 4× area rescale averages that away (simulated RGGB mosaic and bilinear
+  demosaic at 6 e⁻ at white: 24 instead of 20, on 50 fields), but a Bayer camera at the model's
+  scale reads far less (at 4 µm/px 100 e⁻ reads 2–4, not 17).
+- **Chroma not filtered away**: JPEG's 4:2:0 chroma subsampling and coarser chroma quantisation,
+  and cameras' chroma denoising, remove noise from exactly this direction. At 1 µm/px JPEG 80
+  lowers 6 e⁻ at white from 20 to 13 (median of 50 fields, the least 11.7: around the gate);
+  JPEG at the model's scale leaves almost nothing (100 e⁻ and JPEG 90 at 4 µm/px: 0.6), where
+  only the glass can judge.
+- **Two stains**: a third dye (a counterstain, pigment, ink, a pen mark) or a fold adds texture
+  across the plane and reads as noise, earlier than the glass would flag.
+- Values are in the frame's levels: the same light reads higher on a darker section.
 """
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -85,3 +122,68 @@ def glass_noise(grey: np.ndarray, rgb: np.ndarray, min_glass_px: int = 2000) -> 
     inside = cv2.resize(inside, (sampled.shape[1], sampled.shape[0]), interpolation=cv2.INTER_NEAREST)
     counts = cv2.calcHist([sampled], [0], inside, [256], [0, 256]).ravel()
     return _interpolated_median(counts) * _MEDIAN_TO_SIGMA
+
+
+
+
+#: a tissue pixel with a channel outside these levels is clipped (or crushed) there, which hides its noise
+_UNCLIPPED = (6, 249)
+#: the tissue's noise is read on the middle row of the first 3 of every 16 rows, at every 2nd pixel
+#: (1/32 of the pixels: about 4,000 at 480×270)
+_ROW_STEP, _COL_STEP = 16, 2
+_ROW_NEIGHBOURS = np.ones((1, 3), np.uint8)
+
+
+def _least_eigenvalue(c: np.ndarray) -> float:
+    """The smallest eigenvalue of a symmetric 3×3 matrix, from the trigonometric solution of its
+    characteristic cubic (a tenth of ``numpy.linalg.eigvalsh``'s call overhead)."""
+    q = float(np.trace(c)) / 3.0
+    off = float(c[0, 1] ** 2 + c[0, 2] ** 2 + c[1, 2] ** 2)
+    p = math.sqrt((float(((np.diag(c) - q) ** 2).sum()) + 2.0 * off) / 6.0)
+    if p < 1e-12:
+        return q
+    r = float(np.linalg.det((c - q * np.eye(3)) / p)) / 2.0
+    return q + 2.0 * p * math.cos(math.acos(min(1.0, max(-1.0, r))) / 3.0 + 2.0 * math.pi / 3.0)
+
+
+def tissue_noise(rgb: np.ndarray, tissue_px: np.ndarray, min_tissue_px: int = 2000) -> float:
+    """Noise of a frame (σ in levels of one channel, 0–255) measured on its tissue, along the colour
+    direction in which the tissue's fine structure varies least; NaN when fewer than
+    ``min_tissue_px`` usable tissue pixels are in view.
+
+    Immerkær's kernel is applied to each channel on the middle row of the first three of every
+    16 rows, at every second pixel, where the 3×3 window lies on tissue and the centre has no
+    channel clipped or crushed; the smallest eigenvalue of the three responses' 3×3 second-moment
+    matrix is 36 σ² for noise of σ in each channel.
+
+    Args:
+        rgb: **RGB** uint8 frame at the model's scale (unpadded).
+        tissue_px: uint8/bool tissue mask of ``rgb``'s pixels (non-zero = tissue).
+        min_tissue_px: fewest usable tissue pixels at the model's scale for a measurement (each
+            sample stands for 32).
+    """
+    h, w = rgb.shape[:2]
+    bands = h // _ROW_STEP
+    if bands == 0 or w < 3:
+        return float("nan")
+    # the first three rows of every band of 16, stacked: the kernel on this strip's row 3i+1 is its
+    # response on row 16i+1 of the frame
+    strips = np.ascontiguousarray(rgb[:_ROW_STEP * bands].reshape(bands, _ROW_STEP, w, 3)[:, :3])
+    strips = strips.reshape(3 * bands, w, 3)
+    response = cv2.sepFilter2D(strips, cv2.CV_32F, _SECOND_DIFFERENCE, _SECOND_DIFFERENCE,
+                               borderType=cv2.BORDER_REFLECT_101)[1::3]
+    size = (w // _COL_STEP, bands)  # nearest neighbour at half the width keeps columns 0, 2, 4, ...
+    response = cv2.resize(np.ascontiguousarray(response), size, interpolation=cv2.INTER_NEAREST)
+    rows = tissue_px[:_ROW_STEP * bands].reshape(bands, _ROW_STEP, w).astype(np.uint8, copy=False)
+    on_tissue = cv2.compare(np.minimum(np.minimum(rows[:, 0], rows[:, 1]), rows[:, 2]), 0, cv2.CMP_GT)
+    on_tissue = cv2.erode(on_tissue, _ROW_NEIGHBOURS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    unclipped = cv2.inRange(np.ascontiguousarray(strips[1::3]), (_UNCLIPPED[0],) * 3, (_UNCLIPPED[1],) * 3)
+    usable = cv2.resize(cv2.bitwise_and(on_tissue, unclipped), size, interpolation=cv2.INTER_NEAREST)
+    n = cv2.countNonZero(usable)
+    if _ROW_STEP * _COL_STEP * n < max(1, int(min_tissue_px)):
+        return float("nan")
+    masked = np.zeros_like(response)
+    cv2.copyTo(response, usable, masked)
+    samples = masked.reshape(-1, 3)
+    moments = (samples.T @ samples).astype(np.float64) / n
+    return math.sqrt(max(_least_eigenvalue(moments), 0.0)) / 6.0

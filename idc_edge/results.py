@@ -59,10 +59,12 @@ class FrameResult:
         pale_cast: with no glass recognised, the cast of the field's palest flat part (see
             :func:`idc_edge.colour.pale_cast`), else NaN.
         no_call_colour: tissue patches without a call only because of the colour.
-        noise_ok: False when the glass in view is grainier than the model copes with (too little
-            light for the exposure and gain): every tissue patch is then no call.
+        noise_ok: False when the glass or the tissue in view is grainier than the model copes with
+            (too little light for the exposure and gain): every tissue patch is then no call.
         noise: the noise measured on the glass (σ, grey levels at the model's scale, see
             :func:`idc_edge.noise.glass_noise`), NaN when not measured or nothing flat in view.
+        tissue_noise: the noise measured on the tissue (σ, levels of one channel at the model's
+            scale, see :func:`idc_edge.noise.tissue_noise`), NaN when not measured or too little tissue.
         no_call_noise: tissue patches without a call only because of the noise.
     """
 
@@ -88,6 +90,7 @@ class FrameResult:
     no_call_colour: int = 0
     noise_ok: bool = True
     noise: float = float("nan")
+    tissue_noise: float = float("nan")
     no_call_noise: int = 0
     pale_cast: float = float("nan")
 
@@ -143,6 +146,7 @@ class FrameResult:
             "pale_cast": None if self.pale_cast != self.pale_cast else round(float(self.pale_cast), 4),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),
+            "tissue_noise": None if self.tissue_noise != self.tissue_noise else round(float(self.tissue_noise), 3),
             "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),
             "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure),
                                 "colour": int(self.no_call_colour), "noise": int(self.no_call_noise)},

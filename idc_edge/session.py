@@ -325,8 +325,8 @@ NO_CALL_WARNINGS = (
     ("colour_ok", "the light has a colour cast the model was not trained on (on the glass, or the palest tissue "
                   "where no glass is in view): its tissue is no call "
                   "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
-    ("noise_ok", "a frame is too noisy (grain on the glass beyond what the model was trained on): its tissue is "
-                 "no call (more light or a longer exposure, and a lower camera gain)"),
+    ("noise_ok", "a frame is too noisy (grain on its glass or tissue beyond what the model was trained on): its "
+                 "tissue is no call (more light or a longer exposure, and a lower camera gain)"),
 )
 
 
