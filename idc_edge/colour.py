@@ -232,10 +232,15 @@ def glass_mask(hsv: np.ndarray) -> np.ndarray:
     coloured part of a field, HSV value at least 90 % of the image's 99th percentile (and at least
     60) and saturation below 45 on OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
     hsv = np.ascontiguousarray(hsv)
+    return cv2.inRange(hsv, (0, 0, _bright_level(hsv)), (255, 44, 255))
+
+
+def _bright_level(hsv: np.ndarray) -> int:
+    """The least HSV value of a field's brightest part: 90 % of its 99th percentile, at least 60
+    (``hsv`` contiguous, OpenCV's HSV)."""
     counts = np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
     p99 = int(np.searchsorted(counts, 0.99 * hsv.shape[0] * hsv.shape[1]))
-    least = max(60, int(math.ceil(0.9 * p99)))
-    return cv2.inRange(hsv, (0, 0, least), (255, 44, 255))
+    return max(60, int(math.ceil(0.9 * p99)))
 
 
 def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[np.ndarray] = None) -> float:
@@ -273,6 +278,8 @@ PALE_TISSUE_DIRECTION: Tuple[float, float, float] = (0.721, -0.692, -0.029)
 #: the two axes of the chromaticity-departure plane (their components sum to zero, as departures do)
 _MAGENTA = np.array([0.5, -1.0, 0.5]) / math.sqrt(1.5)
 _COOL = np.array([-1.0, 0.0, 1.0]) / math.sqrt(2.0)
+_PALE_AXIS = np.array([np.asarray(PALE_TISSUE_DIRECTION) @ _MAGENTA, np.asarray(PALE_TISSUE_DIRECTION) @ _COOL])
+_PALE_AXIS /= np.linalg.norm(_PALE_AXIS)
 #: the palest part's flatness: grey-level standard deviation over 5×5 pixels (of the half-size frame)
 _MAX_LOCAL_SD = 6.0
 
@@ -290,8 +297,7 @@ def off_stain_line(departure: Sequence[float]) -> float:
     Pale stroma and glass read near 0; a lamp's cast moves the palest part of the field off the line."""
     d = np.asarray(departure, np.float64)
     p = np.array([d @ _MAGENTA, d @ _COOL])                         # in the plane's own axes
-    e = np.array([np.asarray(PALE_TISSUE_DIRECTION) @ _MAGENTA, np.asarray(PALE_TISSUE_DIRECTION) @ _COOL])
-    e /= np.linalg.norm(e)
+    e = _PALE_AXIS
     along = float(p @ e)
     return float(abs(p[0] * e[1] - p[1] * e[0])) if along > 0 else float(np.hypot(*p))
 
@@ -312,13 +318,10 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     """
     small = every_second(rgb)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv)
-    value = np.ascontiguousarray(hsv[..., 2])
-    counts = np.cumsum(cv2.calcHist([value], [0], None, [256], [0, 256]).ravel())
-    p99 = int(np.searchsorted(counts, 0.99 * value.size))
-    bright = cv2.inRange(hsv, (0, 0, max(60, int(math.ceil(0.9 * p99)))), (255, 139, 255))
+    bright = cv2.inRange(hsv, (0, 0, _bright_level(hsv)), (255, 139, 255))
     if cv2.countNonZero(bright) < min_fraction * bright.size:
         return float("nan")
-    v = value.astype(np.float32)
+    v = hsv[..., 2].astype(np.float32)
     mean, mean_sq = cv2.blur(v, (5, 5)), cv2.blur(v * v, (5, 5))
     flat = cv2.compare(mean_sq - mean * mean, _MAX_LOCAL_SD ** 2, cv2.CMP_LT)
     mask = cv2.bitwise_and(bright, flat)
