@@ -136,14 +136,15 @@ _ROW_NEIGHBOURS = np.ones((1, 3), np.uint8)
 
 def _least_eigenvalue(c: np.ndarray) -> float:
     """The smallest eigenvalue of a symmetric 3×3 matrix, from the trigonometric solution of its
-    characteristic cubic (a tenth of ``numpy.linalg.eigvalsh``'s call overhead)."""
-    q = float(np.trace(c)) / 3.0
-    off = float(c[0, 1] ** 2 + c[0, 2] ** 2 + c[1, 2] ** 2)
-    p = math.sqrt((float(((np.diag(c) - q) ** 2).sum()) + 2.0 * off) / 6.0)
+    characteristic cubic, in plain floats (``numpy.linalg.eigvalsh`` costs ten times more on 3×3)."""
+    (a, d, e), (_, b, f), (_, _, g) = c.tolist()
+    q = (a + b + g) / 3.0
+    p = math.sqrt(((a - q) ** 2 + (b - q) ** 2 + (g - q) ** 2 + 2.0 * (d * d + e * e + f * f)) / 6.0)
     if p < 1e-12:
         return q
-    r = float(np.linalg.det((c - q * np.eye(3)) / p)) / 2.0
-    return q + 2.0 * p * math.cos(math.acos(min(1.0, max(-1.0, r))) / 3.0 + 2.0 * math.pi / 3.0)
+    a, b, g, d, e, f = (a - q) / p, (b - q) / p, (g - q) / p, d / p, e / p, f / p
+    half_det = (a * (b * g - f * f) - d * (d * g - f * e) + e * (d * f - b * e)) / 2.0
+    return q + 2.0 * p * math.cos(math.acos(min(1.0, max(-1.0, half_det))) / 3.0 + 2.0 * math.pi / 3.0)
 
 
 def tissue_noise(rgb: np.ndarray, tissue_px: np.ndarray, min_tissue_px: int = 2000) -> float:
@@ -175,8 +176,9 @@ def tissue_noise(rgb: np.ndarray, tissue_px: np.ndarray, min_tissue_px: int = 20
     size = (w // _COL_STEP, bands)  # nearest neighbour at half the width keeps columns 0, 2, 4, ...
     response = cv2.resize(np.ascontiguousarray(response), size, interpolation=cv2.INTER_NEAREST)
     rows = tissue_px[:_ROW_STEP * bands].reshape(bands, _ROW_STEP, w).astype(np.uint8, copy=False)
-    on_tissue = cv2.compare(np.minimum(np.minimum(rows[:, 0], rows[:, 1]), rows[:, 2]), 0, cv2.CMP_GT)
-    on_tissue = cv2.erode(on_tissue, _ROW_NEIGHBOURS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    # non-zero where the whole 3×3 window around the pixel is tissue
+    on_tissue = cv2.erode(np.minimum(np.minimum(rows[:, 0], rows[:, 1]), rows[:, 2]), _ROW_NEIGHBOURS,
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0)
     unclipped = cv2.inRange(np.ascontiguousarray(strips[1::3]), (_UNCLIPPED[0],) * 3, (_UNCLIPPED[1],) * 3)
     usable = cv2.resize(cv2.bitwise_and(on_tissue, unclipped), size, interpolation=cv2.INTER_NEAREST)
     n = cv2.countNonZero(usable)
