@@ -477,3 +477,28 @@ def test_a_run_with_a_profile_warns_when_the_glass_drifts_from_the_white_referen
     assert len(frames) == 40
     warnings = [r.getMessage() for r in caplog.records if "drifted" in r.getMessage()]
     assert len(warnings) == 1 and "calibrate white" in warnings[0]
+
+
+@pytest.mark.parametrize("um_per_px", [1.0, None])
+def test_a_camera_run_without_a_measured_scale_says_so_and_one_with_it_does_not(tiny_int8, um_per_px):
+    """A wrong µm/px is not always visible in the picture (2× too small goes unnoticed), so a camera
+    run whose scale was typed or left out says, once, that it is not calibrated; a profile's measured
+    scale silences it."""
+    import warnings
+
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.profiles import Profile
+    from idc_edge.session import RunConfig, Session
+
+    def run(profile=None):
+        cam = CameraSource(0, mode=CameraMode(640, 480, 30.0, "YUYV"), capture_factory=lambda d: V4l2StandIn(USB_CAMERA))
+        config = RunConfig(camera=0, max_frames=2, profile=profile,
+                           detector=DetectorOptions(model_path=tiny_int8, um_per_px=um_per_px))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Session(config, [], source=cam).run()
+        return [str(w.message) for w in caught if "not calibrated" in str(w.message)]
+
+    (said,) = run()
+    assert "calibrate scale" in said and ("given, not measured" in said if um_per_px else "no um_per_px" in said)
+    assert run(Profile(name="scope", um_per_px=1.0, frame_size=(640, 480))) == []
