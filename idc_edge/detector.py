@@ -39,7 +39,7 @@ from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
 from .focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, assess
-from .tissue import TissueMaskOptions, patch_fractions, tissue_pixels
+from .tissue import TissueMaskOptions, colourless, patch_fractions, tissue_pixels
 
 
 MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
@@ -167,6 +167,7 @@ class Detector:
         self.scale = self.um_per_px / spec.um_per_px
         # grid, boxes and dense plan of the last frame size, stored and read as one tuple
         self._grid_boxes: Optional[tuple[TileGrid, np.ndarray, Optional[DensePlan]]] = None
+        self._warned_colourless = False
         self._closed = False
 
     @property
@@ -274,6 +275,11 @@ class Detector:
         fractions = patch_fractions(tissue_px, grid) if tissue_px is not None else None
         if self.options.tissue_mask:
             tissue = fractions >= self.options.tissue.min_fraction
+            if not tissue.any() and not self._warned_colourless and colourless(hsv):
+                self._warned_colourless = True  # said once: every frame of such a camera is the same
+                warnings.warn("the frames have no colour (a monochrome camera, or a raw sensor stream read as grey): "
+                              "stained tissue cannot be found in them, so nothing is classified; use the camera's "
+                              "colour mode", stacklevel=2)
         else:
             tissue = np.ones(grid.shape, bool)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,

@@ -42,6 +42,20 @@ def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOption
     return cv2.bitwise_and(inside, 1)
 
 
+def colourless(hsv: np.ndarray, max_saturation: int = 12, min_dark_share: float = 0.05) -> bool:
+    """True when a frame (OpenCV HSV of an **RGB** or BGR uint8 image) shows something but no colour:
+    at least ``min_dark_share`` of its pixels are darker than three quarters of its brightest, yet
+    no pixel's saturation reaches ``max_saturation`` (0–255). A monochrome camera, or a raw sensor
+    stream read as grey, looks like this; stained tissue never does, blank glass has nothing dark."""
+    saturation = cv2.extractChannel(hsv, 1)
+    if cv2.minMaxLoc(saturation)[1] >= max_saturation:
+        return False
+    value = cv2.extractChannel(hsv, 2)
+    brightest = cv2.minMaxLoc(value)[1]
+    dark = cv2.countNonZero(cv2.compare(value, 0.75 * brightest, cv2.CMP_LT))
+    return dark >= min_dark_share * value.size
+
+
 def patch_fractions(mask: np.ndarray, grid: TileGrid) -> np.ndarray:
     """Fraction (float32 ``[rows, cols]``) of tissue pixels in each grid patch of ``mask``."""
     total = patch_sums(cv2.integral(mask, sdepth=cv2.CV_32S), grid)

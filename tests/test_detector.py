@@ -212,3 +212,19 @@ def test_the_tissue_mask_is_its_definition_saturation_and_value_at_least_their_m
         expected = ((hsv[..., 1] >= s) & (hsv[..., 2] >= v)).astype(np.uint8)
         got = tissue_pixels(rgb, TissueMaskOptions(min_saturation=s, min_value=v))
         assert got.dtype == np.uint8 and np.array_equal(got, expected), (s, v)
+
+
+def test_grey_frames_of_tissue_say_they_have_no_colour_once_and_blank_glass_does_not(recwarn):
+    from idc_edge.bench import synthetic_slide
+
+    slide = synthetic_slide(300, 400, seed=2)
+    grey = cv2.cvtColor(slide, cv2.COLOR_BGR2GRAY)  # a monochrome camera: [H, W] frames
+    glass = np.full((300, 400), 238, np.uint8)
+    with Detector() as det:
+        assert det.detect(slide).n_tissue > 0 and not [w for w in recwarn if "no colour" in str(w.message)]
+        assert det.detect(glass).n_tissue == 0 and not [w for w in recwarn if "no colour" in str(w.message)]
+        for frame in (grey, np.dstack([grey] * 3)):  # grey as one channel, or copied into B, G and R
+            r = det.detect(frame)
+            assert r.n_tissue == 0 and r.n_idc == 0
+        said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
+        assert len(said) == 1 and "monochrome" in said[0]
