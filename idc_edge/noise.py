@@ -37,12 +37,13 @@ stains' texture only to directions within their plane, so the matrix's **smalles
 hue, a cast or a white balance. Tissue pixels are the detector's tissue mask; a sample is used only
 where the kernel's window lies on tissue and no channel of its centre is clipped (≥ 250) or crushed
 (≤ 5): a clipped channel does not vary and would pass for a quiet one. It is sampled on one row in
-16 at every second pixel (1/32 of the pixels, ~4,000 samples at 480×270; σ within a few per cent
-of all pixels' on validation fields, clean or noisy). Units: levels of one channel (0–255);
+16 at every second pixel (1/32 of the pixels, ~4,000 samples at 480×270; on 40 validation fields
+σ stays within 5 % of the reading on every pixel of every third row at 100 e⁻ at white, within
+13 % on the clean fields' small residue). Units: levels of one channel (0–255);
 Gaussian noise of σ per channel reads σ. On the 400 clean validation fields (``benchmarks/camera_gates.py``)
-it reads 2.0–4.0 (median 2.6: the texture's residue, from stain mixtures that are not exactly
+it reads 1.9–4.0 (median 2.6: the texture's residue, from stain mixtures that are not exactly
 linear in the levels, and from the scanner); sensor noise at 4 µm/px reads 5.0 (median) at 1000 e⁻
-at white, 9.8 at 250 e⁻ (at most 11.8) and 16.6 at 100 e⁻ (at least 13.0); shot noise weighs more
+at white, 9.8 at 250 e⁻ (at most 11.8) and 16.6 at 100 e⁻ (at least 13.1); shot noise weighs more
 on dark tissue than on bright glass in sRGB levels, so the tissue reads about 3× the glass's grey level.
 
 What it assumes, and what weakens it:
