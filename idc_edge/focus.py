@@ -319,7 +319,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             already has it (:func:`~idc_edge.tissue.patch_fractions` of ``tissue_px``).
         colour: the colour gate's options (the glass's cast, see :class:`ColourOptions`).
         hsv: ``rgb`` in OpenCV's HSV, when the caller already has it (made here when needed).
-        noise: the noise gate's options (noise on the glass, see :class:`NoiseOptions`).
+        noise: the noise gate's options (noise on the glass and the tissue, see :class:`NoiseOptions`).
     """
     shape = grid.shape
     h, w = grid.rescaled_shape  # the field at the model's scale, without the grid's padding

@@ -286,3 +286,22 @@ def test_run_on_noisy_frames_warns_once_and_records_the_reason(glass_fields, tmp
         # every tissue patch without a call, each under one reason (a clipped one counts as exposure)
         assert r["idc_patches"] == 0 and sum(r["no_call_patches"].values()) == r["tissue_patches"] > 0
         assert r["no_call_patches"]["noise"] > 0
+
+
+def test_run_on_grainy_frames_without_glass_records_the_tissue_reading_and_warns_once(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(14)
+    for i in range(2):
+        field = he_field(rng)
+        cv2.imwrite(str(frames / f"f{2 * i}.png"), bgr(field))
+        cv2.imwrite(str(frames / f"f{2 * i + 1}.png"), bgr(cs.sensor_noise(field, rng, full_well_e=60.0)))
+    warned, records = run_recorded(frames, tmp_path / "run.jsonl", "--um-per-px", "4")
+    warnings = [line for line in warned if "too noisy" in line]
+    assert len(warnings) == 1 and "glass or tissue" in warnings[0], warned
+    assert [r["noise_ok"] for r in records] == [True, False, True, False]
+    assert all(r["noise"] is None for r in records)  # no glass in any of them: the tissue judged
+    assert all(r["tissue_noise"] < 0.25 * TISSUE_LIMIT for r in records[::2])
+    for r in records[1::2]:
+        assert r["tissue_noise"] > TISSUE_LIMIT and r["idc_patches"] == 0
+        assert r["no_call_patches"]["noise"] == r["tissue_patches"] > 0
