@@ -277,9 +277,9 @@ class Detector:
             tissue = fractions >= self.options.tissue.min_fraction
             if not tissue.any() and not self._warned_colourless and colourless(hsv):
                 self._warned_colourless = True  # said once: every frame of such a camera is the same
-                warnings.warn("the frames have no colour (a monochrome camera, or a raw sensor stream read as grey): "
-                              "stained tissue cannot be found in them, so nothing is classified; use the camera's "
-                              "colour mode", stacklevel=2)
+                warnings.warn("the frames have no colour (a monochrome camera, a raw sensor stream read as grey, or "
+                              "an unstained slide): stained tissue cannot be found in them, so nothing is classified; "
+                              "use the camera's colour mode and an H&E-stained slide", stacklevel=2)
         else:
             tissue = np.ones(grid.shape, bool)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
