@@ -68,6 +68,28 @@ def frame_was_called(record: dict) -> bool:
     return not tissue or sum(int(v or 0) for v in no_call.values()) < tissue
 
 
+#: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
+NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "colour": "colour", "noise": "noise"}
+
+
+def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:
+    """Frames with tissue but no call, per reason (the reason that took most of the frame's
+    patches), in :data:`NO_CALL_WORDS` order; reasons no frame had are left out."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if frame_was_called(r):
+            continue
+        no_call = {k: int(v or 0) for k, v in (r.get("no_call_patches") or {}).items()}
+        reason = max(no_call, key=no_call.get)
+        counts[reason] = counts.get(reason, 0) + 1
+    order = list(NO_CALL_WORDS) + sorted(set(counts) - set(NO_CALL_WORDS))
+    return {k: counts[k] for k in order if k in counts}
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{NO_CALL_WORDS.get(k, k)} {n}" for k, n in reasons.items())
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     """One run of a results file, summarised."""
@@ -80,6 +102,7 @@ class SessionSummary:
     max_idc_mm2: Optional[float]
     frames_with_idc: int
     frames_without_call: int
+    no_call_reasons: dict
     fields: tuple
     times_s: tuple
     idc_mm2: tuple
@@ -349,7 +372,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         number=number, header=header, frames=len(records), duration_s=round(rel[-1], 3) if rel else 0.0,
         mean_idc_percent=round(100 * float(np.mean([r["idc_fraction"] for r in called])), 2) if called else 0.0,
         max_idc_mm2=max(known) if known else None, frames_with_idc=sum(1 for r in records if r.get("idc_patches")),
-        frames_without_call=len(records) - len(called),
+        frames_without_call=len(records) - len(called), no_call_reasons=no_call_reasons(records),
         fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
         idc_percent=tuple(round(100 * r["idc_fraction"], 3) for r in records), top=tuple(top),
         snapshots=tuple(snap_pictures))
@@ -398,8 +421,8 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
                          f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC"
-                     + (f", {s.frames_without_call} frame(s) with tissue but no call (out of focus, exposure, "
-                        "colour or noise)" if s.frames_without_call else ""))
+                     + (f", {s.frames_without_call} frame(s) with tissue but no call ({_reasons_text(s.no_call_reasons)})"
+                        if s.frames_without_call else ""))
         lines.append(f"  fields viewed: {_fields_text(s)}"
                      + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
         for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:
@@ -444,7 +467,8 @@ def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
         parts.append(f'<table><tr><td>largest IDC area in one frame</td><td class="big">{_fmt_area(s.max_idc_mm2)}'
                      f'</td></tr><tr><td>mean IDC share of tissue</td><td>{s.mean_idc_percent:.1f} %</td></tr>'
                      f"<tr><td>frames</td><td>{s.frames} over {s.duration_s:.1f} s, {s.frames_with_idc} with IDC"
-                     + (f", {s.frames_without_call} with tissue but no call" if s.frames_without_call else "")
+                     + (f", {s.frames_without_call} with tissue but no call ({html.escape(_reasons_text(s.no_call_reasons))})"
+                        if s.frames_without_call else "")
                      + f"</td></tr><tr><td>fields viewed</td><td>{html.escape(_fields_text(s))}</td></tr>"
                      "</table>")
         has_area = any(v is not None for v in s.idc_mm2)

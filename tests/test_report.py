@@ -156,6 +156,19 @@ def test_frames_without_a_call_are_counted_apart_never_averaged_in_as_no_idc(tmp
     assert sharp_rec["in_focus"] and not blurred_rec["in_focus"]
     assert sum(blurred_rec["no_call_patches"].values()) == blurred_rec["tissue_patches"] > 0
     (summary,) = json.loads(idc_edge("report", rec, "--json").stdout)["sessions"]
-    assert summary["frames_without_call"] == 1
+    assert summary["frames_without_call"] == 1 and summary["no_call_reasons"] == {"out_of_focus": 1}
     assert summary["mean_idc_percent"] == pytest.approx(100 * sharp_rec["idc_fraction"], abs=0.01)
-    assert "1 frame(s) with tissue but no call" in idc_edge("report", rec).stdout
+    assert "1 frame(s) with tissue but no call (out of focus 1)" in idc_edge("report", rec).stdout
+
+
+def test_frames_without_a_call_are_counted_by_the_reason_that_took_most_of_their_patches():
+    from idc_edge.report import no_call_reasons
+
+    def rec(tissue, **no_call):
+        return {"tissue_patches": tissue, "no_call_patches": {"out_of_focus": 0, "exposure": 0, "colour": 0,
+                                                              "noise": 0, **no_call}}
+    records = [rec(10, colour=10), rec(10, noise=10), rec(10, colour=10), rec(10, out_of_focus=7, exposure=3),
+               rec(10, out_of_focus=2),  # called: 8 of its 10 patches judged
+               rec(0), {"tissue_patches": 5}]  # no tissue; a record from before the gates
+    assert no_call_reasons(records) == {"out_of_focus": 1, "colour": 2, "noise": 1}
+    assert list(no_call_reasons(records)) == ["out_of_focus", "colour", "noise"]  # the gates' order
