@@ -230,6 +230,8 @@ class Session:
         if model is not None:
             inputs += [("the model", model), ("the model's sidecar", sidecar_path(model))]
         outputs = [(type(s).__name__, s.path) for s in self.sinks if isinstance(getattr(s, "path", None), (str, Path))]
+        outputs += [(f"{type(s).__name__}'s frame index", s.index_path) for s in self.sinks
+                    if isinstance(getattr(s, "index_path", None), (str, Path))]
         check_distinct([(label, p) for label, p in inputs if isinstance(p, (str, Path))], outputs)
 
     def run(self) -> RunSummary:

@@ -515,3 +515,24 @@ def test_a_session_refuses_a_sink_writing_onto_its_source_before_any_frame(tmp_p
     with pytest.raises(OptionError, match="same file as"):
         run_session(RunConfig(source=str(video)), [JsonlSink(tmp_path / "r.jsonl"), VideoSink(tmp_path / "again.avi")])
     assert video.read_bytes() == before and not (tmp_path / "r.jsonl").exists()
+
+
+def test_the_video_s_frame_index_may_not_land_on_the_results_file(tmp_path):
+    """The frame index written beside a video replaces its name at the end of the run; a results
+    file (or source) under that name would be lost, so it is refused before anything is written."""
+    from test_faults import write_numbered_video
+
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink, VideoSink
+
+    video = write_numbered_video(tmp_path / "in.avi", n=3)
+    results = tmp_path / "out.avi.frames.tsv"
+    results.write_bytes(b'{"index": 0}\n')
+    with pytest.raises(OptionError, match="frame index .* same file as JsonlSink"):
+        run_session(RunConfig(source=str(video)), [JsonlSink(results), VideoSink(tmp_path / "out.avi")])
+    assert results.read_bytes() == b'{"index": 0}\n'
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--record", str(results),
+                        "--save-video", str(tmp_path / "out.avi")], capture_output=True, text=True, timeout=120,
+                       cwd=ROOT)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "frame index" in p.stderr, p.stderr
+    assert results.read_bytes() == b'{"index": 0}\n'

@@ -78,9 +78,12 @@ def _check_outputs(args) -> None:
     from ..fileio import check_distinct
     from ..spec import sidecar_path
 
+    from ..sinks.video import FRAME_INDEX_SUFFIX
+
     model = resolve_model_path(args.model)
+    index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
     check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
-                   [("--record", args.record), ("--save-video", args.save_video)])
+                   [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index)])
 
 
 def _raise_interrupt(signum, frame):
