@@ -105,16 +105,17 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     assert len(rows) == 1 and 0 <= float(rows[0]["val_auc"]) <= 1
 
 
-@pytest.mark.parametrize("ensemble", [False, True], ids=["one teacher", "two teachers"])
-def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_models, tmp_path, ensemble):
+@pytest.mark.parametrize("ensemble,views", [(False, 1), (True, 1), (False, 8)],
+                         ids=["one teacher", "two teachers", "one teacher over 8 views"])
+def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_models, tmp_path, ensemble, views):
     """The target is (1 - w) x label + w x the teacher's P(IDC) on the clean window; with several
-    teachers (comma-separated), their mean P(IDC)."""
+    teachers (comma-separated), their mean P(IDC); with views, its mean over the window's flips and turns."""
     import cv2
 
     from idc_edge.classifier import PatchClassifier
     from idc_edge.dataset import scan_dataset
     from tiny_model import synthetic_patches
-    from train.data import SkipLog, patch_dataset
+    from train.data import SkipLog, dihedral_views, patch_dataset
 
     x, y = synthetic_patches(24, seed=7)
     for i in range(len(x)):  # a synthetic patient in the data set's layout
@@ -124,12 +125,12 @@ def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_models,
     records = scan_dataset(tmp_path)
     teachers = tiny_models if ensemble else tiny_models[:1]
     ds = patch_dataset(records, SkipLog(), 8, training=True, teacher=",".join(map(str, teachers)),
-                       teacher_weight=0.25, label_rank=4)
+                       teacher_weight=0.25, label_rank=4, teacher_views=views)
     models = [PatchClassifier(t) for t in teachers]
     try:
         for images, targets, _ in ds.take(2):
             images = images.numpy().astype(np.uint8)  # no augmentation: the clean windows
-            p = np.mean([m.predict(images) for m in models], axis=0)
+            p = np.mean([m.predict(v) for m in models for v in dihedral_views(images, views)], axis=0)
             hard = np.round((targets.numpy().reshape(-1) - 0.25 * p) / 0.75)
             assert targets.shape == (len(images), 1, 1, 1)
             np.testing.assert_allclose(targets.numpy().reshape(-1), 0.75 * hard + 0.25 * p, atol=1e-5)
@@ -137,3 +138,22 @@ def test_a_teacher_mixes_its_clean_scores_into_the_training_targets(tiny_models,
     finally:
         for m in models:
             m.close()
+
+
+def test_a_teacher_over_views_averages_its_scores_on_the_eight_flips_and_turns(tiny_int8):
+    from idc_edge.classifier import PatchClassifier
+    from train.data import _teacher_scores, dihedral_views
+
+    x = np.zeros((4, 50, 50, 3), np.uint8)
+    x[:] = (200, 120, 190)
+    x[:, :, :20] = (120, 60, 160)  # a purple strip on one side: the views differ
+    x[1, :25] = (240, 238, 240)
+    views = dihedral_views(x, 8)
+    assert len({v.tobytes() for v in views}) == 8 and np.array_equal(views[0], x)
+    assert np.array_equal(views[1], x[:, ::-1, ::-1]) and np.array_equal(views[4], x[:, :, ::-1])
+    with PatchClassifier(tiny_int8) as clf:
+        each = [clf.predict(v) for v in views]
+    assert np.ptp(np.stack(each), axis=0).max() > 0.005  # the teacher does see the views differently
+    np.testing.assert_allclose(_teacher_scores(str(tiny_int8), 8)(x), np.mean(each, axis=0), atol=1e-6)
+    np.testing.assert_allclose(_teacher_scores(str(tiny_int8), 2)(x), np.mean(each[:2], axis=0), atol=1e-6)
+    np.testing.assert_allclose(_teacher_scores(str(tiny_int8))(x), each[0], atol=1e-6)

@@ -114,6 +114,7 @@ def test_train_fails_with_split_leaving_a_class_empty(tmp_path, capsys):
     (["--augment", "blur"], "unknown augmentation blur"),
     (["--arch", "resnet152"], "--arch"),
     (["--strategy", "tpu"], "--strategy"),
+    (["--teacher-views", "3"], "--teacher-views"),
 ])
 def test_train_fails_with_bad_option(tmp_path, capsys, argv, expected):
     assert main(["--out", str(tmp_path / "out"), *argv]) == 2

@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
                         "train/teachers/; 'none' = labels only)")
     p.add_argument("--teacher-weight", type=float, default=0.5, metavar="W",
                    help="target = (1 - W) x label + W x teacher's P(IDC) (default 0.5)")
+    p.add_argument("--teacher-views", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
+                   help="average the teacher over N of the window's flips and quarter turns: 1, 2, 4 or 8 (default 1)")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite export")
     p.add_argument("--no-latency", action="store_true", help="skip the LiteRT latency measurement")
     p.add_argument("--progress", choices=("auto", "bar", "none"), default="auto",
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
-        teacher=args.teacher, teacher_weight=args.teacher_weight, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views, export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )
     try:

@@ -107,9 +107,18 @@ def _sample_reader(records: Sequence[PatchRecord], skips: SkipLog):
     return tf_read
 
 
-def _teacher_scores(teacher: str):
-    """numpy function: uint8 RGB batch → the teachers' mean P(IDC) (float32), one call at a time
-    (a LiteRT interpreter is not thread-safe; at ~0.1 ms per patch this is not a bottleneck)."""
+def dihedral_views(batch: np.ndarray, n: int) -> list[np.ndarray]:
+    """The first ``n`` (1, 2, 4 or 8) of a ``[N, H, W, C]`` batch's eight flips and quarter turns:
+    itself, its 180° turn, then the 90° and 270° turns, then the four mirror images of those."""
+    turns = [np.rot90(batch, k, axes=(1, 2)) for k in (0, 2, 1, 3)]
+    views = turns + [t[:, :, ::-1] for t in turns]
+    return [np.ascontiguousarray(v) for v in views[:n]]
+
+
+def _teacher_scores(teacher: str, views: int = 1):
+    """numpy function: uint8 RGB batch → the teachers' mean P(IDC) (float32) over ``views`` of the
+    batch's flips and quarter turns (:func:`dihedral_views`), one call at a time (a LiteRT
+    interpreter is not thread-safe; at ~0.1 ms per patch this is not a bottleneck)."""
     from idc_edge.classifier import PatchClassifier
 
     models = [PatchClassifier(path, num_threads=1) for path in teacher_paths(teacher)]
@@ -118,7 +127,8 @@ def _teacher_scores(teacher: str):
     def scores(images):
         batch = np.asarray(images, np.uint8)
         with lock:
-            return np.mean([clf.predict(batch) for clf in models], axis=0).astype(np.float32)
+            return np.mean([clf.predict(v) for clf in models for v in dihedral_views(batch, views)],
+                           axis=0).astype(np.float32)
 
     return scores
 
@@ -138,6 +148,7 @@ def patch_dataset(
     label_rank: int = 2,
     teacher: str | None = None,
     teacher_weight: float = 0.5,
+    teacher_views: int = 1,
 ) -> tf.data.Dataset:
     """A tf.data pipeline over ``records``.
 
@@ -155,7 +166,8 @@ def patch_dataset(
         teacher: training only: a ``.tflite`` model (with sidecar) whose P(IDC) on the *clean*
             window is mixed into the target, ``(1 - teacher_weight) × label + teacher_weight × p``
             (distillation: the student learns the teacher's graded scores, and to give them also
-            on the camera-augmented copy it is shown).
+            on the camera-augmented copy it is shown). ``teacher_views``: average the teacher over
+            that many of the window's flips and quarter turns (1, 2, 4 or 8).
     """
     if not records:
         raise DatasetError("no patches to read")
@@ -188,7 +200,7 @@ def patch_dataset(
     weights = tf.constant(class_weight or (1.0, 1.0), tf.float32)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
-    soft = _teacher_scores(teacher) if teacher else None
+    soft = _teacher_scores(teacher, teacher_views) if teacher else None
 
     def finish(batch, s):
         x, y, _ = batch

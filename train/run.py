@@ -66,6 +66,7 @@ class TrainConfig:
     windows_per_patch: float = 1.0
     teacher: str | None = DEFAULT_TEACHER
     teacher_weight: float = 0.5
+    teacher_views: int = 1
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -101,6 +102,8 @@ class TrainConfig:
                 raise OptionError(f"--teacher: no model file {path!r}")
         if not 0 < self.teacher_weight <= 1:
             raise OptionError(f"--teacher-weight must be in (0, 1], got {self.teacher_weight}")
+        if self.teacher_views not in (1, 2, 4, 8):
+            raise OptionError(f"--teacher-views must be 1, 2, 4 or 8, got {self.teacher_views}")
         if not 0 <= self.windows_per_patch <= 8:
             raise OptionError(f"--windows-per-patch must be between 0 and 8, got {self.windows_per_patch}")
         if self.max_patches is not None and self.max_patches < 8:
@@ -359,7 +362,7 @@ def run(cfg: TrainConfig) -> RunResult:
     train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
                              augment=cfg.augment, class_weight=class_weight, cache=cfg.cache,
                              samples=samples, label_rank=4 if stride else 2,
-                             teacher=cfg.teacher, teacher_weight=cfg.teacher_weight)
+                             teacher=cfg.teacher, teacher_weight=cfg.teacher_weight, teacher_views=cfg.teacher_views)
     val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
 
     if cfg.strategy != "default":
