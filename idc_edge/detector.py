@@ -275,13 +275,18 @@ class Detector:
         fractions = patch_fractions(tissue_px, grid) if tissue_px is not None else None
         if self.options.tissue_mask:
             tissue = fractions >= self.options.tissue.min_fraction
-            if not tissue.any() and not self._warned_colourless and colourless(hsv):
-                self._warned_colourless = True  # said once: every frame of such a camera is the same
-                warnings.warn("the frames have no colour (a monochrome camera, a raw sensor stream read as grey, or "
-                              "an unstained slide): stained tissue cannot be found in them, so nothing is classified; "
-                              "use the camera's colour mode and an H&E-stained slide", stacklevel=2)
         else:
             tissue = np.ones(grid.shape, bool)
+        # checked only where it matters: no tissue found, or every window classified without the mask
+        if (not self.options.tissue_mask or not tissue.any()) and hsv is not None and not self._warned_colourless \
+                and colourless(hsv):
+            self._warned_colourless = True  # said once: every frame of such a camera is the same
+            warnings.warn("the frames have no colour (a monochrome camera, a raw sensor stream read as grey, or an "
+                          "unstained slide): " + ("stained tissue cannot be found in them, so nothing is classified"
+                                                  if self.options.tissue_mask else
+                                                  "with the tissue mask off every window is scored anyway, and those "
+                                                  "scores mean nothing") +
+                          "; use the camera's colour mode and an H&E-stained slide", stacklevel=2)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
                          clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour,
                          hsv=hsv, noise=self.options.noise)

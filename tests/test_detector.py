@@ -228,3 +228,10 @@ def test_grey_frames_of_tissue_say_they_have_no_colour_once_and_blank_glass_does
             assert r.n_tissue == 0 and r.n_idc == 0
         said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
         assert len(said) == 1 and "monochrome" in said[0]
+    recwarn.clear()
+    with Detector(tissue_mask=False) as det:  # every window scored: the scores of grey frames mean nothing
+        det.detect(slide)
+        assert not [w for w in recwarn if "no colour" in str(w.message)]
+        det.detect(grey)
+        said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
+        assert len(said) == 1 and "mean nothing" in said[0]
