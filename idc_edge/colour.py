@@ -227,12 +227,13 @@ def every_second(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
 
 
-def glass_mask(hsv: np.ndarray) -> np.ndarray:
+def glass_mask(hsv: np.ndarray, level: Optional[int] = None) -> np.ndarray:
     """uint8 mask (255 = glass) of an OpenCV HSV image (from **RGB** uint8): the brightest, least
     coloured part of a field, HSV value at least 90 % of the image's 99th percentile (and at least
-    60) and saturation below 45 on OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
+    60; ``level`` when the caller has it from :func:`_bright_level`) and saturation below 45 on
+    OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
     hsv = np.ascontiguousarray(hsv)
-    return cv2.inRange(hsv, (0, 0, _bright_level(hsv)), (255, 44, 255))
+    return cv2.inRange(hsv, (0, 0, _bright_level(hsv) if level is None else level), (255, 44, 255))
 
 
 def _bright_level(hsv: np.ndarray) -> int:
@@ -255,9 +256,29 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     ``min_glass_fraction`` of the frame is glass (nothing to judge). ``hsv``: ``rgb`` in OpenCV's
     HSV, when the caller already has it (the tissue mask needs it too).
     """
+    small, hsv = _halves(rgb, hsv)
+    return _glass_cast(small, hsv, _bright_level(hsv), min_glass_fraction)
+
+
+def _halves(rgb: np.ndarray, hsv: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(every second pixel and row of **RGB** ``rgb``, the same of its HSV), both contiguous."""
     small = every_second(rgb)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv)
-    mask = glass_mask(hsv)
+    return small, (cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv))
+
+
+def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction: float = 0.05) -> tuple[float, float]:
+    """(:func:`glass_cast`, :func:`pale_cast`) of an **RGB** uint8 field, the second measured only
+    when the first finds no glass (NaN otherwise), from one half-size copy and one brightness
+    histogram: what the colour gate reads per frame."""
+    small, hsv = _halves(rgb, hsv)
+    level = _bright_level(hsv)
+    glass = _glass_cast(small, hsv, level, min_fraction)
+    return glass, (_pale_cast(small, hsv, level, min_fraction) if math.isnan(glass) else float("nan"))
+
+
+def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fraction: float) -> float:
+    """:func:`glass_cast` of the half-size field ``small`` (RGB), its ``hsv`` and brightest ``level``."""
+    mask = glass_mask(hsv, level)
     n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan")
@@ -297,9 +318,8 @@ def off_stain_line(departure: Sequence[float]) -> float:
     Pale stroma and glass read near 0; a lamp's cast moves the palest part of the field off the line."""
     d = np.asarray(departure, np.float64)
     p = np.array([d @ _MAGENTA, d @ _COOL])                         # in the plane's own axes
-    e = _PALE_AXIS
-    along = float(p @ e)
-    return float(abs(p[0] * e[1] - p[1] * e[0])) if along > 0 else float(np.hypot(*p))
+    along = float(p @ _PALE_AXIS)
+    return float(abs(p[0] * _PALE_AXIS[1] - p[1] * _PALE_AXIS[0])) if along > 0 else float(np.hypot(*p))
 
 
 def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndarray] = None) -> float:
@@ -316,9 +336,13 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     at least 30 %). NaN when less than ``min_fraction`` of the frame is bright and flat.
     ``hsv``: ``rgb`` in OpenCV's HSV when the caller has it.
     """
-    small = every_second(rgb)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV) if hsv is None else every_second(hsv)
-    bright = cv2.inRange(hsv, (0, 0, _bright_level(hsv)), (255, 139, 255))
+    small, hsv = _halves(rgb, hsv)
+    return _pale_cast(small, hsv, _bright_level(hsv), min_fraction)
+
+
+def _pale_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_fraction: float) -> float:
+    """:func:`pale_cast` of the half-size field ``small`` (RGB), its ``hsv`` and brightest ``level``."""
+    bright = cv2.inRange(hsv, (0, 0, level), (255, 139, 255))
     if cv2.countNonZero(bright) < min_fraction * bright.size:
         return float("nan")
     v = hsv[..., 2].astype(np.float32)

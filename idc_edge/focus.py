@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .colour import glass_cast, pale_cast
+from .colour import field_casts
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
 
@@ -326,9 +326,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     judge_colour = colour.enabled and h * w >= colour.min_field_px
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
     # judged on the field without the grid's padding (white, which would pass for untinted glass)
-    field_hsv = hsv[:h, :w] if hsv is not None else None
-    cast = glass_cast(rgb[:h, :w], hsv=field_hsv) if judge_colour else float("nan")
-    pale = pale_cast(rgb[:h, :w], hsv=field_hsv) if judge_colour and math.isnan(cast) else float("nan")
+    cast, pale = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None) if judge_colour
+                  else (float("nan"), float("nan")))
     colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast)  # NaN: nothing to judge, ok
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
@@ -361,7 +360,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             clipped = len(planes)
             planes.append(cv2.multiply(clipped_px, 1.0 / 255.0, dtype=cv2.CV_32F))
         unlit_px = cv2.inRange(rgb, np.zeros(3), np.full(3, exposure.unlit_level - 1.0))  # every channel below it
-        if exposure.unlit_level > 0 and cv2.countNonZero(unlit_px):
+        if cv2.countNonZero(unlit_px):  # an unlit_level of 0 marks nothing
             unlit = len(planes)
             planes.append(cv2.multiply(unlit_px, 1.0 / 255.0, dtype=cv2.CV_32F))
     if planes:

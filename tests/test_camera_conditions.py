@@ -132,6 +132,15 @@ def test_the_glass_cast_from_the_detector_s_own_hsv_is_the_one_it_measures_alone
         alone = glass_cast(rgb)
         assert alone == alone  # there is glass to judge
         assert glass_cast(rgb, hsv=cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)) == alone
+    # the gate's one-pass reading is the two functions: the pale part only where no glass is found
+    from idc_edge.colour import field_casts
+
+    rgb = synthetic_slide(271, 481, seed=3)[..., ::-1].copy()
+    for frame in (rgb, cs.colour_cast(rgb, cs.cool_cast(0.5))):
+        glass, pale = field_casts(frame, cv2.cvtColor(frame, cv2.COLOR_RGB2HSV))
+        assert np.array_equal([glass, pale], [glass_cast(frame), pale_cast(frame) if glass != glass else np.nan],
+                              equal_nan=True)
+    assert glass != glass and pale > 0  # the cast frame's glass is not recognised, its pale part is judged
 
 
 @pytest.mark.data
