@@ -11,6 +11,7 @@ Modules, one job each:
 - :mod:`convert.evaluate` — metrics, agreement and latency through the runtime's ``PatchClassifier``;
 - :mod:`convert.select` — which int8 variant ships, target checks;
 - :mod:`convert.report` / :mod:`convert.charts` — Markdown, JSON and PNG report;
+- :mod:`convert.context` — the field context's threshold (windows read with their neighbours);
 - :mod:`convert.pipeline` — one run, step by step; :mod:`convert.existing` — re-evaluate converted or shipped models;
 - :mod:`convert.ship` — copy the chosen pair into ``idc_edge/models``;
 - ``python -m convert`` — the command line (see ``convert/README.md``).

@@ -33,6 +33,8 @@ from idc_edge.metrics import binary_metrics
 from idc_edge.spec import ModelSpec, file_sha256, read_spec, write_spec
 
 from . import kerasenv, ptq, qat, tflite
+from .context import CHOSEN_ON as CONTEXT_CHOSEN_ON
+from .context import fit_context
 from .data import ConversionData
 from .evaluate import VariantEvaluation, choose_threshold, evaluate_variants, measure_latency, predict
 from .select import Selection, choose_int8
@@ -189,12 +191,15 @@ def calibrate(variants: list[Variant], data: ConversionData, provenance: dict,
         probs[v.name], thresholds[v.name] = p, thr
         ref = v.reference if v.reference in names else "float32"
         spec = read_spec(v.path)
+        context, in_field = fit_context(data.val.records, p, spec.patch_size_px)
         prov = {**provenance, "variant": v.name, "conversion": v.method,
                 "threshold_chosen_on": "validation patients: best balanced accuracy of this model's own outputs",
-                "validation_metrics": m.to_dict()}
+                "validation_metrics": m.to_dict(), "context_chosen_on": CONTEXT_CHOSEN_ON,
+                "validation_metrics_in_field": in_field.to_dict()}
         write_spec(v.path, replace(spec, threshold=thr, float_model=None if ref == v.name else file_name(ref),
-                                   provenance=prov, model_sha256=None))
-        log(f"{v.name}: threshold {thr:.3f}, balanced accuracy {m.balanced_accuracy:.4f}, AUC {m.roc_auc:.4f}")
+                                   provenance=prov, model_sha256=None, context=context))
+        log(f"{v.name}: threshold {thr:.3f}, balanced accuracy {m.balanced_accuracy:.4f}, AUC {m.roc_auc:.4f}; "
+            f"in the field {in_field.balanced_accuracy:.4f}, {in_field.roc_auc:.4f} at {context.threshold:.3f}")
     return probs, thresholds, dtypes
 
 

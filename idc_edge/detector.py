@@ -30,6 +30,7 @@ from . import validate
 from .budget import check_buffer
 from .classifier import PatchClassifier
 from .colour import WhiteBalance
+from .context import field_context
 from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
 from .errors import ClosedError, FrameError, ModelError, OptionError
 from .fileio import short
@@ -56,7 +57,8 @@ class DetectorOptions:
         um_per_px: microns per pixel of the frames (the camera's scale); None means the
             frames are already at the model's scale (no rescale).
         stride: distance between patches in model pixels; None means one patch (no overlap).
-        threshold: decision threshold in [0, 1]; None takes the sidecar's.
+        threshold: decision threshold in [0, 1]; None takes the sidecar's (its field-context
+            threshold when the windows are decided with their neighbours).
         num_threads: interpreter threads.
         tissue_mask: skip background patches (glass, dark borders) before the model.
         tissue: thresholds of the tissue mask.
@@ -70,6 +72,9 @@ class DetectorOptions:
             edge strips) runs where it costs fewer multiply-accumulates than its windows as
             patches; True: every window by dense passes; False: patch by patch. With a dense
             model (None or True), ``stride`` must be a multiple of its output stride.
+        context: decide each window with its neighbours' scores (field context, see
+            :mod:`idc_edge.context`). None (default): when the model's sidecar has a ``context``;
+            True: require it; False: every window alone, on the model's own score.
         white_balance: per-channel gains (from ``idc-edge calibrate white``) applied through a
             lookup table to the frame at the model's scale; None leaves colours as they come.
         focus: the focus gate (out-of-focus frames and patches are no call, see :mod:`idc_edge.focus`).
@@ -89,6 +94,7 @@ class DetectorOptions:
     reuse: bool = True
     reuse_options: ReuseOptions = field(default_factory=ReuseOptions)
     dense: Optional[bool] = None
+    context: Optional[bool] = None
     white_balance: Optional[WhiteBalance] = None
     focus: FocusOptions = field(default_factory=FocusOptions)
     exposure: ExposureOptions = field(default_factory=ExposureOptions)
@@ -114,8 +120,9 @@ class DetectorOptions:
         if not isinstance(self.reuse_options, ReuseOptions):
             raise OptionError(f"reuse_options must be a ReuseOptions, got {type(self.reuse_options).__name__}",
                               option="reuse_options")
-        if self.dense is not None:
-            set_("dense", validate.flag("dense", self.dense))
+        for name in ("dense", "context"):
+            if getattr(self, name) is not None:
+                set_(name, validate.flag(name, getattr(self, name)))
         for name, kind in (("white_balance", WhiteBalance), ("focus", FocusOptions), ("exposure", ExposureOptions),
                            ("colour", ColourOptions), ("noise", NoiseOptions)):
             value = getattr(self, name)
@@ -151,6 +158,12 @@ class Detector:
             self.classifier.close()
             raise ModelError(f"model {str(self.classifier.model_path)!r} has no dense pass (its sidecar has no "
                              "\"dense\"); leave dense at None or False to run it patch by patch")
+        if self.options.context and spec.context is None:
+            self.classifier.close()
+            raise ModelError(f"model {str(self.classifier.model_path)!r} has no field context (its sidecar has no "
+                             "\"context\"); leave context at None or False to decide every window alone")
+        #: how windows are read with their neighbours; None decides each window alone
+        self.context = None if self.options.context is False else spec.context
         #: model pixels between the windows of one dense pass; None in patch mode
         self.output_stride = spec.dense.output_stride_px if spec.dense is not None and self.options.dense is not False \
             else None
@@ -160,7 +173,8 @@ class Detector:
             self.stride = self.options.stride or default_dense_stride(self.patch, self.output_stride)
             check_dense_stride(self.stride, self.patch, self.output_stride)
         self.um_per_px = self.options.um_per_px or spec.um_per_px
-        self.threshold = spec.threshold if self.options.threshold is None else float(self.options.threshold)
+        default_threshold = spec.threshold if self.context is None else self.context.threshold
+        self.threshold = default_threshold if self.options.threshold is None else float(self.options.threshold)
         if self.stride > self.patch:
             warnings.warn(f"stride {self.stride} px is larger than the {self.patch} px patch: "
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
@@ -315,17 +329,21 @@ class Detector:
         if reused is not None:
             kept = reused & ~fresh
             probs[kept] = cache.scores()[kept]
+        if cache is not None:
+            cache.update(signatures, fresh, probs[fresh])  # the windows' own scores: context is per frame
+        window_probs = None
+        if self.context is not None:
+            window_probs = probs
+            probs = field_context(probs, self.stride, self.context.sigma_px, self.context.weight)
         idc = np.zeros(grid.shape, bool)
         np.greater_equal(probs, self.threshold, out=idc, where=~np.isnan(probs))
-        if cache is not None:
-            cache.update(signatures, fresh, probs[fresh])
         t5 = time.perf_counter()
         ms = 1000.0
         # each patch without a call has one reason: focus, exposure, then colour, then noise
         whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed).sum())
         return FrameResult(
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
-            probabilities=probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
+            probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
             frame_shape=grid.frame_shape,
             times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (choose + cut) * ms, invoke * ms, (t5 - t4) * ms),
             reused=0 if kept is None else int(kept.sum()),
@@ -418,7 +436,8 @@ class Detector:
                               keep_image=keep_image, cache=cache)
 
     def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:
-        """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``.
+        """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``, each patch alone
+        (no field context: compare with the sidecar's ``threshold``, ``detector.spec.threshold``).
 
         Raises:
             PatchError: ``patches_rgb`` has the wrong type, shape or dtype.

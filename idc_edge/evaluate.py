@@ -9,9 +9,11 @@ import numpy as np
 
 from . import validate
 from .classifier import PatchClassifier
+from .context import field_context
 from .dataset import Misnamed, PatchRecord, load_patches, scan_files
 from .errors import DatasetError
 from .metrics import BinaryMetrics, binary_metrics, per_group_metrics
+from .spec import ContextSpec
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Evaluation:
 
     ``skipped`` lists patch files that could not be read, ``misnamed`` files in the class folders
     that are not patches of the layout (:class:`~idc_edge.dataset.Misnamed`); neither is counted.
+    ``in_field`` is the same patches decided with their neighbours' scores, as the detector decides
+    windows in a frame (:func:`in_field_scores`), when the model has a field context.
     """
 
     metrics: BinaryMetrics
@@ -60,6 +64,7 @@ class Evaluation:
     n_patients: int
     skipped: tuple[str, ...]
     misnamed: tuple[Misnamed, ...] = ()
+    in_field: Optional["Evaluation"] = None
 
     def summary(self) -> dict:
         """The flat JSON summary printed by ``idc-edge evaluate --json``."""
@@ -73,6 +78,7 @@ class Evaluation:
             "per_patient": {p: {"n_patches": pm.n_patches, "accuracy": pm.accuracy,
                                 "balanced_accuracy": pm.balanced_accuracy, "recall_0": pm.recall_0,
                                 "recall_1": pm.recall_1} for p, pm in self.per_patient.items()},
+            **({"in_field": self.in_field.summary()} if self.in_field is not None else {}),
         }
 
 
@@ -85,13 +91,42 @@ def evaluate_predictions(pred: Predictions, threshold: float) -> Evaluation:
                       len(set(g.tolist())), pred.skipped)
 
 
+def in_field_scores(pred: Predictions, context: ContextSpec, patch_px: int) -> np.ndarray:
+    """Each patch's score read with its neighbours' scores (:func:`~idc_edge.context.field_context`),
+    as the detector reads windows in a frame: every patient's patches are placed on their slide's
+    patch grid (``x // patch_px``, ``y // patch_px``), ``patch_px`` model pixels apart. Patches not
+    in ``pred`` (background, or a patient sampled rather than complete) give no context; two
+    patches of one patient at the same position share their cell (its mean score).
+
+    Returns float32 scores aligned with ``pred.records``.
+    """
+    out = np.empty(len(pred.records), np.float32)
+    patients = pred.patients
+    cols_all = np.array([r.x // patch_px for r in pred.records], np.int64)
+    rows_all = np.array([r.y // patch_px for r in pred.records], np.int64)
+    for patient in np.unique(patients):
+        idx = np.flatnonzero(patients == patient)
+        rows, cols = rows_all[idx] - rows_all[idx].min(), cols_all[idx] - cols_all[idx].min()
+        shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+        total = np.zeros(shape, np.float64)
+        count = np.zeros(shape, np.int64)
+        np.add.at(total, (rows, cols), pred.scores[idx])
+        np.add.at(count, (rows, cols), 1)
+        grid = np.full(shape, np.nan, np.float32)
+        grid[count > 0] = total[count > 0] / count[count > 0]
+        out[idx] = field_context(grid, patch_px, context.sigma_px, context.weight)[rows, cols]
+    return out
+
+
 def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLike], threshold: Optional[float] = None,
                     patients: Optional[Sequence[str]] = None,
-                    progress: Optional[Callable[[int, int], None]] = None) -> Evaluation:
+                    progress: Optional[Callable[[int, int], None]] = None, context: bool = True) -> Evaluation:
     """Evaluate ``classifier`` on every patch under ``data_dir`` (or only ``patients``).
 
-    Metrics that need a class the folder lacks (for example IDC recall on a patient without
-    IDC) are NaN.
+    Every patch is scored alone; when the model's sidecar has a field context (and ``context`` is
+    True) the evaluation's ``in_field`` also decides them with their neighbours, at the context's
+    threshold. ``threshold``, when given, is used for both. Metrics that need a class the folder
+    lacks (for example IDC recall on a patient without IDC) are NaN.
 
     Raises:
         DatasetError: the folder is not in the data set's layout.
@@ -101,5 +136,10 @@ def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLik
         threshold = validate.probability("threshold", threshold)
     scan = scan_files(data_dir, patients)  # misnamed files are skipped and listed, not the end of it
     pred = predict_records(classifier, scan.records, progress=progress)
-    ev = evaluate_predictions(pred, classifier.spec.threshold if threshold is None else threshold)
-    return replace(ev, misnamed=scan.misnamed)
+    spec = classifier.spec
+    ev = evaluate_predictions(pred, spec.threshold if threshold is None else threshold)
+    in_field = None
+    if context and spec.context is not None and pred.records:
+        field_pred = replace(pred, scores=in_field_scores(pred, spec.context, spec.patch_size_px))
+        in_field = evaluate_predictions(field_pred, spec.context.threshold if threshold is None else threshold)
+    return replace(ev, misnamed=scan.misnamed, in_field=in_field)

@@ -33,9 +33,14 @@ class FrameResult:
     Attributes:
         index: frame number in its source, from 0.
         timestamp: seconds (source time for files, wall-clock time for cameras).
-        probabilities: float32 ``[rows, cols]`` probability of IDC per patch; NaN for background.
+        probabilities: float32 ``[rows, cols]`` probability of IDC per patch, the score the call is
+            made on (read with the neighbouring windows when the detector uses field context, see
+            :mod:`idc_edge.context`); NaN for background and no call.
+        window_probabilities: with field context, float32 ``[rows, cols]`` the model's own score of
+            each window alone (what :meth:`~idc_edge.detector.Detector.classify_patches` gives for
+            it); None without context, where it equals ``probabilities``.
         tissue: bool ``[rows, cols]``, True where the patch shows tissue (classified, unless ``no_call``).
-        idc: bool ``[rows, cols]``, True where probability >= threshold (never on background).
+        idc: bool ``[rows, cols]``, True where ``probabilities`` >= threshold (never on background).
         boxes: int32 ``[rows, cols, 4]`` patch boxes (x0, y0, x1, y1) in frame pixels, x1/y1 exclusive.
         threshold: decision threshold used.
         frame_shape: (height, width) of the frame in pixels.
@@ -93,6 +98,7 @@ class FrameResult:
     tissue_noise: float = float("nan")
     no_call_noise: int = 0
     pale_cast: float = float("nan")
+    window_probabilities: Optional[np.ndarray] = None
 
     @property
     def n_patches(self) -> int:

@@ -20,6 +20,11 @@ Keys (``format_version`` 1):
   its output is then ``[1, (H-P)//S + 1, (W-P)//S + 1, K]``, entry ``[0, i, j]`` being the score
   of the P×P window whose top-left corner is at (x = j·S, y = i·S) model pixels. Without it the
   model runs on patches only.
+- ``context`` (optional): ``{"sigma_px": σ, "weight": w, "threshold": t}`` says how the runtime
+  reads a window's score with its neighbours' (see :mod:`idc_edge.context`): σ the width of the
+  neighbourhood in model pixels, w how much it counts against the window's own score, t the
+  decision threshold of the combined score (chosen on validation patients like ``threshold``,
+  which stays the threshold of a patch scored alone). Without it windows are decided alone.
 """
 from __future__ import annotations
 
@@ -88,6 +93,44 @@ class DenseSpec:
 
 
 @dataclass(frozen=True)
+class ContextSpec:
+    """How a window's score is read with its neighbours' (see :mod:`idc_edge.context`).
+
+    Attributes:
+        sigma_px: width of the neighbourhood, model pixels (σ of its Gaussian weights), > 0.
+        weight: how much the neighbourhood counts against the window's own score, >= 0.
+        threshold: a window is IDC when its combined score is >= this probability.
+    """
+
+    sigma_px: float
+    weight: float
+    threshold: float
+
+    def __post_init__(self):
+        for key, fits, what in (("sigma_px", lambda v: v > 0, "a positive number of model pixels"),
+                                ("weight", lambda v: v >= 0, "a number >= 0"),
+                                ("threshold", lambda v: 0 <= v <= 1, "a probability from 0 to 1")):
+            v = getattr(self, key)
+            if not (_is_number(v) and math.isfinite(v) and fits(v)):
+                raise ModelError(f"sidecar: context.{key} must be {what}, got {short(v)}")
+            object.__setattr__(self, key, float(v))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "sidecar") -> "ContextSpec":
+        keys = ("sigma_px", "weight", "threshold")
+        if not isinstance(data, dict) or any(k not in data for k in keys):
+            raise ModelError(f"{where}: context must be an object {{\"sigma_px\": σ, \"weight\": w, \"threshold\": t}}, "
+                             f"got {short(data)}; remove it to decide every window alone")
+        unknown = sorted(set(data) - set(keys))
+        if unknown:
+            raise ModelError(f"{where}: context has unknown key(s) {', '.join(unknown)}; only {', '.join(keys)} are known")
+        try:
+            return cls(*(data[k] for k in keys))
+        except ModelError as e:
+            raise ModelError(f"{where}: {str(e).removeprefix('sidecar: ')}") from None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What a model's sidecar says (see the module docstring for the units)."""
 
@@ -100,6 +143,7 @@ class ModelSpec:
     provenance: dict[str, Any] = field(default_factory=dict)
     model_sha256: str | None = None
     dense: DenseSpec | None = None
+    context: ContextSpec | None = None
 
     def __post_init__(self):
         if not _is_int(self.patch_size_px) or not 8 <= self.patch_size_px <= 4096:
@@ -132,6 +176,11 @@ class ModelSpec:
             if self.dense.output_stride_px > self.patch_size_px:
                 raise ModelError(f"sidecar: dense.output_stride_px {self.dense.output_stride_px} is larger than the "
                                  f"{self.patch_size_px} px patch (windows would leave gaps)")
+        if isinstance(self.context, dict):
+            object.__setattr__(self, "context", ContextSpec.from_dict(self.context))
+        if self.context is not None and not isinstance(self.context, ContextSpec):
+            raise ModelError(f"sidecar: context must be {{\"sigma_px\": σ, \"weight\": w, \"threshold\": t}}, "
+                             f"got {short(self.context)}")
 
     def with_threshold(self, threshold: float) -> "ModelSpec":
         return replace(self, threshold=threshold)
@@ -141,6 +190,8 @@ class ModelSpec:
         d["class_names"] = list(self.class_names)
         if self.dense is None:
             del d["dense"]  # a patch-only model's sidecar stays as it always was
+        if self.context is None:
+            del d["context"]
         return {"format_version": FORMAT_VERSION, **d}
 
     @classmethod
@@ -163,6 +214,7 @@ class ModelSpec:
                 provenance={} if data.get("provenance") is None else data["provenance"],
                 model_sha256=data.get("model_sha256"),
                 dense=None if data.get("dense") is None else DenseSpec.from_dict(data["dense"]),
+                context=None if data.get("context") is None else ContextSpec.from_dict(data["context"]),
             )
         except ModelError as e:
             raise ModelError(f"{where}: {str(e).removeprefix('sidecar: ')}") from None

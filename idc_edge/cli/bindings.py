@@ -91,8 +91,10 @@ def bound_values(args: argparse.Namespace, table: Sequence[Bound], part: str) ->
 MODEL_FLAGS = (
     Bound("--model", "detector.model_path", "a .tflite model with its .json sidecar (default: the shipped int8 model)",
           path("--model"), "PATH"),
-    Bound("--threshold", "detector.threshold", "decision threshold 0-1 (default: the model's sidecar)",
-          number("--threshold")),
+    Bound("--threshold", "detector.threshold", "decision threshold 0-1 (default: the model's sidecar; its "
+          "field-context threshold where windows are decided with their neighbours)", number("--threshold")),
+    Bound("--no-context", "detector.context", "decide every window on its own score (default: with its neighbours' "
+          "scores when the model's sidecar has a field context)", switch=False),
     Bound("--threads", "detector.num_threads", "interpreter threads (default 1)", whole_number("--threads"), default=1),
 )
 

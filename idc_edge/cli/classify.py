@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..errors import SourceError
 from .bindings import add_model_args
@@ -81,8 +81,8 @@ def _open_out(args, files: Sequence[Path], model: Path):
 class _Tiler:
     """Tiles images larger than a patch with a :class:`~idc_edge.detector.Detector`, made on first use."""
 
-    def __init__(self, args, threshold: float):
-        self.args, self.threshold = args, threshold
+    def __init__(self, args, threshold: Optional[float]):
+        self.args, self.threshold = args, threshold  # None: the detector's (with field context, its own)
         self.detector = None
 
     def rows(self, path, bgr) -> list:
@@ -93,7 +93,8 @@ class _Tiler:
         if self.detector is None:
             a = self.args
             self.detector = Detector(DetectorOptions(model_path=a.model, um_per_px=a.um_per_px, stride=a.stride,
-                                                     threshold=self.threshold, num_threads=a.threads))
+                                                     threshold=self.threshold, num_threads=a.threads,
+                                                     context=False if a.no_context else None))
         r = self.detector.detect(bgr)
         out = []
         for (i, j), prob in np.ndenumerate(r.probabilities):
@@ -124,9 +125,9 @@ def cmd_classify(args) -> int:
     # --out is replaced only when every row is written; a failure keeps the earlier CSV whole
     with _open_out(args, files, resolve_model_path(args.model)) as out, \
             PatchClassifier(args.model, num_threads=args.threads) as clf:
+        tiler = _Tiler(args, threshold)
         threshold = clf.spec.threshold if threshold is None else threshold
         size = clf.spec.patch_size_px
-        tiler = _Tiler(args, threshold)
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
         try:

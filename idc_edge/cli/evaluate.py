@@ -36,7 +36,8 @@ def cmd_evaluate(args) -> int:
                                "the literature's validation patients; drop --validation or pick validation patients")
     with PatchClassifier(args.model, num_threads=args.threads) as clf:
         ev = evaluate_folder(clf, args.data_dir, args.threshold, patients,
-                             progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None))
+                             progress=Progress("evaluate", enabled=False if (args.quiet or args.json) else None),
+                             context=not args.no_context)
     summary = ev.summary()
     unmatched = [p for p in (patients if args.patients else ()) if p not in ev.per_patient]
     if unmatched:  # some of the asked patients are not in the folder: say which, do not guess
@@ -52,16 +53,24 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(dumps(summary))
         return 0
-    m = ev.metrics
-    (tn, fp), (fn, tp) = m.confusion
-    print(f"{m.n_patches} patches of {ev.n_patients} patient(s), threshold {m.threshold:.3f}"
+    print(f"{ev.metrics.n_patches} patches of {ev.n_patients} patient(s)"
           + (f", {len(ev.skipped)} unreadable skipped" if ev.skipped else "")
           + (f", {len(ev.misnamed)} misnamed skipped" if ev.misnamed else ""))
-    for name in ("accuracy", "balanced_accuracy", "recall_0", "recall_1", "precision_1", "f1_1", "roc_auc"):
-        print(f"  {name:<18} {getattr(m, name):.4f}")
-    print(f"  confusion          [[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]")
-    print("per patient (patches, accuracy, balanced accuracy, recall 0, recall 1):")
-    for p, pm in ev.per_patient.items():
-        print(f"  {p:<8} {pm.n_patches:6d}  {pm.accuracy:.3f}  {pm.balanced_accuracy:.3f}  "
-              f"{pm.recall_0:.3f}  {pm.recall_1:.3f}")
+    _print_metrics("each patch alone", ev)
+    if ev.in_field is not None:
+        _print_metrics("in the field: each patch with its neighbours' scores, as `run` decides windows "
+                       "(neighbours missing from DATA_DIR give no context)", ev.in_field)
     return 0
+
+
+def _print_metrics(title: str, ev) -> None:
+    m = ev.metrics
+    (tn, fp), (fn, tp) = m.confusion
+    print(f"{title}, threshold {m.threshold:.3f}")
+    for key in ("accuracy", "balanced_accuracy", "recall_0", "recall_1", "precision_1", "f1_1", "roc_auc"):
+        print(f"  {key:<18} {getattr(m, key):.4f}")
+    print(f"  confusion          [[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]")
+    print("  per patient (patches, accuracy, balanced accuracy, recall 0, recall 1):")
+    for p, pm in ev.per_patient.items():
+        print(f"    {p:<8} {pm.n_patches:6d}  {pm.accuracy:.3f}  {pm.balanced_accuracy:.3f}  "
+              f"{pm.recall_0:.3f}  {pm.recall_1:.3f}")

@@ -73,6 +73,11 @@ def cmd_info(args) -> int:
               f"{s} (--no-dense runs patch by patch)")
     else:
         print("dense     no (patch by patch; any --stride)")
+    context = sc.get("context")
+    if isinstance(context, dict) and "threshold" in context:
+        print(f"context   each window decided with its neighbours' scores (sigma {_text(context.get('sigma_px'))} px, "
+              f"weight {_text(context.get('weight'))}), threshold {_num(context['threshold'])} "
+              "(--no-context decides each window alone)")
     if prov.get("summary"):
         print(f"          {_text(prov['summary'], 200)}")
     if prov.get("architecture") or prov.get("variant"):
@@ -82,7 +87,8 @@ def cmd_info(args) -> int:
     if isinstance(data, dict) and "train_patients" in data:
         print(f"data      {_text(data.get('train_patients'))} training / {_text(data.get('val_patients'))} validation "
               f"patients ({_text(data.get('split', 'patient split'))})")
-    for label, key in (("validation", "validation_metrics"), ("  float32", "validation_metrics_float")):
+    for label, key in (("validation", "validation_metrics"), ("  in field", "validation_metrics_in_field"),
+                       ("  float32", "validation_metrics_float")):
         vm = prov.get(key)
         if isinstance(vm, dict) and "balanced_accuracy" in vm:
             print(f"{label:<9} balanced accuracy {_num(vm.get('balanced_accuracy'))}, recall no IDC "
