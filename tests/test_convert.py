@@ -263,6 +263,9 @@ def test_cli_without_qat_converts_reports_and_ships_on_a_tiny_model(tiny_keras, 
         spec = read_spec(v.path)
         assert spec.provenance["validation_metrics"]["n_patches"] == 80
         assert (spec.float_model is None) == (v.name == "float32")
+        # the field context's threshold is chosen like the patch threshold, on the validation patients
+        assert spec.context is not None and spec.context.sigma_px == 50.0
+        assert spec.provenance["validation_metrics_in_field"]["threshold"] == spec.context.threshold
     for name in ("report.md", "report.json", "roc.png", "confusion.png", "tradeoff.png"):
         assert (rep / name).is_file(), name
     r = json.loads((rep / "report.json").read_text())

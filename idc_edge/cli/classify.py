@@ -4,7 +4,8 @@ An image no larger than a patch is one row (smaller edge patches padded with whi
 set). A larger image is never cut to its corner: it is tiled like a frame in ``run`` (rescaled by
 ``--um-per-px``, ``--stride`` apart, background left out by the tissue mask) and gives one row per
 patch window, with the window's top-left ``x``, ``y`` in the image's pixels; background windows have
-an empty probability and ``tissue`` 0.
+an empty probability and ``tissue`` 0. Its windows are decided as in ``run``: with their neighbours'
+scores when the model has a field context (``--no-context``: each alone); a patch image is alone.
 """
 from __future__ import annotations
 
