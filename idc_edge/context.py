@@ -4,7 +4,7 @@ A 50×50 px patch shows 200 µm of tissue, but IDC is a region: pathologists del
 data set's labels come from those outlines. A camera on a microscope sees the tissue around every
 window, so the runtime can weigh a window's own score with the scores of the windows around it.
 On the 29 validation patients this lifts the shipped model from 0.951 to 0.967 ROC AUC and from
-0.889 to 0.914 balanced accuracy, both recalls higher (``train/EXPERIMENTS.md``, section 6).
+0.889 to 0.913 balanced accuracy, both recalls higher (``train/EXPERIMENTS.md``, section 6).
 
 The combined score of a window with own score ``s``::
 
@@ -29,7 +29,7 @@ import math
 import cv2
 import numpy as np
 
-#: neighbours further than this many σ are left out (their weight is below 1.2 % of the nearest)
+#: neighbours further than this many σ are left out (their weight is about 1 % of the nearest's)
 REACH_SIGMAS = 3.0
 
 
