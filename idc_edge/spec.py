@@ -43,6 +43,11 @@ from .fileio import name, read_bytes, short
 FORMAT_VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+#: widest field context a sidecar may ask for, model pixels (800 µm at 4 µm/px): beyond it the
+#: neighbourhood is no longer the window's surroundings, and its filter would grow without bound
+MAX_CONTEXT_SIGMA_PX = 200.0
+#: heaviest weight of the neighbourhood against the window (beyond it the window's own score is lost)
+MAX_CONTEXT_WEIGHT = 100.0
 
 
 def _is_int(value) -> bool:
@@ -97,8 +102,10 @@ class ContextSpec:
     """How a window's score is read with its neighbours' (see :mod:`idc_edge.context`).
 
     Attributes:
-        sigma_px: width of the neighbourhood, model pixels (σ of its Gaussian weights), > 0.
-        weight: how much the neighbourhood counts against the window's own score, >= 0.
+        sigma_px: width of the neighbourhood, model pixels (σ of its Gaussian weights), in
+            (0, :data:`MAX_CONTEXT_SIGMA_PX`].
+        weight: how much the neighbourhood counts against the window's own score, in
+            [0, :data:`MAX_CONTEXT_WEIGHT`].
         threshold: a window is IDC when its combined score is >= this probability.
     """
 
@@ -107,8 +114,10 @@ class ContextSpec:
     threshold: float
 
     def __post_init__(self):
-        for key, fits, what in (("sigma_px", lambda v: v > 0, "a positive number of model pixels"),
-                                ("weight", lambda v: v >= 0, "a number >= 0"),
+        for key, fits, what in (("sigma_px", lambda v: 0 < v <= MAX_CONTEXT_SIGMA_PX,
+                                 f"a number of model pixels above 0 and at most {MAX_CONTEXT_SIGMA_PX:g}"),
+                                ("weight", lambda v: 0 <= v <= MAX_CONTEXT_WEIGHT,
+                                 f"a number from 0 to {MAX_CONTEXT_WEIGHT:g}"),
                                 ("threshold", lambda v: 0 <= v <= 1, "a probability from 0 to 1")):
             v = getattr(self, key)
             if not (_is_number(v) and math.isfinite(v) and fits(v)):

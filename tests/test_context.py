@@ -121,8 +121,10 @@ def test_sidecar_context_round_trips_and_is_absent_without_it():
 
 
 @pytest.mark.parametrize("bad,words", [
-    ({"sigma_px": 0, "weight": 1, "threshold": 0.3}, "context.sigma_px must be a positive number"),
-    ({"sigma_px": 50, "weight": -1, "threshold": 0.3}, "context.weight must be a number >= 0"),
+    ({"sigma_px": 0, "weight": 1, "threshold": 0.3}, "context.sigma_px must be a number of model pixels above 0"),
+    ({"sigma_px": 1e9, "weight": 1, "threshold": 0.3}, "at most 200"),   # its filter would not fit in memory
+    ({"sigma_px": 50, "weight": -1, "threshold": 0.3}, "context.weight must be a number from 0 to 100"),
+    ({"sigma_px": 50, "weight": 1e300, "threshold": 0.3}, "context.weight"),  # would overflow to NaN scores
     ({"sigma_px": 50, "weight": 1, "threshold": 1.5}, "context.threshold must be a probability"),
     ({"sigma_px": True, "weight": 1, "threshold": 0.3}, "context.sigma_px"),
     ({"sigma_px": 50, "weight": 1}, "context must be an object"),
