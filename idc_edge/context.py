@@ -24,6 +24,7 @@ neighbourhood is sampled four times as densely as at stride 50, and ``m`` estima
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -33,10 +34,12 @@ import numpy as np
 REACH_SIGMAS = 3.0
 
 
+@functools.lru_cache(maxsize=16)
 def neighbour_kernel(stride_px: int, sigma_px: float) -> np.ndarray:
     """Gaussian weights of the neighbours on a window grid with ``stride_px`` model pixels between
     windows: float32 ``[2r+1, 2r+1]``, centre 0 (a window is not its own neighbour), ``r`` the
-    number of steps within 3σ. A 1×1 zero kernel when no neighbour is that close."""
+    number of steps within 3σ. A 1×1 zero kernel when no neighbour is that close. Read-only (cached:
+    a detector asks for the same one every frame)."""
     if stride_px < 1 or not sigma_px > 0:
         raise ValueError(f"stride_px must be >= 1 and sigma_px > 0, got {stride_px} and {sigma_px}")
     reach = int(math.floor(REACH_SIGMAS * sigma_px / stride_px))
@@ -45,7 +48,9 @@ def neighbour_kernel(stride_px: int, sigma_px: float) -> np.ndarray:
     kernel = np.exp(-d2 / (2.0 * sigma_px * sigma_px))
     kernel[d2 > (REACH_SIGMAS * sigma_px) ** 2] = 0.0
     kernel[reach, reach] = 0.0
-    return kernel.astype(np.float32)
+    kernel = kernel.astype(np.float32)
+    kernel.flags.writeable = False
+    return kernel
 
 
 def field_context(scores: np.ndarray, stride_px: int, sigma_px: float, weight: float) -> np.ndarray:
@@ -65,17 +70,18 @@ def field_context(scores: np.ndarray, stride_px: int, sigma_px: float, weight: f
     scores = np.asarray(scores, np.float32)
     if scores.ndim != 2:
         raise ValueError(f"scores must be a [rows, cols] grid, got shape {scores.shape}")
-    kernel = neighbour_kernel(stride_px, sigma_px)
+    kernel = neighbour_kernel(int(stride_px), float(sigma_px))
     full = float(kernel.sum())
     if full == 0.0 or weight == 0 or scores.size == 0:
         return scores.copy()
     scored = ~np.isnan(scores)
-    filled = np.where(scored, scores, np.float32(0.0))
-    # correlation with a symmetric kernel; outside the grid counts as unscored (zero)
-    flags = dict(ddepth=-1, borderType=cv2.BORDER_CONSTANT)
-    total = cv2.filter2D(filled, kernel=kernel, **flags)
-    present = cv2.filter2D(scored.astype(np.float32), kernel=kernel, **flags)
+    # channel 0: the scores (0 where none), channel 1: 1 where a score is; one filter sums both
+    # over every neighbourhood (a correlation, the kernel is symmetric; outside the grid is unscored)
+    both = np.zeros(scores.shape + (2,), np.float32)
+    both[..., 0][scored] = scores[scored]
+    both[..., 1] = scored
+    sums = cv2.filter2D(both, -1, kernel, borderType=cv2.BORDER_CONSTANT)
     w = np.float32(weight / full)
-    out = (filled + w * total) / (np.float32(1.0) + w * present)
+    out = (both[..., 0] + w * sums[..., 0]) / (np.float32(1.0) + w * sums[..., 1])
     out[~scored] = np.nan
-    return out.astype(np.float32, copy=False)
+    return out
