@@ -81,6 +81,58 @@ def field_stop(rgb: np.ndarray, radius: float) -> np.ndarray:
     return np.round(rgb * lit[..., None]).astype(np.uint8)
 
 
+def focus_gradient(rgb: np.ndarray, max_sigma_um: float, um_per_px: float = 4.0) -> np.ndarray:
+    """A tilted slide or a curved field: sharp at the left edge, defocused towards the right, the
+    Gaussian blur's σ rising linearly across the field to ``max_sigma_um`` µm at the right edge
+    (each column mixes the two nearest of nine evenly spaced blur levels)."""
+    w = rgb.shape[1]
+    levels = np.linspace(0.0, max_sigma_um, 9)
+    stack = np.stack([rgb.astype(np.float32) if s == 0 else
+                      cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), s / um_per_px, borderType=cv2.BORDER_REFLECT_101)
+                      for s in levels])
+    pos = np.linspace(0.0, len(levels) - 1, w)
+    lo = np.minimum(pos.astype(int), len(levels) - 2)
+    t = (pos - lo)[None, :, None]
+    cols = np.arange(w)
+    out = stack[lo, :, cols].transpose(1, 0, 2) * (1 - t) + stack[lo + 1, :, cols].transpose(1, 0, 2) * t
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def flicker(rgb: np.ndarray, amplitude: float, period_px: float = 120.0) -> np.ndarray:
+    """Mains flicker through a rolling shutter: horizontal bands, the exposure of each row
+    × (1 + ``amplitude`` · sin(2π y / ``period_px``)) in linear light (an LED or fluorescent lamp
+    on 50/60 Hz with an exposure that is not a whole number of its cycles)."""
+    y = np.arange(rgb.shape[0], dtype=np.float32)
+    gain = 1.0 + amplitude * np.sin(2 * np.pi * y / period_px)
+    return cs.to_srgb(cs.to_linear(rgb) * gain[:, None, None])
+
+
+def lateral_colour(rgb: np.ndarray, shift_px: float) -> np.ndarray:
+    """Lateral chromatic aberration of a cheap relay lens: red magnified and blue shrunk about the
+    centre so that they are ``shift_px`` model pixels off green at the field's corners (colour
+    fringes on every edge, growing from the centre)."""
+    h, w = rgb.shape[:2]
+    half_diag = float(np.hypot(w / 2, h / 2))
+    centre = ((w - 1) / 2, (h - 1) / 2)
+    out = rgb.copy()
+    for channel, sign in ((0, 1.0), (2, -1.0)):
+        m = cv2.getRotationMatrix2D(centre, 0.0, 1.0 + sign * shift_px / half_diag)
+        out[..., channel] = cv2.warpAffine(rgb[..., channel], m, (w, h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REFLECT_101)
+    return out
+
+
+def hot_pixels(rgb: np.ndarray, rng: np.random.Generator, fraction: float, camera_um_per_px: float = 1.0) -> np.ndarray:
+    """Hot and dead pixels of a cheap sensor: ``fraction`` of the camera's pixels stuck at full or
+    zero in one channel (half each), at the camera's ``camera_um_per_px``, then the rescale to
+    the model's 4 µm/px that the runtime does."""
+    cam = cs.to_camera_scale(rgb, camera_um_per_px)
+    n = int(round(fraction * cam.shape[0] * cam.shape[1]))
+    ys, xs = rng.integers(0, cam.shape[0], n), rng.integers(0, cam.shape[1], n)
+    cam[ys, xs, rng.integers(0, 3, n)] = np.where(rng.random(n) < 0.5, 255, 0).astype(np.uint8)
+    return cs.to_model_scale(cam, rgb.shape[:2])
+
+
 def saturation(rgb: np.ndarray, factor: float) -> np.ndarray:
     """A camera's saturation setting: HSV saturation × ``factor``."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
@@ -173,6 +225,14 @@ def cases() -> list[Case]:
             for n, o in ((3, 0.3), (6, 0.5), (10, 0.7))]
     out += [Case("noise_camera", f"{e:g} e⁻ at white at 1 µm/px",
                  cs.Camera(um_per_px=1.0, full_well_e=e, read_noise_e=2.0).apply) for e in (20, 10, 6)]
+    out += [Case("focus_gradient", f"sharp left, Gaussian σ {m:g} µm at the right edge",
+                 (lambda m: lambda x, rng: focus_gradient(x, m))(m)) for m in (4.0, 8.0, 12.0)]
+    out += [Case("flicker", f"rolling-shutter bands ±{round(100 * a)} %", (lambda a: lambda x, rng: flicker(x, a))(a))
+            for a in (0.05, 0.1, 0.2)]
+    out += [Case("lateral_colour", f"red/blue {p:g} px off green at the corners",
+                 (lambda p: lambda x, rng: lateral_colour(x, p))(p)) for p in (0.5, 1.0, 2.0)]
+    out += [Case("hot_pixels", f"{100 * f:g} % hot or dead pixels at 1 µm/px",
+                 (lambda f: lambda x, rng: hot_pixels(x, rng, f))(f)) for f in (0.001, 0.005, 0.02)]
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     return out
 

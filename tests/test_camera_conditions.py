@@ -180,3 +180,43 @@ def test_pale_glass_and_stroma_lie_on_the_stain_line_and_a_lamp_s_cast_does_not(
     assert np.isnan(pale_cast(rgb[:, 280:]))
     with pytest.raises(Exception, match="max_pale_cast"):
         ColourOptions(max_pale_cast=-1)
+
+
+@pytest.mark.data
+def test_a_tilted_slide_is_no_call_where_blurred_and_called_where_sharp(fields):
+    """A focus gradient across the field (a tilted slide, a curved field): the gate judges each
+    window, so the blurred side is no call rather than benign, and the sharp side keeps its calls."""
+    from benchmarks.camera_conditions import focus_gradient
+
+    with Detector(um_per_px=4.0, stride=50) as det:
+        for f in fields:
+            clean, tilted = det.detect(bgr(f.rgb)), det.detect(bgr(focus_gradient(f.rgb, 12.0)))
+            assert tilted.in_focus, f.patient  # part of the field is sharp: not a frame-wide no call
+            no_call = np.zeros_like(tilted.tissue) if tilted.no_call is None else tilted.no_call
+            third = tilted.tissue.shape[1] // 3
+            sharp, blurred = np.s_[:, :third], np.s_[:, -third:]
+            assert no_call[sharp][tilted.tissue[sharp]].mean() <= 0.1, f.patient
+            assert no_call[blurred][tilted.tissue[blurred]].mean() >= 0.8, f.patient
+            assert not tilted.idc[blurred][no_call[blurred]].any()
+            assert agreement(clean, tilted) >= 0.9, f.patient
+
+
+def test_the_added_camera_conditions_do_what_they_say():
+    from benchmarks.camera_conditions import flicker, focus_gradient, hot_pixels, lateral_colour
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(40, 220, (120, 200, 3)).astype(np.uint8)
+    g = focus_gradient(x, 8.0)
+    np.testing.assert_array_equal(g[:, 0], x[:, 0])                      # sharp at the left edge
+    full = cs.defocus(x, sigma_um=8.0)
+    assert np.abs(g[:, -1].astype(int) - full[:, -1]).max() <= 1          # σ 8 µm at the right edge
+    bands = flicker(x, 0.2, period_px=40)
+    row_gain = bands.reshape(120, -1).mean(1) / x.reshape(120, -1).mean(1)
+    assert row_gain.max() > 1.08 and row_gain.min() < 0.92               # bright and dark bands
+    np.testing.assert_array_equal(flicker(x, 0.0), x)
+    fringed = lateral_colour(x, 2.0)
+    np.testing.assert_array_equal(fringed[..., 1], x[..., 1])            # green is the reference
+    assert (fringed[:10, :10, 0] != x[:10, :10, 0]).mean() > 0.5         # red moved at the corners
+    hot = hot_pixels(x, np.random.default_rng(1), 0.02)
+    changed = (hot != x).any(axis=2).mean()
+    assert 0.05 < changed < 0.6                                          # 2 % of 16 camera pixels per model pixel
