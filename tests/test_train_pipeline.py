@@ -73,7 +73,7 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "train", "--data", str(DATA.resolve()), "--out", str(out), "--epochs", "1",
-         "--max-patches", "300", "--no-latency", "--seed", "1"],
+         "--max-patches", "300", "--no-latency", "--seed", "1", "--stain-scale", "0.3"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - t
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -96,7 +96,9 @@ def test_one_epoch_on_a_few_hundred_real_patches_gives_loadable_model_and_sideca
     spec = read_spec(out / "model_int8.tflite")
     assert spec.channel_order == "RGB" and spec.patch_size_px == 50 and 0 < spec.threshold < 1
     prov = spec.provenance
-    assert prov["architecture"] == json.loads((out / "train_config.json").read_text())["architecture"]
+    train_config = json.loads((out / "train_config.json").read_text())
+    assert prov["architecture"] == train_config["architecture"]
+    assert train_config["config"]["stain_scale"] == train_config["augment_strength"]["stain_scale"] == 0.3
     assert prov["counts"]["train"]["patches"] == 300
     with PatchClassifier(out / "model_int8.tflite") as clf:  # loads with its sidecar through the runtime
         assert clf.predict(x.astype(np.uint8)).shape == (2,)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_tensorflow
-from train.__main__ import main
+from train.__main__ import config_from_args, main, parser
 
 
 def _write_patch(root: Path, patient: str, label: int, x: int, y: int, bgr: np.ndarray) -> Path:
@@ -115,11 +115,26 @@ def test_train_fails_with_split_leaving_a_class_empty(tmp_path, capsys):
     (["--arch", "resnet152"], "--arch"),
     (["--strategy", "tpu"], "--strategy"),
     (["--teacher-views", "3"], "--teacher-views"),
+    (["--stain-scale", "1"], "--stain-scale must be in [0, 1)"),
+    (["--stain-scale", "-0.1"], "--stain-scale must be in [0, 1)"),
+    (["--stain-scale", "wide"], "--stain-scale must be a number"),
 ])
 def test_train_fails_with_bad_option(tmp_path, capsys, argv, expected):
     assert main(["--out", str(tmp_path / "out"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and expected in err
+
+
+def test_stain_scale_reaches_the_run_config_and_its_augment_strength():
+    from train.config import AugmentStrength
+
+    argv = ["--out", "runs/x", "--stain-scale", "0.45"]
+    cfg = config_from_args(parser().parse_args(argv), argv)
+    cfg.validate()
+    assert cfg.stain_scale == 0.45 and cfg.strength().stain_scale == 0.45
+    assert cfg.strength().stain_shift == AugmentStrength().stain_shift  # only the scale changes
+    default = config_from_args(parser().parse_args(["--out", "runs/x"]), ["--out", "runs/x"])
+    assert default.strength() == AugmentStrength()  # the shipped recipe's jitter, ×U(0.8, 1.2)
 
 
 def test_train_fails_with_unwritable_out(tmp_path, capsys):

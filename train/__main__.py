@@ -10,12 +10,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from idc_edge.cli.options import Parser, positive_int
+from idc_edge.cli.options import Parser, number, positive_int
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError
 
 from . import architectures
-from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, parse_augment
+from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength, parse_augment
 from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
 
 
@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "
                         + ", ".join(f"{k} ({','.join(v) or '-'})" for k, v in PRESETS.items())
                         + "; or a preset minus names, e.g. all-jpeg (the default)")
+    p.add_argument("--stain-scale", type=number("--stain-scale"), default=AugmentStrength.stain_scale, metavar="S",
+                   help=f"stain jitter: each H&E stain's optical density x U(1 - S, 1 + S), 0 <= S < 1 "
+                        f"(default {AugmentStrength.stain_scale})")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -97,6 +100,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
+    """The parsed command line ``argv`` as a run's configuration (ranges are checked by the run)."""
+    return TrainConfig(
+        data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
+        augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
+        strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
+        max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views,
+        stain_scale=args.stain_scale, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        verbose=args.progress, command="python -m train " + shlex.join(argv),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -104,15 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except IdcEdgeError as e:
         print(f"python -m train: error: {e}", file=sys.stderr)
         return 2
-    cfg = TrainConfig(
-        data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
-        augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
-        strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
-        max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
-        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views, export_tflite=not args.no_tflite, latency=not args.no_latency,
-        verbose=args.progress, command="python -m train " + shlex.join(argv),
-    )
+    cfg = config_from_args(args, argv)
     try:
         result = run(cfg)
     except IdcEdgeError as e:

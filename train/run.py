@@ -67,6 +67,7 @@ class TrainConfig:
     teacher: str | None = DEFAULT_TEACHER
     teacher_weight: float = 0.5
     teacher_views: int = 1
+    stain_scale: float = AugmentStrength.stain_scale
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -108,9 +109,15 @@ class TrainConfig:
             raise OptionError(f"--windows-per-patch must be between 0 and 8, got {self.windows_per_patch}")
         if self.max_patches is not None and self.max_patches < 8:
             raise OptionError(f"--max-patches must be >= 8, got {self.max_patches}")
+        if not 0 <= self.stain_scale < 1:
+            raise OptionError(f"--stain-scale must be in [0, 1) (each stain x U(1 - S, 1 + S)), got {self.stain_scale}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
+
+    def strength(self) -> AugmentStrength:
+        """The colour augmentations' magnitudes: the defaults with this run's stain jitter."""
+        return AugmentStrength(stain_scale=self.stain_scale)
 
 
 @dataclass
@@ -360,7 +367,7 @@ def run(cfg: TrainConfig) -> RunResult:
     skips = SkipLog()
     cache_val = cfg.cache if cfg.cache in (None, "memory") else f"{cfg.cache}.val"
     train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
-                             augment=cfg.augment, class_weight=class_weight, cache=cfg.cache,
+                             augment=cfg.augment, strength=cfg.strength(), class_weight=class_weight, cache=cfg.cache,
                              samples=samples, label_rank=4 if stride else 2,
                              teacher=cfg.teacher, teacher_weight=cfg.teacher_weight, teacher_views=cfg.teacher_views)
     val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
@@ -428,7 +435,7 @@ def run(cfg: TrainConfig) -> RunResult:
         "training_seconds": fit_seconds,
         "epochs": cfg.epochs,
         "config": {**asdict(cfg), "augment": list(cfg.augment)},
-        "augment_strength": asdict(AugmentStrength()),
+        "augment_strength": asdict(cfg.strength()),
         "replicas": int(strategy.num_replicas_in_sync),
         "machine": f"{machine_line()}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
     }
