@@ -133,6 +133,23 @@ def hot_pixels(rgb: np.ndarray, rng: np.random.Generator, fraction: float, camer
     return cs.to_model_scale(cam, rgb.shape[:2])
 
 
+#: Ruifrok & Johnston's stain vectors (rows: haematoxylin, eosin, residual) as unit optical densities
+_OD_FROM_HER = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], np.float64)
+_OD_FROM_HER /= np.linalg.norm(_OD_FROM_HER, axis=1, keepdims=True)
+
+
+def stain(rgb: np.ndarray, haematoxylin: float, eosin: float) -> np.ndarray:
+    """A slide stained more or less strongly than the training slides (another lab, a faded slide):
+    the optical density unmixed into haematoxylin, eosin and a residual (Ruifrok & Johnston 2001),
+    the two stains' amounts × ``haematoxylin`` and × ``eosin``, mixed back."""
+    od = -np.log(np.maximum(rgb.astype(np.float64), 1.0) / 255.0)
+    amounts = od.reshape(-1, 3) @ np.linalg.inv(_OD_FROM_HER)
+    amounts[:, 0] *= haematoxylin
+    amounts[:, 1] *= eosin
+    out = 255.0 * np.exp(-(amounts @ _OD_FROM_HER))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(rgb.shape)
+
+
 def saturation(rgb: np.ndarray, factor: float) -> np.ndarray:
     """A camera's saturation setting: HSV saturation × ``factor``."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
@@ -233,6 +250,8 @@ def cases() -> list[Case]:
                  (lambda p: lambda x, rng: lateral_colour(x, p))(p)) for p in (0.5, 1.0, 2.0)]
     out += [Case("hot_pixels", f"{100 * f:g} % hot or dead pixels at 1 µm/px",
                  (lambda f: lambda x, rng: hot_pixels(x, rng, f))(f)) for f in (0.001, 0.005, 0.02)]
+    out += [Case("stain", f"haematoxylin ×{h:g}, eosin ×{e:g}", (lambda h, e: lambda x, rng: stain(x, h, e))(h, e))
+            for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5))]
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     return out
 

@@ -202,7 +202,7 @@ def test_a_tilted_slide_is_no_call_where_blurred_and_called_where_sharp(fields):
 
 
 def test_the_added_camera_conditions_do_what_they_say():
-    from benchmarks.camera_conditions import flicker, focus_gradient, hot_pixels, lateral_colour
+    from benchmarks.camera_conditions import flicker, focus_gradient, hot_pixels, lateral_colour, stain
 
     rng = np.random.default_rng(0)
     x = rng.integers(40, 220, (120, 200, 3)).astype(np.uint8)
@@ -220,3 +220,7 @@ def test_the_added_camera_conditions_do_what_they_say():
     hot = hot_pixels(x, np.random.default_rng(1), 0.02)
     changed = (hot != x).any(axis=2).mean()
     assert 0.05 < changed < 0.6                                          # 2 % of 16 camera pixels per model pixel
+    assert np.abs(stain(x, 1.0, 1.0).astype(int) - x).max() <= 1           # unmixing and mixing back is exact
+    purple = np.full((4, 4, 3), (120, 60, 160), np.uint8)                  # haematoxylin-rich
+    faded = stain(purple, 0.6, 0.6)
+    assert (faded.astype(int) > purple).all()                               # less dye lets more light through
