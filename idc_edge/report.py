@@ -389,6 +389,15 @@ def summarize(path, pictures: bool = True) -> list[SessionSummary]:
 
 # -- rendering ----------------------------------------------------------------------------------------
 
+def _context_text(model: dict) -> str:
+    """How the session's windows were decided, for the threshold's line: with their neighbours (the
+    header's ``model.context``) or, in results files from before it was recorded, nothing."""
+    context = model.get("context")
+    if not isinstance(context, dict):
+        return ""
+    return f" on each window read with its neighbours (sigma {context.get('sigma_px')} px)"
+
+
 def _fmt_area(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.2f} mm²"
 
@@ -418,7 +427,8 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
                      + (f", source {h['source']['description']}" if h.get("source") else ""))
         if h:
             lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
-                         f"{h.get('threshold'):.3f}, {h.get('um_per_px')} µm/px, idc-edge {h.get('idc_edge')}")
+                         f"{h.get('threshold'):.3f}{_context_text(model)}, {h.get('um_per_px')} µm/px, "
+                         f"idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC"
                      + (f", {s.frames_without_call} frame(s) with tissue but no call ({_reasons_text(s.no_call_reasons)})"
@@ -497,7 +507,7 @@ def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
             parts.append("<h3>Settings and model</h3><table>"
                          f"<tr><td>model</td><td>{html.escape(str(model.get('name')))}<br><code>sha256 "
                          f"{html.escape(str(model.get('sha256')))}</code></td></tr>"
-                         f"<tr><td>threshold</td><td>{h.get('threshold'):.3f}</td></tr>"
+                         f"<tr><td>threshold</td><td>{h.get('threshold'):.3f}{html.escape(_context_text(model))}</td></tr>"
                          f"<tr><td>scale</td><td>{h.get('um_per_px')} µm per pixel (model {h.get('model_um_per_px')}"
                          f" µm/px; each patch stands for {h.get('cell_um'):g} µm × {h.get('cell_um'):g} µm)</td></tr>"
                          f"<tr><td>source</td><td>{html.escape(str((h.get('source') or {}).get('description')))}</td>"

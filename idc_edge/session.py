@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
@@ -185,6 +185,7 @@ def session_info(config: RunConfig, detector: Detector, source, sinks: Sequence[
         cell_um=float(detector.stride * spec.um_per_px), source=getattr(source, "description", str(source)),
         live=bool(getattr(source, "live", False)), source_fps=float(getattr(source, "fps", 0.0) or 0.0),
         camera_mode=_camera_mode(source), options=config.to_dict(),
+        context=None if detector.context is None else asdict(detector.context),
         outputs={s.name: d for s in sinks for d in [s.to_dict()] if d})
 
 

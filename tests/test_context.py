@@ -21,7 +21,7 @@ from idc_edge.dataset import PatchRecord, scan_dataset
 from idc_edge.errors import ModelError
 from idc_edge.evaluate import Predictions, evaluate_folder, in_field_scores, predict_records
 from idc_edge.metrics import binary_metrics
-from idc_edge.classifier import PatchClassifier
+from idc_edge.classifier import PatchClassifier, resolve_model_path
 from idc_edge.spec import ContextSpec, ModelSpec, read_spec, sidecar_path, write_spec
 
 from test_dense import UNGATED, mixed_slide
@@ -258,8 +258,6 @@ def test_classify_tiles_a_large_image_at_the_context_threshold(context_model, tm
 
 
 def test_shipped_model_has_a_context_fitted_on_validation_patients():
-    from idc_edge.classifier import resolve_model_path
-
     spec = read_spec(resolve_model_path(None))
     assert spec.context is not None and spec.context.sigma_px == 50.0
     in_field = spec.provenance["validation_metrics_in_field"]
@@ -290,3 +288,24 @@ def test_context_lifts_the_shipped_model_on_a_whole_validation_slide(data_dir):
     without = binary_metrics(y, alone, det.spec.threshold)
     assert with_ctx.balanced_accuracy >= without.balanced_accuracy + 0.01, (with_ctx, without)
     assert with_ctx.balanced_accuracy >= 0.93 and roc_auc(y, combined) >= roc_auc(y, alone) + 0.005
+
+
+def test_a_results_file_says_how_its_windows_were_decided(tmp_path, capsys):
+    """The session header records the context the run used (null with --no-context), and the report
+    says it next to the threshold, so a results file can be read back without guessing."""
+    from conftest import run_recorded
+
+    image = tmp_path / "field.png"
+    cv2.imwrite(str(image), mixed_slide(300, 500, seed=7))
+    record = tmp_path / "results.jsonl"
+    run_recorded(image, record, "--no-gates")
+    run_recorded(image, record, "--no-gates", "--no-context")
+    headers = [json.loads(line)["session"] for line in record.read_text().splitlines() if '"session"' in line]
+    shipped = read_spec(resolve_model_path(None)).context
+    assert headers[0]["model"]["context"] == {"sigma_px": shipped.sigma_px, "weight": shipped.weight,
+                                              "threshold": shipped.threshold}
+    assert headers[0]["threshold"] == shipped.threshold
+    assert headers[1]["model"]["context"] is None and headers[1]["options"]["context"] is False
+    assert main(["report", str(record)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("read with its neighbours") == 1

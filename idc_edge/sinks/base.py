@@ -52,6 +52,8 @@ class SessionInfo:
         model_path: the ``.tflite`` file.
         model_sha256: the model file's SHA-256 (hex).
         threshold: decision threshold in use.
+        context: how windows are read with their neighbours (the sidecar's ``context``:
+            ``sigma_px``, ``weight``, ``threshold``), None when each window is decided alone.
         um_per_px: microns per pixel of the frames (the camera's scale).
         model_um_per_px: microns per pixel the model works at.
         patch_px: patch side in model pixels.
@@ -83,6 +85,7 @@ class SessionInfo:
     camera_mode: Optional[dict] = None
     options: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    context: Optional[dict] = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ def session_header(info: SessionInfo) -> dict[str, Any]:
     """The record that starts a run in a results file (JSON-ready): ``{"session": {...}}``."""
     return {SESSION_KEY: {
         "format": RESULTS_FORMAT, "idc_edge": info.version, "started": info.started_utc,
-        "model": {"name": info.model_name, "path": info.model_path, "sha256": info.model_sha256},
+        "model": {"name": info.model_name, "path": info.model_path, "sha256": info.model_sha256,
+                  "context": info.context},
         "threshold": info.threshold, "um_per_px": info.um_per_px, "model_um_per_px": info.model_um_per_px,
         "patch_px": info.patch_px, "stride_px": info.stride_px, "cell_um": info.cell_um,
         "source": {"description": info.source, "live": info.live, "fps": info.source_fps,
