@@ -34,8 +34,8 @@ CHOSEN_ON = ("validation patients, each patch with its neighbours on the patient
              "accuracy of the combined scores")
 
 
-def fit_context(records: Sequence[PatchRecord], scores: np.ndarray, patch_px: int,
-                sigma_px: float = CONTEXT_SIGMA_PX, weight: float = CONTEXT_WEIGHT) -> tuple[ContextSpec, BinaryMetrics]:
+def fit_context(records: Sequence[PatchRecord], scores: np.ndarray, patch_px: int, sigma_px: float = CONTEXT_SIGMA_PX,
+                weight: float = CONTEXT_WEIGHT) -> tuple[ContextSpec, BinaryMetrics]:
     """The field context for a model whose scores of the labelled ``records`` are ``scores``, with
     the threshold of best balanced accuracy, and the metrics of the combined scores at it."""
     pred = Predictions(tuple(records), np.asarray(scores, np.float32), ())

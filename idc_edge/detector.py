@@ -343,7 +343,8 @@ class Detector:
         whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed).sum())
         return FrameResult(
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
-            probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes, threshold=self.threshold,
+            probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes,
+            threshold=self.threshold,
             frame_shape=grid.frame_shape,
             times=StageTimes((t1 - t0) * ms, (t2 - t1) * ms, (choose + cut) * ms, invoke * ms, (t5 - t4) * ms),
             reused=0 if kept is None else int(kept.sum()),
