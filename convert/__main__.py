@@ -64,17 +64,21 @@ def _check_paths(args) -> tuple[Path, Path]:
     return model, data
 
 
-def _qat_augment(spec: str, model: Path) -> tuple[str, ...]:
-    """``--qat-augment`` → augmentation names; ``training`` reads the training run's train_config.json."""
+def _qat_augment(spec: str, model: Path) -> tuple[tuple[str, ...], dict]:
+    """``--qat-augment`` → (augmentation names, their strengths); ``training`` reads both from the
+    training run's train_config.json (so a run with a wider ``--stain-scale`` is fine-tuned with it);
+    otherwise the strengths are the defaults."""
     spec = spec.strip()
     if spec == "training":
         from .pipeline import read_train_config
 
         cfg = read_train_config(model)
-        return tuple((cfg.get("config") or {}).get("augment") or ("flip", "rot90"))
+        strength = cfg.get("augment_strength")
+        return (tuple((cfg.get("config") or {}).get("augment") or ("flip", "rot90")),
+                dict(strength) if isinstance(strength, dict) else {})
     if spec == "none":
-        return ()
-    return tuple(s.strip() for s in spec.split(",") if s.strip())
+        return (), {}
+    return tuple(s.strip() for s in spec.split(",") if s.strip()), {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         from .data import load_conversion_data
         from .pipeline import RunOptions, run, stderr_log
 
+        names, strength = _qat_augment(args.qat_augment, model)
         qcfg = None if args.no_qat else qat_mod.QatConfig(
             epochs=args.qat_epochs, batch_size=args.qat_batch, learning_rate=args.qat_lr, seed=args.seed,
-            augment=_qat_augment(args.qat_augment, model), freeze_batchnorm=args.qat_freeze_bn)
+            augment=names, augment_strength=strength, freeze_batchnorm=args.qat_freeze_bn)
         opts = RunOptions(model_path=model, out_dir=Path(args.out), arch=args.arch, qat=qcfg,
                           input_type=args.input_type, representative_size=args.representative,
                           qat_train_size=args.qat_patches, seed=args.seed, latency_rounds=args.latency_rounds)

@@ -17,7 +17,7 @@ tfmot 0.8.1 quantizes only Keras 2 models, and the project trains in Keras 3. So
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +41,9 @@ class QatConfig:
         learning_rate: Adam step size; small, the model is already trained.
         augment: augmentation names of ``train.augment`` (the training run's, from its
             train_config.json, by default in the command line); empty for none.
+        augment_strength: magnitudes of the colour augmentations (``train.config.AugmentStrength``
+            fields, the training run's by default in the command line, e.g. its ``stain_scale``);
+            empty for the defaults.
         balance_classes: weight each class by the inverse of its frequency.
         freeze_batchnorm: keep batch-normalization statistics and parameters as trained (BN in
             inference mode), so fine-tuning adapts only the convolutions to quantization.
@@ -51,6 +54,7 @@ class QatConfig:
     batch_size: int = 64
     learning_rate: float = 1e-4
     augment: tuple[str, ...] = ("flip", "rot90")
+    augment_strength: dict = field(default_factory=dict)
     balance_classes: bool = True
     freeze_batchnorm: bool = False
     seed: int = 0
@@ -68,6 +72,20 @@ class QatConfig:
         if unknown:
             raise OptionError(f"--qat-augment: unknown augmentation {', '.join(unknown)}; expected some of "
                               f"{', '.join(AUGMENTATIONS)}")
+        self.strength()  # unknown or malformed strengths are refused here, not mid fine-tune
+
+    def strength(self):
+        """The :class:`train.config.AugmentStrength` of ``augment_strength``."""
+        from train.config import AugmentStrength
+
+        known = set(AugmentStrength.__dataclass_fields__)
+        unknown = sorted(set(self.augment_strength) - known)
+        if unknown:
+            raise OptionError(f"the training run's augment_strength has unknown field(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.augment_strength.values()):
+            raise OptionError(f"the training run's augment_strength must hold numbers, got {self.augment_strength!r}")
+        return AugmentStrength(**self.augment_strength)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,10 +194,10 @@ def _dataset(images: np.ndarray, labels: np.ndarray, config: QatConfig, label_ra
         return ds.map(lambda x, t, sw: (tf.cast(x, tf.float32), t, sw)).prefetch(1)
     from train.augment import augment_batch
 
-    names = tuple(config.augment)
+    names, strength = tuple(config.augment), config.strength()
     seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
     return (tf.data.Dataset.zip((ds, seeds))
-            .map(lambda b, s: (augment_batch(b[0], s, names), b[1], b[2]), num_parallel_calls=1)
+            .map(lambda b, s: (augment_batch(b[0], s, names, strength), b[1], b[2]), num_parallel_calls=1)
             .prefetch(1))
 
 

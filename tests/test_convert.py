@@ -158,6 +158,30 @@ def test_report_markdown_has_every_variant_threshold_policy_and_qat_explanation(
 
 
 # ---------------------------------------------------------------- command line errors
+def test_qat_fine_tunes_with_the_training_run_s_augmentation_strengths(tmp_path):
+    """A run trained with a wider stain jitter (``--stain-scale``) is QAT-tuned with it, not with the
+    defaults; strengths the training code does not know are refused before any TensorFlow work."""
+    from convert.__main__ import _qat_augment
+    from convert.qat import QatConfig
+    from idc_edge.errors import OptionError
+    from train.config import AugmentStrength
+
+    model = tmp_path / "model.keras"
+    (tmp_path / "train_config.json").write_text(json.dumps({
+        "config": {"augment": ["flip", "stain"]}, "augment_strength": {"stain_scale": 0.45, "hue": 0.04}}))
+    names, strength = _qat_augment("training", model)
+    assert names == ("flip", "stain") and strength == {"stain_scale": 0.45, "hue": 0.04}
+    config = QatConfig(augment=names, augment_strength=strength)
+    assert config.strength() == AugmentStrength(stain_scale=0.45)
+    assert config.to_dict()["augment_strength"]["stain_scale"] == 0.45
+    assert _qat_augment("flip,rot90", model) == (("flip", "rot90"), {})      # a given list: default strengths
+    assert QatConfig().strength() == AugmentStrength()
+    with pytest.raises(OptionError, match="unknown field"):
+        QatConfig(augment_strength={"stain_range": 0.45})
+    with pytest.raises(OptionError, match="numbers"):
+        QatConfig(augment_strength={"stain_scale": "wide"})
+
+
 def test_cli_fails_with_missing_model_in_one_line(tmp_path, capsys):
     from convert.__main__ import main
 
