@@ -156,8 +156,8 @@ FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "i
                 "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
                 "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?"}
 HEADER_FIELDS = {"started": "text", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
-                 "model": "table", "model.name": "text", "model.sha256": "text?", "model.context": "table?", "source": "table",
-                 "source.description": "text", "options": "table?", "outputs": "table?",
+                 "model": "table", "model.name": "text", "model.sha256": "text?", "model.context": "table?",
+                 "source": "table", "source.description": "text", "options": "table?", "outputs": "table?",
                  "outputs.video": "table?", "outputs.video.path": "text?", "outputs.snapshots": "table?",
                  "outputs.snapshots.folder": "text?"}
 _KINDS = {

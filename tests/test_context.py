@@ -93,14 +93,31 @@ def test_context_pulls_a_lone_high_score_down_and_a_dip_inside_idc_up():
     assert field_context(field, 50, SIGMA, WEIGHT)[4, 4] > 0.5
 
 
-def test_context_is_the_same_tissue_width_at_any_stride():
-    # a linear ramp is its own neighbourhood mean: interior windows keep their score at stride 25 and 50
+def test_a_linear_field_keeps_its_scores_at_any_stride():
+    # a linear ramp is its own neighbourhood mean: interior windows keep their score (no bias)
     for stride in (25, 50):
         x = np.arange(40) * stride
         ramp = np.tile((x / x.max()).astype(np.float32), (40, 1))
         inner = slice(10, 30)
         out = field_context(ramp, stride, SIGMA, WEIGHT)
         np.testing.assert_allclose(out[inner, inner], ramp[inner, inner], atol=1e-5)
+
+
+def test_context_is_the_same_width_of_tissue_at_stride_25_and_50():
+    """An edge between benign and IDC tissue at x = 500 model px, sampled at both strides: the windows
+    at the same place get the same combined score (within the coarser grid's sampling), which they
+    would not if the neighbourhood were counted in windows instead of model pixels (σ in steps
+    would be twice as wide at stride 50: 0.115 instead of 0.03 at 100 px from the edge)."""
+    combined = {}
+    for stride in (25, 50):
+        x = np.arange(0, 1000, stride)
+        edge = np.tile((x >= 500).astype(np.float32), (9, 1))
+        out = field_context(edge, stride, SIGMA, WEIGHT)[4]
+        combined[stride] = {int(v): float(o) for v, o in zip(x, out)}
+    shared = range(300, 750, 50)
+    diff = max(abs(combined[25][v] - combined[50][v]) for v in shared)
+    assert diff <= 0.075, diff
+    assert combined[50][400] < 0.05 and combined[50][600] > 0.95
 
 
 def test_context_rejects_a_non_grid():

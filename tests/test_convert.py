@@ -262,6 +262,37 @@ def _write_layout(root: Path, patients: dict[str, int]) -> None:
             cv2.imwrite(str(d / f"{patient}_idx5_x{50 * i}_y0_class{int(y[i])}.png"), x[i][..., ::-1])
 
 
+def test_convert_context_adds_a_fitted_field_context_to_a_converted_model(tiny_int8, tmp_path, capsys):
+    """``python -m convert.context`` (LiteRT only) writes the sidecar's context with the threshold of
+    best balanced accuracy on the validation patients, and records the metrics ``evaluate`` then
+    reports for them in the field; a missing model is one line and exit 2."""
+    import shutil
+
+    from convert.context import main
+    from idc_edge.classifier import PatchClassifier
+    from idc_edge.evaluate import evaluate_folder
+    from idc_edge.spec import read_spec, sidecar_path
+
+    data = tmp_path / "data"
+    _write_layout(data, {"1001": 30, "8867": 40, "8914": 40})  # 8867, 8914: validation patients
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_int8, model)
+    shutil.copy(sidecar_path(tiny_int8), sidecar_path(model))
+    assert read_spec(model).context is None
+    assert main(["--model", str(model), "--data", str(data)]) == 0
+    assert "in the field" in capsys.readouterr().out
+    spec = read_spec(model)
+    fitted = spec.provenance["validation_metrics_in_field"]
+    assert spec.context is not None and fitted["threshold"] == spec.context.threshold
+    with PatchClassifier(model) as clf:
+        in_field = evaluate_folder(clf, data, patients=["8867", "8914"]).in_field.metrics
+    assert in_field.n_patches == fitted["n_patches"] == 80
+    assert in_field.balanced_accuracy == pytest.approx(fitted["balanced_accuracy"])
+    assert main(["--model", str(tmp_path / "missing.tflite"), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "missing.tflite" in err[0]
+
+
 @pytest.mark.slow
 @needs_tensorflow
 def test_cli_without_qat_converts_reports_and_ships_on_a_tiny_model(tiny_keras, tmp_path, capsys):

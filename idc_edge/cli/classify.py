@@ -83,7 +83,7 @@ class _Tiler:
     """Tiles images larger than a patch with a :class:`~idc_edge.detector.Detector`, made on first use."""
 
     def __init__(self, args, threshold: Optional[float]):
-        self.args, self.threshold = args, threshold  # None: the detector's (with field context, its own)
+        self.args, self.threshold = args, threshold
         self.detector = None
 
     def rows(self, path, bgr) -> list:
@@ -121,13 +121,13 @@ def cmd_classify(args) -> int:
     from ..fileio import name, read_image
     from ..progress import Progress
 
-    threshold = None if args.threshold is None else validate.probability("threshold", args.threshold)
+    asked = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
     # --out is replaced only when every row is written; a failure keeps the earlier CSV whole
     with _open_out(args, files, resolve_model_path(args.model)) as out, \
             PatchClassifier(args.model, num_threads=args.threads) as clf:
-        tiler = _Tiler(args, threshold)
-        threshold = clf.spec.threshold if threshold is None else threshold
+        tiler = _Tiler(args, asked)  # None: the detector's own (its field-context threshold when it has one)
+        threshold = clf.spec.threshold if asked is None else asked  # a patch image is scored alone
         size = clf.spec.patch_size_px
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []

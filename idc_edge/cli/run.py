@@ -76,9 +76,8 @@ def _check_outputs(args) -> None:
     anything is opened or truncated."""
     from ..classifier import resolve_model_path
     from ..fileio import check_distinct
-    from ..spec import sidecar_path
-
     from ..sinks.video import FRAME_INDEX_SUFFIX
+    from ..spec import sidecar_path
 
     model = resolve_model_path(args.model)
     index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
