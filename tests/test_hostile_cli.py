@@ -237,3 +237,19 @@ def test_a_stalled_network_camera_is_one_error_line_within_the_timeout_and_no_si
     url = f"{scheme}://127.0.0.1:{silent_server}/stream"
     line = one_error_line(run("run", "--camera", url, "--camera-timeout", "1", "--quiet", timeout=60))
     assert "no camera at" in line
+
+
+# -- 7. options checked where they enter, whatever the inputs turn out to be -------------------------------
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("--um-per-px", "nan", "--um-per-px must be > 0"), ("--um-per-px", "0", "--um-per-px must be > 0"),
+    ("--stride", "0", "--stride must be >= 1"), ("--stride", "30", "not a multiple of this model's output stride"),
+])
+def test_classify_refuses_a_tiling_option_it_could_never_use_even_with_patch_images_only(tmp_path, option, value,
+                                                                                          expected):
+    """--um-per-px and --stride act only on images larger than a patch; a value that can never work is
+    refused before any row, not accepted for a folder of patches and refused at the first large image."""
+    patch = str(write_patch(tmp_path / "a.png", np.full((50, 50, 3), 90, np.uint8)))
+    p = run_here("classify", "--quiet", patch, option, value)
+    assert expected in one_error_line(p)
+    assert p.stdout == b""

@@ -80,23 +80,36 @@ def _open_out(args, files: Sequence[Path], model: Path):
 
 
 class _Tiler:
-    """Tiles images larger than a patch with a :class:`~idc_edge.detector.Detector`, made on first use."""
+    """Tiles images larger than a patch with a :class:`~idc_edge.detector.Detector`.
+
+    Its options are checked when it is made, before any row is written: ``--um-per-px`` and
+    ``--stride`` only act on images larger than a patch, yet a value that could never be used (NaN,
+    0, a stride this model cannot give) is refused whatever the images turn out to be. The detector
+    itself is made then when either option was given (so a stride the model's dense pass cannot
+    give is refused too), else on first use (a run of patch images never loads it).
+    """
 
     def __init__(self, args, threshold: Optional[float]):
-        self.args, self.threshold = args, threshold
+        from ..detector import DetectorOptions
+
+        self.options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
+                                       threshold=threshold, num_threads=args.threads,
+                                       context=False if args.no_context else None)
         self.detector = None
+        if args.um_per_px is not None or args.stride is not None:
+            self._open()
+
+    def _open(self):
+        from ..detector import Detector
+
+        if self.detector is None:
+            self.detector = Detector(self.options)
+        return self.detector
 
     def rows(self, path, bgr) -> list:
         import numpy as np
 
-        from ..detector import Detector, DetectorOptions
-
-        if self.detector is None:
-            a = self.args
-            self.detector = Detector(DetectorOptions(model_path=a.model, um_per_px=a.um_per_px, stride=a.stride,
-                                                     threshold=self.threshold, num_threads=a.threads,
-                                                     context=False if a.no_context else None))
-        r = self.detector.detect(bgr)
+        r = self._open().detect(bgr)
         out = []
         for (i, j), prob in np.ndenumerate(r.probabilities):
             x0, y0 = (int(v) for v in r.boxes[i, j, :2])
@@ -125,49 +138,46 @@ def cmd_classify(args) -> int:
     files = _patch_files(args.paths)
     # --out is replaced only when every row is written; a failure keeps the earlier CSV whole
     with _open_out(args, files, resolve_model_path(args.model)) as out, \
-            PatchClassifier(args.model, num_threads=args.threads) as clf:
-        tiler = _Tiler(args, asked)  # None: the detector's own (its field-context threshold when it has one)
+            PatchClassifier(args.model, num_threads=args.threads) as clf, \
+            contextlib.closing(_Tiler(args, asked)) as tiler:  # asked None: the detector's own threshold
         threshold = clf.spec.threshold if asked is None else asked  # a patch image is scored alone
         size = clf.spec.patch_size_px
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
-        try:
-            writer = csv.writer(out)
-            writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
-            batch, kept = [], []
+        writer = csv.writer(out)
+        writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
+        batch, kept = [], []
 
-            def flush():
-                if batch:
-                    for f, prob in zip(kept, clf.predict(np.stack(batch))):
-                        try:
-                            rec = parse_patch_path(f)
-                            patient, label = rec.patient, rec.label
-                        except DatasetError:
-                            patient, label = "", ""
-                        writer.writerow([str(f), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1])
-                batch.clear()
-                kept.clear()
+        def flush():
+            if batch:
+                for f, prob in zip(kept, clf.predict(np.stack(batch))):
+                    try:
+                        rec = parse_patch_path(f)
+                        patient, label = rec.patient, rec.label
+                    except DatasetError:
+                        patient, label = "", ""
+                    writer.writerow([str(f), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1])
+            batch.clear()
+            kept.clear()
 
-            for done, f in enumerate(files, 1):
-                try:
-                    bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
-                except (SourceError, MemoryBudgetError):
-                    skipped.append(f)
-                    continue
-                if bgr.shape[0] > size or bgr.shape[1] > size:
-                    flush()  # rows stay in the order of the files
-                    writer.writerows(tiler.rows(f, bgr))
-                else:
-                    batch.append(patch_rgb(bgr, size))
-                    kept.append(f)
-                    if len(batch) >= 512:
-                        flush()
-                progress(done, len(files))
-            flush()
-            if out is not sys.stdout:
-                out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
-        finally:
-            tiler.close()
+        for done, f in enumerate(files, 1):
+            try:
+                bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
+            except (SourceError, MemoryBudgetError):
+                skipped.append(f)
+                continue
+            if bgr.shape[0] > size or bgr.shape[1] > size:
+                flush()  # rows stay in the order of the files
+                writer.writerows(tiler.rows(f, bgr))
+            else:
+                batch.append(patch_rgb(bgr, size))
+                kept.append(f)
+                if len(batch) >= 512:
+                    flush()
+            progress(done, len(files))
+        flush()
+        if out is not sys.stdout:
+            out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)
