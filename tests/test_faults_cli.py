@@ -102,6 +102,29 @@ def test_a_stop_signal_finalises_the_results_and_the_video(tiny_int8, long_video
     assert f"; {len(frames)} result(s) in {rec}" in stderr  # the summary counts what was saved
 
 
+@pytest.mark.parametrize("first,then", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT),
+                                         (signal.SIGTERM, signal.SIGTERM)])
+def test_stop_signals_repeated_while_the_run_finishes_still_end_it_cleanly(tiny_int8, long_video, tmp_path, first,
+                                                                           then):
+    """Ctrl-C pressed again (or a service manager's SIGTERM repeated) while the outputs close or the
+    process exits: the first stops the run, the rest only say it is stopping; never a traceback or
+    an exit by the signal, and the results and the MP4 are whole."""
+    rec, out = tmp_path / "r.jsonl", tmp_path / "overlay.mp4"
+    proc = start("run", "--source", long_video, "--model", tiny_int8, "--record", rec, "--save-video", out)
+    wait_for_lines(rec, 4, proc)
+    proc.send_signal(first)
+    for _ in range(60):  # a burst over the next 0.6 s covers closing and exiting
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+        proc.send_signal(then)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    (frames,) = assert_runs_are_whole(rec)
+    assert len(frames) - 1 <= frame_count(out) <= len(frames)
+
+
 # -- kill -9 at random moments: whole lines, nothing reported is lost -------------------------
 
 def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_video, tmp_path):

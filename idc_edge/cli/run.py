@@ -6,6 +6,7 @@ leaves exit codes to :func:`idc_edge.cli.main`.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -38,7 +39,7 @@ RUN_FLAGS = MODEL_FLAGS + (
           number("--camera-timeout"), "S"),
 )
 
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def add_parser(sub) -> None:
@@ -85,8 +86,45 @@ def _check_outputs(args) -> None:
                    [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index)])
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopOnce:
+    """Ctrl-C, SIGTERM and SIGHUP during a run: the first one stops it cleanly (a KeyboardInterrupt,
+    which the session turns into "interrupted" after finalising every output); any later one is only
+    acknowledged. A second Ctrl-C, pressed while the outputs close or the process exits, would
+    otherwise print a traceback or end the process by the signal (exit -2 or -15 instead of 0).
+    Once a stop has begun, further stop signals are ignored until the process ends; otherwise the
+    handlers are restored.
+    """
+
+    def __init__(self):
+        self.stopping = False
+        self._said = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "_StopOnce":
+        for s in _STOP_SIGNALS:
+            try:
+                self._previous[s] = signal.signal(s, self._handle)
+            except (ValueError, OSError):  # not the main thread: signals stay as they are
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+        if not self._said:  # os.write: a print from a signal handler could re-enter a half-done print
+            self._said = True
+            try:
+                os.write(2, b"idc-edge: already stopping: saving the results and the video\n")
+            except OSError:
+                pass
+
+    def __exit__(self, *exc) -> bool:
+        for s, handler in self._previous.items():
+            # stopping: ignored from here to the end (Python puts its own handlers back to the
+            # default while it shuts down, which a late signal would then end by; ignored ones it leaves)
+            signal.signal(s, signal.SIG_IGN if self.stopping else handler)
+        return False
 
 
 def build_config(args):
@@ -179,18 +217,15 @@ def cmd_run(args) -> int:
         if getattr(source, "decode_factor", 1) > 1:
             print(f"{source.description}: MJPG decoded at 1/{source.decode_factor} size "
                   f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
-    previous = {s: signal.signal(s, _raise_interrupt) for s in _STOP_SIGNALS}  # finish cleanly, as on Ctrl-C
     session = Session(config, sinks, source=source)
     try:
-        session.run()
+        with _StopOnce():  # SIGTERM and SIGHUP finish cleanly too, as on Ctrl-C
+            session.run()
     except IdcEdgeError:
         if session.summary is None:
             raise  # before the first frame: bad model or source, nothing to summarise
         _print_summary(session.summary)
         raise
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     _print_summary(session.summary)
     return 0
 
