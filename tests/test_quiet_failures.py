@@ -423,6 +423,44 @@ def test_frames_that_all_carry_one_time_each_get_their_own_video_frame(tmp_path,
     assert all(abs(b - a) > 1 for a, b in zip(blues, blues[1:]))  # no frame repeated in place of another
 
 
+def _avi_stating(path, rate, scale, n=8, fps=10.0):
+    """An MJPG AVI of ``n`` shaded frames whose header states ``rate / scale`` frames per second (the
+    stream header's dwRate and dwScale; the main header's microseconds per frame to match)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (80, 60))
+    for i in range(n):
+        writer.write(np.full((60, 80, 3), (20 + 25 * i, 110, 200), np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    data[avih + 8:avih + 12] = struct.pack("<I", min(0xFFFFFFFF, round(1e6 * scale / rate)))
+    data[strh + 28:strh + 36] = struct.pack("<II", scale, rate)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("rate,scale,most", [
+    (1, 4_000_000_000, 8),        # a damaged header: one frame every 127 years; its frames taken as 1 s apart
+    (4_000_000_000, 1, 8),        # four billion a second: the same
+    (1, 5, 5 * 7 + 1),            # a real time lapse, one frame every 5 s: written at 1 fps, 5 slots each
+])
+def test_a_video_file_stating_a_rate_far_from_real_keeps_its_saved_video_short(tmp_path, tiny_int8, caplog, rate,
+                                                                               scale, most):
+    """The overlay video of a file holds each frame as long as the file says, up to the longest pause
+    (10 s): a header stating an impossible rate is not believed (every frame held 10 s at 30 fps made
+    a 300 times longer video), and a slow real one is written at 1 frame per second, not 30."""
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import VideoSink
+
+    source = _avi_stating(tmp_path / "in.avi", rate, scale)
+    sink = VideoSink(tmp_path / "out.avi")
+    run_session(RunConfig(source=str(source), detector=DetectorOptions(model_path=tiny_int8)), [sink])
+    n, fps, blues = read_back(sink.path)
+    assert 8 <= n <= most and fps == pytest.approx(1.0)
+    assert len({round(b) for b in blues}) == 8  # every frame of the file is there
+    assert (scale / rate > 100 or rate / scale > 1e4) == ("not a rate a video has" in caplog.text)
+
+
 def test_a_report_finds_each_record_s_own_video_frame_when_times_do_not_say(tmp_path, tiny_int8):
     """Twelve frames with one time are twelve video frames; the frame index beside the video says
     which is which, so a report's picture of record i is video frame i (by time they were all frame 0)."""

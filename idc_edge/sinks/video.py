@@ -43,9 +43,10 @@ def read_frame_index(data: bytes) -> dict[int, int]:
 
 def choose_fps(declared: float, mean_gap_s: Optional[float]) -> float:
     """The output rate: the source's declared rate when it has one, else 1 / the mean gap measured
-    between the first frames, else 30; kept within 1–60 frames per second."""
-    if declared and MIN_FPS <= declared <= 240.0:
-        return float(min(declared, MAX_FPS))
+    between the first frames, else 30; kept within 1–60 frames per second (a file declaring 0.2
+    frames per second is written at 1, each frame held 5 slots, not at 30 with 150)."""
+    if declared and declared > 0:
+        return float(min(MAX_FPS, max(MIN_FPS, declared)))
     if mean_gap_s and mean_gap_s > 0:
         return float(min(MAX_FPS, max(MIN_FPS, round(1.0 / mean_gap_s, 1))))
     return 30.0

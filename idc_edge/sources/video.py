@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 _JPEG_CODECS = frozenset({"MJPG", "JPEG", "AVRN", "DMB1"})
 
+#: frame rates a video file's header may state, frames per second: from one frame every 100 s (a
+#: time lapse) to a high-speed camera's 10,000; outside it the header is damaged (unknown: 0)
+MIN_FILE_FPS, MAX_FILE_FPS = 0.01, 1e4
+
 
 def decode_packet(packet) -> "np.ndarray | None":
     """A Motion-JPEG frame's bytes (as OpenCV's raw read gives them) decoded at its own size; None when corrupt."""
@@ -63,7 +67,14 @@ class VideoSource(FrameSource):
         check_buffer((size[0], size[1], 3), 1, f"one {size[0]:.0f}×{size[1]:.0f} px frame of {name(self.path)}",
                      "use a smaller video")
         self.frame_count = int(count) if count and math.isfinite(count) and 0 < count < 1e12 else 0
-        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1e4 else 0.0
+        self.fps = float(fps) if fps and math.isfinite(fps) and MIN_FILE_FPS <= fps < MAX_FILE_FPS else 0.0
+        # a header rate that no video has (a damaged or hand-edited header) is not believed, nor the
+        # frame times OpenCV works out from it (one frame every 68 years made a saved overlay video
+        # hold each frame for the longest pause instead of one slot): its frames are 1 s apart
+        self._times_from_file = bool(self.fps) or not fps
+        if not self._times_from_file:
+            log.warning("%s states %.3g frames per second, not a rate a video has; its frames are taken to be "
+                        "1 s apart", self.description, fps)
         self.codec = fourcc.to_bytes(4, "little").decode("latin-1") if 0 < fourcc < 1 << 32 else ""
 
     def _iter_frames(self) -> Iterator[Frame]:
@@ -107,6 +118,6 @@ class VideoSource(FrameSource):
             if image is None:
                 continue
             bad = 0
-            ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-            ts = ms / 1000.0 if ms and ms > 0 else (index / self.fps if self.fps else float(index))
+            ms = cap.get(cv2.CAP_PROP_POS_MSEC) if self._times_from_file else None
+            ts = ms / 1000.0 if ms and 0 < ms < math.inf else (index / self.fps if self.fps else float(index))
             yield Frame(index, ts, image)
