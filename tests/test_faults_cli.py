@@ -264,6 +264,34 @@ def test_an_image_folder_with_a_corrupt_image_is_skipped_and_counted(tiny_int8, 
     assert "idc-edge: warning: cannot read image" in p.stderr and "1 unusable frame(s) skipped" in p.stderr
 
 
+def test_a_source_with_no_usable_frame_is_an_error_not_an_empty_success(tiny_int8, tmp_path):
+    """A video of no frames, a folder of broken images: nothing was classified, so the command says so in
+    one line (exit 2), after the summary, which does not call an earlier run's video this run's; the
+    results file keeps its session header, the earlier video and CSV stay as they were."""
+    empty = tmp_path / "empty.avi"
+    cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120)).release()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    earlier_video = write_numbered_video(tmp_path / "overlay.avi", n=3).read_bytes()
+    earlier_csv = b"path,patient,label,probability,idc,x,y,tissue\nx.png,,,0.5,1,0,0,1\n"
+    (tmp_path / "out.csv").write_bytes(earlier_csv)
+    rec = tmp_path / "r.jsonl"
+    for source, skipped in ((empty, ""), (broken, " (1 unusable frame(s) skipped)")):
+        p = run("run", "--source", source, "--model", tiny_int8, "--record", rec, "--save-video",
+                tmp_path / "overlay.avi", "--quiet")
+        errors = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error:")]
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert errors == [f"idc-edge: error: {'video' if source == empty else 'folder'} '{source}' gave no frame "
+                          f"to classify{skipped}: pass a video, image or folder that holds readable pictures"]
+        assert f"no video written to {tmp_path / 'overlay.avi'} (no frame)" in p.stderr
+        assert (tmp_path / "overlay.avi").read_bytes() == earlier_video
+    assert [len(r) for r in assert_runs_are_whole(rec)] == [0, 0]
+    p = run("classify", broken, "--model", tiny_int8, "--out", tmp_path / "out.csv", "--quiet")
+    assert p.returncode == 2 and "none of the 1 image(s) could be read" in p.stderr, p.stderr
+    assert (tmp_path / "out.csv").read_bytes() == earlier_csv
+
+
 def test_a_full_disk_stops_the_run_with_one_clear_error():
     if not os.path.exists("/dev/full"):
         pytest.skip("/dev/full (a device whose every write fails with ENOSPC) is not available here")

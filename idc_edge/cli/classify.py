@@ -176,6 +176,9 @@ def cmd_classify(args) -> int:
                     flush()
             progress(done, len(files))
         flush()
+        if len(skipped) == len(files):  # nothing classified is bad input, not an empty success (--out kept)
+            raise SourceError(f"none of the {len(files)} image(s) could be read (corrupt or not images), "
+                              f"e.g. {name(skipped[0])}; pass patch images or folders of them")
         if out is not sys.stdout:
             out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
     if skipped:

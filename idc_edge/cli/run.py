@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from ..errors import IdcEdgeError
+from ..errors import IdcEdgeError, SourceError
 from .bindings import MODEL_FLAGS, Bound, add_bound, bound_values
 from .options import add_camera_args, number, path, patient_id, whole_number
 
@@ -227,7 +227,20 @@ def cmd_run(args) -> int:
         _print_summary(session.summary)
         raise
     _print_summary(session.summary)
+    _refuse_a_run_over_nothing(session)
     return 0
+
+
+def _refuse_a_run_over_nothing(session) -> None:
+    """A run that ended because its source ended without one usable frame (a video of no frames, a
+    folder of broken images) classified nothing: that is bad input, not a success (exit 2)."""
+    summary = session.summary
+    if summary.frames or summary.stopped != "end":
+        return
+    what = session.info.source if session.info is not None else "the source"
+    skipped = f" ({summary.skipped} {summary.skipped_what} skipped)" if summary.skipped else ""
+    raise SourceError(f"{what} gave no frame to classify{skipped}: pass a video, image or folder that holds "
+                      "readable pictures")
 
 
 def _print_summary(summary) -> None:

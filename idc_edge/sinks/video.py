@@ -213,6 +213,8 @@ class VideoSink(Sink):
             log.warning("%s; the report will pick this video's pictures by time", e)
 
     def summary(self) -> Optional[str]:
+        if not self._recorder.frames:  # nothing written: a file of that name is not this run's video
+            return f"no video written to {self.path} (no frame)"
         return f"video in {self.path}"
 
     def to_dict(self) -> Optional[dict]:
