@@ -70,6 +70,11 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     frame = frame.astype(np.float32, copy=False) if frame.dtype.itemsize < 4 else frame
     finite = np.isfinite(frame)
     all_finite = bool(finite.all())
+    if not all_finite:  # a camera or file gives none: a broken conversion upstream, whose pixels are lost
+        _warn_once(("float", "not finite"),
+                   f"{frame.dtype} frames with NaN or infinite values ({100 * (1 - finite.mean()):.3g} % of the first "
+                   "such frame) have them read as black (NaN, -inf) or white (+inf), and no tissue is found there; "
+                   "check the conversion that made the frames")
     top = float(frame.max() if all_finite else (frame[finite].max() if finite.any() else 0.0))
     low = float(frame.min() if all_finite else (frame[finite].min() if finite.any() else 0.0))
     if bits is None and low < 0.0 and low >= -1.0 and top <= 1.0:  # a network's normalised -1..1 image

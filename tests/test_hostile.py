@@ -258,6 +258,27 @@ def test_a_deep_frame_warns_once_about_the_depth_it_chose():
         assert to_bgr8(np.full((4, 4), 4000, np.uint16), bits=16)[0, 0, 0] == 4000 >> 8
 
 
+def test_a_float_frame_with_nan_or_infinite_pixels_says_so_once_not_silently_black():
+    """NaN or infinite pixels come from a broken conversion upstream: they are read as black (NaN, -inf)
+    or white (+inf) as documented, where no tissue is found, so the share lost is warned about."""
+    import warnings
+
+    import idc_edge.frames as frames
+
+    frames._warned.clear()
+    frame = np.full((10, 20, 3), 0.5, np.float32)
+    frame[:, :5] = np.nan
+    frame[0, 19] = np.inf
+    with pytest.warns(UserWarning, match=r"NaN or infinite values \(25.5 % of the first such frame\) have them read "
+                                         r"as black"):
+        out = to_bgr8(frame)
+    assert (out[:, :5] == 0).all() and (out[0, 19] == 255).all() and (out[:, 5:19] == 128).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_bgr8(frame)  # once per process, as the other guesses
+        to_bgr8(np.full((10, 20, 3), 0.5, np.float32))  # finite frames never warn
+
+
 def test_one_detector_used_from_many_threads_gives_the_same_answers_as_one_thread():
     from idc_edge.detector import Detector
 
