@@ -46,6 +46,9 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 #: widest field context a sidecar may ask for, model pixels (800 µm at 4 µm/px): beyond it the
 #: neighbourhood is no longer the window's surroundings, and its filter would grow without bound
 MAX_CONTEXT_SIGMA_PX = 200.0
+#: narrowest: below a third of a model pixel no window has a neighbour within 3σ at any stride (the
+#: context does nothing), and a σ whose square underflows made the neighbour weights 0/0
+MIN_CONTEXT_SIGMA_PX = 0.01
 #: heaviest weight of the neighbourhood against the window (beyond it the window's own score is lost)
 MAX_CONTEXT_WEIGHT = 100.0
 
@@ -103,7 +106,7 @@ class ContextSpec:
 
     Attributes:
         sigma_px: width of the neighbourhood, model pixels (σ of its Gaussian weights), in
-            (0, :data:`MAX_CONTEXT_SIGMA_PX`].
+            [:data:`MIN_CONTEXT_SIGMA_PX`, :data:`MAX_CONTEXT_SIGMA_PX`].
         weight: how much the neighbourhood counts against the window's own score, in
             [0, :data:`MAX_CONTEXT_WEIGHT`].
         threshold: a window is IDC when its combined score is >= this probability.
@@ -114,8 +117,9 @@ class ContextSpec:
     threshold: float
 
     def __post_init__(self):
-        for key, fits, what in (("sigma_px", lambda v: 0 < v <= MAX_CONTEXT_SIGMA_PX,
-                                 f"a number of model pixels above 0 and at most {MAX_CONTEXT_SIGMA_PX:g}"),
+        for key, fits, what in (("sigma_px", lambda v: MIN_CONTEXT_SIGMA_PX <= v <= MAX_CONTEXT_SIGMA_PX,
+                                 f"a number of model pixels above 0 and at most {MAX_CONTEXT_SIGMA_PX:g} (and at least "
+                                 f"{MIN_CONTEXT_SIGMA_PX:g}: a narrower neighbourhood holds no neighbour)"),
                                 ("weight", lambda v: 0 <= v <= MAX_CONTEXT_WEIGHT,
                                  f"a number from 0 to {MAX_CONTEXT_WEIGHT:g}"),
                                 ("threshold", lambda v: 0 <= v <= 1, "a probability from 0 to 1")):

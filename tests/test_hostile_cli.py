@@ -186,6 +186,7 @@ def test_huge_scales_on_a_real_source_are_a_memory_budget_error(tmp_path, synthe
     ("um_per_px", 10 ** 400), ("channel_order", ["RGB"]), ("threshold", {"a": 1}), ("threshold", None),
     ("class_names", "ab"), ("class_names", [1, 2]), ("float_model", 7), ("provenance", [["a", 1]]),
     ("model_sha256", 12), ("dense", "x" * 100000), ("format_version", "x" * 100000),
+    ("context", {"sigma_px": 1e-300, "weight": 1.0, "threshold": 0.4}),  # its square underflowed: 0/0 weights
 ])
 def test_a_sidecar_with_a_field_of_the_wrong_type_is_one_short_line(tmp_path, field, value):
     model = tmp_path / "m.tflite"
