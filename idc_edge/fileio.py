@@ -333,12 +333,24 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
                              else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error:  # e.g. OpenCV's own pixel limit
         image = None
+    if image is None and colour:
+        # OpenCV's conversion to colour cannot take every sample format it decodes (a TIFF of 32-bit
+        # floats: "can not handle images with 32-bit samples"); decoded as stored, converted below
+        if dims is not None:
+            check_buffer((dims[0], dims[1], dims[2]), 1, f"decoding {where} ({dims[0]}×{dims[1]} px)",
+                         "use a smaller image or split it into tiles")
+        with contextlib.suppress(cv2.error):
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
-    if colour and image.dtype != np.uint8:
+    if colour and (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3):
+        from .errors import FrameError
         from .frames import to_bgr8
 
-        image = to_bgr8(image)
+        try:
+            image = to_bgr8(image)
+        except FrameError as e:
+            raise error(f"cannot read {where}: {e}") from None
     if upright:
         image = turn_upright(image, orientation)
     return image

@@ -328,6 +328,26 @@ def test_a_12_bit_image_file_is_classified_as_its_8_bit_picture(tmp_path):
     assert any(r.split(",")[7] == "1" for r in rows[0])  # some tissue to be lost
 
 
+def test_an_image_of_float_samples_is_read_by_classify_as_by_run(tmp_path):
+    # a TIFF of 32-bit floats (what a scientific camera or an analysis script saves): OpenCV's colour
+    # conversion refuses it, so classify skipped it as "corrupt or not images" while run read it
+    from idc_edge.fileio import read_image
+
+    rng = np.random.default_rng(6)
+    eight = np.dstack([rng.integers(120, 230, (150, 200)), rng.integers(40, 160, (150, 200)),
+                       rng.integers(130, 240, (150, 200))]).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "eight.png"), eight)
+    assert cv2.imwrite(str(tmp_path / "float.tif"), eight.astype(np.float32) / 255)
+    assert cv2.imwrite(str(tmp_path / "grey.tif"), eight[..., 1].astype(np.float32) / 255)
+    assert np.abs(read_image(tmp_path / "float.tif", flags=cv2.IMREAD_COLOR).astype(int) - eight).max() <= 1
+    assert read_image(tmp_path / "grey.tif", flags=cv2.IMREAD_COLOR).shape == (150, 200, 3)
+    p = run_here("classify", str(tmp_path / "eight.png"), str(tmp_path / "float.tif"), "--quiet")
+    assert p.returncode == 0 and b"warning" not in p.stderr, p.stderr
+    rows = p.stdout.decode().splitlines()[1:]
+    of = {n: [r.split(",", 1)[1] for r in rows if r.split(",", 1)[0].endswith(n)] for n in ("eight.png", "float.tif")}
+    assert of["eight.png"] and of["eight.png"] == of["float.tif"]
+
+
 def test_saving_a_profile_keeps_its_link_and_permissions_and_makes_no_mistyped_folder(tmp_path):
     # the atomic replace turned a link to a shared profile into a private copy (the shared file never
     # updated), made every profile 0600, and created a whole folder tree from a mistyped path
