@@ -279,6 +279,27 @@ def test_a_float_frame_with_nan_or_infinite_pixels_says_so_once_not_silently_bla
         to_bgr8(np.full((10, 20, 3), 0.5, np.float32))  # finite frames never warn
 
 
+@pytest.mark.parametrize("sink,kwargs,option", [
+    ("VideoSink", {"fps": 1e9}, "fps"), ("VideoSink", {"fps": float("nan")}, "fps"),
+    ("VideoSink", {"max_gap_s": float("nan")}, "max_gap_s"), ("VideoSink", {"max_gap_s": -5}, "max_gap_s"),
+    ("JsonlSink", {"path": None}, None), ("JsonlSink", {"path": ""}, None),
+    ("LiveView", {"port": "x"}, "port"), ("LiveView", {"port": 70000}, "port"),
+    ("LiveView", {"host": 5, "port": 0}, "host"), ("LiveView", {"port": 0, "quality": float("nan")}, "quality"),
+])
+def test_a_sink_refuses_a_bad_option_when_made_with_a_typed_error(tmp_path, sink, kwargs, option):
+    """Sinks validate their options where they enter, like the detector's: VideoSink(fps=1e9) filled
+    the disk with gigabytes of repeated frames without end; the others raised TypeError or ValueError
+    deep inside, or bound port 70000 modulo 65536."""
+    import idc_edge.sinks as sinks
+
+    if sink == "VideoSink":
+        kwargs = {"path": tmp_path / "v.avi", **kwargs}
+    with pytest.raises(OptionError) as e:
+        getattr(sinks, sink)(**kwargs)
+    assert e.value.option == option
+    assert not (tmp_path / "v.avi").exists()
+
+
 def test_one_detector_used_from_many_threads_gives_the_same_answers_as_one_thread():
     from idc_edge.detector import Detector
 

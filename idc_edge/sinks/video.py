@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 #: output frame rates are kept within this range (frames per second)
 MIN_FPS, MAX_FPS = 1.0, 60.0
+#: the highest rate a video may be asked for (``VideoSink(fps=...)``): a high-speed camera's file
+MAX_RECORD_FPS = 240.0
 
 
 def frame_slot(t_s: float, t0_s: float, fps: float) -> int:
@@ -88,6 +90,13 @@ class VideoSink(Sink):
     needs_overlay = True
 
     def __init__(self, path: Union[str, os.PathLike], fps: Optional[float] = None, max_gap_s: float = 10.0):
+        from ..validate import MAX_WAIT_S, number
+
+        # checked here: each frame fills (time since the last) × fps slots, up to max_gap_s × fps, so
+        # fps=1e9 wrote gigabytes of repeats without end, and a NaN pause limit held nothing back
+        if fps is not None:
+            fps = number("fps", fps, MIN_FPS, MAX_RECORD_FPS, "frames per second of the video")
+        max_gap_s = number("max_gap_s", max_gap_s, 0.0, MAX_WAIT_S, "seconds")
         self._recorder = VideoRecorder(path, fps=fps or 30.0)  # validates the extension and folder
         self.path = self._recorder.path
         self._fixed_fps = fps

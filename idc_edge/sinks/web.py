@@ -125,16 +125,18 @@ class LiveView(Sink):
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, snapshot=None,
                  style: OverlayStyle = OverlayStyle(), max_width: int = 1280, max_fps: float = 10.0,
                  quality: int = 80, client_timeout_s: float = 10.0):
-        if not 1 <= int(quality) <= 100:
-            raise OptionError(f"JPEG quality must be 1-100, got {quality!r}")
-        if not max_width >= 64 or not max_fps > 0:
-            raise OptionError("live view: max_width must be >= 64 pixels and max_fps > 0")
+        from .. import validate
+
+        if not isinstance(host, str) or not host.strip():
+            raise OptionError(f"host must be an address or name such as '127.0.0.1', got {host!r:.60}", option="host")
+        port = validate.whole_number("port", port, 0, 65535, "TCP port; 0 picks a free one")
         self.snapshot = snapshot
         self.style = style
-        self.max_width = int(max_width)
-        self.min_interval_s = 1.0 / float(max_fps)
-        self.quality = int(quality)
-        self.client_timeout_s = float(client_timeout_s)
+        self.max_width = validate.whole_number("max_width", max_width, 64, unit="pixels")
+        self.min_interval_s = 1.0 / validate.positive_number("max_fps", max_fps, "frames per second", 1000.0)
+        self.quality = validate.whole_number("quality", quality, 1, 100, "JPEG quality")
+        self.client_timeout_s = validate.positive_number("client_timeout_s", client_timeout_s, "seconds",
+                                                         validate.MAX_WAIT_S)
         self._info: Optional[SessionInfo] = None
         self._cond = threading.Condition()
         self._jpeg: Optional[bytes] = None
@@ -147,7 +149,7 @@ class LiveView(Sink):
         self._sockets: set = set()
         self._handlers: set = set()
         self.encoded = 0
-        self._server = self._bind(host, int(port))
+        self._server = self._bind(host, port)
         self.host = host
         self.port = self._server.server_address[1]
         self._thread: Optional[threading.Thread] = None
