@@ -24,6 +24,7 @@ after that, so nothing recorded is lost; ``session.summary`` still holds the sum
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -85,6 +86,8 @@ class RunConfig:
             raise OptionError("a run reads exactly one of a source (video, image, folder, data set) or a camera")
         if isinstance(self.source, str) and not self.source:
             raise OptionError("the source path is empty: pass a video, image or folder")
+        if isinstance(self.source, (bytes, os.PathLike)):  # str(b"x.avi") is the name "b'x.avi'"
+            object.__setattr__(self, "source", os.fsdecode(self.source))
         if not isinstance(self.detector, DetectorOptions):
             raise OptionError(f"detector must be DetectorOptions, got {type(self.detector).__name__}")
         if not isinstance(self.overlay, OverlayStyle):
@@ -96,6 +99,10 @@ class RunConfig:
             object.__setattr__(self, "max_frames", validate.whole_number("max_frames", self.max_frames))
         object.__setattr__(self, "sequential", validate.flag("sequential", self.sequential))
         if self.patients is not None:
+            if isinstance(self.patients, (str, bytes)) or not hasattr(self.patients, "__iter__"):
+                # a text would be read a character at a time: patients="8867" selected 8, 6 and 7
+                raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {self.patients!r:.60}",
+                                  option="patients")
             object.__setattr__(self, "patients", tuple(str(p) for p in self.patients))
 
     def open_source(self):

@@ -300,6 +300,24 @@ def test_a_sink_refuses_a_bad_option_when_made_with_a_typed_error(tmp_path, sink
     assert not (tmp_path / "v.avi").exists()
 
 
+def test_a_run_config_reads_a_byte_or_path_source_as_that_file_and_refuses_patients_as_one_text(tmp_path, tiny_int8):
+    """RunConfig(source=b"...") opened the file named "b'...'" (str of bytes); patients="8867" was read a
+    character at a time and selected patients 8, 6 and 7."""
+    from test_faults import write_numbered_video
+
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, run_session
+
+    video = write_numbered_video(tmp_path / "v.avi", n=3)
+    options = DetectorOptions(model_path=tiny_int8)
+    for source in (os.fsencode(video), video):
+        config = RunConfig(source=source, detector=options)
+        assert config.source == str(video) and run_session(config).frames == 3
+    with pytest.raises(OptionError, match=r"patients must be a list of patient ids such as \['8867'\]") as e:
+        RunConfig(source=str(tmp_path), patients="8867")
+    assert e.value.option == "patients"
+
+
 def test_one_detector_used_from_many_threads_gives_the_same_answers_as_one_thread():
     from idc_edge.detector import Detector
 
