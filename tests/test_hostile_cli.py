@@ -160,10 +160,16 @@ def test_results_to_standard_output_are_streamed_whole(tmp_path):
     (["run", "--source", "x.avi", "--patient", ""], "empty"),
     (["classify", "IMG", "--out", "/"], "folder"),
     (["classify", "IMG", "--out", "/no/such/folder/x.csv"], "does not exist"),
+    # "-" is standard output to most tools: it wrote a file named "-" in the working folder
+    (["run", "--source", "IMG", "--record", "-"], "--record '-' is not read as standard input or output"),
+    (["classify", "IMG", "--out", "-"], "--out '-' is not read as standard input or output"),
+    (["report", "-"], "RESULTS.jsonl '-' is not read as standard input or output"),
 ])
-def test_extreme_and_empty_arguments_are_one_line(args, expected, tmp_path):
+def test_extreme_and_empty_arguments_are_one_line(args, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     img = str(write_patch(tmp_path / "a.png", np.full((50, 50, 3), 90, np.uint8)))
     assert expected in one_error_line(run_here(*[img if a == "IMG" else a for a in args]))
+    assert not (tmp_path / "-").exists()
 
 
 def test_huge_scales_on_a_real_source_are_a_memory_budget_error(tmp_path, synthetic_dataset, monkeypatch):

@@ -178,10 +178,15 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
 
 
 def path(name: str):
-    """A path option: refused when holding a NUL character (empty ones are refused by :class:`Parser`)."""
+    """A path option: refused when holding a NUL character (empty ones are refused by :class:`Parser`),
+    or when it is ``-``, which most tools read as standard input or output: taken as a file name, ``--record -``
+    wrote a file named ``-`` in the working folder while the user watched standard output for results."""
     def parse(text: str) -> str:
         if "\0" in text:
             raise argparse.ArgumentTypeError(f"{name} holds a NUL character, which no file name can")
+        if text == "-":
+            raise argparse.ArgumentTypeError(f"{name} '-' is not read as standard input or output here: name "
+                                             "/dev/stdout or /dev/stdin for those, or ./- for a file called -")
         return text
     return parse
 
