@@ -260,3 +260,19 @@ def test_classify_refuses_a_tiling_option_it_could_never_use_even_with_patch_ima
     p = run_here("classify", "--quiet", patch, option, value)
     assert expected in one_error_line(p)
     assert p.stdout == b""
+
+
+def test_classify_reads_a_linked_folder_as_evaluate_does_and_each_folder_once(tmp_path):
+    """A data set put together from links (class 0 linked in from elsewhere): classify listed only the
+    real folder's patches, leaving every linked one out without a word; a link back up is read once."""
+    real, linked = tmp_path / "data" / "p1" / "1", tmp_path / "elsewhere" / "0"
+    for folder, n, label in ((real, 2, 1), (linked, 3, 0)):
+        folder.mkdir(parents=True)
+        for i in range(n):
+            write_patch(folder / f"p1_idx5_x{50 * i}_y0_class{label}.png", np.full((50, 50, 3), 90 + i, np.uint8))
+    (tmp_path / "data" / "p1" / "0").symlink_to(linked, target_is_directory=True)
+    (tmp_path / "data" / "p1" / "loop").symlink_to(tmp_path / "data", target_is_directory=True)
+    p = run_here("classify", str(tmp_path / "data"), "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.decode().splitlines()[1:]
+    assert sorted(r.split(",")[2] for r in rows) == ["0", "0", "0", "1", "1"]

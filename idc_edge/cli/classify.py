@@ -37,6 +37,27 @@ def add_parser(sub) -> None:
     cls.set_defaults(func=cmd_classify)
 
 
+def _files_under(folder: Path) -> list[Path]:
+    """Every entry under ``folder`` that is not a folder (files, and FIFOs, devices or broken links for
+    the reader to skip and count), following links to folders as ``evaluate`` and the data-set reader
+    do (a data set put together from links; ``Path.rglob`` left a linked class folder out without a
+    word), each folder once however many links lead to it, so a link loop ends."""
+    seen: set = set()
+    out: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        out.extend(Path(root) / f for f in files)
+    return out
+
+
 def _patch_files(paths: Sequence[str]) -> list[Path]:
     from ..fileio import name, stat_path
     from ..sources import IMAGE_SUFFIXES
@@ -48,7 +69,7 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
         if stat.S_ISDIR(mode):
             # everything named like an image but a folder: a FIFO, device or broken link is then skipped
             # and counted by the reader, never silently left out of the listing
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
+            found = sorted(f for f in _files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 raise SourceError(f"folder {name(text)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
