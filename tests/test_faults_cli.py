@@ -125,6 +125,33 @@ def test_stop_signals_repeated_while_the_run_finishes_still_end_it_cleanly(tiny_
     assert len(frames) - 1 <= frame_count(out) <= len(frames)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_while_classify_writes_its_csv_keeps_the_earlier_one_and_leaves_no_part_file(tmp_path,
+                                                                                                   signum):
+    """SIGTERM or SIGHUP (a service manager, a closed terminal) while classify --out works: the command
+    stops as on Ctrl-C (one line, exit 130), the earlier CSV stays and its hidden half-written
+    replacement is removed; killed by the signal, it left one .part file behind at every stop."""
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(1500):
+        write_patch(folder / f"p1_idx5_x{50 * i}_y0_class0.png", rng.integers(60, 230, (50, 50, 3), dtype=np.uint8))
+    out = tmp_path / "out.csv"
+    earlier = b"path,patient,label,probability,idc,x,y,tissue\nx.png,,,0.5,1,0,0,1\n"
+    out.write_bytes(earlier)
+    proc = start("classify", folder, "--out", out, "--quiet")
+    deadline = time.monotonic() + 60
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".part")] and proc.poll() is None:
+        assert time.monotonic() < deadline, "classify never began writing"
+        time.sleep(0.005)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "idc-edge: interrupted" and "Traceback" not in stderr
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "patches"]
+
+
 # -- kill -9 at random moments: whole lines, nothing reported is lost -------------------------
 
 def test_kill_9_at_random_moments_never_loses_a_reported_frame(tiny_int8, long_video, tmp_path):

@@ -19,6 +19,7 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import sys
 import warnings
 from typing import Optional, Sequence
@@ -159,6 +160,45 @@ def _exit_now_if_a_driver_is_stuck(code: int) -> int:
     return code
 
 
+#: signals that end a command as Ctrl-C does: a service manager stopping it, its terminal closed
+_TERMINATION = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt() -> dict:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt in every command, as ``run`` already did: killed by the
+    signal, ``classify --out`` (like ``report --html`` or a profile) left its hidden half-written file
+    behind at every stop. Returns the handlers to put back."""
+    previous = {}
+    for s in _TERMINATION:
+        try:
+            previous[s] = signal.signal(s, _interrupt)
+        except (ValueError, OSError):  # not the main thread (an embedding program): left as they are
+            pass
+    return previous
+
+
+def _put_back(previous: dict) -> None:
+    """Put back the handlers ``main`` replaced, unless a command changed them since: after a stop they
+    are left ignored until the process ends (one arriving while Python shuts down would end it by the
+    signal, as Python puts its default handlers back then)."""
+    for s, handler in previous.items():
+        if signal.getsignal(s) is _interrupt:
+            signal.signal(s, handler)
+
+
+def _ignore_stop_signals() -> None:
+    """After a stop: Ctrl-C, SIGTERM and SIGHUP are ignored while the command ends."""
+    for s in _TERMINATION + (signal.SIGINT,):
+        try:
+            signal.signal(s, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+
+
 def _prints_results(args) -> bool:
     """Whether the command's results go to standard output (all but ``run`` and ``classify --out``)."""
     return args.command != "run" and not (args.command == "classify" and args.out)
@@ -166,12 +206,20 @@ def _prints_results(args) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
-    130 interrupted, 141 the reader of standard output went away)."""
+    130 interrupted: Ctrl-C, SIGTERM or SIGHUP, 141 the reader of standard output went away)."""
     _guard_standard_streams()
     try:
         sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
     except (AttributeError, ValueError, OSError):
         pass
+    previous = _terminate_as_interrupt()
+    try:
+        return _main(argv)
+    finally:
+        _put_back(previous)
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     try:
         warnings.showwarning = _one_line_warning
         _quiet_opencv()  # loads OpenCV: a Ctrl-C here is "interrupted" like any later one
@@ -189,6 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error(in_cli_words(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _ignore_stop_signals()
         print("idc-edge: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `idc-edge ... | head -1`: the reader has all it wanted
