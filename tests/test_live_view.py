@@ -303,3 +303,29 @@ def test_a_malformed_request_gets_an_error_not_a_hang(running):
     with socket.create_connection(("127.0.0.1", running.view.port), timeout=10) as s:
         s.sendall(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 404")
+
+
+def test_hostile_requests_get_an_answer_or_a_closed_connection_and_never_a_traceback(running, capfd):
+    """JSON nested 30,000 deep (60 KB, under the body limit) raised RecursionError in the handler, and
+    a viewer resetting its connection mid-request made the server print a whole traceback onto the run's
+    terminal; the view keeps serving."""
+    import struct
+
+    port = running.view.port
+    body = b"[" * 30000 + b"]" * 30000
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400") and b"recursion" in reply
+    for _ in range(3):  # a request line cut off by a reset (SO_LINGER 0: close sends RST)
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(b"GET /status.js")
+        s.close()
+    time.sleep(0.5)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=10) as r:
+        assert r.status == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err

@@ -21,6 +21,7 @@ import errno
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -30,6 +31,7 @@ from typing import Optional
 import cv2
 
 from ..errors import IdcEdgeError, OptionError
+from ..fileio import short
 from ..jsonready import dumps
 from ..overlay import OverlayInfo, OverlayStyle, colour_table, draw_overlay, idc_area_mm2
 from ..rescale import rescale
@@ -96,6 +98,15 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, handler, family):
         self.address_family = family
         super().__init__(address, handler)
+
+    def handle_error(self, request, client_address) -> None:
+        """A viewer's request that fails outside the handler's own checks: a browser that resets the
+        connection mid-request is routine and said nowhere; anything else is one log line. The base
+        class printed a whole traceback onto the run's terminal for either."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            log.warning("live view: a request from %s failed (%s: %s)", client_address[0], type(error).__name__,
+                        short(str(error), 120))
 
 
 class LiveView(Sink):
@@ -412,9 +423,10 @@ def _make_handler(view: LiveView):
                     self._json(200, view.settings(changes))
                 else:
                     self._json(404, {"error": f"no action {path}"})
-            except (IdcEdgeError, ValueError) as e:
+            except (IdcEdgeError, ValueError, RecursionError) as e:  # RecursionError: JSON nested 30,000 deep
                 self.close_connection = True  # an unread body must not be taken for the next request
-                self._json(400 if isinstance(e, (OptionError, ValueError)) else 503, {"error": str(e)})
+                self._json(400 if isinstance(e, (OptionError, ValueError, RecursionError)) else 503,
+                           {"error": short(str(e), 200)})
             except OSError:
                 self.close_connection = True
 
