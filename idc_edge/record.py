@@ -53,7 +53,7 @@ def _is_json(data: bytes) -> bool:
     try:
         json.loads(data.decode("utf-8"))
         return True
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return False
 
 
@@ -106,7 +106,7 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 number += 1
                 try:
                     record = json.loads(line.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
+                except (UnicodeDecodeError, ValueError, RecursionError):
                     raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
                                       "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
                 if not isinstance(record, dict):
@@ -283,7 +283,7 @@ def _check_ours(fd: int, path: Path) -> None:
     if line.startswith(b"{"):
         try:
             first = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             first = None
         if first is None and b"\n" not in head:  # a first record cut by a crash: ours if it starts like one
             first = {k: None for k in RESULT_KEYS if line.startswith(b'{"%s":' % k.encode())}

@@ -277,7 +277,7 @@ def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
             same = meta["session"]["session"]["started"] == header.get("started")
             png = meta_path.with_name(meta["snapshot"]["png"])
             check_fields(meta["frame"], FRAME_FIELDS, f"snapshot {name(meta_path)}")
-        except (IdcEdgeError, ValueError, KeyError, TypeError):
+        except (IdcEdgeError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if same and is_regular_file(png):
             found[int(meta["frame"]["index"])] = (meta, png)

@@ -216,6 +216,34 @@ def test_a_results_file_with_a_field_of_the_wrong_kind_is_one_line_naming_it(tmp
         assert f"line {line + 1}: field {key!r} must be" in text
 
 
+def test_json_and_toml_nested_thousands_deep_are_one_line_naming_the_file(tmp_path):
+    # each was "internal error (RecursionError ...)": a results line, a profile, a snapshot's record
+    deep = "[" * 100000 + "]" * 100000
+    results = _results(tmp_path)
+    whole = results.read_text()
+    results.write_text(whole + deep + "\n")
+    assert "line 3 is not valid JSON" in one_error_line(run_here("report", str(results)))
+    from idc_edge.errors import RecordError
+    from idc_edge.record import read_records
+
+    with pytest.raises(RecordError, match="line 3"):
+        read_records(results)
+    (tmp_path / "other.jsonl").write_text(deep + "\n")  # not appended to, not a crash
+    line = one_error_line(run_here("run", "--source", str(tmp_path / "rec.png"), "--quiet", "--record",
+                                   str(tmp_path / "other.jsonl")))
+    assert "is not an idc-edge results file" in line
+    (tmp_path / "lab.toml").write_text("[white]\ngains_rgb = " + deep + "\n")
+    line = one_error_line(run_here("run", "--source", str(tmp_path / "rec.png"), "--quiet", "--profile",
+                                   str(tmp_path / "lab.toml")))
+    assert "nested too deep" in line and "lab.toml" in line
+    results.write_text(whole)
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    _edit(results, 0, "outputs", {"snapshots": {"folder": str(folder)}})
+    (folder / "idc-1.json").write_text(deep)
+    assert run_here("report", str(results), "--html", str(tmp_path / "r.html")).returncode == 0
+
+
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_a_snapshot_record_that_is_a_fifo_or_endless_is_skipped_not_waited_on(tmp_path, kind):
     # the report hung on a FIFO named like a snapshot's JSON, and read /dev/zero until the OOM killer came
