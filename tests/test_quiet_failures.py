@@ -375,6 +375,30 @@ def test_the_command_line_caches_in_the_relative_cache_folder_of_its_starting_fo
     assert [f.suffix for f in (start / "verdicts" / "modelcheck").iterdir()] == [".ok"]
 
 
+def test_classify_writes_no_decision_for_a_window_with_no_call_never_nan_and_not_idc(capsys, tmp_path, tiny_int8):
+    """An image larger than a patch is tiled like a frame, gates and all: an out-of-focus field is no
+    call. Its windows were written with probability "nan" and idc 0 (read as "no IDC", the answer the
+    gates exist to prevent); now both stay empty, tissue 1, and a warning says how many."""
+    from conftest import frame_with_blob
+
+    sharp = frame_with_blob(shape=(200, 300), box=(40, 40, 260, 160))
+    cv2.imwrite(str(tmp_path / "sharp.png"), sharp)
+    cv2.imwrite(str(tmp_path / "blurred.png"), cv2.GaussianBlur(sharp, (0, 0), 8))
+    for name, called in (("sharp", True), ("blurred", False)):
+        code, lines, out = call(capsys, "classify", tmp_path / f"{name}.png", "--model", tiny_int8, "--quiet")
+        rows = [r.split(",") for r in out.splitlines()[1:]]
+        tissue = [r for r in rows if r[7] == "1"]
+        assert code == 0 and tissue
+        assert "nan" not in out
+        if called:
+            assert lines == [] and all(r[3] and r[4] in ("0", "1") for r in tissue)
+        else:
+            assert all(r[3] == r[4] == "" for r in tissue)
+            assert lines == [f"idc-edge: warning: {len(tissue)} tissue window(s) of the larger images had no call (out "
+                             "of focus, badly exposed, a colour cast or too grainy for the model): their probability "
+                             "and idc are empty; check the images' focus and --um-per-px"]
+
+
 # -- frames that all carry one time ------------------------------------------------------------------------------
 
 def _frames_at(times, fps=0.0):

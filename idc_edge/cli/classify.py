@@ -117,6 +117,7 @@ class _Tiler:
                                        threshold=threshold, num_threads=args.threads,
                                        context=False if args.no_context else None)
         self.detector = None
+        self.no_call = 0  # tissue windows without a call so far
         if args.um_per_px is not None or args.stride is not None:
             self._open()
 
@@ -135,7 +136,11 @@ class _Tiler:
         for (i, j), prob in np.ndenumerate(r.probabilities):
             x0, y0 = (int(v) for v in r.boxes[i, j, :2])
             tissue = bool(r.tissue[i, j])
-            out.append([str(path), "", "", f"{prob:.6f}" if tissue else "", int(r.idc[i, j]) if tissue else "",
+            # a tissue window without a score is no call (out of focus, badly exposed, a colour cast, noise):
+            # its probability and decision stay empty, never "nan" and idc 0, which read as "no IDC"
+            called = tissue and bool(np.isfinite(prob))
+            self.no_call += tissue and not called
+            out.append([str(path), "", "", f"{prob:.6f}" if called else "", int(r.idc[i, j]) if called else "",
                         x0, y0, int(tissue)])
         return out
 
@@ -202,6 +207,10 @@ def cmd_classify(args) -> int:
                               f"e.g. {name(skipped[0])}; pass patch images or folders of them")
         if out is not sys.stdout:
             out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
+        if tiler.no_call:
+            print(f"idc-edge: warning: {tiler.no_call} tissue window(s) of the larger images had no call (out of "
+                  "focus, badly exposed, a colour cast or too grainy for the model): their probability and idc are "
+                  "empty; check the images' focus and --um-per-px", file=sys.stderr)
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)
