@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import DatasetError, MemoryBudgetError, SourceError
-from .fileio import as_path, read_image, short, stat_path
+from .fileio import as_path, name, read_image, short, stat_path
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,21 @@ def read_patch_rgb(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.nda
         bgr = read_image(path, "patch image", flags=cv2.IMREAD_COLOR)
     except MemoryBudgetError as e:  # a "patch" of gigapixels is a broken file: skipped like a corrupt one
         raise SourceError(str(e)) from None
-    return patch_rgb(bgr, size)
+    return patch_rgb(check_patch_size(bgr, size, path), size)
+
+
+def check_patch_size(bgr: np.ndarray, size: int, path: str | os.PathLike) -> np.ndarray:
+    """``bgr`` when it fits in one ``size``×``size`` patch cell (edge patches are smaller).
+
+    Raises:
+        SourceError: it is larger: a patch of another scale or another data set, whose top-left
+            corner alone was scored (or placed on the slide) without a word.
+    """
+    h, w = bgr.shape[:2]
+    if h > size or w > size:
+        raise SourceError(f"patch image {name(path)} is {w}×{h} px, larger than this data set's {size}×{size} px "
+                          "patches (another scale?); classify tiles larger images")
+    return bgr
 
 
 def patch_rgb(bgr: np.ndarray, size: int = PATCH_SIZE_PX) -> np.ndarray:

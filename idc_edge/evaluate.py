@@ -12,6 +12,7 @@ from .classifier import PatchClassifier
 from .context import field_context
 from .dataset import Misnamed, PatchRecord, load_patches, scan_files
 from .errors import DatasetError
+from .fileio import name
 from .metrics import BinaryMetrics, binary_metrics, per_group_metrics
 from .spec import ContextSpec
 
@@ -85,7 +86,9 @@ class Evaluation:
 def evaluate_predictions(pred: Predictions, threshold: float) -> Evaluation:
     """:class:`Evaluation` of already computed scores."""
     if not pred.records:
-        raise DatasetError("no readable patch to evaluate")
+        raise DatasetError("no readable patch to evaluate" + (
+            f": all {len(pred.skipped)} are corrupt, not images or larger than a patch, e.g. {name(pred.skipped[0])}"
+            if pred.skipped else ""))
     y, s, g = pred.labels, pred.scores, pred.patients
     return Evaluation(binary_metrics(y, s, threshold), per_group_metrics(g, y, s, threshold),
                       len(set(g.tolist())), pred.skipped)

@@ -267,7 +267,8 @@ def test_evaluate_and_classify_skip_a_corrupt_png_and_report_it(tiny_int8, datas
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["skipped_files"] == 1 and out["n_patches"] == 42
-    assert f"idc-edge: warning: skipped 1 unreadable patch image(s) (corrupt or not images), e.g. {bad}" in p.stderr
+    assert ("idc-edge: warning: skipped 1 unreadable patch image(s) (corrupt, not images or larger than a patch), "
+            f"e.g. {bad}") in p.stderr
     assert all(line.startswith("idc-edge: warning:") for line in p.stderr.splitlines()), p.stderr
     csv_path = tmp_path / "p.csv"
     p = run("classify", root, "--model", tiny_int8, "--out", csv_path, "--quiet")

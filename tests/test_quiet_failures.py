@@ -399,6 +399,35 @@ def test_classify_writes_no_decision_for_a_window_with_no_call_never_nan_and_not
                              "and idc are empty; check the images' focus and --um-per-px"]
 
 
+def test_a_data_set_patch_larger_than_the_model_s_patch_is_skipped_and_named_not_cropped(capsys, tmp_path, tiny_int8):
+    """A 100×100 "patch" (another scale, another data set) was scored on its top-left 50×50 corner by
+    evaluate, and placed cut on the run's rebuilt slide, without a word; now it is skipped and named."""
+    from idc_edge.sources import open_source
+
+    rng = np.random.default_rng(4)
+    for label in (0, 1):
+        folder = tmp_path / "data" / "p1" / str(label)
+        folder.mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(folder / f"p1_idx5_x{50 * i}_y{50 * label}_class{label}.png"),
+                        rng.integers(60, 230, (50, 50, 3), dtype=np.uint8))
+    big = tmp_path / "data" / "p1" / "0" / "p1_idx5_x150_y0_class0.png"
+    cv2.imwrite(str(big), rng.integers(60, 230, (100, 100, 3), dtype=np.uint8))
+    code, lines, out = call(capsys, "evaluate", tmp_path / "data", "--model", tiny_int8, "--json", "--quiet")
+    assert code == 0 and json.loads(out)["n_patches"] == 6 and json.loads(out)["skipped_files"] == 1
+    assert lines == ["idc-edge: warning: skipped 1 unreadable patch image(s) (corrupt, not images or larger than a "
+                     f"patch), e.g. {big}"]
+    with open_source(str(tmp_path / "data")) as source:
+        list(source)
+    assert source.skipped == 1 and "larger than this data set's 50×50 px patches" in capsys.readouterr().err
+    for f in (tmp_path / "data" / "p1").glob("*/*_y*_class*.png"):
+        if f != big:
+            f.unlink()
+    line = one_error_line(capsys, "evaluate", tmp_path / "data", "--model", tiny_int8, "--quiet")
+    assert line == ("idc-edge: error: no readable patch to evaluate: all 1 are corrupt, not images or larger than a "
+                    f"patch, e.g. '{big}'")
+
+
 # -- frames that all carry one time ------------------------------------------------------------------------------
 
 def _frames_at(times, fps=0.0):

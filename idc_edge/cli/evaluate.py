@@ -44,7 +44,8 @@ def cmd_evaluate(args) -> int:
         print(f"idc-edge: warning: {len(unmatched)} of the selected patient(s) have no patches in DATA_DIR: "
               f"{', '.join(unmatched[:8])[:200]}{', ...' if len(unmatched) > 8 else ''}", file=sys.stderr)
     if ev.skipped:
-        print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt or not images), "
+        print(f"idc-edge: warning: skipped {len(ev.skipped)} unreadable patch image(s) (corrupt, not images or "
+              "larger than a patch), "
               f"e.g. {ev.skipped[0]}", file=sys.stderr)
     if ev.misnamed:
         first = ev.misnamed[0]

@@ -8,7 +8,7 @@ from typing import Iterator, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, scan_files, warn_misnamed
+from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, check_patch_size, scan_files, warn_misnamed
 from ..budget import check_buffer
 from .. import validate
 from ..errors import DatasetError, MemoryBudgetError, SourceError
@@ -36,7 +36,7 @@ def build_mosaic(records: Sequence[PatchRecord], patch: int = PATCH_SIZE_PX) -> 
     bad = 0
     for r in records:
         try:
-            img = read_image(r.path, "patch image", flags=cv2.IMREAD_COLOR)
+            img = check_patch_size(read_image(r.path, "patch image", flags=cv2.IMREAD_COLOR), patch, r.path)
         except (SourceError, MemoryBudgetError) as e:
             bad += 1
             log.warning("%s; skipped, its cell stays blank", e)
