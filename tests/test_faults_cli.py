@@ -141,7 +141,8 @@ def test_a_stop_signal_while_classify_writes_its_csv_keeps_the_earlier_one_and_l
     out.write_bytes(earlier)
     proc = start("classify", folder, "--out", out, "--quiet")
     deadline = time.monotonic() + 60
-    while not [p for p in tmp_path.iterdir() if p.name.endswith(".part")] and proc.poll() is None:
+    # rows on disk in the hidden file: the model is loaded and classify is in its loop
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".part") and p.stat().st_size] and proc.poll() is None:
         assert time.monotonic() < deadline, "classify never began writing"
         time.sleep(0.005)
     proc.send_signal(signum)
