@@ -225,6 +225,10 @@ def read_bytes(path: PathArg, what: str = "file", error: type = SourceError) -> 
 
 # -- images ---------------------------------------------------------------------------------
 
+#: the first eight bytes of every PNG file
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     """(width, height, most bytes per decoded pixel) from an image file's header, or None for an
     unknown format. The bytes per pixel are exact for PNG and JPEG, an upper bound for the rest.
@@ -233,7 +237,7 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     memory budget before OpenCV allocates it.
     """
     try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
             sample = 2 if data[24] == 16 else 1
             channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(data[25], 4)  # grey+alpha decodes as BGRA
@@ -323,6 +327,10 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         from .orientation import take_orientation, upright as turn_upright
 
         orientation, data = take_orientation(data)  # out of the decoder's hands, applied below
+    if data.startswith(_PNG_SIGNATURE) and b"IEND" not in data[-4096:]:
+        # cut short (a copy interrupted): libpng would print "PNG input buffer is incomplete" on the
+        # terminal beside idc-edge's own one line about the file
+        raise error(f"cannot read {where}: the PNG file is cut short (no end chunk); copy it again")
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour

@@ -276,3 +276,17 @@ def test_classify_reads_a_linked_folder_as_evaluate_does_and_each_folder_once(tm
     assert p.returncode == 0, p.stderr
     rows = p.stdout.decode().splitlines()[1:]
     assert sorted(r.split(",")[2] for r in rows) == ["0", "0", "0", "1", "1"]
+
+
+def test_a_png_cut_short_is_one_warning_line_without_the_decoder_s_own_message(tmp_path):
+    """libpng printed "PNG input buffer is incomplete" on the terminal beside idc-edge's line about the
+    file (OpenCV's log level does not reach it); a PNG without its end chunk is now refused before decoding."""
+    good = write_patch(tmp_path / "images" / "a.png", np.full((50, 50, 3), 90, np.uint8))
+    data = good.read_bytes()
+    (tmp_path / "images" / "b.png").write_bytes(data[: len(data) // 2])
+    p = run("classify", str(tmp_path / "images"), "--quiet")
+    err = p.stderr.decode()
+    assert p.returncode == 0 and err.splitlines() == [
+        f"idc-edge: warning: skipped 1 unreadable image(s) (corrupt or not images), e.g. '{tmp_path / 'images' / 'b.png'}'"]
+    p = run("run", "--source", str(tmp_path / "images" / "b.png"), "--quiet")
+    assert "the PNG file is cut short" in one_error_line(p) and "libpng" not in p.stderr.decode()
