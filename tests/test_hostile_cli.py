@@ -260,6 +260,9 @@ def test_classify_refuses_a_tiling_option_it_could_never_use_even_with_patch_ima
     p = run_here("classify", "--quiet", patch, option, value)
     assert expected in one_error_line(p)
     assert p.stdout == b""
+    if "output stride" in expected:  # the way out it names is one classify has
+        assert "(--no-dense)" in one_error_line(p)
+        assert run_here("classify", "--quiet", patch, option, value, "--no-dense").returncode == 0
 
 
 def test_classify_reads_a_linked_folder_as_evaluate_does_and_each_folder_once(tmp_path):

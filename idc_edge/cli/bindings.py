@@ -99,5 +99,10 @@ MODEL_FLAGS = (
 )
 
 
+#: Patch by patch instead of the model's dense pass: ``run``, and ``classify`` for images larger than a patch.
+NO_DENSE = Bound("--no-dense", "detector.dense",
+                 "classify patch by patch even when the model has a dense pass (any --stride then)", switch=False)
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     add_bound(parser, MODEL_FLAGS)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import SourceError
-from .bindings import add_model_args
+from .bindings import NO_DENSE, add_bound, add_model_args
 from .options import number, path, whole_number
 
 
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
                      help="for images larger than a patch: their microns per pixel (default: the model's)")
     cls.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
                      help="for images larger than a patch: distance between windows in model pixels (default: a patch)")
+    add_bound(cls, (NO_DENSE,))  # a stride the dense pass cannot give is refused naming it
     cls.add_argument("--out", type=path("--out"), metavar="CSV", help="write the CSV here (default: standard output)")
     cls.add_argument("--quiet", action="store_true", help="no progress bar")
     cls.set_defaults(func=cmd_classify)
@@ -115,10 +116,11 @@ class _Tiler:
 
         self.options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
                                        threshold=threshold, num_threads=args.threads,
-                                       context=False if args.no_context else None)
+                                       context=False if args.no_context else None,
+                                       dense=False if args.no_dense else None)
         self.detector = None
         self.no_call = 0  # tissue windows without a call so far
-        if args.um_per_px is not None or args.stride is not None:
+        if args.um_per_px is not None or args.stride is not None or args.no_dense:
             self._open()
 
     def _open(self):
