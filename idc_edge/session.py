@@ -123,7 +123,7 @@ class RunConfig:
         return {"source": None if self.source is None else str(self.source), "camera": self.camera,
                 "um_per_px": d.um_per_px, "stride": d.stride, "threshold": d.threshold, "threads": d.num_threads,
                 "tissue_mask": d.tissue_mask, "reuse": d.reuse, "dense": d.dense, "context": d.context,
-                "model": d.model_path,
+                "model": None if d.model_path is None else os.fsdecode(d.model_path),  # a Path is no JSON
                 "patients": list(self.patients) if self.patients else None, "sequential": self.sequential,
                 "max_frames": self.max_frames, "camera_timeout_s": self.camera_timeout_s,
                 "profile": None if self.profile is None else self.profile.name,

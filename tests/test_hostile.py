@@ -302,17 +302,24 @@ def test_a_sink_refuses_a_bad_option_when_made_with_a_typed_error(tmp_path, sink
 
 def test_a_run_config_reads_a_byte_or_path_source_as_that_file_and_refuses_patients_as_one_text(tmp_path, tiny_int8):
     """RunConfig(source=b"...") opened the file named "b'...'" (str of bytes); patients="8867" was read a
-    character at a time and selected patients 8, 6 and 7."""
+    character at a time and selected patients 8, 6 and 7; a Path as the model broke the results header."""
     from test_faults import write_numbered_video
 
     from idc_edge.detector import DetectorOptions
+    from idc_edge.record import read_sessions
     from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink
 
     video = write_numbered_video(tmp_path / "v.avi", n=3)
     options = DetectorOptions(model_path=tiny_int8)
     for source in (os.fsencode(video), video):
         config = RunConfig(source=source, detector=options)
         assert config.source == str(video) and run_session(config).frames == 3
+    # a Path as the model (the fixtures give one): its session header was "not JSON serializable"
+    results = tmp_path / "r.jsonl"
+    run_session(RunConfig(source=video, detector=options), [JsonlSink(results)])
+    (session,) = read_sessions(results)
+    assert session.header["options"]["model"] == str(tiny_int8) and len(session.records) == 3
     with pytest.raises(OptionError, match=r"patients must be a list of patient ids such as \['8867'\]") as e:
         RunConfig(source=str(tmp_path), patients="8867")
     assert e.value.option == "patients"
