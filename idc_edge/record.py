@@ -432,6 +432,11 @@ class JsonlRecorder:
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "HFYU"}
 
 
+#: the least free space a video is written with, bytes: below it the disk is taken as full (OpenCV
+#: would go on dropping frames silently) and the rest kept to finalise the file (its index, its header)
+VIDEO_SPACE_FLOOR_BYTES = 4 << 20
+
+
 class VideoRecorder:
     """Writes BGR frames to a video file; the size is fixed by the first frame.
 
@@ -462,7 +467,16 @@ class VideoRecorder:
         self.letterboxed = 0  # frames of another size than the first, fitted in with bars
 
     def write(self, frame_bgr: np.ndarray) -> None:
+        """Add one frame.
+
+        Raises:
+            RecordError: OpenCV has no encoder for the file here, or the file system holds less than
+                :data:`VIDEO_SPACE_FLOOR_BYTES` (or two raw frames) free: OpenCV drops frames it cannot
+                write without a word, which left a 297-frame run's video with 9 readable frames and no
+                index; stopping first keeps the room to finalise what is there.
+        """
         h, w = frame_bgr.shape[:2]
+        self._check_space(frame_bgr.nbytes)
         if self._writer is None:
             self._size = (w, h)
             where = self._names.enter_context(opencv_path(self.path, "video file", RecordError))
@@ -480,6 +494,16 @@ class VideoRecorder:
             frame_bgr = letterbox(frame_bgr, self._size)
         self._writer.write(frame_bgr)
         self.frames += 1
+
+    def _check_space(self, frame_bytes: int) -> None:
+        try:
+            st = os.statvfs(self.path.parent)
+        except (OSError, AttributeError):  # no statvfs here (Windows) or the folder went away: OpenCV says nothing either way
+            return
+        free = st.f_bavail * st.f_frsize
+        if free < max(VIDEO_SPACE_FLOOR_BYTES, 2 * frame_bytes):
+            raise RecordError(f"cannot write video {name(self.path)}: the disk is full ({free / 1e6:.1f} MB free); "
+                              f"the video holds the first {self.frames} frame(s): free some space or save it elsewhere")
 
     def close(self) -> None:
         """Finalise the file so it is playable; safe to call twice. A file this recorder created

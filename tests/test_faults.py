@@ -6,6 +6,7 @@ real files written by OpenCV and then damaged on purpose.
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -237,6 +238,46 @@ def test_a_full_disk_is_a_clear_record_error():
     with JsonlRecorder("/dev/full") as rec:
         with pytest.raises(RecordError, match="the disk is full; 0 frame"):
             rec.write({"index": 0})
+
+
+def test_a_disk_filling_up_under_the_video_stops_the_run_with_the_video_finalised(tmp_path, tiny_int8, monkeypatch):
+    """OpenCV drops the frames it cannot write without a word: a run on a 6 MB file system ended "done"
+    with a video of 9 readable frames of 297 and no index. The free space is read before each frame;
+    below the floor the run stops with a RecordError while there is still room to finalise the file.
+    The file system's free-space report is the stand-in here (a small file system needs root to
+    mount); the writer, the file and the session are real."""
+    import idc_edge.record as record
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import JsonlSink, VideoSink
+
+    video, out, results = tmp_path / "in.avi", tmp_path / "out.avi", tmp_path / "r.jsonl"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    tile = frame_with_blob(shape=(240, 320), box=(60, 40, 260, 200))
+    for i in range(40):
+        writer.write(np.roll(tile, 4 * i, axis=1))
+    writer.release()
+    real_statvfs = os.statvfs
+
+    class Filling:  # 6 MB, less what the overlay video has taken so far
+        def __init__(self, path):
+            st = real_statvfs(path)
+            self.f_frsize = st.f_frsize
+            self.f_bavail = max(0, 6_000_000 - (out.stat().st_size if out.exists() else 0)) // st.f_frsize
+
+    monkeypatch.setattr(record.os, "statvfs", Filling)
+    monkeypatch.setattr(record, "VIDEO_SPACE_FLOOR_BYTES", 5_800_000)  # 200 KB of room (FFmpeg writes 256 KB at a time)
+    session = Session(RunConfig(source=str(video), detector=DetectorOptions(model_path=tiny_int8)),
+                      [JsonlSink(results), VideoSink(out, fps=10.0)])
+    with pytest.raises(RecordError, match=r"the disk is full \(.* MB free\); the video holds the first \d+ frame"):
+        session.run()
+    kept = int(re.search(r"first (\d+) frame", str(session.summary.error)).group(1))
+    cap = cv2.VideoCapture(str(out))
+    readable = 0
+    while cap.read()[0]:
+        readable += 1
+    assert 0 < kept == readable < 40  # finalised: every frame it says it holds plays
+    assert len(read_records(results)) >= kept
 
 
 def test_the_readme_fault_table_names_only_tests_that_exist():
