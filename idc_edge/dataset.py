@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .errors import DatasetError, MemoryBudgetError, SourceError
+from .errors import DatasetError, MemoryBudgetError, OptionError, SourceError
 from .fileio import as_path, name, read_image, short, stat_path
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,9 @@ def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -
     if not stat.S_ISDIR(stat_path(root, "data folder", DatasetError,
                                   "; pass the folder that holds the patient folders").st_mode):
         raise DatasetError(f"data folder {short(str(root), 100)} is a file; pass the folder that holds the patient folders")
+    if isinstance(patients, (str, bytes)):  # read a character at a time, "8867" selected patients 8, 6 and 7
+        raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {patients!r:.60}",
+                          option="patients")
     wanted = None if patients is None else {str(p) for p in patients}
     records, misnamed = [], []
     found_patients = []

@@ -323,6 +323,11 @@ def test_a_run_config_reads_a_byte_or_path_source_as_that_file_and_refuses_patie
     with pytest.raises(OptionError, match=r"patients must be a list of patient ids such as \['8867'\]") as e:
         RunConfig(source=str(tmp_path), patients="8867")
     assert e.value.option == "patients"
+    from idc_edge.dataset import scan_files  # what open_source, evaluate and training select patients with
+
+    with pytest.raises(OptionError, match=r"patients must be a list of patient ids") as e:
+        scan_files(tmp_path, patients="8867")
+    assert e.value.option == "patients"
 
 
 def test_one_detector_used_from_many_threads_gives_the_same_answers_as_one_thread():
