@@ -70,6 +70,13 @@ def why(error: OSError) -> str:
     return _WHY.get(error.errno, error.strerror or type(error).__name__)
 
 
+def no_folder(path: PathArg) -> str:
+    """Why ``path``, named as an output's folder, is not one: "folder X does not exist", or that it is a file."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        return f"{name(path)} is a file, not a folder"
+    return f"folder {name(path)} does not exist"
+
+
 def as_path(value: PathArg, what: str) -> str:
     """``value`` as a ``str`` path (bytes names kept exactly, as surrogate escapes).
 
@@ -468,7 +475,7 @@ def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: st
     path = as_path(path, what)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        raise error(f"cannot write {what} {name(path)}: folder {name(parent)} does not exist")
+        raise error(f"cannot write {what} {name(path)}: {no_folder(parent)}")
     readable = readable or replaces is not None
     if readable:  # never on a FIFO: opened read-write it would be its own reader and never refuse
         try:
@@ -512,7 +519,7 @@ def replacing(path: PathArg, what: str, *, error: type, replaces: Optional[str] 
     target = os.path.realpath(path)
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
-        raise error(f"cannot write {what} {name(path)}: folder {name(parent)} does not exist")
+        raise error(f"cannot write {what} {name(path)}: {no_folder(parent)}")
     mode = None
     if os.path.lexists(target):
         fd = _open_checked(target, os.O_RDONLY, what, error)  # refuses a folder, FIFO or device, never blocks

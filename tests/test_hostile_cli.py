@@ -164,11 +164,15 @@ def test_results_to_standard_output_are_streamed_whole(tmp_path):
     (["run", "--source", "IMG", "--record", "-"], "--record '-' is not read as standard input or output"),
     (["classify", "IMG", "--out", "-"], "--out '-' is not read as standard input or output"),
     (["report", "-"], "RESULTS.jsonl '-' is not read as standard input or output"),
+    # an output inside a file: it said "folder ... does not exist" of a file that does
+    (["classify", "IMG", "--out", "IMG/x.csv"], "a.png' is a file, not a folder"),
+    (["run", "--source", "IMG", "--record", "IMG/r.jsonl"], "a.png' is a file, not a folder"),
+    (["run", "--source", "IMG", "--save-video", "IMG/v.avi"], "a.png' is a file, not a folder"),
 ])
 def test_extreme_and_empty_arguments_are_one_line(args, expected, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     img = str(write_patch(tmp_path / "a.png", np.full((50, 50, 3), 90, np.uint8)))
-    assert expected in one_error_line(run_here(*[img if a == "IMG" else a for a in args]))
+    assert expected in one_error_line(run_here(*[a.replace("IMG", img) for a in args]))
     assert not (tmp_path / "-").exists()
 
 

@@ -56,14 +56,13 @@ class JsonlSink(Sink):
     delivery = "inline"
 
     def __init__(self, path: Union[str, os.PathLike], fsync: bool = True):
-        from ..fileio import as_path
+        from ..fileio import as_path, no_folder
         from ..validate import flag
 
         self.path = Path(as_path(path, "JsonlSink's path"))
         fsync = flag("fsync", fsync)
         if not self.path.parent.is_dir():
-            raise RecordError(f"cannot write results to {str(self.path)!r}: folder {str(self.path.parent)!r} "
-                              "does not exist")
+            raise RecordError(f"cannot write results to {str(self.path)!r}: {no_folder(self.path.parent)}")
         self.fsync = fsync
         self._recorder: Optional[JsonlRecorder] = None
 
