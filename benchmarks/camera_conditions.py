@@ -228,7 +228,8 @@ def cases() -> list[Case]:
     out += [Case("cast_strong", f"{name} cast {round(100 * s)} %", _cast(gains))
             for name, s, gains in (("cool", 0.4, cs.cool_cast(0.4)), ("cool", 0.5, cs.cool_cast(0.5)),
                                    ("warm", 0.4, cs.cool_cast(-0.4)), ("warm", 0.5, cs.cool_cast(-0.5)),
-                                   ("magenta", 0.4, (1.2, 0.6, 1.2)))]
+                                   ("magenta", 0.4, (1.2, 0.6, 1.2)), ("green", 0.5, (0.75, 1.5, 0.75)),
+                                   ("blue", 0.5, (0.75, 0.75, 1.5)))]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
     out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .colour import field_casts
+from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, tissue_magenta
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
 
@@ -148,6 +148,11 @@ class ColourOptions:
     (:func:`~idc_edge.colour.pale_cast`): clean validation fields read at most 0.073 there, a 40 %
     cool or warm cast 0.18–0.28.
 
+    Whatever the glass shows, the tissue itself must be less green than it is red and blue
+    (:func:`~idc_edge.colour.tissue_magenta` at least ``min_tissue_magenta``), as H&E-stained tissue
+    always was in training, casts included (:data:`~idc_edge.colour.MIN_TRAINED_TISSUE_MAGENTA`):
+    a strong green or yellow cast is no call even where no glass or pale part is in view.
+
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
@@ -156,12 +161,17 @@ class ColourOptions:
             glass is recognised; above it the frame is no call.
         min_field_px: least pixels of the frame at the model's scale for its glass to be judged
             (a smaller field's brightest part is too often pale tissue: 13 % of 50×50 px fields).
+        min_tissue_magenta: least :func:`~idc_edge.colour.tissue_magenta` of the tissue in view
+            (a fraction of its brightness, may be negative); below it the frame is no call.
+        min_tissue_px: least tissue pixels at the model's scale for the tissue's colour to be judged.
         enabled: False switches the colour gate off.
     """
 
     max_glass_cast: float = 0.10
     max_pale_cast: float = 0.12
     min_field_px: int = 60_000
+    min_tissue_magenta: float = MIN_TRAINED_TISSUE_MAGENTA
+    min_tissue_px: int = 5_000
     enabled: bool = True
 
     def __post_init__(self):
@@ -171,6 +181,10 @@ class ColourOptions:
                                                                            "largest cast of the palest part, a fraction"))
         object.__setattr__(self, "min_field_px", validate.whole_number("min_field_px", self.min_field_px,
                                                                        unit="pixels at the model's scale"))
+        object.__setattr__(self, "min_tissue_magenta", validate.number(
+            "min_tissue_magenta", self.min_tissue_magenta, -1.0, 1.0, "a fraction of the tissue's brightness"))
+        object.__setattr__(self, "min_tissue_px", validate.whole_number("min_tissue_px", self.min_tissue_px,
+                                                                        unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -239,8 +253,9 @@ class FrameQuality:
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when too dark).
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``,
-            or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (every
-            tissue patch is then no call); True when within them or nothing to judge.
+            or, with no glass recognised, the palest flat part beyond ``max_pale_cast``, or the
+            tissue is greener than ``ColourOptions.min_tissue_magenta`` allows (every tissue patch
+            is then no call); True when within them or nothing to judge.
         glass_cast: the glass's measured cast (fraction), NaN when not measured.
         pale_cast: the palest flat part's cast (:func:`~idc_edge.colour.pale_cast`), measured only
             when ``glass_cast`` is NaN; NaN otherwise or when nothing is pale and flat.
@@ -250,6 +265,7 @@ class FrameQuality:
         noise: the noise measured on the glass (σ, grey levels at the model's scale), NaN when not measured.
         tissue_noise: the noise measured on the tissue (σ, levels of one channel at the model's scale),
             NaN when not measured.
+        tissue_magenta: the tissue's :func:`~idc_edge.colour.tissue_magenta`, NaN when not measured.
     """
 
     sharpness: float
@@ -266,6 +282,7 @@ class FrameQuality:
     noise: float = float("nan")
     pale_cast: float = float("nan")
     tissue_noise: float = float("nan")
+    tissue_magenta: float = float("nan")
 
     @property
     def no_call(self) -> np.ndarray:
@@ -328,7 +345,11 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # judged on the field without the grid's padding (white, which would pass for untinted glass)
     cast, pale = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None) if judge_colour
                   else (float("nan"), float("nan")))
-    colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast)  # NaN: nothing to judge, ok
+    magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) \
+        if colour.enabled and tissue_px is not None else float("nan")
+    # NaN: nothing to judge, ok
+    colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast
+                     or magenta < colour.min_tissue_magenta)
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
     on_tissue_noise = tissue_noise(rgb[:h, :w], tissue_px[:h, :w], noise.min_tissue_px) \
@@ -338,7 +359,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale, on_tissue_noise)
+                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale, on_tissue_noise, magenta)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -399,4 +420,4 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
                         colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
-                        noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise)
+                        noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta)

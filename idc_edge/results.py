@@ -58,11 +58,14 @@ class FrameResult:
         no_call_focus, no_call_exposure: tissue patches without a call for each reason (a badly
             exposed patch counts as exposure even when it also looks blurred: clipping flattens texture).
         colour_ok: False when the glass in view is tinted beyond what the model was trained on
-            (no white profile, or one that no longer fits): every tissue patch is then no call.
+            (no white profile, or one that no longer fits), or the tissue is greener than any it was
+            trained on (a strong green or yellow cast): every tissue patch is then no call.
         glass_cast: the glass's measured cast (fraction, see :func:`idc_edge.colour.glass_cast`),
             NaN when not measured or no glass in view.
         pale_cast: with no glass recognised, the cast of the field's palest flat part (see
             :func:`idc_edge.colour.pale_cast`), else NaN.
+        tissue_magenta: how much less green than red and blue the tissue is (see
+            :func:`idc_edge.colour.tissue_magenta`), NaN when not measured (colour gate off, too little tissue).
         no_call_colour: tissue patches without a call only because of the colour.
         noise_ok: False when the glass or the tissue in view is grainier than the model copes with
             (too little light for the exposure and gain): every tissue patch is then no call.
@@ -98,6 +101,7 @@ class FrameResult:
     tissue_noise: float = float("nan")
     no_call_noise: int = 0
     pale_cast: float = float("nan")
+    tissue_magenta: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
 
     @property
@@ -150,6 +154,7 @@ class FrameResult:
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
             "pale_cast": None if self.pale_cast != self.pale_cast else round(float(self.pale_cast), 4),
+            "tissue_magenta": None if self.tissue_magenta != self.tissue_magenta else round(float(self.tissue_magenta), 4),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),
             "tissue_noise": None if self.tissue_noise != self.tissue_noise else round(float(self.tissue_noise), 3),
