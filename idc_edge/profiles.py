@@ -89,6 +89,19 @@ def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
+def _gains(value, path: Path) -> Optional[Tuple[float, float, float]]:
+    """``white.gains_rgb`` within what calibration can give: ``calibrate white`` refuses glass needing a
+    gain above its limit (4), so a hand-edited 1e300 only clipped every frame to "too dark or clipped"."""
+    from .colour import ExposureCheckOptions
+
+    gains = _floats3(value, "white.gains_rgb", path)
+    top = ExposureCheckOptions().max_gain
+    if gains is not None and not all(1.0 / top <= g <= top for g in gains):
+        raise ProfileError(f"profile {str(path)!r}: white.gains_rgb must be three numbers from {1 / top:g} to {top:g} "
+                           f"[R, G, B], got {list(gains)!r:.80}: calibrate white again")
+    return gains
+
+
 @dataclass(frozen=True)
 class Profile:
     """One microscope/objective: camera, mode, scale, white reference, exposure.
@@ -241,7 +254,7 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
     return Profile(name=name, camera=None if camera is None else str(camera), mode=mode,
                    um_per_px=None if um is None else float(um),
                    frame_size=None if fw is None else (fw, fh), spacing_um=number(s, "spacing_um", "scale"),
-                   white_gains_rgb=_floats3(w.get("gains_rgb"), "white.gains_rgb", path),
+                   white_gains_rgb=_gains(w.get("gains_rgb"), path),
                    glass_rgb=_floats3(w.get("glass_rgb"), "white.glass_rgb", path),
                    target_rgb=_floats3(w.get("target_rgb"), "white.target_rgb", path),
                    exposure=dict(exposure))

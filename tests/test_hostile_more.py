@@ -51,6 +51,9 @@ from idc_edge.profiles import ProfileError, load_profile  # noqa: E402
     ("[exposure]\nlocked = \"no\"\n", "exposure.locked must be true or false"),          # "no" read as locked
     ("[exposure]\nuniformity = [1, 2]\n", "exposure.uniformity must be a number >= 0"),
     ("[exposure]\nclipped_fraction = nan\n", "exposure.clipped_fraction must be a number from 0 to 1"),
+    # hand-edited gains calibration could never give: every frame clipped, said only as "too dark or clipped"
+    ("[white]\ngains_rgb = [1e300, 1.0, 1.0]\n", "white.gains_rgb must be three numbers from 0.25 to 4"),
+    ("[white]\ngains_rgb = [0.001, 1.0, 1.0]\n", "white.gains_rgb must be three numbers from 0.25 to 4"),
 ])
 def test_a_profile_with_unknown_keys_or_wrong_kinds_is_refused_by_name(tmp_path, text, expected):
     path = tmp_path / "p.toml"
