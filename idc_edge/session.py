@@ -227,6 +227,9 @@ class Session:
         self._detector = detector
         self.info: Optional[SessionInfo] = None
         self.summary: Optional[RunSummary] = None
+        #: set once the run has taken a stop (Ctrl-C) and is finishing: a front end that turns
+        #: signals into KeyboardInterrupt holds later ones off from then on (they would cut the closing)
+        self.stopping = False
 
     def _check_outputs(self, detector, source) -> None:
         """Refuse a sink whose file is the source, the model, its sidecar or another sink's file (by
@@ -308,6 +311,7 @@ class Session:
                     stopped = "max_frames"
                     break
         except KeyboardInterrupt:
+            self.stopping = True
             stopped = "interrupted"
         except IdcEdgeError as e:
             if not streaming:

@@ -86,18 +86,20 @@ def _check_outputs(args) -> None:
 
 
 class _StopOnce:
-    """Ctrl-C, SIGTERM and SIGHUP during a run: the first one stops it cleanly (a KeyboardInterrupt,
-    which the session turns into "interrupted" after finalising every output); any later one is only
-    acknowledged. A second Ctrl-C, pressed while the outputs close or the process exits, would
-    otherwise print a traceback or end the process by the signal (exit -2 or -15 instead of 0).
-    Once a stop has begun, further stop signals are ignored until the process ends; otherwise the
-    handlers are restored.
+    """Ctrl-C, SIGTERM and SIGHUP during a run: each raises KeyboardInterrupt until the session has
+    taken one (its ``stopping``), which it turns into "interrupted" after finalising every output;
+    from then on they are only acknowledged. A second Ctrl-C pressed while the outputs close or the
+    process exits printed a traceback or ended the process by the signal (exit -2 or -15, not 0).
+    A stop that lands in a finaliser (a garbage-collection callback) is lost without Python's
+    "Exception ignored" traceback, and the next signal stops the run. Once stopping, the signals stay
+    ignored until the process ends; otherwise the handlers are restored.
     """
 
-    def __init__(self):
-        self.stopping = False
+    def __init__(self, session):
+        self.session = session
         self._said = False
         self._previous: dict = {}
+        self._unraisable = None
 
     def __enter__(self) -> "_StopOnce":
         for s in _STOP_SIGNALS:
@@ -105,11 +107,11 @@ class _StopOnce:
                 self._previous[s] = signal.signal(s, self._handle)
             except (ValueError, OSError):  # not the main thread: signals stay as they are
                 pass
+        self._unraisable, sys.unraisablehook = sys.unraisablehook, self._drop_interrupt
         return self
 
     def _handle(self, signum, frame) -> None:
-        if not self.stopping:
-            self.stopping = True
+        if not self.session.stopping:
             raise KeyboardInterrupt
         if not self._said:  # os.write: a print from a signal handler could re-enter a half-done print
             self._said = True
@@ -118,11 +120,17 @@ class _StopOnce:
             except OSError:
                 pass
 
+    def _drop_interrupt(self, unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._unraisable(unraisable)
+
     def __exit__(self, *exc) -> bool:
+        sys.unraisablehook = self._unraisable
+        stopping = self.session.stopping
         for s, handler in self._previous.items():
             # stopping: ignored from here to the end (Python puts its own handlers back to the
             # default while it shuts down, which a late signal would then end by; ignored ones it leaves)
-            signal.signal(s, signal.SIG_IGN if self.stopping else handler)
+            signal.signal(s, signal.SIG_IGN if stopping else handler)
         return False
 
 
@@ -218,7 +226,7 @@ def cmd_run(args) -> int:
                   f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
     session = Session(config, sinks, source=source)
     try:
-        with _StopOnce():  # SIGTERM and SIGHUP finish cleanly too, as on Ctrl-C
+        with _StopOnce(session):  # SIGTERM and SIGHUP finish cleanly too, as on Ctrl-C
             session.run()
     except IdcEdgeError:
         if session.summary is None:
