@@ -143,6 +143,10 @@ class Detector:
     """
 
     def __init__(self, options: Optional[DetectorOptions] = None, **overrides):
+        if options is not None and not isinstance(options, DetectorOptions):
+            # Detector("model.tflite") read as options gave AttributeError: 'str' object has no attribute ...
+            raise OptionError(f"Detector's first argument is a DetectorOptions, got {short(options)}; "
+                              "give a model as Detector(model_path=...)")
         if overrides:
             unknown = sorted(set(overrides) - set(DetectorOptions.__dataclass_fields__))
             if unknown:
@@ -354,7 +358,7 @@ class Detector:
             no_call_focus=int((quality.blurred & ~quality.badly_exposed).sum()),
             no_call_exposure=int(quality.badly_exposed.sum()),
             colour_ok=quality.colour_ok, glass_cast=quality.glass_cast, pale_cast=quality.pale_cast,
-            tissue_magenta=quality.tissue_magenta,
+            tissue_magenta=quality.tissue_magenta, isotropy=quality.isotropy, streaked=quality.streaked,
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
@@ -428,10 +432,25 @@ class Detector:
         moving stage changes them, so they are classified again in the same frame. The scores
         live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
         detector, so two streams do not interfere.
+
+        Raises:
+            FrameError: ``frames`` is one image (an array), not frames: use :meth:`detect`.
+            OptionError: ``frames`` is not iterable.
         """
         self._check_open()
+        if isinstance(frames, np.ndarray):
+            # iterating one image gave its rows, each detected as a grey frame, without a word
+            raise FrameError(f"stream() takes an iterable of frames, got one {short(frames.shape)} array; for one "
+                             "frame use detect(frame)")
+        try:
+            items = iter(frames)
+        except TypeError:
+            raise OptionError(f"stream() takes an iterable of frames (a source, a list of arrays), got "
+                              f"{type(frames).__name__}") from None
         use = self.options.reuse if reuse is None else bool(reuse)
-        cache = ScoreCache(self.options.reuse_options) if use else None
+        return self._stream(items, keep_image, ScoreCache(self.options.reuse_options) if use else None)
+
+    def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
         for i, item in enumerate(frames):
             image = getattr(item, "image", item)
             yield self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),

@@ -235,3 +235,20 @@ def test_grey_frames_of_tissue_say_they_have_no_colour_once_and_blank_glass_does
         det.detect(grey)
         said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
         assert len(said) == 1 and "mean nothing" in said[0]
+
+
+def test_a_model_path_as_the_first_argument_is_refused_naming_model_path(tiny_int8):
+    with pytest.raises(OptionError, match=r"Detector\(model_path=\.\.\.\)"):
+        Detector(str(tiny_int8))
+    with Detector(DetectorOptions(model_path=str(tiny_int8))) as det:  # the options object still works
+        assert det.options.model_path == str(tiny_int8)
+
+
+def test_stream_refuses_one_image_instead_of_streaming_its_rows(detector):
+    frame = frame_with_blob()
+    with pytest.raises(FrameError, match=r"detect\(frame\)"):
+        detector.stream(frame)  # refused when called, before any result
+    with pytest.raises(OptionError, match="iterable of frames"):
+        detector.stream(5)
+    results = list(detector.stream([frame, frame]))  # a list of frames is a stream
+    assert [r.index for r in results] == [0, 1] and results[0].n_tissue > 0
