@@ -55,11 +55,20 @@ PATCH = 50
 
 # -- conditions train.camera_sim does not have (pure, RGB uint8 at 4 µm/px in and out) ----------
 
-def motion_blur(rgb: np.ndarray, length_um: float, um_per_px: float = 4.0) -> np.ndarray:
-    """A horizontal streak of ``length_um`` µm (the stage moving during the exposure)."""
-    n = max(1, int(round(length_um / um_per_px)))
-    k = np.zeros((1, n), np.float32) + 1.0 / n
-    return cv2.filter2D(rgb, -1, k, borderType=cv2.BORDER_REFLECT_101)
+def motion_blur(rgb: np.ndarray, length_um: float, um_per_px: float = 4.0, degrees: float = 0.0) -> np.ndarray:
+    """A straight streak of ``length_um`` µm at ``degrees`` from the horizontal (the stage moving
+    during the exposure): a line drawn 8× finer, anti-aliased, and area-averaged to the pixels."""
+    n = length_um / um_per_px
+    if degrees == 0.0:
+        k = np.ones((1, max(1, int(round(n)))), np.float32)
+    else:
+        fine, size = 8, int(math.ceil(n)) + 3
+        big = np.zeros((size * fine, size * fine), np.float32)
+        c, a, h = size * fine / 2, math.radians(degrees), n * fine / 2
+        cv2.line(big, (int(c - h * math.cos(a)), int(c - h * math.sin(a))),
+                 (int(c + h * math.cos(a)), int(c + h * math.sin(a))), 1.0, fine, cv2.LINE_AA)
+        k = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.filter2D(rgb, -1, k / k.sum(), borderType=cv2.BORDER_REFLECT_101)
 
 
 def vignetting(rgb: np.ndarray, corner_loss: float) -> np.ndarray:
@@ -214,7 +223,9 @@ def cases() -> list[Case]:
     for fam in ("defocus", "defocus_disk", "noise", "jpeg", "exposure", "gamma", "cast", "usb_camera"):
         for sev in cs.CONDITIONS[fam]:
             out.append(Case(fam, sev.label, sev.apply))
-    out += [Case("motion", f"streak {n} µm", (lambda n: lambda x, rng: motion_blur(x, n))(n)) for n in (8, 16, 32)]
+    out += [Case("motion", f"streak {n} µm", (lambda n: lambda x, rng: motion_blur(x, n))(n)) for n in (8, 16, 32, 64)]
+    out += [Case("motion", f"streak {n} µm at {d}°", (lambda n, d: lambda x, rng: motion_blur(x, n, degrees=d))(n, d))
+            for n, d in ((64, 45), (100, 30))]
     out += [Case("low_light", f"×{g} at {e:g} e⁻", (lambda g, e: lambda x, rng: low_light(x, rng, g, e))(g, e))
             for g, e in ((0.5, 500), (0.3, 300), (0.15, 150))]
     out += [Case("exposure_low", f"exposure ×{g}", (lambda g: lambda x, rng: cs.exposure(x, g))(g)) for g in (0.4, 0.3)]

@@ -116,7 +116,9 @@ def _whole_frame_no_call(result) -> bool:
 def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayInfo = OverlayInfo()) -> str:
     """``"IDC 0.42 mm² (18.0 % of tissue) · s2_deep · research use only"`` (fps last, when given)."""
     no_call = getattr(result, "no_call", None)
-    if getattr(result, "in_focus", None) is False:
+    if getattr(result, "streaked", False):
+        parts = ["MOTION BLUR: no call (hold the stage still)"]
+    elif getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
     elif getattr(result, "colour_ok", None) is False:
         parts = ["COLOUR CAST: no call (calibrate white)"]

@@ -51,7 +51,12 @@ class FrameResult:
         no_call: bool ``[rows, cols]`` tissue patches where no call was made because the region is
             out of focus or badly exposed, or the frame's colour or noise is beyond the model (not
             classified, never IDC, NaN probability); None = none.
-        in_focus: False when the whole frame is out of focus (its tissue is then all no call).
+        in_focus: False when the whole frame is out of focus or streaked by motion (its tissue is
+            then all no call).
+        isotropy: the tissue's sharpness along its weakest direction over its strongest (see
+            :func:`idc_edge.focus.isotropy`), NaN when not measured.
+        streaked: True when the frame is not in focus because it is streaked (the stage moved
+            during the exposure), not evenly blurred.
         exposure_ok: False when the frame is too dark or most of its tissue is clipped.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
             NaN when not measured or too little tissue to judge.
@@ -102,6 +107,8 @@ class FrameResult:
     no_call_noise: int = 0
     pale_cast: float = float("nan")
     tissue_magenta: float = float("nan")
+    isotropy: float = float("nan")
+    streaked: bool = False
     window_probabilities: Optional[np.ndarray] = None
 
     @property
@@ -150,6 +157,8 @@ class FrameResult:
             "reused_patches": self.reused,
             "idc_fraction": round(self.idc_fraction, 6),
             "in_focus": bool(self.in_focus),
+            "streaked": bool(self.streaked),
+            "isotropy": None if self.isotropy != self.isotropy else round(float(self.isotropy), 3),
             "exposure_ok": bool(self.exposure_ok),
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from idc_edge.detector import Detector
-from idc_edge.focus import ExposureOptions, FocusOptions, image_sharpness
+from idc_edge.errors import OptionError
+from idc_edge.focus import ExposureOptions, FocusOptions, image_sharpness, isotropy
 from idc_edge.overlay import draw_overlay, status_text
 from idc_edge.sources import MosaicSource
 from idc_edge.tissue import tissue_pixels
@@ -87,6 +88,55 @@ def test_sharpness_ignores_brightness_and_contrast_but_not_blur():
     assert image_sharpness(cv2.GaussianBlur(rgb(30, 150), (0, 0), 2.0)) < 0.6 * base
     flat = np.full((60, 60, 3), 200, np.uint8)
     assert math.isnan(image_sharpness(flat))
+
+
+def streak(image, length_px, degrees=0.0):
+    """A straight streak of ``length_px`` pixels at ``degrees`` (the stage moving during the exposure)."""
+    n = max(1, int(round(length_px)))
+    kernel = np.zeros((n + 2, n + 2), np.float32)
+    c, angle = (n + 1) / 2, math.radians(degrees)
+    for t in np.linspace(-(n - 1) / 2, (n - 1) / 2, 4 * n):
+        kernel[int(round(c + t * math.sin(angle))), int(round(c + t * math.cos(angle)))] += 1
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT_101)
+
+
+def test_isotropy_falls_for_a_streak_in_any_direction_and_not_for_defocus():
+    rng = np.random.default_rng(0)
+    grey = cv2.GaussianBlur(rng.random((270, 480)).astype(np.float32) * 255, (0, 0), 1.0)
+    rgb = cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    tissue = np.ones((270, 480), np.uint8)
+    assert isotropy(rgb, tissue) > 0.85
+    assert isotropy(cv2.GaussianBlur(rgb, (0, 0), 1.5), tissue) > 0.85  # defocus blurs every direction alike
+    for degrees in (0, 30, 45, 90, 135):
+        assert isotropy(streak(rgb, 12, degrees), tissue) < FocusOptions().min_isotropy, degrees
+    # only the tissue counts: a streaked half that is not tissue is not judged
+    half = rgb.copy()
+    half[:, 240:] = streak(rgb, 12)[:, 240:]
+    tissue[:, 240:] = 0
+    assert isotropy(half, tissue) > 0.85
+    assert math.isnan(isotropy(rgb, np.zeros_like(tissue)))
+    for bad in (-0.1, 1.5, float("nan"), "0.5"):
+        with pytest.raises(OptionError, match="min_isotropy"):
+            FocusOptions(min_isotropy=bad)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("um_per_px", [4.0, 1.0])
+def test_a_streaked_real_frame_is_no_call_said_as_motion(data_dir, um_per_px):
+    """A 64 µm streak keeps the frame's sharpness above the focus threshold along the other
+    direction, and the shipped model then called IDC benign; it is no call, named as motion."""
+    frames = real_frames(data_dir, um_per_px=um_per_px, size=(640, 480) if um_per_px == 4.0 else (1920, 1080))
+    with Detector(um_per_px=um_per_px, stride=50) as det:
+        for frame in frames:
+            still = det.detect(frame)
+            assert still.in_focus and not still.streaked and still.isotropy > 0.75, still.to_dict()
+            for degrees in (0, 60):
+                r = det.detect(streak(frame, 64 / um_per_px, degrees))
+                assert not r.in_focus and r.streaked and r.n_idc == 0 and r.n_no_call == r.n_tissue > 0
+                assert r.to_dict()["streaked"] is True and r.to_dict()["isotropy"] < FocusOptions().min_isotropy
+                assert status_text(r).startswith("MOTION BLUR: no call")
+            blurred = det.detect(blur_um(frame, 8.0, um_per_px))  # defocus is still said as focus
+            assert not blurred.in_focus and not blurred.streaked and status_text(blurred).startswith("OUT OF FOCUS")
 
 
 def test_too_dark_and_clipped_frames_are_flagged_by_the_exposure_gate():

@@ -222,7 +222,8 @@ class LiveView(Sink):
         status = {"state": "live", "frame": r.index, "time": r.timestamp, "fps": round(frame.fps, 2),
                   "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
-                  "in_focus": _focus(r), "exposure_ok": _flag(r, "exposure_ok"),
+                  "in_focus": _focus(r), "streaked": bool(getattr(r, "streaked", False)),
+                  "exposure_ok": _flag(r, "exposure_ok"),
                   "colour_ok": _flag(r, "colour_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "no_call_focus", 0) + getattr(r, "no_call_exposure", 0)
