@@ -76,6 +76,8 @@ class FocusOptions:
             patch with less tissue is not flagged).
         min_isotropy: least :func:`isotropy` of a frame's tissue; below it the frame is streaked
             (motion blur) and not in focus. 0 switches the streak check off.
+        min_field_px: least pixels of the frame at the model's scale for its isotropy to be judged
+            (in a small field one straight edge, a fold or the section's border, outweighs the texture).
         enabled: False switches the focus gate off (everything counts as in focus).
     """
 
@@ -83,6 +85,7 @@ class FocusOptions:
     patch_threshold: float = 0.82
     min_tissue_px: int = 200
     min_isotropy: float = 0.65
+    min_field_px: int = 60_000
     enabled: bool = True
 
     def __post_init__(self):
@@ -92,6 +95,8 @@ class FocusOptions:
                                                                         unit="tissue pixels"))
         object.__setattr__(self, "min_isotropy", validate.number("min_isotropy", self.min_isotropy, 0.0, 1.0,
                                                                  "weakest over strongest direction's sharpness"))
+        object.__setattr__(self, "min_field_px", validate.whole_number("min_field_px", self.min_field_px,
+                                                                       unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -474,8 +479,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         total_lap, total_grad = float(totals[0]), float(totals[1])
         frame_sharp = math.sqrt(total_lap / total_grad) \
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
-        iso = _isotropy(smooth, mask) if focus.min_isotropy > 0 and total_px >= focus.min_tissue_px \
-            else float("nan")
+        iso = _isotropy(smooth, mask) if (focus.min_isotropy > 0 and h * w >= focus.min_field_px
+                                          and total_px >= focus.min_tissue_px) else float("nan")
         streaked = iso < focus.min_isotropy
         # NaN (nothing to judge) counts as in focus
         in_focus = not (frame_sharp < focus.frame_threshold or streaked)
