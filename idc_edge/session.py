@@ -345,27 +345,33 @@ def unmeasured_scale_warning(um_per_px: Optional[float], model_um_per_px: float)
             "micrometer (`idc-edge calibrate scale`) and run with that profile")
 
 
-#: (result flag, what to tell the user the first time a frame of the run has it False)
+#: (reason, whether a result has it, what to tell the user the first time a frame of the run has it)
 NO_CALL_WARNINGS = (
-    ("in_focus", "a frame is out of focus: its tissue is no call (focus the microscope; a um_per_px larger "
-                 "than the camera's real scale looks the same: check it on a stage micrometer, `idc-edge calibrate "
-                 "scale`)"),
-    ("exposure_ok", "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or "
-                    "calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
-    ("colour_ok", "the light has a colour cast the model was not trained on (on the glass, or the palest tissue "
-                  "where no glass is in view): its tissue is no call "
-                  "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
-    ("noise_ok", "a frame is too noisy (grain on its glass or tissue beyond what the model was trained on): its "
-                 "tissue is no call (more light or a longer exposure, and a lower camera gain)"),
+    ("streaked", lambda r: getattr(r, "streaked", False) is True,
+     "a frame is streaked (the stage moved during the exposure): its tissue is no call (hold the stage still "
+     "while a field is read, or shorten the exposure)"),
+    ("in_focus", lambda r: getattr(r, "in_focus", True) is False and not getattr(r, "streaked", False),
+     "a frame is out of focus: its tissue is no call (focus the microscope; a um_per_px larger than the camera's "
+     "real scale looks the same: check it on a stage micrometer, `idc-edge calibrate scale`)"),
+    ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False,
+     "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or calibrate a white "
+     "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
+    ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False,
+     "the light has a colour cast the model was not trained on (on the glass, on the palest tissue where no glass "
+     "is in view, or tissue as green as it is red and blue): its tissue is no call "
+     "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
+    ("noise_ok", lambda r: getattr(r, "noise_ok", True) is False,
+     "a frame is too noisy (grain on its glass or tissue beyond what the model was trained on): its "
+     "tissue is no call (more light or a longer exposure, and a lower camera gain)"),
 )
 
 
 def warn_once(result, warned: set) -> None:
     """Log each no-call reason of ``result`` the first time it appears in a run (``warned`` holds
     the reasons already told)."""
-    for flag, text in NO_CALL_WARNINGS:
-        if flag not in warned and getattr(result, flag, True) is False:
-            warned.add(flag)
+    for reason, has, text in NO_CALL_WARNINGS:
+        if reason not in warned and has(result):
+            warned.add(reason)
             log.warning("frame %d: %s", result.index, text)
 
 

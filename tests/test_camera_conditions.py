@@ -299,3 +299,24 @@ def test_a_faded_slide_keeps_the_calls_of_the_clean_one(data_dir):
             idc_after += int((clean.idc & faded.idc).sum())
     assert same / both >= 0.93, same / both
     assert idc_after / idc_before >= 0.85, idc_after / idc_before
+
+
+@pytest.mark.data
+def test_a_run_over_a_moving_stage_says_streaked_once_and_records_it(fields, tmp_path):
+    """Through ``idc-edge run`` on an MJPG video: still fields are called, a 64 µm streak (in two
+    directions) is no call, recorded as streaked, and said once as motion, not as focus."""
+    from benchmarks.camera_conditions import motion_blur
+
+    video = tmp_path / "stage.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, fields[0].rgb.shape[1::-1])
+    for f in fields:
+        for altered in (f.rgb, motion_blur(f.rgb, 64), motion_blur(f.rgb, 64, degrees=45)):
+            writer.write(bgr(altered))
+    writer.release()
+    warned, frames = run_recorded(video, tmp_path / "run.jsonl", "--um-per-px", "4")
+    assert len(frames) == 3 * len(fields)
+    still, streaked = frames[0::3], [r for i, r in enumerate(frames) if i % 3]
+    assert all(r["streaked"] is False and r["in_focus"] and r["isotropy"] > 0.75 for r in still), still
+    assert all(r["streaked"] is True and r["idc_patches"] == 0 and r["no_call_patches"]["out_of_focus"] ==
+               r["tissue_patches"] > 0 and r["isotropy"] < 0.65 for r in streaked), streaked
+    assert [line for line in warned if "streaked" in line] and not [line for line in warned if "out of focus" in line]
