@@ -53,12 +53,21 @@ class ExposureCheckOptions:
         min_glass_level: the dimmest channel's glass level below which the frame is too dark.
         max_gain: largest gain a channel may need (a channel that needs more is too dark or
             the light has a strong cast the camera should fix itself).
+        max_texture: largest median grey-level standard deviation over 5×5 pixels of the frame's
+            brighter half (on its thumbnail, longest side 640 px): blank glass with camera noise
+            and dust reads 0.4–5 levels, validation tissue fields 13–19 (a soft camera's 4–12);
+            above it the frame is not blank glass. Above a third of it, a brighter half coloured like
+            stained tissue (:func:`tissue_magenta` at least 0.12, the least of 224 tissue fields)
+            is not blank glass either.
+        min_side_px: least width and height of the frame.
     """
 
     max_clipped_fraction: float = 0.02
     clip_level: int = 254
     min_glass_level: float = 60.0
     max_gain: float = 4.0
+    max_texture: float = 8.0
+    min_side_px: int = 32
 
 
 @dataclass(frozen=True)
@@ -94,13 +103,17 @@ def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_
         options: exposure limits.
 
     Raises:
-        CalibrationError: the frame is clipped (reduce exposure or light), too dark (raise them),
-            or needs a gain above ``options.max_gain``.
+        CalibrationError: the frame is smaller than ``options.min_side_px``, is not blank glass
+            (textured like tissue: gains from it would tint every frame), is clipped (reduce
+            exposure or light), too dark (raise them), or needs a gain above ``options.max_gain``.
     """
     target = _rgb3(target_rgb, "target_rgb")
     frame = np.asarray(frame_bgr)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
         raise OptionError(f"white calibration needs a uint8 BGR frame [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+    if min(frame.shape[:2]) < options.min_side_px:
+        raise CalibrationError(f"a white reference needs a frame of blank glass at least {options.min_side_px} px "
+                               f"on each side, got {frame.shape[1]}x{frame.shape[0]} px")
     small = _thumbnail(frame)
     clipped = float((small.max(axis=2) >= options.clip_level).mean())
     if clipped > options.max_clipped_fraction:
@@ -108,7 +121,16 @@ def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_
             f"the glass is overexposed: {100 * clipped:.1f} % of pixels are clipped at {options.clip_level} "
             f"(at most {100 * options.max_clipped_fraction:.0f} %): lower the exposure time, gain or lamp, then calibrate again")
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    bright = small[grey >= np.median(grey)]
+    brighter = grey >= np.median(grey)
+    texture = _texture(grey, brighter)
+    if texture > options.max_texture or (texture > options.max_texture / 3 and tissue_magenta(
+            small[..., ::-1], brighter.astype(np.uint8), min_px=1) >= 0.12):
+        # gains measured on tissue (163, 113, 158 read as 'glass') tinted every frame of the run green
+        raise CalibrationError(
+            f"the frame does not look like blank glass: its brighter half varies by {texture:.0f} grey levels "
+            f"over 5x5 px (blank glass at most {options.max_texture:g}, stained tissue tens): move the slide to "
+            "an empty part of the glass, or take the slide out, then calibrate again")
+    bright = small[brighter]
     glass_bgr = np.median(bright, axis=0).astype(np.float64)
     glass = (float(glass_bgr[2]), float(glass_bgr[1]), float(glass_bgr[0]))
     if min(glass) < options.min_glass_level:
@@ -131,6 +153,13 @@ def _thumbnail(frame: np.ndarray, longest: int = 640) -> np.ndarray:
     if f <= 1.0:
         return frame
     return cv2.resize(frame, (max(1, int(round(w / f))), max(1, int(round(h / f)))), interpolation=cv2.INTER_AREA)
+
+
+def _texture(grey: np.ndarray, where: np.ndarray) -> float:
+    """Median over ``where`` of the grey-level standard deviation over 5×5 pixels of uint8 ``grey``."""
+    g = grey.astype(np.float32)
+    mean, mean_sq = cv2.blur(g, (5, 5)), cv2.blur(g * g, (5, 5))
+    return float(np.median(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))[where]))
 
 
 def _uniformity(grey: np.ndarray) -> float:

@@ -161,3 +161,21 @@ def test_micrometer_image_without_ticks_is_a_calibration_error(tmp_path):
     texture = cv2.GaussianBlur(rng.integers(0, 255, (400, 500), dtype=np.uint8), (0, 0), 3)
     with pytest.raises(CalibrationError, match="no regular ruler ticks"):
         measure_ticks(roundtrip_png(tmp_path, texture, "texture.png"))
+
+
+def test_a_white_reference_of_tissue_or_a_few_pixels_is_refused_and_noisy_or_tinted_glass_is_not(data_dir):
+    """Gains measured on tissue read its pink as the glass and tinted every frame of the run; the
+    frame must be blank glass (flat, not coloured like stained tissue), and big enough to judge."""
+    from benchmarks.camera_conditions import slide_fields
+
+    fields = slide_fields(data_dir, ("8867", "9076"), per_patient=2, min_tissue=0.9)
+    assert fields
+    for f in fields:
+        for frame in (f.rgb, cv2.resize(f.rgb, (2000, 1200), interpolation=cv2.INTER_LINEAR)):  # 4 and 1 µm/px
+            with pytest.raises(CalibrationError, match="does not look like blank glass"):
+                measure_white(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    with pytest.raises(CalibrationError, match="at least 32 px"):
+        measure_white(np.full((1, 1, 3), 240, np.uint8))
+    for rgb, noise in (((218, 214, 216), 8.0), ((150, 215, 240), 3.0), ((240, 215, 165), 3.0)):
+        cal = measure_white(glass_frame(np.array(rgb, float), noise=noise))  # noisy glass, cool and warm lamps
+        np.testing.assert_allclose(np.array(cal.glass_rgb), rgb, atol=6)  # the brighter half: a little above
