@@ -65,8 +65,7 @@ class FocusOptions:
     at least 0.76 after mild defocus, noise, JPEG, sharpening, colour fringes or a USB camera; a
     streak of 16 µm reads 0.68–0.92 (the shipped model still agrees 98 %), of 32 µm 0.51–0.77
     (95 %), and of 64 µm in any direction 0.33–0.59, where its decisions agree only 85–90 % with
-    the still field's (IDC
-    called benign). Below ``min_isotropy`` the frame is not in focus.
+    the still field's (IDC called benign). Below ``min_isotropy`` the frame is not in focus.
 
     Attributes:
         frame_threshold: least frame sharpness (1/px at 4 µm/px) for a frame to be in focus.
@@ -332,7 +331,11 @@ def _focus_derivatives(rgb: np.ndarray, grey: Optional[np.ndarray] = None) -> tu
 def sharpness_terms(rgb: np.ndarray, grey: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """(squared Laplacian, squared gradient magnitude) per pixel, float32, of an **RGB** uint8 image's grey
     (``grey``, uint8, when already made)."""
-    _, lap, gx, gy = _focus_derivatives(rgb, grey)
+    return _squared(*_focus_derivatives(rgb, grey)[1:])
+
+
+def _squared(lap: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squared Laplacian, squared gradient magnitude) from :func:`_focus_derivatives`."""
     return cv2.multiply(lap, lap), cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy))
 
 
@@ -373,13 +376,14 @@ def _isotropy(smooth: np.ndarray, mask: np.ndarray) -> float:
     gx, gy, xx, yy, xy = (cv2.multiply(cv2.Sobel(small, cv2.CV_32F, dx, dy, ksize=3, scale=0.125 if dx + dy == 1 else 0.25,
                                                  borderType=cv2.BORDER_REFLECT_101), quarter).ravel()
                           for dx, dy in ((1, 0), (0, 1), (2, 0), (0, 2), (1, 1)))
-    sums = {k: float(np.einsum("i,i", a, b)) for k, (a, b) in {"gxgx": (gx, gx), "gygy": (gy, gy), "gxgy": (gx, gy),
-                                                     "xx": (xx, xx), "yy": (yy, yy), "xy": (xy, xy), "xxyy": (xx, yy),
-                                                     "xxxy": (xx, xy), "yyxy": (yy, xy)}.items()}
+
+    def total(a, b):  # one sum of products
+        return float(np.einsum("i,i", a, b))
+
     c, s = _COS, _SIN
-    first = c * c * sums["gxgx"] + s * s * sums["gygy"] + 2 * c * s * sums["gxgy"]
-    second = (c ** 4 * sums["xx"] + s ** 4 * sums["yy"] + 4 * c * c * s * s * sums["xy"] + 2 * c * c * s * s * sums["xxyy"]
-              + 4 * c ** 3 * s * sums["xxxy"] + 4 * c * s ** 3 * sums["yyxy"])
+    first = c * c * total(gx, gx) + s * s * total(gy, gy) + 2 * c * s * total(gx, gy)
+    second = (c ** 4 * total(xx, xx) + s ** 4 * total(yy, yy) + 4 * c * c * s * s * total(xy, xy)
+              + 2 * c * c * s * s * total(xx, yy) + 4 * c ** 3 * s * total(xx, xy) + 4 * c * s ** 3 * total(yy, xy))
     if first.min() <= 1e-9:
         return float("nan")
     along = np.sqrt(np.maximum(second, 0.0) / first)
@@ -449,9 +453,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # the per-patch sums of the focus terms (and of clipped tissue and unlit pixels, where any) from one integral image
     planes, clipped, unlit = [], None, None
     if focus.enabled:
-        smooth, lap, gx, gy = _focus_derivatives(rgb, grey)
-        planes += [cv2.multiply(cv2.multiply(lap, lap), mask),
-                   cv2.multiply(cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy)), mask)]
+        smooth, *first_and_second = _focus_derivatives(rgb, grey)
+        planes += [cv2.multiply(term, mask) for term in _squared(*first_and_second)]
     if exposure.enabled:
         levels = np.array(clip_levels_rgb or (exposure.clip_level,) * 3, np.float64)
         # a pixel is clipped when any channel reaches its level: inRange marks the others (all channels
@@ -479,6 +482,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         total_lap, total_grad = float(totals[0]), float(totals[1])
         frame_sharp = math.sqrt(total_lap / total_grad) \
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
+        # read on blurred frames too: a long streak also lowers the sharpness, and is said as motion
         iso = _isotropy(smooth, mask) if (focus.min_isotropy > 0 and h * w >= focus.min_field_px
                                           and total_px >= focus.min_tissue_px) else float("nan")
         streaked = iso < focus.min_isotropy
