@@ -166,6 +166,9 @@ class ColourOptions:
     (:func:`~idc_edge.colour.pale_cast`): clean validation fields read at most 0.073 there, a 40 %
     cool or warm cast 0.18–0.28.
 
+    Glass clipped in one or two channels hides part of a cast (the raised channel cannot rise past
+    the clip level), so such glass is judged against ``max_clipped_glass_cast`` instead.
+
     Whatever the glass shows, the tissue itself must be less green than it is red and blue
     (:func:`~idc_edge.colour.tissue_magenta` at least ``min_tissue_magenta``), as H&E-stained tissue
     always was in training, casts included (:data:`~idc_edge.colour.MIN_TRAINED_TISSUE_MAGENTA`):
@@ -174,6 +177,12 @@ class ColourOptions:
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
+        max_clipped_glass_cast: the same limit for glass clipped in one or two channels but not
+            all three (:attr:`~idc_edge.colour.FieldCasts.glass_clipped`), whose reading is only a
+            lower bound of the cast: glass clipped white reads a 15 % cool cast (a typical USB
+            camera's) as 0.056 and a 20 % cool cast 0.073, where the shipped model agrees ≥ 96 %
+            with the clean field, but a 50 % blue cast only 0.085 (0.21 unclipped) and a 50 % green
+            one 0.094, where it called benign tissue IDC (blue) and IDC benign (green).
         max_pale_cast: largest distance of the palest flat part's chromaticity from the line between
             glass and pale eosin-stained tissue (:func:`~idc_edge.colour.pale_cast`), judged when no
             glass is recognised; above it the frame is no call.
@@ -186,6 +195,7 @@ class ColourOptions:
     """
 
     max_glass_cast: float = 0.10
+    max_clipped_glass_cast: float = 0.08
     max_pale_cast: float = 0.12
     min_field_px: int = 60_000
     min_tissue_magenta: float = MIN_TRAINED_TISSUE_MAGENTA
@@ -195,6 +205,8 @@ class ColourOptions:
     def __post_init__(self):
         object.__setattr__(self, "max_glass_cast", validate.positive_number("max_glass_cast", self.max_glass_cast,
                                                                             "largest glass cast, a fraction"))
+        object.__setattr__(self, "max_clipped_glass_cast", validate.positive_number(
+            "max_clipped_glass_cast", self.max_clipped_glass_cast, "largest cast of clipped glass, a fraction"))
         object.__setattr__(self, "max_pale_cast", validate.positive_number("max_pale_cast", self.max_pale_cast,
                                                                            "largest cast of the palest part, a fraction"))
         object.__setattr__(self, "min_field_px", validate.whole_number("min_field_px", self.min_field_px,
@@ -270,7 +282,8 @@ class FrameQuality:
         patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when too dark).
-        colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``,
+        colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
+            (``max_clipped_glass_cast`` where it is clipped in one or two channels),
             or, with no glass recognised, the palest flat part beyond ``max_pale_cast``, or the
             tissue is greener than ``ColourOptions.min_tissue_magenta`` allows (every tissue patch
             is then no call); True when within them or nothing to judge.
@@ -428,12 +441,14 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     judge_colour = colour.enabled and h * w >= colour.min_field_px
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
     # judged on the field without the grid's padding (white, which would pass for untinted glass)
-    cast, pale = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None) if judge_colour
-                  else (float("nan"), float("nan")))
+    cast, pale, clipped = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
+                                       clip_levels_rgb=clip_levels_rgb or (exposure.clip_level,) * 3)
+                           if judge_colour else (float("nan"), float("nan"), False))
     magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) \
         if colour.enabled and tissue_px is not None else float("nan")
     # NaN: nothing to judge, ok
-    colour_ok = not (cast > colour.max_glass_cast or pale > colour.max_pale_cast
+    colour_ok = not (cast > (colour.max_clipped_glass_cast if clipped else colour.max_glass_cast)
+                     or pale > colour.max_pale_cast
                      or magenta < colour.min_tissue_magenta)
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
