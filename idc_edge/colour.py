@@ -305,11 +305,14 @@ class FieldCasts(NamedTuple):
             not all three, so ``glass`` is only a lower bound of the cast: a cast that raises a
             channel cannot raise it past the clip level (a 50 % blue cast of glass clipped white
             reads 0.085, of unclipped glass 0.21).
+        pale_brightest: ``pale`` was read on the field's brightest pixels, as nothing pale is flat
+            (see :func:`pale_cast`): tissue, not glass, so it is judged against a wider limit.
     """
 
     glass: float
     pale: float
     glass_clipped: bool = False
+    pale_brightest: bool = False
 
 
 def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction: float = 0.05,
@@ -321,8 +324,10 @@ def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction:
     small, hsv = _halves(rgb, hsv)
     level = _bright_level(hsv)
     glass, clipped = _glass_cast(small, hsv, level, min_fraction, clip_levels_rgb)
-    return FieldCasts(glass, _pale_cast(small, hsv, level, min_fraction) if math.isnan(glass) else float("nan"),
-                      clipped)
+    if not math.isnan(glass):
+        return FieldCasts(glass, float("nan"), clipped)
+    pale, brightest = _pale_cast(small, hsv, level, min_fraction)
+    return FieldCasts(glass, pale, clipped, brightest)
 
 
 def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fraction: float,
@@ -388,29 +393,31 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     at least 30 %). Where less than ``min_fraction`` of the frame is bright and flat (the data
     set's glass is textured, a strong cast saturates the glass, tissue fills the view), the
     brightest ``min_fraction`` of the pixels stand in, whatever their colour: clean fields filled
-    with tissue read at most 0.067 that way, 40 % cool or warm casts and a 50 % blue cast at least
-    0.17 (such frames read nothing before, and a third of them were called with 12–17 % of their
+    with tissue read at most 0.067 that way (the colour gate allows 0.15 there), 40 % cool or warm
+    casts and a 50 % blue cast at least 0.17 (such frames read nothing before, and a third of them were called with 12–17 % of their
     windows changed). ``hsv``: ``rgb`` in OpenCV's HSV when the caller has it.
     """
     small, hsv = _halves(rgb, hsv)
-    return _pale_cast(small, hsv, _bright_level(hsv), min_fraction)
+    return _pale_cast(small, hsv, _bright_level(hsv), min_fraction)[0]
 
 
-def _pale_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_fraction: float) -> float:
-    """:func:`pale_cast` of the half-size field ``small`` (RGB), its ``hsv`` and brightest ``level``."""
+def _pale_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_fraction: float) -> tuple[float, bool]:
+    """(:func:`pale_cast`, whether the brightest pixels stood in for a flat part) of the half-size
+    field ``small`` (RGB), its ``hsv`` and brightest ``level``."""
     bright = cv2.inRange(hsv, (0, 0, level), (255, 139, 255))
     mask = None
     if cv2.countNonZero(bright) >= min_fraction * bright.size:
         v = hsv[..., 2].astype(np.float32)
         mean, mean_sq = cv2.blur(v, (5, 5)), cv2.blur(v * v, (5, 5))
         mask = cv2.bitwise_and(bright, cv2.compare(mean_sq - mean * mean, _MAX_LOCAL_SD ** 2, cv2.CMP_LT))
-    if mask is None or cv2.countNonZero(mask) < min_fraction * mask.size:
+    brightest = mask is None or cv2.countNonZero(mask) < min_fraction * mask.size
+    if brightest:
         # nothing pale is flat (textured glass, a cast that saturates it, tissue edge to edge): the
         # brightest min_fraction of the pixels, whatever their colour, stand in for the palest part
         counts = np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
         mask = cv2.compare(hsv[..., 2], int(np.searchsorted(counts, (1.0 - min_fraction) * counts[-1])), cv2.CMP_GE)
     now = np.array([histogram_median(plane, mask) for plane in cv2.split(small)])
-    return off_stain_line(_departure(now))
+    return off_stain_line(_departure(now)), brightest
 
 
 #: Least :func:`tissue_magenta` a field may have to be called. Both H&E stains absorb green most,

@@ -177,6 +177,13 @@ class ColourOptions:
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
+        max_brightest_cast: the same limit where nothing pale is flat and the field's brightest
+            pixels were judged instead (:attr:`~idc_edge.colour.FieldCasts.pale_brightest`): those
+            are tissue, whose colour varies more than glass's (clean fields filled with tissue read
+            at most 0.067, a synthetic field with lilac pale spaces 0.12, a typical USB camera's
+            15 % cast up to 0.16), while 40 % cool or warm casts and a 50 % blue cast read at least
+            0.17. Not judged on a grainy frame (its noise picks those pixels): that is no call for
+            its grain.
         max_clipped_glass_cast: the same limit for glass clipped in one or two channels but not
             all three (:attr:`~idc_edge.colour.FieldCasts.glass_clipped`), whose reading is only a
             lower bound of the cast: glass clipped white reads a 15 % cool cast (a typical USB
@@ -197,6 +204,7 @@ class ColourOptions:
     max_glass_cast: float = 0.10
     max_clipped_glass_cast: float = 0.08
     max_pale_cast: float = 0.12
+    max_brightest_cast: float = 0.15
     min_field_px: int = 60_000
     min_tissue_magenta: float = MIN_TRAINED_TISSUE_MAGENTA
     min_tissue_px: int = 5_000
@@ -205,6 +213,8 @@ class ColourOptions:
     def __post_init__(self):
         object.__setattr__(self, "max_glass_cast", validate.positive_number("max_glass_cast", self.max_glass_cast,
                                                                             "largest glass cast, a fraction"))
+        object.__setattr__(self, "max_brightest_cast", validate.positive_number(
+            "max_brightest_cast", self.max_brightest_cast, "largest cast of the brightest pixels, a fraction"))
         object.__setattr__(self, "max_clipped_glass_cast", validate.positive_number(
             "max_clipped_glass_cast", self.max_clipped_glass_cast, "largest cast of clipped glass, a fraction"))
         object.__setattr__(self, "max_pale_cast", validate.positive_number("max_pale_cast", self.max_pale_cast,
@@ -441,21 +451,23 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     judge_colour = colour.enabled and h * w >= colour.min_field_px
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
     # judged on the field without the grid's padding (white, which would pass for untinted glass)
-    cast, pale, clipped = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
-                                       clip_levels_rgb=clip_levels_rgb or (exposure.clip_level,) * 3)
-                           if judge_colour else (float("nan"), float("nan"), False))
+    cast, pale, clipped, brightest = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
+                                                  clip_levels_rgb=clip_levels_rgb or (exposure.clip_level,) * 3)
+                                      if judge_colour else (float("nan"), float("nan"), False, False))
     magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) \
         if colour.enabled and tissue_px is not None else float("nan")
-    # NaN: nothing to judge, ok
-    colour_ok = not (cast > (colour.max_clipped_glass_cast if clipped else colour.max_glass_cast)
-                     or pale > colour.max_pale_cast
-                     or magenta < colour.min_tissue_magenta)
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
     on_tissue_noise = tissue_noise(rgb[:h, :w], tissue_px[:h, :w], noise.min_tissue_px) \
         if judge_noise and tissue_px is not None else float("nan")
     # either measure above its threshold is grain; NaN (nothing to judge on) counts as ok
     noise_ok = not (noise_level > noise.max_noise or on_tissue_noise > noise.max_tissue_noise)
+    # NaN: nothing to judge, ok. In a grainy frame the brightest pixels are those its noise made
+    # bright, and tinted: the frame is no call for its grain, not for that colour.
+    pale_limit = colour.max_brightest_cast if brightest else colour.max_pale_cast
+    colour_ok = not (cast > (colour.max_clipped_glass_cast if clipped else colour.max_glass_cast)
+                     or (pale > pale_limit and (noise_ok or not brightest))
+                     or magenta < colour.min_tissue_magenta)
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
