@@ -230,6 +230,26 @@ def test_a_strong_cast_on_tissue_from_edge_to_edge_is_no_call(data_dir, gains):
     assert by_brightest >= len(found) // 2
 
 
+@pytest.mark.data
+def test_a_small_camera_frame_is_judged_for_colour_and_grain(data_dir):
+    """An 800×600 camera at 1 µm/px is 200×150 px at the model's scale. The colour and noise gates
+    judged only fields of 300×200, so such a camera passed a 40 % cool cast, a 50 % blue cast and
+    grain the model cannot read (6 e⁻ at white per camera pixel) without a word."""
+    found = slide_fields(data_dir, ("8914", "9023", "8867", "9078"), size=(200, 150), per_patient=3, min_tissue=0.3)
+    rng = np.random.default_rng(4)
+    with Detector(um_per_px=1.0, stride=25) as det:
+        for f in found:
+            camera = cs.to_camera_scale(f.rgb, 1.0)
+            assert camera.shape[:2] == (600, 800)
+            clean = det.detect(bgr(camera))
+            assert clean.colour_ok and clean.noise_ok and clean.n_tissue > 0, (f.patient, clean.to_dict())
+            for gains in (cs.cool_cast(0.4), (0.75, 0.75, 1.5)):
+                r = det.detect(bgr(cs.colour_cast(camera, gains)))
+                assert not r.colour_ok and r.n_idc == 0 and r.n_no_call == r.n_tissue > 0, (f.patient, gains)
+            grainy = det.detect(bgr(cs.sensor_noise(camera, rng, full_well_e=6.0, read_noise_e=2.0)))
+            assert not grainy.noise_ok and grainy.n_no_call == grainy.n_tissue > 0, f.patient
+
+
 def test_glass_clipped_in_one_channel_is_judged_against_the_lower_limit():
     """A cast cannot raise a channel that is already clipped: on glass clipped white a 50 % blue
     cast reads 0.085, under the 0.10 limit, and was called silently (benign called IDC). Glass

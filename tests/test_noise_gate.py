@@ -158,7 +158,7 @@ def test_a_grainy_field_without_glass_is_no_call_and_the_clean_one_is_called(tmp
 
 def test_a_grainy_field_without_glass_from_a_camera_at_1_um_per_px_is_no_call():
     rng = np.random.default_rng(12)
-    field = he_field(rng, size=(240, 250))  # 60,000 px at the model's scale: the least the gate judges
+    field = he_field(rng, size=(240, 250))  # 60,000 px at the model's scale
     camera = cs.to_camera_scale(field, 1.0)
     # per camera pixel: 100 e⁻ at white the model copes with (16 pixels averaged), 6 e⁻ it does not
     bright = cs.sensor_noise(camera, rng, full_well_e=100.0, read_noise_e=2.0)
