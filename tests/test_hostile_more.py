@@ -373,7 +373,8 @@ def test_an_image_of_float_samples_is_read_by_classify_as_by_run(tmp_path):
     assert np.abs(read_image(tmp_path / "float.tif", flags=cv2.IMREAD_COLOR).astype(int) - eight).max() <= 1
     assert read_image(tmp_path / "grey.tif", flags=cv2.IMREAD_COLOR).shape == (150, 200, 3)
     p = run_here("classify", str(tmp_path / "eight.png"), str(tmp_path / "float.tif"), "--quiet")
-    assert p.returncode == 0 and b"warning" not in p.stderr, p.stderr
+    # (random pixels are grain to the noise gate, which may say so; the float TIFF must not be skipped)
+    assert p.returncode == 0 and b"not images" not in p.stderr and b"skipped" not in p.stderr, p.stderr
     rows = p.stdout.decode().splitlines()[1:]
     of = {n: [r.split(",", 1)[1] for r in rows if r.split(",", 1)[0].endswith(n)] for n in ("eight.png", "float.tif")}
     assert of["eight.png"] and of["eight.png"] == of["float.tif"]
