@@ -59,6 +59,20 @@ def test_calibrate_white_and_scale_fill_one_profile(tmp_path):
     assert cli(tmp_path, "run", "--source", other, "--profile", "scope", "--um-per-px", 2, "--quiet").returncode == 0
 
 
+def test_calibrate_white_warns_of_dust_on_the_glass(tmp_path):
+    from test_calibration import lit_glass
+
+    clean, dusty = tmp_path / "clean.png", tmp_path / "dusty.png"
+    cv2.imwrite(str(clean), lit_glass())
+    cv2.imwrite(str(dusty), lit_glass(spots=[(200, 300, 12, 0.5), (500, 900, 20, 0.7)]))
+    ok = cli(tmp_path, "calibrate", "white", "--source", clean, "--profile", "a", "--json")
+    assert ok.returncode == 0 and "dust" not in ok.stderr and json.loads(ok.stdout)["dust_spots"] == 0
+    p = cli(tmp_path, "calibrate", "white", "--source", dusty, "--profile", "b", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["dust_spots"] == 2
+    warning = [line for line in p.stderr.splitlines() if "dark spot" in line]
+    assert len(warning) == 1 and "2 dark spot(s)" in warning[0] and "70 %" in warning[0], p.stderr
+
+
 @pytest.mark.parametrize("setup, args, message", [
     ("blank", ["calibrate", "scale", "--source", "{blank}", "--spacing-um", 10, "--profile", "p"], "no regular ruler ticks"),
     ("blank", ["calibrate", "scale", "--source", "{blank}", "--profile", "p"], "needs --spacing-um"),

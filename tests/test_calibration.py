@@ -47,6 +47,31 @@ def test_white_gains_undo_a_known_cast_and_exposure(tmp_path):
     assert cal.uniformity > 0.95 and cal.clipped_fraction == 0.0
 
 
+def lit_glass(shape=(720, 1280), spots=(), noise=3.0, vignette=0.3, seed=0):
+    """BGR blank glass lit unevenly (corners ``vignette`` darker in the square of the radius), with
+    camera noise and soft dust shadows ``(y, x, radius_px, share_of_light_taken)``."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 1.0 - vignette * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    for cy, cx, radius, depth in spots:
+        light *= 1.0 - depth * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2))
+    frame = np.stack([light * c for c in (240, 238, 242)], -1) + rng.normal(0, noise, (h, w, 3))
+    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_white_calibration_counts_dust_spots_and_not_vignetting_or_noise():
+    for clean in (lit_glass(), lit_glass(noise=8.0), lit_glass(vignette=0.6), lit_glass(shape=(480, 640))):
+        cal = measure_white(clean)
+        assert (cal.dust_spots, cal.darkest_spot) == (0, 0.0)
+    dusty = measure_white(lit_glass(spots=[(200, 300, 12, 0.4), (500, 900, 20, 0.6), (360, 640, 8, 0.3)]))
+    assert dusty.dust_spots == 3 and dusty.darkest_spot == pytest.approx(0.6, abs=0.05)
+    # a dark field-stop edge is not dust
+    stopped = lit_glass()
+    stopped[:, :40] = 10
+    assert measure_white(stopped).dust_spots == 0
+
+
 def test_white_balance_lut_equals_the_float_gain_and_rgb_order_is_kept():
     rng = np.random.default_rng(2)
     bgr = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
