@@ -241,6 +241,13 @@ def cases() -> list[Case]:
                                    ("warm", 0.4, cs.cool_cast(-0.4)), ("warm", 0.5, cs.cool_cast(-0.5)),
                                    ("magenta", 0.4, (1.2, 0.6, 1.2)), ("green", 0.5, (0.75, 1.5, 0.75)),
                                    ("blue", 0.5, (0.75, 0.75, 1.5)))]
+    # the other hues of the colour wheel at strong casts (one channel down by s, or one up by s and two
+    # down by s/2, as the green and blue casts above; violet: red up s/4, green down s/2, blue up s)
+    out += [Case("cast_hues", f"{name} cast {round(100 * s)} %", _cast(gains))
+            for name, s, gains in (("yellow", 0.35, (1.175, 1.175, 0.65)), ("yellow", 0.5, (1.25, 1.25, 0.5)),
+                                   ("red", 0.35, (1.35, 0.825, 0.825)), ("red", 0.5, (1.5, 0.75, 0.75)),
+                                   ("cyan", 0.35, (0.65, 1.175, 1.175)), ("cyan", 0.5, (0.5, 1.25, 1.25)),
+                                   ("blue", 0.35, (0.825, 0.825, 1.35)), ("violet", 0.5, (1.125, 0.75, 1.5)))]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
     out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",
