@@ -81,7 +81,7 @@ class WhiteCalibration:
         clipped_fraction: share of pixels with a channel at the clip level.
         uniformity: dimmest corner's brightness / centre brightness (1.0 = evenly lit); a low
             value means uneven illumination (Köhler not set, a vignetting camera adapter).
-        dust_spots: dark spots on the blank glass (:func:`dust_spots`): dust on the slide, the
+        dust_spots: dark spots on the blank glass (:func:`dark_spots`): dust on the slide, the
             camera window or the sensor.
         darkest_spot: the share of the light the darkest spot takes (0.4 = 40 % darker than the
             glass around it), 0.0 when there is none.
@@ -148,7 +148,7 @@ def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_
         raise CalibrationError(
             f"the glass needs a gain of {max(gains):.1f} on one channel (at most {options.max_gain:g}): "
             f"raise the exposure or lamp, or set the camera's own white balance closer first")
-    spots, darkest = dust_spots(grey)
+    spots, darkest = dark_spots(grey)
     return WhiteCalibration(glass_rgb=glass, gains_rgb=gains, target_rgb=target,  # type: ignore[arg-type]
                             clipped_fraction=clipped, uniformity=_uniformity(grey), dust_spots=spots,
                             darkest_spot=darkest)
@@ -170,7 +170,7 @@ def _texture(grey: np.ndarray, where: np.ndarray) -> float:
     return float(np.median(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))[where]))
 
 
-def dust_spots(grey: np.ndarray, min_darkening: float = 0.1, min_area_px: int = 9) -> tuple[int, float]:
+def dark_spots(grey: np.ndarray, min_darkening: float = 0.1, min_area_px: int = 9) -> tuple[int, float]:
     """(number, darkest) of the dark spots on a uint8 grey image of blank glass (its thumbnail,
     longest side at most 640 px): regions at least ``min_area_px`` pixels large and at least
     ``min_darkening`` darker than the glass around them (its median over an eighth of the image,
