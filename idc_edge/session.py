@@ -358,8 +358,9 @@ NO_CALL_WARNINGS = (
      "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False,
      "the light has a colour cast the model was not trained on (on the glass, on the palest tissue where no glass "
-     "is in view, or tissue as green as it is red and blue): its tissue is no call "
-     "(calibrate a white reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
+     "is in view, or tissue as green as it is red and blue): its tissue is no call (if the glass is clipped in "
+     "a channel, lower the exposure first, since clipping hides a cast; then calibrate a white reference on "
+     "blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("noise_ok", lambda r: getattr(r, "noise_ok", True) is False,
      "a frame is too noisy (grain on its glass or tissue beyond what the model was trained on): its "
      "tissue is no call (more light or a longer exposure, and a lower camera gain)"),
