@@ -292,14 +292,18 @@ def glass_mask(hsv: np.ndarray, level: Optional[int] = None) -> np.ndarray:
     60; ``level`` when the caller has it from :func:`_bright_level`) and saturation below 45 on
     OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
     hsv = np.ascontiguousarray(hsv)
-    return cv2.inRange(hsv, (0, 0, _bright_level(hsv) if level is None else level), (255, 44, 255))
+    return cv2.inRange(hsv, (0, 0, _bright_level(_value_counts(hsv)) if level is None else level), (255, 44, 255))
 
 
-def _bright_level(hsv: np.ndarray) -> int:
-    """The least HSV value of a field's brightest part: 90 % of its 99th percentile, at least 60
-    (``hsv`` contiguous, OpenCV's HSV)."""
-    counts = np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
-    p99 = int(np.searchsorted(counts, 0.99 * hsv.shape[0] * hsv.shape[1]))
+def _value_counts(hsv: np.ndarray) -> np.ndarray:
+    """The cumulative histogram (256 bins) of the HSV value of ``hsv`` (contiguous, OpenCV's HSV)."""
+    return np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
+
+
+def _bright_level(counts: np.ndarray) -> int:
+    """The least HSV value of a field's brightest part, from its :func:`_value_counts`: 90 % of its
+    99th percentile, at least 60."""
+    p99 = int(np.searchsorted(counts, 0.99 * counts[-1]))
     return max(60, int(math.ceil(0.9 * p99)))
 
 
@@ -316,7 +320,7 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     HSV, when the caller already has it (the tissue mask needs it too).
     """
     small, hsv = _halves(rgb, hsv)
-    return _glass_cast(small, hsv, _bright_level(hsv), min_glass_fraction)[0]
+    return _glass_cast(small, hsv, _bright_level(_value_counts(hsv)), min_glass_fraction)[0]
 
 
 def _halves(rgb: np.ndarray, hsv: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -352,11 +356,11 @@ def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction:
     colour gate reads per frame. ``clip_levels_rgb``: the level (R, G, B) at or above which a
     channel counts as clipped (lower where a white balance scaled a channel down)."""
     small, hsv = _halves(rgb, hsv)
-    level = _bright_level(hsv)
-    glass, clipped = _glass_cast(small, hsv, level, min_fraction, clip_levels_rgb)
+    counts = _value_counts(hsv)
+    glass, clipped = _glass_cast(small, hsv, _bright_level(counts), min_fraction, clip_levels_rgb)
     if not math.isnan(glass):
         return FieldCasts(glass, float("nan"), clipped)
-    pale, brightest = _pale_cast(small, hsv, level, min_fraction)
+    pale, brightest = _pale_cast(small, hsv, counts, min_fraction)
     return FieldCasts(glass, pale, clipped, brightest)
 
 
@@ -429,13 +433,13 @@ def pale_cast(rgb: np.ndarray, min_fraction: float = 0.05, hsv: Optional[np.ndar
     the caller has it.
     """
     small, hsv = _halves(rgb, hsv)
-    return _pale_cast(small, hsv, _bright_level(hsv), min_fraction)[0]
+    return _pale_cast(small, hsv, _value_counts(hsv), min_fraction)[0]
 
 
-def _pale_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_fraction: float) -> tuple[float, bool]:
+def _pale_cast(small: np.ndarray, hsv: np.ndarray, counts: np.ndarray, min_fraction: float) -> tuple[float, bool]:
     """(:func:`pale_cast`, whether the brightest pixels stood in for a flat part) of the half-size
-    field ``small`` (RGB), its ``hsv`` and brightest ``level``."""
-    bright = cv2.inRange(hsv, (0, 0, level), (255, 139, 255))
+    field ``small`` (RGB), its ``hsv`` and the cumulative histogram of its value (:func:`_value_counts`)."""
+    bright = cv2.inRange(hsv, (0, 0, _bright_level(counts)), (255, 139, 255))
     mask = None
     if cv2.countNonZero(bright) >= min_fraction * bright.size:
         v = hsv[..., 2].astype(np.float32)
@@ -445,7 +449,6 @@ def _pale_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_fraction: flo
     if brightest:
         # nothing pale is flat (textured glass, a cast that saturates it, tissue edge to edge): the
         # brightest min_fraction of the pixels, whatever their colour, stand in for the palest part
-        counts = np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
         mask = cv2.compare(hsv[..., 2], int(np.searchsorted(counts, (1.0 - min_fraction) * counts[-1])), cv2.CMP_GE)
     now = np.array([histogram_median(plane, mask) for plane in cv2.split(small)])
     return off_stain_line(_departure(now)), brightest

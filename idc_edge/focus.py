@@ -432,6 +432,16 @@ def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> 
     return math.sqrt(float(lap2.sum()) / g) if g > 1e-6 else float("nan")
 
 
+def _colour_ok(colour: ColourOptions, cast: float, pale: float, glass_clipped: bool, pale_brightest: bool,
+               magenta: float, noise_ok: bool) -> bool:
+    """The colour gate's verdict on its readings (NaN: nothing to judge, passes). In a grainy frame its
+    noise picks, and tints, the brightest pixels: such a frame is no call for its grain only."""
+    pale_limit = colour.max_brightest_cast if pale_brightest else colour.max_pale_cast
+    return not (cast > (colour.max_clipped_glass_cast if glass_clipped else colour.max_glass_cast)
+                or (pale > pale_limit and (noise_ok or not pale_brightest))
+                or magenta < colour.min_tissue_magenta)
+
+
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
@@ -456,12 +466,13 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     """
     shape = grid.shape
     h, w = grid.rescaled_shape  # the field at the model's scale, without the grid's padding
+    clip_levels = clip_levels_rgb or (exposure.clip_level,) * 3
     judge_colour = colour.enabled and h * w >= colour.min_field_px
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if (focus.enabled or exposure.enabled or noise.enabled) else None
     # judged on the field without the grid's padding (white, which would pass for untinted glass)
-    cast, pale, clipped, brightest = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
-                                                  clip_levels_rgb=clip_levels_rgb or (exposure.clip_level,) * 3)
-                                      if judge_colour else (float("nan"), float("nan"), False, False))
+    cast, pale, glass_clipped, pale_brightest = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
+                                                            clip_levels_rgb=clip_levels)
+                                                if judge_colour else (float("nan"), float("nan"), False, False))
     magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) \
         if colour.enabled and tissue_px is not None else float("nan")
     judge_noise = noise.enabled and h * w >= noise.min_field_px
@@ -470,16 +481,12 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         if judge_noise and tissue_px is not None else float("nan")
     # either measure above its threshold is grain; NaN (nothing to judge on) counts as ok
     noise_ok = not (noise_level > noise.max_noise or on_tissue_noise > noise.max_tissue_noise)
-    # NaN: nothing to judge, ok. In a grainy frame the brightest pixels are those its noise made
-    # bright, and tinted: the frame is no call for its grain, not for that colour.
-    pale_limit = colour.max_brightest_cast if brightest else colour.max_pale_cast
-    colour_ok = not (cast > (colour.max_clipped_glass_cast if clipped else colour.max_glass_cast)
-                     or (pale > pale_limit and (noise_ok or not brightest))
-                     or magenta < colour.min_tissue_magenta)
+    casts = (cast, pale, glass_clipped, pale_brightest, magenta)  # the colour is decided once noise_ok is final
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            colour_ok, cast, tissue, bool(noise_ok), noise_level, pale, on_tissue_noise, magenta)
+                            _colour_ok(colour, *casts, noise_ok), cast, tissue, bool(noise_ok), noise_level, pale,
+                            on_tissue_noise, magenta)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -491,7 +498,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         smooth, *first_and_second = _focus_derivatives(rgb, grey)
         planes += [cv2.multiply(term, mask) for term in _squared(*first_and_second)]
     if exposure.enabled:
-        levels = np.array(clip_levels_rgb or (exposure.clip_level,) * 3, np.float64)
+        levels = np.array(clip_levels, np.float64)
         # a pixel is clipped when any channel reaches its level: inRange marks the others (all channels
         # below their level) in one pass; numpy's any(axis=2) over the 3 channels took 2.4 ms at 480×270
         clipped_px = cv2.bitwise_and(cv2.bitwise_not(cv2.inRange(rgb, np.zeros(3), levels - 1)), on_tissue)
@@ -545,6 +552,6 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
-                        colour_ok=bool(colour_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
+                        colour_ok=_colour_ok(colour, *casts, noise_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
                         isotropy=iso, streaked=bool(streaked))

@@ -21,7 +21,7 @@ from conftest import run_recorded
 from idc_edge.colour import TRAINING_GLASS_RGB
 from idc_edge.detector import Detector
 from idc_edge.errors import OptionError
-from idc_edge.focus import NoiseOptions
+from idc_edge.focus import ColourOptions, NoiseOptions
 from idc_edge.noise import glass_noise, tissue_noise
 from idc_edge.overlay import status_text
 from idc_edge.tissue import tissue_pixels
@@ -178,6 +178,12 @@ def test_grain_that_hides_the_glass_is_caught_by_the_tissue_looking_sharper_than
     assert clean.noise_ok and clean.sharpness < NoiseOptions().max_sharpness
     assert math.isnan(grainy.noise) and grainy.sharpness > NoiseOptions().max_sharpness
     assert not grainy.noise_ok and grainy.n_no_call == grainy.n_tissue > 0
+    # said as grain, not as the tint its noise gives the brightest pixels, whichever grain rule fires:
+    # here only the sharpness one (the tissue's own reading switched off), decided after the colour's
+    with Detector(um_per_px=4.0, noise=NoiseOptions(max_tissue_noise=1000.0)) as det:
+        grainier = det.detect(bgr(add_noise(covered, 60.0, rng)))
+    assert not grainier.noise_ok and grainier.pale_cast > ColourOptions().max_brightest_cast
+    assert grainier.colour_ok and status_text(grainier).startswith("NOISY: no call"), grainier.to_dict()
 
 
 def test_noise_options_are_checked_and_the_gate_can_be_switched_off():
