@@ -254,7 +254,10 @@ def cases() -> list[Case]:
                  (lambda r: lambda x, rng: field_stop(x, r))(r)) for r in (0.95, 0.8, 0.6)]
     # the camera's own picture settings (a USB camera's defaults vary by maker)
     out += [Case("saturation", f"saturation ×{k}", (lambda k: lambda x, rng: saturation(x, k))(k)) for k in (0.5, 1.6)]
-    out += [Case("hue", f"hue {d:+d}°", (lambda d: lambda x, rng: hue_shift(x, d))(d)) for d in (-20, 20)]
+    out += [Case("hue", f"hue {d:+d}°", (lambda d: lambda x, rng: hue_shift(x, d))(d)) for d in (-20, 20, -40, 40)]
+    # a camera, pipeline or caller giving RGB where BGR is expected
+    out.append(Case("channel_order", "red and blue swapped (RGB given as BGR)",
+                    lambda x, rng: np.ascontiguousarray(x[..., ::-1])))
     out += [Case("contrast", f"contrast ×{k}", (lambda k: lambda x, rng: contrast(x, k))(k)) for k in (0.6, 1.5)]
     out += [Case("sharpen", f"sharpening {a:g} at 4 µm/px", (lambda a: lambda x, rng: sharpen(x, a))(a)) for a in (1.0, 2.0)]
     out += [Case("dust", f"{n} spots, {round(100 * o)} % dark", (lambda n, o: lambda x, rng: dust(x, rng, n, o))(n, o))

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, every_second, field_casts, tissue_magenta
+from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
 
@@ -174,6 +175,11 @@ class ColourOptions:
     always was in training, casts included (:data:`~idc_edge.colour.MIN_TRAINED_TISSUE_MAGENTA`):
     a strong green or yellow cast is no call even where no glass or pale part is in view.
 
+    And the tissue's two stains must be coloured as H&E's are (:func:`~idc_edge.stains.stain_reading`):
+    the one that absorbs less green the bluer, by at least ``min_stain_blueness``. Red and blue
+    swapped (RGB frames given as BGR) or a camera's hue turned by +30 to +40° is no call, said apart
+    from a cast (:attr:`FrameQuality.stain_ok`), since white balance cannot mend it.
+
     Attributes:
         max_glass_cast: largest relative departure of a channel of the glass's chromaticity from
             the training glass's (:func:`~idc_edge.colour.glass_cast`); above it the frame is no call.
@@ -201,6 +207,8 @@ class ColourOptions:
             cast is no call on all 462 of the 160×120 ones.
         min_tissue_magenta: least :func:`~idc_edge.colour.tissue_magenta` of the tissue in view
             (a fraction of its brightness, may be negative); below it the frame is no call.
+        min_stain_blueness: least :attr:`~idc_edge.stains.StainReading.contrast` of the tissue in view
+            (a log ratio, see :data:`~idc_edge.stains.MIN_STAIN_BLUENESS`); below it the frame is no call.
         min_tissue_px: least tissue pixels at the model's scale for the tissue's colour to be judged.
         enabled: False switches the colour gate off.
     """
@@ -211,6 +219,7 @@ class ColourOptions:
     max_brightest_cast: float = 0.15
     min_field_px: int = 8_000
     min_tissue_magenta: float = MIN_TRAINED_TISSUE_MAGENTA
+    min_stain_blueness: float = MIN_STAIN_BLUENESS
     min_tissue_px: int = 5_000
     enabled: bool = True
 
@@ -227,6 +236,8 @@ class ColourOptions:
                                                                        unit="pixels at the model's scale"))
         object.__setattr__(self, "min_tissue_magenta", validate.number(
             "min_tissue_magenta", self.min_tissue_magenta, -1.0, 1.0, "a fraction of the tissue's brightness"))
+        object.__setattr__(self, "min_stain_blueness", validate.number(
+            "min_stain_blueness", self.min_stain_blueness, -10.0, 10.0, "a log ratio of the stains' red and blue"))
         object.__setattr__(self, "min_tissue_px", validate.whole_number("min_tissue_px", self.min_tissue_px,
                                                                         unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
@@ -303,8 +314,8 @@ class FrameQuality:
             (``max_clipped_glass_cast`` where it is clipped in one or two channels),
             or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (its
             brightest pixels beyond ``max_brightest_cast`` where nothing pale is flat), or the
-            tissue is greener than ``ColourOptions.min_tissue_magenta`` allows (every tissue patch
-            is then no call); True when within them or nothing to judge.
+            tissue is greener than ``ColourOptions.min_tissue_magenta`` allows, or ``stain_ok`` is
+            False (every tissue patch is then no call); True when within them or nothing to judge.
         glass_cast: the glass's measured cast (fraction), NaN when not measured.
         pale_cast: the palest flat part's cast (:func:`~idc_edge.colour.pale_cast`), measured only
             when ``glass_cast`` is NaN; NaN otherwise or when nothing is pale and flat.
@@ -315,6 +326,10 @@ class FrameQuality:
         tissue_noise: the noise measured on the tissue (σ, levels of one channel at the model's scale),
             NaN when not measured.
         tissue_magenta: the tissue's :func:`~idc_edge.colour.tissue_magenta`, NaN when not measured.
+        stain_ok: False when the tissue's stains are not coloured as H&E's (red and blue swapped,
+            a camera's hue turned): ``stains.contrast`` below ``ColourOptions.min_stain_blueness``.
+            Not judged on a grainy frame (``noise_ok`` False), which is no call for its grain.
+        stains: the tissue's :func:`~idc_edge.stains.stain_reading` (NaN when not measured).
         isotropy: the tissue's :func:`isotropy`, NaN when not measured.
         streaked: True when ``isotropy`` is below ``FocusOptions.min_isotropy`` (motion blur).
     """
@@ -336,6 +351,8 @@ class FrameQuality:
     tissue_magenta: float = float("nan")
     isotropy: float = float("nan")
     streaked: bool = False
+    stain_ok: bool = True
+    stains: StainReading = StainReading()
 
     @property
     def no_call(self) -> np.ndarray:
@@ -442,6 +459,12 @@ def _colour_ok(colour: ColourOptions, cast: float, pale: float, glass_clipped: b
                 or magenta < colour.min_tissue_magenta)
 
 
+def _stain_ok(colour: ColourOptions, stains: StainReading, noise_ok: bool) -> bool:
+    """The stains' verdict (NaN: nothing to judge, passes). A grainy frame's noise spreads the tissue's
+    colours and can tip the stains' directions: such a frame is no call for its grain only."""
+    return not (noise_ok and stains.contrast < colour.min_stain_blueness)
+
+
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
@@ -473,8 +496,9 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     cast, pale, glass_clipped, pale_brightest = (field_casts(rgb[:h, :w], hsv[:h, :w] if hsv is not None else None,
                                                             clip_levels_rgb=clip_levels)
                                                 if judge_colour else (float("nan"), float("nan"), False, False))
-    magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) \
-        if colour.enabled and tissue_px is not None else float("nan")
+    judge_tissue = colour.enabled and tissue_px is not None
+    magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) if judge_tissue else float("nan")
+    stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) if judge_tissue else StainReading()
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
     on_tissue_noise = tissue_noise(rgb[:h, :w], tissue_px[:h, :w], noise.min_tissue_px) \
@@ -484,9 +508,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     casts = (cast, pale, glass_clipped, pale_brightest, magenta)  # the colour is decided once noise_ok is final
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
+        stain_ok = _stain_ok(colour, stains, noise_ok)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            _colour_ok(colour, *casts, noise_ok), cast, tissue, bool(noise_ok), noise_level, pale,
-                            on_tissue_noise, magenta)
+                            _colour_ok(colour, *casts, noise_ok) and stain_ok, cast, tissue, bool(noise_ok),
+                            noise_level, pale, on_tissue_noise, magenta, stain_ok=stain_ok, stains=stains)
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -550,8 +575,9 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         exposure_ok = not too_dark and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
     else:
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
+    stain_ok = _stain_ok(colour, stains, noise_ok)
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
-                        colour_ok=_colour_ok(colour, *casts, noise_ok), glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
+                        colour_ok=_colour_ok(colour, *casts, noise_ok) and stain_ok, glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
-                        isotropy=iso, streaked=bool(streaked))
+                        isotropy=iso, streaked=bool(streaked), stain_ok=stain_ok, stains=stains)

@@ -120,6 +120,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = ["MOTION BLUR: no call (hold the stage still)"]
     elif getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
+    elif getattr(result, "stain_ok", None) is False:
+        parts = ["STAIN COLOURS: no call (red and blue swapped? camera hue?)"]
     elif getattr(result, "colour_ok", None) is False:
         parts = ["COLOUR CAST: no call (calibrate white)"]
     elif getattr(result, "noise_ok", None) is False:

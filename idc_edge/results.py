@@ -71,6 +71,11 @@ class FrameResult:
             :func:`idc_edge.colour.pale_cast`), else NaN.
         tissue_magenta: how much less green than red and blue the tissue is (see
             :func:`idc_edge.colour.tissue_magenta`), NaN when not measured (colour gate off, too little tissue).
+        stain_ok: False when the tissue's two stains are not coloured as H&E's: red and blue swapped
+            (RGB frames given where BGR is expected) or a camera's hue turned; ``colour_ok`` is then
+            False too (see :func:`idc_edge.stains.stain_blueness`).
+        stain_blueness: how much bluer the tissue's less-green stain (haematoxylin) is than its other
+            one (eosin), a log ratio (:attr:`idc_edge.stains.StainReading.contrast`), NaN when not measured.
         no_call_colour: tissue patches without a call only because of the colour.
         noise_ok: False when the glass or the tissue in view is grainier than the model copes with
             (too little light for the exposure and gain): every tissue patch is then no call.
@@ -109,6 +114,8 @@ class FrameResult:
     tissue_magenta: float = float("nan")
     isotropy: float = float("nan")
     streaked: bool = False
+    stain_ok: bool = True
+    stain_blueness: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
 
     @property
@@ -164,6 +171,8 @@ class FrameResult:
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
             "pale_cast": None if self.pale_cast != self.pale_cast else round(float(self.pale_cast), 4),
             "tissue_magenta": None if self.tissue_magenta != self.tissue_magenta else round(float(self.tissue_magenta), 4),
+            "stain_ok": bool(self.stain_ok),
+            "stain_blueness": None if self.stain_blueness != self.stain_blueness else round(float(self.stain_blueness), 3),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),
             "tissue_noise": None if self.tissue_noise != self.tissue_noise else round(float(self.tissue_noise), 3),

@@ -356,7 +356,12 @@ NO_CALL_WARNINGS = (
     ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False,
      "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or calibrate a white "
      "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
-    ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False,
+    ("stain_ok", lambda r: getattr(r, "stain_ok", True) is False,
+     "the tissue's stains are not coloured as H&E's (its blue stain, haematoxylin, reads redder than its pink "
+     "one): its tissue is no call. Red and blue are most likely swapped: idc-edge takes frames in OpenCV's BGR "
+     "order, so reverse the channels of RGB frames (frame[..., ::-1]) or set the camera or pipeline to BGR; "
+     "otherwise set the camera's hue control back to its default"),
+    ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False and getattr(r, "stain_ok", True) is not False,
      "the light has a colour cast the model was not trained on (on the glass, on the palest tissue where no glass "
      "is in view, or tissue as green as it is red and blue): its tissue is no call (if the glass is clipped in "
      "a channel, lower the exposure first, since clipping hides a cast; then calibrate a white reference on "

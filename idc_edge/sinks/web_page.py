@@ -73,7 +73,8 @@ function show(s) {
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
   const e = $("exposure");
   e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : "too dark or clipped");
-  if (s.colour_ok === false) e.textContent += " \u00b7 COLOUR CAST: no call (calibrate white)";
+  if (s.stain_ok === false) e.textContent += " \u00b7 STAIN COLOURS: no call (red and blue swapped? camera hue?)";
+  else if (s.colour_ok === false) e.textContent += " \u00b7 COLOUR CAST: no call (calibrate white)";
   if (s.noise_ok === false) e.textContent += " \u00b7 NOISY: no call (more light or a longer exposure)";
   e.className = (s.exposure_ok === false || s.colour_ok === false || s.noise_ok === false) ? "bad" : "";
   $("tissue").textContent = s.tissue_area_mm2.toFixed(2) + " mm\\u00b2";
