@@ -194,6 +194,19 @@ def dust(rgb: np.ndarray, rng: np.random.Generator, n_spots: int, opacity: float
     return cs.to_srgb(cs.to_linear(rgb) * (1.0 - opacity * np.clip(shade, 0, 1))[..., None])
 
 
+def marker_ink(rgb: np.ndarray, rng: np.random.Generator, ink_rgb: tuple, width_px: int, strokes: int = 2) -> np.ndarray:
+    """Strokes of a marker pen across the field (``width_px`` wide at 4 µm/px, soft-edged, random
+    ends): the ink filters the light like a dye of transmission ``ink_rgb`` (RGB, 0–255) over 70 %."""
+    h, w = rgb.shape[:2]
+    cover = np.zeros((h, w), np.uint8)
+    for _ in range(strokes):
+        a, b = rng.integers(0, [w, h], size=(2, 2))
+        cv2.line(cover, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 255, int(width_px))
+    alpha = cv2.GaussianBlur(cover, (0, 0), 2).astype(np.float32)[..., None] / 255 * 0.7
+    filtered = 1 - alpha + alpha * np.asarray(ink_rgb, np.float32) / 255
+    return np.clip(rgb * filtered, 0, 255).astype(np.uint8)
+
+
 def low_light(rgb: np.ndarray, rng: np.random.Generator, gain: float, full_well_e: float) -> np.ndarray:
     """A dim lamp with the camera's gain turned up: exposure ``gain`` then shot + read noise."""
     return cs.sensor_noise(cs.exposure(rgb, gain), rng, full_well_e=full_well_e, read_noise_e=8.0)
@@ -275,6 +288,9 @@ def cases() -> list[Case]:
     out += [Case("stain", f"haematoxylin ×{h:g}, eosin ×{e:g}", (lambda h, e: lambda x, rng: stain(x, h, e))(h, e))
             for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5))]
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
+    # the slide's, not the camera's: a pathologist's or surgeon's marker across the tissue
+    out += [Case("marker_ink", f"{name} marker, {w} px strokes", (lambda c, w: lambda x, rng: marker_ink(x, rng, c, w))(c, w))
+            for name, c, w in (("blue", (40, 60, 200), 10), ("blue", (40, 60, 200), 40), ("green", (40, 160, 60), 40))]
     return out
 
 

@@ -343,8 +343,10 @@ class Detector:
         np.greater_equal(probs, self.threshold, out=idc, where=~np.isnan(probs))
         t5 = time.perf_counter()
         ms = 1000.0
-        # each patch without a call has one reason: focus, exposure, then colour, then noise
-        whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed).sum())
+        # each patch without a call has one reason: exposure, focus, ink, then colour, then noise
+        inked = quality.inked & ~quality.blurred & ~quality.badly_exposed if quality.inked is not None \
+            else np.zeros(grid.shape, bool)
+        whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed & ~inked).sum())
         return FrameResult(
             index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
             probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes,
@@ -356,7 +358,7 @@ class Detector:
             no_call=no_call if no_call.any() else None, in_focus=quality.in_focus,
             exposure_ok=quality.exposure_ok, sharpness=quality.sharpness,
             no_call_focus=int((quality.blurred & ~quality.badly_exposed).sum()),
-            no_call_exposure=int(quality.badly_exposed.sum()),
+            no_call_exposure=int(quality.badly_exposed.sum()), no_call_ink=int(inked.sum()),
             colour_ok=quality.colour_ok, glass_cast=quality.glass_cast, pale_cast=quality.pale_cast,
             tissue_magenta=quality.tissue_magenta, isotropy=quality.isotropy, streaked=quality.streaked,
             stain_ok=quality.stain_ok, stain_blueness=quality.stains.contrast,

@@ -42,6 +42,7 @@ import numpy as np
 
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, every_second, field_casts, tissue_magenta
+from .ink import ink_pixels
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
@@ -210,6 +211,9 @@ class ColourOptions:
         min_stain_blueness: least :attr:`~idc_edge.stains.StainReading.contrast` of the tissue in view
             (a log ratio, see :data:`~idc_edge.stains.MIN_STAIN_BLUENESS`); below it the frame is no call.
         min_tissue_px: least tissue pixels at the model's scale for the tissue's colour to be judged.
+        max_ink_fraction: largest share of a window that may be marker ink (:func:`~idc_edge.ink.ink_pixels`:
+            yellow, green, cyan or blue, which H&E never is); a tissue window with more is no call
+            (judged with the focus and exposure gates' per-window sums; 1 switches it off).
         enabled: False switches the colour gate off.
     """
 
@@ -221,6 +225,7 @@ class ColourOptions:
     min_tissue_magenta: float = MIN_TRAINED_TISSUE_MAGENTA
     min_stain_blueness: float = MIN_STAIN_BLUENESS
     min_tissue_px: int = 5_000
+    max_ink_fraction: float = 0.05
     enabled: bool = True
 
     def __post_init__(self):
@@ -240,6 +245,7 @@ class ColourOptions:
             "min_stain_blueness", self.min_stain_blueness, -10.0, 10.0, "a log ratio of the stains' red and blue"))
         object.__setattr__(self, "min_tissue_px", validate.whole_number("min_tissue_px", self.min_tissue_px,
                                                                         unit="pixels at the model's scale"))
+        object.__setattr__(self, "max_ink_fraction", validate.probability("max_ink_fraction", self.max_ink_fraction))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -330,6 +336,8 @@ class FrameQuality:
             a camera's hue turned): ``stains.contrast`` below ``ColourOptions.min_stain_blueness``.
             Not judged on a grainy frame (``noise_ok`` False), which is no call for its grain.
         stains: the tissue's :func:`~idc_edge.stains.stain_reading` (NaN when not measured).
+        inked: bool ``[rows, cols]`` tissue patches covered by marker ink beyond
+            ``ColourOptions.max_ink_fraction`` (None when not judged).
         isotropy: the tissue's :func:`isotropy`, NaN when not measured.
         streaked: True when ``isotropy`` is below ``FocusOptions.min_isotropy`` (motion blur).
     """
@@ -353,12 +361,15 @@ class FrameQuality:
     streaked: bool = False
     stain_ok: bool = True
     stains: StainReading = StainReading()
+    inked: Optional[np.ndarray] = None
 
     @property
     def no_call(self) -> np.ndarray:
         """bool ``[rows, cols]``: tissue patches where no call is made (blurred, badly exposed,
-        miscoloured or noisy)."""
+        inked, miscoloured or noisy)."""
         out = self.blurred | self.badly_exposed
+        if self.inked is not None:
+            out = out | self.inked
         whole_frame = not (self.colour_ok and self.noise_ok)
         return out | self.tissue if whole_frame and self.tissue is not None else out
 
@@ -536,6 +547,12 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         if cv2.countNonZero(unlit_px):  # an unlit_level of 0 marks nothing
             unlit = len(planes)
             planes.append(cv2.multiply(unlit_px, 1.0 / 255.0, dtype=cv2.CV_32F))
+    ink = None
+    if colour.enabled and colour.max_ink_fraction < 1.0:
+        ink_px = ink_pixels(rgb)
+        if cv2.countNonZero(ink_px):
+            ink = len(planes)
+            planes.append(cv2.multiply(ink_px, 1.0 / 255.0, dtype=cv2.CV_32F))
     if planes:
         integral = cv2.integral(cv2.merge(planes) if len(planes) > 1 else planes[0], sdepth=cv2.CV_64F)
         sums = patch_sums(integral, grid).reshape(*shape, len(planes))
@@ -576,8 +593,13 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     else:
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
     stain_ok = _stain_ok(colour, stains, noise_ok)
+    colour_ok = _colour_ok(colour, *casts, noise_ok) and stain_ok
+    # judged on frames whose colour and grain are fine: a cast or grain tints whole windows ink-coloured
+    inked = tissue & (sums[..., ink] / area > colour.max_ink_fraction) \
+        if ink is not None and colour_ok and noise_ok else None
     return FrameQuality(sharpness=frame_sharp, in_focus=bool(in_focus), exposure_ok=bool(exposure_ok),
                         too_dark=bool(too_dark), patch_sharpness=patch_sharp, blurred=blurred, badly_exposed=badly,
-                        colour_ok=_colour_ok(colour, *casts, noise_ok) and stain_ok, glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
+                        colour_ok=colour_ok, glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
-                        isotropy=iso, streaked=bool(streaked), stain_ok=stain_ok, stains=stains)
+                        isotropy=iso, streaked=bool(streaked), stain_ok=stain_ok, stains=stains,
+                        inked=inked)

@@ -69,7 +69,8 @@ def frame_was_called(record: dict) -> bool:
 
 
 #: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
-NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "colour": "colour", "noise": "noise"}
+NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "ink": "marker ink", "colour": "colour",
+                 "noise": "noise"}
 
 
 def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:

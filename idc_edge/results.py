@@ -60,6 +60,8 @@ class FrameResult:
         exposure_ok: False when the frame is too dark or most of its tissue is clipped.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
             NaN when not measured or too little tissue to judge.
+        no_call_ink: tissue patches without a call because marker ink covers more than
+            ``ColourOptions.max_ink_fraction`` of them (and they are neither blurred nor badly exposed).
         no_call_focus, no_call_exposure: tissue patches without a call for each reason (a badly
             exposed patch counts as exposure even when it also looks blurred: clipping flattens texture).
         colour_ok: False when the glass in view is tinted beyond what the model was trained on
@@ -103,6 +105,7 @@ class FrameResult:
     sharpness: float = float("nan")
     no_call_focus: int = 0
     no_call_exposure: int = 0
+    no_call_ink: int = 0
     colour_ok: bool = True
     glass_cast: float = float("nan")
     no_call_colour: int = 0
@@ -178,6 +181,7 @@ class FrameResult:
             "tissue_noise": None if self.tissue_noise != self.tissue_noise else round(float(self.tissue_noise), 3),
             "sharpness": None if self.sharpness != self.sharpness else round(float(self.sharpness), 4),
             "no_call_patches": {"out_of_focus": int(self.no_call_focus), "exposure": int(self.no_call_exposure),
+                                "ink": int(self.no_call_ink),
                                 "colour": int(self.no_call_colour), "noise": int(self.no_call_noise)},
             "threshold": self.threshold,
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],

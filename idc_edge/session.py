@@ -356,6 +356,10 @@ NO_CALL_WARNINGS = (
     ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False,
      "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or calibrate a white "
      "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
+    ("ink", lambda r: getattr(r, "no_call_ink", 0) > 0,
+     "marker ink (yellow, green, cyan or blue) covers tissue in view: the windows under it are no call, since "
+     "the model reads the stains, not the ink (black ink is recognised only where it is as dark as an unlit "
+     "window)"),
     ("stain_ok", lambda r: getattr(r, "stain_ok", True) is False,
      "the tissue's stains are not coloured as H&E's (its blue stain, haematoxylin, reads redder than its pink "
      "one): its tissue is no call. Red and blue are most likely swapped: idc-edge takes frames in OpenCV's BGR "

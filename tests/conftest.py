@@ -63,6 +63,18 @@ def data_dir() -> Path:
     return d
 
 
+@pytest.fixture
+def validation_fields(data_dir):
+    """Two tissue fields (500×300 px at 4 µm/px, half or more tissue) from each of four complete
+    validation slides, rebuilt from the data set (``benchmarks.camera_conditions.slide_fields``)."""
+    from benchmarks.camera_conditions import slide_fields
+
+    found = slide_fields(data_dir, ("8867", "8914", "9023", "9078"), per_patient=2, min_tissue=0.5)
+    if len(found) < 6:
+        pytest.skip("the validation slides gave too few tissue fields")
+    return found
+
+
 def write_patch(path: Path, rgb: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
