@@ -71,8 +71,9 @@ GUARDS = (
     # a stride-25 frame of a model with 1.5 M MACs per patch is little model work: the per-frame stages every
     # path shares (tissue mask, focus and exposure gates) and the int8 input conversion weigh more than they
     # did with s2_deep (11.4 M), so these two guards sit lower than the ratios the first model reached;
-    # the streak check and the colour rules added since brought the first from 32 % to 28 %
-    ("overhead_efficiency", 0.25, "detect() keeps less than 25 % of the bare interpreter's patches per second"),
+    # the streak check and the colour rules added since brought the first from 32 % to 28 %, and the stain
+    # and marker-ink gates (about 0.6 ms of a frame) to 18-25 % (two runs on this shared VM within the hour)
+    ("overhead_efficiency", 0.15, "detect() keeps less than 15 % of the bare interpreter's patches per second"),
     ("reuse_still_speedup", 1.1, "reuse speeds a still stage up less than 1.1x"),
     ("reuse_moving_cost", 0.8, "reuse slows a moving stage down by more than 20 %"),
     ("threaded_vs_sequential", 0.8, "threaded `idc-edge run` is more than 20 % slower than sequential"),

@@ -550,7 +550,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     ink = None
     if colour.enabled and colour.max_ink_fraction < 1.0:
         ink_px = ink_pixels(rgb)
-        if cv2.countNonZero(ink_px):
+        # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
+        if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
             ink = len(planes)
             planes.append(cv2.multiply(ink_px, 1.0 / 255.0, dtype=cv2.CV_32F))
     if planes:
