@@ -276,6 +276,25 @@ def histogram_median(channel: np.ndarray, mask: np.ndarray) -> float:
     return (low + high) / 2.0
 
 
+def halved(image: np.ndarray) -> np.ndarray:
+    """``image`` at half the size (rounded down), each pixel the mean of one 2×2 block (the last row
+    or column of an odd size is left out): a camera's grain halves, and the blocks are the same
+    whether the image is the field or the field with padding beyond it. At least 2×2 pixels in."""
+    h, w = image.shape[:2]
+    return cv2.resize(image[:h - h % 2, :w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def white_levels(image: np.ndarray) -> np.ndarray:
+    """Per channel, the level (0–255) of the brightest hundredth of ``image``'s pixels (uint8,
+    ``[H, W, C]``): the glass's in a field that shows some, the palest tissue's otherwise."""
+    n = image.shape[0] * image.shape[1]
+    out = np.empty(image.shape[2], np.int64)
+    for c in range(image.shape[2]):
+        counts = cv2.calcHist([image], [c], None, [256], [0, 256]).ravel()
+        out[c] = np.searchsorted(np.cumsum(counts), 0.99 * n)
+    return np.minimum(out, 255)
+
+
 def every_second(image: np.ndarray) -> np.ndarray:
     """Every second pixel of every second row of ``image`` (the first of each pair), as a contiguous
     array of half the size (rounded down, at least 1): OpenCV's nearest-neighbour resize picks them

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .colour import MIN_TRAINED_TISSUE_MAGENTA, every_second, field_casts, tissue_magenta
+from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, tissue_magenta
 from .ink import ink_pixels
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
@@ -212,7 +212,8 @@ class ColourOptions:
             (a log ratio, see :data:`~idc_edge.stains.MIN_STAIN_BLUENESS`); below it the frame is no call.
         min_tissue_px: least tissue pixels at the model's scale for the tissue's colour to be judged.
         max_ink_fraction: largest share of a window that may be marker ink (:func:`~idc_edge.ink.ink_pixels`:
-            yellow, green, cyan or blue, which H&E never is); a tissue window with more is no call
+            yellow, green, cyan or blue, which H&E never is, or a broad stretch that lets through too
+            little red, as blue, violet and black ink over tissue do); a tissue window with more is no call
             (judged with the focus and exposure gates' per-window sums; 1 switches it off).
         enabled: False switches the colour gate off.
     """
@@ -509,7 +510,6 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
                                                 if judge_colour else (float("nan"), float("nan"), False, False))
     judge_tissue = colour.enabled and tissue_px is not None
     magenta = tissue_magenta(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) if judge_tissue else float("nan")
-    stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px) if judge_tissue else StainReading()
     judge_noise = noise.enabled and h * w >= noise.min_field_px
     noise_level = glass_noise(grey[:h, :w], rgb[:h, :w], noise.min_glass_px) if judge_noise else float("nan")
     on_tissue_noise = tissue_noise(rgb[:h, :w], tissue_px[:h, :w], noise.min_tissue_px) \
@@ -517,6 +517,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # either measure above its threshold is grain; NaN (nothing to judge on) counts as ok
     noise_ok = not (noise_level > noise.max_noise or on_tissue_noise > noise.max_tissue_noise)
     casts = (cast, pale, glass_clipped, pale_brightest, magenta)  # the colour is decided once noise_ok is final
+    # the stains and the ink are read on 2×2 means, made once; neither is judged on a grainy frame
+    half = halved(rgb) if colour.enabled and noise_ok and min(rgb.shape[:2]) >= 2 else None
+    stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half) \
+        if judge_tissue and half is not None else StainReading()
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         stain_ok = _stain_ok(colour, stains, noise_ok)
@@ -548,8 +552,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             unlit = len(planes)
             planes.append(cv2.multiply(unlit_px, 1.0 / 255.0, dtype=cv2.CV_32F))
     ink = None
-    if colour.enabled and colour.max_ink_fraction < 1.0:
-        ink_px = ink_pixels(rgb)
+    # ink is judged only on frames whose colour and grain pass (below): as far as known yet
+    if half is not None and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
+            and _stain_ok(colour, stains, True):
+        ink_px = ink_pixels(rgb, tissue_px, half=half)
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
         if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
             ink = len(planes)

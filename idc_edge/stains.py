@@ -19,12 +19,12 @@ Pure functions of an **RGB** uint8 image at the model's scale.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
 
-from .colour import every_second
+from .colour import every_second, halved, white_levels
 
 #: ``-log(v + 1)`` for every 8-bit level: a pixel's optical density is ``_NEG_LOG[0, v] - _NEG_LOG[0, white]``.
 _NEG_LOG = -np.log(np.arange(1.0, 257.0)).astype(np.float32).reshape(1, 256)
@@ -41,16 +41,6 @@ _PER_POINT = 16
 #: saturation, contrast, sharpening and faded stains leave 0–2 of the 264 below it. Tissue coloured
 #: by one stain reads near 0, so the limit is below 0: only a clearly inverted field is no call.
 MIN_STAIN_BLUENESS = -0.25
-
-
-def _white_levels(image: np.ndarray) -> np.ndarray:
-    """Per channel, the level of the brightest hundredth of ``image``'s pixels (uint8, ``[H, W, 3]``)."""
-    n = image.shape[0] * image.shape[1]
-    out = np.empty(3, np.int64)
-    for c in range(3):
-        counts = cv2.calcHist([image], [c], None, [256], [0, 256]).ravel()
-        out[c] = np.searchsorted(np.cumsum(counts), 0.99 * n)
-    return np.minimum(out, 255)
 
 
 def _blueness(direction: np.ndarray) -> float:
@@ -80,7 +70,7 @@ class StainReading(NamedTuple):
 
 
 def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, min_density: float = 0.15,
-                  extreme: float = 0.01) -> StainReading:
+                  extreme: float = 0.01, half: Optional[np.ndarray] = None) -> StainReading:
     """The blueness of a field's two stains (see :class:`StainReading`).
 
     The two directions are where the tissue pixels' OD lies at the ``extreme`` and ``1 − extreme``
@@ -95,6 +85,8 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
         min_px: least stained tissue pixels (of the full-size image) to judge on.
         min_density: least summed OD (natural log units) of a pixel to count as stained.
         extreme: quantile of angle taken as each stain's direction (0.01: the 1st and 99th percentiles).
+        half: :func:`~idc_edge.colour.halved` of ``rgb``, or of an image that begins with ``rgb``
+            (the field with padding beyond it), when the caller already has it.
 
     Returns:
         The reading; both NaN when fewer than ``min_px`` stained tissue pixels.
@@ -102,12 +94,12 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
     h, w = rgb.shape[:2]
     if h < 2 or w < 2:
         return StainReading()
-    small = every_second(cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    small = every_second(halved(rgb) if half is None else half[: h // 2, : w // 2])
     mask = cv2.resize(np.asarray(tissue_px, np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
     if _PER_POINT * cv2.countNonZero(mask) < min_px:
         return StainReading()
     # OD against the brightest level per channel, ≥ 0 below it (a float lookup table: no numpy pass per pixel)
-    od = cv2.subtract(cv2.LUT(small, _NEG_LOG), tuple(float(v) for v in _NEG_LOG[0, _white_levels(small)]) + (0.0,))
+    od = cv2.subtract(cv2.LUT(small, _NEG_LOG), tuple(float(v) for v in _NEG_LOG[0, white_levels(small)]) + (0.0,))
     stained = cv2.bitwise_and(cv2.compare(cv2.transform(od, np.ones((1, 3), np.float32)), min_density, cv2.CMP_GE),
                               cv2.compare(mask, 0, cv2.CMP_GT))
     points = np.take(od.reshape(-1, 3), np.flatnonzero(stained), axis=0)

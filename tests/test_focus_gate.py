@@ -14,7 +14,7 @@ import pytest
 
 from idc_edge.detector import Detector
 from idc_edge.errors import OptionError
-from idc_edge.focus import ExposureOptions, FocusOptions, image_sharpness, isotropy
+from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions, image_sharpness, isotropy
 from idc_edge.overlay import draw_overlay, status_text
 from idc_edge.sources import MosaicSource
 from idc_edge.tissue import tissue_pixels
@@ -184,7 +184,9 @@ def test_windows_reaching_into_black_are_no_call_and_the_rest_keep_their_scores(
         assert np.all(np.isnan(b.probabilities[rim])) and not b.idc[rim].any()
         assert b.no_call[rim].all() and b.to_dict()["no_call_patches"]["exposure"] >= rim.sum()
         np.testing.assert_array_equal(b.window_probabilities[inside], a.window_probabilities[inside])
-    with Detector(um_per_px=4.0, stride=25, exposure=ExposureOptions(max_unlit_fraction=1.0)) as det:
-        assert not np.isnan(det.detect(stopped).probabilities[rim]).any()  # the option is what decides
+    # the options are what decide (the ink gate also takes broad black for what lets no red through)
+    with Detector(um_per_px=4.0, stride=25, exposure=ExposureOptions(max_unlit_fraction=1.0),
+                  colour=ColourOptions(max_ink_fraction=1.0)) as det:
+        assert not np.isnan(det.detect(stopped).probabilities[rim]).any()
     with pytest.raises(Exception, match="max_unlit_fraction"):
         ExposureOptions(max_unlit_fraction=1.5)

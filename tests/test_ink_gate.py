@@ -22,6 +22,8 @@ from idc_edge.report import no_call_reasons
 
 BLUE_INK = (40, 60, 200)
 GREEN_INK = (40, 160, 60)
+VIOLET_INK = (90, 50, 190)
+BLACK_INK = (30, 30, 30)
 
 
 def test_ink_hues_are_found_and_h_and_e_glass_and_grain_are_not():
@@ -40,6 +42,48 @@ def test_ink_hues_are_found_and_h_and_e_glass_and_grain_are_not():
         if ink != (200, 190, 60):  # yellow over pink or purple tissue turns orange-brown, as blood and pigment are
             assert mask[42:58, 2:198].all(), ink  # over pink and purple tissue
         assert not mask[:35].any() and not mask[65:].any(), ink  # grown by its 2 px margin, no further
+
+
+def _tissue(rng, background, nucleus, shape=(120, 300)):
+    """Tissue of ``background`` colour with 4 px (16 µm) nuclei on the left two thirds, glass on the right."""
+    image = np.empty(shape + (3,), np.uint8)
+    image[:, :200] = background
+    image[:, 200:] = (242, 238, 240)
+    for y, x in rng.integers(0, [shape[0], 200], size=(700, 2)):
+        cv2.circle(image, (int(x), int(y)), 2, nucleus, -1)
+    return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
+
+
+def _stroke(image, ink, width):
+    """``image`` with a horizontal stroke of ``ink`` (RGB transmission × 255) ``width`` px wide across
+    its tissue; returns (marked image, first row of the stroke)."""
+    marked, y0 = image.copy(), image.shape[0] // 2 - width // 2
+    marked[y0:y0 + width, :200] = (marked[y0:y0 + width, :200] * (np.array(ink) / 255.0)).astype(np.uint8)
+    return marked, y0
+
+
+@pytest.mark.parametrize("background, nucleus", [((230, 150, 200), (60, 30, 90)), ((85, 45, 125), (45, 20, 75))],
+                         ids=["pink", "darkly-stained"])
+def test_broad_ink_that_lets_little_red_through_is_found_and_dense_nuclei_are_not(background, nucleus):
+    """Violet-blue over pink tissue has purple's hue, black has none: both are found by their
+    darkness in red where a stroke is broad (56 µm), not in nuclei with paler gaps between them, and
+    not in tissue stained darker than 40 % of the glass's red (it is the field's own tissue)."""
+    image = _tissue(np.random.default_rng(1), background, nucleus)
+    tissue = np.zeros(image.shape[:2], np.uint8)
+    tissue[:, :200] = 1
+    assert cv2.countNonZero(ink_pixels(image, tissue)) == 0
+    for ink in (VIOLET_INK, BLACK_INK):
+        for width, found in ((30, True), (8, False)):  # 120 µm: a marker's stroke; 32 µm: finer than the disc
+            marked, y0 = _stroke(image, ink, width)
+            mask = ink_pixels(marked, tissue) > 0
+            if found:
+                assert mask[y0 + 2:y0 + width - 2, 10:190].mean() > 0.95, (ink, width)
+            else:
+                assert mask[:, :200].mean() < 0.01, (ink, width)
+            # grown by its margin and into the nuclei that touch it, no further
+            assert not mask[:y0 - 8].any() and not mask[y0 + width + 8:].any(), (ink, width)
+    marked, _ = _stroke(image, BLACK_INK, 30)
+    assert cv2.countNonZero(ink_pixels(marked, tissue, max_red_transmission=0.0)) == 0  # the option switches it off
 
 
 def test_the_ink_gate_takes_a_fraction_and_one_switches_it_off():
@@ -74,7 +118,8 @@ def test_windows_under_marker_ink_are_no_call_and_the_rest_keep_their_decisions(
 
 
 @pytest.mark.data
-def test_marker_ink_no_longer_hides_idc_silently(validation_fields):
+@pytest.mark.parametrize("ink", [GREEN_INK, BLUE_INK, BLACK_INK], ids=["green", "blue", "black"])
+def test_marker_ink_no_longer_hides_idc_silently(validation_fields, ink):
     """Over all the fields, the decisions still called under ink agree with the clean ones (the model
     alone lost IDC under the ink: 84 % agreement, recall 0.66, in the benchmark)."""
     agree, called, lost_alone = 0, 0, 0
@@ -82,7 +127,7 @@ def test_marker_ink_no_longer_hides_idc_silently(validation_fields):
             Detector(um_per_px=4.0, stride=50, colour=ColourOptions(max_ink_fraction=1.0)) as blind:
         for i, f in enumerate(validation_fields):
             clean = decision_grid(det.detect(bgr(f.rgb)))
-            inked_rgb = marker_ink(f.rgb, np.random.default_rng(i), GREEN_INK, 40)
+            inked_rgb = marker_ink(f.rgb, np.random.default_rng(i), ink, 40)
             gated, alone = decision_grid(det.detect(bgr(inked_rgb))), decision_grid(blind.detect(bgr(inked_rgb)))
             both = (clean <= 1) & (gated <= 1)
             agree += int((clean[both] == gated[both]).sum())
