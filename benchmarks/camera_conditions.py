@@ -131,6 +131,20 @@ def lateral_colour(rgb: np.ndarray, shift_px: float) -> np.ndarray:
     return out
 
 
+def colour_defocus(rgb: np.ndarray, rng: np.random.Generator, channels: tuple, sigma_um: float,
+                   camera_um_per_px: float = 4.0, jpeg_quality: Optional[int] = None) -> np.ndarray:
+    """Axial chromatic aberration of a lens that focuses colours apart (a camera adapter's, an
+    eyepiece camera's): the ``channels`` (0 red, 1 green, 2 blue) blurred by a Gaussian of
+    ``sigma_um`` while the rest is sharp, at the camera's ``camera_um_per_px``, then JPEG there
+    (when ``jpeg_quality``) and the rescale to the model's 4 µm/px."""
+    cam = cs.to_camera_scale(rgb, camera_um_per_px) if camera_um_per_px != 4.0 else rgb.copy()
+    for c in channels:
+        cam[..., c] = cs.defocus(cam, sigma_um=sigma_um, um_per_px=camera_um_per_px)[..., c]
+    if jpeg_quality is not None:
+        cam = cs.jpeg(cam, jpeg_quality)
+    return cs.to_model_scale(cam, rgb.shape[:2]) if cam.shape[:2] != rgb.shape[:2] else cam
+
+
 def hot_pixels(rgb: np.ndarray, rng: np.random.Generator, fraction: float, camera_um_per_px: float = 1.0) -> np.ndarray:
     """Hot and dead pixels of a cheap sensor: ``fraction`` of the camera's pixels stuck at full or
     zero in one channel (half each), at the camera's ``camera_um_per_px``, then the rescale to
@@ -283,6 +297,13 @@ def cases() -> list[Case]:
             for a in (0.05, 0.1, 0.2)]
     out += [Case("lateral_colour", f"red/blue {p:g} px off green at the corners",
                  (lambda p: lambda x, rng: lateral_colour(x, p))(p)) for p in (0.5, 1.0, 2.0)]
+    out += [Case("colour_defocus", label, (lambda k: lambda x, rng: colour_defocus(x, rng, **k))(k))
+            for label, k in (("red out of focus, σ 2 µm", dict(channels=(0,), sigma_um=2.0)),
+                             ("red out of focus, σ 4 µm", dict(channels=(0,), sigma_um=4.0)),
+                             ("red out of focus, σ 8 µm", dict(channels=(0,), sigma_um=8.0)),
+                             ("red and blue out of focus, σ 4 µm", dict(channels=(0, 2), sigma_um=4.0)),
+                             ("red out of focus, σ 4 µm at 1 µm/px, JPEG 80",
+                              dict(channels=(0,), sigma_um=4.0, camera_um_per_px=1.0, jpeg_quality=80)))]
     out += [Case("hot_pixels", f"{100 * f:g} % hot or dead pixels at 1 µm/px",
                  (lambda f: lambda x, rng: hot_pixels(x, rng, f))(f)) for f in (0.001, 0.005, 0.02)]
     out += [Case("stain", f"haematoxylin ×{h:g}, eosin ×{e:g}", (lambda h, e: lambda x, rng: stain(x, h, e))(h, e))

@@ -361,6 +361,7 @@ class Detector:
             no_call_exposure=int(quality.badly_exposed.sum()), no_call_ink=int(inked.sum()),
             colour_ok=quality.colour_ok, glass_cast=quality.glass_cast, pale_cast=quality.pale_cast,
             tissue_magenta=quality.tissue_magenta, isotropy=quality.isotropy, streaked=quality.streaked,
+            channel_ratio=quality.channel_ratio, colour_blurred=quality.colour_blurred,
             stain_ok=quality.stain_ok, stain_blueness=quality.stains.contrast,
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,

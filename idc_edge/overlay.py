@@ -118,6 +118,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
     no_call = getattr(result, "no_call", None)
     if getattr(result, "streaked", False):
         parts = ["MOTION BLUR: no call (hold the stage still)"]
+    elif getattr(result, "colour_blurred", False):
+        parts = ["COLOUR BLUR: no call (one colour out of focus: the camera's lens)"]
     elif getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
     elif getattr(result, "stain_ok", None) is False:

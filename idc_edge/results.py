@@ -51,12 +51,16 @@ class FrameResult:
         no_call: bool ``[rows, cols]`` tissue patches where no call was made because the region is
             out of focus or badly exposed, or the frame's colour or noise is beyond the model (not
             classified, never IDC, NaN probability); None = none.
-        in_focus: False when the whole frame is out of focus or streaked by motion (its tissue is
-            then all no call).
+        in_focus: False when the whole frame is out of focus, streaked by motion or blurred in one
+            colour (its tissue is then all no call).
         isotropy: the tissue's sharpness along its weakest direction over its strongest (see
             :func:`idc_edge.focus.isotropy`), NaN when not measured.
         streaked: True when the frame is not in focus because it is streaked (the stage moved
             during the exposure), not evenly blurred.
+        channel_ratio: sharpness of the least sharp colour channel over the sharpest's (see
+            :func:`idc_edge.focus.channel_sharpness`), NaN when not measured.
+        colour_blurred: True when the frame is not in focus because one or two colours are blurred
+            while the rest is sharp (a lens that focuses colours apart).
         exposure_ok: False when the frame is too dark or most of its tissue is clipped.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
             NaN when not measured or too little tissue to judge.
@@ -117,6 +121,8 @@ class FrameResult:
     tissue_magenta: float = float("nan")
     isotropy: float = float("nan")
     streaked: bool = False
+    channel_ratio: float = float("nan")
+    colour_blurred: bool = False
     stain_ok: bool = True
     stain_blueness: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
@@ -169,6 +175,8 @@ class FrameResult:
             "in_focus": bool(self.in_focus),
             "streaked": bool(self.streaked),
             "isotropy": None if self.isotropy != self.isotropy else round(float(self.isotropy), 3),
+            "colour_blurred": bool(self.colour_blurred),
+            "channel_ratio": None if self.channel_ratio != self.channel_ratio else round(float(self.channel_ratio), 3),
             "exposure_ok": bool(self.exposure_ok),
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),

@@ -350,16 +350,21 @@ NO_CALL_WARNINGS = (
     ("streaked", lambda r: getattr(r, "streaked", False) is True,
      "a frame is streaked (the stage moved during the exposure): its tissue is no call (hold the stage still "
      "while a field is read, or shorten the exposure)"),
-    ("in_focus", lambda r: getattr(r, "in_focus", True) is False and not getattr(r, "streaked", False),
+    ("colour_blurred", lambda r: getattr(r, "colour_blurred", False) is True,
+     "a frame has one colour out of focus while the others are sharp (the camera's lens or adapter focuses "
+     "colours apart): its tissue is no call (focus on the camera's picture, not through the eyepieces; if a "
+     "colour stays blurred, the adapter needs colour correction)"),
+    ("in_focus", lambda r: getattr(r, "in_focus", True) is False and not getattr(r, "streaked", False)
+     and not getattr(r, "colour_blurred", False),
      "a frame is out of focus: its tissue is no call (focus the microscope; a um_per_px larger than the camera's "
      "real scale looks the same: check it on a stage micrometer, `idc-edge calibrate scale`)"),
     ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False,
      "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or calibrate a white "
      "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("ink", lambda r: getattr(r, "no_call_ink", 0) > 0,
-     "marker ink (yellow, green, cyan or blue) covers tissue in view: the windows under it are no call, since "
-     "the model reads the stains, not the ink (black ink is recognised only where it is as dark as an unlit "
-     "window)"),
+     "marker ink covers tissue in view (a colour H&E never has, or a broad stroke that lets too little red "
+     "through: blue, violet, black): the windows under it are no call, since the model reads the stains, "
+     "not the ink"),
     ("stain_ok", lambda r: getattr(r, "stain_ok", True) is False,
      "the tissue's stains are not coloured as H&E's (its blue stain, haematoxylin, reads redder than its pink "
      "one): its tissue is no call. Red and blue are most likely swapped: idc-edge takes frames in OpenCV's BGR "

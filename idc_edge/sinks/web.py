@@ -223,6 +223,7 @@ class LiveView(Sink):
                   "idc_area_mm2": round(idc_mm2, 4), "idc_percent_of_tissue": round(100 * r.idc_fraction, 2),
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
                   "in_focus": _focus(r), "streaked": bool(getattr(r, "streaked", False)),
+                  "colour_blurred": bool(getattr(r, "colour_blurred", False)),
                   "exposure_ok": _flag(r, "exposure_ok"),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),

@@ -68,7 +68,7 @@ function show(s) {
   $("area").textContent = s.idc_area_mm2.toFixed(2) + " mm\\u00b2";
   $("pct").textContent = s.idc_percent_of_tissue.toFixed(1) + " % of tissue is IDC";
   const f = $("focus");
-  f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : (s.streaked ? "MOTION BLUR: no call (hold the stage still)" : "OUT OF FOCUS: no call"));
+  f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : (s.streaked ? "MOTION BLUR: no call (hold the stage still)" : (s.colour_blurred ? "COLOUR BLUR: no call (one colour out of focus: the camera's lens)" : "OUT OF FOCUS: no call")));
   if (s.no_call_patches) f.textContent += " \u00b7 " + s.no_call_patches + " patch(es) without a call (grey)";
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
   const e = $("exposure");
