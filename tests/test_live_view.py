@@ -27,12 +27,12 @@ class PacedSource(FrameSource):
 
     live = True
 
-    def __init__(self, shape=(480, 640), fps=20.0):
+    def __init__(self, shape=(480, 640), fps=20.0, frames=None):
         super().__init__("paced test camera")
         self.stop = threading.Event()
         self.period = 1.0 / fps
         tile = frame_with_blob(shape=shape, box=(shape[1] // 5, shape[0] // 5, shape[1] * 3 // 5, shape[0] * 4 // 5))
-        self.frames = [np.roll(tile, 8 * i, axis=1) for i in range(16)]
+        self.frames = frames or [np.roll(tile, 8 * i, axis=1) for i in range(16)]
 
     def __iter__(self):
         i = 0
@@ -45,8 +45,8 @@ class PacedSource(FrameSource):
 class Running:
     """A session on its own thread with a live view; ``stop()`` ends it like a source that ends."""
 
-    def __init__(self, tmp_path, shape=(480, 640), **view_options):
-        self.source = PacedSource(shape)
+    def __init__(self, tmp_path, shape=(480, 640), frames=None, **view_options):
+        self.source = PacedSource(shape, frames=frames)
         self.snapshot = SnapshotSink(tmp_path / "snaps")
         self.view = LiveView("127.0.0.1", 0, snapshot=self.snapshot, **view_options)
         self.results = tmp_path / "r.jsonl"
@@ -204,6 +204,30 @@ def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_save
     assert (tmp_path / "snaps").is_dir() and len(list((tmp_path / "snaps").glob("*.json"))) == 1
     shot = cv2.imread(str(tmp_path / "page.png"))
     assert shot is not None and shot.std() > 10  # a rendered page, not a blank one
+
+
+def test_the_page_in_a_real_browser_says_each_gate_s_no_call_in_its_own_row(tmp_path):
+    """A frame with red out of focus (and the synthetic slide's stains, which do not read as H&E's):
+    the focus row says COLOUR BLUR, the colour row STAIN COLOURS, each in red, the grain row ok."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    from idc_edge.bench import synthetic_slide
+
+    rgb = synthetic_slide(480, 640, seed=1)
+    rgb[..., 0] = cv2.GaussianBlur(rgb[..., 0], (0, 0), 1.0)
+    run = Running(tmp_path, frames=[rgb[..., ::-1].copy()])
+    try:
+        with Browser(run.view.url, chromium) as b:
+            b.wait_for("document.getElementById('focus').textContent.startsWith('COLOUR BLUR: no call')")
+            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent")
+                    for name in ("focus", "exposure", "colour", "noise", "tissue")}
+            classes = {name: b.evaluate(f"document.getElementById('{name}').className") for name in rows}
+    finally:
+        run.stop()
+    assert rows["colour"].startswith("STAIN COLOURS: no call") and classes["colour"] == "bad", rows
+    assert classes["focus"] == "bad" and rows["noise"] in ("ok", "not measured"), rows
+    assert rows["exposure"] == "ok" and "without a call (grey)" in rows["tissue"], rows
 
 
 def test_addresses_are_parsed_with_safe_defaults():

@@ -227,7 +227,7 @@ class LiveView(Sink):
                   "exposure_ok": _flag(r, "exposure_ok"),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
-                  "no_call_patches": int(getattr(r, "n_no_call", 0)),
+                  "no_call_patches": int(getattr(r, "n_no_call", 0)), "no_call_ink": int(getattr(r, "no_call_ink", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
                   "snapshots": len(self.snapshot.taken) if self.snapshot is not None else None,
                   **self._session_status()}

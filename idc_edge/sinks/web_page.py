@@ -48,6 +48,8 @@ _PAGE = """<!DOCTYPE html>
  <table>
   <tr><td>focus</td><td id="focus">&ndash;</td></tr>
   <tr><td>exposure</td><td id="exposure">&ndash;</td></tr>
+  <tr><td>colour</td><td id="colour">&ndash;</td></tr>
+  <tr><td>grain</td><td id="noise">&ndash;</td></tr>
   <tr><td>tissue</td><td id="tissue">&ndash;</td></tr>
   <tr><td>threshold</td><td id="threshold">THR</td></tr>
   <tr><td>scale</td><td id="scale">&ndash;</td></tr>
@@ -69,15 +71,20 @@ function show(s) {
   $("pct").textContent = s.idc_percent_of_tissue.toFixed(1) + " % of tissue is IDC";
   const f = $("focus");
   f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : (s.streaked ? "MOTION BLUR: no call (hold the stage still)" : (s.colour_blurred ? "COLOUR BLUR: no call (one colour out of focus: the camera's lens)" : "OUT OF FOCUS: no call")));
-  if (s.no_call_patches) f.textContent += " \u00b7 " + s.no_call_patches + " patch(es) without a call (grey)";
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
   const e = $("exposure");
   e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : "too dark or clipped");
-  if (s.stain_ok === false) e.textContent += " \u00b7 STAIN COLOURS: no call (red and blue swapped? camera hue?)";
-  else if (s.colour_ok === false) e.textContent += " \u00b7 COLOUR CAST: no call (calibrate white)";
-  if (s.noise_ok === false) e.textContent += " \u00b7 NOISY: no call (more light or a longer exposure)";
-  e.className = (s.exposure_ok === false || s.colour_ok === false || s.noise_ok === false) ? "bad" : "";
+  e.className = s.exposure_ok === false ? "bad" : "";
+  const c = $("colour");
+  c.textContent = s.stain_ok === false ? "STAIN COLOURS: no call (red and blue swapped? camera hue?)" :
+    (s.colour_ok === false ? "COLOUR CAST: no call (calibrate white)" : (s.colour_ok === null ? "not measured" : "ok"));
+  if (s.no_call_ink) c.textContent += " \u00b7 marker ink: " + s.no_call_ink + " patch(es) without a call";
+  c.className = (s.colour_ok === false || s.no_call_ink) ? "bad" : "";
+  const n = $("noise");
+  n.textContent = s.noise_ok === null ? "not measured" : (s.noise_ok ? "ok" : "NOISY: no call (more light or a longer exposure)");
+  n.className = s.noise_ok === false ? "bad" : "";
   $("tissue").textContent = s.tissue_area_mm2.toFixed(2) + " mm\\u00b2";
+  if (s.no_call_patches) $("tissue").textContent += " \\u00b7 " + s.no_call_patches + " patch(es) without a call (grey)";
   $("threshold").textContent = s.threshold.toFixed(3);
   $("scale").textContent = s.um_per_px + " \\u00b5m per pixel";
   $("sha").textContent = "sha256 " + s.model_sha256;
