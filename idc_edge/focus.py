@@ -76,8 +76,9 @@ class FocusOptions:
     reads 0.74–0.99 (1st–99th percentile) on 132–426 clean camera-sized fields of 33 slides, at
     least 0.50 after the USB cameras, noise, JPEG, casts, clipping and stain changes of the
     benchmark, and 0.30–0.53 with one or two channels blurred by σ 3 µm. Below
-    ``min_channel_ratio`` the frame is not in focus. Through an MJPG camera's JPEG a blurred red
-    borrows the luma's fine detail and is not seen (README).
+    ``min_channel_ratio`` the frame is not in focus. Through JPEG or YUV 4:2:0, which keep colour at
+    less than the luma's resolution, a blurred red borrows the luma's fine detail and is mostly not
+    seen (README).
 
     Attributes:
         frame_threshold: least frame sharpness (1/px at 4 µm/px) for a frame to be in focus.
