@@ -3,7 +3,7 @@
 The grey the focus gate reads stays sharp when only red or blue is blurred, and the model, which
 reads nuclei in red, called IDC benign there. :func:`idc_edge.focus.channel_sharpness` compares the
 colours; checked on synthetic slides (no data needed), on the validation slides, and through
-``python -m idc_edge run`` on a video written here.
+``python -m idc_edge run`` on PNG frames written here.
 """
 from __future__ import annotations
 
@@ -38,8 +38,13 @@ def ratio(rgb: np.ndarray) -> float:
     return float(sharp.min() / sharp.max())
 
 
+def slide_rgb(height: int, width: int, seed: int) -> np.ndarray:
+    """A synthetic H&E-like slide (``idc_edge.bench.synthetic_slide`` gives BGR) in RGB order."""
+    return synthetic_slide(height, width, seed=seed)[..., ::-1].copy()
+
+
 def test_channel_sharpness_finds_one_blurred_colour_not_an_evenly_blurred_frame():
-    rgb = synthetic_slide(300, 500, seed=4)
+    rgb = slide_rgb(300, 500, seed=4)
     assert ratio(rgb) > 0.9
     assert ratio(cv2.GaussianBlur(rgb, (0, 0), 1.0)) > 0.9  # defocus: the focus gate's, not this check's
     for channels in ((0,), (1,), (2,), (0, 2)):
@@ -50,11 +55,12 @@ def test_channel_sharpness_finds_one_blurred_colour_not_an_evenly_blurred_frame(
 
 
 def test_a_frame_with_one_colour_out_of_focus_is_no_call_and_the_option_decides():
-    rgb = synthetic_slide(300, 500, seed=4)
+    rgb = slide_rgb(300, 500, seed=4)
     red_blurred = blur_colours(rgb, (0,), 1.0)  # σ 4 µm at the model's 4 µm/px
     with Detector(um_per_px=4.0, stride=25) as det:
         clean = det.detect(rgb[..., ::-1].copy())
         assert clean.in_focus and not clean.colour_blurred and clean.channel_ratio > 0.9
+        assert clean.colour_ok and clean.stain_ok and clean.n_no_call == 0 and clean.n_idc > 0
         r = det.detect(red_blurred[..., ::-1].copy())
         assert not r.in_focus and r.colour_blurred and r.channel_ratio < FocusOptions().min_channel_ratio
         assert r.sharpness > FocusOptions().frame_threshold  # the grey alone says sharp
@@ -88,7 +94,7 @@ def test_run_on_frames_with_red_out_of_focus_says_so_once_and_records_it(tmp_pat
     folder = tmp_path / "frames"
     folder.mkdir()
     for seed in range(3):
-        camera = cv2.resize(synthetic_slide(150, 250, seed=seed), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
+        camera = cv2.resize(slide_rgb(150, 250, seed), None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
         assert cv2.imwrite(str(folder / f"{seed}.png"), blur_colours(camera, (0,), 4.0)[..., ::-1].copy())
     warned, frames = run_recorded(folder, tmp_path / "run.jsonl", "--um-per-px", "1")
     said = [line for line in warned if "one colour out of focus" in line]

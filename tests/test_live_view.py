@@ -207,16 +207,17 @@ def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_save
 
 
 def test_the_page_in_a_real_browser_says_each_gate_s_no_call_in_its_own_row(tmp_path):
-    """A frame with red out of focus (and the synthetic slide's stains, which do not read as H&E's):
-    the focus row says COLOUR BLUR, the colour row STAIN COLOURS, each in red, the grain row ok."""
+    """A frame with one colour out of focus, given in RGB order where BGR is expected (red and blue
+    swapped): the focus row says COLOUR BLUR, the colour row STAIN COLOURS, each in red, the grain
+    row ok."""
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
     from idc_edge.bench import synthetic_slide
 
-    rgb = synthetic_slide(480, 640, seed=1)
-    rgb[..., 0] = cv2.GaussianBlur(rgb[..., 0], (0, 0), 1.0)
-    run = Running(tmp_path, frames=[rgb[..., ::-1].copy()])
+    bgr = synthetic_slide(480, 640, seed=1)
+    bgr[..., 2] = cv2.GaussianBlur(bgr[..., 2], (0, 0), 1.0)  # red out of focus
+    run = Running(tmp_path, frames=[bgr[..., ::-1].copy()])  # and sent as RGB
     try:
         with Browser(run.view.url, chromium) as b:
             b.wait_for("document.getElementById('focus').textContent.startsWith('COLOUR BLUR: no call')")
