@@ -22,12 +22,13 @@ Pure functions of an **RGB** uint8 image at the model's scale.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import cv2
 import numpy as np
 
-from .colour import halved, white_levels
+from .colour import halved, histogram_median, white_levels
 
 #: OpenCV hue range (0–180 units: 40°–250°) of marker ink that H&E never shows: yellow to blue.
 INK_HUES = (20, 125)
@@ -80,12 +81,12 @@ def ink_pixels(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None, min_satu
     small = halved(rgb) if half is None else half
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     red = cv2.extractChannel(small, 0)
-    on_tissue = None if tissue_px is None else \
+    on_tissue = np.full(red.shape, 255, np.uint8) if tissue_px is None else \
         cv2.resize(np.asarray(tissue_px, np.uint8), red.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    counts = np.cumsum(cv2.calcHist([red], [0], on_tissue, [256], [0, 256]).ravel())
+    tissue_red = histogram_median(red, on_tissue)
     dark_red = max_red_transmission * float(white_levels(red[..., None])[0])
-    if counts[-1] > 0:
-        dark_red = min(dark_red, max_red_of_tissue * float(np.searchsorted(counts, 0.5 * counts[-1])))
+    if not math.isnan(tissue_red):
+        dark_red = min(dark_red, max_red_of_tissue * tissue_red)
     # only where broad: a stroke, not nuclei or the gaps of dense tissue
     broad = cv2.bitwise_or(cv2.inRange(hsv, (BLUE_HUE, min_saturation, 0), (INK_HUES[1], 255, 255)),
                            cv2.compare(red, dark_red, cv2.CMP_LT))
