@@ -173,6 +173,12 @@ def stain(rgb: np.ndarray, haematoxylin: float, eosin: float) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(rgb.shape)
 
 
+def glare(rgb: np.ndarray, share: float) -> np.ndarray:
+    """Stray light (an uncapped eyepiece, room light, a condenser opened too far): ``share`` of the
+    glass's brightness added to every pixel in linear light."""
+    return cs.to_srgb(cs.to_linear(rgb) * np.float32(1.0 - share) + np.float32(share))
+
+
 def saturation(rgb: np.ndarray, factor: float) -> np.ndarray:
     """A camera's saturation setting: HSV saturation × ``factor``."""
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
@@ -275,6 +281,8 @@ def cases() -> list[Case]:
                                    ("red", 0.35, (1.35, 0.825, 0.825)), ("red", 0.5, (1.5, 0.75, 0.75)),
                                    ("cyan", 0.35, (0.65, 1.175, 1.175)), ("cyan", 0.5, (0.5, 1.25, 1.25)),
                                    ("blue", 0.35, (0.825, 0.825, 1.35)), ("violet", 0.5, (1.125, 0.75, 1.5)))]
+    out += [Case("glare", f"veiling glare {round(100 * g)} % of the glass", (lambda g: lambda x, rng: glare(x, g))(g))
+            for g in (0.3, 0.45, 0.6)]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
     out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",
@@ -307,7 +315,7 @@ def cases() -> list[Case]:
     out += [Case("hot_pixels", f"{100 * f:g} % hot or dead pixels at 1 µm/px",
                  (lambda f: lambda x, rng: hot_pixels(x, rng, f))(f)) for f in (0.001, 0.005, 0.02)]
     out += [Case("stain", f"haematoxylin ×{h:g}, eosin ×{e:g}", (lambda h, e: lambda x, rng: stain(x, h, e))(h, e))
-            for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5))]
+            for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5), (0.5, 0.5), (0.4, 0.4))]
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     # the slide's, not the camera's: a pathologist's or surgeon's marker across the tissue
     out += [Case("marker_ink", f"{name} marker, {w} px strokes", (lambda c, w: lambda x, rng: marker_ink(x, rng, c, w))(c, w))

@@ -43,6 +43,7 @@ import numpy as np
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, tissue_magenta
 from .ink import ink_pixels
+from .glare import MAX_DARKEST_TISSUE, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
@@ -147,6 +148,9 @@ class ExposureOptions:
         unlit_level: a pixel whose channels are all below it is unlit (0–255; the tissue mask's
             ``min_value`` 40 calls such a pixel not tissue, too dark to be stained slide).
         max_unlit_fraction: largest share of a patch's pixels that may be unlit.
+        max_darkest_tissue: the most light (a fraction of the field's brightest, linear) the darkest
+            hundredth of the tissue may let through (:func:`~idc_edge.glare.darkest_tissue`); above it
+            stray light washes the nuclei out and the frame is no call (1 switches it off).
         enabled: False switches the exposure gate off.
     """
 
@@ -157,6 +161,7 @@ class ExposureOptions:
     max_clipped_fraction: float = 0.3
     unlit_level: int = 40
     max_unlit_fraction: float = 0.02
+    max_darkest_tissue: float = MAX_DARKEST_TISSUE
     enabled: bool = True
 
     def __post_init__(self):
@@ -165,7 +170,7 @@ class ExposureOptions:
         for name in ("min_white", "min_white_small", "clip_level", "unlit_level"):
             object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), minimum=0, maximum=255,
                                                                  unit="grey levels"))
-        for name in ("max_clipped_fraction", "max_unlit_fraction"):
+        for name in ("max_clipped_fraction", "max_unlit_fraction", "max_darkest_tissue"):
             object.__setattr__(self, name, validate.probability(name, getattr(self, name)))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
@@ -330,11 +335,16 @@ class FrameQuality:
         sharpness: frame sharpness (1/px at the model's scale), NaN when too little tissue to judge.
         in_focus: False when the frame is out of focus, streaked or one colour is blurred (every tissue
             patch is then no call).
-        exposure_ok: False when the frame is too dark or most of its tissue is clipped.
+        exposure_ok: False when the frame is too dark or washed out, or most of its tissue is clipped.
         too_dark: the frame's brightest part stays below ``min_white``.
+        darkest_tissue: the light the darkest hundredth of the tissue lets through
+            (:func:`~idc_edge.glare.darkest_tissue`), NaN when not measured.
+        washed_out: ``darkest_tissue`` above ``ExposureOptions.max_darkest_tissue`` (stray light; every
+            tissue patch is then badly exposed).
         patch_sharpness: float32 ``[rows, cols]``, NaN where a patch has too little tissue.
         blurred: bool ``[rows, cols]`` tissue patches out of focus (all tissue when the frame is).
-        badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when too dark).
+        badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when the
+            frame is too dark or washed out).
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
             (``max_clipped_glass_cast`` where it is clipped in one or two channels),
             or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (its
@@ -387,6 +397,8 @@ class FrameQuality:
     stain_ok: bool = True
     stains: StainReading = StainReading()
     inked: Optional[np.ndarray] = None
+    darkest_tissue: float = float("nan")
+    washed_out: bool = False
 
     @property
     def no_call(self) -> np.ndarray:
@@ -579,8 +591,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # either measure above its threshold is grain; NaN (nothing to judge on) counts as ok
     noise_ok = not (noise_level > noise.max_noise or on_tissue_noise > noise.max_tissue_noise)
     casts = (cast, pale, glass_clipped, pale_brightest, magenta)  # the colour is decided once noise_ok is final
-    # the stains and the ink are read on 2×2 means, made once; neither is judged on a grainy frame
-    half = halved(rgb) if colour.enabled and noise_ok and min(rgb.shape[:2]) >= 2 else None
+    # the stains, the ink and the darkest tissue are read on 2×2 means, made once; none is judged on a grainy frame
+    half = halved(rgb) if (colour.enabled or exposure.enabled) and noise_ok and min(rgb.shape[:2]) >= 2 else None
     stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half) \
         if judge_tissue and half is not None else StainReading()
     if not (focus.enabled or exposure.enabled):
@@ -615,7 +627,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             planes.append(cv2.multiply(unlit_px, 1.0 / 255.0, dtype=cv2.CV_32F))
     ink = None
     # ink is judged only on frames whose colour and grain pass (below): as far as known yet
-    if half is not None and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
+    if half is not None and colour.enabled and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
             and _stain_ok(colour, stains, True):
         ink_px = ink_pixels(rgb, tissue_px, half=half)
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
@@ -656,15 +668,19 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()  # the 99th percentile, no sort
         least = exposure.min_white if h * w >= exposure.large_field_px else exposure.min_white_small
         too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < least
+        darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=colour.min_tissue_px, half=half) \
+            if half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark else float("nan")
+        washed_out = darkest > exposure.max_darkest_tissue
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., clipped] / np.maximum(n_px, 1), 0.0)
                          if clipped is not None else np.zeros(shape))
         unlit_share = sums[..., unlit] / area if unlit is not None else np.zeros(shape)
         badly = tissue & ((clipped_share > exposure.max_clipped_fraction)
-                          | (unlit_share > exposure.max_unlit_fraction) | bool(too_dark))
-        exposure_ok = not too_dark and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
+                          | (unlit_share > exposure.max_unlit_fraction) | bool(too_dark or washed_out))
+        exposure_ok = not (too_dark or washed_out) and not (badly.sum() > 0.5 * max(int(tissue.sum()), 1))
     else:
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
+        darkest, washed_out = float("nan"), False
     stain_ok = _stain_ok(colour, stains, noise_ok)
     colour_ok = _colour_ok(colour, *casts, noise_ok) and stain_ok
     # judged on frames whose colour and grain are fine: a cast or grain tints whole windows ink-coloured
@@ -676,4 +692,4 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
                         isotropy=iso, streaked=bool(streaked), channel_ratio=ratio,
                         colour_blurred=bool(colour_blurred), stain_ok=stain_ok, stains=stains,
-                        inked=inked)
+                        inked=inked, darkest_tissue=darkest, washed_out=bool(washed_out))

@@ -109,8 +109,9 @@ def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
 
 
 def _whole_frame_no_call(result) -> bool:
-    """True when a frame-wide gate (focus, colour, noise) made the whole frame no call."""
-    return any(getattr(result, flag, None) is False for flag in ("in_focus", "colour_ok", "noise_ok"))
+    """True when a frame-wide gate (focus, colour, noise, stray light) made the whole frame no call."""
+    return any(getattr(result, flag, None) is False for flag in ("in_focus", "colour_ok", "noise_ok")) \
+        or getattr(result, "washed_out", False) is True
 
 
 def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayInfo = OverlayInfo()) -> str:
@@ -122,6 +123,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = ["COLOUR BLUR: no call (one colour out of focus: the camera's lens)"]
     elif getattr(result, "in_focus", None) is False:
         parts = ["OUT OF FOCUS: no call"]
+    elif getattr(result, "washed_out", False):
+        parts = ["WASHED OUT: no call (stray light: cap the eyepieces, shade the stand)"]
     elif getattr(result, "stain_ok", None) is False:
         parts = ["STAIN COLOURS: no call (red and blue swapped? camera hue?)"]
     elif getattr(result, "colour_ok", None) is False:
@@ -135,7 +138,7 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = [f"IDC {100 * result.idc_fraction:.1f} % of tissue"]
     if no_call is not None and np.any(no_call) and not _whole_frame_no_call(result):
         parts.append(f"{int(np.sum(no_call))} patch(es) without a call")
-    if getattr(result, "exposure_ok", None) is False:
+    if getattr(result, "exposure_ok", None) is False and not getattr(result, "washed_out", False):
         parts.append("check exposure")
     if info.model_name:
         parts.append(info.model_name)

@@ -61,7 +61,12 @@ class FrameResult:
             :func:`idc_edge.focus.channel_sharpness`), NaN when not measured.
         colour_blurred: True when the frame is not in focus because one or two colours are blurred
             while the rest is sharp (a lens that focuses colours apart).
-        exposure_ok: False when the frame is too dark or most of its tissue is clipped.
+        exposure_ok: False when the frame is too dark or washed out, or most of its tissue is clipped.
+        washed_out: True when the frame is not well exposed because stray light washes its tissue out:
+            the darkest hundredth of the tissue lets through more than
+            ``ExposureOptions.max_darkest_tissue`` of the glass's light (its tissue is then all no call).
+        darkest_tissue: that share (linear light, see :func:`idc_edge.glare.darkest_tissue`), NaN when
+            not measured.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
             NaN when not measured or too little tissue to judge.
         no_call_ink: tissue patches without a call because marker ink covers more than
@@ -106,6 +111,8 @@ class FrameResult:
     no_call: Optional[np.ndarray] = None
     in_focus: bool = True
     exposure_ok: bool = True
+    washed_out: bool = False
+    darkest_tissue: float = float("nan")
     sharpness: float = float("nan")
     no_call_focus: int = 0
     no_call_exposure: int = 0
@@ -178,6 +185,8 @@ class FrameResult:
             "colour_blurred": bool(self.colour_blurred),
             "channel_ratio": None if self.channel_ratio != self.channel_ratio else round(float(self.channel_ratio), 3),
             "exposure_ok": bool(self.exposure_ok),
+            "washed_out": bool(self.washed_out),
+            "darkest_tissue": None if self.darkest_tissue != self.darkest_tissue else round(float(self.darkest_tissue), 3),
             "colour_ok": bool(self.colour_ok),
             "glass_cast": None if self.glass_cast != self.glass_cast else round(float(self.glass_cast), 4),
             "pale_cast": None if self.pale_cast != self.pale_cast else round(float(self.pale_cast), 4),

@@ -358,7 +358,12 @@ NO_CALL_WARNINGS = (
      and not getattr(r, "colour_blurred", False),
      "a frame is out of focus: its tissue is no call (focus the microscope; a um_per_px larger than the camera's "
      "real scale looks the same: check it on a stage micrometer, `idc-edge calibrate scale`)"),
-    ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False,
+    ("washed_out", lambda r: getattr(r, "washed_out", False) is True,
+     "a frame is washed out: stray light reaches the camera (even its darkest tissue lets through much of "
+     "the glass's light, so nuclei look pale): its tissue is no call (cap the eyepieces or close the "
+     "camera port's light path, shade the stand from room light, close the condenser's aperture "
+     "diaphragm to about 3/4 of the objective's, and clean the optics)"),
+    ("exposure_ok", lambda r: getattr(r, "exposure_ok", True) is False and not getattr(r, "washed_out", False),
      "a frame is too dark or clipped: its tissue is no call (set the lamp or exposure, or calibrate a white "
      "reference on blank glass (`idc-edge calibrate white`) and use the profile)"),
     ("ink", lambda r: getattr(r, "no_call_ink", 0) > 0,

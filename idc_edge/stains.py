@@ -42,6 +42,16 @@ _PER_POINT = 16
 #: by one stain reads near 0, so the limit is below 0: only a clearly inverted field is no call.
 MIN_STAIN_BLUENESS = -0.25
 
+#: Hues (OpenCV's 0–180 scale: 8–113 is 16°–226°) left out of the reading where saturated (at least
+#: :data:`_MIN_THIRD_SATURATION`): orange, brown, yellow and green, and the azure and cyan they turn into
+#: with red and blue swapped. H&E and swapped H&E both lie between 240° and 15° (purple to red); a third
+#: colour inside the band, brown pigment or the orange of blood, took haematoxylin's place at the
+#: extremes and read a field of patient 8867 with 2 % pigment as swapped (−0.88) and the same field
+#: swapped as H&E (+0.88). Left out, they read +1.68 and −1.70; the 132 calibration fields, swapped or
+#: with the camera's hue turned, read as before (clean 0.64 at the 1st percentile, swapped all below).
+THIRD_COLOUR_HUES = (8, 113)
+_MIN_THIRD_SATURATION = 30
+
 
 def _blueness(direction: np.ndarray) -> float:
     """log(OD red / OD blue) of a stain direction (RGB), each floored at 0.001 of the total: how
@@ -74,7 +84,8 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
     """The blueness of a field's two stains (see :class:`StainReading`).
 
     The two directions are where the tissue pixels' OD lies at the ``extreme`` and ``1 − extreme``
-    quantiles of angle in its principal plane. Read on 2×2 means of the image (a camera's grain
+    quantiles of angle in its principal plane, leaving out saturated pixels of a third colour
+    (:data:`THIRD_COLOUR_HUES`). Read on 2×2 means of the image (a camera's grain
     halves), every second one along each axis (the extremes are found as well, at a sixteenth of the
     cost of the full image), over tissue pixels whose summed OD is at least ``min_density`` (glass and
     the palest tissue only add grain to the directions).
@@ -96,6 +107,9 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
         return StainReading()
     small = every_second(halved(rgb) if half is None else half[: h // 2, : w // 2])
     mask = cv2.resize(np.asarray(tissue_px, np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    third = cv2.inRange(cv2.cvtColor(small, cv2.COLOR_RGB2HSV), (THIRD_COLOUR_HUES[0], _MIN_THIRD_SATURATION, 0),
+                        (THIRD_COLOUR_HUES[1], 255, 255))
+    mask = cv2.bitwise_and(mask, cv2.bitwise_not(third))  # neither H&E nor swapped H&E: pigment, blood, ink
     if _PER_POINT * cv2.countNonZero(mask) < min_px:
         return StainReading()
     # OD against the brightest level per channel, ≥ 0 below it (a float lookup table: no numpy pass per pixel)

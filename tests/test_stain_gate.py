@@ -51,6 +51,45 @@ def reading(rgb: np.ndarray):
     return stain_reading(rgb, tissue_pixels(rgb))
 
 
+def pigmented(seed: int, width_share: float) -> np.ndarray:
+    """:func:`he_field` with a strip of orange-brown pigment (haemosiderin, a marking dye: absorbs blue
+    most, red least) ``width_share`` of the field wide on the glass beside the tissue."""
+    rgb = he_field(seed).astype(np.float64)
+    h, w = rgb.shape[:2]
+    od = -np.log(np.maximum(rgb, 1.0) / GLASS)
+    strip = int(width_share * w)
+    x0 = w // 5 - strip - 2
+    od[:, x0:x0 + strip] += (0.8 + 0.8 * np.random.default_rng(seed).random((h, strip)))[..., None] * BROWN
+    return np.clip(np.rint(GLASS * np.exp(-od)), 0, 255).astype(np.uint8)
+
+
+# optical density per unit of an orange-brown pigment, RGB
+BROWN = np.array([0.30, 0.55, 0.95])
+
+
+def test_a_third_colour_at_the_extremes_does_not_turn_the_reading_over():
+    # brown took haematoxylin's place at the extremes: H&E read -0.8 to -1.1 (swapped) and swapped H&E +0.8
+    for seed in range(2):
+        for share in (0.02, 0.06):
+            field = pigmented(seed, share)
+            assert reading(field).contrast > 0.6 and reading(swapped(field)).contrast < MIN_STAIN_BLUENESS
+
+
+@pytest.mark.data
+def test_a_field_of_the_data_set_with_pigment_is_h_and_e_and_swapped_it_is_not(data_dir):
+    from idc_edge.dataset import scan_dataset
+    from idc_edge.sources.stage import build_mosaic
+
+    records = scan_dataset(data_dir, ["8867"])
+    slide_bgr, _, _ = build_mosaic(records)  # its origin is the smallest patch x and y
+    x, y = 100 - min(r.x for r in records), 100 - min(r.y for r in records)
+    field = cv2.cvtColor(slide_bgr[y:y + 480, x:x + 640], cv2.COLOR_BGR2RGB)  # brown pigment at its left edge
+    assert reading(field).contrast > 1.0 and reading(swapped(field)).contrast < -1.0  # read -1.2 / +1.2 before
+    with Detector() as det:
+        assert det.detect(cv2.cvtColor(field, cv2.COLOR_RGB2BGR)).stain_ok
+        assert not det.detect(field).stain_ok
+
+
 def test_h_and_e_reads_blue_haematoxylin_and_pink_eosin_and_swapped_channels_read_their_negatives():
     for seed in range(3):
         rgb = he_field(seed)

@@ -224,7 +224,7 @@ class LiveView(Sink):
                   "tissue_area_mm2": round(tissue_mm2, 4), "idc_patches": r.n_idc, "tissue_patches": r.n_tissue,
                   "in_focus": _focus(r), "streaked": bool(getattr(r, "streaked", False)),
                   "colour_blurred": bool(getattr(r, "colour_blurred", False)),
-                  "exposure_ok": _flag(r, "exposure_ok"),
+                  "exposure_ok": _flag(r, "exposure_ok"), "washed_out": bool(getattr(r, "washed_out", False)),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "n_no_call", 0)), "no_call_ink": int(getattr(r, "no_call_ink", 0)),

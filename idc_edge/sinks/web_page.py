@@ -73,7 +73,7 @@ function show(s) {
   f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : (s.streaked ? "MOTION BLUR: no call (hold the stage still)" : (s.colour_blurred ? "COLOUR BLUR: no call (one colour out of focus: the camera's lens)" : "OUT OF FOCUS: no call")));
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
   const e = $("exposure");
-  e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : "too dark or clipped");
+  e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : (s.washed_out ? "WASHED OUT: no call (stray light: cap the eyepieces, shade the stand)" : "too dark or clipped"));
   e.className = s.exposure_ok === false ? "bad" : "";
   const c = $("colour");
   c.textContent = s.stain_ok === false ? "STAIN COLOURS: no call (red and blue swapped? camera hue?)" :
