@@ -49,11 +49,36 @@ _WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is excee
         errno.EPIPE: "its reader has gone (pipe closed)"}
 
 
-def _is_json(data: bytes) -> bool:
+#: What a line that is not JSON raises (RecursionError: arrays nested thousands deep).
+_NOT_JSON = (UnicodeDecodeError, ValueError, RecursionError)
+
+#: The UTF-8 byte-order mark some editors (Windows Notepad) put at the start of a file.
+_BOM = b"\xef\xbb\xbf"
+
+
+def _without_bom(line: bytes, number: int) -> bytes:
+    """Line ``number`` (from 1) of a results file without the byte-order mark the file may start with."""
+    return line[len(_BOM):] if number == 1 and line.startswith(_BOM) else line
+
+
+def _line_value(line: bytes, number: int) -> Any:
+    """The JSON value of line ``number`` (from 1, without its newline) of a results file, or None for a
+    blank line (spaces, tabs, a CR only: an editor's or ``echo >>``'s extra line). This is the one
+    rule of what a line holds, for the readers and for the recorder that appends to a file.
+
+    Raises:
+        ValueError, UnicodeDecodeError, RecursionError (:data:`_NOT_JSON`): the line is not JSON.
+    """
+    line = _without_bom(line, number)
+    return json.loads(line.decode("utf-8")) if line.strip() else None
+
+
+def _is_json(data: bytes, number: int) -> bool:
+    """True when ``data``, line ``number`` of a results file, is JSON or blank (see :func:`_line_value`)."""
     try:
-        json.loads(data.decode("utf-8"))
+        _line_value(data, number)
         return True
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+    except _NOT_JSON:
         return False
 
 
@@ -74,8 +99,9 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
 
 def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for every whole line of a results file, read and parsed a block at a
-    time (a final fragment without a newline is ignored): a reader that keeps a few fields of each
-    line needs memory for those fields, not for the file (a session of hours can be gigabytes).
+    time (a final fragment without a newline is ignored; blank lines and a byte-order mark at the
+    start are skipped, :func:`_line_value`): a reader that keeps a few fields of each line needs
+    memory for those fields, not for the file (a session of hours can be gigabytes).
 
     Raises:
         RecordError: the file is missing or not a regular file (a FIFO is refused, not waited on),
@@ -105,10 +131,12 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 pending, pending_len, start = [], 0, end + 1
                 number += 1
                 try:
-                    record = json.loads(line.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError, RecursionError):
+                    record = _line_value(line, number)
+                except _NOT_JSON:
                     raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
                                       "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
+                if record is None:
+                    continue
                 if not isinstance(record, dict):
                     raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
                                       "is this a results file written by JsonlSink?", options=["JsonlSink"])
@@ -276,19 +304,33 @@ def _lock(fd: int, path: Path, wait_s: float) -> None:
 
 
 def _check_ours(fd: int, path: Path) -> None:
-    """Refuse to append to (or repair) a non-empty file that is not an idc-edge results file."""
+    """Refuse to append to (or repair) a non-empty file that is not an idc-edge results file.
+
+    Its first record is found as the readers find it (a byte-order mark and blank lines skipped,
+    :func:`_line_value`), so a file the recorder appends to is one they read: it must be a results
+    record, or the start of one that a crash cut. Blank lines only (in its first 64 KiB) count as empty.
+    """
     head = os.pread(fd, 1 << 16, 0)
-    line = head.split(b"\n", 1)[0]
+    *whole, rest = head.split(b"\n")
     first = None
-    if line.startswith(b"{"):
+    for number, line in enumerate(whole, 1):
         try:
-            first = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            first = None
-        if first is None and b"\n" not in head:  # a first record cut by a crash: ours if it starts like one
-            first = {k: None for k in RESULT_KEYS if line.startswith(b'{"%s":' % k.encode())}
+            first = _line_value(line, number)
+        except _NOT_JSON:
+            break
+        if first is not None:
+            break
+    else:  # no whole line but blank ones: the rest, a line without its newline, decides
+        number = len(whole) + 1
+        rest = _without_bom(rest, number).strip()
+        if not rest:
+            return
+        try:
+            first = _line_value(rest, number)
+        except _NOT_JSON:  # a first record cut by a crash: ours if it starts like one
+            first = {k: None for k in RESULT_KEYS if rest.startswith(b'{"%s":' % k.encode())}
     if not (isinstance(first, dict) and any(k in first for k in RESULT_KEYS)):
-        raise RecordError(f"{name(path)} exists and is not an idc-edge results file (its first line is not a "
+        raise RecordError(f"{name(path)} exists and is not an idc-edge results file (its first non-blank line is not a "
                           "results record); it is left untouched: record to a new file or an earlier results file")
 
 
@@ -341,10 +383,11 @@ class JsonlRecorder:
         tail = _unterminated_tail(self._fd, self._size)
         if not tail:
             return
-        if _is_json(tail):
-            self._append(b"\n")  # whole JSON, e.g. written by hand: keep it, end the line
+        number = 1 if len(tail) == self._size else 2  # line 1 may start with a byte-order mark
+        if _is_json(tail, number):
+            self._append(b"\n")  # whole JSON (e.g. written by hand) or blank: keep it, end the line
             return
-        if not tail.startswith(b'{"'):  # not a record of ours cut by a crash: never cut what we did not write
+        if not _without_bom(tail, number).startswith(b'{"'):  # not a record of ours cut by a crash: never cut what we did not write
             raise RecordError(f"{name(self.path)} ends with {len(tail)} byte(s) that are not a results record "
                               "(written by another program?); it is left untouched: record to another file")
         try:

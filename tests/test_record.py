@@ -31,6 +31,26 @@ def test_an_existing_file_is_appended_to_and_a_cut_last_record_is_removed(tmp_pa
     assert lines[0] == '{"index": 0}' and json.loads(lines[-1]) == {"index": 2} and len(lines) == 2
 
 
+def test_the_recorder_takes_a_file_as_the_readers_do_past_blank_lines_and_a_byte_order_mark(tmp_path):
+    """The recorder appends only to what read_records reads: a BOM and blank lines are skipped by both,
+    another program's text after blank lines is still refused untouched."""
+    from idc_edge.record import read_records
+
+    ours, theirs, cut = tmp_path / "ours.jsonl", tmp_path / "theirs.txt", tmp_path / "cut.jsonl"
+    ours.write_bytes(b'\xef\xbb\xbf\n \r\n{"index": 0}\n\n\t')
+    theirs.write_bytes(b"\n\nname,value\n")
+    cut.write_bytes(b'\xef\xbb\xbf{"index": 0, "cu')  # a BOM, then a first record a crash cut
+    with JsonlRecorder(ours) as rec:
+        rec.write({"index": 1})
+    assert [r["index"] for r in read_records(ours)] == [0, 1]
+    with pytest.raises(RecordError, match="not an idc-edge results file"):
+        JsonlRecorder(theirs)
+    assert theirs.read_bytes() == b"\n\nname,value\n"
+    with JsonlRecorder(cut) as rec:
+        rec.write({"index": 0})
+    assert cut.read_bytes() == b'{"index":0}\n' and read_records(cut) == [{"index": 0}]
+
+
 def test_nan_is_refused_rather_than_written_as_invalid_json(tmp_path):
     with JsonlRecorder(tmp_path / "r.jsonl") as rec, pytest.raises(ValueError):
         rec.write({"x": float("nan")})

@@ -172,3 +172,22 @@ def test_frames_without_a_call_are_counted_by_the_reason_that_took_most_of_their
                rec(0), {"tissue_patches": 5}]  # no tissue; a record from before the gates
     assert no_call_reasons(records) == {"out_of_focus": 1, "colour": 2, "noise": 1}
     assert list(no_call_reasons(records)) == ["out_of_focus", "colour", "noise"]  # the gates' order
+
+
+def test_a_results_file_with_blank_lines_and_a_byte_order_mark_is_read_whole(tmp_path, tiny_int8):
+    """A file a Windows editor saved (byte-order mark, CRLF blank line) or `echo >>` lengthened: the
+    recorder appends to it and every reader reads every session (both used to refuse it whole)."""
+    video = write_video(tmp_path / "stage.avi", 6, fps=10)
+    rec = tmp_path / "results.jsonl"
+    run = ("run", "--source", video, "--model", tiny_int8, "--record", rec, "--quiet")
+    assert idc_edge(*run).returncode == 0
+    rec.write_bytes(b"\xef\xbb\xbf" + rec.read_bytes() + b"\r\n")  # saved by a Windows editor: BOM, a blank line
+    p = idc_edge(*run)
+    assert p.returncode == 0, p.stderr
+    with open(rec, "ab") as f:
+        f.write(b"\n  \n")  # `echo >> results.jsonl`
+    first, second = read_sessions(rec)
+    assert len(first.records) == 6 and len(second.records) == 6
+    p = idc_edge("report", rec, "--json")
+    assert p.returncode == 0, p.stderr
+    assert [s["frames"] for s in json.loads(p.stdout)["sessions"]] == [6, 6]
