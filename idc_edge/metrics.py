@@ -6,7 +6,7 @@ evaluate`` so every number in the project is computed the same way.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -81,7 +81,11 @@ def best_threshold(y_true, scores) -> float:
 
 @dataclass(frozen=True)
 class BinaryMetrics:
-    """Metrics at one decision threshold; recall_0 is specificity, recall_1 sensitivity."""
+    """Metrics at one decision threshold; recall_0 is specificity, recall_1 sensitivity.
+
+    With patches of one class only, the other class's recall, the balanced accuracy and the ROC
+    AUC are NaN (undefined), never one class's figure passed off as both (:meth:`absent_class`).
+    """
 
     accuracy: float
     balanced_accuracy: float
@@ -97,13 +101,19 @@ class BinaryMetrics:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def absent_class(self) -> Optional[int]:
+        """The class (0 no IDC, 1 IDC) no patch has, or None when both are there (or neither)."""
+        n0, n1 = sum(self.confusion[0]), sum(self.confusion[1])
+        return 1 if n0 and not n1 else 0 if n1 and not n0 else None
+
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
 def binary_metrics(y_true, scores, threshold: float = 0.5) -> BinaryMetrics:
-    """Accuracy, balanced accuracy, per-class recall, IDC precision/F1 and ROC AUC.
+    """Accuracy, balanced accuracy, per-class recall, IDC precision/F1 and ROC AUC (each a fraction
+    from 0 to 1; balanced accuracy and ROC AUC NaN when one class has no patch).
 
     Args:
         y_true: 0/1 labels.
@@ -115,9 +125,8 @@ def binary_metrics(y_true, scores, threshold: float = 0.5) -> BinaryMetrics:
     r0, r1 = _ratio(tn, tn + fp), _ratio(tp, tp + fn)
     p1 = _ratio(tp, tp + fp)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    bal = float(np.nanmean([r0, r1])) if not (np.isnan(r0) and np.isnan(r1)) else float("nan")
     return BinaryMetrics(
-        accuracy=_ratio(tn + tp, y.size), balanced_accuracy=bal, recall_0=r0, recall_1=r1,
+        accuracy=_ratio(tn + tp, y.size), balanced_accuracy=(r0 + r1) / 2, recall_0=r0, recall_1=r1,
         precision_1=p1, f1_1=f1, roc_auc=roc_auc(y, s), n_patches=int(y.size),
         threshold=float(threshold), confusion=((int(tn), int(fp)), (int(fn), int(tp))),
     )

@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -79,6 +80,22 @@ def test_evaluate_json_has_the_documented_keys(tiny_int8, synthetic_dataset):
 def test_evaluate_prints_a_table(tiny_int8, synthetic_dataset):
     p = idc_edge("evaluate", synthetic_dataset, "--model", tiny_int8)
     assert p.returncode == 0 and "balanced_accuracy" in p.stdout and "per patient" in p.stdout
+
+
+@pytest.mark.data
+def test_evaluate_on_one_class_says_so_and_gives_no_balanced_accuracy(data_dir, tmp_path):
+    """Real no-IDC patches only: balanced accuracy and ROC AUC are nan (null in --json), said once."""
+    folder = tmp_path / "only0" / "8867" / "0"
+    folder.mkdir(parents=True)
+    for patch in sorted((data_dir / "8867" / "0").glob("*.png"))[:20]:
+        (folder / patch.name).write_bytes(patch.read_bytes())
+    p = idc_edge("evaluate", tmp_path / "only0", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"balanced_accuracy\s+nan", p.stdout) and re.search(r"roc_auc\s+nan", p.stdout)
+    said = [line for line in p.stderr.splitlines() if "one class only" in line]
+    assert len(said) == 1 and said[0].startswith("idc-edge: warning: ") and "balanced accuracy" in said[0]
+    out = json.loads(idc_edge("evaluate", tmp_path / "only0", "--json").stdout)
+    assert out["balanced_accuracy"] is None and out["roc_auc"] is None and out["recall_0"] is not None
 
 
 def test_info_json_names_backend_model_and_sidecar(tiny_int8):

@@ -44,6 +44,14 @@ def test_roc_auc_counts_ties_as_half_and_is_nan_for_one_class():
     assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))
 
 
+def test_balanced_accuracy_is_nan_like_roc_auc_when_a_class_has_no_patch():
+    only_no_idc = binary_metrics([0, 0, 0], [0.1, 0.2, 0.7], 0.5)
+    assert only_no_idc.recall_0 == pytest.approx(2 / 3) and math.isnan(only_no_idc.recall_1)
+    assert math.isnan(only_no_idc.balanced_accuracy) and math.isnan(only_no_idc.roc_auc)  # not recall_0 alone
+    assert only_no_idc.absent_class() == 1 and binary_metrics([1, 1], [0.2, 0.9]).absent_class() == 0
+    assert binary_metrics([0, 1], [0.2, 0.9]).absent_class() is None
+
+
 def test_roc_curve_starts_at_origin_and_ends_at_one():
     fpr, tpr, thr = roc_curve([0, 1, 0, 1], [0.1, 0.8, 0.4, 0.3])
     assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)

@@ -51,6 +51,12 @@ def cmd_evaluate(args) -> int:
         first = ev.misnamed[0]
         print(f"idc-edge: warning: skipped {len(ev.misnamed)} file(s) that are not patches of the data set, e.g. "
               f"{name(first.path)} ({first.reason})", file=sys.stderr)
+    absent = ev.metrics.absent_class()
+    if absent is not None:
+        present = "IDC (class 1)" if absent == 0 else "no IDC (class 0)"
+        print(f"idc-edge: warning: DATA_DIR holds patches of one class only, {present}: balanced accuracy and "
+              "ROC AUC are undefined (nan) and accuracy is that class's recall; evaluate on patches of both classes",
+              file=sys.stderr)
     if args.json:
         print(dumps(summary))
         return 0
