@@ -56,6 +56,8 @@ class DetectorOptions:
         model_path: ``.tflite`` model with its sidecar; None for the shipped int8 model.
         um_per_px: microns per pixel of the frames (the camera's scale); None means the
             frames are already at the model's scale (no rescale).
+        um_per_px_from: where ``um_per_px`` came from, named by messages that question the scale
+            (e.g. ``"the scale of profile 'olympus.toml'"``); None names the option um_per_px.
         stride: distance between patches in model pixels; None means one patch (no overlap).
         threshold: decision threshold in [0, 1]; None takes the sidecar's (its field-context
             threshold when the windows are decided with their neighbours).
@@ -85,6 +87,7 @@ class DetectorOptions:
 
     model_path: Optional[str] = None
     um_per_px: Optional[float] = None
+    um_per_px_from: Optional[str] = None
     stride: Optional[int] = None
     threshold: Optional[float] = None
     num_threads: int = 1
@@ -107,6 +110,9 @@ class DetectorOptions:
 
         if self.um_per_px is not None:
             set_("um_per_px", validate.positive_number("um_per_px", self.um_per_px, "microns per pixel of the frames"))
+        if self.um_per_px_from is not None and not isinstance(self.um_per_px_from, str):
+            raise OptionError(f"um_per_px_from must be text, got {type(self.um_per_px_from).__name__}",
+                              option="um_per_px_from")
         if self.stride is not None:
             set_("stride", validate.whole_number("stride", self.stride, unit="model pixels between patches"))
         if self.threshold is not None:
@@ -202,8 +208,7 @@ class Detector:
         """Refuse a frame whose rescaled copy or patch grid would exceed the memory budget."""
         h, w = float(shape[0]) * self.scale, float(shape[1]) * self.scale
         check_buffer((h, w, 3), 1, f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px rescaled to the "
-                     f"model's {self.spec.um_per_px:g} µm/px", "check um_per_px (microns per pixel of the camera) "
-                     "or use smaller frames")
+                     f"model's {self.spec.um_per_px:g} µm/px", f"{self._check_scale()} or use smaller frames")
         rows = (max(h, self.patch) - self.patch) / self.stride + 1
         cols = (max(w, self.patch) - self.patch) / self.stride + 1
         check_buffer((rows, cols, _BYTES_PER_GRID_PATCH), 1, f"the patch grid of a {shape[1]}×{shape[0]} px frame at "
@@ -216,7 +221,11 @@ class Detector:
         if w * h * 4 < self.patch * self.patch:
             warnings.warn(f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px is only {w}×{h} px at the "
                           f"model's {self.spec.um_per_px:g} µm/px, less than a quarter of one {self.patch} px patch: "
-                          "its result means little; check um_per_px (microns per pixel of the camera)", stacklevel=4)
+                          f"its result means little; {self._check_scale()}", stacklevel=4)
+
+    def _check_scale(self) -> str:
+        """What to check when the frames' scale looks wrong: where it came from (an option, a profile)."""
+        return f"check {self.options.um_per_px_from or 'um_per_px'} (microns per pixel of the camera)"
 
     def _grid_for(self, shape: tuple[int, int]) -> tuple[TileGrid, np.ndarray]:
         # grid and boxes are stored and read as one tuple: threads detecting frames of different

@@ -45,8 +45,20 @@ class TickMeasurement:
     ticks_in_view: float
 
     def um_per_px(self, spacing_um: float) -> float:
-        """Microns per pixel for ticks ``spacing_um`` microns apart."""
-        return validate.positive_number("spacing_um", spacing_um, "µm between the micrometer's ticks") / self.period_px
+        """Microns per pixel for ticks ``spacing_um`` microns apart.
+
+        Raises:
+            OptionError: ``spacing_um`` is outside :data:`~idc_edge.validate.SPACING_UM_RANGE`, or the
+                scale it gives outside :data:`~idc_edge.validate.UM_PER_PX_RANGE`.
+        """
+        spacing = validate.spacing_um("spacing_um", spacing_um)
+        um = spacing / self.period_px
+        why = validate.implausible_um_per_px(um)
+        if why:
+            raise OptionError(f"the measured scale (ticks {self.period_px:g} px apart, spacing_um {spacing:g} µm) is "
+                              f"{why}; check spacing_um and that the image shows the micrometer's ticks",
+                              options=["spacing_um"])
+        return um
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
 from .fileio import name as short_name, read_bytes, short, why, write_whole
+from .validate import implausible_um_per_px
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -239,6 +240,9 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
         raise ProfileError(f"profile {str(path)!r}: {e}") from None
     fw, fh = number(s, "frame_width", "scale", True), number(s, "frame_height", "scale", True)
     um = number(s, "um_per_px", "scale")
+    if um is not None and (bad := implausible_um_per_px(um)):  # it would reach the detector as if typed as --um-per-px
+        raise ProfileError(f"profile {str(path)!r}: scale.um_per_px is {bad}; "
+                           "calibrate scale again, giving the micrometer's tick spacing in µm")
     if um is not None and (fw is None or fh is None):
         raise ProfileError(f"profile {str(path)!r}: scale.um_per_px needs scale.frame_width and frame_height "
                            "(the frame size it was measured at)")

@@ -39,6 +39,7 @@ from typing import Any
 
 from .errors import ModelError
 from .fileio import name, read_bytes, short
+from .validate import implausible_um_per_px
 
 FORMAT_VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -162,8 +163,11 @@ class ModelSpec:
         if not _is_int(self.patch_size_px) or not 8 <= self.patch_size_px <= 4096:
             raise ModelError(f"sidecar: patch_size_px must be a whole number of pixels from 8 to 4096, "
                              f"got {short(self.patch_size_px)}")
-        if not _is_number(self.um_per_px) or not math.isfinite(self.um_per_px) or not 0 < self.um_per_px < 1e6:
+        if not _is_number(self.um_per_px) or not math.isfinite(self.um_per_px) or self.um_per_px <= 0:
             raise ModelError(f"sidecar: um_per_px must be a positive number of microns per pixel, got {short(self.um_per_px)}")
+        if bad := implausible_um_per_px(self.um_per_px):  # 1e-300 passed, and the memory error then blamed --um-per-px
+            raise ModelError(f"sidecar: um_per_px is {bad}; fix the model's "
+                             "sidecar (the training patches' scale, 4 for the Kaggle set)")
         if not isinstance(self.channel_order, str) or self.channel_order not in CHANNEL_ORDERS:
             raise ModelError(f"sidecar: channel_order must be 'RGB' or 'BGR', got {short(self.channel_order)}")
         if not _is_number(self.threshold) or not 0.0 <= self.threshold <= 1.0:

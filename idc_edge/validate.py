@@ -25,6 +25,14 @@ MAX_WAIT_S = 86400.0
 THREADS_PER_CORE = 4
 
 
+#: Microns per pixel a camera on a microscope can have, µm/px: from 0.01 (finer than any objective
+#: resolves) to 100 (a macro lens); a measured, saved or sidecar scale outside is a mistake.
+UM_PER_PX_RANGE = (0.01, 100.0)
+
+#: Tick spacings of stage micrometers, µm: from 1 µm to 5 mm.
+SPACING_UM_RANGE = (1.0, 5000.0)
+
+
 def _fail(option: str, problem: str, value: Any) -> OptionError:
     return OptionError(f"{option} {problem}, got {value!r:.60}", option=option)
 
@@ -55,6 +63,27 @@ def number(option: str, value: Any, minimum: float, maximum: float, unit: str = 
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not minimum <= value <= maximum:
         raise _fail(option, f"must be a number from {minimum:g} to {maximum:g}{unit and ' (' + unit + ')'}", value)
     return float(value)
+
+
+def spacing_um(option: str, value: Any) -> float:
+    """A stage micrometer's tick spacing in µm, within :data:`SPACING_UM_RANGE` (0.01 is mm typed as µm)."""
+    spacing = positive_number(option, value, "µm between the micrometer's ticks")
+    low, high = SPACING_UM_RANGE
+    if not low <= spacing <= high:
+        likely = (f"mm typed as µm? {spacing:g} mm is {spacing * 1000:g} µm" if spacing < low
+                  else f"nm typed as µm? {spacing:g} nm is {spacing / 1000:g} µm")
+        raise OptionError(f"{option} {spacing:g} µm is not a stage micrometer's tick spacing ({low:g} to {high:g} µm); "
+                          f"{likely}", option=option)
+    return spacing
+
+
+def implausible_um_per_px(value: float) -> Optional[str]:
+    """Why ``value`` (µm/px) cannot be a microscope camera's scale (outside :data:`UM_PER_PX_RANGE`),
+    printed with ``%g``; None when it can. The caller names where the value came from."""
+    low, high = UM_PER_PX_RANGE
+    if low <= value <= high:
+        return None
+    return f"{value:g} µm/px, outside the {low:g} to {high:g} µm/px a microscope camera can have"
 
 
 def probability(option: str, value: Any) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -136,3 +137,58 @@ def test_a_cast_video_run_with_its_white_profile_gives_the_same_idc_map(tmp_path
     print(f"IDC patch agreement with the clean run: cast + profile {with_profile:.3f}, cast alone {without:.3f}")
     assert with_profile >= 0.9, (with_profile, without)
     assert with_profile > without
+
+
+def _ruler_png(tmp_path, period_px=10):
+    """A 640×480 picture of ruler ticks ``period_px`` apart (a stage micrometer seen by the camera)."""
+    ruler = np.full((480, 640, 3), 230, np.uint8)
+    ruler[:, ::period_px] = 30
+    path = tmp_path / "ruler.png"
+    cv2.imwrite(str(path), ruler)
+    return path
+
+
+@pytest.mark.parametrize("spacing, said", [
+    ("0.01", "0.01 µm is not a stage micrometer's tick spacing (1 to 5000 µm); mm typed as µm? 0.01 mm is 10 µm"),
+    ("1e-300", "1e-300 µm is not a stage micrometer's tick spacing (1 to 5000 µm)"),
+    ("1e308", "1e+308 µm is not a stage micrometer's tick spacing (1 to 5000 µm); nm typed as µm?"),
+    ("2000", "measured scale (ticks 10 px apart, --spacing-um 2000 µm) is 200 µm/px, outside the 0.01 to 100 µm/px"),
+])
+def test_calibrate_scale_refuses_an_implausible_spacing_or_scale_and_saves_no_profile(tmp_path, spacing, said):
+    profile = tmp_path / "olympus.toml"
+    p = cli(tmp_path, "calibrate", "scale", "--source", _ruler_png(tmp_path), "--spacing-um", spacing,
+            "--profile", profile)
+    assert p.returncode == 2 and said in one_error_line(p) and "--spacing-um" in p.stderr
+    assert len(p.stderr) < 300 and not profile.exists()
+
+
+def test_a_scale_from_a_profile_is_named_by_its_profile_not_as_um_per_px(tmp_path):
+    """A hand-edited profile scale is refused naming the file; a plausible one that still makes a frame too
+    large names the profile it came from, never --um-per-px that was not given."""
+    profile, edited = tmp_path / "macro.toml", tmp_path / "edited.toml"
+    ruler = _ruler_png(tmp_path)
+    assert cli(tmp_path, "calibrate", "scale", "--source", ruler, "--spacing-um", 500, "--profile", profile).returncode == 0
+    edited.write_text(re.sub(r"(?m)^um_per_px = .*$", "um_per_px = 1e308", profile.read_text()))
+    p = cli(tmp_path, "run", "--source", ruler, "--profile", edited, "--quiet")
+    assert p.returncode == 2 and f"profile '{edited}': scale.um_per_px is 1e+308 µm/px, outside" in one_error_line(p)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "IDC_EDGE_MEMORY_MB": "100"}
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(ruler), "--profile", str(profile),
+                        "--quiet"], capture_output=True, text=True, timeout=180, env=env)
+    (line,) = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]  # after the summary
+    assert p.returncode == 2 and "at 50 µm/px" in line and f"check the scale of profile '{profile}'" in line
+    assert "--um-per-px" not in line
+
+
+def test_an_implausible_sidecar_scale_is_refused_naming_the_sidecar(tmp_path, tiny_int8):
+    """A sidecar um_per_px of 1e-300 was accepted, and a later memory error blamed --um-per-px."""
+    import shutil
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_int8, model)
+    spec = json.loads(tiny_int8.with_suffix(".json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**spec, "um_per_px": 1e-300, "model_sha256": None}))
+    for command in (("info",), ("run", "--source", _ruler_png(tmp_path), "--um-per-px", 1, "--quiet")):
+        p = cli(tmp_path, *command, "--model", model)
+        line = one_error_line(p)
+        assert f"model sidecar '{tmp_path / 'm.json'}': um_per_px is 1e-300 µm/px, outside the 0.01 to 100" in line
+        assert "--um-per-px" not in line and len(line) < 300

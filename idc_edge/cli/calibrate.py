@@ -90,7 +90,7 @@ def cmd_calibrate(args) -> int:
     if args.what == "scale" and args.spacing_um is None:
         raise OptionError("calibrate scale needs --spacing-um: the micrometer's tick spacing in um (often 10)")
     if args.spacing_um is not None:  # checked before any frame is grabbed
-        validate.positive_number("spacing_um", args.spacing_um, "µm between the micrometer's ticks")
+        validate.spacing_um("spacing_um", args.spacing_um)
     setup = resolve(args, for_calibration=True)
     image, granted = _grab(setup, frames, setup.camera_timeout_s)
     h, w = image.shape[:2]

@@ -21,7 +21,7 @@ from typing import Optional, Union
 
 from ..errors import OptionError
 from ..fileio import is_regular_file, name
-from ..profiles import Profile, load_profile, load_or_new_profile
+from ..profiles import Profile, load_profile, load_or_new_profile, profile_path
 from ..sources.modes import CameraControls, CameraMode, field_of_view_mm
 
 #: seconds without camera frames before a run or calibration gives up, when ``--camera-timeout`` is not given
@@ -90,6 +90,7 @@ class CaptureSetup:
         profile: the profile read (None without ``--profile``); for a run, its scale is dropped
             when ``--um-per-px`` gives a new one (so the frame-size check does not apply).
         um_per_px: microns per pixel (``--um-per-px`` or the profile's), None when unknown.
+        um_per_px_from: the profile's file when ``um_per_px`` is its scale, for messages; None for ``--um-per-px``.
         camera_timeout_s: seconds without camera frames before giving up.
     """
 
@@ -100,6 +101,7 @@ class CaptureSetup:
     profile: Optional[Profile]
     um_per_px: Optional[float]
     camera_timeout_s: float = CAMERA_TIMEOUT_S
+    um_per_px_from: Optional[str] = None
 
 
 def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
@@ -138,11 +140,12 @@ def resolve(args, *, for_calibration: bool = False) -> CaptureSetup:
     um = getattr(args, "um_per_px", None)
     if profile is not None and um is not None and not for_calibration:
         profile = replace(profile, um_per_px=None, frame_size=None)  # a new scale: no frame-size check
-    if um is None and profile is not None:
-        um = profile.um_per_px
+    um_from = None
+    if um is None and profile is not None and profile.um_per_px is not None:
+        um, um_from = profile.um_per_px, f"the scale of profile {name(profile_path(args.profile))}"
     timeout = getattr(args, "camera_timeout", None)
     return CaptureSetup(camera=camera, source=source, mode=mode, controls=controls, profile=profile, um_per_px=um,
-                        camera_timeout_s=CAMERA_TIMEOUT_S if timeout is None else timeout)
+                        camera_timeout_s=CAMERA_TIMEOUT_S if timeout is None else timeout, um_per_px_from=um_from)
 
 
 def say_granted(source, um_per_px: Optional[float], stream=None) -> None:

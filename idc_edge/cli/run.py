@@ -146,7 +146,8 @@ def build_config(args):
     balance = None
     if profile is not None and profile.white_gains_rgb and not args.no_white_balance:
         balance = WhiteBalance(profile.white_gains_rgb)
-    options = DetectorOptions(**{**bound_values(args, RUN_FLAGS, "detector"), "um_per_px": setup.um_per_px},
+    options = DetectorOptions(**{**bound_values(args, RUN_FLAGS, "detector"), "um_per_px": setup.um_per_px,
+                                 "um_per_px_from": setup.um_per_px_from},
                               white_balance=balance, **gates_off(args.no_gates))
     return RunConfig(**{**bound_values(args, RUN_FLAGS, "run"), "camera_timeout_s": setup.camera_timeout_s},
                      source=setup.source, camera=setup.camera, detector=options, camera_mode=setup.mode,
