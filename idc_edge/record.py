@@ -34,7 +34,7 @@ import numpy as np
 
 from .errors import OptionError, RecordError
 from .budget import check_buffer
-from .fileio import as_path, name, open_input, open_output, opencv_path, short, why, write_all
+from .fileio import as_path, name, no_folder, open_input, open_output, opencv_path, short, why, write_all
 from .rescale import letterbox
 
 log = logging.getLogger(__name__)
@@ -480,6 +480,39 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 VIDEO_SPACE_FLOOR_BYTES = 4 << 20
 
 
+#: what each codec is called in messages
+_CODEC_NAMES = {"mp4v": "MPEG-4 (mp4v)", "MJPG": "MJPG", "HFYU": "HuffYUV"}
+
+
+def partial_name(target: str) -> str:
+    """A new name beside ``target`` for the video while it is written: ``NAME.partial-XXXXXXXX.EXT``
+    (same extension, so OpenCV picks the same container; the stem cut to 150 bytes so the name fits
+    a file system's 255)."""
+    folder, base = os.path.split(target)
+    stem, suffix = os.path.splitext(base)
+    stem = os.fsdecode(os.fsencode(stem)[:150])
+    return os.path.join(folder, f"{stem}.partial-{os.urandom(4).hex()}{suffix}")
+
+
+def encoder_works(fourcc: int, suffix: str, size: tuple[int, int] = (64, 64)) -> bool:
+    """True when OpenCV opens a writer of ``fourcc`` for a ``suffix`` file of ``size`` (width, height
+    in px) in a temporary folder: tells a codec missing here from a frame size it refuses."""
+    import shutil
+    import tempfile
+
+    try:
+        folder = tempfile.mkdtemp(prefix="idc-edge-")
+    except OSError:
+        return False
+    try:
+        writer = cv2.VideoWriter(os.path.join(folder, "probe" + suffix), fourcc, 30.0, size)
+        ok = writer.isOpened()
+        writer.release()
+        return ok
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class VideoRecorder:
     """Writes BGR frames to a video file; the size is fixed by the first frame.
 
@@ -487,6 +520,13 @@ class VideoRecorder:
     HuffYUV (lossless). A frame of another size (a source whose frame size changes mid-stream) is
     letterboxed into the first size, at its own aspect ratio with black bars, the same for every
     codec (warned once), never stretched.
+
+    The frames go to a new file beside ``path`` (``NAME.partial-XXXXXXXX.EXT``, see
+    :func:`partial_name`), which :meth:`close` moves over ``path`` in one step once the file is
+    finalised. A run killed hard (``kill -9``, a power cut) therefore never touches an earlier file
+    at ``path``; its frames so far stay under the partial name (readable for ``.avi`` and ``.mkv``;
+    an ``.mp4`` has its index written at the end, so it is not). A symbolic link is followed (the
+    file it points to is replaced).
     """
 
     def __init__(self, path: Union[str, os.PathLike], fps: float = 30.0):
@@ -497,23 +537,40 @@ class VideoRecorder:
         if not fps > 0 or not math.isfinite(fps):
             fps = 30.0
         self.fps = float(min(fps, 1000.0))
-        existed = os.path.lexists(self.path)
-        # made (or checked) now, without truncating, so a folder, FIFO, device or unwritable place is
-        # refused before the run starts; OpenCV truncates it when the first frame arrives
-        os.close(open_output(self.path, "video file", append=True, error=RecordError, replaces="video"))
-        self._created = not existed
+        self._target = os.path.realpath(self.path)
+        if os.path.exists(self.path):
+            # checked now, unchanged: a folder, FIFO, device, unwritable or non-video file is refused before the run
+            os.close(open_output(self.path, "video file", append=True, error=RecordError, replaces="video"))
+        os.unlink(self._reserve())  # the folder takes new files: refused now, not at the first frame
         self._fourcc = cv2.VideoWriter_fourcc(*_FOURCC[suffix])
         self._writer: Optional[cv2.VideoWriter] = None
         self._size: Optional[tuple[int, int]] = None
         self._names = contextlib.ExitStack()
+        self._partial: Optional[str] = None  # the file being written, until close moves it over path
         self.frames = 0
         self.letterboxed = 0  # frames of another size than the first, fitted in with bars
+
+    def _reserve(self) -> str:
+        """Create the empty partial file (exclusively: never another run's) and return its name.
+
+        Raises:
+            RecordError: the folder is missing or takes no new file.
+        """
+        partial = partial_name(self._target)
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+        except OSError as e:
+            folder = os.path.dirname(partial)
+            reason = why(e) if os.path.isdir(folder) else no_folder(folder)
+            raise RecordError(f"cannot write video file {name(self.path)}: {reason}") from None
+        return partial
 
     def write(self, frame_bgr: np.ndarray) -> None:
         """Add one frame.
 
         Raises:
-            RecordError: OpenCV has no encoder for the file here, or the file system holds less than
+            RecordError: OpenCV cannot encode this file here (no encoder, or a frame size the codec
+                refuses), or the file system holds less than
                 :data:`VIDEO_SPACE_FLOOR_BYTES` (or two raw frames) free: OpenCV drops frames it cannot
                 write without a word, which left a 297-frame run's video with 9 readable frames and no
                 index; stopping first keeps the room to finalise what is there.
@@ -521,14 +578,7 @@ class VideoRecorder:
         h, w = frame_bgr.shape[:2]
         self._check_space(frame_bgr.nbytes)
         if self._writer is None:
-            self._size = (w, h)
-            where = self._names.enter_context(opencv_path(self.path, "video file", RecordError))
-            self._writer = cv2.VideoWriter(where, self._fourcc, self.fps, self._size)
-            if not self._writer.isOpened():
-                self._writer = None
-                self._names.close()
-                raise RecordError(f"cannot write video {name(self.path)}: OpenCV has no encoder for it here; "
-                                  "try .avi (MJPG) or .mkv (HuffYUV)")
+            self._open_writer(w, h)
         elif (w, h) != self._size:
             if not self.letterboxed:
                 log.warning("%s: the frames changed size from %dx%d to %dx%d px; such frames are letterboxed into "
@@ -538,9 +588,28 @@ class VideoRecorder:
         self._writer.write(frame_bgr)
         self.frames += 1
 
+    def _open_writer(self, w: int, h: int) -> None:
+        """Open OpenCV's writer on a new partial file for ``w``×``h`` px frames."""
+        self._size = (w, h)
+        self._partial = self._reserve()
+        where = self._names.enter_context(opencv_path(self._partial, "video file", RecordError))
+        self._writer = cv2.VideoWriter(where, self._fourcc, self.fps, self._size)
+        if self._writer.isOpened():
+            return
+        self._writer = None
+        self.close()  # removes the partial file
+        suffix = self.path.suffix.lower()
+        other = ".mkv (HuffYUV)" if suffix == ".avi" else ".avi (MJPG)"
+        if encoder_works(self._fourcc, suffix):
+            codec = _CODEC_NAMES.get(_FOURCC[suffix], _FOURCC[suffix])
+            raise RecordError(f"cannot write video {name(self.path)}: its frames are {w}x{h} px, a size the "
+                              f"{codec} encoder refuses (it writes 64x64 here); try {other}")
+        raise RecordError(f"cannot write video {name(self.path)}: OpenCV has no encoder for it here; "
+                          f"try {other}")
+
     def _check_space(self, frame_bytes: int) -> None:
         try:
-            st = os.statvfs(self.path.parent)
+            st = os.statvfs(os.path.dirname(self._target))
         except (OSError, AttributeError):  # no statvfs here (Windows) or the folder went away: OpenCV says nothing either way
             return
         free = st.f_bavail * st.f_frsize
@@ -549,22 +618,52 @@ class VideoRecorder:
                               f"the video holds the first {self.frames} frame(s): free some space or save it elsewhere")
 
     def close(self) -> None:
-        """Finalise the file so it is playable; safe to call twice. A file this recorder created
-        and never wrote a frame to is removed."""
+        """Finalise the file so it is playable and move it over ``path``; safe to call twice. With
+        no frame written, nothing is moved: an earlier file at ``path`` stays as it was.
+
+        Raises:
+            RecordError: the finished video cannot be moved into place (it stays under its partial name).
+        """
         if self._writer is not None:
             self._writer.release()
             self._writer = None
         self._names.close()
-        if self._created and self.frames == 0:
-            self._created = False
-            try:
-                if os.path.getsize(self.path) == 0:
-                    os.unlink(self.path)
-            except OSError:
-                pass
+        partial, self._partial = self._partial, None
+        if partial is None:
+            return
+        if not self.frames:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            return
+        _move_into_place(partial, self._target, self.path)
 
     def __enter__(self) -> "VideoRecorder":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _move_into_place(partial: str, target: str, shown: Path) -> None:
+    """Put the finished ``partial`` file at ``target`` in one step, its data on disk first (a power
+    cut after the move leaves the whole new video, one before it the earlier file).
+
+    Raises:
+        RecordError: the move fails (a file made immutable meanwhile, a folder gone); the frames stay in ``partial``.
+    """
+    try:
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, target)
+    except OSError as e:
+        raise RecordError(f"cannot put video {name(shown)} in place: {why(e)}; its frames are in "
+                          f"{name(partial)}") from None
+    with contextlib.suppress(OSError):  # the new name on disk too (not every file system lets a folder be opened)
+        folder = os.open(os.path.dirname(target), os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

@@ -16,7 +16,8 @@ hands each frame to every sink by the sink's delivery (see :mod:`idc_edge.sinks.
 browser or encoder drops frames on its own thread instead of slowing the run.
 
 Ending: the source ends, ``max_frames`` is reached, a sink asks to stop (``q`` in a window), or
-Ctrl-C (``KeyboardInterrupt``; the command line turns SIGTERM and SIGHUP into it). Every sink is
+Ctrl-C (``KeyboardInterrupt``; the command line turns SIGTERM, SIGHUP and SIGQUIT into it, or,
+while a frame is handed to the outputs, into :meth:`Session.request_stop` once they all have it). Every sink is
 then closed (results flushed, video finalised, server stopped) before :meth:`Session.run`
 returns its :class:`RunSummary`. A fault while streaming (camera lost, disk full) is raised only
 after that, so nothing recorded is lost; ``session.summary`` still holds the summary.
@@ -44,7 +45,9 @@ from .sources.modes import CameraControls, CameraMode
 
 log = logging.getLogger(__name__)
 
-_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+#: the signals that stop a run cleanly from the command line (SIGQUIT, Ctrl-\\, too: by default it ends the
+#: process with its outputs unfinalised, an MP4 then unplayable), held off while the outputs close
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n))
 
 
 @dataclass(frozen=True)
@@ -135,15 +138,18 @@ class RunSummary:
     """How a run went.
 
     Attributes:
-        frames: frames processed.
+        frames: frames that reached the outputs (the first of them, the results file where there is one;
+            a frame a stop cut off before any output had it is not counted).
         elapsed_s: wall-clock seconds from start to the end of closing.
         skipped: frames (or patch images) the source could not use.
         skipped_what: what ``skipped`` counts, for messages.
         stopped: ``"end"`` (source finished), ``"max_frames"``, ``"sink"`` (a sink asked, e.g. ``q``
-            in the window), ``"interrupted"`` (Ctrl-C, SIGTERM, SIGHUP) or ``"error"``.
+            in the window), ``"interrupted"`` (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) or ``"error"``.
         dropped: per sink name, frames a newest-wins sink skipped because it was busy.
         sink_notes: each sink's few words for the summary line.
         error: the fault that ended the run, if any (it is raised too).
+        cut_off: 1 when a stop (a bare ``KeyboardInterrupt``) cut the last frame off while it was handed
+            to the outputs: some hold it, others not (the command line waits for every output instead).
     """
 
     frames: int
@@ -154,6 +160,7 @@ class RunSummary:
     dropped: dict = field(default_factory=dict)
     sink_notes: tuple = ()
     error: Optional[IdcEdgeError] = None
+    cut_off: int = 0
 
     @property
     def fps(self) -> float:
@@ -164,6 +171,8 @@ class RunSummary:
         text = f"{self.frames} frame(s) in {self.elapsed_s:.1f} s ({self.fps:.1f} fps)"
         if self.skipped:
             text += f", {self.skipped} {self.skipped_what} skipped"
+        if self.cut_off:
+            text += ", the last one cut off by the stop (not in every output)"
         return "; ".join([text, *self.sink_notes])
 
 
@@ -230,6 +239,13 @@ class Session:
         #: set once the run has taken a stop (Ctrl-C) and is finishing: a front end that turns
         #: signals into KeyboardInterrupt holds later ones off from then on (they would cut the closing)
         self.stopping = False
+        #: True while a frame is handed to the outputs: a front end's stop then calls
+        #: :meth:`request_stop` rather than raising, so every output gets that frame or none does
+        self.delivering = False
+
+    def request_stop(self) -> None:
+        """End the run after the frame being handed to the outputs (safe from a signal handler)."""
+        self.stopping = True
 
     def _check_outputs(self, detector, source) -> None:
         """Refuse a sink whose file is the source, the model, its sidecar or another sink's file (by
@@ -259,7 +275,7 @@ class Session:
         started = time.monotonic()
         closers: list = []
         feeds: list[SinkFeed] = []
-        frames, stopped, failure = 0, "end", None
+        frames, stopped, failure, cut_off = 0, "end", None, 0
         source = None
         streaming = early = False
         try:
@@ -292,18 +308,25 @@ class Session:
             streaming = True
             warned: set = set()
             for result in results:
-                frames += 1
                 warn_once(result, warned)
-                fps = frames / max(time.monotonic() - started, 1e-9)
+                fps = (frames + 1) / max(time.monotonic() - started, 1e-9)
                 overlay = draw_overlay(result.image, result, style, fps=fps, info=labels) if draw else None
                 if not wants_image and result.image is not None:
                     # the raw frame was kept only to draw on: freed now, not held by every queued frame
                     result = replace(result, image=None)
                 item = SinkFrame(result, overlay, fps, info)
                 del overlay, result  # only ``item`` holds them, and only until the sinks have it
+                self.delivering, taken = True, 0  # a front end's stop waits for the end of this (request_stop)
                 for feed in feeds:
                     feed.offer(item)
+                    frames += not taken  # counted once an output has it (the results file, when there is one)
+                    taken += 1
+                frames += not feeds
+                self.delivering = False
                 del item
+                if self.stopping:  # a stop asked while the frame was handed out (request_stop)
+                    stopped = "interrupted"
+                    break
                 if any(s.stop_requested for s in self.sinks):
                     stopped = "sink"
                     break
@@ -313,12 +336,14 @@ class Session:
         except KeyboardInterrupt:
             self.stopping = True
             stopped = "interrupted"
+            cut_off = int(self.delivering and taken > 0)
         except IdcEdgeError as e:
             if not streaming:
                 early = True
                 raise
             stopped, failure = "error", e  # camera lost, disk full: raised after everything is finalised
         finally:
+            self.delivering = False  # also after a sink's fault: a later stop is a stop again
             started_sinks = {id(f.sink) for f in feeds}
             closers.extend(s for s in self.sinks if id(s) not in started_sinks)  # never started: close them too
             closing_error = _close_all(closers) if closers else None
@@ -328,7 +353,8 @@ class Session:
                 frames=frames, elapsed_s=elapsed, skipped=getattr(source, "skipped", 0) if source is not None else 0,
                 skipped_what=getattr(source, "skipped_what", "unusable frame(s)"), stopped=stopped,
                 dropped={f.sink.name: f.dropped for f in feeds if f.dropped},
-                sink_notes=tuple(n for n in (f.sink.summary() for f in feeds) if n), error=failure)
+                sink_notes=tuple(n for n in (f.sink.summary() for f in feeds) if n), error=failure,
+                cut_off=cut_off)
         if failure is not None:
             raise failure
         return self.summary
@@ -396,13 +422,13 @@ def warn_once(result, warned: set) -> None:
 
 
 def _close_all(closers: list) -> Optional[IdcEdgeError]:
-    """Close in reverse order; on the main thread with Ctrl-C/SIGTERM/SIGHUP held off, so a second
+    """Close in reverse order; on the main thread with Ctrl-C/SIGTERM/SIGHUP/SIGQUIT held off, so a second
     signal cannot leave a video without its index. One failing close does not stop the others: a
     typed error is returned (the first), anything else logged."""
     main = threading.current_thread() is threading.main_thread()
     held = {}
     if main:
-        for s in _STOP_SIGNALS:
+        for s in STOP_SIGNALS:
             try:
                 held[s] = signal.signal(s, signal.SIG_IGN)
             except (ValueError, OSError):

@@ -259,11 +259,11 @@ def test_a_disk_filling_up_under_the_video_stops_the_run_with_the_video_finalise
     writer.release()
     real_statvfs = os.statvfs
 
-    class Filling:  # 6 MB, less what the overlay video has taken so far
+    class Filling:  # 6 MB, less what the overlay video has taken so far (out.partial-XXXXXXXX.avi until it ends)
         def __init__(self, path):
             st = real_statvfs(path)
             self.f_frsize = st.f_frsize
-            self.f_bavail = max(0, 6_000_000 - (out.stat().st_size if out.exists() else 0)) // st.f_frsize
+            self.f_bavail = max(0, 6_000_000 - sum(f.stat().st_size for f in tmp_path.glob("out*.avi"))) // st.f_frsize
 
     monkeypatch.setattr(record.os, "statvfs", Filling)
     monkeypatch.setattr(record, "VIDEO_SPACE_FLOOR_BYTES", 5_800_000)  # 200 KB of room (FFmpeg writes 256 KB at a time)

@@ -580,6 +580,11 @@ def test_a_session_refuses_a_sink_writing_onto_its_source_before_any_frame(tmp_p
 
     video = write_numbered_video(tmp_path / "in.avi", n=4)
     before = video.read_bytes()
+    with pytest.raises(RecordError, match="not an overlay video written by idc-edge"):
+        VideoSink(tmp_path / "in.avi")  # not idc-edge's: refused whatever it is
+    for name in ("in.avi", "again.avi"):  # an overlay idc-edge wrote may be replaced, but never the source
+        (tmp_path / (name + ".frames.tsv")).write_bytes(b"# idc-edge frame index: results record index "
+                                                        b"<TAB> video frame (from 0)\n0\t0\n")
     with pytest.raises(OptionError, match="same file as the source"):
         run_session(RunConfig(source=str(video)), [VideoSink(tmp_path / "in.avi")])
     assert video.read_bytes() == before

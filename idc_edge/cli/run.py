@@ -38,8 +38,6 @@ RUN_FLAGS = MODEL_FLAGS + (
           number("--camera-timeout"), "S"),
 )
 
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
 
 def add_parser(sub) -> None:
     run = sub.add_parser("run", help="stream a camera, video, image or data-set folder through the detector",
@@ -86,10 +84,13 @@ def _check_outputs(args) -> None:
 
 
 class _StopOnce:
-    """Ctrl-C, SIGTERM and SIGHUP during a run: each raises KeyboardInterrupt until the session has
-    taken one (its ``stopping``), which it turns into "interrupted" after finalising every output;
-    from then on they are only acknowledged. A second Ctrl-C pressed while the outputs close or the
-    process exits printed a traceback or ended the process by the signal (exit -2 or -15, not 0).
+    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT during a run: each raises KeyboardInterrupt until the session
+    has taken one (its ``stopping``), which it turns into "interrupted" after finalising every output;
+    from then on they are only acknowledged. One arriving while a frame is handed to the outputs
+    (the session's ``delivering``) stops the run once every output has that frame
+    (:meth:`Session.request_stop`): cut in between, the results held a frame the video did not. A
+    second Ctrl-C pressed while the outputs close or the process exits printed a traceback or ended
+    the process by the signal (exit -2 or -15, not 0).
     A stop that lands in a finaliser (a garbage-collection callback) is lost without Python's
     "Exception ignored" traceback, and the next signal stops the run. Once stopping, the signals stay
     ignored until the process ends; otherwise the handlers are restored.
@@ -102,7 +103,9 @@ class _StopOnce:
         self._unraisable = None
 
     def __enter__(self) -> "_StopOnce":
-        for s in _STOP_SIGNALS:
+        from ..session import STOP_SIGNALS
+
+        for s in STOP_SIGNALS:
             try:
                 self._previous[s] = signal.signal(s, self._handle)
             except (ValueError, OSError):  # not the main thread: signals stay as they are
@@ -112,6 +115,9 @@ class _StopOnce:
 
     def _handle(self, signum, frame) -> None:
         if not self.session.stopping:
+            if self.session.delivering:
+                self.session.request_stop()
+                return
             raise KeyboardInterrupt
         if not self._said:  # os.write: a print from a signal handler could re-enter a half-done print
             self._said = True
@@ -167,11 +173,10 @@ def build_sinks(args, config) -> list:
     disk before anything reports it), then video, snapshots, window, browser, progress line."""
     from ..sinks import JsonlSink, LiveView, ProgressSink, SnapshotSink, VideoSink, WindowSink, parse_address
 
-    sinks = []
-    if args.record:
-        sinks.append(JsonlSink(args.record))
-    if args.save_video:
-        sinks.append(VideoSink(args.save_video))
+    video = VideoSink(args.save_video) if args.save_video else None  # first: another program's video is
+    sinks = [JsonlSink(args.record)] if args.record else []               # refused before a results file is made
+    if video is not None:
+        sinks.append(video)
     snapshot = SnapshotSink(args.snapshots or "idc-snapshots", style=config.overlay) if (args.serve or args.show) else None
     if snapshot is not None:
         sinks.append(snapshot)
@@ -227,7 +232,7 @@ def cmd_run(args) -> int:
                   f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
     session = Session(config, sinks, source=source)
     try:
-        with _StopOnce(session):  # SIGTERM and SIGHUP finish cleanly too, as on Ctrl-C
+        with _StopOnce(session):  # SIGTERM, SIGHUP and SIGQUIT finish cleanly too, as on Ctrl-C
             session.run()
     except IdcEdgeError:
         if session.summary is None:

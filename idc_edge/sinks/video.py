@@ -32,6 +32,45 @@ FRAME_INDEX_SUFFIX = ".frames.tsv"
 _INDEX_HEADER = b"# idc-edge frame index: results record index <TAB> video frame (from 0)\n"
 
 
+def is_frame_index(path: Union[str, os.PathLike]) -> bool:
+    """True when ``path`` is a regular file in idc-edge's frame-index format: its header line, then
+    only lines of two whole numbers (the first 64 KiB are checked; a cut last line is allowed)."""
+    from ..fileio import open_input
+
+    try:
+        fd = open_input(path, "video frame index", RecordError)
+    except RecordError:
+        return False
+    try:
+        head = os.pread(fd, 1 << 16, 0)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if not head.startswith(_INDEX_HEADER):
+        return False
+    lines = head[len(_INDEX_HEADER):].split(b"\n")[:-1]  # the part after the last newline may be cut
+    return all(len(read_frame_index(line)) == 1 for line in lines)
+
+
+def refuse_a_foreign_video(path: os.PathLike, index_path: os.PathLike) -> None:
+    """Refuse to replace a non-empty ``path`` that idc-edge did not write: its own overlay videos have
+    their frame index (:data:`FRAME_INDEX_SUFFIX`) beside them; a camera's recording does not.
+
+    Raises:
+        RecordError: naming the file and what to do.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return
+    except OSError:  # missing (or a dangling link): nothing to lose
+        return
+    if not is_frame_index(index_path):
+        raise RecordError(f"video file {name(path)} already exists and is not an overlay video written by idc-edge "
+                          f"(no idc-edge frame index {name(os.path.basename(index_path))} beside it): replacing it would destroy "
+                          "another program's file; choose another name, or delete the file first if it may go")
+
+
 def read_frame_index(data: bytes) -> dict[int, int]:
     """{record index: video frame} from the bytes of a frame index (:data:`FRAME_INDEX_SUFFIX`);
     lines that are not two whole numbers are skipped."""
@@ -73,6 +112,10 @@ class VideoSink(Sink):
     runs on its own thread and newest wins (``"latest"``), so a slow encoder never slows the run:
     the skipped frames are filled by repeating the one before, keeping time.
 
+    An existing file at ``path`` is replaced only when idc-edge wrote it (its frame index beside it,
+    see :func:`refuse_a_foreign_video`), and only when this video is finished (see
+    :class:`~idc_edge.record.VideoRecorder`): a run killed hard leaves the earlier video whole.
+
     Beside the video, ``<video>.frames.tsv`` says which video frame shows each results record
     (its ``index``; a skipped frame maps to the frame that stands for it), so that a report finds
     a record's picture even where the video's time is not the records' (a long pause held, frames
@@ -99,12 +142,14 @@ class VideoSink(Sink):
         max_gap_s = number("max_gap_s", max_gap_s, 0.0, MAX_WAIT_S, "seconds")
         self._recorder = VideoRecorder(path, fps=fps or 30.0)  # validates the extension and folder
         self.path = self._recorder.path
+        self.index_path = self.path.with_name(self.path.name + FRAME_INDEX_SUFFIX)
+        refuse_a_foreign_video(self.path, self.index_path)
         self._fixed_fps = fps
         self.max_gap_s = float(max_gap_s)
         self._declared = 0.0
         self._t0: Optional[float] = None
         self._pending: list[tuple[float, int, np.ndarray]] = []
-        self.index_path = self.path.with_name(self.path.name + FRAME_INDEX_SUFFIX)
+        self.received = 0  # frames handed to write
         self._index = contextlib.ExitStack()
         self._index_fd: Optional[int] = None
         self._index_lines: Optional[list[bytes]] = []  # None: no index (it could not be written)
@@ -129,6 +174,7 @@ class VideoSink(Sink):
         self._declared = 0.0 if info.live else info.source_fps  # a camera says 30 and delivers what it can
 
     def write(self, frame: SinkFrame) -> None:
+        self.received += 1
         t = float(frame.result.timestamp)
         if self._t0 is None:
             if not (self._fixed_fps or self._declared):
@@ -223,7 +269,7 @@ class VideoSink(Sink):
 
     def summary(self) -> Optional[str]:
         if not self._recorder.frames:  # nothing written: a file of that name is not this run's video
-            return f"no video written to {self.path} (no frame)"
+            return f"no video written to {self.path}" + ("" if self.received else " (no frame)")
         return f"video in {self.path}"
 
     def to_dict(self) -> Optional[dict]:
