@@ -38,9 +38,9 @@ from .frames import to_bgr8
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
-from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size
+from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, tiny_note
 from .focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, assess
-from .tissue import TissueMaskOptions, colourless, patch_fractions, tissue_pixels
+from .tissue import TissueMaskOptions, colourless, no_colour_message, patch_fractions, tissue_pixels, tissue_windows
 
 
 MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
@@ -218,10 +218,10 @@ class Detector:
         """Say so when a frame shrinks to less than a quarter of one patch at the model's scale (a
         mistyped um_per_px): its one padded patch is mostly padding, so "no tissue" means nothing."""
         w, h = rescaled_size(shape[1], shape[0], self.scale)
-        if w * h * 4 < self.patch * self.patch:
+        note = tiny_note(w, h, self.patch)
+        if note:
             warnings.warn(f"a {shape[1]}×{shape[0]} px frame at {self.um_per_px:g} µm/px is only {w}×{h} px at the "
-                          f"model's {self.spec.um_per_px:g} µm/px, less than a quarter of one {self.patch} px patch: "
-                          f"its result means little; {self._check_scale()}", stacklevel=4)
+                          f"model's {self.spec.um_per_px:g} µm/px, {note}; {self._check_scale()}", stacklevel=4)
 
     def _check_scale(self) -> str:
         """What to check when the frames' scale looks wrong: where it came from (an option, a profile)."""
@@ -301,19 +301,14 @@ class Detector:
         tissue_px = tissue_pixels(rgb, self.options.tissue, hsv) if (self.options.tissue_mask or gated) else None
         fractions = patch_fractions(tissue_px, grid) if tissue_px is not None else None
         if self.options.tissue_mask:
-            tissue = fractions >= self.options.tissue.min_fraction
+            tissue = tissue_windows(fractions, self.options.tissue)
         else:
             tissue = np.ones(grid.shape, bool)
         # checked only where it matters: no tissue found, or every window classified without the mask
         if (not self.options.tissue_mask or not tissue.any()) and hsv is not None and not self._warned_colourless \
                 and colourless(hsv):
             self._warned_colourless = True  # said once: every frame of such a camera is the same
-            warnings.warn("the frames have no colour (a monochrome camera, a raw sensor stream read as grey, or an "
-                          "unstained slide): " + ("stained tissue cannot be found in them, so nothing is classified"
-                                                  if self.options.tissue_mask else
-                                                  "with the tissue mask off every window is scored anyway, and those "
-                                                  "scores mean nothing") +
-                          "; use the camera's colour mode and an H&E-stained slide", stacklevel=2)
+            warnings.warn(no_colour_message("the frames", self.options.tissue_mask), stacklevel=2)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
                          clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour,
                          hsv=hsv, noise=self.options.noise)

@@ -33,6 +33,15 @@ def rescaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
+def tiny_note(width: int, height: int, patch: int) -> str:
+    """What to say of an image of ``width`` × ``height`` model pixels that covers less than a quarter
+    of one ``patch`` px patch (its one padded patch is mostly padding, so "no tissue" or a score
+    means little); "" when it is larger."""
+    if width * height * 4 >= patch * patch:
+        return ""
+    return f"less than a quarter of one {patch} px patch: its result means little"
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Where the patches of one frame lie.

@@ -42,6 +42,21 @@ def tissue_pixels(rgb: np.ndarray, options: TissueMaskOptions = TissueMaskOption
     return cv2.bitwise_and(inside, 1)
 
 
+def tissue_windows(fractions: np.ndarray, options: TissueMaskOptions = TissueMaskOptions()) -> np.ndarray:
+    """bool ``[rows, cols]``: the windows at least ``options.min_fraction`` tissue (``fractions`` from
+    :func:`patch_fractions`); the rest is background, never sent to the model."""
+    return fractions >= options.min_fraction
+
+
+def no_colour_message(what: str, masked: bool) -> str:
+    """What to say when :func:`colourless` holds for ``what`` ("the frames", "3 image(s)"): with the
+    tissue mask (``masked``) nothing in them is classified, without it their scores mean nothing."""
+    return (f"{what} have no colour (a monochrome camera, a raw sensor stream read as grey, or an unstained slide): "
+            + ("stained tissue cannot be found in them, so nothing is classified" if masked else
+               "with the tissue mask off every window is scored anyway, and those scores mean nothing")
+            + "; use the camera's colour mode and an H&E-stained slide")
+
+
 def colourless(hsv: np.ndarray, max_saturation: int = 12, min_dark_share: float = 0.05) -> bool:
     """True when a frame (OpenCV HSV of an **RGB** or BGR uint8 image) shows something but no colour:
     at least ``min_dark_share`` of its pixels are darker than three quarters of its brightest, yet

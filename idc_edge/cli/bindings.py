@@ -104,5 +104,9 @@ NO_DENSE = Bound("--no-dense", "detector.dense",
                  "classify patch by patch even when the model has a dense pass (any --stride then)", switch=False)
 
 
+#: Background too: ``run``, and ``classify`` for patch images and larger images alike.
+NO_MASK = Bound("--no-mask", "detector.tissue_mask", "classify background patches too", switch=False)
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     add_bound(parser, MODEL_FLAGS)

@@ -1,7 +1,9 @@
 """``idc-edge classify``: patch images or folders -> CSV of IDC probabilities.
 
 An image no larger than a patch is one row (smaller edge patches padded with white, as in the data
-set). A larger image is never cut to its corner: it is tiled like a frame in ``run`` (rescaled by
+set), judged as ``run`` judges a frame: background (glass, or no colour at all) by the detector's
+tissue mask gets ``tissue`` 0 and an empty probability (``--no-mask``: scored anyway), and an image
+less than a quarter of a patch or without colour is warned about. A larger image is never cut to its corner: it is tiled like a frame in ``run`` (rescaled by
 ``--um-per-px``, ``--stride`` apart, background left out by the tissue mask) and gives one row per
 patch window, with the window's top-left ``x``, ``y`` in the image's pixels; background windows have
 an empty probability and ``tissue`` 0. Its windows are decided as in ``run``: with their neighbours'
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import SourceError
-from .bindings import NO_DENSE, add_bound, add_model_args
+from .bindings import NO_DENSE, NO_MASK, add_bound, add_model_args
 from .options import number, path, whole_number
 
 
@@ -32,7 +34,7 @@ def add_parser(sub) -> None:
                      help="for images larger than a patch: their microns per pixel (default: the model's)")
     cls.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
                      help="for images larger than a patch: distance between windows in model pixels (default: a patch)")
-    add_bound(cls, (NO_DENSE,))  # a stride the dense pass cannot give is refused naming it
+    add_bound(cls, (NO_DENSE, NO_MASK))  # a stride the dense pass cannot give is refused naming it
     cls.add_argument("--out", type=path("--out"), metavar="CSV", help="write the CSV here (default: standard output)")
     cls.add_argument("--quiet", action="store_true", help="no progress bar")
     cls.set_defaults(func=cmd_classify)
@@ -116,7 +118,7 @@ class _Tiler:
 
         self.options = DetectorOptions(model_path=args.model, um_per_px=args.um_per_px, stride=args.stride,
                                        threshold=threshold, num_threads=args.threads,
-                                       context=False if args.no_context else None,
+                                       context=False if args.no_context else None, tissue_mask=not args.no_mask,
                                        dense=False if args.no_dense else None)
         self.detector = None
         self.no_call = 0  # tissue windows without a call so far
@@ -151,14 +153,77 @@ class _Tiler:
             self.detector.close()
 
 
+class _PatchGate:
+    """Decides whether a patch image is tissue as the detector decides it for a frame's window: its
+    tissue mask and ``min_fraction`` (``options``: the detector's), unless ``--no-mask``; and notes,
+    to say once at the end, the images ``run`` would warn about (no colour; less than a quarter of
+    a ``size`` px patch)."""
+
+    def __init__(self, options, size: int):
+        from ..tiling import make_grid
+
+        self.options = options
+        self.size = size
+        self.grid = make_grid((size, size), size, size, 1.0)  # one window: the padded patch
+        self.colourless: list = []
+        self.tiny: list = []  # (path, width px, height px)
+
+    def tissue(self, path, bgr, rgb) -> bool:
+        """True when the padded RGB patch ``rgb`` of image ``bgr`` (at ``path``) is to be scored."""
+        import cv2
+
+        from ..tiling import tiny_note
+        from ..tissue import colourless, patch_fractions, tissue_pixels, tissue_windows
+
+        if tiny_note(bgr.shape[1], bgr.shape[0], self.size):
+            self.tiny.append((path, bgr.shape[1], bgr.shape[0]))
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        masked = self.options.tissue_mask
+        found = not masked or bool(tissue_windows(patch_fractions(tissue_pixels(rgb, self.options.tissue, hsv),
+                                                                  self.grid), self.options.tissue)[0, 0])
+        if not found or not masked:  # checked where run checks it: no tissue, or scored without the mask
+            if colourless(hsv):
+                self.colourless.append(path)
+        return found
+
+    def warn(self) -> None:
+        """The warnings ``run`` gives, once each, with a count and an example."""
+        from ..fileio import name
+        from ..tiling import tiny_note
+        from ..tissue import no_colour_message
+
+        if self.colourless:
+            print(f"idc-edge: warning: {no_colour_message(f'{len(self.colourless)} image(s)', self.options.tissue_mask)}"
+                  f" (e.g. {name(self.colourless[0])})", file=sys.stderr)
+        if self.tiny:
+            path, w, h = self.tiny[0]
+            print(f"idc-edge: warning: {len(self.tiny)} image(s) are too small, e.g. {name(path)} is {w}×{h} px, "
+                  f"{tiny_note(w, h, self.size)}; classify takes patch images at the model's scale", file=sys.stderr)
+
+
+def _patch_row(path, prob: Optional[float], threshold: float) -> list:
+    """The CSV row of a patch image; ``prob`` None: background, an empty probability and ``tissue`` 0."""
+    from ..dataset import parse_patch_path
+    from ..errors import DatasetError
+
+    try:
+        rec = parse_patch_path(path)
+        patient, label = rec.patient, rec.label
+    except DatasetError:
+        patient, label = "", ""
+    if prob is None:
+        return [str(path), patient, label, "", "", 0, 0, 0]
+    return [str(path), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1]
+
+
 def cmd_classify(args) -> int:
     import cv2
     import numpy as np
 
     from .. import validate
     from ..classifier import PatchClassifier, resolve_model_path
-    from ..dataset import parse_patch_path, patch_rgb
-    from ..errors import DatasetError, MemoryBudgetError
+    from ..dataset import patch_rgb
+    from ..errors import MemoryBudgetError
     from ..fileio import name, read_image
     from ..progress import Progress
 
@@ -174,19 +239,14 @@ def cmd_classify(args) -> int:
         skipped = []
         writer = csv.writer(out)
         writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
-        batch, kept = [], []
+        gate = _PatchGate(tiler.options, size)
+        pending = []  # (path, padded RGB patch or None for background), in the order of the files
 
         def flush():
-            if batch:
-                for f, prob in zip(kept, clf.predict(np.stack(batch))):
-                    try:
-                        rec = parse_patch_path(f)
-                        patient, label = rec.patient, rec.label
-                    except DatasetError:
-                        patient, label = "", ""
-                    writer.writerow([str(f), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1])
-            batch.clear()
-            kept.clear()
+            scored = [rgb for _, rgb in pending if rgb is not None]
+            probs = iter(clf.predict(np.stack(scored)) if scored else ())
+            writer.writerows(_patch_row(f, None if rgb is None else next(probs), threshold) for f, rgb in pending)
+            pending.clear()
 
         for done, f in enumerate(files, 1):
             try:
@@ -198,9 +258,9 @@ def cmd_classify(args) -> int:
                 flush()  # rows stay in the order of the files
                 writer.writerows(tiler.rows(f, bgr))
             else:
-                batch.append(patch_rgb(bgr, size))
-                kept.append(f)
-                if len(batch) >= 512:
+                rgb = patch_rgb(bgr, size)
+                pending.append((f, rgb if gate.tissue(f, bgr, rgb) else None))
+                if len(pending) >= 512:
                     flush()
             progress(done, len(files))
         flush()
@@ -209,6 +269,7 @@ def cmd_classify(args) -> int:
                               f"e.g. {name(skipped[0])}; pass patch images or folders of them")
         if out is not sys.stdout:
             out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
+        gate.warn()
         if tiler.no_call:
             print(f"idc-edge: warning: {tiler.no_call} tissue window(s) of the larger images had no call (out of "
                   "focus, badly exposed, a colour cast or too grainy for the model): their probability and idc are "

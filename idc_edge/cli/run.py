@@ -11,7 +11,7 @@ import signal
 import sys
 
 from ..errors import IdcEdgeError, SourceError
-from .bindings import MODEL_FLAGS, NO_DENSE, Bound, add_bound, bound_values
+from .bindings import MODEL_FLAGS, NO_DENSE, NO_MASK, Bound, add_bound, bound_values
 from .options import add_camera_args, number, path, patient_id, whole_number
 
 #: The flags of ``run`` that fill one field of ``DetectorOptions`` or ``RunConfig`` (see
@@ -25,7 +25,7 @@ RUN_FLAGS = MODEL_FLAGS + (
           "(one convolutional pass per frame) takes only multiples of its output stride, e.g. 25 or 50 for an "
           "output stride of 25 px, and refuses others (idc-edge info shows it)", whole_number("--stride"), "PX"),
     NO_DENSE,
-    Bound("--no-mask", "detector.tissue_mask", "classify background patches too", switch=False),
+    NO_MASK,
     Bound("--no-reuse", "detector.reuse",
           "classify every tissue patch of every frame (default: a patch that did not change keeps its score)",
           switch=False),
