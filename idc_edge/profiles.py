@@ -33,7 +33,6 @@ flat set of tables of numbers and strings), replacing the file atomically.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -44,7 +43,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
 from .fileio import name as short_name, read_bytes, short, why, write_whole
-from .validate import implausible_um_per_px
+from .validate import did_you_mean, implausible_um_per_px
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -193,8 +192,7 @@ SCHEMA: Dict[str, Tuple[str, ...]] = {
 def _check_keys(data: Dict[str, Any], path: Path) -> None:
     """Refuse keys :data:`SCHEMA` does not know, naming the closest known one."""
     def unknown(key: str, known, where: str) -> ProfileError:
-        close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else f"; a profile holds only {', '.join(known)}"
+        hint = did_you_mean(key, known, "a profile")
         return ProfileError(f"profile {short_name(path)}: unknown key {short(key)}{where}{hint}; is this a profile "
                             "written by `idc-edge calibrate`?")
 

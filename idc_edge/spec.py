@@ -8,7 +8,8 @@ Keys (``format_version`` 1):
 - ``um_per_px`` (float): microns per pixel of the training data, 4.0 for the Kaggle set.
 - ``channel_order``: ``"RGB"`` or ``"BGR"``, the order the model's input expects.
 - ``threshold`` (float in [0, 1]): a patch is IDC when its probability is >= threshold.
-- ``class_names``: two names, index 1 is IDC.
+- ``class_names``: two names, index 1 is IDC: it names IDC (the word ``IDC``, without ``no``,
+  ``non``, ``not`` or ``negative``) and index 0 does not.
 - ``float_model`` (optional): file name, next to this one, of the float32 model with the same
   weights, for measuring the quantization drop.
 - ``provenance`` (dict): how it was made: data, split, metrics, command, date.
@@ -25,6 +26,9 @@ Keys (``format_version`` 1):
   neighbourhood in model pixels, w how much it counts against the window's own score, t the
   decision threshold of the combined score (chosen on validation patients like ``threshold``,
   which stays the threshold of a patch scored alone). Without it windows are decided alone.
+
+Any other key, or a key given twice, is refused: a mistyped key would be ignored and a repeated
+one would silently win.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ from typing import Any
 
 from .errors import ModelError
 from .fileio import name, read_bytes, short
-from .validate import implausible_um_per_px
+from .validate import did_you_mean, implausible_um_per_px
 
 FORMAT_VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -60,6 +64,17 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: words that make a class name the negative class ("no IDC", "non-IDC", "IDC negative")
+_NEGATIONS = frozenset({"no", "non", "not", "without", "negative"})
+
+
+def names_idc(class_name: str) -> bool:
+    """True when a class name names IDC: it has the word ``IDC`` (any case, any separators) and no
+    negation (:data:`_NEGATIONS`); "IDC", "IDC positive", "class1_IDC" do, "no IDC", "non-IDC" do not."""
+    words = re.findall(r"[a-z0-9]+", class_name.lower())
+    return "idc" in words and _NEGATIONS.isdisjoint(words)
 
 
 def _as_float(value):
@@ -175,6 +190,10 @@ class ModelSpec:
         if not isinstance(self.class_names, (tuple, list)) or len(self.class_names) != 2 \
                 or not all(isinstance(c, str) for c in self.class_names):
             raise ModelError(f"sidecar: class_names must be two names (index 1 = IDC), got {short(self.class_names)}")
+        if not names_idc(self.class_names[1]) or names_idc(self.class_names[0]):
+            # the runtime reads the model's output 1 as IDC: names saying otherwise contradict the model
+            raise ModelError(f"sidecar: class_names must name the negative class first and IDC second, e.g. "
+                             f"[\"no IDC\", \"IDC\"] (the runtime reads output 1 as IDC), got {short(list(self.class_names))}")
         if self.float_model is not None and (not isinstance(self.float_model, str) or not self.float_model.strip()
                                              or "\0" in self.float_model):
             raise ModelError(f"sidecar: float_model must be a file name, got {short(self.float_model)}")
@@ -215,6 +234,11 @@ class ModelSpec:
     def from_dict(cls, data: Any, where: str = "sidecar") -> "ModelSpec":
         if not isinstance(data, dict):
             raise ModelError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        known = ("format_version", *cls.__dataclass_fields__)
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise ModelError(f"{where}: unknown key {short(unknown[0])}{did_you_mean(unknown[0], known, 'a sidecar')}; "
+                             "fix or remove it")
         version = data.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ModelError(f"{where}: format_version {short(version)} is not supported (this idc-edge reads {FORMAT_VERSION})")
@@ -254,11 +278,26 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
                          "<name>.tflite (patch_size_px, um_per_px, channel_order, threshold, class_names)")
     raw = read_bytes(path, "model sidecar", ModelError)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_repeats(path))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelError(f"model sidecar {name(path)} is not valid JSON ({short(str(e), 120)}); "
                          "fix or regenerate it") from None
     return ModelSpec.from_dict(data, where=f"model sidecar {name(path)}")
+
+
+def _refuse_repeats(path: Path):
+    """``json.loads``'s ``object_pairs_hook``: each object as a dict, refusing (ModelError naming
+    the sidecar ``path``) a key given twice in it, where the last would silently win."""
+    def pairs_to_dict(pairs: list) -> dict:
+        out = dict(pairs)
+        if len(out) < len(pairs):
+            seen: set = set()
+            repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+            raise ModelError(f"model sidecar {name(path)}: key {short(repeated)} is given twice (the last would "
+                             "silently win); keep one")
+        return out
+
+    return pairs_to_dict
 
 
 def file_sha256(path: str | os.PathLike) -> str:

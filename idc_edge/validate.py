@@ -33,6 +33,15 @@ UM_PER_PX_RANGE = (0.01, 100.0)
 SPACING_UM_RANGE = (1.0, 5000.0)
 
 
+def did_you_mean(key: Any, known, holder: str) -> str:
+    """The end of an "unknown key" message: `` (did you mean um_per_px?)`` for the closest of
+    ``known`` to a mistyped ``key``, else ``; <holder> holds only a, b, c`` (``holder``: "a profile")."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else f"; {holder} holds only {', '.join(known)}"
+
+
 def _fail(option: str, problem: str, value: Any) -> OptionError:
     return OptionError(f"{option} {problem}, got {value!r:.60}", option=option)
 

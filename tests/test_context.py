@@ -127,7 +127,7 @@ def test_context_rejects_a_non_grid():
 
 # -- the sidecar ---------------------------------------------------------------------------------
 
-BASE = {"patch_size_px": 50, "um_per_px": 4.0, "channel_order": "RGB", "threshold": 0.3, "class_names": ["a", "b"]}
+BASE = {"patch_size_px": 50, "um_per_px": 4.0, "channel_order": "RGB", "threshold": 0.3, "class_names": ["no IDC", "IDC"]}
 
 
 def test_sidecar_context_round_trips_and_is_absent_without_it():

@@ -1,6 +1,7 @@
 """Patch latency: the int8 model against its float32 twin, per batch size and thread count."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -8,8 +9,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..classifier import PatchClassifier, resolve_model_path
-from ..fileio import is_regular_file
-from ..spec import read_spec
+from ..errors import ModelError
+from ..fileio import is_regular_file, name, short
+from ..spec import read_spec, sidecar_path
 from .timing import interleaved
 
 
@@ -26,13 +28,20 @@ class PatchLatency:
 
 
 def float_twin(model_path: Optional[str]) -> Optional[Path]:
-    """The float32 model with the same weights named by the sidecar's ``float_model``, if it exists."""
+    """The float32 model with the same weights named by the sidecar's ``float_model``, if it exists;
+    a name that is no file there is warned about (the float32 comparison is then left out)."""
     path = resolve_model_path(model_path)
-    name = read_spec(path).float_model
-    if not name:
+    twin_name = read_spec(path).float_model
+    if not twin_name:
         return None
-    twin = path.parent / name
-    return twin if is_regular_file(twin) else None  # a hostile name is no twin, not a crash
+    twin = path.parent / twin_name
+    if is_regular_file(twin):
+        return twin
+    # a hostile name is no twin, not a crash; but said, never a float32 row silently missing
+    warnings.warn(f"model sidecar {name(sidecar_path(path))}: float_model {short(twin_name)} is not a file next to "
+                  "the model, so the float32 comparison is left out; fix float_model or put that model there",
+                  stacklevel=2)
+    return None
 
 
 def model_kind(path: Path) -> str:
@@ -50,8 +59,17 @@ def models_to_time(model_path: Optional[str]) -> dict[str, Path]:
     models = {model_kind(path): path}
     twin = float_twin(model_path)
     if twin is not None and twin != path:
-        models.setdefault(model_kind(twin), twin)
+        models.setdefault(_twin_kind(path, twin), twin)
     return models
+
+
+def _twin_kind(path: Path, twin: Path) -> str:
+    """:func:`model_kind` of the float twin ``twin`` of ``path``; its ModelError names the sidecar
+    field that led there (``float_model``), not only the file."""
+    try:
+        return model_kind(twin)
+    except ModelError as e:
+        raise ModelError(f"model sidecar {name(sidecar_path(path))}, float_model: {e}") from None
 
 
 def patch_latency(model_paths: dict[str, Path], batches: Sequence[int] = (1, 64),
