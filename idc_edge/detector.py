@@ -17,6 +17,7 @@ the tissue mask and the result mean exactly what they mean in patch mode.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -444,13 +445,17 @@ class Detector:
 
         Raises:
             FrameError: ``frames`` is one image (an array), not frames: use :meth:`detect`.
-            OptionError: ``frames`` is not iterable.
+            OptionError: ``frames`` is not iterable, or is a path (give ``open_source(path)``).
         """
         self._check_open()
         if isinstance(frames, np.ndarray):
             # iterating one image gave its rows, each detected as a grey frame, without a word
             raise FrameError(f"stream() takes an iterable of frames, got one {short(frames.shape)} array; for one "
                              "frame use detect(frame)")
+        if isinstance(frames, (str, bytes, os.PathLike)):
+            # a path was iterated character by character: "a frame must be a numpy image array, got str"
+            raise OptionError(f"stream() takes frames, got the path {short(frames)}; open it as a source: "
+                              "stream(open_source(path))")
         try:
             items = iter(frames)
         except TypeError:

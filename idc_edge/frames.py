@@ -17,6 +17,9 @@ from .fileio import short
 
 
 _warned: set = set()
+#: how an API caller overrides the bit depth read from the values; the command line has no such
+#: option and says :data:`idc_edge.cli.options.CLI_BITS_HINT` instead
+BITS_HINT = "pass bits= to to_bgr8"
 
 
 def _warn_once(key, message: str) -> None:
@@ -58,7 +61,7 @@ def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     if bits is None and depth > 8 and (frame.dtype.itemsize * 8 != depth):
         _warn_once((frame.dtype.str, depth),
                    f"{frame.dtype} frames with values up to {(1 << depth) - 1} are read as {depth}-bit "
-                   f"(scaled by 1/{1 << (depth - 8)}); if the camera's bit depth differs, pass bits= to to_bgr8")
+                   f"(scaled by 1/{1 << (depth - 8)}); if the camera's bit depth differs, " + BITS_HINT)
     if depth > 8:
         frame = frame >> (depth - 8)
     if frame.dtype.itemsize > 1:
@@ -90,14 +93,14 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     elif top <= 255.0:
         full = 255.0
         _warn_once(("float", 8), f"{frame.dtype} frames with values above 1 are read as 0-255; "
-                                 "give 0-1 floats or pass bits= to to_bgr8 if that is wrong")
+                                 f"give 0-1 floats or {BITS_HINT} if that is wrong")
     else:
         depth = _depth(int(math.ceil(top)))
         # Past 32 bits no camera container exists: scale by the largest value itself
         # (also keeps 1 << depth from overflowing a float for values near 1e308).
         full = float((1 << depth) - 1) if depth <= 32 else top
         _warn_once(("float", depth), f"{frame.dtype} frames with values above 255 are read as "
-                                     f"0-{int(full)} ({depth}-bit); pass bits= to to_bgr8 if that is wrong")
+                                     f"0-{int(full)} ({depth}-bit); {BITS_HINT} if that is wrong")
     if not all_finite:
         frame = np.nan_to_num(frame, nan=0.0, posinf=full, neginf=0.0)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -244,12 +244,19 @@ def _as_flag(text: str, entry: str) -> str:
                   flag_and_value, text)
 
 
+#: what the command line says where the API says :data:`idc_edge.frames.BITS_HINT` (no flag sets it)
+CLI_BITS_HINT = "convert the images to 8 bits per channel first"
+
+
 def in_cli_words(error: Exception) -> str:
     """An error's message in the command line's words: the option it is about (``OptionError.option``,
     at the start), the options it names (``IdcEdgeError.options``) and any library option name with an
     underscore such as ``um_per_px`` become flags (``--um-per-px``); plain words (``stride``) are
-    replaced only as the option an error is about or names."""
-    text = str(error)
+    replaced only as the option an error is about or names; an API-only hint (``bits=``) becomes
+    what a command-line user can do."""
+    from ..frames import BITS_HINT
+
+    text = str(error).replace(BITS_HINT, CLI_BITS_HINT)
     option = getattr(error, "option", None)
     if option in FLAGS and text.startswith(option):
         text = FLAGS[option] + text[len(option):]

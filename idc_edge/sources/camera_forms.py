@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Union
 
 from ..errors import OptionError
-from .files import IMAGE_SUFFIXES
+from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .gstreamer import looks_like_pipeline
 from .modes import CameraControls, CameraMode
 from .network import is_stream_url
 
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".wmv"})
 KINDS = ("v4l2", "picam", "jetson", "gstreamer", "network")
 
 FORMS = ("an index (0), a device path (/dev/video0, /dev/v4l/by-id/...), picam[:N], jetson[:N], "

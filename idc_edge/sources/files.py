@@ -17,6 +17,7 @@ from .base import Frame, FrameSource
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm", ".ppm"})
+VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".wmv"})
 
 
 def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
@@ -45,6 +46,14 @@ class ImageSource(FrameSource):
         yield Frame(0, 0.0, self.image)
 
 
+def _say_left_out(folder: Path, folders: int, videos: int) -> None:
+    """One warning when an image folder holds sub-folders or videos: its frames are its own images
+    only, and those were left out without a word."""
+    if folders or videos:
+        log.warning("folder %s: %d sub-folder(s) and %d video(s) in it are not read (an image folder's frames are "
+                    "the images directly in it); give each as a source of its own", name(folder), folders, videos)
+
+
 class ImageFolderSource(FrameSource):
     """The images of a folder in name order; unreadable files are skipped and counted."""
 
@@ -52,13 +61,16 @@ class ImageFolderSource(FrameSource):
         folder = as_path(folder, "image folder")
         super().__init__(f"folder {name(folder)}")
         try:
+            entries = list(Path(folder).iterdir())
             # all but folders: a FIFO, device or broken link named like an image is skipped and counted
             # when read, never silently left out
-            self.paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+            self.paths = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+            folders = sum(p.is_dir() for p in entries)
         except OSError as e:
             raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None
         if not self.paths:
             raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        _say_left_out(folder, folders, sum(p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir() for p in entries))
 
     def _iter_frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):

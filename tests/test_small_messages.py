@@ -1,0 +1,49 @@
+"""Small messages that named the wrong thing or nothing at all (real files, the command as a subprocess)."""
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import frame_with_blob
+from idc_edge import Detector
+from idc_edge.errors import OptionError
+
+
+def idc_edge(*args):
+    return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args)], capture_output=True, text=True,
+                          timeout=180)
+
+
+def test_a_12_bit_image_is_warned_about_in_the_command_lines_words_not_the_apis(tmp_path):
+    twelve = tmp_path / "twelve.png"
+    cv2.imwrite(str(twelve), frame_with_blob(shape=(150, 200)).astype(np.uint16) * 16)
+    for command in (("classify", twelve), ("run", "--source", twelve)):
+        p = idc_edge(*command, "--quiet")
+        assert p.returncode == 0 and "read as 12-bit" in p.stderr, p.stderr
+        # "pass bits= to to_bgr8" has no command-line equivalent
+        assert "bits=" not in p.stderr and "to_bgr8" not in p.stderr
+        assert "convert the images to 8 bits per channel first" in p.stderr
+
+
+def test_an_image_folder_says_once_that_its_sub_folders_and_videos_are_not_read(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "more").mkdir(parents=True)
+    cv2.imwrite(str(folder / "img.png"), frame_with_blob(shape=(120, 160)))
+    cv2.imwrite(str(folder / "more" / "img2.png"), frame_with_blob(shape=(120, 160)))
+    writer = cv2.VideoWriter(str(folder / "good.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    writer.write(frame_with_blob(shape=(120, 160)))
+    writer.release()
+    shutil.copyfile(folder / "good.avi", folder / "z.mp4")
+    p = idc_edge("run", "--source", folder, "--quiet")
+    assert p.returncode == 0 and "1 frame(s)" in p.stdout + p.stderr
+    assert p.stderr.count("1 sub-folder(s) and 2 video(s) in it are not read") == 1, p.stderr
+
+
+def test_stream_given_a_path_says_to_open_it_as_a_source(tmp_path):
+    with Detector() as det:
+        for path in ("in/good.avi", tmp_path / "good.avi"):
+            with pytest.raises(OptionError, match=r"open it as a source: stream\(open_source\(path\)\)"):
+                det.stream(path)
