@@ -303,6 +303,9 @@ def test_a_source_with_no_usable_frame_is_an_error_not_an_empty_success(tiny_int
     broken.mkdir()
     (broken / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     earlier_video = write_numbered_video(tmp_path / "overlay.avi", n=3).read_bytes()
+    # an earlier run's overlay: idc-edge's frame index beside it (another program's video is refused outright)
+    (tmp_path / "overlay.avi.frames.tsv").write_bytes(b"# idc-edge frame index: results record index "
+                                                      b"<TAB> video frame (from 0)\n0\t0\n1\t1\n2\t2\n")
     earlier_csv = b"path,patient,label,probability,idc,x,y,tissue\nx.png,,,0.5,1,0,0,1\n"
     (tmp_path / "out.csv").write_bytes(earlier_csv)
     rec = tmp_path / "r.jsonl"
