@@ -126,6 +126,23 @@ def test_a_corrupt_frame_inside_a_video_is_skipped_counted_and_the_rest_read(tmp
     assert abs(float(frames[5].image.mean()) - 120) < 8  # frame 6 is frame 6, not a renumbered 5
 
 
+def test_a_frame_the_demuxer_drops_inside_a_video_is_not_blamed_on_the_intact_last_frame(tmp_path, caplog):
+    # random bytes over one frame's AVI chunk header: the demuxer skips the chunk without a trace, so the
+    # reads run out one early; the last frame is whole and must not be named as the one lost
+    path = write_numbered_video(tmp_path / "v.avi")
+    data = bytearray(path.read_bytes())
+    starts = jpeg_starts(bytes(data))
+    data[starts[5] - 8:starts[5] + 200] = np.random.default_rng(1).integers(0, 256, 208, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    src = VideoSource(path)
+    with caplog.at_level(logging.WARNING, logger="idc_edge.sources"):
+        frames = list(src)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(frames) == 11 and src.skipped == 1
+    assert not any("cannot be decoded" in m for m in said), said
+    assert any("gives 11 of the 12 frames it states; 1 missing" in m and "corrupt data inside it" in m for m in said), said
+
+
 def test_a_video_cut_short_gives_what_is_there_and_ends(tmp_path):
     path = write_numbered_video(tmp_path / "v.avi", n=12)
     data = path.read_bytes()

@@ -90,7 +90,8 @@ class VideoSource(FrameSource):
                 cap.release()
 
     def _frames(self, cap, raw: bool) -> Iterator[Frame]:
-        bad = 0
+        failed: list[int] = []  # reads that failed since the last good one: named only once one follows
+        got = 0  # reads that gave a frame
         for index in itertools.count():
             try:
                 ok, image = cap.read()
@@ -98,16 +99,24 @@ class VideoSource(FrameSource):
                 ok, image = False, None
                 log.debug("%s: read raised %s", self.description, e)
             if not ok:
-                if self.frame_count and index < self.frame_count and bad < self.max_bad_frames:
-                    bad += 1
+                if self.frame_count and index < self.frame_count and len(failed) < self.max_bad_frames:
+                    failed.append(index)
                     self.skipped += 1
-                    log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                     continue
                 if self.frame_count > index:  # gave up early: the frames never reached are lost too
                     self.skipped += self.frame_count - index
-                    log.warning("%s: the file ends at frame %d of the %d it states (cut short?); %d frame(s) missing",
-                                self.description, index - bad, self.frame_count, self.frame_count - index + bad)
+                if failed or self.frame_count > index:
+                    # failed reads with no good frame after them: the file ran out of frames, because it
+                    # was cut short or because corrupt data inside it made the demuxer drop a frame
+                    # somewhere without a trace (the frames after that place then came one position early)
+                    log.warning("%s: the file gives %d of the %d frames it states; %d missing (cut short, or corrupt "
+                                "data inside it, after which frames are numbered from where the lost ones were)",
+                                self.description, got, self.frame_count, self.frame_count - got)
                 return
+            got += 1
+            for lost in failed:  # a good read followed: these positions really could not be read
+                log.warning("%s: frame %d cannot be decoded; skipped", self.description, lost)
+            failed = []
             if raw:
                 image = decode_packet(image)
                 if image is None:  # the packet is there but is not a JPEG (bad block on the card)
@@ -117,7 +126,6 @@ class VideoSource(FrameSource):
             image = self._checked(image)
             if image is None:
                 continue
-            bad = 0
             ms = cap.get(cv2.CAP_PROP_POS_MSEC) if self._times_from_file else None
             ts = ms / 1000.0 if ms and 0 < ms < math.inf else (index / self.fps if self.fps else float(index))
             yield Frame(index, ts, image)
