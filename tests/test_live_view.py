@@ -231,6 +231,27 @@ def test_the_page_in_a_real_browser_says_each_gate_s_no_call_in_its_own_row(tmp_
     assert rows["exposure"] == "ok" and "without a call (grey)" in rows["tissue"], rows
 
 
+def test_the_page_in_a_real_browser_says_a_washed_out_frame_is_no_call_in_the_exposure_row(tmp_path):
+    """Stray light added to every pixel: the exposure row says WASHED OUT in red; focus and colour are fine."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    from benchmarks.camera_conditions import glare
+    from idc_edge.bench import synthetic_slide
+
+    rgb = cv2.cvtColor(synthetic_slide(480, 640, seed=1), cv2.COLOR_BGR2RGB)
+    run = Running(tmp_path, frames=[cv2.cvtColor(glare(rgb, 0.5), cv2.COLOR_RGB2BGR)])
+    try:
+        with Browser(run.view.url, chromium) as b:
+            b.wait_for("document.getElementById('exposure').textContent.startsWith('WASHED OUT: no call')")
+            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent") for name in ("focus", "exposure", "colour")}
+            exposure_class = b.evaluate("document.getElementById('exposure').className")
+    finally:
+        run.stop()
+    assert exposure_class == "bad" and "stray light" in rows["exposure"], rows
+    assert rows["focus"] == "in focus" and rows["colour"] == "ok", rows
+
+
 def test_addresses_are_parsed_with_safe_defaults():
     assert parse_address("") == ("127.0.0.1", 8080) and parse_address("9000") == ("127.0.0.1", 9000)
     assert parse_address(":9000") == ("127.0.0.1", 9000) and parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
