@@ -256,7 +256,7 @@ def test_addresses_are_parsed_with_safe_defaults():
     assert parse_address("") == ("127.0.0.1", 8080) and parse_address("9000") == ("127.0.0.1", 9000)
     assert parse_address(":9000") == ("127.0.0.1", 9000) and parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
     assert parse_address("[::1]:8081") == ("::1", 8081)
-    for bad in ("70000", "0", "host:port", "[::1"):
+    for bad in ("70000", "0", "-1", "+0", "host:port", "[::1"):
         with pytest.raises(OptionError):
             parse_address(bad)
 

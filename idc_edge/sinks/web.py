@@ -63,7 +63,7 @@ def parse_address(text: str) -> tuple[str, int]:
     elif text.count(":") == 1:
         h, port = text.split(":")
         host = h or host
-    elif text.isdigit():
+    elif text.lstrip("+-").isdigit():  # a port alone ("-1" is a port out of range, not a host name)
         port = text
     elif text:
         host = text
