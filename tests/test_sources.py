@@ -57,6 +57,18 @@ def test_image_and_folder_sources(tmp_path):
     assert isinstance(one, ImageSource) and len(list(one)) == 1
 
 
+def test_a_file_url_is_the_path_it_names_and_another_machine_s_is_refused(tmp_path):
+    folder = tmp_path / "slide scans"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f0.png"), frame_with_blob(shape=(60, 80)))
+    url = "file://" + str(folder / "f0.png").replace(" ", "%20")  # as a file manager copies it
+    one = open_source(url)
+    assert isinstance(one, ImageSource) and len(list(one)) == 1
+    assert isinstance(open_source("FILE://localhost" + str(folder).replace(" ", "%20")), ImageFolderSource)
+    with pytest.raises(SourceError, match="names a file on the machine 'nas'"):
+        open_source("file://nas/share/slide.avi")
+
+
 def test_sixteen_bit_and_alpha_images_are_read_as_bgr8(tmp_path):
     img16 = (frame_with_blob(shape=(40, 40)).astype(np.uint16) * 257)
     cv2.imwrite(str(tmp_path / "a.png"), img16)

@@ -51,6 +51,24 @@ def is_dataset_folder(path: Union[str, os.PathLike]) -> bool:
         return False
 
 
+def local_path(text: str) -> str:
+    """``text``, or the path a ``file://`` URL names on this machine (``file:///data/slide.avi`` →
+    ``/data/slide.avi``, percent escapes decoded), as a file manager or browser copies it.
+
+    Raises:
+        SourceError: a ``file://`` URL naming another machine.
+    """
+    if not text[:7].lower() == "file://":
+        return text
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise SourceError(f"source {text!r} names a file on the machine {parts.netloc!r}: pass a path on this machine "
+                          "(mount the share first)")
+    return unquote(parts.path)
+
+
 def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Union[int, str, None] = None,
                 mode: Optional[CameraMode] = None, controls: Optional[CameraControls] = None,
                 um_per_px: Optional[float] = None, patients: Optional[Sequence[str]] = None,
@@ -83,7 +101,7 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
     if camera is not None:
         return open_camera(parse_camera(camera), mode or CameraMode(), controls or CameraControls(),
                            lost_timeout_s=camera_timeout_s, reduce_mjpeg=reduce_mjpeg)
-    text = as_path(source, "source")
+    text = local_path(as_path(source, "source"))
     hint = ": pass a video, an image, a folder of images or a data-set folder"
     if text.strip().isdigit():
         hint += f" (for camera {text.strip()} use camera={text.strip()})"
