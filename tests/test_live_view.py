@@ -72,6 +72,9 @@ class Running:
         assert self.error is None, self.error
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 @pytest.fixture
 def running(tmp_path):
     r = Running(tmp_path)
@@ -121,7 +124,7 @@ def test_a_viewer_that_stops_reading_slows_neither_the_run_nor_other_viewers(tmp
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", run.view.port))
-        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads
         time.sleep(1.0)
         before = run.frames_recorded()
         images = read_parts(run.view.url, 10)   # another viewer keeps getting frames
@@ -173,12 +176,14 @@ def test_snapshot_and_settings_over_http(running):
     meta = json.loads(open(reply["json"]).read())
     assert png.shape == (480, 640, 3) and cv2.imread(reply["raw_png"]).shape == (480, 640, 3)
     assert meta["frame"]["index"] == reply["index"] and meta["session"]["session"]["model"]["sha256"]
-    req = urllib.request.Request(url + "settings", data=b'{"alpha": 0.8, "outline": false}', method="POST")
+    req = urllib.request.Request(url + "settings", data=b'{"alpha": 0.8, "outline": false}', method="POST",
+                                 headers=JSON)
     assert json.loads(urllib.request.urlopen(req, timeout=10).read()) == {"alpha": 0.8, "outline": False}
-    bad = urllib.request.Request(url + "settings", data=b'{"alpha": 3}', method="POST")
+    bad = urllib.request.Request(url + "settings", data=b'{"alpha": 3}', method="POST", headers=JSON)
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(bad, timeout=10)
-    assert e.value.code == 400 and "alpha" in json.loads(e.value.read())["error"]
+    error = json.loads(e.value.read())["error"]
+    assert e.value.code == 400 and error.startswith("alpha") and "'" not in error  # the message, quoted once (by JSON)
 
 
 def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_saves_files(running, tmp_path):
@@ -341,13 +346,13 @@ def test_cli_serve_prints_the_url_serves_the_run_and_stops_cleanly_on_ctrl_c(tin
 
 def test_a_malformed_request_gets_an_error_not_a_hang(running):
     with socket.create_connection(("127.0.0.1", running.view.port), timeout=10) as s:
-        s.sendall(b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        s.sendall(b"POST /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n")
         reply = b""
         while chunk := s.recv(4096):  # headers and body may come in separate packets; the server closes
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400") and b"64 KB" in reply
     with socket.create_connection(("127.0.0.1", running.view.port), timeout=10) as s:
-        s.sendall(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 404")
 
 
@@ -360,7 +365,8 @@ def test_hostile_requests_get_an_answer_or_a_closed_connection_and_never_a_trace
     port = running.view.port
     body = b"[" * 30000 + b"]" * 30000
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"POST /settings HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.sendall(b"POST /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
         reply = b""
         while chunk := s.recv(4096):
             reply += chunk
@@ -375,3 +381,89 @@ def test_hostile_requests_get_an_answer_or_a_closed_connection_and_never_a_trace
         assert r.status == 200
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def ask(view, method, path, body=None, headers=None):
+    """(status, headers, JSON or bytes) of one real HTTP request to ``view``."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", view.port, timeout=20)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, r.headers, json.loads(data) if r.headers.get_content_type() == "application/json" else data
+    finally:
+        conn.close()
+
+
+def test_a_page_on_another_site_can_neither_change_the_view_nor_take_snapshots(running):
+    """A foreign page's ``fetch(..., {mode: "no-cors"})``: a text/plain body (a CORS "simple request",
+    sent without asking) with its own Origin hid the heat map for every viewer, and flooded snapshots."""
+    read_parts(running.view.url, 1)
+    body = b'{"alpha": 0, "outline": false}'
+    evil = {"Origin": "http://evil.example", "Content-Type": "text/plain;charset=UTF-8"}
+    for headers in (evil, {**evil, "Content-Type": "application/json"},
+                    {**JSON, "Sec-Fetch-Site": "cross-site"}, {**JSON, "Origin": "null"}):
+        for path in ("/settings", "/snapshot"):
+            status, _, reply = ask(running.view, "POST", path, body, headers)
+            assert status == 403 and "may not act on this live view" in reply["error"], (headers, path, reply)
+    status, _, reply = ask(running.view, "POST", "/settings", body, {"Content-Type": "text/plain"})  # no Origin
+    assert status == 415 and "application/json" in reply["error"]
+    _, _, now = ask(running.view, "GET", "/status.json")
+    assert now["alpha"] > 0 and now["outline"] is True and now["snapshots"] == 0
+    assert running.snapshot.taken == [] and not any(running.snapshot.folder.glob("*"))
+    own = {**JSON, "Origin": f"http://127.0.0.1:{running.view.port}", "Sec-Fetch-Site": "same-origin"}
+    status, _, reply = ask(running.view, "POST", "/settings", body, own)  # the page's own request
+    assert status == 200 and reply == {"alpha": 0.0, "outline": False}
+
+
+def test_a_host_name_other_than_the_servers_own_is_refused_against_dns_rebinding(running):
+    read_parts(running.view.url, 1)
+    for path in ("/frame.jpg", "/status.json", "/", "/stream.mjpg"):
+        status, headers, reply = ask(running.view, "GET", path, headers={"Host": f"rebind.evil.example:{running.view.port}"})
+        assert status == 403 and "rebind.evil.example" in reply["error"], (path, status)
+    status, _, _ = ask(running.view, "POST", "/snapshot", b"", {"Host": "rebind.evil.example"})
+    assert status == 403 and running.snapshot.taken == []
+    for host in (f"127.0.0.1:{running.view.port}", f"localhost:{running.view.port}", "LOCALHOST.", f"[::1]:{running.view.port}",
+                 "127.0.0.1:9000"):  # any port: an ssh tunnel's
+        status, headers, data = ask(running.view, "GET", "/frame.jpg", headers={"Host": host})
+        assert status == 200 and headers["Content-Type"] == "image/jpeg", host
+
+
+def test_the_machine_s_own_names_are_served_when_listening_on_every_network():
+    from idc_edge.sinks.web import host_allowed, own_names
+
+    names = own_names("0.0.0.0")
+    machine = socket.gethostname().lower()
+    for host in (machine, f"{machine}.local:8080", "192.168.1.20:8080", "[fe80::1]:8080", "localhost"):
+        assert host_allowed(host, names), host
+    assert not host_allowed("rebind.evil.example", names) and not host_allowed("rebind.evil.example", own_names("127.0.0.1"))
+    assert host_allowed("mypi.lan:8080", own_names("mypi.lan"))  # the name given to --serve
+    assert machine not in own_names("127.0.0.1") or machine == "localhost"  # loopback: this machine only
+
+
+def test_snapshots_are_at_most_one_a_second(running):
+    read_parts(running.view.url, 1)
+    replies = [ask(running.view, "POST", "/snapshot", b"", JSON) for _ in range(5)]
+    assert [r[0] for r in replies] == [200, 429, 429, 429, 429]
+    assert replies[1][1]["Retry-After"] == "1" and "try again in" in replies[1][2]["error"]
+    time.sleep(1.1)
+    assert ask(running.view, "POST", "/snapshot", b"", JSON)[0] == 200
+    assert len(running.snapshot.taken) == 2
+
+
+def test_a_chunked_post_is_refused_and_its_chunks_are_not_read_as_a_request(running):
+    """A chunked ``POST /settings`` was answered 200 with the body ignored, and the chunk bytes were
+    then parsed as a second request."""
+    read_parts(running.view.url, 1)
+    body = b'{"alpha": 0.1}'
+    with socket.create_connection(("127.0.0.1", running.view.port), timeout=10) as s:
+        s.sendall(b"POST /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        reply = b""
+        while chunk := s.recv(4096):  # the server closes after its one answer
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 411") and reply.count(b"HTTP/1.1") == 1, reply
+    assert b"Content-Length" in reply.split(b"\r\n\r\n", 1)[1]
+    assert ask(running.view, "GET", "/status.json")[2]["alpha"] != 0.1

@@ -8,6 +8,17 @@ library only (``http.server``), nothing fetched from the internet.
     POST /snapshot      save the newest frame on the device (PNG + JSON); answers the file names
     POST /settings      ``{"alpha": 0.45, "outline": true}``: the live view's opacity and outlines
 
+Who may ask (a web page open in a viewer's browser must not act for it, nor read the frames by DNS
+rebinding, on 127.0.0.1 too): every request's ``Host`` must be an IP address (a rebinding page can
+only make the browser send its own name), ``localhost``, the name the server was given, or, when it
+listens beyond this machine, the machine's own names (its host name, ``NAME.local``, its full
+name); else 403. A POST whose ``Origin`` is not the page's own (``http://`` + its ``Host``), or
+whose ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``, gets 403; ``/settings`` takes only
+``Content-Type: application/json`` (415), which no page can send elsewhere without the browser
+asking first; a chunked body gets 411. Snapshots are at most one per ``SNAPSHOT_INTERVAL_S``
+(429 with ``Retry-After``), so a flood cannot fill the device's disk. Every refusal is a JSON
+``{"error": ...}``.
+
 Cost and fairness: each frame is drawn on a copy scaled to ``max_width`` and JPEG-encoded once,
 on the sink's own thread (newest frame wins), and only while someone watches; every viewer gets
 the newest JPEG when its connection is ready for one, so a slow viewer skips frames instead of
@@ -18,7 +29,9 @@ every stream.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
+import math
 import logging
 import socket
 import sys
@@ -42,6 +55,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8080
 _BOUNDARY = "idcedgeframe"
+#: seconds between two snapshots at least (per server, whoever asks)
+SNAPSHOT_INTERVAL_S = 1.0
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -89,6 +104,50 @@ def _lan_address() -> Optional[str]:
             return s.getsockname()[0]
     except OSError:
         return None
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header (``"[::1]:8080"`` → ``"::1"``, ``"Pi.local.:80"`` → ``"pi.local"``)."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else text
+    return (text.rsplit(":", 1)[0] if text.count(":") == 1 else text).rstrip(".")
+
+
+def own_names(host: str) -> frozenset:
+    """The host names a browser may use for a server bound to ``host`` (see the module docstring):
+    ``localhost`` and ``host`` itself, plus this machine's names when ``host`` is not loopback."""
+    names = {"localhost", host_name(host)}
+    if not _loopback(host_name(host)):
+        machine = socket.gethostname().lower()
+        names |= {machine, machine + ".local", socket.getfqdn().lower()}
+    return frozenset(names)
+
+
+def _loopback(host: str) -> bool:
+    """True for ``localhost`` and 127.x.x.x / ::1: a server bound there answers this machine only."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_allowed(header: Optional[str], names: frozenset) -> bool:
+    """True for a request that may be served: no ``Host`` (no browser omits it), an IP address, or
+    one of ``names``; a DNS-rebinding page's own name is none of these."""
+    if header is None:
+        return True
+    host = host_name(header)
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in names
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """``text`` cut to about ``limit`` characters, for an error body (unquoted: it is JSON already)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Server(ThreadingHTTPServer):
@@ -162,6 +221,9 @@ class LiveView(Sink):
         self.encoded = 0
         self._server = self._bind(host, port)
         self.host = host
+        self._names = own_names(host)
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_at = -math.inf
         self.port = self._server.server_address[1]
         self._thread: Optional[threading.Thread] = None
 
@@ -294,6 +356,21 @@ class LiveView(Sink):
         with self._cond:
             return dict(self._status)
 
+    def host_allowed(self, header: Optional[str]) -> bool:
+        """May a request with this ``Host`` header be served (see the module docstring)?"""
+        return host_allowed(header, self._names)
+
+    def snapshot_wait(self) -> float:
+        """0 when a snapshot may be taken now (the next one then waits ``SNAPSHOT_INTERVAL_S``),
+        else the seconds until one may."""
+        with self._snapshot_lock:
+            now = time.monotonic()
+            left = self._snapshot_at + SNAPSHOT_INTERVAL_S - now
+            if left > 0:
+                return left
+            self._snapshot_at = now
+            return 0.0
+
     def settings(self, changes: dict) -> dict:
         allowed = {"alpha", "outline"}
         unknown = sorted(set(changes) - allowed)
@@ -350,19 +427,45 @@ def _make_handler(view: LiveView):
         def log_message(self, format, *args):  # noqa: A002 - the base class's name
             log.debug("live view: " + format, *args)
 
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
+        def _send(self, code: int, body: bytes, ctype: str, headers: tuple = ()) -> None:
             self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
+            for key, value in (("Content-Type", ctype), ("Content-Length", str(len(body))),
+                               ("Cache-Control", "no-store"), *headers):
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
 
-        def _json(self, code: int, data: dict) -> None:
-            self._send(code, dumps(data).encode("utf-8"), "application/json")  # NaN/inf as null: JSON.parse takes it
+        def _json(self, code: int, data: dict, headers: tuple = ()) -> None:
+            # NaN/inf as null: JSON.parse takes it
+            self._send(code, dumps(data).encode("utf-8"), "application/json", headers)
+
+        def _refuse(self, code: int, error: str, headers: tuple = ()) -> None:
+            """Answer ``code`` with ``{"error": ...}`` and close: a body left unread is no next request."""
+            self.close_connection = True
+            self._json(code, {"error": error}, headers)
+
+        def _foreign_host(self) -> bool:
+            """Refuse (403) a ``Host`` this server does not go by: a DNS-rebinding page's name."""
+            host = self.headers.get("Host")
+            if view.host_allowed(host):
+                return False
+            self._refuse(403, f"this live view does not answer to the host name {_cut(host, 80)!r}; open the "
+                              "address the run printed")
+            return True
+
+        def _cross_site(self) -> Optional[str]:
+            """Why a POST comes from another site's page (None: from the live view's own page, or no browser)."""
+            origin, host = self.headers.get("Origin"), self.headers.get("Host") or ""
+            if origin is not None and origin.lower() != f"http://{host.lower()}":
+                return f"a page from {_cut(origin, 80)!r} may not act on this live view"
+            if (self.headers.get("Sec-Fetch-Site") or "").lower() in ("cross-site", "same-site"):
+                return "a page from another site may not act on this live view"
+            return None
 
         def do_GET(self):  # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
+            if self._foreign_host():
+                return
             try:
                 if path in ("/", "/index.html"):
                     self._send(200, view.page(), "text/html; charset=utf-8")
@@ -407,17 +510,26 @@ def _make_handler(view: LiveView):
 
         def do_POST(self):  # noqa: N802
             path = self.path.split("?", 1)[0]
+            if self._foreign_host():
+                return
+            if self.headers.get("Transfer-Encoding") is not None:
+                self._refuse(411, "send the body with a Content-Length, not chunked")
+                return
+            refused = self._cross_site()
+            if refused:
+                self._refuse(403, refused)
+                return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 if not 0 <= length <= 65536:
                     raise OptionError("request body must be 0 to 64 KB")
                 body = self.rfile.read(length) if length else b""
                 if path == "/snapshot":
-                    if view.snapshot is None:
-                        self._json(409, {"error": "snapshots are off in this run"})
-                        return
-                    self._json(200, view.snapshot.take())
+                    self._snapshot()
                 elif path == "/settings":
+                    if self.headers.get_content_type() != "application/json":
+                        self._json(415, {"error": "settings take Content-Type: application/json"})
+                        return
                     changes = json.loads(body.decode("utf-8") or "{}")
                     if not isinstance(changes, dict):
                         raise OptionError("settings must be a JSON object")
@@ -427,8 +539,20 @@ def _make_handler(view: LiveView):
             except (IdcEdgeError, ValueError, RecursionError) as e:  # RecursionError: JSON nested 30,000 deep
                 self.close_connection = True  # an unread body must not be taken for the next request
                 self._json(400 if isinstance(e, (OptionError, ValueError, RecursionError)) else 503,
-                           {"error": short(str(e), 200)})
+                           {"error": _cut(str(e))})
             except OSError:
                 self.close_connection = True
+
+        def _snapshot(self) -> None:
+            """Save the newest frame: 409 when snapshots are off, 429 within ``SNAPSHOT_INTERVAL_S`` of the last."""
+            if view.snapshot is None:
+                self._json(409, {"error": "snapshots are off in this run"})
+                return
+            wait = view.snapshot_wait()
+            if wait:
+                self._json(429, {"error": f"one snapshot per {SNAPSHOT_INTERVAL_S:g} s at most: try again in {wait:.1f} s"},
+                           (("Retry-After", str(math.ceil(wait))),))
+                return
+            self._json(200, view.snapshot.take())
 
     return Handler
