@@ -123,7 +123,10 @@ class RunConfig:
     def to_dict(self) -> dict:
         """The options as JSON-ready values (for the results file's session header)."""
         d = self.detector
-        return {"source": None if self.source is None else str(self.source), "camera": self.camera,
+        from .sources.network import redact_url
+
+        camera = redact_url(self.camera) if isinstance(self.camera, str) else self.camera  # never a password
+        return {"source": None if self.source is None else str(self.source), "camera": camera,
                 "um_per_px": d.um_per_px, "stride": d.stride, "threshold": d.threshold, "threads": d.num_threads,
                 "tissue_mask": d.tissue_mask, "reuse": d.reuse, "dense": d.dense, "context": d.context,
                 "model": None if d.model_path is None else os.fsdecode(d.model_path),  # a Path is no JSON

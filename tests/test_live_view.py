@@ -467,3 +467,92 @@ def test_a_chunked_post_is_refused_and_its_chunks_are_not_read_as_a_request(runn
     assert reply.startswith(b"HTTP/1.1 411") and reply.count(b"HTTP/1.1") == 1, reply
     assert b"Content-Length" in reply.split(b"\r\n\r\n", 1)[1]
     assert ask(running.view, "GET", "/status.json")[2]["alpha"] != 0.1
+
+
+class MjpegCamera:
+    """A stand-in network camera: JPEGs of a slide as MJPEG over HTTP (``multipart/x-mixed-replace``)
+    from a real local server on its own thread, ``fps`` frames a second, to every client."""
+
+    def __init__(self, fps=10.0):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from idc_edge.bench import synthetic_slide
+
+        jpeg = cv2.imencode(".jpg", synthetic_slide(480, 640, seed=2))[1].tobytes()
+        stop = self.stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=fr")
+                self.end_headers()
+                try:
+                    while not stop.is_set():
+                        self.wfile.write(b"--fr\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                                         + jpeg + b"\r\n")
+                        stop.wait(1 / fps)
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_camera_url_s_password_is_in_no_output_of_a_real_run(tiny_int8, tmp_path):
+    """``--camera http://admin:s3cret@...``: the password was on the terminal, in /status.json, in the
+    results header (source and options.camera), in every snapshot's JSON and in the HTML report."""
+    import signal
+
+    camera = MjpegCamera()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rec, snaps = tmp_path / "r.jsonl", tmp_path / "snaps"
+    proc = subprocess.Popen([sys.executable, "-m", "idc_edge", "run", "--camera",
+                             f"http://admin:s3cret@127.0.0.1:{camera.port}/x.mjpg", "--um-per-px", "4",
+                             "--model", str(tiny_int8), "--serve", str(port), "--record", str(rec),
+                             "--snapshots", str(snaps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = urllib.request.urlopen(url + "status.json", timeout=10).read().decode()
+                if json.loads(status).get("state") == "live":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never went live"
+            time.sleep(0.3)
+        snapshot = json.loads(urllib.request.urlopen(urllib.request.Request(url + "snapshot", data=b"", method="POST"),
+                                                     timeout=20).read())
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        camera.close()
+    assert proc.returncode == 0, stderr
+    report = idc_edge("report", rec)
+    html = tmp_path / "r.html"
+    assert idc_edge("report", rec, "--html", html).returncode == 0
+    masked = f"stream http://admin:***@127.0.0.1:{camera.port}/x.mjpg"
+    assert json.loads(status)["source"] == masked and masked in stderr
+    outputs = {"terminal": stdout + stderr, "status.json": status, "results": rec.read_text(),
+               "snapshot": open(snapshot["json"]).read(), "report": report.stdout + report.stderr,
+               "html report": html.read_text()}
+    for where, text in outputs.items():
+        assert "s3cret" not in text, where
+    header = json.loads(outputs["results"].splitlines()[0])["session"]
+    assert header["source"]["description"] == masked and masked in outputs["html report"]
+    assert header["options"]["camera"] == f"http://admin:***@127.0.0.1:{camera.port}/x.mjpg"

@@ -216,3 +216,19 @@ def test_mosaic_source_on_a_real_patient(data_dir):
     zoomed = MosaicSource(data_dir / patient, um_per_px=2.0, width=320, height=240)
     first = next(iter(zoomed))
     assert first.image.shape == (240, 320, 3)
+
+
+def test_a_stream_url_s_password_is_masked_in_descriptions_and_errors():
+    from idc_edge.errors import SourceError
+    from idc_edge.sources import open_source
+    from idc_edge.sources.camera_forms import parse_camera
+    from idc_edge.sources.network import redact_url
+
+    assert redact_url("rtsp://admin:s3cret@cam:554/live") == "rtsp://admin:***@cam:554/live"
+    assert redact_url("rtsp://u:p@ss@cam/x") == "rtsp://u:***@cam/x"  # a bare '@' in the password
+    assert redact_url("rtspsrc location=rtsp://u:pw@cam/s ! appsink") == "rtspsrc location=rtsp://u:***@cam/s ! appsink"
+    assert redact_url("tcp://pi:8888") == "tcp://pi:8888" and redact_url("http://h/x?a=b@c") == "http://h/x?a=b@c"
+    assert parse_camera("rtsp://admin:s3cret@cam/live").describe() == "stream rtsp://admin:***@cam/live"
+    with pytest.raises(SourceError) as e:  # nothing listens on port 1
+        open_source(camera="http://admin:s3cret@127.0.0.1:1/x.mjpg", camera_timeout_s=3)
+    assert "s3cret" not in str(e.value) and "admin:***@127.0.0.1:1" in str(e.value)

@@ -15,6 +15,7 @@ from ..fileio import opencv_text
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode
+from .network import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,11 @@ def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optiona
     return box.get("value")
 
 
+def _shown(device: Union[int, str]) -> Union[int, str]:
+    """``device`` for messages and descriptions: a URL's (or a pipeline's) password masked."""
+    return redact_url(device) if isinstance(device, str) else device
+
+
 class CameraSource(FrameSource):
     """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
 
@@ -119,7 +125,7 @@ class CameraSource(FrameSource):
                  description: Optional[str] = None, mode_in_capture: bool = False, reduce_mjpeg: int = 1):
         if isinstance(device, str):
             opencv_text(device, "camera")  # OpenCV crashes on a device name that is not UTF-8
-        super().__init__(description or f"camera {device}")
+        super().__init__(description or f"camera {_shown(device)}")
         lost_timeout_s = validate.positive_number("lost_timeout_s", lost_timeout_s, "seconds",
                                                   maximum=validate.MAX_WAIT_S)
         self.device = device
@@ -148,12 +154,12 @@ class CameraSource(FrameSource):
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
-                raise SourceError(f"no camera at {device!r}: no stream there; start it on the camera's machine "
+                raise SourceError(f"no camera at {_shown(device)!r}: no stream there; start it on the camera's machine "
                                   "(a Raspberry Pi: `rpicam-vid -t 0 --inline --listen -o tcp://0.0.0.0:8888`, once per "
                                   "run) and check the address and port")
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
-            raise SourceError(f"no camera at {device!r}: {hint}, or pass another camera")
+            raise SourceError(f"no camera at {_shown(device)!r}: {hint}, or pass another camera")
         self._check_granted()
 
     def _check_granted(self) -> None:

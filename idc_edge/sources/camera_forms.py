@@ -27,7 +27,7 @@ from ..errors import OptionError
 from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .gstreamer import looks_like_pipeline
 from .modes import CameraControls, CameraMode
-from .network import is_stream_url
+from .network import is_stream_url, redact_url
 
 KINDS = ("v4l2", "picam", "jetson", "gstreamer", "network")
 
@@ -50,9 +50,10 @@ class CameraTarget:
     text: str
 
     def describe(self) -> str:
+        """How the camera is named on the terminal and in every output (a URL's password masked)."""
         return {"v4l2": f"camera {self.address}", "picam": f"Raspberry Pi camera picam:{self.address}",
                 "jetson": f"Jetson camera jetson:{self.address}", "gstreamer": "GStreamer pipeline",
-                "network": f"stream {self.address}"}[self.kind]
+                "network": f"stream {redact_url(self.address)}"}[self.kind]
 
 
 def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
