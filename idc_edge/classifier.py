@@ -43,8 +43,19 @@ DENSE_CACHE_SIZE = 8
 
 
 def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
-    """``model_path`` as a Path, or the model shipped in the package when None."""
-    return DEFAULT_MODEL if model_path is None else Path(as_path(model_path, "model file"))
+    """``model_path`` as a Path, or the model shipped in the package when None.
+
+    Raises:
+        ModelError: ``model_path`` is a folder (``.``, ``./``, ``/``): said here, where every command
+            (``run``, ``bench``, ``info`` ...) starts, before a sidecar name is made from it (a path
+            with no file name has none: ``Path('.').with_suffix`` raised ValueError).
+    """
+    if model_path is None:
+        return DEFAULT_MODEL
+    path = as_path(model_path, "model file")
+    if os.path.isdir(path):
+        raise ModelError(f"model file {name(path)} is a folder, not a regular file")
+    return Path(path)
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:

@@ -47,3 +47,17 @@ def test_stream_given_a_path_says_to_open_it_as_a_source(tmp_path):
         for path in ("in/good.avi", tmp_path / "good.avi"):
             with pytest.raises(OptionError, match=r"open it as a source: stream\(open_source\(path\)\)"):
                 det.stream(path)
+
+
+def test_a_folder_as_the_model_is_the_same_one_line_in_every_command(tmp_path):
+    """``run --model .`` (``./``, ``/``) and ``bench --model .`` were internal errors ("PosixPath('.') has
+    an empty name": a sidecar name made from a path with no file name); info said "is a folder"."""
+    image = tmp_path / "f.png"
+    cv2.imwrite(str(image), frame_with_blob(shape=(150, 200)))
+    for model in (".", "./", "/"):
+        commands = [("run", "--source", image), ("bench", "--quick"), ("info",), ("classify", image),
+                    ("evaluate", tmp_path)]
+        for command in commands:
+            p = idc_edge(*command, "--model", model)
+            assert p.returncode == 2 and p.stderr == f"idc-edge: error: model file '{model}' is a folder, not a regular " \
+                                                     "file\n", (command, p.stderr)
