@@ -161,9 +161,9 @@ def test_results_to_standard_output_are_streamed_whole(tmp_path):
     (["classify", "IMG", "--out", "/"], "folder"),
     (["classify", "IMG", "--out", "/no/such/folder/x.csv"], "does not exist"),
     # "-" is standard output to most tools: it wrote a file named "-" in the working folder
-    (["run", "--source", "IMG", "--record", "-"], "--record '-' is not read as standard input or output"),
-    (["classify", "IMG", "--out", "-"], "--out '-' is not read as standard input or output"),
-    (["report", "-"], "RESULTS.jsonl '-' is not read as standard input or output"),
+    (["run", "--source", "IMG", "--record", "-"], "--record '-' is not standard output here: name /dev/stdout"),
+    (["classify", "IMG", "--out", "-"], "--out '-' is not standard output here: omit --out"),
+    (["report", "-"], "RESULTS.jsonl '-' is not standard input here"),
     # an output inside a file: it said "folder ... does not exist" of a file that does
     (["classify", "IMG", "--out", "IMG/x.csv"], "a.png' is a file, not a folder"),
     (["run", "--source", "IMG", "--record", "IMG/r.jsonl"], "a.png' is a file, not a folder"),

@@ -61,3 +61,28 @@ def test_a_folder_as_the_model_is_the_same_one_line_in_every_command(tmp_path):
             p = idc_edge(*command, "--model", model)
             assert p.returncode == 2 and p.stderr == f"idc-edge: error: model file '{model}' is a folder, not a regular " \
                                                      "file\n", (command, p.stderr)
+
+
+def test_what_dash_is_told_to_use_instead_works(tmp_path):
+    """``--source -`` / ``classify -`` advised "name /dev/stdout or /dev/stdin", and run and classify then
+    refused /dev/stdin as a FIFO; the advice for each option is now one that works."""
+    image = tmp_path / "f.png"
+    cv2.imwrite(str(image), frame_with_blob(shape=(150, 200)))
+    for command in (("run", "--source", "-"), ("classify", "-")):
+        p = idc_edge(*command)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+        assert "is not standard input here" in p.stderr and "save the data to a file and name that file" in p.stderr
+        assert "name /dev/stdin" not in p.stderr and "/dev/stdout" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "classify", "/dev/stdin"], input=image.read_bytes(),
+                       capture_output=True, timeout=180)
+    assert p.returncode == 2  # what the old advice said: refused
+    p = idc_edge("run", "--source", image, "--record", "-")
+    assert p.returncode == 2 and "name /dev/stdout for it" in p.stderr
+    p = idc_edge("run", "--source", image, "--record", "/dev/stdout", "--quiet")  # ... and it works
+    assert p.returncode == 0 and '"index":0' in p.stdout, p.stderr
+
+
+def test_a_url_given_as_source_is_echoed_as_typed(tmp_path):
+    """``Path()`` made ``http://127.0.0.1:1/x.mjpg`` ``http:/127.0.0.1:1/x.mjpg`` in the message."""
+    p = idc_edge("run", "--source", "http://127.0.0.1:1/x.mjpg")
+    assert p.returncode == 2 and "source 'http://127.0.0.1:1/x.mjpg' does not exist" in p.stderr, p.stderr

@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     cls.add_argument("--stride", type=whole_number("--stride"), metavar="PX",
                      help="for images larger than a patch: distance between windows in model pixels (default: a patch)")
     add_bound(cls, (NO_DENSE, NO_MASK))  # a stride the dense pass cannot give is refused naming it
-    cls.add_argument("--out", type=path("--out"), metavar="CSV", help="write the CSV here (default: standard output)")
+    cls.add_argument("--out", type=path("--out", "is not standard output here: omit --out to write to standard output"),
+                     metavar="CSV", help="write the CSV here (default: standard output)")
     cls.add_argument("--quiet", action="store_true", help="no progress bar")
     cls.set_defaults(func=cmd_classify)
 

@@ -177,16 +177,24 @@ def add_camera_args(p: argparse.ArgumentParser, source_help: str, source_type=No
                         "reference; see `idc-edge calibrate`")
 
 
-def path(name: str):
+#: what ``-`` is told for an input path: no command reads standard input (a pipe or /dev/stdin is refused)
+NO_STDIN = ("is not standard input here (no command reads standard input, /dev/stdin neither): save the data to "
+            "a file and name that file")
+#: ... for an output written as a whole file (``--save-video``, ``--html``)
+NO_STDOUT = "is not standard output here (this output is written as a whole file): name a file"
+
+
+def path(name: str, dash: str = NO_STDIN):
     """A path option: refused when holding a NUL character (empty ones are refused by :class:`Parser`),
     or when it is ``-``, which most tools read as standard input or output: taken as a file name, ``--record -``
-    wrote a file named ``-`` in the working folder while the user watched standard output for results."""
+    wrote a file named ``-`` in the working folder while the user watched standard output for results.
+    ``dash`` says what to do instead (it must be true for this option: ``--record /dev/stdout`` streams,
+    but /dev/stdin is refused by every reader)."""
     def parse(text: str) -> str:
         if "\0" in text:
             raise argparse.ArgumentTypeError(f"{name} holds a NUL character, which no file name can")
         if text == "-":
-            raise argparse.ArgumentTypeError(f"{name} '-' is not read as standard input or output here: name "
-                                             "/dev/stdout or /dev/stdin for those, or ./- for a file called -")
+            raise argparse.ArgumentTypeError(f"{name} '-' {dash}, or ./- for a file called -")
         return text
     return parse
 

@@ -6,7 +6,7 @@ import sys
 
 from ..errors import RecordError
 from ..jsonready import dumps
-from .options import path
+from .options import NO_STDOUT, path
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
                                       "IDC, settings and model",
                        description="Summarise each session of a results file written by `idc-edge run --record`.")
     p.add_argument("results", type=path("RESULTS.jsonl"), metavar="RESULTS.jsonl", help="a results file written by idc-edge run --record")
-    p.add_argument("--html", type=path("--html"), metavar="OUT.html", help="write one self-contained HTML page (plot and pictures inline)")
+    p.add_argument("--html", type=path("--html", NO_STDOUT), metavar="OUT.html", help="write one self-contained HTML page (plot and pictures inline)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_report)
 

@@ -12,7 +12,7 @@ import sys
 
 from ..errors import IdcEdgeError, SourceError
 from .bindings import MODEL_FLAGS, NO_DENSE, NO_MASK, Bound, add_bound, bound_values
-from .options import add_camera_args, number, path, patient_id, whole_number
+from .options import NO_STDOUT, add_camera_args, number, path, patient_id, whole_number
 
 #: The flags of ``run`` that fill one field of ``DetectorOptions`` or ``RunConfig`` (see
 #: :mod:`.bindings`); ``--um-per-px`` and ``--camera-timeout`` are merged with a profile and checked
@@ -55,14 +55,14 @@ def add_parser(sub) -> None:
     add_bound(run, RUN_FLAGS)
     run.add_argument("--show", action="store_true",
                      help="show the overlay in a window (needs a display and idc-edge[gui]; else use --serve)")
-    run.add_argument("--save-video", type=path("--save-video"), metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
-    run.add_argument("--record", type=path("--record"), metavar="OUT.jsonl",
+    run.add_argument("--save-video", type=path("--save-video", NO_STDOUT), metavar="OUT", help="write the overlay video (.mp4, .avi, .mkv)")
+    run.add_argument("--record", type=path("--record", "is not standard output here: name /dev/stdout for it"), metavar="OUT.jsonl",
                      help="append this run to a results file: a session header, then one JSON line per frame "
                           "(flushed to disk); see `idc-edge report`")
     run.add_argument("--serve", nargs="?", const="127.0.0.1:8080", metavar="[HOST:]PORT",
                      help="live view in a browser (default 127.0.0.1:8080, this machine only; 0.0.0.0:PORT lets "
                           "other machines on the network watch)")
-    run.add_argument("--snapshots", type=path("--snapshots"), metavar="DIR",
+    run.add_argument("--snapshots", type=path("--snapshots", "is not standard output here: name a folder"), metavar="DIR",
                      help="where the Snapshot button (--serve) and the s key (--show) save PNG + JSON "
                           "(default ./idc-snapshots)")
     run.add_argument("--quiet", action="store_true", help="no progress line")

@@ -108,7 +108,7 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
     elif is_stream_url(text) or text.startswith("/dev/"):
         hint += f" (for a camera use camera={text!r})"
     path = Path(text)
-    st = stat_path(path, "source", SourceError, hint, options=("camera=",))
+    st = stat_path(text, "source", SourceError, hint, options=("camera=",))  # as typed: Path() makes "http://h" "http:/h"
     if stat.S_ISDIR(st.st_mode):
         if is_dataset_folder(path):
             return MosaicSource(path, patients=patients, um_per_px=um_per_px or UM_PER_PX)
