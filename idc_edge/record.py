@@ -183,7 +183,7 @@ class RecordedSession:
 FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "number?",
                 "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
                 "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?"}
-HEADER_FIELDS = {"started": "text", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
+HEADER_FIELDS = {"started": "text", "id": "text?", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
                  "model": "table", "model.name": "text", "model.sha256": "text?", "model.context": "table?",
                  "source": "table", "source.description": "text", "options": "table?", "outputs": "table?",
                  "outputs.video": "table?", "outputs.video.path": "text?", "outputs.snapshots": "table?",
@@ -283,11 +283,15 @@ def _holder(path: Path) -> str:
     return "another process"
 
 
-def _lock(fd: int, path: Path, wait_s: float) -> None:
-    """Hold an exclusive advisory lock (``flock``) on the results file for the whole run.
+def hold_lock(fd: int, path: Path, wait_s: float, what: str, instead: str) -> None:
+    """Take an exclusive advisory lock (``flock``) on the file open as ``fd`` (at ``path``), held
+    until ``fd`` is closed: the results file for the whole run (two runs appending to one file would
+    interleave, and one rolling back after a write error could cut the other's lines), a saved
+    video's lock file (two runs would each move their video over one name, the last silently
+    winning). A second writer waits up to ``wait_s`` seconds, then refuses.
 
-    Two runs appending to one file would interleave, and one rolling back after a write error
-    could cut the other's lines; so a second writer waits up to ``wait_s`` seconds, then refuses.
+    Raises:
+        RecordError: "``what`` is being written by process PID; wait for that run to end or ``instead``".
     """
     deadline = time.monotonic() + max(0.0, float(wait_s))
     while True:
@@ -298,8 +302,7 @@ def _lock(fd: int, path: Path, wait_s: float) -> None:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return  # a file system without locks (some network mounts): write unlocked
         if time.monotonic() >= deadline:
-            raise RecordError(f"results file {name(path)} is being written by {_holder(path)}; "
-                              "wait for that run to end or record to another file")
+            raise RecordError(f"{what} is being written by {_holder(path)}; wait for that run to end or {instead}")
         time.sleep(0.05)
 
 
@@ -363,7 +366,7 @@ class JsonlRecorder:
             self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
             self._size = os.fstat(fd).st_size if self._regular else 0
             if self._regular:
-                _lock(fd, self.path, lock_wait_s)
+                hold_lock(fd, self.path, lock_wait_s, f"results file {name(self.path)}", "record to another file")
                 self._size = os.fstat(fd).st_size
                 if self._size:
                     _check_ours(fd, self.path)

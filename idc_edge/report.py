@@ -27,7 +27,7 @@ import numpy as np
 from .errors import IdcEdgeError, RecordError
 from .fileio import is_regular_file, name, opencv_path, read_bytes, read_image
 from .record import FRAME_FIELDS, RecordedSession, check_fields, read_sessions
-from .sinks.video import read_frame_index
+from .sinks.video import frame_index_session, read_frame_index
 
 #: a frame counts as "still" (the stage at rest on one field) when at least this share of its tissue
 #: patches kept their score from an earlier frame (motion-aware reuse)
@@ -50,7 +50,8 @@ class FieldViewed:
 @dataclass(frozen=True)
 class Picture:
     """A frame worth looking at: its ``index``, ``time_s`` from the session's start, IDC area (mm²)
-    and % of tissue, and a JPEG of it (None when neither a snapshot nor the video has it)."""
+    and % of tissue, and a JPEG of it (None when neither a snapshot nor the video has it; then
+    ``no_picture`` may say why, e.g. the video at the header's name is another session's)."""
 
     index: int
     time_s: float
@@ -58,6 +59,7 @@ class Picture:
     idc_percent: float
     jpeg: Optional[bytes] = None
     from_: Optional[str] = None   # "snapshot" or "video"
+    no_picture: Optional[str] = None
 
 
 def frame_was_called(record: dict) -> bool:
@@ -266,19 +268,33 @@ def _thumbnail(image: np.ndarray) -> bytes:
     return data.tobytes() if ok else b""
 
 
-def _snapshots(header: dict) -> dict[int, tuple[dict, Path]]:
-    """This session's snapshots by frame index: (their JSON, the overlay PNG)."""
+def _snapshot_is_this_sessions(meta: dict, header: dict, times: dict[int, float]) -> bool:
+    """True when a snapshot's JSON was taken in the session of ``header`` (``times``: the session's
+    record times by frame index). Both carry a session id: the ids agree. Neither does (written
+    before session ids): its whole session header is this one and its frame's time is this session's
+    record's (the start time alone, to the second, let two runs started in one second take each
+    other's snapshots). One without an id is another version's run, never this one."""
+    theirs, frame = meta["session"]["session"], meta["frame"]
+    if theirs.get("id") is not None or header.get("id") is not None:
+        return theirs.get("id") == header.get("id")
+    return theirs == header and times.get(int(frame["index"])) == float(frame["time"])
+
+
+def _snapshots(header: dict, records: Sequence[dict]) -> dict[int, tuple[dict, Path]]:
+    """This session's snapshots by frame index: (their JSON, the overlay PNG); see
+    :func:`_snapshot_is_this_sessions` for how a snapshot is tied to its session."""
     folder = ((header.get("outputs") or {}).get("snapshots") or {}).get("folder")
     found: dict[int, tuple[dict, Path]] = {}
     if not folder or not Path(folder).is_dir():
         return found
+    times = {int(r["index"]): float(r["time"]) for r in records}
     for meta_path in sorted(Path(folder).glob("idc-*.json")):
         try:  # read as any file: a FIFO or /dev/zero under a snapshot's name is skipped, not waited on
             meta = json.loads(read_bytes(meta_path, "snapshot", RecordError).decode("utf-8"))
-            same = meta["session"]["session"]["started"] == header.get("started")
             png = meta_path.with_name(meta["snapshot"]["png"])
             check_fields(meta["frame"], FRAME_FIELDS, f"snapshot {name(meta_path)}")
-        except (IdcEdgeError, ValueError, KeyError, TypeError, RecursionError):
+            same = _snapshot_is_this_sessions(meta, header, times)
+        except (IdcEdgeError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
         if same and is_regular_file(png):
             found[int(meta["frame"]["index"])] = (meta, png)
@@ -293,25 +309,47 @@ def _read_picture(path) -> Optional[np.ndarray]:
         return None
 
 
-def _video_frames(header: dict, t0: float, records: Sequence[dict]) -> list[Optional[np.ndarray]]:
-    """Frames of the session's saved video showing the given records (None where unreadable).
+#: why a card has no picture from the session's video (the video is there, but not shown to be its)
+VIDEO_REPLACED = "the video was replaced by a later run (it is another session's)"
+VIDEO_UNVERIFIED = ("picture not verified: the video's frame index names no session (missing, or saved by an older "
+                    "idc-edge), so the video may be another run's")
+
+
+def _video_index(video: dict) -> tuple[dict[int, int], Optional[str]]:
+    """The frame index beside the session's video: ({record index: video frame}, the session id it
+    names), empty and None when it is missing or unreadable."""
+    frames = video.get("frames")
+    if not isinstance(frames, str) or not is_regular_file(frames):
+        return {}, None
+    try:
+        data = read_bytes(frames, "video frame index", RecordError)
+    except IdcEdgeError:
+        return {}, None
+    return read_frame_index(data), frame_index_session(data)
+
+
+def _video_frames(header: dict, t0: float, records: Sequence[dict]) -> tuple[list[Optional[np.ndarray]], Optional[str]]:
+    """Frames of the session's saved video showing the given records (None where unreadable), and
+    why there are none when the video on disk is not shown to be this session's.
 
     The video's frame index (written beside it, see :class:`~idc_edge.sinks.video.VideoSink`)
-    says which frame shows a record; without one (a video of an older run, or an index that could
-    not be written) the frame is found by the record's time since the first record."""
+    names the session that wrote the video and says which frame shows a record (one it does not
+    list is found by its time since the first record). The video is used only when the index names
+    this session's id: a later run saving to the same name replaces both, and every run numbers
+    its frames from 0, so nothing else tells one session's video from another's. A video without
+    an id (an older idc-edge's, or one whose index could not be written) is not used either."""
     video = (header.get("outputs") or {}).get("video") or {}
     path = video.get("path")
     if not isinstance(path, str) or not path or not os.path.isfile(path):
-        return [None] * len(records)
-    index: dict[int, int] = {}
-    if isinstance(video.get("frames"), str) and is_regular_file(video["frames"]):
-        try:
-            index = read_frame_index(read_bytes(video["frames"], "video frame index", RecordError))
-        except IdcEdgeError:
-            index = {}
+        return [None] * len(records), None
+    index, session_id = _video_index(video)
+    if session_id is None:
+        return [None] * len(records), VIDEO_UNVERIFIED
+    if session_id != header.get("id"):
+        return [None] * len(records), VIDEO_REPLACED
     wanted = [(index.get(int(r["index"])), float(r["time"]) - t0) for r in records]
     with opencv_path(path, "video") as where:  # any file name (OpenCV crashes on some)
-        return _frames_at(cv2.VideoCapture(where), wanted)
+        return _frames_at(cv2.VideoCapture(where), wanted), None
 
 
 def _frames_at(cap, wanted: Sequence[tuple[Optional[int], float]]) -> list[Optional[np.ndarray]]:
@@ -346,9 +384,9 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
     tissue = tuple(float(r["tissue_area_mm2"]) if isinstance(r.get("tissue_area_mm2"), (int, float)) else None
                    for r in records)
     known = [a for a in areas if a is not None]
-    snaps = _snapshots(header) if (pictures and header) else {}
+    snaps = _snapshots(header, records) if (pictures and header) else {}
     chosen = top_frames(records, k)
-    video = _video_frames(header, t0, chosen) if (pictures and header) else []
+    video, no_video = _video_frames(header, t0, chosen) if (pictures and header) else ([], None)
     top = []
     for i, r in enumerate(chosen):
         jpeg, source = None, None
@@ -358,7 +396,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         elif video and video[i] is not None:
             jpeg, source = _thumbnail(video[i]), "video"
         top.append(Picture(int(r["index"]), round(float(r["time"]) - t0, 3), _area(r),
-                           round(100 * r["idc_fraction"], 2), jpeg, source))
+                           round(100 * r["idc_fraction"], 2), jpeg, source, None if jpeg else no_video))
     snap_pictures = []
     for index, (meta, png) in sorted(snaps.items()):
         image = _read_picture(png)
@@ -454,11 +492,14 @@ vertical-align: top; border-bottom: 1px solid #eee; } th { font-weight: 600; }
 """
 
 
+NO_PICTURE = "no snapshot or saved video of this frame"
+
+
 def _picture_cards(pictures: Sequence[Picture]) -> str:
     cards = []
     for p in pictures:
         img = (f'<img alt="frame {p.index}" src="data:image/jpeg;base64,{base64.b64encode(p.jpeg).decode()}">'
-               if p.jpeg else '<div class="dim">(no picture: no snapshot or saved video of this frame)</div>')
+               if p.jpeg else f'<div class="dim">(no picture: {html.escape(p.no_picture or NO_PICTURE)})</div>')
         cards.append(f'<div class="card">{img}frame {p.index} at {p.time_s:.1f} s: <b>{_fmt_area(p.idc_mm2)}</b> '
                      f'({p.idc_percent:.1f} % of tissue)' + (f' <span class="dim">from the {p.from_}</span>'
                                                              if p.from_ else "") + "</div>")

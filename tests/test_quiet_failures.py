@@ -518,23 +518,24 @@ def test_a_report_finds_each_record_s_own_video_frame_when_times_do_not_say(tmp_
     """Twelve frames with one time are twelve video frames; the frame index beside the video says
     which is which, so a report's picture of record i is video frame i (by time they were all frame 0)."""
     from idc_edge.detector import DetectorOptions
-    from idc_edge.report import _video_frames
+    from idc_edge.report import VIDEO_UNVERIFIED, _video_frames
     from idc_edge.session import RunConfig, Session
     from idc_edge.sinks import VideoSink
     from idc_edge.sinks.video import read_frame_index
 
     sink = VideoSink(tmp_path / "v.avi")
-    Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
-            source=_frames_at([7.0] * 12)).run()
+    session = Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
+                      source=_frames_at([7.0] * 12))
+    session.run()
     assert read_frame_index(sink.index_path.read_bytes()) == {i: i for i in range(12)}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]  # the hidden file took its name
     _, _, blues = read_back(sink.path)
-    header = {"outputs": {"video": sink.to_dict()}}
+    header = {"id": session.info.session_id, "outputs": {"video": sink.to_dict()}}
     records = [{"index": i, "time": 7.0} for i in (9, 2, 11)]
-    pictures = _video_frames(header, 7.0, records)
-    assert [float(p[..., 0].mean()) for p in pictures] == [blues[9], blues[2], blues[11]]
-    sink.index_path.unlink()  # an older run's video without an index: found by time, as before
-    assert [float(p[..., 0].mean()) for p in _video_frames(header, 7.0, records)] == [blues[0]] * 3
+    pictures, why = _video_frames(header, 7.0, records)
+    assert [float(p[..., 0].mean()) for p in pictures] == [blues[9], blues[2], blues[11]] and why is None
+    sink.index_path.unlink()  # a video without its index names no session: not taken as this session's
+    assert _video_frames(header, 7.0, records) == ([None] * 3, VIDEO_UNVERIFIED)
 
 
 def test_a_frame_index_that_cannot_be_written_costs_only_the_index(tmp_path, tiny_int8, caplog):
@@ -547,7 +548,8 @@ def test_a_frame_index_that_cannot_be_written_costs_only_the_index(tmp_path, tin
     Session(RunConfig(source="x", detector=DetectorOptions(model_path=tiny_int8)), [sink],
             source=_frames_at([0.1 * i for i in range(8)], 10.0)).run()
     assert read_back(sink.path)[0] == 8 and sink.index_path.is_dir()
-    assert any("frame index" in r.getMessage() and "by time" in r.getMessage() for r in caplog.records)
+    assert any("frame index" in r.getMessage() and "cannot tie this video to its session" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_frames_whose_time_steps_back_are_all_kept(tmp_path, tiny_int8):

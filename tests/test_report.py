@@ -191,3 +191,77 @@ def test_a_results_file_with_blank_lines_and_a_byte_order_mark_is_read_whole(tmp
     p = idc_edge("report", rec, "--json")
     assert p.returncode == 0, p.stderr
     assert [s["frames"] for s in json.loads(p.stdout)["sessions"]] == [6, 6]
+
+
+def test_a_session_whose_video_a_later_run_replaced_shows_no_picture_from_it(tiny_int8, tmp_path):
+    """The README's workflow run twice with one --record and --save-video: session 1's frames with
+    most IDC showed session 2's video (another slide), since every run numbers its frames from 0."""
+    rec, video = tmp_path / "session.jsonl", tmp_path / "session.avi"
+    for source, n in ((write_video(tmp_path / "one.avi", 30), 30), (write_video(tmp_path / "two.avi", 20), 20)):
+        p = idc_edge("run", "--source", source, "--model", tiny_int8, "--record", rec, "--save-video", video,
+                     "--max-frames", n, "--quiet")
+        assert p.returncode == 0, p.stderr
+    out = tmp_path / "session.html"
+    assert idc_edge("report", rec, "--html", out).returncode == 0
+    first, second = out.read_text().split("<h2>Session ")[1:]
+    assert "data:image/jpeg" not in first and "from the video" not in first
+    assert first.count("(no picture: the video was replaced by a later run (it is another session&#x27;s))") >= 1
+    assert second.count("data:image/jpeg") >= 1 and "from the video" in second and "no picture" not in second
+    one, two = summarize(rec)
+    assert {p.no_picture for p in one.top} == {"the video was replaced by a later run (it is another session's)"}
+
+
+def test_an_older_video_without_a_session_id_is_not_taken_as_the_session_s(two_runs, tmp_path):
+    """Results and a video index from before session ids (the fields taken out): nothing tells the
+    session's video from a later run's under the same name, so the card says the picture is not verified."""
+    rec, d = two_runs
+    old_rec, old_video = tmp_path / "old.jsonl", tmp_path / "overlay.avi"
+    old_video.write_bytes((d / "overlay.avi").read_bytes())
+    index = (d / "overlay.avi.frames.tsv").read_text().splitlines(keepends=True)
+    assert index[1].startswith("# session ")
+    (tmp_path / "overlay.avi.frames.tsv").write_text(index[0] + "".join(index[2:]))
+    lines = rec.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["session"]["id"]
+    header["session"]["outputs"]["video"] = {"path": str(old_video), "frames": str(old_video) + ".frames.tsv"}
+    old_rec.write_text(json.dumps(header) + "\n" + "".join(lines[1:41]))
+    (s,) = summarize(old_rec)
+    assert s.top and all(p.jpeg is None and p.no_picture.startswith("picture not verified: the video's frame index "
+                                                                     "names no session") for p in s.top)
+
+
+def test_snapshots_of_another_run_started_in_the_same_second_are_not_this_session_s(tiny_int8, tmp_path):
+    """Two runs started in one second sharing the snapshots folder: the report matched a snapshot by
+    the one-second start time, so B listed A's snapshot (another slide) and used it as B's picture."""
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import JsonlSink, SnapshotSink
+    from idc_edge.sinks.base import Sink
+
+    class SnapAtFrame3(Sink):  # a viewer pressing the Snapshot button at frame 3
+        delivery = "inline"
+
+        def __init__(self, snap):
+            self.snap = snap
+
+        def write(self, frame):
+            if frame.result.index == 3:
+                self.snap.take()
+
+    video = write_video(tmp_path / "stage.avi", 8)
+    config = RunConfig(source=str(video), max_frames=5, detector=DetectorOptions(model_path=tiny_int8))
+    for attempt in range(5):  # until both start in one second (each run takes a fraction of one)
+        runs = tmp_path / f"try{attempt}"
+        runs.mkdir()
+        snap_a = SnapshotSink(runs / "snaps")
+        a = Session(config, [JsonlSink(runs / "a.jsonl"), snap_a, SnapAtFrame3(snap_a)])
+        a.run()
+        b = Session(config, [JsonlSink(runs / "b.jsonl"), SnapshotSink(runs / "snaps")])
+        b.run()
+        if a.info.started_utc == b.info.started_utc:
+            break
+    else:
+        pytest.skip("the two runs never started in one second")
+    (sa,), (sb,) = summarize(runs / "a.jsonl"), summarize(runs / "b.jsonl")
+    assert [p.index for p in sa.snapshots] == [3] and sa.snapshots[0].jpeg
+    assert sb.snapshots == () and all(p.from_ != "snapshot" for p in sb.top)

@@ -87,7 +87,7 @@ def test_idc_edge_s_own_earlier_overlay_video_is_replaced(tiny_int8, tmp_path, s
         p = run("run", "--source", source, "--model", tiny_int8, "--quiet", "--max-frames", n, "--save-video", video)
         assert p.returncode == 0, p.stderr
         assert frame_count(video) == n and partials(tmp_path) == []
-        assert len((tmp_path / f"overlay{suffix}.frames.tsv").read_text().splitlines()) == n + 1  # + header
+        assert len((tmp_path / f"overlay{suffix}.frames.tsv").read_text().splitlines()) == n + 2  # + header, session
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
@@ -161,7 +161,7 @@ def test_a_stop_while_a_frame_is_handed_to_the_outputs_is_taken_after_every_outp
             signal.signal(s, handler)
     assert summary.stopped == "interrupted" and summary.frames == 3 and summary.cut_off == 0
     assert len(rec.read_text().splitlines()) == 1 + 3
-    assert len((tmp_path / "v.avi.frames.tsv").read_text().splitlines()) == 1 + 3 and frame_count(video) == 3
+    assert len((tmp_path / "v.avi.frames.tsv").read_text().splitlines()) == 2 + 3 and frame_count(video) == 3
 
 
 def test_a_bare_interrupt_that_cuts_a_frame_off_says_so_and_does_not_count_it(tiny_int8, tmp_path):
@@ -187,3 +187,27 @@ def test_a_bare_interrupt_that_cuts_a_frame_off_says_so_and_does_not_count_it(ti
     assert summary.frames == 3 and summary.cut_off == 1 and len(rec.read_text().splitlines()) == 1 + 3
     assert summary.line().startswith("3 frame(s) in ") and ", the last one cut off by the stop (not in every " \
         f"output); 3 result(s) in {rec}" in summary.line()
+
+
+def test_a_second_run_saving_to_the_same_video_is_refused_before_it_reads_a_frame(tiny_int8, long_source, tmp_path):
+    """Two runs with one --save-video at once both exited 0 and said "video in c.avi"; the last to
+    close replaced the other's video without a word, and the loser's results pointed at the winner's
+    video. The name is now held for the whole run, as --record's results file is."""
+    video, first_rec, second_rec = tmp_path / "c.avi", tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first = start("run", "--source", long_source, "--model", tiny_int8, "--quiet", "--sequential", "--record",
+                  first_rec, "--save-video", video)
+    wait_for_lines(first_rec, 6, first)  # the session header and 5 frames: the first run holds the name
+    assert first.poll() is None, first.communicate()
+    p = run("run", "--source", long_source, "--model", tiny_int8, "--quiet", "--max-frames", 3, "--record",
+            second_rec, "--save-video", video)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    (line,) = p.stderr.splitlines()
+    assert line == (f"idc-edge: error: video file '{video}' is being written by process {first.pid}; wait for that "
+                    "run to end or save the video under another name")
+    assert not second_rec.exists()  # refused before its results file was made or a frame read
+    assert frame_count(video) == len(first_rec.read_text().splitlines()) - 1  # the first run's video, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "c.avi", "c.avi.frames.tsv"]  # no lock left
+    assert run("run", "--source", long_source, "--model", tiny_int8, "--quiet", "--max-frames", 3,
+               "--save-video", video).returncode == 0  # the name is free again

@@ -25,8 +25,10 @@ on without that sink, since the results file and video matter more than a viewer
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -39,6 +41,14 @@ if TYPE_CHECKING:  # pragma: no cover
 DELIVERIES = ("inline", "latest", "every")
 
 log = logging.getLogger(__name__)
+
+
+def new_session_id() -> str:
+    """A run's own id: its start time to the microsecond (UTC) and 48 random bits
+    (``20261129T052038.123456Z-3f9c0a1b2c4d``), so two runs started in the same second, on one
+    device or two, never share one. Written in the results header, the video's frame index and each
+    snapshot, it ties a picture to the session that took it."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}-{secrets.token_hex(6)}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class SessionInfo:
         options: the run's options as JSON-ready values.
         outputs: what each sink writes where (``{"video": {"path": ...}, "snapshots": {...}}``), so a
             report can find the video and snapshots of a session.
+        session_id: this run's unique id (:func:`new_session_id`); a report takes a video's or a
+            snapshot's picture for the session only when it carries the same id.
     """
 
     version: str
@@ -86,6 +98,7 @@ class SessionInfo:
     options: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     context: Optional[dict] = None
+    session_id: str = field(default_factory=new_session_id)
 
 
 @dataclass(frozen=True)

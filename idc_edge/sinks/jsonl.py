@@ -17,7 +17,7 @@ RESULTS_FORMAT = 1
 def session_header(info: SessionInfo) -> dict[str, Any]:
     """The record that starts a run in a results file (JSON-ready): ``{"session": {...}}``."""
     return {SESSION_KEY: {
-        "format": RESULTS_FORMAT, "idc_edge": info.version, "started": info.started_utc,
+        "format": RESULTS_FORMAT, "idc_edge": info.version, "started": info.started_utc, "id": info.session_id,
         "model": {"name": info.model_name, "path": info.model_path, "sha256": info.model_sha256,
                   "context": info.context},
         "threshold": info.threshold, "um_per_px": info.um_per_px, "model_um_per_px": info.model_um_per_px,

@@ -4,13 +4,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import weakref
+from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
 from ..errors import RecordError
-from ..fileio import name, replacing, write_all
-from ..record import VideoRecorder
+from ..fileio import name, replacing, why, write_all
+from ..record import LOCK_WAIT_S, VideoRecorder, hold_lock
 from .base import SessionInfo, Sink, SinkFrame
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,25 @@ def frame_slot(t_s: float, t0_s: float, fps: float) -> int:
 #: suffix of the frame index written beside a saved video (``run.mp4`` → ``run.mp4.frames.tsv``)
 FRAME_INDEX_SUFFIX = ".frames.tsv"
 _INDEX_HEADER = b"# idc-edge frame index: results record index <TAB> video frame (from 0)\n"
+#: the frame index's second line names the session that wrote the video (``# session <id>``); older
+#: indexes have none
+_SESSION_LINE = b"# session "
+
+
+def session_line(session_id: str) -> bytes:
+    """The frame index's line naming the run's session id, or nothing for an id that is not one
+    printable word (a custom :class:`SessionInfo`'s): the report then cannot tie the video to a session."""
+    ok = isinstance(session_id, str) and session_id.isascii() and session_id.isprintable() and " " not in session_id
+    return _SESSION_LINE + session_id.encode("ascii") + b"\n" if ok else b""
+
+
+def frame_index_session(data: bytes) -> Optional[str]:
+    """The session id a frame index (its bytes) names, or None when it names none (written before
+    session ids) or is not a frame index."""
+    if not data.startswith(_INDEX_HEADER + _SESSION_LINE):
+        return None
+    line = data[len(_INDEX_HEADER) + len(_SESSION_LINE):].split(b"\n", 1)[0]
+    return line.decode("ascii", "replace").strip() or None
 
 
 def is_frame_index(path: Union[str, os.PathLike]) -> bool:
@@ -50,6 +71,8 @@ def is_frame_index(path: Union[str, os.PathLike]) -> bool:
     if not head.startswith(_INDEX_HEADER):
         return False
     lines = head[len(_INDEX_HEADER):].split(b"\n")[:-1]  # the part after the last newline may be cut
+    if lines and lines[0].startswith(_SESSION_LINE):
+        lines = lines[1:]
     return all(len(read_frame_index(line)) == 1 for line in lines)
 
 
@@ -69,6 +92,54 @@ def refuse_a_foreign_video(path: os.PathLike, index_path: os.PathLike) -> None:
         raise RecordError(f"video file {name(path)} already exists and is not an overlay video written by idc-edge "
                           f"(no idc-edge frame index {name(os.path.basename(index_path))} beside it): replacing it would destroy "
                           "another program's file; choose another name, or delete the file first if it may go")
+
+
+#: suffix of the lock file beside a video while a run writes it (``run.avi`` → ``run.avi.lock``)
+LOCK_SUFFIX = ".lock"
+
+
+def _is_open_file(fd: int, path: str) -> bool:
+    """True when ``path`` is (still) the file open as ``fd``, not a new file or nothing."""
+    try:
+        st, held = os.stat(path, follow_symlinks=False), os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def lock_video_name(target: str, shown: os.PathLike, wait_s: float = LOCK_WAIT_S) -> int:
+    """Hold ``<target>.lock`` for the whole run (made here, removed by :func:`unlock_video_name`) and
+    return its file descriptor: a second run saving its video to the same name would otherwise
+    finish too and the last to close silently replace the other's video. The second run waits up to
+    ``wait_s`` seconds, then is refused before it reads a frame.
+
+    Raises:
+        RecordError: another run holds the name (naming its process id), or the folder takes no file.
+    """
+    path = target + LOCK_SUFFIX
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except OSError as e:
+            raise RecordError(f"cannot write video file {name(shown)}: its lock file {name(path)}: {why(e)}") from None
+        try:
+            hold_lock(fd, Path(path), wait_s, f"video file {name(shown)}", "save the video under another name")
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_open_file(fd, path):
+            return fd
+        os.close(fd)  # the run before removed the file as it ended: lock the one now there
+
+
+def unlock_video_name(fd: int, target: str) -> None:
+    """Remove the lock file :func:`lock_video_name` made (while still holding it, so a run waiting
+    for it sees it gone and locks a new one) and release it."""
+    path = target + LOCK_SUFFIX
+    if _is_open_file(fd, path):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    os.close(fd)
 
 
 def read_frame_index(data: bytes) -> dict[int, int]:
@@ -116,9 +187,13 @@ class VideoSink(Sink):
     see :func:`refuse_a_foreign_video`), and only when this video is finished (see
     :class:`~idc_edge.record.VideoRecorder`): a run killed hard leaves the earlier video whole.
 
-    Beside the video, ``<video>.frames.tsv`` says which video frame shows each results record
-    (its ``index``; a skipped frame maps to the frame that stands for it), so that a report finds
-    a record's picture even where the video's time is not the records' (a long pause held, frames
+    The name is held for the whole run (``<video>.lock``, see :func:`lock_video_name`): a second
+    run saving to it is refused before it reads a frame, naming the first run's process.
+
+    Beside the video, ``<video>.frames.tsv`` names the run's session id (``# session <id>``) and says
+    which video frame shows each results record (its ``index``; a skipped frame maps to the frame
+    that stands for it), so that a report takes a record's picture only from this session's video
+    and finds it even where the video's time is not the records' (a long pause held, frames
     retimed, a clock set back). It is written in one step when the video is closed.
 
     Args:
@@ -143,7 +218,14 @@ class VideoSink(Sink):
         self._recorder = VideoRecorder(path, fps=fps or 30.0)  # validates the extension and folder
         self.path = self._recorder.path
         self.index_path = self.path.with_name(self.path.name + FRAME_INDEX_SUFFIX)
-        refuse_a_foreign_video(self.path, self.index_path)
+        target = os.path.realpath(self.path)  # the file a link names: two links to it are one name
+        # released when closed, or when the sink is dropped unused (a run refused before it started)
+        self._unlock = weakref.finalize(self, unlock_video_name, lock_video_name(target, self.path), target)
+        try:
+            refuse_a_foreign_video(self.path, self.index_path)
+        except BaseException:
+            self._unlock()
+            raise
         self._fixed_fps = fps
         self.max_gap_s = float(max_gap_s)
         self._declared = 0.0
@@ -153,6 +235,7 @@ class VideoSink(Sink):
         self._index = contextlib.ExitStack()
         self._index_fd: Optional[int] = None
         self._index_lines: Optional[list[bytes]] = []  # None: no index (it could not be written)
+        self._session_line = b""  # the index's line naming the session, set by start
         self.warmup_frames = 5
         self._last: Optional[np.ndarray] = None
         self._prev_t: Optional[float] = None
@@ -171,6 +254,7 @@ class VideoSink(Sink):
 
     def start(self, info: SessionInfo) -> None:
         self.delivery = "latest" if info.live else "every"
+        self._session_line = session_line(info.session_id)
         self._declared = 0.0 if info.live else info.source_fps  # a camera says 30 and delivers what it can
 
     def write(self, frame: SinkFrame) -> None:
@@ -247,11 +331,11 @@ class VideoSink(Sink):
             if self._index_fd is None:  # a hidden file beside the video until close puts it in place
                 self._index_fd = self._index.enter_context(
                     replacing(self.index_path, "video frame index", error=RecordError))
-                write_all(self._index_fd, _INDEX_HEADER, 5.0, "video frame index")
+                write_all(self._index_fd, _INDEX_HEADER + self._session_line, 5.0, "video frame index")
             write_all(self._index_fd, b"".join(lines), 5.0, "video frame index")
         except (RecordError, OSError) as e:  # the video matters more than its index: go on without one
-            log.warning("cannot write the video's frame index %s (%s); the report will pick this video's "
-                        "pictures by time", name(self.index_path), e)
+            log.warning("cannot write the video's frame index %s (%s); the report cannot tie this video to its "
+                        "session and shows no picture from it", name(self.index_path), e)
             self._index_lines = None
             with contextlib.suppress(RecordError):  # removes the hidden file
                 self._index.__exit__(RecordError, RecordError("frame index dropped"), None)
@@ -259,13 +343,16 @@ class VideoSink(Sink):
     def close(self) -> None:
         if self._pending:  # a run shorter than the warm-up
             self._flush_pending()
-        self._recorder.close()
-        if self._index_lines:
-            self._write_index_lines()
         try:
-            self._index.close()  # the index takes its name in one step
-        except RecordError as e:
-            log.warning("%s; the report will pick this video's pictures by time", e)
+            self._recorder.close()
+            if self._index_lines:
+                self._write_index_lines()
+            try:
+                self._index.close()  # the index takes its name in one step
+            except RecordError as e:
+                log.warning("%s; the report cannot tie this video to its session and shows no picture from it", e)
+        finally:
+            self._unlock()  # the video and its index are in place: another run may take the name
 
     def summary(self) -> Optional[str]:
         if not self._recorder.frames:  # nothing written: a file of that name is not this run's video
