@@ -59,6 +59,13 @@ def short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 12] + "…" + text[-10:]
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal: every character that is not printable (ESC and the rest of a
+    terminal's control sequences, BEL, a newline, C1 controls) written as the escape ``repr`` gives
+    it, as :func:`short` and :func:`name` show values in error lines; printable text is unchanged."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def name(path: PathArg, limit: int = 120) -> str:
     """A path for messages: quoted, undecodable bytes shown as escapes, cut in the middle when long."""
     text = repr(os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path))

@@ -177,22 +177,46 @@ class RecordedSession:
     records: tuple
 
 
+#: The largest frame time a results file holds, in seconds either side of 0 (about 31,700 years: a
+#: clock's seconds, never its nanoseconds). The detector refuses a frame time beyond it (FrameError).
+MAX_TIME_S = 1e12
+
+#: The largest frame index a results file holds (a signed 64-bit count, as numpy and other readers
+#: of the file hold it). The detector refuses an index beyond it (FrameError).
+MAX_INDEX = 2 ** 63 - 1
+
+#: The largest area a frame record may give, in mm²: a square metre, what a hundred megapixels show
+#: at the coarsest scale a microscope camera can have (100 µm/px). Larger is no frame's area.
+MAX_AREA_MM2 = 1e6
+
+#: The largest side of the square each patch stands for (a header's ``cell_um``), in µm: one cell
+#: of :data:`MAX_AREA_MM2`, a metre.
+MAX_CELL_UM = math.sqrt(MAX_AREA_MM2) * 1000.0
+
 #: The fields of a results file that readers rely on, with their kind ("?": may be missing or null).
 #: A line whose field is of another kind is refused by name, never summed as text or crashed on.
 #: ``idc-edge report`` keeps only the frame fields named here (add a field here before summarising it).
-FRAME_FIELDS = {"index": "count", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "number?",
-                "tissue_area_mm2": "number?", "patches": "count?", "tissue_patches": "count?",
+FRAME_FIELDS = {"index": "index", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "area?",
+                "tissue_area_mm2": "area?", "patches": "count?", "tissue_patches": "count?",
                 "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?"}
-HEADER_FIELDS = {"started": "text", "id": "text?", "idc_edge": "text", "threshold": "fraction", "um_per_px": "number",
+#: ``model_um_per_px`` and ``cell_um`` are optional: files from before they were written lack them.
+HEADER_FIELDS = {"started": "text", "id": "text?", "idc_edge": "text", "threshold": "fraction", "um_per_px": "scale",
+                 "model_um_per_px": "scale?", "cell_um": "cell?",
                  "model": "table", "model.name": "text", "model.sha256": "text?", "model.context": "table?",
                  "source": "table", "source.description": "text", "options": "table?", "outputs": "table?",
                  "outputs.video": "table?", "outputs.video.path": "text?", "outputs.snapshots": "table?",
                  "outputs.snapshots.folder": "text?"}
 _KINDS = {
     "count": ("a whole number >= 0", lambda v: isinstance(v, int) and v >= 0),
-    "time": ("a number of seconds", lambda v: isinstance(v, (int, float)) and abs(v) <= 1e12),
+    "index": (f"a whole number from 0 to {MAX_INDEX}", lambda v: isinstance(v, int) and 0 <= v <= MAX_INDEX),
+    "time": (f"a number of seconds from {-MAX_TIME_S:g} to {MAX_TIME_S:g}",
+             lambda v: isinstance(v, (int, float)) and abs(v) <= MAX_TIME_S),
+    "area": (f"a number of mm² from 0 to {MAX_AREA_MM2:g}",
+             lambda v: isinstance(v, (int, float)) and 0 <= v <= MAX_AREA_MM2),
+    "scale": ("a finite number of µm per pixel above 0", lambda v: isinstance(v, (int, float)) and 0 < v < math.inf),
+    "cell": (f"a number of µm above 0 and up to {MAX_CELL_UM:g}",
+             lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_CELL_UM),
     "fraction": ("a number from 0 to 1", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1),
-    "number": ("a finite number", lambda v: isinstance(v, (int, float)) and math.isfinite(v)),
     "text": ("text", lambda v: isinstance(v, str)),
     "table": ("an object", lambda v: isinstance(v, dict)),
     "counts": ("an object of whole numbers >= 0", lambda v: isinstance(v, dict) and all(

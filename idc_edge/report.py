@@ -19,13 +19,13 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from .errors import IdcEdgeError, RecordError
-from .fileio import is_regular_file, name, opencv_path, read_bytes, read_image
+from .fileio import is_regular_file, name, opencv_path, printable, read_bytes, read_image
 from .record import FRAME_FIELDS, RecordedSession, check_fields, read_sessions
 from .sinks.video import frame_index_session, read_frame_index
 
@@ -113,6 +113,7 @@ class SessionSummary:
     idc_percent: tuple
     top: tuple
     snapshots: tuple
+    clock_steps_back: int = 0   # times a frame's time was earlier than the one before (see retimed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, pictures left out (their frame numbers and times kept)."""
@@ -129,6 +130,34 @@ class SessionSummary:
 def _area(record: dict) -> Optional[float]:
     v = record.get("idc_area_mm2")
     return float(v) if isinstance(v, (int, float)) else None
+
+
+def session_times(times_s: Sequence[float]) -> tuple[list[float], int]:
+    """Frame times (seconds) that never go back, and how many times they did.
+
+    A frame earlier than the one before (the wall clock set back mid-session: NTP on a board without
+    a real-time clock) is placed one typical frame gap (the median of the forward gaps) after it, and
+    later frames keep their spacing from there, as the saved video gives such a frame the next slot
+    (:class:`~idc_edge.sinks.video.VideoSink`). Equal times are left as they are."""
+    gaps = [b - a for a, b in zip(times_s, times_s[1:]) if b > a]
+    gap = float(np.median(gaps)) if gaps else 0.0
+    out: list[float] = []
+    shift, back = 0.0, 0
+    for t in times_s:
+        if out and t + shift < out[-1]:
+            shift = out[-1] + gap - t
+            back += 1
+        out.append(t + shift)
+    return out, back
+
+
+def retimed(records: Sequence[dict]) -> tuple[list[dict], int]:
+    """``records`` with their ``time`` from :func:`session_times` (the records themselves when
+    their times never go back), and how many times they went back."""
+    times, back = session_times([float(r["time"]) for r in records])
+    if not back:
+        return list(records), 0
+    return [dict(r, time=t) for r, t in zip(records, times)], back
 
 
 def fields_viewed(records: Sequence[dict], still_fraction: float = STILL_FRACTION,
@@ -178,25 +207,72 @@ def top_frames(records: Sequence[dict], k: int = 6, min_gap_s: float = 2.0) -> l
 
 def _nice_step(span: float, ticks: int = 5) -> float:
     raw = span / max(1, ticks)
-    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    mag = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), raw)
+
+
+def axis_ticks(span: float, ticks: int, cover: bool) -> tuple[float, list[float]]:
+    """(the axis's end, its tick values from 0) for values from 0 to ``span``, about ``ticks`` round
+    steps apart; the end is ``span`` itself, or with ``cover`` the first tick at or above it. A span
+    that is not a finite number above 0 is taken as 1, and an end that would not be a finite number
+    (values near the largest float) is ``span`` with ticks at 0 and ``span``: always finite, at most
+    a few dozen ticks, never a loop that cannot end."""
+    span = span if math.isfinite(span) and span > 0 else 1.0
+    step = _nice_step(span, ticks)
+    steps = math.ceil(span / step) if cover else math.floor(span / step + 1e-9)
+    end = step * steps if cover else span
+    if not (math.isfinite(end) and math.isfinite(step) and step > 0 and steps <= 4 * ticks):
+        return span, [0.0, span]
+    return end, [k * step for k in range(steps + 1)]
+
+
+# -- HTML: every value goes into the page through markup() ---------------------------------------------
+
+class Markup(str):
+    """HTML made by :func:`markup` (or by :func:`svg_plot`): put into other markup as it is."""
+
+
+class _Escaped:
+    """One value for a :func:`markup` template: formatted by the field's spec, then HTML-escaped
+    (a :class:`Markup` value is put in as it is)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        text = format(self.value, spec)
+        return text if isinstance(self.value, Markup) else html.escape(text)
+
+
+def markup(template: str, *values: Any) -> Markup:
+    """``template`` (HTML written in this module, never text from a file) with its ``{}`` fields
+    filled by ``values``, each formatted by its field's spec (``{:.1f}``) and HTML-escaped. The one
+    way values enter the report's page: a results file's text cannot become markup.
+
+        markup("<td>{}</td><td>{:.3f}</td>", name, threshold)
+    """
+    return Markup(template.format(*map(_Escaped, values)))
+
+
+def _joined(parts: Iterable[Markup]) -> Markup:
+    return Markup("".join(parts))
 
 
 def svg_plot(times_s: Sequence[float], series: Sequence[tuple[str, Sequence[Optional[float]], str]],
              y_label: str, width: int = 860, height: int = 260, marks: Sequence[float] = (),
-             bands: Sequence[tuple[float, float]] = ()) -> str:
+             bands: Sequence[tuple[float, float]] = ()) -> Markup:
     """An SVG line plot: ``series`` are (name, values, CSS colour) over ``times_s`` (seconds); None
     values break a line; ``marks`` are times drawn as dots on the first series, ``bands`` (start,
     end) shaded behind. At most ~``width`` points per line (the largest value per pixel column)."""
     left, right, top, bottom = 56, 12, 14, 34
     pw, ph = width - left - right, height - top - bottom
     t = np.asarray(times_s, float)
-    t_max = float(t.max()) if t.size and t.max() > 0 else 1.0
+    t_max, t_ticks = axis_ticks(float(t.max()) if t.size else 0.0, 8, cover=False)
     values = [np.asarray([np.nan if v is None else v for v in vals], float) for _, vals, _ in series]
     finite = [v[np.isfinite(v)] for v in values]
-    y_max = max([float(f.max()) for f in finite if f.size] + [0.0])
-    y_step = _nice_step(y_max if y_max > 0 else 1.0)
-    y_top = y_step * max(1, math.ceil((y_max if y_max > 0 else 1.0) / y_step))
+    y_top, y_ticks = axis_ticks(max([float(f.max()) for f in finite if f.size] + [0.0]), 5, cover=True)
     x = lambda s: left + pw * s / t_max  # noqa: E731
     y = lambda v: top + ph * (1 - v / y_top)  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -204,22 +280,17 @@ def svg_plot(times_s: Sequence[float], series: Sequence[tuple[str, Sequence[Opti
     for a, b in bands:
         out.append(f'<rect x="{x(a):.1f}" y="{top}" width="{max(1.0, x(b) - x(a)):.1f}" height="{ph}" '
                    'fill="#e8eef8"/>')
-    v = 0.0
-    while v <= y_top + 1e-9:
+    for v in y_ticks:
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
                    f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
-        v += y_step
-    t_step = _nice_step(t_max, 8)
-    s = 0.0
-    while s <= t_max + 1e-9:
+    for s in t_ticks:
         out.append(f'<line x1="{x(s):.1f}" x2="{x(s):.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#555"/>'
                    f'<text x="{x(s):.1f}" y="{top + ph + 16}" text-anchor="middle">{s:g}</text>')
-        s += t_step
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#555"/>')
     out.append(f'<text x="{left + pw / 2:.0f}" y="{height - 4}" text-anchor="middle">seconds from the first frame'
                '</text>')
-    out.append(f'<text transform="translate(12,{top + ph / 2:.0f}) rotate(-90)" text-anchor="middle">'
-               f'{html.escape(y_label)}</text>')
+    out.append(markup('<text transform="translate(12,{:.0f}) rotate(-90)" text-anchor="middle">{}</text>',
+                      top + ph / 2, y_label))
     columns = np.clip(((t / t_max) * pw).astype(int), 0, pw) if t.size else np.zeros(0, int)
     for (name, _, colour), vals in zip(series, values):
         points, segments = [], []
@@ -241,8 +312,8 @@ def svg_plot(times_s: Sequence[float], series: Sequence[tuple[str, Sequence[Opti
             segments.append(points)
         for seg in segments:
             path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in seg)
-            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{path}">'
-                       f'<title>{html.escape(name)}</title></polyline>')
+            out.append(markup('<polyline fill="none" stroke="{}" stroke-width="1.6" points="{}"><title>{}</title>'
+                              '</polyline>', colour, path, name))
     if series and marks:
         first = values[0]
         for m in marks:
@@ -251,11 +322,11 @@ def svg_plot(times_s: Sequence[float], series: Sequence[tuple[str, Sequence[Opti
                 out.append(f'<circle cx="{x(t[i]):.1f}" cy="{y(first[i]):.1f}" r="4" fill="none" stroke="#000"/>')
     legend_x = left + 8
     for name, _, colour in series:
-        out.append(f'<line x1="{legend_x}" x2="{legend_x + 18}" y1="{top + 10}" y2="{top + 10}" stroke="{colour}" '
-                   f'stroke-width="3"/><text x="{legend_x + 22}" y="{top + 14}">{html.escape(name)}</text>')
+        out.append(markup('<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{}'
+                          '</text>', legend_x, legend_x + 18, top + 10, top + 10, colour, legend_x + 22, top + 14, name))
         legend_x += 30 + 7 * len(name)
     out.append("</svg>")
-    return "".join(out)
+    return _joined(out)
 
 
 # -- reading pictures ---------------------------------------------------------------------------------
@@ -375,7 +446,7 @@ def _frames_at(cap, wanted: Sequence[tuple[Optional[int], float]]) -> list[Optio
 
 def summarize_session(session: RecordedSession, number: int, pictures: bool = True, k: int = 6) -> SessionSummary:
     """Summarise one :class:`~idc_edge.record.RecordedSession` (pictures read when ``pictures``)."""
-    records = list(session.records)
+    records, steps_back = retimed(session.records)  # every time below counts on from the one before
     header = session.header
     times = [float(r["time"]) for r in records]
     t0 = times[0] if times else 0.0
@@ -414,7 +485,7 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         frames_without_call=len(records) - len(called), no_call_reasons=no_call_reasons(records),
         fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
         idc_percent=tuple(round(100 * r["idc_fraction"], 3) for r in records), top=tuple(top),
-        snapshots=tuple(snap_pictures))
+        snapshots=tuple(snap_pictures), clock_steps_back=steps_back)
 
 
 def summarize(path, pictures: bool = True) -> list[SessionSummary]:
@@ -456,31 +527,61 @@ def _fields_text(s: SessionSummary) -> str:
     return f"{len(s.fields)} (stage at rest ≥ 0.5 s)"
 
 
+def _scale_text(header: dict) -> str:
+    """The session's scale in words: the frames' µm per pixel, the model's and the side of the
+    square each patch stands for (µm); the last two left out when the header (an older idc-edge's)
+    lacks them."""
+    um, model_um, cell_um = (_number_text(header.get(k)) for k in ("um_per_px", "model_um_per_px", "cell_um"))
+    more = ([f"model {model_um} µm/px"] if model_um is not None else []) + \
+        ([f"each patch stands for {cell_um} µm × {cell_um} µm"] if cell_um is not None else [])
+    return f"{um} µm per pixel" + (f" ({'; '.join(more)})" if more else "")
+
+
+def _number_text(value: Any) -> Optional[str]:
+    """A header's number as ``%g``; other values (a header made by a program, never checked by the
+    reader) as text; None stays None."""
+    if value is None:
+        return None
+    return format(value, "g") if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _clock_text(s: SessionSummary) -> str:
+    """The note for a session whose frame times went back (empty when they never did)."""
+    if not s.clock_steps_back:
+        return ""
+    return (f"frame times went back {s.clock_steps_back} time(s) (the clock set back?): each such frame is placed "
+            "one frame gap after the one before")
+
+
 def render_text(summaries: Sequence[SessionSummary]) -> str:
-    """A plain-text summary (what ``idc-edge report`` prints without ``--html``)."""
+    """A plain-text summary (what ``idc-edge report`` prints without ``--html``). Text from the
+    results file can hold anything: characters that are not printable (a terminal's control
+    sequences) are shown as escapes (:func:`~idc_edge.fileio.printable`)."""
     lines = []
     for s in summaries:
         h = s.header or {}
         model = (h.get("model") or {})
         lines.append(f"session {s.number}: {_when(s.header)}, {s.frames} frame(s) over {s.duration_s:.1f} s"
                      + (f", source {h['source']['description']}" if h.get("source") else ""))
+        if _clock_text(s):
+            lines.append(f"  {_clock_text(s)}")
         if h:
             lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
-                         f"{h.get('threshold'):.3f}{_context_text(model)}, {h.get('um_per_px')} µm/px, "
+                         f"{h.get('threshold'):.3f}{_context_text(model)}, {_number_text(h.get('um_per_px'))} µm/px, "
                          f"idc-edge {h.get('idc_edge')}")
         lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC"
                      + (f", {s.frames_without_call} frame(s) with tissue but no call ({_reasons_text(s.no_call_reasons)})"
-                        if s.frames_without_call else ""))
+                        if s.frames_without_call else Markup()))
         lines.append(f"  fields viewed: {_fields_text(s)}"
                      + (f"; snapshots: {len(s.snapshots)}" if s.snapshots else ""))
         for p in sorted(s.top, key=lambda p: (p.idc_mm2 or 0.0, p.idc_percent), reverse=True)[:3]:
             lines.append(f"  most IDC: frame {p.index} at {p.time_s:.1f} s, {_fmt_area(p.idc_mm2)} "
                          f"({p.idc_percent:.1f} % of tissue)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
-_CSS = """
+_CSS = Markup("""
 body { font: 15px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }
 h1 { font-size: 22px; margin-bottom: 2px; } h2 { font-size: 18px; margin-top: 34px; border-bottom: 1px solid #ccc; }
 .ruo { color: #8a5a00; font-weight: 600; } .dim { color: #666; font-size: 13px; }
@@ -489,71 +590,82 @@ vertical-align: top; border-bottom: 1px solid #eee; } th { font-weight: 600; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; } .card { width: 300px; font-size: 13px; }
 .card img { width: 300px; border: 1px solid #ccc; display: block; }
 .big { font-size: 24px; font-weight: 600; } code { font-size: 12px; word-break: break-all; }
-"""
+""")
 
 
 NO_PICTURE = "no snapshot or saved video of this frame"
 
 
-def _picture_cards(pictures: Sequence[Picture]) -> str:
+def _picture_cards(pictures: Sequence[Picture]) -> Markup:
     cards = []
     for p in pictures:
-        img = (f'<img alt="frame {p.index}" src="data:image/jpeg;base64,{base64.b64encode(p.jpeg).decode()}">'
-               if p.jpeg else f'<div class="dim">(no picture: {html.escape(p.no_picture or NO_PICTURE)})</div>')
-        cards.append(f'<div class="card">{img}frame {p.index} at {p.time_s:.1f} s: <b>{_fmt_area(p.idc_mm2)}</b> '
-                     f'({p.idc_percent:.1f} % of tissue)' + (f' <span class="dim">from the {p.from_}</span>'
-                                                             if p.from_ else "") + "</div>")
-    return '<div class="cards">' + "".join(cards) + "</div>"
+        img = (markup('<img alt="frame {}" src="data:image/jpeg;base64,{}">', p.index, base64.b64encode(p.jpeg).decode())
+               if p.jpeg else markup('<div class="dim">(no picture: {})</div>', p.no_picture or NO_PICTURE))
+        cards.append(markup('<div class="card">{}frame {} at {:.1f} s: <b>{}</b> ({:.1f} % of tissue){}</div>', img,
+                            p.index, p.time_s, _fmt_area(p.idc_mm2), p.idc_percent,
+                            markup(' <span class="dim">from the {}</span>', p.from_) if p.from_ else Markup()))
+    return markup('<div class="cards">{}</div>', _joined(cards))
+
+
+def _summary_table(s: SessionSummary) -> Markup:
+    no_call = (markup(", {} with tissue but no call ({})", s.frames_without_call, _reasons_text(s.no_call_reasons))
+               if s.frames_without_call else Markup())
+    return markup('<table><tr><td>largest IDC area in one frame</td><td class="big">{}</td></tr>'
+                  '<tr><td>mean IDC share of tissue</td><td>{:.1f} %</td></tr>'
+                  "<tr><td>frames</td><td>{} over {:.1f} s, {} with IDC{}</td></tr>"
+                  "<tr><td>fields viewed</td><td>{}</td></tr></table>",
+                  _fmt_area(s.max_idc_mm2), s.mean_idc_percent, s.frames, s.duration_s, s.frames_with_idc,
+                  no_call, _fields_text(s))
+
+
+def _fields_table(fields: Sequence[FieldViewed], limit: int = 50) -> Markup:
+    rows = _joined([markup("<tr><td>{:.1f} s</td><td>{:.1f} s</td><td>{}</td><td>{}</td><td>{:.1f} %</td></tr>",
+                           f.start_s, f.duration_s, f.frames, _fmt_area(f.max_idc_mm2), f.max_idc_percent)
+                    for f in fields[:limit]])
+    more = markup('<div class="dim">{} more not listed</div>', len(fields) - limit) if len(fields) > limit else Markup()
+    return markup("<h3>Fields viewed</h3><table><tr><th>from</th><th>for</th><th>frames</th><th>largest IDC area</th>"
+                  "<th>largest IDC share</th></tr>{}</table>{}", rows, more)
+
+
+def _settings_table(h: dict) -> Markup:
+    model = h.get("model") or {}
+    settings = _joined([markup("<tr><td>{}</td><td>{}</td></tr>", k, json.dumps(v))
+                        for k, v in (h.get("options") or {}).items() if v is not None and k != "source"])
+    return markup("<h3>Settings and model</h3><table>"
+                  "<tr><td>model</td><td>{}<br><code>sha256 {}</code></td></tr>"
+                  "<tr><td>threshold</td><td>{:.3f}{}</td></tr>"
+                  "<tr><td>scale</td><td>{}</td></tr>"
+                  "<tr><td>source</td><td>{}</td></tr><tr><td>idc-edge</td><td>{}</td></tr>{}</table>",
+                  model.get("name"), model.get("sha256"), h.get("threshold"), _context_text(model), _scale_text(h),
+                  (h.get("source") or {}).get("description"), h.get("idc_edge"), settings)
 
 
 def render_html(summaries: Sequence[SessionSummary], source_name: str) -> str:
-    """One self-contained HTML page (no external assets) for the sessions of a results file."""
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>idc-edge report: '
-             f'{html.escape(source_name)}</title><style>{_CSS}</style></head><body>',
-             f'<h1>idc-edge session report</h1><div class="dim">{html.escape(source_name)} · {len(summaries)} '
-             f'session(s)</div><p class="ruo">Research use only: IDC calls of a patch classifier, not a diagnosis.</p>']
+    """One self-contained HTML page (no external assets) for the sessions of a results file. Every
+    value enters the page through :func:`markup`, escaped."""
+    parts = [markup('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>idc-edge report: {}</title>'
+                    '<style>{}</style></head><body><h1>idc-edge session report</h1><div class="dim">{} · {} session(s)'
+                    '</div><p class="ruo">Research use only: IDC calls of a patch classifier, not a diagnosis.</p>',
+                    source_name, _CSS, source_name, len(summaries))]
     for s in summaries:
         h = s.header or {}
-        model = h.get("model") or {}
-        parts.append(f"<h2>Session {s.number}: {html.escape(_when(s.header))}</h2>")
-        parts.append(f'<table><tr><td>largest IDC area in one frame</td><td class="big">{_fmt_area(s.max_idc_mm2)}'
-                     f'</td></tr><tr><td>mean IDC share of tissue</td><td>{s.mean_idc_percent:.1f} %</td></tr>'
-                     f"<tr><td>frames</td><td>{s.frames} over {s.duration_s:.1f} s, {s.frames_with_idc} with IDC"
-                     + (f", {s.frames_without_call} with tissue but no call ({html.escape(_reasons_text(s.no_call_reasons))})"
-                        if s.frames_without_call else "")
-                     + f"</td></tr><tr><td>fields viewed</td><td>{html.escape(_fields_text(s))}</td></tr>"
-                     "</table>")
+        parts.append(markup("<h2>Session {}: {}</h2>{}", s.number, _when(s.header), _summary_table(s)))
+        if s.clock_steps_back:
+            parts.append(markup('<div class="dim">{}</div>', _clock_text(s)))
         has_area = any(v is not None for v in s.idc_mm2)
         series = ([("IDC area (mm²)", s.idc_mm2, "#c05000"), ("tissue area (mm²)", s.tissue_mm2, "#9a9a9a")]
                   if has_area else [("IDC % of tissue", s.idc_percent, "#c05000")])
-        parts.append("<h3>IDC over time</h3>")
-        parts.append(svg_plot(s.times_s, series, "mm²" if has_area else "%", marks=[p.time_s for p in s.top],
-                              bands=[(f.start_s, f.start_s + f.duration_s) for f in s.fields]))
-        parts.append('<div class="dim">Shaded: fields where the stage rested; circles: the frames below.</div>')
-        parts.append("<h3>Frames with most IDC</h3>" + (_picture_cards(s.top) if s.top else
-                                                         "<p>No frame had IDC.</p>"))
+        plot = svg_plot(s.times_s, series, "mm²" if has_area else "%", marks=[p.time_s for p in s.top],
+                        bands=[(f.start_s, f.start_s + f.duration_s) for f in s.fields])
+        parts.append(markup("<h3>IDC over time</h3>{}"
+                            '<div class="dim">Shaded: fields where the stage rested; circles: the frames below.</div>'
+                            "<h3>Frames with most IDC</h3>{}", plot,
+                            _picture_cards(s.top) if s.top else markup("<p>No frame had IDC.</p>")))
         if s.snapshots:
-            parts.append("<h3>Snapshots taken</h3>" + _picture_cards(s.snapshots))
+            parts.append(markup("<h3>Snapshots taken</h3>{}", _picture_cards(s.snapshots)))
         if s.fields:
-            rows = "".join(f"<tr><td>{f.start_s:.1f} s</td><td>{f.duration_s:.1f} s</td><td>{f.frames}</td>"
-                           f"<td>{_fmt_area(f.max_idc_mm2)}</td><td>{f.max_idc_percent:.1f} %</td></tr>"
-                           for f in s.fields[:50])
-            parts.append("<h3>Fields viewed</h3><table><tr><th>from</th><th>for</th><th>frames</th>"
-                         f"<th>largest IDC area</th><th>largest IDC share</th></tr>{rows}</table>"
-                         + (f'<div class="dim">{len(s.fields) - 50} more not listed</div>' if len(s.fields) > 50
-                            else ""))
+            parts.append(_fields_table(s.fields))
         if h:
-            opts = h.get("options") or {}
-            settings = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                               for k, v in opts.items() if v is not None and k != "source")
-            parts.append("<h3>Settings and model</h3><table>"
-                         f"<tr><td>model</td><td>{html.escape(str(model.get('name')))}<br><code>sha256 "
-                         f"{html.escape(str(model.get('sha256')))}</code></td></tr>"
-                         f"<tr><td>threshold</td><td>{h.get('threshold'):.3f}{html.escape(_context_text(model))}</td></tr>"
-                         f"<tr><td>scale</td><td>{h.get('um_per_px')} µm per pixel (model {h.get('model_um_per_px')}"
-                         f" µm/px; each patch stands for {h.get('cell_um'):g} µm × {h.get('cell_um'):g} µm)</td></tr>"
-                         f"<tr><td>source</td><td>{html.escape(str((h.get('source') or {}).get('description')))}</td>"
-                         f"</tr><tr><td>idc-edge</td><td>{html.escape(str(h.get('idc_edge')))}</td></tr>"
-                         f"{settings}</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
+            parts.append(_settings_table(h))
+    parts.append(markup("</body></html>"))
+    return _joined(parts)
