@@ -17,6 +17,7 @@ the tissue mask and the result mean exactly what they mean in patch mode.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 import warnings
@@ -36,6 +37,7 @@ from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_den
 from .errors import ClosedError, FrameError, ModelError, OptionError
 from .fileio import short
 from .frames import to_bgr8
+from .record import MAX_INDEX, MAX_TIME_S
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
@@ -135,6 +137,41 @@ class DetectorOptions:
             value = getattr(self, name)
             if not isinstance(value, kind) and not (name == "white_balance" and value is None):
                 raise OptionError(f"{name} must be a {kind.__name__}, got {type(value).__name__}", option=name)
+
+
+def frame_index(index) -> int:
+    """``index`` (a frame's number) as an ``int``: a whole number from 0 to
+    :data:`~idc_edge.record.MAX_INDEX`, the range the results file's reader accepts (numpy integers
+    too; booleans, fractions and text are refused, never truncated or read as 0 and 1).
+
+    Raises:
+        FrameError: naming the index and the range.
+    """
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral) or not 0 <= index <= MAX_INDEX:
+        raise FrameError(f"frame index {short(index)} is not a frame number: it must be a whole number from 0 to "
+                         f"{MAX_INDEX} (a results file holds no other)")
+    return int(index)
+
+
+def frame_time(index: int, timestamp) -> Optional[float]:
+    """``timestamp`` (the frame's time, seconds) as a ``float``, or None (for now): a finite number
+    within ±:data:`~idc_edge.record.MAX_TIME_S`, the range the results file's reader accepts.
+
+    Raises:
+        FrameError: naming frame ``index``, the time and the range (nanosecond stamps are out of it).
+    """
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, (bool, np.bool_)) or not isinstance(timestamp, numbers.Real) \
+            or not math.isfinite(timestamp):
+        # a frame source's NaN or inf time later broke the results line and the video's timing
+        raise FrameError(f"frame {index} has timestamp {short(timestamp)}: a frame's time must be a finite "
+                         "number of seconds (or None for now)")
+    if abs(timestamp) > MAX_TIME_S:
+        # a sensor's nanoseconds were written, then the results file's own reader refused it
+        raise FrameError(f"frame {index} has timestamp {short(timestamp)}: a frame's time must be seconds from "
+                         f"{-MAX_TIME_S:g} to {MAX_TIME_S:g}; divide a sensor's nanosecond stamps by 1e9")
+    return float(timestamp)
 
 
 class Detector:
@@ -273,23 +310,22 @@ class Detector:
         Args:
             frame_bgr: the frame in **BGR** order as OpenCV gives it (uint8 ``[H, W, 3]``;
                 grayscale, BGRA and 16-bit frames are converted).
-            index: frame number to report.
-            timestamp: seconds to report; now when None.
+            index: frame number to report: a whole number from 0 to
+                :data:`~idc_edge.record.MAX_INDEX`, as a results file holds it.
+            timestamp: seconds to report (within ±:data:`~idc_edge.record.MAX_TIME_S`); now when None.
             keep_image: attach the BGR frame to the result (for drawing later).
             cache: the stream's :class:`~idc_edge.reuse.ScoreCache`: unchanged tissue patches keep
                 their stored score (counted in ``result.reused``) and fresh scores are stored.
                 None classifies every tissue patch.
 
         Raises:
-            FrameError: the frame is empty or not an image.
+            FrameError: the frame is empty or not an image, or its index or time is not one a results
+                file can hold (:func:`frame_index`, :func:`frame_time`).
             ClosedError: :meth:`close` was called.
         """
         self._check_open()
-        if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.number))
-                                      or not math.isfinite(timestamp)):
-            # a frame source's NaN or inf time later broke the results line and the video's timing
-            raise FrameError(f"frame {short(index)} has timestamp {short(timestamp)}: a frame's time must be a finite "
-                             "number of seconds (or None for now)")
+        index = frame_index(index)
+        timestamp = frame_time(index, timestamp)
         t0 = time.perf_counter()
         frame_bgr = to_bgr8(frame_bgr)
         rgb, grid, boxes = self.prepare(frame_bgr)
@@ -353,7 +389,7 @@ class Detector:
             else np.zeros(grid.shape, bool)
         whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed & ~inked).sum())
         return FrameResult(
-            index=int(index), timestamp=time.time() if timestamp is None else float(timestamp),
+            index=index, timestamp=time.time() if timestamp is None else timestamp,
             probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes,
             threshold=self.threshold,
             frame_shape=grid.frame_shape,
