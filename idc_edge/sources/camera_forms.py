@@ -51,9 +51,10 @@ class CameraTarget:
 
     def describe(self) -> str:
         """How the camera is named on the terminal and in every output (a URL's password masked)."""
+        if self.kind == "network":
+            return f"stream {redact_url(str(self.address))}"
         return {"v4l2": f"camera {self.address}", "picam": f"Raspberry Pi camera picam:{self.address}",
-                "jetson": f"Jetson camera jetson:{self.address}", "gstreamer": "GStreamer pipeline",
-                "network": f"stream {redact_url(self.address)}"}[self.kind]
+                "jetson": f"Jetson camera jetson:{self.address}", "gstreamer": "GStreamer pipeline"}[self.kind]
 
 
 def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
