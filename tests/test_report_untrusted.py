@@ -52,6 +52,7 @@ def _one_error_line(p):
     ("model_um_per_px", "<script>alert(document.domain)</script>", 1),   # was written into the page raw
     ("cell_um", "200", 1),                  # was "internal error (ValueError: Unknown format code 'g' ...)"
     ("cell_um", -5, 1), ("cell_um", 1e300, 1), ("model_um_per_px", 0, 1),
+    ("um_per_px", -1.0, 1),                 # the field, not the option: was named '--um-per-px' on the command line
     ("idc_area_mm2", 1.7e308, 5),           # the plot's grid loop ran to inf; the text gave a 309-digit area
     ("tissue_area_mm2", -1.0, 5),
 ])

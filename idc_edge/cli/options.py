@@ -275,4 +275,5 @@ def in_cli_words(error: Exception) -> str:
     if isinstance(error, (ModelError, ProfileError)):  # a sidecar's or a profile's keys have the same names (um_per_px)
         return text
     names = sorted((k for k in FLAGS if "_" in k and k.isidentifier()), key=len, reverse=True)
-    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
+    # a results file's field keeps its name: "field 'um_per_px' must be ..." is about the file, not an option
+    return re.sub(r"(?<!field ')\b(" + "|".join(names) + r")\b", lambda m: FLAGS[m.group(1)], text) if names else text
