@@ -9,6 +9,7 @@ Splits are always by patient: patches of one patient are strongly correlated.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import random
@@ -229,6 +230,17 @@ class Split:
         return frozenset(r.patient for r in self.val)
 
 
+def _refuse_unknown_patients(given: set[str], patients: Sequence[str]) -> None:
+    """Raise :class:`DatasetError` naming the given validation patients the data does not hold (a
+    typo must not silently move the patient meant for validation into training)."""
+    unknown = sorted(given - set(patients))
+    if not unknown:
+        return
+    hints = [f"{u} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(u, patients, n=3, cutoff=0.6))
+             else u for u in unknown]
+    raise DatasetError(f"validation patient(s) not in the data: {'; '.join(hints)} ({len(patients)} patients in all)")
+
+
 def split_by_patient(
     records: Sequence[PatchRecord],
     val_patients: Iterable[str] | None = None,
@@ -245,7 +257,8 @@ def split_by_patient(
     """
     patients = sorted({r.patient for r in records})
     if val_patients is not None:
-        chosen = {str(p) for p in val_patients} & set(patients)
+        chosen = {str(p) for p in val_patients}
+        _refuse_unknown_patients(chosen, patients)
         method = "given validation patients"
     else:
         chosen = VALIDATION_PATIENTS & set(patients)

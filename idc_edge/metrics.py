@@ -30,11 +30,12 @@ def confusion(y_true, y_pred) -> np.ndarray:
 
 
 def roc_auc(y_true, scores) -> float:
-    """Area under the ROC curve (Mann–Whitney U, ties count one half); NaN with one class only."""
+    """Area under the ROC curve (Mann–Whitney U, ties count one half); NaN with one class only,
+    and NaN when any score is not finite (a diverged model's NaN scores all tie: they rank nothing)."""
     y, s = _check(y_true, scores)
     n1 = int(y.sum())
     n0 = y.size - n1
-    if n0 == 0 or n1 == 0:
+    if n0 == 0 or n1 == 0 or not np.isfinite(s).all():
         return float("nan")
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(s.size, np.float64)

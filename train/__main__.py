@@ -6,15 +6,17 @@ line and the exit code is 2.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
 
-from idc_edge.cli.options import Parser, number, positive_int
+from idc_edge.cli.options import Parser, number, positive_int, whole_number
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError
 
 from . import architectures
+from .cache import cache_path_problem
 from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength, parse_augment
 from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
 
@@ -27,12 +29,46 @@ def _augment(text: str) -> tuple[str, ...]:
 
 
 def _patients(text: str) -> tuple[str, ...]:
-    path = Path(text)
-    raw = path.read_text() if path.is_file() else text
+    """``--val-patients``: ids separated by commas or spaces; a file of them only when written as
+    ``@FILE`` or as a path with a '/' (an id is never read as a file that happens to share its name)."""
+    if text.startswith("@") or "/" in text:
+        name = text.removeprefix("@")
+        try:
+            raw = Path(name).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise argparse.ArgumentTypeError(f"cannot read the patient list file {name!r} "
+                                             f"({getattr(e, 'strerror', None) or e})") from None
+    else:
+        raw = text
     ids = tuple(p for p in raw.replace(",", " ").split() if p)
     if not ids:
-        raise argparse.ArgumentTypeError("expected patient ids separated by commas or spaces, or a file of them")
+        raise argparse.ArgumentTypeError("expected patient ids separated by commas or spaces, or @FILE of them")
     return ids
+
+
+def _bounded(flag: str, low: float, high: float, low_open: bool = False):
+    """argparse type: a finite number in [low, high] (or (low, high] with ``low_open``)."""
+    def parse(text: str) -> float:
+        value = number(flag)(text)
+        if not (math.isfinite(value) and (low < value if low_open else low <= value) and value <= high):
+            raise argparse.ArgumentTypeError(f"{flag} must be a number in {'(' if low_open else '['}{low:g}, {high:g}], "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+def _seed(text: str) -> int:
+    value = whole_number("--seed")(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"--seed must be between 0 and 2**32 - 1, got {text}")
+    return value
+
+
+def _cache(text: str) -> str:
+    problem = cache_path_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _teacher(text: str) -> str | None:
@@ -46,17 +82,20 @@ def parser() -> argparse.ArgumentParser:
         "model_int8.tflite with its sidecar, curves and a model card to --out."))
     p.add_argument("--data", default=str(default_data_dir()),
                    help="data folder in the data set's layout (default: $IDC_DATA_DIR or ../shared/idc_patches)")
-    p.add_argument("--out", required=True, help="output folder (created), e.g. runs/default")
+    p.add_argument("--out", required=True, help="output folder, e.g. runs/default: written in a temporary folder next "
+                   "to it and moved into place when the run is complete; one that holds files is refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out that already holds a run (only once the new run is complete)")
     p.add_argument("--arch", default=architectures.DEFAULT_ARCH, choices=architectures.names(),
                    help=f"architecture (default {architectures.DEFAULT_ARCH})")
     p.add_argument("--epochs", type=positive_int("--epochs"), default=20, help="training epochs (default 20)")
     p.add_argument("--batch-size", type=positive_int("--batch-size"), default=128, help="global batch size (default 128)")
-    p.add_argument("--learning-rate", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    p.add_argument("--learning-rate", type=_bounded("--learning-rate", 0, 1, low_open=True), default=2e-3, help="peak AdamW learning rate (default 2e-3)")
+    p.add_argument("--weight-decay", type=_bounded("--weight-decay", 0, 1), default=1e-4, help="AdamW weight decay (default 1e-4)")
     p.add_argument("--ema", type=float, default=0.995, metavar="MOMENTUM",
                    help="validate and keep an exponential moving average of the weights (default 0.995; "
                         "0 = off, e.g. for runs of a few dozen steps)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, shuffling, augmentation and weights")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the split, shuffling, augmentation and weights")
     p.add_argument("--augment", type=_augment, default=DEFAULT_AUGMENT, metavar="LIST",
                    help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or a preset: "
                         + ", ".join(f"{k} ({','.join(v) or '-'})" for k, v in PRESETS.items())
@@ -68,16 +107,19 @@ def parser() -> argparse.ArgumentParser:
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
                    help="validation metric that chooses the epoch (default auc)")
-    p.add_argument("--cache", default=None, metavar="memory|PATH",
-                   help="cache decoded patches in memory, or in tf.data cache files PATH* on disk (use a fresh PATH "
-                        "per data set: an existing cache is reused as is); default: stream from disk every epoch")
+    p.add_argument("--cache", type=_cache, default=None, metavar="memory|PATH",
+                   help="cache decoded patches in memory, or in tf.data cache files PATH.<key>* on disk, <key> a hash "
+                        "of the split's files (path, size, time), windows and seed: a changed split makes a new cache, "
+                        "an unchanged one is reused; not inside the repository except under runs/; "
+                        "default: stream from disk every epoch")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="'mirrored': all local GPUs (tf.distribute.MirroredStrategy); 'multiworker': several "
                         "machines, each started with its TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is global")
     p.add_argument("--logical-cpus", type=positive_int("--logical-cpus"), default=None, metavar="N",
                    help="split the CPU into N logical devices (to try --strategy mirrored without GPUs, as CI does)")
-    p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|FILE",
-                   help="validation patients (default: the literature's validation patients present, "
+    p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|@FILE",
+                   help="validation patients, separated by commas or spaces, or read from @FILE (or a path with a '/'); "
+                        "an id the data does not hold is refused (default: the literature's validation patients present, "
                         "else a seeded random --val-fraction of patients)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="fraction of patients for a random split")
     p.add_argument("--max-patches", type=positive_int("--max-patches"), default=None,
@@ -103,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
     """The parsed command line ``argv`` as a run's configuration (ranges are checked by the run)."""
     return TrainConfig(
-        data=args.data, out=args.out, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+        data=args.data, out=args.out, overwrite=args.overwrite, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=args.weight_decay, ema=args.ema, seed=args.seed,
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
@@ -127,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except IdcEdgeError as e:
         print(f"python -m train: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"python -m train: interrupted; {cfg.out!r} left as it was", file=sys.stderr)
+        return 130
     card = result.card
     m = card.get("int8", card["float"])["metrics"]
     print(f"wrote {result.out}: epoch {card['chosen_epoch']}, validation balanced accuracy "

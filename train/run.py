@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
+import re
+import shutil
 import sys
 import tempfile
 import time
@@ -38,6 +41,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 CLASS_BALANCE = ("weights", "none")
 REPRESENTATIVE_PATCHES = 512
 MIN_PER_CLASS = 10
+WORKER_ENTRY = re.compile(r"^\.?worker_\d+(\.partial-.*)?$")  # a multi-worker run's other workers' outputs
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class TrainConfig:
 
     data: str
     out: str
+    overwrite: bool = False
     arch: str = architectures.DEFAULT_ARCH
     epochs: int = 20
     batch_size: int = 128
@@ -82,12 +87,14 @@ class TrainConfig:
             raise OptionError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise OptionError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise OptionError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
+            raise OptionError(f"--learning-rate must be a number in (0, 1], got {self.learning_rate}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise OptionError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.ema is not None and not 0 <= self.ema < 1:
             raise OptionError(f"--ema must be 0 (off) or a momentum below 1 (e.g. 0.995), got {self.ema}")
-        if self.weight_decay < 0:
-            raise OptionError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1):
+            raise OptionError(f"--weight-decay must be a number in [0, 1], got {self.weight_decay}")
         if self.select not in SELECT_METRICS:
             raise OptionError(f"--select must be one of {', '.join(SELECT_METRICS)}, got {self.select!r}")
         if self.strategy not in STRATEGIES:
@@ -179,17 +186,57 @@ def _non_chief_task() -> str | None:
     return f"{kind}_{index}"
 
 
-def _mkdir_out(out: str) -> Path:
-    """``out`` made if missing and checked writable with a probe file of this process's own (the
-    workers of one multi-worker run check the same folder at the same time)."""
-    path = Path(out)
+def check_out(out: Path, overwrite: bool, workers: bool = False) -> None:
+    """Refuse, before any work, an ``--out`` that is a file, that cannot be made, or that already
+    holds files (a finished run is replaced only with ``overwrite``, and only once the new run is complete).
+    With ``workers`` (a multi-worker run's chief) the other workers' ``worker_<i>`` folders do not count."""
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out: {str(out)!r} is a file, not a folder")
+    held = [e for e in out.iterdir() if not (workers and WORKER_ENTRY.match(e.name))] if out.is_dir() else []
+    if held and not overwrite:
+        raise OptionError(f"--out: {str(out)!r} already holds files (a finished run?); choose a new folder, "
+                          "or pass --overwrite to replace it once this run is complete")
+    ancestor = out
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OptionError(f"--out: cannot write to {str(out)!r} ({str(ancestor)!r} is not a writable folder)")
+
+
+def staging_dir(out: Path) -> Path:
+    """A fresh hidden folder next to ``out`` that the run writes into (so a failed or interrupted
+    run never leaves ``out`` holding parts of two runs)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test_"):
-            pass
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as e:
-        raise OptionError(f"--out: cannot write to {out!r} ({e.strerror or e})") from None
-    return path
+        raise OptionError(f"--out: cannot write next to {str(out)!r} ({e.strerror or e})") from None
+
+
+def move_into_place(staging: Path, out: Path, overwrite: bool) -> None:
+    """The complete run in ``staging`` becomes ``out``: renamed, replacing an earlier run only with
+    ``overwrite``; a folder that appeared meanwhile (a multi-worker run's ``worker_<i>``) is joined."""
+    if not out.exists():
+        os.rename(staging, out)
+    elif overwrite:
+        old = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+        os.rename(out, old)
+        os.rename(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        for entry in staging.iterdir():
+            os.replace(entry, out / entry.name)
+        staging.rmdir()
+
+
+def diverged(epoch: int, loss: float, scores: np.ndarray) -> str | None:
+    """Why training stopped making sense at ``epoch`` (1-based): a non-finite training loss or
+    validation score (None while both are finite)."""
+    bad = "training loss" if not math.isfinite(loss) else (
+        "validation scores" if not np.isfinite(scores).all() else None)
+    if bad is None:
+        return None
+    return f"training diverged at epoch {epoch} ({bad} not finite); lower --learning-rate or --weight-decay"
 
 
 def _keras_module(strategy: str):
@@ -240,6 +287,9 @@ def _validation_monitor(keras, *args, **kwargs):
 
             train_s = time.perf_counter() - self._t0
             p, y, _ = predict(self.model, self.val_ds)
+            problem = diverged(epoch + 1, float((logs or {}).get("loss", 0.0)), p)
+            if problem:
+                raise OptionError(problem)
             thr = best_threshold(y, p)
             at_best, at_half = binary_metrics(y, p, thr), binary_metrics(y, p, 0.5)
             eps = 1e-7
@@ -317,7 +367,9 @@ def run(cfg: TrainConfig) -> RunResult:
     """
     cfg.validate()
     t_start = time.perf_counter()
-    out = _mkdir_out(cfg.out)
+    task = _non_chief_task() if cfg.strategy == "multiworker" else None
+    final = Path(cfg.out) / task if task else Path(cfg.out)
+    check_out(final, cfg.overwrite and not task, workers=cfg.strategy == "multiworker")
 
     records = scan_dataset(cfg.data)
     require_both_classes(records, f"the data folder {cfg.data!r}")
@@ -332,6 +384,18 @@ def run(cfg: TrainConfig) -> RunResult:
         require_both_classes(train_recs, f"the training set sampled to {cfg.max_patches} patches")
         require_both_classes(val_recs, "the sampled validation set")
 
+    out = staging_dir(final)
+    try:
+        card = _train(cfg, out, split, train_recs, val_recs, t_start)
+        move_into_place(out, final, cfg.overwrite and not task)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return RunResult(final, card)
+
+
+def _train(cfg: TrainConfig, out: Path, split, train_recs, val_recs, t_start: float) -> dict[str, Any]:
+    """Everything of :func:`run` after the data checks, written into ``out``; the model card."""
     # TensorFlow is imported only now so that option and data errors come back fast.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import warnings
@@ -342,8 +406,6 @@ def run(cfg: TrainConfig) -> RunResult:
     from .data import SkipLog, assert_patient_disjoint, patch_dataset, predict
 
     strategy = _strategy(cfg.strategy, cfg.logical_cpus)
-    if cfg.strategy == "multiworker" and _non_chief_task():
-        out = _mkdir_out(str(Path(cfg.out) / _non_chief_task()))
     assert_patient_disjoint(train_recs, val_recs)
     _seed_everything(cfg.seed)
     from .windows import patch_samples, random_windows
@@ -365,9 +427,15 @@ def run(cfg: TrainConfig) -> RunResult:
         class_weight = (1.0, 1.0)
 
     skips = SkipLog()
-    cache_val = cfg.cache if cfg.cache in (None, "memory") else f"{cfg.cache}.val"
+    cache_train, cache_val = cfg.cache, cfg.cache
+    if cfg.cache not in (None, "memory"):  # named by what they hold: another split never reads them
+        from .cache import cache_key, keyed_cache
+
+        cache_train = keyed_cache(cfg.cache, "train-" + cache_key(
+            "training", train_recs, (samples.cells, samples.dy, samples.dx, samples.labels), cfg.seed))
+        cache_val = keyed_cache(cfg.cache, "val-" + cache_key("validation", val_recs))
     train_ds = patch_dataset(train_recs, skips, cfg.batch_size, training=True, seed=cfg.seed,
-                             augment=cfg.augment, strength=cfg.strength(), class_weight=class_weight, cache=cfg.cache,
+                             augment=cfg.augment, strength=cfg.strength(), class_weight=class_weight, cache=cache_train,
                              samples=samples, label_rank=4 if stride else 2,
                              teacher=cfg.teacher, teacher_weight=cfg.teacher_weight, teacher_views=cfg.teacher_views)
     val_ds = patch_dataset(val_recs, skips, max(cfg.batch_size, 256), training=False, cache=cache_val)
@@ -494,4 +562,4 @@ def run(cfg: TrainConfig) -> RunResult:
         curves["int8"] = p8
     write_roc(y, curves, {"float32": threshold, "int8": card.get("int8", {}).get("threshold")}, out / "val_roc.png")
     write_model_card(card, out)
-    return RunResult(out, card)
+    return card
