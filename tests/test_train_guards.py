@@ -2,6 +2,7 @@
 validation patients, --out, and options refused in one line before any work (red-team rt3 1, 4, 5, 6, 8, 10)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -82,10 +83,14 @@ def test_cache_key_changes_with_the_split_the_files_and_the_seed(tmp_path):
 def test_a_changed_split_never_reads_the_cache_of_another(tiny_real_data, tmp_path):
     cache = tmp_path / "cache" / "c"
     cache.parent.mkdir()
+    (tiny_real_data / "10262" / "0" / "10262_idx5_x9999_y9999_class0.png").write_text("not a png")
     first = train("--data", str(tiny_real_data), "--out", str(tmp_path / "run1"), "--val-patients", "10264",
                   "--cache", str(cache), *QUICK)
     assert first.returncode == 0, first.stderr[-1500:]
     assert list(cache.parent.glob("c.train-*")) and list(cache.parent.glob("c.val-*"))
+    card = json.loads((tmp_path / "run1" / "model_card.json").read_text())
+    assert card["skipped_unreadable"]["count"] == 1
+    assert card["counts"]["train"]["patches"] == 32  # the unreadable file was not trained on: not counted
     # 10258 was trained on in run 1 (its pixels are in run 1's training cache); make every one of its
     # files unreadable: a run validating on it must read the files, find none, and say so
     for f in (tiny_real_data / "10258").rglob("*.png"):

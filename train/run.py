@@ -478,7 +478,8 @@ def _train(cfg: TrainConfig, out: Path, split, train_recs, val_recs, t_start: fl
     model.save(out / "model.keras")
 
     skipped = sorted(skips.paths)
-    counts = {"train": _split_summary(train_recs), "validation": _split_summary(val_recs)}
+    readable = [r for r in train_recs if r.path not in skips.paths]  # what was trained on, as val_kept is validated on
+    counts = {"train": _split_summary(readable), "validation": _split_summary(val_kept)}
     windows_info = {"windows": len(samples) - len(train_recs), "class_1": int(samples.labels[len(train_recs):].sum()),
                     "rule": asdict(WindowRule()), "per_patch": cfg.windows_per_patch}
     card: dict[str, Any] = {
