@@ -231,6 +231,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.compare and args.model:
         ap.error("give --model or --compare, not both")
+    if args.max_patches is not None and args.max_patches < 2:
+        ap.error(f"--max-patches must be >= 2 (one of each class), got {args.max_patches}")
     path = resolve_model_path(args.compare[0] if args.compare else args.model)
     if args.compare:
         models = {str(m): str(resolve_model_path(m)) for m in args.compare}
@@ -261,7 +263,13 @@ def main(argv=None) -> int:
     print(markdown(rows, meta))
     g = guard_row(rows, next(iter(models)))
     print(f"camera_robustness: report in {out}/report.md, report.json, chart.png", file=sys.stderr)
-    return 1 if g.drop_points > args.margin else 0
+    return 0 if guard_holds(g.drop_points, args.margin) else 1
+
+
+def guard_holds(drop_points: float, margin: float) -> bool:
+    """The guard holds only on a measured loss within the margin: a loss of NaN (no patches, one
+    class only) is a failure, not a pass."""
+    return bool(np.isfinite(drop_points) and drop_points <= margin)
 
 
 if __name__ == "__main__":
