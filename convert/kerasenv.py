@@ -52,18 +52,66 @@ def tfmot():
     return tensorflow_model_optimization
 
 
-def load_keras_model(path: str | os.PathLike):
-    """Load a trained Keras 3 model (``.keras``) for inference.
+ZIP_MAGIC = b"PK\x03\x04"
+"""A Keras 3 ``.keras`` file is a zip archive: its first four bytes."""
+
+_TRAINED_HINT = "pass the model.keras written by python -m train"
+
+
+def check_keras_file(path: str | os.PathLike) -> Path:
+    """Cheap checks of a ``--model`` before TensorFlow or the data: a file, and a zip (``.keras``) one.
 
     Raises:
-        ModelError: the file is missing or Keras cannot read it.
+        ModelError: naming what is wrong (missing, a folder, empty, not a zip).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"--model {str(path)!r} is a folder, not a Keras .keras file; {_TRAINED_HINT} "
+                         f"(e.g. {str(path / 'model.keras')!r})")
     if not path.is_file():
         raise ModelError(f"trained model {str(path)!r} does not exist; pass --model PATH to a Keras .keras file "
                          "(training writes runs/<name>/model.keras)")
     try:
-        return keras3().saving.load_model(str(path), compile=False)
+        with open(path, "rb") as f:
+            head = f.read(len(ZIP_MAGIC))
+    except OSError as e:
+        raise ModelError(f"cannot read --model {str(path)!r}: {e.strerror or e}") from None
+    if head != ZIP_MAGIC:
+        what = "is empty" if not head else "is not a Keras .keras file (zip)"
+        raise ModelError(f"--model {str(path)!r} {what}; {_TRAINED_HINT}")
+    return path
+
+
+def check_input_shape(model, path: str | os.PathLike, patch_px: int = 50) -> None:
+    """The trained model must take RGB patches: input ``[None, patch_px, patch_px, 3]`` (or
+    ``[None, None, None, 3]`` for a fully convolutional one), one input.
+
+    Raises:
+        ModelError: naming the shape found.
+    """
+    shape = getattr(model, "input_shape", None)
+    ok = (isinstance(shape, tuple) and len(shape) == 4 and shape[3] == 3
+          and tuple(shape[1:3]) in ((patch_px, patch_px), (None, None)))
+    if not ok:
+        raise ModelError(f"--model {str(path)!r} takes input {list(shape) if isinstance(shape, tuple) else shape}; "
+                         f"expected [None, {patch_px}, {patch_px}, 3] (RGB {patch_px}x{patch_px} patches); "
+                         f"{_TRAINED_HINT}")
+
+
+def load_keras_model(path: str | os.PathLike):
+    """Load a trained Keras 3 model (``.keras``) for inference.
+
+    Raises:
+        ModelError: the file is missing, not a ``.keras`` zip, Keras cannot read it, or its input
+            is not RGB 50x50 patches.
+    """
+    path = check_keras_file(path)
+    try:
+        model = keras3().saving.load_model(str(path), compile=False)
     except Exception as e:  # Keras raises many kinds for unreadable files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load Keras model {str(path)!r}: {first}") from None
+        if first.startswith("File not found"):  # Keras's words for any zip it cannot read: the file is there
+            first = "a zip, but not a Keras model Keras can read"
+        raise ModelError(f"cannot load Keras model {str(path)!r}: {first}; {_TRAINED_HINT}") from None
+    check_input_shape(model, path)
+    return model

@@ -245,10 +245,14 @@ def _output_stride(arch: str | None) -> int | None:
     return architectures.output_stride_px(arch) if arch in architectures.names() else None
 
 
-def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log) -> RunResult:
-    """Convert, calibrate thresholds, evaluate and choose the int8 default; writes ``variants.json``."""
+def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log, model=None) -> RunResult:
+    """Convert, calibrate thresholds, evaluate and choose the int8 default; writes ``variants.json``.
+
+    ``model`` is the loaded (and checked) Keras model of ``opts.model_path``, loaded here when None.
+    ``opts.out_dir`` should be a fresh folder (``python -m convert`` stages one beside ``--out``).
+    """
     started = utc_now()
-    model = kerasenv.load_keras_model(opts.model_path)
+    model = model if model is not None else kerasenv.load_keras_model(opts.model_path)
     train_config = read_train_config(opts.model_path)
     arch = None
     builder = None

@@ -3,8 +3,10 @@
 ``python -m convert.ship --from runs/convert`` copies the variant the conversion run chose (or
 ``--variant NAME``) to ``idc_edge/models/idc_int8.tflite`` and its float reference to
 ``idc_edge/models/idc_float32.tflite``, each with a sidecar whose provenance says where it came
-from and how it scored on the validation patients. ``python -m convert --ship`` does the same at
-the end of a run.
+from and how it scored on the validation patients. Both must be the calibrated files
+``variants.json`` records (same SHA-256, a threshold chosen on validation patients, the same source
+model); anything else is refused in one line. ``python -m convert --ship`` does the same at the
+end of a run.
 """
 from __future__ import annotations
 
@@ -17,12 +19,36 @@ from idc_edge.classifier import MODELS_DIR
 from idc_edge.errors import IdcEdgeError, ModelError, RecordError
 from idc_edge.fileio import write_whole
 from idc_edge.jsonready import utc_now
-from idc_edge.spec import read_spec, write_spec
+from idc_edge.spec import ModelSpec, file_sha256, read_spec, write_spec
 
-from .variants import read_manifest
+from .variants import Variant, read_manifest
 
 INT8_NAME = "idc_int8.tflite"
 FLOAT_NAME = "idc_float32.tflite"
+
+
+def check_consistent(v: Variant, info: dict, conversion_dir) -> ModelSpec:
+    """The variant's sidecar, once its file is the one ``variants.json`` records and it is calibrated.
+
+    Raises:
+        ModelError: no recorded SHA-256, a file or sidecar of another run, or an uncalibrated threshold.
+    """
+    where, again = f"{v.path.name} in {str(conversion_dir)!r}", f"run python -m convert --out {conversion_dir} again"
+    if v.sha256 is None:
+        raise ModelError(f"variants.json records no SHA-256 of {where} (an older conversion); {again}")
+    actual = file_sha256(v.path)
+    if actual != v.sha256:
+        raise ModelError(f"{where} is not the file variants.json records (SHA-256 differs: another or an unfinished "
+                         f"run); {again}")
+    spec = read_spec(v.path)
+    if spec.model_sha256 != actual:
+        raise ModelError(f"the sidecar of {where} belongs to another file (its SHA-256 differs); {again}")
+    prov = spec.provenance or {}
+    if not prov.get("threshold_chosen_on") or not prov.get("validation_metrics"):
+        raise ModelError(f"{where} has no calibrated threshold (its sidecar records no validation); {again}")
+    if prov.get("source_model_sha256") != info.get("source_model_sha256"):
+        raise ModelError(f"{where} was converted from another model than variants.json names; {again}")
+    return spec
 
 
 def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
@@ -38,7 +64,8 @@ def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
         paths of the shipped int8 and float32 models.
 
     Raises:
-        ModelError: the folder has no manifest, no choice, or ``variant`` is not full-integer.
+        ModelError: the folder has no manifest, no choice, ``variant`` is not full-integer, or a file
+            to ship is not the calibrated one ``variants.json`` records (:func:`check_consistent`).
     """
     variants, info = read_manifest(conversion_dir)
     by_name = {v.name: v for v in variants}
@@ -50,7 +77,7 @@ def ship(conversion_dir: str | os.PathLike, variant: str | None = None,
         raise ModelError(f"cannot ship {name!r}: choose one of the full-integer variants {', '.join(ints)}")
     chosen = by_name[name]
     ref = by_name.get(chosen.reference) or by_name["float32"]
-    int8_spec, ref_spec = read_spec(chosen.path), read_spec(ref.path)
+    int8_spec, ref_spec = (check_consistent(v, info, conversion_dir) for v in (chosen, ref))
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     shipped = utc_now()

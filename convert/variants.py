@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idc_edge.errors import ModelError
+from idc_edge.spec import file_sha256
 
 MANIFEST = "variants.json"
 
@@ -55,6 +56,8 @@ class Variant:
     method: str
     reference: str
     full_integer: bool
+    sha256: str | None = None
+    """SHA-256 recorded in ``variants.json`` (None while converting or in an old manifest)."""
 
     @classmethod
     def of(cls, name: str, path: str | os.PathLike) -> "Variant":
@@ -68,10 +71,11 @@ class Variant:
 
 
 def write_manifest(out_dir: str | os.PathLike, variants: list[Variant], info: dict) -> Path:
-    """Write ``variants.json``: the variants (file names relative to ``out_dir``) and run info."""
+    """Write ``variants.json``: the variants (file names relative to ``out_dir``, SHA-256 of each
+    calibrated file, so shipping can tell a file from another run) and run info."""
     out = Path(out_dir)
-    data = {"variants": [{"name": v.name, "file": v.path.name, "method": v.method, "reference": v.reference,
-                          "full_integer": v.full_integer} for v in variants], **info}
+    data = {"variants": [{"name": v.name, "file": v.path.name, "sha256": file_sha256(v.path), "method": v.method,
+                          "reference": v.reference, "full_integer": v.full_integer} for v in variants], **info}
     path = out / MANIFEST
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     return path
@@ -89,8 +93,8 @@ def read_manifest(out_dir: str | os.PathLike) -> tuple[list[Variant], dict]:
         raise ModelError(f"{str(path)!r} does not exist: run `python -m convert --out {out}` first")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        variants = [Variant(v["name"], out / v["file"], v["method"], v["reference"], bool(v["full_integer"]))
-                    for v in data["variants"]]
+        variants = [Variant(v["name"], out / v["file"], v["method"], v["reference"], bool(v["full_integer"]),
+                            v.get("sha256")) for v in data["variants"]]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ModelError(f"{str(path)!r} is not a conversion manifest ({e})") from None
     for v in variants:
