@@ -22,7 +22,6 @@ target: 2). ``tests/test_bench_robustness.py`` is the fast CI guard on a fixed s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -34,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 
 from idc_edge.classifier import PatchClassifier, resolve_model_path  # noqa: E402
+from idc_edge.cli.options import Parser  # noqa: E402
+from idc_edge.errors import IdcEdgeError  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, load_patches, scan_dataset  # noqa: E402
 from idc_edge.jsonready import utc_now  # noqa: E402
 from idc_edge.metrics import binary_metrics  # noqa: E402
@@ -217,7 +218,16 @@ def chart(rows: Sequence[Row], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.camera_robustness", description=__doc__.split("\n\n")[0])
+    """The command line; a mistake (bad option, missing model or data) is one line and exit 2."""
+    try:
+        return _main(argv)
+    except IdcEdgeError as e:
+        print(f"camera_robustness: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
+    ap = Parser(prog="python -m benchmarks.camera_robustness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="int8 model (default: the shipped one); its sidecar names the float32 twin")
     ap.add_argument("--compare", nargs="+", metavar="MODEL",
                     help="score these models side by side instead, each at its own sidecar's threshold")

@@ -280,6 +280,14 @@ def test_ship_refuses_a_manifest_without_hashes(copy_of, tmp_path):
 def test_camera_robustness_refuses_max_patches_below_two(n, tmp_path):
     proc = _run("-m", "benchmarks.camera_robustness", "--max-patches", n, "--out", str(tmp_path), timeout=60)
     assert proc.returncode == 2 and "--max-patches" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_camera_robustness_missing_model_is_one_line(tmp_path):
+    proc = _run("-m", "benchmarks.camera_robustness", "--model", str(tmp_path / "missing.tflite"),
+                "--out", str(tmp_path), timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "missing.json" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_camera_robustness_guard_fails_on_an_unmeasured_loss():
