@@ -56,8 +56,9 @@ def wait_for_bytes(folder, proc, timeout=120):
 
 @pytest.fixture(scope="module")
 def long_source(tmp_path_factory):
-    """400 frames, 320×240 MJPG: far longer than any test here lets a run go."""
-    return camera_recording(tmp_path_factory.mktemp("src") / "stage.avi", n=400, shape=(240, 320))
+    """2,000 frames, 320×240 MJPG: far longer than any test here lets a run go (400 ran out within the
+    second run's 2 s wait for the lock on a fast machine, and the second run then got the name)."""
+    return camera_recording(tmp_path_factory.mktemp("src") / "stage.avi", n=2000, shape=(240, 320))
 
 
 @pytest.mark.parametrize("index", [None, b"0,0\n1,1\n", b"# idc-edge frame index: something else\n0\t0\n"])
