@@ -23,6 +23,9 @@ import pytest
 from conftest import needs_tensorflow
 from test_convert import _write_layout, train_tiny
 
+# convert is a development tool: every case here trains or converts a tiny model, which needs TensorFlow
+pytestmark = needs_tensorflow
+
 ROOT = Path(__file__).resolve().parents[1]
 VAL = "1004"  # the training run's validation patient (not a literature one)
 PATIENTS = {"1001": 30, "1002": 30, "1003": 30, VAL: 40}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_patch
+from conftest import needs_tensorflow, write_patch
 from idc_edge.dataset import PatchRecord, default_data_dir, split_by_patient
 from idc_edge.errors import DatasetError
 from idc_edge.metrics import binary_metrics, roc_auc
@@ -80,6 +80,7 @@ def test_cache_key_changes_with_the_split_the_files_and_the_seed(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.data
+@needs_tensorflow
 def test_a_changed_split_never_reads_the_cache_of_another(tiny_real_data, tmp_path):
     cache = tmp_path / "cache" / "c"
     cache.parent.mkdir()
