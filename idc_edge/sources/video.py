@@ -5,7 +5,7 @@ import itertools
 import logging
 import math
 import os
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import cv2
 import numpy as np
@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 _JPEG_CODECS = frozenset({"MJPG", "JPEG", "AVRN", "DMB1"})
+
+#: a container's display rotation (degrees, as OpenCV states it) → how OpenCV turns its decoded frames
+_TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 #: frame rates a video file's header may state, frames per second: from one frame every 100 s (a
 #: time lapse) to a high-speed camera's 10,000; outside it the header is damaged (unknown: 0)
@@ -44,6 +47,8 @@ class VideoSource(FrameSource):
     ``max_bad_frames`` failures in a row (a file cut short before its stated frame count); the
     frames it states but never gave are counted in ``skipped`` too. Motion-JPEG frames are decoded
     at their own size, so a frame size that changes mid-stream is seen (and rescaled per frame).
+    A container's display rotation (a phone's or a tilted camera's MP4/MOV) turns every frame
+    upright, as OpenCV and video players show it, whichever the codec.
     """
 
     def __init__(self, path: Union[str, os.PathLike], max_bad_frames: int = 25):
@@ -82,14 +87,34 @@ class VideoSource(FrameSource):
             cap = cv2.VideoCapture(where)
             # Motion JPEG: take each frame's own JPEG and decode it here, because OpenCV's decoder
             # scales every frame to the first frame's size, so a frame of another size would keep a
-            # wrong microns-per-pixel scale; decoded here, each frame keeps its real size
-            raw = self.codec.upper() in _JPEG_CODECS and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
+            # wrong microns-per-pixel scale; decoded here, each frame keeps its real size.
+            # OpenCV turns what it reads by the container's rotation: a decoded frame, but also a raw
+            # packet, a 1×N row of bytes (reversed by 180° or 270°: every frame "cannot be decoded";
+            # sideways by 90°, while the same recording in another codec came upright). So its turn is
+            # switched off for packets and the decoded frames are turned here the same way
+            raw = self.codec.upper() in _JPEG_CODECS
+            turn = _TURNS.get(self._rotation(cap)) if raw else None
+            raw = raw and (turn is None or bool(cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0))) \
+                and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
+            turn = turn if raw else None
             try:
-                yield from self._frames(cap, raw)
+                yield from self._frames(cap, raw, turn)
             finally:
                 cap.release()
 
-    def _frames(self, cap, raw: bool) -> Iterator[Frame]:
+    @staticmethod
+    def _rotation(cap) -> int:
+        """The container's display rotation in degrees (0, 90, 180, 270) as OpenCV applies it; 0
+        when OpenCV does not turn frames (its automatic orientation off) or states none."""
+        try:
+            if not cap.get(cv2.CAP_PROP_ORIENTATION_AUTO):
+                return 0
+            angle = cap.get(cv2.CAP_PROP_ORIENTATION_META)
+        except (AttributeError, cv2.error):  # an OpenCV without these properties turns nothing
+            return 0
+        return int(round(angle)) % 360 if math.isfinite(angle) else 0
+
+    def _frames(self, cap, raw: bool, turn: Optional[int] = None) -> Iterator[Frame]:
         failed: list[int] = []  # reads that failed since the last good one: named only once one follows
         got = 0  # reads that gave a frame
         for index in itertools.count():
@@ -123,6 +148,8 @@ class VideoSource(FrameSource):
                     self.skipped += 1
                     log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                     continue
+                if turn is not None:
+                    image = cv2.rotate(image, turn)
             image = self._checked(image)
             if image is None:
                 continue

@@ -1,0 +1,108 @@
+"""Red-team round 4: what a file's metadata and a destination running out of room did to a run.
+
+Everything is real: videos are written with OpenCV and their headers edited as a damaged or
+foreign file has them; the command line runs as the program (a subprocess where a signal or the
+file system matters, in-process otherwise).
+"""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from idc_edge.sources.video import VideoSource
+
+RED = (0, 0, 255)
+
+
+def marked_frames(n=4, size=(160, 120)):
+    """Grey frames with a red block in the top-left corner: which way up a frame is can be seen."""
+    w, h = size
+    frames = []
+    for i in range(n):
+        frame = np.full((h, w, 3), 180 + i, np.uint8)
+        frame[:30, :50] = RED
+        frames.append(frame)
+    return frames
+
+
+def write(path, fourcc, frames, fps=10):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+#: the MP4/MOV track header's display matrix (a, b, c, d as 16.16 fixed point) for each rotation
+_MATRIX = {90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}
+
+
+def set_display_rotation(path, degrees):
+    """Write a rotation into the track header's display matrix, as a phone or a camera mounted on
+    its side records it (OpenCV's writer always writes the identity)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0
+    version = data[at + 4]
+    matrix = at + 8 + (32 if version == 1 else 20) + 16  # times and ids, then reserved, layer, group, volume
+    a, b, c, d = _MATRIX[degrees]
+    values = [a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30]
+    struct.pack_into(">9I", data, matrix, *(v & 0xFFFFFFFF for v in values))
+    path.write_bytes(bytes(data))
+
+
+def opencv_frames(path):
+    """The frames as OpenCV's own decoder gives them (it turns them by the container's rotation)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mp4"])
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_rotated_motion_jpeg_video_reads_upright_like_every_other_codec(tmp_path, suffix, degrees):
+    # Motion-JPEG frames are taken raw and decoded here (each at its own size), and OpenCV's turn by
+    # the container's rotation was lost: a MOV recorded on its side came sideways, the same file in
+    # another codec upright; a profile's frame size then failed in the middle of the run
+    path = write(tmp_path / f"rotated{suffix}", "MJPG", marked_frames())
+    set_display_rotation(path, degrees)
+    source = VideoSource(path)
+    assert source.codec.upper() in {"MJPG", "JPEG"}  # the raw path is the one under test
+    got = [frame.image for frame in source]
+    expected = opencv_frames(path)
+    assert len(got) == len(expected) == 4
+    for mine, theirs in zip(got, expected):
+        assert mine.shape == theirs.shape
+        assert np.abs(mine.astype(int) - theirs).mean() < 3
+    corner = {90: (5, -5), 180: (-5, -5), 270: (-5, 5)}[degrees]  # where the top-left block went
+    assert tuple(got[0][corner]) == pytest.approx(RED, abs=40)
+    # and it is the picture another codec of the same container gives
+    other = write(tmp_path / f"other{suffix}", "mp4v", marked_frames())
+    set_display_rotation(other, degrees)
+    assert next(iter(VideoSource(other))).image.shape == got[0].shape
+
+
+def test_run_records_a_rotated_motion_jpeg_video_at_its_upright_size(tmp_path):
+    path = write(tmp_path / "rotated.mov", "MJPG", marked_frames())
+    set_display_rotation(path, 90)
+    record = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(path), "--record", str(record),
+                        "--model", str(ROOT / "tests" / "models" / "tiny_int8.tflite"), "--quiet", "--sequential"],
+                       capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr
+    frames = [json.loads(line) for line in record.read_text().splitlines()][1:]
+    assert [f["frame"] for f in frames] == [{"width": 120, "height": 160}] * 4
