@@ -382,7 +382,8 @@ class JsonlRecorder:
     def __init__(self, path: Union[str, os.PathLike], fsync: bool = True, lock_wait_s: float = LOCK_WAIT_S):
         self.path = Path(as_path(path, "results file"))
         self.fsync = fsync
-        self.lines = 0
+        self.lines = 0   # records written, session headers included
+        self.frames = 0  # of them, frame records (what a message calls "frame(s) saved")
         self._fd: Optional[int] = None
         fd = open_output(self.path, "results file", append=True, error=RecordError, readable=True, streams=True,
                          hint="; results go to a regular file, a pipe or a terminal")
@@ -426,8 +427,9 @@ class JsonlRecorder:
         log.warning("%s: removed an unfinished last record (%d bytes) left by a crash or power cut",
                     self.path, len(tail))
 
-    def _append(self, data: bytes, record: bool = False) -> None:
-        """Write ``data`` whole and flush it, or leave the file as it was; ``record`` counts a line.
+    def _append(self, data: bytes, record: bool = False, frame: bool = False) -> None:
+        """Write ``data`` whole and flush it, or leave the file as it was; ``record`` counts a line,
+        ``frame`` a frame's line.
 
         An interrupt (Ctrl-C, SIGTERM: a KeyboardInterrupt that Python raises between any two
         steps, whichever thread the signal hit) is sorted out by the file's size: a line already
@@ -444,7 +446,7 @@ class JsonlRecorder:
             self._cut_back(start, len(data))
             what = _WHY.get(e.errno, e.strerror)
             raise RecordError(f"cannot write results to {name(self.path)}: {what}; "
-                              f"{self.lines} frame(s) of this run were saved before it") from None
+                              f"{self.frames} frame(s) of this run were saved before it") from None
         except BaseException:
             try:
                 whole = self._regular and os.fstat(self._fd).st_size == start + len(data)
@@ -453,6 +455,7 @@ class JsonlRecorder:
             if whole:  # the interrupt came after the write: the line is there, keep and count it
                 self._size = start + len(data)
                 self.lines += record
+                self.frames += frame
                 try:
                     if self.fsync:
                         os.fsync(self._fd)
@@ -463,6 +466,7 @@ class JsonlRecorder:
             raise
         self._size = start + len(data)
         self.lines += record
+        self.frames += frame
 
     def _cut_back(self, start: int, added: int) -> None:
         """Cut the file back to ``start`` bytes (its size before this write), unless it grew by more
@@ -479,10 +483,12 @@ class JsonlRecorder:
             pass  # nothing more can be done; the error that brought us here is raised
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line and flush it; when this returns the line is on disk."""
+        """Append ``record`` as one line and flush it; when this returns the line is on disk.
+        Every record but a session header (``{"session": ...}``) counts as a frame's."""
         if self._fd is None:
             raise RecordError(f"results file {str(self.path)!r} is already closed")
-        self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True)
+        self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True,
+                     SESSION_KEY not in record)
 
     def close(self) -> None:
         """Close the file (which releases its lock); safe to call twice."""

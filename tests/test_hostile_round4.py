@@ -106,3 +106,31 @@ def test_run_records_a_rotated_motion_jpeg_video_at_its_upright_size(tmp_path):
     assert p.returncode == 0, p.stderr
     frames = [json.loads(line) for line in record.read_text().splitlines()][1:]
     assert [f["frame"] for f in frames] == [{"width": 120, "height": 160}] * 4
+
+
+# -- a destination that fills up after the run has started ---------------------------------------
+
+def test_a_results_file_that_fills_up_mid_run_says_how_many_frames_it_holds(tmp_path):
+    # the session header was counted as a frame: "152 frame(s) of this run were saved" over a
+    # summary of "151 result(s)" and a file whose report showed 151 frames
+    import resource
+
+    video = write(tmp_path / "v.avi", "MJPG", marked_frames(60))
+    record = tmp_path / "r.jsonl"
+
+    def small_disk():  # every write past 6 KB fails as on a full disk (EFBIG; Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--record", str(record),
+                        "--model", str(ROOT / "tests" / "models" / "tiny_int8.tflite"), "--quiet", "--sequential",
+                        "--no-gates"], capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                       preexec_fn=small_disk)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = record.read_text().splitlines()
+    frames = len(lines) - 1
+    assert 0 < frames < 60 and "session" in json.loads(lines[0])
+    assert f"{frames} result(s) in" in p.stdout + p.stderr
+    assert p.stderr.strip().splitlines()[-1].endswith(f"{frames} frame(s) of this run were saved before it")
+    report = subprocess.run([sys.executable, "-m", "idc_edge", "report", str(record)], capture_output=True, text=True,
+                            timeout=60, cwd=str(ROOT))
+    assert report.returncode == 0 and f"{frames} frame(s) over" in report.stdout, report.stderr

@@ -77,7 +77,7 @@ class JsonlSink(Sink):
     def lines(self) -> int:
         """Frame records this run wrote (the header not counted), including one an interrupt
         could not stop from reaching the disk."""
-        return max(0, self._recorder.lines - 1) if self._recorder is not None else 0
+        return self._recorder.frames if self._recorder is not None else 0
 
     def close(self) -> None:
         if self._recorder is not None:
