@@ -513,6 +513,13 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 VIDEO_SPACE_FLOOR_BYTES = 4 << 20
 
 
+#: FFmpeg's Motion-JPEG encoder writes outside its buffers for frames narrower than this (2 to 7 px wide,
+#: 4 px high or more): glibc aborted the program ("free(): invalid pointer", exit 134), it died of SIGSEGV
+#: at exit, or memory was damaged without a sign. OpenCV's own Motion-JPEG writer, which OpenCV
+#: already falls back to for frames 1 px wide or high, takes such frames: they go to it
+FFMPEG_MJPEG_MIN_WIDTH = 8
+
+
 #: what each codec is called in messages
 _CODEC_NAMES = {"mp4v": "MPEG-4 (mp4v)", "MJPG": "MJPG", "HFYU": "HuffYUV"}
 
@@ -626,7 +633,9 @@ class VideoRecorder:
         self._size = (w, h)
         self._partial = self._reserve()
         where = self._names.enter_context(opencv_path(self._partial, "video file", RecordError))
-        self._writer = cv2.VideoWriter(where, self._fourcc, self.fps, self._size)
+        narrow = _FOURCC[self.path.suffix.lower()] == "MJPG" and w < FFMPEG_MJPEG_MIN_WIDTH
+        backend = cv2.CAP_OPENCV_MJPEG if narrow else cv2.CAP_ANY
+        self._writer = cv2.VideoWriter(where, backend, self._fourcc, self.fps, self._size)
         if self._writer.isOpened():
             return
         self._writer = None

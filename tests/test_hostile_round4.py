@@ -134,3 +134,35 @@ def test_a_results_file_that_fills_up_mid_run_says_how_many_frames_it_holds(tmp_
     report = subprocess.run([sys.executable, "-m", "idc_edge", "report", str(record)], capture_output=True, text=True,
                             timeout=60, cwd=str(ROOT))
     assert report.returncode == 0 and f"{frames} frame(s) over" in report.stdout, report.stderr
+
+
+# -- an overlay video of frames the encoder cannot take safely -------------------------------------
+
+def _heap_checked_env():
+    """The environment with glibc's heap checks on where its debugging library is installed: a write
+    outside a buffer then aborts the program at once, instead of now and then or never."""
+    import ctypes.util
+    import os
+
+    env = dict(os.environ)
+    if ctypes.util.find_library("c_malloc_debug"):
+        env["LD_PRELOAD"] = "libc_malloc_debug.so.0"
+        env["GLIBC_TUNABLES"] = "glibc.malloc.check=3"
+    return env
+
+
+@pytest.mark.parametrize("width,height", [(2, 60), (3, 1001), (7, 9)])
+def test_an_avi_of_frames_a_few_pixels_wide_is_written_not_a_crash(tmp_path, width, height):
+    # FFmpeg's Motion-JPEG encoder wrote outside its buffers for frames 2-7 px wide: the run died of
+    # "free(): invalid pointer" (exit 134) or SIGSEGV, its video and summary never made
+    image = tmp_path / "strip.png"
+    frame = np.full((height, width, 3), (200, 120, 230), np.uint8)
+    assert cv2.imwrite(str(image), frame)
+    video = tmp_path / "overlay.avi"
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(image), "--save-video", str(video),
+                        "--model", str(ROOT / "tests" / "models" / "tiny_int8.tflite"), "--quiet"],
+                       capture_output=True, text=True, timeout=120, cwd=str(ROOT), env=_heap_checked_env())
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert f"video in {video}" in p.stdout + p.stderr
+    got = opencv_frames(video)
+    assert len(got) == 1 and got[0].shape == (height, width, 3)
