@@ -108,6 +108,36 @@ def test_run_records_a_rotated_motion_jpeg_video_at_its_upright_size(tmp_path):
     assert [f["frame"] for f in frames] == [{"width": 120, "height": 160}] * 4
 
 
+
+def state_frame_count(path, count):
+    """Write ``count`` into an AVI's main header and stream header, as a damaged or hand-edited file has it."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, count)   # dwTotalFrames
+    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, count)   # dwLength
+    path.write_bytes(bytes(data))
+
+
+def test_a_frame_count_the_file_cannot_hold_is_not_counted_as_frames_lost(tmp_path, caplog, capsys):
+    # a 10 KB file stating 4e9 frames ended "12 frame(s) ..., 3999999988 unusable frame(s) skipped"
+    from test_hostile_cli import run_here
+
+    path = write(tmp_path / "v.avi", "MJPG", marked_frames(12))
+    state_frame_count(path, 4_000_000_000)
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == 4e9  # what OpenCV says
+    source = VideoSource(path)
+    assert [f.index for f in source] == list(range(12)) and source.skipped == 0
+    assert "states 4000000000 frames, more than its" in caplog.text and "damaged header" in caplog.text
+    p = run_here("run", "--source", str(path), "--model", str(ROOT / "tests" / "models" / "tiny_int8.tflite"),
+                 "--quiet", "--no-gates")
+    err = p.stderr.decode()
+    assert p.returncode == 0 and "12 frame(s)" in p.stdout.decode() + err and "skipped" not in err, err
+    # a count the file can hold is still believed: the frames it never gave are counted as lost
+    short = write(tmp_path / "short.avi", "MJPG", marked_frames(12))
+    state_frame_count(short, 20)
+    source = VideoSource(short)
+    assert len(list(source)) == 12 and source.skipped == 8
+
+
 # -- a destination that fills up after the run has started ---------------------------------------
 
 def test_a_results_file_that_fills_up_mid_run_says_how_many_frames_it_holds(tmp_path):

@@ -54,7 +54,11 @@ class VideoSource(FrameSource):
     def __init__(self, path: Union[str, os.PathLike], max_bad_frames: int = 25):
         self.path = as_path(path, "video")
         super().__init__(f"video {name(self.path)}")
-        os.close(open_input(self.path, "video"))  # missing, a folder, FIFO or device: refused here, no hang
+        fd = open_input(self.path, "video")  # missing, a folder, FIFO or device: refused here, no hang
+        try:
+            file_bytes = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
         self.max_bad_frames = max_bad_frames
         with opencv_path(self.path, "video") as where:
             probe = cv2.VideoCapture(where)
@@ -72,6 +76,13 @@ class VideoSource(FrameSource):
         check_buffer((size[0], size[1], 3), 1, f"one {size[0]:.0f}×{size[1]:.0f} px frame of {name(self.path)}",
                      "use a smaller video")
         self.frame_count = int(count) if count and math.isfinite(count) and 0 < count < 1e12 else 0
+        if self.frame_count > file_bytes:
+            # every frame takes at least a byte: a count the file cannot hold is a damaged header (or a
+            # duration OpenCV multiplied out), not frames lost; believed, it made a 12-frame file
+            # "3999999988 unusable frame(s) skipped"
+            log.warning("%s states %d frames, more than its %d bytes can hold (a damaged header); it is read to "
+                        "its end", self.description, self.frame_count, file_bytes)
+            self.frame_count = 0
         self.fps = float(fps) if fps and math.isfinite(fps) and MIN_FILE_FPS <= fps < MAX_FILE_FPS else 0.0
         # a header rate that no video has (a damaged or hand-edited header) is not believed, nor the
         # frame times OpenCV works out from it (one frame every 68 years made a saved overlay video
