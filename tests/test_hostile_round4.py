@@ -196,3 +196,64 @@ def test_an_avi_of_frames_a_few_pixels_wide_is_written_not_a_crash(tmp_path, wid
     assert f"video in {video}" in p.stdout + p.stderr
     got = opencv_frames(video)
     assert len(got) == 1 and got[0].shape == (height, width, 3)
+
+
+# -- warnings from several threads at once ---------------------------------------------------------
+
+class _SlowStream:
+    """A terminal that takes a moment per write (a serial console, a busy ssh session): the other
+    threads run in between, as they did when two warnings ran into one line."""
+
+    def __init__(self):
+        self.chunks: list[str] = []
+
+    def write(self, text):
+        self.chunks.append(text)
+        import time
+
+        time.sleep(0.0005)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def test_warnings_from_several_threads_are_whole_lines_each(monkeypatch):
+    # print() wrote a warning and its newline apart: the capture and inference threads' warnings
+    # ran into one line ("...calibrate scale`)idc-edge: warning: a 7×9 px frame ...") and an empty one
+    import logging
+    import threading
+    import types
+
+    from idc_edge import cli
+    from idc_edge.sinks.progress import ProgressSink
+
+    stream = _SlowStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    cli._log_warnings_as_lines()  # as every command does first
+    log = logging.getLogger("idc_edge.sources.video")
+    progress = ProgressSink(stream=stream, every_s=0.0)
+    result = types.SimpleNamespace(index=3, idc_fraction=0.2, n_called=5, n_tissue=5, tissue_fraction=0.5)
+    frame = types.SimpleNamespace(result=result, fps=9.0)
+
+    def warn(n):
+        for i in range(20):
+            log.warning("thread %d: warning %d", n, i)
+
+    def show_progress():
+        for _ in range(20):
+            progress.write(frame)
+
+    threads = [threading.Thread(target=warn, args=(n,)) for n in range(3)] + [threading.Thread(target=show_progress)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = "".join(stream.chunks).split("\n")
+    assert lines[-1] == ""
+    warned = [line for line in lines[:-1] if line.startswith("idc-edge: warning: thread ")]
+    shown = [line for line in lines[:-1] if line.startswith("frame 3: IDC 20.0 % of tissue")]
+    assert len(warned) == 60 and len(shown) == 20 and len(lines) == 81, lines

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
 from typing import Optional, Sequence
 
@@ -50,8 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_STDERR_LINES = threading.Lock()
+
+
+def say(line: str) -> None:
+    """Write ``line`` and its newline to standard error in one call, one line at a time.
+
+    The capture, inference and output threads each warn: ``print`` writes a text and its newline
+    apart, so two warnings ran into one line ("...`idc-edge calibrate scale`)idc-edge: warning: a
+    7×9 px frame ...") followed by an empty one.
+    """
+    with _STDERR_LINES:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"idc-edge: warning: {in_cli_words(message)}", file=sys.stderr)
+    say(f"idc-edge: warning: {in_cli_words(message)}")
 
 
 class _WarningLines(logging.Handler):
@@ -59,7 +75,7 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(f"idc-edge: warning: {in_cli_words(record.getMessage())}", file=sys.stderr)
+            say(f"idc-edge: warning: {in_cli_words(record.getMessage())}")
         except Exception:
             self.handleError(record)
 
@@ -130,7 +146,7 @@ def _error(message: str) -> None:
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
     try:
-        print(f"idc-edge: error: {text}", file=sys.stderr)
+        say(f"idc-edge: error: {text}")
     except (OSError, ValueError):
         pass  # stderr itself is gone: the exit code still tells
 

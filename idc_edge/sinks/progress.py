@@ -31,4 +31,5 @@ class ProgressSink(Sink):
         r = frame.result
         idc = f"IDC {100 * r.idc_fraction:.1f} % of tissue" if r.n_called or not r.n_tissue else \
             "no call (out of focus, exposure, colour or noise)"
-        print(f"frame {r.index}: {idc}, tissue {100 * r.tissue_fraction:.1f} %, {frame.fps:.1f} fps", file=self.stream)
+        # one write per line: warnings from the capture and inference threads never land inside it
+        self.stream.write(f"frame {r.index}: {idc}, tissue {100 * r.tissue_fraction:.1f} %, {frame.fps:.1f} fps\n")
