@@ -261,19 +261,35 @@ def glass_pixels(rgb: np.ndarray, max_saturation: int = 60, relative_value: floa
     return bright & (hsv[..., 1] < max_saturation)
 
 
+#: Linear light (0–1, float64) of each 8-bit level by the sRGB transfer curve, which cameras' video
+#: levels follow.
+SRGB_TO_LINEAR = np.where(np.arange(256) <= 10, np.arange(256) / 255.0 / 12.92,
+                          ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)
+
+
+def cumulative_counts(channel: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """The cumulative 256-bin histogram (float) of a uint8 single-channel image's values where
+    ``mask`` (uint8, non-zero; all pixels when None) is set: entry ``v`` counts the pixels at or below
+    level ``v``. Percentiles read off it are linear in the pixels instead of a sort."""
+    return np.cumsum(cv2.calcHist([np.ascontiguousarray(channel)], [0],
+                                  None if mask is None else np.ascontiguousarray(mask), [256], [0, 256]).ravel())
+
+
+def nth_level(counts: np.ndarray, j: float) -> int:
+    """The level (0–255) of the ``j``-th smallest pixel (from 0) counted by :func:`cumulative_counts`
+    ``counts``: the first level whose cumulative count exceeds ``j``."""
+    return min(int(np.searchsorted(counts, j, side="right")), 255)
+
+
 def histogram_median(channel: np.ndarray, mask: np.ndarray) -> float:
     """The median of a uint8 ``channel``'s values where ``mask`` (uint8, non-zero) is set, exactly as
     ``np.median`` gives it (the mean of the two middle values for an even count), read off a
-    256-bin histogram: linear in the pixels instead of a sort. NaN for an empty mask."""
-    counts = np.cumsum(cv2.calcHist([np.ascontiguousarray(channel)], [0], np.ascontiguousarray(mask), [256],
-                                    [0, 256]).ravel())
+    256-bin histogram. NaN for an empty mask."""
+    counts = cumulative_counts(channel, mask)
     k = int(round(counts[-1]))
     if k == 0:
         return float("nan")
-    # the j-th smallest value (from 0) is the first level whose cumulative count exceeds j
-    low = int(np.searchsorted(counts, (k - 1) // 2, side="right"))
-    high = int(np.searchsorted(counts, k // 2, side="right"))
-    return (low + high) / 2.0
+    return (nth_level(counts, (k - 1) // 2) + nth_level(counts, k // 2)) / 2.0
 
 
 def halved(image: np.ndarray) -> np.ndarray:
@@ -284,15 +300,18 @@ def halved(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image[:h - h % 2, :w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
+def halved_mask(mask: np.ndarray) -> np.ndarray:
+    """uint8 ``mask`` (``[H, W]``) at :func:`halved`'s size, each 2×2 block's value that of its
+    top-left pixel: the blocks line up with :func:`halved`'s exactly, for odd sizes too."""
+    h, w = mask.shape[:2]
+    return every_second(np.asarray(mask, np.uint8)[: h - h % 2, : w - w % 2])
+
+
 def white_levels(image: np.ndarray) -> np.ndarray:
     """Per channel, the level (0–255) of the brightest hundredth of ``image``'s pixels (uint8,
     ``[H, W, C]``): the glass's in a field that shows some, the palest tissue's otherwise."""
-    n = image.shape[0] * image.shape[1]
-    out = np.empty(image.shape[2], np.int64)
-    for c in range(image.shape[2]):
-        counts = cv2.calcHist([image], [c], None, [256], [0, 256]).ravel()
-        out[c] = np.searchsorted(np.cumsum(counts), 0.99 * n)
-    return np.minimum(out, 255)
+    rank = math.ceil(0.99 * image.shape[0] * image.shape[1]) - 1  # from 0
+    return np.array([nth_level(cumulative_counts(image[..., c]), rank) for c in range(image.shape[2])], np.int64)
 
 
 def every_second(image: np.ndarray) -> np.ndarray:
@@ -391,9 +410,7 @@ def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fracti
     n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan"), False
-    # the (n // 5)-th smallest saturation of the glass: the first level whose cumulative count exceeds it
-    counts = np.cumsum(cv2.calcHist([hsv], [1], mask, [256], [0, 256]).ravel())
-    cutoff = int(np.searchsorted(counts, n // 5, side="right"))
+    cutoff = nth_level(cumulative_counts(hsv[..., 1], mask), n // 5)  # the (n // 5)-th smallest saturation of the glass
     # the glass kept: bright, unsaturated, and among the least saturated fifth of those
     kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask)
     now = np.array([histogram_median(plane, kept) for plane in cv2.split(small)])

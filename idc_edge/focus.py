@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from . import validate
-from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, tissue_magenta
+from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
 from .ink import ink_pixels
 from .glare import MAX_DARKEST_TISSUE, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
@@ -151,6 +151,7 @@ class ExposureOptions:
         max_darkest_tissue: the most light (a fraction of the field's brightest, linear) the darkest
             hundredth of the tissue may let through (:func:`~idc_edge.glare.darkest_tissue`); above it
             stray light washes the nuclei out and the frame is no call (1 switches it off).
+        min_tissue_px: least tissue pixels at the model's scale for the darkest tissue to be judged.
         enabled: False switches the exposure gate off.
     """
 
@@ -162,11 +163,13 @@ class ExposureOptions:
     unlit_level: int = 40
     max_unlit_fraction: float = 0.02
     max_darkest_tissue: float = MAX_DARKEST_TISSUE
+    min_tissue_px: int = 5_000
     enabled: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "large_field_px", validate.whole_number("large_field_px", self.large_field_px,
-                                                                         unit="pixels at the model's scale"))
+        for name in ("large_field_px", "min_tissue_px"):
+            object.__setattr__(self, name, validate.whole_number(name, getattr(self, name),
+                                                                 unit="pixels at the model's scale"))
         for name in ("min_white", "min_white_small", "clip_level", "unlit_level"):
             object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), minimum=0, maximum=255,
                                                                  unit="grey levels"))
@@ -593,7 +596,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     casts = (cast, pale, glass_clipped, pale_brightest, magenta)  # the colour is decided once noise_ok is final
     # the stains, the ink and the darkest tissue are read on 2×2 means, made once; none is judged on a grainy frame
     half = halved(rgb) if (colour.enabled or exposure.enabled) and noise_ok and min(rgb.shape[:2]) >= 2 else None
-    stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half) \
+    half_tissue = halved_mask(tissue_px) if half is not None and tissue_px is not None else None
+    stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half, half_tissue=half_tissue) \
         if judge_tissue and half is not None else StainReading()
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
@@ -665,10 +669,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
         iso, streaked, ratio, colour_blurred = float("nan"), False, float("nan"), False
     if exposure.enabled:
-        counts = cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel()  # the 99th percentile, no sort
         least = exposure.min_white if h * w >= exposure.large_field_px else exposure.min_white_small
-        too_dark = int(np.searchsorted(np.cumsum(counts), 0.99 * grey.size)) < least
-        darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=colour.min_tissue_px, half=half) \
+        too_dark = white_levels(grey[..., None])[0] < least  # the grey's 99th percentile
+        darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=exposure.min_tissue_px, half=half,
+                                 half_tissue=half_tissue) \
             if half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark else float("nan")
         washed_out = darkest > exposure.max_darkest_tissue
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose

@@ -23,7 +23,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .colour import halved, white_levels
+from .colour import SRGB_TO_LINEAR, cumulative_counts, halved, halved_mask, nth_level, white_levels
 
 #: Most light the darkest hundredth of a field's tissue may let through (:func:`darkest_tissue`), a
 #: fraction of its brightest level in linear light. Clean fields: at most 0.26 (132 fields at 480×270 px,
@@ -33,13 +33,8 @@ from .colour import halved, white_levels
 #: gamma 0.65, saturation ×0.5, both stains ×0.6) exceed it, on 0–1 % of large and 3–6 % of small fields.
 MAX_DARKEST_TISSUE = 0.42
 
-#: Linear light of each 8-bit level (the sRGB transfer curve, which cameras' video levels follow).
-_LINEAR = np.where(np.arange(256) <= 10, np.arange(256) / 255.0 / 12.92,
-                   ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)
-
-
 def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, min_px: int = 5_000,
-                   half: Optional[np.ndarray] = None) -> float:
+                   half: Optional[np.ndarray] = None, half_tissue: Optional[np.ndarray] = None) -> float:
     """The light the darkest ``share`` of the tissue lets through, as a fraction (0–1) of the field's
     brightest level, in linear light.
 
@@ -54,6 +49,8 @@ def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, 
         min_px: least tissue pixels (of the full-size image) to judge on.
         half: :func:`~idc_edge.colour.halved` of ``rgb``, or of an image that begins with ``rgb``,
             when the caller already has it.
+        half_tissue: :func:`~idc_edge.colour.halved_mask` of ``tissue_px``, or of a mask that begins
+            with it, when the caller already has it.
 
     Returns:
         The fraction, to 1/255; NaN when fewer than ``min_px`` tissue pixels.
@@ -62,14 +59,13 @@ def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, 
     if h < 2 or w < 2:
         return float("nan")
     small = halved(rgb) if half is None else half[: h // 2, : w // 2]
-    mask = cv2.resize(np.asarray(tissue_px, np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    mask = halved_mask(tissue_px) if half_tissue is None else half_tissue[: h // 2, : w // 2]
     n = cv2.countNonZero(mask)
     if 4 * n < min_px:
         return float("nan")
-    white = _LINEAR[white_levels(small)]
+    white = SRGB_TO_LINEAR[white_levels(small)]
     # per channel, the share of its brightest level's light on a 0-255 scale: one table lookup per pixel
-    table = np.clip(np.rint(255.0 * _LINEAR[:, None] / np.maximum(white, 1e-6)), 0, 255).astype(np.uint8)
+    table = np.clip(np.rint(255.0 * SRGB_TO_LINEAR[:, None] / np.maximum(white, 1e-6)), 0, 255).astype(np.uint8)
     red, green, blue = cv2.split(cv2.LUT(np.ascontiguousarray(small), table.reshape(256, 1, 3)))
-    darkest = cv2.min(cv2.min(red, green), blue)
-    counts = np.cumsum(cv2.calcHist([darkest], [0], mask, [256], [0, 256]).ravel())
-    return float(np.searchsorted(counts, share * counts[-1], side="right")) / 255.0
+    counts = cumulative_counts(cv2.min(cv2.min(red, green), blue), mask)
+    return nth_level(counts, share * counts[-1]) / 255.0

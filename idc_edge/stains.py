@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 
-from .colour import every_second, halved, white_levels
+from .colour import every_second, halved, halved_mask, white_levels
 
 #: ``-log(v + 1)`` for every 8-bit level: a pixel's optical density is ``_NEG_LOG[0, v] - _NEG_LOG[0, white]``.
 _NEG_LOG = -np.log(np.arange(1.0, 257.0)).astype(np.float32).reshape(1, 256)
@@ -80,7 +80,8 @@ class StainReading(NamedTuple):
 
 
 def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, min_density: float = 0.15,
-                  extreme: float = 0.01, half: Optional[np.ndarray] = None) -> StainReading:
+                  extreme: float = 0.01, half: Optional[np.ndarray] = None,
+                  half_tissue: Optional[np.ndarray] = None) -> StainReading:
     """The blueness of a field's two stains (see :class:`StainReading`).
 
     The two directions are where the tissue pixels' OD lies at the ``extreme`` and ``1 − extreme``
@@ -98,6 +99,8 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
         extreme: quantile of angle taken as each stain's direction (0.01: the 1st and 99th percentiles).
         half: :func:`~idc_edge.colour.halved` of ``rgb``, or of an image that begins with ``rgb``
             (the field with padding beyond it), when the caller already has it.
+        half_tissue: :func:`~idc_edge.colour.halved_mask` of ``tissue_px``, or of a mask that begins
+            with it, when the caller already has it.
 
     Returns:
         The reading; both NaN when fewer than ``min_px`` stained tissue pixels.
@@ -106,7 +109,7 @@ def stain_reading(rgb: np.ndarray, tissue_px: np.ndarray, min_px: int = 5_000, m
     if h < 2 or w < 2:
         return StainReading()
     small = every_second(halved(rgb) if half is None else half[: h // 2, : w // 2])
-    mask = cv2.resize(np.asarray(tissue_px, np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    mask = every_second(halved_mask(tissue_px) if half_tissue is None else half_tissue[: h // 2, : w // 2])
     third = cv2.inRange(cv2.cvtColor(small, cv2.COLOR_RGB2HSV), (THIRD_COLOUR_HUES[0], _MIN_THIRD_SATURATION, 0),
                         (THIRD_COLOUR_HUES[1], 255, 255))
     mask = cv2.bitwise_and(mask, cv2.bitwise_not(third))  # neither H&E nor swapped H&E: pigment, blood, ink

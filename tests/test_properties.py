@@ -6,6 +6,7 @@ and results that are consistent and JSON-ready. The detector properties use the 
 on a tiny real model.
 """
 import json
+import math
 import os
 
 import numpy as np
@@ -195,3 +196,25 @@ def test_the_histogram_median_is_numpys_median(values, data):
         assert np.isnan(got)
     else:
         assert got == np.median(values[mask.astype(bool)])
+
+
+@given(image=hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3))))
+def test_the_white_levels_are_the_brightest_hundredths_level_of_each_channel(image):
+    """Read off a histogram, each channel's white level is the value at rank ceil(0.99 n) - 1 of
+    its sorted pixels (the least level at or below which 99 % of them lie), as a sort gives it."""
+    from idc_edge.colour import white_levels
+
+    n = image.shape[0] * image.shape[1]
+    want = [np.sort(image[..., c].ravel())[math.ceil(0.99 * n) - 1] for c in range(image.shape[2])]
+    assert white_levels(image).tolist() == want
+
+
+@given(mask=hnp.arrays(np.uint8, st.tuples(st.integers(2, 41), st.integers(2, 41)), elements=st.integers(0, 255)))
+def test_the_halved_mask_lines_up_with_the_halved_image_for_odd_sizes_too(mask):
+    """Each pixel of the half-size mask is the top-left pixel of the 2×2 block ``halved`` averages,
+    whatever the size (a resize to the rounded-down size would pick drifting pixels on odd sizes)."""
+    from idc_edge.colour import halved, halved_mask
+
+    half = halved_mask(mask)
+    assert half.shape == halved(np.dstack([mask] * 3)).shape[:2]
+    assert np.array_equal(half, mask[: 2 * half.shape[0]: 2, : 2 * half.shape[1]: 2])

@@ -29,17 +29,15 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from idc_edge.colour import SRGB_TO_LINEAR
+
 MODEL_UM_PER_PX = 4.0
 """Scale of the data set and the model (µm per pixel)."""
 
 TYPICAL_CAMERA_UM_PER_PX = 1.0
 """A USB camera on a 10× objective sees about 1 µm per pixel."""
 
-_SRGB_TO_LINEAR = np.where(
-    np.arange(256) / 255.0 <= 0.04045,
-    np.arange(256) / 255.0 / 12.92,
-    ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
-).astype(np.float32)
+_SRGB_TO_LINEAR = SRGB_TO_LINEAR.astype(np.float32)
 
 
 def to_linear(rgb: np.ndarray) -> np.ndarray:
