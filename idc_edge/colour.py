@@ -267,11 +267,11 @@ SRGB_TO_LINEAR = np.where(np.arange(256) <= 10, np.arange(256) / 255.0 / 12.92,
                           ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4)
 
 
-def cumulative_counts(channel: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
-    """The cumulative 256-bin histogram (float) of a uint8 single-channel image's values where
-    ``mask`` (uint8, non-zero; all pixels when None) is set: entry ``v`` counts the pixels at or below
-    level ``v``. Percentiles read off it are linear in the pixels instead of a sort."""
-    return np.cumsum(cv2.calcHist([np.ascontiguousarray(channel)], [0],
+def cumulative_counts(image: np.ndarray, mask: Optional[np.ndarray] = None, channel: int = 0) -> np.ndarray:
+    """The cumulative 256-bin histogram (float) of one ``channel`` of a uint8 image (``[H, W]`` or
+    ``[H, W, C]``) where ``mask`` (uint8, non-zero; all pixels when None) is set: entry ``v`` counts
+    the pixels at or below level ``v``. Percentiles read off it are linear in the pixels instead of a sort."""
+    return np.cumsum(cv2.calcHist([np.ascontiguousarray(image)], [channel],
                                   None if mask is None else np.ascontiguousarray(mask), [256], [0, 256]).ravel())
 
 
@@ -311,7 +311,7 @@ def white_levels(image: np.ndarray) -> np.ndarray:
     """Per channel, the level (0–255) of the brightest hundredth of ``image``'s pixels (uint8,
     ``[H, W, C]``): the glass's in a field that shows some, the palest tissue's otherwise."""
     rank = math.ceil(0.99 * image.shape[0] * image.shape[1]) - 1  # from 0
-    return np.array([nth_level(cumulative_counts(image[..., c]), rank) for c in range(image.shape[2])], np.int64)
+    return np.array([nth_level(cumulative_counts(image, channel=c), rank) for c in range(image.shape[2])], np.int64)
 
 
 def every_second(image: np.ndarray) -> np.ndarray:
@@ -410,7 +410,7 @@ def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fracti
     n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan"), False
-    cutoff = nth_level(cumulative_counts(hsv[..., 1], mask), n // 5)  # the (n // 5)-th smallest saturation of the glass
+    cutoff = nth_level(cumulative_counts(hsv, mask, channel=1), n // 5)  # the (n // 5)-th smallest saturation of the glass
     # the glass kept: bright, unsaturated, and among the least saturated fifth of those
     kept = cv2.bitwise_and(cv2.compare(hsv[..., 1], cutoff, cv2.CMP_LE), mask)
     now = np.array([histogram_median(plane, kept) for plane in cv2.split(small)])
