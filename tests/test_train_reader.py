@@ -137,6 +137,38 @@ def test_stain_scale_reaches_the_run_config_and_its_augment_strength():
     assert default.strength() == AugmentStrength()  # the shipped recipe's jitter, ×U(0.8, 1.2)
 
 
+@needs_tensorflow
+def test_the_haematoxylin_jitter_scales_haematoxylin_alone_within_its_range():
+    """``--haematoxylin-scale`` gives the haematoxylin its own range (a weak or heavy haematoxylin on
+    its own) and leaves eosin and the residual as the stain jitter draws them: with the stain
+    jitter and shift at 0, unmixing the augmented patches shows eosin unchanged and haematoxylin
+    scaled by a per-patch factor within the range."""
+    import tensorflow as tf
+
+    from idc_edge.errors import OptionError
+    from train.augment import _HED_FROM_RGB, _stain
+    from train.config import AugmentStrength
+
+    argv = ["--out", "runs/x", "--haematoxylin-scale", "0.5"]
+    cfg = config_from_args(parser().parse_args(argv), argv)
+    cfg.validate()
+    assert cfg.strength().haematoxylin_scale == 0.5 and cfg.strength().stain_scale == AugmentStrength().stain_scale
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.integers(110, 200, (64, 4, 4, 3)).astype(np.float32))
+    out = _stain(x, tf.constant([3, 4], tf.int64), AugmentStrength(stain_scale=0.0, stain_shift=0.0, haematoxylin_scale=0.5))
+
+    def hed(img):
+        return np.einsum("nhwc,cd->nhwd", -np.log((np.asarray(img, np.float64) + 1.0) / 256.0), _HED_FROM_RGB)
+    before, after = hed(x), hed(np.asarray(out))
+    unclipped = (np.asarray(out) > 0.5).all(axis=(1, 2, 3)) & (np.asarray(out) < 254.5).all(axis=(1, 2, 3))
+    assert unclipped.sum() >= 32
+    assert np.allclose(after[unclipped][..., 1:], before[unclipped][..., 1:], atol=2e-2)  # eosin, residual
+    factors = np.median(after[unclipped][..., 0] / before[unclipped][..., 0], axis=(1, 2))
+    assert factors.min() >= 0.5 - 1e-2 and factors.max() <= 1.5 + 1e-2 and factors.std() > 0.15
+    with pytest.raises(OptionError, match="--haematoxylin-scale"):
+        config_from_args(parser().parse_args(["--out", "runs/x", "--haematoxylin-scale", "1"]), []).validate()
+
+
 def test_train_fails_with_unwritable_out(tmp_path, capsys):
     _make_dataset(tmp_path / "data")
     blocker = tmp_path / "file"

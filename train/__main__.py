@@ -103,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stain-scale", type=number("--stain-scale"), default=AugmentStrength.stain_scale, metavar="S",
                    help=f"stain jitter: each H&E stain's optical density x U(1 - S, 1 + S), 0 <= S < 1 "
                         f"(default {AugmentStrength.stain_scale})")
+    p.add_argument("--haematoxylin-scale", type=number("--haematoxylin-scale"), default=None, metavar="S",
+                   help="haematoxylin's own jitter, x U(1 - S, 1 + S), 0 <= S < 1: a weak or heavy haematoxylin "
+                        "alone (default: --stain-scale)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -151,7 +154,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
         teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views,
-        stain_scale=args.stain_scale, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale, export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )
 

@@ -60,6 +60,9 @@ def _stain(x, seed, st: AugmentStrength):
     hed = tf.einsum("nhwc,cd->nhwd", od, tf.constant(_HED_FROM_RGB, tf.float32))
     s = tf.random.experimental.stateless_fold_in(seed, 4)
     alpha = tf.random.stateless_uniform([n, 1, 1, 3], s, 1.0 - st.stain_scale, 1.0 + st.stain_scale)
+    if st.haematoxylin_scale is not None:  # a weak or heavy haematoxylin alone: its own range
+        first = _uniform(seed, n, 1.0 - st.haematoxylin_scale, 1.0 + st.haematoxylin_scale, 41)
+        alpha = tf.concat([first, alpha[..., 1:]], -1)
     s = tf.random.experimental.stateless_fold_in(seed, 5)
     beta = tf.random.stateless_uniform([n, 1, 1, 3], s, -st.stain_shift, st.stain_shift)
     hed = hed * alpha + beta

@@ -22,6 +22,7 @@ class AugmentStrength:
     """Magnitudes of the colour augmentations (ranges are uniform, per patch)."""
 
     stain_scale: float = 0.2  # each stain's optical density × U(1 - s, 1 + s)
+    haematoxylin_scale: float | None = None  # haematoxylin's alone × U(1 - h, 1 + h); None: stain_scale
     stain_shift: float = 0.04  # ... + U(-s, s) (optical density units)
     hue: float = 0.04  # hue shift U(-h, h), in turns of the colour wheel
     saturation: float = 0.25  # saturation × U(1 - s, 1 + s)

@@ -73,6 +73,7 @@ class TrainConfig:
     teacher_weight: float = 0.5
     teacher_views: int = 1
     stain_scale: float = AugmentStrength.stain_scale
+    haematoxylin_scale: float | None = None
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -118,13 +119,16 @@ class TrainConfig:
             raise OptionError(f"--max-patches must be >= 8, got {self.max_patches}")
         if not 0 <= self.stain_scale < 1:
             raise OptionError(f"--stain-scale must be in [0, 1) (each stain x U(1 - S, 1 + S)), got {self.stain_scale}")
+        if self.haematoxylin_scale is not None and not 0 <= self.haematoxylin_scale < 1:
+            raise OptionError(f"--haematoxylin-scale must be in [0, 1) (haematoxylin x U(1 - S, 1 + S)), "
+                              f"got {self.haematoxylin_scale}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
 
     def strength(self) -> AugmentStrength:
-        """The colour augmentations' magnitudes: the defaults with this run's stain jitter."""
-        return AugmentStrength(stain_scale=self.stain_scale)
+        """The colour augmentations' magnitudes: the defaults with this run's stain jitters."""
+        return AugmentStrength(stain_scale=self.stain_scale, haematoxylin_scale=self.haematoxylin_scale)
 
 
 @dataclass
