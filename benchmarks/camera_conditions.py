@@ -315,7 +315,8 @@ def cases() -> list[Case]:
     out += [Case("hot_pixels", f"{100 * f:g} % hot or dead pixels at 1 µm/px",
                  (lambda f: lambda x, rng: hot_pixels(x, rng, f))(f)) for f in (0.001, 0.005, 0.02)]
     out += [Case("stain", f"haematoxylin ×{h:g}, eosin ×{e:g}", (lambda h, e: lambda x, rng: stain(x, h, e))(h, e))
-            for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5), (0.5, 0.5), (0.4, 0.4))]
+            for h, e in ((0.7, 1.0), (1.4, 1.0), (1.0, 0.6), (1.0, 1.5), (0.6, 0.6), (1.5, 1.5), (0.5, 0.5), (0.4, 0.4),
+                         (0.5, 1.0), (0.35, 1.0))]  # the last two: a weak haematoxylin (under-stained, or faded alone)
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     # the slide's, not the camera's: a pathologist's or surgeon's marker across the tissue
     out += [Case("marker_ink", f"{name} marker, {w} px strokes", (lambda c, w: lambda x, rng: marker_ink(x, rng, c, w))(c, w))

@@ -333,9 +333,10 @@ def glass_mask(hsv: np.ndarray, level: Optional[int] = None) -> np.ndarray:
     return cv2.inRange(hsv, (0, 0, _bright_level(_value_counts(hsv)) if level is None else level), (255, 44, 255))
 
 
-def _value_counts(hsv: np.ndarray) -> np.ndarray:
-    """The cumulative histogram (256 bins) of the HSV value of ``hsv`` (contiguous, OpenCV's HSV)."""
-    return np.cumsum(cv2.calcHist([hsv], [2], None, [256], [0, 256]).ravel())
+def _value_counts(hsv: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """The cumulative histogram (256 bins) of the HSV value of ``hsv`` (contiguous, OpenCV's HSV),
+    over ``mask`` (uint8, non-zero) when given."""
+    return cumulative_counts(hsv, mask, channel=2)
 
 
 def _bright_level(counts: np.ndarray) -> int:
@@ -372,13 +373,15 @@ class FieldCasts(NamedTuple):
 
     Attributes:
         glass: :func:`glass_cast`, NaN when too little glass is in view.
-        pale: :func:`pale_cast`, measured only when ``glass`` is NaN (NaN otherwise).
+        pale: :func:`pale_cast`, measured when ``glass`` is NaN; where ``glass_clipped``, the same
+            measure of the brightest pixels below the clip level in every channel (NaN otherwise).
         glass_clipped: the glass's median colour is at the clip level in one or two channels but
             not all three, so ``glass`` is only a lower bound of the cast: a cast that raises a
             channel cannot raise it past the clip level (a 50 % blue cast of glass clipped white
             reads 0.085, of unclipped glass 0.21).
         pale_brightest: ``pale`` was read on the field's brightest pixels, as nothing pale is flat
-            (see :func:`pale_cast`): tissue, not glass, so it is judged against a wider limit.
+            (see :func:`pale_cast`) or the glass is clipped: tissue, not glass, so it is judged
+            against a wider limit.
     """
 
     glass: float
@@ -390,16 +393,21 @@ class FieldCasts(NamedTuple):
 def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction: float = 0.05,
                 clip_levels_rgb: Sequence[int] = (254, 254, 254)) -> FieldCasts:
     """:func:`glass_cast` and :func:`pale_cast` of an **RGB** uint8 field, the second measured only
-    when the first finds no glass, from one half-size copy and one brightness histogram: what the
-    colour gate reads per frame. ``clip_levels_rgb``: the level (R, G, B) at or above which a
+    when the first finds no glass or finds it clipped in one or two channels (then on the pixels
+    below the clip), from one half-size copy: what the colour gate reads per frame. ``clip_levels_rgb``: the level (R, G, B) at or above which a
     channel counts as clipped (lower where a white balance scaled a channel down)."""
     small, hsv = _halves(rgb, hsv)
     counts = _value_counts(hsv)
     glass, clipped = _glass_cast(small, hsv, _bright_level(counts), min_fraction, clip_levels_rgb)
-    if not math.isnan(glass):
+    if math.isnan(glass):
+        pale, brightest = _pale_cast(small, hsv, counts, min_fraction)
+        return FieldCasts(glass, pale, clipped, brightest)
+    if not clipped:
         return FieldCasts(glass, float("nan"), clipped)
-    pale, brightest = _pale_cast(small, hsv, counts, min_fraction)
-    return FieldCasts(glass, pale, clipped, brightest)
+    # glass clipped in one or two channels hides the part of a cast beyond the clip: the brightest
+    # pixels below the clip in every channel (pale tissue, mostly) are judged as well, as tissue
+    below = cv2.inRange(small, (0, 0, 0), tuple(max(0, int(c) - 1) for c in clip_levels_rgb))
+    return FieldCasts(glass, _brightest_cast(small, hsv, _value_counts(hsv, below), min_fraction, below), clipped, True)
 
 
 def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fraction: float,
@@ -476,18 +484,32 @@ def _pale_cast(small: np.ndarray, hsv: np.ndarray, counts: np.ndarray, min_fract
     """(:func:`pale_cast`, whether the brightest pixels stood in for a flat part) of the half-size
     field ``small`` (RGB), its ``hsv`` and the cumulative histogram of its value (:func:`_value_counts`)."""
     bright = cv2.inRange(hsv, (0, 0, _bright_level(counts)), (255, 139, 255))
-    mask = None
     if cv2.countNonZero(bright) >= min_fraction * bright.size:
         v = hsv[..., 2].astype(np.float32)
         mean, mean_sq = cv2.blur(v, (5, 5)), cv2.blur(v * v, (5, 5))
         mask = cv2.bitwise_and(bright, cv2.compare(mean_sq - mean * mean, _MAX_LOCAL_SD ** 2, cv2.CMP_LT))
-    brightest = mask is None or cv2.countNonZero(mask) < min_fraction * mask.size
-    if brightest:
-        # nothing pale is flat (textured glass, a cast that saturates it, tissue edge to edge): the
-        # brightest min_fraction of the pixels, whatever their colour, stand in for the palest part
-        mask = cv2.compare(hsv[..., 2], int(np.searchsorted(counts, (1.0 - min_fraction) * counts[-1])), cv2.CMP_GE)
-    now = np.array([histogram_median(plane, mask) for plane in cv2.split(small)])
-    return off_stain_line(_departure(now)), brightest
+        if cv2.countNonZero(mask) >= min_fraction * mask.size:
+            return _off_line_median(small, mask), False
+    # nothing pale is flat (textured glass, a cast that saturates it, tissue edge to edge): the
+    # brightest min_fraction of the pixels, whatever their colour, stand in for the palest part
+    return _brightest_cast(small, hsv, counts, min_fraction), True
+
+
+def _brightest_cast(small: np.ndarray, hsv: np.ndarray, counts: np.ndarray, min_fraction: float,
+                    within: Optional[np.ndarray] = None) -> float:
+    """:func:`off_stain_line` of the median colour of the brightest ``min_fraction`` of the pixels of
+    the half-size field ``small`` (RGB) among ``within`` (uint8 mask, non-zero; all when None), from
+    its ``hsv`` and the cumulative histogram of its value over ``within`` (:func:`_value_counts`);
+    NaN when ``within`` is empty."""
+    if counts[-1] < 1:
+        return float("nan")
+    mask = cv2.compare(hsv[..., 2], int(np.searchsorted(counts, (1.0 - min_fraction) * counts[-1])), cv2.CMP_GE)
+    return _off_line_median(small, mask if within is None else cv2.bitwise_and(mask, within))
+
+
+def _off_line_median(small: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`off_stain_line` of the median colour of **RGB** ``small`` over ``mask`` (uint8, non-zero)."""
+    return off_stain_line(_departure(np.array([histogram_median(plane, mask) for plane in cv2.split(small)])))
 
 
 #: Least :func:`tissue_magenta` a field may have to be called. Both H&E stains absorb green most,
