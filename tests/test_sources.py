@@ -229,6 +229,15 @@ def test_a_stream_url_s_password_is_masked_in_descriptions_and_errors():
     assert redact_url("rtspsrc location=rtsp://u:pw@cam/s ! appsink") == "rtspsrc location=rtsp://u:***@cam/s ! appsink"
     assert redact_url("tcp://pi:8888") == "tcp://pi:8888" and redact_url("http://h/x?a=b@c") == "http://h/x?a=b@c"
     assert parse_camera("rtsp://admin:s3cret@cam/live").describe() == "stream rtsp://admin:***@cam/live"
+    # in the query string, as many cameras take it: every parameter named like a secret
+    assert redact_url("rtsp://cam/stream?user=a&password=s3cret") == "rtsp://cam/stream?user=a&password=***"
+    assert redact_url("http://cam/x.cgi?usr=a&pwd=1&pass=2;token=3&Key=4&auth=5&api_key=6&sig=7&res=hd#secret=8") == \
+        "http://cam/x.cgi?usr=a&pwd=***&pass=***;token=***&Key=***&auth=***&api_key=***&sig=***&res=hd#secret=***"
+    assert redact_url("say 'rtsp://u:a@cam/x?pwd=b' twice: rtsp://cam/y?token=c") == \
+        "say 'rtsp://u:***@cam/x?pwd=***' twice: rtsp://cam/y?token=***"
     with pytest.raises(SourceError) as e:  # nothing listens on port 1
         open_source(camera="http://admin:s3cret@127.0.0.1:1/x.mjpg", camera_timeout_s=3)
     assert "s3cret" not in str(e.value) and "admin:***@127.0.0.1:1" in str(e.value)
+    with pytest.raises(SourceError) as e:
+        open_source(camera="http://127.0.0.1:1/x.mjpg?user=admin&pwd=s3cret", camera_timeout_s=3)
+    assert "s3cret" not in str(e.value) and "user=admin&pwd=***" in str(e.value)

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
 from ..fileio import name, short, why
+from ..redact import redact_url
 from . import bench, calibrate, cameras, classify, evaluate, info, report, run
 from .options import Parser, in_cli_words, learn_flags
 
@@ -67,7 +68,7 @@ def say(line: str) -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    say(f"idc-edge: warning: {in_cli_words(message)}")
+    say(f"idc-edge: warning: {redact_url(in_cli_words(message))}")
 
 
 class _WarningLines(logging.Handler):
@@ -75,7 +76,7 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            say(f"idc-edge: warning: {in_cli_words(record.getMessage())}")
+            say(f"idc-edge: warning: {redact_url(in_cli_words(record.getMessage()))}")
         except Exception:
             self.handleError(record)
 

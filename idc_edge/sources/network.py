@@ -7,7 +7,7 @@ block for ever.
 """
 from __future__ import annotations
 
-import re
+from ..redact import redact_url  # noqa: F401 (where sources have always taken it from)
 
 STREAM_SCHEMES = ("tcp", "udp", "rtsp", "rtsps", "rtmp", "rtp", "srt", "http", "https")
 
@@ -16,25 +16,6 @@ def is_stream_url(text: str) -> bool:
     """True for ``scheme://...`` with a scheme OpenCV's FFmpeg backend reads as a live stream."""
     scheme, sep, rest = text.partition("://")
     return bool(sep) and bool(rest) and scheme.lower() in STREAM_SCHEMES
-
-
-#: ``scheme://`` then the user-info: everything up to the last ``@`` before the host's end (``/``,
-#: ``?``, ``#``, a blank or a quote), so a password holding a bare ``@`` is masked whole.
-_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s'\"]*)@")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the password of every URL in it masked: ``rtsp://user:pass@cam/x`` →
-    ``rtsp://user:***@cam/x`` (a URL, or a GStreamer pipeline holding one; other text unchanged).
-
-    For describing or recording a camera (terminal, results header, live view, snapshots,
-    reports); only the stream's opening takes the real URL.
-    """
-    def mask(m: re.Match) -> str:
-        user, colon, _ = m.group("info").partition(":")
-        return f"{m.group('scheme')}{user}{':***' if colon else ''}@"
-
-    return _USER_INFO.sub(mask, text)
 
 
 def stream_capture(url: str, timeout_s: float):
