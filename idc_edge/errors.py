@@ -13,8 +13,13 @@ into ``--um-per-px``, ``--camera 1``, ``--no-dense``, ``--serve``). An entry is 
   ``name=VALUE``;
 - ``"name="``: only the form ``name=VALUE`` is (the bare word is plain prose, "camera");
 - any other text (``"dense=False"``, ``"LiveView at"``): that exact text is.
+
+A message never shows a camera URL's secrets: every text argument passes through
+:func:`idc_edge.redact.redact_url` (``rtsp://u:***@cam/x?password=***``), whichever path raised it.
 """
 from typing import Iterable, Optional
+
+from .redact import redact_url
 
 
 class IdcEdgeError(Exception):
@@ -26,7 +31,7 @@ class IdcEdgeError(Exception):
     """
 
     def __init__(self, *args, options: Iterable[str] = ()):
-        super().__init__(*args)
+        super().__init__(*(redact_url(a) if isinstance(a, str) else a for a in args))
         self.options = tuple(options)
 
 

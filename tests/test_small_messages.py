@@ -86,3 +86,23 @@ def test_a_url_given_as_source_is_echoed_as_typed(tmp_path):
     """``Path()`` made ``http://127.0.0.1:1/x.mjpg`` ``http:/127.0.0.1:1/x.mjpg`` in the message."""
     p = idc_edge("run", "--source", "http://127.0.0.1:1/x.mjpg")
     assert p.returncode == 2 and "source 'http://127.0.0.1:1/x.mjpg' does not exist" in p.stderr, p.stderr
+
+
+def test_a_url_with_a_password_is_masked_in_every_error_line(tmp_path):
+    """``--source rtsp://u:s3cret@cam/x`` was refused with the password echoed twice ("source ... does not
+    exist ... use --camera ..."); every error of the API and every error line now masks it, in the
+    user-info and in the query string, whichever path raised it."""
+    urls = ("rtsp://admin:s3cret@cam/live", "rtsp://cam/live?user=admin&password=s3cret",
+            "http://127.0.0.1:1/x.mjpg?usr=a&pwd=s3cret")
+    for url in urls:
+        for command in (("run", "--source", url), ("run", "--camera", url, "--camera-timeout", "2"),
+                        ("classify", url), ("calibrate", "scale", "--profile", "p", "--spacing-um", "10", "--source", url)):
+            p = idc_edge(*command)
+            assert p.returncode == 2 and p.stderr.count("\n") == 1, (command, p.stderr)
+            assert "s3cret" not in p.stderr and "***" in p.stderr, (command, p.stderr)
+    from idc_edge.errors import SourceError
+    from idc_edge.sources import open_source
+
+    with pytest.raises(SourceError) as e:
+        open_source(urls[1])
+    assert "s3cret" not in str(e.value) and "password=***" in str(e.value)

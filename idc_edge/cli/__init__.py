@@ -142,8 +142,8 @@ def _guard_standard_streams() -> None:
 
 
 def _error(message: str) -> None:
-    """Print one ``idc-edge: error:`` line, cut to a readable length."""
-    text = " ".join(str(message).split())
+    """Print one ``idc-edge: error:`` line, cut to a readable length, a camera URL's secrets masked."""
+    text = " ".join(redact_url(str(message)).split())
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
     try:
