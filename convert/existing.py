@@ -18,7 +18,7 @@ from . import report
 from .data import ConversionData
 from .pipeline import evaluate_folder, stderr_log
 from .select import choose_int8
-from .variants import Variant, read_manifest
+from .variants import Variant, check_recorded, read_manifest
 
 
 def shipped_variants(models_dir: str | os.PathLike = MODELS_DIR) -> tuple[list[Variant], dict]:
@@ -47,8 +47,16 @@ def shipped_variants(models_dir: str | os.PathLike = MODELS_DIR) -> tuple[list[V
 
 
 def folder_variants(conversion_dir: str | os.PathLike) -> tuple[list[Variant], dict]:
-    """The variants of a ``python -m convert`` output folder and its run info."""
-    return read_manifest(conversion_dir)
+    """The variants of a ``python -m convert`` output folder and its run info, each file checked to be
+    the one ``variants.json`` records, as shipping checks it (:func:`~convert.variants.check_recorded`).
+
+    Raises:
+        ModelError: no manifest, or a file or sidecar that is not the one it records.
+    """
+    variants, info = read_manifest(conversion_dir)
+    for v in variants:
+        check_recorded(v, conversion_dir)
+    return variants, info
 
 
 def evaluate_and_report(variants: list[Variant], info: dict, data: ConversionData, out_dir: str | os.PathLike, *,

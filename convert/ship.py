@@ -19,9 +19,9 @@ from idc_edge.classifier import MODELS_DIR
 from idc_edge.errors import IdcEdgeError, ModelError, RecordError
 from idc_edge.fileio import write_whole
 from idc_edge.jsonready import utc_now
-from idc_edge.spec import ModelSpec, file_sha256, read_spec, write_spec
+from idc_edge.spec import ModelSpec, read_spec, write_spec
 
-from .variants import Variant, read_manifest
+from .variants import Variant, check_recorded, read_manifest
 
 INT8_NAME = "idc_int8.tflite"
 FLOAT_NAME = "idc_float32.tflite"
@@ -31,18 +31,11 @@ def check_consistent(v: Variant, info: dict, conversion_dir) -> ModelSpec:
     """The variant's sidecar, once its file is the one ``variants.json`` records and it is calibrated.
 
     Raises:
-        ModelError: no recorded SHA-256, a file or sidecar of another run, or an uncalibrated threshold.
+        ModelError: no recorded SHA-256, a file or sidecar of another run (:func:`check_recorded`), or an
+            uncalibrated threshold.
     """
     where, again = f"{v.path.name} in {str(conversion_dir)!r}", f"run python -m convert --out {conversion_dir} again"
-    if v.sha256 is None:
-        raise ModelError(f"variants.json records no SHA-256 of {where} (an older conversion); {again}")
-    actual = file_sha256(v.path)
-    if actual != v.sha256:
-        raise ModelError(f"{where} is not the file variants.json records (SHA-256 differs: another or an unfinished "
-                         f"run); {again}")
-    spec = read_spec(v.path)
-    if spec.model_sha256 != actual:
-        raise ModelError(f"the sidecar of {where} belongs to another file (its SHA-256 differs); {again}")
+    spec = check_recorded(v, conversion_dir)
     prov = spec.provenance or {}
     if not prov.get("threshold_chosen_on") or not prov.get("validation_metrics"):
         raise ModelError(f"{where} has no calibrated threshold (its sidecar records no validation); {again}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idc_edge.errors import ModelError
-from idc_edge.spec import file_sha256
+from idc_edge.spec import ModelSpec, file_sha256, read_spec
 
 MANIFEST = "variants.json"
 
@@ -102,3 +102,24 @@ def read_manifest(out_dir: str | os.PathLike) -> tuple[list[Variant], dict]:
             raise ModelError(f"{str(path)!r} lists {v.path.name!r}, which is missing; convert again")
     info = {k: val for k, val in data.items() if k != "variants"}
     return variants, info
+
+
+def check_recorded(v: Variant, conversion_dir: str | os.PathLike) -> ModelSpec:
+    """The sidecar of ``v``, once the file is the one ``variants.json`` records (its SHA-256) and the
+    sidecar belongs to that file: what shipping and the quantization report both rely on.
+
+    Raises:
+        ModelError: no recorded SHA-256 (an older conversion), or a file or sidecar of another or an
+            unfinished run; the message says to convert again.
+    """
+    where, again = f"{v.path.name} in {str(conversion_dir)!r}", f"run python -m convert --out {conversion_dir} again"
+    if v.sha256 is None:
+        raise ModelError(f"{MANIFEST} records no SHA-256 of {where} (an older conversion); {again}")
+    actual = file_sha256(v.path)
+    if actual != v.sha256:
+        raise ModelError(f"{where} is not the file {MANIFEST} records (SHA-256 differs: another or an unfinished "
+                         f"run); {again}")
+    spec = read_spec(v.path)
+    if spec.model_sha256 != actual:
+        raise ModelError(f"the sidecar of {where} belongs to another file (its SHA-256 differs); {again}")
+    return spec

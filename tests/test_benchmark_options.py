@@ -1,0 +1,73 @@
+"""The benchmark commands refuse bad input in one line with exit 2 (real files, the commands as subprocesses)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from conftest import ROOT
+
+
+def bench(module: str, *args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=str(ROOT))
+
+
+def one_line(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def conversion(tiny_models, tmp_path):
+    """A ``python -m convert`` output folder of the tiny int8 model and its float32 twin, with ``variants.json``."""
+    from convert.variants import Variant, write_manifest
+
+    out = tmp_path / "conv"
+    out.mkdir()
+    variants = []
+    for kind, model in (("int8_ptq", tiny_models[0]), ("float32", tiny_models[1])):
+        shutil.copy(model, out / model.name)
+        shutil.copy(model.with_suffix(".json"), out / model.with_suffix(".json").name)
+        variants.append(Variant.of(kind, out / model.name))
+    write_manifest(out, variants, {"source_model_sha256": "0" * 64})
+    return out
+
+
+def test_quantization_report_refuses_a_variant_that_is_not_the_file_variants_json_records(conversion, synthetic_dataset,
+                                                                                          tmp_path):
+    """``--variants DIR`` scored whatever ``.tflite`` files lay there: a model swapped in by another run
+    (with a sidecar to match, so it loads) was reported under the variant's name. It is now refused
+    by the check ``convert.ship`` makes (one function, ``convert.variants.check_recorded``)."""
+    from convert.ship import ship
+    from idc_edge.errors import ModelError
+    from idc_edge.spec import file_sha256, read_spec, write_spec
+
+    args = ("--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep", "--latency-rounds", 0)
+    intact = bench("quantization_report", *args)
+    assert "SHA-256" not in intact.stderr  # the files are the recorded ones (the synthetic data then fail on their own)
+    int8 = conversion / "tiny_int8.tflite"
+    shutil.copy(conversion / "tiny_float32.tflite", int8)  # another model under the variant's name, loadable
+    write_spec(int8, replace(read_spec(int8), model_sha256=file_sha256(int8)))
+    line = one_line(bench("quantization_report", *args[:-4], "--out", tmp_path / "rep2", "--latency-rounds", 0))
+    assert line == (f"error: tiny_int8.tflite in '{conversion}' is not the file variants.json records (SHA-256 differs: "
+                    f"another or an unfinished run); run python -m convert --out {conversion} again")
+    with pytest.raises(ModelError) as shipped:  # the same check, the same words
+        ship(conversion, "int8_ptq", tmp_path / "dest")
+    assert line == f"error: {shipped.value}"
+    assert not (tmp_path / "rep2").exists()
+
+
+def test_quantization_report_refuses_a_sidecar_of_another_file(conversion, synthetic_dataset, tmp_path):
+    import json
+
+    sidecar = conversion / "tiny_int8.json"
+    spec = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**spec, "model_sha256": "1" * 64}))
+    line = one_line(bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset))
+    assert "the sidecar of tiny_int8.tflite" in line and "belongs to another file" in line
