@@ -23,6 +23,7 @@ target: 2). ``tests/test_bench_robustness.py`` is the fast CI guard on a fixed s
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 
 from idc_edge.classifier import PatchClassifier, resolve_model_path  # noqa: E402
-from idc_edge.cli.options import Parser  # noqa: E402
-from idc_edge.errors import IdcEdgeError  # noqa: E402
+from idc_edge.cli.options import Parser, number, whole_number  # noqa: E402
+from idc_edge.errors import IdcEdgeError, OptionError  # noqa: E402
+from idc_edge.fileio import name, no_folder, why  # noqa: E402
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, load_patches, scan_dataset  # noqa: E402
 from idc_edge.jsonready import utc_now  # noqa: E402
 from idc_edge.metrics import binary_metrics  # noqa: E402
@@ -126,7 +128,8 @@ def evaluate(models: dict[str, str], data: ValidationPatches, families: Optional
     chosen = list(families or CONDITIONS)
     unknown = sorted(set(chosen) - set(CONDITIONS))
     if unknown:
-        raise ValueError(f"unknown condition families {unknown}; known: {', '.join(CONDITIONS)}")
+        raise OptionError(f"unknown condition families {', '.join(unknown)}; known: {', '.join(CONDITIONS)}",
+                          option="families")
     rows: list[Row] = []
     clean: dict[str, float] = {}
     try:
@@ -218,12 +221,35 @@ def chart(rows: Sequence[Row], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    """The command line; a mistake (bad option, missing model or data) is one line and exit 2."""
+    """The command line; a mistake (bad option, missing model or data, an output folder that cannot be
+    written) is one line and exit 2."""
     try:
         return _main(argv)
     except IdcEdgeError as e:
         print(f"camera_robustness: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the report could not be written after all (disk full, folder removed)
+        print(f"camera_robustness: error: cannot write the report: {why(e)}"
+              + (f": {name(e.filename)}" if e.filename is not None else ""), file=sys.stderr)
+        return 2
+
+
+def out_folder(text: str) -> Path:
+    """The report folder, made now (before minutes of scoring) so a file, an unwritable place or a
+    missing parent is refused at once.
+
+    Raises:
+        OptionError: ``text`` names a file, or the folder cannot be made.
+    """
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {no_folder(out)}: give a folder for the report", option="--out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"--out {name(out)}: the folder cannot be made ({why(e)}); give a folder you can write",
+                          option="--out") from None
+    return out
 
 
 def _main(argv=None) -> int:
@@ -232,17 +258,24 @@ def _main(argv=None) -> int:
     ap.add_argument("--compare", nargs="+", metavar="MODEL",
                     help="score these models side by side instead, each at its own sidecar's threshold")
     ap.add_argument("--data", help="data set folder (default: $IDC_DATA_DIR or ../shared/idc_patches)")
-    ap.add_argument("--max-patches", type=int, help="a fixed class-stratified subset of this many patches")
-    ap.add_argument("--families", nargs="+", help=f"condition families (default: all: {', '.join(CONDITIONS)})")
-    ap.add_argument("--margin", type=float, default=GUARD_MARGIN_POINTS,
+    ap.add_argument("--max-patches", type=whole_number("--max-patches"),
+                    help="a fixed class-stratified subset of this many patches")
+    ap.add_argument("--families", nargs="+", choices=list(CONDITIONS), metavar="FAMILY",
+                    help=f"condition families (default: all: {', '.join(CONDITIONS)})")
+    ap.add_argument("--margin", type=number("--margin"), default=GUARD_MARGIN_POINTS,
                     help="points of balanced accuracy the typical USB camera may cost (default 2)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=whole_number("--seed"), default=0, help="subset and noise seed, 0 or more")
     ap.add_argument("--out", default=str(ROOT / "reports" / "robustness"), help="output folder")
     args = ap.parse_args(argv)
     if args.compare and args.model:
         ap.error("give --model or --compare, not both")
     if args.max_patches is not None and args.max_patches < 2:
         ap.error(f"--max-patches must be >= 2 (one of each class), got {args.max_patches}")
+    if not (math.isfinite(args.margin) and 0 <= args.margin <= 100):
+        ap.error(f"--margin is points of balanced accuracy, 0 to 100, got {args.margin:g}")
+    if args.seed < 0:
+        ap.error(f"--seed must be 0 or more, got {args.seed}")
+    out = out_folder(args.out)
     path = resolve_model_path(args.compare[0] if args.compare else args.model)
     if args.compare:
         models = {str(m): str(resolve_model_path(m)) for m in args.compare}
@@ -265,8 +298,6 @@ def _main(argv=None) -> int:
             "n_patients": len(set(data.patients)), "threshold": read_spec(path).threshold, "margin": args.margin,
             "seed": args.seed, "max_patches": args.max_patches, "compare": bool(args.compare),
             "date": utc_now()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
     (out / "report.md").write_text(markdown(rows, meta))
     chart(rows, out / "chart.png")

@@ -71,3 +71,40 @@ def test_quantization_report_refuses_a_sidecar_of_another_file(conversion, synth
     sidecar.write_text(json.dumps({**spec, "model_sha256": "1" * 64}))
     line = one_line(bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset))
     assert "the sidecar of tiny_int8.tflite" in line and "belongs to another file" in line
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("--families", "bogus"), "argument --families: invalid choice: 'bogus' (choose from 'defocus', 'defocus_disk', "
+                              "'noise', 'jpeg', 'exposure', 'gamma', 'cast', 'scale', 'usb_camera')"),
+    (("--families", "noise", "blur"), "invalid choice: 'blur'"),
+    (("--seed", "-1"), "--seed must be 0 or more, got -1"),
+    (("--seed", "x"), "--seed must be a whole number, got 'x'"),
+    (("--max-patches", "1.5"), "--max-patches must be a whole number, got '1.5'"),
+    (("--margin", "nan"), "--margin is points of balanced accuracy, 0 to 100, got nan"),
+    (("--margin", "-1"), "--margin is points of balanced accuracy, 0 to 100, got -1"),
+])
+def test_camera_robustness_refuses_bad_options_in_one_line(args, expected, tmp_path):
+    """``--families bogus`` (and a negative ``--seed``) was a traceback after loading the data."""
+    line = one_line(bench("camera_robustness", *args, "--out", tmp_path / "rep"))
+    assert line.startswith("camera_robustness: error: ") and expected in line, line
+
+
+def test_camera_robustness_refuses_an_output_folder_it_cannot_make_before_any_work(tmp_path):
+    """``--out`` naming a file was a ``FileExistsError`` traceback after minutes of scoring."""
+    a_file = tmp_path / "report.md"
+    a_file.write_text("mine")
+    line = one_line(bench("camera_robustness", "--out", a_file))
+    assert line == f"camera_robustness: error: --out '{a_file}' is a file, not a folder: give a folder for the report"
+    line = one_line(bench("camera_robustness", "--out", "/proc/no/such"))
+    assert "--out '/proc/no/such': the folder cannot be made" in line and a_file.read_text() == "mine"
+
+
+def test_camera_robustness_evaluate_refuses_an_unknown_family_with_an_option_error(tiny_models):
+    import numpy as np
+
+    from benchmarks.camera_robustness import ValidationPatches, evaluate
+    from idc_edge.errors import OptionError
+
+    data = ValidationPatches(np.zeros((2, 50, 50, 3), np.uint8), np.array([0, 1]), ("p", "p"))
+    with pytest.raises(OptionError, match="unknown condition families bogus; known: defocus, "):
+        evaluate({"m": str(tiny_models[0])}, data, ["bogus"])
