@@ -39,6 +39,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .errors import OptionError, SourceError
+from .mounts import pseudo_file_system
 
 PathArg = Union[str, bytes, os.PathLike]
 
@@ -463,6 +464,28 @@ def check_replaceable(fd: int, path: PathArg, what: str, kind: str, error: type)
                     "program's file; choose another name, or delete the file first if it may go")
 
 
+def refuse_kernel_files(path: str, what: str, error: type) -> None:
+    """Refuse an output file or folder that is, or would be made, on a kernel pseudo file system (``/proc``, ``/sys``):
+    writing there fails as "I/O error" or "does not exist", which names the wrong cause. A pipe or
+    terminal reached through ``/proc`` (``/dev/stdout``) is a stream, not a file there, and passes.
+
+    Raises:
+        ``error``: naming the path, where it is and what to give instead.
+    """
+    exists = os.path.lexists(path)
+    try:
+        mode = os.stat(path).st_mode if exists else 0
+    except OSError:
+        return
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+        return
+    found = pseudo_file_system(path if exists else os.path.dirname(os.path.abspath(path)))
+    if found:
+        kind, mount = found
+        raise error(f"cannot write {what} {name(path)}: it is in {mount}, the kernel's {kind} file system, where "
+                    "files are the kernel's, not ours; give a place on a disk (in your home folder, for example)")
+
+
 def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: str = "",
                 readable: bool = False, streams: bool = False, replaces: Optional[str] = None) -> int:
     """Open (creating if missing) a regular file for writing and return its descriptor.
@@ -483,6 +506,7 @@ def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: st
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise error(f"cannot write {what} {name(path)}: {no_folder(parent)}")
+    refuse_kernel_files(path, what, error)
     readable = readable or replaces is not None
     if readable:  # never on a FIFO: opened read-write it would be its own reader and never refuse
         try:
@@ -527,6 +551,7 @@ def replacing(path: PathArg, what: str, *, error: type, replaces: Optional[str] 
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         raise error(f"cannot write {what} {name(path)}: {no_folder(parent)}")
+    refuse_kernel_files(target, what, error)
     mode = None
     if os.path.lexists(target):
         fd = _open_checked(target, os.O_RDONLY, what, error)  # refuses a folder, FIFO or device, never blocks

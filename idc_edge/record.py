@@ -34,7 +34,8 @@ import numpy as np
 
 from .errors import OptionError, RecordError
 from .budget import check_buffer
-from .fileio import as_path, name, no_folder, open_input, open_output, opencv_path, short, why, write_all
+from .fileio import (as_path, name, no_folder, open_input, open_output, opencv_path, refuse_kernel_files, short, why,
+                     write_all)
 from .rescale import letterbox
 
 log = logging.getLogger(__name__)
@@ -578,6 +579,7 @@ class VideoRecorder:
             fps = 30.0
         self.fps = float(min(fps, 1000.0))
         self._target = os.path.realpath(self.path)
+        refuse_kernel_files(self._target, "video file", RecordError)  # /proc, /sys: said so, not "does not exist"
         if os.path.exists(self.path):
             # checked now, unchanged: a folder, FIFO, device, unwritable or non-video file is refused before the run
             os.close(open_output(self.path, "video file", append=True, error=RecordError, replaces="video"))

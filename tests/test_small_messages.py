@@ -106,3 +106,49 @@ def test_a_url_with_a_password_is_masked_in_every_error_line(tmp_path):
     with pytest.raises(SourceError) as e:
         open_source(urls[1])
     assert "s3cret" not in str(e.value) and "password=***" in str(e.value)
+
+
+@pytest.mark.skipif(not __import__("os").path.isfile("/proc/self/mountinfo"), reason="needs Linux's /proc")
+def test_an_output_on_the_kernel_s_file_systems_is_named_as_such_not_an_io_error(tmp_path):
+    """``--record /proc/version`` was "an I/O error (failing SD card or disk?)", ``--save-video /proc/x.mp4``
+    and ``classify --out /proc/version`` "it does not exist" (for a folder that plainly does): every
+    output (results, video, CSV, HTML, snapshots folder) now names the kernel's file system and says
+    to give a place on a disk, before any frame is read. A pipe reached through /proc still streams."""
+    image = tmp_path / "f.png"
+    cv2.imwrite(str(image), frame_with_blob(shape=(150, 200)))
+    record = tmp_path / "r.jsonl"
+    assert idc_edge("run", "--source", image, "--record", record, "--quiet").returncode == 0
+    cases = [(("run", "--source", image, "--record", "/proc/version"), "results file '/proc/version'", "/proc", "proc"),
+             (("run", "--source", image, "--record", "/proc/new.jsonl"), "results file '/proc/new.jsonl'", "/proc", "proc"),
+             (("run", "--source", image, "--save-video", "/proc/version.mp4"), "video file '/proc/version.mp4'", "/proc",
+              "proc"),
+             (("run", "--source", image, "--save-video", "/sys/kernel/x.avi"), "video file '/sys/kernel/x.avi'", "/sys",
+              "sysfs"),
+             (("run", "--source", image, "--serve", "127.0.0.1:0", "--snapshots", "/proc/snaps"),
+              "snapshots folder '/proc/snaps'", "/proc", "proc"),
+             (("classify", image, "--out", "/proc/version"), "--out '/proc/version'", "/proc", "proc"),
+             (("report", record, "--html", "/proc/x.html"), "--html '/proc/x.html'", "/proc", "proc")]
+    for command, what, mount, kind in cases:
+        p = idc_edge(*command)
+        assert p.returncode == 2 and p.stderr == (
+            f"idc-edge: error: cannot write {what}: it is in {mount}, the kernel's {kind} file system, where files are "
+            "the kernel's, not ours; give a place on a disk (in your home folder, for example)\n"), (command, p.stderr)
+    p = subprocess.run(f"{sys.executable} -m idc_edge run --source {image} --record /dev/stdout --quiet | cat",
+                       shell=True, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0 and p.stdout.count('"index"') == 1, p.stderr
+
+
+def test_the_file_system_of_a_path_is_the_deepest_mount_holding_it(tmp_path):
+    from idc_edge.mounts import file_system_of, pseudo_file_system
+
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                    "23 22 0:5 / /proc rw - proc proc rw\n"
+                    "24 22 0:6 / /mnt/my\\040disk rw shared:1 - vfat /dev/sdb1 rw\n"
+                    "25 23 0:7 / /proc/sys/fs/binfmt_misc rw - binfmt_misc none rw\n")
+    assert file_system_of("/proc/version", str(info)) == ("proc", "/proc")
+    assert file_system_of("/processed/a.jsonl", str(info)) == ("ext4", "/")  # a prefix of the name is not a mount
+    assert file_system_of("/mnt/my disk/r.jsonl", str(info)) == ("vfat", "/mnt/my disk")
+    assert pseudo_file_system("/proc/sys/fs/binfmt_misc/x", str(info)) == ("binfmt_misc", "/proc/sys/fs/binfmt_misc")
+    assert pseudo_file_system("/home/a.jsonl", str(info)) is None
+    assert file_system_of("/x", str(tmp_path / "missing")) is None  # no /proc: nothing known, nothing refused

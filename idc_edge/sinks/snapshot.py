@@ -11,7 +11,7 @@ from typing import Optional, Union
 import cv2
 
 from ..errors import RecordError
-from ..fileio import as_path, name, no_folder, write_whole
+from ..fileio import as_path, name, no_folder, refuse_kernel_files, write_whole
 from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
 
@@ -45,6 +45,7 @@ class SnapshotSink(Sink):
                               "SnapshotSink a folder (made if missing)", options=["SnapshotSink"])
         if not where.is_dir():
             raise RecordError(f"cannot save snapshots in {name(self.folder)}: {no_folder(where)}")
+        refuse_kernel_files(str(self.folder), "snapshots folder", RecordError)  # /proc, /sys: no place for pictures
         if not os.access(where, os.W_OK | os.X_OK):
             raise RecordError(f"cannot save snapshots in {name(self.folder)}: folder {name(where)} is not writable; "
                               "give SnapshotSink another folder", options=["SnapshotSink"])
