@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import re
 import select
@@ -39,6 +40,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .errors import OptionError, SourceError
+from .jpegnotes import damage, jpeg_warnings
 from .mounts import pseudo_file_system
 
 PathArg = Union[str, bytes, os.PathLike]
@@ -319,7 +321,7 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
 
 
 def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError,
-                 upright: bool = False) -> np.ndarray:
+                 upright: bool = False, notes: Optional[list] = None) -> np.ndarray:
     """Decode image file bytes with OpenCV (``cv2.IMREAD_UNCHANGED`` by default), budget-checked.
 
     ``cv2.IMREAD_COLOR`` gives uint8 BGR scaled by the range the data really use
@@ -330,6 +332,10 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     always switched off; with ``upright`` the orientation is applied here
     (:mod:`idc_edge.orientation`), the same for every flag: a photo taken in portrait comes out
     upright. Without it (video and camera frames) the pixels are as stored.
+
+    libjpeg's own warnings about damaged data never reach the terminal (:mod:`idc_edge.jpegnotes`):
+    they are appended to ``notes`` when it is given (the caller says it in its words), else a
+    damaged JPEG is logged as one warning naming ``where``.
 
     Raises:
         ``error``: the bytes are not an image OpenCV reads.
@@ -351,19 +357,26 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour
         need = bpp if flags is None else (6 if colour and bpp in (2, 6, 8) else 3)
         check_buffer((w, h, need), 1, f"decoding {where} ({w}×{h} px)", "use a smaller image or split it into tiles")
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags in (None, cv2.IMREAD_UNCHANGED)
-                             else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
-    except cv2.error:  # e.g. OpenCV's own pixel limit
-        image = None
-    if image is None and colour:
-        # OpenCV's conversion to colour cannot take every sample format it decodes (a TIFF of 32-bit
-        # floats: "can not handle images with 32-bit samples"); decoded as stored, converted below
-        if dims is not None:
-            check_buffer((dims[0], dims[1], dims[2]), 1, f"decoding {where} ({dims[0]}×{dims[1]} px)",
-                         "use a smaller image or split it into tiles")
-        with contextlib.suppress(cv2.error):
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    said: list = []
+    with jpeg_warnings() if data[:2] == b"\xff\xd8" else contextlib.nullcontext(said) as said:
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags in (None, cv2.IMREAD_UNCHANGED)
+                                 else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error:  # e.g. OpenCV's own pixel limit
+            image = None
+        if image is None and colour:
+            # OpenCV's conversion to colour cannot take every sample format it decodes (a TIFF of 32-bit
+            # floats: "can not handle images with 32-bit samples"); decoded as stored, converted below
+            if dims is not None:
+                check_buffer((dims[0], dims[1], dims[2]), 1, f"decoding {where} ({dims[0]}×{dims[1]} px)",
+                             "use a smaller image or split it into tiles")
+            with contextlib.suppress(cv2.error):
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if notes is not None:
+        notes.extend(said)
+    elif image is not None and damage(said):
+        logging.getLogger(__name__).warning("%s has damaged JPEG data (%s): what could be decoded is used; a part the "
+                                            "data did not reach is grey and not classified", where, damage(said))
     if image is None:
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
     if colour and (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3):

@@ -146,6 +146,7 @@ class RunSummary:
         elapsed_s: wall-clock seconds from start to the end of closing.
         skipped: frames (or patch images) the source could not use.
         skipped_what: what ``skipped`` counts, for messages.
+        damaged: frames the source gave although libjpeg found their JPEG data damaged (decoded in part).
         stopped: ``"end"`` (source finished), ``"max_frames"``, ``"sink"`` (a sink asked, e.g. ``q``
             in the window), ``"interrupted"`` (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) or ``"error"``.
         dropped: per sink name, frames a newest-wins sink skipped because it was busy.
@@ -159,6 +160,7 @@ class RunSummary:
     elapsed_s: float
     skipped: int = 0
     skipped_what: str = "unusable frame(s)"
+    damaged: int = 0
     stopped: str = "end"
     dropped: dict = field(default_factory=dict)
     sink_notes: tuple = ()
@@ -174,6 +176,8 @@ class RunSummary:
         text = f"{self.frames} frame(s) in {self.elapsed_s:.1f} s ({self.fps:.1f} fps)"
         if self.skipped:
             text += f", {self.skipped} {self.skipped_what} skipped"
+        if self.damaged:
+            text += f", {self.damaged} with damaged JPEG data (decoded in part)"
         if self.cut_off:
             text += ", the last one cut off by the stop (not in every output)"
         return "; ".join([text, *self.sink_notes])
@@ -354,7 +358,8 @@ class Session:
             elapsed = time.monotonic() - started
             self.summary = None if early else RunSummary(
                 frames=frames, elapsed_s=elapsed, skipped=getattr(source, "skipped", 0) if source is not None else 0,
-                skipped_what=getattr(source, "skipped_what", "unusable frame(s)"), stopped=stopped,
+                skipped_what=getattr(source, "skipped_what", "unusable frame(s)"),
+                damaged=getattr(source, "damaged", 0) if source is not None else 0, stopped=stopped,
                 dropped={f.sink.name: f.dropped for f in feeds if f.dropped},
                 sink_notes=tuple(n for n in (f.sink.summary() for f in feeds) if n), error=failure,
                 cut_off=cut_off)

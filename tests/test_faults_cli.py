@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import frame_with_blob, write_patch
+from conftest import ROOT, frame_with_blob, write_patch
 from idc_edge.record import read_records
 from idc_edge.spec import sidecar_path
 from test_faults import jpeg_starts, write_numbered_video
@@ -428,3 +428,64 @@ def test_bad_sources_are_one_line_with_exit_2(tiny_int8, tmp_path, make, message
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("idc-edge: error:"), p.stderr
     assert message in lines[0]
+
+
+def tissue_video(path, n=8, size=(320, 240)):
+    """An MJPG video whose frames are tissue from edge to edge (purple with a light grain)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    assert writer.isOpened()
+    for _ in range(n):
+        writer.write(frame_with_blob(shape=size[::-1], box=(0, 0, *size)))
+    writer.release()
+    return path
+
+
+def end_half_way(path, frames):
+    """Damage ``frames`` of an MJPG video as a dropped USB transfer does: each one's data end half way
+    through its scan (an end-of-image marker there), so libjpeg decodes the top and fills the rest grey."""
+    data = bytearray(path.read_bytes())
+    starts = jpeg_starts(bytes(data))
+    for f in frames:
+        seg = bytes(data[starts[f]:starts[f + 1]])
+        mid = starts[f] + (seg.index(b"\xff\xda") + seg.rindex(b"\xff\xd9")) // 2
+        data[mid:mid + 2] = b"\xff\xd9"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_libjpeg_s_own_lines_never_reach_the_terminal_and_damaged_frames_are_said_once(tiny_int8, tmp_path):
+    """libjpeg printed "Corrupt JPEG data: premature end of data segment" (and "bad Huffman code", "N
+    extraneous bytes before marker") itself on the terminal, once per damaged frame, beside idc-edge's
+    lines (OpenCV's log level does not reach it). Now its lines are taken off descriptor 2 around each
+    decode; the first damaged frame is one warning in idc-edge's words and the summary counts them all.
+    Anything else written on standard error in the meantime is still shown."""
+    video = end_half_way(tissue_video(tmp_path / "v.avi"), (2, 5))
+    bad = bytearray(video.read_bytes())
+    starts = jpeg_starts(bytes(bad))
+    bad[(starts[6] + starts[7]) // 2:starts[7] - 8] = bytes([0x55]) * (starts[7] - 8 - (starts[6] + starts[7]) // 2)
+    video.write_bytes(bytes(bad))  # frame 6: garbage in its scan ("bad Huffman code"), cannot be decoded
+    p = run("run", "--source", video, "--model", tiny_int8, "--record", tmp_path / "r.jsonl")
+    assert p.returncode == 0, p.stderr
+    assert "JPEG data:" not in p.stderr.replace("damaged JPEG data", "") and "Huffman" not in p.stderr, p.stderr
+    warnings = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: warning:") and "damaged JPEG" in line]
+    assert warnings == [f"idc-edge: warning: video '{video}': frame 2 has damaged JPEG data (premature end of data "
+                        "segment): what could be decoded is used; a part the data did not reach is grey and not "
+                        "classified; the summary counts such frames"], p.stderr
+    assert "7 frame(s) in" in p.stderr and "1 unusable frame(s) skipped, 2 with damaged JPEG data (decoded in part)" \
+        in p.stderr, p.stderr
+
+
+def test_c_level_lines_other_than_libjpeg_s_pass_through_a_capture():
+    """Only libjpeg's warnings are kept back: another line written on descriptor 2 during a decode reaches
+    the real standard error, in a child process whose standard error is a pipe."""
+    code = ("import os, cv2, numpy as np\n"
+            "from idc_edge.jpegnotes import jpeg_warnings, damage\n"
+            "j = cv2.imencode('.jpg', np.full((64, 64, 3), 200, np.uint8))[1].tobytes()\n"
+            "k = j.index(b'\\xff\\xdb')\n"
+            "with jpeg_warnings() as notes:\n"
+            "    cv2.imdecode(np.frombuffer(j[:k] + b'\\x00\\x01' + j[k:], np.uint8), cv2.IMREAD_COLOR)\n"
+            "    os.write(2, b'another C library line\\n')\n"
+            "print(damage(notes))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert p.returncode == 0 and p.stdout == "2 extraneous bytes before marker 0xdb\n", p.stderr
+    assert p.stderr == "another C library line\n"

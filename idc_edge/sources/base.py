@@ -38,6 +38,7 @@ class FrameSource:
     def __init__(self, description: str):
         self.description = description
         self.skipped = 0
+        self.damaged = 0  # frames given although damaged (a JPEG decoded in part): used, not skipped
         self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:

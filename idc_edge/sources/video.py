@@ -13,6 +13,7 @@ import numpy as np
 from ..budget import check_buffer
 from ..errors import MemoryBudgetError, SourceError
 from ..fileio import as_path, decode_image, name, open_input, opencv_path
+from ..jpegnotes import damage
 from .base import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,17 @@ _TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_C
 MIN_FILE_FPS, MAX_FILE_FPS = 0.01, 1e4
 
 
-def decode_packet(packet) -> "np.ndarray | None":
-    """A Motion-JPEG frame's bytes (as OpenCV's raw read gives them) decoded at its own size; None when corrupt."""
+def decode_packet(packet, notes: "list | None" = None) -> "np.ndarray | None":
+    """A Motion-JPEG frame's bytes (as OpenCV's raw read gives them) decoded at its own size; None when corrupt.
+
+    libjpeg's warnings about damaged data (a frame decoded in part, the rest grey) go into ``notes``
+    (see :func:`idc_edge.fileio.decode_image`), never on the terminal.
+    """
     if packet is None or not getattr(packet, "size", 0):
         return None
     try:  # sized from the JPEG header first: a damaged header claiming gigapixels is not decoded
-        return decode_image(np.ascontiguousarray(packet).reshape(-1).tobytes(), "a video frame", cv2.IMREAD_COLOR)
+        return decode_image(np.ascontiguousarray(packet).reshape(-1).tobytes(), "a video frame", cv2.IMREAD_COLOR,
+                            notes=[] if notes is None else notes)
     except (SourceError, MemoryBudgetError):
         return None
 
@@ -125,6 +131,16 @@ class VideoSource(FrameSource):
             return 0
         return int(round(angle)) % 360 if math.isfinite(angle) else 0
 
+    def _note_damage(self, index: int, what: "str | None") -> None:
+        """Count a frame libjpeg found damaged (``what`` it said) and warn about the first one only;
+        the summary gives the count."""
+        if what is None:
+            return
+        self.damaged += 1
+        if self.damaged == 1:
+            log.warning("%s: frame %d has damaged JPEG data (%s): what could be decoded is used; a part the data did "
+                        "not reach is grey and not classified; the summary counts such frames", self.description, index, what)
+
     def _frames(self, cap, raw: bool, turn: Optional[int] = None) -> Iterator[Frame]:
         failed: list[int] = []  # reads that failed since the last good one: named only once one follows
         got = 0  # reads that gave a frame
@@ -154,11 +170,13 @@ class VideoSource(FrameSource):
                 log.warning("%s: frame %d cannot be decoded; skipped", self.description, lost)
             failed = []
             if raw:
-                image = decode_packet(image)
+                notes: list = []
+                image = decode_packet(image, notes)
                 if image is None:  # the packet is there but is not a JPEG (bad block on the card)
                     self.skipped += 1
                     log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                     continue
+                self._note_damage(index, damage(notes))
                 if turn is not None:
                     image = cv2.rotate(image, turn)
             image = self._checked(image)
