@@ -152,3 +152,45 @@ def test_the_file_system_of_a_path_is_the_deepest_mount_holding_it(tmp_path):
     assert pseudo_file_system("/proc/sys/fs/binfmt_misc/x", str(info)) == ("binfmt_misc", "/proc/sys/fs/binfmt_misc")
     assert pseudo_file_system("/home/a.jsonl", str(info)) is None
     assert file_system_of("/x", str(tmp_path / "missing")) is None  # no /proc: nothing known, nothing refused
+
+
+def test_an_image_where_frames_were_expected_is_named_an_image_with_what_to_use_instead(tmp_path):
+    """A JPEG piped to ``--source /dev/stdin`` was "video '/dev/stdin' is a FIFO"; a JPEG without an image
+    suffix (``frame``, ``slide.avi``) was run as a "video"; one behind a camera path (``--camera frame``,
+    ``--camera /dev/stdin < photo.jpg``) was opened as a capture that gave its one frame, "dropped out"
+    and was re-opened for ever. Images are now told by their first bytes, wherever they are given."""
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), frame_with_blob(shape=(150, 200)))
+    frame, slide = tmp_path / "frame", tmp_path / "slide.avi"
+    shutil.copyfile(photo, frame)
+    shutil.copyfile(photo, slide)
+    for source in (frame, slide):
+        record = tmp_path / f"{source.name}.jsonl"
+        p = idc_edge("run", "--source", source, "--record", record, "--quiet")
+        assert p.returncode == 0 and "1 frame(s)" in p.stdout + p.stderr, p.stderr
+        header = __import__("json").loads(record.read_text().splitlines()[0])["session"]
+        assert header["source"]["description"] == f"image '{source}'"
+    p = idc_edge("run", "--camera", frame, "--camera-timeout", "2")
+    assert p.returncode == 2 and p.stderr == (
+        f"idc-edge: error: argument --camera: '{frame}' is a JPEG image, not a camera: for an image use `idc-edge "
+        f"classify {frame}`, or --source {frame} to run it as one frame; see `idc-edge run --help`\n"), p.stderr
+    with open(photo, "rb") as stdin:
+        p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", "/dev/stdin", "--camera-timeout", "2"],
+                           stdin=stdin, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "'/dev/stdin' is a JPEG image, not a camera: for an image use `idc-edge classify " \
+                                 "FILE`" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    p = subprocess.run(f"cat {photo} | {sys.executable} -m idc_edge run --source /dev/stdin", shell=True,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr == (
+        "idc-edge: error: source '/dev/stdin' is a pipe carrying a JPEG image: no source reads a pipe; save the image "
+        "to a file: for an image use `idc-edge classify FILE`, or --source FILE to run it as one frame\n"), p.stderr
+    assert "video" not in p.stderr
+
+
+def test_image_formats_are_told_by_their_first_bytes():
+    from idc_edge.sources.sniff import image_format
+
+    for ext, fmt in ((".jpg", "JPEG"), (".png", "PNG"), (".tif", "TIFF"), (".bmp", "BMP"), (".webp", "WebP")):
+        ok, data = cv2.imencode(ext, np.full((8, 8, 3), 90, np.uint8))
+        assert ok and image_format(data.tobytes()[:16]) == fmt, ext
+    assert image_format(b"RIFF\x00\x00\x00\x00AVI LIST") is None and image_format(b"\x1aE\xdf\xa3") is None

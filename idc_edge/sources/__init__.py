@@ -23,13 +23,14 @@ import numpy as np
 
 from ..dataset import UM_PER_PX
 from ..errors import OptionError, SourceError
-from ..fileio import as_path, stat_path
+from ..fileio import as_path, name, stat_path
 from .base import Frame, FrameSource
 from .camera import CameraSource
 from .camera_forms import CameraTarget, open_camera, parse_camera
 from .files import IMAGE_SUFFIXES, ImageFolderSource, ImageSource, read_image
 from .modes import CameraControls, CameraMode
 from .network import is_stream_url
+from .sniff import file_image_format, instead, pipe_image_format
 from .stage import MosaicSource, build_mosaic, sweep_positions
 from .video import VideoSource
 
@@ -113,6 +114,11 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
         if is_dataset_folder(path):
             return MosaicSource(path, patients=patients, um_per_px=um_per_px or UM_PER_PX)
         return ImageFolderSource(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if stat.S_ISFIFO(st.st_mode):  # a pipe: named by what it carries, never waited on for frames
+        fmt = pipe_image_format(text)
+        what = f"a pipe carrying a {fmt} image" if fmt else "a pipe (FIFO), not a file"
+        advice = f"save the image to a file: {instead()}" if fmt else "save the data to a file and give that"
+        raise SourceError(f"source {name(text)} is {what}: no source reads a pipe; {advice}", options=("source=",))
+    if path.suffix.lower() in IMAGE_SUFFIXES or file_image_format(text):  # by content too: a JPEG named "frame"
         return ImageSource(path)
     return VideoSource(path)

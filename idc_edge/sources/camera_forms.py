@@ -10,8 +10,8 @@ command line), parsed once, and the camera source each form opens.
 ``tcp://``, ``rtsp://``, ``http://``... a network stream (e.g. ``rpicam-vid --listen``)
 ======================================  ===========================================================
 
-A video or image file (by its suffix) is not a camera: ``camera="slide.avi"`` is refused with a
-pointer to ``source``; and ``source="1"`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
+A video or image file (by its suffix, an image by its content too) is not a camera: ``camera="slide.avi"``
+is refused with a pointer to ``source``, an image with one to ``idc-edge classify`` as well; and ``source="1"`` is never camera 1 (see :func:`idc_edge.sources.open_source`).
 Any other path is opened as a capture device.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .gstreamer import looks_like_pipeline
 from .modes import CameraControls, CameraMode
 from .network import is_stream_url, redact_url
+from .sniff import file_image_format, instead
 
 KINDS = ("v4l2", "picam", "jetson", "gstreamer", "network")
 
@@ -55,6 +56,12 @@ class CameraTarget:
             return f"stream {redact_url(str(self.address))}"
         return {"v4l2": f"camera {self.address}", "picam": f"Raspberry Pi camera picam:{self.address}",
                 "jetson": f"Jetson camera jetson:{self.address}", "gstreamer": "GStreamer pipeline"}[self.kind]
+
+
+def _plain_file_name(text: str) -> bool:
+    """True for a path worth repeating in advice: printable, no blank, not a stand-in for a descriptor
+    (``/dev/stdin``, ``/proc/self/fd/0``)."""
+    return text.isprintable() and " " not in text and not text.startswith(("/dev/", "/proc/"))
 
 
 def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
@@ -85,7 +92,12 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
     if looks_like_pipeline(text):
         return CameraTarget("gstreamer", text, text)
     suffix = Path(text).suffix.lower()
-    if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES:
+    fmt = file_image_format(text) if os.sep in text else None  # by content: /dev/stdin < photo.jpg
+    if fmt or suffix in IMAGE_SUFFIXES:
+        raise OptionError(f"{text!r} is {f'a {fmt} image' if fmt else 'an image file'}, not a camera: "
+                          + instead(text if _plain_file_name(text) else "FILE", repr(text)),
+                          option="camera", options=["source="])
+    if suffix in VIDEO_SUFFIXES:
         raise OptionError(f"{text!r} is a file, not a camera: read it with source={text!r}", option="camera",
                           options=["source="])
     if "://" in text:

@@ -1,0 +1,74 @@
+"""What a file or pipe holds, told from its first bytes: a still image is named as one wherever a video or
+a camera was expected, with what to use instead (an image has no frames to stream).
+
+The suffix alone decided before: a JPEG named ``frame``, ``slide.avi`` or piped through ``/dev/stdin``
+was called "video", and a JPEG behind a camera path (``--camera /dev/stdin < photo.jpg``) was opened as a
+capture that gave its one frame, "dropped out" and was re-opened for ever.
+"""
+from __future__ import annotations
+
+import os
+import select
+import stat
+from typing import Optional
+
+#: leading bytes of the still-image formats OpenCV reads → their names
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+          (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"BM", "BMP"))
+
+#: bytes enough to tell every format above
+HEAD_BYTES = 16
+
+#: seconds to wait for the first bytes of a pipe whose writer has not written yet
+PIPE_WAIT_S = 1.0
+
+
+def image_format(head: bytes) -> Optional[str]:
+    """``"JPEG"``, ``"PNG"``, ``"TIFF"``, ``"BMP"``, ``"WebP"`` or ``"JPEG 2000"`` when ``head`` (a file's
+    first :data:`HEAD_BYTES` bytes) starts a still image of that format, else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
+
+
+def _head(fd: int, wait_s: float) -> bytes:
+    if wait_s > 0 and not select.select([fd], [], [], wait_s)[0]:
+        return b""
+    try:
+        return os.read(fd, HEAD_BYTES)
+    except (BlockingIOError, OSError):
+        return b""
+
+
+def file_image_format(path: str) -> Optional[str]:
+    """:func:`image_format` of a regular file's first bytes; None for anything else or when it cannot
+    be read (opened without blocking: a FIFO or device is never waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        return image_format(_head(fd, 0)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
+
+
+def pipe_image_format(path: str, wait_s: float = PIPE_WAIT_S) -> Optional[str]:
+    """:func:`image_format` of what a pipe (FIFO) is carrying, waiting at most ``wait_s`` seconds for it.
+
+    Only for a pipe about to be refused: the bytes read are gone from it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        return image_format(_head(fd, wait_s)) if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
+
+
+def instead(file: str = "FILE", source: str = "FILE") -> str:
+    """What to do with an image given where frames were expected, in API words (``source=``): ``file`` as
+    it goes in a command line, ``source`` as the option's value is shown."""
+    return f"for an image use `idc-edge classify {file}`, or source={source} to run it as one frame"
