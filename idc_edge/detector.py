@@ -21,7 +21,7 @@ import numbers
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Optional
 
 import cv2
@@ -503,8 +503,10 @@ class Detector:
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
         for i, item in enumerate(frames):
             image = getattr(item, "image", item)
-            yield self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),
-                              keep_image=keep_image, cache=cache)
+            result = self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),
+                                 keep_image=keep_image, cache=cache)
+            damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
+            yield result if damage is None else replace(result, damage=str(damage))
 
     def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:
         """Probability of IDC per patch, for uint8 **RGB** patches ``[N, P, P, 3]``, each patch alone

@@ -95,6 +95,9 @@ class FrameResult:
         tissue_noise: the noise measured on the tissue (σ, levels of one channel at the model's
             scale, see :func:`idc_edge.noise.tissue_noise`), NaN when not measured or too little tissue.
         no_call_noise: tissue patches without a call only because of the noise.
+        damage: libjpeg's words when the frame's JPEG data were damaged (``"premature end of data
+            segment"``: decoded in part, the part the data did not reach grey and so not tissue); None
+            for an intact frame. In the results file as ``jpeg_damage``, only on such frames.
     """
 
     index: int
@@ -133,6 +136,7 @@ class FrameResult:
     stain_ok: bool = True
     stain_blueness: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
+    damage: Optional[str] = None
 
     @property
     def n_patches(self) -> int:
@@ -204,4 +208,5 @@ class FrameResult:
             "idc_boxes": [[int(v) for v in self.boxes[r, c]] for r, c in zip(rows, cols)],
             "idc_scores": [round(float(self.probabilities[r, c]), 4) for r, c in zip(rows, cols)],
             "ms": {k: round(v, 3) for k, v in self.times.to_dict().items()},
+            **({"jpeg_damage": self.damage} if self.damage is not None else {}),
         }

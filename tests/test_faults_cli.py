@@ -489,3 +489,28 @@ def test_c_level_lines_other_than_libjpeg_s_pass_through_a_capture():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
     assert p.returncode == 0 and p.stdout == "2 extraneous bytes before marker 0xdb\n", p.stderr
     assert p.stderr == "another C library line\n"
+
+
+def test_a_frame_decoded_in_part_is_marked_damaged_in_its_record_and_only_its_decoded_part_is_tissue(tiny_int8,
+                                                                                                     tmp_path):
+    """A frame whose JPEG data end half way was scored like any other, with nothing in its record to say
+    half of it was the decoder's grey fill. libjpeg says exactly when its data ran out (the one reliable
+    sign: a picture cannot tell grey fill from grey glass), so that frame's record carries ``jpeg_damage``
+    and only its decoded top is tissue; intact frames' records are unchanged."""
+    from idc_edge import Detector
+    from idc_edge.sources import open_source
+
+    video = end_half_way(tissue_video(tmp_path / "v.avi"), (3,))
+    rec = tmp_path / "r.jsonl"
+    p = run("run", "--source", video, "--model", tiny_int8, "--record", rec, "--quiet")
+    assert p.returncode == 0, p.stderr
+    records = {r["index"]: r for r in read_records(rec)}
+    assert sorted(records) == list(range(8))
+    assert records[3]["jpeg_damage"] == "premature end of data segment"
+    assert all("jpeg_damage" not in r for i, r in records.items() if i != 3)
+    whole = records[2]["tissue_patches"]
+    assert records[2]["patches"] == records[3]["patches"] and whole == records[2]["patches"]
+    assert 0 < records[3]["tissue_patches"] < 0.75 * whole  # the grey fill is not tissue
+    with Detector(model_path=tiny_int8) as det, open_source(video) as source:
+        damage = [r.damage for r in det.stream(source)]
+    assert damage == [None, None, None, "premature end of data segment", None, None, None, None]

@@ -16,11 +16,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame: ``index`` from 0, ``timestamp`` in seconds, ``image`` uint8 BGR ``[H, W, 3]``."""
+    """One frame: ``index`` from 0, ``timestamp`` in seconds, ``image`` uint8 BGR ``[H, W, 3]``;
+    ``damage``: libjpeg's words when the frame's JPEG data were damaged (decoded in part), else None."""
 
     index: int
     timestamp: float
     image: np.ndarray
+    damage: Optional[str] = None
 
 
 class FrameSource:

@@ -143,6 +143,7 @@ class VideoSource(FrameSource):
 
     def _frames(self, cap, raw: bool, turn: Optional[int] = None) -> Iterator[Frame]:
         failed: list[int] = []  # reads that failed since the last good one: named only once one follows
+        damaged = None  # what libjpeg said of the frame's data (raw Motion JPEG only)
         got = 0  # reads that gave a frame
         for index in itertools.count():
             try:
@@ -176,7 +177,8 @@ class VideoSource(FrameSource):
                     self.skipped += 1
                     log.warning("%s: frame %d cannot be decoded; skipped", self.description, index)
                     continue
-                self._note_damage(index, damage(notes))
+                damaged = damage(notes)
+                self._note_damage(index, damaged)
                 if turn is not None:
                     image = cv2.rotate(image, turn)
             image = self._checked(image)
@@ -184,4 +186,4 @@ class VideoSource(FrameSource):
                 continue
             ms = cap.get(cv2.CAP_PROP_POS_MSEC) if self._times_from_file else None
             ts = ms / 1000.0 if ms and 0 < ms < math.inf else (index / self.fps if self.fps else float(index))
-            yield Frame(index, ts, image)
+            yield Frame(index, ts, image, damaged if raw else None)
