@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from idc_edge.classifier import PatchClassifier
+from idc_edge.errors import OptionError
 from idc_edge.metrics import BinaryMetrics, best_threshold, binary_metrics
 
 
@@ -82,11 +83,15 @@ def measure_latency(paths: Mapping[str, str | os.PathLike], patches: np.ndarray,
     Args:
         paths: model name → ``.tflite`` path (with sidecar).
         patches: at least 64 RGB uint8 patches.
+
+    Raises:
+        OptionError: fewer than 64 patches (a ``ValueError`` too).
     """
     from idc_edge.bench.timing import interleaved
 
     if len(patches) < 64:
-        raise ValueError(f"latency needs at least 64 patches, got {len(patches)}")
+        raise OptionError(f"latency is timed on batches of 64 patches, but the validation set has {len(patches)}; "
+                          "use a larger data set, or skip timing with --latency-rounds 0", option="latency_rounds")
     batch = np.ascontiguousarray(patches[:64])
     one = np.ascontiguousarray(patches[:1])
     clfs = {name: PatchClassifier(p, num_threads=threads, max_batch=64) for name, p in paths.items()}

@@ -73,6 +73,18 @@ def test_quantization_report_refuses_a_sidecar_of_another_file(conversion, synth
     assert "the sidecar of tiny_int8.tflite" in line and "belongs to another file" in line
 
 
+def test_quantization_report_on_too_few_patches_to_time_is_one_line(conversion, synthetic_dataset, tmp_path):
+    """Latency needs batches of 64 patches: a smaller validation set was a ``ValueError`` traceback."""
+    p = bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    line = p.stderr.strip().splitlines()[-1]  # after the progress line that announced the timing
+    assert [x for x in p.stderr.splitlines() if "error" in x] == [line]
+    assert line.startswith("error: latency is timed on batches of 64 patches, but the validation set has ")
+    assert line.endswith("; use a larger data set, or skip timing with --latency-rounds 0")
+    assert bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out",
+                 tmp_path / "rep", "--latency-rounds", 0, "--no-charts").returncode == 0  # charts need matplotlib
+
+
 @pytest.mark.parametrize("args, expected", [
     (("--families", "bogus"), "argument --families: invalid choice: 'bogus' (choose from 'defocus', 'defocus_disk', "
                               "'noise', 'jpeg', 'exposure', 'gamma', 'cast', 'scale', 'usb_camera')"),
