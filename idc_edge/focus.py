@@ -42,7 +42,7 @@ import numpy as np
 
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
-from .ink import ink_pixels
+from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
 from .glare import MAX_DARKEST_TISSUE, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
@@ -240,6 +240,10 @@ class ColourOptions:
             yellow, green, cyan or blue, which H&E never is, or a broad stretch that lets through too
             little red, as blue, violet and black ink over tissue do); a tissue window with more is no call
             (judged with the focus and exposure gates' per-window sums; 1 switches it off).
+        min_ink_stroke_px: least length, in pixels at the model's scale (120 = 480 µm), of a marker
+            stroke finer than the disc that finds broad ink (56 µm), found by its straight, unbroken
+            run (:data:`~idc_edge.ink.MIN_STROKE_LENGTH_PX`, :func:`~idc_edge.ink.fine_strokes`); 0
+            looks for broad ink only.
         enabled: False switches the colour gate off.
     """
 
@@ -252,6 +256,7 @@ class ColourOptions:
     min_stain_blueness: float = MIN_STAIN_BLUENESS
     min_tissue_px: int = 5_000
     max_ink_fraction: float = 0.05
+    min_ink_stroke_px: int = MIN_STROKE_LENGTH_PX
     enabled: bool = True
 
     def __post_init__(self):
@@ -272,6 +277,8 @@ class ColourOptions:
         object.__setattr__(self, "min_tissue_px", validate.whole_number("min_tissue_px", self.min_tissue_px,
                                                                         unit="pixels at the model's scale"))
         object.__setattr__(self, "max_ink_fraction", validate.probability("max_ink_fraction", self.max_ink_fraction))
+        object.__setattr__(self, "min_ink_stroke_px", validate.whole_number(
+            "min_ink_stroke_px", self.min_ink_stroke_px, minimum=0, unit="pixels at the model's scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -633,7 +640,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # ink is judged only on frames whose colour and grain pass (below): as far as known yet
     if half is not None and colour.enabled and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
             and _stain_ok(colour, stains, True):
-        ink_px = ink_pixels(rgb, tissue_px, half=half)
+        ink_px = ink_pixels(rgb, tissue_px, half=half, min_stroke_px=colour.min_ink_stroke_px)
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
         if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
             ink = len(planes)
