@@ -320,7 +320,8 @@ def cases() -> list[Case]:
     out += [Case("wrong_um_per_px", f"told ×{k} the true µm/px", None, k) for k in (0.5, 0.8, 1.25, 2.0, 3.0)]
     # the slide's, not the camera's: a pathologist's or surgeon's marker across the tissue
     out += [Case("marker_ink", f"{name} marker, {w} px strokes", (lambda c, w: lambda x, rng: marker_ink(x, rng, c, w))(c, w))
-            for name, c, w in (("blue", (40, 60, 200), 10), ("blue", (40, 60, 200), 40), ("green", (40, 160, 60), 40),
+            for name, c, w in (("blue", (40, 60, 200), 10), ("green", (40, 160, 60), 12), ("violet", (90, 50, 190), 12),
+                               ("black", (30, 30, 30), 12), ("blue", (40, 60, 200), 40), ("green", (40, 160, 60), 40),
                                ("violet", (90, 50, 190), 40), ("black", (30, 30, 30), 40))]
     return out
 
