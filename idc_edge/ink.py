@@ -5,9 +5,10 @@ the model is asked to read. H&E-stained tissue is pink to purple: of the tissue 
 camera-sized fields of the data set's slides, 0.06 % have a hue from yellow through green to blue
 (OpenCV hue 20–125, 40°–250°) with a saturation of 60 or more, and the windows where they gather
 show the data set's own blue margin ink. Blue is also the hue of a bluish haematoxylin, so blue
-counts only where it is broad (a stroke, not nuclei). Violet-blue ink over pink tissue reads 250°
-and more, purple's hue, and black ink has no hue at all: both are found by their darkness in red
-where it is broad (:data:`MAX_RED_TRANSMISSION`), as are green and cyan ink over tissue. A tissue
+counts only where it is broad or runs long and straight (a stroke, not nuclei). Violet-blue ink over
+pink tissue reads 250° and more, purple's hue, and black ink has no hue at all: both are found by
+their darkness in red where it is broad (:data:`MAX_RED_TRANSMISSION`) or runs so (below), as are
+green and cyan ink over tissue. A tissue
 window with more than 5 % of ink pixels (the mask grown by 2 px) is no call
 (:class:`~idc_edge.focus.ColourOptions.max_ink_fraction`).
 
@@ -44,8 +45,9 @@ MIN_INK_SATURATION = 60
 
 #: From this OpenCV hue (200°) on, ink is blue, the hue of a bluish haematoxylin too (dense nuclei of
 #: Ruifrok and Johnston's haematoxylin read 243°, saturation 148): blue counts as ink only where it is
-#: broad, a 7 px disc fitting inside it on the halved image (14 model pixels, 56 µm). A blue marker
-#: over 70 % of pink tissue reads 255°, purple's hue, and is not found.
+#: broad, a 7 px disc fitting inside it on the halved image (14 model pixels, 56 µm), or on a fine
+#: stroke's straight run (:func:`fine_strokes`). A blue marker over 70 % of pink tissue reads 255°,
+#: purple's hue, and is found by its darkness in red.
 BLUE_HUE = 100
 _BROAD = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 
@@ -155,7 +157,7 @@ def ink_pixels(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None, min_satu
     dark_red = max_red_transmission * float(white_levels(red[..., None])[0])
     if not math.isnan(tissue_red):
         dark_red = min(dark_red, max_red_of_tissue * tissue_red)
-    # only where broad: a stroke, not nuclei or the gaps of dense tissue
+    # only where broad or on a long straight run: a stroke, not nuclei or the gaps of dense tissue
     broad = cv2.bitwise_or(cv2.inRange(hsv, (BLUE_HUE, min_saturation, 0), (INK_HUES[1], 255, 255)),
                            cv2.compare(red, dark_red, cv2.CMP_LT))
     candidates = broad
