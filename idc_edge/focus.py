@@ -64,11 +64,12 @@ class FocusOptions:
 
     A streak (the stage moving during the exposure) blurs one direction only and can leave the
     frame's sharpness above ``frame_threshold``: the sharpness along the weakest direction over the
-    strongest (:func:`isotropy`) reads 0.80–0.96 on 224 clean fields of the 28 complete slides and
-    at least 0.76 after mild defocus, noise, JPEG, sharpening, colour fringes or a USB camera; a
-    streak of 16 µm reads 0.68–0.92 (the shipped model still agrees 98 %), of 32 µm 0.51–0.77
-    (95 %), and of 64 µm in any direction 0.33–0.59, where its decisions agree only 85–90 % with
-    the still field's (IDC called benign). Below ``min_isotropy`` the frame is not in focus.
+    strongest (:func:`isotropy`) reads 0.81–0.95 on 224 clean fields of the 28 complete slides and
+    at least 0.73 after mild defocus, noise, JPEG, sharpening, colour fringes or a USB camera; a
+    streak of 16 µm reads 0.72–0.92 (the shipped model still agrees 98 %), of 32 µm 0.49–0.83 along
+    the rows and 0.58–0.74 at 45° (on training patients' slides the model kept only 82–90 % of its
+    decisions there), and of 64 µm in any direction 0.33–0.59, where its decisions agree only 85–90 %
+    with the still field's (IDC called benign). Below ``min_isotropy`` the frame is not in focus.
 
     A lens that focuses colours apart (axial chromatic aberration of a camera adapter or an eyepiece
     camera) blurs one or two colour channels while the grey stays sharp; the model reads nuclei in
@@ -100,7 +101,7 @@ class FocusOptions:
     frame_threshold: float = 1.18
     patch_threshold: float = 0.82
     min_tissue_px: int = 200
-    min_isotropy: float = 0.65
+    min_isotropy: float = 0.72
     min_field_px: int = 60_000
     min_channel_ratio: float = 0.48
     enabled: bool = True
