@@ -101,7 +101,7 @@ class FocusOptions:
     frame_threshold: float = 1.18
     patch_threshold: float = 0.82
     min_tissue_px: int = 200
-    min_isotropy: float = 0.72
+    min_isotropy: float = 0.70
     min_field_px: int = 60_000
     min_channel_ratio: float = 0.48
     enabled: bool = True
@@ -465,7 +465,27 @@ def isotropy(rgb: np.ndarray, tissue_px: np.ndarray, grey: Optional[np.ndarray] 
     mask = cv2.compare(np.asarray(tissue_px, np.uint8), 0, cv2.CMP_GT)
     if cv2.countNonZero(mask) < min_tissue_px:
         return float("nan")
-    return _isotropy(_focus_derivatives(rgb, grey)[0], cv2.multiply(mask, 1.0 / 255.0, dtype=cv2.CV_32F))
+    unlit = cv2.inRange(rgb, np.zeros(3), np.full(3, ExposureOptions().unlit_level - 1.0))
+    return _isotropy(_focus_derivatives(rgb, grey)[0], away_from(cv2.multiply(mask, 1.0 / 255.0, dtype=cv2.CV_32F),
+                                                                 unlit))
+
+
+#: Pixels next to black or ink left out of :func:`isotropy`: the edge's blur at the model's scale
+#: reaches about this far.
+NEAR_EDGE_PX = 4
+_NEAR_EDGE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEAR_EDGE_PX + 1, 2 * NEAR_EDGE_PX + 1))
+
+
+def away_from(mask: np.ndarray, *others: Optional[np.ndarray]) -> np.ndarray:
+    """float32 ``mask`` without the pixels within :data:`NEAR_EDGE_PX` of any pixel set in ``others``
+    (uint8 masks, 255 = set; None or empty ones ignored): the black beyond a round field stop or a
+    black border, or a marker stroke, has a single strong edge, curved or straight, which reads as a
+    streak (a quarter of the fields behind a field stop, fields with a straight marker stroke)."""
+    edges = [m for m in others if m is not None and cv2.countNonZero(m)]
+    if not edges:
+        return mask
+    near = cv2.dilate(edges[0] if len(edges) == 1 else cv2.bitwise_or(*edges[:2]), _NEAR_EDGE)
+    return cv2.multiply(mask, cv2.bitwise_not(near), scale=1.0 / 255.0, dtype=cv2.CV_32F)
 
 
 def _isotropy(smooth: np.ndarray, mask: np.ndarray) -> float:
@@ -660,7 +680,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         frame_sharp = math.sqrt(total_lap / total_grad) \
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
         # read on blurred frames too: a long streak also lowers the sharpness, and is said as motion
-        iso = _isotropy(smooth, mask) if (focus.min_isotropy > 0 and h * w >= focus.min_field_px
+        # black and ink are left out: their single strong edges are not the tissue's texture
+        iso = _isotropy(smooth, away_from(mask, unlit_px if unlit is not None else None,
+                                          ink_px if ink is not None else None)) \
+            if (focus.min_isotropy > 0 and h * w >= focus.min_field_px
                                           and total_px >= focus.min_tissue_px) else float("nan")
         streaked = iso < focus.min_isotropy
         judge_colours = focus.min_channel_ratio > 0 and not (frame_sharp < focus.frame_threshold or streaked)

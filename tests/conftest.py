@@ -96,12 +96,18 @@ def synthetic_dataset(tmp_path) -> Path:
 
 
 def frame_with_blob(shape=(480, 640), blob_rgb=PURPLE, background=(245, 245, 245), box=(100, 80, 400, 300)) -> np.ndarray:
-    """A BGR frame: light background with a rectangle of ``blob_rgb`` at box (x0, y0, x1, y1)."""
+    """A BGR frame: light background with a rectangle of ``blob_rgb`` at box (x0, y0, x1, y1), textured
+    in every direction alike as tissue is (a flat-coloured rectangle has no texture, and its long
+    straight sides alone read as a streak to the motion check)."""
     rng = np.random.default_rng(1)
     frame = np.empty((*shape, 3), np.float32)
     frame[:] = background[::-1]
     x0, y0, x1, y1 = box
     frame[y0:y1, x0:x1] = blob_rgb[::-1]
+    # blotches a few model pixels wide whatever the frame's size (a 1080p frame is mostly used at 1 µm/px,
+    # a 640×480 one at 4), in lightness only
+    blotches = cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 3.0 * max(1.0, shape[1] / 640))
+    frame[y0:y1, x0:x1] += (12.0 / max(float(blotches.std()), 1e-6)) * blotches[y0:y1, x0:x1, None]
     frame += rng.normal(0, 3, frame.shape)  # a light grain, within what the noise gate lets through
     return np.clip(frame, 0, 255).astype(np.uint8)
 
