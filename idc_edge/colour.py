@@ -393,9 +393,10 @@ class FieldCasts(NamedTuple):
 def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction: float = 0.05,
                 clip_levels_rgb: Sequence[int] = (254, 254, 254)) -> FieldCasts:
     """:func:`glass_cast` and :func:`pale_cast` of an **RGB** uint8 field, the second measured only
-    when the first finds no glass or finds it clipped in one or two channels (then on the pixels
-    below the clip), from one half-size copy: what the colour gate reads per frame. ``clip_levels_rgb``: the level (R, G, B) at or above which a
-    channel counts as clipped (lower where a white balance scaled a channel down)."""
+    when the first finds no glass or finds it clipped in one or two channels (then on the brightest
+    pixels below the clip), from one half-size copy: what the colour gate reads per frame.
+    ``clip_levels_rgb``: the level (R, G, B) at or above which a channel counts as clipped (lower
+    where a white balance scaled a channel down)."""
     small, hsv = _halves(rgb, hsv)
     counts = _value_counts(hsv)
     glass, clipped = _glass_cast(small, hsv, _bright_level(counts), min_fraction, clip_levels_rgb)
