@@ -422,7 +422,11 @@ NO_CALL_WARNINGS = (
 
 def warn_once(result, warned: set) -> None:
     """Log each no-call reason of ``result`` the first time it appears in a run (``warned`` holds
-    the reasons already told)."""
+    the reasons already told). A frame decoded only in part (``result.damage``) is left out: the
+    source has said so, and the sharp edge of the decoder's grey fill set off advice that did not
+    apply (the stage moved, red and blue swapped); its record still holds every reading."""
+    if getattr(result, "damage", None) is not None:
+        return
     for reason, has, text in NO_CALL_WARNINGS:
         if reason not in warned and has(result):
             warned.add(reason)

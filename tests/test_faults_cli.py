@@ -514,3 +514,16 @@ def test_a_frame_decoded_in_part_is_marked_damaged_in_its_record_and_only_its_de
     with Detector(model_path=tiny_int8) as det, open_source(video) as source:
         damage = [r.damage for r in det.stream(source)]
     assert damage == [None, None, None, "premature end of data segment", None, None, None, None]
+
+
+def test_a_frame_decoded_in_part_gives_no_advice_its_grey_fill_set_off(tiny_int8, tmp_path):
+    """The grey fill's sharp edge made a half-decoded frame read as stains not coloured as H&E's, and
+    the run advised swapping red and blue; the damage itself is said (once), no gate's advice is."""
+    video = end_half_way(tissue_video(tmp_path / "v.avi"), (3,))
+    p = run("run", "--source", video, "--model", tiny_int8, "--record", tmp_path / "r.jsonl", "--quiet")
+    assert p.returncode == 0, p.stderr
+    damaged = [line for line in p.stderr.splitlines() if "damaged JPEG data" in line]
+    assert len(damaged) == 2 and "frame 3" in damaged[0]  # the warning and the summary
+    assert not [line for line in p.stderr.splitlines() if line.startswith("idc-edge: warning: frame 3:")], p.stderr
+    record = [r for r in read_records(tmp_path / "r.jsonl") if r["index"] == 3][0]
+    assert record["jpeg_damage"] and record["stain_ok"] is False  # the readings are still recorded
