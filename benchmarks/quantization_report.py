@@ -10,6 +10,7 @@ report in one go use ``python -m convert ... --report DIR``.
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.latency_rounds < 0:
             raise OptionError(f"--latency-rounds must be >= 0, got {args.latency_rounds}")
+        if not args.no_charts and importlib.util.find_spec("matplotlib") is None:  # before minutes of scoring
+            raise OptionError("the charts need matplotlib, which is not installed (it comes with the train "
+                              "extra: pip install '.[train]'); or pass --no-charts for Markdown and JSON only")
         data_dir = Path(args.data) if args.data else default_data_dir()
         if not data_dir.is_dir():
             raise OptionError(f"data folder {str(data_dir)!r} does not exist; pass --data DIR or set IDC_DATA_DIR")

@@ -1,6 +1,7 @@
 """The benchmark commands refuse bad input in one line with exit 2 (real files, the commands as subprocesses)."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -49,12 +50,13 @@ def test_quantization_report_refuses_a_variant_that_is_not_the_file_variants_jso
     from idc_edge.spec import file_sha256, read_spec, write_spec
 
     args = ("--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep", "--latency-rounds", 0)
-    intact = bench("quantization_report", *args)
+    intact = bench("quantization_report", *args, "--no-charts")  # charts need the train extra
     assert "SHA-256" not in intact.stderr  # the files are the recorded ones (the synthetic data then fail on their own)
     int8 = conversion / "tiny_int8.tflite"
     shutil.copy(conversion / "tiny_float32.tflite", int8)  # another model under the variant's name, loadable
     write_spec(int8, replace(read_spec(int8), model_sha256=file_sha256(int8)))
-    line = one_line(bench("quantization_report", *args[:-4], "--out", tmp_path / "rep2", "--latency-rounds", 0))
+    line = one_line(bench("quantization_report", *args[:-4], "--out", tmp_path / "rep2", "--latency-rounds", 0,
+                          "--no-charts"))
     assert line == (f"error: tiny_int8.tflite in '{conversion}' is not the file variants.json records (SHA-256 differs: "
                     f"another or an unfinished run); run python -m convert --out {conversion} again")
     with pytest.raises(ModelError) as shipped:  # the same check, the same words
@@ -69,13 +71,14 @@ def test_quantization_report_refuses_a_sidecar_of_another_file(conversion, synth
     sidecar = conversion / "tiny_int8.json"
     spec = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**spec, "model_sha256": "1" * 64}))
-    line = one_line(bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset))
+    line = one_line(bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--no-charts"))
     assert "the sidecar of tiny_int8.tflite" in line and "belongs to another file" in line
 
 
 def test_quantization_report_on_too_few_patches_to_time_is_one_line(conversion, synthetic_dataset, tmp_path):
     """Latency needs batches of 64 patches: a smaller validation set was a ``ValueError`` traceback."""
-    p = bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep")
+    p = bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep",
+              "--no-charts")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     line = p.stderr.strip().splitlines()[-1]  # after the progress line that announced the timing
     assert [x for x in p.stderr.splitlines() if "error" in x] == [line]
@@ -83,6 +86,17 @@ def test_quantization_report_on_too_few_patches_to_time_is_one_line(conversion, 
     assert line.endswith("; use a larger data set, or skip timing with --latency-rounds 0")
     assert bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out",
                  tmp_path / "rep", "--latency-rounds", 0, "--no-charts").returncode == 0  # charts need matplotlib
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed here: the device install (no train extra) checks this")
+def test_quantization_report_without_matplotlib_asks_for_it_or_no_charts_before_any_work(conversion, synthetic_dataset,
+                                                                                          tmp_path):
+    """On the device install (no train extra) the charts' import was a traceback after the scoring."""
+    p = bench("quantization_report", "--variants", conversion, "--data", synthetic_dataset, "--out", tmp_path / "rep")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("error: the charts need matplotlib, which is not installed")
+    assert not (tmp_path / "rep").exists()
 
 
 @pytest.mark.parametrize("args, expected", [
