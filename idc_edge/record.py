@@ -586,7 +586,8 @@ class VideoRecorder:
         os.unlink(self._reserve())  # the folder takes new files: refused now, not at the first frame
         self._fourcc = cv2.VideoWriter_fourcc(*_FOURCC[suffix])
         self._writer: Optional[cv2.VideoWriter] = None
-        self._size: Optional[tuple[int, int]] = None
+        self._size: Optional[tuple[int, int]] = None  # the frames' (width, height), px
+        self._pad = (0, 0)  # columns and rows added for the encoder (to make an odd side even)
         self._names = contextlib.ExitStack()
         self._partial: Optional[str] = None  # the file being written, until close moves it over path
         self.frames = 0
@@ -627,6 +628,8 @@ class VideoRecorder:
                             "the first size (black bars), not stretched", self.path.name, *self._size, w, h)
             self.letterboxed += 1
             frame_bgr = letterbox(frame_bgr, self._size)
+        if self._pad != (0, 0):  # the last row and column repeated to the even size the encoder needs
+            frame_bgr = cv2.copyMakeBorder(frame_bgr, 0, self._pad[1], 0, self._pad[0], cv2.BORDER_REPLICATE)
         self._writer.write(frame_bgr)
         self.frames += 1
 
@@ -635,9 +638,13 @@ class VideoRecorder:
         self._size = (w, h)
         self._partial = self._reserve()
         where = self._names.enter_context(opencv_path(self._partial, "video file", RecordError))
-        narrow = _FOURCC[self.path.suffix.lower()] == "MJPG" and w < FFMPEG_MJPEG_MIN_WIDTH
+        codec = _FOURCC[self.path.suffix.lower()]
+        narrow = codec == "MJPG" and w < FFMPEG_MJPEG_MIN_WIDTH
         backend = cv2.CAP_OPENCV_MJPEG if narrow else cv2.CAP_ANY
-        self._writer = cv2.VideoWriter(where, backend, self._fourcc, self.fps, self._size)
+        # the encoders need even sides: an odd frame's last row or column was cut without a word (MPEG-4,
+        # MJPG and HuffYUV alike here)
+        self._pad = (w % 2, h % 2)
+        self._writer = cv2.VideoWriter(where, backend, self._fourcc, self.fps, (w + self._pad[0], h + self._pad[1]))
         if self._writer.isOpened():
             return
         self._writer = None
