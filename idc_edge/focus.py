@@ -470,6 +470,11 @@ def isotropy(rgb: np.ndarray, tissue_px: np.ndarray, grey: Optional[np.ndarray] 
                                                                  unlit))
 
 
+#: Least tissue pixels at the model's scale (two windows' worth) for a frame's streaks to be judged: on
+#: less, the tissue's own edge against the glass outweighs its texture (a sliver of one window at a
+#: slide's edge read 0.69 in README's first command, and was called streaked).
+MIN_ISOTROPY_TISSUE_PX = 5_000
+
 #: Pixels next to black or ink left out of :func:`isotropy`: the edge's blur at the model's scale
 #: reaches about this far.
 NEAR_EDGE_PX = 4
@@ -681,10 +686,10 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             if total_px >= focus.min_tissue_px and total_grad > 1e-6 else float("nan")
         # read on blurred frames too: a long streak also lowers the sharpness, and is said as motion
         # black and ink are left out: their single strong edges are not the tissue's texture
+        judge_streaks = (focus.min_isotropy > 0 and h * w >= focus.min_field_px
+                         and total_px >= max(focus.min_tissue_px, MIN_ISOTROPY_TISSUE_PX))
         iso = _isotropy(smooth, away_from(mask, unlit_px if unlit is not None else None,
-                                          ink_px if ink is not None else None)) \
-            if (focus.min_isotropy > 0 and h * w >= focus.min_field_px
-                                          and total_px >= focus.min_tissue_px) else float("nan")
+                                          ink_px if ink is not None else None)) if judge_streaks else float("nan")
         streaked = iso < focus.min_isotropy
         judge_colours = focus.min_channel_ratio > 0 and not (frame_sharp < focus.frame_threshold or streaked)
         channels = channel_sharpness(rgb, grid, n_px) if judge_colours else np.full(3, np.nan)

@@ -145,6 +145,25 @@ def test_a_32_um_streak_is_no_call_in_either_direction_and_a_field_stop_is_not_a
 
 
 @pytest.mark.data
+def test_a_sliver_of_tissue_is_not_judged_for_streaks(data_dir):
+    """A frame at a slide's edge with one window's sliver of tissue: its edge against the glass outweighs
+    its texture (README's first command had such a frame called streaked, 0.69). Under two windows'
+    worth of tissue pixels no streak is judged; the same tissue filling the frame still is."""
+    from benchmarks.camera_conditions import motion_blur, slide_fields
+    from idc_edge.focus import MIN_ISOTROPY_TISSUE_PX
+
+    (f,) = slide_fields(data_dir, ("8867",), size=(480, 270), per_patient=1, seed=3)
+    sliver = np.full_like(f.rgb, 238)
+    sliver[:60, :40] = f.rgb[:60, :40]  # 2,400 px, under the least
+    assert 2400 < MIN_ISOTROPY_TISSUE_PX
+    with Detector(um_per_px=4.0, stride=50) as det:
+        r = det.detect(cv2.cvtColor(sliver, cv2.COLOR_RGB2BGR))
+        assert math.isnan(r.isotropy) and not r.streaked and r.n_tissue >= 1
+        full = det.detect(cv2.cvtColor(motion_blur(f.rgb, 64), cv2.COLOR_RGB2BGR))
+        assert full.streaked and full.isotropy < FocusOptions().min_isotropy
+
+
+@pytest.mark.data
 @pytest.mark.parametrize("um_per_px", [4.0, 1.0])
 def test_a_streaked_real_frame_is_no_call_said_as_motion(data_dir, um_per_px):
     """A 64 µm streak keeps the frame's sharpness above the focus threshold along the other
