@@ -666,7 +666,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # ink is judged only on frames whose colour and grain pass (below): as far as known yet
     if half is not None and colour.enabled and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
             and _stain_ok(colour, stains, True):
-        ink_px = ink_pixels(rgb, tissue_px, half=half, min_stroke_px=colour.min_ink_stroke_px)
+        ink_px = ink_pixels(rgb, tissue_px, half=half, min_stroke_px=colour.min_ink_stroke_px, half_tissue=half_tissue)
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
         if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
             ink = len(planes)

@@ -35,7 +35,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .colour import halved, histogram_median, white_levels
+from .colour import halved, halved_mask, histogram_median, white_levels
 
 #: OpenCV hue range (0–180 units: 40°–250°) of marker ink that H&E never shows: yellow to blue.
 INK_HUES = (20, 125)
@@ -104,12 +104,10 @@ def fine_strokes(red: np.ndarray, candidates: np.ndarray, tissue_red: float, min
     """uint8 mask (255 = a fine stroke) of a halved image (8 µm per pixel): the pixels of ``candidates``
     (uint8, non-zero where blue or dark enough for ink) or darker in ``red`` (its red channel, uint8) than
     :data:`MAX_STROKE_RED_OF_SURROUND` of their surroundings and :data:`MAX_STROKE_RED_OF_TISSUE` of
-    ``tissue_red`` (the field's median tissue red, NaN: its brightest red), that lie on a straight run of
+    ``tissue_red`` (the field's median tissue red, or its brightest red where no tissue is known), that lie on a straight run of
     :data:`STROKE_RUN_PX` pixels whose joined runs at that orientation reach ``min_length_px`` (pixels of
     the halved image, the diagonal of their bounding box).
     """
-    if math.isnan(tissue_red):
-        tissue_red = float(white_levels(red[..., None])[0])
     surround = cv2.morphologyEx(red, cv2.MORPH_CLOSE, _SURROUND)
     than_surround = cv2.compare(red, cv2.convertScaleAbs(surround, alpha=MAX_STROKE_RED_OF_SURROUND), cv2.CMP_LT)
     darker = cv2.bitwise_and(than_surround, cv2.compare(red, MAX_STROKE_RED_OF_TISSUE * tissue_red, cv2.CMP_LT))
@@ -134,7 +132,7 @@ INK_MARGIN_PX = 2
 def ink_pixels(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None, min_saturation: int = MIN_INK_SATURATION,
                margin_px: int = INK_MARGIN_PX, max_red_transmission: float = MAX_RED_TRANSMISSION,
                max_red_of_tissue: float = MAX_RED_OF_TISSUE, half: Optional[np.ndarray] = None,
-               min_stroke_px: int = MIN_STROKE_LENGTH_PX) -> np.ndarray:
+               min_stroke_px: int = MIN_STROKE_LENGTH_PX, half_tissue: Optional[np.ndarray] = None) -> np.ndarray:
     """uint8 ``[H, W]`` mask of ``rgb`` (**RGB** uint8 ``[H, W, 3]``, at least 2×2), 255 where a 2×2
     mean of the image has an ink hue (:data:`INK_HUES`) and at least ``min_saturation``, or where it
     is broad (a 56 µm disc fits inside) and blue (:data:`BLUE_HUE`) or darker in red than both
@@ -146,15 +144,17 @@ def ink_pixels(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None, min_satu
         tissue_px: uint8/bool ``[H, W]``, non-zero on tissue, whose median red is the tissue's (every
             pixel when None).
         half: :func:`~idc_edge.colour.halved` of ``rgb``, when the caller already has it.
+        half_tissue: :func:`~idc_edge.colour.halved_mask` of ``tissue_px``, when the caller already has it.
     """
     h, w = rgb.shape[:2]
     small = halved(rgb) if half is None else half
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     red = cv2.extractChannel(small, 0)
     on_tissue = np.full(red.shape, 255, np.uint8) if tissue_px is None else \
-        cv2.resize(np.asarray(tissue_px, np.uint8), red.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        (halved_mask(tissue_px) if half_tissue is None else half_tissue)
     tissue_red = histogram_median(red, on_tissue)
-    dark_red = max_red_transmission * float(white_levels(red[..., None])[0])
+    brightest_red = float(white_levels(red[..., None])[0])
+    dark_red = max_red_transmission * brightest_red
     if not math.isnan(tissue_red):
         dark_red = min(dark_red, max_red_of_tissue * tissue_red)
     # only where broad or on a long straight run: a stroke, not nuclei or the gaps of dense tissue
@@ -164,7 +164,8 @@ def ink_pixels(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None, min_satu
     if cv2.countNonZero(broad):
         broad = cv2.morphologyEx(broad, cv2.MORPH_OPEN, _BROAD)
     if min_stroke_px > 0:
-        broad = cv2.bitwise_or(broad, fine_strokes(red, candidates, tissue_red, min_stroke_px / 2))
+        reference = brightest_red if math.isnan(tissue_red) else tissue_red
+        broad = cv2.bitwise_or(broad, fine_strokes(red, candidates, reference, min_stroke_px / 2))
     ink = cv2.bitwise_or(cv2.inRange(hsv, (INK_HUES[0], min_saturation, 0), (BLUE_HUE - 1, 255, 255)), broad)
     if not cv2.countNonZero(ink):
         return np.zeros((h, w), np.uint8)
