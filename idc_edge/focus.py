@@ -451,7 +451,7 @@ _COS, _SIN = np.cos(np.deg2rad(np.arange(0.0, 180.0, 5.0))), np.sin(np.deg2rad(n
 
 
 def isotropy(rgb: np.ndarray, tissue_px: np.ndarray, grey: Optional[np.ndarray] = None,
-             min_tissue_px: int = 200) -> float:
+             min_tissue_px: int = 200, unlit_level: int = ExposureOptions().unlit_level) -> float:
     """How alike the sharpness of a field's tissue is in every direction (0–1).
 
     Sharpness along one direction is measured as the focus gate's is, the second derivative over
@@ -459,13 +459,14 @@ def isotropy(rgb: np.ndarray, tissue_px: np.ndarray, grey: Optional[np.ndarray] 
     image at the model's scale (``grey``: its uint8 grey, when already made); the result is the
     least over directions every 5° over the greatest, measured at half size, where 3×3 derivatives
     see every direction alike. Defocus blurs every direction alike; a streak (the stage moving during
-    the exposure) only its own. NaN with fewer than ``min_tissue_px``
-    tissue pixels or no structure.
+    the exposure) only its own. Pixels near unlit ones (every channel below ``unlit_level``, 0–255)
+    are left out (:func:`away_from`). NaN with fewer than ``min_tissue_px`` tissue pixels or no
+    structure.
     """
     mask = cv2.compare(np.asarray(tissue_px, np.uint8), 0, cv2.CMP_GT)
     if cv2.countNonZero(mask) < min_tissue_px:
         return float("nan")
-    unlit = cv2.inRange(rgb, np.zeros(3), np.full(3, ExposureOptions().unlit_level - 1.0))
+    unlit = cv2.inRange(rgb, np.zeros(3), np.full(3, unlit_level - 1.0))
     return _isotropy(_focus_derivatives(rgb, grey)[0], away_from(cv2.multiply(mask, 1.0 / 255.0, dtype=cv2.CV_32F),
                                                                  unlit))
 

@@ -75,6 +75,50 @@ def test_a_third_colour_at_the_extremes_does_not_turn_the_reading_over():
             assert reading(field).contrast > 0.6 and reading(swapped(field)).contrast < MIN_STAIN_BLUENESS
 
 
+# optical density per unit of blood in a vessel (red cells after H&E: absorbs blue more than green), RGB,
+# as read on blood-filled vessels of patient 8867
+BLOOD = np.array([0.32, 1.19, 1.31])
+
+
+def with_vessel(seed: int) -> np.ndarray:
+    """:func:`he_field` with a vessel filled with blood (a band of saturated red, 6 % of the field)
+    across the tissue."""
+    rng = np.random.default_rng(seed)
+    rgb = he_field(seed).astype(np.float64)
+    h, w = rgb.shape[:2]
+    vessel = np.zeros((h, w), np.float32)
+    cv2.ellipse(vessel, (w // 2 + 40, h // 2), (150, 14), 20, 0, 360, 1.0, -1)
+    vessel = cv2.GaussianBlur(vessel, (0, 0), 1.0)[..., None]
+    od = -np.log(np.maximum(rgb, 1.0) / GLASS) * (1.0 - vessel) + vessel * (1.0 + 0.4 * rng.random((h, w, 1))) * BLOOD
+    return np.clip(np.rint(GLASS * np.exp(-od)), 0, 255).astype(np.uint8)
+
+
+def test_blood_in_a_vessel_does_not_turn_the_reading_over_either_way():
+    # the vessel's red took haematoxylin's place at the extremes: H&E read -1.3 (swapped), swapped H&E +1.3
+    for seed in range(3):
+        field = with_vessel(seed)
+        assert reading(field).contrast > 0.6 and reading(swapped(field)).contrast < -0.6
+
+
+@pytest.mark.data
+def test_frames_of_the_first_command_with_blood_filled_vessels_are_h_and_e_and_swapped_they_are_not(data_dir):
+    from idc_edge.sources import open_source
+
+    with open_source(str(data_dir / "8867")) as source:
+        frames = []  # README's first command: these two were no call as "red and blue swapped" (-1.3, -1.4)
+        for frame in source:
+            if frame.index in (65, 206):
+                frames.append(frame.image)
+            if frame.index >= 206:
+                break
+    assert len(frames) == 2
+    with Detector() as det:
+        for bgr in frames:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            assert reading(rgb).contrast > 0.8 and reading(swapped(rgb)).contrast < -0.8
+            assert det.detect(bgr).stain_ok and not det.detect(rgb).stain_ok
+
+
 @pytest.mark.data
 def test_a_field_of_the_data_set_with_pigment_is_h_and_e_and_swapped_it_is_not(data_dir):
     from idc_edge.dataset import scan_dataset
