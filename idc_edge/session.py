@@ -296,6 +296,10 @@ class Session:
             if self.config.camera is not None and (self.config.profile is None or self.config.profile.um_per_px is None):
                 warnings.warn(unmeasured_scale_warning(self.config.detector.um_per_px, detector.spec.um_per_px),
                               UserWarning, stacklevel=2)
+            coarse = self.config.camera is not None and coarse_camera_warning(self.config.detector.um_per_px,
+                                                                               detector.spec.um_per_px)
+            if coarse:
+                warnings.warn(coarse, UserWarning, stacklevel=2)
             info = self.info = session_info(self.config, detector, source, self.sinks)
             for sink in self.sinks:
                 sink.start(info)
@@ -377,6 +381,27 @@ def unmeasured_scale_warning(um_per_px: Optional[float], model_um_per_px: float)
     return (f"the camera's scale is not calibrated ({given}); a wrong scale is not always seen in the picture "
             "(2x too small goes unnoticed and changes about 1 decision in 8): measure it once on a stage "
             "micrometer (`idc-edge calibrate scale`) and run with that profile")
+
+
+#: Coarsest camera scale (µm of specimen per frame pixel) at which a colour camera's demosaicing is
+#: averaged away by the rescale to the model's scale. A Bayer sensor measures one colour per pixel and
+#: guesses the other two from its neighbours; at 4 µm/px (no rescale) the model agreed with a finer
+#: camera on 88–89 % of windows with bilinear or edge-aware demosaicing (96 % with VNG), at 2 µm/px
+#: on 98 % with every method (`benchmarks.camera_conditions`' validation fields, 2026-11-29).
+COARSEST_CAMERA_UM_PER_PX = 2.0
+
+
+def coarse_camera_warning(um_per_px: Optional[float], model_um_per_px: float) -> Optional[str]:
+    """What to tell the user when a camera's pixels (``um_per_px``, µm per frame pixel, given or
+    measured) are coarser than :data:`COARSEST_CAMERA_UM_PER_PX`; None when they are not, or not known
+    (:func:`unmeasured_scale_warning` covers that)."""
+    if um_per_px is None or um_per_px <= COARSEST_CAMERA_UM_PER_PX:
+        return None
+    return (f"the camera's pixels are {um_per_px:g} um at the specimen, close to the model's {model_um_per_px:g}: "
+            "a colour camera's demosaicing (the two colours each pixel does not measure, guessed from its "
+            "neighbours) is then not averaged away, and the model agreed with a finer camera on only about 89 % "
+            f"of windows; use an objective or camera adapter that gives at most {COARSEST_CAMERA_UM_PER_PX:g} um "
+            "per pixel (a higher magnification, or the camera's full resolution)")
 
 
 #: (reason, whether a result has it, what to tell the user the first time a frame of the run has it)

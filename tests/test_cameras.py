@@ -502,3 +502,29 @@ def test_a_camera_run_without_a_measured_scale_says_so_and_one_with_it_does_not(
     (said,) = run()
     assert "calibrate scale" in said and ("given, not measured" in said if um_per_px else "no um_per_px" in said)
     assert run(Profile(name="scope", um_per_px=1.0, frame_size=(640, 480))) == []
+
+
+@pytest.mark.parametrize("um_per_px, from_profile, said", [(3.0, False, True), (4.0, True, True), (2.0, False, False),
+                                                          (1.0, True, False), (None, False, False)])
+def test_a_camera_whose_pixels_are_near_the_model_s_scale_is_told_to_use_a_finer_one(tiny_int8, um_per_px,
+                                                                                     from_profile, said):
+    """At 2–4 µm per camera pixel a colour camera's demosaicing is not averaged away by the rescale (the
+    model agreed only 88–89 % with a finer camera): the run says so once, whether the scale was typed or
+    measured; at 2 µm/px or finer, or with no scale known (that has its own warning), it does not."""
+    import warnings
+
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.profiles import Profile
+    from idc_edge.session import RunConfig, Session
+
+    cam = CameraSource(0, mode=CameraMode(640, 480, 30.0, "YUYV"), capture_factory=lambda d: V4l2StandIn(USB_CAMERA))
+    profile = Profile(name="scope", um_per_px=um_per_px, frame_size=(640, 480)) if from_profile else None
+    config = RunConfig(camera=0, max_frames=2, profile=profile,
+                       detector=DetectorOptions(model_path=tiny_int8, um_per_px=um_per_px))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Session(config, [], source=cam).run()
+    coarse = [str(w.message) for w in caught if "demosaicing" in str(w.message)]
+    assert len(coarse) == int(said)
+    if said:
+        assert f"pixels are {um_per_px:g} um" in coarse[0] and "at most 2 um per pixel" in coarse[0]
