@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from idc_edge.errors import OptionError, SourceError
+from idc_edge.errors import CameraLostError, OptionError, SourceError
 from idc_edge.sources import CameraControls, CameraMode, CameraSource, open_source, parse_camera
 from idc_edge.sources.discover import list_picameras, list_v4l2, parse_v4l2_formats
 from idc_edge.sources.gstreamer import jetson_pipeline, opencv_has_gstreamer, with_appsink
@@ -77,13 +77,19 @@ class V4l2StandIn:
 class MjpegStandIn(V4l2StandIn):
     """The V4L2 stand-in sending MJPG: with ``CAP_PROP_CONVERT_RGB`` set to 0, ``read`` gives the
     camera's JPEG bytes as a ``[1, N]`` uint8 array, as OpenCV's V4L2 backend documents; otherwise
-    the decoded frame. ``honours_raw=False`` plays a backend that ignores the property."""
+    the frame decoded with OpenCV's own libjpeg. ``read`` is ``grab`` then ``retrieve``, as OpenCV's
+    is, and the decoding is in ``retrieve``. ``honours_raw=False`` plays a backend that ignores the
+    property; ``cut`` sends every JPEG's scan cut short by that share of its bytes (a USB transfer lost)."""
 
-    def __init__(self, picture, honours_raw=True):
+    def __init__(self, picture, honours_raw=True, cut=0.0):
         h, w = picture.shape[:2]
         super().__init__([("MJPG", w, h, 30.0)])
         self.jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].reshape(1, -1)
+        if cut:  # the scan ends early, the end-of-image marker follows: libjpeg fills the rest grey
+            kept = self.jpeg[:, : int(self.jpeg.shape[1] * (1.0 - cut))]
+            self.jpeg = np.ascontiguousarray(np.concatenate([kept, np.array([[0xFF, 0xD9]], np.uint8)], axis=1))
         self.raw, self.honours_raw = False, honours_raw
+        self.grabbed = False
 
     def set(self, prop, value):
         if prop == cv2.CAP_PROP_CONVERT_RGB:
@@ -92,14 +98,81 @@ class MjpegStandIn(V4l2StandIn):
             return self.honours_raw
         return super().set(prop, value)
 
-    def read(self):
+    def grab(self):
+        self.grabbed = True
+        return True
+
+    def retrieve(self):
+        if not self.grabbed:
+            return False, None
+        self.grabbed = False
         return True, (self.jpeg.copy() if self.raw else cv2.imdecode(self.jpeg, cv2.IMREAD_COLOR))
+
+    def read(self):
+        return self.retrieve() if self.grab() else (False, None)
 
 
 def textured(h=1080, w=1920, seed=0):
     rng = np.random.default_rng(seed)
     base = cv2.resize(rng.integers(60, 230, (h // 8, w // 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
     return np.clip(base.astype(np.int16) + rng.integers(-10, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("reduce", [1, 2])
+def test_a_damaged_mjpg_camera_frame_carries_its_damage_is_counted_and_libjpeg_stays_off_the_terminal(reduce, capfd):
+    """A Motion-JPEG camera frame cut short is decoded in part (the rest grey) by libjpeg, which says
+    so itself on standard error. Decoded by OpenCV at full size or by idc-edge reduced, the frame
+    carries libjpeg's words (so no gate advises on its grey fill), the source counts it, and the
+    terminal gets no libjpeg line (the full-size path printed them before)."""
+    import itertools
+
+    dev = MjpegStandIn(textured(480, 640), cut=0.4)
+    with CameraSource(0, mode=CameraMode(640, 480, 30.0, "MJPG"), reduce_mjpeg=reduce,
+                      capture_factory=lambda d: dev) as cam:
+        frames = list(itertools.islice(iter(cam), 3))
+        assert cam.decode_factor == reduce
+    assert [f.image.shape[:2] for f in frames] == [(480 // reduce, 640 // reduce)] * 3
+    assert all(f.damage is not None and "premature end" in f.damage.lower() for f in frames), [f.damage for f in frames]
+    assert cam.damaged == 3
+    err = capfd.readouterr().err
+    assert "JPEG" not in err, err
+
+
+@pytest.mark.parametrize("reduce", [1, 2])
+def test_a_control_the_driver_refuses_is_said_and_does_not_stop_the_camera(reduce, caplog):
+    """A driver that refuses manual exposure (many UVC cameras) must be named, and nothing else must
+    change. The warning was placed where its own condition was unknown: with reduced MJPG decoding
+    opening the camera failed with a NameError, without it nothing was said."""
+    from idc_edge.sources.modes import CameraControls
+
+    class NoManualExposure(MjpegStandIn):
+        def set(self, prop, value):
+            return False if prop == cv2.CAP_PROP_AUTO_EXPOSURE else super().set(prop, value)
+
+    dev = NoManualExposure(textured(480, 640))
+    with CameraSource(0, mode=CameraMode(640, 480, 30.0, "MJPG"), controls=CameraControls(lock_exposure=True),
+                      reduce_mjpeg=reduce, capture_factory=lambda d: dev) as cam:
+        frame = next(iter(cam))
+        assert cam.refused == ["manual exposure"] and cam.decode_factor == reduce
+        assert frame.image.shape[:2] == (480 // reduce, 640 // reduce)
+    said = [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()]
+    assert said == ["camera 0: the driver did not take manual exposure"]
+
+
+def test_a_camera_sending_only_frames_that_cannot_be_decoded_is_given_up_after_the_timeout_and_said_once(caplog):
+    """A camera whose every JPEG is cut before its end marker sends frames at full speed that libjpeg
+    cannot decode. The run warned once per frame, for ever (the log grew without bound); now the first
+    is said and the camera is given up, named, once no usable frame came for ``lost_timeout_s``."""
+    import itertools
+
+    dev = MjpegStandIn(textured(480, 640))
+    dev.jpeg = np.ascontiguousarray(dev.jpeg[:, : dev.jpeg.shape[1] // 2])  # no end-of-image marker
+    with CameraSource(0, mode=CameraMode(640, 480, 30.0, "MJPG"), reduce_mjpeg=2, lost_timeout_s=0.5,
+                      capture_factory=lambda d: dev) as cam:
+        with pytest.raises(CameraLostError, match=r"none could be used.*idc-edge cameras"):
+            list(itertools.islice(iter(cam), 3))
+    assert cam.skipped > 1
+    assert len([r for r in caplog.records if "skipped a frame" in r.getMessage()]) == 1
 
 
 @pytest.mark.parametrize("honours_raw", [True, False])

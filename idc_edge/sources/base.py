@@ -65,6 +65,16 @@ class FrameSource:
     def __exit__(self, *exc):
         self.close()
 
+    def _note_damage(self, index: int, what: Optional[str]) -> None:
+        """Count a frame libjpeg found damaged (``what`` it said, see :func:`idc_edge.jpegnotes.damage`)
+        and warn about the first one only; the summary gives the count."""
+        if what is None:
+            return
+        self.damaged += 1
+        if self.damaged == 1:
+            log.warning("%s: frame %d has damaged JPEG data (%s): what could be decoded is used; a part the data did "
+                        "not reach is grey and not classified; the summary counts such frames", self.description, index, what)
+
     def _checked(self, image) -> Optional[np.ndarray]:
         """``image`` as BGR uint8, or None (counted in ``skipped``) when it is unusable.
 

@@ -12,6 +12,7 @@ import numpy as np
 from .. import validate
 from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from ..fileio import opencv_text
+from ..jpegnotes import damage, jpeg_warnings
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode
@@ -147,7 +148,7 @@ class CameraSource(FrameSource):
         self.reconnects = 0
         self.losses = 0
         self._cond = threading.Condition()
-        self._latest: Optional[tuple[np.ndarray, float]] = None
+        self._latest: Optional[tuple[np.ndarray, float, list]] = None  # frame, time, libjpeg's lines
         self._error: Optional[Exception] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -176,6 +177,8 @@ class CameraSource(FrameSource):
                 "the size to the driver (a CameraMode without width and height)")
         if changed:
             log.warning("%s: asked for %s, the driver gave %s", self.description, self.mode.describe(), ", ".join(changed))
+        elif self.refused:
+            log.warning("%s: the driver did not take %s", self.description, ", ".join(self.refused))
         if self._reduce > 1 and self.granted.fourcc == "MJPG" and not self._mode_in_capture:
             self._decoder = ReducedMjpeg(self._reduce)
             self._raw_jpeg(self._cap)
@@ -191,8 +194,6 @@ class CameraSource(FrameSource):
             cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         except Exception:  # a backend without the property decodes itself; ReducedMjpeg shrinks then
             pass
-        if self.refused and not changed:
-            log.warning("%s: the driver did not take %s", self.description, ", ".join(self.refused))
 
     @property
     def fps(self) -> float:
@@ -239,14 +240,29 @@ class CameraSource(FrameSource):
             self._raw_jpeg(cap)
         return cap
 
-    def _read_once(self, cap) -> tuple[bool, object]:
+    def _read_once(self, cap) -> tuple[bool, object, list]:
+        """(ok, frame, libjpeg's lines about it). A Motion-JPEG camera whose frames OpenCV decodes
+        itself (full size) is read as grab(), then retrieve() — OpenCV's read() is the two — with
+        libjpeg's lines taken off the terminal for the decode only, not while grab() waits for the
+        camera (:mod:`idc_edge.jpegnotes`)."""
         if cap is None:
-            return False, None
+            return False, None, []
         try:
-            return cap.read()
+            if self.granted.fourcc != "MJPG" or self._decoder is not None:
+                ok, image = cap.read()
+                return ok, image, []
+            if hasattr(cap, "grab") and hasattr(cap, "retrieve"):
+                if not cap.grab():
+                    return False, None, []
+                with jpeg_warnings() as notes:
+                    ok, image = cap.retrieve()
+            else:
+                with jpeg_warnings() as notes:
+                    ok, image = cap.read()
+            return ok, image, notes
         except Exception as e:  # e.g. cv2.error from a device that vanished mid-read
             log.debug("camera %r: read raised %s", self.device, e)
-            return False, None
+            return False, None, []
 
     def _reader(self) -> None:
         try:
@@ -258,7 +274,7 @@ class CameraSource(FrameSource):
     def _read_loop(self) -> None:
         cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
         while not self._stop.is_set():
-            ok, image = self._read_once(cap)
+            ok, image, notes = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
                 last_ok, backoff = time.monotonic(), 0.1
                 if lost_at is not None:
@@ -267,7 +283,7 @@ class CameraSource(FrameSource):
                 with self._cond:
                     if self._latest is not None:
                         self.dropped += 1
-                    self._latest = (image, time.time())
+                    self._latest = (image, time.time(), notes)
                     self._cond.notify()
                 continue
             if lost_at is None:
@@ -305,6 +321,7 @@ class CameraSource(FrameSource):
             self._thread = threading.Thread(target=self._reader, name="idc-edge-camera", daemon=True)
             self._thread.start()
         index = 0
+        usable_at, bad_run = time.monotonic(), 0  # when the last usable frame came; unusable ones since
         while True:
             waiting_since = time.monotonic()
             with self._cond:
@@ -320,19 +337,28 @@ class CameraSource(FrameSource):
                     if self._error is not None:
                         raise self._error
                     return
-                image, ts = self._latest
+                image, ts, notes = self._latest
                 self._latest = None
             try:
-                image = decode_or_skip(self._decoder, image)  # only frames that are used are decoded
+                image = decode_or_skip(self._decoder, image, notes)  # only frames that are used are decoded
             except FrameError as e:
                 image = None
                 self.skipped += 1
-                log.warning("%s: skipped a frame: %s", self.description, e)
-                continue
-            image = self._checked(image)
+                if bad_run == 0:  # the first of a run is said; the rest are counted (the summary gives them)
+                    log.warning("%s: skipped a frame: %s", self.description, e)
+            else:
+                image = self._checked(image)
             if image is None:
+                bad_run += 1
+                if time.monotonic() - usable_at > self.lost_timeout_s:
+                    raise CameraLostError(f"{self.description} sent {bad_run} frame(s) in {self.lost_timeout_s:g} s and "
+                                          "none could be used (see the warning above): check the camera's format "
+                                          "and cable, or choose another format (`idc-edge cameras` lists them)")
                 continue
-            yield Frame(index, ts, image)
+            usable_at, bad_run = time.monotonic(), 0
+            what = damage(notes)
+            self._note_damage(index, what)
+            yield Frame(index, ts, image, damage=what)
             index += 1
 
     def _release(self) -> None:

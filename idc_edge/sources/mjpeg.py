@@ -13,16 +13,13 @@ at ½, so the overlay stays sharp enough to read.
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
 import cv2
 import numpy as np
 
 from ..errors import FrameError
-from ..jpegnotes import damage, jpeg_warnings
-
-log = logging.getLogger(__name__)
+from ..jpegnotes import jpeg_warnings
 
 #: camera frames are shown as stored, never turned by an EXIF orientation (see idc_edge.orientation)
 _FLAGS = {f: flag | cv2.IMREAD_IGNORE_ORIENTATION for f, flag in
@@ -55,20 +52,17 @@ class ReducedMjpeg:
         self.factor = factor
         self.raw_frames = 0     # frames that came as JPEG bytes
         self.decoded_frames = 0  # frames that came decoded and were shrunk instead
-        self.damaged_frames = 0  # JPEG frames libjpeg decoded only in part (warned about once)
 
-    def decode(self, frame: np.ndarray) -> Optional[np.ndarray]:
-        """BGR uint8 frame at ``1 / factor`` size, or None when the bytes are not a decodable JPEG."""
+    def decode(self, frame: np.ndarray, notes: Optional[list] = None) -> Optional[np.ndarray]:
+        """BGR uint8 frame at ``1 / factor`` size, or None when the bytes are not a decodable JPEG;
+        libjpeg's warnings about the bytes go into ``notes`` (:mod:`idc_edge.jpegnotes`), never on the
+        terminal."""
         if frame.ndim == 1 or (frame.ndim == 2 and frame.shape[0] == 1):
             self.raw_frames += 1
-            with jpeg_warnings() as notes:  # libjpeg's own lines, off the terminal
+            with jpeg_warnings() as said:
                 image = cv2.imdecode(frame.reshape(-1), _FLAGS[self.factor])
-            what = damage(notes)
-            if what is not None and image is not None:
-                self.damaged_frames += 1
-                if self.damaged_frames == 1:
-                    log.warning("the camera sent a JPEG frame with damaged data (%s): what could be decoded is used; "
-                                "a part the data did not reach is grey and not classified", what)
+            if notes is not None:
+                notes.extend(said)
             return image
         self.decoded_frames += 1
         h, w = frame.shape[:2]
@@ -76,11 +70,12 @@ class ReducedMjpeg:
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
-def decode_or_skip(decoder: Optional[ReducedMjpeg], frame):
-    """``frame`` through ``decoder`` (unchanged without one); raises :class:`FrameError` for bad bytes."""
+def decode_or_skip(decoder: Optional[ReducedMjpeg], frame, notes: Optional[list] = None):
+    """``frame`` through ``decoder`` (unchanged without one; libjpeg's warnings into ``notes``);
+    raises :class:`FrameError` for bad bytes."""
     if decoder is None or not isinstance(frame, np.ndarray):
         return frame
-    image = decoder.decode(frame)
+    image = decoder.decode(frame, notes)
     if image is None:
         raise FrameError("the camera sent a JPEG frame that cannot be decoded")
     return image

@@ -131,16 +131,6 @@ class VideoSource(FrameSource):
             return 0
         return int(round(angle)) % 360 if math.isfinite(angle) else 0
 
-    def _note_damage(self, index: int, what: "str | None") -> None:
-        """Count a frame libjpeg found damaged (``what`` it said) and warn about the first one only;
-        the summary gives the count."""
-        if what is None:
-            return
-        self.damaged += 1
-        if self.damaged == 1:
-            log.warning("%s: frame %d has damaged JPEG data (%s): what could be decoded is used; a part the data did "
-                        "not reach is grey and not classified; the summary counts such frames", self.description, index, what)
-
     def _frames(self, cap, raw: bool, turn: Optional[int] = None) -> Iterator[Frame]:
         failed: list[int] = []  # reads that failed since the last good one: named only once one follows
         damaged = None  # what libjpeg said of the frame's data (raw Motion JPEG only)
