@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,6 +24,7 @@ import pytest
 from conftest import ROOT
 
 from idc_edge.cli import main
+from idc_edge.record import read_records
 
 TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
 
@@ -83,3 +91,137 @@ def test_a_relative_path_in_a_working_folder_deeper_than_path_max_is_refused_for
     assert "run idc-edge from a folder with a shorter path" in line
     assert "does not exist" not in line and "OpenCV can decode" not in line
     assert made == (["v.avi"] if output == ["--source-video"] else [])  # nothing written
+
+
+# -- a stop before the first frame ---------------------------------------------------------------
+
+
+#: a stand-in for the installed ``idc-edge`` program (``python -m idc_edge``) that sends itself
+#: ``signal`` the first time ``module`` is looked up: a stop that lands while the program loads
+#: numpy or OpenCV, deterministically. It notes in ``marker`` that it fired.
+_SIGNAL_ON_IMPORT = r"""
+import os, runpy, signal, sys
+module, signum, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+class SignalOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == module and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signum)
+        return None
+sys.meta_path.insert(0, SignalOnImport())
+sys.argv = ["idc-edge"] + sys.argv[4:]
+runpy.run_module("idc_edge", run_name="__main__", alter_sys=True)
+"""
+
+
+def assert_stopped_before_first_frame(p, signame="SIGTERM"):
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    line = p.stderr.strip()
+    assert line.splitlines() == [line], p.stderr  # one line, no traceback, no ImportError text
+    assert line.startswith(f"idc-edge: run stopped by {signame} before its first frame: nothing was classified"), line
+
+
+def assert_outputs_valid(record, video):
+    if record.exists():  # a results file opened before the stop keeps its header, whole
+        records = read_records(record)
+        assert [r for r in records if "session" not in r] == []
+    assert not video.exists()
+
+
+@pytest.mark.parametrize("module", ["numpy", "datetime", "cv2.load_config_py3"])
+def test_a_stop_while_the_program_loads_its_libraries_is_one_line_and_exit_130(tmp_path, module):
+    # "numpy": the launcher took no SIGTERM handler before the command line loaded: the process died by
+    # the signal, silently (exit 143). "datetime" (looked up by numpy's C start-up) and OpenCV's loader:
+    # a stop raised inside their C initialisation became an ImportError (numpy's "PyCapsule_Import could
+    # not import module datetime", OpenCV's "recursion is detected"), exit 1 with their own lines
+    marker = tmp_path / "fired"
+    record, video = tmp_path / "r.jsonl", tmp_path / "o.mp4"
+    p = subprocess.run([sys.executable, "-c", _SIGNAL_ON_IMPORT, module, str(int(signal.SIGTERM)), str(marker),
+                        "run", "--source", str(write_video(tmp_path / "v.avi")), "--model", TINY, "--quiet",
+                        "--record", str(record), "--save-video", str(video)],
+                       capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    if not marker.exists():
+        pytest.skip(f"this numpy/OpenCV never looks up {module!r} while loading")
+    assert_stopped_before_first_frame(p)
+    assert_outputs_valid(record, video)
+
+
+def test_the_installed_program_takes_stop_signals_before_it_loads_the_command_line():
+    # the console script imports its entry point's module first: idc_edge.cli loaded numpy before any
+    # handler was taken (exit 143 on SIGTERM, a traceback on Ctrl-C); the launcher takes them first
+    import re
+
+    script = re.search(r'^idc-edge\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    module, _, function = script.partition(":")
+    assert (module, function) == ("idc_edge.__main__", "entry")
+    code = ("import sys; sys.modules.pop('numpy', None)\n"
+            "import idc_edge.__main__ as m\n"
+            "assert 'numpy' not in sys.modules, 'the launcher loads numpy before taking the stop signals'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=str(ROOT))
+
+
+def children(pid):
+    """The process ids of ``pid``'s children (Linux /proc)."""
+    try:
+        return (Path(f"/proc/{pid}/task/{pid}/children").read_text()).split()
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see the model check start")
+def test_a_stop_while_the_model_is_checked_is_one_line_exit_130_and_outputs_stay_valid(tmp_path):
+    # the model's crash check runs in a child process before the first frame; a SIGTERM then was
+    # "interrupted; results so far are saved" and "0 frame(s)", exit 0: a run that did nothing said done
+    record, video = tmp_path / "r.jsonl", tmp_path / "o.mp4"
+    env = dict(os.environ, IDC_EDGE_CACHE_DIR=str(tmp_path / "empty-cache"))  # the check runs, not cached
+    p = subprocess.Popen([sys.executable, "-m", "idc_edge", "run", "--source", str(write_video(tmp_path / "v.avi")),
+                          "--model", TINY, "--quiet", "--record", str(record), "--save-video", str(video)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=env)
+    try:
+        while not children(p.pid) and p.poll() is None:  # the model check's process has started
+            time.sleep(0.005)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert_stopped_before_first_frame(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    assert_outputs_valid(record, video)
+
+
+def test_a_stop_while_a_stream_camera_opens_is_one_line_exit_130_and_outputs_stay_valid(tmp_path):
+    # a stream server that takes the connection and never sends: the camera's open waits for it
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted = threading.Event()
+    held = []
+
+    def accept():
+        try:
+            while True:
+                held.append(server.accept()[0])
+                accepted.set()
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    record, video = tmp_path / "r.jsonl", tmp_path / "o.mp4"
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "idc_edge", "run", "--camera",
+                              f"tcp://127.0.0.1:{server.getsockname()[1]}", "--model", TINY, "--quiet",
+                              "--camera-timeout", "60", "--record", str(record), "--save-video", str(video)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        try:
+            while not accepted.wait(0.05) and p.poll() is None:
+                pass
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+    finally:
+        server.close()
+        for c in held:
+            c.close()
+    err = "\n".join(line for line in err.splitlines() if "camera's scale is not calibrated" not in line)
+    assert_stopped_before_first_frame(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    assert_outputs_valid(record, video)
