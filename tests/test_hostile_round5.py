@@ -225,3 +225,22 @@ def test_a_stop_while_a_stream_camera_opens_is_one_line_exit_130_and_outputs_sta
     err = "\n".join(line for line in err.splitlines() if "camera's scale is not calibrated" not in line)
     assert_stopped_before_first_frame(subprocess.CompletedProcess(p.args, p.returncode, out, err))
     assert_outputs_valid(record, video)
+
+
+# -- a live-view host name DNS cannot hold -------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["a" * 300, "a..b", ".", "x" * 64 + ".local"])
+def test_a_serve_host_name_dns_cannot_hold_is_one_line_not_an_internal_error(tmp_path, capsys, host):
+    # Python's IDNA codec refuses a label over 63 characters or an empty one before any look-up:
+    # "internal error (UnicodeError: encoding with 'idna' codec failed ...)"
+    from idc_edge.errors import OptionError
+    from idc_edge.sinks import LiveView
+
+    with pytest.raises(OptionError, match="not a host name DNS can hold"):
+        LiveView(host, 8080)
+    image = tmp_path / "p.png"
+    cv2.imwrite(str(image), tissue_frame())
+    code = main(["run", "--source", str(image), "--model", TINY, "--quiet", "--serve", f"{host}:8080"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "--serve" in line and "not a host name DNS can hold" in line, line
+    assert "internal error" not in line
