@@ -408,6 +408,8 @@ class Detector:
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
+            cell_area_mm2=grid.frame_shares() * (grid.frame_shape[0] * grid.frame_shape[1] * self.um_per_px ** 2
+                                                 / 1e6),
         )
 
     def _clip_levels(self) -> tuple[int, int, int]:

@@ -244,3 +244,36 @@ def test_a_serve_host_name_dns_cannot_hold_is_one_line_not_an_internal_error(tmp
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "--serve" in line and "not a host name DNS can hold" in line, line
     assert "internal error" not in line
+
+
+# -- areas never exceed the frame; a stride the results file cannot hold is refused --------------
+
+def _all_tissue(width, height):
+    return np.full((height, width, 3), (150, 60, 160), np.uint8)  # purple everywhere: every window tissue
+
+
+@pytest.mark.parametrize("width,height,um_per_px,stride", [
+    (200, 150, 4.0, 500),     # a stride wider than the frame: one cell stood for 2 mm × 2 mm, 33 times the frame
+    (200, 150, 4.0, 100),     # a stride over the patch: edge cells counted whole past the frame
+    (480, 270, 4.0, None),    # the default: the last row and column, moved back to the edge, counted whole again
+    (1920, 1080, 1.0, 25),    # a finer stride: the strip past the last cell was left out
+    (37, 23, 4.0, None),      # smaller than one patch
+])
+def test_the_tissue_area_of_a_frame_all_tissue_is_the_frame_s_own_area(width, height, um_per_px, stride):
+    # areas were patches × (stride × model µm/px)²: 16 mm² of tissue in a 0.48 mm² frame at --stride 500,
+    # +16 % for a 480×270 frame at the default stride; the live view, overlay and results file said so
+    import warnings
+
+    from idc_edge import Detector
+    from idc_edge.overlay import idc_area_mm2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a stride over the patch is warned about; a tiny frame too
+        detector = Detector(model_path=TINY, um_per_px=um_per_px, stride=stride)
+        result = detector.detect(_all_tissue(width, height))
+    cell_um = detector.stride * detector.spec.um_per_px
+    idc, tissue = idc_area_mm2(result, cell_um)
+    assert result.n_tissue == result.tissue.size  # every window is tissue
+    assert tissue == pytest.approx(width * height * um_per_px ** 2 / 1e6, rel=0.02)
+    assert 0 <= idc <= tissue
+    detector.close()
