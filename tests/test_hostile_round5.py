@@ -277,3 +277,21 @@ def test_the_tissue_area_of_a_frame_all_tissue_is_the_frame_s_own_area(width, he
     assert tissue == pytest.approx(width * height * um_per_px ** 2 / 1e6, rel=0.02)
     assert 0 <= idc <= tissue
     detector.close()
+
+
+def test_a_run_at_a_huge_stride_never_writes_a_results_file_its_report_refuses(tmp_path, capsys):
+    # --stride 1000000 ran and wrote cell_um 4e6 µm and areas of 4e6 mm²; report then refused the file
+    image = tmp_path / "p.png"
+    cv2.imwrite(str(image), _all_tissue(200, 150))
+    record = tmp_path / "r.jsonl"
+    code = main(["run", "--source", str(image), "--model", TINY, "--quiet", "--stride", "1000000",
+                 "--record", str(record)])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and line.startswith("idc-edge: error: --stride 1000000 px is 4000000 µm between patches"), line
+    assert "at most 250000 px" in line and not record.exists()
+    assert main(["run", "--source", str(image), "--model", TINY, "--quiet", "--stride", "250000",
+                 "--record", str(record)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(record), "--json"]) == 0
+    frame = [r for r in read_records(record) if "session" not in r][0]
+    assert frame["tissue_area_mm2"] == pytest.approx(0.48, rel=0.02)
