@@ -295,3 +295,23 @@ def test_a_run_at_a_huge_stride_never_writes_a_results_file_its_report_refuses(t
     assert main(["report", str(record), "--json"]) == 0
     frame = [r for r in read_records(record) if "session" not in r][0]
     assert frame["tissue_area_mm2"] == pytest.approx(0.48, rel=0.02)
+
+
+# -- a frame that is a view far larger than its memory ------------------------------------------
+
+@pytest.mark.parametrize("frame", [
+    lambda: np.broadcast_to(np.uint8(200), (100_000, 100_000, 3)),   # a "blank" frame made by broadcasting
+    lambda: np.broadcast_to(np.float32(0.5), (100_000, 100_000)),
+    lambda: np.lib.stride_tricks.as_strided(np.zeros(4, np.uint16), (100_000, 100_000, 4), (0, 0, 2)),
+])
+def test_a_frame_view_larger_than_the_memory_budget_is_a_budget_error_not_a_bare_memory_error(frame):
+    # its shape is huge, its memory a few bytes: converting it allocated 27.9 GiB and numpy raised a bare
+    # MemoryError (the command line's "out of memory", an API caller's crash)
+    from idc_edge import Detector
+    from idc_edge.errors import MemoryBudgetError
+
+    with Detector(model_path=TINY) as detector:
+        with pytest.raises(MemoryBudgetError, match="would need .* over the memory budget"):
+            detector.detect(frame())
+        small = np.broadcast_to(np.array([200, 150, 220], np.uint8), (120, 160, 3))  # a small view still works
+        assert detector.detect(small).frame_shape == (120, 160)
