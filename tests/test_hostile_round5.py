@@ -315,3 +315,28 @@ def test_a_frame_view_larger_than_the_memory_budget_is_a_budget_error_not_a_bare
             detector.detect(frame())
         small = np.broadcast_to(np.array([200, 150, 220], np.uint8), (120, 160, 3))  # a small view still works
         assert detector.detect(small).frame_shape == (120, 160)
+
+
+# -- an empty video, an MP4 cut off before its index ---------------------------------------------
+
+@pytest.mark.parametrize("damage", ["empty", "before-index", "half"])
+def test_an_empty_video_or_an_mp4_cut_off_before_its_index_is_named_as_such(tmp_path, capsys, damage):
+    # both were "not a video file OpenCV can decode (for still images use .png/.jpg/.tif)": an MP4 whose
+    # recording was killed (MPEG-4 writes its index, the moov box, last) is a video, just unfinished
+    from idc_edge.errors import SourceError
+    from idc_edge.sources.video import VideoSource
+
+    whole = write_video(tmp_path / "whole.mp4", frames=20, fourcc="mp4v").read_bytes()
+    index = whole.find(b"moov") - 4
+    assert index > whole.find(b"mdat") > 0  # OpenCV's writer puts the index last
+    cut = {"empty": b"", "before-index": whole[:index], "half": whole[: len(whole) // 2]}[damage]
+    video = tmp_path / "cut.mp4"
+    video.write_bytes(cut)
+    expected = "the file is empty (0 bytes)" if damage == "empty" else "an MP4/MOV without its index (no 'moov' box)"
+    with pytest.raises(SourceError, match=r"cannot open .* as a video: ") as refused:
+        VideoSource(video)
+    assert expected in str(refused.value)
+    assert main(["run", "--source", str(video), "--model", TINY, "--quiet"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert expected in line and "OpenCV can decode" not in line, line
+    assert len(list(VideoSource(tmp_path / "whole.mp4"))) == 20  # the whole file reads as before
