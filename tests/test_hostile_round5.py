@@ -340,3 +340,30 @@ def test_an_empty_video_or_an_mp4_cut_off_before_its_index_is_named_as_such(tmp_
     line = one_error_line(capsys.readouterr().err)
     assert expected in line and "OpenCV can decode" not in line, line
     assert len(list(VideoSource(tmp_path / "whole.mp4"))) == 20  # the whole file reads as before
+
+
+# -- a snapshots folder named like another output -----------------------------------------------
+
+@pytest.mark.parametrize("other", [["--record", "same"], ["--save-video", "same.mp4"]])
+def test_a_snapshots_folder_named_like_the_results_file_or_video_is_refused_before_the_run(tmp_path, capsys, other):
+    # neither existed yet, so the snapshots folder's check passed; the run then made that name a file and
+    # the Snapshot button failed in the middle of the session ("checked now, not when the button is pressed")
+    flag, output = other[0], tmp_path / other[1]
+    code = main(["run", "--source", str(write_video(tmp_path / "v.avi")), "--model", TINY, "--quiet",
+                 flag, str(output), "--snapshots", str(output), "--serve", "127.0.0.1:18199"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and f"--snapshots '{output}' is the same file as {flag}" in line, line
+    assert not output.exists()
+
+
+def test_a_session_refuses_a_snapshot_sink_whose_folder_is_another_sink_s_file(tmp_path):
+    from idc_edge import DetectorOptions
+    from idc_edge.errors import OptionError
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import JsonlSink, SnapshotSink
+
+    results = tmp_path / "r.jsonl"
+    config = RunConfig(source=str(write_video(tmp_path / "v.avi")), detector=DetectorOptions(model_path=TINY))
+    with pytest.raises(OptionError, match="SnapshotSink's folder .* is the same file as JsonlSink"):
+        Session(config, [JsonlSink(results), SnapshotSink(results)]).run()
+    assert not results.exists()
