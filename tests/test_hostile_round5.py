@@ -367,3 +367,32 @@ def test_a_session_refuses_a_snapshot_sink_whose_folder_is_another_sink_s_file(t
     with pytest.raises(OptionError, match="SnapshotSink's folder .* is the same file as JsonlSink"):
         Session(config, [JsonlSink(results), SnapshotSink(results)]).run()
     assert not results.exists()
+
+
+# -- a stream camera that takes the connection and sends nothing ---------------------------------
+
+def test_a_stream_server_that_sends_nothing_is_told_from_one_that_is_not_there(capsys):
+    # both were "no stream there; start it on the camera's machine": a server that took the connection
+    # and stalled (a wrong port or path, a stream held by another viewer) was sent to start a stream
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    held = []
+    threading.Thread(target=lambda: held.extend(iter(lambda: silent.accept()[0], None)), daemon=True).start()
+    try:
+        code = main(["run", "--camera", f"tcp://127.0.0.1:{silent.getsockname()[1]}", "--model", TINY, "--quiet",
+                     "--camera-timeout", "1"])
+        stalled = one_error_line(capsys.readouterr().err)
+        assert code == 2 and "took the connection but sent no video within 1 s (--camera-timeout)" in stalled, stalled
+        code = main(["run", "--camera", f"rtsp://127.0.0.1:{closed_port}/x", "--model", TINY, "--quiet",
+                     "--camera-timeout", "1"])
+        refused = one_error_line(capsys.readouterr().err)
+        assert code == 2 and f"nothing listens at 127.0.0.1:{closed_port} (connection refused)" in refused, refused
+    finally:
+        silent.close()
+        for c in held:
+            c.close()

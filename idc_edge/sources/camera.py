@@ -154,9 +154,10 @@ class CameraSource(FrameSource):
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
-                raise SourceError(f"no camera at {_shown(device)!r}: no stream there; start it on the camera's machine "
-                                  "(a Raspberry Pi: `rpicam-vid -t 0 --inline --listen -o tcp://0.0.0.0:8888`, once per "
-                                  "run) and check the address and port")
+                from .network import why_no_stream
+
+                raise SourceError(f"no camera at {_shown(device)!r}: {why_no_stream(device, self.lost_timeout_s)}",
+                                  options=["lost_timeout_s"])
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
             raise SourceError(f"no camera at {_shown(device)!r}: {hint}, or pass another camera")
