@@ -419,3 +419,23 @@ def test_classify_never_writes_a_csv_cell_a_spreadsheet_runs_as_a_formula(tmp_pa
         assert (tmp_path / row["path"]).is_file()  # ./NAME: still the file's path
     assert sorted(Path(r["path"]).name for r in rows) == sorted(hostile)
     assert [r["patient"] for r in rows if r["patient"]] == ["'=1+1"]
+
+
+# -- a camera path that is no camera --------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["/dev/null", "folder", "fifo"])
+def test_a_camera_path_that_is_no_camera_says_what_it_is_not_to_check_the_cable(tmp_path, kind):
+    # /dev/null, a terminal, a folder or a FIFO nobody writes to were all "no camera at X: check the cable
+    # and that no other program uses it"
+    if kind == "/dev/null":
+        device, expected = "/dev/null", "it is a character device but not a video (V4L2) device"
+    elif kind == "folder":
+        device, expected = str(tmp_path), "it is a folder, not a camera (a folder of images is read with --source"
+    else:
+        device, expected = str(tmp_path / "pipe"), "it is a FIFO (named pipe) that gave no video within 1 s"
+        os.mkfifo(device)
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", device, "--model", TINY, "--quiet",
+                        "--camera-timeout", "1"], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    line = one_error_line(p.stderr)
+    assert p.returncode == 2 and f"no camera at '{device}': {expected}" in line, line
+    assert "check the cable" not in line
