@@ -439,3 +439,23 @@ def test_a_camera_path_that_is_no_camera_says_what_it_is_not_to_check_the_cable(
     line = one_error_line(p.stderr)
     assert p.returncode == 2 and f"no camera at '{device}': {expected}" in line, line
     assert "check the cable" not in line
+
+
+# -- an empty HOME ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["", "   ", "relative/home"])
+def test_an_empty_or_relative_home_is_taken_as_unset_not_as_the_root_folder(monkeypatch, value):
+    # Python's Path.home() took HOME="" as "/": profiles were read from and saved to /.config/idc-edge/profiles,
+    # and a cache of ~/x in IDC_EDGE_CACHE_DIR went to /x; a relative HOME moved with the working folder
+    pwd = pytest.importorskip("pwd")
+    from idc_edge.environment import env_path
+    from idc_edge.profiles import profiles_dir
+
+    account_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    monkeypatch.setenv("HOME", value)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", "~/idc-cache")
+    assert profiles_dir() == account_home / ".config" / "idc-edge" / "profiles"
+    assert env_path("IDC_EDGE_CACHE_DIR") == account_home / "idc-cache"
+    monkeypatch.setenv("HOME", "/srv/scope-user")  # an absolute HOME is the home, as always
+    assert profiles_dir() == Path("/srv/scope-user/.config/idc-edge/profiles")
