@@ -79,9 +79,12 @@ def _check_outputs(args) -> None:
 
     model = resolve_model_path(args.model)
     index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
-    # the snapshots folder too: named like the results file or video, it was taken (the file did not exist
-    # yet) and the Snapshot button failed in the middle of the session
+    # the snapshots folder too, when it is still to be made: named like the results file or video, it was
+    # taken (that file did not exist yet) and the Snapshot button failed in the middle of the session (one
+    # that exists is judged by SnapshotSink: a file there is "not a folder")
     snapshots = (args.snapshots or "idc-snapshots") if (args.serve or args.show) else None
+    if snapshots is not None and os.path.lexists(snapshots):
+        snapshots = None
     check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
                    [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index),
                     ("--snapshots", snapshots)])
