@@ -382,7 +382,15 @@ def test_a_stream_server_that_sends_nothing_is_told_from_one_that_is_not_there(c
     closed_port = closed.getsockname()[1]
     closed.close()  # nothing listens there now
     held = []
-    threading.Thread(target=lambda: held.extend(iter(lambda: silent.accept()[0], None)), daemon=True).start()
+
+    def accept():
+        try:
+            while True:
+                held.append(silent.accept()[0])
+        except OSError:  # closed at the end of the test
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
     try:
         code = main(["run", "--camera", f"tcp://127.0.0.1:{silent.getsockname()[1]}", "--model", TINY, "--quiet",
                      "--camera-timeout", "1"])
