@@ -220,6 +220,7 @@ class Detector:
         else:
             self.stride = self.options.stride or default_dense_stride(self.patch, self.output_stride)
             check_dense_stride(self.stride, self.patch, self.output_stride)
+        self._check_cell(spec.um_per_px)
         self.um_per_px = self.options.um_per_px or spec.um_per_px
         default_threshold = spec.threshold if self.context is None else self.context.threshold
         self.threshold = default_threshold if self.options.threshold is None else float(self.options.threshold)
@@ -231,6 +232,24 @@ class Detector:
         self._grid_boxes: Optional[tuple[TileGrid, np.ndarray, Optional[DensePlan]]] = None
         self._warned_colourless = False
         self._closed = False
+
+    def _check_cell(self, model_um_per_px: float) -> None:
+        """Refuse a stride whose cell (``stride`` model px × the model's µm/px) is wider than a results
+        file holds (:data:`idc_edge.record.MAX_CELL_UM`, a metre): ``--stride 1000000`` ran and wrote a
+        header whose ``cell_um`` its own ``report`` then refused.
+
+        Raises:
+            OptionError: naming the stride, its cell in µm and the largest stride the model takes.
+        """
+        from .record import MAX_CELL_UM
+
+        cell_um = self.stride * model_um_per_px
+        if cell_um > MAX_CELL_UM:
+            self.classifier.close()
+            raise OptionError(f"stride {self.stride} px is {cell_um:.7g} µm between patches at the model's "
+                              f"{model_um_per_px:g} µm/px, more than the {MAX_CELL_UM:.7g} µm (a metre) a results "
+                              f"file holds; use a stride of at most {int(MAX_CELL_UM // model_um_per_px)} px (the "
+                              f"{self.patch} px patch, the default, leaves no gaps)", option="stride")
 
     @property
     def dense(self) -> bool:
@@ -408,6 +427,8 @@ class Detector:
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
+            cell_area_mm2=grid.frame_shares() * (grid.frame_shape[0] * grid.frame_shape[1] * self.um_per_px ** 2
+                                                 / 1e6),
         )
 
     def _clip_levels(self) -> tuple[int, int, int]:

@@ -37,7 +37,9 @@ def env_path(var: str, env: Optional[Mapping[str, str]] = None) -> Optional[Path
     text = (os.environ if env is None else env).get(var)
     if text is None or not text.strip():
         return None
-    text = os.path.expanduser(text)
+    if text == "~" or text.startswith("~" + os.sep):
+        text = str(home()) + text[1:]
+    text = os.path.expanduser(text)  # ~user
     if os.path.isabs(text):
         return Path(text)
     if START_DIR is None:
@@ -56,4 +58,20 @@ def xdg_dir(var: str, fallback: str, env: Optional[Mapping[str, str]] = None) ->
     specification: "If an implementation encounters a relative path in any of these variables it
     should consider the path invalid and ignore it"; empty counts as unset)."""
     text = (os.environ if env is None else env).get(var) or ""
-    return Path(text) if os.path.isabs(text) else Path.home() / fallback
+    return Path(text) if os.path.isabs(text) else home(env) / fallback
+
+
+def home(env: Optional[Mapping[str, str]] = None) -> Path:
+    """The user's home folder: ``$HOME`` when it is an absolute path; when it is unset, empty, blank
+    or relative (``HOME=`` from an unset variable, a service's environment), the account's home from
+    the password database, as for an unset one. Python's ``Path.home()`` took ``HOME=""`` as ``/``:
+    profiles were read from and saved to ``/.config/idc-edge/profiles``."""
+    text = (os.environ if env is None else env).get("HOME") or ""
+    if text.strip() and os.path.isabs(text):
+        return Path(text)
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError, OSError):  # no password database (Windows, a container's odd user)
+        return Path(os.path.expanduser("~")) if text.strip() else Path(os.path.abspath(os.sep))

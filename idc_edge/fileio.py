@@ -80,11 +80,73 @@ def why(error: OSError) -> str:
     return _WHY.get(error.errno, error.strerror or type(error).__name__)
 
 
+def _path_max() -> int:
+    """The longest path the kernel takes in one call, in bytes with its closing NUL (``PATH_MAX``, 4096 on Linux)."""
+    try:
+        return int(os.pathconf("/", "PC_PATH_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 4096
+
+
+#: see :func:`_path_max`
+PATH_MAX = _path_max()
+
+
+def full_path_too_long(path: PathArg) -> Optional[str]:
+    """Why ``path`` cannot be used by its full name, or None when it can.
+
+    Files that OpenCV opens, the partial video beside its target and the folder checks go by the
+    absolute path, which the kernel refuses at :data:`PATH_MAX` bytes (``ENAMETOOLONG``): a short
+    relative name in a working folder nested deeper than that was refused as "folder ... does not
+    exist". The reason names the byte counts (full path, and the working folder's for a relative
+    name) and what to do.
+    """
+    try:
+        text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+        full = os.path.abspath(text)
+        cwd = None if os.path.isabs(text) else os.getcwd()
+    except (OSError, ValueError):  # the working folder was deleted: every other check says so
+        return None
+    length = len(os.fsencode(full))
+    if length < PATH_MAX:
+        return None
+    if cwd is None:
+        return (f"its path is {length:,} bytes long, more than the {PATH_MAX - 1:,} the system takes in one name "
+                "(PATH_MAX); use a shorter path")
+    return (f"its full path is {length:,} bytes long (the working folder's own path is {len(os.fsencode(cwd)):,}), "
+            f"more than the {PATH_MAX - 1:,} the system takes in one name (PATH_MAX); run idc-edge from a folder "
+            "with a shorter path, or name a file in one")
+
+
+def check_full_path(path: PathArg, what: str, error: type, verb: str = "write") -> None:
+    """Refuse ``path`` when its full name is too long for the kernel (see :func:`full_path_too_long`).
+
+    Raises:
+        ``error``: "cannot <verb> <what> '<path>': its full path is N bytes long ...".
+    """
+    reason = full_path_too_long(path)
+    if reason:
+        raise error(f"cannot {verb} {what} {name(path)}: {reason}")
+
+
 def no_folder(path: PathArg) -> str:
-    """Why ``path``, named as an output's folder, is not one: "folder X does not exist", or that it is a file."""
-    if os.path.lexists(path) and not os.path.isdir(path):
+    """Why ``path``, named as an output's folder, is not one: "folder X does not exist", that it is a
+    file, or the reason the file system gives (permission denied on a folder above it, a full path
+    longer than :data:`PATH_MAX`): a folder that cannot be looked up is not said not to exist."""
+    reason = full_path_too_long(path)
+    if reason:
+        return f"folder {name(path)}: {reason}"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return f"folder {name(path)} does not exist"
+        return f"folder {name(path)} cannot be used: {why(e)}"
+    except ValueError:
+        return f"folder {name(path)} does not exist"
+    if not stat.S_ISDIR(st.st_mode):
         return f"{name(path)} is a file, not a folder"
-    return f"folder {name(path)} does not exist"
+    return f"folder {name(path)} cannot be used"
 
 
 def as_path(value: PathArg, what: str) -> str:
@@ -429,6 +491,7 @@ def opencv_path(path: PathArg, what: str = "file", error: type = SourceError) ->
     Raises:
         ``error``: the link cannot be made (no writable temporary folder).
     """
+    check_full_path(path, what, error, "open")
     path = os.path.abspath(as_path(path, what))
     if _plain(path):
         yield path
@@ -516,6 +579,7 @@ def open_output(path: PathArg, what: str, *, append: bool, error: type, hint: st
             (with ``replaces``) is another kind of file.
     """
     path = as_path(path, what)
+    check_full_path(path, what, error)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise error(f"cannot write {what} {name(path)}: {no_folder(parent)}")
@@ -560,6 +624,7 @@ def replacing(path: PathArg, what: str, *, error: type, replaces: Optional[str] 
             of file, or writing fails (``OSError`` in the block is turned into ``error`` too).
     """
     path = as_path(path, what)
+    check_full_path(path, what, error)
     target = os.path.realpath(path)
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):

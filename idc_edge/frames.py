@@ -107,6 +107,27 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
         return np.clip(frame * (255.0 / full) + 0.5, 0, 255).astype(np.uint8)
 
 
+def _check_new_buffers(frame: np.ndarray) -> None:
+    """Refuse, before allocating, the buffers converting ``frame`` makes: the 8-bit BGR frame (unless
+    ``frame`` already is one, contiguous) and, for other dtypes, a working copy of up to 8 bytes per
+    value. A frame's size says nothing of its memory when it is a view (``np.broadcast_to``, a zero
+    stride): a 100000×100000 px one raised numpy's bare ``MemoryError`` here.
+
+    Raises:
+        MemoryBudgetError: a buffer would exceed the memory budget (``$IDC_EDGE_MEMORY_MB``).
+    """
+    from .budget import check_buffer
+
+    h, w = frame.shape[:2]
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    if frame.dtype == np.uint8 and channels == 3 and frame.flags.c_contiguous:
+        return  # used as it is
+    what, fix = f"converting a {w}×{h} px {frame.dtype} frame to 8-bit BGR", "use smaller frames"
+    check_buffer((h, w, 3), 1, what, fix)
+    if frame.dtype not in (np.uint8, np.bool_):
+        check_buffer((h, w, channels), max(4, frame.dtype.itemsize), what, fix)
+
+
 def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
     """``frame`` as contiguous uint8 BGR ``[H, W, 3]``, scaled by the range its data really use.
 
@@ -131,6 +152,7 @@ def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
     Raises:
         FrameError: ``frame`` is None, empty, or not an image array.
         OptionError: ``bits`` is not a whole number from 8 to 32.
+        MemoryBudgetError: converting it would need a buffer over the memory budget (a huge view).
     """
     if bits is not None and (not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or not 8 <= bits <= 32):
         raise OptionError(f"bits must be a whole number of bits from 8 to 32, got {short(bits)}")
@@ -140,6 +162,7 @@ def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
         raise FrameError(f"a frame must be a numpy image array, got {type(frame).__name__}")
     if frame.size == 0 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
         raise FrameError(f"a frame must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape {list(frame.shape)[:8]}")
+    _check_new_buffers(frame)
     if frame.dtype != np.uint8 or bits not in (None, 8):
         if frame.dtype == np.bool_:
             frame = frame.view(np.uint8) * np.uint8(255)

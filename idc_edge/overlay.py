@@ -103,7 +103,15 @@ def _table() -> np.ndarray:
 
 
 def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
-    """(IDC area, tissue area) in mm², each classified patch standing for a ``cell_um`` square."""
+    """(IDC area, tissue area) in mm²: each classified patch stands for its share of the frame
+    (``result.cell_area_mm2``), so neither exceeds the frame's own area. Counted as ``cell_um``
+    squares (stride × model µm/px), a patch on a frame narrower than the stride stood for more than
+    the whole frame (``--stride 500``: 8 times a 0.48 mm² frame), and the last row and column, moved
+    back to end on the frame's edge, were counted whole over the row before. A result without
+    ``cell_area_mm2`` (made by hand) counts ``cell_um`` squares."""
+    areas = getattr(result, "cell_area_mm2", None)
+    if areas is not None and np.shape(areas) == np.shape(result.tissue):
+        return float(areas[result.idc].sum()), float(areas[result.tissue].sum())
     cell = (cell_um / 1000.0) ** 2
     return result.n_idc * cell, result.n_tissue * cell
 

@@ -34,8 +34,8 @@ import numpy as np
 
 from .errors import OptionError, RecordError
 from .budget import check_buffer
-from .fileio import (as_path, name, no_folder, open_input, open_output, opencv_path, refuse_kernel_files, short, why,
-                     write_all)
+from .fileio import (as_path, check_full_path, name, no_folder, open_input, open_output, opencv_path,
+                     refuse_kernel_files, short, why, write_all)
 from .rescale import letterbox
 
 log = logging.getLogger(__name__)
@@ -572,6 +572,7 @@ class VideoRecorder:
 
     def __init__(self, path: Union[str, os.PathLike], fps: float = 30.0):
         self.path = Path(as_path(path, "video file"))
+        check_full_path(self.path, "video file", RecordError)  # OpenCV and the partial file go by the full path
         suffix = self.path.suffix.lower()
         if suffix not in _FOURCC:
             raise OptionError(f"video file {name(self.path)}: use one of {', '.join(sorted(_FOURCC))}")

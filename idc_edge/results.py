@@ -98,6 +98,10 @@ class FrameResult:
         damage: libjpeg's words when the frame's JPEG data were damaged (``"premature end of data
             segment"``: decoded in part, the part the data did not reach grey and so not tissue); None
             for an intact frame. In the results file as ``jpeg_damage``, only on such frames.
+        cell_area_mm2: float64 ``[rows, cols]`` mm² of the frame each patch stands for: the part
+            nearer its centre than any other patch's (:meth:`~idc_edge.tiling.TileGrid.frame_shares`),
+            so they add up to the frame's area however the patches overlap or a stride spaces them;
+            None in a result made without a detector (areas then count a stride × stride square each).
     """
 
     index: int
@@ -137,6 +141,7 @@ class FrameResult:
     stain_blueness: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
     damage: Optional[str] = None
+    cell_area_mm2: Optional[np.ndarray] = None
 
     @property
     def n_patches(self) -> int:

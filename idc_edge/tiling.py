@@ -28,6 +28,17 @@ def positions(length: int, patch: int, stride: int) -> np.ndarray:
     return starts
 
 
+def shares(starts: np.ndarray, patch: int, length: int) -> np.ndarray:
+    """The length of ``[0, length)`` each window (``patch`` wide, at ``starts``) stands for along one
+    axis: the part nearer its centre than any other window's. They add up to ``length`` however the
+    windows overlap (the last one, moved back to end on the edge, overlaps the one before; a stride
+    wider than the patch leaves gaps between them; one window on a short axis stands for all of it).
+    """
+    centres = starts.astype(np.float64) + patch / 2.0
+    bounds = np.concatenate(([0.0], (centres[:-1] + centres[1:]) / 2.0, [float(length)]))
+    return np.clip(np.diff(bounds), 0.0, None)
+
+
 def rescaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     """(width, height) in pixels after scaling by ``scale``, at least 1 each."""
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
@@ -73,6 +84,12 @@ class TileGrid:
     @property
     def size(self) -> int:
         return len(self.ys) * len(self.xs)
+
+    def frame_shares(self) -> np.ndarray:
+        """float64 ``[rows, cols]``: the share of the frame each window stands for (see :func:`shares`),
+        adding up to 1; times the frame's area it is each window's area."""
+        sh, sw = self.rescaled_shape
+        return np.outer(shares(self.ys, self.patch, sh) / sh, shares(self.xs, self.patch, sw) / sw)
 
     def boxes(self) -> np.ndarray:
         """int32 ``[rows, cols, 4]`` boxes (x0, y0, x1, y1) in original-frame pixels, x1/y1 exclusive,

@@ -2,11 +2,12 @@
 
 Every error a user can cause is printed as one line ``idc-edge: error: ...`` naming the
 problem and the fix, with exit code 2 and no traceback. Exit codes: 0 done (``run`` also after
-Ctrl-C, SIGTERM or SIGHUP: everything recorded is finalised), 2 bad input or a fault that stops
-the run (bad model, option or source, disk full), 3 the camera was lost mid-run and did not
-come back within ``--camera-timeout`` (results up to then are saved), 130 other commands
-interrupted, 141 (as if killed by SIGPIPE, without a message) when the reader of standard output
-went away (``| head -1``). A closed standard output (``>&-``) is an error line and exit 2; a
+Ctrl-C, SIGTERM, SIGHUP or SIGQUIT once it has a frame: everything recorded is finalised), 2 bad
+input or a fault that stops the run (bad model, option or source, disk full), 3 the camera was lost
+mid-run and did not come back within ``--camera-timeout`` (results up to then are saved), 130
+``run`` stopped before its first frame and other commands interrupted (see :mod:`idc_edge.stops`),
+141 (as if killed by SIGPIPE, without a message) when the reader of standard output went away
+(``| head -1``). A closed standard output (``>&-``) is an error line and exit 2; a
 closed standard error silences the messages, the exit code still tells. Warnings (skipped frames or patch files, a camera that drops out) are lines
 ``idc-edge: warning: ...``.
 
@@ -30,6 +31,8 @@ from ..errors import CameraLostError, IdcEdgeError, UsageError
 from ..fileio import name, short, why
 from ..redact import redact_url
 from . import bench, calibrate, cameras, classify, evaluate, info, report, run
+from ..stops import (EXIT_INTERRUPTED, RUN_ONLY, TERMINATION, command_of, held, ignore_stop_signals, raise_stop,
+                     stopped_line, take_stop_signals)
 from .options import Parser, in_cli_words, learn_flags
 
 EXIT_USAGE = 2
@@ -94,7 +97,8 @@ def _quiet_opencv() -> None:
     # FFmpeg's decoder messages ("No JPEG data found in image") bypass OpenCV's log level; our
     # own warnings name the skipped frame instead. Read when the first video is opened.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    import cv2
+    with held():  # a stop inside OpenCV's start-up became "recursion is detected during loading of cv2"
+        import cv2
 
     try:
         # silent, not ERROR: a corrupt PNG logs "[ERROR:0@0.08] ... IHDR chunk shall be first" before
@@ -177,25 +181,11 @@ def _exit_now_if_a_driver_is_stuck(code: int) -> int:
     return code
 
 
-#: signals that end a command as Ctrl-C does: a service manager stopping it, its terminal closed
-_TERMINATION = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _terminate_as_interrupt() -> dict:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt in every command, as ``run`` already did: killed by the
-    signal, ``classify --out`` (like ``report --html`` or a profile) left its hidden half-written file
-    behind at every stop. Returns the handlers to put back."""
-    previous = {}
-    for s in _TERMINATION:
-        try:
-            previous[s] = signal.signal(s, _interrupt)
-        except (ValueError, OSError):  # not the main thread (an embedding program): left as they are
-            pass
-    return previous
+def _terminate_as_interrupt(command: Optional[str]) -> dict:
+    """SIGTERM and SIGHUP (and SIGQUIT for ``run``) raise KeyboardInterrupt in every command, as ``run``
+    already did: killed by the signal, ``classify --out`` (like ``report --html`` or a profile) left its
+    hidden half-written file behind at every stop. Returns the handlers to put back."""
+    return take_stop_signals(TERMINATION + (RUN_ONLY if command == "run" else ()))
 
 
 def _put_back(previous: dict) -> None:
@@ -203,17 +193,8 @@ def _put_back(previous: dict) -> None:
     are left ignored until the process ends (one arriving while Python shuts down would end it by the
     signal, as Python puts its default handlers back then)."""
     for s, handler in previous.items():
-        if signal.getsignal(s) is _interrupt:
+        if signal.getsignal(s) is raise_stop:
             signal.signal(s, handler)
-
-
-def _ignore_stop_signals() -> None:
-    """After a stop: Ctrl-C, SIGTERM and SIGHUP are ignored while the command ends."""
-    for s in _TERMINATION + (signal.SIGINT,):
-        try:
-            signal.signal(s, signal.SIG_IGN)
-        except (ValueError, OSError):
-            pass
 
 
 def _prints_results(args) -> bool:
@@ -223,13 +204,15 @@ def _prints_results(args) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error or fault, 3 camera lost,
-    130 interrupted: Ctrl-C, SIGTERM or SIGHUP, 141 the reader of standard output went away)."""
+    130 interrupted: Ctrl-C, SIGTERM or SIGHUP, ``run`` before its first frame, 141 the reader of
+    standard output went away)."""
     _guard_standard_streams()
     try:
         sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
     except (AttributeError, ValueError, OSError):
         pass
-    previous = _terminate_as_interrupt()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = _terminate_as_interrupt(command_of(argv))
     try:
         return _main(argv)
     finally:
@@ -237,6 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
+    finished, code = False, 0
     try:
         warnings.showwarning = _one_line_warning
         _quiet_opencv()  # loads OpenCV: a Ctrl-C here is "interrupted" like any later one
@@ -245,7 +229,11 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         if isinstance(sys.stdout, _ClosedStream) and _prints_results(args):
             sys.stdout.write("")  # refused now, before a profile or report is written and then called a failure
         code = args.func(args)
+        # a stop from here on changes nothing: run's outputs are final (it prints no results), the
+        # others' once standard output is flushed
+        finished = args.command == "run"
         sys.stdout.flush()
+        finished = True
         return code
     except CameraLostError as e:
         _error(in_cli_words(e))
@@ -253,10 +241,15 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except IdcEdgeError as e:
         _error(in_cli_words(e))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _ignore_stop_signals()
-        print("idc-edge: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # `run` stopped before its first frame says so (after it, run returns 0)
+        ignore_stop_signals()
+        if finished:
+            return code
+        try:
+            say(getattr(stop, "line", None) or stopped_line(command_of(argv or ()), stop))
+        except (OSError, ValueError):
+            pass
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `idc-edge ... | head -1`: the reader has all it wanted
         _detach_stdout()
         return EXIT_BROKEN_PIPE

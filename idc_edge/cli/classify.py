@@ -145,7 +145,7 @@ class _Tiler:
             # its probability and decision stay empty, never "nan" and idc 0, which read as "no IDC"
             called = tissue and bool(np.isfinite(prob))
             self.no_call += tissue and not called
-            out.append([str(path), "", "", f"{prob:.6f}" if called else "", int(r.idc[i, j]) if called else "",
+            out.append([csv_path(path), "", "", f"{prob:.6f}" if called else "", int(r.idc[i, j]) if called else "",
                         x0, y0, int(tissue)])
         return out
 
@@ -212,9 +212,29 @@ def _patch_row(path, prob: Optional[float], threshold: float) -> list:
         patient, label = rec.patient, rec.label
     except DatasetError:
         patient, label = "", ""
+    patient = csv_text(patient)
     if prob is None:
-        return [str(path), patient, label, "", "", 0, 0, 0]
-    return [str(path), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1]
+        return [csv_path(path), patient, label, "", "", 0, 0, 0]
+    return [csv_path(path), patient, label, f"{prob:.6f}", int(prob >= threshold), 0, 0, 1]
+
+
+#: first characters a spreadsheet takes as the start of a formula in a CSV cell (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_path(path) -> str:
+    """A file's path for a CSV cell that a spreadsheet shows as text: a relative path starting with a
+    formula character is written ``./PATH``, the same file (``classify .`` on a patch named
+    ``=HYPERLINK(...).png`` wrote a cell a spreadsheet ran as a formula); other paths unchanged."""
+    text = str(path)
+    return "./" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_text(text: str) -> str:
+    """Text for a CSV cell that a spreadsheet shows as text: one starting with a formula character
+    gets a leading apostrophe, as spreadsheets themselves mark such text (a patient id parsed from a
+    file name ``=1+1_idx5_x0_y0_class0.png``); other text unchanged."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def cmd_classify(args) -> int:

@@ -79,14 +79,24 @@ def _check_outputs(args) -> None:
 
     model = resolve_model_path(args.model)
     index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
+    # the snapshots folder too, when it is still to be made: named like the results file or video, it was
+    # taken (that file did not exist yet) and the Snapshot button failed in the middle of the session (one
+    # that exists is judged by SnapshotSink: a file there is "not a folder")
+    snapshots = (args.snapshots or "idc-snapshots") if (args.serve or args.show) else None
+    if snapshots is not None and os.path.lexists(snapshots):
+        snapshots = None
     check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
-                   [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index)])
+                   [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index),
+                    ("--snapshots", snapshots)])
 
 
 class _StopOnce:
-    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT during a run: each raises KeyboardInterrupt until the session
-    has taken one (its ``stopping``), which it turns into "interrupted" after finalising every output;
-    from then on they are only acknowledged. One arriving while a frame is handed to the outputs
+    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT for the whole of ``run``, from before the model and source
+    load: each raises KeyboardInterrupt (naming the signal, :func:`idc_edge.stops.raise_stop`) until the
+    session has taken one (its ``stopping``), which it turns into "interrupted" after finalising every
+    output; from then on they are only acknowledged. ``session`` is None until the run's session is
+    made (a stop before that ends the command, see :func:`cmd_run`); ``cause`` names the last stop
+    signal taken. One arriving while a frame is handed to the outputs
     (the session's ``delivering``) stops the run once every output has that frame
     (:meth:`Session.request_stop`): cut in between, the results held a frame the video did not. A
     second Ctrl-C pressed while the outputs close or the process exits printed a traceback or ended
@@ -96,8 +106,9 @@ class _StopOnce:
     ignored until the process ends; otherwise the handlers are restored.
     """
 
-    def __init__(self, session):
+    def __init__(self, session=None):
         self.session = session
+        self.cause = "Ctrl-C"
         self._said = False
         self._previous: dict = {}
         self._unraisable = None
@@ -114,11 +125,16 @@ class _StopOnce:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if not self.session.stopping:
-            if self.session.delivering:
+        from ..stops import signal_name
+
+        if self.session is not None and self.session.summary is not None:
+            return  # the run has ended, its outputs final: nothing left to stop (its summary line prints)
+        if self.session is None or not self.session.stopping:
+            self.cause = "Ctrl-C" if signum == signal.SIGINT else signal_name(signum)
+            if self.session is not None and self.session.delivering:
                 self.session.request_stop()
                 return
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(self.cause)
         if not self._said:  # os.write: a print from a signal handler could re-enter a half-done print
             self._said = True
             try:
@@ -130,9 +146,10 @@ class _StopOnce:
         if not isinstance(unraisable.exc_value, KeyboardInterrupt):
             self._unraisable(unraisable)
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, *exc) -> bool:
         sys.unraisablehook = self._unraisable
-        stopping = self.session.stopping
+        stopping = (self.session is not None and self.session.stopping) or (
+            exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
         for s, handler in self._previous.items():
             # stopping: ignored from here to the end (Python puts its own handlers back to the
             # default while it shuts down, which a late signal would then end by; ignored ones it leaves)
@@ -170,78 +187,111 @@ def gates_off(off: bool) -> dict:
 
 def build_sinks(args, config) -> list:
     """The outputs the arguments ask for, in the order they are fed: results first (a frame is on
-    disk before anything reports it), then video, snapshots, window, browser, progress line."""
+    disk before anything reports it), then video, snapshots, window, browser, progress line. A
+    failure or a stop while they are made closes the ones already made (a video's name lock, the
+    live view's port)."""
     from ..sinks import JsonlSink, LiveView, ProgressSink, SnapshotSink, VideoSink, WindowSink, parse_address
 
-    video = VideoSink(args.save_video) if args.save_video else None  # first: another program's video is
-    sinks = [JsonlSink(args.record)] if args.record else []               # refused before a results file is made
-    if video is not None:
-        sinks.append(video)
-    snapshot = SnapshotSink(args.snapshots or "idc-snapshots", style=config.overlay) if (args.serve or args.show) else None
-    if snapshot is not None:
-        sinks.append(snapshot)
-    if args.show:
-        sinks.append(WindowSink(snapshot=snapshot))
-    if args.serve:
-        host, port = parse_address(args.serve)
-        view = LiveView(host, port, snapshot=snapshot, style=config.overlay)
-        sinks.append(view)
-        print(f"live view: {view.url} (open it in a browser; Ctrl-C ends the run)"
-              + ("" if host in ("127.0.0.1", "localhost", "::1") else
-                 "; other machines on the network can watch: use on a trusted network only"),
-              file=sys.stderr, flush=True)
-    if not args.quiet:
-        sinks.append(ProgressSink())
-    return sinks
+    made: list = []
+    try:
+        video = VideoSink(args.save_video) if args.save_video else None  # first: another program's video is
+        if video is not None:                                             # refused before a results file is made
+            made.append(video)
+        if args.record:
+            made.insert(0, JsonlSink(args.record))
+        snapshot = SnapshotSink(args.snapshots or "idc-snapshots", style=config.overlay) if (args.serve or args.show) else None
+        if snapshot is not None:
+            made.append(snapshot)
+        if args.show:
+            made.append(WindowSink(snapshot=snapshot))
+        if args.serve:
+            host, port = parse_address(args.serve)
+            view = LiveView(host, port, snapshot=snapshot, style=config.overlay)
+            made.append(view)
+            print(f"live view: {view.url} (open it in a browser; Ctrl-C ends the run)"
+                  + ("" if host in ("127.0.0.1", "localhost", "::1") else
+                     "; other machines on the network can watch: use on a trusted network only"),
+                  file=sys.stderr, flush=True)
+        if not args.quiet:
+            made.append(ProgressSink())
+    except BaseException:
+        _close_quietly(made)
+        raise
+    return made
+
+
+def _close_quietly(closers) -> None:
+    """Close sinks (and a source) that never ran, after a failure or a stop before the run: a fault
+    closing one is logged, never hides the error or stop being raised."""
+    from ..session import _close_all
+
+    _close_all(list(closers))
 
 
 def cmd_run(args) -> int:
     """parse → config → sinks → :func:`~idc_edge.session.run_session` → exit code (0, or the fault
-    raised after the summary line: the caller maps it to 2, or 3 for a lost camera)."""
-    from ..session import Session
+    raised after the summary line: the caller maps it to 2, or 3 for a lost camera).
 
+    The run's stop signals are taken first (:class:`_StopOnce`): a stop before the first frame (while
+    the model or the source loads, a camera opens, or before a frame reaches the outputs) closes
+    every output made so far (a results file keeps its header only) and ends with one line saying
+    the run was stopped before its first frame (:class:`~idc_edge.stops.StoppedEarly`, exit 130);
+    a stop after it finalises the outputs and exits 0."""
+    from ..stops import StoppedEarly, stopped_line
+
+    with _StopOnce() as stop:
+        try:
+            session = _prepare(args, stop)
+        except KeyboardInterrupt as e:
+            raise StoppedEarly(stop.cause, stopped_line("run", e)) from None
+        try:
+            session.run()
+        except IdcEdgeError:
+            if session.summary is None:
+                raise  # before the first frame: bad model or source, nothing to summarise
+            _print_summary(session.summary)
+            raise
+        summary = session.summary
+        if summary.stopped == "interrupted" and not summary.frames:  # nothing reached an output
+            raise StoppedEarly(stop.cause, stopped_line("run", KeyboardInterrupt(stop.cause), summary.sink_notes))
+        _print_summary(summary)  # with the handlers still taken: a stop now is no stop "before the first frame"
+        _refuse_a_run_over_nothing(session)
+    return 0
+
+
+def _prepare(args, stop: _StopOnce):
+    """The run's :class:`~idc_edge.session.Session` (its outputs made, a camera opened), set as
+    ``stop.session``; on a failure or a stop, everything made so far is closed before it is raised."""
+    from dataclasses import replace
+
+    from ..session import Session, with_decode_factor
+    from ..sources.mjpeg import reduction_for
     from .camera_setup import say_granted
 
     _check_outputs(args)
-    from dataclasses import replace
-
-    from ..session import with_decode_factor
-    from ..sources.mjpeg import reduction_for
-
     config = build_config(args)
     sinks = build_sinks(args, config)  # a window without a display or a port in use fails here, first
     source = None
-    if config.camera is not None:  # a camera says the mode it was granted before the run starts
-        if config.detector.um_per_px and not args.full_decode:
-            from ..classifier import resolve_model_path
-            from ..spec import read_spec
-
-            model_um = read_spec(resolve_model_path(config.detector.model_path)).um_per_px  # bad model: its error
-            display = any(s.needs_overlay or s.needs_image for s in sinks)
-            config = replace(config, reduce_mjpeg=reduction_for(config.detector.um_per_px, model_um, display))
-        try:
-            source = config.open_source()
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        say_granted(source, config.detector.um_per_px)
-        config = with_decode_factor(config, source)
-        if getattr(source, "decode_factor", 1) > 1:
-            print(f"{source.description}: MJPG decoded at 1/{source.decode_factor} size "
-                  f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
-    session = Session(config, sinks, source=source)
     try:
-        with _StopOnce(session):  # SIGTERM, SIGHUP and SIGQUIT finish cleanly too, as on Ctrl-C
-            session.run()
-    except IdcEdgeError:
-        if session.summary is None:
-            raise  # before the first frame: bad model or source, nothing to summarise
-        _print_summary(session.summary)
+        if config.camera is not None:  # a camera says the mode it was granted before the run starts
+            if config.detector.um_per_px and not args.full_decode:
+                from ..classifier import resolve_model_path
+                from ..spec import read_spec
+
+                model_um = read_spec(resolve_model_path(config.detector.model_path)).um_per_px  # bad model: its error
+                display = any(s.needs_overlay or s.needs_image for s in sinks)
+                config = replace(config, reduce_mjpeg=reduction_for(config.detector.um_per_px, model_um, display))
+            source = config.open_source()
+            say_granted(source, config.detector.um_per_px)
+            config = with_decode_factor(config, source)
+            if getattr(source, "decode_factor", 1) > 1:
+                print(f"{source.description}: MJPG decoded at 1/{source.decode_factor} size "
+                      f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
+        stop.session = Session(config, sinks, source=source)
+    except BaseException:
+        _close_quietly(sinks + ([source] if source is not None else []))
         raise
-    _print_summary(session.summary)
-    _refuse_a_run_over_nothing(session)
-    return 0
+    return stop.session
 
 
 def _refuse_a_run_over_nothing(session) -> None:

@@ -56,11 +56,12 @@ class JsonlSink(Sink):
     delivery = "inline"
 
     def __init__(self, path: Union[str, os.PathLike], fsync: bool = True):
-        from ..fileio import as_path, no_folder
+        from ..fileio import as_path, check_full_path, no_folder
         from ..validate import flag
 
         self.path = Path(as_path(path, "JsonlSink's path"))
         fsync = flag("fsync", fsync)
+        check_full_path(self.path, "results file", RecordError)  # else "folder ... does not exist" below
         if not self.path.parent.is_dir():
             raise RecordError(f"cannot write results to {str(self.path)!r}: {no_folder(self.path.parent)}")
         self.fsync = fsync

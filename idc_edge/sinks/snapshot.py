@@ -11,7 +11,7 @@ from typing import Optional, Union
 import cv2
 
 from ..errors import RecordError
-from ..fileio import as_path, name, no_folder, refuse_kernel_files, write_whole
+from ..fileio import as_path, check_full_path, name, no_folder, refuse_kernel_files, write_whole
 from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
 
@@ -38,6 +38,7 @@ class SnapshotSink(Sink):
 
     def __init__(self, folder: Union[str, os.PathLike], style: OverlayStyle = OverlayStyle()):
         self.folder = Path(as_path(folder, "snapshots folder"))
+        check_full_path(self.folder, "snapshots in", RecordError, "save")
         # checked now, not when the Snapshot button is pressed in the middle of a session
         where = self.folder if self.folder.is_dir() else self.folder.parent
         if os.path.lexists(self.folder) and not self.folder.is_dir():

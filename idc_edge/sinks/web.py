@@ -232,9 +232,13 @@ class LiveView(Sink):
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        except socket.gaierror:
-            raise OptionError(f"LiveView at {where}: {host!r} is not an address or a name this machine can resolve; "
-                              "use 127.0.0.1 (this machine) or 0.0.0.0 (every network)", options=["LiveView at"]) from None
+        except (socket.gaierror, UnicodeError) as e:
+            # UnicodeError: a name DNS cannot hold (a label over 63 characters, an empty one as in
+            # "a..b", bytes that are not text) fails in Python's IDNA codec before any look-up
+            kind = ("is not a host name DNS can hold (each dot-separated part 1 to 63 characters)"
+                    if isinstance(e, UnicodeError) else "is not an address or a name this machine can resolve")
+            raise OptionError(f"LiveView at {where}: {short(host)} {kind}; use 127.0.0.1 (this machine) or "
+                              "0.0.0.0 (every network)", options=["LiveView at"]) from None
         family, _, _, _, address = infos[0]
         try:
             return _Server(address[:2], _make_handler(self), family)

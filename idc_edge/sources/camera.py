@@ -89,6 +89,40 @@ def _shown(device: Union[int, str]) -> Union[int, str]:
     return redact_url(device) if isinstance(device, str) else device
 
 
+#: the character-device major number of video (V4L2) devices on Linux
+V4L2_MAJOR = 81
+
+
+def _not_a_camera(device: str, waited_s: float) -> Optional[str]:
+    """Why the device path ``device`` that gave no capture is no camera at all, or None when it may be
+    one (a video device, or a path that does not exist: unplugged). A folder, a regular file, a FIFO
+    that gave no video and a character device that is not a video device (``/dev/null``, a terminal)
+    were all told to "check the cable"."""
+    import os
+    import stat
+    import sys
+
+    try:
+        st = os.stat(device)
+    except (OSError, ValueError):
+        return None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return "it is a folder, not a camera (a folder of images is read with source=FOLDER)"
+    if stat.S_ISREG(mode):
+        return "it is a file OpenCV cannot read as video, not a camera (a video file is read with source=FILE)"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return (f"it is a {'FIFO (named pipe)' if stat.S_ISFIFO(mode) else 'socket'} that gave no video within "
+                f"{waited_s:g} s: a camera path of a pipe reads a video stream written into it (MJPEG, H.264), so "
+                "check that its writer is running and sends one")
+    if stat.S_ISCHR(mode) and sys.platform.startswith("linux") and os.major(st.st_rdev) != V4L2_MAJOR:
+        return ("it is a character device but not a video (V4L2) device (/dev/null, a terminal, a serial port); "
+                "cameras are /dev/video* or their /dev/v4l/by-id links: list them with `idc-edge cameras`")
+    if stat.S_ISBLK(mode):
+        return "it is a block device (a disk), not a camera; list cameras with `idc-edge cameras`"
+    return None
+
+
 class CameraSource(FrameSource):
     """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
 
@@ -155,9 +189,13 @@ class CameraSource(FrameSource):
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
-                raise SourceError(f"no camera at {_shown(device)!r}: no stream there; start it on the camera's machine "
-                                  "(a Raspberry Pi: `rpicam-vid -t 0 --inline --listen -o tcp://0.0.0.0:8888`, once per "
-                                  "run) and check the address and port")
+                from .network import why_no_stream
+
+                raise SourceError(f"no camera at {_shown(device)!r}: {why_no_stream(device, self.lost_timeout_s)}",
+                                  options=["lost_timeout_s"])
+            not_a_camera = _not_a_camera(device, self.lost_timeout_s) if isinstance(device, str) else None
+            if not_a_camera:
+                raise SourceError(f"no camera at {_shown(device)!r}: {not_a_camera}", options=["source="])
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
             raise SourceError(f"no camera at {_shown(device)!r}: {hint}, or pass another camera")

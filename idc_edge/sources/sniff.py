@@ -72,3 +72,33 @@ def instead(file: str = "FILE", source: str = "FILE") -> str:
     """What to do with an image given where frames were expected, in API words (``source=``): ``file`` as
     it goes in a command line, ``source`` as the option's value is shown."""
     return f"for an image use `idc-edge classify {file}`, or source={source} to run it as one frame"
+
+
+#: top-level boxes of an ISO media file (MP4, MOV, M4V, 3GP) read at most, to find its index
+MAX_BOXES = 10_000
+
+
+def iso_media_without_index(fd: int, size: int) -> bool:
+    """True when the regular file ``fd`` (``size`` bytes) is ISO media (MP4, MOV: its first box
+    ``ftyp``, or media data first) whose top-level boxes hold no ``moov``, the index a player needs
+    to find any frame: a recording cut off before it was finished (the writer crashed or was killed,
+    the disk filled, the card was pulled), which MPEG-4 writers put at the end."""
+    at, seen = 0, set()
+    for _ in range(MAX_BOXES):
+        if at + 8 > size:
+            break
+        head = os.pread(fd, 16, at)
+        if len(head) < 8:
+            break
+        length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        if not at and kind not in (b"ftyp", b"mdat", b"wide", b"free", b"skip"):
+            return False  # not ISO media
+        seen.add(kind)
+        if length == 1 and len(head) >= 16:
+            length = int.from_bytes(head[8:16], "big")
+        elif length == 0:  # to the end of the file: nothing follows
+            break
+        if length < 8:
+            return False  # not a box: another format, or damage this cannot judge
+        at += length
+    return b"moov" not in seen and bool(seen & {b"ftyp", b"mdat"})

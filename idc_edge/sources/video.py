@@ -70,8 +70,7 @@ class VideoSource(FrameSource):
             probe = cv2.VideoCapture(where)
             try:
                 if not probe.isOpened():
-                    raise SourceError(f"cannot open {name(self.path)} as a video: not a video file OpenCV can decode "
-                                      "(for still images use .png/.jpg/.tif)")
+                    raise SourceError(f"cannot open {name(self.path)} as a video: {_why_unreadable(self.path, file_bytes)}")
                 count = probe.get(cv2.CAP_PROP_FRAME_COUNT)
                 fps = probe.get(cv2.CAP_PROP_FPS)
                 fourcc = int(probe.get(cv2.CAP_PROP_FOURCC) or 0)
@@ -177,3 +176,26 @@ class VideoSource(FrameSource):
             ms = cap.get(cv2.CAP_PROP_POS_MSEC) if self._times_from_file else None
             ts = ms / 1000.0 if ms and 0 < ms < math.inf else (index / self.fps if self.fps else float(index))
             yield Frame(index, ts, image, damaged if raw else None)
+
+
+def _why_unreadable(path: str, file_bytes: int) -> str:
+    """Why OpenCV opened no video from ``path`` (``file_bytes`` long), in words: empty, an MP4/MOV
+    cut off before its index was written, or not a video OpenCV can decode."""
+    from .sniff import iso_media_without_index
+
+    if file_bytes == 0:
+        return "the file is empty (0 bytes): a recording that never wrote a frame, or a copy that failed"
+    try:
+        fd = open_input(path, "video")
+        try:
+            cut_off = iso_media_without_index(fd, file_bytes)
+        finally:
+            os.close(fd)
+    except (SourceError, OSError):
+        cut_off = False
+    if cut_off:
+        return ("it is an MP4/MOV without its index (no 'moov' box), which MPEG-4 writes last: the recording was "
+                "cut off before it was finished (the program stopped, the disk filled, the card was pulled) and no "
+                "frame can be found in it; a repair tool that rebuilds the index from a good recording of the same "
+                "camera may save it, and recording to .mkv or .avi keeps what was written")
+    return "not a video file OpenCV can decode (for still images use .png/.jpg/.tif)"
