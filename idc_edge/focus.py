@@ -43,7 +43,7 @@ import numpy as np
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
 from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
-from .glare import MAX_DARKEST_TISSUE, darkest_tissue
+from .glare import MAX_DARKEST_TISSUE, darkest_faint_tissue, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
@@ -708,9 +708,11 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     if exposure.enabled:
         least = exposure.min_white if h * w >= exposure.large_field_px else exposure.min_white_small
         too_dark = white_levels(grey[..., None])[0] < least  # the grey's 99th percentile
+        judge_glare = half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark
         darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=exposure.min_tissue_px, half=half,
-                                 half_tissue=half_tissue) \
-            if half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark else float("nan")
+                                 half_tissue=half_tissue) if judge_glare else float("nan")
+        if judge_glare and math.isnan(darkest):  # too little tissue for the mask: is it washed too pale for it?
+            darkest = darkest_faint_tissue(rgb[:h, :w], min_px=exposure.min_tissue_px, half=half)
         washed_out = darkest > exposure.max_darkest_tissue
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., clipped] / np.maximum(n_px, 1), 0.0)

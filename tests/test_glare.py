@@ -20,7 +20,7 @@ from idc_edge.bench import synthetic_slide
 from idc_edge.detector import Detector
 from idc_edge.errors import OptionError
 from idc_edge.focus import ExposureOptions
-from idc_edge.glare import MAX_DARKEST_TISSUE, darkest_tissue
+from idc_edge.glare import MAX_DARKEST_TISSUE, darkest_faint_tissue, darkest_tissue
 from idc_edge.overlay import status_text
 from idc_edge.tissue import tissue_pixels
 
@@ -72,6 +72,26 @@ def test_a_washed_out_frame_is_no_call_said_as_such_and_the_option_decides():
         ExposureOptions(max_darkest_tissue=1.5)
 
 
+def test_tissue_washed_too_pale_for_the_tissue_mask_is_still_said_washed_out_and_bare_glass_is_not():
+    """Under veiling glare of 70 % the synthetic slide's tissue falls below the tissue mask's
+    saturation: the frame showed no tissue and made no call, without a word. Its faint tissue (darker
+    than the glass, a trace of colour) is read instead: the frame is washed out. Bare glass dimmed by
+    vignetting or flicker, or with dust, has no such tissue and is not."""
+    from benchmarks.camera_conditions import dust, flicker, vignetting
+
+    washed = glare(slide_rgb(4), 0.7)
+    assert cv2.countNonZero(tissue_pixels(washed)) < 5_000 and math.isnan(reading(washed))
+    assert darkest_faint_tissue(washed) > 0.7
+    glass = np.full((300, 500, 3), (240, 236, 238), np.uint8)
+    for bare in (glass, vignetting(glass, 0.6), flicker(glass, 0.2), dust(glass, np.random.default_rng(0), 10, 0.7)):
+        assert math.isnan(darkest_faint_tissue(bare))
+    with Detector(um_per_px=4.0, stride=25) as det:
+        result = det.detect(cv2.cvtColor(washed, cv2.COLOR_RGB2BGR))
+        assert result.n_tissue == 0 and result.washed_out and not result.exposure_ok
+        assert status_text(result).startswith("WASHED OUT: no call")
+        assert not det.detect(cv2.cvtColor(vignetting(glass, 0.6), cv2.COLOR_RGB2BGR)).washed_out
+
+
 @pytest.mark.data
 def test_real_slides_are_called_and_under_strong_glare_they_are_no_call(validation_fields):
     with Detector(um_per_px=4.0, stride=50) as det:
@@ -82,6 +102,9 @@ def test_real_slides_are_called_and_under_strong_glare_they_are_no_call(validati
             # 45 % of the glass's light added: the model alone agreed 85 % with the clean field, IDC recall 0.63
             washed = det.detect(cv2.cvtColor(glare(f.rgb, 0.45), cv2.COLOR_RGB2BGR))
             assert washed.washed_out and washed.n_idc == 0 and washed.n_no_call == washed.n_tissue > 0, f.patient
+            # 60 %: on some fields no tissue is left for the mask, and the frame is still said washed out
+            paler = det.detect(cv2.cvtColor(glare(f.rgb, 0.6), cv2.COLOR_RGB2BGR))
+            assert paler.washed_out and paler.n_idc == 0 and paler.n_no_call == paler.n_tissue, f.patient
 
 
 def test_run_says_once_that_stray_light_washes_the_frames_out_and_records_it(tmp_path):
