@@ -42,6 +42,7 @@ from .overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .profiles import Profile
 from .sinks.base import SessionInfo, Sink, SinkFeed, SinkFrame
 from .sources.modes import CameraControls, CameraMode
+from .sources.stage import MosaicSource
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +321,11 @@ class Session:
                 closers.append(results)  # closed first: stops its threads before the source and detector
             streaming = True
             warned: set = set()
+            # a data-set folder's frames are at the model's scale by making; other frames' scale must be given
+            assumed = (detector.spec.um_per_px if self.config.detector.um_per_px is None
+                       and not isinstance(source, MosaicSource) else None)
             for result in results:
-                warn_once(result, warned)
+                warn_once(result, warned, assumed)
                 fps = (frames + 1) / max(time.monotonic() - started, 1e-9)
                 overlay = draw_overlay(result.image, result, style, fps=fps, info=labels) if draw else None
                 if not wants_image and result.image is not None:
@@ -447,16 +451,28 @@ NO_CALL_WARNINGS = (
 )
 
 
-def warn_once(result, warned: set) -> None:
+def assumed_scale_note(model_um_per_px: float) -> str:
+    """Added to the out-of-focus warning of a run whose frames' scale nobody gave: the commonest cause
+    of a sharp picture read as blurred is a camera finer than the model's scale taken to be at it."""
+    return (f"; no um_per_px was given, so frames are taken to be at the model's {model_um_per_px:g} um per pixel: "
+            "a sharp picture from a finer camera is magnified for the model and looks just as blurred, so give "
+            "the camera's scale (um_per_px, or a profile with a measured one)")
+
+
+def warn_once(result, warned: set, assumed_um_per_px: Optional[float] = None) -> None:
     """Log each no-call reason of ``result`` the first time it appears in a run (``warned`` holds
     the reasons already told). A frame decoded only in part (``result.damage``) is left out: the
     source has said so, and the sharp edge of the decoder's grey fill set off advice that did not
-    apply (the stage moved, red and blue swapped); its record still holds every reading."""
+    apply (the stage moved, red and blue swapped); its record still holds every reading.
+    ``assumed_um_per_px``: the model's scale when the frames were taken to be at it for want of one
+    (the out-of-focus warning then says so, :func:`assumed_scale_note`)."""
     if getattr(result, "damage", None) is not None:
         return
     for reason, has, text in NO_CALL_WARNINGS:
         if reason not in warned and has(result):
             warned.add(reason)
+            if reason == "in_focus" and assumed_um_per_px is not None:
+                text += assumed_scale_note(assumed_um_per_px)
             log.warning("frame %d: %s", result.index, text)
 
 

@@ -233,3 +233,27 @@ def test_windows_reaching_into_black_are_no_call_and_the_rest_keep_their_scores(
         assert not np.isnan(det.detect(stopped).probabilities[rim]).any()
     with pytest.raises(Exception, match="max_unlit_fraction"):
         ExposureOptions(max_unlit_fraction=1.5)
+
+
+def test_a_run_of_a_finer_camera_without_its_scale_is_told_why_its_sharp_frames_look_blurred(tmp_path):
+    """A 1 µm/px microscope video run without ``--um-per-px`` is taken to be at the model's 4 µm/px:
+    the model sees the tissue 4× magnified, the focus gate calls it out of focus, and the warning now
+    says that no scale was given. Given the scale, the same video is in focus; the data set's own
+    folders are at the model's scale by making and are not told so."""
+    from conftest import run_recorded
+    from idc_edge.bench import synthetic_slide
+    from train import camera_sim as cs
+
+    rgb = synthetic_slide(270, 480, seed=3)[..., ::-1]
+    camera = cs.defocus(cs.to_camera_scale(np.ascontiguousarray(rgb), 1.0), sigma_um=1.0, um_per_px=1.0)  # 1920×1080
+    video = tmp_path / "scope.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (camera.shape[1], camera.shape[0]))
+    for _ in range(3):
+        writer.write(np.ascontiguousarray(camera[..., ::-1]))
+    writer.release()
+    said, records = run_recorded(video, tmp_path / "a.jsonl")
+    (focus,) = [line for line in said if "out of focus" in line]
+    assert "no --um-per-px was given" in focus and "4 um per pixel" in focus
+    assert not any(r["in_focus"] for r in records)
+    said, records = run_recorded(video, tmp_path / "b.jsonl", "--um-per-px", "1")
+    assert not any("out of focus" in line for line in said) and all(r["in_focus"] for r in records)
