@@ -278,7 +278,8 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
                          "<name>.tflite (patch_size_px, um_per_px, channel_order, threshold, class_names)")
     raw = read_bytes(path, "model sidecar", ModelError)
     try:
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_repeats(path))
+        # utf-8-sig: a Windows editor starts the file with a byte-order mark (profiles and results files take one too)
+        data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_refuse_repeats(path))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelError(f"model sidecar {name(path)} is not valid JSON ({short(str(e), 120)}); "
                          "fix or regenerate it") from None

@@ -535,3 +535,15 @@ def test_a_report_holds_a_few_numbers_per_frame_not_every_parsed_line(tmp_path):
     finally:
         tracemalloc.stop()
     assert summary.frames == 150 and peak < 3 * size, (peak, size)
+
+
+def test_a_model_sidecar_saved_by_a_windows_editor_is_read(tiny_int8, tmp_path):
+    # a byte-order mark (Notepad's UTF-8) made the sidecar "not valid JSON"; profiles and results files took one
+    import shutil
+
+    from idc_edge.spec import read_spec, sidecar_path
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_int8, model)
+    sidecar_path(model).write_bytes(b"\xef\xbb\xbf" + sidecar_path(tiny_int8).read_bytes().replace(b"\n", b"\r\n"))
+    assert read_spec(model) == read_spec(tiny_int8)
