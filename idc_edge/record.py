@@ -194,6 +194,30 @@ MAX_AREA_MM2 = 1e6
 #: of :data:`MAX_AREA_MM2`, a metre.
 MAX_CELL_UM = math.sqrt(MAX_AREA_MM2) * 1000.0
 
+#: The version of the results file's layout this idc-edge writes (each session header's ``format``)
+#: and reads: a header of a later format is refused by name, never read as if it were this one.
+RESULTS_FORMAT = 1
+
+
+def check_format(header: dict[str, Any], where: str) -> None:
+    """Refuse a session header whose ``format`` is not one this idc-edge reads (1 to
+    :data:`RESULTS_FORMAT`; a header without one is read as format 1).
+
+    Raises:
+        RecordError: naming ``where``, the format and the idc-edge version that wrote it, and to
+            update idc-edge (a later format) or that the header was changed (not a whole number).
+    """
+    version = header.get("format", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= RESULTS_FORMAT:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > RESULTS_FORMAT:
+        raise RecordError(f"{where}: this session was written in results format {version} (by idc-edge "
+                          f"{short(header.get('idc_edge', '?'), 30)}); this idc-edge reads format {RESULTS_FORMAT} and "
+                          "cannot tell what its fields mean: update idc-edge to read it")
+    raise RecordError(f"{where}: field 'format' must be a whole number from 1, got {short(version, 40)}: is this a "
+                      "results file written by JsonlSink, unchanged?", options=["JsonlSink"])
+
+
 #: The fields of a results file that readers rely on, with their kind ("?": may be missing or null).
 #: A line whose field is of another kind is refused by name, never summed as text or crashed on.
 #: ``idc-edge report`` keeps only the frame fields named here (add a field here before summarising it).
@@ -268,6 +292,7 @@ def read_sessions(path: Union[str, os.PathLike], keep: Optional[Iterable[str]] =
             if header is not None or records:
                 sessions.append(RecordedSession(header, tuple(records)))
             header, records = r[SESSION_KEY], []
+            check_format(header, where)
             check_fields(header, HEADER_FIELDS, where)
         elif "index" in r and "idc_fraction" in r:
             check_fields(r, FRAME_FIELDS, where)

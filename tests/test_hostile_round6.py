@@ -1,0 +1,85 @@
+"""Red-team round 6: hostile results files for `report`, hostile items in `Detector.stream`, and
+hostile clients of the live view.
+
+Everything is real: results files are written by a real run of the committed tiny LiteRT model and
+then changed as an editor or another program would, the command line runs in this process
+(``idc_edge.cli.main``), the live view is a real HTTP server on the loopback address.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from idc_edge.cli import main
+from idc_edge.errors import FrameError, RecordError
+from idc_edge.record import read_records, read_sessions
+
+TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
+
+
+def tissue_frame(width=200, height=150):
+    """A pink field with a purple block: tissue the tiny model scores."""
+    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
+    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
+    return frame
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def results_lines(tmp_path_factory):
+    """The lines of a real results file: a session header and three frame records."""
+    folder = tmp_path_factory.mktemp("recorded")
+    image = folder / "field.png"
+    cv2.imwrite(str(image), tissue_frame())
+    path = folder / "r.jsonl"
+    for _ in range(3):
+        assert main(["run", "--source", str(image), "--model", TINY, "--quiet", "--record", str(path)]) == 0
+    lines = path.read_text().splitlines()
+    assert len(lines) == 6 and "session" in json.loads(lines[0])
+    return lines[:2]
+
+
+def report(path, capsys, *extra):
+    code = main(["report", str(path), *extra])
+    return code, capsys.readouterr()
+
+
+# -- report on results files changed by hand or by another program -------------------------------
+
+def test_a_session_of_a_later_results_format_is_refused_not_read_as_this_one(tmp_path, capsys, results_lines):
+    # a header of format 2 (a later idc-edge, whose fields may mean other things) was summarised as if it
+    # were format 1 without a word, and a format of "x" passed too
+    header, frame = (json.loads(line) for line in results_lines)
+    path = tmp_path / "r.jsonl"
+    for version, said in ((2, f"results format 2 (by idc-edge {header['session']['idc_edge']!r}); this idc-edge reads format 1 and cannot tell what its "
+                              "fields mean: update idc-edge"), ("x", "field 'format' must be a whole number"),
+                          (True, "field 'format' must be a whole number"), (0, "field 'format' must be")):
+        header["session"]["format"] = version
+        path.write_text(json.dumps(header) + "\n" + json.dumps(frame) + "\n")
+        for extra in ([], ["--json"], ["--html", str(tmp_path / "r.html")]):
+            code, out = report(path, capsys, *extra)
+            assert code == 2 and not out.out
+            line = one_error_line(out.err)
+            assert "line 1" in line and said in line, line
+        with pytest.raises(RecordError, match="line 1"):
+            read_sessions(path)
+        assert not (tmp_path / "r.html").exists()
+    # this idc-edge's own format, and a header without one (read as format 1), are read as before
+    for version in (1, None):
+        session = dict(header["session"], format=version)
+        if version is None:
+            session.pop("format")
+        path.write_text(json.dumps({"session": session}) + "\n" + json.dumps(frame) + "\n")
+        code, out = report(path, capsys, "--json")
+        assert code == 0, out.err
+        assert len(read_sessions(path)[0].records) == 1
