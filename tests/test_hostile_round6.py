@@ -83,3 +83,28 @@ def test_a_session_of_a_later_results_format_is_refused_not_read_as_this_one(tmp
         code, out = report(path, capsys, "--json")
         assert code == 0, out.err
         assert len(read_sessions(path)[0].records) == 1
+
+
+def test_a_results_line_giving_a_field_twice_is_refused_naming_the_line_and_field(tmp_path, capsys, results_lines):
+    # JSON keeps the last of two values for one key: an edited line "idc_fraction": 0.9, ..., "idc_fraction": 0
+    # was summarised as no IDC, and an index given twice moved the frame, both without a word
+    header, frame = results_lines
+    path = tmp_path / "r.jsonl"
+    frame_text = frame.replace('"index":', '"idc_fraction": 0.9, "index":', 1)
+    assert frame_text != frame
+    cases = [(frame_text, 2, "'idc_fraction'"),
+             (frame.replace('{"width":', '{"width": 9, "width":', 1), 2, "'width'"),
+             (header.replace('"session":{"format":', '"session":{"format":1, "format":', 1), 1, "'format'")]
+    for text, line_number, field in cases:
+        assert text not in (header, frame)
+        lines = [header, text] if line_number == 2 else [text, frame]
+        path.write_text("\n".join(lines) + "\n")
+        code, out = report(path, capsys)
+        assert code == 2
+        line = one_error_line(out.err)
+        assert f"line {line_number}" in line and field in line and "twice" in line, line
+        with pytest.raises(RecordError, match="twice"):
+            read_records(path)
+    # the same line once each is read, and the recorder still appends to such a file's whole lines
+    path.write_text(header + "\n" + frame + "\n")
+    assert report(path, capsys)[0] == 0
