@@ -108,3 +108,24 @@ def test_a_results_line_giving_a_field_twice_is_refused_naming_the_line_and_fiel
     # the same line once each is read, and the recorder still appends to such a file's whole lines
     path.write_text(header + "\n" + frame + "\n")
     assert report(path, capsys)[0] == 0
+
+
+# -- Detector.stream with hostile items --------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["list", "tuple", "pair"])
+def test_a_stream_item_that_is_a_list_or_tuple_is_named_as_such_not_as_a_frame_index(bad):
+    # a list or tuple has a method .index(): stream() took it for the frame's number and said
+    # "frame index <built-in method index of list object at 0x...> is not a frame number"
+    from idc_edge import Detector
+
+    frame = tissue_frame()
+    item = {"list": frame.tolist(), "tuple": tuple(frame), "pair": (0, frame)}[bad]
+    with Detector(model_path=TINY) as detector:
+        results = detector.stream([frame, item, frame])
+        first = next(results)
+        assert first.index == 0 and first.n_tissue > 0
+        with pytest.raises(FrameError) as caught:
+            next(results)
+    message = str(caught.value)
+    assert f"a frame must be a numpy image array, got {type(item).__name__}" in message
+    assert "index" not in message and "built-in" not in message
