@@ -8,6 +8,8 @@ then changed as an editor or another program would, the command line runs in thi
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 import cv2
 import numpy as np
@@ -129,3 +131,71 @@ def test_a_stream_item_that_is_a_list_or_tuple_is_named_as_such_not_as_a_frame_i
     message = str(caught.value)
     assert f"a frame must be a numpy image array, got {type(item).__name__}" in message
     assert "index" not in message and "built-in" not in message
+
+
+# -- the live view's HTTP server under a flood of connections ------------------------------------------
+
+def _ask(port, path="/status.json", source="127.0.0.1"):
+    """The first line and body of a GET from ``source`` (an address of the loopback range)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20, source_address=(source, 0)) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode("ascii"))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0].decode("ascii"), body
+
+
+def _handler_threads():
+    return sum("process_request_thread" in t.name for t in threading.enumerate())
+
+
+def test_a_flood_of_half_sent_requests_holds_a_bounded_number_of_threads_and_other_viewers_are_served(tmp_path):
+    # a client opening connections and sending half a request (slowloris) got a thread for each, without
+    # end; with a listen backlog of 5 the other viewers' connections went unanswered for seconds meanwhile
+    from test_live_view import Running
+    from idc_edge.sinks.web import MAX_CONNECTIONS_PER_ADDRESS
+
+    running = Running(tmp_path)
+    try:
+        port = running.view.port
+        for _ in range(600):  # the first frame recorded (bounded wait, no timing asserted)
+            if running.frames_recorded():
+                break
+            threading.Event().wait(0.05)
+        flood = []
+        try:
+            for _ in range(100):
+                s = socket.create_connection(("127.0.0.1", port), timeout=20)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line that ends it
+                flood.append(s)
+            # the connection over the limit is answered at once, in JSON, and closed
+            reply = b""
+            while chunk := flood[-1].recv(65536):
+                reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 "), reply[:200]
+            assert b"Retry-After: 5" in head
+            assert "as many viewers as it serves at once" in json.loads(body)["error"]
+            assert _handler_threads() <= MAX_CONNECTIONS_PER_ADDRESS
+            # a viewer at another address is served while the flood is held open, and the run goes on
+            status, body = _ask(port, source="127.0.0.2")
+            assert status == "HTTP/1.1 200 OK" and json.loads(body)["state"] == "live"
+            before = running.frames_recorded()
+            for _ in range(600):
+                if running.frames_recorded() > before + 2:
+                    break
+                threading.Event().wait(0.05)
+            assert running.frames_recorded() > before + 2
+        finally:
+            for s in flood:
+                s.close()
+        # once the flood is gone its address is served again (its threads end as their sockets close)
+        for _ in range(200):
+            status, body = _ask(port)
+            if status == "HTTP/1.1 200 OK":
+                break
+            threading.Event().wait(0.05)
+        assert status == "HTTP/1.1 200 OK", body
+    finally:
+        running.stop()

@@ -23,7 +23,8 @@ Cost and fairness: each frame is drawn on a copy scaled to ``max_width`` and JPE
 on the sink's own thread (newest frame wins), and only while someone watches; every viewer gets
 the newest JPEG when its connection is ready for one, so a slow viewer skips frames instead of
 slowing the run or the other viewers. The served rate is capped at ``max_fps``. A viewer that
-stops reading is dropped after ``client_timeout_s``. Closing the sink stops the server and ends
+stops reading is dropped after ``client_timeout_s``. At most ``MAX_CONNECTIONS`` connections are
+open at once, ``MAX_CONNECTIONS_PER_ADDRESS`` from one address; more are answered 503. Closing the sink stops the server and ends
 every stream.
 """
 from __future__ import annotations
@@ -150,13 +151,72 @@ def _cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: Connections the live view holds open at once, in all and from one client address: each is a
+#: thread for as long as it lasts (a stream for the whole run; an idle or half-sent request up to
+#: ``client_timeout_s`` per read). One more is answered 503 at once, by the accepting thread.
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_ADDRESS = 16
+
+_BUSY = {"error": "this live view has as many viewers as it serves at once (from your address or in all): "
+                  "close a tab or another viewer, then try again"}
+
+
 class _Server(ThreadingHTTPServer):
+    """The live view's HTTP server: a thread per connection, at most :data:`MAX_CONNECTIONS` of them
+    and :data:`MAX_CONNECTIONS_PER_ADDRESS` from one client address (a page or program opening
+    connections without end made a thread for each, and a backlog of 5 left the other viewers'
+    connections unanswered for seconds); connections waiting to be accepted queue up to 128."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, address, handler, family):
         self.address_family = family
+        self._open: dict = {}  # client address -> connections open
+        self._open_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        """Take the connection if under the limits (counted until its thread ends), else answer it
+        503 without a thread: a short reply that fits a fresh socket's buffer, sent without waiting."""
+        address = client_address[0]
+        with self._open_lock:
+            if (sum(self._open.values()) < MAX_CONNECTIONS
+                    and self._open.get(address, 0) < MAX_CONNECTIONS_PER_ADDRESS):
+                self._open[address] = self._open.get(address, 0) + 1
+                return True
+        body = dumps(_BUSY).encode("utf-8")
+        try:
+            request.setblocking(False)
+            request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                         b"Retry-After: 5\r\nConnection: close\r\nCache-Control: no-store\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            request.recv(65536)  # what the client sent so far: closing on unread data would reset the reply
+        except OSError:
+            pass
+        return False
+
+    def _release(self, client_address) -> None:
+        with self._open_lock:
+            left = self._open.get(client_address[0], 1) - 1
+            if left > 0:
+                self._open[client_address[0]] = left
+            else:
+                self._open.pop(client_address[0], None)
+
+    def process_request(self, request, client_address) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread for it (RuntimeError: can't start new thread): not counted
+            self._release(client_address)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address)
 
     def handle_error(self, request, client_address) -> None:
         """A viewer's request that fails outside the handler's own checks: a browser that resets the
