@@ -8,6 +8,9 @@ then changed as an editor or another program would, the command line runs in thi
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import socket
 import threading
 
@@ -199,3 +202,27 @@ def test_a_flood_of_half_sent_requests_holds_a_bounded_number_of_threads_and_oth
         assert status == "HTTP/1.1 200 OK", body
     finally:
         running.stop()
+
+
+# -- python -m convert --model that is no file ------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["character device", "FIFO", "link to a device"])
+def test_convert_names_a_model_that_is_a_device_or_fifo_as_such_not_as_missing(tmp_path, kind):
+    # Path.is_file() is False for them: /dev/zero and a FIFO were "trained model ... does not exist"
+    if kind == "character device":
+        model = "/dev/zero"
+    elif kind == "FIFO":
+        model = tmp_path / "model.keras"
+        os.mkfifo(model)  # nobody writes it: opening it must not wait
+    else:
+        model = tmp_path / "model.keras"
+        model.symlink_to("/dev/zero")
+    proc = subprocess.run([sys.executable, "-m", "convert", "--model", str(model), "--data", str(tmp_path / "no-data"),
+                           "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    what = "FIFO (named pipe)" if kind == "FIFO" else "character device (terminal or /dev file)"
+    assert f"is a {what}, not a regular file" in lines[0] and "does not exist" not in lines[0], lines[0]
+    assert "pass the model.keras written by python -m train" in lines[0]
+    assert not (tmp_path / "o").exists()
