@@ -226,3 +226,57 @@ def test_convert_names_a_model_that_is_a_device_or_fifo_as_such_not_as_missing(t
     assert f"is a {what}, not a regular file" in lines[0] and "does not exist" not in lines[0], lines[0]
     assert "pass the model.keras written by python -m train" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def _raw(port, request: bytes):
+    """Status line, headers (lower-case names) and body of the live view's answer to ``request``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(request)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}, body
+
+
+def test_head_is_answered_like_get_and_every_refusal_of_http_server_itself_is_json(tmp_path):
+    # HEAD (curl -I, a monitor's health check) was 501 with an HTML page; OPTIONS/PUT/DELETE too; a
+    # header over 64 KB, a malformed request line, an https:// client's TLS hello got http.server's
+    # HTML page, while the live view's own refusals are JSON
+    from test_live_view import Running
+
+    running = Running(tmp_path)
+    try:
+        port = running.view.port
+        host = b"Host: 127.0.0.1\r\nConnection: close\r\n"
+        status, headers, body = _raw(port, b"GET / HTTP/1.1\r\n" + host + b"\r\n")
+        assert status == "HTTP/1.1 200 OK" and len(body) == int(headers["content-length"]) > 1000
+        page_length = headers["content-length"]
+        for path, ctype in (("/", "text/html; charset=utf-8"), ("/status.json", "application/json"),
+                            ("/stream.mjpg", None)):
+            status, headers, body = _raw(port, f"HEAD {path} HTTP/1.1\r\n".encode("ascii") + host + b"\r\n")
+            assert status == "HTTP/1.1 200 OK" and body == b"", (path, status, body[:100])
+            if ctype:
+                assert headers["content-type"] == ctype
+            else:
+                assert headers["content-type"].startswith("multipart/x-mixed-replace")
+        assert _raw(port, b"HEAD / HTTP/1.1\r\n" + host + b"\r\n")[1]["content-length"] == page_length
+        refusals = {b"OPTIONS * HTTP/1.1\r\n" + host + b"\r\n": (405, "not OPTIONS"),
+                    b"PUT /settings HTTP/1.1\r\n" + host + b"Content-Length: 0\r\n\r\n": (405, "not PUT"),
+                    b"DELETE / HTTP/1.1\r\n" + host + b"\r\n": (405, "not DELETE"),
+                    b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n" + host + b"\r\n": (431, ""),
+                    b"GET / HTTP/1.1\r\n" + b"".join(b"X%d: y\r\n" % i for i in range(200)) + host + b"\r\n": (431, ""),
+                    b"GET / HTTP/9.9\r\n" + host + b"\r\n": (505, ""),
+                    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64) + b"\r\n\r\n": (400, "not https://")}
+        for request, (code, said) in refusals.items():
+            status, headers, body = _raw(port, request)
+            assert status.startswith(f"HTTP/1.1 {code} "), (request[:40], status)
+            assert headers["content-type"] == "application/json", (request[:40], headers)
+            assert said in json.loads(body)["error"], (request[:40], body)
+            if code == 405:
+                assert headers["allow"] == "GET, HEAD, POST"
+        # the run went on, and the page is still served
+        assert _raw(port, b"GET /status.json HTTP/1.1\r\n" + host + b"\r\n")[0] == "HTTP/1.1 200 OK"
+    finally:
+        running.stop()

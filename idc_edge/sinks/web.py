@@ -1,7 +1,7 @@
 """The live view in a browser: the overlay as MJPEG, the numbers and a Snapshot button, standard
 library only (``http.server``), nothing fetched from the internet.
 
-    GET  /              the page (inline CSS and JS)
+    GET  /              the page (inline CSS and JS); HEAD of any GET: its headers only
     GET  /stream.mjpg   the overlay as ``multipart/x-mixed-replace`` JPEGs
     GET  /frame.jpg     the newest overlay as one JPEG
     GET  /status.json   IDC area, % of tissue, focus, threshold, model, fps ... of the newest frame
@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
@@ -497,7 +498,32 @@ def _make_handler(view: LiveView):
                                ("Cache-Control", "no-store"), *headers):
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":  # HEAD: the headers GET would send, no body
+                self.wfile.write(body)
+
+        def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+            """http.server's own refusals (a method without a handler, a malformed request line, a header
+            line over 64 KB or over 100 headers) as JSON ``{"error": ...}`` like every other refusal; a
+            method the live view does not take is 405 with ``Allow`` (http.server sent 501 and an HTML page)."""
+            self.close_connection = True
+            headers: tuple = ()
+            if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+                code, headers = HTTPStatus.METHOD_NOT_ALLOWED, (("Allow", "GET, HEAD, POST"),)
+                message = f"the live view takes GET, HEAD and POST, not {_cut(self.command, 40)}"
+            elif code == HTTPStatus.BAD_REQUEST and (getattr(self, "raw_requestline", b"") or b"").startswith(b"\x16\x03"):
+                message = "this live view speaks plain HTTP: open http://, not https://"  # a TLS hello
+            reason = self.responses.get(code, ("error",))[0]
+            text = message or reason
+            if explain and explain not in text:
+                text = f"{text}: {explain}"
+            try:
+                self.log_error("code %d, message %s", code, text)
+                if not self.command or self.request_version == "HTTP/0.9":  # no request line to answer in kind
+                    self.request_version = "HTTP/1.1"
+                self._send(code, dumps({"error": _cut(text)}).encode("utf-8"), "application/json",
+                           (("Connection", "close"), *headers))
+            except OSError:
+                pass
 
         def _json(self, code: int, data: dict, headers: tuple = ()) -> None:
             # NaN/inf as null: JSON.parse takes it
@@ -550,6 +576,9 @@ def _make_handler(view: LiveView):
             except (OSError, ValueError):
                 self.close_connection = True  # the viewer left or stopped reading
 
+        def do_HEAD(self):  # noqa: N802 - http.server's name; what GET answers, without its body
+            self.do_GET()
+
         def _stream(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
@@ -557,6 +586,8 @@ def _make_handler(view: LiveView):
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+            if self.command == "HEAD":
+                return
             with view._cond:
                 view._streams += 1
             try:
