@@ -122,6 +122,17 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
     return tail
 
 
+#: Bytes of Python objects one byte of a results line's JSON may become once parsed: a float in
+#: ``0.5,`` is a 24-byte object and an 8-byte pointer for 4 bytes of text, ``{},`` a 64-byte dict for 3
+#: (a 240 MB line of floats took 3.1 GB). A line is checked against the memory budget at this size,
+#: so the largest line read under the default 1 GiB is 32 MiB; a frame's line is under a few MB (an
+#: 8K frame's patch boxes, some 300 KB).
+JSON_OBJECT_BYTES = 32
+
+#: Lines up to this many bytes are parsed unchecked (2 MiB at most once parsed: 64 KiB x 32).
+_CHECKED_LINE_BYTES = 1 << 16
+
+
 def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for every whole line of a results file, read and parsed a block at a
     time (a final fragment without a newline is ignored; blank lines and a byte-order mark at the
@@ -131,7 +142,8 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
     Raises:
         RecordError: the file is missing or not a regular file (a FIFO is refused, not waited on),
             a line is not a JSON object.
-        MemoryBudgetError: one line is larger than the memory budget.
+        MemoryBudgetError: one line, parsed (:data:`JSON_OBJECT_BYTES` per byte), would be larger
+            than the memory budget.
     """
     fd = open_input(path, "results", RecordError)
     number, pending, pending_len = 0, [], 0  # pieces of the line not yet ended by a newline
@@ -146,11 +158,15 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
             start = 0
             while True:
                 end = data.find(b"\n", start)
+                length = pending_len + (len(data) if end < 0 else end) - start  # of the line so far
+                if length > _CHECKED_LINE_BYTES:
+                    check_buffer((length,), JSON_OBJECT_BYTES,
+                                 f"line {number + 1} of results {name(path)} ({length} bytes of JSON"
+                                 f"{' so far' if end < 0 else ''}, up to {JSON_OBJECT_BYTES}x that once parsed)",
+                                 "a frame's line is at most a few MB: this is not an idc-edge results file as written")
                 if end < 0:
                     pending.append(data[start:])
-                    pending_len += len(data) - start
-                    check_buffer((pending_len,), 1, f"line {number + 1} of results {name(path)}",
-                                 "this is not an idc-edge results file")
+                    pending_len = length
                     break
                 line = b"".join([*pending, data[start:end]]) if pending else data[start:end]
                 pending, pending_len, start = [], 0, end + 1

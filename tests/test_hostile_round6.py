@@ -280,3 +280,27 @@ def test_head_is_answered_like_get_and_every_refusal_of_http_server_itself_is_js
         assert _raw(port, b"GET /status.json HTTP/1.1\r\n" + host + b"\r\n")[0] == "HTTP/1.1 200 OK"
     finally:
         running.stop()
+
+
+def test_a_results_line_is_held_to_the_memory_budget_as_parsed_not_as_text(tmp_path, capsys, monkeypatch,
+                                                                           results_lines):
+    # a line was checked against the budget by its bytes, but parsing takes up to 32x that: a 240 MB
+    # line of floats (under the 1 GiB budget) took 3.1 GB of memory in `report`
+    from idc_edge.errors import MemoryBudgetError
+
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "64")  # so the largest line read is 2 MiB
+    header, frame = results_lines
+    path = tmp_path / "r.jsonl"
+    floats = ",".join(["0.5"] * 750_000)  # 3 MB of text, some 25 MB parsed
+    path.write_text(header + "\n" + frame[:-1] + f', "extra": [{floats}]}}' + "\n")
+    code, out = report(path, capsys)
+    assert code == 2 and not out.out
+    line = one_error_line(out.err)
+    assert "line 2 of results" in line and "once parsed" in line and "over the memory budget of 64.0 MiB" in line, line
+    with pytest.raises(MemoryBudgetError, match="line 2"):
+        read_records(path)
+    # a line of 1 MB (more than an 8K frame's) is read under that budget
+    floats = ",".join(["0.5"] * 250_000)
+    path.write_text(header + "\n" + frame[:-1] + f', "extra": [{floats}]}}' + "\n")
+    assert report(path, capsys)[0] == 0
+    assert len(read_records(path)) == 1
