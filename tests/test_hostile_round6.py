@@ -304,3 +304,27 @@ def test_a_results_line_is_held_to_the_memory_budget_as_parsed_not_as_text(tmp_p
     path.write_text(header + "\n" + frame[:-1] + f', "extra": [{floats}]}}' + "\n")
     assert report(path, capsys)[0] == 0
     assert len(read_records(path)) == 1
+
+
+# -- a data set whose patients are numbered 0, 1, 2, ... ---------------------------------------------------
+
+def test_a_data_set_whose_patients_are_numbered_from_0_is_read_as_a_data_set_not_as_one_patient(tmp_path, capsys):
+    # patient folders named "0" and "1" (patients numbered after anonymising) made the root look like one
+    # patient's folder with class folders 0/ and 1/: evaluate and training said "no patches found"
+    from idc_edge.dataset import scan_files
+
+    patch = np.full((50, 50, 3), (200, 150, 220), np.uint8)
+    for patient in ("0", "1", "2"):
+        for label in ("0", "1"):
+            folder = tmp_path / "data" / patient / label
+            folder.mkdir(parents=True)
+            for x in (0, 50):
+                cv2.imwrite(str(folder / f"{patient}_idx5_x{x}_y0_class{label}.png"), patch)
+    scan = scan_files(tmp_path / "data")
+    assert sorted({r.patient for r in scan.records}) == ["0", "1", "2"] and len(scan.records) == 12
+    assert not scan.misnamed
+    assert main(["evaluate", str(tmp_path / "data"), "--model", TINY, "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_patients"] == 3 and out["n_patches"] == 12 and sorted(out["per_patient"]) == ["0", "1", "2"]
+    # one patient's own folder (class folders 0/ and 1/ holding patches) is still read as that patient
+    assert len(scan_files(tmp_path / "data" / "1").records) == 4
