@@ -122,6 +122,31 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
     return tail
 
 
+#: The first bytes of files a results file is often turned into (packed to send, saved by an editor in
+#: another encoding): what it is, and what to do to read it.
+_PACKED = ((b"\x1f\x8b", "gzip-compressed", "unpack it first (gunzip -k FILE, or zcat FILE > results.jsonl)"),
+           (b"BZh", "bzip2-compressed", "unpack it first (bunzip2 -k FILE)"),
+           (b"\xfd7zXZ\x00", "xz-compressed", "unpack it first (unxz -k FILE)"),
+           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unpack it first (unzstd FILE)"),
+           (b"PK\x03\x04", "a zip archive", "unpack the results file from it first (unzip FILE)"),
+           (b"\xff\xfe", "UTF-16 text (saved by an editor as 'Unicode')", "save it again as UTF-8"),
+           (b"\xfe\xff", "UTF-16 text (saved by an editor as 'Unicode big-endian')", "save it again as UTF-8"),
+           (b"{\x00", "UTF-16 text", "save it again as UTF-8"), (b"\x00{", "UTF-16 text", "save it again as UTF-8"))
+
+
+def _refuse_packed(head: bytes, path) -> None:
+    """Refuse a results file whose first bytes ``head`` say it is compressed, an archive or UTF-16
+    (:data:`_PACKED`), naming what it is and how to read it (it was "line 1 is not valid JSON", or
+    "holds no results" when no newline came first).
+
+    Raises:
+        RecordError: the file is one of those.
+    """
+    for magic, what, todo in _PACKED:
+        if head.startswith(magic):
+            raise RecordError(f"results {name(path)} is {what}, not the text of a results file: {todo}")
+
+
 #: Bytes of Python objects one byte of a results line's JSON may become once parsed: a float in
 #: ``0.5,`` is a 24-byte object and an 8-byte pointer for 4 bytes of text, ``{},`` a 64-byte dict for 3
 #: (a 240 MB line of floats took 3.1 GB). A line is checked against the memory budget at this size,
@@ -155,6 +180,8 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 raise RecordError(f"cannot read results {name(path)}: {why(e)}") from None
             if not data:
                 return  # what is pending has no newline: unfinished
+            if number == 0 and not pending:
+                _refuse_packed(data, path)
             start = 0
             while True:
                 end = data.find(b"\n", start)

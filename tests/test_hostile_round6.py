@@ -328,3 +328,41 @@ def test_a_data_set_whose_patients_are_numbered_from_0_is_read_as_a_data_set_not
     assert out["n_patients"] == 3 and out["n_patches"] == 12 and sorted(out["per_patient"]) == ["0", "1", "2"]
     # one patient's own folder (class folders 0/ and 1/ holding patches) is still read as that patient
     assert len(scan_files(tmp_path / "data" / "1").records) == 4
+
+
+@pytest.mark.parametrize("packing, said", [("gzip", "is gzip-compressed"), ("bz2", "is bzip2-compressed"),
+                                           ("lzma", "is xz-compressed"), ("zip", "is a zip archive"),
+                                           ("utf-16", "is UTF-16 text"), ("utf-16-le", "is UTF-16 text"),
+                                           ("gzip-long", "is gzip-compressed")])
+def test_a_compressed_or_utf16_results_file_is_named_as_such_with_what_to_do(tmp_path, capsys, results_lines, packing,
+                                                                             said):
+    # report said "line 1 is not valid JSON" (or, with no newline byte in the first block, that the file
+    # "holds no results (it is empty or cut ...)") for a results file packed to be sent or saved as UTF-16
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    text = "\n".join(results_lines) + "\n"
+    path = tmp_path / "r.jsonl"
+    if packing == "gzip":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif packing == "gzip-long":  # more than a block of packed data with no newline byte in it
+        data = gzip.compress(text.encode() + np.random.default_rng(0).bytes(3 << 20))
+        path.write_bytes(data.replace(b"\n", b"\x00"))
+    elif packing == "bz2":
+        path.write_bytes(bz2.compress(text.encode()))
+    elif packing == "lzma":
+        path.write_bytes(lzma.compress(text.encode()))
+    elif packing == "zip":
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("r.jsonl", text)
+    else:
+        path.write_bytes(text.encode(packing))
+    code, out = report(path, capsys)
+    assert code == 2 and not out.out
+    line = one_error_line(out.err)
+    assert said in line and "not the text of a results file" in line, line
+    assert ("save it again as UTF-8" if packing.startswith("utf") else "unpack") in line
+    with pytest.raises(RecordError, match=said):
+        read_sessions(path)
