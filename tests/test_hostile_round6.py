@@ -366,3 +366,40 @@ def test_a_compressed_or_utf16_results_file_is_named_as_such_with_what_to_do(tmp
     assert ("save it again as UTF-8" if packing.startswith("utf") else "unpack") in line
     with pytest.raises(RecordError, match=said):
         read_sessions(path)
+
+
+# -- classify on a decompression bomb ---------------------------------------------------------------------
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a few hundred bytes whose header declares ``width`` × ``height`` RGB pixels (a
+    decompression bomb's header: the rows it would inflate to are never there)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\x00" * (width * 3 + 1) * 4, 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_classify_names_an_image_over_the_memory_budget_as_such_not_as_corrupt(tmp_path, capsys):
+    # classify put a 60000x60000 PNG with the patches it could not read: "skipped 1 unreadable image(s)
+    # (corrupt or not images)", and alone "none of the 1 image(s) could be read (corrupt or not images)",
+    # while run --source said it was over the memory budget and what to do
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), tissue_frame(50, 50))
+    (folder / "bomb.png").write_bytes(_png_declaring(60000, 60000))
+    assert main(["classify", str(folder), "--model", TINY, "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.strip().splitlines()) == 2  # the header and a.png's row
+    warnings = [line for line in out.err.splitlines() if line.startswith("idc-edge: warning:")]
+    assert len(warnings) == 1, out.err
+    assert "over the memory budget" in warnings[0] and "60000×60000" in warnings[0] and "bomb.png" in warnings[0]
+    assert "corrupt" not in warnings[0] and "IDC_EDGE_MEMORY_MB" in warnings[0]
+    # alone, it is the one error line of the budget
+    code = main(["classify", str(folder / "bomb.png"), "--model", TINY, "--quiet"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "over the memory budget" in line and "60000×60000" in line and "corrupt" not in line
