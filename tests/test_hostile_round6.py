@@ -403,3 +403,28 @@ def test_classify_names_an_image_over_the_memory_budget_as_such_not_as_corrupt(t
     code = main(["classify", str(folder / "bomb.png"), "--model", TINY, "--quiet"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "over the memory budget" in line and "60000×60000" in line and "corrupt" not in line
+
+
+# -- Detector.classify_patches on a view far larger than its memory --------------------------------------
+
+def test_classify_patches_of_a_large_view_never_copies_it_whole(tmp_path):
+    # the model's input for all N patches was made at once: a copy of them (200,000 patches took 1.5 GB,
+    # over the 1 GiB budget), and a view larger than memory (np.broadcast_to, a memmap) was numpy's bare
+    # MemoryError ("Unable to allocate 14.0 GiB") instead of being scored
+    import tracemalloc
+
+    from idc_edge import Detector
+
+    patch = cv2.cvtColor(tissue_frame(50, 50), cv2.COLOR_BGR2RGB)
+    with Detector(model_path=TINY) as detector:
+        alone = detector.classify_patches(patch[None])
+        many = np.broadcast_to(patch, (20_000, 50, 50, 3))  # 150 MB as a copy, nothing as a view
+        tracemalloc.start()
+        try:
+            probs = detector.classify_patches(many)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert probs.shape == (20_000,) and probs.dtype == np.float32
+    np.testing.assert_array_equal(probs, np.full(20_000, alone[0], np.float32))
+    assert peak < 40 << 20, f"classify_patches held {peak / 2**20:.0f} MiB at once for a 150 MB view"
