@@ -428,3 +428,34 @@ def test_classify_patches_of_a_large_view_never_copies_it_whole(tmp_path):
     assert probs.shape == (20_000,) and probs.dtype == np.float32
     np.testing.assert_array_equal(probs, np.full(20_000, alone[0], np.float32))
     assert peak < 40 << 20, f"classify_patches held {peak / 2**20:.0f} MiB at once for a 150 MB view"
+
+
+# -- python -m train --val-patients @FILE that is no file --------------------------------------------------
+
+def _at_most_2_gb():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a runaway read fails, never fills the machine
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "/dev/zero", "binary"])
+def test_a_patient_list_file_that_is_a_fifo_or_device_is_refused_at_once(tmp_path, kind):
+    # Path.read_text(): a FIFO nobody writes waited for ever, /dev/zero was read until memory ran out
+    # (MemoryError traceback), bytes that are not text were a UnicodeDecodeError's words
+    if kind == "FIFO":
+        target = tmp_path / "ids.txt"
+        os.mkfifo(target)
+    elif kind == "binary":
+        target = tmp_path / "ids.txt"
+        target.write_bytes(b"\xff\xfe\x00\x89PNG")
+    else:
+        target = "/dev/zero"
+    proc = subprocess.run([sys.executable, "-m", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                           "--val-patients", f"@{target}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_at_most_2_gb, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    said = {"FIFO": "is a FIFO (named pipe), not a regular file", "/dev/zero": "is a character device",
+            "binary": "is not UTF-8 text"}[kind]
+    assert "--val-patients" in lines[0] and said in lines[0] and "give a text file of patient ids" in lines[0], lines[0]
+    assert not (tmp_path / "o").exists()
