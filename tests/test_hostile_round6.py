@@ -459,3 +459,21 @@ def test_a_patient_list_file_that_is_a_fifo_or_device_is_refused_at_once(tmp_pat
             "binary": "is not UTF-8 text"}[kind]
     assert "--val-patients" in lines[0] and said in lines[0] and "give a text file of patient ids" in lines[0], lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_convert_never_waits_on_a_fifo_or_reads_a_device_for_the_training_records_beside_the_model(tmp_path):
+    # model_card.json / train_config.json beside --model were read with Path.read_text(): a FIFO there
+    # waited for ever, a link to /dev/zero was read until memory ran out; they are now "absent"
+    os.mkfifo(tmp_path / "model_card.json")
+    (tmp_path / "train_config.json").symlink_to("/dev/zero")
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04")
+    code = ("import sys; from convert.data import recorded_validation_patients; "
+            "from convert.pipeline import read_train_config; "
+            f"print(recorded_validation_patients({str(tmp_path / 'model.keras')!r})); "
+            f"print(read_train_config({str(tmp_path / 'model.keras')!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_at_most_2_gb)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    patients, said = proc.stdout.splitlines()
+    assert patients.startswith("(None, ") and "no model_card.json or train_config.json with validation patients" in patients
+    assert said == "{}"
