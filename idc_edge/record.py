@@ -282,7 +282,7 @@ def check_format(header: dict[str, Any], where: str) -> None:
     if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= RESULTS_FORMAT:
         return
     if isinstance(version, int) and not isinstance(version, bool) and version > RESULTS_FORMAT:
-        raise RecordError(f"{where}: this session was written in results format {version} (by idc-edge "
+        raise RecordError(f"{where}: this session was written in results format {short(version, 30)} (by idc-edge "
                           f"{short(header.get('idc_edge', '?'), 30)}); this idc-edge reads format {RESULTS_FORMAT} and "
                           "cannot tell what its fields mean: update idc-edge to read it")
     raise RecordError(f"{where}: field 'format' must be a whole number from 1, got {short(version, 40)}: is this a "

@@ -79,6 +79,10 @@ def test_a_session_of_a_later_results_format_is_refused_not_read_as_this_one(tmp
         with pytest.raises(RecordError, match="line 1"):
             read_sessions(path)
         assert not (tmp_path / "r.html").exists()
+    header["session"]["format"] = 10 ** 4000  # a format of 4,001 digits is echoed shortened
+    path.write_text(json.dumps(header) + "\n" + json.dumps(frame) + "\n")
+    line = one_error_line(report(path, capsys)[1].err)
+    assert "results format 1000" in line and len(line) < 600, len(line)
     # this idc-edge's own format, and a header without one (read as format 1), are read as before
     for version in (1, None):
         session = dict(header["session"], format=version)
