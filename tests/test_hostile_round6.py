@@ -8,6 +8,8 @@ then changed as an editor or another program would, the command line runs in thi
 from __future__ import annotations
 
 import json
+import re
+import select
 import os
 import subprocess
 import sys
@@ -481,3 +483,49 @@ def test_convert_never_waits_on_a_fifo_or_reads_a_device_for_the_training_record
     patients, said = proc.stdout.splitlines()
     assert patients.startswith("(None, ") and "no model_card.json or train_config.json with validation patients" in patients
     assert said == "{}"
+
+
+def test_a_request_sent_a_byte_at_a_time_is_dropped_after_client_timeout_in_all(tmp_path):
+    # each read waited client_timeout_s anew, so a client sending a byte now and then (slowloris) kept
+    # its connection and thread for as long as it liked; now the whole request has client_timeout_s
+    from test_live_view import Running
+
+    running = Running(tmp_path, client_timeout_s=1.0)
+    try:
+        port = running.view.port
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            closed = False
+            for _ in range(60):  # a byte every 0.25 s: 15 s of trickle, fifteen times the 1 s allowed
+                try:
+                    s.sendall(b"a")
+                except OSError:  # reset by the server
+                    closed = True
+                    break
+                readable = select.select([s], [], [], 0.25)[0]
+                if readable:
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        data = b""
+                    closed = data == b""  # the server closed the connection, the request unanswered
+                    if closed:
+                        break
+            assert closed, "the live view kept a request sent a byte at a time open"
+        # the live view itself is unharmed: a whole request is answered
+        status, body = _ask(port)
+        assert status == "HTTP/1.1 200 OK" and json.loads(body)["state"] in ("live", "waiting for the first frame")
+        # a keep-alive viewer asking twice, quickly, is served twice on one connection
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            for _ in range(2):
+                s.sendall(b"GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += s.recv(1)
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                body = b""
+                while len(body) < length:
+                    body += s.recv(length - len(body))
+                assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(body)["model"]
+    finally:
+        running.stop()

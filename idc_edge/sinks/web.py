@@ -23,13 +23,15 @@ Cost and fairness: each frame is drawn on a copy scaled to ``max_width`` and JPE
 on the sink's own thread (newest frame wins), and only while someone watches; every viewer gets
 the newest JPEG when its connection is ready for one, so a slow viewer skips frames instead of
 slowing the run or the other viewers. The served rate is capped at ``max_fps``. A viewer that
-stops reading is dropped after ``client_timeout_s``. At most ``MAX_CONNECTIONS`` connections are
+stops reading is dropped after ``client_timeout_s``, and so is a request not received whole within
+it (one sent a byte at a time). At most ``MAX_CONNECTIONS`` connections are
 open at once, ``MAX_CONNECTIONS_PER_ADDRESS`` from one address; more are answered 503. Closing the sink stops the server and ends
 every stream.
 """
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import json
 import math
@@ -470,6 +472,32 @@ def _focus(result):
     return None if value and _number(result, "sharpness") is None else value
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The reading side of a viewer's socket for ``handler.rfile``: every read waits at most until
+    ``handler.deadline`` (``time.monotonic()`` seconds), then raises ``TimeoutError``, which
+    http.server takes as a request that timed out (the connection is closed). The socket's own
+    timeout (``client_timeout_s``, for writes to a viewer that stops reading) is put back after each read."""
+
+    def __init__(self, handler):
+        super().__init__()
+        self._handler = handler
+        self._sock = handler.connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(left if timeout is None else min(left, timeout))
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(timeout)
+
+
 def _make_handler(view: LiveView):
     class Handler(BaseHTTPRequestHandler):
         server_version = "idc-edge"
@@ -478,8 +506,18 @@ def _make_handler(view: LiveView):
         def setup(self):
             super().setup()
             self.connection.settimeout(view.client_timeout_s)
+            self.deadline = time.monotonic() + view.client_timeout_s
+            plain, self.rfile = self.rfile, io.BufferedReader(_DeadlineReader(self))
+            plain.close()  # the socket's own file object, replaced (closing it leaves the socket open)
             view._sockets.add(self.connection)
             view._handlers.add(threading.current_thread())
+
+        def handle_one_request(self):
+            """Each request (its line, headers and body) must arrive within ``client_timeout_s`` in all,
+            counted from the end of the one before: a client sending a byte now and then kept its
+            thread for ever, each read waiting ``client_timeout_s`` anew (slowloris)."""
+            self.deadline = time.monotonic() + view.client_timeout_s
+            super().handle_one_request()
 
         def finish(self):
             view._sockets.discard(self.connection)
