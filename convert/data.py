@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from idc_edge.dataset import LoadedPatches, Split, load_patches, scan_dataset, split_by_patient
-from idc_edge.errors import DatasetError, OptionError
+from idc_edge.errors import DatasetError, IdcEdgeError, ModelError, OptionError
+from idc_edge.fileio import read_bytes
 
 #: refuse a validation set of which more than this share of patches cannot be read
 MAX_UNREADABLE_SHARE = 0.01
@@ -105,9 +106,9 @@ def recorded_validation_patients(model_path: str | os.PathLike) -> tuple[tuple[s
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # read_bytes: a FIFO or device there is refused at once, never waited on or read without end
+        data = json.loads(read_bytes(path, "training record", ModelError).decode("utf-8"))
+    except (IdcEdgeError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

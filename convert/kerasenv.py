@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from idc_edge.errors import ModelError
+from idc_edge.fileio import open_input
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -68,14 +69,21 @@ def check_keras_file(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise ModelError(f"--model {str(path)!r} is a folder, not a Keras .keras file; {_TRAINED_HINT} "
                          f"(e.g. {str(path / 'model.keras')!r})")
-    if not path.is_file():
+    if not os.path.exists(path):
         raise ModelError(f"trained model {str(path)!r} does not exist; pass --model PATH to a Keras .keras file "
                          "(training writes runs/<name>/model.keras)")
+    # opened without blocking and refused unless a regular file: a device, FIFO or socket is named as
+    # what it is (Path.is_file() called /dev/zero and a FIFO "does not exist")
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(ZIP_MAGIC))
+        fd = open_input(path, "--model", ModelError)
+    except ModelError as e:
+        raise ModelError(f"{e}; {_TRAINED_HINT}") from None
+    try:
+        head = os.read(fd, len(ZIP_MAGIC))
     except OSError as e:
         raise ModelError(f"cannot read --model {str(path)!r}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
     if head != ZIP_MAGIC:
         what = "is empty" if not head else "is not a Keras .keras file (zip)"
         raise ModelError(f"--model {str(path)!r} {what}; {_TRAINED_HINT}")

@@ -25,8 +25,8 @@ import numpy as np
 
 from idc_edge.classifier import PatchClassifier
 from idc_edge.dataset import CLASS_NAMES, PATCH_SIZE_PX, UM_PER_PX
-from idc_edge.errors import OptionError, RecordError
-from idc_edge.fileio import write_whole
+from idc_edge.errors import IdcEdgeError, ModelError, OptionError, RecordError
+from idc_edge.fileio import read_bytes, write_whole
 from idc_edge.jsonready import utc_now
 from idc_edge.machine import machine_line
 from idc_edge.metrics import binary_metrics
@@ -50,10 +50,11 @@ def stderr_log(msg: str) -> None:
 def read_train_config(model_path: str | os.PathLike) -> dict:
     """``train_config.json`` next to the trained model, or {} when absent or unreadable."""
     path = Path(model_path).with_name("train_config.json")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    try:  # read_bytes: a FIFO or device there is refused at once, never waited on or read without end
+        data = json.loads(read_bytes(path, "train_config.json", ModelError).decode("utf-8"))
+    except (IdcEdgeError, ValueError, RecursionError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def resolve_architecture(model, explicit: str | None, train_config: dict) -> str:

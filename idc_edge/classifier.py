@@ -37,6 +37,10 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "idc_int8.tflite"
 _TFLITE_ID = b"TFL3"
 
+#: Patches :meth:`PatchClassifier.predict` turns into the model's input at a time (rounded down to
+#: whole batches): 2,048 RGB patches of 50 px are 15 MiB (60 MiB for a float model's input).
+PREDICT_CHUNK_PATCHES = 2048
+
 #: Image sizes whose dense interpreter is kept: a frame size needs up to four (the frame or its
 #: tiles, the strips along its right and bottom edges, the corner window), so two frame sizes fit.
 DENSE_CACHE_SIZE = 8
@@ -266,9 +270,14 @@ class PatchClassifier:
         probs = np.empty(n, np.float32)
         if n == 0:
             return probs
-        x = self._prepare(patches)
-        with self._lock:
-            self._predict_prepared(x, probs)
+        # a chunk at a time: the model's input for all N at once is a copy of them (4x for a float
+        # model), so 200,000 patches took 1.5 GB and a view larger than memory (np.broadcast_to) was
+        # numpy's bare MemoryError; chunks are whole batches, so every patch is batched as before
+        chunk = self.max_batch * max(1, PREDICT_CHUNK_PATCHES // self.max_batch)
+        for start in range(0, n, chunk):
+            x = self._prepare(patches[start:start + chunk])
+            with self._lock:
+                self._predict_prepared(x, probs[start:start + chunk])
         return probs
 
     def _predict_prepared(self, x: np.ndarray, probs: np.ndarray) -> None:

@@ -68,11 +68,18 @@ def parse_patch_path(path: str | os.PathLike) -> PatchRecord:
     return PatchRecord(str(path), m["patient"], int(m["c"]), int(m["x"]), int(m["y"]))
 
 
+def _has_class_folders(folder: Path) -> bool:
+    """True when ``folder`` holds a class folder ``0`` or ``1`` (a patient's folder has them)."""
+    return (folder / "0").is_dir() or (folder / "1").is_dir()
+
+
 def _patient_dirs(root: Path) -> list[Path]:
-    """The patient folders under ``root``; ``root`` itself when it is one patient's folder."""
-    if (root / "0").is_dir() or (root / "1").is_dir():
+    """The patient folders under ``root``; ``root`` itself when it is one patient's folder: it has a
+    class folder ``0`` or ``1`` that is not itself a patient's folder (patients numbered 0, 1, 2, ...
+    have folders named ``0`` and ``1`` holding class folders: that root is the data set's)."""
+    if _has_class_folders(root) and not any(_has_class_folders(root / c) for c in ("0", "1")):
         return [root]
-    return sorted(p for p in root.iterdir() if p.is_dir() and ((p / "0").is_dir() or (p / "1").is_dir()))
+    return sorted(p for p in root.iterdir() if p.is_dir() and _has_class_folders(p))
 
 
 #: other image files in a class folder: patches saved in another format, skipped and named like misnamed ones

@@ -523,10 +523,12 @@ class Detector:
 
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
         for i, item in enumerate(frames):
-            image = getattr(item, "image", item)
-            result = self.detect(image, index=getattr(item, "index", i), timestamp=getattr(item, "timestamp", None),
-                                 keep_image=keep_image, cache=cache)
-            damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
+            if hasattr(item, "image"):  # a source's Frame, or a caller's own object like it
+                image, index, timestamp = item.image, getattr(item, "index", i), getattr(item, "timestamp", None)
+                damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
+            else:  # a bare image, numbered by its place; a list's or tuple's own .index() is no frame number
+                image, index, timestamp, damage = item, i, None, None
+            result = self.detect(image, index=index, timestamp=timestamp, keep_image=keep_image, cache=cache)
             yield result if damage is None else replace(result, damage=str(damage))
 
     def classify_patches(self, patches_rgb: np.ndarray) -> np.ndarray:

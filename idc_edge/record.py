@@ -62,16 +62,40 @@ def _without_bom(line: bytes, number: int) -> bytes:
     return line[len(_BOM):] if number == 1 and line.startswith(_BOM) else line
 
 
-def _line_value(line: bytes, number: int) -> Any:
+class _DuplicateKey(ValueError):
+    """An object of a results line gives one key twice (``key``): JSON keeps the last silently."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """The object of ``pairs`` (``json``'s ``object_pairs_hook``); raises :class:`_DuplicateKey`
+    for a key given twice, which :func:`json.loads` would take as its last value without a word."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return record
+
+
+def _line_value(line: bytes, number: int, unique: bool = False) -> Any:
     """The JSON value of line ``number`` (from 1, without its newline) of a results file, or None for a
     blank line (spaces, tabs, a CR only: an editor's or ``echo >>``'s extra line). This is the one
     rule of what a line holds, for the readers and for the recorder that appends to a file.
 
+    ``unique``: refuse an object that gives a key twice (the readers: the recorder never writes one,
+    so such a line was edited or joined, and which of its values counts is not known).
+
     Raises:
-        ValueError, UnicodeDecodeError, RecursionError (:data:`_NOT_JSON`): the line is not JSON.
+        ValueError, UnicodeDecodeError, RecursionError (:data:`_NOT_JSON`): the line is not JSON;
+        _DuplicateKey (a ValueError): with ``unique``, an object gives a key twice.
     """
     line = _without_bom(line, number)
-    return json.loads(line.decode("utf-8")) if line.strip() else None
+    if not line.strip():
+        return None
+    return json.loads(line.decode("utf-8"), object_pairs_hook=_unique_keys if unique else None)
 
 
 def _is_json(data: bytes, number: int) -> bool:
@@ -98,6 +122,42 @@ def _unterminated_tail(fd: int, size: int, chunk: int = 1 << 16) -> bytes:
     return tail
 
 
+#: The first bytes of files a results file is often turned into (packed to send, saved by an editor in
+#: another encoding): what it is, and what to do to read it.
+_PACKED = ((b"\x1f\x8b", "gzip-compressed", "unpack it first (gunzip -k FILE, or zcat FILE > results.jsonl)"),
+           (b"BZh", "bzip2-compressed", "unpack it first (bunzip2 -k FILE)"),
+           (b"\xfd7zXZ\x00", "xz-compressed", "unpack it first (unxz -k FILE)"),
+           (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unpack it first (unzstd FILE)"),
+           (b"PK\x03\x04", "a zip archive", "unpack the results file from it first (unzip FILE)"),
+           (b"\xff\xfe", "UTF-16 text (saved by an editor as 'Unicode')", "save it again as UTF-8"),
+           (b"\xfe\xff", "UTF-16 text (saved by an editor as 'Unicode big-endian')", "save it again as UTF-8"),
+           (b"{\x00", "UTF-16 text", "save it again as UTF-8"), (b"\x00{", "UTF-16 text", "save it again as UTF-8"))
+
+
+def _refuse_packed(head: bytes, path) -> None:
+    """Refuse a results file whose first bytes ``head`` say it is compressed, an archive or UTF-16
+    (:data:`_PACKED`), naming what it is and how to read it (it was "line 1 is not valid JSON", or
+    "holds no results" when no newline came first).
+
+    Raises:
+        RecordError: the file is one of those.
+    """
+    for magic, what, todo in _PACKED:
+        if head.startswith(magic):
+            raise RecordError(f"results {name(path)} is {what}, not the text of a results file: {todo}")
+
+
+#: Bytes of Python objects one byte of a results line's JSON may become once parsed: a float in
+#: ``0.5,`` is a 24-byte object and an 8-byte pointer for 4 bytes of text, ``{},`` a 64-byte dict for 3
+#: (a 240 MB line of floats took 3.1 GB). A line is checked against the memory budget at this size,
+#: so the largest line read under the default 1 GiB is 32 MiB; a frame's line is under a few MB (an
+#: 8K frame's patch boxes, some 300 KB).
+JSON_OBJECT_BYTES = 32
+
+#: Lines up to this many bytes are parsed unchecked (2 MiB at most once parsed: 64 KiB x 32).
+_CHECKED_LINE_BYTES = 1 << 16
+
+
 def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for every whole line of a results file, read and parsed a block at a
     time (a final fragment without a newline is ignored; blank lines and a byte-order mark at the
@@ -107,7 +167,8 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
     Raises:
         RecordError: the file is missing or not a regular file (a FIFO is refused, not waited on),
             a line is not a JSON object.
-        MemoryBudgetError: one line is larger than the memory budget.
+        MemoryBudgetError: one line, parsed (:data:`JSON_OBJECT_BYTES` per byte), would be larger
+            than the memory budget.
     """
     fd = open_input(path, "results", RecordError)
     number, pending, pending_len = 0, [], 0  # pieces of the line not yet ended by a newline
@@ -119,20 +180,30 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 raise RecordError(f"cannot read results {name(path)}: {why(e)}") from None
             if not data:
                 return  # what is pending has no newline: unfinished
+            if number == 0 and not pending:
+                _refuse_packed(data, path)
             start = 0
             while True:
                 end = data.find(b"\n", start)
+                length = pending_len + (len(data) if end < 0 else end) - start  # of the line so far
+                if length > _CHECKED_LINE_BYTES:
+                    check_buffer((length,), JSON_OBJECT_BYTES,
+                                 f"line {number + 1} of results {name(path)} ({length} bytes of JSON"
+                                 f"{' so far' if end < 0 else ''}, up to {JSON_OBJECT_BYTES}x that once parsed)",
+                                 "a frame's line is at most a few MB: this is not an idc-edge results file as written")
                 if end < 0:
                     pending.append(data[start:])
-                    pending_len += len(data) - start
-                    check_buffer((pending_len,), 1, f"line {number + 1} of results {name(path)}",
-                                 "this is not an idc-edge results file")
+                    pending_len = length
                     break
                 line = b"".join([*pending, data[start:end]]) if pending else data[start:end]
                 pending, pending_len, start = [], 0, end + 1
                 number += 1
                 try:
-                    record = _line_value(line, number)
+                    record = _line_value(line, number, unique=True)
+                except _DuplicateKey as e:
+                    raise RecordError(f"results {str(path)!r} line {number} gives the field {short(e.key, 40)} "
+                                      "twice, so which value counts is not known: idc-edge writes each field once; "
+                                      "was the line edited? keep one of them", options=["JsonlSink"]) from None
                 except _NOT_JSON:
                     raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
                                       "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
@@ -193,6 +264,30 @@ MAX_AREA_MM2 = 1e6
 #: The largest side of the square each patch stands for (a header's ``cell_um``), in µm: one cell
 #: of :data:`MAX_AREA_MM2`, a metre.
 MAX_CELL_UM = math.sqrt(MAX_AREA_MM2) * 1000.0
+
+#: The version of the results file's layout this idc-edge writes (each session header's ``format``)
+#: and reads: a header of a later format is refused by name, never read as if it were this one.
+RESULTS_FORMAT = 1
+
+
+def check_format(header: dict[str, Any], where: str) -> None:
+    """Refuse a session header whose ``format`` is not one this idc-edge reads (1 to
+    :data:`RESULTS_FORMAT`; a header without one is read as format 1).
+
+    Raises:
+        RecordError: naming ``where``, the format and the idc-edge version that wrote it, and to
+            update idc-edge (a later format) or that the header was changed (not a whole number).
+    """
+    version = header.get("format", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version <= RESULTS_FORMAT:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > RESULTS_FORMAT:
+        raise RecordError(f"{where}: this session was written in results format {short(version, 30)} (by idc-edge "
+                          f"{short(header.get('idc_edge', '?'), 30)}); this idc-edge reads format {RESULTS_FORMAT} and "
+                          "cannot tell what its fields mean: update idc-edge to read it")
+    raise RecordError(f"{where}: field 'format' must be a whole number from 1, got {short(version, 40)}: is this a "
+                      "results file written by JsonlSink, unchanged?", options=["JsonlSink"])
+
 
 #: The fields of a results file that readers rely on, with their kind ("?": may be missing or null).
 #: A line whose field is of another kind is refused by name, never summed as text or crashed on.
@@ -268,6 +363,7 @@ def read_sessions(path: Union[str, os.PathLike], keep: Optional[Iterable[str]] =
             if header is not None or records:
                 sessions.append(RecordedSession(header, tuple(records)))
             header, records = r[SESSION_KEY], []
+            check_format(header, where)
             check_fields(header, HEADER_FIELDS, where)
         elif "index" in r and "idc_fraction" in r:
             check_fields(r, FRAME_FIELDS, where)

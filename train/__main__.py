@@ -9,11 +9,11 @@ import argparse
 import math
 import shlex
 import sys
-from pathlib import Path
 
 from idc_edge.cli.options import Parser, number, positive_int, whole_number
 from idc_edge.dataset import default_data_dir
-from idc_edge.errors import IdcEdgeError
+from idc_edge.errors import IdcEdgeError, OptionError
+from idc_edge.fileio import read_bytes
 
 from . import architectures
 from .cache import cache_path_problem
@@ -33,11 +33,17 @@ def _patients(text: str) -> tuple[str, ...]:
     ``@FILE`` or as a path with a '/' (an id is never read as a file that happens to share its name)."""
     if text.startswith("@") or "/" in text:
         name = text.removeprefix("@")
+        # opened without blocking, a regular file only, within the memory budget: a FIFO nobody
+        # writes waited for ever and /dev/zero was read until memory ran out (Path.read_text)
         try:
-            raw = Path(name).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise argparse.ArgumentTypeError(f"cannot read the patient list file {name!r} "
-                                             f"({getattr(e, 'strerror', None) or e})") from None
+            data = read_bytes(name, "the patient list file", OptionError)
+        except IdcEdgeError as e:
+            raise argparse.ArgumentTypeError(f"{e}; give a text file of patient ids") from None
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise argparse.ArgumentTypeError(f"the patient list file {name!r} is not UTF-8 text; give a text file "
+                                             "of patient ids") from None
     else:
         raw = text
     ids = tuple(p for p in raw.replace(",", " ").split() if p)

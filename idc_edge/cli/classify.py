@@ -258,6 +258,7 @@ def cmd_classify(args) -> int:
         size = clf.spec.patch_size_px
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
+        too_big = []  # (file, MemoryBudgetError): read, and named as over the budget, not as corrupt
         writer = csv.writer(out)
         writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
         gate = _PatchGate(tiler.options, size)
@@ -272,8 +273,11 @@ def cmd_classify(args) -> int:
         for done, f in enumerate(files, 1):
             try:
                 bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
-            except (SourceError, MemoryBudgetError):
+            except SourceError:
                 skipped.append(f)
+                continue
+            except MemoryBudgetError as e:
+                too_big.append((f, e))
                 continue
             if bgr.shape[0] > size or bgr.shape[1] > size:
                 flush()  # rows stay in the order of the files
@@ -285,7 +289,14 @@ def cmd_classify(args) -> int:
                     flush()
             progress(done, len(files))
         flush()
-        if len(skipped) == len(files):  # nothing classified is bad input, not an empty success (--out kept)
+        if too_big and len(too_big) + len(skipped) == len(files) and not skipped:
+            raise too_big[0][1]  # the one reason: what would decode it
+        if len(skipped) + len(too_big) == len(files):  # nothing classified is bad input, not an empty success
+            if too_big:
+                _warn_too_big(too_big)
+                raise SourceError(f"none of the {len(files)} image(s) could be classified: {len(skipped)} could not "
+                                  f"be read (corrupt or not images), e.g. {name(skipped[0])}, and {len(too_big)} are "
+                                  "over the memory budget (above); pass patch images or folders of them")
             raise SourceError(f"none of the {len(files)} image(s) could be read (corrupt or not images), "
                               f"e.g. {name(skipped[0])}; pass patch images or folders of them")
         if out is not sys.stdout:
@@ -298,4 +309,14 @@ def cmd_classify(args) -> int:
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)
+    if too_big:
+        _warn_too_big(too_big)
     return 0
+
+
+def _warn_too_big(too_big: list) -> None:
+    """One warning for the images skipped as over the memory budget, with the first one's reason (it
+    names its size, what decoding it would need and what to do); they are not corrupt."""
+    _, error = too_big[0]
+    print(f"idc-edge: warning: skipped {len(too_big)} image(s) over the memory budget, e.g. {error}",
+          file=sys.stderr)

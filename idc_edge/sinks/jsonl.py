@@ -7,12 +7,8 @@ from typing import Any, Optional, Union
 
 from ..errors import RecordError
 from ..overlay import idc_area_mm2
-from ..record import SESSION_KEY, JsonlRecorder
+from ..record import RESULTS_FORMAT, SESSION_KEY, JsonlRecorder
 from .base import SessionInfo, Sink, SinkFrame
-
-#: version of the results file's layout, in each session header
-RESULTS_FORMAT = 1
-
 
 def session_header(info: SessionInfo) -> dict[str, Any]:
     """The record that starts a run in a results file (JSON-ready): ``{"session": {...}}``."""

@@ -1,7 +1,7 @@
 """The live view in a browser: the overlay as MJPEG, the numbers and a Snapshot button, standard
 library only (``http.server``), nothing fetched from the internet.
 
-    GET  /              the page (inline CSS and JS)
+    GET  /              the page (inline CSS and JS); HEAD of any GET: its headers only
     GET  /stream.mjpg   the overlay as ``multipart/x-mixed-replace`` JPEGs
     GET  /frame.jpg     the newest overlay as one JPEG
     GET  /status.json   IDC area, % of tissue, focus, threshold, model, fps ... of the newest frame
@@ -23,12 +23,15 @@ Cost and fairness: each frame is drawn on a copy scaled to ``max_width`` and JPE
 on the sink's own thread (newest frame wins), and only while someone watches; every viewer gets
 the newest JPEG when its connection is ready for one, so a slow viewer skips frames instead of
 slowing the run or the other viewers. The served rate is capped at ``max_fps``. A viewer that
-stops reading is dropped after ``client_timeout_s``. Closing the sink stops the server and ends
+stops reading is dropped after ``client_timeout_s``, and so is a request not received whole within
+it (one sent a byte at a time). At most ``MAX_CONNECTIONS`` connections are
+open at once, ``MAX_CONNECTIONS_PER_ADDRESS`` from one address; more are answered 503. Closing the sink stops the server and ends
 every stream.
 """
 from __future__ import annotations
 
 import errno
+import io
 import ipaddress
 import json
 import math
@@ -38,6 +41,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
@@ -150,13 +154,72 @@ def _cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: Connections the live view holds open at once, in all and from one client address: each is a
+#: thread for as long as it lasts (a stream for the whole run; an idle or half-sent request up to
+#: ``client_timeout_s`` per read). One more is answered 503 at once, by the accepting thread.
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_ADDRESS = 16
+
+_BUSY = {"error": "this live view has as many viewers as it serves at once (from your address or in all): "
+                  "close a tab or another viewer, then try again"}
+
+
 class _Server(ThreadingHTTPServer):
+    """The live view's HTTP server: a thread per connection, at most :data:`MAX_CONNECTIONS` of them
+    and :data:`MAX_CONNECTIONS_PER_ADDRESS` from one client address (a page or program opening
+    connections without end made a thread for each, and a backlog of 5 left the other viewers'
+    connections unanswered for seconds); connections waiting to be accepted queue up to 128."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, address, handler, family):
         self.address_family = family
+        self._open: dict = {}  # client address -> connections open
+        self._open_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        """Take the connection if under the limits (counted until its thread ends), else answer it
+        503 without a thread: a short reply that fits a fresh socket's buffer, sent without waiting."""
+        address = client_address[0]
+        with self._open_lock:
+            if (sum(self._open.values()) < MAX_CONNECTIONS
+                    and self._open.get(address, 0) < MAX_CONNECTIONS_PER_ADDRESS):
+                self._open[address] = self._open.get(address, 0) + 1
+                return True
+        body = dumps(_BUSY).encode("utf-8")
+        try:
+            request.setblocking(False)
+            request.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                         b"Retry-After: 5\r\nConnection: close\r\nCache-Control: no-store\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            request.recv(65536)  # what the client sent so far: closing on unread data would reset the reply
+        except OSError:
+            pass
+        return False
+
+    def _release(self, client_address) -> None:
+        with self._open_lock:
+            left = self._open.get(client_address[0], 1) - 1
+            if left > 0:
+                self._open[client_address[0]] = left
+            else:
+                self._open.pop(client_address[0], None)
+
+    def process_request(self, request, client_address) -> None:
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread for it (RuntimeError: can't start new thread): not counted
+            self._release(client_address)
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address)
 
     def handle_error(self, request, client_address) -> None:
         """A viewer's request that fails outside the handler's own checks: a browser that resets the
@@ -409,6 +472,32 @@ def _focus(result):
     return None if value and _number(result, "sharpness") is None else value
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The reading side of a viewer's socket for ``handler.rfile``: every read waits at most until
+    ``handler.deadline`` (``time.monotonic()`` seconds), then raises ``TimeoutError``, which
+    http.server takes as a request that timed out (the connection is closed). The socket's own
+    timeout (``client_timeout_s``, for writes to a viewer that stops reading) is put back after each read."""
+
+    def __init__(self, handler):
+        super().__init__()
+        self._handler = handler
+        self._sock = handler.connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(left if timeout is None else min(left, timeout))
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(timeout)
+
+
 def _make_handler(view: LiveView):
     class Handler(BaseHTTPRequestHandler):
         server_version = "idc-edge"
@@ -417,8 +506,18 @@ def _make_handler(view: LiveView):
         def setup(self):
             super().setup()
             self.connection.settimeout(view.client_timeout_s)
+            self.deadline = time.monotonic() + view.client_timeout_s
+            plain, self.rfile = self.rfile, io.BufferedReader(_DeadlineReader(self))
+            plain.close()  # the socket's own file object, replaced (closing it leaves the socket open)
             view._sockets.add(self.connection)
             view._handlers.add(threading.current_thread())
+
+        def handle_one_request(self):
+            """Each request (its line, headers and body) must arrive within ``client_timeout_s`` in all,
+            counted from the end of the one before: a client sending a byte now and then kept its
+            thread for ever, each read waiting ``client_timeout_s`` anew (slowloris)."""
+            self.deadline = time.monotonic() + view.client_timeout_s
+            super().handle_one_request()
 
         def finish(self):
             view._sockets.discard(self.connection)
@@ -437,7 +536,32 @@ def _make_handler(view: LiveView):
                                ("Cache-Control", "no-store"), *headers):
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":  # HEAD: the headers GET would send, no body
+                self.wfile.write(body)
+
+        def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+            """http.server's own refusals (a method without a handler, a malformed request line, a header
+            line over 64 KB or over 100 headers) as JSON ``{"error": ...}`` like every other refusal; a
+            method the live view does not take is 405 with ``Allow`` (http.server sent 501 and an HTML page)."""
+            self.close_connection = True
+            headers: tuple = ()
+            if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+                code, headers = HTTPStatus.METHOD_NOT_ALLOWED, (("Allow", "GET, HEAD, POST"),)
+                message = f"the live view takes GET, HEAD and POST, not {_cut(self.command, 40)}"
+            elif code == HTTPStatus.BAD_REQUEST and (getattr(self, "raw_requestline", b"") or b"").startswith(b"\x16\x03"):
+                message = "this live view speaks plain HTTP: open http://, not https://"  # a TLS hello
+            reason = self.responses.get(code, ("error",))[0]
+            text = message or reason
+            if explain and explain not in text:
+                text = f"{text}: {explain}"
+            try:
+                self.log_error("code %d, message %s", code, text)
+                if not self.command or self.request_version == "HTTP/0.9":  # no request line to answer in kind
+                    self.request_version = "HTTP/1.1"
+                self._send(code, dumps({"error": _cut(text)}).encode("utf-8"), "application/json",
+                           (("Connection", "close"), *headers))
+            except OSError:
+                pass
 
         def _json(self, code: int, data: dict, headers: tuple = ()) -> None:
             # NaN/inf as null: JSON.parse takes it
@@ -490,6 +614,9 @@ def _make_handler(view: LiveView):
             except (OSError, ValueError):
                 self.close_connection = True  # the viewer left or stopped reading
 
+        def do_HEAD(self):  # noqa: N802 - http.server's name; what GET answers, without its body
+            self.do_GET()
+
         def _stream(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
@@ -497,6 +624,8 @@ def _make_handler(view: LiveView):
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+            if self.command == "HEAD":
+                return
             with view._cond:
                 view._streams += 1
             try:
