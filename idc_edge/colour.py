@@ -121,11 +121,8 @@ def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_
         raise CalibrationError(f"a white reference needs a frame of blank glass at least {options.min_side_px} px "
                                f"on each side, got {frame.shape[1]}x{frame.shape[0]} px")
     small = _thumbnail(frame)
-    clipped = float((small.max(axis=2) >= options.clip_level).mean())
-    if clipped > options.max_clipped_fraction:
-        raise CalibrationError(
-            f"the glass is overexposed: {100 * clipped:.1f} % of pixels are clipped at {options.clip_level} "
-            f"(at most {100 * options.max_clipped_fraction:.0f} %): lower the exposure time, gain or lamp, then calibrate again")
+    # texture first: a textured frame (tissue, a sensor's noise) clipped here and there is not glass,
+    # whatever its exposure (pure noise was called overexposed)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     brighter = grey >= np.median(grey)
     texture = _texture(grey, brighter)
@@ -136,6 +133,11 @@ def measure_white(frame_bgr: np.ndarray, target_rgb: Sequence[float] = TRAINING_
             f"the frame does not look like blank glass: its brighter half varies by {texture:.0f} grey levels "
             f"over 5x5 px (blank glass at most {options.max_texture:g}, stained tissue tens): move the slide to "
             "an empty part of the glass, or take the slide out, then calibrate again")
+    clipped = float((small.max(axis=2) >= options.clip_level).mean())
+    if clipped > options.max_clipped_fraction:
+        raise CalibrationError(
+            f"the glass is overexposed: {100 * clipped:.1f} % of pixels are clipped at {options.clip_level} "
+            f"(at most {100 * options.max_clipped_fraction:.0f} %): lower the exposure time, gain or lamp, then calibrate again")
     bright = small[brighter]
     glass_bgr = np.median(bright, axis=0).astype(np.float64)
     glass = (float(glass_bgr[2]), float(glass_bgr[1]), float(glass_bgr[0]))

@@ -82,6 +82,18 @@ def test_white_balance_lut_equals_the_float_gain_and_rgb_order_is_kept():
     np.testing.assert_array_equal(wb.apply_rgb(bgr[..., ::-1].copy()), expect[..., ::-1])
 
 
+def test_a_frame_of_noise_is_refused_as_not_glass_not_as_overexposed():
+    # a camera's pure noise (lens cap on with the gain up, a broken stream) has 2-3 % of its pixels at 255:
+    # it was refused as "overexposed", sending the user to lower an exposure that was not the fault
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    with pytest.raises(CalibrationError, match="does not look like blank glass"):
+        measure_white(noise)
+    half_clipped = glass_frame(np.array((250.0, 250.0, 250.0)), noise=0.0)
+    half_clipped[:, : half_clipped.shape[1] // 2] = 255  # flat glass, half of it clipped: still overexposure
+    with pytest.raises(CalibrationError, match="overexposed"):
+        measure_white(half_clipped)
+
+
 @pytest.mark.parametrize("level, match", [((255, 255, 255), "overexposed"), ((40, 45, 50), "too dark"),
                                           ((200, 62, 200), "gain of")])
 def test_white_calibration_fails_with_bad_exposure(level, match):
