@@ -49,3 +49,22 @@ def dumps(value: Any, **kwargs) -> str:
 def utc_now() -> str:
     """The current time in UTC as ISO 8601 to the second, e.g. ``"2026-11-28T06:22:57Z"``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class RepeatedKey(ValueError):
+    """A JSON object gives ``key`` twice; :func:`json.loads` alone keeps the last without a word."""
+
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def unique_keys(pairs: list) -> dict:
+    """``json.loads``'s ``object_pairs_hook`` for files a person may have edited (results files, model
+    sidecars): the object as a dict, raising :class:`RepeatedKey` for a key given twice, where which
+    value counts is not known."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set = set()
+        raise RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return record

@@ -36,6 +36,7 @@ from .errors import OptionError, RecordError
 from .budget import check_buffer
 from .fileio import (as_path, check_full_path, name, no_folder, open_input, open_output, opencv_path,
                      refuse_kernel_files, short, why, write_all)
+from .jsonready import RepeatedKey, unique_keys
 from .rescale import letterbox
 
 log = logging.getLogger(__name__)
@@ -62,24 +63,6 @@ def _without_bom(line: bytes, number: int) -> bytes:
     return line[len(_BOM):] if number == 1 and line.startswith(_BOM) else line
 
 
-class _DuplicateKey(ValueError):
-    """An object of a results line gives one key twice (``key``): JSON keeps the last silently."""
-
-    def __init__(self, key: str):
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list) -> dict:
-    """The object of ``pairs`` (``json``'s ``object_pairs_hook``); raises :class:`_DuplicateKey`
-    for a key given twice, which :func:`json.loads` would take as its last value without a word."""
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen: set = set()
-        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
-    return record
-
-
 def _line_value(line: bytes, number: int, unique: bool = False) -> Any:
     """The JSON value of line ``number`` (from 1, without its newline) of a results file, or None for a
     blank line (spaces, tabs, a CR only: an editor's or ``echo >>``'s extra line). This is the one
@@ -90,12 +73,12 @@ def _line_value(line: bytes, number: int, unique: bool = False) -> Any:
 
     Raises:
         ValueError, UnicodeDecodeError, RecursionError (:data:`_NOT_JSON`): the line is not JSON;
-        _DuplicateKey (a ValueError): with ``unique``, an object gives a key twice.
+        :class:`~idc_edge.jsonready.RepeatedKey` (a ValueError): with ``unique``, an object gives a key twice.
     """
     line = _without_bom(line, number)
     if not line.strip():
         return None
-    return json.loads(line.decode("utf-8"), object_pairs_hook=_unique_keys if unique else None)
+    return json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys if unique else None)
 
 
 def _is_json(data: bytes, number: int) -> bool:
@@ -200,7 +183,7 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 number += 1
                 try:
                     record = _line_value(line, number, unique=True)
-                except _DuplicateKey as e:
+                except RepeatedKey as e:
                     raise RecordError(f"results {str(path)!r} line {number} gives the field {short(e.key, 40)} "
                                       "twice, so which value counts is not known: idc-edge writes each field once; "
                                       "was the line edited? keep one of them", options=["JsonlSink"]) from None

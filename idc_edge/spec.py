@@ -43,6 +43,7 @@ from typing import Any
 
 from .errors import ModelError
 from .fileio import name, read_bytes, short
+from .jsonready import RepeatedKey, unique_keys
 from .validate import did_you_mean, implausible_um_per_px
 
 FORMAT_VERSION = 1
@@ -279,26 +280,14 @@ def read_spec(model_path: str | os.PathLike) -> ModelSpec:
     raw = read_bytes(path, "model sidecar", ModelError)
     try:
         # utf-8-sig: a Windows editor starts the file with a byte-order mark (profiles and results files take one too)
-        data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_refuse_repeats(path))
+        data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=unique_keys)
+    except RepeatedKey as e:
+        raise ModelError(f"model sidecar {name(path)}: key {short(e.key)} is given twice (the last would "
+                         "silently win); keep one") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ModelError(f"model sidecar {name(path)} is not valid JSON ({short(str(e), 120)}); "
                          "fix or regenerate it") from None
     return ModelSpec.from_dict(data, where=f"model sidecar {name(path)}")
-
-
-def _refuse_repeats(path: Path):
-    """``json.loads``'s ``object_pairs_hook``: each object as a dict, refusing (ModelError naming
-    the sidecar ``path``) a key given twice in it, where the last would silently win."""
-    def pairs_to_dict(pairs: list) -> dict:
-        out = dict(pairs)
-        if len(out) < len(pairs):
-            seen: set = set()
-            repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
-            raise ModelError(f"model sidecar {name(path)}: key {short(repeated)} is given twice (the last would "
-                             "silently win); keep one")
-        return out
-
-    return pairs_to_dict
 
 
 def file_sha256(path: str | os.PathLike) -> str:
