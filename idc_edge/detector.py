@@ -229,7 +229,7 @@ class Detector:
                           f"{self.stride - self.patch} px between patches are never classified", stacklevel=2)
         self.scale = self.um_per_px / spec.um_per_px
         # grid, boxes and dense plan of the last frame size, stored and read as one tuple
-        self._grid_boxes: Optional[tuple[TileGrid, np.ndarray, Optional[DensePlan]]] = None
+        self._grid_boxes: Optional[tuple[TileGrid, np.ndarray, Optional[DensePlan], np.ndarray]] = None
         self._warned_colourless = False
         self._closed = False
 
@@ -295,7 +295,7 @@ class Detector:
             boxes = grid.boxes()
             boxes.flags.writeable = False
             plan = plan_dense(grid, self.output_stride, dense_plan.DENSE_TILE_PX) if self.dense else None
-            cached = self._grid_boxes = (grid, boxes, plan)
+            cached = self._grid_boxes = (grid, boxes, plan, self._cell_areas(grid))
         return cached[0], cached[1]
 
     def _plan_for(self, grid: TileGrid) -> DensePlan:
@@ -305,6 +305,20 @@ class Detector:
         if cached is not None and cached[0] is grid:
             return cached[2]
         return plan_dense(grid, self.output_stride, dense_plan.DENSE_TILE_PX)
+
+    def _cell_areas(self, grid: TileGrid) -> np.ndarray:
+        """Read-only float64 ``[rows, cols]``: mm² of the frame each window stands for
+        (:meth:`~idc_edge.tiling.TileGrid.frame_shares`); cached with ``grid`` (see :meth:`_areas_for`)."""
+        h, w = grid.frame_shape
+        areas = grid.frame_shares() * (h * w * self.um_per_px ** 2 / 1e6)
+        areas.flags.writeable = False  # one array shared by every result of this frame size
+        return areas
+
+    def _areas_for(self, grid: TileGrid) -> np.ndarray:
+        """The cell areas of ``grid`` (cached with it; made afresh if another thread's frame size
+        replaced the cache in between)."""
+        cached = self._grid_boxes
+        return cached[3] if cached is not None and cached[0] is grid else self._cell_areas(grid)
 
     def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, TileGrid, np.ndarray]:
         """(RGB frame at the model's scale, padded to its grid; the grid; patch boxes in frame pixels).
@@ -427,8 +441,7 @@ class Detector:
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
-            cell_area_mm2=grid.frame_shares() * (grid.frame_shape[0] * grid.frame_shape[1] * self.um_per_px ** 2
-                                                 / 1e6),
+            cell_area_mm2=self._areas_for(grid),
         )
 
     def _clip_levels(self) -> tuple[int, int, int]:
