@@ -112,7 +112,7 @@ class DetectorOptions:
             object.__setattr__(self, name, value)  # the validated plain value (numpy scalars become int/float)
 
         if self.um_per_px is not None:
-            set_("um_per_px", validate.positive_number("um_per_px", self.um_per_px, "microns per pixel of the frames"))
+            set_("um_per_px", validate.um_per_px("um_per_px", self.um_per_px))
         if self.um_per_px_from is not None and not isinstance(self.um_per_px_from, str):
             raise OptionError(f"um_per_px_from must be text, got {type(self.um_per_px_from).__name__}",
                               option="um_per_px_from")

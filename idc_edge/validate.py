@@ -86,6 +86,19 @@ def spacing_um(option: str, value: Any) -> float:
     return spacing
 
 
+def um_per_px(option: str, value: Any) -> float:
+    """A frame scale in µm per pixel: a finite number within :data:`UM_PER_PX_RANGE`.
+
+    Checked where the option enters, so a mistyped scale (``1e-300``, ``1e308``, nm typed as µm) is
+    named as such rather than reaching a memory-budget error or a frame of one pixel.
+    """
+    low, high = UM_PER_PX_RANGE
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise _fail(option, f"must be from {low:g} to {high:g} µm per pixel (a microscope camera's scale; "
+                            f"the data set's is 4)", value)
+    return float(value)
+
+
 def implausible_um_per_px(value: float) -> Optional[str]:
     """Why ``value`` (µm/px) cannot be a microscope camera's scale (outside :data:`UM_PER_PX_RANGE`),
     printed with ``%g``; None when it can. The caller names where the value came from."""

@@ -488,10 +488,10 @@ def test_cameras_command_lists_in_text_and_json():
     (["run", "--source", "1"], "for camera 1 use --camera 1"),
     (["run", "--camera", "0", "--size", "1920"], "WIDTHxHEIGHT"),
     (["run", "--camera", "0", "--fourcc", "MJPEG"], "four-character code"),
-    (["run", "--camera", "0", "--fps", "0"], "--fps must be > 0 (camera frame rate"),
+    (["run", "--camera", "0", "--fps", "0"], "--fps must be a number from 0.01 to 1000 (camera frame rate"),
     (["run", "--camera", "0", "--exposure-us", "100"], "--exposure-us needs --lock-exposure"),
     (["run", "--camera", "picam", "--colour-gains", "1.8"], "two numbers RED,BLUE"),
-    (["run", "--camera", "picam", "--colour-gains", "1.8,-1"], "colour gains are two numbers > 0"),
+    (["run", "--camera", "picam", "--colour-gains", "1.8,-1"], "--colour-gains must be two numbers (red, blue) from 0.001 to 32"),
 ])
 def test_bad_camera_options_are_one_line_with_exit_2(args, message):
     p = idc_edge(*args)

@@ -121,7 +121,7 @@ def test_info_describes_the_shipped_model():
     (["run", "--source", ".", "--model", "/no/model.tflite"], "model file"),
     (["run", "--source", ".", "--stride", "0"], "--stride must be >= 1"),
     (["run", "--source", ".", "--stride", "-5"], "--stride must be >= 1"),
-    (["run", "--source", ".", "--um-per-px", "0"], "--um-per-px must be > 0"),
+    (["run", "--source", ".", "--um-per-px", "0"], "--um-per-px must be from 0.01 to 100"),
     (["run", "--source", ".", "--threads", "0"], "--threads must be >= 1"),
     (["run", "--source", ".", "--threads", "1000"], "--threads must be <= "),
     (["classify", ".", "--threads", "1000"], "--threads must be <= "),

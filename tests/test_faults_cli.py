@@ -386,8 +386,8 @@ def test_bad_models_are_one_line_with_exit_2(bad_models, case, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--max-frames", "0"], "--max-frames must be >= 1"),
     (["--camera-timeout", "0"], "--camera-timeout applies to a camera only"),
-    (["--um-per-px", "-2"], "--um-per-px must be > 0"),
-    (["--um-per-px", "nan"], "--um-per-px must be > 0"),
+    (["--um-per-px", "-2"], "--um-per-px must be from 0.01 to 100"),
+    (["--um-per-px", "nan"], "--um-per-px must be from 0.01 to 100"),
     (["--threads", "-1"], "--threads must be >= 1"),
     (["--stride", "2.5"], "--stride must be a whole number"),
     (["--save-video", "out.gif"], "use one of"),

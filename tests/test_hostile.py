@@ -360,10 +360,7 @@ def test_frames_that_change_size_mid_stream_each_get_their_own_grid():
 def test_buffers_over_the_memory_budget_are_refused_before_they_are_allocated(tmp_path, monkeypatch):
     from idc_edge.detector import Detector
 
-    with pytest.raises(MemoryBudgetError, match="check um_per_px"):
-        with Detector(um_per_px=1e300) as det:
-            det.detect(np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(MemoryBudgetError, match="would need 1.7 GiB"):
+    with pytest.raises(MemoryBudgetError, match="would need 1.7 GiB.*check um_per_px"):
         with Detector(um_per_px=100.0) as det:
             det.detect(np.zeros((1000, 1000, 3), np.uint8))
     # an image whose header claims 60000×60000 pixels is refused from its header, before decoding

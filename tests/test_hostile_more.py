@@ -434,10 +434,10 @@ def test_calibration_checks_its_working_buffers_against_the_memory_budget(tmp_pa
 
 
 def test_a_frame_shrunk_below_a_quarter_patch_by_its_scale_is_warned_not_silently_no_tissue(tmp_path):
-    # classify --um-per-px 1e-308 on a slide image: one empty row, "no tissue", without a word
+    # classify --um-per-px 0.01 (the finest scale taken) on a slide image: one empty row, "no tissue", without a word
     image = tmp_path / "slide.png"
     cv2.imwrite(str(image), np.full((400, 600, 3), (190, 110, 200), np.uint8))
-    p = run_here("classify", str(image), "--quiet", "--um-per-px", "1e-308")
+    p = run_here("classify", str(image), "--quiet", "--um-per-px", "0.01")
     assert p.returncode == 0 and "only 1×1 px at the model's" in p.stderr.decode() and "--um-per-px" in p.stderr.decode()
     p = run_here("classify", str(image), "--quiet", "--um-per-px", "2")
     # at a sane scale no word about it (this flat field has no call: that is said, and only that)

@@ -211,7 +211,7 @@ def patient_id(name: str):
 #: option field (:mod:`.bindings`) adds its own name (``num_threads`` → ``--threads``, ``dense=False``
 #: → ``--no-dense``), and every other option whose argparse ``dest`` is the library's name
 #: (``um_per_px`` for ``--um-per-px``) is found in the parser itself (:func:`learn_flags`).
-ALIASES = {"lost_timeout_s": "--camera-timeout", "LiveView at": "--serve", "LiveView": "--serve", "port": "--serve",
+ALIASES = {"lost_timeout_s": "--camera-timeout", "colour_gains_rb": "--colour-gains", "LiveView at": "--serve", "LiveView": "--serve", "port": "--serve",
            "host": "--serve", "WindowSink": "--show", "VideoSink": "--save-video", "JsonlSink": "--record",
            "SnapshotSink": "--snapshots"}
 FLAGS = dict(ALIASES)

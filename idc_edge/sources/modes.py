@@ -6,12 +6,35 @@ granted so a different mode is said aloud instead of silently changing µm/px or
 """
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .. import validate
 from ..errors import OptionError
+
+#: The largest frame side a camera may be asked for, px: wider than any camera sensor (a 150 MP
+#: sensor is 14,204 px wide); past it a size is a typo, and drivers overflow or hang on it.
+MAX_SIDE_PX = 32768
+
+#: Frame rates a camera may be asked for, frames per second: one frame per 100 s (as slow as a
+#: video file's rate may be, :data:`~idc_edge.sources.video.MIN_FILE_FPS`) to 1000 (the fastest
+#: rate :func:`granted_mode` believes a driver reports).
+FPS_RANGE = (0.01, 1000.0)
+
+#: Exposure times, µs: from 1 µs (Picamera2 takes whole µs) to 100 s, one frame at the slowest rate.
+EXPOSURE_US_RANGE = (1.0, 1e8)
+
+#: Analogue gain: above 0 (a V4L2 gain of 0 means "off" only to some drivers) and at most 65535, the
+#: largest a 16-bit gain control holds (Picamera2's AnalogueGain goes to about 16).
+GAIN_RANGE = (1e-3, 65535.0)
+
+#: White-balance temperatures, kelvin: candle light (1000 K) to blue sky (15000 K); V4L2 drivers offer 2800-6500.
+WB_TEMPERATURE_K_RANGE = (1000.0, 15000.0)
+
+#: The camera's own red and blue gains (Picamera2 ``ColourGains`` takes 0 to 32).
+COLOUR_GAIN_RANGE = (1e-3, 32.0)
 
 #: Pixel formats a microscope camera commonly offers (V4L2 FourCC codes).
 KNOWN_FOURCCS = ("MJPG", "YUYV", "YUY2", "UYVY", "NV12", "H264", "GREY", "RGB3", "BGR3", "RG10", "BA81")
@@ -21,12 +44,16 @@ def parse_size(text: str) -> Tuple[int, int]:
     """``"1920x1080"`` (also ``×`` or ``*``) → (width, height) in pixels.
 
     Raises:
-        OptionError: not two whole numbers >= 1.
+        OptionError: not two whole numbers from 1 to :data:`MAX_SIDE_PX`.
     """
     m = re.fullmatch(r"\s*(\d+)\s*[xX×*]\s*(\d+)\s*", str(text))
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise OptionError(f"a frame size is WIDTHxHEIGHT in pixels, e.g. 1920x1080; got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+        raise OptionError(f"a frame size is WIDTHxHEIGHT in pixels, e.g. 1920x1080; got {str(text)!r:.60}")
+    width, height = int(m.group(1)), int(m.group(2))
+    if max(width, height) > MAX_SIDE_PX:
+        raise OptionError(f"a frame size is at most {MAX_SIDE_PX}x{MAX_SIDE_PX} px (wider than any camera sensor); "
+                          f"got {str(text)!r:.60}")
+    return width, height
 
 
 def parse_fourcc(text: str) -> str:
@@ -73,9 +100,11 @@ class CameraMode:
             raise OptionError("a camera mode needs both width and height, or neither")
         for name in ("width", "height"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), unit="pixels"))
+                object.__setattr__(self, name, validate.whole_number(name, getattr(self, name), maximum=MAX_SIDE_PX,
+                                                                     unit="pixels"))
         if self.fps is not None:
-            object.__setattr__(self, "fps", validate.positive_number("fps", self.fps, "camera frame rate, frames per second"))
+            object.__setattr__(self, "fps", validate.number("fps", self.fps, *FPS_RANGE,
+                                                            "camera frame rate, frames per second"))
         if self.fourcc is not None:
             object.__setattr__(self, "fourcc", parse_fourcc(self.fourcc))
 
@@ -142,21 +171,28 @@ class CameraControls:
     wb_temperature_k: Optional[int] = None
 
     def __post_init__(self):
-        for name in ("exposure_us", "gain", "wb_temperature_k"):
+        for name, span, unit in (("exposure_us", EXPOSURE_US_RANGE, "microseconds"), ("gain", GAIN_RANGE, ""),
+                                 ("wb_temperature_k", WB_TEMPERATURE_K_RANGE, "kelvin")):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, validate.positive_number(name, getattr(self, name)))
+                object.__setattr__(self, name, validate.number(name, getattr(self, name), *span, unit))
+        if self.wb_temperature_k is not None:  # V4L2 takes whole kelvin
+            object.__setattr__(self, "wb_temperature_k", int(round(self.wb_temperature_k)))
         if self.colour_gains_rb is not None:
-            g = tuple(self.colour_gains_rb) if isinstance(self.colour_gains_rb, (tuple, list)) else ()
-            try:
-                gains = tuple(validate.positive_number("colour_gains_rb", x) for x in g)
-            except OptionError:
-                gains = ()
-            if len(gains) != 2:
-                raise OptionError(f"camera colour gains are two numbers > 0 (red, blue), got {self.colour_gains_rb!r:.60}")
-            object.__setattr__(self, "colour_gains_rb", gains)
+            object.__setattr__(self, "colour_gains_rb", _colour_gains(self.colour_gains_rb))
 
     def is_default(self) -> bool:
         return self == CameraControls()
+
+
+def _colour_gains(value) -> Tuple[float, float]:
+    """``colour_gains_rb`` as two floats within :data:`COLOUR_GAIN_RANGE` (red, blue), else :class:`OptionError`."""
+    low, high = COLOUR_GAIN_RANGE
+    gains = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(gains) != 2 or not all(not isinstance(g, bool) and isinstance(g, numbers.Real) and low <= g <= high
+                                  for g in gains):
+        raise OptionError(f"colour_gains_rb must be two numbers (red, blue) from {low:g} to {high:g}, "
+                          f"got {value!r:.60}", option="colour_gains_rb")
+    return float(gains[0]), float(gains[1])
 
 
 # V4L2 through OpenCV: CAP_PROP_AUTO_EXPOSURE 1 = manual, 3 = aperture priority (automatic)
@@ -211,7 +247,8 @@ def granted_mode(cap) -> CameraMode:
         except Exception:
             return 0.0
 
-    w, h, fps = int(get(cv2.CAP_PROP_FRAME_WIDTH)), int(get(cv2.CAP_PROP_FRAME_HEIGHT)), get(cv2.CAP_PROP_FPS)
+    w, h, fps = get(cv2.CAP_PROP_FRAME_WIDTH), get(cv2.CAP_PROP_FRAME_HEIGHT), get(cv2.CAP_PROP_FPS)
+    sized = all(1 <= v <= MAX_SIDE_PX for v in (w, h))  # a driver's NaN or nonsense is "not reported"
     fourcc = fourcc_to_str(get(cv2.CAP_PROP_FOURCC)).strip() or None
-    return CameraMode(w if w > 0 and h > 0 else None, h if w > 0 and h > 0 else None,
-                      fps if 0 < fps < 1000 else None, fourcc)
+    return CameraMode(int(w) if sized else None, int(h) if sized else None,
+                      fps if FPS_RANGE[0] <= fps < FPS_RANGE[1] else None, fourcc)

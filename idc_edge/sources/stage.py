@@ -138,7 +138,7 @@ class MosaicSource(FrameSource):
         super().__init__(f"data set {str(folder)!r}")
         width = validate.whole_number("width", width, unit="pixels")
         height = validate.whole_number("height", height, unit="pixels")
-        um_per_px = validate.positive_number("um_per_px", um_per_px, "microns per pixel of the frames")
+        um_per_px = validate.um_per_px("um_per_px", um_per_px)
         try:
             scan = scan_files(folder, patients)
         except DatasetError as e:

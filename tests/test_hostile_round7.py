@@ -1,0 +1,130 @@
+"""Red-team round 7: hostile option values (camera settings, scales), hostile patches for `evaluate`,
+repeated frames in results files, and odd inputs of the API and the command line.
+
+Everything is real: the command line runs in this process (``idc_edge.cli.main``) on the committed
+tiny LiteRT model, cameras are video files opened as capture devices, images are real PNGs.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from idc_edge.cli import main
+from idc_edge.errors import OptionError
+
+TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
+
+
+def tissue_frame(width=200, height=150):
+    """A pink field with a purple block: tissue the tiny model scores."""
+    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
+    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
+    return frame
+
+
+def fake_camera(path, n=6):
+    """A Motion-JPEG video under a name without a suffix: opened by ``--camera`` as a capture device."""
+    writer = cv2.VideoWriter(str(path) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 150))
+    assert writer.isOpened()
+    for _ in range(n):
+        writer.write(tissue_frame())
+    writer.release()
+    (path.parent / (path.name + ".avi")).rename(path)
+    return path
+
+
+def cli(capsys, *args):
+    """(exit code, standard error) of ``idc-edge ARGS`` run in this process."""
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
+    return lines[0]
+
+
+# -- camera settings: absurd values are refused where they enter, never handed to the driver ------------
+
+@pytest.mark.parametrize("args,expected", [
+    (["--fps", "1e308"], "--fps must be a number from 0.01 to 1000 (camera frame rate, frames per second), got 1e+308"),
+    (["--fps", "1e-300"], "--fps must be a number from 0.01 to 1000"),
+    (["--size", "99999999x1"], "a frame size is at most 32768x32768 px"),
+    (["--lock-exposure", "--exposure-us", "1e308"], "--exposure-us must be a number from 1 to 1e+08 (microseconds), "
+                                                    "got 1e+308"),
+    (["--lock-exposure", "--exposure-us", "0.001"], "--exposure-us must be a number from 1 to 1e+08"),
+    (["--colour-gains", "1e308,1"], "--colour-gains must be two numbers (red, blue) from 0.001 to 32, got (1e+308, 1.0)"),
+    (["--colour-gains", "0,1"], "--colour-gains must be two numbers (red, blue) from 0.001 to 32"),
+])
+def test_absurd_camera_settings_are_one_line_naming_the_option_value_and_range(tmp_path, capsys, args, expected):
+    """They reached the driver (which refused the open: "no camera at ...: check the cable")."""
+    camera = fake_camera(tmp_path / "cam")
+    code, err = cli(capsys, "run", "--camera", camera, "--model", TINY, "--max-frames", 2, "--quiet", *args)
+    assert code == 2 and expected in one_error_line(err)
+    assert "no camera" not in err and "check the cable" not in err
+    # the same camera at sane settings runs
+    code, err = cli(capsys, "run", "--camera", camera, "--model", TINY, "--max-frames", 2, "--quiet", "--fps", "5")
+    assert code == 0, err
+
+
+def test_the_api_refuses_absurd_camera_settings_naming_the_field():
+    from idc_edge.sources import CameraControls, CameraMode
+
+    for kwargs, option in (({"fps": math.inf}, "fps"), ({"fps": 1e308}, "fps"), ({"width": 10 ** 9, "height": 1}, "width"),
+                           ({"fps": float("nan")}, "fps")):
+        with pytest.raises(OptionError) as e:
+            CameraMode(**kwargs)
+        assert e.value.option == option and str(e.value).startswith(option)
+    for kwargs, option in (({"exposure_us": 1e308}, "exposure_us"), ({"gain": 1e308}, "gain"),
+                           ({"gain": float("nan")}, "gain"), ({"wb_temperature_k": 1e9}, "wb_temperature_k"),
+                           ({"wb_temperature_k": -5000}, "wb_temperature_k"),
+                           ({"colour_gains_rb": (float("inf"), 1.0)}, "colour_gains_rb")):
+        with pytest.raises(OptionError) as e:
+            CameraControls(**kwargs)
+        assert e.value.option == option and str(e.value).startswith(option) and "from" in str(e.value)
+    sane = CameraControls(lock_exposure=True, exposure_us=8000, gain=2.0, lock_white_balance=True,
+                          wb_temperature_k=5000.4, colour_gains_rb=(np.float32(1.5), 1.8))
+    assert (sane.exposure_us, sane.gain, sane.wb_temperature_k, sane.colour_gains_rb) == (8000.0, 2.0, 5000, (1.5, 1.8))
+    assert CameraMode(1920, 1080, 30.0, "mjpg").describe() == "1920x1080 at 30 fps, MJPG"
+
+
+def test_a_profile_with_an_absurd_camera_mode_is_refused_naming_the_profile(tmp_path, capsys):
+    profile = tmp_path / "scope.toml"
+    profile.write_text('camera = "0"\n[mode]\nwidth = 640\nheight = 480\nfps = 1e308\n')
+    code, err = cli(capsys, "run", "--profile", profile, "--model", TINY, "--quiet")
+    line = one_error_line(err)
+    assert code == 2 and f"profile '{profile}'" in line and "fps must be a number from 0.01 to 1000" in line
+
+
+# -- --um-per-px / um_per_px: range-checked where it enters --------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-4", "1e308", "1e-300", "0.001", "101"])
+def test_a_scale_outside_what_a_microscope_camera_has_is_one_line_naming_the_range(tmp_path, capsys, value):
+    """1e-300 and 1e308 became a memory-budget error about a frame or a one-pixel frame warning."""
+    image = tmp_path / "field.png"
+    cv2.imwrite(str(image), tissue_frame())
+    for command in (["classify", image], ["run", "--source", image, "--record", tmp_path / "r.jsonl"]):
+        code, err = cli(capsys, *command, "--model", TINY, "--quiet", f"--um-per-px={value}")
+        line = one_error_line(err)
+        assert code == 2 and line.startswith("idc-edge: error: --um-per-px must be from 0.01 to 100 µm per pixel")
+        assert "memory budget" not in line
+    assert not (tmp_path / "r.jsonl").exists()
+    for value in (0.01, 4.0, 100.0):
+        code, err = cli(capsys, "classify", image, "--model", TINY, "--quiet", "--um-per-px", value)
+        assert code == 0, err
+
+
+def test_the_api_refuses_a_scale_outside_the_range_as_an_option_error():
+    from idc_edge.detector import DetectorOptions
+
+    for bad in (1e308, 1e-300, 0.0, -1.0, float("nan"), float("inf"), 150.0):
+        with pytest.raises(OptionError) as e:
+            DetectorOptions(model_path=TINY, um_per_px=bad)
+        assert e.value.option == "um_per_px" and "from 0.01 to 100" in str(e.value)
+    assert DetectorOptions(model_path=TINY, um_per_px=np.float32(0.25)).um_per_px == 0.25
