@@ -298,11 +298,20 @@ def read_patch_rgb(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.nda
         SourceError: the file cannot be read as an image (missing, not a regular file, corrupt, or
             far larger than a patch).
     """
+    return patch_rgb(read_patch_bgr(path, size), size)
+
+
+def read_patch_bgr(path: str | os.PathLike, size: int = PATCH_SIZE_PX) -> np.ndarray:
+    """A patch image as read, BGR uint8 of at most ``size``×``size`` px (grey and BGRA as BGR), unpadded.
+
+    Raises:
+        SourceError: as :func:`read_patch_rgb`.
+    """
     try:
         bgr = read_image(path, "patch image", flags=cv2.IMREAD_COLOR)
     except MemoryBudgetError as e:  # a "patch" of gigapixels is a broken file: skipped like a corrupt one
         raise SourceError(str(e)) from None
-    return patch_rgb(check_patch_size(bgr, size, path), size)
+    return check_patch_size(bgr, size, path)
 
 
 def check_patch_size(bgr: np.ndarray, size: int, path: str | os.PathLike) -> np.ndarray:
@@ -338,6 +347,7 @@ class LoadedPatches:
     images: np.ndarray
     records: tuple[PatchRecord, ...]
     skipped: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...] = ()  # each kept patch's (width, height) px as read, before padding
 
     @property
     def labels(self) -> np.ndarray:
@@ -347,15 +357,17 @@ class LoadedPatches:
 def load_patches(records: Sequence[PatchRecord], size: int = PATCH_SIZE_PX) -> LoadedPatches:
     """Read patches, skipping (and listing) the unreadable ones."""
     images = np.empty((len(records), size, size, 3), np.uint8)
-    kept, skipped = [], []
+    kept, skipped, sizes = [], [], []
     for rec in records:
         try:
-            images[len(kept)] = read_patch_rgb(rec.path, size)
+            bgr = read_patch_bgr(rec.path, size)
         except SourceError:
             skipped.append(rec.path)
             continue
+        images[len(kept)] = patch_rgb(bgr, size)
+        sizes.append((bgr.shape[1], bgr.shape[0]))
         kept.append(rec)
-    return LoadedPatches(images[: len(kept)], tuple(kept), tuple(skipped))
+    return LoadedPatches(images[: len(kept)], tuple(kept), tuple(skipped), tuple(sizes))
 
 
 def default_data_dir() -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence, Union
 
@@ -14,7 +15,12 @@ from .dataset import Misnamed, PatchRecord, load_patches, scan_files
 from .errors import DatasetError
 from .fileio import name
 from .metrics import BinaryMetrics, binary_metrics, per_group_metrics
+from .patchnotes import PatchNotes
 from .spec import ContextSpec
+
+
+#: what ``evaluate`` says after a too-small example: every patch is scored, padded as the data set's edge patches are
+EVALUATE_SCALE_HINT = "evaluate scores it padded with white, as the data set's edge patches are, and counts it"
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,13 @@ class Predictions:
 
 
 def predict_records(classifier: PatchClassifier, records: Sequence[PatchRecord], chunk: int = 2048,
-                    progress: Optional[Callable[[int, int], None]] = None) -> Predictions:
-    """Read and score patches ``chunk`` at a time; unreadable files are skipped and listed."""
+                    progress: Optional[Callable[[int, int], None]] = None,
+                    notes: Optional[PatchNotes] = None) -> Predictions:
+    """Read and score patches ``chunk`` at a time; unreadable files are skipped and listed.
+
+    ``notes``, when given, collects the patches whose score means little (no colour, under a
+    quarter of a patch), as ``classify`` does for the same images.
+    """
     kept: list[PatchRecord] = []
     skipped: list[str] = []
     scores = []
@@ -44,6 +55,10 @@ def predict_records(classifier: PatchClassifier, records: Sequence[PatchRecord],
         loaded = load_patches(records[start:start + chunk], classifier.spec.patch_size_px)
         kept.extend(loaded.records)
         skipped.extend(loaded.skipped)
+        if notes is not None:
+            for rec, rgb, (w, h) in zip(loaded.records, loaded.images, loaded.sizes):
+                notes.note_size(rec.path, w, h)
+                notes.note_colour(rec.path, rgb)
         scores.append(classifier.predict(loaded.images))
         if progress:
             progress(min(start + chunk, len(records)), len(records))
@@ -57,7 +72,9 @@ class Evaluation:
     ``skipped`` lists patch files that could not be read, ``misnamed`` files in the class folders
     that are not patches of the layout (:class:`~idc_edge.dataset.Misnamed`); neither is counted.
     ``in_field`` is the same patches decided with their neighbours' scores, as the detector decides
-    windows in a frame (:func:`in_field_scores`), when the model has a field context.
+    windows in a frame (:func:`in_field_scores`), when the model has a field context. ``colourless``
+    and ``tiny`` list the patches scored and counted whose score means little (no colour; under a
+    quarter of a patch), each also said in one warning as ``classify`` says it.
     """
 
     metrics: BinaryMetrics
@@ -66,6 +83,8 @@ class Evaluation:
     skipped: tuple[str, ...]
     misnamed: tuple[Misnamed, ...] = ()
     in_field: Optional["Evaluation"] = None
+    colourless: tuple[str, ...] = ()
+    tiny: tuple[str, ...] = ()
 
     def summary(self) -> dict:
         """The flat JSON summary printed by ``idc-edge evaluate --json``."""
@@ -138,11 +157,15 @@ def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLik
     if threshold is not None:
         threshold = validate.probability("threshold", threshold)
     scan = scan_files(data_dir, patients)  # misnamed files are skipped and listed, not the end of it
-    pred = predict_records(classifier, scan.records, progress=progress)
+    notes = PatchNotes(classifier.spec.patch_size_px)
+    pred = predict_records(classifier, scan.records, progress=progress, notes=notes)
+    for text in notes.messages("patch(es)", masked=False, scale_hint=EVALUATE_SCALE_HINT):
+        warnings.warn(text, stacklevel=2)
     spec = classifier.spec
     ev = evaluate_predictions(pred, spec.threshold if threshold is None else threshold)
     in_field = None
     if context and spec.context is not None and pred.records:
         field_pred = replace(pred, scores=in_field_scores(pred, spec.context, spec.patch_size_px))
         in_field = evaluate_predictions(field_pred, spec.context.threshold if threshold is None else threshold)
-    return replace(ev, misnamed=scan.misnamed, in_field=in_field)
+    return replace(ev, misnamed=scan.misnamed, in_field=in_field, colourless=tuple(map(str, notes.colourless)),
+                   tiny=tuple(str(t[0]) for t in notes.tiny))

@@ -128,3 +128,57 @@ def test_the_api_refuses_a_scale_outside_the_range_as_an_option_error():
             DetectorOptions(model_path=TINY, um_per_px=bad)
         assert e.value.option == "um_per_px" and "from 0.01 to 100" in str(e.value)
     assert DetectorOptions(model_path=TINY, um_per_px=np.float32(0.25)).um_per_px == 0.25
+
+
+# -- evaluate says of grey and tiny patches what classify says of the same files -------------------------
+
+def _patch_folder(root):
+    """One patient: a grey (single-channel) patch, a 50×1 px strip of tissue colour, a whole purple patch."""
+    rng = np.random.default_rng(0)
+    grey = root / "p1" / "0" / "p1_idx5_x0_y0_class0.png"
+    strip = root / "p1" / "1" / "p1_idx5_x50_y0_class1.png"
+    whole = root / "p1" / "1" / "p1_idx5_x100_y0_class1.png"
+    for path in (grey, strip):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(grey), rng.integers(60, 200, (50, 50)).astype(np.uint8))
+    assert cv2.imwrite(str(strip), np.full((1, 50, 3), (150, 60, 160), np.uint8))
+    assert cv2.imwrite(str(whole), np.full((50, 50, 3), (150, 60, 160), np.uint8))
+    return grey, strip
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("idc-edge: warning:")]
+
+
+def test_evaluate_warns_of_grey_and_tiny_patches_as_classify_does(tmp_path, capsys):
+    """evaluate scored a grey patch and a 1-row strip and counted them without a word."""
+    grey, strip = _patch_folder(tmp_path / "ds")
+    code, err = cli(capsys, "evaluate", tmp_path / "ds", "--model", TINY, "--quiet", "--json")
+    assert code == 0
+    said = _warnings(err)
+    assert any(f"1 patch(es) have no colour" in w and str(grey) in w for w in said), err
+    assert any("1 patch(es) are too small" in w and "50×1 px, less than a quarter of one 50 px patch" in w
+               and str(strip) in w for w in said), err
+    # classify of the same files, every patch scored as evaluate scores them, says the same of each
+    code, err = cli(capsys, "classify", grey, strip, "--model", TINY, "--quiet", "--no-mask")
+    assert code == 0
+    by_classify = _warnings(err)
+    colour = [w for w in by_classify if "have no colour" in w]
+    assert len(colour) == 1 and colour[0].replace("image(s)", "patch(es)") in said
+    small = [w for w in by_classify if "are too small" in w]
+    assert len(small) == 1 and small[0].split("; ")[0].replace("image(s)", "patch(es)") in [w.split("; ")[0] for w in said]
+
+
+def test_evaluate_folder_lists_the_patches_whose_score_means_little(tmp_path):
+    import warnings
+
+    from idc_edge.classifier import PatchClassifier
+    from idc_edge.evaluate import evaluate_folder
+
+    grey, strip = _patch_folder(tmp_path / "ds")
+    with PatchClassifier(TINY) as clf, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ev = evaluate_folder(clf, tmp_path / "ds")
+    assert ev.metrics.n_patches == 3 and ev.colourless == (str(grey),) and ev.tiny == (str(strip),)
+    assert sum("have no colour" in str(w.message) for w in caught) == 1
+    assert sum("are too small" in str(w.message) for w in caught) == 1

@@ -161,45 +161,34 @@ class _PatchGate:
     a ``size`` px patch)."""
 
     def __init__(self, options, size: int):
+        from ..patchnotes import PatchNotes
         from ..tiling import make_grid
 
         self.options = options
         self.size = size
         self.grid = make_grid((size, size), size, size, 1.0)  # one window: the padded patch
-        self.colourless: list = []
-        self.tiny: list = []  # (path, width px, height px)
+        self.notes = PatchNotes(size)
 
     def tissue(self, path, bgr, rgb) -> bool:
         """True when the padded RGB patch ``rgb`` of image ``bgr`` (at ``path``) is to be scored."""
         import cv2
 
-        from ..tiling import tiny_note
-        from ..tissue import colourless, patch_fractions, tissue_pixels, tissue_windows
+        from ..tissue import patch_fractions, tissue_pixels, tissue_windows
 
-        if tiny_note(bgr.shape[1], bgr.shape[0], self.size):
-            self.tiny.append((path, bgr.shape[1], bgr.shape[0]))
+        self.notes.note_size(path, bgr.shape[1], bgr.shape[0])
         hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
         masked = self.options.tissue_mask
         found = not masked or bool(tissue_windows(patch_fractions(tissue_pixels(rgb, self.options.tissue, hsv),
                                                                   self.grid), self.options.tissue)[0, 0])
         if not found or not masked:  # checked where run checks it: no tissue, or scored without the mask
-            if colourless(hsv):
-                self.colourless.append(path)
+            self.notes.note_colour(path, rgb, hsv)
         return found
 
     def warn(self) -> None:
-        """The warnings ``run`` gives, once each, with a count and an example."""
-        from ..fileio import name
-        from ..tiling import tiny_note
-        from ..tissue import no_colour_message
-
-        if self.colourless:
-            print(f"idc-edge: warning: {no_colour_message(f'{len(self.colourless)} image(s)', self.options.tissue_mask)}"
-                  f" (e.g. {name(self.colourless[0])})", file=sys.stderr)
-        if self.tiny:
-            path, w, h = self.tiny[0]
-            print(f"idc-edge: warning: {len(self.tiny)} image(s) are too small, e.g. {name(path)} is {w}×{h} px, "
-                  f"{tiny_note(w, h, self.size)}; classify takes patch images at the model's scale", file=sys.stderr)
+        """The warnings ``run`` gives, once each, with a count and an example (:mod:`idc_edge.patchnotes`)."""
+        for text in self.notes.messages("image(s)", self.options.tissue_mask,
+                                        "classify takes patch images at the model's scale"):
+            print(f"idc-edge: warning: {text}", file=sys.stderr)
 
 
 def _patch_row(path, prob: Optional[float], threshold: float) -> list:

@@ -1,0 +1,64 @@
+"""What to say about patch images whose result means little, said the same by ``classify`` and ``evaluate``.
+
+A patch image (one model patch or smaller, read whole) can hold nothing a score can rest on: no
+colour at all (a grey PNG, a monochrome camera's frame, an unstained slide) or less than a quarter
+of a patch (a 1-row strip, a 1×1 px crop), the rest being white padding. ``run`` warns about such
+frames (:mod:`idc_edge.detector`); :class:`PatchNotes` collects such patches as they are read and
+gives the same warnings once each, with a count and the first example, whichever command read them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+
+from .fileio import name
+from .tiling import tiny_note
+from .tissue import colourless, no_colour_message
+
+Path = Union[str, os.PathLike]
+
+
+class PatchNotes:
+    """Patch images noted as colourless or too small, for one warning each at the end.
+
+    Args:
+        size: the model's patch side, px.
+    """
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self.colourless: list[Path] = []
+        self.tiny: list[tuple[Path, int, int]] = []  # (path, width px, height px) as read
+
+    def note_size(self, path: Path, width: int, height: int) -> None:
+        """Note ``path`` when its ``width`` × ``height`` px (as read, before padding) is under a quarter patch."""
+        if tiny_note(width, height, self.size):
+            self.tiny.append((path, int(width), int(height)))
+
+    def note_colour(self, path: Path, rgb: np.ndarray, hsv: Optional[np.ndarray] = None) -> None:
+        """Note ``path`` when its padded RGB uint8 patch ``rgb`` (``hsv``: it in OpenCV's HSV) has no colour."""
+        if colourless(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV) if hsv is None else hsv):
+            self.colourless.append(path)
+
+    def messages(self, what: str, masked: bool, scale_hint: str) -> list[str]:
+        """The warnings, without the ``idc-edge: warning:`` prefix.
+
+        Args:
+            what: what the patches are called, plural (``"image(s)"``, ``"patch(es)"``).
+            masked: whether patches without tissue were left unscored (else every one was scored,
+                and a colourless one's score means nothing).
+            scale_hint: what the command takes, said after a too-small example
+                (``"classify takes patch images at the model's scale"``).
+        """
+        out = []
+        if self.colourless:
+            out.append(f"{no_colour_message(f'{len(self.colourless)} {what}', masked)} "
+                       f"(e.g. {name(self.colourless[0])})")
+        if self.tiny:
+            path, w, h = self.tiny[0]
+            out.append(f"{len(self.tiny)} {what} are too small, e.g. {name(path)} is {w}×{h} px, "
+                       f"{tiny_note(w, h, self.size)}; {scale_hint}")
+        return out
