@@ -16,6 +16,7 @@ import html
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -114,6 +115,8 @@ class SessionSummary:
     top: tuple
     snapshots: tuple
     clock_steps_back: int = 0   # times a frame's time was earlier than the one before (see retimed)
+    repeated_frame_copies: int = 0   # lines copying an earlier line of the same frame, counted once (without_copies)
+    repeated_frame_numbers: int = 0  # lines reusing a frame number with results of their own, counted
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, pictures left out (their frame numbers and times kept)."""
@@ -158,6 +161,61 @@ def retimed(records: Sequence[dict]) -> tuple[list[dict], int]:
     if not back:
         return list(records), 0
     return [dict(r, time=t) for r, t in zip(records, times)], back
+
+
+@dataclass(frozen=True)
+class RepeatedFrames:
+    """Frame lines of one session whose frame number an earlier line of it already has.
+
+    Attributes:
+        copies: lines equal in every summarised field to an earlier line (a line pasted twice, a
+            file joined by hand): the same frame, counted once.
+        reused: lines with another frame's number but results of their own (a caller's own
+            ``FrameSource`` may number frames as it likes): counted as frames of their own.
+        example: the first frame number given more than once, and how many lines give it.
+    """
+
+    copies: int = 0
+    reused: int = 0
+    example: Optional[tuple[int, int]] = None
+
+
+def without_copies(records: Sequence[dict]) -> tuple[list[dict], RepeatedFrames]:
+    """``records`` with each line that copies an earlier one of the same frame number left out, and
+    what repeated (:class:`RepeatedFrames`). Nothing is refused and no order is imposed: frame
+    numbers out of order, or reused with other results, are kept as written."""
+    seen: dict[int, list[str]] = {}  # frame number -> the records given it, as canonical JSON
+    kept, copies, reused, lines_of = [], 0, 0, {}
+    for r in records:
+        index = int(r["index"])
+        text = json.dumps(r, sort_keys=True, default=str)
+        lines_of[index] = lines_of.get(index, 0) + 1
+        earlier = seen.setdefault(index, [])
+        if text in earlier:
+            copies += 1
+            continue
+        if earlier:
+            reused += 1
+        earlier.append(text)
+        kept.append(r)
+    first = next((i for i, n in lines_of.items() if n > 1), None)
+    return kept, RepeatedFrames(copies, reused, None if first is None else (first, lines_of[first]))
+
+
+def repeated_text(number: int, repeated: RepeatedFrames) -> str:
+    """The warning for a session whose frame numbers repeat (empty when none do)."""
+    if not (repeated.copies or repeated.reused):
+        return ""
+    index, times = repeated.example
+    parts = []
+    if repeated.copies:
+        parts.append(f"{repeated.copies} exact copy(ies) of an earlier line (a line pasted twice, a file joined by "
+                     "hand?) counted once")
+    if repeated.reused:
+        parts.append(f"{repeated.reused} with results of their own counted as frames of their own (a frame source "
+                     "that numbers frames as it likes?)")
+    return (f"session {number}: {repeated.copies + repeated.reused} frame line(s) repeat a frame number of the "
+            f"session, e.g. frame {index} is given {times} times: " + "; ".join(parts))
 
 
 def fields_viewed(records: Sequence[dict], still_fraction: float = STILL_FRACTION,
@@ -445,8 +503,14 @@ def _frames_at(cap, wanted: Sequence[tuple[Optional[int], float]]) -> list[Optio
 # -- summarising --------------------------------------------------------------------------------------
 
 def summarize_session(session: RecordedSession, number: int, pictures: bool = True, k: int = 6) -> SessionSummary:
-    """Summarise one :class:`~idc_edge.record.RecordedSession` (pictures read when ``pictures``)."""
-    records, steps_back = retimed(session.records)  # every time below counts on from the one before
+    """Summarise one :class:`~idc_edge.record.RecordedSession` (pictures read when ``pictures``).
+
+    Lines that copy an earlier line of the same frame are counted once, and frame numbers given to
+    more than one line are said in one warning (:func:`without_copies`)."""
+    unique, repeated = without_copies(session.records)
+    if repeated.example is not None:
+        warnings.warn(repeated_text(number, repeated), stacklevel=2)
+    records, steps_back = retimed(unique)  # every time below counts on from the one before
     header = session.header
     times = [float(r["time"]) for r in records]
     t0 = times[0] if times else 0.0
@@ -485,7 +549,8 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
         frames_without_call=len(records) - len(called), no_call_reasons=no_call_reasons(records),
         fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
         idc_percent=tuple(round(100 * r["idc_fraction"], 3) for r in records), top=tuple(top),
-        snapshots=tuple(snap_pictures), clock_steps_back=steps_back)
+        snapshots=tuple(snap_pictures), clock_steps_back=steps_back, repeated_frame_copies=repeated.copies,
+        repeated_frame_numbers=repeated.reused)
 
 
 def summarize(path, pictures: bool = True) -> list[SessionSummary]:

@@ -182,3 +182,55 @@ def test_evaluate_folder_lists_the_patches_whose_score_means_little(tmp_path):
     assert ev.metrics.n_patches == 3 and ev.colourless == (str(grey),) and ev.tiny == (str(strip),)
     assert sum("have no colour" in str(w.message) for w in caught) == 1
     assert sum("are too small" in str(w.message) for w in caught) == 1
+
+
+# -- report: frame numbers repeated within a session are told, copies counted once -----------------------
+
+@pytest.fixture(scope="module")
+def recorded_video(tmp_path_factory):
+    """The lines of a real results file of a 6-frame video: a session header and frames 0-5."""
+    import json
+
+    folder = tmp_path_factory.mktemp("recorded7")
+    video = fake_camera(folder / "v")
+    video = video.rename(folder / "v.avi")
+    results = folder / "r.jsonl"
+    assert main(["run", "--source", str(video), "--model", TINY, "--quiet", "--record", str(results)]) == 0
+    lines = results.read_text().splitlines()
+    assert [json.loads(line).get("index") for line in lines] == [None, 0, 1, 2, 3, 4, 5]
+    return lines
+
+
+def test_report_counts_a_pasted_line_once_and_tells_of_repeated_frame_numbers(tmp_path, capsys, recorded_video):
+    """Frames 1 and 2 pasted again were counted as 8 frames of 6, without a word."""
+    import json
+
+    header, frames = recorded_video[0], recorded_video[1:]
+    pasted = [header, *frames[:3], frames[1], frames[2], *frames[3:]]
+    path = tmp_path / "pasted.jsonl"
+    path.write_text("\n".join(pasted) + "\n")
+    assert main(["report", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    session = json.loads(captured.out)["sessions"][0]
+    assert session["frames"] == 6 and session["repeated_frame_copies"] == 2 and session["repeated_frame_numbers"] == 0
+    said = _warnings(captured.err)
+    assert said == ["idc-edge: warning: session 1: 2 frame line(s) repeat a frame number of the session, e.g. frame 1 "
+                    "is given 2 times: 2 exact copy(ies) of an earlier line (a line pasted twice, a file joined by "
+                    "hand?) counted once"]
+    # a number reused with results of its own (a caller's FrameSource) is a frame of its own, and told
+    other = json.loads(frames[4])
+    other["index"], other["time"] = 2, other["time"] + 0.5
+    reused = [header, *frames, json.dumps(other)]
+    path.write_text("\n".join(reused) + "\n")
+    assert main(["report", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    session = json.loads(captured.out)["sessions"][0]
+    assert session["frames"] == 7 and session["repeated_frame_numbers"] == 1 and session["repeated_frame_copies"] == 0
+    assert _warnings(captured.err) == ["idc-edge: warning: session 1: 1 frame line(s) repeat a frame number of the "
+                                       "session, e.g. frame 2 is given 2 times: 1 with results of their own counted "
+                                       "as frames of their own (a frame source that numbers frames as it likes?)"]
+    # frames out of order but each number once: counted as written, nothing said
+    path.write_text("\n".join([header, *reversed(frames)]) + "\n")
+    assert main(["report", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["sessions"][0]["frames"] == 6 and not _warnings(captured.err)
