@@ -234,3 +234,18 @@ def test_report_counts_a_pasted_line_once_and_tells_of_repeated_frame_numbers(tm
     assert main(["report", str(path), "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["sessions"][0]["frames"] == 6 and not _warnings(captured.err)
+
+
+# -- calibrate --frames: a count that would run for years, or lose the float32 sum's precision ------------
+
+def test_calibrate_refuses_a_frame_count_past_what_averaging_can_use(tmp_path, capsys):
+    """--frames 99999999999 averaged a camera's frames for ever (a float32 sum past 2**24 loses precision)."""
+    camera = fake_camera(tmp_path / "cam")
+    profile = tmp_path / "scope.toml"
+    for frames in ("1001", "99999999999"):  # without the bound, 1001 frames are averaged and saved
+        code, err = cli(capsys, "calibrate", "white", "--camera", camera, "--profile", profile, "--frames", frames)
+        assert code == 2 and one_error_line(err) == (f"idc-edge: error: --frames must be <= 1000 (camera frames to "
+                                                     f"average), got {frames}")
+        assert not profile.exists()
+    code, err = cli(capsys, "calibrate", "white", "--camera", camera, "--profile", profile, "--frames", "3", "--json")
+    assert code == 0 and profile.exists(), err
