@@ -451,7 +451,19 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
             raise error(f"cannot read {where}: {e}") from None
     if upright:
         image = turn_upright(image, orientation)
+        _say_extra_pictures(data, where)
     return image
+
+
+def _say_extra_pictures(data: bytes, where: str) -> None:
+    """One warning when an image file holds more pictures than the first, which alone OpenCV decodes
+    (:mod:`idc_edge.multiimage`): a stack of patches in one TIFF was scored as one patch, silently."""
+    from .multiimage import extra_pictures
+
+    kind = extra_pictures(data)
+    if kind:
+        logging.getLogger(__name__).warning("%s is %s: only the first is read; save each picture as an image of "
+                                            "its own (or the frames as a video for run --source)", where, kind)
 
 
 def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:

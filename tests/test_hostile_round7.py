@@ -249,3 +249,31 @@ def test_calibrate_refuses_a_frame_count_past_what_averaging_can_use(tmp_path, c
         assert not profile.exists()
     code, err = cli(capsys, "calibrate", "white", "--camera", camera, "--profile", profile, "--frames", "3", "--json")
     assert code == 0 and profile.exists(), err
+
+
+# -- image files holding more than one picture ------------------------------------------------------------
+
+def test_an_image_file_of_several_pictures_says_only_the_first_is_read(tmp_path, capsys):
+    """A 3-page TIFF of patches, an animated GIF, PNG or WebP: the first picture alone was scored, silently."""
+    patch = np.full((50, 50, 3), (200, 150, 220), np.uint8)
+    stack = tmp_path / "stack.tif"
+    assert cv2.imwritemulti(str(stack), [patch, 255 - patch, patch // 2])
+    animation = cv2.Animation()
+    animation.frames, animation.durations = [patch, 255 - patch], [100, 100]
+    clips = {}
+    for suffix in ("gif", "png", "webp"):
+        clips[suffix] = tmp_path / f"clip.{suffix}"
+        assert cv2.imwriteanimation(str(clips[suffix]), animation)
+    single = tmp_path / "single.tif"
+    assert cv2.imwrite(str(single), patch)
+    expected = {stack: "is a TIFF of 3 pages", clips["gif"]: "is an animated GIF of 2 frames",
+                clips["png"]: "is an animated PNG of 2 frames", clips["webp"]: "is an animated WebP"}
+    for path, kind in expected.items():
+        code, err = cli(capsys, "classify", path, "--model", TINY, "--quiet")
+        assert code == 0 and _warnings(err) == [f"idc-edge: warning: image '{path}' {kind}: only the first is read; "
+                                                "save each picture as an image of its own (or the frames as a video "
+                                                "for run --source)"]
+    code, err = cli(capsys, "run", "--source", stack, "--model", TINY, "--quiet")
+    assert code == 0 and any("is a TIFF of 3 pages: only the first is read" in w for w in _warnings(err))
+    code, err = cli(capsys, "classify", single, "--model", TINY, "--quiet")
+    assert code == 0 and not _warnings(err)
