@@ -438,7 +438,7 @@ def test_a_frame_shrunk_below_a_quarter_patch_by_its_scale_is_warned_not_silentl
     image = tmp_path / "slide.png"
     cv2.imwrite(str(image), np.full((400, 600, 3), (190, 110, 200), np.uint8))
     p = run_here("classify", str(image), "--quiet", "--um-per-px", "0.01")
-    assert p.returncode == 0 and "only 1×1 px at the model's" in p.stderr.decode() and "--um-per-px" in p.stderr.decode()
+    assert p.returncode == 0 and "only 2×1 px at the model's" in p.stderr.decode() and "--um-per-px" in p.stderr.decode()
     p = run_here("classify", str(image), "--quiet", "--um-per-px", "2")
     # at a sane scale no word about it (this flat field has no call: that is said, and only that)
     assert p.returncode == 0 and "at the model's" not in p.stderr.decode()
