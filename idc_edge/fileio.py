@@ -463,7 +463,7 @@ def _say_extra_pictures(data: bytes, where: str) -> None:
     kind = extra_pictures(data)
     if kind:
         logging.getLogger(__name__).warning("%s is %s: only the first is read; save each picture as an image of "
-                                            "its own (or the frames as a video for run --source)", where, kind)
+                                            "its own (or the frames as a video)", where, kind)
 
 
 def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:

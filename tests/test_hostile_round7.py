@@ -271,8 +271,7 @@ def test_an_image_file_of_several_pictures_says_only_the_first_is_read(tmp_path,
     for path, kind in expected.items():
         code, err = cli(capsys, "classify", path, "--model", TINY, "--quiet")
         assert code == 0 and _warnings(err) == [f"idc-edge: warning: image '{path}' {kind}: only the first is read; "
-                                                "save each picture as an image of its own (or the frames as a video "
-                                                "for run --source)"]
+                                                "save each picture as an image of its own (or the frames as a video)"]
     code, err = cli(capsys, "run", "--source", stack, "--model", TINY, "--quiet")
     assert code == 0 and any("is a TIFF of 3 pages: only the first is read" in w for w in _warnings(err))
     code, err = cli(capsys, "classify", single, "--model", TINY, "--quiet")
