@@ -95,6 +95,8 @@ class FocusOptions:
         min_channel_ratio: least sharpness of the least sharp colour channel over the sharpest's
             (:func:`channel_sharpness`); below it one colour is out of focus and so is the frame.
             0 switches the check off.
+        min_channel_band_ratio: the same one octave coarser (:func:`band_sharpness`), which JPEG's
+            and YUV 4:2:0's colour does not hide; 0 switches that check off.
         enabled: False switches the focus gate off (everything counts as in focus).
     """
 
@@ -104,6 +106,7 @@ class FocusOptions:
     min_isotropy: float = 0.70
     min_field_px: int = 60_000
     min_channel_ratio: float = 0.48
+    min_channel_band_ratio: float = 0.66
     enabled: bool = True
 
     def __post_init__(self):
@@ -117,6 +120,9 @@ class FocusOptions:
                                                                        unit="pixels at the model's scale"))
         object.__setattr__(self, "min_channel_ratio", validate.number(
             "min_channel_ratio", self.min_channel_ratio, 0.0, 1.0, "least over most sharp colour channel"))
+        object.__setattr__(self, "min_channel_band_ratio", validate.number(
+            "min_channel_band_ratio", self.min_channel_band_ratio, 0.0, 1.0,
+            "least over most sharp colour channel, one octave coarser"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -382,8 +388,9 @@ class FrameQuality:
         streaked: True when ``isotropy`` is below ``FocusOptions.min_isotropy`` (motion blur).
         channel_ratio: sharpness of the least sharp colour channel over the sharpest's
             (:func:`channel_sharpness`), NaN when not measured.
-        colour_blurred: True when ``channel_ratio`` is below ``FocusOptions.min_channel_ratio``
-            (one colour out of focus).
+        channel_band_ratio: the same one octave coarser (:func:`band_sharpness`), NaN when not measured.
+        colour_blurred: True when ``channel_ratio`` is below ``FocusOptions.min_channel_ratio`` or
+            ``channel_band_ratio`` below ``FocusOptions.min_channel_band_ratio`` (one colour out of focus).
     """
 
     sharpness: float
@@ -404,6 +411,7 @@ class FrameQuality:
     isotropy: float = float("nan")
     streaked: bool = False
     channel_ratio: float = float("nan")
+    channel_band_ratio: float = float("nan")
     colour_blurred: bool = False
     stain_ok: bool = True
     stains: StainReading = StainReading()
@@ -523,42 +531,99 @@ def _isotropy(smooth: np.ndarray, mask: np.ndarray) -> float:
     return float(along.min() / along.max()) if along.max() > 0 else float("nan")
 
 
-def channel_sharpness(rgb: np.ndarray, grid: TileGrid, tissue_px_per_patch: np.ndarray, n_patches: int = 8,
-                      min_fraction: float = 0.5, min_patches: int = 3) -> np.ndarray:
-    """Sharpness of each colour channel (R, G, B; arbitrary but common units) of an **RGB** uint8 frame
-    at the model's scale, over its ``n_patches`` patches with the most tissue: the root of the summed
-    squared Laplacian over the summed squared gradient, as the frame's sharpness is measured on grey.
-
-    Axial chromatic aberration (a camera adapter's or an eyepiece camera's simple lens) leaves one
-    or two colours out of focus while the grey the focus gate reads stays sharp; the model reads
-    nuclei in the red the haematoxylin absorbs, and calls IDC benign when that alone is blurred.
-    The patches' 1 px rims are left out (their derivatives would reach outside the patch). NaN
-    (three) when fewer than ``min_patches`` patches are at least ``min_fraction`` tissue, or a
-    channel has no gradient at all (clipped flat).
-
-    Args:
-        tissue_px_per_patch: ``[rows, cols]`` tissue pixels per patch of ``grid``.
-    """
+def tissue_patch_stack(rgb: np.ndarray, grid: TileGrid, tissue_px_per_patch: np.ndarray, n_patches: int = 8,
+                       min_fraction: float = 0.5, min_patches: int = 3) -> Optional[np.ndarray]:
+    """uint8 ``[n, patch, patch, 3]``: the ``n_patches`` patches of an **RGB** uint8 frame at the model's
+    scale with the most tissue (``tissue_px_per_patch``, ``[rows, cols]`` tissue pixels per patch of
+    ``grid``), those at least ``min_fraction`` tissue; None when fewer than ``min_patches`` are."""
     area = grid.patch * grid.patch
     counts = np.asarray(tissue_px_per_patch, np.float64).ravel()
     order = np.argsort(counts)[::-1][:n_patches]
     order = order[counts[order] >= min_fraction * area]
     if len(order) < min_patches:
-        return np.full(3, np.nan)
+        return None
     rows, cols = np.unravel_index(order, grid.shape)
     p = grid.patch
-    stack = np.concatenate([rgb[y:y + p, x:x + p] for y, x in zip(grid.ys[rows], grid.xs[cols])])
+    return np.stack([rgb[y:y + p, x:x + p] for y, x in zip(grid.ys[rows], grid.xs[cols])])
+
+
+def channel_sharpness(rgb: np.ndarray, grid: TileGrid, tissue_px_per_patch: np.ndarray, n_patches: int = 8,
+                      min_fraction: float = 0.5, min_patches: int = 3) -> np.ndarray:
+    """Sharpness of each colour channel (R, G, B; arbitrary but common units) of an **RGB** uint8 frame
+    at the model's scale, over its ``n_patches`` patches with the most tissue (:func:`tissue_patch_stack`):
+    the root of the summed squared Laplacian over the summed squared gradient, as the frame's sharpness
+    is measured on grey.
+
+    Axial chromatic aberration (a camera adapter's or an eyepiece camera's simple lens) leaves one
+    or two colours out of focus while the grey the focus gate reads stays sharp; the model reads
+    nuclei in the red the haematoxylin absorbs, and calls IDC benign when that alone is blurred.
+    NaN (three) when fewer than ``min_patches`` patches are at least ``min_fraction`` tissue.
+
+    Args:
+        tissue_px_per_patch: ``[rows, cols]`` tissue pixels per patch of ``grid``.
+    """
+    stack = tissue_patch_stack(rgb, grid, tissue_px_per_patch, n_patches, min_fraction, min_patches)
+    return np.full(3, np.nan) if stack is None else stack_sharpness(stack)
+
+
+def stack_sharpness(stack: np.ndarray) -> np.ndarray:
+    """:func:`channel_sharpness` of a :func:`tissue_patch_stack` (R, G, B). The patches' 1 px rims are
+    left out (their derivatives would reach outside the patch); NaN for a channel with no gradient at
+    all (clipped flat)."""
+    n, p = stack.shape[:2]
+    flat = stack.reshape(n * p, p, 3)
 
     def energy(d: np.ndarray) -> np.ndarray:  # per channel, summed over the patches' insides
-        rims = d.reshape(len(order), p, p, 3)
+        rims = d.reshape(n, p, p, 3)
         rims[:, [0, -1]] = 0
         rims[:, :, [0, -1]] = 0
         d = d.astype(np.float32)
         return np.array(cv2.sumElems(cv2.multiply(d, d))[:3])
-    lap = energy(cv2.Laplacian(stack, cv2.CV_16S, ksize=1))
-    grad = energy(cv2.Sobel(stack, cv2.CV_16S, 1, 0, ksize=3)) + energy(cv2.Sobel(stack, cv2.CV_16S, 0, 1, ksize=3))
+    lap = energy(cv2.Laplacian(flat, cv2.CV_16S, ksize=1))
+    grad = energy(cv2.Sobel(flat, cv2.CV_16S, 1, 0, ksize=3)) + energy(cv2.Sobel(flat, cv2.CV_16S, 0, 1, ksize=3))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(grad > 0, np.sqrt(lap / grad), np.nan)
+
+
+#: Gaussian σ (px at the model's scale) of the three smoothings whose differences are the finer and the
+#: coarser band of :func:`band_sharpness`: detail of about 1.5–3 px (6–12 µm, a nucleus) against 3–6 px.
+BAND_SIGMAS_PX = (0.7, 1.4, 2.8)
+#: Pixels of each patch's rim left out of :func:`band_sharpness` (the widest smoothing reaches about
+#: this far outside the patch).
+BAND_RIM_PX = 6
+#: Least mean squared signal per pixel in the coarser band (grey levels²) for a channel to be judged by
+#: :func:`band_sharpness`: a channel clipped flat, or of no structure, has none.
+MIN_BAND_SIGNAL = 1.0
+
+
+def band_sharpness(stack: np.ndarray) -> np.ndarray:
+    """Sharpness of each colour channel (R, G, B) of a :func:`tissue_patch_stack` one octave coarser than
+    :func:`stack_sharpness`'s: the root of the signal between Gaussians of 0.7 and 1.4 px over the
+    signal between 1.4 and 2.8 px (:data:`BAND_SIGMAS_PX`), each patch's :data:`BAND_RIM_PX` rim left out.
+
+    Through JPEG or YUV 4:2:0, which keep colour at less than the luma's resolution, a blurred red
+    is rebuilt from the luma with the green's finest detail, which :func:`stack_sharpness` reads, but
+    not with the detail of a nucleus's size, which this band reads and the model needs. NaN for a
+    channel with less than :data:`MIN_BAND_SIGNAL` in the coarser band.
+    """
+    n, p = stack.shape[:2]
+    if p <= 2 * BAND_RIM_PX:
+        return np.full(3, np.nan)
+    flat = stack.reshape(n * p, p, 3).astype(np.float32)
+    fine, mid, coarse = (cv2.GaussianBlur(flat, (0, 0), s, borderType=cv2.BORDER_REFLECT_101) for s in BAND_SIGMAS_PX)
+    inside = (slice(None), slice(BAND_RIM_PX, p - BAND_RIM_PX), slice(BAND_RIM_PX, p - BAND_RIM_PX))
+
+    def signal(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # mean squared difference per channel, insides only
+        d = cv2.subtract(a, b).reshape(n, p, p, 3)[inside].reshape(-1, 3)
+        return np.einsum("ic,ic->c", d, d) / len(d)
+    upper, lower = signal(fine, mid), signal(mid, coarse)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(lower >= MIN_BAND_SIGNAL, np.sqrt(upper / lower), np.nan)
+
+
+def least_over_most(values: np.ndarray) -> float:
+    """The least of three channels' sharpness over the greatest; NaN unless all three are finite."""
+    return float(values.min() / values.max()) if np.isfinite(values).all() and values.max() > 0 else float("nan")
 
 
 def image_sharpness(rgb: np.ndarray, tissue_px: Optional[np.ndarray] = None) -> float:
@@ -692,10 +757,14 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         iso = _isotropy(smooth, away_from(mask, unlit_px if unlit is not None else None,
                                           ink_px if ink is not None else None)) if judge_streaks else float("nan")
         streaked = iso < focus.min_isotropy
-        judge_colours = focus.min_channel_ratio > 0 and not (frame_sharp < focus.frame_threshold or streaked)
-        channels = channel_sharpness(rgb, grid, n_px) if judge_colours else np.full(3, np.nan)
-        ratio = float(channels.min() / channels.max()) if np.isfinite(channels).all() else float("nan")
-        colour_blurred = ratio < focus.min_channel_ratio
+        judge_colours = (focus.min_channel_ratio > 0 or focus.min_channel_band_ratio > 0) \
+            and not (frame_sharp < focus.frame_threshold or streaked)
+        # read on the windows with the most tissue and no ink: a stroke's edges are sharp in the colours it absorbs
+        stack = tissue_patch_stack(rgb, grid, n_px if ink is None else np.where(sums[..., ink] > 0, 0.0, n_px)) \
+            if judge_colours else None
+        ratio, band_ratio = (float("nan"), float("nan")) if stack is None else \
+            (least_over_most(stack_sharpness(stack)), least_over_most(band_sharpness(stack)))
+        colour_blurred = ratio < focus.min_channel_ratio or band_ratio < focus.min_channel_band_ratio
         # NaN (nothing to judge) counts as in focus
         in_focus = not (frame_sharp < focus.frame_threshold or streaked or colour_blurred)
         # tissue sharper than any slide is grain, not detail (where the grain also hides the glass)
@@ -704,7 +773,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     else:
         patch_sharp = np.full(shape, np.nan, np.float32)
         frame_sharp, in_focus, blurred = float("nan"), True, np.zeros(shape, bool)
-        iso, streaked, ratio, colour_blurred = float("nan"), False, float("nan"), False
+        iso, streaked, ratio, band_ratio, colour_blurred = float("nan"), False, float("nan"), float("nan"), False
     if exposure.enabled:
         least = exposure.min_white if h * w >= exposure.large_field_px else exposure.min_white_small
         too_dark = white_levels(grey[..., None])[0] < least  # the grey's 99th percentile
@@ -734,5 +803,5 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
                         colour_ok=colour_ok, glass_cast=cast, tissue=tissue, noise_ok=bool(noise_ok),
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
                         isotropy=iso, streaked=bool(streaked), channel_ratio=ratio,
-                        colour_blurred=bool(colour_blurred), stain_ok=stain_ok, stains=stains,
+                        channel_band_ratio=band_ratio, colour_blurred=bool(colour_blurred), stain_ok=stain_ok, stains=stains,
                         inked=inked, darkest_tissue=darkest, washed_out=bool(washed_out))

@@ -59,6 +59,8 @@ class FrameResult:
             during the exposure), not evenly blurred.
         channel_ratio: sharpness of the least sharp colour channel over the sharpest's (see
             :func:`idc_edge.focus.channel_sharpness`), NaN when not measured.
+        channel_band_ratio: the same one octave coarser, at the size of a nucleus (see
+            :func:`idc_edge.focus.band_sharpness`), NaN when not measured.
         colour_blurred: True when the frame is not in focus because one or two colours are blurred
             while the rest is sharp (a lens that focuses colours apart).
         exposure_ok: False when the frame is too dark or washed out, or most of its tissue is clipped.
@@ -136,6 +138,7 @@ class FrameResult:
     isotropy: float = float("nan")
     streaked: bool = False
     channel_ratio: float = float("nan")
+    channel_band_ratio: float = float("nan")
     colour_blurred: bool = False
     stain_ok: bool = True
     stain_blueness: float = float("nan")
@@ -193,6 +196,8 @@ class FrameResult:
             "isotropy": None if self.isotropy != self.isotropy else round(float(self.isotropy), 3),
             "colour_blurred": bool(self.colour_blurred),
             "channel_ratio": None if self.channel_ratio != self.channel_ratio else round(float(self.channel_ratio), 3),
+            "channel_band_ratio": None if self.channel_band_ratio != self.channel_band_ratio
+            else round(float(self.channel_band_ratio), 3),
             "exposure_ok": bool(self.exposure_ok),
             "washed_out": bool(self.washed_out),
             "darkest_tissue": None if self.darkest_tissue != self.darkest_tissue else round(float(self.darkest_tissue), 3),
