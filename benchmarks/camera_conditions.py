@@ -12,10 +12,12 @@ severity) the report gives:
   with the same IDC decision;
 - **no call**: the share of the clean field's tissue patches without a call in the altered one
   (a gate said so), or counted as no call because the frame was flagged;
+- **lost**: the share of the clean field's tissue patches shown as background in the altered one,
+  whose frame no gate flagged (the tissue mask lost them: neither called nor said);
 - **IDC recall**: of the tissue patches labelled IDC, the share called IDC (no call counts as not
   found; ``recall|called`` is over the called ones only);
-- **verdict**: ``ok`` (agree ≥ ``--agree`` and IDC recall among called patches within
-  ``--recall-drop`` of clean), ``no call`` (≥ 90 % of tissue patches no call, or a gate flag on most
+- **verdict**: ``ok`` (agree ≥ ``--agree``, IDC recall among called patches within
+  ``--recall-drop`` of clean and at most :data:`MAX_LOST` lost), ``no call`` (≥ 90 % of tissue patches no call, or a gate flag on most
   fields), else ``SILENT`` — the answer changed and nothing said so.
 
 A wrong µm/px is simulated by telling the detector ``k ×`` the true 4 µm/px; the altered
@@ -289,6 +291,9 @@ def cases() -> list[Case]:
                  (lambda r: lambda x, rng: field_stop(x, r))(r)) for r in (0.95, 0.8, 0.6)]
     # the camera's own picture settings (a USB camera's defaults vary by maker)
     out += [Case("saturation", f"saturation ×{k}", (lambda k: lambda x, rng: saturation(x, k))(k)) for k in (0.5, 1.6)]
+    # the camera's saturation control turned down: the tissue fades below the tissue mask
+    out += [Case("saturation_low", f"saturation ×{k}", (lambda k: lambda x, rng: saturation(x, k))(k))
+            for k in (0.3, 0.2, 0.12)]
     out += [Case("hue", f"hue {d:+d}°", (lambda d: lambda x, rng: hue_shift(x, d))(d)) for d in (-20, 20, -40, 40)]
     # a camera, pipeline or caller giving RGB where BGR is expected
     out.append(Case("channel_order", "red and blue swapped (RGB given as BGR)",
@@ -385,8 +390,8 @@ def decision_grid(result) -> np.ndarray:
     out[result.idc] = IDC
     if result.no_call is not None:
         out[result.no_call] = NO_CALL
-    if flagged(result):
-        out[result.tissue] = NO_CALL
+    if flagged(result):  # said for the whole frame: windows the tissue mask lost as well
+        out[:] = NO_CALL
     return out
 
 
@@ -417,18 +422,30 @@ class Tally:
     idc_called: int = 0
     fields: int = 0
     flagged_fields: int = 0
+    lost: int = 0
 
     def row(self) -> dict:
         return {"agree": self.agree / max(self.both_called, 1),
                 "no_call": self.no_call / max(self.clean_tissue, 1),
+                "lost": self.lost / max(self.clean_tissue, 1),
                 "idc_recall": self.idc_found / max(self.idc_total, 1),
                 "idc_recall_called": self.idc_found / max(self.idc_called, 1) if self.idc_called else float("nan"),
                 "flagged_fields": self.flagged_fields / max(self.fields, 1),
                 "idc_patches": self.idc_total, "called_patches": self.both_called}
 
 
-def compare(clean, clean_dec, res, res_dec, labels, tally: Tally) -> None:
-    """Add one field's clean/altered pair to ``tally`` (patches matched by centre on the frame)."""
+def lit_windows(rgb: np.ndarray, clean) -> np.ndarray:
+    """bool per window of the clean result: whether the altered field (**RGB**, the clean field's
+    size) is lit there (its brightest channel's mean at least the tissue mask's least value), so a
+    window lost to the mask was there to be seen (not behind a field stop's black)."""
+    value = rgb.max(axis=2).astype(np.float64)
+    boxes = clean.boxes.reshape(-1, 4)
+    return np.array([value[y0:y1, x0:x1].mean() >= 40 for x0, y0, x1, y1 in boxes])
+
+
+def compare(clean, clean_dec, res, res_dec, labels, tally: Tally, lit: Optional[np.ndarray] = None) -> None:
+    """Add one field's clean/altered pair to ``tally`` (patches matched by centre on the frame); ``lit``
+    (:func:`lit_windows`) limits the lost windows to those the altered field shows lit."""
     boxes = clean.boxes.reshape(-1, 4)
     xy = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1).astype(np.float32)
     a = clean_dec.reshape(-1)
@@ -441,6 +458,8 @@ def compare(clean, clean_dec, res, res_dec, labels, tally: Tally) -> None:
     tally.agree += int((called & (a == b)).sum())
     tally.clean_tissue += int(tissue.sum())
     tally.no_call += int((tissue & (b == NO_CALL)).sum())
+    lost = tissue & (b == BACKGROUND)  # shown as background, without a word
+    tally.lost += int((lost & lit).sum() if lit is not None else lost.sum())
     pos = tissue & (lab == 1)
     tally.idc_total += int(pos.sum())
     tally.idc_found += int((pos & (b == IDC)).sum())
@@ -449,12 +468,17 @@ def compare(clean, clean_dec, res, res_dec, labels, tally: Tally) -> None:
     tally.flagged_fields += int(flagged(res))
 
 
+#: Largest share of the clean field's tissue windows an altered field may show as background, without
+#: a frame-wide no call, for its verdict to be ok: tissue the mask lost is neither called nor said.
+MAX_LOST = 0.10
+
+
 def verdict(row: dict, clean_row: dict, min_agree: float, max_recall_drop: float) -> str:
     if row["no_call"] >= 0.9 or row["flagged_fields"] >= 0.8:
         return "no call"
     called_recall_ok = (math.isnan(row["idc_recall_called"]) or
                         row["idc_recall_called"] >= clean_row["idc_recall"] - max_recall_drop)
-    if row["agree"] >= min_agree and called_recall_ok:
+    if row["agree"] >= min_agree and called_recall_ok and row.get("lost", 0.0) <= MAX_LOST:
         return "ok"
     if row["flagged_fields"] >= 0.5:
         return "flagged"
@@ -498,7 +522,8 @@ def run(fields: list[Field], case_list: list[Case], min_agree: float, max_recall
                     rgb = f.rgb if case.apply is None else case.apply(f.rgb, rng)
                     altered = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                     res = d2.detect(altered)
-                    compare(cr, cd, res, decision_grid(res), f.labels, tally)
+                    lit = lit_windows(rgb, cr) if rgb.shape == f.rgb.shape else None
+                    compare(cr, cd, res, decision_grid(res), f.labels, tally, lit)
                     res = raw_det.detect(altered)  # the model alone: what the answer would be without the gates
                     compare(cr, cd, res, decision_grid(res), f.labels, raw)
                 row = tally.row()
@@ -518,13 +543,13 @@ def run(fields: list[Field], case_list: list[Case], min_agree: float, max_recall
 
 
 def markdown(report: dict) -> str:
-    lines = ["| condition | severity | model alone: agree, IDC recall | gated: agree | no call | IDC recall (called only) | verdict |",
-             "|---|---|--:|--:|--:|--:|---|"]
+    lines = ["| condition | severity | model alone: agree, IDC recall | gated: agree | no call | lost | IDC recall (called only) | verdict |",
+             "|---|---|--:|--:|--:|--:|--:|---|"]
     for r in report["rows"]:
         rc = "–" if r["idc_recall_called"] != r["idc_recall_called"] else f"{r['idc_recall_called']:.2f}"
         alone = f"{100 * r['model_agree']:.1f} %, {r['model_idc_recall']:.2f}" if "model_agree" in r else "–"
         lines.append(f"| {r['family']} | {r['label']} | {alone} | {100 * r['agree']:.1f} % | {100 * r['no_call']:.1f} % | "
-                     f"{r['idc_recall']:.2f} ({rc}) | {r['verdict']} |")
+                     f"{100 * r.get('lost', 0.0):.1f} % | {r['idc_recall']:.2f} ({rc}) | {r['verdict']} |")
     return "\n".join(lines) + "\n"
 
 

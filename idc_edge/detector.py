@@ -439,6 +439,7 @@ class Detector:
             channel_ratio=quality.channel_ratio,
             channel_band_ratio=quality.channel_band_ratio, colour_blurred=quality.colour_blurred,
             stain_ok=quality.stain_ok, stain_blueness=quality.stains.contrast,
+            faint_colour=quality.faint_colour, colour_strength=quality.colour_strength,
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,

@@ -43,6 +43,7 @@ import numpy as np
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
 from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
+from .faint import MIN_COLOUR_STRENGTH, colour_strength
 from .glare import MAX_DARKEST_TISSUE, darkest_faint_tissue, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
@@ -247,6 +248,11 @@ class ColourOptions:
             yellow, green, cyan or blue, which H&E never is, or a broad stretch that lets through too
             little red, as blue, violet and black ink over tissue do); a tissue window with more is no call
             (judged with the focus and exposure gates' per-window sums; 1 switches it off).
+        min_colour_strength: least :func:`~idc_edge.faint.colour_strength` of a field of which at least
+            :data:`~idc_edge.faint.MIN_ABSORBING_SHARE` absorbs light (OpenCV's 0–255 saturation); below
+            it the colours are too faint for stained tissue (a camera's saturation turned down, a
+            grey stream) and the frame is no call, said apart from a cast (:attr:`FrameQuality.faint_colour`).
+            0 switches it off.
         min_ink_stroke_px: least length, in pixels at the model's scale (120 = 480 µm), of a marker
             stroke finer than the disc that finds broad ink (56 µm), found by its straight, unbroken
             run (:data:`~idc_edge.ink.MIN_STROKE_LENGTH_PX`, :func:`~idc_edge.ink.fine_strokes`); 0
@@ -264,6 +270,7 @@ class ColourOptions:
     min_tissue_px: int = 5_000
     max_ink_fraction: float = 0.05
     min_ink_stroke_px: int = MIN_STROKE_LENGTH_PX
+    min_colour_strength: float = MIN_COLOUR_STRENGTH
     enabled: bool = True
 
     def __post_init__(self):
@@ -286,6 +293,8 @@ class ColourOptions:
         object.__setattr__(self, "max_ink_fraction", validate.probability("max_ink_fraction", self.max_ink_fraction))
         object.__setattr__(self, "min_ink_stroke_px", validate.whole_number(
             "min_ink_stroke_px", self.min_ink_stroke_px, minimum=0, unit="pixels at the model's scale"))
+        object.__setattr__(self, "min_colour_strength", validate.number(
+            "min_colour_strength", self.min_colour_strength, 0.0, 255.0, "saturation, OpenCV's 0-255 scale"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -382,6 +391,10 @@ class FrameQuality:
             a camera's hue turned): ``stains.contrast`` below ``ColourOptions.min_stain_blueness``.
             Not judged on a grainy frame (``noise_ok`` False), which is no call for its grain.
         stains: the tissue's :func:`~idc_edge.stains.stain_reading` (NaN when not measured).
+        colour_strength: the field's :func:`~idc_edge.faint.colour_strength`, NaN when not measured.
+        faint_colour: True when ``colour_strength`` is below ``ColourOptions.min_colour_strength``
+            (``colour_ok`` is then False): colours too faint for stained tissue, which the tissue
+            mask may not even find.
         inked: bool ``[rows, cols]`` tissue patches covered by marker ink beyond
             ``ColourOptions.max_ink_fraction`` (None when not judged).
         isotropy: the tissue's :func:`isotropy`, NaN when not measured.
@@ -415,6 +428,8 @@ class FrameQuality:
     colour_blurred: bool = False
     stain_ok: bool = True
     stains: StainReading = StainReading()
+    colour_strength: float = float("nan")
+    faint_colour: bool = False
     inked: Optional[np.ndarray] = None
     darkest_tissue: float = float("nan")
     washed_out: bool = False
@@ -698,12 +713,16 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     half_tissue = halved_mask(tissue_px) if half is not None and tissue_px is not None else None
     stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half, half_tissue=half_tissue) \
         if judge_tissue and half is not None else StainReading()
+    strength = colour_strength(rgb[:h, :w], half=half) \
+        if judge_colour and half is not None and colour.min_colour_strength > 0 else float("nan")
+    faint = strength < colour.min_colour_strength
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         stain_ok = _stain_ok(colour, stains, noise_ok)
         return FrameQuality(float("nan"), True, True, False, np.full(shape, np.nan, np.float32), nothing, nothing,
-                            _colour_ok(colour, *casts, noise_ok) and stain_ok, cast, tissue, bool(noise_ok),
-                            noise_level, pale, on_tissue_noise, magenta, stain_ok=stain_ok, stains=stains)
+                            _colour_ok(colour, *casts, noise_ok) and stain_ok and not faint, cast, tissue,
+                            bool(noise_ok), noise_level, pale, on_tissue_noise, magenta, stain_ok=stain_ok, stains=stains,
+                            colour_strength=strength, faint_colour=bool(faint))
     on_tissue = cv2.compare(tissue_px.astype(np.uint8, copy=False), 0, cv2.CMP_GT)  # 255 on tissue pixels
     mask = cv2.multiply(on_tissue, 1.0 / 255.0, dtype=cv2.CV_32F)
     area = float(grid.patch * grid.patch)
@@ -731,7 +750,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     ink = None
     # ink is judged only on frames whose colour and grain pass (below): as far as known yet
     if half is not None and colour.enabled and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
-            and _stain_ok(colour, stains, True):
+            and _stain_ok(colour, stains, True) and not faint:
         ink_px = ink_pixels(rgb, tissue_px, half=half, min_stroke_px=colour.min_ink_stroke_px, half_tissue=half_tissue)
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
         if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
@@ -757,7 +776,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         iso = _isotropy(smooth, away_from(mask, unlit_px if unlit is not None else None,
                                           ink_px if ink is not None else None)) if judge_streaks else float("nan")
         streaked = iso < focus.min_isotropy
-        judge_colours = (focus.min_channel_ratio > 0 or focus.min_channel_band_ratio > 0) \
+        # not on a grainy frame: grain fills the finer band of a weak channel (that frame is no call for its grain)
+        judge_colours = (focus.min_channel_ratio > 0 or focus.min_channel_band_ratio > 0) and noise_ok \
             and not (frame_sharp < focus.frame_threshold or streaked)
         # read on the windows with the most tissue and no ink: a stroke's edges are sharp in the colours it absorbs
         stack = tissue_patch_stack(rgb, grid, n_px if ink is None else np.where(sums[..., ink] > 0, 0.0, n_px)) \
@@ -794,7 +814,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         too_dark, exposure_ok, badly = False, True, np.zeros(shape, bool)
         darkest, washed_out = float("nan"), False
     stain_ok = _stain_ok(colour, stains, noise_ok)
-    colour_ok = _colour_ok(colour, *casts, noise_ok) and stain_ok
+    faint = faint and not washed_out  # stray light fades colours too: said as what it is
+    colour_ok = _colour_ok(colour, *casts, noise_ok) and stain_ok and not faint
     # judged on frames whose colour and grain are fine: a cast or grain tints whole windows ink-coloured
     inked = tissue & (sums[..., ink] / area > colour.max_ink_fraction) \
         if ink is not None and colour_ok and noise_ok else None
@@ -804,4 +825,5 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
                         noise=noise_level, pale_cast=pale, tissue_noise=on_tissue_noise, tissue_magenta=magenta,
                         isotropy=iso, streaked=bool(streaked), channel_ratio=ratio,
                         channel_band_ratio=band_ratio, colour_blurred=bool(colour_blurred), stain_ok=stain_ok, stains=stains,
+                        colour_strength=strength, faint_colour=bool(faint),
                         inked=inked, darkest_tissue=darkest, washed_out=bool(washed_out))

@@ -42,7 +42,7 @@ FAINT_DARKNESS = 0.85
 FAINT_SATURATION = 8
 
 
-def _darkest_channel(small: np.ndarray) -> np.ndarray:
+def darkest_channel(small: np.ndarray) -> np.ndarray:
     """uint8 per pixel of ``small`` (RGB): the light its darkest channel lets through, in linear light,
     as a share (0–255) of that channel's brightest level (:func:`~idc_edge.colour.white_levels`)."""
     white = SRGB_TO_LINEAR[white_levels(small)]
@@ -50,6 +50,17 @@ def _darkest_channel(small: np.ndarray) -> np.ndarray:
     table = np.clip(np.rint(255.0 * SRGB_TO_LINEAR[:, None] / np.maximum(white, 1e-6)), 0, 255).astype(np.uint8)
     red, green, blue = cv2.split(cv2.LUT(np.ascontiguousarray(small), table.reshape(256, 1, 3)))
     return cv2.min(cv2.min(red, green), blue)
+
+
+#: :func:`absorbing` leaves out pixels whose every channel lets through less than this share of its
+#: brightest level (0–255 scale: 4 %): the black beyond a field stop, not tissue.
+UNLIT_SHARE = 10
+
+
+def absorbing(darkest: np.ndarray) -> np.ndarray:
+    """uint8 mask (255 = set) of the pixels that absorb light, from :func:`darkest_channel`: darker than
+    the glass (at most :data:`FAINT_DARKNESS` of its light in some channel) but lit."""
+    return cv2.inRange(darkest, UNLIT_SHARE, int(FAINT_DARKNESS * 255))
 
 
 def _darkest_share(darkest: np.ndarray, mask: np.ndarray, share: float) -> float:
@@ -86,7 +97,7 @@ def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, 
     mask = halved_mask(tissue_px) if half_tissue is None else half_tissue[: h // 2, : w // 2]
     if 4 * cv2.countNonZero(mask) < min_px:
         return float("nan")
-    return _darkest_share(_darkest_channel(small), mask, share)
+    return _darkest_share(darkest_channel(small), mask, share)
 
 
 def darkest_faint_tissue(rgb: np.ndarray, share: float = 0.01, min_px: int = 5_000,
@@ -105,9 +116,8 @@ def darkest_faint_tissue(rgb: np.ndarray, share: float = 0.01, min_px: int = 5_0
     if h < 2 or w < 2:
         return float("nan")
     small = np.ascontiguousarray(halved(rgb) if half is None else half[: h // 2, : w // 2])
-    darkest = _darkest_channel(small)
-    unlit = 10  # every channel below 4 % of its brightest: the black beyond a field stop, not tissue
-    faint = cv2.bitwise_and(cv2.inRange(darkest, unlit, int(FAINT_DARKNESS * 255)),
+    darkest = darkest_channel(small)
+    faint = cv2.bitwise_and(absorbing(darkest),
                             cv2.inRange(cv2.cvtColor(small, cv2.COLOR_RGB2HSV), (0, FAINT_SATURATION, 0), (180, 255, 255)))
     if 4 * cv2.countNonZero(faint) < min_px:
         return float("nan")

@@ -133,6 +133,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = ["OUT OF FOCUS: no call"]
     elif getattr(result, "washed_out", False):
         parts = ["WASHED OUT: no call (stray light: cap the eyepieces, shade the stand)"]
+    elif getattr(result, "faint_colour", False):
+        parts = ["FAINT COLOUR: no call (camera saturation turned down? colour mode?)"]
     elif getattr(result, "stain_ok", None) is False:
         parts = ["STAIN COLOURS: no call (red and blue swapped? camera hue?)"]
     elif getattr(result, "colour_ok", None) is False:

@@ -277,7 +277,9 @@ def check_format(header: dict[str, Any], where: str) -> None:
 #: ``idc-edge report`` keeps only the frame fields named here (add a field here before summarising it).
 FRAME_FIELDS = {"index": "index", "time": "time", "idc_fraction": "fraction", "idc_area_mm2": "area?",
                 "tissue_area_mm2": "area?", "patches": "count?", "tissue_patches": "count?",
-                "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?"}
+                "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?",
+                # frames whose tissue the mask may have lost (a report counts them as not called)
+                "faint_colour": "flag?", "washed_out": "flag?"}
 #: ``model_um_per_px`` and ``cell_um`` are optional: files from before they were written lack them.
 HEADER_FIELDS = {"started": "text", "id": "text?", "idc_edge": "text", "threshold": "fraction", "um_per_px": "scale",
                  "model_um_per_px": "scale?", "cell_um": "cell?",
@@ -297,6 +299,7 @@ _KINDS = {
              lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_CELL_UM),
     "fraction": ("a number from 0 to 1", lambda v: isinstance(v, (int, float)) and 0 <= v <= 1),
     "text": ("text", lambda v: isinstance(v, str)),
+    "flag": ("true or false", lambda v: isinstance(v, bool)),
     "table": ("an object", lambda v: isinstance(v, dict)),
     "counts": ("an object of whole numbers >= 0", lambda v: isinstance(v, dict) and all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in v.values())),
@@ -315,7 +318,9 @@ def check_fields(record: dict[str, Any], fields: dict[str, str], where: str) -> 
             value = value.get(part) if isinstance(value, dict) else None
         optional = kind.endswith("?")
         label, ok = _KINDS[kind.rstrip("?")]
-        if (value is None and optional) or (not isinstance(value, bool) and value is not None and ok(value)):
+        # a bool is an int to Python: only the "flag" kind takes one
+        if (value is None and optional) or (value is not None and isinstance(value, bool) == (kind.rstrip("?") == "flag")
+                                            and ok(value)):
             continue
         found = "is missing" if value is None else f"got {short(value, 40)}"
         raise RecordError(f"{where}: field {key!r} must be {label}, {found}: is this a results file written by "

@@ -63,12 +63,28 @@ class Picture:
     no_picture: Optional[str] = None
 
 
+#: Frame flags that say the tissue mask may have lost the tissue (the reason a report gives): such a
+#: frame without tissue patches was not called, not empty (both are read, :data:`~idc_edge.record.FRAME_FIELDS`).
+TISSUE_HIDDEN = {"faint_colour": "colour", "washed_out": "exposure"}
+
+
+def _hidden_tissue(record: dict) -> Optional[str]:
+    """The no-call reason of a frame record without tissue patches whose flags say its tissue may have
+    been lost to the mask (colours too faint, washed out by stray light); None otherwise."""
+    if int(record.get("tissue_patches") or 0):
+        return None
+    return next((reason for flag, reason in TISSUE_HIDDEN.items() if record.get(flag) is True), None)
+
+
 def frame_was_called(record: dict) -> bool:
-    """False for a frame record whose tissue patches were all no call (nothing judged); True
-    otherwise, including frames without tissue and records written before the gates existed."""
+    """False for a frame record whose tissue patches were all no call (nothing judged), or that shows
+    no tissue because its colours were too faint or stray light washed it out; True otherwise,
+    including frames without tissue and records written before the gates existed."""
     tissue = int(record.get("tissue_patches") or 0)
+    if not tissue:
+        return _hidden_tissue(record) is None
     no_call = record.get("no_call_patches") or {}
-    return not tissue or sum(int(v or 0) for v in no_call.values()) < tissue
+    return sum(int(v or 0) for v in no_call.values()) < tissue
 
 
 #: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
@@ -84,7 +100,7 @@ def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:
         if frame_was_called(r):
             continue
         no_call = {k: int(v or 0) for k, v in (r.get("no_call_patches") or {}).items()}
-        reason = max(no_call, key=no_call.get)
+        reason = _hidden_tissue(r) or max(no_call, key=no_call.get)
         counts[reason] = counts.get(reason, 0) + 1
     order = list(NO_CALL_WORDS) + sorted(set(counts) - set(NO_CALL_WORDS))
     return {k: counts[k] for k in order if k in counts}

@@ -89,6 +89,11 @@ class FrameResult:
             False too (see :func:`idc_edge.stains.stain_blueness`).
         stain_blueness: how much bluer the tissue's less-green stain (haematoxylin) is than its other
             one (eosin), a log ratio (:attr:`idc_edge.stains.StainReading.contrast`), NaN when not measured.
+        faint_colour: True when the colours are too faint for stained tissue (a camera's saturation
+            turned down, a grey stream; ``colour_ok`` is then False too), which the tissue mask may
+            not even find, so the frame can show little or no tissue (see :mod:`idc_edge.faint`).
+        colour_strength: how coloured the parts of the field that absorb light are (HSV saturation,
+            OpenCV's 0–255 scale, :func:`idc_edge.faint.colour_strength`), NaN when not measured.
         no_call_colour: tissue patches without a call only because of the colour.
         noise_ok: False when the glass or the tissue in view is grainier than the model copes with
             (too little light for the exposure and gain): every tissue patch is then no call.
@@ -142,6 +147,8 @@ class FrameResult:
     colour_blurred: bool = False
     stain_ok: bool = True
     stain_blueness: float = float("nan")
+    faint_colour: bool = False
+    colour_strength: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
     damage: Optional[str] = None
     cell_area_mm2: Optional[np.ndarray] = None
@@ -207,6 +214,8 @@ class FrameResult:
             "tissue_magenta": None if self.tissue_magenta != self.tissue_magenta else round(float(self.tissue_magenta), 4),
             "stain_ok": bool(self.stain_ok),
             "stain_blueness": None if self.stain_blueness != self.stain_blueness else round(float(self.stain_blueness), 3),
+            "faint_colour": bool(self.faint_colour),
+            "colour_strength": None if self.colour_strength != self.colour_strength else round(float(self.colour_strength), 1),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),
             "tissue_noise": None if self.tissue_noise != self.tissue_noise else round(float(self.tissue_noise), 3),

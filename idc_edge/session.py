@@ -440,7 +440,12 @@ NO_CALL_WARNINGS = (
      "one): its tissue is no call. Red and blue are most likely swapped: idc-edge takes frames in OpenCV's BGR "
      "order, so reverse the channels of RGB frames (frame[..., ::-1]) or set the camera or pipeline to BGR; "
      "otherwise set the camera's hue control back to its default"),
-    ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False and getattr(r, "stain_ok", True) is not False,
+    ("faint_colour", lambda r: getattr(r, "faint_colour", False) is True,
+     "a frame's colours are too faint for stained tissue (even its darkest parts are nearly grey): it is no call, "
+     "and its tissue may not even be found (set the camera's saturation, or colour, control back to its default, "
+     "switch a monochrome or raw stream to the camera's colour mode, and use an H&E-stained slide)"),
+    ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False and getattr(r, "stain_ok", True) is not False
+     and getattr(r, "faint_colour", False) is not True,
      "the light has a colour cast the model was not trained on (on the glass, on the palest tissue where no glass "
      "is in view, or tissue as green as it is red and blue): its tissue is no call (if the glass is clipped in "
      "a channel, lower the exposure first, since clipping hides a cast; then calibrate a white reference on "

@@ -19,7 +19,7 @@ from conftest import run_recorded
 from idc_edge.bench import synthetic_slide
 from idc_edge.detector import Detector
 from idc_edge.errors import OptionError
-from idc_edge.focus import ExposureOptions
+from idc_edge.focus import ColourOptions, ExposureOptions
 from idc_edge.glare import MAX_DARKEST_TISSUE, darkest_faint_tissue, darkest_tissue
 from idc_edge.overlay import status_text
 from idc_edge.tissue import tissue_pixels
@@ -67,7 +67,13 @@ def test_a_washed_out_frame_is_no_call_said_as_such_and_the_option_decides():
         record = washed.to_dict()
         assert record["washed_out"] is True and record["darkest_tissue"] > MAX_DARKEST_TISSUE
         unchecked = off.detect(cv2.cvtColor(glare(rgb, 0.5), cv2.COLOR_RGB2BGR))
-        assert not unchecked.washed_out and math.isnan(unchecked.darkest_tissue) and unchecked.n_no_call == 0
+        assert not unchecked.washed_out and math.isnan(unchecked.darkest_tissue)
+        # stray light fades the colours too: without the stray-light check, the faint-colour one says no call
+        assert unchecked.faint_colour and unchecked.n_no_call == unchecked.n_tissue > 0
+    with Detector(um_per_px=4.0, stride=25, exposure=ExposureOptions(max_darkest_tissue=1.0),
+                  colour=ColourOptions(min_colour_strength=0)) as off:
+        unchecked = off.detect(cv2.cvtColor(glare(rgb, 0.5), cv2.COLOR_RGB2BGR))
+        assert not unchecked.washed_out and not unchecked.faint_colour and unchecked.n_no_call == 0
     with pytest.raises(OptionError, match="max_darkest_tissue"):
         ExposureOptions(max_darkest_tissue=1.5)
 

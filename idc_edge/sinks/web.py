@@ -355,6 +355,7 @@ class LiveView(Sink):
                   "colour_blurred": bool(getattr(r, "colour_blurred", False)),
                   "exposure_ok": _flag(r, "exposure_ok"), "washed_out": bool(getattr(r, "washed_out", False)),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
+                  "faint_colour": bool(getattr(r, "faint_colour", False)),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "n_no_call", 0)), "no_call_ink": int(getattr(r, "no_call_ink", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,
