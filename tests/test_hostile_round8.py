@@ -1,0 +1,138 @@
+"""Red-team round 8: hostile model files (valid TFLite of the wrong kind), the training and
+conversion command lines, and a video file given as a camera.
+
+Everything is real: models are built here with TensorFlow (skipped without it) or edited from the
+committed tiny model, and loaded by the real LiteRT interpreter; the command line runs in this
+process (``idc_edge.cli.main``).
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from idc_edge.classifier import PatchClassifier
+from idc_edge.cli import main
+from idc_edge.errors import ModelError
+from idc_edge.spec import ModelSpec, read_spec, write_spec
+
+TINY = ROOT / "tests" / "models" / "tiny_int8.tflite"
+GREY = np.full((3, 50, 50, 3), 120, np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """A fresh model-check cache per test: every model really meets the probe."""
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def cli(capsys, *args):
+    """(exit code, standard error) of ``idc-edge ARGS`` run in this process."""
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory):
+    """Valid TFLite models, each with a valid sidecar, that are not what idc-edge runs."""
+    tf = pytest.importorskip("tensorflow", reason="making odd models needs the [train] extra (tensorflow)")
+    out = tmp_path_factory.mktemp("round8_models")
+
+    def convert(name, signature, fn, int8=False):
+        concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+        if int8:
+            def representative():
+                for k in range(4):
+                    yield [np.full((1, 50, 50, 3), 60 * k, np.float32)]
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+        path = out / f"{name}.tflite"
+        path.write_bytes(converter.convert())
+        write_spec(path, ModelSpec())
+        return path
+
+    def mean(x):
+        return tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2, 3])[:, None]  # 0-255: a logit, not a probability
+
+    def score(x):
+        return tf.sigmoid(mean(x) / 255.0)
+
+    patches = [tf.TensorSpec([None, 50, 50, 3], tf.float32)]
+    return {
+        "logit": convert("logit", patches, mean),
+        "logit_int8": convert("logit_int8", patches, mean, int8=True),
+        "nan": convert("nan", patches, lambda x: score(x) * np.nan),
+        "any_size": convert("any_size", [tf.TensorSpec([None, None, None, 3], tf.float32)], score),
+        "two_outputs": convert("two_outputs", patches, lambda x: (score(x), score(x))),
+    }
+
+
+# -- a model whose output is no probability: said, never passed on as a score --------------------------
+
+@pytest.mark.parametrize("name,match", [
+    ("logit", r"gave 120 as a patch's probability of IDC, not a number from 0 to 1: its last layer needs a sigmoid"),
+    ("nan", r"gave nan as a patch's probability of IDC"),
+])
+def test_a_float_model_whose_output_is_no_probability_is_a_model_error(odd_models, name, match):
+    """A float model without a final sigmoid gave 120 (and one with NaN weights NaN) as the probability."""
+    with PatchClassifier(odd_models[name]) as clf, pytest.raises(ModelError, match=match):
+        clf.predict(GREY)
+
+
+def test_a_quantized_model_whose_output_range_is_no_probability_is_refused_at_load(odd_models):
+    """An int8 logit output (0 to 128) loaded and gave 119.9 as a probability."""
+    with pytest.raises(ModelError, match=r"has output of type int8 ranging 0 to \d+, not a probability"):
+        PatchClassifier(odd_models["logit_int8"])
+
+
+def output_scale_offset(model_bytes: bytes) -> int:
+    """Byte offset of the first output tensor's quantization scale (a float32) in the flatbuffer."""
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    graph = schema.Model.GetRootAs(bytearray(model_bytes), 0).Subgraphs(0)
+    quant = graph.Tensors(graph.Outputs(0)).Quantization()
+    assert quant is not None and quant.ScaleLength() >= 1
+    at = quant._tab.Vector(quant._tab.Offset(8))  # field 2 of QuantizationParameters (min, max, scale)
+    assert struct.unpack("<f", model_bytes[at:at + 4])[0] == quant.Scale(0)
+    return at
+
+
+@pytest.mark.parametrize("scale", [1e-4, 0.05])
+def test_a_quantized_output_scale_that_cannot_hold_probabilities_is_refused_in_one_line(tmp_path, capsys, scale):
+    """An output scale edited to 1e-4 scored every patch under 0.03 (every frame "no IDC"); 0.05 gave up to 12.75."""
+    data = bytearray(TINY.read_bytes())
+    at = output_scale_offset(bytes(data))
+    data[at:at + 4] = struct.pack("<f", scale)
+    model = tmp_path / "odd_scale.tflite"
+    model.write_bytes(bytes(data))
+    write_spec(model, read_spec(TINY))
+    with pytest.raises(ModelError, match=r"has output of type uint8 ranging 0 to [\d.]+, not a probability from 0 to 1"):
+        PatchClassifier(model)
+    code, err = cli(capsys, "info", "--model", model)
+    assert code == 2 and "not a probability from 0 to 1" in one_error_line(err)
+
+
+# -- a model saved for any input size ([None, None, None, 3]) ------------------------------------------
+
+def test_a_model_saved_for_any_input_size_runs_on_the_sidecars_patch_size(odd_models):
+    """LiteRT allocated its open height and width as 1 px: refused as "takes input of shape [1, 1, 1, 3]",
+    although the model takes 50×50 patches as well as any other size."""
+    with PatchClassifier(odd_models["any_size"]) as clf:
+        scores = clf.predict(np.stack([np.full((50, 50, 3), v, np.uint8) for v in (0, 255)]))
+    assert scores == pytest.approx([0.5, 1 / (1 + np.exp(-1))], abs=1e-5)  # sigmoid(mean / 255)
+
+
+def test_a_model_with_two_outputs_is_refused_naming_them(odd_models, capsys):
+    code, err = cli(capsys, "info", "--model", odd_models["two_outputs"])
+    assert code == 2 and "has 1 inputs and 2 outputs; expected one of each" in one_error_line(err)
