@@ -7,12 +7,16 @@ process (``idc_edge.cli.main``).
 """
 from __future__ import annotations
 
+import os
+import signal
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, needs_tensorflow, write_patch
 
 from idc_edge.classifier import PatchClassifier
 from idc_edge.cli import main
@@ -136,3 +140,60 @@ def test_a_model_saved_for_any_input_size_runs_on_the_sidecars_patch_size(odd_mo
 def test_a_model_with_two_outputs_is_refused_naming_them(odd_models, capsys):
     code, err = cli(capsys, "info", "--model", odd_models["two_outputs"])
     assert code == 2 and "has 1 inputs and 2 outputs; expected one of each" in one_error_line(err)
+
+
+# -- python -m train: absurd sizes, and a stop signal while it trains -----------------------------------
+
+TRAIN_ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                 TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+QUICK = ("--arch", "s2_16_24_48_96", "--no-latency", "--teacher", "none", "--ema", "0", "--progress", "none")
+
+
+def tiny_data(root):
+    """Three patients, 10 pink (no IDC) and 10 purple (IDC) 50 px patches each; returns the folder."""
+    from tiny_model import synthetic_patches
+
+    x, y = synthetic_patches(200, seed=8)
+    for pid in ("7001", "7002", "7003"):
+        for c in (0, 1):
+            for k, patch in enumerate(x[y == c][:10]):
+                write_patch(root / pid / str(c) / f"{pid}_idx5_x{50 * k}_y0_class{c}.png", patch)
+    return root
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("--batch-size", "3000000000", "--batch-size must be from 1 to 65536 patches, got 3000000000"),
+    ("--epochs", "99999999999999", "--epochs must be from 1 to 10000, got 99999999999999"),
+])
+def test_train_refuses_absurd_sizes_in_one_line_before_any_work(tmp_path, option, value, expected):
+    """--batch-size 3e9 hung TensorFlow's batching for ever without a word; --epochs 1e14 trained for ever."""
+    proc = subprocess.run([sys.executable, "-m", "train", "--data", str(tmp_path / "none"), "--out",
+                           str(tmp_path / "out"), option, value], cwd=ROOT, env=TRAIN_ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"python -m train: error: {expected}"
+    assert not (tmp_path / "out").exists()
+
+
+@needs_tensorflow
+def test_sigterm_while_training_stops_it_as_ctrl_c_does_and_leaves_no_partial_folder(tmp_path):
+    """SIGTERM (a service manager, `timeout`) ended training by the signal (exit 143) without a word and
+    left the unfinished run's `.out.partial-*` folder behind."""
+    data = tiny_data(tmp_path / "data")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "train", "--data", str(data), "--out", str(out), "--epochs", "5000",
+                             "--batch-size", "8", *QUICK], cwd=ROOT, env=TRAIN_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # training is under way once an epoch is reported
+            if line.startswith("epoch 2:"):
+                break
+        assert list(tmp_path.glob(".out.partial-*")), "the run's partial folder should exist while it trains"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"python -m train: interrupted by SIGTERM; nothing of this run is kept, "
+                                            f"{str(out)!r} left as it was")
+    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
