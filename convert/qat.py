@@ -83,12 +83,22 @@ class QatConfig:
         if unknown:
             raise OptionError(f"the training run's augment_strength has unknown field(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.augment_strength.values()):
-            raise OptionError(f"the training run's augment_strength must hold numbers, got {self.augment_strength!r}")
+        fields = AugmentStrength.__dataclass_fields__
+        # a field whose default is None (haematoxylin_scale: "as stain_scale") is written as null by
+        # every training run that leaves it out; refusing it refused every such run's model
+        bad = {k: v for k, v in self.augment_strength.items()
+               if not (_is_number(v) or (v is None and fields[k].default is None))}
+        if bad:
+            raise OptionError(f"the training run's augment_strength must hold numbers, got {bad!r}")
         return AugmentStrength(**self.augment_strength)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _is_number(value) -> bool:
+    """True for an int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rescale_config_class():

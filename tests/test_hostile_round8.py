@@ -7,6 +7,7 @@ process (``idc_edge.cli.main``).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import struct
@@ -197,3 +198,56 @@ def test_sigterm_while_training_stops_it_as_ctrl_c_does_and_leaves_no_partial_fo
     assert err.strip().splitlines()[-1] == (f"python -m train: interrupted by SIGTERM; nothing of this run is kept, "
                                             f"{str(out)!r} left as it was")
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+# -- python -m convert on a training run's own model -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real training run (1 epoch of 60 tiny patches, about 8 s): its folder and its data folder."""
+    pytest.importorskip("tensorflow", reason="training needs the [train] extra (tensorflow)")
+    root = tmp_path_factory.mktemp("round8_train")
+    data = tiny_data(root / "data")
+    proc = subprocess.run([sys.executable, "-m", "train", "--data", str(data), "--out", str(root / "run"), "--epochs",
+                           "1", "--batch-size", "8", "--val-patients", "7001", *QUICK], cwd=ROOT, env=TRAIN_ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    return root / "run", data
+
+
+def convert_command(run, data, out):
+    return [sys.executable, "-m", "convert", "--model", str(run / "model.keras"), "--data", str(data), "--out", str(out),
+            "--no-charts", "--latency-rounds", "0", "--qat-epochs", "1"]
+
+
+def test_convert_takes_the_model_of_a_default_training_run(trained_run, tmp_path):
+    """Training records haematoxylin_scale null when --haematoxylin-scale is not given (it follows
+    --stain-scale); convert refused every such run: "augment_strength must hold numbers"."""
+    run, data = trained_run
+    assert json.loads((run / "train_config.json").read_text())["augment_strength"]["haematoxylin_scale"] is None
+    proc = subprocess.run(convert_command(run, data, tmp_path / "out"), cwd=ROOT, env=TRAIN_ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    variants = json.loads((tmp_path / "out" / "variants.json").read_text())
+    assert (tmp_path / "out" / "idc_int8_qat.tflite").is_file() and "int8_qat" in json.dumps(variants)
+
+
+def test_sigterm_while_converting_stops_it_as_ctrl_c_does_and_keeps_the_earlier_out(trained_run, tmp_path):
+    """SIGTERM ended convert by the signal (exit 143) without a word, its partial folder left behind."""
+    run, data = trained_run
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "variants.json").write_text("earlier")
+    proc = subprocess.Popen([*convert_command(run, data, out), "--qat-epochs", "1000"], cwd=ROOT, env=TRAIN_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # converting is under way once it reads the data
+            if line.startswith("[convert") and "reading" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: interrupted by SIGTERM; the previous --out was left as it was"
+    assert (out / "variants.json").read_text() == "earlier" and not list(tmp_path.glob(".out.partial-*"))
