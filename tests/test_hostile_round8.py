@@ -251,3 +251,32 @@ def test_sigterm_while_converting_stops_it_as_ctrl_c_does_and_keeps_the_earlier_
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "error: interrupted by SIGTERM; the previous --out was left as it was"
     assert (out / "variants.json").read_text() == "earlier" and not list(tmp_path.glob(".out.partial-*"))
+
+
+# -- a video file given as a camera ------------------------------------------------------------------------
+
+def looping_camera(path, n=3):
+    """A Motion-JPEG video of ``n`` different tissue frames under a name without a suffix, so that
+    ``--camera`` opens it as a capture device (as the tests simulate cameras)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 150))
+    assert writer.isOpened()
+    for k in range(n):
+        frame = np.full((150, 200, 3), (200, 150, 220), np.uint8)
+        frame[40 + 10 * k: 110, 50: 150] = (150, 60, 160)
+        writer.write(frame)
+    writer.release()
+    (path.parent / (path.name + ".avi")).rename(path)
+    return path
+
+
+def test_a_video_file_given_as_a_camera_is_said_once_to_be_replayed(tmp_path, capsys):
+    """It replayed for ever as a camera that keeps dropping out, never said to be a file read in a loop."""
+    camera = looping_camera(tmp_path / "cam")
+    code, err = cli(capsys, "run", "--camera", camera, "--model", TINY, "--max-frames", 12, "--quiet")
+    said = [line for line in err.splitlines() if "is a video file, not a camera" in line]
+    assert code == 0 and len(said) == 1, err
+    assert said[0] == (f"idc-edge: warning: camera {str(camera)!r} is a video file, not a camera: at its end it is "
+                       "opened again and replayed from its start until stopped; read it as a video source to read "
+                       "it once")
