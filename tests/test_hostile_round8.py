@@ -280,3 +280,20 @@ def test_a_video_file_given_as_a_camera_is_said_once_to_be_replayed(tmp_path, ca
     assert said[0] == (f"idc-edge: warning: camera {str(camera)!r} is a video file, not a camera: at its end it is "
                        "opened again and replayed from its start until stopped; read it as a video source to read "
                        "it once")
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("--qat-epochs", "99999999999", "--qat-epochs must be a whole number from 1 to 10000, got 99999999999"),
+    ("--qat-batch", "99999999999", "QAT batch size must be from 1 to 65536 patches, got 99999999999"),
+    ("--qat-lr", "inf", "--qat-lr must be a number in (0, 1], got inf"),
+    ("--latency-rounds", "99999999999", "--latency-rounds must be from 0 to 10000, got 99999999999"),
+])
+def test_convert_refuses_absurd_numbers_in_one_line_before_converting(trained_run, tmp_path, option, value, expected):
+    """A QAT batch of 1e11 hung in TensorFlow's batching and 1e11 epochs or latency rounds ran for ever, without a
+    word; a learning rate of inf was taken (NaN weights)."""
+    run, data = trained_run
+    proc = subprocess.run([*convert_command(run, data, tmp_path / "out"), option, value], cwd=ROOT, env=TRAIN_ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    assert "int8_ptq" not in proc.stderr and not (tmp_path / "out").exists()  # nothing was converted
