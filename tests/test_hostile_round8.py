@@ -165,9 +165,11 @@ def tiny_data(root):
 @pytest.mark.parametrize("option,value,expected", [
     ("--batch-size", "3000000000", "--batch-size must be from 1 to 65536 patches, got 3000000000"),
     ("--epochs", "99999999999999", "--epochs must be from 1 to 10000, got 99999999999999"),
+    ("--logical-cpus", "99999999", "--logical-cpus must be from 1 to 256, got 99999999"),
 ])
 def test_train_refuses_absurd_sizes_in_one_line_before_any_work(tmp_path, option, value, expected):
-    """--batch-size 3e9 hung TensorFlow's batching for ever without a word; --epochs 1e14 trained for ever."""
+    """--batch-size 3e9 hung TensorFlow's batching for ever without a word; --epochs 1e14 trained for ever;
+    --logical-cpus 1e8 made TensorFlow build a device of each until the kernel killed it (exit 137)."""
     proc = subprocess.run([sys.executable, "-m", "train", "--data", str(tmp_path / "none"), "--out",
                            str(tmp_path / "out"), option, value], cwd=ROOT, env=TRAIN_ENV, capture_output=True,
                           text=True, timeout=120)

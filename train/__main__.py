@@ -126,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
                    help="'mirrored': all local GPUs (tf.distribute.MirroredStrategy); 'multiworker': several "
                         "machines, each started with its TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is global")
     p.add_argument("--logical-cpus", type=positive_int("--logical-cpus"), default=None, metavar="N",
-                   help="split the CPU into N logical devices (to try --strategy mirrored without GPUs, as CI does)")
+                   help="split the CPU into N logical devices, 1 to 256 (to try --strategy mirrored without GPUs, as CI does)")
     p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|@FILE",
                    help="validation patients, separated by commas or spaces, or read from @FILE (or a path with a '/'); "
                         "an id the data does not hold is refused (default: the literature's validation patients present, "
