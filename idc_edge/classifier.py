@@ -355,7 +355,8 @@ class PatchClassifier:
             if input_hw not in self._macs:
                 if len(self._macs) > 4 * DENSE_CACHE_SIZE:
                     self._macs.clear()
-                self._macs[input_hw] = model_macs(self._content, input_hw)
+                p = self.spec.patch_size_px  # a patch is P×P even where the model leaves its size open
+                self._macs[input_hw] = model_macs(self._content, input_hw or (p, p))
             return self._macs[input_hw]
 
     def _check_dense_stride(self) -> None:

@@ -80,6 +80,8 @@ def odd_models(tmp_path_factory):
         "logit_int8": convert("logit_int8", patches, mean, int8=True),
         "nan": convert("nan", patches, lambda x: score(x) * np.nan),
         "any_size": convert("any_size", [tf.TensorSpec([None, None, None, 3], tf.float32)], score),
+        "any_size_conv": convert("any_size_conv", [tf.TensorSpec([None, None, None, 3], tf.float32)],
+                                 lambda x: score(tf.nn.conv2d(x, tf.fill([3, 3, 3, 4], 0.1), 1, "SAME"))),
         "two_outputs": convert("two_outputs", patches, lambda x: (score(x), score(x))),
     }
 
@@ -299,3 +301,16 @@ def test_convert_refuses_absurd_numbers_in_one_line_before_converting(trained_ru
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"error: {expected}"
     assert "int8_ptq" not in proc.stderr and not (tmp_path / "out").exists()  # nothing was converted
+
+
+def test_the_work_of_a_patch_of_a_model_saved_for_any_input_size_is_counted_at_the_patch_size(odd_models, tiny_models):
+    """Its multiply-accumulates per patch were counted on a 1×1 px input (what LiteRT allocates for an open size),
+    which the detector weighs against a dense pass, and bench reports."""
+    from idc_edge.bench.work import frame_macs
+
+    with PatchClassifier(odd_models["any_size_conv"]) as clf:
+        per_patch = clf.macs()
+    assert per_patch == 50 * 50 * 4 * 3 * 3 * 3  # a 3×3 convolution of 3 into 4 channels at every pixel of a patch
+    assert frame_macs(str(odd_models["any_size_conv"]), 100, 100, 4.0, 50).macs_per_patch == per_patch
+    with PatchClassifier(tiny_models[1]) as fixed:  # a fixed-size model counts as before
+        assert fixed.macs() == frame_macs(str(tiny_models[1]), 100, 100, 4.0, 50).macs_per_patch > 0
