@@ -257,6 +257,10 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log, model=Non
     ``opts.out_dir`` should be a fresh folder (``python -m convert`` stages one beside ``--out``).
     """
     started = utc_now()
+    if opts.latency_rounds:
+        from .evaluate import check_latency_patches
+
+        check_latency_patches(len(data.val.images))
     model = model if model is not None else kerasenv.load_keras_model(opts.model_path)
     train_config = read_train_config(opts.model_path)
     arch = None

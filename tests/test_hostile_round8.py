@@ -314,3 +314,16 @@ def test_the_work_of_a_patch_of_a_model_saved_for_any_input_size_is_counted_at_t
     assert frame_macs(str(odd_models["any_size_conv"]), 100, 100, 4.0, 50).macs_per_patch == per_patch
     with PatchClassifier(tiny_models[1]) as fixed:  # a fixed-size model counts as before
         assert fixed.macs() == frame_macs(str(tiny_models[1]), 100, 100, 4.0, 50).macs_per_patch > 0
+
+
+def test_convert_says_a_validation_set_too_small_to_time_before_converting(trained_run, tmp_path):
+    """20 validation patches cannot fill the 64-patch batch latency is timed on: said only after every variant,
+    QAT fine-tuning included, had been made (half a minute here, hours on the real data)."""
+    run, data = trained_run
+    command = [a for a in convert_command(run, data, tmp_path / "out") if a not in ("--latency-rounds", "0")]
+    proc = subprocess.run(command, cwd=ROOT, env=TRAIN_ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: latency is timed on batches of 64 patches, but the validation "
+                                                    "set has 20; use a larger data set, or skip timing with "
+                                                    "--latency-rounds 0")
+    assert "int8_ptq" not in proc.stderr and "QAT" not in proc.stderr  # nothing was converted
