@@ -26,6 +26,7 @@ from pathlib import Path
 from idc_edge.cli.options import Parser
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError, OptionError
+from idc_edge.stops import TERMINATION, stop_cause, take_stop_signals
 
 
 def parser() -> argparse.ArgumentParser:
@@ -168,6 +169,9 @@ def _convert(args, model_path: Path, data_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Convert as the command line says; 0 done, 2 bad input, 130 stopped (Ctrl-C, SIGTERM, SIGHUP):
+    SIGTERM and SIGHUP stop it as Ctrl-C does (they ended it by the signal, without a word)."""
+    take_stop_signals(TERMINATION)
     try:
         args = parser().parse_args(argv)  # a bad option raises UsageError: one line, exit code 2
         model, data_dir = _check_paths(args)
@@ -181,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except IdcEdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; the previous --out was left as it was", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"error: interrupted by {stop_cause(stop)}; the previous --out was left as it was", file=sys.stderr)
         return 130
     return 0
 

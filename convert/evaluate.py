@@ -72,6 +72,19 @@ class Latency:
     rounds: int
 
 
+#: patches of the larger batch latency is timed on
+LATENCY_BATCH = 64
+
+
+def check_latency_patches(n: int) -> None:
+    """Raise :class:`OptionError` when ``n`` validation patches are too few to time latency on.
+
+    Said before any model is converted (it was said after every variant was made, QAT included)."""
+    if n < LATENCY_BATCH:
+        raise OptionError(f"latency is timed on batches of {LATENCY_BATCH} patches, but the validation set has {n}; "
+                          "use a larger data set, or skip timing with --latency-rounds 0", option="latency_rounds")
+
+
 def measure_latency(paths: Mapping[str, str | os.PathLike], patches: np.ndarray, *, rounds: int = 30,
                     threads: int = 1) -> dict[str, Latency]:
     """Latency per patch of several models, measured in interleaved rounds.
@@ -89,9 +102,7 @@ def measure_latency(paths: Mapping[str, str | os.PathLike], patches: np.ndarray,
     """
     from idc_edge.bench.timing import interleaved
 
-    if len(patches) < 64:
-        raise OptionError(f"latency is timed on batches of 64 patches, but the validation set has {len(patches)}; "
-                          "use a larger data set, or skip timing with --latency-rounds 0", option="latency_rounds")
+    check_latency_patches(len(patches))
     batch = np.ascontiguousarray(patches[:64])
     one = np.ascontiguousarray(patches[:1])
     clfs = {name: PatchClassifier(p, num_threads=threads, max_batch=64) for name, p in paths.items()}

@@ -33,6 +33,9 @@ from idc_edge.metrics import binary_metrics
 from idc_edge.spec import ModelSpec, file_sha256, read_spec, write_spec
 
 from . import kerasenv, ptq, qat, tflite
+
+#: most --latency-rounds: 10,000 interleaved rounds time every variant far past any use
+MAX_LATENCY_ROUNDS = 10000
 from .context import CHOSEN_ON as CONTEXT_CHOSEN_ON
 from .context import fit_context
 from .data import ConversionData
@@ -102,8 +105,9 @@ class RunOptions:
     def __post_init__(self):
         if self.input_type not in ptq.INPUT_TYPES:
             raise OptionError(f"--input-type must be one of {', '.join(ptq.INPUT_TYPES)}, got {self.input_type!r}")
-        if self.latency_rounds < 0:
-            raise OptionError(f"--latency-rounds must be >= 0, got {self.latency_rounds}")
+        if not 0 <= self.latency_rounds <= MAX_LATENCY_ROUNDS:
+            # 1e11 rounds timed for ever after every model was converted
+            raise OptionError(f"--latency-rounds must be from 0 to {MAX_LATENCY_ROUNDS}, got {self.latency_rounds}")
 
 
 def _write(path: Path, content: bytes, spec: ModelSpec) -> Path:
@@ -253,6 +257,10 @@ def run(opts: RunOptions, data: ConversionData, log: Log = stderr_log, model=Non
     ``opts.out_dir`` should be a fresh folder (``python -m convert`` stages one beside ``--out``).
     """
     started = utc_now()
+    if opts.latency_rounds:
+        from .evaluate import check_latency_patches
+
+        check_latency_patches(len(data.val.images))
     model = model if model is not None else kerasenv.load_keras_model(opts.model_path)
     train_config = read_train_config(opts.model_path)
     arch = None

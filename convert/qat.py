@@ -16,6 +16,7 @@ tfmot 0.8.1 quantizes only Keras 2 models, and the project trains in Keras 3. So
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,12 +61,15 @@ class QatConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise OptionError(f"--qat-epochs must be a whole number >= 1, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise OptionError(f"QAT batch size must be >= 1, got {self.batch_size!r}")
-        if not self.learning_rate > 0:
-            raise OptionError(f"--qat-lr must be > 0, got {self.learning_rate!r}")
+        from train.run import MAX_BATCH_SIZE, MAX_EPOCHS
+
+        # past these, fine-tuning runs for ever or hangs TensorFlow's batching without a word (as training did)
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise OptionError(f"--qat-epochs must be a whole number from 1 to {MAX_EPOCHS}, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise OptionError(f"QAT batch size must be from 1 to {MAX_BATCH_SIZE} patches, got {self.batch_size!r}")
+        if not (_is_number(self.learning_rate) and math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
+            raise OptionError(f"--qat-lr must be a number in (0, 1], got {self.learning_rate!r}")  # inf gave NaN weights
         from train.config import AUGMENTATIONS
 
         unknown = [a for a in self.augment if a not in AUGMENTATIONS]
@@ -83,12 +87,22 @@ class QatConfig:
         if unknown:
             raise OptionError(f"the training run's augment_strength has unknown field(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.augment_strength.values()):
-            raise OptionError(f"the training run's augment_strength must hold numbers, got {self.augment_strength!r}")
+        fields = AugmentStrength.__dataclass_fields__
+        # a field whose default is None (haematoxylin_scale: "as stain_scale") is written as null by
+        # every training run that leaves it out; refusing it refused every such run's model
+        bad = {k: v for k, v in self.augment_strength.items()
+               if not (_is_number(v) or (v is None and fields[k].default is None))}
+        if bad:
+            raise OptionError(f"the training run's augment_strength must hold numbers, got {bad!r}")
         return AugmentStrength(**self.augment_strength)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _is_number(value) -> bool:
+    """True for an int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rescale_config_class():

@@ -94,9 +94,19 @@ def _quiet_stderr():
         os.close(saved)
 
 
+def _open_dims_filled(detail: dict, hw: list[int], size_px: int) -> list[int]:
+    """``hw`` (height, width in pixels) with each dimension the input's shape signature leaves open
+    (-1) set to ``size_px``."""
+    signature = detail.get("shape_signature")
+    if signature is None or len(signature) != 4:
+        return hw
+    return [size_px if int(signature[1 + k]) < 0 else hw[k] for k in range(2)]
+
+
 def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int = 1,
                      batch_size: Optional[int] = None, input_hw: Optional[tuple[int, int]] = None,
-                     interpreter_class: Optional[type] = None, delegates: bool = True):
+                     interpreter_class: Optional[type] = None, delegates: bool = True,
+                     patch_px: Optional[int] = None):
     """A TFLite interpreter for ``model`` with its tensors allocated: the one place interpreters are made.
 
     Args:
@@ -111,6 +121,9 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
         delegates: False runs the built-in kernels only (no XNNPACK): slower, but every tensor's
             shape is then resolved at allocation (the delegate keeps the shapes inside its graph to
             itself), which counting a model's work needs.
+        patch_px: when given and ``input_hw`` is not, an input height or width the model leaves open
+            (-1 in its shape signature, a model saved for any image size) is set to this many
+            pixels: LiteRT otherwise allocated it 1 px (an input of [1, 1, 1, 3]).
 
     Raises:
         IdcEdgeError: no interpreter is installed. The interpreter's own ``ValueError`` or
@@ -131,8 +144,10 @@ def make_interpreter(model: Union[bytes, str, os.PathLike], *, num_threads: int 
         if (batch_size is not None or input_hw is not None) and len(inputs) == 1:
             shape = [int(s) for s in inputs[0]["shape"]]
             if len(shape) == 4:
-                wanted = [shape[0] if batch_size is None else batch_size,
-                          *(shape[1:3] if input_hw is None else [int(v) for v in input_hw]), shape[3]]
+                hw = shape[1:3] if input_hw is None else [int(v) for v in input_hw]
+                if input_hw is None and patch_px is not None:
+                    hw = _open_dims_filled(inputs[0], hw, int(patch_px))
+                wanted = [shape[0] if batch_size is None else batch_size, *hw, shape[3]]
                 if wanted != shape:
                     interp.resize_tensor_input(inputs[0]["index"], wanted)
         interp.allocate_tensors()

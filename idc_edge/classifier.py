@@ -45,6 +45,10 @@ PREDICT_CHUNK_PATCHES = 2048
 #: tiles, the strips along its right and bottom edges, the corner window), so two frame sizes fit.
 DENSE_CACHE_SIZE = 8
 
+#: How far past 0–1 a model's output may go and still be read as a probability (then clipped): float
+#: rounding of a sigmoid or softmax, and a quantized output's zero point; a logit is far outside.
+PROBABILITY_SLACK = 0.02
+
 
 def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
     """``model_path`` as a Path, or the model shipped in the package when None.
@@ -151,7 +155,7 @@ class PatchClassifier:
         # a well-formed but malformed model can crash the interpreter in C++: try it in a child first
         probe = probe_model(self._content, f"model file {str(self.model_path)!r}",
                             self.backend.interpreter_class.__module__, self.backend.name, self.backend.version,
-                            batches=(1, max_batch))
+                            batches=(1, max_batch), patch_px=self.spec.patch_size_px)
         interp, inp, out = self._slot(1)
         self.input_format = _tensor_format(inp)
         self.output_format = _tensor_format(out)
@@ -178,6 +182,24 @@ class PatchClassifier:
                              "or [N, 2] (softmax, index 1 = IDC), or [N, 1, 1, 1|2] for a fully convolutional model")
         if self.output_format.dtype not in (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)):
             raise ModelError(f"{where} gives {self.output_format.dtype} output; expected float32, uint8 or int8")
+        if self.output_format.quantized:
+            self._check_output_range(where)
+
+    def _check_output_range(self, where: str) -> None:
+        """A quantized output must be able to hold probabilities and nothing far beyond them: its
+        values ``scale * (q - zero_point)`` over the dtype's range must run from 0 to 1 (give or take
+        :data:`PROBABILITY_SLACK`). A logit output's range is far wider (its scores were passed on as
+        probabilities of 120); a tiny scale's far narrower (every patch scored near 0, "no IDC")."""
+        f = self.output_format
+        info = np.iinfo(f.dtype)
+        if not (np.isfinite(f.scale) and f.scale > 0):
+            raise ModelError(f"{where} has output of type {f.dtype} with quantization scale {f.scale:g}, which gives every "
+                             "patch the same score; the file is damaged or badly converted: re-convert it")
+        low, high = f.scale * (info.min - f.zero_point), f.scale * (info.max - f.zero_point)
+        if not (-PROBABILITY_SLACK <= low <= PROBABILITY_SLACK and 1 - PROBABILITY_SLACK <= high <= 1 + PROBABILITY_SLACK):
+            raise ModelError(f"{where} has output of type {f.dtype} ranging {low:.4g} to {high:.4g}, not a probability "
+                             "from 0 to 1: its last layer needs a sigmoid (or a softmax over no IDC, IDC); "
+                             "re-export it with one")
 
     def _slot(self, batch: int) -> tuple:
         """Interpreter allocated for exactly ``batch`` patches, created once and kept."""
@@ -197,7 +219,8 @@ class PatchClassifier:
 
     def _new_interpreter(self, batch: int, size_hw: Optional[tuple[int, int]] = None):
         interp = make_interpreter(self._content, num_threads=self.num_threads, batch_size=batch,
-                                  input_hw=size_hw, interpreter_class=self.backend.interpreter_class)
+                                  input_hw=size_hw, interpreter_class=self.backend.interpreter_class,
+                                  patch_px=self.spec.patch_size_px)
         inp, out = interp.get_input_details(), interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
             raise ModelError(f"model {str(self.model_path)!r} has {len(inp)} inputs and {len(out)} outputs; "
@@ -222,7 +245,23 @@ class PatchClassifier:
         """Model output ``[..., K]`` → float32 probability of IDC, ``[...]`` (index 1 of a softmax)."""
         f = self.output_format
         values = dequantize(raw, f.scale, f.zero_point) if f.quantized else raw.astype(np.float32)
-        return values[..., 1] if values.shape[-1] == 2 else values[..., 0]
+        probs = values[..., 1] if values.shape[-1] == 2 else values[..., 0]
+        return self._as_probabilities(probs)
+
+    def _as_probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` clipped to 0–1, after checking they are probabilities: a model without a final
+        sigmoid gave 120 as the "probability" of IDC, and NaN weights gave NaN, both passed on silently.
+
+        Raises:
+            ModelError: a score is NaN or beyond 0–1 by more than :data:`PROBABILITY_SLACK`.
+        """
+        bad = ~((scores >= -PROBABILITY_SLACK) & (scores <= 1 + PROBABILITY_SLACK))  # NaN is bad too
+        if bad.any():
+            value = float(scores[bad].flat[0])
+            raise ModelError(f"model {str(self.model_path)!r} gave {value:.4g} as a patch's probability of IDC, "
+                             "not a number from 0 to 1: its last layer needs a sigmoid (or a softmax over no IDC, "
+                             "IDC) and finite weights; re-export it")
+        return np.clip(scores, 0.0, 1.0, out=scores if scores.dtype == np.float32 else None)
 
     def _run(self, batch: np.ndarray, size: Optional[int] = None) -> np.ndarray:
         """Model output for ``batch`` run in the interpreter of ``size`` >= len(batch) patches; rows
@@ -316,7 +355,8 @@ class PatchClassifier:
             if input_hw not in self._macs:
                 if len(self._macs) > 4 * DENSE_CACHE_SIZE:
                     self._macs.clear()
-                self._macs[input_hw] = model_macs(self._content, input_hw)
+                p = self.spec.patch_size_px  # a patch is P×P even where the model leaves its size open
+                self._macs[input_hw] = model_macs(self._content, input_hw or (p, p))
             return self._macs[input_hw]
 
     def _check_dense_stride(self) -> None:

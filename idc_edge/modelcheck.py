@@ -41,7 +41,8 @@ _BACKEND_FILE = str(Path(__file__).resolve().with_name("backend.py"))
 PROBE_TIMEOUT_S = 120.0
 
 # Runs in the child: argv = [interpreter module, comma-separated batch sizes, JSON list of extra
-# import folders, path of idc_edge/backend.py]; model bytes on stdin; prints one JSON line.
+# import folders, path of idc_edge/backend.py, patch size in pixels or ""]; model bytes on stdin;
+# prints one JSON line.
 # Exceptions are reported, not raised: only a crash kills it. Interpreters are made by the
 # library's own factory (backend.make_interpreter, loaded from its file alone, no package import),
 # one per batch size, exactly as the classifier will make them. The child runs isolated (``python -I``: no working directory or
@@ -61,7 +62,8 @@ try:
     data = sys.stdin.buffer.read()
     stage = "load"
     for batch in [int(b) for b in sys.argv[2].split(",")]:
-        interp = backend.make_interpreter(data, num_threads=1, batch_size=batch, interpreter_class=Interpreter)
+        interp = backend.make_interpreter(data, num_threads=1, batch_size=batch, interpreter_class=Interpreter,
+                                          patch_px=int(sys.argv[5]) if sys.argv[5] else None)
         stage = "invoke"
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
@@ -116,9 +118,12 @@ def cache_dir() -> Optional[Path]:
     return xdg_dir("XDG_CACHE_HOME", ".cache") / "idc-edge" / "modelcheck"
 
 
-def _cache_key(content: bytes, backend_name: str, backend_version: str, batches: Sequence[int]) -> str:
+def _cache_key(content: bytes, backend_name: str, backend_version: str, batches: Sequence[int],
+               patch_px: Optional[int] = None) -> str:
     digest = hashlib.sha256(content).hexdigest()
     tag = f"{backend_name}-{backend_version}-b{'_'.join(str(b) for b in batches)}"
+    if patch_px is not None:
+        tag += f"-p{int(patch_px)}"
     return f"{digest}-{''.join(c if c.isalnum() or c in '._-' else '_' for c in tag)}.ok"
 
 
@@ -167,7 +172,7 @@ def import_folders() -> list[str]:
 
 def probe_model(content: bytes, where: str, interpreter_module: str, backend_name: str = "",
                 backend_version: str = "", batches: Sequence[int] = (1,),
-                timeout_s: float = PROBE_TIMEOUT_S) -> ProbeResult:
+                timeout_s: float = PROBE_TIMEOUT_S, patch_px: Optional[int] = None) -> ProbeResult:
     """Load and run ``content`` once in a child process; raise if that crashes or hangs.
 
     Args:
@@ -177,6 +182,8 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
         backend_name, backend_version: part of the cache key (a new runtime is probed again).
         batches: batch sizes to allocate and run, in patches.
         timeout_s: seconds before the child is killed and the model declared hung.
+        patch_px: input height and width, pixels, where the model leaves them open (as the caller
+            will allocate it, see :func:`idc_edge.backend.make_interpreter`); None leaves them.
 
     Returns:
         :class:`ProbeResult`; ``ok`` False when the interpreter raised an ordinary error
@@ -190,14 +197,15 @@ def probe_model(content: bytes, where: str, interpreter_module: str, backend_nam
     result is ``ok``: the caller loads the model directly, unprotected, rather than not at all.
     """
     batches = tuple(sorted({int(b) for b in batches}))
-    key = _cache_key(content, backend_name or interpreter_module, backend_version, batches)
+    key = _cache_key(content, backend_name or interpreter_module, backend_version, batches, patch_px)
     if _cached_ok(key):
         return ProbeResult(True, cached=True)
     if not sys.executable:
         return _unchecked(where, "no Python executable to run it")  # an embedded interpreter
     try:
         proc = subprocess.run([sys.executable, "-I", "-c", _PROBE_SOURCE, interpreter_module,
-                               ",".join(map(str, batches)), json.dumps(import_folders()), _BACKEND_FILE],
+                               ",".join(map(str, batches)), json.dumps(import_folders()), _BACKEND_FILE,
+                               "" if patch_px is None else str(int(patch_px))],
                               input=content, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{where} did not finish loading in the interpreter within {timeout_s:g} s; "

@@ -14,6 +14,7 @@ from idc_edge.cli.options import Parser, number, positive_int, whole_number
 from idc_edge.dataset import default_data_dir
 from idc_edge.errors import IdcEdgeError, OptionError
 from idc_edge.fileio import read_bytes
+from idc_edge.stops import TERMINATION, stop_cause, take_stop_signals
 
 from . import architectures
 from .cache import cache_path_problem
@@ -94,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
                    help="replace an --out that already holds a run (only once the new run is complete)")
     p.add_argument("--arch", default=architectures.DEFAULT_ARCH, choices=architectures.names(),
                    help=f"architecture (default {architectures.DEFAULT_ARCH})")
-    p.add_argument("--epochs", type=positive_int("--epochs"), default=20, help="training epochs (default 20)")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=128, help="global batch size (default 128)")
+    p.add_argument("--epochs", type=positive_int("--epochs"), default=20, help="training epochs, 1 to 10000 (default 20)")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=128, help="global batch size, 1 to 65536 patches (default 128)")
     p.add_argument("--learning-rate", type=_bounded("--learning-rate", 0, 1, low_open=True), default=2e-3, help="peak AdamW learning rate (default 2e-3)")
     p.add_argument("--weight-decay", type=_bounded("--weight-decay", 0, 1), default=1e-4, help="AdamW weight decay (default 1e-4)")
     p.add_argument("--ema", type=float, default=0.995, metavar="MOMENTUM",
@@ -125,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
                    help="'mirrored': all local GPUs (tf.distribute.MirroredStrategy); 'multiworker': several "
                         "machines, each started with its TF_CONFIG (MultiWorkerMirroredStrategy); --batch-size is global")
     p.add_argument("--logical-cpus", type=positive_int("--logical-cpus"), default=None, metavar="N",
-                   help="split the CPU into N logical devices (to try --strategy mirrored without GPUs, as CI does)")
+                   help="split the CPU into N logical devices, 1 to 256 (to try --strategy mirrored without GPUs, as CI does)")
     p.add_argument("--val-patients", type=_patients, default=None, metavar="IDS|@FILE",
                    help="validation patients, separated by commas or spaces, or read from @FILE (or a path with a '/'); "
                         "an id the data does not hold is refused (default: the literature's validation patients present, "
@@ -166,6 +167,12 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train as the command line says; 0 done, 2 bad input, 130 stopped (Ctrl-C, SIGTERM, SIGHUP).
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does: a service manager or a closed terminal ended it by
+    the signal, without a word, and left the unfinished run's ``.OUT.partial-*`` folder behind.
+    """
+    take_stop_signals(TERMINATION)
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parser().parse_args(argv)  # a bad option raises UsageError: one line, exit code 2
@@ -178,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     except IdcEdgeError as e:
         print(f"python -m train: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"python -m train: interrupted; {cfg.out!r} left as it was", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"python -m train: interrupted by {stop_cause(stop)}; nothing of this run is kept, "
+              f"{cfg.out!r} left as it was", file=sys.stderr)
         return 130
     card = result.card
     m = card.get("int8", card["float"])["metrics"]

@@ -41,6 +41,14 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 CLASS_BALANCE = ("weights", "none")
 REPRESENTATIVE_PATCHES = 512
 MIN_PER_CLASS = 10
+#: largest --batch-size, patches: 65,536 float patches of 50 px are 1.9 GB already, and a size past
+#: 2**31 hung TensorFlow's batching for ever without a word
+MAX_BATCH_SIZE = 65536
+#: most --epochs: 10,000 runs of even a handful of patches is beyond any use (1e14 trained for ever)
+MAX_EPOCHS = 10000
+#: most --logical-cpus: TensorFlow makes a device of each, and 99,999,999 of them ate the memory
+#: until the kernel killed the run (exit 137, no word)
+MAX_LOGICAL_CPUS = 256
 WORKER_ENTRY = re.compile(r"^\.?worker_\d+(\.partial-.*)?$")  # a multi-worker run's other workers' outputs
 
 
@@ -84,10 +92,10 @@ class TrainConfig:
         if self.arch not in architectures.names():
             raise OptionError(f"--arch: unknown architecture {self.arch!r}; expected one of "
                               f"{', '.join(architectures.names())}")
-        if self.epochs < 1:
-            raise OptionError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise OptionError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise OptionError(f"--epochs must be from 1 to {MAX_EPOCHS}, got {self.epochs}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise OptionError(f"--batch-size must be from 1 to {MAX_BATCH_SIZE} patches, got {self.batch_size}")
         if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
             raise OptionError(f"--learning-rate must be a number in (0, 1], got {self.learning_rate}")
         if not 0 <= self.seed < 2 ** 32:
@@ -100,8 +108,8 @@ class TrainConfig:
             raise OptionError(f"--select must be one of {', '.join(SELECT_METRICS)}, got {self.select!r}")
         if self.strategy not in STRATEGIES:
             raise OptionError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.logical_cpus is not None and self.logical_cpus < 1:
-            raise OptionError(f"--logical-cpus must be >= 1, got {self.logical_cpus}")
+        if self.logical_cpus is not None and not 1 <= self.logical_cpus <= MAX_LOGICAL_CPUS:
+            raise OptionError(f"--logical-cpus must be from 1 to {MAX_LOGICAL_CPUS}, got {self.logical_cpus}")
         if self.class_balance not in CLASS_BALANCE:
             raise OptionError(f"--class-balance must be one of {', '.join(CLASS_BALANCE)}, got {self.class_balance!r}")
         if not 0 < self.val_fraction < 1:

@@ -50,7 +50,8 @@ def overhead(model_path: Optional[str], frame: np.ndarray, um_per_px: float, str
             if size != len(part):
                 part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
             if size not in interps:
-                it = make_interpreter(content, num_threads=threads, batch_size=size)
+                it = make_interpreter(content, num_threads=threads, batch_size=size,
+                                      patch_px=det.classifier.spec.patch_size_px)
                 interps[size] = (it, it.get_input_details()[0]["index"], it.get_output_details()[0]["index"])
             chunks.append((interps[size], np.ascontiguousarray(part)))
 

@@ -14,7 +14,7 @@ class FrameWork:
     Attributes:
         width, height, um_per_px, stride: the frame (camera pixels, µm per pixel) and stride (model px).
         windows: windows of the frame's grid (all of them: tissue mask off, the worst case).
-        macs_per_patch: MACs of one patch (the model at its own input size).
+        macs_per_patch: MACs of one patch (the model at its own input size, or at the patch size where it leaves that open).
         patch_macs: the patch path: windows × MACs per patch.
         dense_macs: the dense path: the passes the detector runs (tiles and edge strips) when every
             window is scored by a dense pass; None for a model without a dense pass.
@@ -49,7 +49,7 @@ def frame_macs(model_path: Optional[str], width: int = 1920, height: int = 1080,
     spec = read_spec(path)
     content = path.read_bytes()
     grid = make_grid((height, width), spec.patch_size_px, stride, um_per_px / spec.um_per_px)
-    per_patch = model_macs(content)
+    per_patch = model_macs(content, (spec.patch_size_px, spec.patch_size_px))  # a model of open size too
     dense_total, passes = None, 0
     if spec.dense is not None:
         plan = plan_dense(grid, spec.dense.output_stride_px)

@@ -1,7 +1,10 @@
 """Live cameras (V4L2 / OpenCV capture) as sources: newest frame wins, reconnect after a drop-out."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import stat
 import threading
 import time
 from typing import Callable, Iterator, Optional, Union
@@ -123,6 +126,23 @@ def _not_a_camera(device: str, waited_s: float) -> Optional[str]:
     return None
 
 
+def _is_regular_file(device: Union[int, str]) -> bool:
+    """True when ``device`` names a regular file (a video file opened as a camera), not a device or URL."""
+    if not isinstance(device, str):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(device).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _frame_digest(image: np.ndarray) -> bytes:
+    """A 16-byte digest of a frame's pixels (shape and values), to tell the same frame again."""
+    h = hashlib.blake2b(str((image.shape, image.dtype.str)).encode(), digest_size=16)
+    h.update(np.ascontiguousarray(image).data)
+    return h.digest()
+
+
 class CameraSource(FrameSource):
     """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
 
@@ -186,6 +206,11 @@ class CameraSource(FrameSource):
         self._error: Optional[Exception] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        # a regular video file opened as a camera "drops out" at its end and is re-opened at its start:
+        # the first frame of each opening is compared with the first one's to say so once
+        self._replays_file = _is_regular_file(device)
+        self._first_frame: Optional[bytes] = None
+        self.replayed = False
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
@@ -309,11 +334,29 @@ class CameraSource(FrameSource):
             self._fail(e if isinstance(e, CameraLostError)
                        else CameraLostError(f"camera {self.device!r} stopped: {type(e).__name__}: {e}"))
 
+    def _note_opening_frame(self, image: np.ndarray) -> None:
+        """The first frame after an opening: a regular file whose re-opening starts on its first
+        frame again is a video replayed from its start, said once (it looked like a live camera
+        that keeps dropping out, and replayed for ever)."""
+        if not self._replays_file or self.replayed or not isinstance(image, np.ndarray):
+            return
+        digest = _frame_digest(image)
+        if self._first_frame is None:
+            self._first_frame = digest
+        elif digest == self._first_frame:
+            self.replayed = True
+            log.warning("camera %r is a video file, not a camera: at its end it is opened again and replayed "
+                        "from its start until stopped; read it as a video source to read it once", self.device)
+
     def _read_loop(self) -> None:
         cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
+        opening = True  # the next good frame is the first of this opening
         while not self._stop.is_set():
             ok, image, notes = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
+                if opening:
+                    self._note_opening_frame(image)
+                    opening = False
                 last_ok, backoff = time.monotonic(), 0.1
                 if lost_at is not None:
                     log.warning("camera %r: frames again after %.1f s", self.device, last_ok - lost_at)
@@ -344,6 +387,7 @@ class CameraSource(FrameSource):
             cap = self._open()
             self._cap = cap
             if cap is not None:
+                opening = True
                 self.reconnects += 1
                 log.debug("camera %r: re-opened", self.device)
         if cap is not None:
