@@ -45,6 +45,11 @@ PREDICT_CHUNK_PATCHES = 2048
 #: tiles, the strips along its right and bottom edges, the corner window), so two frame sizes fit.
 DENSE_CACHE_SIZE = 8
 
+#: Largest step, in pixel levels, of a quantized input: coarser, the model sees fewer than 32 grey levels.
+MAX_INPUT_STEP = 8.0
+#: Least top of a quantized input's range, in pixel levels (half of 0–255).
+MIN_INPUT_TOP = 127.5
+
 #: How far past 0–1 a model's output may go and still be read as a probability (then clipped): float
 #: rounding of a sigmoid or softmax, and a quantized output's zero point; a logit is far outside.
 PROBABILITY_SLACK = 0.02
@@ -176,6 +181,8 @@ class PatchClassifier:
             raise ModelError(f"{where} takes {self.input_format.dtype} input; the contract allows uint8, int8 or float32")
         if self.input_format.quantized and not self.input_format.scale > 0:
             raise ModelError(f"{where} has a {self.input_format.dtype} input without quantization parameters")
+        if self.input_format.quantized:
+            self._check_input_range(where)
         oshape = tuple(int(s) for s in out["shape"])
         if not (len(oshape) in (2, 4) and oshape[1:-1] in ((), (1, 1)) and oshape[-1] in (1, 2)):
             raise ModelError(f"{where} gives output of shape {list(oshape)}, expected [N, 1] (sigmoid) "
@@ -184,6 +191,21 @@ class PatchClassifier:
             raise ModelError(f"{where} gives {self.output_format.dtype} output; expected float32, uint8 or int8")
         if self.output_format.quantized:
             self._check_output_range(where)
+
+    def _check_input_range(self, where: str) -> None:
+        """A quantized input takes raw pixel values (the contract: normalisation is inside the model), so
+        its values ``scale * (q - zero_point)`` over the dtype's range must start at 0 and reach at least
+        :data:`MIN_INPUT_TOP` (a converter calibrates the top on its representative patches, which need not
+        reach white), in steps of at most :data:`MAX_INPUT_STEP` levels. An input scale of 1e30 turned every
+        pixel into the zero point (every patch scored alike), one of 1/255 clipped every pixel above 1 (a
+        model expecting 0–1 input)."""
+        f = self.input_format
+        info = np.iinfo(f.dtype)
+        low, high = f.scale * (info.min - f.zero_point), f.scale * (info.max - f.zero_point)
+        if not (np.isfinite(f.scale) and low <= 0.5 and high >= MIN_INPUT_TOP and f.scale <= MAX_INPUT_STEP):
+            raise ModelError(f"{where} has {f.dtype} input holding {low:.4g} to {high:.4g} in steps of {f.scale:.4g}, "
+                             "not pixel values 0-255: a quantized input takes raw pixels (normalisation inside the "
+                             "model); re-convert it so")
 
     def _check_output_range(self, where: str) -> None:
         """A quantized output must be able to hold probabilities and nothing far beyond them: its

@@ -41,7 +41,7 @@ def input_scale_offset(model_bytes: bytes) -> int:
     graph = schema.Model.GetRootAs(bytearray(model_bytes), 0).Subgraphs(0)
     quant = graph.Tensors(graph.Inputs(0)).Quantization()
     assert quant is not None and quant.ScaleLength() >= 1
-    return quant._tab.Vector(quant._tab.Offset(6))  # field 1 of QuantizationParameters: scale
+    return quant._tab.Vector(quant._tab.Offset(8))  # field 2 of QuantizationParameters (min, max, scale): scale
 
 
 def with_input_scale(model_bytes: bytes, scale: float) -> bytes:
@@ -74,12 +74,23 @@ def load_in_subprocess(*paths, timeout=240):
 
 # -- well-formed flatbuffers that crash LiteRT --------------------------------------------
 
-@pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf"), 1e30])
+@pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf")])
 def test_load_fails_with_a_model_that_would_crash_the_interpreter(tiny_int8, tmp_path, scale):
     bad = with_sidecar(with_input_scale(tiny_int8.read_bytes(), scale), tiny_int8, tmp_path / "bad.tflite")
     p = load_in_subprocess(bad)
     assert p.returncode == 0, f"the process died ({p.returncode}): {p.stderr[-500:]}"
     assert p.stdout.startswith("ModelError") and "crashes the" in p.stdout and "SIGSEGV" in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("scale", [1e30, 1.0 / 255])
+def test_load_fails_with_an_input_scale_that_cannot_hold_pixel_values(tiny_int8, tmp_path, scale):
+    """LiteRT runs these, but 1e30 turns every pixel into the zero point (every patch scored alike) and
+    1/255 clips every pixel above 1: a quantized input takes raw pixel values 0-255."""
+    assert with_input_scale(tiny_int8.read_bytes(), scale) != tiny_int8.read_bytes()
+    bad = with_sidecar(with_input_scale(tiny_int8.read_bytes(), scale), tiny_int8, tmp_path / "bad.tflite")
+    p = load_in_subprocess(bad)
+    assert p.returncode == 0, f"the process died ({p.returncode}): {p.stderr[-500:]}"
+    assert p.stdout.startswith("ModelError") and "not pixel values 0-255" in p.stdout, p.stdout
 
 
 def test_the_cli_reports_a_crashing_model_in_one_line(tiny_int8, tmp_path):
