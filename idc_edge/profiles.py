@@ -89,6 +89,19 @@ def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
+def _levels(value, what: str, path: Path, top: float = 255.0) -> Optional[Tuple[float, float, float]]:
+    """``white.target_rgb`` (the glass colour a run's drift check holds frames to): each channel above 0
+    and at most 255, a camera's 8-bit level; ``white.glass_rgb`` (recorded, not used) above 0. A
+    hand-edited target of 0 stopped the run with an error that named no profile, and 1e300 or 5 warned
+    on every run that the lamp had drifted by thousands of per cent."""
+    levels = _floats3(value, what, path)
+    if levels is not None and not all(0.0 < v <= top for v in levels):
+        within = "above 0 and at most 255" if top == 255.0 else "above 0"
+        raise ProfileError(f"profile {short_name(path)}: {what} must be three levels {within} [R, G, B] (glass is "
+                           f"bright), got {list(levels)!r:.80}: calibrate white again")
+    return levels
+
+
 def _gains(value, path: Path) -> Optional[Tuple[float, float, float]]:
     """``white.gains_rgb`` within what calibration can give: ``calibrate white`` refuses glass needing a
     gain above its limit (4), so a hand-edited 1e300 only clipped every frame to "too dark or clipped"."""
@@ -227,6 +240,9 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
     camera = data.get("camera")
     if camera is not None and not isinstance(camera, (str, int)):
         raise ProfileError(f"profile {str(path)!r}: camera must be a string, got {camera!r}")
+    if isinstance(camera, str) and not camera.strip():  # reported as an empty camera option the user never gave
+        raise ProfileError(f"profile {short_name(path)}: camera is empty: name the camera (an index such as 0, a "
+                           "device path, picam:0, a pipeline or a stream URL) or delete the line")
     m, s, w = table("mode"), table("scale"), table("white")
     fourcc = m.get("fourcc")
     if fourcc is not None and not isinstance(fourcc, str):
@@ -257,8 +273,8 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
                    um_per_px=None if um is None else float(um),
                    frame_size=None if fw is None else (fw, fh), spacing_um=number(s, "spacing_um", "scale"),
                    white_gains_rgb=_gains(w.get("gains_rgb"), path),
-                   glass_rgb=_floats3(w.get("glass_rgb"), "white.glass_rgb", path),
-                   target_rgb=_floats3(w.get("target_rgb"), "white.target_rgb", path),
+                   glass_rgb=_levels(w.get("glass_rgb"), "white.glass_rgb", path, math.inf),
+                   target_rgb=_levels(w.get("target_rgb"), "white.target_rgb", path),
                    exposure=dict(exposure))
 
 

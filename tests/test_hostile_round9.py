@@ -1,0 +1,90 @@
+"""Red-team round 9: hand-edited microscope profiles, the profiles folder, and options of the API
+that were never checked where they enter.
+
+Everything is real: the command line runs in this process (``idc_edge.cli.main``) on the committed
+tiny LiteRT model, the camera is a Motion-JPEG video file opened as a capture device, images are
+real PNGs.
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from idc_edge.cli import main
+from idc_edge.profiles import ProfileError, load_profile
+
+TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def tissue_frame(width=200, height=150):
+    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
+    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
+    frame[:20] = 245  # some glass for the drift check
+    return frame
+
+
+def fake_camera(path, n=6):
+    """A Motion-JPEG video under a name without a suffix: opened by ``--camera`` as a capture device."""
+    writer = cv2.VideoWriter(str(path) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 150))
+    assert writer.isOpened()
+    for _ in range(n):
+        writer.write(tissue_frame())
+    writer.release()
+    os.rename(str(path) + ".avi", path)
+    return path
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
+    return lines[0]
+
+
+# -- hand-edited profiles -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("white, expected", [
+    ("target_rgb = [0, 0, 0]", "white.target_rgb must be three levels above 0 and at most 255"),
+    ("target_rgb = [1e300, 240.0, 240.0]", "white.target_rgb must be three levels above 0 and at most 255"),
+    ("target_rgb = [-5.0, 240.0, 240.0]", "white.target_rgb must be three levels above 0 and at most 255"),
+    ("glass_rgb = [0, 0, 0]", "white.glass_rgb must be three levels above 0"),
+])
+def test_a_profile_white_level_of_zero_or_beyond_8_bits_is_refused_naming_the_profile(tmp_path, capsys, white,
+                                                                                        expected):
+    # a target of 0 stopped the run with "reference glass colour must be three numbers > 0", naming no
+    # profile; 1e300 ran, warning "the glass colour drifted 4800 %" and blaming the lamp
+    path = tmp_path / "scope.toml"
+    path.write_text(f"[white]\ngains_rgb = [1.0, 1.0, 1.0]\n{white}\n")
+    with pytest.raises(ProfileError, match=expected):
+        load_profile(str(path))
+    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam"), "--max-frames", 2,
+                    "--quiet", "--profile", path)
+    line = one_error_line(err)
+    assert code == 2 and expected in line and "scope.toml" in line and "drifted" not in err
+
+
+@pytest.mark.parametrize("camera", ['""', '"   "'])
+def test_a_profile_with_an_empty_camera_names_the_profile_not_an_option_never_given(tmp_path, capsys, camera):
+    # it said "--camera is empty (an unset shell variable?)" to a user who had given no --camera
+    path = tmp_path / "scope.toml"
+    path.write_text(f"camera = {camera}\n")
+    with pytest.raises(ProfileError, match="camera is empty"):
+        load_profile(str(path))
+    code, err = cli(capsys, "run", "--model", TINY, "--max-frames", 2, "--quiet", "--profile", path)
+    line = one_error_line(err)
+    assert code == 2 and "scope.toml" in line and "camera is empty" in line and "--camera" not in line
