@@ -69,6 +69,21 @@ class ExposureCheckOptions:
     max_texture: float = 8.0
     min_side_px: int = 32
 
+    def __post_init__(self):
+        # checked where they enter, as every other options class: unchecked, max_gain=nan let any gain
+        # through (nan compares false), and clip_level="254" failed inside numpy with a bare TypeError
+        from . import validate
+
+        def set_(name, value):
+            object.__setattr__(self, name, value)
+
+        set_("max_clipped_fraction", validate.probability("max_clipped_fraction", self.max_clipped_fraction))
+        set_("clip_level", validate.whole_number("clip_level", self.clip_level, maximum=255, unit="grey levels"))
+        set_("min_glass_level", validate.number("min_glass_level", self.min_glass_level, 0.0, 255.0, "grey levels"))
+        set_("max_gain", validate.number("max_gain", self.max_gain, 1.0, 255.0, "a channel's gain"))
+        set_("max_texture", validate.positive_number("max_texture", self.max_texture, "grey levels", maximum=255.0))
+        set_("min_side_px", validate.whole_number("min_side_px", self.min_side_px, unit="pixels"))
+
 
 @dataclass(frozen=True)
 class WhiteCalibration:

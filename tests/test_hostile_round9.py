@@ -88,3 +88,28 @@ def test_a_profile_with_an_empty_camera_names_the_profile_not_an_option_never_gi
     code, err = cli(capsys, "run", "--model", TINY, "--max-frames", 2, "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and "scope.toml" in line and "camera is empty" in line and "--camera" not in line
+
+
+# -- options of the API checked where they enter ------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["max_clipped_fraction", "clip_level", "min_glass_level", "max_gain",
+                                   "max_texture", "min_side_px"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1, True, "3", 1e308])
+def test_white_calibration_exposure_options_are_checked_when_made(field, bad):
+    from idc_edge.colour import ExposureCheckOptions
+    from idc_edge.errors import OptionError
+
+    # every other options class refused these; this one took them all, so max_gain=nan passed any gain
+    with pytest.raises(OptionError, match=field):
+        ExposureCheckOptions(**{field: bad})
+
+
+def test_white_calibration_with_an_unchecked_gain_limit_no_longer_hands_back_absurd_gains():
+    from idc_edge.colour import ExposureCheckOptions, measure_white
+    from idc_edge.errors import IdcEdgeError
+
+    dim_glass = np.full((64, 64, 3), 12, np.uint8)
+    # before: gains of 20 from glass at level 12, returned as a calibration (nan compares false)
+    with pytest.raises(IdcEdgeError):
+        measure_white(dim_glass, options=ExposureCheckOptions(min_glass_level=0, max_gain=float("nan")))
+    assert ExposureCheckOptions(max_gain=4, clip_level=np.int64(250)).clip_level == 250  # plain numbers kept
