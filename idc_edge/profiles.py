@@ -72,12 +72,44 @@ def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:
         ProfileError: the name has characters other than letters, digits and ``_ . + -``.
     """
     text = os.fspath(name_or_path)
+    if isinstance(text, str) and "\0" in text:  # the OS takes no NUL in a name: saving raised a bare ValueError
+        raise ProfileError(f"profile {short(text)} holds a NUL character, which no file name can: give the profile's "
+                           "name or the path of its .toml file")
     if text.endswith(".toml"):
         return Path(text)
     if not _NAME.fullmatch(text):
         raise ProfileError(f"profile name {text!r} may use only letters, digits and _ . + - (at most 64 characters), "
                            "or give a path to a .toml file")
     return profiles_dir() / f"{text}.toml"
+
+
+def folder_problem(folder: Path) -> Optional[str]:
+    """Why ``folder`` cannot hold profiles although something is there, or None (a folder, or nothing yet).
+
+    A symbolic link loop or a file in the folder's path was reported as "does not exist: make it with
+    calibrate", and calibrating then failed with "File exists"."""
+    import errno
+    import stat
+
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself (a loop)"
+        if e.errno == errno.ENOTDIR:
+            return "lies under a file: a part of its path is a file, not a folder"
+        if e.errno == errno.ENOENT:
+            return None
+        return why(e)
+    except ValueError:
+        return None
+    return None if stat.S_ISDIR(mode) else "is a file, not a folder"
+
+
+def _folder_error(target: Path, folder: Path, problem: str, verb: str) -> ProfileError:
+    return ProfileError(f"cannot {verb} profile {short_name(target)}: its folder {short_name(folder)} {problem}; "
+                        "remove or rename what is there (profiles are kept in $XDG_CONFIG_HOME/idc-edge/profiles, "
+                        "~/.config/idc-edge/profiles by default), or give the path of a .toml file elsewhere")
 
 
 def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float]]:
@@ -287,6 +319,8 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """
     path = profile_path(name_or_path)
     if not os.path.lexists(path):
+        if (problem := folder_problem(path.parent)) is not None:
+            raise _folder_error(path, path.parent, problem, "read")
         where = profiles_dir()
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
@@ -368,6 +402,8 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
     target = profile_path(given)
     text = dumps_toml(profile.to_toml_dict())
     where = Path(os.path.realpath(target))
+    if (problem := folder_problem(where.parent)) is not None:
+        raise _folder_error(target, where.parent, problem, "write")
     try:
         if os.fspath(given).endswith(".toml"):
             if not where.parent.is_dir():

@@ -8,6 +8,7 @@ real PNGs.
 from __future__ import annotations
 
 import os
+import re
 
 import cv2
 import numpy as np
@@ -113,3 +114,48 @@ def test_white_calibration_with_an_unchecked_gain_limit_no_longer_hands_back_abs
     with pytest.raises(IdcEdgeError):
         measure_white(dim_glass, options=ExposureCheckOptions(min_glass_level=0, max_gain=float("nan")))
     assert ExposureCheckOptions(max_gain=4, clip_level=np.int64(250)).clip_level == 250  # plain numbers kept
+
+
+# -- the profiles folder ----------------------------------------------------------------------------------
+
+def glass_png(path):
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(path), (np.full((100, 100, 3), 232, np.uint8) + rng.integers(0, 3, (100, 100, 3)).astype(np.uint8)))
+    return path
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("loop", "is a symbolic link that leads back to itself (a loop)"),
+    ("file", "lies under a file: a part of its path is a file, not a folder"),
+])
+def test_a_profiles_folder_that_is_a_link_loop_or_under_a_file_is_named_as_such(tmp_path, capsys, monkeypatch,
+                                                                                kind, expected):
+    # a run said "profile ... does not exist: make it with `idc-edge calibrate ...`", and that calibration
+    # then failed with "File exists" (a loop) or "a part of the path is not a folder"
+    from idc_edge.profiles import Profile, save_profile
+
+    cfg = tmp_path / "cfg"
+    if kind == "loop":
+        (cfg / "idc-edge").mkdir(parents=True)
+        os.symlink("profiles", cfg / "idc-edge" / "profiles")
+    else:
+        cfg.write_text("not a folder\n")
+    for call in (lambda: load_profile("scope"), lambda: save_profile(Profile(name="scope"))):
+        with pytest.raises(ProfileError, match=re.escape(expected)):
+            call()
+    code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", "scope")
+    assert code == 2 and expected in one_error_line(err)
+    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam"), "--max-frames", 2,
+                    "--quiet", "--profile", "scope")
+    line = one_error_line(err)
+    assert code == 2 and expected in line and "does not exist" not in line
+
+
+def test_a_profile_path_holding_a_nul_is_a_profile_error_not_a_value_error(tmp_path):
+    from idc_edge.profiles import Profile, save_profile
+
+    # save_profile raised a bare ValueError ("embedded null byte"); load_profile said it did not exist
+    for call in (lambda: save_profile(Profile(name="x"), str(tmp_path / "a\0b.toml")),
+                 lambda: load_profile(str(tmp_path / "a\0b.toml"))):
+        with pytest.raises(ProfileError, match="holds a NUL character"):
+            call()
