@@ -38,7 +38,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
@@ -415,3 +415,62 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
         raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
     write_whole(where, text.encode("utf-8"), "profile", error=ProfileError)  # whole or not at all, link and mode kept
     return target
+
+
+#: seconds a calibration waits for another one saving into the same profiles folder
+UPDATE_WAIT_S = 10.0
+
+
+def update_profile(name_or_path: Union[str, os.PathLike], change: Callable[[Profile], Profile]) -> Tuple[Profile, Path]:
+    """Apply ``change`` to the profile as it is on disk now (an empty one when it does not exist yet) and
+    save the result, holding an exclusive lock (``flock``) on the profile's folder meanwhile.
+
+    A calibration reads its profile when it starts and measures for seconds; saving what it read then
+    with its own result dropped whatever another calibration of the same profile saved meanwhile (a
+    white reference and a scale measured at once kept only the last one's). ``change`` should set only
+    what was measured.
+
+    Returns:
+        (the profile saved, the file it was saved to).
+
+    Raises:
+        ProfileError: as :func:`load_profile` and :func:`save_profile`, or another process held the
+            folder's lock for :data:`UPDATE_WAIT_S` seconds.
+    """
+    import errno
+    import fcntl
+    import time
+
+    target = profile_path(name_or_path)
+    folder = Path(os.path.realpath(target)).parent
+    if (problem := folder_problem(folder)) is not None:
+        raise _folder_error(target, folder, problem, "write")
+    if os.fspath(name_or_path).endswith(".toml"):
+        if not folder.is_dir():  # a mistyped folder is an error, not a new tree (as save_profile)
+            raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(folder)} does not exist")
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(folder)}: {why(e)}") from None
+    try:
+        deadline = time.monotonic() + UPDATE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    break  # a file system without locks (some network mounts): update unlocked
+            if time.monotonic() >= deadline:
+                raise ProfileError(f"cannot write profile {short_name(target)}: another process kept its folder "
+                                   f"locked for {UPDATE_WAIT_S:g} s (a calibration saving there?); try again")
+            time.sleep(0.05)
+        profile = change(load_or_new_profile(name_or_path))
+        return profile, save_profile(profile, name_or_path)
+    finally:
+        os.close(fd)  # releases the lock

@@ -159,3 +159,47 @@ def test_a_profile_path_holding_a_nul_is_a_profile_error_not_a_value_error(tmp_p
                  lambda: load_profile(str(tmp_path / "a\0b.toml"))):
         with pytest.raises(ProfileError, match="holds a NUL character"):
             call()
+
+
+# -- two calibrations of one profile at once ---------------------------------------------------------------
+
+def test_a_calibration_keeps_what_another_saved_into_the_profile_while_it_measured(tmp_path):
+    # a calibration read its profile when it started and, seconds later, saved that with its own result:
+    # a scale saved meanwhile (a second `calibrate scale` of the same microscope) was silently dropped
+    import signal
+    import subprocess
+    import sys
+
+    from idc_edge.profiles import update_profile
+
+    cam = tmp_path / "cam"
+    writer = cv2.VideoWriter(str(cam) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 30, (200, 150))
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        writer.write(np.full((150, 200, 3), 232, np.uint8) + rng.integers(0, 3, (150, 200, 3)).astype(np.uint8))
+    writer.release()
+    os.rename(str(cam) + ".avi", cam)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "IDC_EDGE_CACHE_DIR": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "idc_edge", "calibrate", "white", "--camera", str(cam),
+                             "--frames", "1000", "--profile", "scope"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # the profile is read before the camera opens: once the camera file is open, it has been read
+        opened = False
+        while not opened and proc.poll() is None:
+            try:
+                opened = any(os.readlink(f"/proc/{proc.pid}/fd/{fd}") == str(cam)
+                             for fd in os.listdir(f"/proc/{proc.pid}/fd"))
+            except OSError:
+                pass
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert proc.poll() is None and opened, "the calibration ended before it could be paused while measuring"
+        profile_file = tmp_path / "cfg" / "idc-edge" / "profiles" / "scope.toml"
+        assert not profile_file.exists()
+        update_profile("scope", lambda p: p.with_scale(2.0, (200, 150), 10.0))  # another calibration saves meanwhile
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    saved = load_profile(str(profile_file))
+    assert saved.white_gains_rgb is not None and saved.um_per_px == 2.0 and saved.frame_size == (200, 150)
