@@ -268,6 +268,8 @@ class Session:
         outputs = [(type(s).__name__, s.path) for s in self.sinks if isinstance(getattr(s, "path", None), (str, Path))]
         outputs += [(f"{type(s).__name__}'s frame index", s.index_path) for s in self.sinks
                     if isinstance(getattr(s, "index_path", None), (str, Path))]
+        outputs += [(f"{type(s).__name__}'s lock file", s.lock_path) for s in self.sinks
+                    if isinstance(getattr(s, "lock_path", None), (str, Path))]
         outputs += [(f"{type(s).__name__}'s folder", s.folder) for s in self.sinks  # snapshots: a folder made later
                     if isinstance(getattr(s, "folder", None), (str, Path)) and not os.path.lexists(s.folder)]
         check_distinct([(label, p) for label, p in inputs if isinstance(p, (str, Path))], outputs)

@@ -203,3 +203,27 @@ def test_a_calibration_keeps_what_another_saved_into_the_profile_while_it_measur
     assert proc.returncode == 0, err.decode()
     saved = load_profile(str(profile_file))
     assert saved.white_gains_rgb is not None and saved.um_per_px == 2.0 and saved.frame_size == (200, 150)
+
+
+# -- outputs ---------------------------------------------------------------------------------------------
+
+def test_a_results_file_named_as_the_video_s_lock_file_is_refused_as_the_same_file_not_another_process(
+        tmp_path, capsys):
+    # the run's own video held `<video>.lock`, and the results file of that name was refused as "being
+    # written by another process; wait for that run to end"
+    from idc_edge.errors import OptionError
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink, VideoSink
+
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--save-video", tmp_path / "out.avi",
+                    "--record", tmp_path / "out.avi.lock")
+    line = one_error_line(err)
+    assert code == 2 and "the video's lock file" in line and "same file as --record" in line
+    assert "another process" not in line and not list(tmp_path.glob("out.avi*"))
+    with pytest.raises(OptionError, match="lock file .* is the same file as"):
+        run_session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY)),
+                    [VideoSink(tmp_path / "api.avi"), JsonlSink(tmp_path / "api.avi.lock")])
+    assert not list(tmp_path.glob("api.avi*"))
