@@ -285,6 +285,13 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
     except OptionError as e:
         raise ProfileError(f"profile {str(path)!r}: {e}") from None
     fw, fh = number(s, "frame_width", "scale", True), number(s, "frame_height", "scale", True)
+    from .sources.modes import MAX_SIDE_PX
+
+    for key, side in (("frame_width", fw), ("frame_height", fh)):  # a camera mode's own limit
+        if side is not None and side > MAX_SIDE_PX:
+            # the run then asked for a camera size no camera has, and that its own size check refuses
+            raise ProfileError(f"profile {short_name(path)}: scale.{key} must be at most {MAX_SIDE_PX} px (the frame "
+                               f"size the scale was measured at), got {side}: calibrate scale again")
     um = number(s, "um_per_px", "scale")
     if um is not None and (bad := implausible_um_per_px(um)):  # it would reach the detector as if typed as --um-per-px
         raise ProfileError(f"profile {str(path)!r}: scale.um_per_px is {bad}; "

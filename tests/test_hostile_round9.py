@@ -227,3 +227,16 @@ def test_a_results_file_named_as_the_video_s_lock_file_is_refused_as_the_same_fi
         run_session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY)),
                     [VideoSink(tmp_path / "api.avi"), JsonlSink(tmp_path / "api.avi.lock")])
     assert not list(tmp_path.glob("api.avi*"))
+
+
+def test_a_profile_scale_measured_on_frames_larger_than_any_camera_is_refused_at_load(tmp_path, capsys):
+    # it loaded, and a run then said "ask the camera for --size 99999999999x1", a size that --size refuses
+    path = tmp_path / "scope.toml"
+    path.write_text("[scale]\num_per_px = 2.0\nframe_width = 99999999999\nframe_height = 1\n")
+    with pytest.raises(ProfileError, match="scale.frame_width must be at most 32768 px"):
+        load_profile(str(path))
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
+    line = one_error_line(err)
+    assert code == 2 and "scope.toml" in line and "frame_width must be at most 32768" in line and "--size" not in line
