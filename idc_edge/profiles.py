@@ -117,7 +117,7 @@ def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float
         return None
     if (not isinstance(value, list) or len(value) != 3
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise ProfileError(f"profile {str(path)!r}: {what} must be three numbers [R, G, B], got {value!r}")
+        raise ProfileError(f"profile {str(path)!r}: {what} must be three numbers [R, G, B], got {short(value)}")
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
@@ -317,6 +317,11 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
                    exposure=dict(exposure))
 
 
+#: the largest profile file read: ``calibrate`` writes a few hundred bytes, hand-edited comments included
+#: one stays far below this
+MAX_PROFILE_BYTES = 1 << 20
+
+
 def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """Read a profile by name (from :func:`profiles_dir`) or path.
 
@@ -332,8 +337,18 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
                            f"--profile {path.stem} ...` (or save_profile)" + (f" (profiles here: {', '.join(known)})" if known else ""))
-    # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget
-    raw = read_bytes(path, "profile", ProfileError)
+    # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget,
+    # and no larger than a profile can be: parsed TOML takes ~25 times its text, so a 200 MB file (in the
+    # budget) took 100 s and 5 GB before its one error line, past the memory of most boards
+    try:
+        size = os.stat(path).st_size
+    except (OSError, ValueError):
+        size = 0  # read_bytes says what is wrong with it
+    raw = b"" if size > MAX_PROFILE_BYTES else read_bytes(path, "profile", ProfileError)
+    if max(size, len(raw)) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"profile {short_name(path)} is {max(size, len(raw)):,} bytes, more than a profile can "
+                           f"be ({MAX_PROFILE_BYTES // 1024} KiB; calibration writes under 1 KiB): is it a profile? "
+                           "Fix it or delete it and calibrate again")
     try:
         data = _toml.loads(raw.decode("utf-8-sig"))  # Windows editors start UTF-8 files with a byte-order mark
     except UnicodeDecodeError:

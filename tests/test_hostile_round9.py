@@ -240,3 +240,29 @@ def test_a_profile_scale_measured_on_frames_larger_than_any_camera_is_refused_at
     code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and "scope.toml" in line and "frame_width must be at most 32768" in line and "--size" not in line
+
+
+@pytest.mark.parametrize("body", ["[white]\ngains_rgb = [" + "1.0, " * 300_000 + "1.0]\n",
+                                  'camera = "' + "a" * 2_000_000 + '"\n'])
+def test_a_profile_larger_than_any_profile_is_refused_before_it_is_parsed(tmp_path, capsys, body):
+    # a 200 MB profile (within the memory budget as text) took 100 s and 5 GB of memory to parse before its
+    # error, and the error echoed the whole array; a 50 MB camera name loaded
+    path = tmp_path / "scope.toml"
+    path.write_text(body)
+    with pytest.raises(ProfileError, match=r"is [\d,]+ bytes, more than a profile can be \(1024 KiB"):
+        load_profile(str(path))
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
+    line = one_error_line(err)
+    assert code == 2 and "more than a profile can be" in line and len(line) < 600
+    path.write_text("# a comment\n" * 1000 + "[scale]\num_per_px = 2.0\nframe_width = 200\nframe_height = 150\n")
+    assert load_profile(str(path)).um_per_px == 2.0  # a long hand-edited profile is still read
+
+
+def test_a_profile_array_of_the_wrong_length_is_named_in_a_few_characters(tmp_path):
+    path = tmp_path / "scope.toml"
+    path.write_text("[white]\nglass_rgb = [" + "200.0, " * 20_000 + "200.0]\n")
+    with pytest.raises(ProfileError, match="white.glass_rgb must be three numbers") as e:
+        load_profile(str(path))
+    assert len(str(e.value)) < 300  # it echoed all 20,001 numbers
