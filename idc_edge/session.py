@@ -96,6 +96,16 @@ class RunConfig:
             raise OptionError(f"detector must be DetectorOptions, got {type(self.detector).__name__}")
         if not isinstance(self.overlay, OverlayStyle):
             raise OptionError(f"overlay must be an OverlayStyle, got {type(self.overlay).__name__}")
+        # the rest of the objects a run takes, checked here: of another type they failed inside the run with
+        # an AttributeError ("'str' object has no attribute 'width'"), and a reduction of 3 with a ValueError
+        for name, kind in (("camera_mode", CameraMode), ("camera_controls", CameraControls), ("profile", Profile)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise OptionError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}", option=name)
+        if isinstance(self.reduce_mjpeg, bool) or self.reduce_mjpeg not in (1, 2, 4, 8):
+            raise OptionError(f"reduce_mjpeg must be 1 (full size), 2, 4 or 8, got {self.reduce_mjpeg!r:.40}",
+                              option="reduce_mjpeg")
+        object.__setattr__(self, "reduce_mjpeg", int(self.reduce_mjpeg))
         object.__setattr__(self, "camera_timeout_s",
                            validate.positive_number("camera_timeout_s", self.camera_timeout_s, "seconds",
                                                    maximum=validate.MAX_WAIT_S))

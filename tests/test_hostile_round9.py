@@ -266,3 +266,26 @@ def test_a_profile_array_of_the_wrong_length_is_named_in_a_few_characters(tmp_pa
     with pytest.raises(ProfileError, match="white.glass_rgb must be three numbers") as e:
         load_profile(str(path))
     assert len(str(e.value)) < 300  # it echoed all 20,001 numbers
+
+
+@pytest.mark.parametrize("field, bad, expected", [
+    ("reduce_mjpeg", 3, "reduce_mjpeg must be 1 (full size), 2, 4 or 8, got 3"),
+    ("reduce_mjpeg", float("nan"), "reduce_mjpeg must be 1 (full size), 2, 4 or 8"),
+    ("reduce_mjpeg", True, "reduce_mjpeg must be 1 (full size), 2, 4 or 8"),
+    ("camera_mode", "640x480", "camera_mode must be a CameraMode or None, got str"),
+    ("camera_controls", {"gain": 1}, "camera_controls must be a CameraControls or None, got dict"),
+    ("profile", "scope", "profile must be a Profile or None, got str"),
+])
+def test_a_run_config_of_objects_of_the_wrong_kind_is_an_option_error_when_made(tmp_path, field, bad, expected):
+    # each reached the run: a bare ValueError at the camera's opening ("reduced decoding is by 2, 4 or 8"),
+    # "cannot convert float NaN to integer", or an AttributeError ("'str' object has no attribute 'width'")
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.errors import OptionError
+    from idc_edge.session import RunConfig, run_session
+
+    camera = fake_camera(tmp_path / "cam")
+    with pytest.raises(OptionError, match=re.escape(expected)) as e:
+        RunConfig(camera=str(camera), detector=DetectorOptions(model_path=TINY), max_frames=2, **{field: bad})
+    assert e.value.option == field
+    assert run_session(RunConfig(camera=str(camera), detector=DetectorOptions(model_path=TINY), max_frames=2,
+                                 reduce_mjpeg=np.int64(1))).frames == 2
