@@ -289,3 +289,30 @@ def test_a_run_config_of_objects_of_the_wrong_kind_is_an_option_error_when_made(
     assert e.value.option == field
     assert run_session(RunConfig(camera=str(camera), detector=DetectorOptions(model_path=TINY), max_frames=2,
                                  reduce_mjpeg=np.int64(1))).frames == 2
+
+
+@pytest.mark.parametrize("field, bad", [
+    ("outline_bgr", "red"), ("outline_bgr", (float("nan"), 0, 0)), ("outline_bgr", (300, -5, 0)),
+    ("outline_bgr", (0, 0)), ("outline_px", 10 ** 9), ("outline", "no"), ("legend", "no"), ("status", 0),
+    ("outline_halo", "yes"),
+])
+def test_an_overlay_style_is_checked_when_made_not_at_the_first_frame_drawn(tmp_path, field, bad):
+    # "red" and a 1e9 px outline failed inside cv2.polylines at the first frame drawn (mid-run, as a
+    # cv2.error); nan, 300 and two numbers drew some colour; "no" drew the outline, legend and status
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.errors import OptionError
+    from idc_edge.overlay import OverlayStyle
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import VideoSink
+
+    with pytest.raises(OptionError, match=field) as e:
+        RunConfig(source=str(tmp_path / "in.avi"), detector=DetectorOptions(model_path=TINY),
+                  overlay=OverlayStyle(**{field: bad}))
+    assert e.value.option == field
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    style = OverlayStyle(outline_bgr=np.array([0, 0, 255]), outline_px=np.int64(3), legend=np.bool_(False))
+    assert style.outline_bgr == (0, 0, 255) and style.legend is False
+    summary = run_session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY), overlay=style),
+                          [VideoSink(tmp_path / "out.avi")])
+    assert summary.frames == 6 and (tmp_path / "out.avi").stat().st_size > 0
