@@ -410,6 +410,39 @@ def dumps_toml(data: Dict[str, Any]) -> str:
     return "\n".join(["# idc-edge microscope profile (written by `idc-edge calibrate`)", *lines]) + "\n"
 
 
+def check_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> None:
+    """Refuse a :class:`Profile` that :func:`load_profile` would refuse as its file: every value goes
+    through the same checks as a profile read from disk (a ``Profile`` made in code is not checked when
+    made). ``path`` names it in messages (default: its name).
+
+    Raises:
+        ProfileError: naming the field, as for a profile file.
+    """
+    where = Path(os.fspath(path)) if path is not None else Path(str(profile.name))
+    try:
+        data = profile.to_toml_dict()
+    except (TypeError, ValueError) as e:  # gains of text, a size of None ...
+        raise ProfileError(f"profile {short_name(where)} holds a value of the wrong kind ({e}); a Profile holds "
+                           "numbers and text as load_profile gives them") from None
+
+    def finite(value, key):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProfileError(f"profile {short_name(where)}: {key} is {value!r}, not a finite number")
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                finite(v, key)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                finite(v, f"{key}.{k}" if key else str(k))
+
+    finite(data, "")
+    try:
+        text = dumps_toml(data)
+    except ValueError as e:  # an exposure entry that is an object or a table
+        raise ProfileError(f"profile {short_name(where)}: {e}") from None
+    _from_toml(str(profile.name), _toml.loads(text), where)
+
+
 def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> Path:
     """Write ``profile`` (to ``path`` or its name's place in :func:`profiles_dir`), replacing the file atomically.
 
@@ -418,10 +451,14 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
     updated and the link kept; the file keeps its permissions (new ones get 0666 less the umask, usually ``0644``).
 
     Raises:
-        ProfileError: the folder cannot be made or written.
+        ProfileError: the folder cannot be made or written, or the profile holds what
+            :func:`load_profile` would refuse (:func:`check_profile`).
     """
     given = path if path is not None else profile.name
     target = profile_path(given)
+    # what load_profile would refuse is never written: a scale of 1e308 was saved and its file then
+    # refused at every run; nan or a gain of text raised a bare ValueError
+    check_profile(profile, target)
     text = dumps_toml(profile.to_toml_dict())
     where = Path(os.path.realpath(target))
     if (problem := folder_problem(where.parent)) is not None:

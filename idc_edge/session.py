@@ -102,6 +102,10 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 raise OptionError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}", option=name)
+        if self.profile is not None:  # a Profile made in code, held to what a profile file may hold
+            from .profiles import check_profile
+
+            check_profile(self.profile)
         if isinstance(self.reduce_mjpeg, bool) or self.reduce_mjpeg not in (1, 2, 4, 8):
             raise OptionError(f"reduce_mjpeg must be 1 (full size), 2, 4 or 8, got {self.reduce_mjpeg!r:.40}",
                               option="reduce_mjpeg")

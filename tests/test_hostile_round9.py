@@ -316,3 +316,27 @@ def test_an_overlay_style_is_checked_when_made_not_at_the_first_frame_drawn(tmp_
     summary = run_session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY), overlay=style),
                           [VideoSink(tmp_path / "out.avi")])
     assert summary.frames == 6 and (tmp_path / "out.avi").stat().st_size > 0
+
+
+def test_a_profile_made_in_code_is_held_to_what_a_profile_file_may_hold(tmp_path):
+    # save_profile wrote a scale of 1e308 whose file every run then refused, and raised a bare ValueError for
+    # nan ("TOML has no place for nan") or gains of text; a run took Profile(um_per_px=nan) without a word
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.profiles import Profile, save_profile
+    from idc_edge.session import RunConfig
+
+    cases = [(Profile(name="x", um_per_px=1e308, frame_size=(200, 150)), "scale.um_per_px is 1e+308"),
+             (Profile(name="x", um_per_px=float("nan"), frame_size=(200, 150)), "scale.um_per_px is nan"),
+             (Profile(name="x", white_gains_rgb=(float("nan"), 1.0, 1.0)), "white.gains_rgb is nan"),
+             (Profile(name="x", white_gains_rgb="abc"), "holds a value of the wrong kind"),
+             (Profile(name="x", target_rgb=(0.0, 0.0, 0.0)), "white.target_rgb must be three levels"),
+             (Profile(name="x", exposure={"locked": object()}), "cannot write a object into a profile")]
+    for profile, expected in cases:
+        with pytest.raises(ProfileError, match=re.escape(expected)):
+            save_profile(profile, str(tmp_path / "x.toml"))
+        assert not (tmp_path / "x.toml").exists()
+        with pytest.raises(ProfileError, match=re.escape(expected)):
+            RunConfig(source=str(tmp_path / "in.avi"), detector=DetectorOptions(model_path=TINY), profile=profile)
+    good = Profile(name="x", white_gains_rgb=(1.0, 1.1, 0.9)).with_scale(2.0, (200, 150), 10.0)
+    save_profile(good, str(tmp_path / "x.toml"))
+    assert load_profile(str(tmp_path / "x.toml")) == good
