@@ -340,3 +340,20 @@ def test_a_profile_made_in_code_is_held_to_what_a_profile_file_may_hold(tmp_path
     good = Profile(name="x", white_gains_rgb=(1.0, 1.1, 0.9)).with_scale(2.0, (200, 150), 10.0)
     save_profile(good, str(tmp_path / "x.toml"))
     assert load_profile(str(tmp_path / "x.toml")) == good
+
+
+def test_a_live_view_or_snapshot_sink_of_the_wrong_style_or_snapshot_is_refused_when_made(tmp_path):
+    # accepted, they failed at the first frame drawn (the live view only warns: it went dark while the run
+    # went on) or when the Snapshot button was pressed, with an AttributeError
+    from idc_edge.errors import OptionError
+    from idc_edge.overlay import OverlayStyle
+    from idc_edge.sinks import LiveView, SnapshotSink
+
+    with pytest.raises(OptionError, match="style must be an OverlayStyle, got str"):
+        SnapshotSink(tmp_path / "snaps", style="outline")
+    with pytest.raises(OptionError, match="style must be an OverlayStyle, got dict"):
+        LiveView("127.0.0.1", 0, style={"alpha": 0.5})
+    with pytest.raises(OptionError, match="snapshot must be a SnapshotSink or None, got PosixPath"):
+        LiveView("127.0.0.1", 0, snapshot=tmp_path / "snaps")
+    view = LiveView("127.0.0.1", 0, snapshot=SnapshotSink(tmp_path / "snaps", style=OverlayStyle(alpha=0.3)))
+    view.close()
