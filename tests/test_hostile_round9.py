@@ -357,3 +357,21 @@ def test_a_live_view_or_snapshot_sink_of_the_wrong_style_or_snapshot_is_refused_
         LiveView("127.0.0.1", 0, snapshot=tmp_path / "snaps")
     view = LiveView("127.0.0.1", 0, snapshot=SnapshotSink(tmp_path / "snaps", style=OverlayStyle(alpha=0.3)))
     view.close()
+
+
+def test_a_results_file_that_is_the_run_s_profile_is_refused_before_anything_is_written(tmp_path, capsys):
+    # an empty profile given as --record too was appended to: it became a results file, and every later
+    # run with that profile failed as "not valid TOML"
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    profiles = tmp_path / "cfg" / "idc-edge" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "scope.toml").write_bytes(b"")
+    os.symlink(profiles / "scope.toml", tmp_path / "link.jsonl")
+    for profile, record in ((profiles / "scope.toml", profiles / "scope.toml"), ("scope", tmp_path / "link.jsonl")):
+        code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", profile,
+                        "--record", record)
+        line = one_error_line(err)
+        assert code == 2 and "is the same file as --profile" in line
+        assert (profiles / "scope.toml").read_bytes() == b""
+    assert load_profile("scope").um_per_px is None

@@ -88,7 +88,18 @@ def _check_outputs(args) -> None:
     snapshots = (args.snapshots or "idc-snapshots") if (args.serve or args.show) else None
     if snapshots is not None and os.path.lexists(snapshots):
         snapshots = None
-    check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
+    # the profile is an input too: an empty profile file given as --record became a results file, and every
+    # later run with that profile failed ("not valid TOML")
+    profile = None
+    if getattr(args, "profile", None):
+        from ..profiles import ProfileError, profile_path
+
+        try:
+            profile = profile_path(args.profile)
+        except ProfileError:
+            profile = None  # a bad name is said where the profile is read
+    check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model)),
+                    ("--profile", profile)],
                    [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index),
                     ("the video's lock file", lock), ("--snapshots", snapshots)])
 
