@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -584,11 +585,17 @@ class GlassDrift:
 
     def __init__(self, reference_rgb: Sequence[float] = TRAINING_GLASS_RGB, max_change: float = 0.08,
                  min_glass_fraction: float = 0.02):
+        from . import validate
+
         self.reference = np.array(_rgb3(reference_rgb, "reference glass colour"))
-        if not 0.0 < max_change < 1.0:
-            raise OptionError(f"glass drift limit must be between 0 and 1 (a fraction), got {max_change!r}")
+        # checked as numbers: text failed inside the comparison with a bare TypeError, and a NaN or
+        # infinite glass share switched the drift check off without a word (no frame ever had that much)
+        if (isinstance(max_change, bool) or not isinstance(max_change, numbers.Real)
+                or not 0.0 < max_change < 1.0):
+            raise OptionError(f"glass drift limit must be between 0 and 1 (a fraction), got {max_change!r:.40}",
+                              option="max_change")
         self.max_change = float(max_change)
-        self.min_glass_fraction = float(min_glass_fraction)
+        self.min_glass_fraction = validate.probability("min_glass_fraction", min_glass_fraction)
         self._warned = False
 
     def measure(self, rgb: np.ndarray) -> DriftReading:

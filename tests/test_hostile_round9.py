@@ -375,3 +375,18 @@ def test_a_results_file_that_is_the_run_s_profile_is_refused_before_anything_is_
         assert code == 2 and "is the same file as --profile" in line
         assert (profiles / "scope.toml").read_bytes() == b""
     assert load_profile("scope").um_per_px is None
+
+
+@pytest.mark.parametrize("kwargs", [{"max_change": "0.1"}, {"max_change": np.array([0.1, 0.2])},
+                                    {"min_glass_fraction": float("nan")}, {"min_glass_fraction": float("inf")},
+                                    {"min_glass_fraction": "0.02"}, {"min_glass_fraction": -1}])
+def test_a_glass_drift_watch_of_nonsense_limits_is_an_option_error_when_made(kwargs):
+    # text failed at the first frame with a bare TypeError; a NaN or infinite glass share silently switched
+    # the drift check off (no frame ever had that much glass, so a lamp's drift was never said)
+    from idc_edge.colour import TRAINING_GLASS_RGB, GlassDrift
+    from idc_edge.errors import OptionError
+
+    with pytest.raises(OptionError, match=next(iter(kwargs)) if "min" in next(iter(kwargs)) else "drift limit"):
+        GlassDrift(TRAINING_GLASS_RGB, **kwargs)
+    warm = np.clip(np.full((64, 64, 3), TRAINING_GLASS_RGB) * np.array([1.0, 0.95, 0.8]), 0, 255).astype(np.uint8)
+    assert GlassDrift(TRAINING_GLASS_RGB, max_change=np.float64(0.08), min_glass_fraction=0).update(warm) is not None
