@@ -42,7 +42,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
-from .fileio import name as short_name, read_bytes, short, why, write_whole
+from .fileio import name as short_name, read_bytes, refuse_kernel_files, short, why, write_whole
 from .validate import did_you_mean, implausible_um_per_px
 
 try:  # Python 3.11+
@@ -461,6 +461,8 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
     check_profile(profile, target)
     text = dumps_toml(profile.to_toml_dict())
     where = Path(os.path.realpath(target))
+    # before the folder is made: on /proc or /sys (XDG_CONFIG_HOME=/proc) that failed as "it does not exist"
+    refuse_kernel_files(str(where), "profile", ProfileError)
     if (problem := folder_problem(where.parent)) is not None:
         raise _folder_error(target, where.parent, problem, "write")
     try:
@@ -502,6 +504,7 @@ def update_profile(name_or_path: Union[str, os.PathLike], change: Callable[[Prof
 
     target = profile_path(name_or_path)
     folder = Path(os.path.realpath(target)).parent
+    refuse_kernel_files(os.path.realpath(target), "profile", ProfileError)  # as save_profile
     if (problem := folder_problem(folder)) is not None:
         raise _folder_error(target, folder, problem, "write")
     if os.fspath(name_or_path).endswith(".toml"):

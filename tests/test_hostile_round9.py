@@ -390,3 +390,17 @@ def test_a_glass_drift_watch_of_nonsense_limits_is_an_option_error_when_made(kwa
         GlassDrift(TRAINING_GLASS_RGB, **kwargs)
     warm = np.clip(np.full((64, 64, 3), TRAINING_GLASS_RGB) * np.array([1.0, 0.95, 0.8]), 0, 255).astype(np.uint8)
     assert GlassDrift(TRAINING_GLASS_RGB, max_change=np.float64(0.08), min_glass_fraction=0).update(warm) is not None
+
+
+@pytest.mark.parametrize("config", ["/proc", "/sys"])
+def test_a_profiles_folder_on_a_kernel_file_system_is_named_as_such(tmp_path, capsys, monkeypatch, config):
+    # XDG_CONFIG_HOME=/proc: calibrating said "cannot write profile ...: it does not exist" (/sys:
+    # "permission denied"), naming the wrong cause, where a profile path on /proc was already named as such
+    from idc_edge.profiles import Profile, save_profile
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", config)
+    with pytest.raises(ProfileError, match=f"it is in {config}, the kernel's"):
+        save_profile(Profile(name="scope"))
+    code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", "scope")
+    line = one_error_line(err)
+    assert code == 2 and f"{config}/idc-edge/profiles/scope.toml': it is in {config}, the kernel's" in line
