@@ -33,6 +33,7 @@ flat set of tables of numbers and strings), replacing the file atomically.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -333,6 +334,11 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     if not os.path.lexists(path):
         if (problem := folder_problem(path.parent)) is not None:
             raise _folder_error(path, path.parent, problem, "read")
+        try:
+            os.lstat(path)
+        except OSError as e:  # a name the file system cannot hold was "does not exist: make it with calibrate"
+            if e.errno == errno.ENAMETOOLONG:
+                raise ProfileError(f"cannot read profile {short_name(path)}: {why(e)}; give a shorter name") from None
         where = profiles_dir()
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
@@ -364,7 +370,10 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
 def load_or_new_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """The profile if its file exists, else an empty one of that name (for calibration to fill)."""
     path = profile_path(name_or_path)
-    return load_profile(path) if os.path.lexists(path) else Profile(name=path.stem)
+    # a link to a profile still to be made is followed (save_profile writes its target): lexists took the
+    # link for the profile, and calibrating through it failed with "cannot read profile ...: it does not exist"
+    dangling = os.path.islink(path) and not os.path.exists(path)
+    return load_profile(path) if os.path.lexists(path) and not dangling else Profile(name=path.stem)
 
 
 # -- writing --------------------------------------------------------------------------------

@@ -404,3 +404,26 @@ def test_a_profiles_folder_on_a_kernel_file_system_is_named_as_such(tmp_path, ca
     code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", "scope")
     line = one_error_line(err)
     assert code == 2 and f"{config}/idc-edge/profiles/scope.toml': it is in {config}, the kernel's" in line
+
+
+def test_a_profile_name_too_long_for_the_file_system_is_said_on_reading_too(tmp_path, capsys):
+    # a run said "profile ... does not exist: make it with `idc-edge calibrate ...`", and calibrating then
+    # failed with "the name is too long for the file system"
+    path = tmp_path / ("a" * 300 + ".toml")
+    with pytest.raises(ProfileError, match="the name is too long for the file system; give a shorter name"):
+        load_profile(str(path))
+    video = tmp_path / "in.avi"
+    os.rename(fake_camera(tmp_path / "in"), video)
+    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
+    line = one_error_line(err)
+    assert code == 2 and "too long for the file system" in line and "make it with" not in line
+
+
+def test_calibrating_through_a_link_to_a_profile_still_to_be_made_writes_its_target(tmp_path, capsys):
+    # the link was taken for the profile itself: "cannot read profile ...: it does not exist"
+    (tmp_path / "shared").mkdir()
+    link = tmp_path / "scope.toml"
+    os.symlink(tmp_path / "shared" / "scope.toml", link)
+    code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", link)
+    assert code == 0, err
+    assert link.is_symlink() and load_profile(str(tmp_path / "shared" / "scope.toml")).white_gains_rgb is not None
