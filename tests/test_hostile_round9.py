@@ -427,3 +427,24 @@ def test_calibrating_through_a_link_to_a_profile_still_to_be_made_writes_its_tar
     code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", link)
     assert code == 0, err
     assert link.is_symlink() and load_profile(str(tmp_path / "shared" / "scope.toml")).white_gains_rgb is not None
+
+
+@pytest.mark.parametrize("kwargs", [{"reuse": "no"}, {"reuse": 0}, {"keep_image": "no"}, {"keep_image": None}])
+def test_stream_and_detect_flags_given_as_text_or_numbers_are_option_errors(kwargs):
+    # reuse="no" turned score reuse on (truthy text: 30 patches of the second frame reused), keep_image="no"
+    # kept every frame
+    from idc_edge.detector import Detector, DetectorOptions
+    from idc_edge.errors import OptionError
+    from idc_edge.threads import ThreadedStream
+
+    frame = tissue_frame(640, 480)
+    with Detector(DetectorOptions(model_path=TINY)) as detector:
+        with pytest.raises(OptionError, match=next(iter(kwargs))):
+            detector.stream([frame, frame], **kwargs)
+        with pytest.raises(OptionError, match=next(iter(kwargs))):
+            ThreadedStream(detector, [frame, frame], **kwargs)
+        if "keep_image" in kwargs:
+            with pytest.raises(OptionError, match="keep_image"):
+                detector.detect(frame, **kwargs)
+        results = list(detector.stream([frame, frame], reuse=np.bool_(False), keep_image=False))
+        assert results[1].reused == 0 and results[0].image is None
