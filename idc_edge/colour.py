@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -68,6 +69,21 @@ class ExposureCheckOptions:
     max_gain: float = 4.0
     max_texture: float = 8.0
     min_side_px: int = 32
+
+    def __post_init__(self):
+        # checked where they enter, as every other options class: unchecked, max_gain=nan let any gain
+        # through (nan compares false), and clip_level="254" failed inside numpy with a bare TypeError
+        from . import validate
+
+        def set_(name, value):
+            object.__setattr__(self, name, value)
+
+        set_("max_clipped_fraction", validate.probability("max_clipped_fraction", self.max_clipped_fraction))
+        set_("clip_level", validate.whole_number("clip_level", self.clip_level, maximum=255, unit="grey levels"))
+        set_("min_glass_level", validate.number("min_glass_level", self.min_glass_level, 0.0, 255.0, "grey levels"))
+        set_("max_gain", validate.number("max_gain", self.max_gain, 1.0, 255.0, "a channel's gain"))
+        set_("max_texture", validate.positive_number("max_texture", self.max_texture, "grey levels", maximum=255.0))
+        set_("min_side_px", validate.whole_number("min_side_px", self.min_side_px, unit="pixels"))
 
 
 @dataclass(frozen=True)
@@ -569,11 +585,17 @@ class GlassDrift:
 
     def __init__(self, reference_rgb: Sequence[float] = TRAINING_GLASS_RGB, max_change: float = 0.08,
                  min_glass_fraction: float = 0.02):
+        from . import validate
+
         self.reference = np.array(_rgb3(reference_rgb, "reference glass colour"))
-        if not 0.0 < max_change < 1.0:
-            raise OptionError(f"glass drift limit must be between 0 and 1 (a fraction), got {max_change!r}")
+        # checked as numbers: text failed inside the comparison with a bare TypeError, and a NaN or
+        # infinite glass share switched the drift check off without a word (no frame ever had that much)
+        if (isinstance(max_change, bool) or not isinstance(max_change, numbers.Real)
+                or not 0.0 < max_change < 1.0):
+            raise OptionError(f"glass drift limit must be between 0 and 1 (a fraction), got {max_change!r:.40}",
+                              option="max_change")
         self.max_change = float(max_change)
-        self.min_glass_fraction = float(min_glass_fraction)
+        self.min_glass_fraction = validate.probability("min_glass_fraction", min_glass_fraction)
         self._warned = False
 
     def measure(self, rgb: np.ndarray) -> DriftReading:

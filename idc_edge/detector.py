@@ -357,6 +357,7 @@ class Detector:
             ClosedError: :meth:`close` was called.
         """
         self._check_open()
+        keep_image = validate.flag("keep_image", keep_image)  # "no" is true: the frame was kept
         index = frame_index(index)
         timestamp = frame_time(index, timestamp)
         t0 = time.perf_counter()
@@ -533,7 +534,9 @@ class Detector:
         except TypeError:
             raise OptionError(f"stream() takes an iterable of frames (a source, a list of arrays), got "
                               f"{type(frames).__name__}") from None
-        use = self.options.reuse if reuse is None else bool(reuse)
+        # flags, not truth values: reuse="no" turned score reuse on, keep_image="no" kept every frame
+        keep_image = validate.flag("keep_image", keep_image)
+        use = self.options.reuse if reuse is None else validate.flag("reuse", reuse)
         return self._stream(items, keep_image, ScoreCache(self.options.reuse_options) if use else None)
 
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from . import validate
+from .errors import OptionError
 from .results import FrameResult
 
 #: viridis-like anchors, RGB, evenly spaced from 0 to 1 (the published map's values at these points)
@@ -66,7 +68,18 @@ class OverlayStyle:
     def __post_init__(self):
         for name in ("alpha", "show_below"):
             object.__setattr__(self, name, validate.probability(name, getattr(self, name)))
-        object.__setattr__(self, "outline_px", validate.whole_number("outline_px", self.outline_px, unit="pixels"))
+        # at most what OpenCV draws (1e9 failed in cv2.polylines at the first frame drawn, mid-run)
+        object.__setattr__(self, "outline_px", validate.whole_number("outline_px", self.outline_px, maximum=1000,
+                                                                     unit="pixels"))
+        for name in ("outline", "outline_halo", "legend", "status"):  # "no" drew them, as any text is true
+            object.__setattr__(self, name, validate.flag(name, getattr(self, name)))
+        # a colour OpenCV takes: "red" failed in cv2.polylines mid-run; nan, 300 or two numbers drew some colour
+        bgr = self.outline_bgr
+        if (isinstance(bgr, (str, bytes)) or not hasattr(bgr, "__len__") or len(bgr) != 3
+                or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in bgr)):
+            raise OptionError(f"outline_bgr must be three whole numbers from 0 to 255 (blue, green, red), got "
+                              f"{bgr!r:.60}", option="outline_bgr")
+        object.__setattr__(self, "outline_bgr", tuple(int(v) for v in bgr))
 
 
 @dataclass(frozen=True)

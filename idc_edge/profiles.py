@@ -33,16 +33,17 @@ flat set of tables of numbers and strings), replacing the file atomically.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
-from .fileio import name as short_name, read_bytes, short, why, write_whole
+from .fileio import name as short_name, read_bytes, refuse_kernel_files, short, why, write_whole
 from .validate import did_you_mean, implausible_um_per_px
 
 try:  # Python 3.11+
@@ -72,6 +73,9 @@ def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:
         ProfileError: the name has characters other than letters, digits and ``_ . + -``.
     """
     text = os.fspath(name_or_path)
+    if isinstance(text, str) and "\0" in text:  # the OS takes no NUL in a name: saving raised a bare ValueError
+        raise ProfileError(f"profile {short(text)} holds a NUL character, which no file name can: give the profile's "
+                           "name or the path of its .toml file")
     if text.endswith(".toml"):
         return Path(text)
     if not _NAME.fullmatch(text):
@@ -80,13 +84,55 @@ def profile_path(name_or_path: Union[str, os.PathLike]) -> Path:
     return profiles_dir() / f"{text}.toml"
 
 
+def folder_problem(folder: Path) -> Optional[str]:
+    """Why ``folder`` cannot hold profiles although something is there, or None (a folder, or nothing yet).
+
+    A symbolic link loop or a file in the folder's path was reported as "does not exist: make it with
+    calibrate", and calibrating then failed with "File exists"."""
+    import errno
+    import stat
+
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link that leads back to itself (a loop)"
+        if e.errno == errno.ENOTDIR:
+            return "lies under a file: a part of its path is a file, not a folder"
+        if e.errno == errno.ENOENT:
+            return None
+        return why(e)
+    except ValueError:
+        return None
+    return None if stat.S_ISDIR(mode) else "is a file, not a folder"
+
+
+def _folder_error(target: Path, folder: Path, problem: str, verb: str) -> ProfileError:
+    return ProfileError(f"cannot {verb} profile {short_name(target)}: its folder {short_name(folder)} {problem}; "
+                        "remove or rename what is there (profiles are kept in $XDG_CONFIG_HOME/idc-edge/profiles, "
+                        "~/.config/idc-edge/profiles by default), or give the path of a .toml file elsewhere")
+
+
 def _floats3(value, what: str, path: Path) -> Optional[Tuple[float, float, float]]:
     if value is None:
         return None
     if (not isinstance(value, list) or len(value) != 3
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
-        raise ProfileError(f"profile {str(path)!r}: {what} must be three numbers [R, G, B], got {value!r}")
+        raise ProfileError(f"profile {str(path)!r}: {what} must be three numbers [R, G, B], got {short(value)}")
     return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _levels(value, what: str, path: Path, top: float = 255.0) -> Optional[Tuple[float, float, float]]:
+    """``white.target_rgb`` (the glass colour a run's drift check holds frames to): each channel above 0
+    and at most 255, a camera's 8-bit level; ``white.glass_rgb`` (recorded, not used) above 0. A
+    hand-edited target of 0 stopped the run with an error that named no profile, and 1e300 or 5 warned
+    on every run that the lamp had drifted by thousands of per cent."""
+    levels = _floats3(value, what, path)
+    if levels is not None and not all(0.0 < v <= top for v in levels):
+        within = "above 0 and at most 255" if top == 255.0 else "above 0"
+        raise ProfileError(f"profile {short_name(path)}: {what} must be three levels {within} [R, G, B] (glass is "
+                           f"bright), got {list(levels)!r:.80}: calibrate white again")
+    return levels
 
 
 def _gains(value, path: Path) -> Optional[Tuple[float, float, float]]:
@@ -227,6 +273,9 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
     camera = data.get("camera")
     if camera is not None and not isinstance(camera, (str, int)):
         raise ProfileError(f"profile {str(path)!r}: camera must be a string, got {camera!r}")
+    if isinstance(camera, str) and not camera.strip():  # reported as an empty camera option the user never gave
+        raise ProfileError(f"profile {short_name(path)}: camera is empty: name the camera (an index such as 0, a "
+                           "device path, picam:0, a pipeline or a stream URL) or delete the line")
     m, s, w = table("mode"), table("scale"), table("white")
     fourcc = m.get("fourcc")
     if fourcc is not None and not isinstance(fourcc, str):
@@ -237,6 +286,13 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
     except OptionError as e:
         raise ProfileError(f"profile {str(path)!r}: {e}") from None
     fw, fh = number(s, "frame_width", "scale", True), number(s, "frame_height", "scale", True)
+    from .sources.modes import MAX_SIDE_PX
+
+    for key, side in (("frame_width", fw), ("frame_height", fh)):  # a camera mode's own limit
+        if side is not None and side > MAX_SIDE_PX:
+            # the run then asked for a camera size no camera has, and that its own size check refuses
+            raise ProfileError(f"profile {short_name(path)}: scale.{key} must be at most {MAX_SIDE_PX} px (the frame "
+                               f"size the scale was measured at), got {side}: calibrate scale again")
     um = number(s, "um_per_px", "scale")
     if um is not None and (bad := implausible_um_per_px(um)):  # it would reach the detector as if typed as --um-per-px
         raise ProfileError(f"profile {str(path)!r}: scale.um_per_px is {bad}; "
@@ -257,9 +313,14 @@ def _from_toml(name: str, data: Dict[str, Any], path: Path) -> Profile:
                    um_per_px=None if um is None else float(um),
                    frame_size=None if fw is None else (fw, fh), spacing_um=number(s, "spacing_um", "scale"),
                    white_gains_rgb=_gains(w.get("gains_rgb"), path),
-                   glass_rgb=_floats3(w.get("glass_rgb"), "white.glass_rgb", path),
-                   target_rgb=_floats3(w.get("target_rgb"), "white.target_rgb", path),
+                   glass_rgb=_levels(w.get("glass_rgb"), "white.glass_rgb", path, math.inf),
+                   target_rgb=_levels(w.get("target_rgb"), "white.target_rgb", path),
                    exposure=dict(exposure))
+
+
+#: the largest profile file read: ``calibrate`` writes a few hundred bytes, hand-edited comments included
+#: one stays far below this
+MAX_PROFILE_BYTES = 1 << 20
 
 
 def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
@@ -271,12 +332,29 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """
     path = profile_path(name_or_path)
     if not os.path.lexists(path):
+        if (problem := folder_problem(path.parent)) is not None:
+            raise _folder_error(path, path.parent, problem, "read")
+        try:
+            os.lstat(path)
+        except OSError as e:  # a name the file system cannot hold was "does not exist: make it with calibrate"
+            if e.errno == errno.ENAMETOOLONG:
+                raise ProfileError(f"cannot read profile {short_name(path)}: {why(e)}; give a shorter name") from None
         where = profiles_dir()
         known = sorted(p.stem for p in where.glob("*.toml")) if where.is_dir() else []
         raise ProfileError(f"profile {str(path)!r} does not exist: make it with `idc-edge calibrate white|scale "
                            f"--profile {path.stem} ...` (or save_profile)" + (f" (profiles here: {', '.join(known)})" if known else ""))
-    # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget
-    raw = read_bytes(path, "profile", ProfileError)
+    # read as any other file: a regular file only (never a FIFO or /dev/zero), within the memory budget,
+    # and no larger than a profile can be: parsed TOML takes ~25 times its text, so a 200 MB file (in the
+    # budget) took 100 s and 5 GB before its one error line, past the memory of most boards
+    try:
+        size = os.stat(path).st_size
+    except (OSError, ValueError):
+        size = 0  # read_bytes says what is wrong with it
+    raw = b"" if size > MAX_PROFILE_BYTES else read_bytes(path, "profile", ProfileError)
+    if max(size, len(raw)) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"profile {short_name(path)} is {max(size, len(raw)):,} bytes, more than a profile can "
+                           f"be ({MAX_PROFILE_BYTES // 1024} KiB; calibration writes under 1 KiB): is it a profile? "
+                           "Fix it or delete it and calibrate again")
     try:
         data = _toml.loads(raw.decode("utf-8-sig"))  # Windows editors start UTF-8 files with a byte-order mark
     except UnicodeDecodeError:
@@ -292,7 +370,10 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
 def load_or_new_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
     """The profile if its file exists, else an empty one of that name (for calibration to fill)."""
     path = profile_path(name_or_path)
-    return load_profile(path) if os.path.lexists(path) else Profile(name=path.stem)
+    # a link to a profile still to be made is followed (save_profile writes its target): lexists took the
+    # link for the profile, and calibrating through it failed with "cannot read profile ...: it does not exist"
+    dangling = os.path.islink(path) and not os.path.exists(path)
+    return load_profile(path) if os.path.lexists(path) and not dangling else Profile(name=path.stem)
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -338,6 +419,39 @@ def dumps_toml(data: Dict[str, Any]) -> str:
     return "\n".join(["# idc-edge microscope profile (written by `idc-edge calibrate`)", *lines]) + "\n"
 
 
+def check_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> None:
+    """Refuse a :class:`Profile` that :func:`load_profile` would refuse as its file: every value goes
+    through the same checks as a profile read from disk (a ``Profile`` made in code is not checked when
+    made). ``path`` names it in messages (default: its name).
+
+    Raises:
+        ProfileError: naming the field, as for a profile file.
+    """
+    where = Path(os.fspath(path)) if path is not None else Path(str(profile.name))
+    try:
+        data = profile.to_toml_dict()
+    except (TypeError, ValueError) as e:  # gains of text, a size of None ...
+        raise ProfileError(f"profile {short_name(where)} holds a value of the wrong kind ({e}); a Profile holds "
+                           "numbers and text as load_profile gives them") from None
+
+    def finite(value, key):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ProfileError(f"profile {short_name(where)}: {key} is {value!r}, not a finite number")
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                finite(v, key)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                finite(v, f"{key}.{k}" if key else str(k))
+
+    finite(data, "")
+    try:
+        text = dumps_toml(data)
+    except ValueError as e:  # an exposure entry that is an object or a table
+        raise ProfileError(f"profile {short_name(where)}: {e}") from None
+    _from_toml(str(profile.name), _toml.loads(text), where)
+
+
 def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = None) -> Path:
     """Write ``profile`` (to ``path`` or its name's place in :func:`profiles_dir`), replacing the file atomically.
 
@@ -346,12 +460,20 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
     updated and the link kept; the file keeps its permissions (new ones get 0666 less the umask, usually ``0644``).
 
     Raises:
-        ProfileError: the folder cannot be made or written.
+        ProfileError: the folder cannot be made or written, or the profile holds what
+            :func:`load_profile` would refuse (:func:`check_profile`).
     """
     given = path if path is not None else profile.name
     target = profile_path(given)
+    # what load_profile would refuse is never written: a scale of 1e308 was saved and its file then
+    # refused at every run; nan or a gain of text raised a bare ValueError
+    check_profile(profile, target)
     text = dumps_toml(profile.to_toml_dict())
     where = Path(os.path.realpath(target))
+    # before the folder is made: on /proc or /sys (XDG_CONFIG_HOME=/proc) that failed as "it does not exist"
+    refuse_kernel_files(str(where), "profile", ProfileError)
+    if (problem := folder_problem(where.parent)) is not None:
+        raise _folder_error(target, where.parent, problem, "write")
     try:
         if os.fspath(given).endswith(".toml"):
             if not where.parent.is_dir():
@@ -363,3 +485,63 @@ def save_profile(profile: Profile, path: Optional[Union[str, os.PathLike]] = Non
         raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
     write_whole(where, text.encode("utf-8"), "profile", error=ProfileError)  # whole or not at all, link and mode kept
     return target
+
+
+#: seconds a calibration waits for another one saving into the same profiles folder
+UPDATE_WAIT_S = 10.0
+
+
+def update_profile(name_or_path: Union[str, os.PathLike], change: Callable[[Profile], Profile]) -> Tuple[Profile, Path]:
+    """Apply ``change`` to the profile as it is on disk now (an empty one when it does not exist yet) and
+    save the result, holding an exclusive lock (``flock``) on the profile's folder meanwhile.
+
+    A calibration reads its profile when it starts and measures for seconds; saving what it read then
+    with its own result dropped whatever another calibration of the same profile saved meanwhile (a
+    white reference and a scale measured at once kept only the last one's). ``change`` should set only
+    what was measured.
+
+    Returns:
+        (the profile saved, the file it was saved to).
+
+    Raises:
+        ProfileError: as :func:`load_profile` and :func:`save_profile`, or another process held the
+            folder's lock for :data:`UPDATE_WAIT_S` seconds.
+    """
+    import errno
+    import fcntl
+    import time
+
+    target = profile_path(name_or_path)
+    folder = Path(os.path.realpath(target)).parent
+    refuse_kernel_files(os.path.realpath(target), "profile", ProfileError)  # as save_profile
+    if (problem := folder_problem(folder)) is not None:
+        raise _folder_error(target, folder, problem, "write")
+    if os.fspath(name_or_path).endswith(".toml"):
+        if not folder.is_dir():  # a mistyped folder is an error, not a new tree (as save_profile)
+            raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(folder)} does not exist")
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ProfileError(f"cannot write profile {short_name(target)}: {why(e)}") from None
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(folder)}: {why(e)}") from None
+    try:
+        deadline = time.monotonic() + UPDATE_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    break  # a file system without locks (some network mounts): update unlocked
+            if time.monotonic() >= deadline:
+                raise ProfileError(f"cannot write profile {short_name(target)}: another process kept its folder "
+                                   f"locked for {UPDATE_WAIT_S:g} s (a calibration saving there?); try again")
+            time.sleep(0.05)
+        profile = change(load_or_new_profile(name_or_path))
+        return profile, save_profile(profile, name_or_path)
+    finally:
+        os.close(fd)  # releases the lock

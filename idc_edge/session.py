@@ -96,6 +96,20 @@ class RunConfig:
             raise OptionError(f"detector must be DetectorOptions, got {type(self.detector).__name__}")
         if not isinstance(self.overlay, OverlayStyle):
             raise OptionError(f"overlay must be an OverlayStyle, got {type(self.overlay).__name__}")
+        # the rest of the objects a run takes, checked here: of another type they failed inside the run with
+        # an AttributeError ("'str' object has no attribute 'width'"), and a reduction of 3 with a ValueError
+        for name, kind in (("camera_mode", CameraMode), ("camera_controls", CameraControls), ("profile", Profile)):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                raise OptionError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}", option=name)
+        if self.profile is not None:  # a Profile made in code, held to what a profile file may hold
+            from .profiles import check_profile
+
+            check_profile(self.profile)
+        if isinstance(self.reduce_mjpeg, bool) or self.reduce_mjpeg not in (1, 2, 4, 8):
+            raise OptionError(f"reduce_mjpeg must be 1 (full size), 2, 4 or 8, got {self.reduce_mjpeg!r:.40}",
+                              option="reduce_mjpeg")
+        object.__setattr__(self, "reduce_mjpeg", int(self.reduce_mjpeg))
         object.__setattr__(self, "camera_timeout_s",
                            validate.positive_number("camera_timeout_s", self.camera_timeout_s, "seconds",
                                                    maximum=validate.MAX_WAIT_S))
@@ -268,6 +282,8 @@ class Session:
         outputs = [(type(s).__name__, s.path) for s in self.sinks if isinstance(getattr(s, "path", None), (str, Path))]
         outputs += [(f"{type(s).__name__}'s frame index", s.index_path) for s in self.sinks
                     if isinstance(getattr(s, "index_path", None), (str, Path))]
+        outputs += [(f"{type(s).__name__}'s lock file", s.lock_path) for s in self.sinks
+                    if isinstance(getattr(s, "lock_path", None), (str, Path))]
         outputs += [(f"{type(s).__name__}'s folder", s.folder) for s in self.sinks  # snapshots: a folder made later
                     if isinstance(getattr(s, "folder", None), (str, Path)) and not os.path.lexists(s.folder)]
         check_distinct([(label, p) for label, p in inputs if isinstance(p, (str, Path))], outputs)

@@ -57,6 +57,8 @@ class ThreadedStream:
     def __init__(self, detector, source: Iterable, *, keep_image: bool = True, reuse: Optional[bool] = None,
                  depth: int = 0):
         depth = validate.whole_number("depth", depth, minimum=0, unit="frames waiting between threads")
+        keep_image = validate.flag("keep_image", keep_image)  # checked here, not on the inference thread
+        reuse = None if reuse is None else validate.flag("reuse", reuse)
         self.live = bool(getattr(source, "live", False))
         self.dropped = 0
         self._detector = detector

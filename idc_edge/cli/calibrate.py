@@ -86,7 +86,7 @@ def cmd_calibrate(args) -> int:
     from ..colour import measure_white
     from ..errors import OptionError
     from ..micrometer import measure_ticks
-    from ..profiles import save_profile
+    from ..profiles import update_profile
     from ..sources.modes import CameraMode, field_of_view_mm
     from .camera_setup import resolve
 
@@ -101,18 +101,27 @@ def cmd_calibrate(args) -> int:
     setup = resolve(args, for_calibration=True)
     image, granted = _grab(setup, frames, setup.camera_timeout_s)
     h, w = image.shape[:2]
-    profile = setup.profile
+    # saved onto the profile as it is on disk when this one is measured (update_profile): what it held
+    # when the calibration started may have been changed meanwhile by another calibration of it
+    camera_mode = None
     if setup.camera is not None:  # remember the camera and the mode it really gave
         g = granted or CameraMode()
-        mode = CameraMode(w, h, g.fps or setup.mode.fps, g.fourcc or setup.mode.fourcc)
-        profile = replace(profile, camera=str(setup.camera), mode=mode)
+        camera_mode = (str(setup.camera), CameraMode(w, h, g.fps or setup.mode.fps, g.fourcc or setup.mode.fourcc))
+
+    def with_camera(profile):
+        return profile if camera_mode is None else replace(profile, camera=camera_mode[0], mode=camera_mode[1])
+
     if args.what == "white":
         cal = measure_white(image)
         locked = setup.controls.lock_exposure and setup.controls.lock_white_balance
-        profile = replace(profile, white_gains_rgb=cal.gains_rgb, glass_rgb=cal.glass_rgb, target_rgb=cal.target_rgb,
-                          exposure={**profile.exposure, "clipped_fraction": round(cal.clipped_fraction, 5),
-                                    "uniformity": round(cal.uniformity, 4), "locked": bool(locked)})
-        path = save_profile(profile, args.profile)  # where --profile says: a name or a .toml path
+
+        def white(profile):
+            profile = with_camera(profile)
+            return replace(profile, white_gains_rgb=cal.gains_rgb, glass_rgb=cal.glass_rgb, target_rgb=cal.target_rgb,
+                           exposure={**profile.exposure, "clipped_fraction": round(cal.clipped_fraction, 5),
+                                     "uniformity": round(cal.uniformity, 4), "locked": bool(locked)})
+
+        _, path = update_profile(args.profile, white)  # where --profile says: a name or a .toml path
         result = {"profile": str(path), "gains_rgb": [round(g, 4) for g in cal.gains_rgb],
                   "glass_rgb": [round(g, 1) for g in cal.glass_rgb], "target_rgb": list(cal.target_rgb),
                   "clipped_fraction": cal.clipped_fraction, "uniformity": cal.uniformity,
@@ -137,8 +146,7 @@ def cmd_calibrate(args) -> int:
     else:
         m = measure_ticks(image)
         um = m.um_per_px(args.spacing_um)
-        profile = profile.with_scale(um, (w, h), args.spacing_um)
-        path = save_profile(profile, args.profile)  # where --profile says: a name or a .toml path
+        _, path = update_profile(args.profile, lambda p: with_camera(p).with_scale(um, (w, h), args.spacing_um))
         fw, fh = field_of_view_mm(w, h, um)
         result = {"profile": str(path), "um_per_px": um, "period_px": m.period_px, "angle_deg": m.angle_deg,
                   "ticks_in_view": m.ticks_in_view, "peak_ratio": m.peak_ratio, "frame": [w, h],

@@ -74,20 +74,34 @@ def _check_outputs(args) -> None:
     anything is opened or truncated."""
     from ..classifier import resolve_model_path
     from ..fileio import check_distinct
-    from ..sinks.video import FRAME_INDEX_SUFFIX
+    from ..sinks.video import FRAME_INDEX_SUFFIX, LOCK_SUFFIX
     from ..spec import sidecar_path
 
     model = resolve_model_path(args.model)
     index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
+    # the video's lock file (held for the run, removed at its end) as well: a results file of that name was
+    # refused as "being written by another process", the run's own video holding it
+    lock = None if args.save_video is None else os.path.realpath(args.save_video) + LOCK_SUFFIX
     # the snapshots folder too, when it is still to be made: named like the results file or video, it was
     # taken (that file did not exist yet) and the Snapshot button failed in the middle of the session (one
     # that exists is judged by SnapshotSink: a file there is "not a folder")
     snapshots = (args.snapshots or "idc-snapshots") if (args.serve or args.show) else None
     if snapshots is not None and os.path.lexists(snapshots):
         snapshots = None
-    check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model))],
+    # the profile is an input too: an empty profile file given as --record became a results file, and every
+    # later run with that profile failed ("not valid TOML")
+    profile = None
+    if getattr(args, "profile", None):
+        from ..profiles import ProfileError, profile_path
+
+        try:
+            profile = profile_path(args.profile)
+        except ProfileError:
+            profile = None  # a bad name is said where the profile is read
+    check_distinct([("--source", args.source), ("--model", model), ("the model's sidecar", sidecar_path(model)),
+                    ("--profile", profile)],
                    [("--record", args.record), ("--save-video", args.save_video), ("the video's frame index", index),
-                    ("--snapshots", snapshots)])
+                    ("the video's lock file", lock), ("--snapshots", snapshots)])
 
 
 class _StopOnce:

@@ -10,7 +10,7 @@ from typing import Optional, Union
 
 import cv2
 
-from ..errors import RecordError
+from ..errors import OptionError, RecordError
 from ..fileio import as_path, check_full_path, name, no_folder, refuse_kernel_files, write_whole
 from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
@@ -37,6 +37,8 @@ class SnapshotSink(Sink):
     needs_image = True
 
     def __init__(self, folder: Union[str, os.PathLike], style: OverlayStyle = OverlayStyle()):
+        if not isinstance(style, OverlayStyle):  # else the first snapshot failed, mid-session
+            raise OptionError(f"style must be an OverlayStyle, got {type(style).__name__}", option="style")
         self.folder = Path(as_path(folder, "snapshots folder"))
         check_full_path(self.folder, "snapshots in", RecordError, "save")
         # checked now, not when the Snapshot button is pressed in the middle of a session

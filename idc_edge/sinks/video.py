@@ -219,6 +219,7 @@ class VideoSink(Sink):
         self.path = self._recorder.path
         self.index_path = self.path.with_name(self.path.name + FRAME_INDEX_SUFFIX)
         target = os.path.realpath(self.path)  # the file a link names: two links to it are one name
+        self.lock_path = Path(target + LOCK_SUFFIX)  # held for the run: no other output may be it
         # released when closed, or when the sink is dropped unused (a run refused before it started)
         self._unlock = weakref.finalize(self, unlock_video_name, lock_video_name(target, self.path), target)
         try:

@@ -263,6 +263,13 @@ class LiveView(Sink):
         if not isinstance(host, str) or not host.strip():
             raise OptionError(f"host must be an address or name such as '127.0.0.1', got {host!r:.60}", option="host")
         port = validate.whole_number("port", port, 0, 65535, "TCP port; 0 picks a free one")
+        # checked here: of another kind they failed at the first frame (the view only warns, so it went dark
+        # with the run going on) or at the first Snapshot button press
+        if not isinstance(style, OverlayStyle):
+            raise OptionError(f"style must be an OverlayStyle, got {type(style).__name__}", option="style")
+        if snapshot is not None and not (callable(getattr(snapshot, "take", None)) and hasattr(snapshot, "taken")):
+            raise OptionError(f"snapshot must be a SnapshotSink or None, got {type(snapshot).__name__}",
+                              option="snapshot")
         self.snapshot = snapshot
         self.style = style
         self.max_width = validate.whole_number("max_width", max_width, 64, unit="pixels")
