@@ -89,7 +89,6 @@ def folder_problem(folder: Path) -> Optional[str]:
 
     A symbolic link loop or a file in the folder's path was reported as "does not exist: make it with
     calibrate", and calibrating then failed with "File exists"."""
-    import errno
     import stat
 
     try:
