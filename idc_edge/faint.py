@@ -11,7 +11,9 @@ read as grey, is the extreme of it.
 percentile of their HSV saturation. Stained tissue always has strongly coloured parts (nuclei,
 eosin-rich stroma), whatever the mask makes of it. Judged only where at least
 :data:`MIN_ABSORBING_SHARE` of the field absorbs light, so that a slide's grey edge or a little
-dust on bare glass is not judged. Pure functions of an **RGB** uint8 image at the model's scale.
+dust on bare glass is not judged in a camera-sized field (in a 160×120 px field a slide's edge can
+fill that share: 0.5 % of such clean fields read faint). Pure functions of an **RGB** uint8 image at
+the model's scale.
 """
 from __future__ import annotations
 
