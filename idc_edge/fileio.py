@@ -466,6 +466,26 @@ def _say_extra_pictures(data: bytes, where: str) -> None:
                                             "its own (or the frames as a video)", where, kind)
 
 
+def lock_within(fd: int, wait_s: float) -> bool:
+    """Take an exclusive advisory lock (``flock``) on the file or folder open as ``fd``, held until ``fd``
+    is closed, waiting up to ``wait_s`` seconds for another holder. False when it was still held then;
+    True when taken, or when the file system takes no locks (some network mounts: go on unlocked)."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + max(0.0, float(wait_s))
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, error: type = SourceError) -> np.ndarray:
     """An image file decoded by OpenCV from bytes read here (any file name; budget-checked), turned
     upright as its EXIF orientation says (whatever ``flags`` and the OpenCV version).

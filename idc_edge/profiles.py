@@ -43,7 +43,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .sources.modes import CameraMode
 from .errors import IdcEdgeError, OptionError
-from .fileio import name as short_name, read_bytes, refuse_kernel_files, short, why, write_whole
+from .fileio import lock_within, name as short_name, read_bytes, refuse_kernel_files, short, why, write_whole
 from .validate import did_you_mean, implausible_um_per_px
 
 try:  # Python 3.11+
@@ -506,10 +506,6 @@ def update_profile(name_or_path: Union[str, os.PathLike], change: Callable[[Prof
         ProfileError: as :func:`load_profile` and :func:`save_profile`, or another process held the
             folder's lock for :data:`UPDATE_WAIT_S` seconds.
     """
-    import errno
-    import fcntl
-    import time
-
     target = profile_path(name_or_path)
     folder = Path(os.path.realpath(target)).parent
     refuse_kernel_files(os.path.realpath(target), "profile", ProfileError)  # as save_profile
@@ -528,18 +524,9 @@ def update_profile(name_or_path: Union[str, os.PathLike], change: Callable[[Prof
     except OSError as e:
         raise ProfileError(f"cannot write profile {short_name(target)}: folder {short_name(folder)}: {why(e)}") from None
     try:
-        deadline = time.monotonic() + UPDATE_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    break  # a file system without locks (some network mounts): update unlocked
-            if time.monotonic() >= deadline:
-                raise ProfileError(f"cannot write profile {short_name(target)}: another process kept its folder "
-                                   f"locked for {UPDATE_WAIT_S:g} s (a calibration saving there?); try again")
-            time.sleep(0.05)
+        if not lock_within(fd, UPDATE_WAIT_S):  # a file system without locks: updated unlocked
+            raise ProfileError(f"cannot write profile {short_name(target)}: another process kept its folder "
+                               f"locked for {UPDATE_WAIT_S:g} s (a calibration saving there?); try again")
         profile = change(load_or_new_profile(name_or_path))
         return profile, save_profile(profile, name_or_path)
     finally:

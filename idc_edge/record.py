@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import math
 import os
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
@@ -35,7 +33,7 @@ import numpy as np
 from .errors import OptionError, RecordError
 from .budget import check_buffer
 from .fileio import (as_path, check_full_path, name, no_folder, open_input, open_output, opencv_path,
-                     refuse_kernel_files, short, why, write_all)
+                     lock_within, refuse_kernel_files, short, why, write_all)
 from .jsonready import RepeatedKey, unique_keys
 from .rescale import letterbox
 
@@ -402,17 +400,8 @@ def hold_lock(fd: int, path: Path, wait_s: float, what: str, instead: str) -> No
     Raises:
         RecordError: "``what`` is being written by process PID; wait for that run to end or ``instead``".
     """
-    deadline = time.monotonic() + max(0.0, float(wait_s))
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except OSError as e:
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return  # a file system without locks (some network mounts): write unlocked
-        if time.monotonic() >= deadline:
-            raise RecordError(f"{what} is being written by {_holder(path)}; wait for that run to end or {instead}")
-        time.sleep(0.05)
+    if not lock_within(fd, wait_s):  # a file system without locks: written unlocked
+        raise RecordError(f"{what} is being written by {_holder(path)}; wait for that run to end or {instead}")
 
 
 def _check_ours(fd: int, path: Path) -> None:
