@@ -22,34 +22,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-
+from hostile import TINY, one_error_line, tissue_frame, write_video
 from idc_edge.cli import main
 from idc_edge.record import read_records
-
-TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
-
-
-def tissue_frame(width=200, height=150):
-    """A pink field with a purple block: tissue the tiny model scores."""
-    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
-    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
-    return frame
-
-
-def write_video(path, frames=5, fourcc="MJPG"):
-    frame = tissue_frame()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (frame.shape[1], frame.shape[0]))
-    assert writer.isOpened()
-    for _ in range(frames):
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
-    return lines[0]
 
 
 # -- a working folder deeper than PATH_MAX -------------------------------------------------------

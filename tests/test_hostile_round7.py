@@ -12,42 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
 
+from hostile import TINY, cli, fake_camera, one_error_line, tissue_frame
 from idc_edge.cli import main
 from idc_edge.errors import OptionError
-
-TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
-
-
-def tissue_frame(width=200, height=150):
-    """A pink field with a purple block: tissue the tiny model scores."""
-    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
-    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
-    return frame
-
-
-def fake_camera(path, n=6):
-    """A Motion-JPEG video under a name without a suffix: opened by ``--camera`` as a capture device."""
-    writer = cv2.VideoWriter(str(path) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 150))
-    assert writer.isOpened()
-    for _ in range(n):
-        writer.write(tissue_frame())
-    writer.release()
-    (path.parent / (path.name + ".avi")).rename(path)
-    return path
-
-
-def cli(capsys, *args):
-    """(exit code, standard error) of ``idc-edge ARGS`` run in this process."""
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
-    return lines[0]
 
 
 # -- camera settings: absurd values are refused where they enter, never handed to the driver ------------

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, needs_tensorflow, write_patch
-
+from hostile import cli, one_error_line
 from idc_edge.classifier import PatchClassifier
-from idc_edge.cli import main
 from idc_edge.errors import ModelError
 from idc_edge.spec import ModelSpec, read_spec, write_spec
 
@@ -32,18 +31,6 @@ GREY = np.full((3, 50, 50, 3), 120, np.uint8)
 def private_cache(tmp_path, monkeypatch):
     """A fresh model-check cache per test: every model really meets the probe."""
     monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def cli(capsys, *args):
-    """(exit code, standard error) of ``idc-edge ARGS`` run in this process."""
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

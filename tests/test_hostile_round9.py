@@ -15,46 +15,16 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-
-from idc_edge.cli import main
+from hostile import TINY, cli, fake_camera, one_error_line, tissue_frame, write_video
 from idc_edge.profiles import ProfileError, load_profile
 
-TINY = str(ROOT / "tests" / "models" / "tiny_int8.tflite")
+FRAME = tissue_frame(glass_rows=20)  # some glass for the drift check
 
 
 @pytest.fixture(autouse=True)
 def private_config(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def tissue_frame(width=200, height=150):
-    frame = np.full((height, width, 3), (200, 150, 220), np.uint8)
-    frame[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = (150, 60, 160)
-    frame[:20] = 245  # some glass for the drift check
-    return frame
-
-
-def fake_camera(path, n=6):
-    """A Motion-JPEG video under a name without a suffix: opened by ``--camera`` as a capture device."""
-    writer = cv2.VideoWriter(str(path) + ".avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (200, 150))
-    assert writer.isOpened()
-    for _ in range(n):
-        writer.write(tissue_frame())
-    writer.release()
-    os.rename(str(path) + ".avi", path)
-    return path
-
-
-def cli(capsys, *args):
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("idc-edge: error: "), err
-    return lines[0]
 
 
 # -- hand-edited profiles -------------------------------------------------------------------------------
@@ -73,7 +43,7 @@ def test_a_profile_white_level_of_zero_or_beyond_8_bits_is_refused_naming_the_pr
     path.write_text(f"[white]\ngains_rgb = [1.0, 1.0, 1.0]\n{white}\n")
     with pytest.raises(ProfileError, match=expected):
         load_profile(str(path))
-    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam"), "--max-frames", 2,
+    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam", frame=FRAME), "--max-frames", 2,
                     "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and expected in line and "scope.toml" in line and "drifted" not in err
@@ -145,7 +115,7 @@ def test_a_profiles_folder_that_is_a_link_loop_or_under_a_file_is_named_as_such(
             call()
     code, err = cli(capsys, "calibrate", "white", "--source", glass_png(tmp_path / "glass.png"), "--profile", "scope")
     assert code == 2 and expected in one_error_line(err)
-    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam"), "--max-frames", 2,
+    code, err = cli(capsys, "run", "--model", TINY, "--camera", fake_camera(tmp_path / "cam", frame=FRAME), "--max-frames", 2,
                     "--quiet", "--profile", "scope")
     line = one_error_line(err)
     assert code == 2 and expected in line and "does not exist" not in line
@@ -217,7 +187,7 @@ def test_a_results_file_named_as_the_video_s_lock_file_is_refused_as_the_same_fi
     from idc_edge.sinks import JsonlSink, VideoSink
 
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--save-video", tmp_path / "out.avi",
                     "--record", tmp_path / "out.avi.lock")
     line = one_error_line(err)
@@ -236,7 +206,7 @@ def test_a_profile_scale_measured_on_frames_larger_than_any_camera_is_refused_at
     with pytest.raises(ProfileError, match="scale.frame_width must be at most 32768 px"):
         load_profile(str(path))
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and "scope.toml" in line and "frame_width must be at most 32768" in line and "--size" not in line
@@ -252,7 +222,7 @@ def test_a_profile_larger_than_any_profile_is_refused_before_it_is_parsed(tmp_pa
     with pytest.raises(ProfileError, match=r"is [\d,]+ bytes, more than a profile can be \(1024 KiB"):
         load_profile(str(path))
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and "more than a profile can be" in line and len(line) < 600
@@ -283,7 +253,7 @@ def test_a_run_config_of_objects_of_the_wrong_kind_is_an_option_error_when_made(
     from idc_edge.errors import OptionError
     from idc_edge.session import RunConfig, run_session
 
-    camera = fake_camera(tmp_path / "cam")
+    camera = fake_camera(tmp_path / "cam", frame=FRAME)
     with pytest.raises(OptionError, match=re.escape(expected)) as e:
         RunConfig(camera=str(camera), detector=DetectorOptions(model_path=TINY), max_frames=2, **{field: bad})
     assert e.value.option == field
@@ -310,7 +280,7 @@ def test_an_overlay_style_is_checked_when_made_not_at_the_first_frame_drawn(tmp_
                   overlay=OverlayStyle(**{field: bad}))
     assert e.value.option == field
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     style = OverlayStyle(outline_bgr=np.array([0, 0, 255]), outline_px=np.int64(3), legend=np.bool_(False))
     assert style.outline_bgr == (0, 0, 255) and style.legend is False
     summary = run_session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY), overlay=style),
@@ -363,7 +333,7 @@ def test_a_results_file_that_is_the_run_s_profile_is_refused_before_anything_is_
     # an empty profile given as --record too was appended to: it became a results file, and every later
     # run with that profile failed as "not valid TOML"
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     profiles = tmp_path / "cfg" / "idc-edge" / "profiles"
     profiles.mkdir(parents=True)
     (profiles / "scope.toml").write_bytes(b"")
@@ -413,7 +383,7 @@ def test_a_profile_name_too_long_for_the_file_system_is_said_on_reading_too(tmp_
     with pytest.raises(ProfileError, match="the name is too long for the file system; give a shorter name"):
         load_profile(str(path))
     video = tmp_path / "in.avi"
-    os.rename(fake_camera(tmp_path / "in"), video)
+    write_video(video, 6, frame=FRAME)
     code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
     line = one_error_line(err)
     assert code == 2 and "too long for the file system" in line and "make it with" not in line
@@ -437,7 +407,7 @@ def test_stream_and_detect_flags_given_as_text_or_numbers_are_option_errors(kwar
     from idc_edge.errors import OptionError
     from idc_edge.threads import ThreadedStream
 
-    frame = tissue_frame(640, 480)
+    frame = tissue_frame(640, 480, glass_rows=20)
     with Detector(DetectorOptions(model_path=TINY)) as detector:
         with pytest.raises(OptionError, match=next(iter(kwargs))):
             detector.stream([frame, frame], **kwargs)
