@@ -39,7 +39,7 @@ MIN_COLOUR_STRENGTH = 36
 
 
 def colour_strength(rgb: np.ndarray, half: Optional[np.ndarray] = None, share: float = 0.99,
-                    min_share: float = MIN_ABSORBING_SHARE) -> float:
+                    min_share: float = MIN_ABSORBING_SHARE, darkest: Optional[np.ndarray] = None) -> float:
     """The HSV saturation (OpenCV's 0–255 scale) reached by the most coloured ``1 - share`` of the
     pixels of a field that absorb light (:func:`~idc_edge.glare.absorbing`).
 
@@ -51,6 +51,8 @@ def colour_strength(rgb: np.ndarray, half: Optional[np.ndarray] = None, share: f
             when the caller already has it.
         share: which percentile of their saturation is read (0.99: the 99th).
         min_share: least share of the field's pixels that must absorb light for it to be judged.
+        darkest: :func:`~idc_edge.glare.darkest_channel` of the field's 2×2 means, when the caller
+            already has it (the stray-light check reads it too).
 
     Returns:
         The saturation level; NaN when too little of the field absorbs light (glass, a slide's edge).
@@ -59,7 +61,7 @@ def colour_strength(rgb: np.ndarray, half: Optional[np.ndarray] = None, share: f
     if h < 2 or w < 2:
         return float("nan")
     small = np.ascontiguousarray(halved(rgb) if half is None else half[: h // 2, : w // 2])
-    mask = absorbing(darkest_channel(small))
+    mask = absorbing(darkest_channel(small) if darkest is None else darkest)
     n = cv2.countNonZero(mask)
     if n < min_share * mask.size:
         return float("nan")

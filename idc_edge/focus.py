@@ -44,7 +44,7 @@ from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
 from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
 from .faint import MIN_COLOUR_STRENGTH, colour_strength
-from .glare import MAX_DARKEST_TISSUE, darkest_faint_tissue, darkest_tissue
+from .glare import MAX_DARKEST_TISSUE, darkest_channel, darkest_faint_tissue, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
@@ -713,8 +713,12 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     half_tissue = halved_mask(tissue_px) if half is not None and tissue_px is not None else None
     stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half, half_tissue=half_tissue) \
         if judge_tissue and half is not None else StainReading()
-    strength = colour_strength(rgb[:h, :w], half=half) \
-        if judge_colour and half is not None and colour.min_colour_strength > 0 else float("nan")
+    judge_strength = judge_colour and colour.min_colour_strength > 0
+    # each pixel's darkest channel on the 2×2 means, made once for the colour's strength and the stray light
+    dark_half = darkest_channel(np.ascontiguousarray(half[: h // 2, : w // 2])) if half is not None and (
+        judge_strength or (exposure.enabled and exposure.max_darkest_tissue < 1.0)) else None
+    strength = colour_strength(rgb[:h, :w], half=half, darkest=dark_half) \
+        if judge_strength and half is not None else float("nan")
     faint = strength < colour.min_colour_strength
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
@@ -799,9 +803,9 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         too_dark = white_levels(grey[..., None])[0] < least  # the grey's 99th percentile
         judge_glare = half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark
         darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=exposure.min_tissue_px, half=half,
-                                 half_tissue=half_tissue) if judge_glare else float("nan")
+                                 half_tissue=half_tissue, darkest=dark_half) if judge_glare else float("nan")
         if judge_glare and math.isnan(darkest):  # too little tissue for the mask: is it washed too pale for it?
-            darkest = darkest_faint_tissue(rgb[:h, :w], min_px=exposure.min_tissue_px, half=half)
+            darkest = darkest_faint_tissue(rgb[:h, :w], min_px=exposure.min_tissue_px, half=half, darkest=dark_half)
         washed_out = darkest > exposure.max_darkest_tissue
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., clipped] / np.maximum(n_px, 1), 0.0)

@@ -69,7 +69,8 @@ def _darkest_share(darkest: np.ndarray, mask: np.ndarray, share: float) -> float
 
 
 def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, min_px: int = 5_000,
-                   half: Optional[np.ndarray] = None, half_tissue: Optional[np.ndarray] = None) -> float:
+                   half: Optional[np.ndarray] = None, half_tissue: Optional[np.ndarray] = None,
+                   darkest: Optional[np.ndarray] = None) -> float:
     """The light the darkest ``share`` of the tissue lets through, as a fraction (0–1) of the field's
     brightest level, in linear light.
 
@@ -86,6 +87,8 @@ def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, 
             when the caller already has it.
         half_tissue: :func:`~idc_edge.colour.halved_mask` of ``tissue_px``, or of a mask that begins
             with it, when the caller already has it.
+        darkest: :func:`darkest_channel` of the field's 2×2 means (``half`` cut to the field), when
+            the caller already has it.
 
     Returns:
         The fraction, to 1/255; NaN when fewer than ``min_px`` tissue pixels.
@@ -93,15 +96,16 @@ def darkest_tissue(rgb: np.ndarray, tissue_px: np.ndarray, share: float = 0.01, 
     h, w = rgb.shape[:2]
     if h < 2 or w < 2:
         return float("nan")
-    small = halved(rgb) if half is None else half[: h // 2, : w // 2]
     mask = halved_mask(tissue_px) if half_tissue is None else half_tissue[: h // 2, : w // 2]
     if 4 * cv2.countNonZero(mask) < min_px:
         return float("nan")
-    return _darkest_share(darkest_channel(small), mask, share)
+    if darkest is None:
+        darkest = darkest_channel(halved(rgb) if half is None else half[: h // 2, : w // 2])
+    return _darkest_share(darkest, mask, share)
 
 
 def darkest_faint_tissue(rgb: np.ndarray, share: float = 0.01, min_px: int = 5_000,
-                         half: Optional[np.ndarray] = None) -> float:
+                         half: Optional[np.ndarray] = None, darkest: Optional[np.ndarray] = None) -> float:
     """:func:`darkest_tissue` of the tissue too pale for the tissue mask: the pixels darker than the
     glass (at most :data:`FAINT_DARKNESS` of its light in some channel) with a trace of colour (at
     least :data:`FAINT_SATURATION`).
@@ -116,7 +120,7 @@ def darkest_faint_tissue(rgb: np.ndarray, share: float = 0.01, min_px: int = 5_0
     if h < 2 or w < 2:
         return float("nan")
     small = np.ascontiguousarray(halved(rgb) if half is None else half[: h // 2, : w // 2])
-    darkest = darkest_channel(small)
+    darkest = darkest_channel(small) if darkest is None else darkest
     faint = cv2.bitwise_and(absorbing(darkest),
                             cv2.inRange(cv2.cvtColor(small, cv2.COLOR_RGB2HSV), (0, FAINT_SATURATION, 0), (180, 255, 255)))
     if 4 * cv2.countNonZero(faint) < min_px:
