@@ -129,7 +129,7 @@ def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
     return result.n_idc * cell, result.n_tissue * cell
 
 
-def _whole_frame_no_call(result) -> bool:
+def whole_frame_no_call(result) -> bool:
     """True when a frame-wide gate (focus, colour, noise, stray light) made the whole frame no call."""
     return any(getattr(result, flag, None) is False for flag in ("in_focus", "colour_ok", "noise_ok")) \
         or getattr(result, "washed_out", False) is True
@@ -159,7 +159,7 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = [f"IDC {area:.2f} mm² ({100 * result.idc_fraction:.1f} % of tissue)"]
     else:
         parts = [f"IDC {100 * result.idc_fraction:.1f} % of tissue"]
-    if no_call is not None and np.any(no_call) and not _whole_frame_no_call(result):
+    if no_call is not None and np.any(no_call) and not whole_frame_no_call(result):
         parts.append(f"{int(np.sum(no_call))} patch(es) without a call")
     if getattr(result, "exposure_ok", None) is False and not getattr(result, "washed_out", False):
         parts.append("check exposure")
@@ -308,7 +308,7 @@ def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float]
     thickness = max(1, int(round(scale * 1.6)))
     (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
     band = th + base + 10
-    alert = _whole_frame_no_call(result)
+    alert = whole_frame_no_call(result)
     cv2.rectangle(image_bgr, (0, 0), (w, band), (0, 0, 140) if alert else (32, 32, 32), -1)
     put_text(image_bgr, text, (8, th + 5), scale, (255, 255, 255), thickness)
     if fps is not None:

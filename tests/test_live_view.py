@@ -249,12 +249,37 @@ def test_the_page_in_a_real_browser_says_a_washed_out_frame_is_no_call_in_the_ex
     try:
         with Browser(run.view.url, chromium) as b:
             b.wait_for("document.getElementById('exposure').textContent.startsWith('WASHED OUT: no call')")
-            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent") for name in ("focus", "exposure", "colour")}
+            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent")
+                    for name in ("focus", "exposure", "colour", "area")}
             exposure_class = b.evaluate("document.getElementById('exposure').className")
     finally:
         run.stop()
-    assert exposure_class == "bad" and "stray light" in rows["exposure"], rows
+    assert exposure_class == "bad" and "stray light" in rows["exposure"] and rows["area"] == "no call", rows
     assert rows["focus"] == "in focus" and rows["colour"] == "ok", rows
+
+
+def test_the_page_in_a_real_browser_says_a_frame_of_faint_colours_is_no_call_in_the_colour_row(tmp_path):
+    """The camera's saturation turned down to ×0.1: the tissue mask finds (nearly) nothing, and the
+    colour row says FAINT COLOUR in red, not a plain "no tissue"."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    from benchmarks.camera_conditions import saturation
+    from idc_edge.bench import synthetic_slide
+
+    rgb = cv2.cvtColor(synthetic_slide(480, 640, seed=1), cv2.COLOR_BGR2RGB)
+    run = Running(tmp_path, frames=[cv2.cvtColor(saturation(rgb, 0.1), cv2.COLOR_RGB2BGR)])
+    try:
+        with Browser(run.view.url, chromium) as b:
+            b.wait_for("document.getElementById('colour').textContent.startsWith('FAINT COLOUR: no call')")
+            b.wait_for("document.getElementById('stream').naturalWidth === 640")
+            colour_class = b.evaluate("document.getElementById('colour').className")
+            area = b.evaluate("document.getElementById('area').textContent")  # never "0.00 mm²": that reads "no IDC"
+            b.screenshot(tmp_path / "page.png")
+    finally:
+        run.stop()
+    assert colour_class == "bad" and area == "no call", area
+    assert cv2.imread(str(tmp_path / "page.png")) is not None
 
 
 def test_addresses_are_parsed_with_safe_defaults():

@@ -50,7 +50,7 @@ import cv2
 from ..errors import IdcEdgeError, OptionError
 from ..fileio import short
 from ..jsonready import dumps
-from ..overlay import OverlayInfo, OverlayStyle, colour_table, draw_overlay, idc_area_mm2
+from ..overlay import OverlayInfo, OverlayStyle, colour_table, draw_overlay, idc_area_mm2, whole_frame_no_call
 from ..rescale import rescale
 from .base import SessionInfo, Sink, SinkFrame
 from .web_page import render_page
@@ -363,6 +363,7 @@ class LiveView(Sink):
                   "exposure_ok": _flag(r, "exposure_ok"), "washed_out": bool(getattr(r, "washed_out", False)),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "faint_colour": bool(getattr(r, "faint_colour", False)),
+                  "frame_no_call": whole_frame_no_call(r),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "n_no_call", 0)), "no_call_ink": int(getattr(r, "no_call_ink", 0)),
                   "viewers": self._streams, "alpha": self.style.alpha, "outline": self.style.outline,

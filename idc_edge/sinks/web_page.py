@@ -67,8 +67,10 @@ _PAGE = """<!DOCTYPE html>
 const $ = (id) => document.getElementById(id);
 function show(s) {
   if (s.state !== "live") { $("area").textContent = "\\u2013"; $("pct").textContent = s.state || ""; return; }
-  $("area").textContent = s.idc_area_mm2.toFixed(2) + " mm\\u00b2";
-  $("pct").textContent = s.idc_percent_of_tissue.toFixed(1) + " % of tissue is IDC";
+  // a frame a gate made no call as a whole has no IDC area to give: "0.00 mm2" would read as "no IDC"
+  $("area").textContent = s.frame_no_call ? "no call" : s.idc_area_mm2.toFixed(2) + " mm\\u00b2";
+  $("pct").textContent = s.frame_no_call ? "the picture cannot be trusted: see below" :
+    s.idc_percent_of_tissue.toFixed(1) + " % of tissue is IDC";
   const f = $("focus");
   f.textContent = s.in_focus === null ? "not measured" : (s.in_focus ? "in focus" : (s.streaked ? "MOTION BLUR: no call (hold the stage still)" : (s.colour_blurred ? "COLOUR BLUR: no call (one colour out of focus: the camera's lens)" : "OUT OF FOCUS: no call")));
   f.className = s.in_focus === false ? "bad" : (s.in_focus ? "good" : "");
