@@ -211,74 +211,68 @@ def test_the_page_in_a_real_browser_shows_the_frame_and_legend_and_snapshot_save
     assert shot is not None and shot.std() > 10  # a rendered page, not a blank one
 
 
+ROWS = ("area", "focus", "exposure", "colour", "noise", "tissue")
+
+
+def page_rows(tmp_path, frame_bgr, ready: str, screenshot=None) -> tuple[dict, dict]:
+    """(text, class) of each of :data:`ROWS` of the live page in a real Chromium, once ``ready``
+    (JavaScript) holds, for a run of ``frame_bgr``; a screenshot to ``screenshot`` when given."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    run = Running(tmp_path, frames=[frame_bgr])
+    try:
+        with Browser(run.view.url, chromium) as b:
+            b.wait_for(ready)
+            b.wait_for("document.getElementById('stream').naturalWidth === 640")
+            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent") for name in ROWS}
+            classes = {name: b.evaluate(f"document.getElementById('{name}').className") for name in ROWS}
+            if screenshot is not None:
+                b.screenshot(screenshot)
+    finally:
+        run.stop()
+    return rows, classes
+
+
 def test_the_page_in_a_real_browser_says_each_gate_s_no_call_in_its_own_row(tmp_path):
     """A frame with one colour out of focus, given in RGB order where BGR is expected (red and blue
     swapped): the focus row says COLOUR BLUR, the colour row STAIN COLOURS, each in red, the grain
     row ok."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
     from idc_edge.bench import synthetic_slide
 
     bgr = synthetic_slide(480, 640, seed=1)
     bgr[..., 2] = cv2.GaussianBlur(bgr[..., 2], (0, 0), 1.0)  # red out of focus
-    run = Running(tmp_path, frames=[bgr[..., ::-1].copy()])  # and sent as RGB
-    try:
-        with Browser(run.view.url, chromium) as b:
-            b.wait_for("document.getElementById('focus').textContent.startsWith('COLOUR BLUR: no call')")
-            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent")
-                    for name in ("focus", "exposure", "colour", "noise", "tissue")}
-            classes = {name: b.evaluate(f"document.getElementById('{name}').className") for name in rows}
-    finally:
-        run.stop()
+    rows, classes = page_rows(tmp_path, bgr[..., ::-1].copy(),  # and sent as RGB
+                              "document.getElementById('focus').textContent.startsWith('COLOUR BLUR: no call')")
     assert rows["colour"].startswith("STAIN COLOURS: no call") and classes["colour"] == "bad", rows
     assert classes["focus"] == "bad" and rows["noise"] in ("ok", "not measured"), rows
     assert rows["exposure"] == "ok" and "without a call (grey)" in rows["tissue"], rows
 
 
 def test_the_page_in_a_real_browser_says_a_washed_out_frame_is_no_call_in_the_exposure_row(tmp_path):
-    """Stray light added to every pixel: the exposure row says WASHED OUT in red; focus and colour are fine."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    """Stray light added to every pixel: the exposure row says WASHED OUT in red; focus and colour are
+    fine; the IDC area says no call, never "0.00 mm²" (which reads as no IDC)."""
     from benchmarks.camera_conditions import glare
     from idc_edge.bench import synthetic_slide
 
     rgb = cv2.cvtColor(synthetic_slide(480, 640, seed=1), cv2.COLOR_BGR2RGB)
-    run = Running(tmp_path, frames=[cv2.cvtColor(glare(rgb, 0.5), cv2.COLOR_RGB2BGR)])
-    try:
-        with Browser(run.view.url, chromium) as b:
-            b.wait_for("document.getElementById('exposure').textContent.startsWith('WASHED OUT: no call')")
-            rows = {name: b.evaluate(f"document.getElementById('{name}').textContent")
-                    for name in ("focus", "exposure", "colour", "area")}
-            exposure_class = b.evaluate("document.getElementById('exposure').className")
-    finally:
-        run.stop()
-    assert exposure_class == "bad" and "stray light" in rows["exposure"] and rows["area"] == "no call", rows
+    rows, classes = page_rows(tmp_path, cv2.cvtColor(glare(rgb, 0.5), cv2.COLOR_RGB2BGR),
+                              "document.getElementById('exposure').textContent.startsWith('WASHED OUT: no call')")
+    assert classes["exposure"] == "bad" and "stray light" in rows["exposure"] and rows["area"] == "no call", rows
     assert rows["focus"] == "in focus" and rows["colour"] == "ok", rows
 
 
 def test_the_page_in_a_real_browser_says_a_frame_of_faint_colours_is_no_call_in_the_colour_row(tmp_path):
     """The camera's saturation turned down to ×0.1: the tissue mask finds (nearly) nothing, and the
-    colour row says FAINT COLOUR in red, not a plain "no tissue"."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("no chromium here (apt-get install chromium): the page is checked over HTTP only")
+    colour row says FAINT COLOUR in red and the IDC area no call, not a plain "no tissue, no IDC"."""
     from benchmarks.camera_conditions import saturation
     from idc_edge.bench import synthetic_slide
 
     rgb = cv2.cvtColor(synthetic_slide(480, 640, seed=1), cv2.COLOR_BGR2RGB)
-    run = Running(tmp_path, frames=[cv2.cvtColor(saturation(rgb, 0.1), cv2.COLOR_RGB2BGR)])
-    try:
-        with Browser(run.view.url, chromium) as b:
-            b.wait_for("document.getElementById('colour').textContent.startsWith('FAINT COLOUR: no call')")
-            b.wait_for("document.getElementById('stream').naturalWidth === 640")
-            colour_class = b.evaluate("document.getElementById('colour').className")
-            area = b.evaluate("document.getElementById('area').textContent")  # never "0.00 mm²": that reads "no IDC"
-            b.screenshot(tmp_path / "page.png")
-    finally:
-        run.stop()
-    assert colour_class == "bad" and area == "no call", area
+    rows, classes = page_rows(tmp_path, cv2.cvtColor(saturation(rgb, 0.1), cv2.COLOR_RGB2BGR),
+                              "document.getElementById('colour').textContent.startsWith('FAINT COLOUR: no call')",
+                              screenshot=tmp_path / "page.png")
+    assert classes["colour"] == "bad" and rows["area"] == "no call", rows
     assert cv2.imread(str(tmp_path / "page.png")) is not None
 
 
