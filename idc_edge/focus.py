@@ -715,8 +715,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         if judge_tissue and half is not None else StainReading()
     judge_strength = judge_colour and colour.min_colour_strength > 0
     # each pixel's darkest channel on the 2×2 means, made once for the colour's strength and the stray light
-    dark_half = darkest_channel(np.ascontiguousarray(half[: h // 2, : w // 2])) if half is not None and (
-        judge_strength or (exposure.enabled and exposure.max_darkest_tissue < 1.0)) else None
+    dark_half = darkest_channel(np.ascontiguousarray(half[: h // 2, : w // 2])) if half is not None and min(h, w) >= 2 \
+        and (judge_strength or (exposure.enabled and exposure.max_darkest_tissue < 1.0)) else None
     strength = colour_strength(rgb[:h, :w], half=half, darkest=dark_half) \
         if judge_strength and half is not None else float("nan")
     faint = strength < colour.min_colour_strength
