@@ -1,0 +1,100 @@
+"""Red-team round 10: results files joined or saved by hand, the API given frames and arguments of the
+kinds it takes elsewhere, outputs used for a second run, and files whose suffix is not what they hold.
+
+Everything is real: results files are written by real runs of the committed tiny LiteRT model and
+then changed as an editor or ``cat`` would, the command line runs in this process
+(``idc_edge.cli.main``), videos are real files written by OpenCV, images real PNGs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from hostile import TINY, cli, one_error_line, tissue_frame, write_video
+from idc_edge.cli import main
+from idc_edge.record import JsonlRecorder, read_records, read_sessions
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def record_run(capsys, path, video, frames: int) -> None:
+    """A real run of ``frames`` frames of ``video`` appended to the results file ``path``."""
+    code, err = cli(capsys, "run", "--source", video, "--model", TINY, "--um-per-px", 4, "--quiet",
+                    "--max-frames", frames, "--record", path)
+    assert code == 0, err
+
+
+@pytest.fixture
+def two_runs(tmp_path, capsys):
+    """(first, second): the bytes of two real results files, of 3 frames and of 2."""
+    video = write_video(tmp_path / "v.avi", 3)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    record_run(capsys, first, video, 3)
+    record_run(capsys, second, video, 2)
+    return first.read_bytes(), second.read_bytes()
+
+
+def report(capsys, path) -> tuple[int, str, str]:
+    """(exit code, standard output, standard error) of ``idc-edge report PATH``."""
+    code = main(["report", str(path)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def frames_per_session(path) -> list[int]:
+    return [len(s.records) for s in read_sessions(path)]
+
+
+# -- results files saved or joined by hand --------------------------------------------------------------
+
+def test_a_whole_last_record_without_its_newline_is_read_as_the_recorder_keeps_it(tmp_path, capsys, two_runs):
+    # an editor that saves without a final newline (or `head -c -1`): the readers took the whole last frame
+    # for a crash's unfinished record and left it out ("2 frame(s)" for 3), while the recorder kept it
+    first, _ = two_runs
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(first.rstrip(b"\n"))
+    assert frames_per_session(path) == [3]
+    assert len(read_records(path)) == 3
+    code, out, err = report(capsys, path)
+    assert code == 0 and "3 frame(s)" in out, err
+    # a record a crash really cut is still left out
+    path.write_bytes(first[:-40])
+    assert frames_per_session(path) == [2]
+    # and a run appended to the file keeps the whole one: both readers and the recorder count it
+    video = write_video(tmp_path / "v.avi", 2)
+    path.write_bytes(first.rstrip(b"\n"))
+    record_run(capsys, path, video, 1)
+    assert frames_per_session(path) == [3, 1]
+
+
+def test_results_files_joined_where_the_first_ended_without_a_newline_are_read_apart(tmp_path, capsys, two_runs,
+                                                                                    caplog):
+    # `cat a.jsonl b.jsonl > all.jsonl` where a.jsonl ended without its newline put b's session header on
+    # the line of a's last record: "line 4 is not valid JSON", exit 2, and no session of either was reported
+    first, second = two_runs
+    path = tmp_path / "all.jsonl"
+    path.write_bytes(first.rstrip(b"\n") + second)  # a whole last record, saved without its newline
+    assert frames_per_session(path) == [3, 2]
+    code, out, err = report(capsys, path)
+    assert code == 0 and "3 frame(s)" in out and "2 frame(s)" in out, err
+    # a record a crash cut at the end of the first file: left out and said, everything else read
+    path.write_bytes(first[:-40] + second)
+    with caplog.at_level(logging.WARNING, logger="idc_edge.record"):
+        assert frames_per_session(path) == [2, 2]
+    assert "cut record" in caplog.text and "line 4" in caplog.text
+    code, out, err = report(capsys, path)
+    assert code == 0 and "session 2" in out and "cut record" in err, err
+    # the joined line as a file's last line, its second record cut by a crash in turn
+    path.write_bytes(first.rstrip(b"\n") + second[:-40])
+    assert frames_per_session(path) == [3, 1]
+    # a line of something else is still refused
+    path.write_bytes(first + b'garbage{"index": 1}\n')
+    code, err = cli(capsys, "report", path)
+    assert code == 2 and "line 5 is not valid JSON" in one_error_line(err)
