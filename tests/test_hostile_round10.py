@@ -98,3 +98,46 @@ def test_results_files_joined_where_the_first_ended_without_a_newline_are_read_a
     path.write_bytes(first + b'garbage{"index": 1}\n')
     code, err = cli(capsys, "report", path)
     assert code == 2 and "line 5 is not valid JSON" in one_error_line(err)
+
+
+# -- the API given what it takes elsewhere ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector():
+    from idc_edge import Detector
+
+    with Detector(model_path=TINY) as d:
+        yield d
+
+
+@pytest.mark.filterwarnings("ignore:uint16 frames", "ignore:the frames have no colour")
+def test_draw_overlay_takes_every_frame_detect_takes_and_names_what_it_cannot_draw_on(detector):
+    # detect() takes grey, BGRA, 16-bit and float frames; drawing on the same frame failed inside OpenCV
+    # (cv2.error "Sizes of input arguments do not match"), and detect()'s result.image (None unless
+    # keep_image=True) or a wrong argument was an AttributeError
+    from idc_edge import draw_overlay
+    from idc_edge.errors import FrameError, OptionError
+    from idc_edge.overlay import OverlayInfo
+
+    bgr = tissue_frame()
+    result = detector.detect(bgr)
+    expected = draw_overlay(bgr, result)
+    for frame in (cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), bgr.astype(np.uint16) * 257, bgr.astype(np.float32) / 255,
+                  np.asfortranarray(bgr)):
+        drawn = draw_overlay(frame, detector.detect(frame))
+        assert drawn.dtype == np.uint8 and drawn.shape == bgr.shape
+        assert np.abs(drawn.astype(int) - expected).max() <= 1
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    assert draw_overlay(grey, detector.detect(grey)).shape == bgr.shape
+    with pytest.raises(FrameError, match="keep_image=True"):
+        draw_overlay(result.image, result)
+    with pytest.raises(FrameError, match="result is for 200×150"):
+        draw_overlay(bgr[:, :50], result)
+    with pytest.raises(OptionError, match="result must be the FrameResult"):
+        draw_overlay(bgr, result.to_dict())
+    with pytest.raises(OptionError, match="style must be an OverlayStyle"):
+        draw_overlay(bgr, result, style="red")
+    with pytest.raises(OptionError, match="fps must be"):
+        draw_overlay(bgr, result, fps="30")
+    with pytest.raises(OptionError, match="um_per_px"):
+        OverlayInfo(um_per_px="1.0")
