@@ -304,7 +304,13 @@ class Session:
         frames, stopped, failure, cut_off = 0, "end", None, 0
         source = None
         streaming = early = False
+        refused: set = set()
         try:
+            refused = {id(s) for s in self.sinks if s.one_run and s.taken_by_a_session}
+            for sink in self.sinks:
+                sink.taken_by_a_session = True
+            if refused:
+                raise _reused_sink_error(next(s for s in self.sinks if id(s) in refused))
             detector = self._detector
             if detector is None:
                 detector = Detector(self.config.detector)
@@ -378,7 +384,8 @@ class Session:
         finally:
             self.delivering = False  # also after a sink's fault: a later stop is a stop again
             started_sinks = {id(f.sink) for f in feeds}
-            closers.extend(s for s in self.sinks if id(s) not in started_sinks)  # never started: close them too
+            # never started: close them too (not one an earlier run took and closed: it is not this run's)
+            closers.extend(s for s in self.sinks if id(s) not in started_sinks and id(s) not in refused)
             closing_error = _close_all(closers) if closers else None
             failure = failure or closing_error
             elapsed = time.monotonic() - started
@@ -392,6 +399,17 @@ class Session:
         if failure is not None:
             raise failure
         return self.summary
+
+
+def _reused_sink_error(sink: Sink) -> OptionError:
+    """The error for a ``one_run`` sink that an earlier session took: a second run through it left a dead
+    live view (its server closed, a thread's traceback, the run still printing its address) or a video
+    whose frame index named the first run's session, so the report took the second run's pictures for it."""
+    kind = type(sink).__name__
+    where = getattr(sink, "path", None) or getattr(sink, "url", None)
+    return OptionError(f"{kind}{f' {str(where)!r}' if where else ''} was given to an earlier run, which closed it: a "
+                       f"{kind} serves one run (its file, lock and server are that run's); make a new {kind} for "
+                       "each run", options=[kind])
 
 
 def unmeasured_scale_warning(um_per_px: Optional[float], model_um_per_px: float) -> str:

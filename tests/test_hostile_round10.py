@@ -141,3 +141,38 @@ def test_draw_overlay_takes_every_frame_detect_takes_and_names_what_it_cannot_dr
         draw_overlay(bgr, result, fps="30")
     with pytest.raises(OptionError, match="um_per_px"):
         OverlayInfo(um_per_px="1.0")
+
+
+# -- outputs given to a second run -----------------------------------------------------------------------
+
+def test_a_video_sink_or_live_view_an_earlier_run_closed_is_refused_not_run_dead_or_stale(tmp_path):
+    # sinks reused for a second slide, `for slide in slides: run_session(RunConfig(source=slide), sinks)`:
+    # the LiveView's closed server died on its thread (a traceback) while the run went on and printed its
+    # address, and the VideoSink wrote the second run's frames under a frame index naming the first run's
+    # session, so `report` took the second run's pictures for the first
+    import urllib.request
+
+    from idc_edge import DetectorOptions
+    from idc_edge.errors import OptionError
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink, LiveView, VideoSink
+
+    config = RunConfig(source=str(write_video(tmp_path / "slide.avi", 3)),
+                       detector=DetectorOptions(model_path=TINY, um_per_px=4.0))
+    results, video, view = JsonlSink(tmp_path / "r.jsonl"), VideoSink(tmp_path / "out.avi"), LiveView(port=0)
+    assert run_session(config, [results, video, view]).frames == 3
+    index = (tmp_path / "out.avi.frames.tsv").read_bytes()
+    for reused in (video, view):
+        fresh = VideoSink(tmp_path / "second.avi")
+        with pytest.raises(OptionError, match=f"{type(reused).__name__}.* was given to an earlier run.*make a new"):
+            run_session(config, [results, fresh, reused])
+        assert not (tmp_path / "second.avi").exists() and not (tmp_path / "second.avi.lock").exists()
+    assert (tmp_path / "out.avi.frames.tsv").read_bytes() == index
+    # new ones serve the second run, and a results file appends its session as before
+    view = LiveView(port=0)
+    assert run_session(config, [results, VideoSink(tmp_path / "out.avi"), view]).frames == 3
+    assert frames_per_session(tmp_path / "r.jsonl") == [3, 3]
+    session_ids = [s.header["id"] for s in read_sessions(tmp_path / "r.jsonl")]
+    assert session_ids[1].encode() in (tmp_path / "out.avi.frames.tsv").read_bytes()
+    with pytest.raises(OSError):  # the second run's view was closed with it, not left serving
+        urllib.request.urlopen(view.url + "status.json", timeout=2)
