@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 from . import __version__, validate
+from .dataset import patient_ids
 from .detector import Detector, DetectorOptions
 from .errors import IdcEdgeError, OptionError
 from .jsonready import utc_now
@@ -116,12 +117,7 @@ class RunConfig:
         if self.max_frames is not None:
             object.__setattr__(self, "max_frames", validate.whole_number("max_frames", self.max_frames))
         object.__setattr__(self, "sequential", validate.flag("sequential", self.sequential))
-        if self.patients is not None:
-            if isinstance(self.patients, (str, bytes)) or not hasattr(self.patients, "__iter__"):
-                # a text would be read a character at a time: patients="8867" selected 8, 6 and 7
-                raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {self.patients!r:.60}",
-                                  option="patients")
-            object.__setattr__(self, "patients", tuple(str(p) for p in self.patients))
+        object.__setattr__(self, "patients", patient_ids(self.patients))  # 8867.0 was looked for as "8867.0"
 
     def open_source(self):
         """Open the configured source or camera (:class:`~idc_edge.sources.FrameSource`)."""

@@ -176,3 +176,31 @@ def test_a_video_sink_or_live_view_an_earlier_run_closed_is_refused_not_run_dead
     assert session_ids[1].encode() in (tmp_path / "out.avi.frames.tsv").read_bytes()
     with pytest.raises(OSError):  # the second run's view was closed with it, not left serving
         urllib.request.urlopen(view.url + "status.json", timeout=2)
+
+
+def test_patient_ids_given_as_numbers_select_those_patients_everywhere(tmp_path):
+    # patients are numbers (8867, 10253): open_source(folder, patients=[10253]) raised a bare TypeError
+    # "sequence item 0: expected str instance, int found"; RunConfig took 8867.0 and looked for "8867.0"
+    from conftest import write_patch
+    from idc_edge import PatchClassifier
+    from idc_edge.errors import OptionError
+    from idc_edge.evaluate import evaluate_folder
+    from idc_edge.session import RunConfig
+    from idc_edge.sources import open_source
+
+    patch = cv2.cvtColor(cv2.resize(tissue_frame(), (50, 50)), cv2.COLOR_BGR2RGB)
+    for patient in ("10253", "10254"):
+        for label in (0, 1):
+            for x in (1, 51):
+                write_patch(tmp_path / patient / str(label) / f"{patient}_idx5_x{x}_y{1 + 50 * label}_class{label}.png",
+                            patch)
+    with open_source(str(tmp_path), patients=[np.int64(10254), 10253]) as source:
+        assert list(source.patients) == ["10254", "10253"]
+    assert RunConfig(source=str(tmp_path), patients=(10253,)).patients == ("10253",)
+    with PatchClassifier(TINY) as classifier:
+        assert list(evaluate_folder(classifier, tmp_path, patients=[10253]).per_patient) == ["10253"]
+    for bad in (["10253", 10254.0], [None], "10253", 10253):
+        with pytest.raises(OptionError, match="patients must be"):
+            open_source(str(tmp_path), patients=bad)
+        with pytest.raises(OptionError, match="patients must be"):
+            RunConfig(source=str(tmp_path), patients=bad)
