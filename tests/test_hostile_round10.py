@@ -204,3 +204,37 @@ def test_patient_ids_given_as_numbers_select_those_patients_everywhere(tmp_path)
             open_source(str(tmp_path), patients=bad)
         with pytest.raises(OptionError, match="patients must be"):
             RunConfig(source=str(tmp_path), patients=bad)
+
+
+# -- files whose name is not what they hold --------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix, fourcc, container", [(".avi", "MJPG", "AVI"), (".mp4", "mp4v", "MP4/MOV"),
+                                                       (".mkv", "HFYU", "Matroska/WebM")])
+def test_a_video_named_like_an_image_is_run_as_the_video_it_is_and_named_as_one_where_images_are_read(
+        tmp_path, capsys, suffix, fourcc, container):
+    # a screen recorder's or a phone app's video saved as scan.png: `run --source scan.png` said "cannot read
+    # image: the file is empty, corrupt or not an image format OpenCV reads", exit 2; classify counted it
+    # among "unreadable image(s) (corrupt or not images)"
+    from idc_edge.sources.sniff import file_video_format
+
+    video = write_video(tmp_path / f"v{suffix}", 3, fourcc=fourcc)
+    named = video.rename(tmp_path / "scan.png")
+    assert file_video_format(str(named)) == container
+    code, err = cli(capsys, "run", "--source", named, "--model", TINY, "--um-per-px", 4, "--quiet",
+                    "--record", tmp_path / "r.jsonl")
+    assert code == 0, err
+    assert frames_per_session(tmp_path / "r.jsonl") == [3]
+    code, err = cli(capsys, "classify", named, "--model", TINY)
+    line = one_error_line(err)
+    assert code == 2 and f"holds a video ({container}), not an image" in line and "corrupt" not in line
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    named.rename(folder / "scan.png")
+    cv2.imwrite(str(folder / "patch.png"), cv2.resize(tissue_frame(), (50, 50)))
+    code, err = cli(capsys, "classify", folder, "--model", TINY)
+    assert code == 0 and "skipped 1 video(s) named like images" in err and "unreadable" not in err, err
+    # a real image keeps being read as one whatever its suffix, and a corrupt image is still "corrupt"
+    assert file_video_format(str(folder / "patch.png")) is None
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64 + b"IEND")
+    code, err = cli(capsys, "run", "--source", tmp_path / "bad.png", "--model", TINY, "--quiet")
+    assert code == 2 and "corrupt" in one_error_line(err)
