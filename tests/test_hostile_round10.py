@@ -238,3 +238,23 @@ def test_a_video_named_like_an_image_is_run_as_the_video_it_is_and_named_as_one_
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64 + b"IEND")
     code, err = cli(capsys, "run", "--source", tmp_path / "bad.png", "--model", TINY, "--quiet")
     assert code == 2 and "corrupt" in one_error_line(err)
+
+
+@pytest.mark.filterwarnings("ignore:uint16 frames")
+def test_a_dark_frame_streamed_as_a_bare_array_keeps_the_depth_its_stream_has_shown(detector):
+    # a caller's own 12-bit camera loop, detector.stream(frames()) of uint16 arrays: each frame's depth was
+    # guessed alone, so a dark frame (values up to 784) was read as 10-bit, 4x brighter than it is, and one up
+    # to 200 as 8-bit, 16x, though the stream had shown 12-bit frames (idc-edge's own sources kept the depth)
+    from idc_edge.frames import to_bgr8
+    from idc_edge.threads import ThreadedStream
+
+    bright = tissue_frame().astype(np.uint16) * 16  # 12-bit: values up to 3520
+    dim, dark = bright // 5, bright // 18          # up to 704 and 195
+    for results in (list(detector.stream(iter([bright, dim, dark]), keep_image=True)),
+                    list(ThreadedStream(detector, iter([bright, dim, dark]), keep_image=True))):
+        for result, frame in zip(results, (bright, dim, dark)):
+            assert np.array_equal(result.image, to_bgr8(frame, bits=12)), result.index
+        assert results[2].image.max() < 20  # as dark as it was taken, not stretched to 8 bits
+    # each stream starts afresh: a dark frame alone is read at the depth it shows
+    alone = next(iter(detector.stream([dark], keep_image=True)))
+    assert np.array_equal(alone.image, to_bgr8(dark))
