@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import numbers
 import os
 import random
 import re
@@ -121,6 +122,31 @@ def _misnamed(path: str, label: str, patient: "str | None") -> "Misnamed | Patch
     return rec
 
 
+def patient_ids(patients: Iterable[str] | None) -> tuple[str, ...] | None:
+    """``patients`` (a selection of patients) as a tuple of patient ids, in order, or None for all.
+
+    An id is a folder's name: text, or a whole number (``[8867]``, numpy's too) taken as its digits.
+
+    Raises:
+        OptionError: ``patients`` is one text (read a character at a time, "8867" selected patients 8, 6
+            and 7), not a collection, or holds something that is no patient id (``8867.0``, ``None``, bytes).
+    """
+    if patients is None:
+        return None
+    if isinstance(patients, (str, bytes)) or not hasattr(patients, "__iter__"):
+        raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {patients!r:.60}",
+                          option="patients")
+    ids = []
+    for p in patients:
+        if isinstance(p, numbers.Integral) and not isinstance(p, (bool, np.bool_)) and p >= 0:
+            p = str(int(p))
+        if not isinstance(p, str):
+            raise OptionError(f"patients must be patient ids (folder names such as '8867'), got {p!r:.60} in "
+                              f"{type(patients).__name__}", option="patients")
+        ids.append(p)
+    return tuple(ids)
+
+
 def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -> DatasetScan:
     """Every patch under ``root`` (the data set's root or one patient's folder), and every file in a
     class folder that is not one (named otherwise, its class suffix disagreeing with its folder, an
@@ -139,10 +165,8 @@ def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -
     if not stat.S_ISDIR(stat_path(root, "data folder", DatasetError,
                                   "; pass the folder that holds the patient folders").st_mode):
         raise DatasetError(f"data folder {short(str(root), 100)} is a file; pass the folder that holds the patient folders")
-    if isinstance(patients, (str, bytes)):  # read a character at a time, "8867" selected patients 8, 6 and 7
-        raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {patients!r:.60}",
-                          option="patients")
-    wanted = None if patients is None else {str(p) for p in patients}
+    patients = patient_ids(patients)
+    wanted = None if patients is None else set(patients)
     records, misnamed = [], []
     found_patients = []
     dirs = _patient_dirs(root)

@@ -36,7 +36,7 @@ from .context import field_context
 from .dense import DensePlan, check_dense_stride, default_dense_stride, plan_dense
 from .errors import ClosedError, FrameError, ModelError, OptionError
 from .fileio import short
-from .frames import to_bgr8
+from .frames import StreamDepth, to_bgr8
 from .record import MAX_INDEX, MAX_TIME_S
 from .rescale import rescale
 from .reuse import ReuseOptions, ScoreCache, patch_signatures
@@ -510,7 +510,9 @@ class Detector:
 
         ``frames`` yields :class:`~idc_edge.sources.Frame` objects or bare BGR arrays. Sources skip
         and count unusable frames themselves; a bare array that is not an image raises
-        :class:`~idc_edge.errors.FrameError`. With ``reuse`` (default: ``options.reuse``, on),
+        :class:`~idc_edge.errors.FrameError`. Integer frames wider than 8 bits are read at the
+        deepest bit depth the stream has shown (:class:`~idc_edge.frames.StreamDepth`), as sources
+        read them: a dark frame of a 12-bit camera is not stretched to look bright. With ``reuse`` (default: ``options.reuse``, on),
         tissue patches that did not change since they were classified keep their score; a
         moving stage changes them, so they are classified again in the same frame. The scores
         live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
@@ -540,12 +542,15 @@ class Detector:
         return self._stream(items, keep_image, ScoreCache(self.options.reuse_options) if use else None)
 
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
+        depth = StreamDepth()  # a dark frame of a 12-bit camera is read at the depth the stream has shown
         for i, item in enumerate(frames):
             if hasattr(item, "image"):  # a source's Frame, or a caller's own object like it
                 image, index, timestamp = item.image, getattr(item, "index", i), getattr(item, "timestamp", None)
                 damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
             else:  # a bare image, numbered by its place; a list's or tuple's own .index() is no frame number
                 image, index, timestamp, damage = item, i, None, None
+            if isinstance(image, np.ndarray) and image.dtype.kind in "iu" and image.dtype != np.uint8:
+                image = depth.to_bgr8(image)
             result = self.detect(image, index=index, timestamp=timestamp, keep_image=keep_image, cache=cache)
             yield result if damage is None else replace(result, damage=str(damage))
 

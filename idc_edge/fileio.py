@@ -440,6 +440,12 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         logging.getLogger(__name__).warning("%s has damaged JPEG data (%s): what could be decoded is used; a part the "
                                             "data did not reach is grey and not classified", where, damage(said))
     if image is None:
+        from .sources.sniff import video_format
+
+        video = video_format(data[:16])
+        if video:  # a video named like an image (scan.png): not "corrupt"
+            raise error(f"cannot read {where}: it holds a video ({video}), not an image, whatever its name says; "
+                        "give it as a video source, or save its frames as images")
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
     if colour and (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3):
         from .errors import FrameError

@@ -43,6 +43,25 @@ def bit_depth(frame) -> Optional[int]:
     return _depth(max(0, int(frame.max())))
 
 
+class StreamDepth:
+    """The bit depth a stream's integer frames have shown so far, which only grows: once a frame has
+    shown 12-bit values, a later dark frame of the same camera is still read as 12-bit (guessed alone,
+    a frame of values up to 900 is read as 10-bit, 4× brighter than it is, and one up to 200 as 8-bit).
+    One per stream: every source has its own, and so has each call of ``Detector.stream``."""
+
+    def __init__(self):
+        self.depth = 8
+
+    def to_bgr8(self, frame) -> np.ndarray:
+        """:func:`to_bgr8` of ``frame`` at the deepest depth the stream has shown (raises as it does)."""
+        depth = bit_depth(frame)
+        if depth is not None:
+            self.depth = max(self.depth, depth)
+            if self.depth > depth:
+                return to_bgr8(frame, bits=self.depth)
+        return to_bgr8(frame)
+
+
 def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     if frame.dtype == np.int8:  # no camera gives int8: it is the model-input convention, byte - 128
         if bits is None:

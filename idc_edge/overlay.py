@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from . import validate
-from .errors import OptionError
+from .errors import FrameError, OptionError
+from .frames import to_bgr8
 from .results import FrameResult
 
 #: viridis-like anchors, RGB, evenly spaced from 0 to 1 (the published map's values at these points)
@@ -95,6 +96,15 @@ class OverlayInfo:
     um_per_px: Optional[float] = None
     cell_um: Optional[float] = None
     model_name: Optional[str] = None
+
+    def __post_init__(self):
+        # checked when made: text or NaN here failed inside the scale bar's arithmetic at the first frame drawn
+        if self.um_per_px is not None:
+            object.__setattr__(self, "um_per_px", validate.um_per_px("um_per_px", self.um_per_px))
+        if self.cell_um is not None:
+            object.__setattr__(self, "cell_um", validate.positive_number("cell_um", self.cell_um, "µm"))
+        if self.model_name is not None and not isinstance(self.model_name, str):
+            raise OptionError(f"model_name must be text, got {type(self.model_name).__name__}", option="model_name")
 
 
 def colour_table() -> np.ndarray:
@@ -176,20 +186,38 @@ def draw_overlay(frame_bgr: np.ndarray, result: FrameResult, style: OverlayStyle
     """A copy of the BGR frame with the IDC map, outlines, legend and status line.
 
     Args:
-        frame_bgr: uint8 BGR ``[H, W, 3]``: the frame the result was computed on, or a resized copy
-            of it with the same aspect ratio.
+        frame_bgr: the frame the result was computed on (BGR, as given to ``detect``), or a resized
+            copy of it with the same aspect ratio.
         result: the detector's result for that frame.
         style: what to draw and how.
         fps: frames per second, shown small in the top-right corner (omitted when None).
         info: µm/px, cell size and model name for the scale bar and status line.
 
+    The frame may be of any kind :meth:`~idc_edge.detector.Detector.detect` takes (grayscale, BGRA,
+    16-bit, float, any memory layout): it is converted as ``detect`` converts it
+    (:func:`~idc_edge.frames.to_bgr8`), so the frame given to ``detect`` can be drawn on as it is.
+
     Raises:
-        ValueError: the frame's aspect ratio differs from the result's frame.
+        FrameError: ``frame_bgr`` is None (``detect(..., keep_image=True)`` keeps the frame in
+            ``result.image``) or not an image, or its aspect ratio differs from the result's frame.
+        OptionError: ``result``, ``style``, ``info`` or ``fps`` is not of its kind.
     """
+    if not isinstance(result, FrameResult):
+        raise OptionError(f"result must be the FrameResult of the frame, got {type(result).__name__}", option="result")
+    if not isinstance(style, OverlayStyle):
+        raise OptionError(f"style must be an OverlayStyle, got {type(style).__name__}", option="style")
+    if not isinstance(info, OverlayInfo):
+        raise OptionError(f"info must be an OverlayInfo, got {type(info).__name__}", option="info")
+    if fps is not None:
+        fps = validate.number("fps", fps, 0.0, 1e6, "frames per second")
+    if frame_bgr is None:
+        raise FrameError("draw_overlay needs the frame the result was computed on, got None (detect(frame, "
+                         "keep_image=True) keeps it in result.image)", options=["keep_image=True"])
+    frame_bgr = to_bgr8(frame_bgr)  # as detect converted it: grey, BGRA, 16-bit and float frames are drawn on too
     rh, rw = result.frame_shape
     h, w = frame_bgr.shape[:2]
     if (h, w) != (rh, rw) and abs(w * rh - h * rw) > 0.02 * w * rh:
-        raise ValueError(f"frame is {w}×{h}, result is for {rw}×{rh}: draw on that frame or a resized copy of it")
+        raise FrameError(f"frame is {w}×{h}, result is for {rw}×{rh}: draw on that frame or a resized copy of it")
     sx, sy = w / rw, h / rh
     boxes = result.boxes
     cell_w = max(1, int((boxes[0, 0, 2] - boxes[0, 0, 0]) * sx))

@@ -6,7 +6,9 @@ power cut leaves every frame reported before it, each on a whole line. The one t
 leave is the *unfinished* last record without its newline (the kernel may stop a write of a
 line larger than a memory page part-way): :func:`read_records` ignores such a fragment and the
 next :class:`JsonlRecorder` on the file cuts it off before appending, so every line of the file
-is valid JSON. Nothing else of an existing file is ever changed. A failed write (full disk,
+is valid JSON. A whole last record without its newline (an editor saved the file so) is read and
+kept; files joined by hand (``cat``) where a record runs into the next one's line are read apart.
+Nothing else of an existing file is ever changed. A failed write (full disk,
 file-size limit, I/O error, or an interrupt in the middle of it) is rolled back to the last
 whole line and raised as :class:`RecordError`.
 
@@ -140,9 +142,10 @@ _CHECKED_LINE_BYTES = 1 << 16
 
 
 def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every whole line of a results file, read and parsed a block at a
-    time (a final fragment without a newline is ignored; blank lines and a byte-order mark at the
-    start are skipped, :func:`_line_value`): a reader that keeps a few fields of each line needs
+    """(line number, record) for every line of a results file, read and parsed a block at a time (a
+    last line without its newline is read when it is whole and ignored when a crash cut it; records
+    joined on one line are read apart, :func:`_records_of_line`; blank lines and a byte-order mark at
+    the start are skipped, :func:`_line_value`): a reader that keeps a few fields of each line needs
     memory for those fields, not for the file (a session of hours can be gigabytes).
 
     Raises:
@@ -160,7 +163,9 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
             except OSError as e:
                 raise RecordError(f"cannot read results {name(path)}: {why(e)}") from None
             if not data:
-                return  # what is pending has no newline: unfinished
+                if pending:  # a last line without its newline: read when whole, as the recorder keeps it
+                    yield from _records_of_line(b"".join(pending), number + 1, path, last=True)
+                return
             if number == 0 and not pending:
                 _refuse_packed(data, path)
             start = 0
@@ -179,27 +184,90 @@ def _iter_lines(path: Union[str, os.PathLike], block: int = 1 << 20) -> Iterator
                 line = b"".join([*pending, data[start:end]]) if pending else data[start:end]
                 pending, pending_len, start = [], 0, end + 1
                 number += 1
-                try:
-                    record = _line_value(line, number, unique=True)
-                except RepeatedKey as e:
-                    raise RecordError(f"results {str(path)!r} line {number} gives the field {short(e.key, 40)} "
-                                      "twice, so which value counts is not known: idc-edge writes each field once; "
-                                      "was the line edited? keep one of them", options=["JsonlSink"]) from None
-                except _NOT_JSON:
-                    raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
-                                      "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
-                if record is None:
-                    continue
-                if not isinstance(record, dict):
-                    raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
-                                      "is this a results file written by JsonlSink?", options=["JsonlSink"])
-                yield number, record
+                yield from _records_of_line(line, number, path)
     finally:
         os.close(fd)
 
 
+def _record(line: bytes, number: int, path) -> Optional[dict[str, Any]]:
+    """The record line ``number`` holds (None for a blank line), by :func:`_line_value`.
+
+    Raises:
+        RecordError: the line gives a field twice, is not JSON or is not a JSON object.
+    """
+    try:
+        record = _line_value(line, number, unique=True)
+    except RepeatedKey as e:
+        raise RecordError(f"results {str(path)!r} line {number} gives the field {short(e.key, 40)} "
+                          "twice, so which value counts is not known: idc-edge writes each field once; "
+                          "was the line edited? keep one of them", options=["JsonlSink"]) from None
+    except _NOT_JSON:
+        raise RecordError(f"results {str(path)!r} line {number} is not valid JSON: "
+                          "is this a results file written by JsonlSink?", options=["JsonlSink"]) from None
+    if record is not None and not isinstance(record, dict):
+        raise RecordError(f"results {str(path)!r} line {number} is not a JSON object: "
+                          "is this a results file written by JsonlSink?", options=["JsonlSink"])
+    return record
+
+
+#: Where a record starts inside a line that holds more than one: results files joined without the
+#: newline between them (``cat`` of a file a crash left cut, or of one an editor saved without its last newline)
+_RECORD_STARTS = tuple(b'{"%s":' % k.encode() for k in ("index", SESSION_KEY))
+
+
+def _records_of_line(line: bytes, number: int, path, last: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(``number``, record) for the record on line ``number``, or for each record of a line that joins
+    several: results files appended to one another (``cat a.jsonl b.jsonl``) where the first ended
+    without its newline, its last record whole (an editor saved it so) or cut by a crash. A whole record
+    is read; a cut one is left out, as a crash's unfinished last record always was, and said.
+
+    ``last``: the file's last line, which has no newline: a record a crash cut off at its end is
+    ignored (it was never reported), a whole one read (the recorder keeps it too, and ends the line).
+
+    Raises:
+        RecordError: as :func:`_record`, for a line that is not such a run of records.
+    """
+    if not _is_json(line, number):
+        pieces = _split_records(line)
+        if pieces is not None:
+            whole = [_is_json(piece, number) for piece in pieces]
+            if whole[-1] or last:  # a last piece that is cut: a crash's unfinished record at the file's end
+                for piece, ok in zip(pieces, whole):
+                    if ok:
+                        record = _record(piece, number, path)
+                        if record is not None:
+                            yield number, record
+                    elif piece is not pieces[-1]:
+                        log.warning("results %s line %d: a record cut off (by a crash or power cut) runs into the "
+                                    "next one on the same line (results files joined without a newline between "
+                                    "them?); the cut record (%d bytes) is left out, the rest read",
+                                    name(path), number, len(piece))
+                return
+        if last:
+            return  # the unfinished last record of a crash
+    record = _record(line, number, path)  # refused by name when it is no record
+    if record is not None:
+        yield number, record
+
+
+def _split_records(line: bytes) -> Optional[list[bytes]]:
+    """``line`` cut before each later record (:data:`_RECORD_STARTS`), when it starts with a record of
+    ours (``{"``); else None."""
+    starts = sorted({i for key in _RECORD_STARTS for i in _find_all(line, key) if i > 0})
+    if not starts or not _without_bom(line, 1).lstrip().startswith(b'{"'):
+        return None
+    return [line[a:b] for a, b in zip([0, *starts], [*starts, len(line)])]
+
+
+def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
+    i = data.find(needle)
+    while i >= 0:
+        yield i
+        i = data.find(needle, i + 1)
+
+
 def _read_lines(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
-    """Every whole line of a results file as JSON (a final fragment without a newline is ignored)."""
+    """Every record of a results file as JSON (a crash's unfinished last record is ignored)."""
     return [record for _, record in _iter_lines(path)]
 
 
@@ -213,7 +281,8 @@ def read_records(path: Union[str, os.PathLike]) -> list[dict[str, Any]]:
     its sessions (session headers left out; :func:`read_sessions` keeps them apart).
 
     A final fragment without a newline (a record a crash or power cut interrupted; it was
-    never reported) is ignored.
+    never reported) is ignored; a whole last record without its newline is read (the recorder
+    keeps it, and ends its line, when it appends).
 
     Raises:
         RecordError: the file cannot be read, or a complete line is not a JSON object.

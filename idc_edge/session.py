@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 from . import __version__, validate
+from .dataset import patient_ids
 from .detector import Detector, DetectorOptions
 from .errors import IdcEdgeError, OptionError
 from .jsonready import utc_now
@@ -116,12 +117,7 @@ class RunConfig:
         if self.max_frames is not None:
             object.__setattr__(self, "max_frames", validate.whole_number("max_frames", self.max_frames))
         object.__setattr__(self, "sequential", validate.flag("sequential", self.sequential))
-        if self.patients is not None:
-            if isinstance(self.patients, (str, bytes)) or not hasattr(self.patients, "__iter__"):
-                # a text would be read a character at a time: patients="8867" selected 8, 6 and 7
-                raise OptionError(f"patients must be a list of patient ids such as ['8867'], got {self.patients!r:.60}",
-                                  option="patients")
-            object.__setattr__(self, "patients", tuple(str(p) for p in self.patients))
+        object.__setattr__(self, "patients", patient_ids(self.patients))  # 8867.0 was looked for as "8867.0"
 
     def open_source(self):
         """Open the configured source or camera (:class:`~idc_edge.sources.FrameSource`)."""
@@ -304,7 +300,13 @@ class Session:
         frames, stopped, failure, cut_off = 0, "end", None, 0
         source = None
         streaming = early = False
+        refused: set = set()
         try:
+            refused = {id(s) for s in self.sinks if s.one_run and s.taken_by_a_session}
+            for sink in self.sinks:
+                sink.taken_by_a_session = True
+            if refused:
+                raise _reused_sink_error(next(s for s in self.sinks if id(s) in refused))
             detector = self._detector
             if detector is None:
                 detector = Detector(self.config.detector)
@@ -378,7 +380,8 @@ class Session:
         finally:
             self.delivering = False  # also after a sink's fault: a later stop is a stop again
             started_sinks = {id(f.sink) for f in feeds}
-            closers.extend(s for s in self.sinks if id(s) not in started_sinks)  # never started: close them too
+            # never started: close them too (not one an earlier run took and closed: it is not this run's)
+            closers.extend(s for s in self.sinks if id(s) not in started_sinks and id(s) not in refused)
             closing_error = _close_all(closers) if closers else None
             failure = failure or closing_error
             elapsed = time.monotonic() - started
@@ -392,6 +395,17 @@ class Session:
         if failure is not None:
             raise failure
         return self.summary
+
+
+def _reused_sink_error(sink: Sink) -> OptionError:
+    """The error for a ``one_run`` sink that an earlier session took: a second run through it left a dead
+    live view (its server closed, a thread's traceback, the run still printing its address) or a video
+    whose frame index named the first run's session, so the report took the second run's pictures for it."""
+    kind = type(sink).__name__
+    where = getattr(sink, "path", None) or getattr(sink, "url", None)
+    return OptionError(f"{kind}{f' {str(where)!r}' if where else ''} was given to an earlier run, which closed it: a "
+                       f"{kind} serves one run (its file, lock and server are that run's); make a new {kind} for "
+                       "each run", options=[kind])
 
 
 def unmeasured_scale_warning(um_per_px: Optional[float], model_um_per_px: float) -> str:

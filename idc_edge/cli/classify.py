@@ -236,6 +236,7 @@ def cmd_classify(args) -> int:
     from ..errors import MemoryBudgetError
     from ..fileio import name, read_image
     from ..progress import Progress
+    from ..sources.sniff import file_video_format
 
     asked = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
@@ -248,6 +249,7 @@ def cmd_classify(args) -> int:
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
         too_big = []  # (file, MemoryBudgetError): read, and named as over the budget, not as corrupt
+        videos = []  # (file, SourceError): a video named like an image, named as a video, not as corrupt
         writer = csv.writer(out)
         writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
         gate = _PatchGate(tiler.options, size)
@@ -262,8 +264,11 @@ def cmd_classify(args) -> int:
         for done, f in enumerate(files, 1):
             try:
                 bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
-            except SourceError:
-                skipped.append(f)
+            except SourceError as e:
+                if file_video_format(f):
+                    videos.append((f, e))
+                else:
+                    skipped.append(f)
                 continue
             except MemoryBudgetError as e:
                 too_big.append((f, e))
@@ -278,16 +283,21 @@ def cmd_classify(args) -> int:
                     flush()
             progress(done, len(files))
         flush()
-        if too_big and len(too_big) + len(skipped) == len(files) and not skipped:
-            raise too_big[0][1]  # the one reason: what would decode it
-        if len(skipped) + len(too_big) == len(files):  # nothing classified is bad input, not an empty success
-            if too_big:
-                _warn_too_big(too_big)
-                raise SourceError(f"none of the {len(files)} image(s) could be classified: {len(skipped)} could not "
-                                  f"be read (corrupt or not images), e.g. {name(skipped[0])}, and {len(too_big)} are "
-                                  "over the memory budget (above); pass patch images or folders of them")
-            raise SourceError(f"none of the {len(files)} image(s) could be read (corrupt or not images), "
-                              f"e.g. {name(skipped[0])}; pass patch images or folders of them")
+        if len(skipped) + len(too_big) + len(videos) == len(files):  # nothing classified is bad input
+            if not skipped and not (too_big and videos):
+                raise (too_big or videos)[0][1]  # the one reason: what would decode it, or that it is a video
+            if not too_big and not videos:
+                raise SourceError(f"none of the {len(files)} image(s) could be read (corrupt or not images), "
+                                  f"e.g. {name(skipped[0])}; pass patch images or folders of them")
+            _warn_videos(videos)
+            _warn_too_big(too_big)
+            reasons = [text for count, text in (
+                (skipped, f"{len(skipped)} could not be read (corrupt or not images), e.g. {name(skipped[0])}"
+                 if skipped else ""),
+                (too_big, f"{len(too_big)} are over the memory budget (above)"),
+                (videos, f"{len(videos)} are videos named like images (above)")) if count]
+            raise SourceError(f"none of the {len(files)} image(s) could be classified: {', and '.join(reasons)}; "
+                              "pass patch images or folders of them")
         if out is not sys.stdout:
             out.flush()  # a full disk is said here (as RecordError, by _open_out), before the file is replaced
         gate.warn()
@@ -298,14 +308,22 @@ def cmd_classify(args) -> int:
     if skipped:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)
-    if too_big:
-        _warn_too_big(too_big)
+    _warn_too_big(too_big)
+    _warn_videos(videos)
     return 0
 
 
 def _warn_too_big(too_big: list) -> None:
     """One warning for the images skipped as over the memory budget, with the first one's reason (it
     names its size, what decoding it would need and what to do); they are not corrupt."""
-    _, error = too_big[0]
-    print(f"idc-edge: warning: skipped {len(too_big)} image(s) over the memory budget, e.g. {error}",
-          file=sys.stderr)
+    if too_big:
+        print(f"idc-edge: warning: skipped {len(too_big)} image(s) over the memory budget, e.g. {too_big[0][1]}",
+              file=sys.stderr)
+
+
+def _warn_videos(videos: list) -> None:
+    """One warning for the files skipped as videos named like images (``scan.png``), with the first one's
+    reason; they are not corrupt (they were counted so)."""
+    if videos:
+        print(f"idc-edge: warning: skipped {len(videos)} video(s) named like images, e.g. {videos[0][1]}",
+              file=sys.stderr)

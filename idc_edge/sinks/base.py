@@ -3,7 +3,8 @@
 A sink is a small object with one job (write the results file, the video, show a window, serve
 a browser, save snapshots). The session calls ``start(info)`` once before the first frame,
 ``write(frame)`` per frame and ``close()`` once at the end, always in that order and never
-concurrently. How a sink is fed is its ``delivery``:
+concurrently. A sink whose ``one_run`` is set serves one session only. How a sink is fed is its
+``delivery``:
 
 - ``"inline"``: ``write`` runs on the session's loop thread, in the order the sinks were given.
   For cheap sinks that must see every frame in order before the run goes on (the results file,
@@ -131,6 +132,13 @@ class Sink:
     needs_image = False
     needs_overlay = False
     essential = True
+    #: True for a sink that holds one run's output and cannot start again once closed (a video file
+    #: with its name's lock and frame index, a web server, a window): a session given one that an
+    #: earlier session already took refuses it before the run (make a new one for each run).
+    #: False: ``start`` begins afresh each time (the results file appends a new session).
+    one_run = False
+    #: set by the session that takes this sink (see ``one_run``)
+    taken_by_a_session = False
 
     def start(self, info: SessionInfo) -> None:
         """Called once, before the first frame (open files, start servers)."""

@@ -204,6 +204,7 @@ class VideoSink(Sink):
     """
 
     name = "video"
+    one_run = True
     delivery = "every"
     needs_overlay = True
 

@@ -251,6 +251,7 @@ class LiveView(Sink):
     """
 
     name = "web"
+    one_run = True
     delivery = "latest"
     needs_image = True
     essential = False  # a failing view is a warning: the results and video go on

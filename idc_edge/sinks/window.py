@@ -70,6 +70,7 @@ class WindowSink(Sink):
     """
 
     name = "window"
+    one_run = True
     delivery = "inline"
     needs_overlay = True
 

@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..errors import ClosedError, FrameError
-from ..frames import bit_depth, to_bgr8
+from ..frames import StreamDepth
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,10 @@ class FrameSource:
         values, a later dark frame of the same camera is still read as 12-bit (guessed alone it
         would look 4× brighter than it is).
         """
+        if getattr(self, "_depth", None) is None:
+            self._depth = StreamDepth()
         try:
-            depth = bit_depth(image)
-            if depth is not None:
-                seen = max(getattr(self, "_depth", 8), depth)
-                self._depth = seen
-                if seen > depth:
-                    return to_bgr8(image, bits=seen)
-            return to_bgr8(image)
+            return self._depth.to_bgr8(image)
         except FrameError as e:
             self.skipped += 1
             log.warning("%s: skipped a frame: %s", self.description, e)

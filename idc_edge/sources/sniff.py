@@ -1,5 +1,6 @@
 """What a file or pipe holds, told from its first bytes: a still image is named as one wherever a video or
-a camera was expected, with what to use instead (an image has no frames to stream).
+a camera was expected, with what to use instead (an image has no frames to stream), and a video named
+like an image (``scan.png``) is read as the video it is.
 
 The suffix alone decided before: a JPEG named ``frame``, ``slide.avi`` or piped through ``/dev/stdin``
 was called "video", and a JPEG behind a camera path (``--camera /dev/stdin < photo.jpg``) was opened as a
@@ -31,6 +32,24 @@ def image_format(head: bytes) -> Optional[str]:
     return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
 
 
+def video_format(head: bytes) -> Optional[str]:
+    """The container a file's first :data:`HEAD_BYTES` bytes start, when it is a video OpenCV reads
+    (``"AVI"``, ``"MP4/MOV"``, ``"Matroska/WebM"``, ``"FLV"``, ``"ASF/WMV"``, ``"MPEG"``), else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") and int.from_bytes(head[:4], "big") >= 8:
+        return "MP4/MOV"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "Matroska/WebM"
+    if head.startswith(b"FLV\x01"):
+        return "FLV"
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "ASF/WMV"
+    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
+        return "MPEG"
+    return None
+
+
 def _head(fd: int, wait_s: float) -> bytes:
     if wait_s > 0 and not select.select([fd], [], [], wait_s)[0]:
         return b""
@@ -40,17 +59,28 @@ def _head(fd: int, wait_s: float) -> bytes:
         return b""
 
 
-def file_image_format(path: str) -> Optional[str]:
-    """:func:`image_format` of a regular file's first bytes; None for anything else or when it cannot
-    be read (opened without blocking: a FIFO or device is never waited on)."""
+def _file_head(path: str) -> bytes:
+    """A regular file's first :data:`HEAD_BYTES` bytes; empty for anything else or when it cannot be
+    read (opened without blocking: a FIFO or device is never waited on)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (OSError, ValueError):
-        return None
+        return b""
     try:
-        return image_format(_head(fd, 0)) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        return _head(fd, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
     finally:
         os.close(fd)
+
+
+def file_image_format(path: str) -> Optional[str]:
+    """:func:`image_format` of a regular file's first bytes; None for anything else or when it cannot
+    be read (opened without blocking: a FIFO or device is never waited on)."""
+    return image_format(_file_head(path))
+
+
+def file_video_format(path: str) -> Optional[str]:
+    """:func:`video_format` of a regular file's first bytes, as :func:`file_image_format` reads them."""
+    return video_format(_file_head(path))
 
 
 def pipe_image_format(path: str, wait_s: float = PIPE_WAIT_S) -> Optional[str]:

@@ -8,7 +8,8 @@ from typing import Iterator, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..dataset import PATCH_SIZE_PX, UM_PER_PX, PatchRecord, check_patch_size, scan_files, warn_misnamed
+from ..dataset import (PATCH_SIZE_PX, UM_PER_PX, PatchRecord, check_patch_size, patient_ids, scan_files,
+                       warn_misnamed)
 from ..budget import check_buffer
 from .. import validate
 from ..errors import DatasetError, MemoryBudgetError, SourceError
@@ -139,6 +140,7 @@ class MosaicSource(FrameSource):
         width = validate.whole_number("width", width, unit="pixels")
         height = validate.whole_number("height", height, unit="pixels")
         um_per_px = validate.um_per_px("um_per_px", um_per_px)
+        patients = patient_ids(patients)  # [8867] was no "8867": "sequence item 0: expected str instance, int found"
         try:
             scan = scan_files(folder, patients)
         except DatasetError as e:
