@@ -3,7 +3,9 @@
 Real frames are the validation patients' slides rebuilt by :func:`idc_edge.sources.stage.build_mosaic`
 (4 µm/px, the data set's scale), cut into camera fields of ``--size`` pixels (default 500×300 at
 4 µm/px: a 2000×1200 camera at 1 µm/px) that are mostly tissue, on the data set's 50 px grid, so
-every patch has the data set's label. Each field is altered by a camera condition at several
+every patch has the data set's label (a side that is not a multiple of 50 px, such as a 640×480
+camera's 160×120, ends inside a cell: the tiling shifts its last window back to end on the edge,
+across two patches, and that row or column is unlabelled). Each field is altered by a camera condition at several
 severities (``train.camera_sim`` where it has the condition; the others are the small pure
 functions below) and run through the shipped detector with its gates on. Per (condition,
 severity) the report gives:
@@ -23,7 +25,7 @@ severity) the report gives:
 A wrong µm/px is simulated by telling the detector ``k ×`` the true 4 µm/px; the altered
 field's patches are matched to the clean ones by their centres on the slide.
 
-    python -m benchmarks.camera_conditions [--data ../shared/idc_patches] [--fields-per-patient 3]
+    python -m benchmarks.camera_conditions [--data ../shared/idc_patches] [--fields-per-patient 3] [--size 500x300]
 
 Writes ``benchmarks/camera_conditions_report/report.json`` and ``report.md`` (numbers only).
 """
@@ -343,38 +345,67 @@ class Field:
     labels: np.ndarray
 
 
-def slide_fields(data_dir, patients, size=(500, 300), per_patient=3, min_tissue=0.5, seed=0) -> list[Field]:
-    """Up to ``per_patient`` fields of ``size`` (width, height) px per patient, on the 50 px grid,
-    each at least ``min_tissue`` tissue pixels, chosen at random (fixed seed) among those."""
+def slide_fields(data_dir, patients, size=(500, 300), per_patient=3, min_tissue=0.5, seed=0, *,
+                 exact=False) -> list[Field]:
+    """Up to ``per_patient`` fields of ``size`` (width, height) px per patient, starting on the 50 px
+    grid, each at least ``min_tissue`` tissue pixels, chosen at random (fixed seed) among those.
+
+    A side that is not a multiple of 50 px is cut down to whole 50 px cells (480×270 gives 450×250),
+    unless ``exact``: then the field is ``size`` itself, as a camera of that size at the model's
+    scale gives it, and its last row or column of windows (which the tiling shifts back to end on
+    the field's edge, across two of the data set's patches) has no label (-1). A size of whole
+    cells gives the same fields either way."""
     rng = np.random.default_rng(seed)
     records = scan_dataset(data_dir, patients)
     by_patient: dict[str, list] = {}
     for r in records:
         by_patient.setdefault(r.patient, []).append(r)
     w, h = size
-    cw, ch = w // PATCH, h // PATCH
+    part = exact and bool(w % PATCH or h % PATCH)  # a field that ends inside a cell
+    if part:
+        cw, ch = -(-w // PATCH), -(-h // PATCH)  # the cells it reaches into (one window each in the tiling)
+        fw, fh = w, h
+    else:
+        cw, ch = w // PATCH, h // PATCH
+        fw, fh = cw * PATCH, ch * PATCH
     out = []
     for p in patients:
         if p not in by_patient:
             continue
         mosaic_bgr, labels, _ = build_mosaic(by_patient[p])
         rgb = cv2.cvtColor(mosaic_bgr, cv2.COLOR_BGR2RGB)
-        if rgb.shape[0] < h or rgb.shape[1] < w:
-            rgb = cv2.copyMakeBorder(rgb, 0, max(0, h - rgb.shape[0]), 0, max(0, w - rgb.shape[1]),
+        ph, pw = (ch * PATCH, cw * PATCH) if part else (h, w)
+        if rgb.shape[0] < ph or rgb.shape[1] < pw:
+            rgb = cv2.copyMakeBorder(rgb, 0, max(0, ph - rgb.shape[0]), 0, max(0, pw - rgb.shape[1]),
                                      cv2.BORDER_CONSTANT, value=(255, 255, 255))
             labels = np.pad(labels, ((0, max(0, ch - labels.shape[0])), (0, max(0, cw - labels.shape[1]))),
                             constant_values=-1)
         tissue = tissue_pixels(rgb).astype(np.float32)
-        cells = cv2.resize(tissue, (rgb.shape[1] // PATCH, rgb.shape[0] // PATCH), interpolation=cv2.INTER_AREA)
+        if part:  # the tissue share of the field's own pixels, from a summed-area table
+            summed = cv2.integral(tissue, sdepth=cv2.CV_64F)
+
+            def share(r0, c0):
+                y, x = r0 * PATCH, c0 * PATCH
+                return (summed[y + fh, x + fw] - summed[y, x + fw] - summed[y + fh, x] + summed[y, x]) / (fw * fh)
+        else:
+            cells = cv2.resize(tissue, (rgb.shape[1] // PATCH, rgb.shape[0] // PATCH), interpolation=cv2.INTER_AREA)
+
+            def share(r0, c0):
+                return cells[r0:r0 + ch, c0:c0 + cw].mean()
         ok = []
         for r0 in range(0, labels.shape[0] - ch + 1):
             for c0 in range(0, labels.shape[1] - cw + 1):
-                if cells[r0:r0 + ch, c0:c0 + cw].mean() >= min_tissue:
+                if share(r0, c0) >= min_tissue:
                     ok.append((r0, c0))
         for i in rng.permutation(len(ok))[:per_patient]:
             r0, c0 = ok[i]
-            out.append(Field(p, rgb[r0 * PATCH:(r0 + ch) * PATCH, c0 * PATCH:(c0 + cw) * PATCH].copy(),
-                             labels[r0:r0 + ch, c0:c0 + cw].copy()))
+            lab = labels[r0:r0 + ch, c0:c0 + cw].copy()
+            if part:  # the shifted last window straddles two patches: no label
+                if h % PATCH:
+                    lab[-1, :] = -1
+                if w % PATCH:
+                    lab[:, -1] = -1
+            out.append(Field(p, rgb[r0 * PATCH:r0 * PATCH + fh, c0 * PATCH:c0 * PATCH + fw].copy(), lab))
     return out
 
 
@@ -553,24 +584,62 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: least side of a field (model pixels): two windows, so each side has a window the tiling leaves in place
+MIN_FIELD_SIDE = 2 * PATCH
+
+
+def field_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` → (width, height) of the fields in model pixels (4 µm/px), each side at least
+    :data:`MIN_FIELD_SIDE`. The tiling takes any side (its last window is shifted back to end on the
+    edge); a side that is not a multiple of 50 leaves that last row or column of windows unlabelled."""
+    from idc_edge.errors import OptionError
+    from idc_edge.sources.modes import parse_size
+
+    try:
+        w, h = parse_size(text)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if min(w, h) < MIN_FIELD_SIDE:
+        raise argparse.ArgumentTypeError(f"each side of a field is at least {MIN_FIELD_SIDE} px at 4 µm/px "
+                                         f"(two windows); got {w}x{h}")
+    return w, h
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """The command line; a bad option is one line and exit 2."""
+    from idc_edge.errors import IdcEdgeError
+
+    try:
+        return _main(argv)
+    except IdcEdgeError as e:
+        print(f"camera_conditions: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
+    from idc_edge.cli.options import Parser, positive_int
+
+    ap = Parser(prog="python -m benchmarks.camera_conditions", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(default_data_dir()))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "camera_conditions_report"))
     ap.add_argument("--model", default=None, help="a .tflite with its sidecar (default: the shipped model)")
-    ap.add_argument("--fields-per-patient", type=int, default=3)
+    ap.add_argument("--fields-per-patient", type=positive_int("--fields-per-patient"), default=3)
+    ap.add_argument("--size", type=field_size, default=(500, 300), metavar="WxH",
+                    help="field size in pixels at 4 µm/px, each side >= 100 (default 500x300: a 2000x1200 camera "
+                         "at 1 µm/px; 160x120 is a 640x480 one)")
     ap.add_argument("--agree", type=float, default=0.90, help="least decision agreement with clean for 'ok'")
     ap.add_argument("--recall-drop", type=float, default=0.10, help="largest IDC recall loss (called patches) for 'ok'")
-    ap.add_argument("--only", default="", help="comma-separated condition families to run (default all)")
+    ap.add_argument("--only", default=None, help="comma-separated condition families to run (default all)")
     args = ap.parse_args(argv)
-    fields = slide_fields(args.data, COMPLETE_VALIDATION, per_patient=args.fields_per_patient)
+    fields = slide_fields(args.data, COMPLETE_VALIDATION, size=args.size, per_patient=args.fields_per_patient,
+                          exact=True)
     if not fields:
-        print(f"no validation slides under {args.data}", file=sys.stderr)
+        print(f"no validation slides under {args.data} give a {args.size[0]}x{args.size[1]} px field", file=sys.stderr)
         return 2
     chosen = [c for c in cases() if not args.only or c.family in args.only.split(",")]
     t0 = time.monotonic()
     report = run(fields, chosen, args.agree, args.recall_drop, model_path=args.model)
-    report.update({"fields": len(fields), "field_px": [500, 300], "um_per_px": 4.0,
+    report.update({"fields": len(fields), "field_px": list(args.size), "um_per_px": 4.0,
                    "patients": sorted({f.patient for f in fields}), "model": args.model or "shipped",
                    "agree_min": args.agree, "recall_drop_max": args.recall_drop,
                    "seconds": round(time.monotonic() - t0, 1)})

@@ -134,3 +134,56 @@ def test_camera_robustness_evaluate_refuses_an_unknown_family_with_an_option_err
     data = ValidationPatches(np.zeros((2, 50, 50, 3), np.uint8), np.array([0, 1]), ("p", "p"))
     with pytest.raises(OptionError, match="unknown condition families bogus; known: defocus, "):
         evaluate({"m": str(tiny_models[0])}, data, ["bogus"])
+
+
+@pytest.mark.parametrize("size, expected", [
+    ("99x300", "each side of a field is at least 100 px at 4 µm/px (two windows); got 99x300"),
+    ("160x99", "each side of a field is at least 100 px at 4 µm/px (two windows); got 160x99"),
+    ("160", "a frame size is WIDTHxHEIGHT in pixels, e.g. 1920x1080; got '160'"),
+    ("0x0", "a frame size is WIDTHxHEIGHT in pixels"),
+])
+def test_camera_conditions_refuses_a_field_size_it_cannot_measure_in_one_line(size, expected, tmp_path):
+    """``--size`` is the field in model pixels (4 µm/px); under two windows a side there is no field to tile."""
+    line = one_line(bench("camera_conditions", "--size", size, "--out", tmp_path / "rep"))
+    assert line.startswith("camera_conditions: error: argument --size: ") and expected in line, line
+    assert not (tmp_path / "rep").exists()
+
+
+
+def test_camera_conditions_defaults_are_taken_as_given(tmp_path):
+    """The default run (no ``--size``, ``--only``) gets past its options to the data: the one-line
+    parser refuses a blank value, and a blank default had been read as one."""
+    (tmp_path / "data").mkdir()
+    line = one_line(bench("camera_conditions", "--data", tmp_path / "data", "--out", tmp_path / "rep"))
+    assert line.startswith("camera_conditions: error: no patches found under "), line
+
+@pytest.mark.data
+def test_camera_conditions_cuts_fields_of_the_size_asked_and_records_it(data_dir, tmp_path):
+    """A 640×480 camera at 1 µm/px gives 160×120 px at the model's scale: the fields are that size (not
+    cut down to whole 50 px cells, 150×100), the windows the tiling shifts back to the edge are
+    unlabelled, and the report says which size it measured (``field_px``)."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from benchmarks.camera_conditions import slide_fields
+    from idc_edge.detector import Detector
+
+    fields = slide_fields(data_dir, ("8867", "9023"), size=(160, 120), per_patient=2, exact=True)
+    assert len(fields) == 4
+    with Detector(um_per_px=4.0, stride=50) as det:
+        for f in fields:
+            assert f.rgb.shape == (120, 160, 3) and f.labels.shape == (3, 4)
+            assert (f.labels[-1] == -1).all() and (f.labels[:, -1] == -1).all() and (f.labels[:2, :3] >= 0).any()
+            assert det.detect(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR)).tissue.shape == f.labels.shape
+    whole = slide_fields(data_dir, ("8867",), size=(500, 300), per_patient=2)
+    same = slide_fields(data_dir, ("8867",), size=(500, 300), per_patient=2, exact=True)
+    assert all(np.array_equal(a.rgb, b.rgb) and np.array_equal(a.labels, b.labels) for a, b in zip(whole, same))
+
+    p = bench("camera_conditions", "--size", "160x120", "--fields-per-patient", 1, "--only", "jpeg",
+              "--data", data_dir, "--out", tmp_path / "rep", timeout=600)
+    assert p.returncode == 0, p.stderr
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["field_px"] == [160, 120] and report["fields"] == 9
+    assert [r["family"] for r in report["rows"]] == ["clean", "jpeg", "jpeg", "jpeg"]
