@@ -164,6 +164,26 @@ def test_a_sliver_of_tissue_is_not_judged_for_streaks(data_dir):
 
 
 @pytest.mark.data
+@pytest.mark.parametrize("size", [(320, 180), (160, 120)], ids=["1280x720_camera", "640x480_camera"])
+def test_a_small_camera_s_streaked_frame_is_no_call_said_as_motion(data_dir, size):
+    """A 1280×720 or 640×480 camera at 1 µm/px gives 320×180 or 160×120 px at the model's scale.
+    Streaks were judged only from 300×200 px, so a 64–100 µm streak there was called (88–90 %
+    agreement, IDC called benign), silently. Judged from 160×120: clean fields stay called."""
+    from benchmarks.camera_conditions import motion_blur, slide_fields
+
+    fields = slide_fields(data_dir, ("8867", "9023"), size=size, per_patient=3, exact=True, seed=2)
+    assert size[0] * size[1] >= FocusOptions().min_field_px
+    with Detector(um_per_px=4.0, stride=50) as det:
+        for f in fields:
+            still = det.detect(cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR))
+            assert not still.streaked and still.isotropy > FocusOptions().min_isotropy, (f.patient, still.to_dict())
+            for length_um, degrees in ((64, 0), (64, 45), (100, 30)):
+                r = det.detect(cv2.cvtColor(motion_blur(f.rgb, length_um, degrees=degrees), cv2.COLOR_RGB2BGR))
+                assert r.streaked and r.n_idc == 0 and r.n_no_call == r.n_tissue > 0, (f.patient, length_um, degrees)
+                assert status_text(r).startswith("MOTION BLUR: no call")
+
+
+@pytest.mark.data
 @pytest.mark.parametrize("um_per_px", [4.0, 1.0])
 def test_a_streaked_real_frame_is_no_call_said_as_motion(data_dir, um_per_px):
     """A 64 µm streak keeps the frame's sharpness above the focus threshold along the other
