@@ -211,6 +211,7 @@ class CameraSource(FrameSource):
         self._replays_file = _is_regular_file(device)
         self._first_frame: Optional[bytes] = None
         self.replayed = False
+        self._open_error: Optional[Exception] = None  # what the first open raised, for the message
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
@@ -223,7 +224,15 @@ class CameraSource(FrameSource):
                 raise SourceError(f"no camera at {_shown(device)!r}: {not_a_camera}", options=["source="])
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
-            raise SourceError(f"no camera at {_shown(device)!r}: {hint}, or pass another camera")
+            said = ""
+            if self._open_error is not None:
+                from .picamera import _said
+
+                said = f" (opening it raised {_said(self._open_error)})"
+            where = repr(_shown(device))
+            if self.description != f"camera {_shown(device)}":  # picam:0 is no /dev/video0
+                where += f" ({self.description})"
+            raise SourceError(f"no camera at {where}{said}: {hint}, or pass another camera")
         self._check_granted()
 
     def _check_granted(self) -> None:
@@ -296,6 +305,8 @@ class CameraSource(FrameSource):
             return None
         except Exception as e:  # a driver error while the device comes and goes is one more failed open
             log.debug("camera %r: open raised %s", self.device, e)
+            if first:  # said in the error: "no camera" alone hid what the driver reported
+                self._open_error = e
             return None
         if not self._mode_in_capture and not (self.mode.is_default() and self.controls.is_default()):
             self.refused = apply_mode(cap, self.mode, self.controls)
