@@ -444,6 +444,15 @@ LOCK_WAIT_S = 2.0
 RESULT_KEYS = ("index", SESSION_KEY)
 
 
+def _name_of_fd(fd: int) -> Optional[str]:
+    """The path the open file ``fd`` has now (Linux ``/proc/self/fd``), or None when not known."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return target if target.startswith("/") and not target.endswith(" (deleted)") else None
+
+
 def _holder(path: Path) -> str:
     """Who holds the lock on ``path``, from ``/proc/locks`` (Linux), for the message."""
     try:
@@ -580,6 +589,8 @@ class JsonlRecorder:
         The size is taken just before the write, so a roll-back never cuts lines another
         program appended (the lock keeps out other idc-edge runs, not every program).
         """
+        if self._regular:
+            self._follow_name()
         start = os.fstat(self._fd).st_size if self._regular else 0
         try:
             write_all(self._fd, data, WRITE_TIMEOUT_S, f"results file {name(self.path)}")
@@ -633,11 +644,94 @@ class JsonlRecorder:
         self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True,
                      SESSION_KEY not in record)
 
+    def _follow_name(self) -> None:
+        """Keep the results reachable by a name when the file was deleted, replaced or moved during the
+        run (``rm``, an editor saving over it, a log rotation): the lines went on into the open file,
+        and a deleted one vanished with every line of the run when it was closed, while the summary
+        named a file that was not there. A file deleted (or replaced by another) is made again from
+        what the open file holds, at its name or, when another file took the name, beside it
+        (``NAME-restored.jsonl``); a file moved elsewhere is followed to its new name. Said once each.
+
+        Raises:
+            RecordError: a deleted file cannot be made again (its folder is gone or takes no file).
+        """
+        try:
+            held = os.fstat(self._fd)
+        except OSError:
+            return
+        try:
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+                return
+        except OSError:
+            pass
+        if held.st_nlink > 0:  # moved (renamed): still whole under its new name
+            moved = _name_of_fd(self._fd)
+            log.warning("results file %s was moved or renamed during the run%s; this run's lines go on there",
+                        name(self.path), f" (to {name(moved)})" if moved else "")
+            if moved:
+                self.path = Path(moved)
+            return
+        self._restore(held)
+
+    def _restore(self, held: os.stat_result) -> None:
+        """Make the deleted results file again from the open one (see :meth:`_follow_name`) and go on in it."""
+        shown = self.path
+        for candidate in (self.path, *(self.path.with_name(f"{self.path.stem}-restored{'' if n == 1 else f'-{n}'}"
+                                                           f"{self.path.suffix}") for n in range(1, 100))):
+            try:
+                fd = os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
+                             held.st_mode & 0o777)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                folder = os.path.dirname(os.path.abspath(candidate))
+                raise RecordError(f"results file {name(shown)} was deleted during the run and cannot be made again "
+                                  f"({why(e) if os.path.isdir(folder) else no_folder(folder)}); the {self.frames} "
+                                  "frame(s) of this run written to it are lost with it") from None
+        else:
+            raise RecordError(f"results file {name(shown)} was deleted during the run and no free name was found "
+                              "beside it to make it again")
+        try:
+            lock_within(fd, 0.0)
+            offset, size = 0, held.st_size
+            while offset < size:
+                block = os.pread(self._fd, min(1 << 20, size - offset), offset)
+                if not block:
+                    break
+                write_all(fd, block, WRITE_TIMEOUT_S, f"results file {name(candidate)}")
+                offset += len(block)
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)
+            raise RecordError(f"results file {name(shown)} was deleted during the run and cannot be made again "
+                              f"({_WHY.get(e.errno, e.strerror)}); the {self.frames} frame(s) of this run written "
+                              "to it are lost with it") from None
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)
+            raise
+        os.close(self._fd)
+        self._fd, self.path = fd, Path(candidate)
+        log.warning("results file %s was %s during the run; it is made again%s with every line written so far, and "
+                    "this run goes on in it", name(shown), "deleted" if candidate == shown else "replaced by another file",
+                    "" if candidate == shown else f" as {name(candidate)}")
+
     def close(self) -> None:
-        """Close the file (which releases its lock); safe to call twice."""
+        """Close the file (which releases its lock); safe to call twice. A results file deleted since its
+        last line is made again first (see :meth:`_follow_name`)."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if self._regular:
+                    self._follow_name()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> "JsonlRecorder":
         return self

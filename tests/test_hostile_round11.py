@@ -17,6 +17,7 @@ import pytest
 from hostile import TINY, cli, one_error_line, tissue_frame, write_video
 from idc_edge.errors import SourceError
 from idc_edge.sources import open_source
+from idc_edge.sinks import Sink
 from idc_edge.sources.modes import CameraMode
 
 
@@ -116,3 +117,65 @@ def test_a_pi_camera_that_fails_to_start_again_after_a_glitch_comes_back(acquiri
                 break
         assert cam.reconnects >= 1 and cam.losses == 1
     assert len(frames) == 5 and not acquiring_picamera2.acquired
+
+
+# -- the results file deleted, replaced or moved during a run ----------------------------------------------
+
+class AtFrame(Sink):
+    """An inline sink that does ``act()`` once, when frame ``n`` (from 0) has been recorded: the
+    results file deleted, replaced or moved while the run goes on, as ``rm``, an editor or a log
+    rotation would, at a frame known in advance (never a race)."""
+
+    name, delivery = "at-frame", "inline"
+
+    def __init__(self, n, act):
+        self.n, self.act, self.seen = n, act, 0
+
+    def write(self, frame):
+        if self.seen == self.n:
+            self.act()
+        self.seen += 1
+
+
+def run_with(tmp_path, results, act, frames=8):
+    """A real run of ``frames`` frames of a video into ``results``, ``act`` done after frame 3's line."""
+    from idc_edge.detector import DetectorOptions
+    from idc_edge.session import RunConfig, Session
+    from idc_edge.sinks import JsonlSink
+
+    video = write_video(tmp_path / "v.avi", frames)
+    session = Session(RunConfig(source=str(video), detector=DetectorOptions(model_path=TINY, um_per_px=4.0)),
+                      [JsonlSink(results), AtFrame(3, act)])
+    session.run()
+    return session.summary
+
+
+def test_a_results_file_deleted_during_the_run_is_made_again_with_every_line(tmp_path, caplog):
+    # `rm results.jsonl` mid-run: the lines went on into the deleted file and vanished with it when the
+    # run closed it; the summary said "8 result(s) in results.jsonl" of a file that was not there
+    from idc_edge.record import read_records, read_sessions
+
+    results = tmp_path / "results.jsonl"
+    summary = run_with(tmp_path, results, results.unlink)
+    assert [r["index"] for r in read_records(results)] == list(range(8))
+    assert len(read_sessions(results)) == 1 and read_sessions(results)[0].header is not None
+    assert f"8 result(s) in {results}" in summary.line()
+    assert sum("was deleted during the run" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_results_file_replaced_or_moved_during_the_run_keeps_every_line_under_a_name_said(tmp_path, caplog):
+    from idc_edge.record import read_records
+
+    # an editor saving its copy over it (a new file under the name): ours is made again beside it
+    results, theirs = tmp_path / "results.jsonl", tmp_path / "edited.jsonl"
+    theirs.write_text('{"index": 0, "note": "an edited copy"}\n')
+    summary = run_with(tmp_path, results, lambda: theirs.replace(results))
+    restored = tmp_path / "results-restored.jsonl"
+    assert [r["index"] for r in read_records(restored)] == list(range(8))
+    assert results.read_text() == '{"index": 0, "note": "an edited copy"}\n'  # theirs, untouched
+    assert f"in {restored}" in summary.line() and any("results-restored.jsonl" in r.getMessage() for r in caplog.records)
+    # moved away (a log rotation's rename): the lines go on there, and the summary names it
+    results, moved = tmp_path / "r2.jsonl", tmp_path / "r2.jsonl.1"
+    summary = run_with(tmp_path, results, lambda: results.rename(moved))
+    assert [r["index"] for r in read_records(moved)] == list(range(8)) and not results.exists()
+    assert f"in {moved}" in summary.line()
