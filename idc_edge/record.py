@@ -750,6 +750,40 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 VIDEO_SPACE_FLOOR_BYTES = 4 << 20
 
 
+#: file systems whose files hold at most 4 GiB - 1 byte (FAT32 USB sticks and SD cards as sold)
+FAT_TYPES = frozenset({"vfat", "msdos", "fat", "umsdos"})
+FAT_MAX_FILE_BYTES = (4 << 30) - 1
+
+#: room kept below a file-size limit for what a video writer holds unwritten and its index at the end
+#: (besides two raw frames and 64 bytes per frame written)
+VIDEO_SIZE_MARGIN_BYTES = 1 << 20
+
+
+def file_size_limit(path: str, mountinfo: Optional[str] = None) -> Optional[tuple[int, str, str]]:
+    """(largest size in bytes, what limits it, what to do) for a file at ``path``, or None when nothing
+    below the disk's free space limits it: the process's file-size limit (``ulimit -f``,
+    ``RLIMIT_FSIZE``) and a FAT file system's 4 GiB (``mountinfo``: the mount table to read, Linux's
+    own by default). A write past either fails with ``EFBIG``, which OpenCV's video writer drops
+    without a word, as it drops every write error."""
+    from .mounts import MOUNTINFO, file_system_of
+
+    limits = []
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY and soft >= 0:
+            limits.append((int(soft), f"the file-size limit of this process ({soft / 1e6:.1f} MB)",
+                           "raise it (`ulimit -f unlimited`) or record shorter sessions"))
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        pass
+    found = file_system_of(os.path.dirname(path) or ".", mountinfo or MOUNTINFO)
+    if found and found[0] in FAT_TYPES:
+        limits.append((FAT_MAX_FILE_BYTES, f"the largest file the FAT file system at {found[1]} holds (4 GiB)",
+                       "save it on a disk formatted as exFAT or ext4, or record shorter sessions"))
+    return min(limits) if limits else None
+
+
 #: FFmpeg's Motion-JPEG encoder writes outside its buffers for frames narrower than this (2 to 7 px wide,
 #: 4 px high or more): glibc aborted the program ("free(): invalid pointer", exit 134), it died of SIGSEGV
 #: at exit, or memory was damaged without a sign. OpenCV's own Motion-JPEG writer, which OpenCV
@@ -827,6 +861,7 @@ class VideoRecorder:
         self._pad = (0, 0)  # columns and rows added for the encoder (to make an odd side even)
         self._names = contextlib.ExitStack()
         self._partial: Optional[str] = None  # the file being written, until close moves it over path
+        self._size_limit = file_size_limit(self._target)
         self.frames = 0
         self.letterboxed = 0  # frames of another size than the first, fitted in with bars
 
@@ -857,6 +892,7 @@ class VideoRecorder:
         """
         h, w = frame_bgr.shape[:2]
         self._check_space(frame_bgr.nbytes)
+        self._check_size(frame_bgr.nbytes)
         if self._writer is None:
             self._open_writer(w, h)
         elif (w, h) != self._size:
@@ -904,6 +940,22 @@ class VideoRecorder:
         if free < max(VIDEO_SPACE_FLOOR_BYTES, 2 * frame_bytes):
             raise RecordError(f"cannot write video {name(self.path)}: the disk is full ({free / 1e6:.1f} MB free); "
                               f"the video holds the first {self.frames} frame(s): free some space or save it elsewhere")
+
+    def _check_size(self, frame_bytes: int) -> None:
+        """Stop before the file outgrows its file-size limit (:func:`file_size_limit`): past it every write
+        fails, OpenCV drops the frames without a word and cannot finalise the file (a run under a 400 KB
+        limit wrote 120 frames to a video that played 36, said nowhere; a FAT32 USB stick ends a 1080p
+        session so after 4 GiB)."""
+        if self._size_limit is None or self._partial is None:
+            return
+        try:
+            size = os.stat(self._partial).st_size
+        except OSError:
+            return
+        limit, limit_said, todo = self._size_limit
+        if size + 2 * frame_bytes + VIDEO_SIZE_MARGIN_BYTES + 64 * self.frames > limit:
+            raise RecordError(f"cannot write video {name(self.path)}: it has reached {limit_said}; the video holds "
+                              f"the first {self.frames} frame(s): {todo}")
 
     def close(self) -> None:
         """Finalise the file so it is playable and move it over ``path``; safe to call twice. With

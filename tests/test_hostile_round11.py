@@ -179,3 +179,62 @@ def test_a_results_file_replaced_or_moved_during_the_run_keeps_every_line_under_
     summary = run_with(tmp_path, results, lambda: results.rename(moved))
     assert [r["index"] for r in read_records(moved)] == list(range(8)) and not results.exists()
     assert f"in {moved}" in summary.line()
+
+
+# -- the overlay video at a file-size limit ------------------------------------------------------------------
+
+def noisy_video(path, frames=120, size=(320, 240)):
+    """A Motion-JPEG video of ``frames`` frames of tissue with grain (about 18 KB a frame as JPEG)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    base = cv2.resize(tissue_frame(), size).astype(np.int16)
+    for _ in range(frames):
+        writer.write(np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_video_that_reaches_the_file_size_limit_stops_the_run_finalised_and_says_why(tmp_path):
+    # a process file-size limit (`ulimit -f`; FAT32's 4 GiB is the same wall): every write past it fails
+    # with EFBIG, which OpenCV's writer drops without a word: 120 frames went to a video that played 36,
+    # the frame index mapped all 120, and the run said "video in out.avi", exit 0
+    import resource
+    import subprocess
+
+    import cv2
+
+    source, out, results = noisy_video(tmp_path / "in.avi"), tmp_path / "out.avi", tmp_path / "r.jsonl"
+    limit = 1_800_000  # the results file stays far below it
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(source), "--model", TINY,
+                        "--um-per-px", "4", "--quiet", "--save-video", str(out), "--record", str(results)],
+                       capture_output=True, text=True, timeout=120, preexec_fn=limited)
+    error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error:")]
+    assert p.returncode == 2 and len(error) == 1 and "file-size limit" in error[0], p.stderr
+    assert "Traceback" not in p.stderr
+    held = int(error[0].split("holds the first ")[1].split(" frame")[0])
+    cap, readable = cv2.VideoCapture(str(out)), 0
+    while cap.read()[0]:
+        readable += 1
+    assert 0 < held == readable < 120  # finalised: every frame it says it holds plays
+    from idc_edge.record import read_records
+
+    assert len(read_records(results)) >= held
+
+
+def test_a_fat_file_system_s_4_gib_file_limit_is_known_before_the_video_reaches_it(tmp_path):
+    # a FAT32 USB stick or SD card as sold: the same silent end at 4 GiB
+    from idc_edge.record import FAT_MAX_FILE_BYTES, file_size_limit
+
+    table = tmp_path / "mountinfo"
+    table.write_text("22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n"
+                     "40 22 8:17 / /media/usb rw,relatime shared:9 - vfat /dev/sdb1 rw,fmask=0022\n")
+    limit, what, todo = file_size_limit("/media/usb/session.avi", str(table))
+    assert limit == FAT_MAX_FILE_BYTES and "FAT" in what and "/media/usb" in what and "exFAT" in todo
+    assert file_size_limit("/home/pi/session.avi", str(table)) is None or "FAT" not in file_size_limit(
+        "/home/pi/session.avi", str(table))[1]
