@@ -238,3 +238,59 @@ def test_a_fat_file_system_s_4_gib_file_limit_is_known_before_the_video_reaches_
     assert limit == FAT_MAX_FILE_BYTES and "FAT" in what and "/media/usb" in what and "exFAT" in todo
     assert file_size_limit("/home/pi/session.avi", str(table)) is None or "FAT" not in file_size_limit(
         "/home/pi/session.avi", str(table))[1]
+
+
+# -- an HTTP camera that answers with something other than a stream --------------------------------------------
+
+def http_camera(answer):
+    """A local HTTP server (a real socket) whose every GET gets ``answer(path, headers)`` =
+    (status, headers, body); returns (server, port). Stop it with ``server.shutdown()``."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, headers, body = answer(self.path, self.headers)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def page(status, body=b"<html><body>camera</body></html>", **headers):
+    return lambda path, h: (status, {"Content-Type": "text/html", **headers}, body)
+
+
+def auth(path, headers):  # an IP camera's stream behind Basic authentication, with the wrong password given
+    return 401, {"WWW-Authenticate": 'Basic realm="cam"', "Content-Type": "text/html"}, b"<html>401</html>"
+
+
+@pytest.mark.parametrize("answer, url_path, expected", [
+    (auth, "/video", r"asks for a user name and password \(HTTP 401 Unauthorized\): give them in the address"),
+    (auth, "USER/video", r"answered HTTP 401 Unauthorized: it does not take the user name and password in the address"),
+    (page(404), "/mjpg/video.mjpg", r"no stream at the path '/mjpg/video.mjpg' \(HTTP 404 Not Found\)"),
+    (page(200), "/", r"answered with a web page \(text/html\), not a video stream"),
+    (page(302, Location="/loop"), "/video", r"redirects the request from one address to another without end "
+                                            r"\(/video -> /loop -> /loop"),
+    (page(503), "/video", r"answered HTTP 503 Service Unavailable instead of a video stream"),
+])
+def test_an_http_camera_answering_with_an_error_or_a_web_page_is_told_by_its_answer(answer, url_path, expected):
+    # all were "a server at 127.0.0.1:PORT took the connection but sent no video within 3 s": the camera
+    # had answered at once, asking for a password, saying the path was wrong or sending its web page
+    server, port = http_camera(answer)
+    try:
+        user = "viewer:wrong@" if url_path.startswith("USER") else ""
+        url = f"http://{user}127.0.0.1:{port}{url_path.replace('USER', '')}"
+        with pytest.raises(SourceError, match=expected) as e:
+            open_source(camera=url, camera_timeout_s=3.0)
+        assert "sent no video within" not in str(e.value) and "wrong" not in str(e.value)  # the password masked
+    finally:
+        server.shutdown()
