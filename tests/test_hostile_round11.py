@@ -294,3 +294,52 @@ def test_an_http_camera_answering_with_an_error_or_a_web_page_is_told_by_its_ans
         assert "sent no video within" not in str(e.value) and "wrong" not in str(e.value)  # the password masked
     finally:
         server.shutdown()
+
+
+def test_a_stream_that_stalls_mid_run_is_named_as_a_stream_not_sent_to_check_a_cable():
+    # an MJPEG-over-HTTP camera that sends three frames, then nothing (its machine hung, the Wi-Fi gone);
+    # re-openings are refused. It ended "camera 'http://...' gave no frame for 1.5 s: check the cable and
+    # power", and the drop-out warning asked whether it was unplugged
+    import socket
+
+    import cv2
+
+    from idc_edge.errors import CameraLostError
+
+    jpeg = cv2.imencode(".jpg", tissue_frame())[1].tobytes()
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        first = True
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            if not first:
+                conn.close()  # the server is gone for re-openings
+                continue
+            first = False
+            held.append(conn)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            for _ in range(3):
+                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                             + jpeg + b"\r\n")
+            # then nothing: the connection stays open, silent
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/video"
+    try:
+        with open_source(camera=url, camera_timeout_s=1.5) as cam:
+            with pytest.raises(CameraLostError) as e:
+                for _ in cam:
+                    pass
+        message = str(e.value)
+        assert message.startswith(f"stream {url} gave no frame for 1.5 s") and "cable" not in message
+        assert "still streaming" in message
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()

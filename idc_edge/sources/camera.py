@@ -370,7 +370,7 @@ class CameraSource(FrameSource):
                     opening = False
                 last_ok, backoff = time.monotonic(), 0.1
                 if lost_at is not None:
-                    log.warning("camera %r: frames again after %.1f s", self.device, last_ok - lost_at)
+                    log.warning("%s: frames again after %.1f s", self._named(), last_ok - lost_at)
                     lost_at = None
                 with self._cond:
                     if self._latest is not None:
@@ -381,12 +381,13 @@ class CameraSource(FrameSource):
             if lost_at is None:
                 lost_at = time.monotonic()
                 self.losses += 1
-                log.warning("camera %r: no frame (unplugged or failing?); re-opening for up to %g s",
-                            self.device, self.lost_timeout_s)
+                log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(),
+                            "the stream stopped or its server went away" if self._is_stream() else "unplugged or failing?",
+                            self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
-                    f"camera {self.device!r} gave no frame for {self.lost_timeout_s:g} s: check the cable and "
-                    "power, then restart (or raise lost_timeout_s)"))
+                    f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice()}, then "
+                    "restart (or raise lost_timeout_s)"))
                 break
             if cap is not None:
                 cap.release()
@@ -403,6 +404,24 @@ class CameraSource(FrameSource):
                 log.debug("camera %r: re-opened", self.device)
         if cap is not None:
             cap.release()
+
+    def _is_stream(self) -> bool:
+        return isinstance(self.device, str) and "://" in self.device
+
+    def _named(self) -> str:
+        """How messages about frames name the camera: ``camera 0`` or ``camera '/dev/video2'`` as before; a
+        stream or a Pi camera by its description (``stream http://...``, ``Raspberry Pi camera picam:0``),
+        never as a device number that reads as ``/dev/video0``."""
+        if self._is_stream() or self.description != f"camera {_shown(self.device)}":
+            return self.description
+        return f"camera {_shown(self.device)!r}"
+
+    def _lost_advice(self) -> str:
+        """What to check when the camera gave nothing for ``lost_timeout_s``: a stream has no cable to check."""
+        if self._is_stream():
+            return ("check that the camera's machine is on and still streaming, and the network between (a stream "
+                    "served to one viewer at a time, such as `rpicam-vid --listen`, must be started again)")
+        return "check the cable and power"
 
     def _fail(self, error: Exception) -> None:
         with self._cond:
@@ -423,7 +442,7 @@ class CameraSource(FrameSource):
                     self._cond.wait(0.5)
                     if self._latest is None and time.monotonic() - waiting_since > self.lost_timeout_s + 2.0:
                         # the reader is stuck inside the driver (a read that never returns)
-                        raise CameraLostError(f"camera {self.device!r} stopped answering: no frame and no error for "
+                        raise CameraLostError(f"{self._named()} stopped answering: no frame and no error for "
                                               f"{self.lost_timeout_s:g} s; check the camera or the network, or "
                                               "raise lost_timeout_s")
                 if self._latest is None:
