@@ -444,6 +444,15 @@ LOCK_WAIT_S = 2.0
 RESULT_KEYS = ("index", SESSION_KEY)
 
 
+def _name_of_fd(fd: int) -> Optional[str]:
+    """The path the open file ``fd`` has now (Linux ``/proc/self/fd``), or None when not known."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return target if target.startswith("/") and not target.endswith(" (deleted)") else None
+
+
 def _holder(path: Path) -> str:
     """Who holds the lock on ``path``, from ``/proc/locks`` (Linux), for the message."""
     try:
@@ -580,6 +589,8 @@ class JsonlRecorder:
         The size is taken just before the write, so a roll-back never cuts lines another
         program appended (the lock keeps out other idc-edge runs, not every program).
         """
+        if self._regular:
+            self._follow_name()
         start = os.fstat(self._fd).st_size if self._regular else 0
         try:
             write_all(self._fd, data, WRITE_TIMEOUT_S, f"results file {name(self.path)}")
@@ -633,11 +644,94 @@ class JsonlRecorder:
         self._append((json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"), True,
                      SESSION_KEY not in record)
 
+    def _follow_name(self) -> None:
+        """Keep the results reachable by a name when the file was deleted, replaced or moved during the
+        run (``rm``, an editor saving over it, a log rotation): the lines went on into the open file,
+        and a deleted one vanished with every line of the run when it was closed, while the summary
+        named a file that was not there. A file deleted (or replaced by another) is made again from
+        what the open file holds, at its name or, when another file took the name, beside it
+        (``NAME-restored.jsonl``); a file moved elsewhere is followed to its new name. Said once each.
+
+        Raises:
+            RecordError: a deleted file cannot be made again (its folder is gone or takes no file).
+        """
+        try:
+            held = os.fstat(self._fd)
+        except OSError:
+            return
+        try:
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+                return
+        except OSError:
+            pass
+        if held.st_nlink > 0:  # moved (renamed): still whole under its new name
+            moved = _name_of_fd(self._fd)
+            log.warning("results file %s was moved or renamed during the run%s; this run's lines go on there",
+                        name(self.path), f" (to {name(moved)})" if moved else "")
+            if moved:
+                self.path = Path(moved)
+            return
+        self._restore(held)
+
+    def _restore(self, held: os.stat_result) -> None:
+        """Make the deleted results file again from the open one (see :meth:`_follow_name`) and go on in it."""
+        shown = self.path
+        for candidate in (self.path, *(self.path.with_name(f"{self.path.stem}-restored{'' if n == 1 else f'-{n}'}"
+                                                           f"{self.path.suffix}") for n in range(1, 100))):
+            try:
+                fd = os.open(candidate, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
+                             held.st_mode & 0o777)
+                break
+            except FileExistsError:
+                continue
+            except OSError as e:
+                folder = os.path.dirname(os.path.abspath(candidate))
+                raise RecordError(f"results file {name(shown)} was deleted during the run and cannot be made again "
+                                  f"({why(e) if os.path.isdir(folder) else no_folder(folder)}); the {self.frames} "
+                                  "frame(s) of this run written to it are lost with it") from None
+        else:
+            raise RecordError(f"results file {name(shown)} was deleted during the run and no free name was found "
+                              "beside it to make it again")
+        try:
+            lock_within(fd, 0.0)
+            offset, size = 0, held.st_size
+            while offset < size:
+                block = os.pread(self._fd, min(1 << 20, size - offset), offset)
+                if not block:
+                    break
+                write_all(fd, block, WRITE_TIMEOUT_S, f"results file {name(candidate)}")
+                offset += len(block)
+            if self.fsync:
+                os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)
+            raise RecordError(f"results file {name(shown)} was deleted during the run and cannot be made again "
+                              f"({_WHY.get(e.errno, e.strerror)}); the {self.frames} frame(s) of this run written "
+                              "to it are lost with it") from None
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)
+            raise
+        os.close(self._fd)
+        self._fd, self.path = fd, Path(candidate)
+        log.warning("results file %s was %s during the run; it is made again%s with every line written so far, and "
+                    "this run goes on in it", name(shown), "deleted" if candidate == shown else "replaced by another file",
+                    "" if candidate == shown else f" as {name(candidate)}")
+
     def close(self) -> None:
-        """Close the file (which releases its lock); safe to call twice."""
+        """Close the file (which releases its lock); safe to call twice. A results file deleted since its
+        last line is made again first (see :meth:`_follow_name`)."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if self._regular:
+                    self._follow_name()
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> "JsonlRecorder":
         return self
@@ -654,6 +748,40 @@ _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv
 #: the least free space a video is written with, bytes: below it the disk is taken as full (OpenCV
 #: would go on dropping frames silently) and the rest kept to finalise the file (its index, its header)
 VIDEO_SPACE_FLOOR_BYTES = 4 << 20
+
+
+#: file systems whose files hold at most 4 GiB - 1 byte (FAT32 USB sticks and SD cards as sold)
+FAT_TYPES = frozenset({"vfat", "msdos", "fat", "umsdos"})
+FAT_MAX_FILE_BYTES = (4 << 30) - 1
+
+#: room kept below a file-size limit for what a video writer holds unwritten and its index at the end
+#: (besides two raw frames and 64 bytes per frame written)
+VIDEO_SIZE_MARGIN_BYTES = 1 << 20
+
+
+def file_size_limit(path: str, mountinfo: Optional[str] = None) -> Optional[tuple[int, str, str]]:
+    """(largest size in bytes, what limits it, what to do) for a file at ``path``, or None when nothing
+    below the disk's free space limits it: the process's file-size limit (``ulimit -f``,
+    ``RLIMIT_FSIZE``) and a FAT file system's 4 GiB (``mountinfo``: the mount table to read, Linux's
+    own by default). A write past either fails with ``EFBIG``, which OpenCV's video writer drops
+    without a word, as it drops every write error."""
+    from .mounts import MOUNTINFO, file_system_of
+
+    limits = []
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY and soft >= 0:
+            limits.append((int(soft), f"the file-size limit of this process ({soft / 1e6:.1f} MB)",
+                           "raise it (`ulimit -f unlimited`) or record shorter sessions"))
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        pass
+    found = file_system_of(os.path.dirname(path) or ".", mountinfo or MOUNTINFO)
+    if found and found[0] in FAT_TYPES:
+        limits.append((FAT_MAX_FILE_BYTES, f"the largest file the FAT file system at {found[1]} holds (4 GiB)",
+                       "save it on a disk formatted as exFAT or ext4, or record shorter sessions"))
+    return min(limits) if limits else None
 
 
 #: FFmpeg's Motion-JPEG encoder writes outside its buffers for frames narrower than this (2 to 7 px wide,
@@ -733,6 +861,7 @@ class VideoRecorder:
         self._pad = (0, 0)  # columns and rows added for the encoder (to make an odd side even)
         self._names = contextlib.ExitStack()
         self._partial: Optional[str] = None  # the file being written, until close moves it over path
+        self._size_limit = file_size_limit(self._target)
         self.frames = 0
         self.letterboxed = 0  # frames of another size than the first, fitted in with bars
 
@@ -763,6 +892,7 @@ class VideoRecorder:
         """
         h, w = frame_bgr.shape[:2]
         self._check_space(frame_bgr.nbytes)
+        self._check_size(frame_bgr.nbytes)
         if self._writer is None:
             self._open_writer(w, h)
         elif (w, h) != self._size:
@@ -810,6 +940,22 @@ class VideoRecorder:
         if free < max(VIDEO_SPACE_FLOOR_BYTES, 2 * frame_bytes):
             raise RecordError(f"cannot write video {name(self.path)}: the disk is full ({free / 1e6:.1f} MB free); "
                               f"the video holds the first {self.frames} frame(s): free some space or save it elsewhere")
+
+    def _check_size(self, frame_bytes: int) -> None:
+        """Stop before the file outgrows its file-size limit (:func:`file_size_limit`): past it every write
+        fails, OpenCV drops the frames without a word and cannot finalise the file (a run under a 400 KB
+        limit wrote 120 frames to a video that played 36, said nowhere; a FAT32 USB stick ends a 1080p
+        session so after 4 GiB)."""
+        if self._size_limit is None or self._partial is None:
+            return
+        try:
+            size = os.stat(self._partial).st_size
+        except OSError:
+            return
+        limit, limit_said, todo = self._size_limit
+        if size + 2 * frame_bytes + VIDEO_SIZE_MARGIN_BYTES + 64 * self.frames > limit:
+            raise RecordError(f"cannot write video {name(self.path)}: it has reached {limit_said}; the video holds "
+                              f"the first {self.frames} frame(s): {todo}")
 
     def close(self) -> None:
         """Finalise the file so it is playable and move it over ``path``; safe to call twice. With

@@ -81,7 +81,8 @@ class JsonlSink(Sink):
             self._recorder.close()
 
     def summary(self) -> Optional[str]:
-        return f"{self.lines} result(s) in {self.path}"
+        # the recorder's name: a file deleted or moved during the run is made again or followed there
+        return f"{self.lines} result(s) in {self._recorder.path if self._recorder is not None else self.path}"
 
     def to_dict(self) -> Optional[dict]:
         return {"path": str(self.path.resolve())}

@@ -211,6 +211,7 @@ class CameraSource(FrameSource):
         self._replays_file = _is_regular_file(device)
         self._first_frame: Optional[bytes] = None
         self.replayed = False
+        self._open_error: Optional[Exception] = None  # what the first open raised, for the message
         self._cap = self._open(first=True)
         if self._cap is None:
             if isinstance(device, str) and "://" in device:
@@ -223,7 +224,15 @@ class CameraSource(FrameSource):
                 raise SourceError(f"no camera at {_shown(device)!r}: {not_a_camera}", options=["source="])
             hint = "check the cable and that no other program uses it" + (
                 "; list cameras with `idc-edge cameras`" if isinstance(device, int) else "")
-            raise SourceError(f"no camera at {_shown(device)!r}: {hint}, or pass another camera")
+            said = ""
+            if self._open_error is not None:
+                from .picamera import _said
+
+                said = f" (opening it raised {_said(self._open_error)})"
+            where = repr(_shown(device))
+            if self.description != f"camera {_shown(device)}":  # picam:0 is no /dev/video0
+                where += f" ({self.description})"
+            raise SourceError(f"no camera at {where}{said}: {hint}, or pass another camera")
         self._check_granted()
 
     def _check_granted(self) -> None:
@@ -296,6 +305,8 @@ class CameraSource(FrameSource):
             return None
         except Exception as e:  # a driver error while the device comes and goes is one more failed open
             log.debug("camera %r: open raised %s", self.device, e)
+            if first:  # said in the error: "no camera" alone hid what the driver reported
+                self._open_error = e
             return None
         if not self._mode_in_capture and not (self.mode.is_default() and self.controls.is_default()):
             self.refused = apply_mode(cap, self.mode, self.controls)
@@ -359,7 +370,7 @@ class CameraSource(FrameSource):
                     opening = False
                 last_ok, backoff = time.monotonic(), 0.1
                 if lost_at is not None:
-                    log.warning("camera %r: frames again after %.1f s", self.device, last_ok - lost_at)
+                    log.warning("%s: frames again after %.1f s", self._named(), last_ok - lost_at)
                     lost_at = None
                 with self._cond:
                     if self._latest is not None:
@@ -370,12 +381,13 @@ class CameraSource(FrameSource):
             if lost_at is None:
                 lost_at = time.monotonic()
                 self.losses += 1
-                log.warning("camera %r: no frame (unplugged or failing?); re-opening for up to %g s",
-                            self.device, self.lost_timeout_s)
+                log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(),
+                            "the stream stopped or its server went away" if self._is_stream() else "unplugged or failing?",
+                            self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
-                    f"camera {self.device!r} gave no frame for {self.lost_timeout_s:g} s: check the cable and "
-                    "power, then restart (or raise lost_timeout_s)"))
+                    f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice()}, then "
+                    "restart (or raise lost_timeout_s)"))
                 break
             if cap is not None:
                 cap.release()
@@ -392,6 +404,24 @@ class CameraSource(FrameSource):
                 log.debug("camera %r: re-opened", self.device)
         if cap is not None:
             cap.release()
+
+    def _is_stream(self) -> bool:
+        return isinstance(self.device, str) and "://" in self.device
+
+    def _named(self) -> str:
+        """How messages about frames name the camera: ``camera 0`` or ``camera '/dev/video2'`` as before; a
+        stream or a Pi camera by its description (``stream http://...``, ``Raspberry Pi camera picam:0``),
+        never as a device number that reads as ``/dev/video0``."""
+        if self._is_stream() or self.description != f"camera {_shown(self.device)}":
+            return self.description
+        return f"camera {_shown(self.device)!r}"
+
+    def _lost_advice(self) -> str:
+        """What to check when the camera gave nothing for ``lost_timeout_s``: a stream has no cable to check."""
+        if self._is_stream():
+            return ("check that the camera's machine is on and still streaming, and the network between (a stream "
+                    "served to one viewer at a time, such as `rpicam-vid --listen`, must be started again)")
+        return "check the cable and power"
 
     def _fail(self, error: Exception) -> None:
         with self._cond:
@@ -412,7 +442,7 @@ class CameraSource(FrameSource):
                     self._cond.wait(0.5)
                     if self._latest is None and time.monotonic() - waiting_since > self.lost_timeout_s + 2.0:
                         # the reader is stuck inside the driver (a read that never returns)
-                        raise CameraLostError(f"camera {self.device!r} stopped answering: no frame and no error for "
+                        raise CameraLostError(f"{self._named()} stopped answering: no frame and no error for "
                                               f"{self.lost_timeout_s:g} s; check the camera or the network, or "
                                               "raise lost_timeout_s")
                 if self._latest is None:

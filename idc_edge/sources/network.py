@@ -67,6 +67,92 @@ def why_no_stream(url: str, waited_s: float) -> str:
         if isinstance(e, socket.gaierror) or isinstance(e, UnicodeError):
             return f"the host name {host!r} is not known here; check the address"
         return f"{where} cannot be reached ({e.strerror or e}); check the address and the network"
+    if scheme in ("http", "https"):
+        answer = _http_answer(url)
+        if answer:
+            return answer
     return (f"a server at {where} took the connection but sent no video within {waited_s:g} s (lost_timeout_s): "
             "check that the address, port and path are the camera's stream and that it is streaming (a stream "
             "that serves one viewer at a time may still be held by another)")
+
+
+#: redirects followed when telling why an HTTP stream gave nothing (FFmpeg follows them too)
+MAX_REDIRECTS = 5
+
+#: content types of a stream OpenCV's FFmpeg reads from an HTTP camera (an answer of another type is no video)
+_STREAM_TYPES = ("multipart/", "video/", "image/", "application/octet-stream", "application/vnd.apple.mpegurl",
+                 "application/x-mpegurl", "application/dash+xml")
+
+_PATHS = "the camera's manual gives it: often /video, /mjpg/video.mjpg, /stream or /videostream.cgi"
+
+
+def _http_answer(url: str) -> Optional[str]:
+    """Why the HTTP(S) stream ``url`` gave no video, told by the server's answer to one GET (its status
+    and content type, no body read): a password asked for (401), a path it does not have (404), a web
+    page instead of a stream, redirects without end, another refusal. None when it answers like a
+    stream, or gives no answer in :data:`CONNECT_PROBE_S` (the general reason then stands). A camera
+    answering at once with an error page was said to have "sent no video within 10 s"."""
+    import base64
+    import http.client
+    import ssl
+
+    seen = []
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        shown_path = parts.path or "/"
+        seen.append(shown_path)
+        try:
+            if parts.scheme.lower() == "https":
+                conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=CONNECT_PROBE_S,
+                                                   context=ssl._create_unverified_context())  # only its status is read
+            else:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=CONNECT_PROBE_S)
+            headers = {"User-Agent": "idc-edge", "Accept": "*/*"}
+            if parts.username is not None:
+                user = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
+                headers["Authorization"] = "Basic " + base64.b64encode(user.encode("utf-8")).decode("ascii")
+            try:
+                conn.request("GET", path, headers=headers)
+                reply = conn.getresponse()
+                status, reason = reply.status, (reply.reason or "").strip()
+                ctype = (reply.getheader("Content-Type") or "").split(";")[0].strip().lower()
+                location = reply.getheader("Location")
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, ValueError, UnicodeError):
+            return None
+        said = f"HTTP {status}{f' {reason}' if reason else ''}"
+        if 300 <= status < 400 and location:
+            current = urllib.parse.urljoin(current, location)
+            if urllib.parse.urlsplit(current).scheme.lower() not in ("http", "https"):
+                return None
+            continue
+        if status in (401, 407):
+            if parts.username is not None:
+                return (f"the server answered {said}: it does not take the user name and password in the address; "
+                        "check them in the camera's settings")
+            return (f"the server asks for a user name and password ({said}): give them in the address, as "
+                    "USER:PASSWORD@ before its host")
+        if status == 403:
+            return f"the server refuses the stream ({said}): check that this user may watch it in the camera's settings"
+        if status == 404:
+            return f"the server has no stream at the path {_cut(shown_path)!r} ({said}): give the stream's path ({_PATHS})"
+        if status >= 400:
+            return f"the server answered {said} instead of a video stream: check the camera, then try again"
+        if 200 <= status < 300 and ctype and not ctype.startswith(_STREAM_TYPES):
+            return (f"the server answered with {'a web page' if ctype == 'text/html' else 'no video'} ({ctype}), not "
+                    f"a video stream: this address is not the camera's stream; give the stream's path ({_PATHS})")
+        return None
+    chain = " -> ".join(_cut(p, 40) for p in seen[:4]) + (" -> ..." if len(seen) > 4 else "")
+    return (f"the server redirects the request from one address to another without end ({chain}, over "
+            f"{MAX_REDIRECTS} redirects): check the stream's address in the camera's manual")
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` shortened for a message, printable."""
+    from ..fileio import printable
+
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,6 +22,20 @@ INSTALL_HINT = ("Picamera2 is not installed: on Raspberry Pi OS run `sudo apt in
                 "the virtual environment with `python3 -m venv --system-site-packages` so it can see it")
 
 
+#: why a Picamera2 camera that exists cannot be opened, most often
+IN_USE = ("most often another program holds it (rpicam-hello, rpicam-vid, another idc-edge): close that program, "
+          "or reboot if one crashed while holding it")
+
+
+def _said(error: BaseException) -> str:
+    """What Picamera2 or libcamera said, short, for a message."""
+    from ..fileio import printable
+
+    text = printable(" ".join(str(error).split()))
+    text = text if len(text) <= 160 else text[:159] + "…"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def import_picamera2():
     """The ``picamera2`` module, or :class:`SourceError` with the install command."""
     try:
@@ -68,15 +82,30 @@ class PicameraCapture:
         if camera_num >= len(cameras):
             raise SourceError(f"no Raspberry Pi camera picam:{camera_num}: {len(cameras)} camera(s) found "
                               "(check the ribbon cable and `rpicam-hello --list-cameras`)")
-        self._cam = picamera2.Picamera2(camera_num)
-        size = mode.size or (1920, 1080)
-        config = self._cam.create_video_configuration(main={"size": tuple(size), "format": "RGB888"},
-                                                      controls=picamera_controls(mode, controls))
-        self._cam.configure(config)
-        self._cam.start()
+        where = f"Raspberry Pi camera picam:{camera_num}"
+        try:
+            self._cam = picamera2.Picamera2(camera_num)
+        except Exception as e:  # libcamera's "Failed to acquire camera: Device or resource busy", ...
+            raise SourceError(f"{where} cannot be opened ({_said(e)}): {IN_USE}") from None
+        # from here on the camera is acquired: whatever fails closes it again, or it stays held by this
+        # process and every later opening fails "busy" (Picamera2 frees it on close(), not when dropped)
+        try:
+            size = mode.size or (1920, 1080)
+            config = self._cam.create_video_configuration(main={"size": tuple(size), "format": "RGB888"},
+                                                          controls=picamera_controls(mode, controls))
+            self._cam.configure(config)
+            self._cam.start()
+            main = self._cam.camera_configuration()["main"]
+            self.size = tuple(main["size"])
+        except Exception as e:
+            self._close_quietly()
+            raise SourceError(f"{where} opened but could not be started ({_said(e)}): check the ribbon cable and "
+                              "that the size and controls asked are ones the sensor offers (list_picameras() or "
+                              "`idc-edge cameras` lists its modes)") from None
+        except BaseException:  # Ctrl-C while it starts: let the camera go too
+            self._close_quietly()
+            raise
         self._open = True
-        main = self._cam.camera_configuration()["main"]
-        self.size = tuple(main["size"])
         self.fps = float(mode.fps) if mode.fps else 0.0
         self.fourcc = str(main.get("format", "RGB888"))
 
@@ -107,10 +136,15 @@ class PicameraCapture:
     def set(self, prop: int, value: float) -> bool:
         return False  # mode and controls are set when the camera is configured
 
+    def _close_quietly(self) -> None:
+        """Stop and close the camera, whatever either raises (the camera is let go either way)."""
+        for step in (self._cam.stop, self._cam.close):
+            try:
+                step()
+            except Exception:
+                pass
+
     def release(self) -> None:
         if self._open:
             self._open = False
-            try:
-                self._cam.stop()
-            finally:
-                self._cam.close()
+            self._close_quietly()
