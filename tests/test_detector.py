@@ -169,7 +169,7 @@ def test_overlay_paints_tissue_outlines_idc_and_leaves_background(detector):
 
 def test_overlay_fails_with_a_frame_of_another_size(detector):
     r = detector.detect(frame_with_blob())
-    with pytest.raises(ValueError, match="result is for 640×480"):
+    with pytest.raises(FrameError, match="result is for 640×480"):
         draw_overlay(np.zeros((10, 10, 3), np.uint8), r)
 
 
