@@ -343,3 +343,16 @@ def test_a_stream_that_stalls_mid_run_is_named_as_a_stream_not_sent_to_check_a_c
         listener.close()
         for conn in held:
             conn.close()
+
+
+def test_a_camera_that_cannot_be_opened_with_a_live_view_is_one_line_without_an_address(capsys):
+    """The live view's address was printed when its port was taken, before the camera was opened:
+    a run that never started showed a URL to open, then the error (two lines). The port is still
+    taken first (a port in use fails first); the address is said once the source is open."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed
+    code, err = cli(capsys, "run", "--camera", "/dev/video97", "--serve", f"127.0.0.1:{port}")
+    assert code == 2 and "/dev/video97" in one_error_line(err)

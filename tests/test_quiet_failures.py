@@ -222,7 +222,10 @@ def test_run_and_classify_read_a_portrait_photo_upright_on_every_path(capsys, tm
 
     def frames(source):
         rec = tmp_path / f"r{len(list(tmp_path.glob('r*.jsonl')))}.jsonl"
-        code, lines, _ = call(capsys, "run", "--source", source, "--model", tiny_int8, "--record", rec, "--quiet")
+        # gates off: two flat colour blocks with a straight edge between them read as a streak (0.32) once
+        # streaks are judged from 160x120; the orientation is what is checked here
+        code, lines, _ = call(capsys, "run", "--source", source, "--model", tiny_int8, "--record", rec, "--quiet",
+                              "--no-gates")
         assert code == 0, lines
         return [{k: r[k] for k in ("frame", "idc_patches", "tissue_patches", "idc_boxes")}
                 for r in map(json.loads, rec.read_text().splitlines()[1:])]

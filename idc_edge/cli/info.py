@@ -82,7 +82,7 @@ def cmd_info(args) -> int:
         print(f"          {_text(prov['summary'], 200)}")
     if prov.get("architecture") or prov.get("variant"):
         print(f"made      {_text(prov.get('architecture', '?'))} CNN, {_text(prov.get('variant', '?'))}"
-              + (f", shipped {_text(prov['shipped'], 10)}" if prov.get("shipped") else ""))
+              + (f", shipped {_text(prov['shipped'])[:10]}" if prov.get("shipped") else ""))
     data = prov.get("data")
     if isinstance(data, dict) and "train_patients" in data:
         print(f"data      {_text(data.get('train_patients'))} training / {_text(data.get('val_patients'))} validation "

@@ -220,12 +220,7 @@ def build_sinks(args, config) -> list:
             made.append(WindowSink(snapshot=snapshot))
         if args.serve:
             host, port = parse_address(args.serve)
-            view = LiveView(host, port, snapshot=snapshot, style=config.overlay)
-            made.append(view)
-            print(f"live view: {view.url} (open it in a browser; Ctrl-C ends the run)"
-                  + ("" if host in ("127.0.0.1", "localhost", "::1") else
-                     "; other machines on the network can watch: use on a trusted network only"),
-                  file=sys.stderr, flush=True)
+            made.append(LiveView(host, port, snapshot=snapshot, style=config.overlay))  # its address: once the source is open
         if not args.quiet:
             made.append(ProgressSink())
     except BaseException:
@@ -302,10 +297,24 @@ def _prepare(args, stop: _StopOnce):
                 print(f"{source.description}: MJPG decoded at 1/{source.decode_factor} size "
                       f"({config.detector.um_per_px:g} um/px; --full-decode for full size)", file=sys.stderr, flush=True)
         stop.session = Session(config, sinks, source=source)
+        _say_live_view(sinks)
     except BaseException:
         _close_quietly(sinks + ([source] if source is not None else []))
         raise
     return stop.session
+
+
+def _say_live_view(sinks) -> None:
+    """The live view's address, once the run is sure to start (its port was taken when it was made, so a
+    port in use fails first; a camera that cannot be opened is then one line, not an address and a line)."""
+    from ..sinks import LiveView
+
+    for view in sinks:
+        if isinstance(view, LiveView):
+            print(f"live view: {view.url} (open it in a browser; Ctrl-C ends the run)"
+                  + ("" if view.host in ("127.0.0.1", "localhost", "::1") else
+                     "; other machines on the network can watch: use on a trusted network only"),
+                  file=sys.stderr, flush=True)
 
 
 def _refuse_a_run_over_nothing(session) -> None:
