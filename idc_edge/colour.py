@@ -371,10 +371,10 @@ def glass_cast(rgb: np.ndarray, min_glass_fraction: float = 0.05, hsv: Optional[
     :data:`GLASS_BOX_PX` squares (HSV value at least 90 % of the 99th percentile and saturation
     below 45, so a cast of up to about 30 % still counts), of which the least saturated fifth is
     kept: in a field of pale stroma with a few holes the holes are the glass; averaged first, so
-    that the grain of a dim or small sensor does not choose the pixels it made look neutral. Its median colour is reduced to chromaticity
-    (each channel over the three's mean, so exposure does not count); the result is the largest
-    relative departure of a channel from the training glass's chromaticity (0.1 = one channel
-    10 % off: a colour cast the model was not trained on). NaN when less than
+    that the grain of a dim or small sensor does not choose the pixels it made look neutral. Its
+    median colour is reduced to chromaticity (each channel over the three's mean, so exposure does
+    not count); the result is the largest relative departure of a channel from the training glass's
+    chromaticity (0.1 = one channel 10 % off: a colour cast the model was not trained on). NaN when less than
     ``min_glass_fraction`` of the frame is glass (nothing to judge). ``hsv``: ``rgb`` in OpenCV's
     HSV, when the caller already has it (the tissue mask needs it too).
     """
