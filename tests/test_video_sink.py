@@ -81,6 +81,21 @@ def test_a_file_video_lasts_as_long_as_the_source_and_holds_every_frame(tmp_path
     assert (n, fps) == (24, 12.0) and saved == pytest.approx(2.0)
 
 
+def test_a_file_faster_than_the_video_s_most_frames_per_second_says_so_in_its_summary(tmp_path):
+    """The video plays at 60 fps at most: a 240 fps file's frames share video frames, which the
+    summary says (a video of a quarter of the results' frames read as a lost part before)."""
+    src = write_video(tmp_path / "fast.avi", 24, fps=240)
+    out = tmp_path / "out.mp4"
+    sink = VideoSink(out)
+    summary = run_session(RunConfig(source=str(src)), [sink])
+    saved, n, fps = duration_s(out)
+    assert fps == 60.0 and n in (6, 7) and sink.skipped == 24 - n
+    assert f"{24 - n} of the frames fell in a video frame already written at 60 fps" in summary.line()
+    slow = VideoSink(tmp_path / "slow.mp4")
+    assert "fell in" not in run_session(RunConfig(source=str(write_video(tmp_path / "s.avi", 6, fps=12))),
+                                        [slow]).line()
+
+
 def test_frames_are_placed_by_their_timestamps():
     assert [frame_slot(t, 10.0, 10.0) for t in (10.0, 10.04, 10.06, 10.5, 11.0)] == [0, 0, 1, 5, 10]
     assert choose_fps(25.0, 0.2) == 25.0            # a file's declared rate wins

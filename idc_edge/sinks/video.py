@@ -359,7 +359,11 @@ class VideoSink(Sink):
     def summary(self) -> Optional[str]:
         if not self._recorder.frames:  # nothing written: a file of that name is not this run's video
             return f"no video written to {self.path}" + ("" if self.received else " (no frame)")
-        return f"video in {self.path}"
+        # frames due in a slot already written (a source faster than the video's rate, at most 60 fps):
+        # said, so a video shorter in frames than the results is not taken for a lost part
+        shared = (f" ({self.skipped} of the frames fell in a video frame already written at {self.fps:g} fps; "
+                  f"its frame index says which video frame shows each)") if self.skipped else ""
+        return f"video in {self.path}{shared}"
 
     def to_dict(self) -> Optional[dict]:
         """The file, its first frame the session's first frame (the first record's ``time``), and
