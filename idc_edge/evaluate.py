@@ -12,7 +12,7 @@ from . import validate
 from .classifier import PatchClassifier
 from .context import field_context
 from .dataset import Misnamed, PatchRecord, load_patches, scan_files
-from .errors import DatasetError
+from .errors import DatasetError, OptionError
 from .fileio import name
 from .metrics import BinaryMetrics, binary_metrics, per_group_metrics
 from .patchnotes import PatchNotes
@@ -152,10 +152,15 @@ def evaluate_folder(classifier: PatchClassifier, data_dir: Union[str, os.PathLik
 
     Raises:
         DatasetError: the folder is not in the data set's layout.
-        OptionError: ``threshold`` is not a probability.
+        OptionError: ``threshold`` is not a probability, ``progress`` not a function or ``context``
+            not a flag.
     """
     if threshold is not None:
         threshold = validate.probability("threshold", threshold)
+    if progress is not None and not callable(progress):  # else a TypeError from deep inside, after the scan
+        raise OptionError(f"progress must be a function called with (patches done, patches in all), "
+                          f"got {type(progress).__name__}", option="progress")
+    context = validate.flag("context", context)
     scan = scan_files(data_dir, patients)  # misnamed files are skipped and listed, not the end of it
     notes = PatchNotes(classifier.spec.patch_size_px)
     pred = predict_records(classifier, scan.records, progress=progress, notes=notes)

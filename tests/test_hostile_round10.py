@@ -16,6 +16,7 @@ import pytest
 
 from hostile import TINY, cli, one_error_line, tissue_frame, write_video
 from idc_edge.cli import main
+from idc_edge.errors import OptionError
 from idc_edge.record import JsonlRecorder, read_records, read_sessions
 
 
@@ -116,7 +117,7 @@ def test_draw_overlay_takes_every_frame_detect_takes_and_names_what_it_cannot_dr
     # (cv2.error "Sizes of input arguments do not match"), and detect()'s result.image (None unless
     # keep_image=True) or a wrong argument was an AttributeError
     from idc_edge import draw_overlay
-    from idc_edge.errors import FrameError, OptionError
+    from idc_edge.errors import FrameError
     from idc_edge.overlay import OverlayInfo
 
     bgr = tissue_frame()
@@ -258,3 +259,16 @@ def test_a_dark_frame_streamed_as_a_bare_array_keeps_the_depth_its_stream_has_sh
     # each stream starts afresh: a dark frame alone is read at the depth it shows
     alone = next(iter(detector.stream([dark], keep_image=True)))
     assert np.array_equal(alone.image, to_bgr8(dark))
+
+
+def test_evaluate_folder_refuses_a_progress_that_is_no_function_before_reading_the_folder(tmp_path):
+    """``evaluate_folder(progress=5)`` raised a bare TypeError from deep inside, after the folder
+    was scanned; ``context="no"`` was taken as true."""
+    from idc_edge.classifier import PatchClassifier
+    from idc_edge.evaluate import evaluate_folder
+
+    with PatchClassifier(TINY) as clf:
+        for kwargs, option in (({"progress": 5}, "progress"), ({"context": "no"}, "context")):
+            with pytest.raises(OptionError, match=option) as e:
+                evaluate_folder(clf, tmp_path / "not-read", **kwargs)
+            assert e.value.option == option
