@@ -44,7 +44,7 @@ from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
 from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
 from .faint import MIN_COLOUR_STRENGTH, colour_strength
-from .glare import MAX_DARKEST_TISSUE, darkest_channel, darkest_faint_tissue, darkest_tissue
+from .glare import MAX_DARKEST_TISSUE, MAX_WASHED_COLOUR_STRENGTH, darkest_channel, darkest_faint_tissue, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
 from .noise import glass_noise, tissue_noise
 from .tiling import TileGrid, patch_sums
@@ -167,6 +167,10 @@ class ExposureOptions:
         max_darkest_tissue: the most light (a fraction of the field's brightest, linear) the darkest
             hundredth of the tissue may let through (:func:`~idc_edge.glare.darkest_tissue`); above it
             stray light washes the nuclei out and the frame is no call (1 switches it off).
+        max_washed_colour_strength: the most colour (:func:`~idc_edge.faint.colour_strength`, 0–255) a
+            field above ``max_darkest_tissue`` may keep and still count as washed out: stray light
+            desaturates, pale stroma filling a small field does not (see
+            :data:`~idc_edge.glare.MAX_WASHED_COLOUR_STRENGTH`); 255 judges the darkest tissue alone.
         min_tissue_px: least tissue pixels at the model's scale for the darkest tissue to be judged.
         enabled: False switches the exposure gate off.
     """
@@ -181,6 +185,7 @@ class ExposureOptions:
     unlit_level: int = 40
     max_unlit_fraction: float = 0.02
     max_darkest_tissue: float = MAX_DARKEST_TISSUE
+    max_washed_colour_strength: float = MAX_WASHED_COLOUR_STRENGTH
     min_tissue_px: int = 5_000
     enabled: bool = True
 
@@ -193,6 +198,8 @@ class ExposureOptions:
                                                                  unit="grey levels"))
         for name in ("max_clipped_fraction", "max_unlit_fraction", "max_darkest_tissue"):
             object.__setattr__(self, name, validate.probability(name, getattr(self, name)))
+        object.__setattr__(self, "max_washed_colour_strength", validate.number(
+            "max_washed_colour_strength", self.max_washed_colour_strength, 0.0, 255.0, "HSV saturation, 0-255"))
         object.__setattr__(self, "enabled", validate.flag("enabled", self.enabled))
 
 
@@ -724,12 +731,14 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     stains = stain_reading(rgb[:h, :w], tissue_px[:h, :w], colour.min_tissue_px, half=half, half_tissue=half_tissue) \
         if judge_tissue and half is not None else StainReading()
     judge_strength = judge_colour and colour.min_colour_strength > 0
+    judge_stray_light = exposure.enabled and exposure.max_darkest_tissue < 1.0
     # each pixel's darkest channel on the 2×2 means, made once for the colour's strength and the stray light
     dark_half = darkest_channel(np.ascontiguousarray(half[: h // 2, : w // 2])) if half is not None and min(h, w) >= 2 \
-        and (judge_strength or (exposure.enabled and exposure.max_darkest_tissue < 1.0)) else None
+        and (judge_strength or judge_stray_light) else None
+    # the strength tells faint colour and, with the darkest tissue, stray light (which desaturates) from pale tissue
     strength = colour_strength(rgb[:h, :w], half=half, darkest=dark_half) \
-        if judge_strength and half is not None else float("nan")
-    faint = strength < colour.min_colour_strength
+        if (judge_strength or judge_stray_light) and dark_half is not None else float("nan")
+    faint = judge_strength and strength < colour.min_colour_strength
     if not (focus.enabled or exposure.enabled):
         nothing = np.zeros(shape, bool)
         stain_ok = _stain_ok(colour, stains, noise_ok)
@@ -817,7 +826,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
                                  half_tissue=half_tissue, darkest=dark_half) if judge_glare else float("nan")
         if judge_glare and math.isnan(darkest):  # too little tissue for the mask: is it washed too pale for it?
             darkest = darkest_faint_tissue(rgb[:h, :w], min_px=exposure.min_tissue_px, half=half, darkest=dark_half)
-        washed_out = darkest > exposure.max_darkest_tissue
+        # pale and strongly coloured is pale tissue filling the view, not stray light (NaN strength: judged on the darkness)
+        washed_out = darkest > exposure.max_darkest_tissue and not strength >= exposure.max_washed_colour_strength
         # judged only where a fifth of the patch is tissue: a few noisy glass pixels are not tissue to lose
         clipped_share = (np.where(n_px >= 0.2 * area, sums[..., clipped] / np.maximum(n_px, 1), 0.0)
                          if clipped is not None else np.zeros(shape))

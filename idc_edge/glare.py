@@ -33,6 +33,14 @@ from .colour import SRGB_TO_LINEAR, cumulative_counts, halved, halved_mask, nth_
 #: gamma 0.65, saturation ×0.5, both stains ×0.6) exceed it, on 0–1 % of large and 3–6 % of small fields.
 MAX_DARKEST_TISSUE = 0.42
 
+#: Most colour a washed-out field's light-absorbing pixels keep (:func:`~idc_edge.faint.colour_strength`,
+#: the 99th percentile of their HSV saturation, 0–255). Stray light adds white light and desaturates every
+#: stained pixel: under veiling glare of 45 % of the glass's light fields read at most 55 (160×120), 51
+#: (320×180) and 48 (500×300 px; 784 fields of the 28 complete slides), at 38 % at most 66. A small field
+#: of pale stroma edge to edge also lets light through in its darkest hundredth (0.44–0.52 on five clean
+#: fields of 160×120 and 320×180 px), but is strongly coloured: 73–126. Such a field is pale tissue.
+MAX_WASHED_COLOUR_STRENGTH = 70.0
+
 #: Where the tissue mask finds too little tissue, :func:`darkest_faint_tissue` reads pixels that let
 #: through at most this share of the brightest level in some channel (darker than the glass)...
 FAINT_DARKNESS = 0.85

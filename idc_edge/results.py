@@ -66,7 +66,9 @@ class FrameResult:
         exposure_ok: False when the frame is too dark or washed out, or most of its tissue is clipped.
         washed_out: True when the frame is not well exposed because stray light washes its tissue out:
             the darkest hundredth of the tissue lets through more than
-            ``ExposureOptions.max_darkest_tissue`` of the glass's light (its tissue is then all no call).
+            ``ExposureOptions.max_darkest_tissue`` of the glass's light and the field keeps little colour
+            (``colour_strength`` below ``ExposureOptions.max_washed_colour_strength``: stray light
+            desaturates, pale stroma does not); its tissue is then all no call.
         darkest_tissue: that share (linear light, see :func:`idc_edge.glare.darkest_tissue`), NaN when
             not measured.
         sharpness: the frame's sharpness at the model's scale (1/px, see :mod:`idc_edge.focus`),
