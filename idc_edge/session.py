@@ -423,8 +423,10 @@ def unmeasured_scale_warning(um_per_px: Optional[float], model_um_per_px: float)
 #: averaged away by the rescale to the model's scale. A Bayer sensor measures one colour per pixel and
 #: guesses the other two from its neighbours; at 4 µm/px (no rescale) the model agreed with a finer
 #: camera on 88–89 % of windows with bilinear or edge-aware demosaicing (96 % with VNG), at 2 µm/px
-#: on 98 % with every method (`benchmarks.camera_conditions`' validation fields, 2026-11-29).
-COARSEST_CAMERA_UM_PER_PX = 2.0
+#: on 98 % with every method (`benchmarks.camera_conditions`' validation fields, 2026-11-29), but with
+#: grain on 84–86 % at 100 e⁻ per photosite and 70–73 % at 30 e⁻: demosaiced grain is blotchy, and the
+#: noise gate's fine-scale reading sees only ~60 % of it. At 1 µm/px the same grain is 92–99 %.
+COARSEST_CAMERA_UM_PER_PX = 1.5
 
 
 def coarse_camera_warning(um_per_px: Optional[float], model_um_per_px: float) -> Optional[str]:
@@ -435,8 +437,9 @@ def coarse_camera_warning(um_per_px: Optional[float], model_um_per_px: float) ->
         return None
     return (f"the camera's pixels are {um_per_px:g} um at the specimen, close to the model's {model_um_per_px:g}: "
             "a colour camera's demosaicing (the two colours each pixel does not measure, guessed from its "
-            "neighbours) is then not averaged away, and the model agreed with a finer camera on only about 89 % "
-            f"of windows; use an objective or camera adapter that gives at most {COARSEST_CAMERA_UM_PER_PX:g} um "
+            "neighbours) is then not averaged away: with the grain of a dim field or a raised gain the model agreed "
+            "with a finer camera on only 70–89 % of windows, and the noise check sees the blotchy grain only in "
+            f"part; use an objective or camera adapter that gives at most {COARSEST_CAMERA_UM_PER_PX:g} um "
             "per pixel (a higher magnification, or the camera's full resolution)")
 
 
