@@ -27,6 +27,14 @@ def private_config(tmp_path, monkeypatch):
     monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
 
 
+def run_refused_for_profile(tmp_path, capsys, profile) -> str:
+    """The one error line of ``idc-edge run`` over a short video with ``--profile PROFILE`` (asserted: exit 2)."""
+    video = write_video(tmp_path / "in.avi", 6, frame=FRAME)
+    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", profile)
+    assert code == 2, err
+    return one_error_line(err)
+
+
 # -- hand-edited profiles -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("white, expected", [
@@ -35,6 +43,7 @@ def private_config(tmp_path, monkeypatch):
     ("target_rgb = [-5.0, 240.0, 240.0]", "white.target_rgb must be three levels above 0 and at most 255"),
     ("glass_rgb = [0, 0, 0]", "white.glass_rgb must be three levels above 0"),
 ])
+
 def test_a_profile_white_level_of_zero_or_beyond_8_bits_is_refused_naming_the_profile(tmp_path, capsys, white,
                                                                                         expected):
     # a target of 0 stopped the run with "reference glass colour must be three numbers > 0", naming no
@@ -205,11 +214,8 @@ def test_a_profile_scale_measured_on_frames_larger_than_any_camera_is_refused_at
     path.write_text("[scale]\num_per_px = 2.0\nframe_width = 99999999999\nframe_height = 1\n")
     with pytest.raises(ProfileError, match="scale.frame_width must be at most 32768 px"):
         load_profile(str(path))
-    video = tmp_path / "in.avi"
-    write_video(video, 6, frame=FRAME)
-    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
-    line = one_error_line(err)
-    assert code == 2 and "scope.toml" in line and "frame_width must be at most 32768" in line and "--size" not in line
+    line = run_refused_for_profile(tmp_path, capsys, path)
+    assert "scope.toml" in line and "frame_width must be at most 32768" in line and "--size" not in line
 
 
 @pytest.mark.parametrize("body", ["[white]\ngains_rgb = [" + "1.0, " * 300_000 + "1.0]\n",
@@ -221,11 +227,8 @@ def test_a_profile_larger_than_any_profile_is_refused_before_it_is_parsed(tmp_pa
     path.write_text(body)
     with pytest.raises(ProfileError, match=r"is [\d,]+ bytes, more than a profile can be \(1024 KiB"):
         load_profile(str(path))
-    video = tmp_path / "in.avi"
-    write_video(video, 6, frame=FRAME)
-    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
-    line = one_error_line(err)
-    assert code == 2 and "more than a profile can be" in line and len(line) < 600
+    line = run_refused_for_profile(tmp_path, capsys, path)
+    assert "more than a profile can be" in line and len(line) < 600
     path.write_text("# a comment\n" * 1000 + "[scale]\num_per_px = 2.0\nframe_width = 200\nframe_height = 150\n")
     assert load_profile(str(path)).um_per_px == 2.0  # a long hand-edited profile is still read
 
@@ -382,11 +385,8 @@ def test_a_profile_name_too_long_for_the_file_system_is_said_on_reading_too(tmp_
     path = tmp_path / ("a" * 300 + ".toml")
     with pytest.raises(ProfileError, match="the name is too long for the file system; give a shorter name"):
         load_profile(str(path))
-    video = tmp_path / "in.avi"
-    write_video(video, 6, frame=FRAME)
-    code, err = cli(capsys, "run", "--model", TINY, "--source", video, "--quiet", "--profile", path)
-    line = one_error_line(err)
-    assert code == 2 and "too long for the file system" in line and "make it with" not in line
+    line = run_refused_for_profile(tmp_path, capsys, path)
+    assert "too long for the file system" in line and "make it with" not in line
 
 
 def test_calibrating_through_a_link_to_a_profile_still_to_be_made_writes_its_target(tmp_path, capsys):
