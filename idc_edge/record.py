@@ -227,27 +227,33 @@ def _records_of_line(line: bytes, number: int, path, last: bool = False) -> Iter
     Raises:
         RecordError: as :func:`_record`, for a line that is not such a run of records.
     """
-    if not _is_json(line, number):
-        pieces = _split_records(line)
-        if pieces is not None:
-            whole = [_is_json(piece, number) for piece in pieces]
-            if whole[-1] or last:  # a last piece that is cut: a crash's unfinished record at the file's end
-                for piece, ok in zip(pieces, whole):
-                    if ok:
-                        record = _record(piece, number, path)
-                        if record is not None:
-                            yield number, record
-                    elif piece is not pieces[-1]:
-                        log.warning("results %s line %d: a record cut off (by a crash or power cut) runs into the "
-                                    "next one on the same line (results files joined without a newline between "
-                                    "them?); the cut record (%d bytes) is left out, the rest read",
-                                    name(path), number, len(piece))
-                return
-        if last:
-            return  # the unfinished last record of a crash
-    record = _record(line, number, path)  # refused by name when it is no record
-    if record is not None:
-        yield number, record
+    try:
+        record = _record(line, number, path)  # the usual line, parsed once
+    except RecordError as e:
+        if _is_json(line, number):  # JSON, but refused by name (a key given twice, not an object)
+            raise
+        refused = e
+    else:
+        if record is not None:
+            yield number, record
+        return
+    pieces = _split_records(line)
+    if pieces is not None:
+        whole = [_is_json(piece, number) for piece in pieces]
+        if whole[-1] or last:  # a last piece that is cut: a crash's unfinished record at the file's end
+            for piece, ok in zip(pieces, whole):
+                if ok:
+                    record = _record(piece, number, path)
+                    if record is not None:
+                        yield number, record
+                elif piece is not pieces[-1]:
+                    log.warning("results %s line %d: a record cut off (by a crash or power cut) runs into the "
+                                "next one on the same line (results files joined without a newline between "
+                                "them?); the cut record (%d bytes) is left out, the rest read",
+                                name(path), number, len(piece))
+            return
+    if not last:  # the unfinished last record of a crash is ignored; any other line that is no record is refused
+        raise refused
 
 
 def _split_records(line: bytes) -> Optional[list[bytes]]:
