@@ -302,6 +302,8 @@ class Picamera2StandIn:
 
     cameras = [{"Model": "imx477", "Location": 2, "Id": "/base/soc/i2c0mux/i2c@1/imx477@1a", "Num": 0}]
     made: list = []
+    granted_format = None  # a format configure() settles on instead of the one asked
+    stride_px = 0  # rows padded by this many pixels, as a buffer's stride can be
 
     def __init__(self, camera_num=0):
         self.num, self.config, self.started, self.closed = camera_num, None, False, False
@@ -316,6 +318,8 @@ class Picamera2StandIn:
 
     def configure(self, config):
         self.config = config
+        if Picamera2StandIn.granted_format:
+            config["main"]["format"] = Picamera2StandIn.granted_format
 
     def start(self):
         self.started = True
@@ -324,10 +328,16 @@ class Picamera2StandIn:
         return self.config
 
     def capture_array(self, name="main"):
+        """Blue 200, green 90, red 30 in the layout of the configured format (the manual's table)."""
         w, h = self.config["main"]["size"]
-        frame = np.zeros((h, w, 3), np.uint8)
-        frame[..., 0] = 200  # blue first, as RGB888 lays it out
-        return frame
+        bgr = np.zeros((h, w + self.stride_px, 3), np.uint8)
+        bgr[:] = (200, 90, 30)
+        fmt = self.config["main"]["format"]
+        layouts = {"RGB888": bgr, "BGR888": bgr[..., ::-1], "XRGB8888": cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+                   "XBGR8888": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA),
+                   "YUV420": cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420),
+                   "YVU420": cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YV12)}
+        return np.ascontiguousarray(layouts.get(fmt, bgr[..., 0]))
 
     @property
     def sensor_modes(self):
@@ -367,6 +377,44 @@ def test_picam_opens_with_size_rate_and_locks_as_picamera2_controls(picamera2):
     listed = list_picameras().cameras[0]
     assert listed["Model"] == "imx477" and listed["modes"][0] == {"width": 1332, "height": 990, "fps": 120.03,
                                                                   "format": "SRGGB10_CSI2P", "bit_depth": 10}
+
+
+@pytest.mark.parametrize("granted", ["BGR888", "XRGB8888", "XBGR8888", "YUV420", "YVU420"])
+def test_picam_frames_are_bgr_whatever_pixel_format_the_camera_was_configured_with(picamera2, granted):
+    Picamera2StandIn.granted_format, Picamera2StandIn.stride_px = granted, 16
+    try:
+        with open_source(camera="picam:0", mode=CameraMode(640, 480)) as cam:
+            image = next(iter(cam)).image
+    finally:
+        Picamera2StandIn.granted_format, Picamera2StandIn.stride_px = None, 0
+    assert image.shape == (480, 640, 3) and image.dtype == np.uint8
+    assert np.abs(image[240, 320].astype(int) - (200, 90, 30)).max() <= 2  # blue, green, red; YUV rounds
+
+
+def test_a_picamera2_array_of_the_wrong_shape_for_its_format_is_an_error_not_a_picture():
+    from idc_edge.sources.picamera import picamera_frame_to_bgr
+
+    with pytest.raises(SourceError, match=r"array of shape \(480, 640\) for RGB888 at 640x480"):
+        picamera_frame_to_bgr(np.zeros((480, 640), np.uint8), "RGB888", (640, 480))
+    with pytest.raises(SourceError, match="XBGR8888"):
+        picamera_frame_to_bgr(np.zeros((480, 640, 3), np.uint8), "XBGR8888", (640, 480))
+
+
+def test_picam_frames_of_the_wrong_shape_stop_the_run_with_the_reason(picamera2, monkeypatch):
+    monkeypatch.setattr(Picamera2StandIn, "capture_array", lambda self, name="main": np.zeros((480, 640), np.uint8))
+    with open_source(camera="picam:0", mode=CameraMode(640, 480)) as cam:
+        with pytest.raises(CameraLostError, match="stopped: the Raspberry Pi camera gave a uint8 array of shape"):
+            next(iter(cam))
+
+
+def test_picam_configured_with_a_format_idc_edge_cannot_read_is_refused_and_let_go(picamera2):
+    Picamera2StandIn.granted_format = "SRGGB10_CSI2P"
+    try:
+        with pytest.raises(SourceError, match="configured with pixel format SRGGB10_CSI2P.*it reads RGB888"):
+            open_source(camera="picam:0")
+    finally:
+        Picamera2StandIn.granted_format = None
+    assert Picamera2StandIn.made[0].closed  # not held by this process
 
 
 def test_missing_picamera2_is_one_line_with_the_install_command(monkeypatch):

@@ -334,6 +334,8 @@ class CameraSource(FrameSource):
                 with jpeg_warnings() as notes:
                     ok, image = cap.read()
             return ok, image, notes
+        except SourceError:  # the capture said what is wrong with its frames: no reconnection mends that
+            raise
         except Exception as e:  # e.g. cv2.error from a device that vanished mid-read
             log.debug("camera %r: read raised %s", self.device, e)
             return False, None, []
@@ -342,8 +344,8 @@ class CameraSource(FrameSource):
         try:
             self._read_loop()
         except Exception as e:  # never leave the consumer waiting on a dead thread
-            self._fail(e if isinstance(e, CameraLostError)
-                       else CameraLostError(f"camera {self.device!r} stopped: {type(e).__name__}: {e}"))
+            said = str(e) if isinstance(e, SourceError) else f"{type(e).__name__}: {e}"
+            self._fail(e if isinstance(e, CameraLostError) else CameraLostError(f"camera {self.device!r} stopped: {said}"))
 
     def _note_opening_frame(self, image: np.ndarray) -> None:
         """The first frame after an opening: a regular file whose re-opening starts on its first

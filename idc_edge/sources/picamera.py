@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from ..errors import SourceError
@@ -44,6 +45,40 @@ def import_picamera2():
         raise SourceError(INSTALL_HINT) from None
 
 
+#: Picamera2's main-stream formats as ``capture_array`` lays them out (its manual: "RGB888 - 24 bits per
+#: pixel, ordered [B, G, R]", "XBGR8888 - [R, G, B, 255]", ...) and the OpenCV conversion to BGR
+#: (None: already BGR). The YUV formats come as one 8-bit plane of 1.5 × height rows.
+TO_BGR = {
+    "RGB888": None,
+    "BGR888": cv2.COLOR_RGB2BGR,
+    "XRGB8888": cv2.COLOR_BGRA2BGR,
+    "XBGR8888": cv2.COLOR_RGBA2BGR,
+    "YUV420": cv2.COLOR_YUV2BGR_I420,
+    "YVU420": cv2.COLOR_YUV2BGR_YV12,
+}
+
+
+def picamera_frame_to_bgr(frame: np.ndarray, fmt: str, size: tuple[int, int]) -> np.ndarray:
+    """One ``capture_array("main")`` array in Picamera2 format ``fmt`` as a BGR uint8 frame of ``size``
+    (width, height in pixels); rows padded to the buffer's stride are cut back to the width.
+
+    Raises:
+        SourceError: the array's shape is not what that format and size give.
+    """
+    width, height = size
+    yuv = fmt in ("YUV420", "YVU420")
+    channels = 4 if fmt.startswith("X") else 3
+    expected = (height * 3 // 2,) if yuv else (height,)
+    if (frame.dtype != np.uint8 or frame.shape[:1] != expected or frame.shape[1] < width
+            or (not yuv and frame.shape[2:] != (channels,)) or (yuv and frame.ndim != 2)):
+        raise SourceError(f"the Raspberry Pi camera gave a {frame.dtype} array of shape {frame.shape} for "
+                          f"{fmt} at {width}x{height}: update Picamera2 (sudo apt full-upgrade) or ask a "
+                          "size the sensor offers")
+    code = TO_BGR[fmt]
+    bgr = frame if code is None else cv2.cvtColor(np.ascontiguousarray(frame), code)
+    return bgr[:, :width] if bgr.shape[1] != width else bgr
+
+
 def picamera_controls(mode: CameraMode, controls: CameraControls) -> dict:
     """Picamera2 controls for a mode and locks (its documented control names)."""
     out: dict = {}
@@ -63,10 +98,16 @@ def picamera_controls(mode: CameraMode, controls: CameraControls) -> dict:
     return out
 
 
+class _Refused(Exception):
+    """A camera that started but cannot be read (closed again, then raised as SourceError)."""
+
+
 class PicameraCapture:
     """One Picamera2 camera as a capture: ``read()`` gives ``(True, BGR uint8 frame)``.
 
-    Picamera2's ``RGB888`` format is stored blue, green, red per pixel, which is OpenCV's BGR order.
+    ``RGB888`` is asked (Picamera2 stores it blue, green, red per pixel, OpenCV's BGR order); the format
+    the camera was configured with is read back and each frame converted from it (:data:`TO_BGR`), so a
+    Picamera2 that grants another layout gives BGR frames all the same, never swapped colours.
 
     Args:
         camera_num: which camera (``Picamera2(camera_num)``; 0 is the first).
@@ -97,6 +138,13 @@ class PicameraCapture:
             self._cam.start()
             main = self._cam.camera_configuration()["main"]
             self.size = tuple(main["size"])
+            self.fourcc = str(main.get("format", "RGB888"))
+            if self.fourcc not in TO_BGR:
+                raise _Refused(f"{where} was configured with pixel format {self.fourcc}, which idc-edge does not "
+                               f"read (it reads {', '.join(TO_BGR)}): update Picamera2 (sudo apt full-upgrade)")
+        except _Refused as e:
+            self._close_quietly()
+            raise SourceError(str(e)) from None
         except Exception as e:
             self._close_quietly()
             raise SourceError(f"{where} opened but could not be started ({_said(e)}): check the ribbon cable and "
@@ -107,7 +155,6 @@ class PicameraCapture:
             raise
         self._open = True
         self.fps = float(mode.fps) if mode.fps else 0.0
-        self.fourcc = str(main.get("format", "RGB888"))
 
     def isOpened(self) -> bool:
         return self._open
@@ -118,9 +165,7 @@ class PicameraCapture:
         frame = self._cam.capture_array("main")
         if frame is None:
             return False, None
-        if frame.ndim == 3 and frame.shape[2] == 4:  # XBGR8888 layouts carry a padding channel
-            frame = frame[..., :3]
-        return True, frame
+        return True, picamera_frame_to_bgr(np.asarray(frame), self.fourcc, self.size)
 
     def get(self, prop: int) -> float:
         import cv2
