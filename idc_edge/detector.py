@@ -51,6 +51,24 @@ MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
 _BYTES_PER_GRID_PATCH = 160
 
 
+#: said once per stream whose source fills one buffer again (kept images would all show the newest frame)
+SHARED_BUFFER_MESSAGE = ("the frames given to stream() are one buffer filled again: each result's image is a copy "
+                         "from here on, but the result already given shows the newest frame, not its own; give each "
+                         "frame its own array (copy it) in the source")
+
+
+def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two frames overlap in memory (one buffer handed out again); in doubt, yes."""
+    if a is b:
+        return True
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))
+    except np.exceptions.TooHardError:
+        return True
+
+
 @dataclass(frozen=True)
 class DetectorOptions:
     """Options of a :class:`Detector`, validated when created.
@@ -346,7 +364,8 @@ class Detector:
             index: frame number to report: a whole number from 0 to
                 :data:`~idc_edge.record.MAX_INDEX`, as a results file holds it.
             timestamp: seconds to report (within ±:data:`~idc_edge.record.MAX_TIME_S`); now when None.
-            keep_image: attach the BGR frame to the result (for drawing later).
+            keep_image: attach the BGR frame to the result (for drawing later): the array given (or its
+                8-bit conversion), not a copy.
             cache: the stream's :class:`~idc_edge.reuse.ScoreCache`: unchanged tissue patches keep
                 their stored score (counted in ``result.reused``) and fresh scores are stored.
                 None classifies every tissue patch.
@@ -516,7 +535,9 @@ class Detector:
         tissue patches that did not change since they were classified keep their score; a
         moving stage changes them, so they are classified again in the same frame. The scores
         live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
-        detector, so two streams do not interfere.
+        detector, so two streams do not interfere. A source that fills one array again for every
+        frame is noticed at its second frame: from then on each kept image is a copy (and a warning
+        says the first result's image shows the newest frame).
 
         Raises:
             FrameError: ``frames`` is one image (an array), not frames: use :meth:`detect`.
@@ -543,12 +564,22 @@ class Detector:
 
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
         depth = StreamDepth()  # a dark frame of a 12-bit camera is read at the depth the stream has shown
+        # the caller's last array and a sparse sample of its pixels, to tell one buffer handed out again
+        previous, sample, shared = None, None, False
         for i, item in enumerate(frames):
             if hasattr(item, "image"):  # a source's Frame, or a caller's own object like it
                 image, index, timestamp = item.image, getattr(item, "index", i), getattr(item, "timestamp", None)
                 damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
             else:  # a bare image, numbered by its place; a list's or tuple's own .index() is no frame number
                 image, index, timestamp, damage = item, i, None, None
+            if keep_image and isinstance(image, np.ndarray):
+                if not shared and previous is not None and _same_buffer(image, previous):
+                    shared = True  # each result keeps its own frame from here on
+                    if not np.array_equal(image[::16, ::16], sample):  # refilled, not one frame given twice
+                        warnings.warn(SHARED_BUFFER_MESSAGE, stacklevel=2)
+                previous, sample = image, image[::16, ::16].copy()
+                if shared:
+                    image = image.copy()
             if isinstance(image, np.ndarray) and image.dtype.kind in "iu" and image.dtype != np.uint8:
                 image = depth.to_bgr8(image)
             result = self.detect(image, index=index, timestamp=timestamp, keep_image=keep_image, cache=cache)

@@ -15,12 +15,20 @@ waiting 1080p frame is 6 MB more and one waiting frame per stage measured no fas
 For a live source (``source.live``, a camera) **the newest frame wins**: one frame may wait and
 an older frame waiting there is replaced and counted in ``dropped``, so the overlay follows the
 stage instead of lagging behind it.
+
+A caller's own iterable may hand out one buffer again and again (``cap.read(buf)``, a camera SDK's
+grab buffers): its next frame would be written into the array the other threads still read and the
+overlay drawn on, so the reader thread copies each of its frames. idc-edge's own sources
+(``fresh_frames``) make a new array per frame and are not copied.
 """
 from __future__ import annotations
 
 import queue
 import threading
+from types import SimpleNamespace
 from typing import Iterable, Iterator, Optional
+
+import numpy as np
 
 from . import validate
 from .handoff import Handoff
@@ -34,6 +42,18 @@ class _Failure:
 
     def __init__(self, error: BaseException):
         self.error = error
+
+
+def copied(item):
+    """A caller's frame (a bare array, or an object with ``image`` and optionally ``index``,
+    ``timestamp``, ``damage``) with its own copy of the pixels; anything else as it is."""
+    if isinstance(item, np.ndarray):
+        return item.copy()
+    image = getattr(item, "image", None)
+    if not isinstance(image, np.ndarray):
+        return item
+    kept = {name: getattr(item, name) for name in ("index", "timestamp", "damage") if hasattr(item, name)}
+    return SimpleNamespace(image=image.copy(), **kept)
 
 
 class ThreadedStream:
@@ -75,11 +95,14 @@ class ThreadedStream:
     # -- worker threads ----------------------------------------------------------------------
     def _read(self) -> None:
         frames = None
+        fresh = bool(getattr(self._source, "fresh_frames", False))
         try:
             frames = iter(self._source)  # may raise too (a closed source): handed over like any failure
             for frame in frames:
                 if self._stop.is_set():
                     return
+                if not fresh:  # the caller may fill this buffer again while inference reads it
+                    frame = copied(frame)
                 if self.live:
                     self.dropped += self._frames.put_newest(frame)
                 elif not self._frames.put(frame, self._stop):

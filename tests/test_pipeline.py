@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -50,6 +51,49 @@ def test_threaded_results_equal_single_thread_results_in_order(detector, video):
         np.testing.assert_array_equal(a.image, b.image)
         assert a.reused == b.reused
     assert got[-1].reused > 0 and got[1].reused < got[1].n_tissue
+
+
+def one_buffer_filled_again(frames):
+    """A caller's camera loop as vendor SDKs and ``cap.read(buf)`` write it: every frame into one array."""
+    buffer = np.empty_like(frames[0])
+    for frame in frames:
+        buffer[...] = frame
+        yield buffer
+
+
+def test_threaded_frames_of_a_caller_that_refills_one_buffer_keep_their_own_pixels(detector):
+    frames = moving_frames(8)
+    with ThreadedStream(detector, one_buffer_filled_again(frames)) as threaded:
+        got = list(threaded)
+    alone = [detector.detect(f) for f in frames]
+    for r, frame, expected in zip(got, frames, alone):
+        np.testing.assert_array_equal(r.image, frame)  # the overlay is drawn on this frame, not a later one
+        np.testing.assert_array_equal(r.idc, expected.idc)
+    with ThreadedStream(detector, _Frames(frames)) as threaded:  # a source's own arrays are not copied
+        assert all(r.image is f for r, f in zip(threaded, frames))
+
+
+def test_a_stream_given_one_buffer_again_says_so_and_keeps_each_later_frame(detector):
+    frames = moving_frames(5)
+    with pytest.warns(UserWarning, match="one buffer filled again") as said:
+        got = list(detector.stream(one_buffer_filled_again(frames)))
+    assert len([w for w in said if "one buffer" in str(w.message)]) == 1
+    for r, frame in zip(got[1:], frames[1:]):
+        np.testing.assert_array_equal(r.image, frame)
+    with warnings.catch_warnings():  # one frame given twice is no refill: nothing to say
+        warnings.simplefilter("error")
+        twice = list(detector.stream([frames[0], frames[0]]))
+    assert twice[0].image is frames[0] and np.array_equal(twice[1].image, frames[0])
+
+
+class _Frames(FrameSource):
+    def __init__(self, frames):
+        super().__init__("frames")
+        self.frames = frames
+
+    def _iter_frames(self):
+        for i, image in enumerate(self.frames):
+            yield Frame(i, i / 10, image)
 
 
 class _FailingSource(FrameSource):

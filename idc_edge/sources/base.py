@@ -36,6 +36,9 @@ class FrameSource:
     live = False
     #: What ``skipped`` counts, for messages ("3 unusable frame(s) skipped").
     skipped_what = "unusable frame(s)"
+    #: Every frame is a new array the source never writes again, so a thread may keep it without a copy
+    #: (:class:`~idc_edge.threads.ThreadedStream` copies the frames of other iterables).
+    fresh_frames = True
 
     def __init__(self, description: str):
         self.description = description
