@@ -450,6 +450,21 @@ LOCK_WAIT_S = 2.0
 RESULT_KEYS = ("index", SESSION_KEY)
 
 
+def _copy_open_file(source_fd: int, target_fd: int, size: int, what: str) -> None:
+    """Copy the first ``size`` bytes of the open file ``source_fd`` (deleted or not) to ``target_fd``.
+
+    Raises:
+        OSError, RecordError: reading or writing failed (:func:`~idc_edge.fileio.write_all`).
+    """
+    offset = 0
+    while offset < size:
+        block = os.pread(source_fd, min(1 << 20, size - offset), offset)
+        if not block:
+            break
+        write_all(target_fd, block, WRITE_TIMEOUT_S, what)
+        offset += len(block)
+
+
 def _name_of_fd(fd: int) -> Optional[str]:
     """The path the open file ``fd`` has now (Linux ``/proc/self/fd``), or None when not known."""
     try:
@@ -701,13 +716,7 @@ class JsonlRecorder:
                               "beside it to make it again")
         try:
             lock_within(fd, 0.0)
-            offset, size = 0, held.st_size
-            while offset < size:
-                block = os.pread(self._fd, min(1 << 20, size - offset), offset)
-                if not block:
-                    break
-                write_all(fd, block, WRITE_TIMEOUT_S, f"results file {name(candidate)}")
-                offset += len(block)
+            _copy_open_file(self._fd, fd, held.st_size, f"results file {name(candidate)}")
             if self.fsync:
                 os.fsync(fd)
         except OSError as e:
@@ -867,6 +876,7 @@ class VideoRecorder:
         self._pad = (0, 0)  # columns and rows added for the encoder (to make an odd side even)
         self._names = contextlib.ExitStack()
         self._partial: Optional[str] = None  # the file being written, until close moves it over path
+        self._held: Optional[int] = None  # the partial file open for reading: its frames outlive a deletion
         self._size_limit = file_size_limit(self._target)
         self.frames = 0
         self.letterboxed = 0  # frames of another size than the first, fitted in with bars
@@ -925,6 +935,8 @@ class VideoRecorder:
         self._pad = (w % 2, h % 2)
         self._writer = cv2.VideoWriter(where, backend, self._fourcc, self.fps, (w + self._pad[0], h + self._pad[1]))
         if self._writer.isOpened():
+            with contextlib.suppress(OSError):
+                self._held = os.open(self._partial, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             return
         self._writer = None
         self.close()  # removes the partial file
@@ -975,13 +987,52 @@ class VideoRecorder:
             self._writer = None
         self._names.close()
         partial, self._partial = self._partial, None
-        if partial is None:
-            return
-        if not self.frames:
+        held, self._held = self._held, None
+        try:
+            if partial is None:
+                return
+            if not self.frames:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
+                return
+            if held is not None:
+                partial = self._partial_of(held, partial)
+            _move_into_place(partial, self._target, self.path)
+        finally:
+            if held is not None:
+                os.close(held)
+
+    def _partial_of(self, held: int, partial: str) -> str:
+        """The finished video's file: ``partial`` when it is still the file written, else a new partial
+        file made from the open one (the file was deleted, moved or replaced during the run, by a clean-up
+        of stray ``.partial-`` files, a user: OpenCV wrote on into the unnamed file, and the video was
+        lost when it closed it, the run saying "cannot put video in place ... its frames are in" a file
+        that was not there).
+
+        Raises:
+            RecordError: the new file cannot be made (the folder is gone or full).
+        """
+        kept = os.fstat(held)
+        with contextlib.suppress(OSError):
+            st = os.stat(partial)
+            if (st.st_dev, st.st_ino) == (kept.st_dev, kept.st_ino):
+                return partial
+        again = self._reserve()
+        try:
+            fd = os.open(again, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                _copy_open_file(held, fd, kept.st_size, f"video file {name(again)}")
+            finally:
+                os.close(fd)
+        except (OSError, RecordError) as e:
             with contextlib.suppress(OSError):
-                os.unlink(partial)
-            return
-        _move_into_place(partial, self._target, self.path)
+                os.unlink(again)
+            raise RecordError(f"video {name(self.path)}: its unfinished file {name(partial)} was deleted or moved "
+                              f"during the run, and its {self.frames} frame(s) cannot be saved again "
+                              f"({why(e) if isinstance(e, OSError) else e})") from None
+        log.warning("video %s: its unfinished file %s was deleted or moved during the run; its %d frame(s) were "
+                    "kept and the video is put in place all the same", name(self.path), name(partial), self.frames)
+        return again
 
     def __enter__(self) -> "VideoRecorder":
         return self

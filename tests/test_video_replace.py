@@ -238,3 +238,36 @@ def test_a_frame_with_an_odd_side_is_saved_whole(tmp_path, suffix, shape):
     if min(h, w) > 2:  # lossy codecs: the colours of the last row and column, not the exact bytes
         assert got[h - 1, : w // 2, 2].mean() > 200 and got[h - 1, : w // 2, 0].mean() < 60
         assert got[: h // 2, w - 1, 0].mean() > 200 and got[: h // 2, w - 1, 2].mean() < 60
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])
+@pytest.mark.parametrize("how", ["deleted", "moved", "replaced"])
+def test_a_video_whose_unfinished_file_is_deleted_or_moved_during_the_run_keeps_every_frame(tmp_path, caplog,
+                                                                                           suffix, how):
+    """A clean-up of stray files, or a user, removes ``NAME.partial-*`` while the run writes it: OpenCV
+    writes on into the unnamed file, so the frames are copied from it into a new partial file at the end
+    and the video is put in place with every frame (it was lost, and the run said its frames were "in"
+    the file that had been deleted)."""
+    from idc_edge.record import VideoRecorder
+
+    frames = [frame_with_blob(shape=(120, 160), box=(10 + 6 * i, 20, 90 + 6 * i, 100)) for i in range(12)]
+    rec = VideoRecorder(tmp_path / f"v{suffix}", fps=5)
+    for frame in frames[:6]:
+        rec.write(frame)
+    (partial,) = partials(tmp_path)
+    if how == "deleted":
+        os.unlink(tmp_path / partial)
+    elif how == "moved":
+        os.rename(tmp_path / partial, tmp_path / "elsewhere.bin")
+    else:
+        os.unlink(tmp_path / partial)
+        (tmp_path / partial).write_bytes(b"another program's file")
+    for frame in frames[6:]:
+        rec.write(frame)
+    with caplog.at_level("WARNING", logger="idc_edge"):
+        rec.close()
+    assert f"{partial}' was deleted or moved during the run; its 12 frame(s) were kept" in caplog.text
+    assert frame_count(tmp_path / f"v{suffix}") == 12
+    assert partials(tmp_path) == ([partial] if how == "replaced" else [])  # another's file at that name untouched
+    if how == "replaced":
+        assert (tmp_path / partial).read_bytes() == b"another program's file"
