@@ -1,0 +1,80 @@
+"""Red-team round 12: image folders as a capture tool leaves them, the report's average, the command line's
+words when an option swallows a folder or standard output cannot be written.
+
+Everything is real: PNG, JPEG, GIF and PNM files OpenCV writes, runs of the committed tiny model through the
+CLI, standard output sent to ``/dev/full`` or past a real ``RLIMIT_FSIZE`` in a child process.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from hostile import TINY, cli, one_error_line, tissue_frame
+from idc_edge.record import read_records
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _out(capsys, *args) -> str:
+    """Standard output of ``idc-edge ARGS`` run in this process (asserted to exit 0)."""
+    from idc_edge.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def _write(path, image, ext=None) -> None:
+    ok, data = cv2.imencode(ext or path.suffix, image)
+    assert ok
+    path.write_bytes(data.tobytes())
+
+
+# -- an image folder: every image in it, in the order its numbers say -----------------------------------------
+
+def test_an_image_folder_numbered_without_padding_is_read_in_its_numbers_order(tmp_path, capsys):
+    """frame_1 ... frame_12 (a capture tool's numbering): name order read frame_1, frame_10, frame_11, frame_12,
+    frame_2, ...: the frames out of order in the results file, the video and the report's timeline."""
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    for i in range(1, 13):
+        _write(folder / f"frame_{i}.png", tissue_frame(width=100 + i))  # each frame told by its width
+    code, _ = cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", tmp_path / "r.jsonl")
+    assert code == 0
+    widths = [r["frame"]["width"] for r in read_records(tmp_path / "r.jsonl")]
+    assert widths == [100 + i for i in range(1, 13)]
+    code, _ = cli(capsys, "classify", folder, "--model", TINY, "--quiet", "--out", tmp_path / "rows.csv")
+    listed = [line.split(",")[0] for line in (tmp_path / "rows.csv").read_text().splitlines()[1:]]
+    assert code == 0 and list(dict.fromkeys(listed)) == [str(folder / f"frame_{i}.png") for i in range(1, 13)]
+
+
+def test_images_in_a_folder_under_another_name_than_png_or_jpg_are_read_not_left_out(tmp_path, capsys):
+    """A JPEG saved by a browser as .jfif, a GIF, a PNM, a JPEG without a suffix: left out of `run --source
+    FOLDER` and `classify FOLDER` without a word (5 images, "2 frame(s)"); a text file stays out."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    frame = tissue_frame()
+    _write(folder / "a.png", frame)
+    _write(folder / "b.jfif", frame, ".jpg")
+    _write(folder / "c.gif", frame)
+    _write(folder / "d.pnm", frame)
+    _write(folder / "e_no_suffix", frame, ".jpg")
+    _write(folder / "f.PNG", frame)
+    (folder / "notes.txt").write_text("slide 3, left edge\n")
+    code, err = cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", tmp_path / "r.jsonl")
+    assert code == 0 and "6 frame(s)" in err
+    assert len(read_records(tmp_path / "r.jsonl")) == 6
+    code, _ = cli(capsys, "classify", folder, "--model", TINY, "--quiet", "--out", tmp_path / "rows.csv")
+    listed = {line.split(",")[0] for line in (tmp_path / "rows.csv").read_text().splitlines()[1:]}
+    assert code == 0 and listed == {str(folder / n) for n in ("a.png", "b.jfif", "c.gif", "d.pnm", "e_no_suffix", "f.PNG")}
