@@ -78,3 +78,31 @@ def test_images_in_a_folder_under_another_name_than_png_or_jpg_are_read_not_left
     code, _ = cli(capsys, "classify", folder, "--model", TINY, "--quiet", "--out", tmp_path / "rows.csv")
     listed = {line.split(",")[0] for line in (tmp_path / "rows.csv").read_text().splitlines()[1:]}
     assert code == 0 and listed == {str(folder / n) for n in ("a.png", "b.jfif", "c.gif", "d.pnm", "e_no_suffix", "f.PNG")}
+
+
+# -- report: the IDC share of tissue averaged over frames that judged tissue ----------------------------------
+
+def test_the_report_averages_the_idc_share_over_frames_with_tissue_not_over_glass(tmp_path, capsys):
+    """A session whose frames alternate tissue and bare glass (the stage moving between fields) read half
+    its IDC share of tissue ("8.3 %" for 16.7 %); a session of glass only read "0.0 % of tissue on
+    average", as if none were IDC."""
+    folder = tmp_path / "stage"
+    folder.mkdir()
+    glass = np.full((150, 200, 3), 245, np.uint8)
+    for i in range(1, 7):
+        _write(folder / f"f{i}.png", tissue_frame() if i % 2 else glass)
+    results = tmp_path / "r.jsonl"
+    assert cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", results)[0] == 0
+    tissue = [r for r in read_records(results) if r["tissue_patches"]]
+    assert len(tissue) == 3 and tissue[0]["idc_fraction"] > 0
+    summary = json.loads(_out(capsys, "report", results, "--json"))["sessions"][0]
+    assert summary["mean_idc_percent"] == pytest.approx(100 * tissue[0]["idc_fraction"], abs=0.01)
+
+    glass_only = tmp_path / "glass"
+    glass_only.mkdir()
+    _write(glass_only / "g.png", glass)
+    results = tmp_path / "glass.jsonl"
+    assert cli(capsys, "run", "--source", glass_only, "--model", TINY, "--quiet", "--record", results)[0] == 0
+    assert json.loads(_out(capsys, "report", results, "--json"))["sessions"][0]["mean_idc_percent"] is None
+    text = _out(capsys, "report", results)
+    assert "– (no tissue judged) of tissue on average" in text and "0.0 %" not in text
