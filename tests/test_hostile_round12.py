@@ -106,3 +106,19 @@ def test_the_report_averages_the_idc_share_over_frames_with_tissue_not_over_glas
     assert json.loads(_out(capsys, "report", results, "--json"))["sessions"][0]["mean_idc_percent"] is None
     text = _out(capsys, "report", results)
     assert "– (no tissue judged) of tissue on average" in text and "0.0 %" not in text
+
+
+# -- the command line's words ---------------------------------------------------------------------------------
+
+def test_evaluate_with_the_data_folder_typed_after_patients_says_patients_took_it(tmp_path, capsys):
+    """`evaluate --patients 8863 8865 DATA_DIR`: --patients took the folder as a patient id and the one line
+    said only "the following arguments are required: DATA_DIR", which was there."""
+    data = tmp_path / "idc_patches"
+    data.mkdir()
+    code, err = cli(capsys, "evaluate", "--model", TINY, "--patients", "8863", "8865", data)
+    line = one_error_line(err)
+    assert code == 2 and f"--patients takes every word after it, so it took '{data}' as one of its values" in line
+    assert "give DATA_DIR before --patients" in line
+    code, err = cli(capsys, "evaluate", "--model", TINY, "--patients", "8863")  # no folder typed: as it was
+    assert code == 2 and one_error_line(err) == ("idc-edge: error: the following arguments are required: DATA_DIR; "
+                                                 "see `idc-edge evaluate --help`")
