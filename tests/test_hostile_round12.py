@@ -122,3 +122,25 @@ def test_evaluate_with_the_data_folder_typed_after_patients_says_patients_took_i
     code, err = cli(capsys, "evaluate", "--model", TINY, "--patients", "8863")  # no folder typed: as it was
     assert code == 2 and one_error_line(err) == ("idc-edge: error: the following arguments are required: DATA_DIR; "
                                                  "see `idc-edge evaluate --help`")
+
+
+def _limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+
+@pytest.mark.parametrize("where", ["full disk", "file-size limit"])
+def test_standard_output_that_cannot_be_written_is_named_as_standard_output(tmp_path, where):
+    """`idc-edge report --json > out.json` on a full disk said "idc-edge: error: the disk is full", past
+    `ulimit -f` "idc-edge: error: File too large": neither said that it was standard output, nor where it led,
+    nor that what it holds is cut short."""
+    patch = tmp_path / "patch.png"
+    _write(patch, tissue_frame(400, 300))
+    target = "/dev/full" if where == "full disk" else str(tmp_path / "rows.csv")
+    with open(target, "w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "idc_edge", "classify", str(patch), "--model", TINY, "--quiet"],
+                              cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120,
+                              preexec_fn=None if where == "full disk" else _limit_file_size)
+    line = one_error_line(done.stderr)
+    assert done.returncode == 2 and line.startswith(f"idc-edge: error: cannot write standard output ('{target}'): ")
+    assert ("the disk is full; what it holds is cut short" in line if where == "full disk" else
+            "file-size limit (ulimit -f); what it holds is cut short: raise the limit" in line)
