@@ -87,6 +87,13 @@ def frame_was_called(record: dict) -> bool:
     return sum(int(v or 0) for v in no_call.values()) < tissue
 
 
+def tissue_judged(record: dict) -> bool:
+    """True for a frame record with at least one tissue patch judged (classified or keeping a reused score):
+    only such a frame's ``idc_fraction`` is a share of tissue (it is 0 for a frame of glass or of no call)."""
+    no_call = record.get("no_call_patches") or {}
+    return int(record.get("tissue_patches") or 0) > sum(int(v or 0) for v in no_call.values())
+
+
 #: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
 NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "ink": "marker ink", "colour": "colour",
                  "noise": "noise"}
@@ -118,7 +125,7 @@ class SessionSummary:
     header: Optional[dict]
     frames: int
     duration_s: float
-    mean_idc_percent: float
+    mean_idc_percent: Optional[float]  # over frames with tissue judged; None when no frame had any
     max_idc_mm2: Optional[float]
     frames_with_idc: int
     frames_without_call: int
@@ -558,9 +565,13 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
     # frames whose tissue was all no call (out of focus, bad exposure, colour, noise) say nothing about IDC:
     # they are counted apart, never averaged in as 0 % IDC
     called = [r for r in records if frame_was_called(r)]
+    # the share of tissue is a frame's only when it judged tissue: a frame of bare glass (the stage moving between
+    # fields) has none, and averaging its 0 in read a session of 40 % IDC on tissue as 20 % when half its frames
+    # showed glass; a session that judged no tissue at all has no mean (it said 0.0 %, as if nothing were IDC)
+    judged = [r["idc_fraction"] for r in records if tissue_judged(r)]
     return SessionSummary(
         number=number, header=header, frames=len(records), duration_s=round(rel[-1], 3) if rel else 0.0,
-        mean_idc_percent=round(100 * float(np.mean([r["idc_fraction"] for r in called])), 2) if called else 0.0,
+        mean_idc_percent=round(100 * float(np.mean(judged)), 2) if judged else None,
         max_idc_mm2=max(known) if known else None, frames_with_idc=sum(1 for r in records if r.get("idc_patches")),
         frames_without_call=len(records) - len(called), no_call_reasons=no_call_reasons(records),
         fields=tuple(fields_viewed(records)), times_s=rel, idc_mm2=areas, tissue_mm2=tissue,
@@ -591,6 +602,10 @@ def _context_text(model: dict) -> str:
 
 def _fmt_area(v: Optional[float]) -> str:
     return "–" if v is None else f"{v:.2f} mm²"
+
+
+def _fmt_mean(v: Optional[float]) -> str:
+    return "– (no tissue judged)" if v is None else f"{v:.1f} %"
 
 
 def _when(header: Optional[dict]) -> str:
@@ -650,7 +665,7 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
             lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
                          f"{h.get('threshold'):.3f}{_context_text(model)}, {_number_text(h.get('um_per_px'))} µm/px, "
                          f"idc-edge {h.get('idc_edge')}")
-        lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue "
+        lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {_fmt_mean(s.mean_idc_percent)} of tissue "
                      f"on average, {s.frames_with_idc} frame(s) with IDC"
                      + (f", {s.frames_without_call} frame(s) with tissue but no call ({_reasons_text(s.no_call_reasons)})"
                         if s.frames_without_call else Markup()))
@@ -692,10 +707,10 @@ def _summary_table(s: SessionSummary) -> Markup:
     no_call = (markup(", {} with tissue but no call ({})", s.frames_without_call, _reasons_text(s.no_call_reasons))
                if s.frames_without_call else Markup())
     return markup('<table><tr><td>largest IDC area in one frame</td><td class="big">{}</td></tr>'
-                  '<tr><td>mean IDC share of tissue</td><td>{:.1f} %</td></tr>'
+                  '<tr><td>mean IDC share of tissue</td><td>{}</td></tr>'
                   "<tr><td>frames</td><td>{} over {:.1f} s, {} with IDC{}</td></tr>"
                   "<tr><td>fields viewed</td><td>{}</td></tr></table>",
-                  _fmt_area(s.max_idc_mm2), s.mean_idc_percent, s.frames, s.duration_s, s.frames_with_idc,
+                  _fmt_area(s.max_idc_mm2), _fmt_mean(s.mean_idc_percent), s.frames, s.duration_s, s.frames_with_idc,
                   no_call, _fields_text(s))
 
 

@@ -197,6 +197,58 @@ def _put_back(previous: dict) -> None:
             signal.signal(s, handler)
 
 
+class _StandardOutputError(OSError):
+    """A write of standard output failed (raised by :class:`_NamedOutput` with the errno it failed with)."""
+
+
+class _NamedOutput:
+    """Standard output while a command runs: writes and flushes go to the stream it wraps, and one that
+    fails for a reason other than a closed pipe raises :class:`_StandardOutputError`, so the error line can
+    say it was standard output (``> results.json`` on a full disk said only "the disk is full"; past
+    ``ulimit -f``, "File too large", naming nothing). Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if isinstance(e, _StandardOutputError) or e.errno is None:
+                raise
+            raise _StandardOutputError(e.errno, e.strerror) from None
+
+    def write(self, text):
+        return self._guarded(self._stream.write, text)
+
+    def writelines(self, lines):
+        return self._guarded(self._stream.writelines, lines)
+
+    def flush(self):
+        return self._guarded(self._stream.flush)
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+
+def _standard_output_message(error: OSError) -> str:
+    """What a failed write of standard output (``> results.json`` on a full disk, past ``ulimit -f``) says:
+    that it was standard output, where it led and that what it holds is cut short (it said only "the disk
+    is full", or "File too large", naming nothing)."""
+    try:
+        target = os.readlink("/proc/self/fd/1")
+    except OSError:
+        target = None
+    where = f" ({name(target)})" if target and target.startswith("/") else ""
+    if error.errno == errno.EFBIG:
+        return (f"cannot write standard output{where}: the file reached this process's file-size limit (ulimit -f); "
+                "what it holds is cut short: raise the limit (ulimit -f unlimited) and run the command again")
+    return (f"cannot write standard output{where}: {why(error)}; what it holds is cut short: free space, or redirect "
+            "it to a file on another disk, and run the command again")
+
+
 def _prints_results(args) -> bool:
     """Whether the command's results go to standard output (all but ``run`` and ``classify --out``)."""
     return args.command != "run" and not (args.command == "classify" and args.out)
@@ -228,11 +280,15 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         args = build_parser().parse_args(argv)
         if isinstance(sys.stdout, _ClosedStream) and _prints_results(args):
             sys.stdout.write("")  # refused now, before a profile or report is written and then called a failure
-        code = args.func(args)
-        # a stop from here on changes nothing: run's outputs are final (it prints no results), the
-        # others' once standard output is flushed
-        finished = args.command == "run"
-        sys.stdout.flush()
+        wrapped, sys.stdout = sys.stdout, _NamedOutput(sys.stdout)
+        try:
+            code = args.func(args)
+            # a stop from here on changes nothing: run's outputs are final (it prints no results), the
+            # others' once standard output is flushed
+            finished = args.command == "run"
+            sys.stdout.flush()
+        finally:
+            sys.stdout = wrapped
         finished = True
         return code
     except CameraLostError as e:
@@ -254,7 +310,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         _detach_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as e:  # a file error not already put in words where it happened
-        _error(f"{why(e)}" + (f": {name(e.filename)}" if e.filename is not None else ""))
+        if isinstance(e, _StandardOutputError):
+            _error(_standard_output_message(e))
+        else:
+            _error(f"{why(e)}" + (f": {name(e.filename)}" if e.filename is not None else ""))
         return EXIT_USAGE
     except MemoryError:
         _error("out of memory; use smaller frames or images, a larger --stride, or a lower IDC_EDGE_MEMORY_MB budget")

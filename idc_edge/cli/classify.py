@@ -65,6 +65,7 @@ def _files_under(folder: Path) -> list[Path]:
 def _patch_files(paths: Sequence[str]) -> list[Path]:
     from ..fileio import name, stat_path
     from ..sources import IMAGE_SUFFIXES
+    from ..sources.files import in_name_order, is_folder_image
 
     files: list[Path] = []
     for text in paths:
@@ -73,7 +74,7 @@ def _patch_files(paths: Sequence[str]) -> list[Path]:
         if stat.S_ISDIR(mode):
             # everything named like an image but a folder: a FIFO, device or broken link is then skipped
             # and counted by the reader, never silently left out of the listing
-            found = sorted(f for f in _files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = in_name_order(f for f in _files_under(p) if is_folder_image(f))
             if not found:
                 raise SourceError(f"folder {name(text)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)

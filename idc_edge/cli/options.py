@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import shlex
 import sys
@@ -63,11 +64,30 @@ class Parser(argparse.ArgumentParser):
             return name, f" (did you mean {close[0]}?)" if close else ""
         return None, ""
 
+    def _swallowed(self) -> Optional[tuple[str, str]]:
+        """(option, last word) when an option taking any number of values (``evaluate --patients ID ...``)
+        ran to the end of the arguments and so took the word after it as one of its values: the
+        positional argument typed last (``--patients 8863 8865 DATA_DIR``), told by being a path (a folder
+        there, or a name with a slash, which no patient id or other value of such an option holds)."""
+        many = {o: a for a in self._actions if a.nargs in ("+", "*") for o in a.option_strings}
+        seen = self._seen[:self._seen.index("--")] if "--" in self._seen else self._seen
+        for i, token in enumerate(seen):
+            rest = seen[i + 1:]
+            if token in many and rest and not any(t.startswith("-") for t in rest) \
+                    and ("/" in rest[-1] or os.path.isdir(rest[-1])):
+                return token, rest[-1]
+        return None
+
     def error(self, message: str):
         target = (self._command() or self) if "unrecognized arguments" in message else self
         unknown, hint = self._unknown_option(target)
         if unknown and not message.startswith("argument "):
             message = f"unknown option {unknown}{hint}"  # the typo is the cause of whatever else broke
+        elif message.startswith("the following arguments are required") and self._swallowed():
+            # "DATA_DIR is required" when it was typed, last, after --patients: which took it as a patient id
+            option, word = self._swallowed()
+            message += (f" ({option} takes every word after it, so it took {short(word, 200)} as one of its values: "
+                        f"give {message.split(': ', 1)[1].split(',')[0]} before {option})")
         m = re.search(r"invalid choice: '([^']+)'", message)
         if m and self._subparsers:
             names = [n for a in self._subparsers._group_actions for n in getattr(a, "choices", {})]

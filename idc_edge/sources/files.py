@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 
@@ -13,11 +14,44 @@ from ..fileio import as_path, name, why
 from ..fileio import read_image as read_image_file
 from ..frames import to_bgr8
 from .base import Frame, FrameSource
+from .sniff import GIF_MAGIC, file_head, image_format
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm", ".ppm"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm",
+                            ".ppm", ".pbm", ".pnm"})
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".wmv"})
+
+
+def is_folder_image(path: Path) -> bool:
+    """Whether a file found in a folder is read as one of its images: named as an image, or (any other
+    name but a video's) starting as a still image OpenCV decodes does, a GIF included: a browser saves
+    JPEGs as ``.jfif``, a capture tool may name them ``.JPG_1`` or leave the suffix off. Those were left
+    out of an image folder without a word (5 images, "2 frame(s)")."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix in VIDEO_SUFFIXES:
+        return False
+    head = file_head(str(path))
+    return bool(image_format(head)) or head.startswith(GIF_MAGIC)
+
+
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def name_order(path: Path) -> tuple:
+    """Sort key of a file in a folder: its name with runs of digits compared as numbers, so a camera's
+    unpadded numbering (``frame_2`` before ``frame_10``) is its order; the name itself breaks ties
+    (``frame_01`` and ``frame_1``). Plain ``sorted`` read ``frame_1, frame_10, frame_11, frame_2``: the
+    frames of a capture series out of order, in the video, the results file and the report's timeline."""
+    parts = _DIGITS.split(path.name)
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), path.name
+
+
+def in_name_order(paths: Iterable[Path]) -> list:
+    """``paths`` sorted by folder, then by :func:`name_order` within it."""
+    return sorted(paths, key=lambda p: (str(p.parent), name_order(p)))
 
 
 def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
@@ -55,7 +89,8 @@ def _say_left_out(folder: Path, folders: int, videos: int) -> None:
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order; unreadable files are skipped and counted."""
+    """The images of a folder in name order (numbers in names compared as numbers, :func:`name_order`);
+    unreadable files are skipped and counted."""
 
     def __init__(self, folder: Union[str, os.PathLike]):
         folder = as_path(folder, "image folder")
@@ -64,7 +99,7 @@ class ImageFolderSource(FrameSource):
             entries = list(Path(folder).iterdir())
             # all but folders: a FIFO, device or broken link named like an image is skipped and counted
             # when read, never silently left out
-            self.paths = sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+            self.paths = in_name_order(p for p in entries if not p.is_dir() and is_folder_image(p))
             folders = sum(p.is_dir() for p in entries)
         except OSError as e:
             raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None

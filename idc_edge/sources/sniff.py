@@ -17,6 +17,9 @@ from typing import Optional
 _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
           (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"), (b"BM", "BMP"))
 
+#: leading bytes of a GIF (read by OpenCV as an image, by FFmpeg as a video: not in :func:`image_format`)
+GIF_MAGIC = (b"GIF87a", b"GIF89a")
+
 #: bytes enough to tell every format above
 HEAD_BYTES = 16
 
@@ -59,7 +62,7 @@ def _head(fd: int, wait_s: float) -> bytes:
         return b""
 
 
-def _file_head(path: str) -> bytes:
+def file_head(path: str) -> bytes:
     """A regular file's first :data:`HEAD_BYTES` bytes; empty for anything else or when it cannot be
     read (opened without blocking: a FIFO or device is never waited on)."""
     try:
@@ -75,12 +78,12 @@ def _file_head(path: str) -> bytes:
 def file_image_format(path: str) -> Optional[str]:
     """:func:`image_format` of a regular file's first bytes; None for anything else or when it cannot
     be read (opened without blocking: a FIFO or device is never waited on)."""
-    return image_format(_file_head(path))
+    return image_format(file_head(path))
 
 
 def file_video_format(path: str) -> Optional[str]:
     """:func:`video_format` of a regular file's first bytes, as :func:`file_image_format` reads them."""
-    return video_format(_file_head(path))
+    return video_format(file_head(path))
 
 
 def pipe_image_format(path: str, wait_s: float = PIPE_WAIT_S) -> Optional[str]:
