@@ -42,7 +42,7 @@ import numpy as np
 
 from . import validate
 from .colour import MIN_TRAINED_TISSUE_MAGENTA, field_casts, halved, halved_mask, tissue_magenta, white_levels
-from .ink import MIN_STROKE_LENGTH_PX, ink_pixels
+from .ink import MIN_STROKE_LENGTH_PX, ink_pixels, stroke_length_px
 from .faint import MIN_COLOUR_STRENGTH, colour_strength
 from .glare import MAX_DARKEST_TISSUE, MAX_WASHED_COLOUR_STRENGTH, darkest_channel, darkest_faint_tissue, darkest_tissue
 from .stains import MIN_STAIN_BLUENESS, StainReading, stain_reading
@@ -272,7 +272,8 @@ class ColourOptions:
             0 switches it off.
         min_ink_stroke_px: least length, in pixels at the model's scale (120 = 480 µm), of a marker
             stroke finer than the disc that finds broad ink (56 µm), found by its straight, unbroken
-            run (:data:`~idc_edge.ink.MIN_STROKE_LENGTH_PX`, :func:`~idc_edge.ink.fine_strokes`); 0
+            run (:data:`~idc_edge.ink.MIN_STROKE_LENGTH_PX`, :func:`~idc_edge.ink.fine_strokes`); on a
+            field smaller than 500×300 px less, down to 60 (:func:`~idc_edge.ink.stroke_length_px`); 0
             looks for broad ink only.
         enabled: False switches the colour gate off.
     """
@@ -774,7 +775,8 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     # ink is judged only on frames whose colour and grain pass (below): as far as known yet
     if half is not None and colour.enabled and colour.max_ink_fraction < 1.0 and _colour_ok(colour, *casts, True) \
             and _stain_ok(colour, stains, True) and not faint:
-        ink_px = ink_pixels(rgb, tissue_px, half=half, min_stroke_px=colour.min_ink_stroke_px, half_tissue=half_tissue)
+        ink_px = ink_pixels(rgb, tissue_px, half=half, half_tissue=half_tissue,
+                            min_stroke_px=stroke_length_px(colour.min_ink_stroke_px, w, h))
         # a plane only where some window could be over the limit: fewer ink pixels in all cannot be
         if cv2.countNonZero(ink_px) > colour.max_ink_fraction * grid.patch * grid.patch:
             ink = len(planes)
