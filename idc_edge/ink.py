@@ -22,8 +22,9 @@ with paler gaps. Where the blue or dark pixels above, or pixels darker in red th
 surroundings (:data:`MAX_STROKE_RED_OF_SURROUND`), hold a straight run of 104 µm at one of 8
 orientations (morphological openings with line structuring elements) and such runs join into a
 stretch at least :data:`MIN_STROKE_LENGTH_PX` long (480 µm; less on a small field, whose strokes are
-cut short by its edges: :func:`stroke_length_px`), they are ink (:func:`fine_strokes`). Yellow or orange ink over tissue turns orange-brown, the colour of blood
-and pigment, and is found only over glass or pale tissue.
+cut short by its edges: :func:`stroke_length_px`), they are ink (:func:`fine_strokes`). Yellow or
+orange ink over tissue turns orange-brown, the colour of blood and pigment, and is found only over
+glass or pale tissue.
 
 Pure functions of an **RGB** uint8 image at the model's scale.
 """
