@@ -504,7 +504,28 @@ def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, 
         MemoryBudgetError: the file or the decoded image exceeds the memory budget.
     """
     path = as_path(path, what)
-    return decode_image(read_bytes(path, what, error), f"{what} {name(path)}", flags, error, upright=True)
+    data = read_bytes(path, what, error)
+    _say_colour_profile(data, f"{what} {name(path)}")
+    return decode_image(data, f"{what} {name(path)}", flags, error, upright=True)
+
+
+#: colour profiles other than sRGB already said (once each per process: a folder holds many such images)
+_PROFILES_SAID: set = set()
+
+
+def _say_colour_profile(data: bytes, where: str) -> None:
+    """One warning per colour profile other than sRGB that an image file carries (:mod:`idc_edge.iccprofile`):
+    its values are read as sRGB, unconverted, as OpenCV reads them."""
+    from .iccprofile import is_srgb, profile_description
+
+    described = profile_description(data)
+    if described is None or is_srgb(described) or described in _PROFILES_SAID:
+        return
+    _PROFILES_SAID.add(described)
+    logging.getLogger(__name__).warning(
+        "%s carries the colour profile %s, not sRGB: its values are read as sRGB (the model's colour space) "
+        "without conversion, so its colours are not the ones the slide showed; save the images in sRGB (said "
+        "once per profile)", where, printable(repr(described[:80])))
 
 
 # -- paths OpenCV opens itself (videos) -----------------------------------------------------
