@@ -86,6 +86,24 @@ def test_camera_augmentation_keeps_shape_dtype_and_is_seeded():
         CameraAugment(("fog",))
 
 
+def test_grain_drawn_with_a_cast_only_when_asked_and_the_default_draws_are_unchanged():
+    from train.camera_augment import CameraAugment
+
+    def draws(aug, n=400):
+        rng = np.random.default_rng(3)
+        return [aug.draw(rng)[0] for _ in range(n)]
+
+    default, none, always = (draws(CameraAugment()), draws(CameraAugment(grain_with_cast=0.0)),
+                             draws(CameraAugment(grain_with_cast=1.0)))
+    assert default == none  # 0 draws nothing more: the shipped recipe's cameras are the same
+    assert sum(c.cast != (1.0, 1.0, 1.0) and c.full_well_e is None for c in default) > 50
+    cast = [c for c in always if c.cast != (1.0, 1.0, 1.0)]
+    assert all(c.full_well_e is not None for c in cast)  # every cast with grain
+    assert sum(c.full_well_e <= 600 for c in cast) > 0.5 * len(cast)  # most of it low-light grain
+    with pytest.raises(ValueError, match="probability"):
+        CameraAugment(grain_with_cast=1.5)
+
+
 def test_augment_names_and_presets_include_the_camera_families():
     assert set(CAMERA_FAMILIES) == set(CAMERA_AUGMENTATIONS) <= set(AUGMENTATIONS)
     assert parse_augment("all") == AUGMENTATIONS

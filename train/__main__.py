@@ -113,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--haematoxylin-scale", type=number("--haematoxylin-scale"), default=None, metavar="S",
                    help="haematoxylin's own jitter, x U(1 - S, 1 + S), 0 <= S < 1: a weak or heavy haematoxylin "
                         "alone (default: --stain-scale)")
+    p.add_argument("--grain-with-cast", type=number("--grain-with-cast"), default=0.0, metavar="P",
+                   help="probability of low-light grain (150-600 e- at white) on an image that drew a colour "
+                        "cast and no grain, 0 <= P <= 1 (default 0; EXPERIMENTS.md section 9: 0.35)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -161,7 +164,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
         teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views,
-        stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale, export_tflite=not args.no_tflite, latency=not args.no_latency,
+        stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale, grain_with_cast=args.grain_with_cast,
+        export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )
 

@@ -11,6 +11,11 @@ Each family is applied to an image with probability ``p`` (``p_colour`` for ``ex
 - ``cast``: red and blue gains ~ U(0.75, 1.25) each in linear light (green 1);
 - ``scale``: magnification ~ U(0.9, 1.1) about the centre (a camera's µm/px known to ±10 %).
 
+``grain_with_cast`` (0 unless asked: ``python -m train --grain-with-cast P``) adds, with probability P,
+low-light grain (full well ~ log-uniform(150, 600) e⁻) to an image that drew a cast but no grain: drawn
+independently, a ≥ 20 % cool cast with that little light is about 0.06 % of the images, and the model
+then called benign tissue IDC through such a camera (EXPERIMENTS.md, section 9).
+
 Order, as in a camera: scale, defocus, cast and exposure gain, noise, gamma, JPEG. Images are
 RGB uint8 at 4 µm/px in and out.
 """
@@ -32,11 +37,13 @@ class CameraAugment:
     families: tuple[str, ...] = CAMERA_FAMILIES
     p: float = 0.35
     p_colour: float = 0.6
+    grain_with_cast: float = 0.0
 
     def __post_init__(self):
         bad = [f for f in self.families if f not in CAMERA_FAMILIES]
-        if bad or not (0 <= self.p <= 1 and 0 <= self.p_colour <= 1):
-            raise ValueError(f"camera augmentation: unknown famil(ies) {bad} or p outside 0-1 ({self.p}, {self.p_colour})")
+        if bad or not all(0 <= v <= 1 for v in (self.p, self.p_colour, self.grain_with_cast)):
+            raise ValueError(f"camera augmentation: unknown famil(ies) {bad} or a probability outside 0-1 "
+                             f"({self.p}, {self.p_colour}, {self.grain_with_cast})")
 
     def draw(self, rng: np.random.Generator) -> tuple[cs.Camera, float]:
         """A random camera (at 4 or 2 µm/px) and a magnification for one image."""
@@ -50,6 +57,9 @@ class CameraAugment:
                 kw["blur_sigma_um"] = float(rng.uniform(0.5, 6.0))
         if on["noise"]:
             kw["full_well_e"] = float(np.exp(rng.uniform(np.log(150.0), np.log(6000.0))))
+            kw["read_noise_e"] = float(rng.uniform(2.0, 10.0))
+        elif on["cast"] and self.grain_with_cast > 0 and rng.random() < self.grain_with_cast:
+            kw["full_well_e"] = float(np.exp(rng.uniform(np.log(150.0), np.log(600.0))))
             kw["read_noise_e"] = float(rng.uniform(2.0, 10.0))
         if on["jpeg"]:
             kw["jpeg_quality"] = int(rng.integers(45, 96))

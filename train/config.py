@@ -23,6 +23,7 @@ class AugmentStrength:
 
     stain_scale: float = 0.2  # each stain's optical density × U(1 - s, 1 + s)
     haematoxylin_scale: float | None = None  # haematoxylin's alone × U(1 - h, 1 + h); None: stain_scale
+    grain_with_cast: float = 0.0  # probability of low-light grain with a cast (train.camera_augment)
     stain_shift: float = 0.04  # ... + U(-s, s) (optical density units)
     hue: float = 0.04  # hue shift U(-h, h), in turns of the colour wheel
     saturation: float = 0.25  # saturation × U(1 - s, 1 + s)

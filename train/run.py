@@ -82,6 +82,7 @@ class TrainConfig:
     teacher_views: int = 1
     stain_scale: float = AugmentStrength.stain_scale
     haematoxylin_scale: float | None = None
+    grain_with_cast: float = 0.0
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -130,13 +131,16 @@ class TrainConfig:
         if self.haematoxylin_scale is not None and not 0 <= self.haematoxylin_scale < 1:
             raise OptionError(f"--haematoxylin-scale must be in [0, 1) (haematoxylin x U(1 - S, 1 + S)), "
                               f"got {self.haematoxylin_scale}")
+        if not 0 <= self.grain_with_cast <= 1:
+            raise OptionError(f"--grain-with-cast must be a probability from 0 to 1, got {self.grain_with_cast}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
 
     def strength(self) -> AugmentStrength:
-        """The colour augmentations' magnitudes: the defaults with this run's stain jitters."""
-        return AugmentStrength(stain_scale=self.stain_scale, haematoxylin_scale=self.haematoxylin_scale)
+        """The augmentations' magnitudes: the defaults with this run's stain jitters and grain with casts."""
+        return AugmentStrength(stain_scale=self.stain_scale, haematoxylin_scale=self.haematoxylin_scale,
+                               grain_with_cast=self.grain_with_cast)
 
 
 @dataclass
