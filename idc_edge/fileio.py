@@ -40,6 +40,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .errors import OptionError, SourceError
+from .imageheaders import PNG_SIGNATURE
 from .jpegnotes import damage, jpeg_warnings
 from .mounts import pseudo_file_system
 
@@ -304,8 +305,6 @@ def read_bytes(path: PathArg, what: str = "file", error: type = SourceError) -> 
 
 # -- images ---------------------------------------------------------------------------------
 
-#: the first eight bytes of every PNG file
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
@@ -316,7 +315,7 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     memory budget before OpenCV allocates it.
     """
     try:
-        if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+        if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
             w, h = struct.unpack(">II", data[16:24])
             sample = 2 if data[24] == 16 else 1
             channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(data[25], 4)  # grey+alpha decodes as BGRA
@@ -410,7 +409,7 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         from .orientation import take_orientation, upright as turn_upright
 
         orientation, data = take_orientation(data)  # out of the decoder's hands, applied below
-    if data.startswith(_PNG_SIGNATURE) and b"IEND" not in data[-4096:]:
+    if data.startswith(PNG_SIGNATURE) and b"IEND" not in data[-4096:]:
         # cut short (a copy interrupted): libpng would print "PNG input buffer is incomplete" on the
         # terminal beside idc-edge's own one line about the file
         raise error(f"cannot read {where}: the PNG file is cut short (no end chunk); copy it again")

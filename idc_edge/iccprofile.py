@@ -13,63 +13,46 @@ import struct
 import zlib
 from typing import Optional
 
+from .imageheaders import PNG_SIGNATURE, jpeg_segments, png_chunks, tiff_entries
+
 #: words in a profile's description that name sRGB (IEC 61966-2-1), the colour space the model knows
 SRGB_WORDS = ("srgb", "61966-2")
+#: TIFF tag of an embedded ICC profile (InterColorProfile)
+ICC_PROFILE_TAG = 34675
 #: the largest profile read (bytes); larger ones are not parsed
 MAX_PROFILE_BYTES = 4 << 20
 
 
 def _png_profile(data: bytes) -> Optional[bytes]:
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+    for kind, i, length in png_chunks(data):
+        if kind == b"sRGB":
+            return b"sRGB"
         if kind == b"iCCP":
-            name_end = body.find(b"\0")
-            if name_end < 0 or name_end + 2 > len(body):
+            body = data[i + 8:i + 8 + length]
+            name_end = body.find(b"\0")  # the profile's name, its compression method, then the profile
+            if name_end < 0:
                 return None
             try:
                 return zlib.decompressobj().decompress(body[name_end + 2:], MAX_PROFILE_BYTES)
             except zlib.error:
                 return None
-        if kind == b"sRGB":
-            return b"sRGB"
-        if kind in (b"IDAT", b"IEND"):  # the profile comes before the image data
-            return None
-        pos += 12 + length
     return None
 
 
 def _jpeg_profile(data: bytes) -> Optional[bytes]:
-    pos, parts = 2, {}
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):  # the image data starts: no header segment after it
-            break
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        body = data[pos + 4:pos + 2 + length]
+    parts = {}  # a profile may span several APP2 segments, numbered from 1
+    for marker, i, length in jpeg_segments(data):
+        body = data[i + 4:i + 2 + length]
         if marker == 0xE2 and body.startswith(b"ICC_PROFILE\0") and len(body) > 14:
             parts[body[12]] = body[14:]
-        pos += 2 + length
     return b"".join(parts[k] for k in sorted(parts)) or None
 
 
 def _tiff_profile(data: bytes) -> Optional[bytes]:
-    order = "<" if data[:2] == b"II" else ">"
-    (offset,) = struct.unpack(order + "I", data[4:8])
-    if offset + 2 > len(data):
-        return None
-    (count,) = struct.unpack(order + "H", data[offset:offset + 2])
-    for i in range(count):
-        entry = data[offset + 2 + 12 * i:offset + 14 + 12 * i]
-        if len(entry) < 12:
-            return None
-        tag, _, n, where = struct.unpack(order + "HHII", entry)
-        if tag == 34675:
-            return data[where:where + min(n, MAX_PROFILE_BYTES)] if n > 4 else entry[8:8 + n]
+    for tag, _, n, at, end in tiff_entries(data):
+        if tag == ICC_PROFILE_TAG:
+            where = struct.unpack(end + "I", data[at:at + 4])[0] if n > 4 else at
+            return data[where:where + min(n, MAX_PROFILE_BYTES)]
     return None
 
 
@@ -99,7 +82,7 @@ def profile_description(data: bytes) -> Optional[str]:
     """The description of the colour profile embedded in a PNG, JPEG or TIFF file's bytes (``"sRGB"``
     for a PNG's ``sRGB`` chunk), or None when it carries none, or one that cannot be read."""
     try:
-        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        if data.startswith(PNG_SIGNATURE):
             profile = _png_profile(data)
         elif data.startswith(b"\xff\xd8"):
             profile = _jpeg_profile(data)

@@ -20,6 +20,8 @@ import zlib
 
 import numpy as np
 
+from .imageheaders import PNG_SIGNATURE, jpeg_segments, png_chunks, tiff_entries
+
 #: EXIF tag number of Orientation
 ORIENTATION_TAG = 0x0112
 
@@ -27,21 +29,10 @@ ORIENTATION_TAG = 0x0112
 def _tiff_entry(data: bytes, start: int) -> tuple[int, int, str]:
     """(Orientation, absolute offset of its value, byte order) of the TIFF structure at ``data[start:]``;
     (1, -1, "") when absent or malformed."""
-    tiff = memoryview(data)[start:]
-    if bytes(tiff[:4]) == b"II*\0":
-        end = "<"
-    elif bytes(tiff[:4]) == b"MM\0*":
-        end = ">"
-    else:
-        return 1, -1, ""
-    ifd = struct.unpack(end + "I", tiff[4:8])[0]
-    count = struct.unpack(end + "H", tiff[ifd:ifd + 2])[0]
-    for k in range(min(count, 1024)):
-        at = ifd + 2 + 12 * k
-        tag, kind = struct.unpack(end + "HH", tiff[at:at + 4])
+    for tag, kind, _, at, end in tiff_entries(data, start):
         if tag == ORIENTATION_TAG and kind == 3:  # SHORT, value in the entry's first two bytes
-            value = struct.unpack(end + "H", tiff[at + 8:at + 10])[0]
-            return (value, start + at + 8, end) if 1 <= value <= 8 else (1, -1, "")
+            value = struct.unpack(end + "H", data[at:at + 2])[0]
+            return (value, at, end) if 1 <= value <= 8 else (1, -1, "")
     return 1, -1, ""
 
 
@@ -49,28 +40,13 @@ def _find(data: bytes) -> tuple[int, int, str, int]:
     """(Orientation, offset of its value in ``data``, byte order, offset of the PNG chunk holding it
     or -1); (1, -1, "", -1) when there is none."""
     if data[:2] == b"\xff\xd8":  # JPEG: markers up to the first scan
-        i = 2
-        while i + 4 <= len(data) and data[i] == 0xFF:
-            marker = data[i + 1]
-            if marker == 0xFF:
-                i += 1
-                continue
-            if marker in (0xDA, 0xD9):  # start of scan / end of image: no EXIF before it
-                break
-            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        for marker, i, length in jpeg_segments(data):
             if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\0\0":
                 return (*_tiff_entry(data[:i + 2 + length], i + 10), -1)
-            i += 2 + length
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":  # PNG: the eXIf chunk
-        i = 8
-        while i + 8 <= len(data):
-            length = struct.unpack(">I", data[i:i + 4])[0]
-            kind = data[i + 4:i + 8]
+    elif data[:8] == PNG_SIGNATURE:  # PNG: the eXIf chunk
+        for kind, i, length in png_chunks(data):
             if kind == b"eXIf":
                 return (*_tiff_entry(data[:i + 8 + length], i + 8), i)
-            if kind in (b"IDAT", b"IEND"):
-                break
-            i += 12 + length
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # WebP: the EXIF chunk of an extended file
         i = 12
         while i + 8 <= len(data):
