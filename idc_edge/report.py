@@ -89,9 +89,9 @@ def frame_was_called(record: dict) -> bool:
 
 def tissue_judged(record: dict) -> bool:
     """True for a frame record with at least one tissue patch judged (classified or keeping a reused score):
-    only such a frame's ``idc_fraction`` is a share of tissue (it is 0 for a frame of glass or of no call)."""
-    no_call = record.get("no_call_patches") or {}
-    return int(record.get("tissue_patches") or 0) > sum(int(v or 0) for v in no_call.values())
+    only such a frame's ``idc_fraction`` and IDC area say something of tissue (both are 0 for a frame of
+    glass or of no call)."""
+    return int(record.get("tissue_patches") or 0) > 0 and frame_was_called(record)
 
 
 #: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
@@ -541,7 +541,9 @@ def summarize_session(session: RecordedSession, number: int, pictures: bool = Tr
     areas = tuple(_area(r) for r in records)
     tissue = tuple(float(r["tissue_area_mm2"]) if isinstance(r.get("tissue_area_mm2"), (int, float)) else None
                    for r in records)
-    known = [a for a in areas if a is not None]
+    # the largest IDC area among frames that judged tissue: a session of glass or of no call has none (it said
+    # "largest 0.00 mm²", as if no IDC had been seen)
+    known = [a for a, r in zip(areas, records) if a is not None and tissue_judged(r)]
     snaps = _snapshots(header, records) if (pictures and header) else {}
     chosen = top_frames(records, k)
     video, no_video = _video_frames(header, t0, chosen) if (pictures and header) else ([], None)
@@ -665,8 +667,9 @@ def render_text(summaries: Sequence[SessionSummary]) -> str:
             lines.append(f"  model {model.get('name')} (sha256 {str(model.get('sha256'))[:12]}…), threshold "
                          f"{h.get('threshold'):.3f}{_context_text(model)}, {_number_text(h.get('um_per_px'))} µm/px, "
                          f"idc-edge {h.get('idc_edge')}")
-        lines.append(f"  IDC: largest {_fmt_area(s.max_idc_mm2)} in one frame, {_fmt_mean(s.mean_idc_percent)} of tissue "
-                     f"on average, {s.frames_with_idc} frame(s) with IDC"
+        judged = (f"largest {_fmt_area(s.max_idc_mm2)} in one frame, {s.mean_idc_percent:.1f} % of tissue on average"
+                  if s.mean_idc_percent is not None else "no tissue judged in any frame")
+        lines.append(f"  IDC: {judged}, {s.frames_with_idc} frame(s) with IDC"
                      + (f", {s.frames_without_call} frame(s) with tissue but no call ({_reasons_text(s.no_call_reasons)})"
                         if s.frames_without_call else Markup()))
         lines.append(f"  fields viewed: {_fields_text(s)}"

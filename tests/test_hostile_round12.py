@@ -103,9 +103,10 @@ def test_the_report_averages_the_idc_share_over_frames_with_tissue_not_over_glas
     _write(glass_only / "g.png", glass)
     results = tmp_path / "glass.jsonl"
     assert cli(capsys, "run", "--source", glass_only, "--model", TINY, "--quiet", "--record", results)[0] == 0
-    assert json.loads(_out(capsys, "report", results, "--json"))["sessions"][0]["mean_idc_percent"] is None
+    summary = json.loads(_out(capsys, "report", results, "--json"))["sessions"][0]
+    assert summary["mean_idc_percent"] is None and summary["max_idc_mm2"] is None  # not "largest 0.00 mm²"
     text = _out(capsys, "report", results)
-    assert "– (no tissue judged) of tissue on average" in text and "0.0 %" not in text
+    assert "IDC: no tissue judged in any frame" in text and "0.0 %" not in text and "0.00 mm²" not in text
 
 
 # -- the command line's words ---------------------------------------------------------------------------------
