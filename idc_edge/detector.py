@@ -21,6 +21,8 @@ import numbers
 import os
 import time
 import warnings
+import weakref
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Optional
 
@@ -51,10 +53,24 @@ MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
 _BYTES_PER_GRID_PATCH = 160
 
 
-#: said once per stream whose source fills one buffer again (kept images would all show the newest frame)
-SHARED_BUFFER_MESSAGE = ("the frames given to stream() are one buffer filled again: each result's image is a copy "
-                         "from here on, but the result already given shows the newest frame, not its own; give each "
+#: said once per stream whose source fills its buffers again (kept images would show later frames)
+SHARED_BUFFER_MESSAGE = ("the frames given to stream() are buffers filled again: each result's image is a copy "
+                         "from here on, but results already given may show a later frame, not their own; give each "
                          "frame its own array (copy it) in the source")
+#: how many recent kept frames a new frame is checked against: a driver's ring of up to this many buffers is noticed
+RING_BUFFERS_NOTICED = 16
+
+
+def _buffer_given_again(image: np.ndarray, kept: Iterable) -> Optional[np.ndarray]:
+    """The pixel sample taken when a still-kept array that ``image`` overlaps was given, else None.
+
+    ``kept`` holds ``(weakref to an array, its [::16, ::16] sample)`` of recent frames.
+    """
+    for ref, sample in kept:
+        old = ref()
+        if old is not None and _same_buffer(image, old):
+            return sample
+    return None
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
@@ -535,9 +551,10 @@ class Detector:
         tissue patches that did not change since they were classified keep their score; a
         moving stage changes them, so they are classified again in the same frame. The scores
         live in this call's own :class:`~idc_edge.reuse.ScoreCache`, nothing is stored on the
-        detector, so two streams do not interfere. A source that fills one array again for every
-        frame is noticed at its second frame: from then on each kept image is a copy (and a warning
-        says the first result's image shows the newest frame).
+        detector, so two streams do not interfere. A source that fills its arrays again (one buffer,
+        or a driver's ring of up to :data:`RING_BUFFERS_NOTICED`) is noticed when a buffer a kept
+        result still holds comes back: from then on each kept image is a copy, and a warning says
+        the results already given may show a later frame.
 
         Raises:
             FrameError: ``frames`` is one image (an array), not frames: use :meth:`detect`.
@@ -564,22 +581,27 @@ class Detector:
 
     def _stream(self, frames: Iterator, keep_image: bool, cache: Optional[ScoreCache]) -> Iterator[FrameResult]:
         depth = StreamDepth()  # a dark frame of a 12-bit camera is read at the depth the stream has shown
-        # the caller's last array and a sparse sample of its pixels, to tell one buffer handed out again
-        previous, sample, shared = None, None, False
+        # the caller's arrays kept in recent results (weakly: a result dropped cannot show a wrong frame) and a
+        # sparse sample of each, to tell a buffer handed out again: one buffer, or a driver's ring of a few
+        kept: deque = deque(maxlen=RING_BUFFERS_NOTICED)
+        shared = False
         for i, item in enumerate(frames):
             if hasattr(item, "image"):  # a source's Frame, or a caller's own object like it
                 image, index, timestamp = item.image, getattr(item, "index", i), getattr(item, "timestamp", None)
                 damage = getattr(item, "damage", None)  # a source's frame decoded in part: said in its result
             else:  # a bare image, numbered by its place; a list's or tuple's own .index() is no frame number
                 image, index, timestamp, damage = item, i, None, None
-            if keep_image and isinstance(image, np.ndarray):
-                if not shared and previous is not None and _same_buffer(image, previous):
-                    shared = True  # each result keeps its own frame from here on
-                    if not np.array_equal(image[::16, ::16], sample):  # refilled, not one frame given twice
-                        warnings.warn(SHARED_BUFFER_MESSAGE, stacklevel=2)
-                previous, sample = image, image[::16, ::16].copy()
+            if keep_image and isinstance(image, np.ndarray) and image.ndim >= 2:
+                if not shared:
+                    sample = _buffer_given_again(image, kept)
+                    if sample is not None:
+                        shared = True  # each result keeps its own frame from here on
+                        if not np.array_equal(image[::16, ::16], sample):  # refilled, not one frame given twice
+                            warnings.warn(SHARED_BUFFER_MESSAGE, stacklevel=2)
                 if shared:
                     image = image.copy()
+                else:
+                    kept.append((weakref.ref(image), image[::16, ::16].copy()))
             if isinstance(image, np.ndarray) and image.dtype.kind in "iu" and image.dtype != np.uint8:
                 image = depth.to_bgr8(image)
             result = self.detect(image, index=index, timestamp=timestamp, keep_image=keep_image, cache=cache)

@@ -61,6 +61,14 @@ def one_buffer_filled_again(frames):
         yield buffer
 
 
+def ring_of_buffers_filled_again(frames, n):
+    """A V4L2-style driver: ``n`` buffers mapped once, each handed out as a fresh view in turn."""
+    ring = [np.empty_like(frames[0]) for _ in range(n)]
+    for i, frame in enumerate(frames):
+        ring[i % n][...] = frame
+        yield ring[i % n][:]  # a new array object over the same memory
+
+
 def test_threaded_frames_of_a_caller_that_refills_one_buffer_keep_their_own_pixels(detector):
     frames = moving_frames(8)
     with ThreadedStream(detector, one_buffer_filled_again(frames)) as threaded:
@@ -75,15 +83,28 @@ def test_threaded_frames_of_a_caller_that_refills_one_buffer_keep_their_own_pixe
 
 def test_a_stream_given_one_buffer_again_says_so_and_keeps_each_later_frame(detector):
     frames = moving_frames(5)
-    with pytest.warns(UserWarning, match="one buffer filled again") as said:
+    with pytest.warns(UserWarning, match="buffers filled again") as said:
         got = list(detector.stream(one_buffer_filled_again(frames)))
-    assert len([w for w in said if "one buffer" in str(w.message)]) == 1
+    assert len([w for w in said if "filled again" in str(w.message)]) == 1
     for r, frame in zip(got[1:], frames[1:]):
         np.testing.assert_array_equal(r.image, frame)
     with warnings.catch_warnings():  # one frame given twice is no refill: nothing to say
         warnings.simplefilter("error")
         twice = list(detector.stream([frames[0], frames[0]]))
     assert twice[0].image is frames[0] and np.array_equal(twice[1].image, frames[0])
+
+
+def test_a_stream_given_a_ring_of_buffers_says_so_when_one_comes_round(detector):
+    frames = moving_frames(9)
+    with pytest.warns(UserWarning, match="buffers filled again") as said:
+        got = list(detector.stream(ring_of_buffers_filled_again(frames, 3)))
+    assert len([w for w in said if "filled again" in str(w.message)]) == 1
+    for r, frame in zip(got[3:], frames[3:]):  # from the buffer that came round on, each keeps its own frame
+        np.testing.assert_array_equal(r.image, frame)
+    with warnings.catch_warnings():  # frames of their own, whatever memory numpy hands out: nothing to say
+        warnings.simplefilter("error")
+        for r in detector.stream(f.copy() for f in frames):
+            del r  # a dropped result frees its frame, and the next copy may be put at the same address
 
 
 class _Frames(FrameSource):
