@@ -84,6 +84,17 @@ def vignetting(rgb: np.ndarray, corner_loss: float) -> np.ndarray:
     return cs.to_srgb(cs.to_linear(rgb) * gain[..., None])
 
 
+def hot_spot(rgb: np.ndarray, peak: float, width: float = 0.35) -> np.ndarray:
+    """A lamp's hot spot (a condenser or collector out of adjustment, a bulb's filament imaged): the light
+    ``peak`` × as strong at the field's centre, falling off as a Gaussian of σ ``width`` × the field's
+    diagonal, in linear light, clipped where it passes white (the centre's glass first)."""
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (width * math.hypot(w, h)) ** 2
+    gain = 1.0 + (peak - 1.0) * np.exp(-r2 / 2.0)
+    return cs.to_srgb(np.clip(cs.to_linear(rgb) * gain[..., None], 0.0, 1.0))
+
+
 def field_stop(rgb: np.ndarray, radius: float) -> np.ndarray:
     """A round field stop: black outside a circle of ``radius`` × the field's half-diagonal around its
     centre, with a soft edge (8 px at 4 µm/px), as a camera behind a microscope's round aperture sees."""
@@ -289,6 +300,11 @@ def cases() -> list[Case]:
             for g in (0.3, 0.45, 0.6)]
     out += [Case("vignetting", f"corners −{round(100 * c)} %", (lambda c: lambda x, rng: vignetting(x, c))(c))
             for c in (0.2, 0.4, 0.6)]
+    # the lamp's hot spot clips the glass in the middle of the field; with a cast, that white was read as the glass
+    out += [Case("hot_spot", f"hot spot ×{p:g} at the centre", (lambda p: lambda x, rng: hot_spot(x, p))(p))
+            for p in (1.3, 1.6, 2.0)]
+    out += [Case("hot_spot", f"hot spot ×{p:g} with a cool cast 30 %",
+                 (lambda p: lambda x, rng: hot_spot(cs.colour_cast(x, cs.cool_cast(0.3)), p))(p)) for p in (1.3, 1.6, 2.0)]
     out += [Case("field_stop", f"round, black beyond {round(100 * r)} % of the half-diagonal",
                  (lambda r: lambda x, rng: field_stop(x, r))(r)) for r in (0.95, 0.8, 0.6)]
     # the camera's own picture settings (a USB camera's defaults vary by maker)

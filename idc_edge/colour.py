@@ -395,10 +395,11 @@ class FieldCasts(NamedTuple):
         glass: :func:`glass_cast`, NaN when too little glass is in view.
         pale: :func:`pale_cast`, measured when ``glass`` is NaN; where ``glass_clipped``, the same
             measure of the brightest pixels below the clip level in every channel (NaN otherwise).
-        glass_clipped: the glass's median colour is at the clip level in one or two channels but
-            not all three, so ``glass`` is only a lower bound of the cast: a cast that raises a
-            channel cannot raise it past the clip level (a 50 % blue cast of glass clipped white
-            reads 0.085, of unclipped glass 0.21).
+        glass_clipped: the glass's median colour is at the clip level in one channel or more, so
+            ``glass`` is only a lower bound of the cast: a cast that raises a channel cannot raise
+            it past the clip level (a 50 % blue cast of glass clipped white reads 0.085, of
+            unclipped glass 0.21), and glass clipped white in all three shows none of it (read
+            only when no glass below the clip is in view: see :func:`_unclipped_glass`).
         pale_brightest: ``pale`` was read on the field's brightest pixels, as nothing pale is flat
             (see :func:`pale_cast`) or the glass is clipped: tissue, not glass, so it is judged
             against a wider limit.
@@ -413,8 +414,8 @@ class FieldCasts(NamedTuple):
 def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction: float = 0.05,
                 clip_levels_rgb: Sequence[int] = (254, 254, 254)) -> FieldCasts:
     """:func:`glass_cast` and :func:`pale_cast` of an **RGB** uint8 field, the second measured only
-    when the first finds no glass or finds it clipped in one or two channels (then on the brightest
-    pixels below the clip), from one half-size copy: what the colour gate reads per frame.
+    when the first finds no glass or finds it clipped (then on the brightest pixels below the clip),
+    from one half-size copy: what the colour gate reads per frame.
     ``clip_levels_rgb``: the level (R, G, B) at or above which a channel counts as clipped (lower
     where a white balance scaled a channel down)."""
     small, hsv = _halves(rgb, hsv)
@@ -425,7 +426,7 @@ def field_casts(rgb: np.ndarray, hsv: Optional[np.ndarray] = None, min_fraction:
         return FieldCasts(glass, pale, clipped, brightest)
     if not clipped:
         return FieldCasts(glass, float("nan"), clipped)
-    # glass clipped in one or two channels hides the part of a cast beyond the clip: the brightest
+    # clipped glass hides the part of a cast beyond the clip (white, all of it): the brightest
     # pixels below the clip in every channel (pale tissue, mostly) are judged as well, as tissue
     below = cv2.inRange(small, (0, 0, 0), tuple(max(0, int(c) - 1) for c in clip_levels_rgb))
     return FieldCasts(glass, _brightest_cast(small, hsv, _value_counts(hsv, below), min_fraction, below), clipped, True)
@@ -440,7 +441,7 @@ GLASS_BOX_PX = 5
 
 def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fraction: float,
                 clip_levels_rgb: Sequence[int] = (254, 254, 254)) -> tuple[float, bool]:
-    """(:func:`glass_cast`, whether the glass is clipped in one or two channels, see
+    """(:func:`glass_cast`, whether the glass is clipped in one channel or more, see
     :class:`FieldCasts`) of the half-size field ``small`` (RGB), its ``hsv`` and brightest ``level``.
 
     The glass is found, chosen and read on ``small`` averaged over :data:`GLASS_BOX_PX` squares (the
@@ -450,6 +451,7 @@ def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fracti
     smooth_hsv = cv2.cvtColor(smooth, cv2.COLOR_RGB2HSV)
     # the brightest level of the averaged field: the grain's own peaks would lift it above the glass
     mask = glass_mask(smooth_hsv, min(level, _bright_level(_value_counts(smooth_hsv))))
+    mask = _unclipped_glass(small, smooth_hsv, mask, min_glass_fraction, clip_levels_rgb)
     n = cv2.countNonZero(mask)
     if n == 0 or n < min_glass_fraction * mask.size:
         return float("nan"), False
@@ -459,7 +461,28 @@ def _glass_cast(small: np.ndarray, hsv: np.ndarray, level: int, min_glass_fracti
     now = np.array([histogram_median(plane, kept) for plane in cv2.split(smooth)])
     at_clip = np.array([histogram_median(plane, kept) for plane in cv2.split(small)]) \
         >= np.asarray(clip_levels_rgb, np.float64)
-    return float(np.max(np.abs(_departure(now)))), bool(at_clip.any() and not at_clip.all())
+    return float(np.max(np.abs(_departure(now)))), bool(at_clip.any())
+
+
+def _unclipped_glass(small: np.ndarray, smooth_hsv: np.ndarray, mask: np.ndarray, min_glass_fraction: float,
+                     clip_levels_rgb: Sequence[int]) -> np.ndarray:
+    """The glass ``mask`` without glass at the clip level in every channel, when enough glass below it
+    is in view; else ``mask`` as given.
+
+    White at the clip has no colour left to read, and, being the brightest, it would be chosen as the
+    glass: a lamp's hot spot clipped in the middle of the field, or a white border, read a cast that
+    the rest of the glass shows plainly as none (a 30 % cool cast with the centre at 1.6× the light:
+    tissue called with 68 % agreement, silently). Glass that is clipped everywhere is read as before
+    (an over-exposed camera: the exposure gate's to judge). Pixels within :data:`GLASS_BOX_PX` of the
+    clipped area are left out too (their averages mix in its white).
+    """
+    white = cv2.inRange(small, tuple(int(c) for c in clip_levels_rgb), (255, 255, 255))
+    if not cv2.countNonZero(cv2.bitwise_and(white, mask)):
+        return mask
+    below = cv2.bitwise_not(cv2.dilate(white, np.ones((GLASS_BOX_PX, GLASS_BOX_PX), np.uint8)))
+    level = _bright_level(_value_counts(smooth_hsv, below))
+    unclipped = cv2.bitwise_and(glass_mask(smooth_hsv, level), below)
+    return unclipped if cv2.countNonZero(unclipped) >= min_glass_fraction * mask.size else mask
 
 
 #: Unit direction, in departures of (R, G, B) chromaticity from the training glass's, from bare glass

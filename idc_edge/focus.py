@@ -219,7 +219,10 @@ class ColourOptions:
     cool or warm cast 0.18–0.28.
 
     Glass clipped in one or two channels hides part of a cast (the raised channel cannot rise past
-    the clip level), so such glass is judged against ``max_clipped_glass_cast`` instead.
+    the clip level), so such glass is judged against ``max_clipped_glass_cast`` instead. Glass clipped
+    white in all three shows none of it: where enough glass below the clip is in view (a lamp's hot
+    spot, a white border) that glass is read instead; where all of it is white, it is judged as
+    clipped glass, the brightest pixels below the clip with it.
 
     Whatever the glass shows, the tissue itself must be less green than it is red and blue
     (:func:`~idc_edge.colour.tissue_magenta` at least ``min_tissue_magenta``), as H&E-stained tissue
@@ -241,8 +244,8 @@ class ColourOptions:
             15 % cast up to 0.16), while 40 % cool or warm casts and a 50 % blue cast read at least
             0.17. Not judged on a grainy frame (its noise picks those pixels): that is no call for
             its grain.
-        max_clipped_glass_cast: the same limit for glass clipped in one or two channels but not
-            all three (:attr:`~idc_edge.colour.FieldCasts.glass_clipped`), whose reading is only a
+        max_clipped_glass_cast: the same limit for glass at the clip level in one channel or more
+            (:attr:`~idc_edge.colour.FieldCasts.glass_clipped`), whose reading is only a
             lower bound of the cast: glass clipped white reads a 15 % cool cast (a typical USB
             camera's) as 0.056 and a 20 % cool cast 0.073, where the shipped model agrees ≥ 96 %
             with the clean field, but a 50 % blue cast only 0.085 (0.21 unclipped) and a 50 % green
@@ -390,7 +393,7 @@ class FrameQuality:
         badly_exposed: bool ``[rows, cols]`` tissue patches clipped or partly unlit (all tissue when the
             frame is too dark or washed out).
         colour_ok: False when the glass in view is tinted beyond ``ColourOptions.max_glass_cast``
-            (``max_clipped_glass_cast`` where it is clipped in one or two channels),
+            (``max_clipped_glass_cast`` where it is clipped in one channel or more),
             or, with no glass recognised, the palest flat part beyond ``max_pale_cast`` (its
             brightest pixels beyond ``max_brightest_cast`` where nothing pale is flat), or the
             tissue is greener than ``ColourOptions.min_tissue_magenta`` allows, or ``stain_ok`` is

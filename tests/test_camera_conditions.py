@@ -310,6 +310,48 @@ def test_glass_clipped_in_one_channel_is_judged_against_the_lower_limit():
             ColourOptions(**{name: 0})
 
 
+def test_glass_clipped_white_in_part_of_the_field_does_not_hide_the_cast_of_the_rest():
+    """White at the clip has no colour left to read, and as the brightest glass it was the glass read:
+    a white border (or a lamp's hot spot) beside glass showing a 25 % cool cast read 0.008, no cast,
+    where the glass alone reads 0.098. The glass below the clip is read where enough of it is in view;
+    all-white glass is read as before."""
+    from idc_edge.bench import synthetic_slide
+
+    rgb = synthetic_slide(300, 480, seed=5)[..., ::-1].copy()
+    cast = cs.colour_cast(rgb, cs.cool_cast(0.25))
+    alone = field_casts(cast).glass
+    assert alone > ColourOptions().max_clipped_glass_cast
+    bordered = cast.copy()
+    bordered[:, :160] = 255  # a third of the field white: a border, a hot spot clipped
+    assert field_casts(bordered).glass == pytest.approx(alone, abs=0.01)
+    with Detector(um_per_px=4.0, stride=50) as det:
+        r = det.detect(bgr(bordered))
+        assert not r.colour_ok and r.n_idc == 0
+        white = rgb.copy()
+        white[:, :160] = 255
+        assert det.detect(bgr(white)).colour_ok  # no cast: still called
+    assert field_casts(np.full_like(rgb, 255)).glass < 0.01  # nothing but white: read as white, as before
+
+
+@pytest.mark.data
+def test_a_lamp_s_hot_spot_does_not_hide_a_cast(data_dir):
+    """A hot spot (the centre at 1.6× the light, clipped white) with a 30 % cool cast: the white centre
+    was read as the glass, and 7 of 10 fields with glass in view passed the colour gate (one called
+    whole, the others partly: 77–100 % of the decisions kept). Now every such field is no call; the hot spot alone keeps
+    the call."""
+    from benchmarks.camera_conditions import hot_spot
+
+    found = [f for f in slide_fields(data_dir, ("8867", "9023", "8914", "9076", "8956", "9022"), per_patient=2,
+                                     min_tissue=0.3, seed=3)
+             if not np.isnan(glass_cast(f.rgb))]
+    assert len(found) >= 10
+    with Detector(um_per_px=4.0, stride=50) as det:
+        for f in found:
+            r = det.detect(bgr(hot_spot(cs.colour_cast(f.rgb, COOL_30), 1.6)))
+            assert not r.colour_ok and r.n_idc == 0, (f.patient, r.to_dict())
+            assert det.detect(bgr(hot_spot(f.rgb, 1.3))).colour_ok, f.patient
+
+
 @pytest.mark.data
 def test_a_cast_that_clipped_glass_hides_is_read_on_the_brightest_tissue_below_the_clip(data_dir):
     """Glass clipped white cannot show the part of a cast that raises a channel past the clip: a
