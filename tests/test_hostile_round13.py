@@ -1,0 +1,108 @@
+"""Red-team round 13: float frames whose values overshoot their range by a few pixels.
+
+Everything is real: fields of the validation slides rebuilt from the data set, the shipped int8 model in
+the real LiteRT interpreter, TIFF files OpenCV writes, the CLI run in this process.
+"""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from hostile import cli
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from idc_edge.detector import Detector
+
+    with Detector(reuse=False) as det:
+        yield det
+
+
+def _decisions(result) -> tuple:
+    return result.tissue.tolist(), result.idc.tolist(), (result.no_call if result.no_call is not None
+                                                         else np.zeros_like(result.tissue)).tolist()
+
+
+# -- float frames: a few values past 0-1 (resampling, sharpening, colour gains) ---------------------------------
+
+def test_a_0_to_1_float_frame_with_a_few_values_past_1_or_below_0_is_read_as_0_to_1(shipped, validation_fields):
+    """One pixel at 1.01 (a bicubic resize's overshoot: 1.047 on these fields) had the whole frame read as
+    0-255: black, no tissue, no IDC, and no warning once a 0-255 frame had been warned about; one pixel at
+    -0.01 (a Lanczos resize's undershoot) had it read as -1..1: washed out, every tissue patch no call."""
+    import idc_edge.frames as frames
+
+    frames._warned.clear()
+    words = []
+    for field in validation_fields:
+        bgr = cv2.cvtColor(field.rgb, cv2.COLOR_RGB2BGR)
+        expected = _decisions(shipped.detect(bgr))
+        assert sum(map(sum, expected[0])) > 0  # tissue to lose
+        unit = bgr.astype(np.float32) / 255
+        over, under = unit.copy(), unit.copy()
+        over[0, 0, 0], under[0, 0, 0] = 1.01, -0.01
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            shipped.detect(bgr.astype(np.float32))  # a 0-255 frame first: its guess warned, once
+            got_over, got_under = shipped.detect(over), shipped.detect(under)
+        words += [str(w.message) for w in said]
+        assert _decisions(got_over) == expected and _decisions(got_under) == expected
+        up = cv2.resize(unit, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # overshoots 1
+        up8 = cv2.resize(bgr, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert np.abs(frames.to_bgr8(up).astype(int) - up8.astype(int)).max() <= 1
+    assert any("mostly within 0-1 and some beyond it" in w for w in words), words
+
+
+def test_white_balance_gains_or_sharpening_on_a_0_to_1_frame_keep_its_tissue(shipped, validation_fields):
+    """Gains that push the glass past 1 and an unsharp mask (-0.14 to 1.21) were read as 0-255 (no tissue)."""
+    for field in validation_fields[:4]:
+        unit = cv2.cvtColor(field.rgb, cv2.COLOR_RGB2BGR).astype(np.float32) / 255
+        gained = unit * np.array([0.97, 1.0, 1.08], np.float32)
+        sharp = cv2.addWeighted(unit, 1.5, cv2.GaussianBlur(unit, (0, 0), 2), -0.5, 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for frame in (gained, sharp):
+                assert frame.max() > 1
+                got = shipped.detect(frame)
+                expected = shipped.detect(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8))
+                assert _decisions(got) == _decisions(expected)
+
+
+def test_normalised_minus_1_to_1_frames_and_0_to_255_frames_are_read_as_before():
+    from idc_edge.frames import float_range, to_bgr8
+
+    rng = np.random.default_rng(3)
+    eight = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    eight[0, 0], eight[0, 1] = 0, 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for frame in (eight / 127.5 - 1, (eight / 127.5 - 1) * 1.03, eight.astype(np.float32)):
+            assert np.abs(to_bgr8(frame.astype(np.float32)).astype(int) - eight.astype(int)).max() <= 4
+    assert float_range(0.0, 1.0) == (0.0, 1.0) and float_range(-0.9, 0.8) == (-1.0, 1.0)
+    assert float_range(0.0, 2.5) is None and float_range(-3.0, 1.0) is None
+
+
+def test_classify_reads_a_0_to_1_float_tiff_with_overshoot_as_its_picture(tmp_path, capsys, validation_fields):
+    """A float TIFF written by an image tool after resampling (values to 1.05) was classified as black."""
+    bgr = cv2.cvtColor(validation_fields[0].rgb, cv2.COLOR_RGB2BGR)
+    unit = bgr.astype(np.float32) / 255
+    unit[5, 5] = 1.05
+    assert cv2.imwrite(str(tmp_path / "field.tiff"), unit)
+    assert cv2.imwrite(str(tmp_path / "field.png"), bgr)
+    rows = {}
+    for name in ("field.tiff", "field.png"):
+        code, _ = cli(capsys, "classify", tmp_path / name, "--quiet", "--um-per-px", 4, "--out", tmp_path / f"{name}.csv")
+        assert code == 0
+        rows[name] = [line.split(",", 1)[1] for line in (tmp_path / f"{name}.csv").read_text().splitlines()[1:]]
+    assert rows["field.tiff"] == rows["field.png"] and len(rows["field.png"]) > 1
+
