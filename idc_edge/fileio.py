@@ -311,8 +311,10 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     """(width, height, most bytes per decoded pixel) from an image file's header, or None for an
     unknown format. The bytes per pixel are exact for PNG and JPEG, an upper bound for the rest.
 
-    Covers PNG, JPEG, BMP, WebP, TIFF, JPEG 2000 and PNM, so a decoded size can be checked against the
-    memory budget before OpenCV allocates it.
+    Covers PNG, JPEG, BMP, WebP, TIFF, JPEG 2000, PNM and GIF, so a decoded size can be checked against
+    the memory budget before OpenCV allocates it. A GIF's size is its logical screen, which OpenCV's
+    decoder allocates as BGRA whatever its pictures hold (a 45-byte GIF claiming 30000×30000 px took
+    6 GB and 14 s to decode before the rescale's budget check refused it).
     """
     try:
         if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
@@ -336,6 +338,9 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
                     return w, h, (2 if data[i + 4] > 8 else 1) * max(3, data[i + 9])  # 12-bit JPEG: 16 bits
                 i += 2 + length
             return None
+        if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+            w, h = struct.unpack("<HH", data[6:10])
+            return w, h, 4
         if data[:2] == b"BM" and len(data) >= 26:
             w, h = struct.unpack("<ii", data[18:26])
             return abs(w), abs(h), 4

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hostile import cli
+from hostile import TINY, cli, one_error_line, tissue_frame
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +106,37 @@ def test_classify_reads_a_0_to_1_float_tiff_with_overshoot_as_its_picture(tmp_pa
         rows[name] = [line.split(",", 1)[1] for line in (tmp_path / f"{name}.csv").read_text().splitlines()[1:]]
     assert rows["field.tiff"] == rows["field.png"] and len(rows["field.png"]) > 1
 
+
+# -- a GIF whose logical screen is huge: decoded before any budget check ---------------------------------------
+
+def _gif_claiming(path, side: int) -> None:
+    """A real 2×2 GIF (OpenCV writes it) whose logical screen is edited to ``side``×``side`` px: OpenCV's
+    decoder allocates and fills that screen."""
+    ok, data = cv2.imencode(".gif", np.full((2, 2, 3), 200, np.uint8))
+    assert ok
+    data = bytearray(data.tobytes())
+    data[6:10] = side.to_bytes(2, "little") * 2
+    path.write_bytes(bytes(data))
+
+
+def test_a_gif_claiming_a_huge_screen_is_refused_by_the_budget_before_it_is_decoded(tmp_path, capsys, monkeypatch):
+    """A 45-byte GIF claiming 30000×30000 px was decoded (6 GB resident, 14 s) before the rescale's budget
+    check refused it; on a 2 GB board the kernel killed the process. Its screen is now read from the header
+    as every other format's size is, and refused before OpenCV allocates it."""
+    import resource
+
+    monkeypatch.setenv("IDC_EDGE_MEMORY_MB", "64")
+    _gif_claiming(tmp_path / "bomb.gif", 8000)  # 256 MB as BGRA: over a 64 MB budget
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code, err = cli(capsys, "classify", tmp_path / "bomb.gif", "--quiet", "--out", tmp_path / "rows.csv")
+    assert code == 2
+    line = one_error_line(err)
+    assert "decoding input" in line or "decoding image" in line, line
+    assert "8000×8000 px" in line and "memory budget" in line, line
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB: never decoded
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (tmp_path / "bomb.gif").rename(folder / "0.gif")
+    assert cv2.imwrite(str(folder / "1.png"), tissue_frame())
+    code, err = cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", tmp_path / "r.jsonl")
+    assert code == 0 and "0.gif' (8000×8000 px)" in err and "1 unusable frame(s) skipped" in err, err
