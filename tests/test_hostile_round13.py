@@ -140,3 +140,42 @@ def test_a_gif_claiming_a_huge_screen_is_refused_by_the_budget_before_it_is_deco
     assert cv2.imwrite(str(folder / "1.png"), tissue_frame())
     code, err = cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", tmp_path / "r.jsonl")
     assert code == 0 and "0.gif' (8000×8000 px)" in err and "1 unusable frame(s) skipped" in err, err
+
+
+# -- a terminal or pipe whose encoding is not UTF-8 -----------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_report_and_classify_print_whole_to_a_terminal_that_is_not_utf8(tmp_path, encoding):
+    """Under a locale that is not UTF-8 (or ``PYTHONIOENCODING=ascii`` in a service's environment) standard
+    output could not encode "…", "≥", "µm" or a file name's "é": `report` stopped half way through its summary
+    with "internal error (UnicodeEncodeError ...)", exit 2; `classify` lost its rows the same way."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import run_recorded
+
+    image = tmp_path / "café ×2.png"
+    assert cv2.imwrite(str(image), tissue_frame())
+    run_recorded(image, tmp_path / "r.jsonl", "--model", TINY, "--quiet")
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "IDC_EDGE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def idc_edge(*args):
+        return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args)], capture_output=True, env=env,
+                              timeout=180)
+
+    utf8 = subprocess.run([sys.executable, "-m", "idc_edge", "report", tmp_path / "r.jsonl"], capture_output=True,
+                          env={**env, "PYTHONIOENCODING": "utf-8"}, timeout=180)
+    assert utf8.returncode == 0 and "≥" in utf8.stdout.decode()
+    p = idc_edge("report", tmp_path / "r.jsonl")
+    assert p.returncode == 0 and p.stderr == b"", p.stderr
+    text = p.stdout.decode(encoding)
+    assert len(text.splitlines()) == len(utf8.stdout.decode().splitlines())  # every line, none cut off
+    assert "(stage at rest >= 0.5 s)" in text and "Traceback" not in text
+    p = idc_edge("classify", image, "--model", TINY, "--quiet")
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.decode(encoding).splitlines()
+    assert len(rows) > 2 and all(r.startswith(str(tmp_path)) for r in rows[1:]), rows
+    # a name the stream cannot hold is escaped, never spelt as another file's name ("café x2.png")
+    shown = "café ×2.png," if encoding == "latin-1" else "caf\\xe9 \\xd72.png,"
+    assert all(shown in r for r in rows[1:]), rows

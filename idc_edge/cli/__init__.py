@@ -34,6 +34,7 @@ from . import bench, calibrate, cameras, classify, evaluate, info, report, run
 from ..stops import (EXIT_INTERRUPTED, RUN_ONLY, TERMINATION, command_of, held, ignore_stop_signals, raise_stop,
                      stopped_line, take_stop_signals)
 from .options import Parser, in_cli_words, learn_flags
+from .encoding import HANDLER, encode_errors_with
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
@@ -259,10 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     130 interrupted: Ctrl-C, SIGTERM or SIGHUP, ``run`` before its first frame, 141 the reader of
     standard output went away)."""
     _guard_standard_streams()
-    try:
-        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
-    except (AttributeError, ValueError, OSError):
-        pass
+    # file names that are not UTF-8 print as their bytes; µm, ≥, … in a terminal that is not UTF-8 as um, >=, ...
+    encode_errors_with(HANDLER, sys.stdout, sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _terminate_as_interrupt(command_of(argv))
     try:

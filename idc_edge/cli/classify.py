@@ -95,6 +95,9 @@ def _open_out(args, files: Sequence[Path], model: Path):
     from ..spec import sidecar_path
 
     if not args.out:
+        from .encoding import DATA_HANDLER, encode_errors_with
+
+        encode_errors_with(DATA_HANDLER, sys.stdout)  # a name the terminal cannot show is escaped, never spelt
         yield sys.stdout
         return
     check_distinct([("--model", model), ("the model's sidecar", sidecar_path(model))]
