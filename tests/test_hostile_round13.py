@@ -179,3 +179,58 @@ def test_report_and_classify_print_whole_to_a_terminal_that_is_not_utf8(tmp_path
     # a name the stream cannot hold is escaped, never spelt as another file's name ("café x2.png")
     shown = "café ×2.png," if encoding == "latin-1" else "caf\\xe9 \\xd72.png,"
     assert all(shown in r for r in rows[1:]), rows
+
+
+# -- a working folder that no longer exists -------------------------------------------------------------------
+
+def _in_a_deleted_folder(tmp_path, *args) -> "subprocess.CompletedProcess":
+    """``idc-edge ARGS`` started in a folder that is deleted first (a shell left in a folder another
+    program removed: a sync tool, a ``rm -rf build && mkdir build`` in another terminal)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IDC_EDGE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(["sh", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", str(gone), sys.executable,
+                           "-m", "idc_edge", *map(str, args)], capture_output=True, text=True, env=env, timeout=180)
+
+
+@pytest.mark.parametrize("args,named", [
+    (("run", "--source", "{image}", "--record", "r.jsonl"), "--record 'r.jsonl'"),
+    (("run", "--source", "{image}", "--save-video", "v.avi"), "--save-video 'v.avi'"),
+    (("run", "--source", "field.png"), "--source 'field.png'"),
+    (("classify", "{image}", "--out", "rows.csv"), "--out 'rows.csv'"),
+    (("report", "r.jsonl"), "'r.jsonl'"),
+])
+def test_a_relative_path_in_a_working_folder_that_no_longer_exists_is_named(tmp_path, args, named):
+    """Every relative path failed as "idc-edge: error: it does not exist", naming neither the path nor the
+    folder; an absolute path still works."""
+    image = tmp_path / "field.png"
+    assert cv2.imwrite(str(image), tissue_frame())
+    model = ("--model", TINY) if args[0] != "report" else ()
+    p = _in_a_deleted_folder(tmp_path, *(a.format(image=image) for a in args), *model)
+    assert p.returncode == 2, p.stderr
+    line = one_error_line(p.stderr)
+    assert named in line and "working folder, which no longer exists" in line and "full path" in line, line
+    ok = _in_a_deleted_folder(tmp_path, "run", "--source", image, "--record", tmp_path / "r.jsonl", "--model", TINY,
+                              "--quiet")
+    assert ok.returncode == 0 and (tmp_path / "r.jsonl").is_file(), ok.stderr
+
+
+def test_the_api_names_a_relative_path_when_the_working_folder_is_gone(tmp_path, monkeypatch):
+    from idc_edge.errors import OptionError
+    from idc_edge.sinks import JsonlSink
+    from idc_edge.sources import open_source
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(OptionError, match=r"source 'field.png' is relative to the working folder, which no longer"):
+        open_source("field.png")
+    with pytest.raises(OptionError, match=r"'r.jsonl' is relative to the working folder"):
+        JsonlSink("r.jsonl")

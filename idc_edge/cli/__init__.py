@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
-from ..fileio import name, short, why
+from ..fileio import gone_working_folder, name, short, why, working_folder_gone
 from ..redact import redact_url
 from . import bench, calibrate, cameras, classify, evaluate, info, report, run
 from ..stops import (EXIT_INTERRUPTED, RUN_ONLY, TERMINATION, command_of, held, ignore_stop_signals, raise_stop,
@@ -311,6 +311,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except OSError as e:  # a file error not already put in words where it happened
         if isinstance(e, _StandardOutputError):
             _error(_standard_output_message(e))
+        elif e.filename is None and working_folder_gone():  # a relative path not checked by as_path
+            _error(gone_working_folder("a path given"))
         else:
             _error(f"{why(e)}" + (f": {name(e.filename)}" if e.filename is not None else ""))
         return EXIT_USAGE
