@@ -234,3 +234,46 @@ def test_the_api_names_a_relative_path_when_the_working_folder_is_gone(tmp_path,
         open_source("field.png")
     with pytest.raises(OptionError, match=r"'r.jsonl' is relative to the working folder"):
         JsonlSink("r.jsonl")
+
+
+# -- the process stopped (Ctrl-Z, then fg) during a live run --------------------------------------------------
+
+def test_a_live_run_stopped_with_ctrl_z_and_resumed_goes_on(tmp_path):
+    """SIGSTOP then SIGCONT (Ctrl-Z and ``fg`` at the terminal, a debugger, a paused virtual machine) for
+    longer than the camera timeout: the monotonic clock ran on while the process was stopped, so on resume the
+    run ended at once with "camera ... stopped answering: no frame and no error for 1 s", exit 3, though the
+    camera had sent frames all along."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    from hostile import fake_camera
+
+    camera = fake_camera(tmp_path / "cam", 40)
+    record = tmp_path / "r.jsonl"
+    env = {**os.environ, "IDC_EDGE_CACHE_DIR": str(tmp_path / "cache")}
+    with subprocess.Popen([sys.executable, "-m", "idc_edge", "run", "--camera", str(camera), "--camera-timeout", "1",
+                           "--model", TINY, "--quiet", "--record", str(record), "--max-frames", "150"],
+                          cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as p:
+        deadline = time.monotonic() + 60
+        while (not record.exists() or len(record.read_text().splitlines()) < 10) and time.monotonic() < deadline:
+            time.sleep(0.1)  # running, frames recorded
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(5)  # longer than the camera timeout and its 2 s of grace
+        p.send_signal(signal.SIGCONT)
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "stopped answering" not in err and len(record.read_text().splitlines()) == 1 + 150
+
+
+def test_the_wait_clock_counts_a_long_gap_as_one_step():
+    from idc_edge.waitclock import WaitClock
+
+    clock = WaitClock(0.05)
+    import time
+
+    time.sleep(0.3)  # as if the process were stopped between two readings
+    assert 0.05 <= clock.waited() < 0.1
