@@ -277,3 +277,43 @@ def test_the_wait_clock_counts_a_long_gap_as_one_step():
 
     time.sleep(0.3)  # as if the process were stopped between two readings
     assert 0.05 <= clock.waited() < 0.1
+
+
+# -- the wall clock set mid-run (a board without a real-time clock, set from the network) ----------------------
+
+def test_a_live_runs_frame_times_do_not_jump_when_the_wall_clock_is_set_mid_run(tmp_path, monkeypatch, capsys):
+    """A board without a real-time clock starts near 1970 and its clock steps to the present when the network
+    sets it, minutes into a run: the camera's frames were stamped with the wall clock, so the results file said
+    "300 frame(s) over 1795992841.8 s" and its plot spanned 57 years. The wall clock here steps 56 years forward
+    after the run's first second, on the real camera reader (a video file opened as a camera)."""
+    import threading
+    import time
+
+    from hostile import fake_camera
+    from idc_edge.record import read_records
+    from idc_edge.session import RunConfig, run_session
+    from idc_edge.sinks import JsonlSink
+    from idc_edge.detector import DetectorOptions
+
+    real, offset = time.time, [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + offset[0])
+    step = threading.Timer(1.0, lambda: offset.__setitem__(0, 56 * 365.25 * 86400))
+    step.start()
+    try:
+        camera = fake_camera(tmp_path / "cam", 20)
+        summary = run_session(RunConfig(camera=str(camera), max_frames=40, detector=DetectorOptions(model_path=TINY)),
+                              [JsonlSink(tmp_path / "r.jsonl")])
+    finally:
+        step.cancel()
+    assert offset[0] > 0 and summary.frames == 40  # the clock was set during the run
+    times = [r["time"] for r in read_records(tmp_path / "r.jsonl")]
+    assert times == sorted(times) and times[-1] - times[0] < summary.elapsed_s + 1.0
+    import re
+
+    from idc_edge.cli import main
+
+    capsys.readouterr()
+    code = main(["report", str(tmp_path / "r.jsonl")])
+    out = capsys.readouterr().out
+    over = re.search(r"40 frame\(s\) over ([0-9.]+) s", out)
+    assert code == 0 and over and float(over.group(1)) < summary.elapsed_s + 1.0, out

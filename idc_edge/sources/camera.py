@@ -16,7 +16,7 @@ from .. import validate
 from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from ..fileio import opencv_text
 from ..jpegnotes import damage, jpeg_warnings
-from ..waitclock import WaitClock
+from ..waitclock import WaitClock, steady_time
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode
@@ -382,7 +382,7 @@ class CameraSource(FrameSource):
                 with self._cond:
                     if self._latest is not None:
                         self.dropped += 1
-                    self._latest = (image, time.time(), notes)
+                    self._latest = (image, steady_time(), notes)  # the clock being set moves no frame
                     self._cond.notify()
                 continue
             if lost_at is None:
