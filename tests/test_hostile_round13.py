@@ -317,3 +317,36 @@ def test_a_live_runs_frame_times_do_not_jump_when_the_wall_clock_is_set_mid_run(
     out = capsys.readouterr().out
     over = re.search(r"40 frame\(s\) over ([0-9.]+) s", out)
     assert code == 0 and over and float(over.group(1)) < summary.elapsed_s + 1.0, out
+
+
+# -- an image folder copied from a Mac: hidden AppleDouble files, .DS_Store, .Trashes -----------------------------
+
+def _copied_from_a_mac(folder) -> None:
+    """Two images as macOS leaves them on a USB stick: an AppleDouble ``._NAME`` beside each (its metadata,
+    magic 0x00051607, named like the image), ``.DS_Store``, and a deleted image in ``.Trashes``."""
+    folder.mkdir()
+    for i, name in enumerate(("a.png", "b.png")):
+        assert cv2.imwrite(str(folder / name), tissue_frame(width=200 + i))
+        (folder / f"._{name}").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4000))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    (folder / ".Trashes" / "501").mkdir(parents=True)
+    assert cv2.imwrite(str(folder / ".Trashes" / "501" / "deleted.png"), tissue_frame(width=300))
+
+
+def test_an_image_folder_copied_from_a_mac_reads_its_images_only(tmp_path, capsys):
+    """`run --source` warned "cannot read image '._a.png'" for every image and counted as many unusable frames;
+    `classify` counted them as corrupt images and classified the deleted image in `.Trashes`. Hidden files and
+    folders are now left out of a folder's images, as the data-set reader already left them out."""
+    from idc_edge.record import read_records
+
+    folder = tmp_path / "stick"
+    _copied_from_a_mac(folder)
+    code, err = cli(capsys, "run", "--source", folder, "--model", TINY, "--quiet", "--record", tmp_path / "r.jsonl")
+    assert code == 0 and "warning" not in err and "skipped" not in err, err
+    assert [r["frame"]["width"] for r in read_records(tmp_path / "r.jsonl")] == [200, 201]
+    code, err = cli(capsys, "classify", folder, "--model", TINY, "--quiet", "--out", tmp_path / "rows.csv")
+    assert code == 0 and "skipped" not in err, err
+    listed = {line.split(",")[0] for line in (tmp_path / "rows.csv").read_text().splitlines()[1:]}
+    assert listed == {str(folder / "a.png"), str(folder / "b.png")}
+    code, _ = cli(capsys, "classify", folder / "._a.png", "--model", TINY, "--quiet")  # named: read as given
+    assert code == 2
