@@ -46,6 +46,7 @@ from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, tiny_note
 from .focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, assess
 from .tissue import TissueMaskOptions, colourless, no_colour_message, patch_fractions, tissue_pixels, tissue_windows
+from .waitclock import steady_time
 
 
 MAX_PATCHES_IN_MEMORY = 4096  # ≈ 30 MB of 50×50 RGB patches per chunk
@@ -458,7 +459,7 @@ class Detector:
             else np.zeros(grid.shape, bool)
         whole_frame = int((no_call & ~quality.blurred & ~quality.badly_exposed & ~inked).sum())
         return FrameResult(
-            index=index, timestamp=time.time() if timestamp is None else timestamp,
+            index=index, timestamp=steady_time() if timestamp is None else timestamp,
             probabilities=probs, window_probabilities=window_probs, tissue=tissue, idc=idc, boxes=boxes,
             threshold=self.threshold,
             frame_shape=grid.frame_shape,

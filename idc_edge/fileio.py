@@ -106,7 +106,7 @@ def full_path_too_long(path: PathArg) -> Optional[str]:
         text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
         full = os.path.abspath(text)
         cwd = None if os.path.isabs(text) else os.getcwd()
-    except (OSError, ValueError):  # the working folder was deleted: every other check says so
+    except (OSError, ValueError):  # the working folder was deleted: as_path says so
         return None
     length = len(os.fsencode(full))
     if length < PATH_MAX:
@@ -150,12 +150,30 @@ def no_folder(path: PathArg) -> str:
     return f"folder {name(path)} cannot be used"
 
 
+def working_folder_gone() -> bool:
+    """True when the process's working folder no longer exists (deleted, or moved away and its name
+    made anew: a shell left in a folder another program removed), so no relative path can be used."""
+    try:
+        os.getcwd()
+        return False
+    except FileNotFoundError:
+        return True
+
+
+def gone_working_folder(what: str) -> str:
+    """What a relative path ``what`` (its role and name, "source 'a.png'") is told when the working folder
+    no longer exists (see :func:`working_folder_gone`)."""
+    return (f"{what} is relative to the working folder, which no longer exists (deleted or moved while the shell "
+            "was in it): change to an existing folder (cd \"$PWD\" if it was made again) or give the full path")
+
+
 def as_path(value: PathArg, what: str) -> str:
     """``value`` as a ``str`` path (bytes names kept exactly, as surrogate escapes).
 
     Raises:
-        OptionError: ``value`` is empty (as from an unset shell variable), holds a NUL byte, or
-            is not a path.
+        OptionError: ``value`` is empty (as from an unset shell variable), holds a NUL byte, is not a
+            path, or is relative while the working folder no longer exists (every use of it then
+            failed as "it does not exist", naming nothing).
     """
     if isinstance(value, (bytes, os.PathLike)):
         value = os.fsdecode(value)
@@ -165,6 +183,8 @@ def as_path(value: PathArg, what: str) -> str:
         raise OptionError(f"{what} is empty (an unset shell variable?): give a file or folder")
     if "\0" in value:
         raise OptionError(f"{what} {name(value)} holds a NUL character, which no file name can")
+    if not os.path.isabs(value) and working_folder_gone():
+        raise OptionError(gone_working_folder(f"{what} {name(value)}"))
     return value
 
 
@@ -311,8 +331,10 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     """(width, height, most bytes per decoded pixel) from an image file's header, or None for an
     unknown format. The bytes per pixel are exact for PNG and JPEG, an upper bound for the rest.
 
-    Covers PNG, JPEG, BMP, WebP, TIFF, JPEG 2000 and PNM, so a decoded size can be checked against the
-    memory budget before OpenCV allocates it.
+    Covers PNG, JPEG, BMP, WebP, TIFF, JPEG 2000, PNM and GIF, so a decoded size can be checked against
+    the memory budget before OpenCV allocates it. A GIF's size is its logical screen, which OpenCV's
+    decoder allocates as BGRA whatever its pictures hold (a 45-byte GIF claiming 30000×30000 px took
+    6 GB and 14 s to decode before the rescale's budget check refused it).
     """
     try:
         if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
@@ -336,6 +358,9 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
                     return w, h, (2 if data[i + 4] > 8 else 1) * max(3, data[i + 9])  # 12-bit JPEG: 16 bits
                 i += 2 + length
             return None
+        if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+            w, h = struct.unpack("<HH", data[6:10])
+            return w, h, 4
         if data[:2] == b"BM" and len(data) >= 26:
             w, h = struct.unpack("<ii", data[18:26])
             return abs(w), abs(h), 4
@@ -741,13 +766,20 @@ def write_whole(path: PathArg, data: bytes, what: str, *, error: type, replaces:
             view = view[os.write(fd, view):]
 
 
-def _identity(path: PathArg) -> tuple:
-    """(device, inode) of an existing file (through symlinks), else its fully resolved path."""
+def _identity(path: PathArg, label: str) -> tuple:
+    """(device, inode) of an existing file (through symlinks), else its fully resolved path.
+
+    Raises:
+        OptionError: ``path`` (named ``label``) is relative and the working folder no longer exists.
+    """
     try:
         st = os.stat(path)
         return ("inode", st.st_dev, st.st_ino)
     except (OSError, ValueError):
-        return ("path", os.path.realpath(path))
+        try:
+            return ("path", os.path.realpath(path))
+        except FileNotFoundError:  # os.getcwd() of a working folder that is gone
+            raise OptionError(gone_working_folder(f"{label} {name(path)}")) from None
 
 
 def check_distinct(inputs: Sequence[tuple[str, Optional[PathArg]]], outputs: Sequence[tuple[str, Optional[PathArg]]]) -> None:
@@ -763,11 +795,11 @@ def check_distinct(inputs: Sequence[tuple[str, Optional[PathArg]]], outputs: Seq
     seen: dict[tuple, str] = {}
     for label, path in inputs:
         if path is not None:
-            seen.setdefault(_identity(path), label)
+            seen.setdefault(_identity(path, label), label)
     for label, path in outputs:
         if path is None:
             continue
-        key = _identity(path)
+        key = _identity(path, label)
         if key in seen:
             raise OptionError(f"{label} {name(path)} is the same file as {seen[key]}: writing it would destroy "
                               "that; choose another output file")

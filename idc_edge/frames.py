@@ -88,6 +88,52 @@ def _integers_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     return frame.astype(np.uint8)
 
 
+#: how far past 0-1 (or -1..1) a float frame's values may reach and still be read as that range (units of the
+#: range's top): resampling (bicubic, Lanczos), sharpening and colour correction or white-balance gains
+#: overshoot a 0-1 image by a few to tens of percent (a bicubic 2x upscale of a slide field: 1.047 at most).
+#: Its largest value decided alone, one such pixel above 1 had the whole frame read as 0-255: black, no
+#: tissue, no word. A 0-255 frame whose largest value is 2 is black (under 1 % of its range) either way.
+FLOAT_OVERSHOOT = 1.0
+#: a float frame within the overshoot of -1..1 is a network's normalised -1..1 image only when its darkest
+#: value is below this (the range's units): H&E nuclei lie below -0.59 in every tissue field of the data
+#: set's slides read so, while a 0-1 image's undershoot is shallower (a bicubic or Lanczos resampling of a
+#: slide field: above -0.01; an unsharp mask of amount 1: -0.33), and one such pixel below 0 had a 0-1
+#: frame read as -1..1: washed out, no call.
+MINUS_ONE_BELOW = -0.35
+
+
+def float_range(low: float, top: float) -> Optional[tuple[float, float]]:
+    """The range (black, white) a float frame whose finite values lie from ``low`` to ``top`` is read in
+    when it is a normalised image: (-1, 1), or (0, 1) also when a few values overshoot it (see
+    :data:`FLOAT_OVERSHOOT`, :data:`MINUS_ONE_BELOW`); None when its values reach past any such range
+    (a 0-255 or deeper frame). Pure: the extremes alone decide."""
+    if low < -1.0 - FLOAT_OVERSHOOT or top > 1.0 + FLOAT_OVERSHOOT:
+        return None
+    return (-1.0, 1.0) if low < MINUS_ONE_BELOW else (0.0, 1.0)
+
+
+def _normalised_to_8bit(frame: np.ndarray, black: float, low: float, top: float, all_finite: bool) -> np.ndarray:
+    """A float frame in ``black``..1 (see :func:`float_range`) as uint8, values beyond the range clipped
+    (their share warned once: a frame beyond it had read as 0-255, all black)."""
+    name = f"{black:g}-1" if black == 0 else "-1..1"
+    if black < 0:
+        _warn_once(("float", -1), f"{frame.dtype} frames with values from -1 to 1 are read as -1..1 (black..white); "
+                                  "give 0-1 floats if that is wrong")
+    if low < black or top > 1.0:
+        with np.errstate(invalid="ignore"):
+            beyond = np.count_nonzero((frame < black) | (frame > 1.0))
+        _warn_once(("float", "overshoot"),
+                   f"{frame.dtype} frames with values mostly within {name} and some beyond it (from {low:.3g} to "
+                   f"{top:.3g}, {100 * beyond / frame.size:.2g} % of the first such frame: a resampling's, "
+                   f"sharpening's or colour correction's overshoot) are read as {name}, the values beyond it as "
+                   f"black or white; clip the frames to {name}, or {BITS_HINT} if they are 0-255")
+    if not all_finite:
+        frame = np.nan_to_num(frame, nan=black, posinf=1.0, neginf=black)
+    scale = 255.0 / (1.0 - black)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.clip((frame - black) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
 def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
     frame = frame.astype(np.float32, copy=False) if frame.dtype.itemsize < 4 else frame
     finite = np.isfinite(frame)
@@ -99,19 +145,14 @@ def _floats_to_8bit(frame: np.ndarray, bits: Optional[int]) -> np.ndarray:
                    "check the conversion that made the frames")
     top = float(frame.max() if all_finite else (frame[finite].max() if finite.any() else 0.0))
     low = float(frame.min() if all_finite else (frame[finite].min() if finite.any() else 0.0))
-    if bits is None and low < 0.0 and low >= -1.0 and top <= 1.0:  # a network's normalised -1..1 image
-        _warn_once(("float", -1), f"{frame.dtype} frames with values from -1 to 1 are read as -1..1 (black..white); "
-                                  "give 0-1 floats if that is wrong")
-        if not all_finite:
-            frame = np.nan_to_num(frame, nan=-1.0, posinf=1.0, neginf=-1.0)
-        return np.clip((frame + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    normalised = float_range(low, top) if bits is None else None
+    if normalised is not None:
+        return _normalised_to_8bit(frame, normalised[0], low, top, all_finite)
     if bits is not None:
         full = float((1 << bits) - 1)
-    elif top <= 1.0:
-        full = 1.0
     elif top <= 255.0:
         full = 255.0
-        _warn_once(("float", 8), f"{frame.dtype} frames with values above 1 are read as 0-255; "
+        _warn_once(("float", 8), f"{frame.dtype} frames with values above {1 + FLOAT_OVERSHOOT:g} are read as 0-255; "
                                  f"give 0-1 floats or {BITS_HINT} if that is wrong")
     else:
         depth = _depth(int(math.ceil(top)))
@@ -159,10 +200,11 @@ def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
       bits >= 8 that holds the frame's largest value (a 12-bit camera, values <= 4095, is
       12-bit) and the values are divided by ``2 ** (depth - 8)``. A 16-bit frame using the
       full range is its top 8 bits; one with values <= 255 is taken as 8-bit.
-    - floats: all finite values within -1..1 with some below 0 mean -1..1 (a network's
-      normalised image); else largest finite value <= 1 means 0-1; <= 255 means 0-255; above,
-      the bit depth rule as for integers; values below the range are 0. NaN is 0 (black),
-      -inf 0, +inf the top of the range.
+    - floats: finite values within -2..2 (a normalised image, a few values overshooting it: see
+      :func:`float_range`) mean -1..1 when the darkest is below -0.35 (a network's normalised
+      image), else 0-1; values beyond that range are black or white (warned once with their
+      share). Else largest finite value <= 255 means 0-255; above, the bit depth rule as for
+      integers; values below the range are 0. NaN is black, -inf black, +inf the top of the range.
 
     The depth is guessed per frame; each guess other than uint8, full-range integers and 0-1
     floats is warned about once per process. A very dark frame of a deep camera can look

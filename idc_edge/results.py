@@ -32,7 +32,9 @@ class FrameResult:
 
     Attributes:
         index: frame number in its source, from 0.
-        timestamp: seconds (source time for files, wall-clock time for cameras).
+        timestamp: seconds (source time for files; for cameras the wall-clock time, carried on by the
+            monotonic clock from the process's first frame: the clock being set mid-run moves no frame, see
+            :func:`idc_edge.waitclock.steady_time`).
         probabilities: float32 ``[rows, cols]`` probability of IDC per patch, the score the call is
             made on (read with the neighbouring windows when the detector uses field context, see
             :mod:`idc_edge.context`); NaN for background and no call.

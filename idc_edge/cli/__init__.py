@@ -28,12 +28,13 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import CameraLostError, IdcEdgeError, UsageError
-from ..fileio import name, short, why
+from ..fileio import gone_working_folder, name, short, why, working_folder_gone
 from ..redact import redact_url
 from . import bench, calibrate, cameras, classify, evaluate, info, report, run
 from ..stops import (EXIT_INTERRUPTED, RUN_ONLY, TERMINATION, command_of, held, ignore_stop_signals, raise_stop,
                      stopped_line, take_stop_signals)
 from .options import Parser, in_cli_words, learn_flags
+from .encoding import HANDLER, encode_errors_with
 
 EXIT_USAGE = 2
 EXIT_CAMERA_LOST = 3
@@ -259,10 +260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     130 interrupted: Ctrl-C, SIGTERM or SIGHUP, ``run`` before its first frame, 141 the reader of
     standard output went away)."""
     _guard_standard_streams()
-    try:
-        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their bytes
-    except (AttributeError, ValueError, OSError):
-        pass
+    # file names that are not UTF-8 print as their bytes; µm, ≥, … in a terminal that is not UTF-8 as um, >=, ...
+    encode_errors_with(HANDLER, sys.stdout, sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _terminate_as_interrupt(command_of(argv))
     try:
@@ -312,6 +311,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     except OSError as e:  # a file error not already put in words where it happened
         if isinstance(e, _StandardOutputError):
             _error(_standard_output_message(e))
+        elif e.filename is None and working_folder_gone():  # a relative path not checked by as_path
+            _error(gone_working_folder("a path given"))
         else:
             _error(f"{why(e)}" + (f": {name(e.filename)}" if e.filename is not None else ""))
         return EXIT_USAGE

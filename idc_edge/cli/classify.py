@@ -45,10 +45,14 @@ def _files_under(folder: Path) -> list[Path]:
     """Every entry under ``folder`` that is not a folder (files, and FIFOs, devices or broken links for
     the reader to skip and count), following links to folders as ``evaluate`` and the data-set reader
     do (a data set put together from links; ``Path.rglob`` left a linked class folder out without a
-    word), each folder once however many links lead to it, so a link loop ends."""
+    word), each folder once however many links lead to it, so a link loop ends. Hidden folders are not
+    entered (:func:`~idc_edge.sources.files.is_hidden`: a USB stick's ``.Trashes`` holds deleted images)."""
+    from ..sources.files import is_hidden
+
     seen: set = set()
     out: list[Path] = []
     for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not is_hidden(Path(d))]
         try:
             st = os.stat(root)
         except OSError:
@@ -95,6 +99,9 @@ def _open_out(args, files: Sequence[Path], model: Path):
     from ..spec import sidecar_path
 
     if not args.out:
+        from .encoding import DATA_HANDLER, encode_errors_with
+
+        encode_errors_with(DATA_HANDLER, sys.stdout)  # a name the terminal cannot show is escaped, never spelt
         yield sys.stdout
         return
     check_distinct([("--model", model), ("the model's sidecar", sidecar_path(model))]

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from ..errors import IdcEdgeError, SourceError
+from ..errors import IdcEdgeError, OptionError, SourceError
 from .bindings import MODEL_FLAGS, NO_DENSE, NO_MASK, Bound, add_bound, bound_values
 from .options import NO_STDOUT, add_camera_args, number, path, patient_id, whole_number
 
@@ -73,7 +73,7 @@ def _check_outputs(args) -> None:
     """Refuse an output that is an input or the other output (by inode: links count), before
     anything is opened or truncated."""
     from ..classifier import resolve_model_path
-    from ..fileio import check_distinct
+    from ..fileio import check_distinct, gone_working_folder, name, working_folder_gone
     from ..sinks.video import FRAME_INDEX_SUFFIX, LOCK_SUFFIX
     from ..spec import sidecar_path
 
@@ -81,6 +81,8 @@ def _check_outputs(args) -> None:
     index = None if args.save_video is None else str(args.save_video) + FRAME_INDEX_SUFFIX
     # the video's lock file (held for the run, removed at its end) as well: a results file of that name was
     # refused as "being written by another process", the run's own video holding it
+    if args.save_video is not None and working_folder_gone() and not os.path.isabs(args.save_video):
+        raise OptionError(gone_working_folder(f"--save-video {name(args.save_video)}"))
     lock = None if args.save_video is None else os.path.realpath(args.save_video) + LOCK_SUFFIX
     # the snapshots folder too, when it is still to be made: named like the results file or video, it was
     # taken (that file did not exist yet) and the Snapshot button failed in the middle of the session (one

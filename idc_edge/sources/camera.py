@@ -16,6 +16,7 @@ from .. import validate
 from ..errors import CameraLostError, FrameError, OptionError, SourceError
 from ..fileio import opencv_text
 from ..jpegnotes import damage, jpeg_warnings
+from ..waitclock import WaitClock, steady_time
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 
 _ABANDONED: list = []
+
+#: Longest step between two readings of a poll's clock that counts as waiting (the polls read it every
+#: 0.1-0.5 s): a longer gap is time the process was stopped or starved, see :mod:`idc_edge.waitclock`.
+POLL_STEP_MAX_S = 2.0
 
 #: Seconds an open may run past the camera timeout: FFmpeg's own open deadline (the same timeout)
 #: fires a little late, and a call that returns by itself leaves no thread behind.
@@ -71,10 +76,10 @@ def call_with_deadline(fn: Callable[[], object], timeout_s: float, stop: Optiona
 
     worker = threading.Thread(target=target, name="idc-edge-open", daemon=True)
     worker.start()
-    deadline = time.monotonic() + timeout_s
+    clock = WaitClock(POLL_STEP_MAX_S)  # a stop (Ctrl-Z, then fg) is not time the call took
     try:
-        while not done.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+        while not done.wait(min(0.1, max(0.0, timeout_s - clock.waited()))):
+            if clock.waited() >= timeout_s or (stop is not None and stop.is_set()):
                 raise TimeoutError(f"no answer within {timeout_s:g} s")
     except BaseException:
         abandoned.set()
@@ -377,7 +382,7 @@ class CameraSource(FrameSource):
                 with self._cond:
                     if self._latest is not None:
                         self.dropped += 1
-                    self._latest = (image, time.time(), notes)
+                    self._latest = (image, steady_time(), notes)  # the clock being set moves no frame
                     self._cond.notify()
                 continue
             if lost_at is None:
@@ -437,12 +442,12 @@ class CameraSource(FrameSource):
         index = 0
         usable_at, bad_run = time.monotonic(), 0  # when the last usable frame came; unusable ones since
         while True:
-            waiting_since = time.monotonic()
+            waiting = WaitClock(POLL_STEP_MAX_S)  # the process stopped (Ctrl-Z, then fg) is no silent camera
             with self._cond:
                 while self._latest is None and self._error is None and not self._stop.is_set() \
                         and self._thread.is_alive():
                     self._cond.wait(0.5)
-                    if self._latest is None and time.monotonic() - waiting_since > self.lost_timeout_s + 2.0:
+                    if self._latest is None and waiting.waited() > self.lost_timeout_s + 2.0:
                         # the reader is stuck inside the driver (a read that never returns)
                         raise CameraLostError(f"{self._named()} stopped answering: no frame and no error for "
                                               f"{self.lost_timeout_s:g} s; check the camera or the network, or "

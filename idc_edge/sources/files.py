@@ -23,11 +23,23 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".wmv"})
 
 
+def is_hidden(path: Path) -> bool:
+    """Whether a file or folder is hidden (its name starts with a dot), as the data-set reader already
+    skips them: the operating system's own files, never a user's images. macOS writes ``._NAME`` beside
+    every file it copies to a USB stick or network share (AppleDouble: its metadata, 4 KB, named like the
+    image), and keeps deleted files in ``.Trashes``; an image folder copied from a Mac was read with one
+    "cannot read image '._a.png'" warning and one unusable frame per image, and ``classify`` counted
+    them as corrupt images."""
+    return path.name.startswith(".")
+
+
 def is_folder_image(path: Path) -> bool:
-    """Whether a file found in a folder is read as one of its images: named as an image, or (any other
-    name but a video's) starting as a still image OpenCV decodes does, a GIF included: a browser saves
-    JPEGs as ``.jfif``, a capture tool may name them ``.JPG_1`` or leave the suffix off. Those were left
-    out of an image folder without a word (5 images, "2 frame(s)")."""
+    """Whether a file found in a folder is read as one of its images: not hidden (:func:`is_hidden`), and
+    named as an image, or (any other name but a video's) starting as a still image OpenCV decodes does, a
+    GIF included: a browser saves JPEGs as ``.jfif``, a capture tool may name them ``.JPG_1`` or leave the
+    suffix off. Those were left out of an image folder without a word (5 images, "2 frame(s)")."""
+    if is_hidden(path):
+        return False
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return True
@@ -100,7 +112,7 @@ class ImageFolderSource(FrameSource):
             # all but folders: a FIFO, device or broken link named like an image is skipped and counted
             # when read, never silently left out
             self.paths = in_name_order(p for p in entries if not p.is_dir() and is_folder_image(p))
-            folders = sum(p.is_dir() for p in entries)
+            folders = sum(p.is_dir() and not is_hidden(p) for p in entries)
         except OSError as e:
             raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None
         if not self.paths:
