@@ -419,6 +419,10 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     (:mod:`idc_edge.orientation`), the same for every flag: a photo taken in portrait comes out
     upright. Without it (video and camera frames) the pixels are as stored.
 
+    An alpha channel is laid over white (:func:`~idc_edge.frames.over_white`; kept through
+    ``cv2.IMREAD_COLOR`` too): transparent pixels read as empty glass, not as the colour stored under
+    them, said once per image. The result has no alpha channel.
+
     libjpeg's own warnings about damaged data never reach the terminal (:mod:`idc_edge.jpegnotes`):
     they are appended to ``notes`` when it is given (the caller says it in its words), else a
     damaged JPEG is logged as one warning naming ``where``.
@@ -430,6 +434,7 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     import cv2
 
     colour = flags == cv2.IMREAD_COLOR
+    unchanged = flags in (None, cv2.IMREAD_UNCHANGED) or (colour and _may_hold_alpha(data))  # alpha kept to lay over white
     if upright:
         from .orientation import take_orientation, upright as turn_upright
 
@@ -441,13 +446,13 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour
-        need = bpp if flags is None else (6 if colour and bpp in (2, 6, 8) else 3)
+        need = bpp if unchanged else (6 if colour and bpp in (2, 6, 8) else 3)
         check_buffer((w, h, need), 1, f"decoding {where} ({w}×{h} px)", "use a smaller image or split it into tiles")
     said: list = []
     with jpeg_warnings() if data[:2] == b"\xff\xd8" else contextlib.nullcontext(said) as said:
         try:
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags in (None, cv2.IMREAD_UNCHANGED)
-                                 else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+                                 if unchanged else (flags | cv2.IMREAD_ANYDEPTH if colour else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
         except cv2.error:  # e.g. OpenCV's own pixel limit
             image = None
         if image is None and colour:
@@ -471,6 +476,15 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
             raise error(f"cannot read {where}: it holds a video ({video}), not an image, whatever its name says; "
                         "give it as a video source, or save its frames as images")
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
+    if image.ndim == 3 and image.shape[2] == 4 and image.dtype.kind in "iu":
+        from .frames import over_white
+
+        image, transparent = over_white(image)
+        if transparent and where not in _TRANSPARENT_SAID:
+            _TRANSPARENT_SAID.add(where)
+            logging.getLogger(__name__).warning(
+                "%s has transparent pixels: they are read over white, as empty glass, not as the colour stored "
+                "under them", where)
     if colour and (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3):
         from .errors import FrameError
         from .frames import to_bgr8
@@ -483,6 +497,21 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         image = turn_upright(image, orientation)
         _say_extra_pictures(data, where)
     return image
+
+
+#: images whose transparent pixels were said to be read over white (once each)
+_TRANSPARENT_SAID: set = set()
+
+
+def _may_hold_alpha(data: bytes) -> bool:
+    """Whether image file bytes may decode with an alpha channel: not a JPEG, nor a PNG whose header
+    has none (colour type 4 or 6, or a ``tRNS`` chunk before its pixels); any other format may."""
+    if data[:2] == b"\xff\xd8":
+        return False
+    if data.startswith(PNG_SIGNATURE) and len(data) > 25:
+        pixels = data.find(b"IDAT")
+        return data[25] in (4, 6) or b"tRNS" in data[:pixels if pixels > 0 else len(data)]
+    return True
 
 
 def _say_extra_pictures(data: bytes, where: str) -> None:
@@ -520,8 +549,8 @@ def read_image(path: PathArg, what: str = "image", flags: Optional[int] = None, 
     """An image file decoded by OpenCV from bytes read here (any file name; budget-checked), turned
     upright as its EXIF orientation says (whatever ``flags`` and the OpenCV version).
 
-    Returns the array as OpenCV decodes it (BGR, BGRA, grey, 8 or 16 bit; ``flags`` as for
-    ``cv2.imdecode``, default ``cv2.IMREAD_UNCHANGED``).
+    Returns the array as OpenCV decodes it (BGR or grey, 8 or 16 bit, transparent pixels laid over
+    white; ``flags`` as for ``cv2.imdecode``, default ``cv2.IMREAD_UNCHANGED``).
 
     Raises:
         ``error``: missing, unreadable, not a regular file, or not an image.

@@ -188,6 +188,27 @@ def _check_new_buffers(frame: np.ndarray) -> None:
         check_buffer((h, w, channels), max(4, frame.dtype.itemsize), what, fix)
 
 
+def over_white(bgra: np.ndarray) -> tuple[np.ndarray, bool]:
+    """An integer BGRA image ``[H, W, 4]`` as BGR of the same dtype over white, and whether any of it
+    was transparent. Pure.
+
+    A transparent part (alpha below the dtype's top) is shown over white, as slide viewers show a
+    scan's unscanned area: empty glass, not the colour stored under it (often black, or whatever the
+    exporting program left), which was scored as tissue. Alpha is straight (not premultiplied), as PNG,
+    WebP and TIFF's unassociated alpha store it. An alpha that is 0 everywhere is a fourth channel of
+    padding (a 32-bit BMP's), not transparency: dropped like an opaque one.
+    """
+    colour, alpha = bgra[..., :3], bgra[..., 3:]
+    top = int(np.iinfo(bgra.dtype).max)
+    low, high = int(alpha.min()), int(alpha.max())
+    if low == top or high == 0:
+        return np.ascontiguousarray(colour), False
+    wide = np.uint32 if bgra.dtype.itemsize <= 2 else np.float64
+    a = alpha.astype(wide)
+    mixed = (colour.astype(wide) * a + top * (top - a) + top // 2) // top
+    return mixed.astype(bgra.dtype), True
+
+
 def to_bgr8(frame, bits: Optional[int] = None) -> np.ndarray:
     """``frame`` as contiguous uint8 BGR ``[H, W, 3]``, scaled by the range its data really use.
 
