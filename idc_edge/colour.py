@@ -471,10 +471,10 @@ def _unclipped_glass(small: np.ndarray, smooth_hsv: np.ndarray, mask: np.ndarray
 
     White at the clip has no colour left to read, and, being the brightest, it would be chosen as the
     glass: a lamp's hot spot clipped in the middle of the field, or a white border, read a cast that
-    the rest of the glass shows plainly as none (a 30 % cool cast with the centre at 1.6× the light:
-    tissue called with 68 % agreement, silently). Glass that is clipped everywhere is read as before
-    (an over-exposed camera: the exposure gate's to judge). Pixels within :data:`GLASS_BOX_PX` of the
-    clipped area are left out too (their averages mix in its white).
+    the rest of the glass shows plainly as none (a 30 % cool cast under a hot spot at 1.6× the light:
+    7 of 10 validation fields with glass in view passed the colour gate). Glass that is white
+    everywhere is read as it is, and counts as clipped (:attr:`FieldCasts.glass_clipped`). Pixels
+    within :data:`GLASS_BOX_PX` of the white are left out too (their averages mix it in).
     """
     white = cv2.inRange(small, tuple(int(c) for c in clip_levels_rgb), (255, 255, 255))
     if not cv2.countNonZero(cv2.bitwise_and(white, mask)):
