@@ -10,7 +10,8 @@ import numpy as np
 
 from . import validate
 from .classifier import PatchClassifier
-from .context import field_context
+from .budget import check_buffer
+from .context import field_context, neighbour_kernel
 from .dataset import Misnamed, PatchRecord, load_patches, scan_files
 from .errors import DatasetError, OptionError
 from .fileio import name
@@ -113,30 +114,63 @@ def evaluate_predictions(pred: Predictions, threshold: float) -> Evaluation:
                       len(set(g.tolist())), pred.skipped)
 
 
+def near_groups(rows: np.ndarray, cols: np.ndarray, reach: int) -> list[np.ndarray]:
+    """Indices of ``rows``/``cols`` (grid cells) split into groups no closer than ``reach + 1`` cells
+    to one another along rows or columns: cells of two groups never meet in a neighbourhood of
+    ``reach`` cells, so each group's field context can be read on its own grid. Pure; groups are cut
+    where the sorted rows (or columns) of a group jump by more than ``reach`` (an X-Y cut)."""
+    done, todo = [], [np.arange(len(rows))]
+    while todo:
+        idx = todo.pop()
+        for values in (rows[idx], cols[idx]):
+            order = np.argsort(values, kind="stable")
+            cuts = np.flatnonzero(np.diff(values[order]) > reach) + 1
+            if len(cuts):
+                todo.extend(idx[order][part] for part in np.split(np.arange(len(idx)), cuts))
+                break
+        else:
+            done.append(idx)
+    return done
+
+
+#: what to change when one patient's field does not fit the memory budget
+_FIELD_FIX = ("a patch file name probably has a mistyped x/y coordinate: rename it, leave that patient out, or "
+              "evaluate without the field context")
+
+
 def in_field_scores(pred: Predictions, context: ContextSpec, patch_px: int) -> np.ndarray:
     """Each patch's score read with its neighbours' scores (:func:`~idc_edge.context.field_context`),
     as the detector reads windows in a frame: every patient's patches are placed on their slide's
     patch grid (``x // patch_px``, ``y // patch_px``), ``patch_px`` model pixels apart. Patches not
     in ``pred`` (background, or a patient sampled rather than complete) give no context; two
-    patches of one patient at the same position share their cell (its mean score).
+    patches of one patient at the same position share their cell (its mean score). Patches further
+    apart than the context reaches are read on grids of their own (:func:`near_groups`), so one
+    mistyped coordinate (``x999999950``) does not ask for a grid the size of a billion-pixel slide.
 
     Returns float32 scores aligned with ``pred.records``.
+
+    Raises:
+        MemoryBudgetError: a group of patches close to one another spans a grid over the memory budget.
     """
     out = np.empty(len(pred.records), np.float32)
     patients = pred.patients
+    reach = neighbour_kernel(int(patch_px), float(context.sigma_px)).shape[0] // 2
     cols_all = np.array([r.x // patch_px for r in pred.records], np.int64)
     rows_all = np.array([r.y // patch_px for r in pred.records], np.int64)
     for patient in np.unique(patients):
-        idx = np.flatnonzero(patients == patient)
-        rows, cols = rows_all[idx] - rows_all[idx].min(), cols_all[idx] - cols_all[idx].min()
-        shape = (int(rows.max()) + 1, int(cols.max()) + 1)
-        total = np.zeros(shape, np.float64)
-        count = np.zeros(shape, np.int64)
-        np.add.at(total, (rows, cols), pred.scores[idx])
-        np.add.at(count, (rows, cols), 1)
-        grid = np.full(shape, np.nan, np.float32)
-        grid[count > 0] = total[count > 0] / count[count > 0]
-        out[idx] = field_context(grid, patch_px, context.sigma_px, context.weight)[rows, cols]
+        pidx = np.flatnonzero(patients == patient)
+        for idx in (pidx[g] for g in near_groups(rows_all[pidx], cols_all[pidx], reach)):
+            rows, cols = rows_all[idx] - rows_all[idx].min(), cols_all[idx] - cols_all[idx].min()
+            shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+            check_buffer((*shape, 2), 8, f"the field of patient {patient} ({shape[1]}×{shape[0]} patches, up to "
+                         f"{os.path.basename(pred.records[idx[np.argmax(rows + cols)]].path)[:80]})", _FIELD_FIX)
+            total = np.zeros(shape, np.float64)
+            count = np.zeros(shape, np.int64)
+            np.add.at(total, (rows, cols), pred.scores[idx])
+            np.add.at(count, (rows, cols), 1)
+            grid = np.full(shape, np.nan, np.float32)
+            grid[count > 0] = total[count > 0] / count[count > 0]
+            out[idx] = field_context(grid, patch_px, context.sigma_px, context.weight)[rows, cols]
     return out
 
 

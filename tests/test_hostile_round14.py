@@ -1,0 +1,59 @@
+"""Red-team round 14: a data set's mistyped coordinate in the field context, ...
+
+Everything is real: patches of the data set copied into folders written here, the shipped int8 model in the
+real LiteRT interpreter, the CLI run in this process or as a child process.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from idc_edge.cli import main
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    """(exit code, standard output, standard error) of ``idc-edge ARGS`` run in this process."""
+    code = main([str(a) for a in args])
+    got = capsys.readouterr()
+    return code, got.out, got.err
+
+
+def _copy_patient(data_dir, root, patient="8863", per_class=15):
+    """``per_class`` patches of each class of ``patient`` copied into ``root`` in the data set's layout."""
+    for label in ("0", "1"):
+        out = root / patient / label
+        out.mkdir(parents=True)
+        for path in sorted((data_dir / patient / label).iterdir())[:per_class]:
+            shutil.copy(path, out / path.name)
+    return root
+
+
+# -- evaluate: one patch whose name has a mistyped coordinate -----------------------------------------------------
+
+def test_evaluate_reads_the_field_context_of_a_patient_with_a_mistyped_coordinate(data_dir, tmp_path, capsys):
+    """One copy of a patch renamed to ``x999999950_y999999950`` (a typo, within the 9 digits a name may
+    have) made the field context ask for one grid from the slide's corner to it, 20 million patches on a
+    side: "idc-edge: error: out of memory", every score of the evaluation lost. Patches further apart than
+    the context reaches are read on grids of their own: the others score as without it."""
+    root = _copy_patient(data_dir, tmp_path / "ds")
+    code, out, err = _run(capsys, "evaluate", root, "--json")
+    assert code == 0, err
+    before = json.loads(out)
+    first = sorted((root / "8863" / "0").iterdir())[0]
+    shutil.copy(first, root / "8863" / "0" / "8863_idx5_x999999950_y999999950_class0.png")
+    code, out, err = _run(capsys, "evaluate", root, "--json")
+    assert code == 0, err
+    after = json.loads(out)
+    assert after["n_patches"] == before["n_patches"] + 1
+    assert after["in_field"]["n_patches"] == before["in_field"]["n_patches"] + 1
+    # the far copy has no neighbour: read alone it is scored as alone; the others' calls are unchanged
+    (tn, fp), (fn, tp) = before["in_field"]["confusion"]
+    alone_fp = after["confusion"][0][1] - before["confusion"][0][1]
+    assert after["in_field"]["confusion"] == [[tn + 1 - alone_fp, fp + alone_fp], [fn, tp]]
