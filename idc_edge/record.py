@@ -409,7 +409,8 @@ def read_sessions(path: Union[str, os.PathLike], keep: Optional[Iterable[str]] =
 
     ``keep`` (field names) trims each frame record to those fields as it is read: a summary
     of an hour's session then holds a few numbers per frame, not every patch box (a 109 MB file
-    took 1.4 GB parsed whole).
+    took 1.4 GB parsed whole). A kept field that is null (optional fields may be) is left out, as
+    if missing, so readers take their default for it.
 
     Raises:
         RecordError: the file cannot be read, a complete line is not a JSON object, or the file
@@ -428,7 +429,7 @@ def read_sessions(path: Union[str, os.PathLike], keep: Optional[Iterable[str]] =
             check_fields(header, HEADER_FIELDS, where)
         elif "index" in r and "idc_fraction" in r:
             check_fields(r, FRAME_FIELDS, where)
-            records.append(r if keep is None else {k: r[k] for k in keep if k in r})
+            records.append(r if keep is None else {k: r[k] for k in keep if r.get(k) is not None})  # null: missing
         else:
             raise RecordError(f"{str(path)!r} is not an idc-edge results file: a line is neither a session "
                               "header nor a frame record")

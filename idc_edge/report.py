@@ -260,8 +260,8 @@ def fields_viewed(records: Sequence[dict], still_fraction: float = STILL_FRACTIO
                                       max_idc_percent=round(100 * max(r["idc_fraction"] for r in run), 2)))
 
     for r in records:
-        tissue = r.get("tissue_patches", 0)
-        if tissue and r.get("reused_patches", 0) >= still_fraction * tissue:
+        tissue = r.get("tissue_patches") or 0  # null (not measured) as missing
+        if tissue and (r.get("reused_patches") or 0) >= still_fraction * tissue:
             run.append(r)
         else:
             close_run()

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from hostile import TINY
 from idc_edge.cli import main
 
 
@@ -57,3 +58,35 @@ def test_evaluate_reads_the_field_context_of_a_patient_with_a_mistyped_coordinat
     (tn, fp), (fn, tp) = before["in_field"]["confusion"]
     alone_fp = after["confusion"][0][1] - before["confusion"][0][1]
     assert after["in_field"]["confusion"] == [[tn + 1 - alone_fp, fp + alone_fp], [fn, tp]]
+
+
+# -- report: an optional count written as null ---------------------------------------------------------------------
+
+def test_report_reads_an_optional_count_written_as_null_as_missing(tmp_path, capsys):
+    """A results file passed through a notebook (pandas writes a missing number as ``null``) or written by a
+    caller's own recorder with ``"reused_patches": null``: the header says such counts may be null, and
+    every other reader took null as missing, but the fields-viewed count compared it with a number:
+    "internal error (TypeError ...)", exit 2, nothing of the file summarised."""
+    from conftest import run_recorded
+    from hostile import write_video
+
+    record = tmp_path / "r.jsonl"
+    run_recorded(write_video(tmp_path / "v.avi", 12), record, "--model", TINY)
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    nulled, missing = tmp_path / "null.jsonl", tmp_path / "missing.jsonl"
+    with open(nulled, "w") as n, open(missing, "w") as m:
+        for i, line in enumerate(lines):
+            if i % 2 == 0 and "index" in line:  # every other frame: null in one file, left out in the other
+                for key in ("reused_patches", "idc_patches"):
+                    line[key] = None
+                n.write(json.dumps(line) + "\n")
+                m.write(json.dumps({k: v for k, v in line.items() if v is not None}) + "\n")
+            else:
+                n.write(json.dumps(line) + "\n")
+                m.write(json.dumps(line) + "\n")
+    for args in ((), ("--json",)):
+        code, out_null, err = _run(capsys, "report", tmp_path / "null.jsonl", *args)
+        assert code == 0 and "error" not in err, err
+        code, out_missing, err = _run(capsys, "report", tmp_path / "missing.jsonl", *args)
+        assert code == 0, err
+        assert out_null.replace("null.jsonl", "X") == out_missing.replace("missing.jsonl", "X")
