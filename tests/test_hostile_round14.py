@@ -90,3 +90,39 @@ def test_report_reads_an_optional_count_written_as_null_as_missing(tmp_path, cap
         code, out_missing, err = _run(capsys, "report", tmp_path / "missing.jsonl", *args)
         assert code == 0, err
         assert out_null.replace("null.jsonl", "X") == out_missing.replace("missing.jsonl", "X")
+
+
+# -- a stream camera's address that sends one picture per connection ------------------------------------------------
+
+@pytest.fixture
+def snapshot_server():
+    """An HTTP camera's snapshot address on localhost: every GET answers one JPEG (``image/jpeg``) and closes."""
+    import cv2
+
+    from hostile import tissue_frame
+    from test_hostile_round11 import http_camera
+
+    jpeg = cv2.imencode(".jpg", tissue_frame())[1].tobytes()
+    server, port = http_camera(lambda path, headers: (200, {"Content-Type": "image/jpeg", "Connection": "close"}, jpeg))
+    yield f"http://127.0.0.1:{port}/snapshot.jpg"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stream_address_that_sends_one_picture_per_connection_is_said_once(snapshot_server, tmp_path):
+    """``--camera http://cam/snapshot.jpg`` (a camera's snapshot address pasted for its stream): every frame
+    was a drop-out and a reconnection, two warnings a frame ("no frame (the stream stopped ...)", "frames
+    again after 0.1 s"), thousands an hour burying every other warning. It is said once what the address is
+    and that it is read one connection a frame; every frame is still read and recorded."""
+    import subprocess
+    import sys
+
+    record = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", snapshot_server, "--max-frames", "20",
+                        "--camera-timeout", "5", "--model", TINY, "--record", record, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert len(record.read_text().splitlines()) == 21  # the header and every frame
+    said = [line for line in p.stderr.splitlines() if "warning" in line and "scale is not calibrated" not in line]
+    assert sum("one picture per connection" in line for line in said) == 1, p.stderr
+    assert len(said) <= 5, p.stderr  # the first drop-outs before it could be told, then the one line

@@ -20,7 +20,7 @@ from ..waitclock import WaitClock, steady_time
 from .base import Frame, FrameSource
 from .mjpeg import ReducedMjpeg, decode_or_skip
 from .modes import CameraControls, CameraMode, apply_mode, granted_mode
-from .network import redact_url
+from .network import STREAM_PATHS, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,10 @@ def _frame_digest(image: np.ndarray) -> bytes:
     return h.digest()
 
 
+#: openings in a row giving one frame each after which a stream is said to send one picture per connection
+ONE_PICTURE_OPENINGS = 3
+
+
 class CameraSource(FrameSource):
     """A live camera read on its own thread; **the newest frame wins** and older ones are dropped.
 
@@ -214,6 +218,8 @@ class CameraSource(FrameSource):
         # a regular video file opened as a camera "drops out" at its end and is re-opened at its start:
         # the first frame of each opening is compared with the first one's to say so once
         self._replays_file = _is_regular_file(device)
+        self._one_picture_run = 0  # openings in a row that gave one frame each (a stream's snapshot address)
+        self.one_picture = False  # said: the stream sends one picture per connection
         self._first_frame: Optional[bytes] = None
         self.replayed = False
         self._open_error: Optional[Exception] = None  # what the first open raised, for the message
@@ -366,18 +372,37 @@ class CameraSource(FrameSource):
             log.warning("camera %r is a video file, not a camera: at its end it is opened again and replayed "
                         "from its start until stopped; read it as a video source to read it once", self.device)
 
+    def _one_picture_opening(self, frames: int) -> bool:
+        """Whether the opening that just ended, having given ``frames`` frames, is one more of a stream
+        that sends one picture per connection (a camera's snapshot address, ``image/jpeg``): said once
+        after :data:`ONE_PICTURE_OPENINGS` such openings in a row; its drop-outs are then not warned one
+        by one (two warnings a frame, thousands an hour, buried every other warning)."""
+        if not self._is_stream() or frames != 1:
+            self._one_picture_run = 0
+            return False
+        self._one_picture_run += 1
+        if self._one_picture_run == ONE_PICTURE_OPENINGS and not self.one_picture:
+            self.one_picture = True
+            log.warning("%s sends one picture per connection (a snapshot address?), not a video stream: it is "
+                        "connected to again for every frame, at a few frames a second; give the camera's stream "
+                        "address for live video (%s)", self._named(), STREAM_PATHS)
+        return self.one_picture
+
     def _read_loop(self) -> None:
         cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
         opening = True  # the next good frame is the first of this opening
+        frames, quiet = 0, False  # frames of this opening; this outage is a one-picture stream's, not warned
         while not self._stop.is_set():
             ok, image, notes = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
                 if opening:
                     self._note_opening_frame(image)
-                    opening = False
+                    opening, frames = False, 0
+                frames += 1
                 last_ok, backoff = time.monotonic(), 0.1
                 if lost_at is not None:
-                    log.warning("%s: frames again after %.1f s", self._named(), last_ok - lost_at)
+                    if not quiet:
+                        log.warning("%s: frames again after %.1f s", self._named(), last_ok - lost_at)
                     lost_at = None
                 with self._cond:
                     if self._latest is not None:
@@ -388,9 +413,11 @@ class CameraSource(FrameSource):
             if lost_at is None:
                 lost_at = time.monotonic()
                 self.losses += 1
-                log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(),
-                            "the stream stopped or its server went away" if self._is_stream() else "unplugged or failing?",
-                            self.lost_timeout_s)
+                quiet = self._one_picture_opening(0 if opening else frames)
+                if not quiet:
+                    log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(),
+                                "the stream stopped or its server went away" if self._is_stream()
+                                else "unplugged or failing?", self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
                     f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice()}, then "

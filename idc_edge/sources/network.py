@@ -83,7 +83,8 @@ MAX_REDIRECTS = 5
 _STREAM_TYPES = ("multipart/", "video/", "image/", "application/octet-stream", "application/vnd.apple.mpegurl",
                  "application/x-mpegurl", "application/dash+xml")
 
-_PATHS = "the camera's manual gives it: often /video, /mjpg/video.mjpg, /stream or /videostream.cgi"
+#: where cameras serve their stream, for messages
+STREAM_PATHS = "the camera's manual gives it: often /video, /mjpg/video.mjpg, /stream or /videostream.cgi"
 
 
 def _http_answer(url: str) -> Optional[str]:
@@ -139,12 +140,12 @@ def _http_answer(url: str) -> Optional[str]:
         if status == 403:
             return f"the server refuses the stream ({said}): check that this user may watch it in the camera's settings"
         if status == 404:
-            return f"the server has no stream at the path {_cut(shown_path)!r} ({said}): give the stream's path ({_PATHS})"
+            return f"the server has no stream at the path {_cut(shown_path)!r} ({said}): give the stream's path ({STREAM_PATHS})"
         if status >= 400:
             return f"the server answered {said} instead of a video stream: check the camera, then try again"
         if 200 <= status < 300 and ctype and not ctype.startswith(_STREAM_TYPES):
             return (f"the server answered with {'a web page' if ctype == 'text/html' else 'no video'} ({ctype}), not "
-                    f"a video stream: this address is not the camera's stream; give the stream's path ({_PATHS})")
+                    f"a video stream: this address is not the camera's stream; give the stream's path ({STREAM_PATHS})")
         return None
     chain = " -> ".join(_cut(p, 40) for p in seen[:4]) + (" -> ..." if len(seen) > 4 else "")
     return (f"the server redirects the request from one address to another without end ({chain}, over "
