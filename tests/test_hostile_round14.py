@@ -126,3 +126,59 @@ def test_a_stream_address_that_sends_one_picture_per_connection_is_said_once(sna
     said = [line for line in p.stderr.splitlines() if "warning" in line and "scale is not calibrated" not in line]
     assert sum("one picture per connection" in line for line in said) == 1, p.stderr
     assert len(said) <= 5, p.stderr  # the first drop-outs before it could be told, then the one line
+
+
+# -- a stream that keeps sending what is not video ------------------------------------------------------------------
+
+@pytest.fixture
+def noise_stream():
+    """An HTTP "camera" on localhost answering a Motion-JPEG stream whose parts are random bytes, sent until
+    the client leaves (a wrong path serving another kind of data, a broken encoder)."""
+    import os
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=xx\r\n\r\n")
+                while not stop.is_set():
+                    conn.sendall(b"--xx\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n"
+                                 + os.urandom(5000) + b"\r\n")
+                    stop.wait(0.05)
+            except OSError:
+                pass
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/video"
+    stop.set()
+    listener.close()
+
+
+def test_a_stream_that_answers_with_what_is_not_video_is_not_called_stopped(noise_stream):
+    """A stream whose server answers every connection and keeps sending, but nothing that decodes as a frame,
+    ended with "gave no frame for 3 s: check that the camera's machine is on and still streaming, and the
+    network between": the machine, the network and the stream were all there, the data was not video. When
+    the stream opened again in that time, the line says its server answers and what it sends is no video."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", noise_stream, "--max-frames", "3",
+                        "--camera-timeout", "3", "--model", TINY, "--quiet"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 3, p.stderr
+    error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+    assert len(error) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "server answers" in error[0] and "does not decode as video" in error[0], error[0]
+    assert "machine is on" not in error[0], error[0]

@@ -392,6 +392,7 @@ class CameraSource(FrameSource):
         cap, backoff, last_ok, lost_at = self._cap, 0.1, time.monotonic(), None
         opening = True  # the next good frame is the first of this opening
         frames, quiet = 0, False  # frames of this opening; this outage is a one-picture stream's, not warned
+        reopened = 0  # openings during this outage that gave no frame either
         while not self._stop.is_set():
             ok, image, notes = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
@@ -411,7 +412,7 @@ class CameraSource(FrameSource):
                     self._cond.notify()
                 continue
             if lost_at is None:
-                lost_at = time.monotonic()
+                lost_at, reopened = time.monotonic(), 0
                 self.losses += 1
                 quiet = self._one_picture_opening(0 if opening else frames)
                 if not quiet:
@@ -420,8 +421,8 @@ class CameraSource(FrameSource):
                                 else "unplugged or failing?", self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
                 self._fail(CameraLostError(
-                    f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice()}, then "
-                    "restart (or raise lost_timeout_s)"))
+                    f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice(reopened)}, "
+                    "then restart (or raise lost_timeout_s)"))
                 break
             if cap is not None:
                 cap.release()
@@ -434,6 +435,7 @@ class CameraSource(FrameSource):
             self._cap = cap
             if cap is not None:
                 opening = True
+                reopened += 1
                 self.reconnects += 1
                 log.debug("camera %r: re-opened", self.device)
         if cap is not None:
@@ -450,8 +452,13 @@ class CameraSource(FrameSource):
             return self.description
         return f"camera {_shown(self.device)!r}"
 
-    def _lost_advice(self) -> str:
-        """What to check when the camera gave nothing for ``lost_timeout_s``: a stream has no cable to check."""
+    def _lost_advice(self, reopened: int = 0) -> str:
+        """What to check when the camera gave nothing for ``lost_timeout_s``: a stream has no cable to check;
+        a stream opened again ``reopened`` times in that time answers, but with nothing that decodes as video."""
+        if self._is_stream() and reopened:
+            return (f"it was opened again {reopened} time(s) in that time, so its server answers, but what it sends "
+                    "does not decode as video frames (another kind of data, or frames damaged on the way): check "
+                    f"that the address is the camera's video stream ({STREAM_PATHS}) and that the camera's encoder works")
         if self._is_stream():
             return ("check that the camera's machine is on and still streaming, and the network between (a stream "
                     "served to one viewer at a time, such as `rpicam-vid --listen`, must be started again)")
