@@ -83,6 +83,37 @@ def _patient_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and _has_class_folders(p))
 
 
+def nested_datasets(root: Path, limit: int = 3) -> list[Path]:
+    """Up to ``limit`` sub-folders of ``root`` (hidden ones left out, in name order) that hold the data set's
+    patient folders, for a root that holds none itself: the "Breast Histopathology Images" archive unpacks
+    into ``IDC_regular_ps50_idx5/<patient>/<0|1>/``, one level below the folder a user passes. Never raises
+    (an unreadable folder holds none)."""
+    found = []
+    try:
+        subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return found
+    for sub in subs:
+        try:
+            if any(p.is_dir() and _has_class_folders(p) for p in sub.iterdir()):
+                found.append(sub)
+        except OSError:
+            continue
+        if len(found) >= limit:
+            break
+    return found
+
+
+def nested_hint(root: Path) -> str:
+    """``"; the data set's patient folders are in ROOT/SUB: pass that folder"`` when a sub-folder of ``root``
+    holds them (:func:`nested_datasets`), else ``""``."""
+    found = nested_datasets(root)
+    if not found:
+        return ""
+    return (f"; the data set's patient folders are one level down, in {' and '.join(short(str(p), 100) for p in found)}"
+            ": pass that folder")
+
+
 #: other image files in a class folder: patches saved in another format, skipped and named like misnamed ones
 _OTHER_IMAGES = (".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -195,7 +226,7 @@ def scan_files(root: str | os.PathLike, patients: Iterable[str] | None = None) -
             if misnamed else ""
         raise DatasetError(
             f"no patches found under {str(root)!r}: expected <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<C>.png"
-            + example
+            + example + ("" if found_patients else nested_hint(root))
         )
     records.sort(key=lambda r: r.path)
     misnamed.sort(key=lambda m: m.path)

@@ -182,3 +182,20 @@ def test_a_stream_that_answers_with_what_is_not_video_is_not_called_stopped(nois
     assert len(error) == 1 and "Traceback" not in p.stderr, p.stderr
     assert "server answers" in error[0] and "does not decode as video" in error[0], error[0]
     assert "machine is on" not in error[0], error[0]
+
+
+# -- the data set one level down, as its archive unpacks ------------------------------------------------------------
+
+def test_a_data_set_one_level_down_as_its_archive_unpacks_is_named(data_dir, tmp_path, capsys):
+    """The "Breast Histopathology Images" archive unpacks into ``IDC_regular_ps50_idx5/<patient>/<0|1>/``; the
+    folder it was unpacked in, passed to ``evaluate`` or ``run --source``, was "no patches found ...: expected
+    <patient>/<0|1>/..." or "has no images", naming nothing there to pass instead. Both name the sub-folder."""
+    from hostile import one_error_line
+
+    inner = _copy_patient(data_dir, tmp_path / "archive" / "IDC_regular_ps50_idx5", per_class=2)
+    for args in (("evaluate", tmp_path / "archive"), ("run", "--source", tmp_path / "archive", "--model", TINY)):
+        code, out, err = _run(capsys, *args)
+        line = one_error_line(err)
+        assert code == 2 and "one level down" in line and str(inner) in line and line.endswith("pass that folder"), err
+    code, out, err = _run(capsys, "evaluate", inner, "--json")
+    assert code == 0 and json.loads(out)["n_patches"] == 4, err

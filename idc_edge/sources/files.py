@@ -116,7 +116,10 @@ class ImageFolderSource(FrameSource):
         except OSError as e:
             raise SourceError(f"cannot list folder {name(folder)}: {why(e)}") from None
         if not self.paths:
-            raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            from ..dataset import nested_hint
+
+            raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                              + nested_hint(Path(folder)))
         _say_left_out(folder, folders, sum(p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir() for p in entries))
 
     def _iter_frames(self) -> Iterator[Frame]:
