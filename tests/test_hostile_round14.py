@@ -199,3 +199,66 @@ def test_a_data_set_one_level_down_as_its_archive_unpacks_is_named(data_dir, tmp
         assert code == 2 and "one level down" in line and str(inner) in line and line.endswith("pass that folder"), err
     code, out, err = _run(capsys, "evaluate", inner, "--json")
     assert code == 0 and json.loads(out)["n_patches"] == 4, err
+
+
+# -- a snapshot whose last file does not fit on the disk ------------------------------------------------------------
+
+def _post_snapshot(url: str) -> tuple[int, dict]:
+    """(status, JSON answer) of the live view's Snapshot button, posted as its page posts it."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url + "snapshot", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_snapshot_that_does_not_fit_on_the_disk_leaves_none_of_its_files(tmp_path):
+    """A snapshot is three files (overlay PNG, raw PNG, JSON). On a disk with room for the pictures but not the
+    JSON, the pictures stayed: half a snapshot no report shows, holding the last free space, so every later
+    snapshot (and any results file on that disk) failed too. Its files are removed: the disk has its room
+    back, and a snapshot is whole or absent. Needs a small file system (a tmpfs: root)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    (tmp_path / "probe").mkdir()
+    status, saved, _ = _snapshot_of_a_run(tmp_path / "probe")
+    assert status == 200, saved
+    page = 4096
+    pictures = sum(-(-os.path.getsize(saved[key]) // page) for key in ("png", "raw_png"))  # whole pages
+    snaps = tmp_path / "full" / "snaps"
+    snaps.mkdir(parents=True)
+    size = pictures * page  # room for both pictures, not for the JSON beside them
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(snaps)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        status, said, running = _snapshot_of_a_run(tmp_path / "full")
+        assert status == 503, said
+        assert list(snaps.iterdir()) == []  # nothing of it left, the disk's room back
+        assert "disk is full" in said["error"] and "none of its files kept" in said["error"], said
+        assert running.snapshot.taken == []
+    finally:
+        subprocess.run(["umount", str(snaps)])
+
+
+def _snapshot_of_a_run(folder):
+    """(status, JSON answer, the run) of one Snapshot press on a live view's run of one picture (a textured blob on
+    glass, 640×480: every snapshot alike) saving snapshots in ``folder / "snaps"``, its results beside them."""
+    import time
+
+    from conftest import frame_with_blob
+    from test_live_view import Running
+
+    running = Running(folder, frames=[frame_with_blob(shape=(480, 640), box=(128, 96, 384, 384))])
+    try:
+        while running.frames_recorded() < 3:
+            time.sleep(0.05)
+        status, answer = _post_snapshot(running.view.url)
+    finally:
+        running.stop()
+    return status, answer, running

@@ -16,13 +16,22 @@ from ..overlay import OverlayInfo, OverlayStyle, draw_overlay
 from .base import SessionInfo, Sink, SinkFrame
 
 
+def _remove(paths: list[Path]) -> None:
+    """Remove the files ``paths`` (those of a snapshot that could not be saved whole); never raises."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 class SnapshotSink(Sink):
     """Keeps the newest frame and, when :meth:`take` is called (the browser's Snapshot button, ``s``
     in the window), saves it to ``folder`` as three files with a common name
     ``idc-<UTC time>-f<frame>``: ``.png`` (the overlay, full size), ``-raw.png`` (the frame as
     captured) and ``.json`` (the frame's results record, IDC area, the session's model, threshold
-    and µm/px, and the file names). Files are written under a temporary name and renamed, so a
-    snapshot is either whole or absent.
+    and µm/px, and the file names). Files are written under a temporary name and renamed, and the
+    files of a snapshot that cannot be saved whole are removed, so a snapshot is either whole or absent.
 
     Holding the newest frame costs nothing per frame; the overlay is drawn only when a snapshot
     is taken. Safe to call :meth:`take` from any thread.
@@ -81,6 +90,7 @@ class SnapshotSink(Sink):
         png, raw, meta = (self.folder / f"{base}.png", self.folder / f"{base}-raw.png", self.folder / f"{base}.json")
         record = {"snapshot": {"png": png.name, "raw_png": raw.name, "taken": stamp},
                   "frame": frame_record(frame), "session": session_header(info)}
+        written: list[Path] = []
         try:
             self.folder.mkdir(exist_ok=True)
             for path, image in ((png, overlay), (raw, result.image)):
@@ -88,10 +98,13 @@ class SnapshotSink(Sink):
                 if not ok:
                     raise OSError(0, "PNG encoding failed")
                 write_whole(path, data.tobytes(), "snapshot", error=RecordError)
+                written.append(path)
             write_whole(meta, (json.dumps(record, indent=1, allow_nan=False) + "\n").encode("utf-8"), "snapshot",
                         error=RecordError)
-        except OSError as e:
-            raise RecordError(f"cannot save a snapshot in {str(self.folder)!r}: {e.strerror or e}") from None
+        except (OSError, RecordError) as e:
+            _remove(written)  # a snapshot is whole or absent: its pictures alone are no snapshot, and filled the disk
+            said = str(e) if isinstance(e, RecordError) else f"cannot save a snapshot in {str(self.folder)!r}: {e.strerror or e}"
+            raise RecordError(f"snapshot not saved, none of its files kept: {said}") from None
         with self._lock:
             self.taken.append(png)
         return {"png": str(png), "raw_png": str(raw), "json": str(meta), "index": result.index}
