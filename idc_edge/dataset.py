@@ -38,8 +38,9 @@ VALIDATION_PATIENTS = frozenset(
     "9078 9324 9022 8956 9036 10260 10269 10261 8917 10277 12875 16896 9345 8914 8867".split()
 )
 
-# coordinates of at most 9 digits: a longer one is a typo, not a slide a billion pixels wide
-_NAME = re.compile(r"^(?P<patient>[^_/\\]+)_idx\d{1,9}_x(?P<x>\d{1,9})_y(?P<y>\d{1,9})_class(?P<c>[01])\.png$", re.I)
+# coordinates of at most 9 digits: a longer one is a typo, not a slide a billion pixels wide; a patient id
+# may hold underscores (an anonymised set's "case_01"): the shortest prefix the rest of the name follows
+_NAME = re.compile(r"^(?P<patient>[^/\\]+?)_idx\d{1,9}_x(?P<x>\d{1,9})_y(?P<y>\d{1,9})_class(?P<c>[01])\.png$", re.I)
 
 
 @dataclass(frozen=True)

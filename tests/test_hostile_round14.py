@@ -262,3 +262,29 @@ def _snapshot_of_a_run(folder):
     finally:
         running.stop()
     return status, answer, running
+
+
+# -- patient ids holding an underscore ------------------------------------------------------------------------------
+
+def test_patient_ids_holding_an_underscore_are_read(data_dir, tmp_path, capsys):
+    """An anonymised data set in the layout whose patient ids hold an underscore (``case_01/0/case_01_idx5_x0_y0
+    _class0.png``): every patch was "not named <patient>_idx5_x<X>_y<Y>_class<0|1>.png" (they were named just so),
+    ``evaluate`` refused the whole set and ``classify`` gave no patient or label. A patient id is the shortest
+    prefix the rest of the name follows."""
+    import csv
+    import io
+
+    root = tmp_path / "anonymised"
+    for patient, source in (("case_01", "8863"), ("case_02", "8865")):
+        for label in ("0", "1"):
+            (root / patient / label).mkdir(parents=True)
+            for i, path in enumerate(sorted((data_dir / source / label).iterdir())[:3]):
+                shutil.copy(path, root / patient / label / f"{patient}_idx5_x{50 * i}_y{100 * int(label)}_class{label}.png")
+    code, out, err = _run(capsys, "evaluate", root, "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["n_patches"] == 12 and sorted(got["per_patient"]) == ["case_01", "case_02"] and got["misnamed_files"] == 0
+    code, out, err = _run(capsys, "classify", root / "case_02" / "1")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 3 and {(r["patient"], r["label"]) for r in rows} == {("case_02", "1")}
