@@ -1,7 +1,10 @@
-"""Red-team round 14: a data set's mistyped coordinate in the field context, ...
+"""Red-team round 14: a data set's mistyped coordinate in the field context, an optional count written as null,
+stream cameras that send one picture per connection or nothing that decodes, a data set one level down or with
+underscores in its patient ids, and a snapshot that does not fit on the disk.
 
-Everything is real: patches of the data set copied into folders written here, the shipped int8 model in the
-real LiteRT interpreter, the CLI run in this process or as a child process.
+Everything is real: patches of the data set copied into folders written here, the shipped int8 model and the tiny
+test model in the real LiteRT interpreter, HTTP servers on localhost sockets, a small tmpfs, the CLI run in this
+process or as a child process.
 """
 from __future__ import annotations
 
