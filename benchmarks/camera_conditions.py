@@ -45,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 from idc_edge.dataset import VALIDATION_PATIENTS, default_data_dir, scan_dataset  # noqa: E402
+from idc_edge.colour import white_levels  # noqa: E402
 from idc_edge.detector import Detector  # noqa: E402
-from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions  # noqa: E402
+from idc_edge.focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, grey_black  # noqa: E402
 from idc_edge.jsonready import dumps  # noqa: E402
 from idc_edge.sources.stage import build_mosaic  # noqa: E402
 from idc_edge.tissue import tissue_pixels  # noqa: E402
@@ -481,13 +482,21 @@ class Tally:
                 "idc_patches": self.idc_total, "called_patches": self.both_called}
 
 
+def black_through_stray_light(rgb: np.ndarray) -> np.ndarray:
+    """bool per pixel of an **RGB** field: :func:`idc_edge.focus.grey_black` as the detector reads it."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return grey_black(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV), float(white_levels(grey[..., None])[0])) > 0
+
+
 def lit_windows(rgb: np.ndarray, clean) -> np.ndarray:
     """bool per window of the clean result: whether the altered field (**RGB**, the clean field's
-    size) is lit there (its brightest channel's mean at least the tissue mask's least value), so a
-    window lost to the mask was there to be seen (not behind a field stop's black)."""
+    size) is lit there (its brightest channel's mean at least the tissue mask's least value, and at
+    most half of it black seen through stray light, :func:`idc_edge.focus.grey_black`), so a window
+    lost to the mask was there to be seen (not behind a field stop's black)."""
     value = rgb.max(axis=2).astype(np.float64)
+    black = black_through_stray_light(rgb)
     boxes = clean.boxes.reshape(-1, 4)
-    return np.array([value[y0:y1, x0:x1].mean() >= 40 for x0, y0, x1, y1 in boxes])
+    return np.array([value[y0:y1, x0:x1].mean() >= 40 and black[y0:y1, x0:x1].mean() < 0.5 for x0, y0, x1, y1 in boxes])
 
 
 def compare(clean, clean_dec, res, res_dec, labels, tally: Tally, lit: Optional[np.ndarray] = None) -> None:

@@ -151,7 +151,8 @@ class ExposureOptions:
     often shows black: outside the round field stop, a black border or bar. So a tissue window with
     more than ``max_unlit_fraction`` of unlit pixels (every channel below ``unlit_level``) is no
     call (counted as exposure); 0.5 % of the tissue windows of 200 clean validation fields hold that
-    much (ink, debris).
+    much (ink, debris). Black seen through stray light is a flat grey above that level; wide grey
+    regions darker than two thirds of the field's white count as unlit too (:func:`grey_black`).
 
     Attributes:
         min_white: the frame's 99th percentile of grey must reach this (else too dark).
@@ -162,7 +163,8 @@ class ExposureOptions:
         clip_level: a channel at or above it counts as clipped.
         max_clipped_fraction: largest share of a patch's tissue pixels with a clipped channel.
         unlit_level: a pixel whose channels are all below it is unlit (0–255; the tissue mask's
-            ``min_value`` 40 calls such a pixel not tissue, too dark to be stained slide).
+            ``min_value`` 40 calls such a pixel not tissue, too dark to be stained slide); 0 marks
+            nothing unlit, :func:`grey_black` included.
         max_unlit_fraction: largest share of a patch's pixels that may be unlit.
         max_darkest_tissue: the most light (a fraction of the field's brightest, linear) the darkest
             hundredth of the tissue may let through (:func:`~idc_edge.glare.darkest_tissue`); above it
@@ -689,6 +691,30 @@ def _stain_ok(colour: ColourOptions, stains: StainReading, noise_ok: bool) -> bo
     return not (noise_ok and stains.contrast < colour.min_stain_blueness)
 
 
+#: :func:`grey_black`: most HSV saturation (0–255) of a grey region, at most this share of the field's
+#: white level (the grey's 99th percentile), at least this wide (pixels at the model's scale, 4 µm/px)
+GREY_BLACK_SATURATION = 30
+GREY_BLACK_VALUE_SHARE = 0.65
+GREY_BLACK_WIDTH_PX = 7
+
+
+def grey_black(hsv: np.ndarray, white: float) -> np.ndarray:
+    """uint8 mask (255) of regions that are black seen through stray light: grey (saturation below
+    :data:`GREY_BLACK_SATURATION`), darker than :data:`GREY_BLACK_VALUE_SHARE` of the field's white
+    level ``white`` (0–255: its grey's 99th percentile, :func:`~idc_edge.colour.white_levels`) and at
+    least :data:`GREY_BLACK_WIDTH_PX` wide (a morphological opening: nuclei and specks are narrower).
+    ``hsv``: OpenCV's HSV of the **RGB** field.
+
+    A field stop's black ring or a black marker stroke is unlit, every channel near 0; stray light (an
+    uncapped eyepiece, room light: 20 % of the glass's light added) lifts it to a flat grey of about
+    half the glass, above the unlit level, and windows reaching into it were scored (a field stop at
+    80 % of the half-diagonal with 20 % glare: 89 % of the decisions kept on the validation slides, 79–83 %
+    on small fields, silently). Stained tissue is coloured; nothing of a section is a wide flat grey.
+    """
+    dark_grey = cv2.inRange(hsv, (0, 0, 0), (180, GREY_BLACK_SATURATION - 1, int(GREY_BLACK_VALUE_SHARE * white)))
+    return cv2.morphologyEx(dark_grey, cv2.MORPH_OPEN, np.ones((GREY_BLACK_WIDTH_PX, GREY_BLACK_WIDTH_PX), np.uint8))
+
+
 def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.ndarray,
            focus: FocusOptions = FocusOptions(), exposure: ExposureOptions = ExposureOptions(),
            clip_levels_rgb: Optional[tuple[int, int, int]] = None,
@@ -761,6 +787,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
         smooth, *first_and_second = _focus_derivatives(rgb, grey)
         planes += [cv2.multiply(term, mask) for term in _squared(*first_and_second)]
     if exposure.enabled:
+        white = int(white_levels(grey[..., None])[0])  # the grey's 99th percentile
         levels = np.array(clip_levels, np.float64)
         # a pixel is clipped when any channel reaches its level: inRange marks the others (all channels
         # below their level) in one pass; numpy's any(axis=2) over the 3 channels took 2.4 ms at 480×270
@@ -771,6 +798,9 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
             clipped = len(planes)
             planes.append(cv2.multiply(clipped_px, 1.0 / 255.0, dtype=cv2.CV_32F))
         unlit_px = cv2.inRange(rgb, np.zeros(3), np.full(3, exposure.unlit_level - 1.0))  # every channel below it
+        if exposure.unlit_level > 0:  # black seen through stray light is grey: unlit all the same
+            unlit_px = cv2.bitwise_or(unlit_px, grey_black(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV) if hsv is None else hsv,
+                                                           white))
         if cv2.countNonZero(unlit_px):  # an unlit_level of 0 marks nothing
             unlit = len(planes)
             planes.append(cv2.multiply(unlit_px, 1.0 / 255.0, dtype=cv2.CV_32F))
@@ -825,7 +855,7 @@ def assess(rgb: np.ndarray, grid: TileGrid, tissue_px: np.ndarray, tissue: np.nd
     if exposure.enabled:
         least = exposure.min_white if h * w >= exposure.large_field_px else \
             exposure.min_white_medium if h * w >= exposure.medium_field_px else exposure.min_white_small
-        too_dark = white_levels(grey[..., None])[0] < least  # the grey's 99th percentile
+        too_dark = white < least
         judge_glare = half is not None and exposure.max_darkest_tissue < 1.0 and not too_dark
         darkest = darkest_tissue(rgb[:h, :w], tissue_px[:h, :w], min_px=exposure.min_tissue_px, half=half,
                                  half_tissue=half_tissue, darkest=dark_half) if judge_glare else float("nan")
