@@ -40,7 +40,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .errors import OptionError, SourceError
-from .imageheaders import PNG_SIGNATURE
+from .imageheaders import PNG_SIGNATURE, png_chunks
 from .jpegnotes import damage, jpeg_warnings
 from .mounts import pseudo_file_system
 
@@ -509,8 +509,7 @@ def _may_hold_alpha(data: bytes) -> bool:
     if data[:2] == b"\xff\xd8":
         return False
     if data.startswith(PNG_SIGNATURE) and len(data) > 25:
-        pixels = data.find(b"IDAT")
-        return data[25] in (4, 6) or b"tRNS" in data[:pixels if pixels > 0 else len(data)]
+        return data[25] in (4, 6) or any(kind == b"tRNS" for kind, _, _ in png_chunks(data))
     return True
 
 

@@ -712,6 +712,8 @@ def grey_black(hsv: np.ndarray, white: float) -> np.ndarray:
     on small fields, silently). Stained tissue is coloured; nothing of a section is a wide flat grey.
     """
     dark_grey = cv2.inRange(hsv, (0, 0, 0), (180, GREY_BLACK_SATURATION - 1, int(GREY_BLACK_VALUE_SHARE * white)))
+    if cv2.countNonZero(dark_grey) < GREY_BLACK_WIDTH_PX ** 2:  # too few for one region (the usual frame): no opening
+        return np.zeros_like(dark_grey)
     return cv2.morphologyEx(dark_grey, cv2.MORPH_OPEN, np.ones((GREY_BLACK_WIDTH_PX, GREY_BLACK_WIDTH_PX), np.uint8))
 
 
