@@ -342,13 +342,39 @@ def every_second(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
 
 
-def glass_mask(hsv: np.ndarray, level: Optional[int] = None) -> np.ndarray:
+#: Glass is less saturated than this (HSV, OpenCV's 0–255 scale) in :func:`glass_mask`: a cast of up to
+#: about 30 % with the glass clipped in its strongest channel, about 20 % where no channel clips.
+GLASS_SATURATION = 45
+
+
+def glass_mask(hsv: np.ndarray, level: Optional[int] = None, saturation: int = GLASS_SATURATION) -> np.ndarray:
     """uint8 mask (255 = glass) of an OpenCV HSV image (from **RGB** uint8): the brightest, least
     coloured part of a field, HSV value at least 90 % of the image's 99th percentile (and at least
-    60; ``level`` when the caller has it from :func:`_bright_level`) and saturation below 45 on
-    OpenCV's 0–255 scale (a cast of up to about 30 % still counts)."""
+    60; ``level`` when the caller has it from :func:`_bright_level`) and HSV saturation below
+    ``saturation`` (0–255)."""
     hsv = np.ascontiguousarray(hsv)
-    return cv2.inRange(hsv, (0, 0, _bright_level(_value_counts(hsv)) if level is None else level), (255, 44, 255))
+    return cv2.inRange(hsv, (0, 0, _bright_level(_value_counts(hsv)) if level is None else level),
+                       (255, int(saturation) - 1, 255))
+
+
+def glass_mask_following_cast(hsv: np.ndarray, margin: int, most: int, flat: float) -> np.ndarray:
+    """:func:`glass_mask` of an OpenCV HSV image (from **RGB** uint8), widened to glass that a cast
+    colours: where the image's bright part (HSV value at least 90 % of its 99th percentile) has a
+    median HSV saturation within ``margin`` of :data:`GLASS_SATURATION` or beyond, bright pixels up to
+    ``margin`` above that median (at most ``most``) count too if they are flat: the standard deviation
+    of the HSV value over their 3×3 neighbourhood below ``flat`` levels (pale tissue varies more)."""
+    hsv = np.ascontiguousarray(hsv)
+    level = _bright_level(_value_counts(hsv))
+    glass = glass_mask(hsv, level)
+    counts = cumulative_counts(hsv, cv2.inRange(hsv, (0, 0, level), (255, 255, 255)), channel=1)
+    limit = min(int(most), nth_level(counts, counts[-1] // 2) + int(margin)) if counts[-1] else 0
+    if limit <= GLASS_SATURATION:
+        return glass
+    value = hsv[..., 2].astype(np.float32)
+    mean, mean_square = cv2.blur(value, (3, 3)), cv2.blur(value * value, (3, 3))
+    flat_px = cv2.compare(mean_square - mean * mean, float(flat) ** 2, cv2.CMP_LT)
+    coloured = cv2.inRange(hsv, (0, GLASS_SATURATION, level), (255, limit - 1, 255))
+    return cv2.bitwise_or(glass, cv2.bitwise_and(coloured, flat_px))
 
 
 def _value_counts(hsv: np.ndarray, mask: Optional[np.ndarray] = None) -> np.ndarray:

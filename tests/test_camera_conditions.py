@@ -19,7 +19,7 @@ from idc_edge.colour import (MIN_TRAINED_TISSUE_MAGENTA, PALE_TISSUE_DIRECTION, 
                              field_casts, glass_cast, measure_white, off_stain_line, pale_cast, tissue_magenta)
 from idc_edge.errors import OptionError
 from idc_edge.detector import Detector
-from idc_edge.focus import ColourOptions
+from idc_edge.focus import ColourOptions, NoiseOptions
 from idc_edge.overlay import status_text
 from train import camera_sim as cs
 
@@ -176,6 +176,31 @@ def test_a_cast_beyond_the_limit_on_a_grainy_frame_is_still_no_call(fields):
             assert r.glass_cast > ColourOptions().max_glass_cast or r.pale_cast > ColourOptions().max_pale_cast
             grain_only = det.detect(bgr(cs.sensor_noise(f.rgb, rng, full_well_e=250.0, read_noise_e=8.0)))
             assert grain_only.colour_ok  # the grain alone is no colour cast
+
+
+@pytest.mark.data
+def test_grain_one_stop_under_is_no_call_with_a_cast_as_without(data_dir):
+    """One stop under with 200 e⁻ at white: no call for its grain. With a 20 % cool cast as well the
+    glass was too coloured for the noise gate's glass (nothing clips one stop under), went unread, and
+    the frame was scored (82 % of the decisions kept, benign called IDC); now it is no call the same."""
+    found = [f for f in slide_fields(data_dir, ("8867", "9023", "8914", "9076"), per_patient=2, min_tissue=0.3, seed=3)
+             if not np.isnan(glass_cast(f.rgb))]
+    assert len(found) >= 5
+    rng = np.random.default_rng(2)
+    judged = flagged = 0
+    with Detector(um_per_px=4.0, stride=50) as det:
+        for f in found:
+            dim = cs.exposure(f.rgb, 0.5)
+            plain = det.detect(bgr(cs.sensor_noise(dim, rng, full_well_e=200.0)))
+            if np.isnan(plain.noise):  # too little glass for the gate even without the cast
+                continue
+            assert plain.noise > NoiseOptions().max_noise and not plain.noise_ok, f.patient
+            judged += 1
+            r = det.detect(bgr(cs.sensor_noise(cs.colour_cast(dim, cs.cool_cast(0.20)), rng, full_well_e=200.0)))
+            if r.noise > NoiseOptions().max_noise:
+                assert not r.noise_ok and r.n_idc == 0 and r.n_no_call == r.n_tissue > 0, (f.patient, r.to_dict())
+                flagged += 1
+    assert judged >= 5 and flagged >= 0.8 * judged, (judged, flagged)
 
 
 def test_tissue_magenta_is_how_much_less_green_the_tissue_is_whatever_the_exposure():
