@@ -50,3 +50,56 @@ def test_a_stream_switched_to_another_resolution_gives_frames_at_their_real_size
     assert sizes[-1] == (100, 75) and sizes.index((100, 75)) > 0  # the newest frames at their own size
     said = [line for line in p.stderr.splitlines() if "changed size" in line]
     assert len(said) == 1 and "200x150 to 100x75" in said[0], p.stderr
+
+
+# -- idc-edge cameras: a driver's name cut inside a character, a camera that takes a range of sizes -----------------
+
+def _sysfs(tmp_path, name: bytes):
+    """A stand-in for ``/sys/class/video4linux`` holding one capture node, ``video0``, named ``name``."""
+    node = tmp_path / "sys" / "video0"
+    node.mkdir(parents=True)
+    (node / "name").write_bytes(name + b"\n")
+    (node / "index").write_text("0\n")
+    return tmp_path / "sys"
+
+
+def test_a_camera_whose_name_is_cut_inside_a_character_is_listed(tmp_path):
+    """V4L2 cuts a driver's name to 31 bytes, which can end inside a character of a camera named in
+    Chinese ("USB2.0 摄像头 HD Camera" from a cheap USB camera): ``idc-edge cameras`` (``list_v4l2``)
+    ended in "internal error (UnicodeDecodeError ...)", listing no camera at all. The cut character is
+    shown as a replacement; the camera is listed."""
+    from idc_edge.sources.discover import list_v4l2
+
+    name = "USB2.0 HD 摄像头摄像头摄像头".encode()[:29]  # 10 ASCII bytes, then 3-byte characters: cut in the 7th
+    assert name.decode("utf-8", "replace").endswith("\ufffd")
+    devices = list_v4l2(str(_sysfs(tmp_path, name)), str(tmp_path / "by-id"), probe=lambda path, index: ([], "v4l2-ctl"))
+    assert [(d.index, d.name) for d in devices] == [(0, "USB2.0 HD 摄像头摄像头\ufffd")]
+
+
+STEPWISE = """ioctl: VIDIOC_ENUM_FMT
+\tType: Video Capture
+
+\t[0]: 'YU12' (Planar YUV 4:2:0)
+\t\tSize: Stepwise 32x32 - 2592x1944 with step 2/2
+\t[1]: 'MJPG' (Motion-JPEG, compressed)
+\t\tSize: Continuous 16x16 - 1920x1080
+\t[2]: 'YUYV' (YUYV 4:2:2)
+\t\tSize: Discrete 640x480
+\t\t\tInterval: Discrete 0.033s (30.000 fps)
+"""
+
+
+def test_a_camera_that_takes_a_range_of_sizes_is_listed_with_its_largest_not_its_smallest():
+    """``v4l2-ctl --list-formats-ext`` of a driver that takes any size in a range (a Raspberry Pi camera
+    through its V4L2 driver: ``Size: Stepwise 32x32 - 2592x1944 with step 2/2``) was read as that mode's
+    smallest size alone: ``idc-edge cameras`` listed ``--fourcc YU12 --size 32x32``, a 5-megapixel camera
+    as offering a thumbnail, silently. A range is one mode of its largest size, with the range said."""
+    from idc_edge.sources.discover import parse_v4l2_formats
+
+    modes = parse_v4l2_formats(STEPWISE)
+    assert [(m.fourcc, m.width, m.height, m.min_size, m.step) for m in modes] == [
+        ("YU12", 2592, 1944, (32, 32), (2, 2)), ("MJPG", 1920, 1080, (16, 16), (1, 1)), ("YUYV", 640, 480, None, None)]
+    assert [m.describe() for m in modes] == [
+        "--fourcc YU12 --size 2592x1944   (any size from 32x32 to 2592x1944 in steps of 2x2)",
+        "--fourcc MJPG --size 1920x1080   (any size from 16x16 to 1920x1080)",
+        "--fourcc YUYV --size 640x480   fps 30"]
