@@ -103,3 +103,32 @@ def test_a_camera_that_takes_a_range_of_sizes_is_listed_with_its_largest_not_its
         "--fourcc YU12 --size 2592x1944   (any size from 32x32 to 2592x1944 in steps of 2x2)",
         "--fourcc MJPG --size 1920x1080   (any size from 16x16 to 1920x1080)",
         "--fourcc YUYV --size 640x480   fps 30"]
+
+
+# -- Python's warning controls in the environment -------------------------------------------------------------------
+
+@pytest.mark.parametrize("control", ["error", "ignore", "error::UserWarning"])
+def test_pythonwarnings_neither_ends_a_command_nor_hushes_its_warnings(tmp_path, control):
+    """``PYTHONWARNINGS=error`` (a CI runner's or a developer's shell; ``python -W error``) turned idc-edge's
+    first warning into "internal error (UserWarning ...)", exit 2: ``classify`` of a 12-bit image stopped
+    before its rows, ``run`` mid-run. ``PYTHONWARNINGS=ignore`` (set in many container images to hush
+    libraries) dropped the program's warnings, so the guess of a bit depth, or frames without colour, went
+    unsaid. The program's own warnings are its lines whatever those controls say."""
+    import os
+
+    import numpy as np
+
+    deep = tmp_path / "deep.png"  # a 12-bit camera's picture in a 16-bit PNG
+    assert cv2.imwrite(str(deep), tissue_frame().astype(np.uint16) * 16)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "1.png"), tissue_frame())
+    assert cv2.imwrite(str(folder / "2.png"), cv2.cvtColor(tissue_frame(), cv2.COLOR_BGR2GRAY))  # no colour
+    env = dict(os.environ, PYTHONWARNINGS=control)
+    for args, said in ((["classify", deep], "read as 12-bit"),
+                       (["run", "--source", folder, "--record", tmp_path / "r.jsonl", "--quiet"], "have no colour")):
+        p = subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args), "--model", TINY], capture_output=True,
+                           text=True, timeout=120, env=env)
+        assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
+        assert sum(said in line for line in p.stderr.splitlines() if line.startswith("idc-edge: warning: ")) == 1, p.stderr
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3  # the header and both frames
