@@ -443,6 +443,13 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         # cut short (a copy interrupted): libpng would print "PNG input buffer is incomplete" on the
         # terminal beside idc-edge's own one line about the file
         raise error(f"cannot read {where}: the PNG file is cut short (no end chunk); copy it again")
+    from .multiimage import not_the_picture
+
+    first = not_the_picture(data)
+    if first:  # a camera raw file: OpenCV decodes only its preview, scored as the photo at a wrong scale
+        raise error(f"cannot read {where}: it is a camera raw file whose first picture, all OpenCV reads, is {first}, "
+                    "not the photo; convert it to TIFF, PNG or JPEG at full size (the camera's software or a raw "
+                    "converter)")
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour

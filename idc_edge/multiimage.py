@@ -4,11 +4,17 @@
 stack of patches saved as one TIFF, or a clip saved as a GIF, was scored as one image.
 :func:`extra_pictures` tells such a file by its bytes (headers only, nothing decoded), so the
 reader can say that only the first picture is read.
+
+A camera raw file (DNG, and the TIFF-based raws of camera makers: NEF, PEF, ...) is worse: its first
+picture is a small preview of the photo, or the sensor's raw Bayer mosaic, never the photo itself.
+:func:`not_the_picture` tells such a file, so it is refused instead of its preview being scored.
 """
 from __future__ import annotations
 
 import struct
 from typing import Optional
+
+from .imageheaders import tiff_entries
 
 #: Pages or frames counted at most (a damaged file's loop of offsets must end).
 MAX_COUNT = 10_000
@@ -98,4 +104,28 @@ def extra_pictures(data: bytes) -> Optional[str]:
         return f"an animated PNG of {frames} frames"
     if _webp_animated(data):
         return "an animated WebP"
+    return None
+
+
+#: TIFF PhotometricInterpretation values of a sensor's raw data: a colour filter array (a Bayer mosaic), linear raw
+_RAW_PHOTOMETRIC = {32803: "a raw Bayer mosaic", 34892: "linear raw sensor data"}
+
+
+def not_the_picture(data: bytes) -> Optional[str]:
+    """What the first picture of a TIFF-based file is when it is not the photo ("a 256×171 px preview ...",
+    "a raw Bayer mosaic"), which is all OpenCV decodes: its first directory is marked as a reduced-resolution
+    copy of another picture in the file (NewSubFileType bit 0), or holds the sensor's raw data (a DNG whose
+    raw is first). None for any other file."""
+    values: dict[int, int] = {}
+    try:
+        for tag, kind, count, at, end in tiff_entries(data):
+            if tag in (254, 256, 257, 262) and count == 1 and kind in (3, 4):
+                values[tag] = struct.unpack(end + ("H" if kind == 3 else "I"), data[at:at + (2 if kind == 3 else 4)])[0]
+    except struct.error:  # a damaged directory: OpenCV's decoder says what it makes of it
+        return None
+    if values.get(262) in _RAW_PHOTOMETRIC:
+        return _RAW_PHOTOMETRIC[values[262]]
+    if values.get(254, 0) & 1:
+        size = f"{values[256]}×{values[257]} px " if 256 in values and 257 in values else ""
+        return f"a {size}preview (a reduced-resolution copy of the photo, as camera raw files such as DNG or NEF hold)"
     return None

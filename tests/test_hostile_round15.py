@@ -132,3 +132,71 @@ def test_pythonwarnings_neither_ends_a_command_nor_hushes_its_warnings(tmp_path,
         assert p.returncode == 0 and "internal error" not in p.stderr, p.stderr
         assert sum(said in line for line in p.stderr.splitlines() if line.startswith("idc-edge: warning: ")) == 1, p.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3  # the header and both frames
+
+
+# -- a camera raw file (DNG) whose first picture is a preview ---------------------------------------------------------
+
+def _raw_file(preview_bgr, raw_size=(400, 300)) -> bytes:
+    """A little-endian TIFF laid out as a camera raw file (DNG): its first directory an 8-bit RGB preview
+    marked as a reduced-resolution copy (NewSubFileType 1), the photo a 16-bit Bayer mosaic in a SubIFD."""
+    import struct
+
+    import numpy as np
+
+    rgb = np.ascontiguousarray(preview_bgr[..., ::-1])
+    (ph, pw), (rw, rh) = rgb.shape[:2], raw_size
+    out = bytearray(b"II*\x00\x00\x00\x00\x00")
+    preview_at = len(out)
+    out += rgb.tobytes()
+    raw_at = len(out)
+    out += np.full((rh, rw), 1000, "<u2").tobytes()
+    bits_at = len(out)
+    out += struct.pack("<3H", 8, 8, 8)
+
+    def directory(tags):  # (tag, type 3 or 4, count, value or offset)
+        at = len(out)
+        out.extend(struct.pack("<H", len(tags)))
+        for tag, kind, count, value in sorted(tags):
+            inline = kind == 3 and count == 1
+            out.extend(struct.pack("<HHI", tag, kind, count) + struct.pack("<HH" if inline else "<I", *(
+                (value, 0) if inline else (value,))))
+        out.extend(struct.pack("<I", 0))
+        return at
+
+    mosaic = directory([(254, 4, 1, 0), (256, 4, 1, rw), (257, 4, 1, rh), (258, 3, 1, 16), (259, 3, 1, 1),
+                        (262, 3, 1, 32803), (273, 4, 1, raw_at), (277, 3, 1, 1), (278, 4, 1, rh), (279, 4, 1, rw * rh * 2)])
+    first = directory([(254, 4, 1, 1), (256, 4, 1, pw), (257, 4, 1, ph), (258, 3, 3, bits_at), (259, 3, 1, 1),
+                       (262, 3, 1, 2), (273, 4, 1, preview_at), (277, 3, 1, 3), (278, 4, 1, ph), (279, 4, 1, pw * ph * 3),
+                       (330, 4, 1, mosaic)])
+    out[4:8] = struct.pack("<I", first)
+    return bytes(out)
+
+
+def test_a_camera_raw_file_is_refused_not_its_preview_scored(tmp_path):
+    """A DNG (a microscope's DSLR or camera saving raw): OpenCV decodes the first picture of a TIFF, which in
+    a raw file is a small preview of the photo (here 64×48 px of a 400×300 px photo), so ``classify`` scored
+    the preview as a patch and ``run --source`` as a frame at the scale given for the photo, silently. Such a
+    file is refused, named as a camera raw file with what to do; in a folder it is skipped and said."""
+    import numpy as np
+
+    assert cv2.imdecode(np.frombuffer(_raw_file(tissue_frame(64, 48)), np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+    folder = tmp_path / "card"
+    folder.mkdir()
+    (folder / "DSC_0001.dng").write_bytes(_raw_file(tissue_frame(64, 48)))
+    assert cv2.imwrite(str(folder / "DSC_0002.png"), tissue_frame())
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args), "--model", TINY], capture_output=True,
+                              text=True, timeout=120)
+
+    for args in (["classify", folder / "DSC_0001.dng"], ["run", "--source", folder / "DSC_0001.dng", "--quiet"]):
+        p = cli(*args)
+        assert p.returncode == 2 and "DSC_0001.dng,," not in p.stdout, p.stdout
+        error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+        assert len(error) == 1 and "camera raw file" in error[0] and "64×48 px preview" in error[0], p.stderr
+    p = cli("classify", folder)
+    assert p.returncode == 0 and "DSC_0001" not in p.stdout and "DSC_0002.png" in p.stdout, p.stderr
+    assert "skipped 1 camera raw file(s)" in p.stderr and "corrupt" not in p.stderr, p.stderr
+    p = cli("run", "--source", folder, "--record", tmp_path / "r.jsonl", "--quiet")
+    assert p.returncode == 0 and "camera raw file" in p.stderr, p.stderr
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2  # the header and the PNG's frame
