@@ -14,29 +14,28 @@ from __future__ import annotations
 import struct
 from typing import Optional
 
-from .imageheaders import tiff_entries
+from .imageheaders import TIFF_MAGIC, tiff_entries, tiff_number
 
 #: Pages or frames counted at most (a damaged file's loop of offsets must end).
 MAX_COUNT = 10_000
 
 
 def _tiff_pages(data: bytes) -> int:
-    """Pages of a TIFF (its chain of image file directories), 0 when ``data`` is no TIFF."""
-    if data[:4] == b"II*\x00":
-        order = "<"
-    elif data[:4] == b"MM\x00*":
-        order = ">"
-    else:
+    """Pages of a TIFF or BigTIFF (its chain of image file directories), 0 when ``data`` is neither."""
+    order, big = TIFF_MAGIC.get(bytes(data[:4]), (None, False))
+    if order is None:
         return 0
-    offset, pages, seen = struct.unpack(order + "I", data[4:8])[0], 0, set()
-    while offset and offset not in seen and offset + 2 <= len(data) and pages < MAX_COUNT:
+    word, count, entry = ("Q", 8, 20) if big else ("I", 2, 12)  # offsets; the entry count's bytes; an entry's
+    size = struct.calcsize(word)
+    offset, pages, seen = struct.unpack(order + word, data[4 + 4 * big:4 + 4 * big + size])[0], 0, set()
+    while offset and offset not in seen and offset + count <= len(data) and pages < MAX_COUNT:
         seen.add(offset)
         pages += 1
-        entries = struct.unpack(order + "H", data[offset:offset + 2])[0]
-        after = offset + 2 + 12 * entries
-        if after + 4 > len(data):
+        entries = struct.unpack(order + ("Q" if big else "H"), data[offset:offset + count])[0]
+        after = offset + count + entry * entries
+        if after + size > len(data):
             break
-        offset = struct.unpack(order + "I", data[after:after + 4])[0]
+        offset = struct.unpack(order + word, data[after:after + size])[0]
     return pages
 
 
@@ -119,8 +118,8 @@ def not_the_picture(data: bytes) -> Optional[str]:
     values: dict[int, int] = {}
     try:
         for tag, kind, count, at, end in tiff_entries(data):
-            if tag in (254, 256, 257, 262) and count == 1 and kind in (3, 4):
-                values[tag] = struct.unpack(end + ("H" if kind == 3 else "I"), data[at:at + (2 if kind == 3 else 4)])[0]
+            if tag in (254, 256, 257, 262) and count == 1 and tiff_number(data, kind, at, end) is not None:
+                values[tag] = tiff_number(data, kind, at, end)
     except struct.error:  # a damaged directory: OpenCV's decoder says what it makes of it
         return None
     if values.get(262) in _RAW_PHOTOMETRIC:

@@ -200,3 +200,61 @@ def test_a_camera_raw_file_is_refused_not_its_preview_scored(tmp_path):
     p = cli("run", "--source", folder, "--record", tmp_path / "r.jsonl", "--quiet")
     assert p.returncode == 0 and "camera raw file" in p.stderr, p.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2  # the header and the PNG's frame
+
+
+# -- BigTIFF: the 64-bit TIFF of stitched mosaics and whole-slide exports ---------------------------------------------
+
+def _bigtiff(pages) -> bytes:
+    """A little-endian BigTIFF (``II+``: 8-byte offsets, as Fiji's "Save as BigTIFF", QuPath's and slide
+    scanners' exports write) of the given BGR uint8 pictures, one page each, each one Deflate-compressed strip."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    out = bytearray(b"II+\x00\x08\x00\x00\x00" + b"\x00" * 8)
+    link = 8  # where the offset of the next directory goes
+    for bgr in pages:
+        h, w = bgr.shape[:2]
+        strip = zlib.compress(np.ascontiguousarray(bgr[..., ::-1]).tobytes())
+        strip_at = len(out)
+        out += strip
+        tags = [(256, "I", w), (257, "I", h), (258, "3H", (8, 8, 8)), (259, "H", 8), (262, "H", 2), (273, "Q", strip_at),
+                (277, "H", 3), (278, "I", h), (279, "Q", len(strip))]
+        at = len(out)
+        out += struct.pack("<Q", len(tags))
+        for tag, fmt, value in tags:
+            kind, count = {"H": 3, "3H": 3, "I": 4, "Q": 16}[fmt], 3 if fmt == "3H" else 1
+            out += struct.pack("<HHQ", tag, kind, count) + struct.pack("<" + fmt, *(
+                value if isinstance(value, tuple) else (value,))).ljust(8, b"\x00")
+        out[link:link + 8] = struct.pack("<Q", at)
+        link = len(out)
+        out += b"\x00" * 8
+    return bytes(out)
+
+
+def test_a_bigtiff_is_checked_by_its_header_as_a_tiff_is(tmp_path):
+    """A BigTIFF's header was not read at all (only ``II*``/``MM*`` were TIFFs to the header readers): a
+    compressed mosaic of 10000×8000 px (a few hundred KB on disk) was decoded whole, 240 MB, before any
+    budget check (a small board's memory gone; a classic TIFF is refused from its header first), and a
+    BigTIFF of two pages was read as its first without a word. Its header is read as a TIFF's: the memory
+    budget refuses it before decoding, and its pages are counted."""
+    import os
+
+    import numpy as np
+
+    mosaic = tmp_path / "stitched.tif"
+    mosaic.write_bytes(_bigtiff([np.full((8000, 10000, 3), 240, np.uint8)]))
+    assert mosaic.stat().st_size < 1_000_000
+    env = dict(os.environ, IDC_EDGE_MEMORY_MB="64")
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "classify", str(mosaic), "--model", TINY], capture_output=True,
+                       text=True, timeout=120, env=env)
+    error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+    assert p.returncode == 2 and len(error) == 1, p.stderr
+    assert "decoding image" in error[0] and "10000×8000 px" in error[0], error[0]  # from the header, not after decoding
+
+    stack = tmp_path / "stack.tif"
+    stack.write_bytes(_bigtiff([tissue_frame(), tissue_frame(100, 80)]))
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(stack), "--model", TINY, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "is a TIFF of 2 pages: only the first is read" in p.stderr, p.stderr
