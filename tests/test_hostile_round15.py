@@ -258,3 +258,28 @@ def test_a_bigtiff_is_checked_by_its_header_as_a_tiff_is(tmp_path):
     p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(stack), "--model", TINY, "--quiet"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "is a TIFF of 2 pages: only the first is read" in p.stderr, p.stderr
+
+
+# -- hand-edited files holding a number of thousands of digits --------------------------------------------------------
+
+def test_a_number_of_thousands_of_digits_in_a_profile_or_frame_index_is_named_not_an_internal_error(tmp_path, capsys):
+    """Python converts whole numbers of at most 4,300 digits: a hand-edited profile (``frame_width`` pasted
+    over and over, a stuck key) and a video's frame index holding a longer one ended ``run --profile`` and
+    ``report --html`` in "internal error (ValueError: Exceeds the limit (4300 digits) ...)". The profile is
+    one line naming it and what to do; the index line is skipped like any other line that is no frame."""
+    from hostile import cli, one_error_line, write_video
+
+    profile = tmp_path / "scope.toml"
+    profile.write_text(f'camera = "0"\n[scale]\num_per_px = 1.0\nframe_width = {"9" * 5000}\nframe_height = 480\n')
+    code, err = cli(capsys, "run", "--profile", profile, "--source", write_video(tmp_path / "v.avi", 3), "--model", TINY)
+    assert code == 2 and "scope.toml" in one_error_line(err) and "number too long" in err, err
+
+    record, video = tmp_path / "r.jsonl", tmp_path / "out.avi"
+    code, err = cli(capsys, "run", "--source", tmp_path / "v.avi", "--model", TINY, "--record", record, "--save-video", video,
+                    "--quiet")
+    assert code == 0, err
+    index = video.with_name("out.avi.frames.tsv")
+    index.write_text(index.read_text().replace("1\t1\n", "1\t" + "9" * 5000 + "\n"))
+    code, err = cli(capsys, "report", record, "--html", tmp_path / "r.html")
+    assert code == 0 and "error" not in err, err
+    assert "data:image/jpeg" in (tmp_path / "r.html").read_text()  # pictures from the video, as before the edit
