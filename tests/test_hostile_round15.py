@@ -1,7 +1,11 @@
-"""Red-team round 15: a Motion-JPEG stream camera switched to another resolution mid-stream.
+"""Red-team round 15: a Motion-JPEG stream camera switched to another resolution mid-stream, ``idc-edge cameras``
+with a driver name cut inside a character or a camera that takes a range of sizes, ``PYTHONWARNINGS`` in the
+environment, a camera raw file (DNG) whose first picture is a preview, BigTIFF headers, and hand-edited files
+holding a number of thousands of digits.
 
-Everything is real: HTTP servers on localhost sockets, the shipped tiny test model in the real LiteRT
-interpreter, the CLI run as a child process.
+Everything is real: HTTP servers on localhost sockets, files written here byte by byte (a stand-in for
+``/sys/class/video4linux``, a DNG, BigTIFFs), the tiny test model in the real LiteRT interpreter, the CLI run in
+this process or as a child process.
 """
 from __future__ import annotations
 
