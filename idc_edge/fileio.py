@@ -40,7 +40,7 @@ import numpy as np
 
 from .budget import check_buffer
 from .errors import OptionError, SourceError
-from .imageheaders import PNG_SIGNATURE, png_chunks
+from .imageheaders import PNG_SIGNATURE, TIFF_MAGIC, png_chunks, tiff_entries, tiff_number
 from .jpegnotes import damage, jpeg_warnings
 from .mounts import pseudo_file_system
 
@@ -375,18 +375,10 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
                 w, h = struct.unpack("<HH", data[26:30])
                 return w & 0x3FFF, h & 0x3FFF, 4
             return None
-        if data[:4] in (b"II*\0", b"MM\0*"):
-            end = "<" if data[:2] == b"II" else ">"
-            ifd = struct.unpack(end + "I", data[4:8])[0]
-            count = struct.unpack(end + "H", data[ifd:ifd + 2])[0]
-            dims = {}
-            for k in range(count):
-                entry = data[ifd + 2 + 12 * k: ifd + 14 + 12 * k]
-                tag, kind = struct.unpack(end + "HH", entry[:4])
-                if tag in (256, 257):
-                    value = struct.unpack(end + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
-                    dims[tag] = value
-            if 256 in dims and 257 in dims:
+        if data[:4] in TIFF_MAGIC:  # a BigTIFF too: a stitched mosaic's header claimed its size unchecked
+            dims = {tag: tiff_number(data, kind, at, end) for tag, kind, _, at, end in tiff_entries(data)
+                    if tag in (256, 257)}
+            if dims.get(256) is not None and dims.get(257) is not None:
                 return dims[256], dims[257], 8
             return None
         if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":  # JPEG 2000 file: the ihdr box
@@ -443,6 +435,13 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         # cut short (a copy interrupted): libpng would print "PNG input buffer is incomplete" on the
         # terminal beside idc-edge's own one line about the file
         raise error(f"cannot read {where}: the PNG file is cut short (no end chunk); copy it again")
+    from .multiimage import not_the_picture
+
+    first = not_the_picture(data)
+    if first:  # a camera raw file: OpenCV decodes only its preview, scored as the photo at a wrong scale
+        raise error(f"cannot read {where}: it is a camera raw file whose first picture, all OpenCV reads, is {first}, "
+                    "not the photo; convert it to TIFF, PNG or JPEG at full size (the camera's software or a raw "
+                    "converter)")
     dims = image_dimensions(data)
     if dims is not None:
         w, h, bpp = dims  # as decoded unchanged; BGR (of 16-bit samples when deep) when converted to colour

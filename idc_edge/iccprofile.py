@@ -13,7 +13,7 @@ import struct
 import zlib
 from typing import Optional
 
-from .imageheaders import PNG_SIGNATURE, jpeg_segments, png_chunks, tiff_entries
+from .imageheaders import PNG_SIGNATURE, jpeg_segments, png_chunks, tiff_entries, tiff_field_bytes, tiff_pointer
 
 #: words in a profile's description that name sRGB (IEC 61966-2-1), the colour space the model knows
 SRGB_WORDS = ("srgb", "61966-2")
@@ -51,7 +51,7 @@ def _jpeg_profile(data: bytes) -> Optional[bytes]:
 def _tiff_profile(data: bytes) -> Optional[bytes]:
     for tag, _, n, at, end in tiff_entries(data):
         if tag == ICC_PROFILE_TAG:
-            where = struct.unpack(end + "I", data[at:at + 4])[0] if n > 4 else at
+            where = tiff_pointer(data, at, end) if n > tiff_field_bytes(data) else at
             return data[where:where + min(n, MAX_PROFILE_BYTES)]
     return None
 

@@ -4,33 +4,38 @@
 stack of patches saved as one TIFF, or a clip saved as a GIF, was scored as one image.
 :func:`extra_pictures` tells such a file by its bytes (headers only, nothing decoded), so the
 reader can say that only the first picture is read.
+
+A camera raw file (DNG, and the TIFF-based raws of camera makers: NEF, PEF, ...) is worse: its first
+picture is a small preview of the photo, or the sensor's raw Bayer mosaic, never the photo itself.
+:func:`not_the_picture` tells such a file, so it is refused instead of its preview being scored.
 """
 from __future__ import annotations
 
 import struct
 from typing import Optional
 
+from .imageheaders import TIFF_MAGIC, tiff_entries, tiff_number
+
 #: Pages or frames counted at most (a damaged file's loop of offsets must end).
 MAX_COUNT = 10_000
 
 
 def _tiff_pages(data: bytes) -> int:
-    """Pages of a TIFF (its chain of image file directories), 0 when ``data`` is no TIFF."""
-    if data[:4] == b"II*\x00":
-        order = "<"
-    elif data[:4] == b"MM\x00*":
-        order = ">"
-    else:
+    """Pages of a TIFF or BigTIFF (its chain of image file directories), 0 when ``data`` is neither."""
+    order, big = TIFF_MAGIC.get(bytes(data[:4]), (None, False))
+    if order is None:
         return 0
-    offset, pages, seen = struct.unpack(order + "I", data[4:8])[0], 0, set()
-    while offset and offset not in seen and offset + 2 <= len(data) and pages < MAX_COUNT:
+    word, count, entry = ("Q", 8, 20) if big else ("I", 2, 12)  # offsets; the entry count's bytes; an entry's
+    size = struct.calcsize(word)
+    offset, pages, seen = struct.unpack(order + word, data[4 + 4 * big:4 + 4 * big + size])[0], 0, set()
+    while offset and offset not in seen and offset + count <= len(data) and pages < MAX_COUNT:
         seen.add(offset)
         pages += 1
-        entries = struct.unpack(order + "H", data[offset:offset + 2])[0]
-        after = offset + 2 + 12 * entries
-        if after + 4 > len(data):
+        entries = struct.unpack(order + ("Q" if big else "H"), data[offset:offset + count])[0]
+        after = offset + count + entry * entries
+        if after + size > len(data):
             break
-        offset = struct.unpack(order + "I", data[after:after + 4])[0]
+        offset = struct.unpack(order + word, data[after:after + size])[0]
     return pages
 
 
@@ -98,4 +103,28 @@ def extra_pictures(data: bytes) -> Optional[str]:
         return f"an animated PNG of {frames} frames"
     if _webp_animated(data):
         return "an animated WebP"
+    return None
+
+
+#: TIFF PhotometricInterpretation values of a sensor's raw data: a colour filter array (a Bayer mosaic), linear raw
+_RAW_PHOTOMETRIC = {32803: "a raw Bayer mosaic", 34892: "linear raw sensor data"}
+
+
+def not_the_picture(data: bytes) -> Optional[str]:
+    """What the first picture of a TIFF-based file is when it is not the photo ("a 256×171 px preview ...",
+    "a raw Bayer mosaic"), which is all OpenCV decodes: its first directory is marked as a reduced-resolution
+    copy of another picture in the file (NewSubFileType bit 0), or holds the sensor's raw data (a DNG whose
+    raw is first). None for any other file."""
+    values: dict[int, int] = {}
+    try:
+        for tag, kind, count, at, end in tiff_entries(data):
+            if tag in (254, 256, 257, 262) and count == 1 and tiff_number(data, kind, at, end) is not None:
+                values[tag] = tiff_number(data, kind, at, end)
+    except struct.error:  # a damaged directory: OpenCV's decoder says what it makes of it
+        return None
+    if values.get(262) in _RAW_PHOTOMETRIC:
+        return _RAW_PHOTOMETRIC[values[262]]
+    if values.get(254, 0) & 1:
+        size = f"{values[256]}×{values[257]} px " if 256 in values and 257 in values else ""
+        return f"a {size}preview (a reduced-resolution copy of the photo, as camera raw files such as DNG or NEF hold)"
     return None

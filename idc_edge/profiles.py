@@ -360,6 +360,9 @@ def load_profile(name_or_path: Union[str, os.PathLike]) -> Profile:
         raise ProfileError(f"profile {short_name(path)} is not UTF-8 text (is it a profile?)") from None
     except _toml.TOMLDecodeError as e:
         raise ProfileError(f"profile {str(path)!r} is not valid TOML ({e}): fix it or delete it and calibrate again") from None
+    except ValueError:  # a whole number of thousands of digits, past what Python converts
+        raise ProfileError(f"profile {str(path)!r} holds a number too long to read (thousands of digits): fix it or "
+                           "delete it and calibrate again") from None
     except RecursionError:  # arrays nested thousands deep
         raise ProfileError(f"profile {str(path)!r} is not a profile (values nested too deep to read): fix it or delete "
                            "it and calibrate again") from None

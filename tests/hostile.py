@@ -2,7 +2,11 @@
 tiny model scores, a video file standing in for a camera, and the CLI run in this process."""
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from pathlib import Path
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -36,6 +40,45 @@ def fake_camera(path: Path, n: int = 6, frame: np.ndarray | None = None) -> Path
     """A Motion-JPEG video (:func:`write_video`) under a name without a suffix: opened by ``--camera``
     as a capture device."""
     return write_video(str(path) + ".avi", n, frame=frame).rename(path)
+
+
+@contextlib.contextmanager
+def mjpeg_stream(part: Callable[[int], bytes], every_s: float = 0.05) -> Iterator[str]:
+    """The address of an HTTP camera on localhost answering every connection with a Motion-JPEG stream
+    (``multipart/x-mixed-replace``) whose ``n``-th part of a connection is ``part(n)``, one every
+    ``every_s`` seconds until the client leaves."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn):
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=xx\r\n\r\n")
+                sent = 0
+                while not stop.is_set():
+                    data = part(sent)
+                    conn.sendall(b"--xx\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                                 + data + b"\r\n")
+                    sent += 1
+                    stop.wait(every_s)
+            except OSError:
+                pass
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/video"
+    finally:
+        stop.set()
+        listener.close()
 
 
 def cli(capsys, *args) -> tuple[int, str]:

@@ -138,36 +138,11 @@ def noise_stream():
     """An HTTP "camera" on localhost answering a Motion-JPEG stream whose parts are random bytes, sent until
     the client leaves (a wrong path serving another kind of data, a broken encoder)."""
     import os
-    import socket
-    import threading
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    from hostile import mjpeg_stream
 
-    def serve(conn):
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=xx\r\n\r\n")
-                while not stop.is_set():
-                    conn.sendall(b"--xx\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n"
-                                 + os.urandom(5000) + b"\r\n")
-                    stop.wait(0.05)
-            except OSError:
-                pass
-
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/video"
-    stop.set()
-    listener.close()
+    with mjpeg_stream(lambda n: os.urandom(5000)) as url:
+        yield url
 
 
 def test_a_stream_that_answers_with_what_is_not_video_is_not_called_stopped(noise_stream):

@@ -93,6 +93,15 @@ def _log_warnings_as_lines() -> None:
         logger.propagate = False
 
 
+def _own_warnings_as_lines() -> None:
+    """idc-edge's own warnings (a frame's guessed bit depth, frames without colour) are lines of the program
+    whatever Python's warning controls say: ``PYTHONWARNINGS=error`` (a CI runner's or a developer's shell,
+    ``python -W error``) turned the first of them into "internal error (UserWarning ...)", mid-run, and
+    ``PYTHONWARNINGS=ignore`` (set in many container images to hush libraries) dropped them, so a guess
+    that decides the answer went unsaid. Other packages' warnings stay under those controls."""
+    warnings.filterwarnings("default", category=UserWarning, module=r"idc_edge(\.|$)")
+
+
 def _quiet_opencv() -> None:
     """OpenCV's own warnings (e.g. on a missing camera) would add lines to our one-line errors."""
     # FFmpeg's decoder messages ("No JPEG data found in image") bypass OpenCV's log level; our
@@ -274,6 +283,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     finished, code = False, 0
     try:
         warnings.showwarning = _one_line_warning
+        _own_warnings_as_lines()
         _quiet_opencv()  # loads OpenCV: a Ctrl-C here is "interrupted" like any later one
         _log_warnings_as_lines()
         args = build_parser().parse_args(argv)

@@ -32,8 +32,7 @@ def cmd_cameras(args) -> int:
         if d.modes:
             print(f"    modes ({d.modes_from}):")
             for m in d.modes:
-                rates = ", ".join(f"{r:g}" for r in m.fps)
-                print(f"      --fourcc {m.fourcc} --size {m.width}x{m.height}" + (f"   fps {rates}" if rates else ""))
+                print(f"      {m.describe()}")
         else:
             print("    modes: unknown (install v4l-utils for v4l2-ctl)")
     if pi.available:

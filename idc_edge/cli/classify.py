@@ -244,7 +244,6 @@ def cmd_classify(args) -> int:
     from ..errors import MemoryBudgetError
     from ..fileio import name, read_image
     from ..progress import Progress
-    from ..sources.sniff import file_video_format
 
     asked = None if args.threshold is None else validate.probability("threshold", args.threshold)
     files = _patch_files(args.paths)
@@ -257,7 +256,7 @@ def cmd_classify(args) -> int:
         progress = Progress("classify", enabled=None if not args.quiet else False)
         skipped = []
         too_big = []  # (file, MemoryBudgetError): read, and named as over the budget, not as corrupt
-        videos = []  # (file, SourceError): a video named like an image, named as a video, not as corrupt
+        others = []  # (file, SourceError, kind): a video named like an image, a camera raw file; named so, not corrupt
         writer = csv.writer(out)
         writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
         gate = _PatchGate(tiler.options, size)
@@ -273,8 +272,9 @@ def cmd_classify(args) -> int:
             try:
                 bgr = read_image(f, "image", flags=cv2.IMREAD_COLOR)
             except SourceError as e:
-                if file_video_format(f):
-                    videos.append((f, e))
+                kind = _other_kind(f)
+                if kind:
+                    others.append((f, e, kind))
                 else:
                     skipped.append(f)
                 continue
@@ -291,19 +291,20 @@ def cmd_classify(args) -> int:
                     flush()
             progress(done, len(files))
         flush()
-        if len(skipped) + len(too_big) + len(videos) == len(files):  # nothing classified is bad input
-            if not skipped and not (too_big and videos):
-                raise (too_big or videos)[0][1]  # the one reason: what would decode it, or that it is a video
-            if not too_big and not videos:
+        if len(skipped) + len(too_big) + len(others) == len(files):  # nothing classified is bad input
+            if not skipped and len({kind for *_, kind in others} | ({"too big"} if too_big else set())) == 1:
+                raise (too_big or others)[0][1]  # the one reason: what would decode it, or what the file is
+            if not too_big and not others:
                 raise SourceError(f"none of the {len(files)} image(s) could be read (corrupt or not images), "
                                   f"e.g. {name(skipped[0])}; pass patch images or folders of them")
-            _warn_videos(videos)
+            _warn_others(others)
             _warn_too_big(too_big)
             reasons = [text for count, text in (
                 (skipped, f"{len(skipped)} could not be read (corrupt or not images), e.g. {name(skipped[0])}"
                  if skipped else ""),
                 (too_big, f"{len(too_big)} are over the memory budget (above)"),
-                (videos, f"{len(videos)} are videos named like images (above)")) if count]
+                *((kind, f"{sum(k == kind for *_, k in others)} are {kind} (above)")
+                  for kind in dict.fromkeys(k for *_, k in others))) if count]
             raise SourceError(f"none of the {len(files)} image(s) could be classified: {', and '.join(reasons)}; "
                               "pass patch images or folders of them")
         if out is not sys.stdout:
@@ -317,7 +318,7 @@ def cmd_classify(args) -> int:
         print(f"idc-edge: warning: skipped {len(skipped)} unreadable image(s) (corrupt or not images), "
               f"e.g. {name(skipped[0])}", file=sys.stderr)
     _warn_too_big(too_big)
-    _warn_videos(videos)
+    _warn_others(others)
     return 0
 
 
@@ -329,9 +330,24 @@ def _warn_too_big(too_big: list) -> None:
               file=sys.stderr)
 
 
-def _warn_videos(videos: list) -> None:
-    """One warning for the files skipped as videos named like images (``scan.png``), with the first one's
-    reason; they are not corrupt (they were counted so)."""
-    if videos:
-        print(f"idc-edge: warning: skipped {len(videos)} video(s) named like images, e.g. {videos[0][1]}",
-              file=sys.stderr)
+def _other_kind(path) -> Optional[str]:
+    """What a file that gave no image is instead, told by its bytes: "video(s) named like images" (``scan.png``),
+    "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview); None for a corrupt file."""
+    from ..fileio import read_bytes
+    from ..multiimage import not_the_picture
+    from ..sources.sniff import file_video_format
+
+    if file_video_format(path):
+        return "video(s) named like images"
+    try:
+        return "camera raw file(s)" if not_the_picture(read_bytes(path, "image")) else None
+    except (SourceError, OSError):
+        return None
+
+
+def _warn_others(others: list) -> None:
+    """One warning for each kind of file skipped as no image (videos named like images, camera raw files),
+    with the first one's reason; they are not corrupt (they were counted so)."""
+    for kind in dict.fromkeys(k for *_, k in others):
+        first = next(e for _, e, k in others if k == kind)
+        print(f"idc-edge: warning: skipped {sum(k == kind for *_, k in others)} {kind}, e.g. {first}", file=sys.stderr)

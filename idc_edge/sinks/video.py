@@ -144,11 +144,12 @@ def unlock_video_name(fd: int, target: str) -> None:
 
 def read_frame_index(data: bytes) -> dict[int, int]:
     """{record index: video frame} from the bytes of a frame index (:data:`FRAME_INDEX_SUFFIX`);
-    lines that are not two whole numbers are skipped."""
+    lines that are not two whole numbers of at most 18 digits are skipped (an edited line of thousands of
+    digits is past what Python converts: the report ended in an internal error)."""
     out: dict[int, int] = {}
     for line in data.splitlines():
         parts = line.split(b"\t")
-        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+        if len(parts) == 2 and all(p.isdigit() and len(p) <= 18 for p in parts):
             out[int(parts[0])] = int(parts[1])
     return out
 

@@ -221,6 +221,8 @@ class CameraSource(FrameSource):
         self._one_picture_run = 0  # openings in a row that gave one frame each (a stream's snapshot address)
         self.one_picture = False  # said: the stream sends one picture per connection
         self._first_frame: Optional[bytes] = None
+        self._size_seen: Optional[tuple[int, int]] = None  # the last frame's (width, height)
+        self._size_said = False  # a change of frame size mid-run was said
         self.replayed = False
         self._open_error: Optional[Exception] = None  # what the first open raised, for the message
         self._cap = self._open(first=True)
@@ -265,6 +267,12 @@ class CameraSource(FrameSource):
         if self._reduce > 1 and self.granted.fourcc == "MJPG" and not self._mode_in_capture:
             self._decoder = ReducedMjpeg(self._reduce)
             self._raw_jpeg(self._cap)
+        elif self._is_stream():
+            # a Motion-JPEG stream's frames are decoded here, each at its own size: OpenCV's decoder
+            # stretched every frame to the first one's, so a camera switched to another resolution
+            # mid-stream (an IP camera's web page, a phone app) was read at a wrong scale, silently
+            self._decoder = ReducedMjpeg(1)
+            self._raw_jpeg(self._cap)
 
     @property
     def decode_factor(self) -> int:
@@ -272,9 +280,15 @@ class CameraSource(FrameSource):
         return self._decoder.factor if self._decoder is not None else 1
 
     def _raw_jpeg(self, cap) -> None:
-        """Ask the capture for the camera's JPEG bytes instead of decoded frames (V4L2 backend)."""
+        """Ask the capture for the camera's JPEG bytes instead of decoded frames: V4L2's backend by
+        ``CAP_PROP_CONVERT_RGB``, a Motion-JPEG stream's (FFmpeg) by ``CAP_PROP_FORMAT`` -1 (its packets);
+        a stream that is not Motion JPEG (H.264) is left to OpenCV's decoder."""
         try:
-            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+            if self._is_stream():
+                if granted_mode(cap).fourcc == "MJPG":
+                    cap.set(cv2.CAP_PROP_FORMAT, -1)
+            else:
+                cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         except Exception:  # a backend without the property decodes itself; ReducedMjpeg shrinks then
             pass
 
@@ -504,15 +518,33 @@ class CameraSource(FrameSource):
             if image is None:
                 bad_run += 1
                 if time.monotonic() - usable_at > self.lost_timeout_s:
+                    check = (f"its server answers, but what it sends does not decode as video frames (another kind "
+                             f"of data, or frames damaged on the way): check that the address is the camera's video "
+                             f"stream ({STREAM_PATHS}) and that the camera's encoder works" if self._is_stream() else
+                             "check the camera's format and cable, or choose another format (`idc-edge cameras` "
+                             "lists them)")
                     raise CameraLostError(f"{self.description} sent {bad_run} frame(s) in {self.lost_timeout_s:g} s and "
-                                          "none could be used (see the warning above): check the camera's format "
-                                          "and cable, or choose another format (`idc-edge cameras` lists them)")
+                                          f"none could be used (see the warning above): {check}")
                 continue
             usable_at, bad_run = time.monotonic(), 0
+            self._note_size(image)
             what = damage(notes)
             self._note_damage(index, what)
             yield Frame(index, ts, image, damage=what)
             index += 1
+
+    def _note_size(self, image: np.ndarray) -> None:
+        """Say once when the frames change size mid-run (a stream's camera switched to another resolution
+        on its web page): each frame is read at its own size, at the microns per pixel given for the
+        first, which holds only for a camera that crops to the new size, not one that scales to it."""
+        size = (image.shape[1], image.shape[0])
+        if self._size_seen is not None and size != self._size_seen and not self._size_said:
+            self._size_said = True
+            log.warning("%s: the frames changed size from %dx%d to %dx%d px mid-run (its resolution changed?); each "
+                        "frame is read at its own size and the same microns per pixel, right only if the camera "
+                        "crops rather than scales to the new size: keep one resolution for a run, or calibrate "
+                        "the scale for the new one", self._named(), *self._size_seen, *size)
+        self._size_seen = size
 
     def _release(self) -> None:
         self._stop.set()

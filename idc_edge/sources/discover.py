@@ -17,18 +17,36 @@ from pathlib import Path
 from typing import Callable, Optional
 
 _FORMAT = re.compile(r"\[\d+\]:\s*'(.{4})'")
-_SIZE = re.compile(r"Size:\s*\w+\s+(\d+)x(\d+)")
+_SIZE = re.compile(r"Size:\s*\w+\s+(\d+)x(\d+)(?:\s*-\s*(\d+)x(\d+)(?:\s+with\s+step\s+(\d+)/(\d+))?)?")
 _FPS = re.compile(r"\(([\d.]+)\s*fps\)")
 
 
 @dataclass(frozen=True)
 class V4l2Mode:
-    """One pixel format and size a device offers, with its frame rates (frames per second)."""
+    """One pixel format and size a device offers, with its frame rates (frames per second).
+
+    A driver that takes any size in a range (``Size: Stepwise 32x32 - 2592x1944 with step 2/2`` or
+    ``Continuous``: a Raspberry Pi camera through its V4L2 driver, many capture bridges) is one mode of
+    its largest size, ``width`` × ``height``, with ``min_size`` its smallest and ``step`` the steps
+    between (1×1 for a continuous range).
+    """
 
     fourcc: str
     width: int
     height: int
     fps: tuple = ()
+    min_size: Optional[tuple] = None
+    step: Optional[tuple] = None
+
+    def describe(self) -> str:
+        """The mode as the ``--fourcc``/``--size`` words that ask for it, with its range and rates."""
+        text = f"--fourcc {self.fourcc} --size {self.width}x{self.height}"
+        if self.min_size:
+            text += f"   (any size from {self.min_size[0]}x{self.min_size[1]} to {self.width}x{self.height}" + (
+                f" in steps of {self.step[0]}x{self.step[1]})" if self.step and self.step != (1, 1) else ")")
+        if self.fps:
+            text += "   fps " + ", ".join(f"{r:g}" for r in self.fps)
+        return text
 
 
 @dataclass(frozen=True)
@@ -56,13 +74,15 @@ class V4l2Device:
 
 
 def parse_v4l2_formats(text: str) -> list[V4l2Mode]:
-    """The modes in ``v4l2-ctl --list-formats-ext`` output (discrete sizes; rates in fps)."""
+    """The modes in ``v4l2-ctl --list-formats-ext`` output (discrete sizes, and a range of sizes as one
+    mode of its largest size: see :class:`V4l2Mode`; rates in fps). A range was listed as its smallest
+    size alone (``Stepwise 32x32 - 2592x1944``: a camera "offering" 32x32 px only)."""
     modes: list[V4l2Mode] = []
-    fourcc, size, rates = None, None, []
+    fourcc, size, rates, smallest, step = None, None, [], None, None
 
     def flush():
         if fourcc and size:
-            modes.append(V4l2Mode(fourcc, size[0], size[1], tuple(rates)))
+            modes.append(V4l2Mode(fourcc, size[0], size[1], tuple(rates), smallest, step))
 
     for line in text.splitlines():
         m = _FORMAT.search(line)
@@ -73,7 +93,10 @@ def parse_v4l2_formats(text: str) -> list[V4l2Mode]:
         m = _SIZE.search(line)
         if m:
             flush()
-            size, rates = (int(m.group(1)), int(m.group(2))), []
+            size, rates, smallest, step = (int(m.group(1)), int(m.group(2))), [], None, None
+            if m.group(3):  # a range: its largest size, from its smallest
+                smallest, size = size, (int(m.group(3)), int(m.group(4)))
+                step = (int(m.group(5)), int(m.group(6))) if m.group(5) else (1, 1)
             continue
         m = _FPS.search(line)
         if m and size:
@@ -135,7 +158,10 @@ def list_v4l2(sys_root: str = "/sys/class/video4linux", by_id_dir: str = "/dev/v
         try:
             if (node / "index").is_file() and (node / "index").read_text().strip() not in ("", "0"):
                 continue  # a second node of the same camera (metadata), not a capture device
-            name = (node / "name").read_text().strip() if (node / "name").is_file() else node.name
+            # the driver's name is cut to 31 bytes, which can end inside a character of a name that is not
+            # ASCII (a camera named in Chinese): the cut character is shown as a replacement, never a crash
+            name = ((node / "name").read_bytes().decode("utf-8", "replace").strip() if (node / "name").is_file()
+                    else node.name)
         except OSError:
             continue
         index, path = int(m.group(1)), f"/dev/{node.name}"
