@@ -98,12 +98,13 @@ def test_a_camera_that_takes_a_range_of_sizes_is_listed_with_its_largest_not_its
     through its V4L2 driver: ``Size: Stepwise 32x32 - 2592x1944 with step 2/2``) was read as that mode's
     smallest size alone: ``idc-edge cameras`` listed ``--fourcc YU12 --size 32x32``, a 5-megapixel camera
     as offering a thumbnail, silently. A range is one mode of its largest size, with the range said."""
+    from idc_edge.cli.cameras import _mode_words
     from idc_edge.sources.discover import parse_v4l2_formats
 
     modes = parse_v4l2_formats(STEPWISE)
     assert [(m.fourcc, m.width, m.height, m.min_size, m.step) for m in modes] == [
         ("YU12", 2592, 1944, (32, 32), (2, 2)), ("MJPG", 1920, 1080, (16, 16), (1, 1)), ("YUYV", 640, 480, None, None)]
-    assert [m.describe() for m in modes] == [
+    assert [_mode_words(m) for m in modes] == [
         "--fourcc YU12 --size 2592x1944   (any size from 32x32 to 2592x1944 in steps of 2x2)",
         "--fourcc MJPG --size 1920x1080   (any size from 16x16 to 1920x1080)",
         "--fourcc YUYV --size 640x480   fps 30"]

@@ -273,10 +273,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     encode_errors_with(HANDLER, sys.stdout, sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     previous = _terminate_as_interrupt(command_of(argv))
+    logger = logging.getLogger("idc_edge")
+    # what _main changes process-wide is put back, for a program (or a test) that calls main() and goes on
+    shown, filters, propagate, handlers = warnings.showwarning, warnings.filters[:], logger.propagate, logger.handlers[:]
     try:
         return _main(argv)
     finally:
         _put_back(previous)
+        warnings.showwarning, warnings.filters[:] = shown, filters
+        logger.propagate, logger.handlers[:] = propagate, handlers
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:

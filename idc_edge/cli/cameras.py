@@ -32,7 +32,7 @@ def cmd_cameras(args) -> int:
         if d.modes:
             print(f"    modes ({d.modes_from}):")
             for m in d.modes:
-                print(f"      {m.describe()}")
+                print(f"      {_mode_words(m)}")
         else:
             print("    modes: unknown (install v4l-utils for v4l2-ctl)")
     if pi.available:
@@ -48,3 +48,14 @@ def cmd_cameras(args) -> int:
     print("GStreamer pipelines and jetson:N: " + ("available" if opencv_has_gstreamer() else
                                                  "not in this OpenCV build (see the README's Devices section)"))
     return 0
+
+
+def _mode_words(m) -> str:
+    """A V4L2 mode as the ``--fourcc``/``--size`` words that ask for it, with its range of sizes and rates."""
+    text = f"--fourcc {m.fourcc} --size {m.width}x{m.height}"
+    if m.min_size:
+        text += f"   (any size from {m.min_size[0]}x{m.min_size[1]} to {m.width}x{m.height}" + (
+            f" in steps of {m.step[0]}x{m.step[1]})" if m.step and m.step != (1, 1) else ")")
+    if m.fps:
+        text += "   fps " + ", ".join(f"{r:g}" for r in m.fps)
+    return text

@@ -38,16 +38,6 @@ class V4l2Mode:
     min_size: Optional[tuple] = None
     step: Optional[tuple] = None
 
-    def describe(self) -> str:
-        """The mode as the ``--fourcc``/``--size`` words that ask for it, with its range and rates."""
-        text = f"--fourcc {self.fourcc} --size {self.width}x{self.height}"
-        if self.min_size:
-            text += f"   (any size from {self.min_size[0]}x{self.min_size[1]} to {self.width}x{self.height}" + (
-                f" in steps of {self.step[0]}x{self.step[1]})" if self.step and self.step != (1, 1) else ")")
-        if self.fps:
-            text += "   fps " + ", ".join(f"{r:g}" for r in self.fps)
-        return text
-
 
 @dataclass(frozen=True)
 class V4l2Device:
