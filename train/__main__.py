@@ -116,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grain-with-cast", type=number("--grain-with-cast"), default=0.0, metavar="P",
                    help="probability of low-light grain (150-600 e- at white) on an image that drew a colour "
                         "cast and no grain, 0 <= P <= 1 (default 0; EXPERIMENTS.md section 9: 0.35)")
+    p.add_argument("--glare", type=number("--glare"), default=0.0, metavar="P",
+                   help="probability of veiling glare (stray light, 5-40 %% of the glass's light added to every "
+                        "pixel in linear light, in the lamp's colour), 0 <= P <= 1 (default 0)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -163,7 +166,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
-        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views, glare=args.glare,
         stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale, grain_with_cast=args.grain_with_cast,
         export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),

@@ -16,7 +16,12 @@ low-light grain (full well ~ log-uniform(150, 600) e⁻) to an image that drew a
 independently, a ≥ 20 % cool cast with that little light is about 0.06 % of the images, and the model
 then called benign tissue IDC through such a camera (EXPERIMENTS.md, section 9).
 
-Order, as in a camera: scale, defocus, cast and exposure gain, noise, gamma, JPEG. Images are
+``glare`` (0 unless asked: ``python -m train --glare P``) gives, with probability P, veiling glare
+g ~ U(0.05, 0.40) (stray light, ``Camera.glare``), drawn after everything else so the other draws stay
+the same; below the runtime's washed-out gate (~40 %) the model called benign tissue IDC through it,
+worse with a colour cast (sweep14 FINDINGS, class B).
+
+Order, as in a camera: scale, defocus, glare with the cast and exposure gain, noise, gamma, JPEG. Images are
 RGB uint8 at 4 µm/px in and out.
 """
 from __future__ import annotations
@@ -38,8 +43,11 @@ class CameraAugment:
     p: float = 0.35
     p_colour: float = 0.6
     grain_with_cast: float = 0.0
+    glare: float = 0.0
 
     def __post_init__(self):
+        if not 0 <= self.glare <= 1:
+            raise ValueError(f"camera augmentation: glare must be a probability from 0 to 1, got {self.glare}")
         bad = [f for f in self.families if f not in CAMERA_FAMILIES]
         if bad or not all(0 <= v <= 1 for v in (self.p, self.p_colour, self.grain_with_cast)):
             raise ValueError(f"camera augmentation: unknown famil(ies) {bad} or a probability outside 0-1 "
@@ -70,6 +78,8 @@ class CameraAugment:
         if on["cast"]:
             kw["cast"] = (float(rng.uniform(0.75, 1.25)), 1.0, float(rng.uniform(0.75, 1.25)))
         scale = float(rng.uniform(0.9, 1.1)) if on["scale"] else 1.0
+        if self.glare > 0 and rng.random() < self.glare:
+            kw["glare"] = float(rng.uniform(0.05, 0.40))
         return cs.Camera(**kw), scale
 
     def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

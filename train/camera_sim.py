@@ -205,7 +205,12 @@ def to_model_scale(rgb_cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 class Camera:
     """A camera at ``um_per_px`` and what it does, in the order it happens: optics (defocus), the
     illuminant/white balance (cast) and exposure in linear light, sensor noise, JPEG at the
-    camera's own scale; :meth:`apply` then rescales to the model's 4 µm/px."""
+    camera's own scale; :meth:`apply` then rescales to the model's 4 µm/px.
+
+    ``glare`` g is veiling glare (stray light: an uncapped eyepiece, room light, a condenser opened
+    too far): linear light ``x (1 - g) + g`` before the cast and gain, so the glass keeps its level
+    and black rises to g of the glass in the lamp's colour (``benchmarks.camera_conditions.glare``
+    with a cast)."""
 
     um_per_px: float = TYPICAL_CAMERA_UM_PER_PX
     blur_sigma_um: float = 0.0
@@ -216,6 +221,11 @@ class Camera:
     full_well_e: float | None = None
     read_noise_e: float = 5.0
     jpeg_quality: int | None = None
+    glare: float = 0.0  # veiling glare: share of the glass's light added to every pixel (stray light)
+
+    def __post_init__(self):
+        if not 0 <= self.glare < 1:
+            raise ValueError(f"Camera: glare must be a share in [0, 1), got {self.glare}")
 
     def apply(self, rgb_4um: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The image this camera would give of ``rgb_4um`` (RGB uint8 at 4 µm/px), at 4 µm/px."""
@@ -224,8 +234,11 @@ class Camera:
         x = to_camera_scale(rgb, self.um_per_px) if self.um_per_px != MODEL_UM_PER_PX else rgb
         if self.blur_sigma_um or self.blur_disk_um:
             x = defocus(x, sigma_um=self.blur_sigma_um, disk_radius_um=self.blur_disk_um, um_per_px=self.um_per_px)
-        if self.cast != (1.0, 1.0, 1.0) or self.gain != 1.0:
-            x = to_srgb(to_linear(x) * (np.asarray(self.cast, np.float32) * np.float32(self.gain)))
+        if self.cast != (1.0, 1.0, 1.0) or self.gain != 1.0 or self.glare:
+            lin = to_linear(x)
+            if self.glare:  # stray light reaches the sensor with the lamp's colour, before noise and gamma
+                lin = lin * np.float32(1.0 - self.glare) + np.float32(self.glare)
+            x = to_srgb(lin * (np.asarray(self.cast, np.float32) * np.float32(self.gain)))
         if self.full_well_e is not None:
             x = sensor_noise(x, rng, full_well_e=self.full_well_e, read_noise_e=self.read_noise_e)
         if self.gamma != 1.0:

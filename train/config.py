@@ -29,6 +29,7 @@ class AugmentStrength:
     saturation: float = 0.25  # saturation × U(1 - s, 1 + s)
     brightness: float = 20.0  # + U(-b, b) on 0–255
     contrast: float = 0.2  # (x - mean) × U(1 - c, 1 + c) + mean
+    glare: float = 0.0  # probability of veiling glare g ~ U(0.05, 0.40) (train.camera_augment)
 
 
 def parse_augment(spec: str) -> tuple[str, ...]:

@@ -80,6 +80,7 @@ class TrainConfig:
     teacher: str | None = DEFAULT_TEACHER
     teacher_weight: float = 0.5
     teacher_views: int = 1
+    glare: float = 0.0
     stain_scale: float = AugmentStrength.stain_scale
     haematoxylin_scale: float | None = None
     grain_with_cast: float = 0.0
@@ -133,6 +134,8 @@ class TrainConfig:
                               f"got {self.haematoxylin_scale}")
         if not 0 <= self.grain_with_cast <= 1:
             raise OptionError(f"--grain-with-cast must be a probability from 0 to 1, got {self.grain_with_cast}")
+        if not 0 <= self.glare <= 1:
+            raise OptionError(f"--glare must be a probability from 0 to 1, got {self.glare}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
@@ -140,7 +143,7 @@ class TrainConfig:
     def strength(self) -> AugmentStrength:
         """The augmentations' magnitudes: the defaults with this run's stain jitters and grain with casts."""
         return AugmentStrength(stain_scale=self.stain_scale, haematoxylin_scale=self.haematoxylin_scale,
-                               grain_with_cast=self.grain_with_cast)
+                               grain_with_cast=self.grain_with_cast, glare=self.glare)
 
 
 @dataclass
