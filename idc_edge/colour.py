@@ -359,10 +359,10 @@ def glass_mask(hsv: np.ndarray, level: Optional[int] = None, saturation: int = G
 
 def glass_mask_following_cast(hsv: np.ndarray, margin: int, most: int, flat: float) -> np.ndarray:
     """:func:`glass_mask` of an OpenCV HSV image (from **RGB** uint8), widened to glass that a cast
-    colours: where the image's bright part (HSV value at least 90 % of its 99th percentile) has a
-    median HSV saturation within ``margin`` of :data:`GLASS_SATURATION` or beyond, bright pixels up to
-    ``margin`` above that median (at most ``most``) count too if they are flat: the standard deviation
-    of the HSV value over their 3×3 neighbourhood below ``flat`` levels (pale tissue varies more)."""
+    colours: bright pixels (HSV value at least 90 % of the 99th percentile) less saturated than the
+    bright part's median HSV saturation plus ``margin`` (at most ``most``; 0–255) count too where
+    that limit exceeds :data:`GLASS_SATURATION` and they are flat: the standard deviation of the HSV
+    value over their 3×3 neighbourhood below ``flat`` levels (pale tissue varies more)."""
     hsv = np.ascontiguousarray(hsv)
     level = _bright_level(_value_counts(hsv))
     glass = glass_mask(hsv, level)
