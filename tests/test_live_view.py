@@ -280,7 +280,10 @@ def test_addresses_are_parsed_with_safe_defaults():
     assert parse_address("") == ("127.0.0.1", 8080) and parse_address("9000") == ("127.0.0.1", 9000)
     assert parse_address(":9000") == ("127.0.0.1", 9000) and parse_address("0.0.0.0:80") == ("0.0.0.0", 80)
     assert parse_address("[::1]:8081") == ("::1", 8081)
-    for bad in ("70000", "0", "-1", "+0", "host:port", "[::1"):
+    assert parse_address("::1") == ("::1", 8080) and parse_address("fe80::1%eth0") == ("fe80::1%eth0", 8080)
+    assert parse_address("[fe80::1%eth0]:8097") == ("fe80::1%eth0", 8097)
+    # a port after an IPv6 address without brackets was taken into its zone (bind: "Invalid argument", on 8080)
+    for bad in ("70000", "0", "-1", "+0", "host:port", "[::1", "fe80::1%lo:8097", "fe80::zz:8097"):
         with pytest.raises(OptionError):
             parse_address(bad)
 

@@ -64,12 +64,13 @@ SNAPSHOT_INTERVAL_S = 1.0
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"``, ``"[::1]:8080"`` or ``"host"`` → (host, port).
+    """``"8080"``, ``":8080"``, ``"0.0.0.0:8080"``, ``"[::1]:8080"``, ``"::1"`` or ``"host"`` → (host, port).
 
     The host defaults to 127.0.0.1 (this machine only) and the port to 8080.
 
     Raises:
-        OptionError: the port is not a number from 1 to 65535.
+        OptionError: the port is not a number from 1 to 65535, or an address with two colons or more
+            and no brackets is not an IPv6 address (a port after one needs the brackets).
     """
     text = text.strip()
     host, port = DEFAULT_HOST, str(DEFAULT_PORT)
@@ -84,6 +85,16 @@ def parse_address(text: str) -> tuple[str, int]:
         host = h or host
     elif text.lstrip("+-").isdigit():  # a port alone ("-1" is a port out of range, not a host name)
         port = text
+    elif text.count(":") > 1:  # an IPv6 address without a port: "fe80::1%eth0:8097" is not one
+        address, _, zone = text.partition("%")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            zone = ":"
+        if ":" in zone:
+            raise OptionError(f"LiveView at {text!r}: not an IPv6 address; with a port, put the address in brackets, "
+                              "e.g. '[fe80::1%eth0]:8080'", options=["LiveView at"])
+        host = text
     elif text:
         host = text
     if not port.isdigit() or not 1 <= int(port) <= 65535:
