@@ -398,6 +398,13 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     return None
 
 
+def opencv_pixel_limit() -> Optional[int]:
+    """The most pixels OpenCV decodes in one image when ``OPENCV_IO_MAX_IMAGE_PIXELS`` is set (a
+    container's or a shell's setting; OpenCV's own default, 2³⁰, is far above the memory budget), else None."""
+    text = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", "").strip()
+    return int(text) if text.isdigit() and len(text) < 20 else None
+
+
 def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError,
                  upright: bool = False, notes: Optional[list] = None) -> np.ndarray:
     """Decode image file bytes with OpenCV (``cv2.IMREAD_UNCHANGED`` by default), budget-checked.
@@ -474,6 +481,10 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         if video:  # a video named like an image (scan.png): not "corrupt"
             raise error(f"cannot read {where}: it holds a video ({video}), not an image, whatever its name says; "
                         "give it as a video source, or save its frames as images")
+        limit = opencv_pixel_limit()
+        if dims is not None and limit is not None and dims[0] * dims[1] > limit:  # a good image, refused by a setting
+            raise error(f"cannot read {where}: its {dims[0]}×{dims[1]} px are more than OPENCV_IO_MAX_IMAGE_PIXELS="
+                        f"{limit} in the environment lets OpenCV decode; unset that variable or raise it")
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
     if image.ndim == 3 and image.shape[2] == 4 and image.dtype.kind in "iu":
         from .frames import over_white

@@ -1,7 +1,7 @@
 """Red-team round 15: a Motion-JPEG stream camera switched to another resolution mid-stream, ``idc-edge cameras``
 with a driver name cut inside a character or a camera that takes a range of sizes, ``PYTHONWARNINGS`` in the
 environment, a camera raw file (DNG) whose first picture is a preview, BigTIFF headers, and hand-edited files
-holding a number of thousands of digits.
+holding a number of thousands of digits; and round 14's ``OPENCV_IO_MAX_IMAGE_PIXELS`` set low.
 
 Everything is real: HTTP servers on localhost sockets, files written here byte by byte (a stand-in for
 ``/sys/class/video4linux``, a DNG, BigTIFFs), the tiny test model in the real LiteRT interpreter, the CLI run in
@@ -288,3 +288,23 @@ def test_a_number_of_thousands_of_digits_in_a_profile_or_frame_index_is_named_no
     code, err = cli(capsys, "report", record, "--html", tmp_path / "r.html")
     assert code == 0 and "error" not in err, err
     assert "data:image/jpeg" in (tmp_path / "r.html").read_text()  # pictures from the video, as before the edit
+
+
+# -- OpenCV's pixel limit set low in the environment (round 14's finding) -------------------------------------------
+
+def test_an_image_over_opencv_s_pixel_limit_from_the_environment_is_named_not_called_corrupt(tmp_path):
+    """``OPENCV_IO_MAX_IMAGE_PIXELS`` (a container's or a shell's setting) makes OpenCV refuse every larger image:
+    good pictures were reported as "empty, corrupt or not an image format OpenCV reads". Now the setting is
+    named, with the picture's size, in ``run`` and in ``classify``."""
+    import os
+
+    picture = tmp_path / "field.png"
+    assert cv2.imwrite(str(picture), tissue_frame(100, 80))
+    env = {**os.environ, "OPENCV_IO_MAX_IMAGE_PIXELS": "1000"}
+    for command in (["run", "--source", picture, "--um-per-px", "4"], ["classify", picture]):
+        p = subprocess.run([sys.executable, "-m", "idc_edge", *map(str, command), "--model", TINY],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 2, p.stderr
+        lines = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error")]
+        assert len(lines) == 1 and "OPENCV_IO_MAX_IMAGE_PIXELS=1000" in lines[0] and "100×80 px" in lines[0], p.stderr
+        assert "Traceback" not in p.stderr and "corrupt" not in lines[0]

@@ -332,17 +332,24 @@ def _warn_too_big(too_big: list) -> None:
 
 def _other_kind(path) -> Optional[str]:
     """What a file that gave no image is instead, told by its bytes: "video(s) named like images" (``scan.png``),
-    "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview); None for a corrupt file."""
-    from ..fileio import read_bytes
+    "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview), images over a pixel limit set in
+    the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``); None for a corrupt file."""
+    from ..fileio import image_dimensions, opencv_pixel_limit, read_bytes
     from ..multiimage import not_the_picture
     from ..sources.sniff import file_video_format
 
     if file_video_format(path):
         return "video(s) named like images"
     try:
-        return "camera raw file(s)" if not_the_picture(read_bytes(path, "image")) else None
+        data = read_bytes(path, "image")
     except (SourceError, OSError):
         return None
+    if not_the_picture(data):
+        return "camera raw file(s)"
+    dims, limit = image_dimensions(data), opencv_pixel_limit()
+    if dims is not None and limit is not None and dims[0] * dims[1] > limit:
+        return f"image(s) of more pixels than OPENCV_IO_MAX_IMAGE_PIXELS={limit} in the environment lets OpenCV decode"
+    return None
 
 
 def _warn_others(others: list) -> None:
