@@ -697,8 +697,15 @@ class JsonlRecorder:
         self._restore(held)
 
     def _restore(self, held: os.stat_result) -> None:
-        """Make the deleted results file again from the open one (see :meth:`_follow_name`) and go on in it."""
+        """Make the deleted results file again from the open one (see :meth:`_follow_name`) and go on in it;
+        a folder deleted with it (``rm -rf`` of the output folder) is made again first."""
         shown = self.path
+        folder = os.path.dirname(os.path.abspath(self.path))
+        remade = False
+        if not os.path.isdir(folder):
+            with contextlib.suppress(OSError):
+                os.makedirs(folder)
+                remade = True
         for candidate in (self.path, *(self.path.with_name(f"{self.path.stem}-restored{'' if n == 1 else f'-{n}'}"
                                                            f"{self.path.suffix}") for n in range(1, 100))):
             try:
@@ -734,9 +741,10 @@ class JsonlRecorder:
             raise
         os.close(self._fd)
         self._fd, self.path = fd, Path(candidate)
-        log.warning("results file %s was %s during the run; it is made again%s with every line written so far, and "
-                    "this run goes on in it", name(shown), "deleted" if candidate == shown else "replaced by another file",
-                    "" if candidate == shown else f" as {name(candidate)}")
+        log.warning("results file %s was %s during the run; it is made again%s%s with every line written so far, and "
+                    "this run goes on in it", name(shown), ("deleted with its folder" if remade else "deleted")
+                    if candidate == shown else "replaced by another file",
+                    " (its folder too)" if remade else "", "" if candidate == shown else f" as {name(candidate)}")
 
     def close(self) -> None:
         """Close the file (which releases its lock); safe to call twice. A results file deleted since its
@@ -1018,6 +1026,10 @@ class VideoRecorder:
             st = os.stat(partial)
             if (st.st_dev, st.st_ino) == (kept.st_dev, kept.st_ino):
                 return partial
+        folder = os.path.dirname(os.path.abspath(self._target))
+        if not os.path.isdir(folder):  # deleted with the file (``rm -rf`` of the output folder): made again
+            with contextlib.suppress(OSError):
+                os.makedirs(folder)
         again = self._reserve()
         try:
             fd = os.open(again, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))

@@ -1,7 +1,8 @@
 """Red-team round 15: a Motion-JPEG stream camera switched to another resolution mid-stream, ``idc-edge cameras``
 with a driver name cut inside a character or a camera that takes a range of sizes, ``PYTHONWARNINGS`` in the
 environment, a camera raw file (DNG) whose first picture is a preview, BigTIFF headers, and hand-edited files
-holding a number of thousands of digits; and round 14's ``OPENCV_IO_MAX_IMAGE_PIXELS`` set low.
+holding a number of thousands of digits; round 14's ``OPENCV_IO_MAX_IMAGE_PIXELS`` set low, and the output
+folder deleted during a run.
 
 Everything is real: HTTP servers on localhost sockets, files written here byte by byte (a stand-in for
 ``/sys/class/video4linux``, a DNG, BigTIFFs), the tiny test model in the real LiteRT interpreter, the CLI run in
@@ -308,3 +309,51 @@ def test_an_image_over_opencv_s_pixel_limit_from_the_environment_is_named_not_ca
         lines = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error")]
         assert len(lines) == 1 and "OPENCV_IO_MAX_IMAGE_PIXELS=1000" in lines[0] and "100×80 px" in lines[0], p.stderr
         assert "Traceback" not in p.stderr and "corrupt" not in lines[0]
+
+
+# -- the output folder deleted during a run (round 15's open finding) ----------------------------------------------
+
+def test_a_results_folder_deleted_during_the_run_is_made_again_with_every_line(tmp_path, caplog):
+    """``rm -rf out`` (a clean-up script) while ``run --record out/results.jsonl`` goes on: the deleted file was
+    made again at its name, but its folder was gone too, so the run ended "cannot be made again (the folder ...
+    does not exist)" and every line written was lost with the open file. Now the folder is made again too."""
+    import shutil
+
+    from test_hostile_round11 import run_with
+
+    from idc_edge.record import read_records, read_sessions
+
+    out = tmp_path / "out"
+    out.mkdir()
+    results = out / "results.jsonl"
+    summary = run_with(tmp_path, results, lambda: shutil.rmtree(out))
+    assert [r["index"] for r in read_records(results)] == list(range(8))
+    assert len(read_sessions(results)) == 1 and read_sessions(results)[0].header is not None
+    assert f"8 result(s) in {results}" in summary.line()
+    assert sum("deleted with its folder" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_video_s_folder_deleted_during_the_run_is_made_again_with_every_frame(tmp_path, caplog):
+    """``rm -rf out`` while ``--save-video out/v.avi`` records: OpenCV wrote on into the unnamed file, and at the
+    end the video could not be saved again ("the folder ... does not exist"): every frame lost. Now the folder is
+    made again and the video put in place with every frame."""
+    import shutil
+
+    from conftest import frame_with_blob
+    from test_faults_cli import frame_count
+
+    from idc_edge.record import VideoRecorder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    frames = [frame_with_blob(shape=(120, 160), box=(10 + 6 * i, 20, 90 + 6 * i, 100)) for i in range(12)]
+    rec = VideoRecorder(out / "v.avi", fps=5)
+    for frame in frames[:6]:
+        rec.write(frame)
+    shutil.rmtree(out)
+    for frame in frames[6:]:
+        rec.write(frame)
+    with caplog.at_level("WARNING", logger="idc_edge"):
+        rec.close()
+    assert "were kept and the video is put in place" in caplog.text
+    assert frame_count(out / "v.avi") == 12
