@@ -150,6 +150,25 @@ def test_bad_numbers_are_refused_in_one_line_where_they_enter(option, value, tmp
         parser().parse_args(["--out", str(tmp_path / "o"), option, value])
 
 
+@pytest.mark.parametrize("option", ["--grain-with-cast", "--hue-with-cast", "--dim-with-grain", "--weak-haematoxylin"])
+def test_the_combined_camera_draws_are_probabilities_checked_where_they_enter_and_reach_the_augmentation(option,
+                                                                                                         tmp_path):
+    from train.__main__ import config_from_args, parser
+    from train.run import TrainConfig
+    from idc_edge.errors import OptionError
+
+    argv = ["--out", str(tmp_path / "o"), option, "0.35"]
+    cfg = config_from_args(parser().parse_args(argv), argv)
+    cfg.validate()
+    name = option[2:].replace("-", "_")
+    assert getattr(cfg.strength(), name) == 0.35  # carried to train.augment's CameraAugment
+    assert all(getattr(TrainConfig(data="d", out="o").strength(), n) == 0.0 for n in
+               ("grain_with_cast", "hue_with_cast", "dim_with_grain", "weak_haematoxylin"))
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(OptionError, match=f"{option} must be a probability"):
+            TrainConfig(data="d", out="o", teacher=None, **{name: bad}).validate()
+
+
 # --- 6: validation patients ---------------------------------------------------------------------------
 
 def test_an_unknown_validation_patient_is_refused_with_close_matches():

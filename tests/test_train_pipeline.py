@@ -64,6 +64,25 @@ def test_augment_is_seeded_in_range_and_geometry_keeps_pixels():
         np.testing.assert_array_equal(np.sort(g[i].reshape(-1, 3), 0), np.sort(x[i].numpy().reshape(-1, 3), 0))
 
 
+def test_the_combined_camera_draws_reach_the_camera_augmentation_of_a_batch():
+    import tensorflow as tf
+
+    from train.augment import augment_batch
+    from train.config import AugmentStrength
+
+    x = tf.constant(np.random.default_rng(1).integers(0, 256, (8, 50, 50, 3)), tf.float32)
+    seed = tf.constant([4, 2], tf.int64)
+    shipped = AugmentStrength(grain_with_cast=0.35)
+    a = augment_batch(x, seed, ("cast",), shipped).numpy()
+    np.testing.assert_array_equal(a, augment_batch(x, seed, ("cast",), AugmentStrength(
+        grain_with_cast=0.35, hue_with_cast=0.0, dim_with_grain=0.0, weak_haematoxylin=0.0)).numpy())
+    for name in ("hue_with_cast", "dim_with_grain", "weak_haematoxylin"):
+        on = AugmentStrength(grain_with_cast=1.0, **{name: 1.0})
+        off = AugmentStrength(grain_with_cast=1.0)
+        assert not np.array_equal(augment_batch(x, seed, ("cast",), on).numpy(),
+                                  augment_batch(x, seed, ("cast",), off).numpy()), name
+
+
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data

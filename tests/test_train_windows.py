@@ -109,3 +109,87 @@ def test_augment_names_and_presets_include_the_camera_families():
     assert parse_augment("all") == AUGMENTATIONS
     assert parse_augment("all-jpeg") == tuple(a for a in AUGMENTATIONS if a != "jpeg")
     assert "defocus" not in parse_augment("classic")
+
+
+def _draws(aug, n=600, seed=3):
+    rng = np.random.default_rng(seed)
+    return [aug.draw_image(rng) for _ in range(n)]
+
+
+def test_the_combined_draws_at_zero_leave_every_camera_of_the_shipped_recipe_unchanged():
+    shipped = CameraAugment(grain_with_cast=0.35)
+    same = CameraAugment(grain_with_cast=0.35, hue_with_cast=0.0, dim_with_grain=0.0, weak_haematoxylin=0.0)
+    assert _draws(shipped) == _draws(same)
+    assert [shipped.draw(r) for r in [np.random.default_rng(5)] for _ in range(50)] == \
+        [c[:2] for c in _draws(shipped, 50, 5)]  # draw() is draw_image() without the slide's factor
+    # and the images: one batch through each is the same array
+    x = np.random.default_rng(0).integers(0, 256, (16, 50, 50, 3), dtype=np.uint8)
+    assert np.array_equal(shipped.apply(x, np.random.default_rng(1)), same.apply(x, np.random.default_rng(1)))
+
+
+def test_hue_with_cast_turns_the_hue_of_every_cast_image_by_15_to_30_degrees_and_of_no_other():
+    always = _draws(CameraAugment(grain_with_cast=0.35, hue_with_cast=1.0))
+    cast = [c for c, _, _ in always if c.cast != (1.0, 1.0, 1.0)]
+    plain = [c for c, _, _ in always if c.cast == (1.0, 1.0, 1.0)]
+    assert len(cast) > 200 and len(plain) > 100
+    assert all(15.0 <= abs(c.hue_deg) <= 30.0 for c in cast)
+    assert sum(c.hue_deg < 0 for c in cast) > 0.3 * len(cast) and sum(c.hue_deg > 0 for c in cast) > 0.3 * len(cast)
+    assert all(c.hue_deg == 0.0 for c in plain)
+    some = _draws(CameraAugment(hue_with_cast=0.35))
+    share = np.mean([c.hue_deg != 0 for c, _, _ in some if c.cast != (1.0, 1.0, 1.0)])
+    assert 0.25 < share < 0.45
+    with pytest.raises(ValueError, match="probability"):
+        CameraAugment(hue_with_cast=1.5)
+
+
+def test_a_camera_hue_setting_is_applied_after_the_cast_as_the_benchmark_turns_hue():
+    from benchmarks import camera_conditions as cc
+    from train import camera_sim as cs
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    cam = cs.Camera(um_per_px=cs.MODEL_UM_PER_PX, cast=cs.cool_cast(0.2), hue_deg=-20.0)
+    got = cam.apply(x, rng).astype(int)
+    want = cc.hue_shift(cs.colour_cast(x, cs.cool_cast(0.2)), -20).astype(int)  # the search's hue-20+cool20
+    assert np.abs(got - want).mean() < 1.0 and np.abs(got - want).max() <= 6  # the benchmark rounds to uint8 HSV
+    wrong_order = cs.colour_cast(cc.hue_shift(x, -20), cs.cool_cast(0.2)).astype(int)
+    assert np.abs(got - wrong_order).mean() > 2 * np.abs(got - want).mean()
+    assert np.array_equal(cs.hue_saturation(x), x)  # no setting: the image as it was
+
+
+def test_dim_with_grain_under_exposes_the_images_that_got_grain_with_their_cast_only():
+    # no noise family: all grain comes with a cast
+    both = _draws(CameraAugment(("exposure", "cast"), grain_with_cast=1.0, dim_with_grain=1.0))
+    dimmed = [c for c, _, _ in both if c.cast != (1.0, 1.0, 1.0) and c.gamma == 1.0]  # cast, grain, no exposure drawn
+    assert len(dimmed) > 100 and all(0.45 <= c.gain <= 0.8 and c.full_well_e <= 600 for c in dimmed)
+    assert len({round(c.gain, 3) for c in dimmed}) > 50
+    own = [c for c, _, _ in both if c.gamma != 1.0]  # the exposure family's gain, not replaced
+    assert len(own) > 100 and max(c.gain for c in own) > 1.0
+    assert all(c.gain == 1.0 for c, _, _ in both if c.cast == (1.0, 1.0, 1.0) and c.gamma == 1.0)
+    # grain of the noise family is not dimmed, nor is anything without grain drawn with the cast
+    noisy = _draws(CameraAugment(("noise", "cast"), p=1.0, grain_with_cast=1.0, dim_with_grain=1.0))
+    assert all(c.gain == 1.0 for c, _, _ in noisy)
+    assert _draws(CameraAugment(dim_with_grain=1.0)) == _draws(CameraAugment())
+    with pytest.raises(ValueError, match="probability"):
+        CameraAugment(dim_with_grain=-0.1)
+
+
+def test_weak_haematoxylin_fades_the_nuclei_not_the_eosin_and_comes_with_one_second_loss():
+    from train.camera_augment import weaken_haematoxylin
+
+    always = _draws(CameraAugment(weak_haematoxylin=1.0))
+    assert all(0.55 <= h <= 0.8 for _, _, h in always)
+    seconds = [(c.blur_red_um > 0) + (c.saturation != 1.0) + (c.hue_deg != 0) for c, _, _ in always]
+    assert all(s >= 1 for s in seconds)
+    assert sum(c.blur_red_um > 0 for c, _, _ in always) > 100 and sum(c.saturation > 1.2 for c, _, _ in always) > 100
+    assert all(h == 1.0 and c.blur_red_um == 0 and c.saturation == 1.0 for c, _, h in _draws(CameraAugment()))
+    nucleus = np.full((4, 4, 3), (70, 50, 140), np.uint8)  # haematoxylin blue-purple
+    eosin = np.full((4, 4, 3), (235, 140, 190), np.uint8)  # eosin pink
+    faded = weaken_haematoxylin(nucleus, 0.6).astype(int)
+    assert faded.mean() > nucleus.mean() + 20  # lighter nuclei
+    assert np.abs(weaken_haematoxylin(eosin, 0.6).astype(int) - eosin).mean() < 0.4 * (faded.mean() - nucleus.mean())
+    assert np.array_equal(weaken_haematoxylin(eosin, 1.0), eosin)
+    x = np.random.default_rng(0).integers(0, 256, (8, 50, 50, 3), dtype=np.uint8)
+    plain = CameraAugment(p=0.0, p_colour=0.0)
+    assert np.array_equal(plain.apply(x, np.random.default_rng(1)), x)
+    assert not np.array_equal(CameraAugment(p=0.0, p_colour=0.0, weak_haematoxylin=1.0).apply(x, np.random.default_rng(1)), x)

@@ -18,7 +18,7 @@ from idc_edge.stops import TERMINATION, stop_cause, take_stop_signals
 
 from . import architectures
 from .cache import cache_path_problem
-from .config import AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength, parse_augment
+from .config import AUGMENTATIONS, COMBINED_DRAWS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength, parse_augment
 from .run import CLASS_BALANCE, SELECT_METRICS, STRATEGIES, TrainConfig, run
 
 
@@ -113,12 +113,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--haematoxylin-scale", type=number("--haematoxylin-scale"), default=None, metavar="S",
                    help="haematoxylin's own jitter, x U(1 - S, 1 + S), 0 <= S < 1: a weak or heavy haematoxylin "
                         "alone (default: --stain-scale)")
-    p.add_argument("--grain-with-cast", type=number("--grain-with-cast"), default=0.0, metavar="P",
-                   help="probability of low-light grain (150-600 e- at white) on an image that drew a colour "
-                        "cast and no grain, 0 <= P <= 1 (default 0; EXPERIMENTS.md section 9: 0.35)")
-    p.add_argument("--glare", type=number("--glare"), default=0.0, metavar="P",
-                   help="probability of veiling glare (stray light, 5-40 %% of the glass's light added to every "
-                        "pixel in linear light, in the lamp's colour), 0 <= P <= 1 (default 0)")
+    combined = {  # drawn with the camera families (train/camera_augment.py); help: what P is the probability of
+        "--grain-with-cast": "low-light grain (150-600 e- at white) on an image that drew a colour cast and no grain "
+                             "(EXPERIMENTS.md section 9: 0.35)",
+        "--hue-with-cast": "a camera hue setting of +-(15-30) degrees on an image that drew a colour cast "
+                           "(EXPERIMENTS.md section 11)",
+        "--dim-with-grain": "under-exposure (gain x0.45-0.8) on an image that got grain from --grain-with-cast and "
+                            "drew no exposure (EXPERIMENTS.md section 11)",
+        "--weak-haematoxylin": "a weak haematoxylin (x0.55-0.8) drawn together with a red channel out of focus, a "
+                               "hue setting or a saturation setting (EXPERIMENTS.md section 11)",
+        "--glare": "veiling glare (stray light, 5-40 %% of the glass's light added to every pixel in linear light, "
+                   "in the lamp's colour; EXPERIMENTS.md section 10)",
+    }
+    for flag, what in combined.items():
+        p.add_argument(flag, type=number(flag), default=0.0, metavar="P",
+                       help=f"probability of {what}, 0 <= P <= 1 (default 0)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default="weights",
                    help="'weights': weight each class by N / (2 N_class) in the loss (default)")
     p.add_argument("--select", choices=SELECT_METRICS, default="auc",
@@ -166,8 +175,9 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> TrainConfig:
         augment=args.augment, class_balance=args.class_balance, select=args.select, cache=args.cache,
         strategy=args.strategy, logical_cpus=args.logical_cpus, val_patients=args.val_patients, val_fraction=args.val_fraction,
         max_patches=args.max_patches, windows_per_patch=args.windows_per_patch,
-        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views, glare=args.glare,
-        stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale, grain_with_cast=args.grain_with_cast,
+        teacher=args.teacher, teacher_weight=args.teacher_weight, teacher_views=args.teacher_views,
+        stain_scale=args.stain_scale, haematoxylin_scale=args.haematoxylin_scale,
+        **{name: getattr(args, name) for name in COMBINED_DRAWS},
         export_tflite=not args.no_tflite, latency=not args.no_latency,
         verbose=args.progress, command="python -m train " + shlex.join(argv),
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .config import (AUGMENTATIONS, CAMERA_AUGMENTATIONS, CLASSIC_AUGMENTATIONS, PRESETS,  # noqa: F401
+from .config import (AUGMENTATIONS, CAMERA_AUGMENTATIONS, CLASSIC_AUGMENTATIONS, COMBINED_DRAWS, PRESETS,  # noqa: F401
                      AugmentStrength, parse_augment)
 
 # Ruifrok & Johnston stain vectors (rows: haematoxylin, eosin, DAB/residual), as optical densities.
@@ -90,10 +90,10 @@ def _contrast(x, seed, st: AugmentStrength):
     return tf.clip_by_value((x - mean) * c + mean, 0.0, 255.0)
 
 
-def _camera(x, seed, families: tuple[str, ...], grain_with_cast: float = 0.0, glare: float = 0.0):
+def _camera(x, seed, families: tuple[str, ...], strength: AugmentStrength = AugmentStrength()):
     from .camera_augment import CameraAugment
 
-    aug = CameraAugment(families, grain_with_cast=grain_with_cast, glare=glare)
+    aug = CameraAugment(families, **{name: getattr(strength, name) for name in COMBINED_DRAWS})
 
     def apply(images, s):
         return aug.apply(images, np.random.default_rng(np.asarray(s, np.uint64)))
@@ -120,4 +120,4 @@ def augment_batch(x, seed, names: tuple[str, ...], strength: AugmentStrength = A
     for i, name in enumerate(n for n in CLASSIC_AUGMENTATIONS if n in names):
         x = ops[name](x, tf.random.experimental.stateless_fold_in(seed, 100 + i))
     camera = tuple(n for n in CAMERA_AUGMENTATIONS if n in names)
-    return _camera(x, seed, camera, strength.grain_with_cast, glare=strength.glare) if camera else x
+    return _camera(x, seed, camera, strength) if camera else x

@@ -152,6 +152,22 @@ def cool_cast(strength: float) -> tuple[float, float, float]:
     return (1.0 - strength, 1.0, 1.0 + strength)
 
 
+def hue_saturation(rgb: np.ndarray, hue_deg: float = 0.0, saturation: float = 1.0) -> np.ndarray:
+    """A camera's (ISP's) hue and saturation settings on the encoded values: every hue turned by
+    ``hue_deg`` degrees and the HSV saturation × ``saturation`` (clipped), as
+    ``benchmarks.camera_conditions.hue_shift`` / ``saturation`` do but at any angle (float HSV)."""
+    rgb = _check_rgb(rgb)
+    if not saturation >= 0:
+        raise ValueError(f"hue_saturation: saturation must be >= 0, got {saturation}")
+    hsv = cv2.cvtColor(rgb.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2HSV)  # H in degrees
+    if hue_deg:
+        hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(hue_deg), np.float32(360.0))
+    if saturation != 1.0:
+        hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(saturation), 0.0, 1.0)
+    out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * np.float32(255.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip at ``quality`` (1–100) with OpenCV's encoder (4:2:0 chroma subsampling)."""
     rgb = _check_rgb(rgb)
@@ -204,8 +220,10 @@ def to_model_scale(rgb_cam: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 @dataclass(frozen=True)
 class Camera:
     """A camera at ``um_per_px`` and what it does, in the order it happens: optics (defocus), the
-    illuminant/white balance (cast) and exposure in linear light, sensor noise, JPEG at the
-    camera's own scale; :meth:`apply` then rescales to the model's 4 µm/px.
+    illuminant/white balance (cast) and exposure in linear light, sensor noise, the ISP's tone
+    curve (gamma), hue and saturation settings, JPEG at the camera's own scale; :meth:`apply` then
+    rescales to the model's 4 µm/px. ``blur_red_um`` blurs the red channel alone by a further
+    Gaussian (axial chromatic aberration: a lens that focuses red apart).
 
     ``glare`` g is veiling glare (stray light: an uncapped eyepiece, room light, a condenser opened
     too far): linear light ``x (1 - g) + g`` before the cast and gain, so the glass keeps its level
@@ -221,6 +239,9 @@ class Camera:
     full_well_e: float | None = None
     read_noise_e: float = 5.0
     jpeg_quality: int | None = None
+    blur_red_um: float = 0.0
+    hue_deg: float = 0.0
+    saturation: float = 1.0
     glare: float = 0.0  # veiling glare: share of the glass's light added to every pixel (stray light)
 
     def __post_init__(self):
@@ -234,6 +255,9 @@ class Camera:
         x = to_camera_scale(rgb, self.um_per_px) if self.um_per_px != MODEL_UM_PER_PX else rgb
         if self.blur_sigma_um or self.blur_disk_um:
             x = defocus(x, sigma_um=self.blur_sigma_um, disk_radius_um=self.blur_disk_um, um_per_px=self.um_per_px)
+        if self.blur_red_um:
+            x = x.copy()
+            x[..., 0] = defocus(x, sigma_um=self.blur_red_um, um_per_px=self.um_per_px)[..., 0]
         if self.cast != (1.0, 1.0, 1.0) or self.gain != 1.0 or self.glare:
             lin = to_linear(x)
             if self.glare:  # stray light reaches the sensor with the lamp's colour, before noise and gamma
@@ -243,6 +267,8 @@ class Camera:
             x = sensor_noise(x, rng, full_well_e=self.full_well_e, read_noise_e=self.read_noise_e)
         if self.gamma != 1.0:
             x = exposure(x, 1.0, self.gamma)
+        if self.hue_deg or self.saturation != 1.0:
+            x = hue_saturation(x, self.hue_deg, self.saturation)
         if self.jpeg_quality is not None:
             x = jpeg(x, self.jpeg_quality)
         return to_model_scale(x, (h, w)) if x.shape[:2] != (h, w) else x

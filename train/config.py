@@ -7,6 +7,9 @@ from pathlib import Path
 CLASSIC_AUGMENTATIONS = ("flip", "rot90", "stain", "hsv", "brightness", "contrast")
 # Camera families (train/camera_augment.py, numpy): optics, sensor, exposure, cast, JPEG, scale.
 CAMERA_AUGMENTATIONS = ("defocus", "noise", "jpeg", "exposure", "cast", "scale")
+# Combined camera conditions drawn with the families (AugmentStrength, train/camera_augment.py): their
+# probabilities, as the command line names them.
+COMBINED_DRAWS = ("grain_with_cast", "hue_with_cast", "dim_with_grain", "weak_haematoxylin", "glare")
 AUGMENTATIONS = CLASSIC_AUGMENTATIONS + CAMERA_AUGMENTATIONS
 PRESETS = {
     "none": (),
@@ -24,6 +27,9 @@ class AugmentStrength:
     stain_scale: float = 0.2  # each stain's optical density × U(1 - s, 1 + s)
     haematoxylin_scale: float | None = None  # haematoxylin's alone × U(1 - h, 1 + h); None: stain_scale
     grain_with_cast: float = 0.0  # probability of low-light grain with a cast (train.camera_augment)
+    hue_with_cast: float = 0.0  # probability of a camera hue setting ±(15-30)° with a cast
+    dim_with_grain: float = 0.0  # probability of under-exposure ×0.45-0.8 with grain-with-cast's grain
+    weak_haematoxylin: float = 0.0  # probability of haematoxylin ×0.55-0.8 with red blur, hue or saturation
     stain_shift: float = 0.04  # ... + U(-s, s) (optical density units)
     hue: float = 0.04  # hue shift U(-h, h), in turns of the colour wheel
     saturation: float = 0.25  # saturation × U(1 - s, 1 + s)

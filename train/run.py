@@ -32,7 +32,7 @@ from idc_edge.metrics import best_threshold, binary_metrics, per_group_metrics, 
 from idc_edge.spec import ModelSpec, write_spec
 
 from . import architectures
-from .config import (AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength,  # noqa: F401
+from .config import (AUGMENTATIONS, COMBINED_DRAWS, DEFAULT_AUGMENT, DEFAULT_TEACHER, PRESETS, AugmentStrength,  # noqa: F401
                      teacher_paths)
 from .windows import WindowRule
 
@@ -84,6 +84,9 @@ class TrainConfig:
     stain_scale: float = AugmentStrength.stain_scale
     haematoxylin_scale: float | None = None
     grain_with_cast: float = 0.0
+    hue_with_cast: float = 0.0
+    dim_with_grain: float = 0.0
+    weak_haematoxylin: float = 0.0
     export_tflite: bool = True
     latency: bool = True
     verbose: str = "auto"
@@ -132,18 +135,18 @@ class TrainConfig:
         if self.haematoxylin_scale is not None and not 0 <= self.haematoxylin_scale < 1:
             raise OptionError(f"--haematoxylin-scale must be in [0, 1) (haematoxylin x U(1 - S, 1 + S)), "
                               f"got {self.haematoxylin_scale}")
-        if not 0 <= self.grain_with_cast <= 1:
-            raise OptionError(f"--grain-with-cast must be a probability from 0 to 1, got {self.grain_with_cast}")
-        if not 0 <= self.glare <= 1:
-            raise OptionError(f"--glare must be a probability from 0 to 1, got {self.glare}")
+        for name in COMBINED_DRAWS:
+            value = getattr(self, name)
+            if not 0 <= value <= 1:  # also refuses NaN
+                raise OptionError(f"--{name.replace('_', '-')} must be a probability from 0 to 1, got {value}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
         if bad:
             raise OptionError(f"--augment: unknown augmentation(s) {', '.join(bad)}")
 
     def strength(self) -> AugmentStrength:
-        """The augmentations' magnitudes: the defaults with this run's stain jitters and grain with casts."""
+        """The augmentations' magnitudes: the defaults with this run's stain jitters and combined camera draws."""
         return AugmentStrength(stain_scale=self.stain_scale, haematoxylin_scale=self.haematoxylin_scale,
-                               grain_with_cast=self.grain_with_cast, glare=self.glare)
+                               **{name: getattr(self, name) for name in COMBINED_DRAWS})
 
 
 @dataclass
