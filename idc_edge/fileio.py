@@ -398,11 +398,13 @@ def image_dimensions(data: bytes) -> Optional[tuple[int, int, int]]:
     return None
 
 
-def opencv_pixel_limit() -> Optional[int]:
-    """The most pixels OpenCV decodes in one image when ``OPENCV_IO_MAX_IMAGE_PIXELS`` is set (a
-    container's or a shell's setting; OpenCV's own default, 2³⁰, is far above the memory budget), else None."""
+def over_opencv_pixel_limit(dims: Optional[tuple]) -> Optional[int]:
+    """The ``OPENCV_IO_MAX_IMAGE_PIXELS`` set in the environment (a container's or a shell's setting) when an
+    image of ``dims`` (width, height, ...; None: unknown) has more pixels than it lets OpenCV decode, else None.
+    OpenCV's own default, 2³⁰, is far above the memory budget."""
     text = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", "").strip()
-    return int(text) if text.isdigit() and len(text) < 20 else None
+    limit = int(text) if text.isdigit() and len(text) < 20 else None
+    return limit if limit is not None and dims is not None and dims[0] * dims[1] > limit else None
 
 
 def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: type = SourceError,
@@ -481,8 +483,8 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         if video:  # a video named like an image (scan.png): not "corrupt"
             raise error(f"cannot read {where}: it holds a video ({video}), not an image, whatever its name says; "
                         "give it as a video source, or save its frames as images")
-        limit = opencv_pixel_limit()
-        if dims is not None and limit is not None and dims[0] * dims[1] > limit:  # a good image, refused by a setting
+        limit = over_opencv_pixel_limit(dims)
+        if limit is not None:  # a good image, refused by a setting
             raise error(f"cannot read {where}: its {dims[0]}×{dims[1]} px are more than OPENCV_IO_MAX_IMAGE_PIXELS="
                         f"{limit} in the environment lets OpenCV decode; unset that variable or raise it")
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")

@@ -334,7 +334,7 @@ def _other_kind(path) -> Optional[str]:
     """What a file that gave no image is instead, told by its bytes: "video(s) named like images" (``scan.png``),
     "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview), images over a pixel limit set in
     the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``); None for a corrupt file."""
-    from ..fileio import image_dimensions, opencv_pixel_limit, read_bytes
+    from ..fileio import image_dimensions, over_opencv_pixel_limit, read_bytes
     from ..multiimage import not_the_picture
     from ..sources.sniff import file_video_format
 
@@ -346,8 +346,8 @@ def _other_kind(path) -> Optional[str]:
         return None
     if not_the_picture(data):
         return "camera raw file(s)"
-    dims, limit = image_dimensions(data), opencv_pixel_limit()
-    if dims is not None and limit is not None and dims[0] * dims[1] > limit:
+    limit = over_opencv_pixel_limit(image_dimensions(data))
+    if limit is not None:
         return f"image(s) of more pixels than OPENCV_IO_MAX_IMAGE_PIXELS={limit} in the environment lets OpenCV decode"
     return None
 
