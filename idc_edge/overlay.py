@@ -329,7 +329,9 @@ def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, c
 
 def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float] = None,
                 info: OverlayInfo = OverlayInfo()) -> None:
-    """The status line on a dark band across the top of ``image_bgr`` (in place); fps small, top right."""
+    """The status line on a dark band across the top of ``image_bgr`` (in place); fps small, top right,
+    where the status line leaves room for it (on a narrow frame the status, which says why a frame is no
+    call, is what stays)."""
     w = image_bgr.shape[1]
     text = status_text(result, None, info)
     scale = max(0.4, w / 2400.0)
@@ -338,12 +340,13 @@ def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float]
     band = th + base + 10
     alert = whole_frame_no_call(result)
     cv2.rectangle(image_bgr, (0, 0), (w, band), (0, 0, 140) if alert else (32, 32, 32), -1)
-    put_text(image_bgr, text, (8, th + 5), scale, (255, 255, 255), thickness)
+    end = 8 + put_text(image_bgr, text, (8, th + 5), scale, (255, 255, 255), thickness)
     if fps is not None:
         small = scale * 0.75
         label = f"{fps:.1f} fps"
         fw = cv2.getTextSize(label, _FONT, small, 1)[0][0]
-        cv2.putText(image_bgr, label, (w - fw - 8, th + 5), _FONT, small, (200, 200, 200), 1, cv2.LINE_AA)
+        if w - fw - 8 >= end + 8:  # drawn over the status line's end it made both unreadable
+            cv2.putText(image_bgr, label, (w - fw - 8, th + 5), _FONT, small, (200, 200, 200), 1, cv2.LINE_AA)
 
 
 # -- legend: colour bar with the threshold, scale bar -------------------------------------------------

@@ -83,3 +83,16 @@ def test_the_no_call_key_never_overlaps_the_threshold_label(um_per_px):
     rows = np.flatnonzero(key.any(axis=1))
     assert rows.size  # the key is drawn
     assert rows.min() > np.flatnonzero(white.any(axis=1)).max()
+
+
+def test_the_frame_rate_is_not_drawn_over_the_status_line_of_a_narrow_frame(tiny_int8):
+    # a narrow frame's status line ("NOISY: no call (...) · model · research use only") reached the
+    # top-right corner, and "12.5 fps" was drawn over its last words
+    info = OverlayInfo(um_per_px=4.0, cell_um=200.0, model_name="a model with a long name")
+    for width, shown in ((400, False), (1600, True)):
+        wide = frame_with_blob(shape=(300, width), box=(50, 50, 250, 250))
+        with Detector(model_path=str(tiny_int8)) as det:
+            r = det.detect(wide)
+        bare = draw_overlay(wide, r, info=info)
+        with_fps = draw_overlay(wide, r, fps=12.5, info=info)
+        assert (not np.array_equal(bare, with_fps)) == shown, width
