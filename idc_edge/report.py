@@ -206,23 +206,32 @@ class RepeatedFrames:
 def without_copies(records: Sequence[dict]) -> tuple[list[dict], RepeatedFrames]:
     """``records`` with each line that copies an earlier one of the same frame number left out, and
     what repeated (:class:`RepeatedFrames`). Nothing is refused and no order is imposed: frame
-    numbers out of order, or reused with other results, are kept as written."""
-    seen: dict[int, list[str]] = {}  # frame number -> the records given it, as canonical JSON
-    kept, copies, reused, lines_of = [], 0, 0, {}
+    numbers out of order, or reused with other results, are kept as written.
+
+    Only the lines of frame numbers given more than once are compared (as canonical JSON): a session
+    of hours, whose numbers do not repeat, is not held a second time as text."""
+    lines_of: dict[int, int] = {}
     for r in records:
         index = int(r["index"])
-        text = json.dumps(r, sort_keys=True, default=str)
         lines_of[index] = lines_of.get(index, 0) + 1
-        earlier = seen.setdefault(index, [])
-        if text in earlier:
-            copies += 1
-            continue
-        if earlier:
-            reused += 1
-        earlier.append(text)
-        kept.append(r)
     first = next((i for i, n in lines_of.items() if n > 1), None)
-    return kept, RepeatedFrames(copies, reused, None if first is None else (first, lines_of[first]))
+    if first is None:
+        return list(records), RepeatedFrames()
+    seen: dict[int, list[str]] = {}  # repeated frame number -> the records given it, as canonical JSON
+    kept, copies, reused = [], 0, 0
+    for r in records:
+        index = int(r["index"])
+        if lines_of[index] > 1:
+            text = json.dumps(r, sort_keys=True, default=str)
+            earlier = seen.setdefault(index, [])
+            if text in earlier:
+                copies += 1
+                continue
+            if earlier:
+                reused += 1
+            earlier.append(text)
+        kept.append(r)
+    return kept, RepeatedFrames(copies, reused, (first, lines_of[first]))
 
 
 def repeated_text(number: int, repeated: RepeatedFrames) -> str:

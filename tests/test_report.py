@@ -265,3 +265,29 @@ def test_snapshots_of_another_run_started_in_the_same_second_are_not_this_sessio
     (sa,), (sb,) = summarize(runs / "a.jsonl"), summarize(runs / "b.jsonl")
     assert [p.index for p in sa.snapshots] == [3] and sa.snapshots[0].jpeg
     assert sb.snapshots == () and all(p.from_ != "snapshot" for p in sb.top)
+
+
+def test_a_long_session_is_summarised_without_holding_its_frames_twice():
+    """A session of hours (300,000 frames) must be summarised on a small board: besides the frame records
+    themselves, summarising holds a few numbers per frame, not a second copy of every frame as text (it
+    held ~480 bytes more per frame, to find lines pasted twice, though no frame number repeated)."""
+    import tracemalloc
+
+    from idc_edge.record import RecordedSession
+    from idc_edge.report import summarize_session
+
+    n = 20_000
+    records = tuple({"index": i, "time": 1000.0 + i / 30, "idc_fraction": (i % 7) / 7, "idc_area_mm2": (i % 7) * 0.01,
+                     "tissue_area_mm2": 0.07, "patches": 190, "tissue_patches": 150, "idc_patches": i % 7,
+                     "reused_patches": 100 + i % 50, "no_call_patches": {"focus": i % 3}} for i in range(n))
+    session = RecordedSession({"started": "2026-11-30T05:00:00+00:00", "idc_edge": "test", "threshold": 0.5,
+                               "um_per_px": 1.0, "model": {"name": "m.tflite"}, "source": {"description": "test"}},
+                              records)
+    tracemalloc.start()
+    try:
+        summary = summarize_session(session, 1, pictures=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.frames == n
+    assert peak / n < 300, f"{peak / n:.0f} bytes per frame"
