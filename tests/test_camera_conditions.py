@@ -519,13 +519,14 @@ def test_the_added_camera_conditions_do_what_they_say():
 @pytest.mark.data
 def test_a_faded_slide_keeps_the_calls_of_the_clean_one(data_dir):
     """Stain strength is the slide's and no gate can tell a faded slide from a pale one, so the shipped
-    model itself must cope: a slide faded to 0.6 of both stains gives the clean field's decisions
-    (the seed-0 model shipped before agreed 87.5 % and lost IDC here without a word)."""
+    model itself must cope: a slide faded to 0.6 of both stains gives the clean field's decisions and
+    finds its IDC (the seed-0 model shipped before agreed 87.5 % and lost IDC here without a word: IDC
+    recall 0.97 -> 0.81). IDC is counted against the labels: a call the clean field made on benign
+    tissue and the faded one did not is a false alarm gone, not IDC lost."""
     from benchmarks.camera_conditions import COMPLETE_VALIDATION, stain
 
     fields = slide_fields(data_dir, COMPLETE_VALIDATION, per_patient=2)
-    both = idc_before = idc_after = 0
-    same = 0
+    both = same = idc = found_clean = found_faded = 0
     with Detector(um_per_px=4.0, stride=50) as det:
         for f in fields:
             clean, faded = det.detect(bgr(f.rgb)), det.detect(bgr(stain(f.rgb, 0.6, 0.6)))
@@ -534,10 +535,12 @@ def test_a_faded_slide_keeps_the_calls_of_the_clean_one(data_dir):
             called = (da <= 1) & (db <= 1)
             both += int(called.sum())
             same += int((da[called] == db[called]).sum())
-            idc_before += int(clean.idc.sum())
-            idc_after += int((clean.idc & faded.idc).sum())
+            idc += int((f.labels == 1).sum())
+            found_clean += int(((da == 1) & (f.labels == 1)).sum())
+            found_faded += int(((db == 1) & (f.labels == 1)).sum())
     assert same / both >= 0.93, same / both
-    assert idc_after / idc_before >= 0.85, idc_after / idc_before
+    assert found_faded / idc >= 0.90 and found_faded / idc >= found_clean / idc - 0.05, (found_clean / idc,
+                                                                                          found_faded / idc)
 
 
 @pytest.mark.data
