@@ -1,0 +1,126 @@
+"""Red-team round 16: a camera timeout shorter than the camera's frame interval, and a camera that never sends
+its first frame.
+
+Everything is real where it can be: an HTTP camera on a localhost socket serving a real 2 fps video that FFmpeg
+reads (its rate from the file's header), the CLI run as a child process. No camera exists here, so a V4L2
+device that opens but sends no frame is a stand-in written from OpenCV's documented behaviour.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+
+from hostile import TINY, http_camera, tissue_frame
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDC_EDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+# -- a camera timeout shorter than the camera's frame interval ------------------------------------------------------
+
+@pytest.fixture
+def two_fps_stream(tmp_path):
+    """The address of an HTTP camera on localhost sending a Motion-JPEG AVI recorded at 2 fps, at that rate:
+    its header and first 12 frames at once (what a camera's server has buffered; FFmpeg's probe reads them),
+    then one frame every 0.5 s, to every client, until it leaves."""
+    video = tmp_path / "slow.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 2, (200, 150))
+    assert writer.isOpened()
+    for _ in range(60):
+        writer.write(tissue_frame())
+    writer.release()
+    data = video.read_bytes()
+    starts = [i for i in range(len(data)) if data.startswith(b"00dc", i)]  # where each frame's chunk begins
+
+    def answer(conn, stop):
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/x-msvideo\r\n\r\n" + data[:starts[12]])
+        for begin, end in zip(starts[12:], starts[13:] + [len(data)]):
+            if stop.wait(0.5):
+                return
+            conn.sendall(data[begin:end])
+
+    with http_camera(answer, "/slow.avi") as url:
+        yield url
+
+
+def test_a_camera_timeout_shorter_than_two_frame_intervals_is_refused_at_the_start(two_fps_stream):
+    """A camera sending 2 fps with ``--camera-timeout 0.3``: every wait for its next frame (0.5 s) was longer
+    than the timeout, so the run ended as if the camera were lost ("check the cable", or for this stream "none
+    could be used ... check the camera's encoder"), after a few frames. A camera that reports its frame rate is
+    now checked when it opens: a timeout shorter than two frame intervals is one line naming both numbers and
+    what to set, exit 2, before any frame is read."""
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", two_fps_stream, "--camera-timeout", "0.3",
+                        "--max-frames", "20", "--um-per-px", "4", "--model", TINY, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+    assert p.returncode == 2 and len(error) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "--camera-timeout 0.3 s" in error[0] and "2 fps (a frame every 0.5 s)" in error[0], error[0]
+    assert "set --camera-timeout to 1 s or more" in error[0] and "cable" not in error[0], error[0]
+    assert "lost_timeout_s" not in error[0] and " frame(s) in " not in p.stderr  # said before the run began
+
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--camera", two_fps_stream, "--camera-timeout", "1.5",
+                        "--max-frames", "14", "--um-per-px", "4", "--model", TINY, "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "error" not in p.stderr, p.stderr  # two intervals and more: the frames are read
+
+
+def test_a_timeout_that_covers_two_frame_intervals_is_kept_and_an_unreported_rate_is_not_checked():
+    """The check reads the rate the driver grants (a V4L2 camera's 1920x1080 mode at 5 fps: a frame every 0.2 s,
+    so 0.4 s is the shortest timeout); a camera that reports no rate is not refused on a guess."""
+    from test_cameras import USB_CAMERA, V4l2StandIn
+
+    from idc_edge.errors import OptionError
+    from idc_edge.sources import CameraMode, CameraSource
+
+    def open_camera(timeout_s, offers=USB_CAMERA):
+        return CameraSource(0, mode=CameraMode(1920, 1080, 5.0, "YUYV"), lost_timeout_s=timeout_s,
+                            capture_factory=lambda device: V4l2StandIn(offers))
+
+    with pytest.raises(OptionError, match=r"lost_timeout_s 0.3 s is shorter .* set lost_timeout_s to 0.4 s") as e:
+        open_camera(0.3)
+    assert e.value.option == "lost_timeout_s"
+    open_camera(0.4).close()
+    open_camera(0.3, [("YUYV", 1920, 1080, 0.0)]).close()  # no rate reported
+
+
+# -- a camera that opens but never sends its first frame -------------------------------------------------------------
+
+def test_a_camera_that_never_sends_a_first_frame_is_not_called_lost_mid_run(caplog):
+    """A V4L2 camera that opens but sends nothing (waiting for an external trigger, a long exposure, still
+    starting): OpenCV's V4L2 backend waits for a buffer up to its timeout and then ``read`` returns False. It
+    was "camera 0 gave no frame for 1 s: check the cable and power" after a warning asking whether it was
+    unplugged, as for a camera lost mid-run. It is now said to have given no first frame since it was opened,
+    with what a slow camera needs; a camera lost after frames still gets the cable."""
+    import logging
+
+    from test_cameras import USB_CAMERA, V4l2StandIn
+
+    from idc_edge.cli.options import in_cli_words
+    from idc_edge.errors import CameraLostError
+    from idc_edge.sources import CameraSource
+
+    class UntriggeredCamera(V4l2StandIn):
+        """A V4L2 camera waiting for a trigger: opened, its mode reported, but no buffer ever filled."""
+
+        def read(self):
+            time.sleep(0.05)  # the backend's wait for a buffer, short here
+            return False, None
+
+    cam = CameraSource(0, lost_timeout_s=1.0, capture_factory=lambda device: UntriggeredCamera(USB_CAMERA))
+    with caplog.at_level(logging.WARNING, logger="idc_edge"), pytest.raises(CameraLostError) as e:
+        next(iter(cam))
+    cam.close()
+    said = in_cli_words(e.value)
+    assert said.startswith("camera 0 was opened but gave no first frame within 1 s"), said
+    assert "not lost mid-run" in said and "needs a longer --camera-timeout" in said and "cable" not in said, said
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("no frame (none yet since it was opened)" in m for m in warned), warned
+    assert not any("unplugged" in m for m in warned), warned
+
