@@ -124,3 +124,55 @@ def test_a_camera_that_never_sends_a_first_frame_is_not_called_lost_mid_run(capl
     assert any("no frame (none yet since it was opened)" in m for m in warned), warned
     assert not any("unplugged" in m for m in warned), warned
 
+
+# -- grey frames: "no colour" and "faint colour" said for one cause -----------------------------------------------
+
+def _grey(frame):
+    """``frame`` as a monochrome camera gives it in colour: R = G = B."""
+    return cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+def test_grey_frames_are_said_to_have_no_colour_once_not_also_faint(tmp_path):
+    """A monochrome camera (or a colour camera giving R = G = B): ``run`` warned that the frames have no
+    colour, then that a frame's colours are too faint, two warnings for one cause; every frame's record was
+    ``faint_colour`` and the report counted them under "colour". The frames are now said, recorded
+    (``no_colour``), shown and counted as having no colour, once."""
+    from hostile import write_video
+
+    from idc_edge.detector import Detector, DetectorOptions
+    from idc_edge.overlay import status_text
+    from idc_edge.record import read_records
+
+    video = write_video(tmp_path / "mono.avi", 6, frame=_grey(tissue_frame(320, 240)))
+    record = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--model", TINY, "--record",
+                        str(record), "--quiet"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    warned = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: warning: ")]
+    assert sum("have no colour" in line for line in warned) == 1, warned
+    assert not any("too faint" in line or "colour cast" in line for line in warned), warned
+    assert "saturation at zero" in p.stderr  # the colour camera's cause, which only the faint warning named
+    frames = read_records(record)
+    assert [(r["no_colour"], r["faint_colour"]) for r in frames] == [(True, False)] * 6
+
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "report", str(record)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "6 frame(s) with tissue but no call (no colour 6)" in p.stdout, p.stdout + p.stderr
+
+    with Detector(DetectorOptions(model_path=TINY)) as det, pytest.warns(UserWarning, match="have no colour"):
+        assert status_text(det.detect(_grey(tissue_frame(320, 240)))).startswith("NO COLOUR: no call")
+
+
+def test_classify_says_grey_images_of_any_size_have_no_colour_once(tmp_path):
+    """``classify`` of a grey patch image and a grey image larger than a patch: the patches' warning ("1 image(s)
+    have no colour") and the detector's about the larger one ("the frames have no colour", of an image) were
+    two lines for one cause. They are one, counting both images."""
+    grey = _grey(tissue_frame(200, 150))
+    assert cv2.imwrite(str(tmp_path / "patch.png"), grey[30:80, 40:90])
+    assert cv2.imwrite(str(tmp_path / "field.png"), grey)
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "classify", str(tmp_path / "patch.png"),
+                        str(tmp_path / "field.png"), "--model", TINY, "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    said = [line for line in p.stderr.splitlines() if "no colour" in line]
+    assert len(said) == 1 and "2 image(s) have no colour" in said[0] and "frames" not in said[0], p.stderr
