@@ -1,9 +1,11 @@
-"""Red-team round 16: a camera timeout shorter than the camera's frame interval, and a camera that never sends
-its first frame.
+"""Red-team round 16: a camera timeout shorter than the camera's frame interval and a camera that never sends its
+first frame; grey frames said to have no colour and to be faint, two warnings for one cause; HEIC photos and TGA
+images called corrupt (or a cut-off video).
 
 Everything is real where it can be: an HTTP camera on a localhost socket serving a real 2 fps video that FFmpeg
-reads (its rate from the file's header), the CLI run as a child process. No camera exists here, so a V4L2
-device that opens but sends no frame is a stand-in written from OpenCV's documented behaviour.
+reads (its rate from the file's header), grey videos and PNGs written with OpenCV, HEIF and TGA files built byte
+by byte, the CLI run as a child process. No camera exists here, so a V4L2 device that opens but sends no frame is
+a stand-in written from OpenCV's documented behaviour.
 """
 from __future__ import annotations
 
@@ -176,3 +178,93 @@ def test_classify_says_grey_images_of_any_size_have_no_colour_once(tmp_path):
     assert p.returncode == 0, p.stderr
     said = [line for line in p.stderr.splitlines() if "no colour" in line]
     assert len(said) == 1 and "2 image(s) have no colour" in said[0] and "frames" not in said[0], p.stderr
+
+
+# -- image formats OpenCV does not read: HEIC/HEIF, TGA ---------------------------------------------------------------
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    """One ISO media box: its size, its four-letter kind, its payload."""
+    import struct
+
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _heif(major: bytes = b"heic", compatible: bytes = b"mif1heicmiaf") -> bytes:
+    """The start of a HEIF photo as an iPhone saves it (``.heic``): an ``ftyp`` box of major brand ``major`` and
+    ``compatible`` brands, then its ``meta`` box (a picture handler; the HEVC-coded items are not needed to
+    tell the format), and no ``moov``, which a video has."""
+    handler = _box(b"hdlr", b"\0" * 8 + b"pict" + b"\0" * 13)
+    return _box(b"ftyp", major + b"\0\0\0\0" + compatible) + _box(b"meta", b"\0" * 4 + handler) + b"\0" * 256
+
+
+def _tga(bgr) -> bytes:
+    """A TGA 2.0 file of the BGR uint8 picture ``bgr``, built byte by byte: an 18-byte header (uncompressed
+    true colour, 24 bits, rows from the top), the pixels, and the footer that ends every TGA 2.0 file (GIMP's,
+    Photoshop's; a TGA has no magic bytes at its start)."""
+    import struct
+
+    h, w = bgr.shape[:2]
+    header = struct.pack("<BBB5sHHHHBB", 0, 0, 2, b"\0" * 5, 0, 0, w, h, 24, 0x20)
+    return header + bgr.tobytes() + struct.pack("<II", 0, 0) + b"TRUEVISION-XFILE.\0"
+
+
+def test_a_heic_photo_is_named_as_one_with_what_to_do_not_called_corrupt_or_a_cut_off_video(tmp_path):
+    """A phone's HEIC photo is ISO media, as an MP4 is: ``classify`` called it "a video (MP4/MOV), not an image",
+    and ``run --source`` "an MP4/MOV without its index ...: the recording was cut off before it was finished".
+    It is named as a HEIC image OpenCV does not read, with what to convert it to."""
+    import numpy as np
+
+    photo = tmp_path / "IMG_0001.heic"
+    photo.write_bytes(_heif())
+    assert cv2.imdecode(np.frombuffer(photo.read_bytes(), np.uint8), cv2.IMREAD_COLOR) is None  # OpenCV reads none
+    for command in (["classify", photo], ["run", "--source", photo, "--quiet"]):
+        p = subprocess.run([sys.executable, "-m", "idc_edge", *map(str, command), "--model", TINY],
+                           capture_output=True, text=True, timeout=120)
+        error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+        assert p.returncode == 2 and len(error) == 1 and "Traceback" not in p.stderr, p.stderr
+        assert "it is a HEIC image (a format OpenCV does not read)" in error[0], error[0]
+        assert "convert it to PNG or TIFF" in error[0] and "corrupt" not in error[0] and "MP4" not in error[0], error[0]
+
+
+def test_the_sniffer_tells_heif_and_avif_photos_from_videos_by_their_brands():
+    """ISO media is a video (MP4, MOV) or a still image (HEIF, AVIF) by its ``ftyp`` brands; a generic HEIF brand
+    (``mif1``) is told apart by the compatible brands. An MP4 stays a video."""
+    from idc_edge.sources.sniff import HEAD_BYTES, image_format, unread_format, video_format
+
+    cases = {_heif(): "HEIC", _heif(b"mif1", b"mif1heic"): "HEIC", _heif(b"mif1", b"mif1avifmiaf"): "AVIF",
+             _heif(b"avif", b"avifmif1miaf"): "AVIF", _heif(b"msf1", b"msf1iso8"): "HEIF"}
+    for data, fmt in cases.items():
+        assert (image_format(data[:HEAD_BYTES]), video_format(data[:HEAD_BYTES]), unread_format(data)) == (fmt, None, fmt)
+    mp4 = _box(b"ftyp", b"isom\0\0\2\0isomiso2avc1mp41")
+    assert (image_format(mp4), video_format(mp4), unread_format(mp4)) == (None, "MP4/MOV", None)
+
+
+def test_a_tga_is_named_by_its_footer_alone_and_in_a_folder_it_is_said_not_left_out(tmp_path):
+    """A TGA (GIMP's, Photoshop's, a frame grabber's) was "none of the 1 image(s) could be read (corrupt or not
+    images)", and in a folder left out without a word (not named like an image). Its footer names it: one line
+    with what to do; in a folder it is listed, skipped and said, and the other images are read."""
+    import numpy as np
+
+    picture = tissue_frame(120, 90)
+    data = _tga(picture)
+    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None  # this OpenCV reads no TGA
+    folder = tmp_path / "grabs"
+    folder.mkdir()
+    (folder / "field_1.tga").write_bytes(data)
+    assert cv2.imwrite(str(folder / "field_2.png"), picture)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "idc_edge", *map(str, args), "--model", TINY],
+                              capture_output=True, text=True, timeout=120)
+
+    p = cli("classify", folder / "field_1.tga")
+    error = [line for line in p.stderr.splitlines() if line.startswith("idc-edge: error: ")]
+    assert p.returncode == 2 and len(error) == 1, p.stderr
+    assert "it is a TGA image (a format OpenCV does not read); convert it to PNG or TIFF" in error[0], error[0]
+    p = cli("classify", folder)
+    assert p.returncode == 0 and "field_2.png" in p.stdout and "field_1.tga" not in p.stdout, p.stderr
+    assert "skipped 1 TGA image(s)" in p.stderr and "corrupt" not in p.stderr, p.stderr
+    record = tmp_path / "r.jsonl"
+    p = cli("run", "--source", folder, "--record", record, "--quiet")
+    assert p.returncode == 0 and "field_1.tga': it is a TGA image" in p.stderr, p.stderr
+    assert len(record.read_text().splitlines()) == 2  # the header and the PNG's frame

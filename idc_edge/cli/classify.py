@@ -343,10 +343,11 @@ def _warn_too_big(too_big: list) -> None:
 def _other_kind(path) -> Optional[str]:
     """What a file that gave no image is instead, told by its bytes: "video(s) named like images" (``scan.png``),
     "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview), images over a pixel limit set in
-    the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``); None for a corrupt file."""
+    the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``), images of a format OpenCV does not read (a phone's HEIC
+    photos, TGA); None for a corrupt file."""
     from ..fileio import image_dimensions, over_opencv_pixel_limit, read_bytes
     from ..multiimage import not_the_picture
-    from ..sources.sniff import file_video_format
+    from ..sources.sniff import file_video_format, unread_format
 
     if file_video_format(path):
         return "video(s) named like images"
@@ -359,7 +360,8 @@ def _other_kind(path) -> Optional[str]:
     limit = over_opencv_pixel_limit(image_dimensions(data))
     if limit is not None:
         return f"image(s) of more pixels than OPENCV_IO_MAX_IMAGE_PIXELS={limit} in the environment lets OpenCV decode"
-    return None
+    fmt = unread_format(data)
+    return f"{fmt} image(s)" if fmt else None
 
 
 def _warn_others(others: list) -> None:
