@@ -107,7 +107,8 @@ def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:
         if frame_was_called(r):
             continue
         no_call = {k: int(v or 0) for k, v in (r.get("no_call_patches") or {}).items()}
-        reason = _hidden_tissue(r) or max(no_call, key=no_call.get)
+        # a frame without colour is counted as that, also when the mask was off and the colour gate took its windows
+        reason = _hidden_tissue(r) or ("no_colour" if r.get("no_colour") is True else max(no_call, key=no_call.get))
         counts[reason] = counts.get(reason, 0) + 1
     order = list(NO_CALL_WORDS) + sorted(set(counts) - set(NO_CALL_WORDS))
     return {k: counts[k] for k in order if k in counts}

@@ -157,9 +157,14 @@ def test_grey_frames_are_said_to_have_no_colour_once_not_also_faint(tmp_path):
     frames = read_records(record)
     assert [(r["no_colour"], r["faint_colour"]) for r in frames] == [(True, False)] * 6
 
-    p = subprocess.run([sys.executable, "-m", "idc_edge", "report", str(record)], capture_output=True, text=True,
-                       timeout=120)
-    assert p.returncode == 0 and "6 frame(s) with tissue but no call (no colour 6)" in p.stdout, p.stdout + p.stderr
+    unmasked = tmp_path / "unmasked.jsonl"  # every window scored: the colour gate takes them, the cause is the same
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "run", "--source", str(video), "--model", TINY, "--record",
+                        str(unmasked), "--no-mask", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and sum("have no colour" in line for line in p.stderr.splitlines()) == 1, p.stderr
+    for results in (record, unmasked):
+        p = subprocess.run([sys.executable, "-m", "idc_edge", "report", str(results)], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0 and "6 frame(s) with tissue but no call (no colour 6)" in p.stdout, p.stdout + p.stderr
 
     with Detector(DetectorOptions(model_path=TINY)) as det, pytest.warns(UserWarning, match="have no colour"):
         assert status_text(det.detect(_grey(tissue_frame(320, 240)))).startswith("NO COLOUR: no call")
