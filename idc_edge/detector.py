@@ -45,7 +45,8 @@ from .reuse import ReuseOptions, ScoreCache, patch_signatures
 from .results import FrameResult, StageTimes
 from .tiling import TileGrid, extract_patches, make_grid, pad_to, rescaled_size, tiny_note
 from .focus import ColourOptions, ExposureOptions, FocusOptions, NoiseOptions, assess
-from .tissue import TissueMaskOptions, colourless, no_colour_message, patch_fractions, tissue_pixels, tissue_windows
+from .tissue import (NoColourWarning, TissueMaskOptions, colourless, no_colour_message, patch_fractions, tissue_pixels,
+                     tissue_windows)
 from .waitclock import steady_time
 
 
@@ -411,11 +412,7 @@ class Detector:
             tissue = tissue_windows(fractions, self.options.tissue)
         else:
             tissue = np.ones(grid.shape, bool)
-        # checked only where it matters: no tissue found, or every window classified without the mask
-        if (not self.options.tissue_mask or not tissue.any()) and hsv is not None and not self._warned_colourless \
-                and colourless(hsv):
-            self._warned_colourless = True  # said once: every frame of such a camera is the same
-            warnings.warn(no_colour_message("the frames", self.options.tissue_mask), stacklevel=2)
+        no_colour = self._no_colour(hsv, tissue)
         quality = assess(rgb, grid, tissue_px, tissue, self.options.focus, self.options.exposure,
                          clip_levels_rgb=self._clip_levels(), tissue_fractions=fractions, colour=self.options.colour,
                          hsv=hsv, noise=self.options.noise)
@@ -476,12 +473,26 @@ class Detector:
             channel_ratio=quality.channel_ratio,
             channel_band_ratio=quality.channel_band_ratio, colour_blurred=quality.colour_blurred,
             stain_ok=quality.stain_ok, stain_blueness=quality.stains.contrast,
-            faint_colour=quality.faint_colour, colour_strength=quality.colour_strength,
+            # a frame without any colour is said as that, not also as faint: one cause, one flag and one warning
+            faint_colour=quality.faint_colour and not no_colour, no_colour=no_colour,
+            colour_strength=quality.colour_strength,
             no_call_colour=0 if quality.colour_ok else whole_frame,
             noise_ok=quality.noise_ok, noise=quality.noise, tissue_noise=quality.tissue_noise,
             no_call_noise=whole_frame if quality.colour_ok and not quality.noise_ok else 0,
             cell_area_mm2=self._areas_for(grid),
         )
+
+    def _no_colour(self, hsv: Optional[np.ndarray], tissue: np.ndarray) -> bool:
+        """True when the frame (``hsv``: its OpenCV HSV at the model's scale, or None when not made) shows
+        something but no colour at all (:func:`~idc_edge.tissue.colourless`: a monochrome camera, a grey
+        stream). Judged only where it matters: no tissue found in ``tissue`` (bool windows), or every window
+        classified without the mask. Warned once per detector: every frame of such a camera is the same."""
+        if hsv is None or (self.options.tissue_mask and tissue.any()) or not colourless(hsv):
+            return False
+        if not self._warned_colourless:
+            self._warned_colourless = True
+            warnings.warn(no_colour_message("the frames", self.options.tissue_mask), NoColourWarning, stacklevel=3)
+        return True
 
     def _clip_levels(self) -> tuple[int, int, int]:
         """The exposure gate's clip level per channel (RGB) after the white balance's lookup table."""

@@ -477,9 +477,9 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         logging.getLogger(__name__).warning("%s has damaged JPEG data (%s): what could be decoded is used; a part the "
                                             "data did not reach is grey and not classified", where, damage(said))
     if image is None:
-        from .sources.sniff import video_format
+        from .sources.sniff import HEAD_BYTES, video_format
 
-        video = video_format(data[:16])
+        video = video_format(data[:HEAD_BYTES])
         if video:  # a video named like an image (scan.png): not "corrupt"
             raise error(f"cannot read {where}: it holds a video ({video}), not an image, whatever its name says; "
                         "give it as a video source, or save its frames as images")
@@ -487,6 +487,11 @@ def decode_image(data: bytes, where: str, flags: Optional[int] = None, error: ty
         if limit is not None:  # a good image, refused by a setting
             raise error(f"cannot read {where}: its {dims[0]}×{dims[1]} px are more than OPENCV_IO_MAX_IMAGE_PIXELS="
                         f"{limit} in the environment lets OpenCV decode; unset that variable or raise it")
+        from .sources.sniff import not_read_here
+
+        other = not_read_here(data)
+        if other:  # a HEIC photo, a TGA: named with what to do, not called corrupt
+            raise error(f"cannot read {where}: {other}")
         raise error(f"cannot read {where}: the file is empty, corrupt or not an image format OpenCV reads")
     if image.ndim == 3 and image.shape[2] == 4 and image.dtype.kind in "iu":
         from .frames import over_white

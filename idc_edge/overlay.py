@@ -140,9 +140,10 @@ def idc_area_mm2(result: FrameResult, cell_um: float) -> tuple[float, float]:
 
 
 def whole_frame_no_call(result) -> bool:
-    """True when a frame-wide gate (focus, colour, noise, stray light) made the whole frame no call."""
+    """True when a frame-wide gate (focus, colour, noise, stray light) made the whole frame no call, or the
+    frame has no colour at all (nothing in it can be judged)."""
     return any(getattr(result, flag, None) is False for flag in ("in_focus", "colour_ok", "noise_ok")) \
-        or getattr(result, "washed_out", False) is True
+        or any(getattr(result, flag, False) is True for flag in ("washed_out", "no_colour"))
 
 
 def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayInfo = OverlayInfo()) -> str:
@@ -156,6 +157,8 @@ def status_text(result: FrameResult, fps: Optional[float] = None, info: OverlayI
         parts = ["OUT OF FOCUS: no call"]
     elif getattr(result, "washed_out", False):
         parts = ["WASHED OUT: no call (stray light: cap the eyepieces, shade the stand)"]
+    elif getattr(result, "no_colour", False):
+        parts = ["NO COLOUR: no call (a monochrome camera or grey mode? use its colour mode)"]
     elif getattr(result, "faint_colour", False):
         parts = ["FAINT COLOUR: no call (camera saturation turned down? colour mode?)"]
     elif getattr(result, "stain_ok", None) is False:

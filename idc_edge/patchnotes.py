@@ -43,6 +43,11 @@ class PatchNotes:
         if colourless(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV) if hsv is None else hsv):
             self.colourless.append(path)
 
+    def note_no_colour(self, path: Path) -> None:
+        """Note ``path``, an image larger than a patch that a detector found has no colour (``FrameResult.no_colour``):
+        said in the one warning with the patches, not also in the detector's words about frames."""
+        self.colourless.append(path)
+
     def messages(self, what: str, masked: bool, scale_hint: str) -> list[str]:
         """The warnings, without the ``idc-edge: warning:`` prefix.
 

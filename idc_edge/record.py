@@ -352,7 +352,7 @@ FRAME_FIELDS = {"index": "index", "time": "time", "idc_fraction": "fraction", "i
                 "tissue_area_mm2": "area?", "patches": "count?", "tissue_patches": "count?",
                 "idc_patches": "count?", "reused_patches": "count?", "no_call_patches": "counts?",
                 # frames whose tissue the mask may have lost (a report counts them as not called)
-                "faint_colour": "flag?", "washed_out": "flag?"}
+                "no_colour": "flag?", "faint_colour": "flag?", "washed_out": "flag?"}
 #: ``model_um_per_px`` and ``cell_um`` are optional: files from before they were written lack them.
 HEADER_FIELDS = {"started": "text", "id": "text?", "idc_edge": "text", "threshold": "fraction", "um_per_px": "scale",
                  "model_um_per_px": "scale?", "cell_um": "cell?",

@@ -65,12 +65,12 @@ class Picture:
 
 #: Frame flags that say the tissue mask may have lost the tissue (the reason a report gives): such a
 #: frame without tissue patches was not called, not empty (both are read, :data:`~idc_edge.record.FRAME_FIELDS`).
-TISSUE_HIDDEN = {"faint_colour": "colour", "washed_out": "exposure"}
+TISSUE_HIDDEN = {"no_colour": "no_colour", "faint_colour": "colour", "washed_out": "exposure"}
 
 
 def _hidden_tissue(record: dict) -> Optional[str]:
     """The no-call reason of a frame record without tissue patches whose flags say its tissue may have
-    been lost to the mask (colours too faint, washed out by stray light); None otherwise."""
+    been lost to the mask (no colour at all, colours too faint, washed out by stray light); None otherwise."""
     if int(record.get("tissue_patches") or 0):
         return None
     return next((reason for flag, reason in TISSUE_HIDDEN.items() if record.get(flag) is True), None)
@@ -95,8 +95,8 @@ def tissue_judged(record: dict) -> bool:
 
 
 #: the record's no-call reasons (``no_call_patches`` keys) in the words a report uses
-NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "ink": "marker ink", "colour": "colour",
-                 "noise": "noise"}
+NO_CALL_WORDS = {"out_of_focus": "out of focus", "exposure": "exposure", "ink": "marker ink",
+                 "no_colour": "no colour", "colour": "colour", "noise": "noise"}
 
 
 def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:
@@ -107,7 +107,8 @@ def no_call_reasons(records: Sequence[dict]) -> dict[str, int]:
         if frame_was_called(r):
             continue
         no_call = {k: int(v or 0) for k, v in (r.get("no_call_patches") or {}).items()}
-        reason = _hidden_tissue(r) or max(no_call, key=no_call.get)
+        # a frame without colour is counted as that, also when the mask was off and the colour gate took its windows
+        reason = _hidden_tissue(r) or ("no_colour" if r.get("no_colour") is True else max(no_call, key=no_call.get))
         counts[reason] = counts.get(reason, 0) + 1
     order = list(NO_CALL_WORDS) + sorted(set(counts) - set(NO_CALL_WORDS))
     return {k: counts[k] for k in order if k in counts}

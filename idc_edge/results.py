@@ -96,6 +96,10 @@ class FrameResult:
         faint_colour: True when the colours are too faint for stained tissue (a camera's saturation
             turned down, a grey stream; ``colour_ok`` is then False too), which the tissue mask may
             not even find, so the frame can show little or no tissue (see :mod:`idc_edge.faint`).
+        no_colour: True when the frame shows something but no colour at all (a monochrome camera, a
+            colour camera giving R = G = B, a raw sensor stream read as grey; see
+            :func:`idc_edge.tissue.colourless`), judged where no tissue was found or the tissue mask is
+            off. Such a frame is not also ``faint_colour``: one cause, one flag.
         colour_strength: how coloured the parts of the field that absorb light are (HSV saturation,
             OpenCV's 0–255 scale, :func:`idc_edge.faint.colour_strength`), NaN when not measured.
         no_call_colour: tissue patches without a call only because of the colour.
@@ -152,6 +156,7 @@ class FrameResult:
     stain_ok: bool = True
     stain_blueness: float = float("nan")
     faint_colour: bool = False
+    no_colour: bool = False
     colour_strength: float = float("nan")
     window_probabilities: Optional[np.ndarray] = None
     damage: Optional[str] = None
@@ -219,6 +224,7 @@ class FrameResult:
             "stain_ok": bool(self.stain_ok),
             "stain_blueness": None if self.stain_blueness != self.stain_blueness else round(float(self.stain_blueness), 3),
             "faint_colour": bool(self.faint_colour),
+            "no_colour": bool(self.no_colour),
             "colour_strength": None if self.colour_strength != self.colour_strength else round(float(self.colour_strength), 1),
             "noise_ok": bool(self.noise_ok),
             "noise": None if self.noise != self.noise else round(float(self.noise), 3),

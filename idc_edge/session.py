@@ -478,7 +478,7 @@ NO_CALL_WARNINGS = (
      "and its tissue may not even be found (set the camera's saturation, or colour, control back to its default, "
      "switch a monochrome or raw stream to the camera's colour mode, and use an H&E-stained slide)"),
     ("colour_ok", lambda r: getattr(r, "colour_ok", True) is False and getattr(r, "stain_ok", True) is not False
-     and getattr(r, "faint_colour", False) is not True,
+     and getattr(r, "faint_colour", False) is not True and getattr(r, "no_colour", False) is not True,
      "the light has a colour cast the model was not trained on (on the glass, on the palest tissue where no glass "
      "is in view, or tissue as green as it is red and blue): its tissue is no call (if the glass is clipped in "
      "a channel, lower the exposure first, since clipping hides a cast; then calibrate a white reference on "

@@ -48,13 +48,19 @@ def tissue_windows(fractions: np.ndarray, options: TissueMaskOptions = TissueMas
     return fractions >= options.min_fraction
 
 
+class NoColourWarning(UserWarning):
+    """Frames without any colour (:func:`colourless`), warned once by a detector in :func:`no_colour_message`'s
+    words; a front end that says it in its own (``classify``'s count of images) ignores this category."""
+
+
 def no_colour_message(what: str, masked: bool) -> str:
     """What to say when :func:`colourless` holds for ``what`` ("the frames", "3 image(s)"): with the
     tissue mask (``masked``) nothing in them is classified, without it their scores mean nothing."""
-    return (f"{what} have no colour (a monochrome camera, a raw sensor stream read as grey, or an unstained slide): "
+    return (f"{what} have no colour (a monochrome camera, a colour camera in a grey mode or with its saturation at "
+            "zero, a raw sensor stream read as grey, or an unstained slide): "
             + ("stained tissue cannot be found in them, so nothing is classified" if masked else
                "with the tissue mask off every window is scored anyway, and those scores mean nothing")
-            + "; use the camera's colour mode and an H&E-stained slide")
+            + "; use the camera's colour mode with its saturation control at its default, and an H&E-stained slide")
 
 
 def colourless(hsv: np.ndarray, max_saturation: int = 12, min_dark_share: float = 0.05) -> bool:

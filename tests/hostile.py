@@ -43,25 +43,17 @@ def fake_camera(path: Path, n: int = 6, frame: np.ndarray | None = None) -> Path
 
 
 @contextlib.contextmanager
-def mjpeg_stream(part: Callable[[int], bytes], every_s: float = 0.05) -> Iterator[str]:
-    """The address of an HTTP camera on localhost answering every connection with a Motion-JPEG stream
-    (``multipart/x-mixed-replace``) whose ``n``-th part of a connection is ``part(n)``, one every
-    ``every_s`` seconds until the client leaves."""
+def http_camera(answer: Callable[[socket.socket, threading.Event], None], path: str = "/video") -> Iterator[str]:
+    """The address (``http://127.0.0.1:PORT`` + ``path``) of a server on localhost handing every connection,
+    on a thread of its own, to ``answer(conn, stop)`` (``stop`` is set when the ``with`` block ends); a
+    connection's socket errors (the client left) end its answer quietly."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def serve(conn):
         with conn:
             try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=xx\r\n\r\n")
-                sent = 0
-                while not stop.is_set():
-                    data = part(sent)
-                    conn.sendall(b"--xx\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
-                                 + data + b"\r\n")
-                    sent += 1
-                    stop.wait(every_s)
+                answer(conn, stop)
             except OSError:
                 pass
 
@@ -75,10 +67,30 @@ def mjpeg_stream(part: Callable[[int], bytes], every_s: float = 0.05) -> Iterato
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/video"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}{path}"
     finally:
         stop.set()
         listener.close()
+
+
+@contextlib.contextmanager
+def mjpeg_stream(part: Callable[[int], bytes], every_s: float = 0.05) -> Iterator[str]:
+    """The address of an HTTP camera on localhost answering every connection with a Motion-JPEG stream
+    (``multipart/x-mixed-replace``) whose ``n``-th part of a connection is ``part(n)``, one every
+    ``every_s`` seconds until the client leaves."""
+
+    def answer(conn, stop):
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=xx\r\n\r\n")
+        sent = 0
+        while not stop.is_set():
+            data = part(sent)
+            conn.sendall(b"--xx\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data) + data + b"\r\n")
+            sent += 1
+            stop.wait(every_s)
+
+    with http_camera(answer) as url:
+        yield url
 
 
 def cli(capsys, *args) -> tuple[int, str]:

@@ -52,13 +52,15 @@ def test_a_frame_of_faint_colours_is_no_call_said_as_such_and_the_option_decides
         clean = det.detect(bgr)
         assert not clean.faint_colour and clean.colour_ok and clean.n_no_call == 0 and clean.n_idc > 0
         for factor in (0.2, 0.0):
-            with pytest.warns(UserWarning) if factor == 0.0 else _nothing():  # grey: also the no-colour warning
+            grey = factor == 0.0  # no colour at all: said, flagged and shown as that instead (round 16)
+            with pytest.warns(UserWarning, match="have no colour") if grey else _nothing():
                 faint = det.detect(saturated(bgr, factor))
-            assert faint.faint_colour and not faint.colour_ok and faint.colour_strength < MIN_COLOUR_STRENGTH
+            assert faint.faint_colour is not grey and faint.no_colour is grey
+            assert not faint.colour_ok and faint.colour_strength < MIN_COLOUR_STRENGTH
             assert faint.n_idc == 0 and faint.n_tissue < 0.1 * clean.n_tissue  # the mask lost it: hence the flag
-            assert status_text(faint).startswith("FAINT COLOUR: no call")
+            assert status_text(faint).startswith("NO COLOUR: no call" if grey else "FAINT COLOUR: no call")
             record = faint.to_dict()
-            assert record["faint_colour"] is True and record["colour_ok"] is False
+            assert record["faint_colour"] is not grey and record["no_colour"] is grey and record["colour_ok"] is False
             assert record["colour_strength"] == pytest.approx(faint.colour_strength, abs=0.1)
         # saturation ×0.5: the model copes (95 % agreement on the validation slides), so no call it is not
         half = det.detect(saturated(bgr, 0.5))

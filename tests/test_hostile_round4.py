@@ -234,6 +234,9 @@ def test_warnings_from_several_threads_are_whole_lines_each(monkeypatch):
 
     stream = _SlowStream()
     monkeypatch.setattr(sys, "stderr", stream)
+    package = logging.getLogger("idc_edge")  # given back after the test: the handler wrote later tests' warnings
+    monkeypatch.setattr(package, "handlers", list(package.handlers))
+    monkeypatch.setattr(package, "propagate", package.propagate)
     cli._log_warnings_as_lines()  # as every command does first
     log = logging.getLogger("idc_edge.sources.video")
     progress = ProgressSink(stream=stream, every_s=0.0)

@@ -141,10 +141,20 @@ class _Tiler:
             self.detector = Detector(self.options)
         return self.detector
 
-    def rows(self, path, bgr) -> list:
+    def rows(self, path, bgr, notes) -> list:
+        """The CSV rows of the image ``bgr`` read from ``path``, one per window; an image without colour is
+        noted in ``notes`` (the patch images' :class:`~idc_edge.patchnotes.PatchNotes`), said once with them."""
+        import warnings
+
         import numpy as np
 
-        r = self._open().detect(bgr)
+        from ..tissue import NoColourWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoColourWarning)  # said of "the frames", and again of the patches
+            r = self._open().detect(bgr)
+        if r.no_colour:
+            notes.note_no_colour(path)
         out = []
         for (i, j), prob in np.ndenumerate(r.probabilities):
             x0, y0 = (int(v) for v in r.boxes[i, j, :2])
@@ -152,7 +162,7 @@ class _Tiler:
             # a tissue window without a score is no call (out of focus, badly exposed, a colour cast, noise):
             # its probability and decision stay empty, never "nan" and idc 0, which read as "no IDC"
             called = tissue and bool(np.isfinite(prob))
-            self.no_call += tissue and not called
+            self.no_call += tissue and not called and not r.no_colour  # an image without colour is said as that
             out.append([csv_path(path), "", "", f"{prob:.6f}" if called else "", int(r.idc[i, j]) if called else "",
                         x0, y0, int(tissue)])
         return out
@@ -283,7 +293,7 @@ def cmd_classify(args) -> int:
                 continue
             if bgr.shape[0] > size or bgr.shape[1] > size:
                 flush()  # rows stay in the order of the files
-                writer.writerows(tiler.rows(f, bgr))
+                writer.writerows(tiler.rows(f, bgr, gate.notes))
             else:
                 rgb = patch_rgb(bgr, size)
                 pending.append((f, rgb if gate.tissue(f, bgr, rgb) else None))
@@ -333,10 +343,11 @@ def _warn_too_big(too_big: list) -> None:
 def _other_kind(path) -> Optional[str]:
     """What a file that gave no image is instead, told by its bytes: "video(s) named like images" (``scan.png``),
     "camera raw file(s)" (a DNG, whose only picture OpenCV reads is a preview), images over a pixel limit set in
-    the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``); None for a corrupt file."""
+    the environment (``OPENCV_IO_MAX_IMAGE_PIXELS``), images of a format OpenCV does not read (a phone's HEIC
+    photos, TGA); None for a corrupt file."""
     from ..fileio import image_dimensions, over_opencv_pixel_limit, read_bytes
     from ..multiimage import not_the_picture
-    from ..sources.sniff import file_video_format
+    from ..sources.sniff import file_video_format, unread_format
 
     if file_video_format(path):
         return "video(s) named like images"
@@ -349,7 +360,8 @@ def _other_kind(path) -> Optional[str]:
     limit = over_opencv_pixel_limit(image_dimensions(data))
     if limit is not None:
         return f"image(s) of more pixels than OPENCV_IO_MAX_IMAGE_PIXELS={limit} in the environment lets OpenCV decode"
-    return None
+    fmt = unread_format(data)
+    return f"{fmt} image(s)" if fmt else None
 
 
 def _warn_others(others: list) -> None:

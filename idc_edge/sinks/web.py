@@ -375,6 +375,7 @@ class LiveView(Sink):
                   "exposure_ok": _flag(r, "exposure_ok"), "washed_out": bool(getattr(r, "washed_out", False)),
                   "colour_ok": _flag(r, "colour_ok"), "stain_ok": _flag(r, "stain_ok"), "noise_ok": _flag(r, "noise_ok"),
                   "faint_colour": bool(getattr(r, "faint_colour", False)),
+                  "no_colour": bool(getattr(r, "no_colour", False)),
                   "frame_no_call": whole_frame_no_call(r),
                   "sharpness": _number(r, "sharpness"), "noise": _number(r, "noise"),
                   "no_call_patches": int(getattr(r, "n_no_call", 0)), "no_call_ink": int(getattr(r, "no_call_ink", 0)),

@@ -78,11 +78,12 @@ function show(s) {
   e.textContent = s.exposure_ok === null ? "not measured" : (s.exposure_ok ? "ok" : (s.washed_out ? "WASHED OUT: no call (stray light: cap the eyepieces, shade the stand)" : "too dark or clipped"));
   e.className = s.exposure_ok === false ? "bad" : "";
   const c = $("colour");
-  c.textContent = s.faint_colour ? "FAINT COLOUR: no call (camera saturation turned down? colour mode?)" :
+  c.textContent = s.no_colour ? "NO COLOUR: no call (a monochrome camera or grey mode? use its colour mode)" :
+    s.faint_colour ? "FAINT COLOUR: no call (camera saturation turned down? colour mode?)" :
     s.stain_ok === false ? "STAIN COLOURS: no call (red and blue swapped? camera hue?)" :
     (s.colour_ok === false ? "COLOUR CAST: no call (calibrate white)" : (s.colour_ok === null ? "not measured" : "ok"));
   if (s.no_call_ink) c.textContent += " \u00b7 marker ink: " + s.no_call_ink + " patch(es) without a call";
-  c.className = (s.colour_ok === false || s.no_call_ink) ? "bad" : "";
+  c.className = (s.colour_ok === false || s.no_colour || s.no_call_ink) ? "bad" : "";
   const n = $("noise");
   n.textContent = s.noise_ok === null ? "not measured" : (s.noise_ok ? "ok" : "NOISY: no call (more light or a longer exposure)");
   n.className = s.noise_ok === false ? "bad" : "";

@@ -30,7 +30,7 @@ from .camera_forms import CameraTarget, open_camera, parse_camera
 from .files import IMAGE_SUFFIXES, ImageFolderSource, ImageSource, read_image
 from .modes import CameraControls, CameraMode
 from .network import is_stream_url
-from .sniff import file_image_format, file_video_format, instead, pipe_image_format
+from .sniff import an, file_image_format, file_video_format, instead, pipe_image_format
 from .stage import MosaicSource, build_mosaic, sweep_positions
 from .video import VideoSource
 
@@ -116,7 +116,7 @@ def open_source(source: Union[int, str, os.PathLike, None] = None, *, camera: Un
         return ImageFolderSource(path)
     if stat.S_ISFIFO(st.st_mode):  # a pipe: named by what it carries, never waited on for frames
         fmt = pipe_image_format(text)
-        what = f"a pipe carrying a {fmt} image" if fmt else "a pipe (FIFO), not a file"
+        what = f"a pipe carrying {an(fmt)} image" if fmt else "a pipe (FIFO), not a file"
         advice = f"save the image to a file: {instead()}" if fmt else "save the data to a file and give that"
         raise SourceError(f"source {name(text)} is {what}: no source reads a pipe; {advice}", options=("source=",))
     # by content first: a JPEG named "frame" or "slide.avi" is an image, a video named "scan.png" a video

@@ -148,6 +148,19 @@ def _frame_digest(image: np.ndarray) -> bytes:
     return h.digest()
 
 
+#: How many of a camera's frame intervals its lost timeout must cover: one is the wait for every next
+#: frame, the second the camera's jitter and a re-open after one failed read.
+TIMEOUT_FRAME_INTERVALS = 2.0
+
+
+def timeout_for_frames(fps: float) -> float:
+    """The shortest lost timeout, seconds, for a camera sending ``fps`` frames a second: :data:`TIMEOUT_FRAME_INTERVALS`
+    frame intervals, rounded up to a hundredth of a second (a number to type)."""
+    import math
+
+    return math.ceil(TIMEOUT_FRAME_INTERVALS / fps * 100.0 - 1e-9) / 100.0
+
+
 #: openings in a row giving one frame each after which a stream is said to send one picture per connection
 ONE_PICTURE_OPENINGS = 3
 
@@ -224,6 +237,7 @@ class CameraSource(FrameSource):
         self._size_seen: Optional[tuple[int, int]] = None  # the last frame's (width, height)
         self._size_said = False  # a change of frame size mid-run was said
         self.replayed = False
+        self.had_frame = False  # the camera gave a frame since it was opened (else a wait is for its first)
         self._open_error: Optional[Exception] = None  # what the first open raised, for the message
         self._cap = self._open(first=True)
         if self._cap is None:
@@ -260,6 +274,7 @@ class CameraSource(FrameSource):
                 f"{self.granted.width}x{self.granted.height} ({self.granted.describe()}); another size would change the "
                 "microns per pixel: ask for a size it offers (list_v4l2() or `idc-edge cameras` lists them) or leave "
                 "the size to the driver (a CameraMode without width and height)")
+        self._check_timeout_covers_frames()
         if changed:
             log.warning("%s: asked for %s, the driver gave %s", self.description, self.mode.describe(), ", ".join(changed))
         elif self.refused:
@@ -273,6 +288,25 @@ class CameraSource(FrameSource):
             # mid-stream (an IP camera's web page, a phone app) was read at a wrong scale, silently
             self._decoder = ReducedMjpeg(1)
             self._raw_jpeg(self._cap)
+
+    def _check_timeout_covers_frames(self) -> None:
+        """Refuse a ``lost_timeout_s`` (seconds) shorter than :data:`TIMEOUT_FRAME_INTERVALS` of the frame
+        intervals the camera reports (``1 / fps`` seconds): every wait for its next frame would end the run as
+        a lost camera, told to check its cable. A camera that reports no rate, and a video file opened as a
+        camera (read as fast as it decodes, not at its rate), are not checked."""
+        fps = self.granted.fps
+        if not fps or self._replays_file:
+            return
+        needed_s = timeout_for_frames(fps)
+        if self.lost_timeout_s >= needed_s:
+            return
+        self._cap.release()
+        self._cap = None
+        raise OptionError(
+            f"lost_timeout_s {self.lost_timeout_s:g} s is shorter than {TIMEOUT_FRAME_INTERVALS:g} frame intervals of "
+            f"{self._named()}, which reports {fps:g} fps (a frame every {1.0 / fps:.3g} s): each wait for its next "
+            f"frame would end the run as a lost camera; set lost_timeout_s to {needed_s:g} s or more, or ask the "
+            "camera for a higher frame rate", option="lost_timeout_s")
 
     @property
     def decode_factor(self) -> int:
@@ -410,6 +444,7 @@ class CameraSource(FrameSource):
         while not self._stop.is_set():
             ok, image, notes = self._read_once(cap)
             if ok and image is not None and getattr(image, "size", 0):
+                self.had_frame = True
                 if opening:
                     self._note_opening_frame(image)
                     opening, frames = False, 0
@@ -430,13 +465,10 @@ class CameraSource(FrameSource):
                 self.losses += 1
                 quiet = self._one_picture_opening(0 if opening else frames)
                 if not quiet:
-                    log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(),
-                                "the stream stopped or its server went away" if self._is_stream()
-                                else "unplugged or failing?", self.lost_timeout_s)
+                    log.warning("%s: no frame (%s); re-opening for up to %g s", self._named(), self._why_no_frame(),
+                                self.lost_timeout_s)
             if time.monotonic() - last_ok > self.lost_timeout_s:
-                self._fail(CameraLostError(
-                    f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice(reopened)}, "
-                    "then restart (or raise lost_timeout_s)"))
+                self._fail(CameraLostError(self._no_frame_message(reopened)))
                 break
             if cap is not None:
                 cap.release()
@@ -465,6 +497,34 @@ class CameraSource(FrameSource):
         if self._is_stream() or self.description != f"camera {_shown(self.device)}":
             return self.description
         return f"camera {_shown(self.device)!r}"
+
+    def _why_no_frame(self) -> str:
+        """The drop-out warning's guess at why a read gave no frame: before the first frame the camera is
+        not lost but has not sent one yet (slower than the timeout, still starting)."""
+        if not self.had_frame:
+            return "none yet since it was opened"
+        return "the stream stopped or its server went away" if self._is_stream() else "unplugged or failing?"
+
+    def _no_frame_message(self, reopened: int) -> str:
+        """The error that ends a camera that gave no frame for ``lost_timeout_s``: lost mid-run (frames came,
+        then none), or no first frame since it was opened (never lost: too slow for the timeout, or not
+        sending), each with what to check; ``reopened`` as for :meth:`_lost_advice`."""
+        if self.had_frame:
+            return (f"{self._named()} gave no frame for {self.lost_timeout_s:g} s: {self._lost_advice(reopened)}, "
+                    "then restart (or raise lost_timeout_s)")
+        return (f"{self._named()} was opened but gave no first frame within {self.lost_timeout_s:g} s (it was not "
+                "lost mid-run: no frame came at all): a camera slower than that to send a frame (a long exposure, "
+                "a low frame rate, a slow start, a trigger it waits for) needs a longer lost_timeout_s; if it should "
+                f"have sent one, {self._first_frame_advice(reopened)}")
+
+    def _first_frame_advice(self, reopened: int) -> str:
+        """What to check when a camera that opened never sent a frame: a device opened, so it is plugged in;
+        a stream's server answered."""
+        if self._is_stream():
+            return self._lost_advice(reopened) if reopened else (
+                "check that the address is the camera's video stream and that the camera is streaming")
+        return ("check that no other program is using it and that it shows a picture in another viewer "
+                "(`idc-edge cameras` lists its modes)")
 
     def _lost_advice(self, reopened: int = 0) -> str:
         """What to check when the camera gave nothing for ``lost_timeout_s``: a stream has no cable to check;
@@ -497,9 +557,7 @@ class CameraSource(FrameSource):
                     self._cond.wait(0.5)
                     if self._latest is None and waiting.waited() > self.lost_timeout_s + 2.0:
                         # the reader is stuck inside the driver (a read that never returns)
-                        raise CameraLostError(f"{self._named()} stopped answering: no frame and no error for "
-                                              f"{self.lost_timeout_s:g} s; check the camera or the network, or "
-                                              "raise lost_timeout_s")
+                        raise CameraLostError(self._stuck_message())
                 if self._latest is None:
                     if self._error is not None:
                         raise self._error
@@ -532,6 +590,16 @@ class CameraSource(FrameSource):
             self._note_damage(index, what)
             yield Frame(index, ts, image, damage=what)
             index += 1
+
+    def _stuck_message(self) -> str:
+        """The error that ends a camera whose read has neither returned a frame nor failed for ``lost_timeout_s``
+        (stuck inside its driver): mid-run, or before its first frame."""
+        if self.had_frame:
+            return (f"{self._named()} stopped answering: no frame and no error for {self.lost_timeout_s:g} s; check "
+                    "the camera or the network, or raise lost_timeout_s")
+        return (f"{self._named()} was opened but its first read gave neither a frame nor an error within "
+                f"{self.lost_timeout_s:g} s (it was not lost mid-run: no frame came at all): a camera slower than "
+                "that to send a frame needs a longer lost_timeout_s; otherwise check the camera or the network")
 
     def _note_size(self, image: np.ndarray) -> None:
         """Say once when the frames change size mid-run (a stream's camera switched to another resolution

@@ -28,7 +28,7 @@ from .files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .gstreamer import looks_like_pipeline
 from .modes import CameraControls, CameraMode
 from .network import is_stream_url, redact_url
-from .sniff import file_image_format, instead
+from .sniff import an, file_image_format, instead
 
 KINDS = ("v4l2", "picam", "jetson", "gstreamer", "network")
 
@@ -94,7 +94,7 @@ def parse_camera(value: Union[int, str, os.PathLike]) -> CameraTarget:
     suffix = Path(text).suffix.lower()
     fmt = file_image_format(text) if os.sep in text else None  # by content: /dev/stdin < photo.jpg
     if fmt or suffix in IMAGE_SUFFIXES:
-        raise OptionError(f"{text!r} is {f'a {fmt} image' if fmt else 'an image file'}, not a camera: "
+        raise OptionError(f"{text!r} is {f'{an(fmt)} image' if fmt else 'an image file'}, not a camera: "
                           + instead(text if _plain_file_name(text) else "FILE", repr(text)),
                           option="camera", options=["source="])
     if suffix in VIDEO_SUFFIXES:

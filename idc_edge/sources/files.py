@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".webp", ".jp2", ".pgm",
                             ".ppm", ".pbm", ".pnm"})
+#: suffixes of still-image formats OpenCV may not read (:func:`~idc_edge.sources.sniff.not_read_here`): in a folder
+#: they are listed, so that each is said with what to do, not left out without a word
+OTHER_IMAGE_SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif", ".tga", ".psd", ".jxl", ".exr", ".qoi", ".czi"})
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".wmv"})
 
 
@@ -35,13 +38,14 @@ def is_hidden(path: Path) -> bool:
 
 def is_folder_image(path: Path) -> bool:
     """Whether a file found in a folder is read as one of its images: not hidden (:func:`is_hidden`), and
-    named as an image, or (any other name but a video's) starting as a still image OpenCV decodes does, a
-    GIF included: a browser saves JPEGs as ``.jfif``, a capture tool may name them ``.JPG_1`` or leave the
-    suffix off. Those were left out of an image folder without a word (5 images, "2 frame(s)")."""
+    named as an image, or (any other name but a video's) starting as a still image does, a GIF included: a
+    browser saves JPEGs as ``.jfif``, a capture tool may name them ``.JPG_1`` or leave the suffix off. Those
+    were left out of an image folder without a word (5 images, "2 frame(s)"), and so were images of formats
+    OpenCV may not read (a phone's HEIC photos, TGA): they are listed, to be said with what to do."""
     if is_hidden(path):
         return False
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or suffix in OTHER_IMAGE_SUFFIXES:
         return True
     if suffix in VIDEO_SUFFIXES:
         return False
