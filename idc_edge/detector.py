@@ -491,7 +491,8 @@ class Detector:
             return False
         if not self._warned_colourless:
             self._warned_colourless = True
-            warnings.warn(no_colour_message("the frames", self.options.tissue_mask), NoColourWarning, stacklevel=3)
+            scored = not (self.options.tissue_mask or self.options.colour.enabled)  # else the colour gate stops them
+            warnings.warn(no_colour_message("the frames", scored), NoColourWarning, stacklevel=3)
         return True
 
     def _clip_levels(self) -> tuple[int, int, int]:

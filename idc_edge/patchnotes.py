@@ -60,7 +60,7 @@ class PatchNotes:
         """
         out = []
         if self.colourless:
-            out.append(f"{no_colour_message(f'{len(self.colourless)} {what}', masked)} "
+            out.append(f"{no_colour_message(f'{len(self.colourless)} {what}', scored=not masked)} "
                        f"(e.g. {name(self.colourless[0])})")
         if self.tiny:
             path, w, h = self.tiny[0]

@@ -53,13 +53,14 @@ class NoColourWarning(UserWarning):
     words; a front end that says it in its own (``classify``'s count of images) ignores this category."""
 
 
-def no_colour_message(what: str, masked: bool) -> str:
-    """What to say when :func:`colourless` holds for ``what`` ("the frames", "3 image(s)"): with the
-    tissue mask (``masked``) nothing in them is classified, without it their scores mean nothing."""
+def no_colour_message(what: str, scored: bool) -> str:
+    """What to say when :func:`colourless` holds for ``what`` ("the frames", "3 image(s)"): when their
+    windows are ``scored`` (no tissue mask and no colour gate) the scores mean nothing; else nothing in
+    them is called (the tissue mask finds no stained tissue, or the colour gate makes it no call)."""
     return (f"{what} have no colour (a monochrome camera, a colour camera in a grey mode or with its saturation at "
             "zero, a raw sensor stream read as grey, or an unstained slide): "
-            + ("stained tissue cannot be found in them, so nothing is classified" if masked else
-               "with the tissue mask off every window is scored anyway, and those scores mean nothing")
+            + ("with the tissue mask off every window is scored anyway, and those scores mean nothing" if scored else
+               "stained tissue cannot be told in them, so nothing in them is called")
             + "; use the camera's colour mode with its saturation control at its default, and an H&E-stained slide")
 
 

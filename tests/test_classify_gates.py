@@ -37,7 +37,7 @@ def test_glass_a_pixel_and_a_grey_patch_are_not_scored_and_are_warned_about_as_r
     for key, path in paths.items():  # each was tissue 1 with a probability; the grey copy was called IDC
         row = rows(p)[path]
         assert (row["tissue"], row["probability"], row["idc"]) == ("0", "", ""), key
-    assert "1 image(s) have no colour" in p.stderr and "so nothing is classified" in p.stderr
+    assert "1 image(s) have no colour" in p.stderr and "so nothing in them is called" in p.stderr
     assert "1 image(s) are too small" in p.stderr and "1×1 px, less than a quarter of one 50 px patch" in p.stderr
     # run says the same of the same images: one rule, one wording
     grey = idc_edge("run", "--source", paths["grey"], "--quiet")

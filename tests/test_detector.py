@@ -6,6 +6,7 @@ import pytest
 from conftest import frame_with_blob
 from idc_edge.detector import Detector, DetectorOptions
 from idc_edge.errors import ClosedError, FrameError, IdcEdgeError, OptionError, PatchError
+from idc_edge.focus import ColourOptions
 from idc_edge.overlay import draw_overlay, status_text
 from tiny_model import PINK, PURPLE, synthetic_patches
 
@@ -229,12 +230,19 @@ def test_grey_frames_of_tissue_say_they_have_no_colour_once_and_blank_glass_does
         said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
         assert len(said) == 1 and "monochrome" in said[0]
     recwarn.clear()
-    with Detector(tissue_mask=False) as det:  # every window scored: the scores of grey frames mean nothing
+    with Detector(tissue_mask=False) as det:  # every window is tissue, and the colour gate makes each no call
         det.detect(slide)
         assert not [w for w in recwarn if "no colour" in str(w.message)]
-        det.detect(grey)
+        r = det.detect(grey)
+        assert r.n_tissue > 0 and r.n_no_call == r.n_tissue and r.n_idc == 0
         said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
-        assert len(said) == 1 and "mean nothing" in said[0]
+        assert len(said) == 1 and "nothing in them is called" in said[0]  # not "scored anyway" (it said so)
+    recwarn.clear()
+    with Detector(tissue_mask=False, colour=ColourOptions(enabled=False)) as det:  # nothing stops a window
+        r = det.detect(grey)
+        assert r.n_no_call == 0 and r.n_tissue > 0
+        said = [str(w.message) for w in recwarn if "no colour" in str(w.message)]
+        assert len(said) == 1 and "scores mean nothing" in said[0]
 
 
 def test_a_model_path_as_the_first_argument_is_refused_naming_model_path(tiny_int8):
