@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .fileio import name
+from .jpegquality import HEADER_BYTES, jpeg_quality, jpeg_warning
 from .tiling import tiny_note
 from .tissue import colourless, no_colour_message
 
@@ -32,6 +33,7 @@ class PatchNotes:
         self.size = int(size)
         self.colourless: list[Path] = []
         self.tiny: list[tuple[Path, int, int]] = []  # (path, width px, height px) as read
+        self.jpeg: list[tuple[Path, int, float]] = []  # (path, quality, µm/px) of JPEG images where it matters
 
     def note_size(self, path: Path, width: int, height: int) -> None:
         """Note ``path`` when its ``width`` × ``height`` px (as read, before padding) is under a quarter patch."""
@@ -47,6 +49,17 @@ class PatchNotes:
         """Note ``path``, an image larger than a patch that a detector found has no colour (``FrameResult.no_colour``):
         said in the one warning with the patches, not also in the detector's words about frames."""
         self.colourless.append(path)
+
+    def note_jpeg(self, path: Path, um_per_px: float) -> None:
+        """Note ``path`` when it is a JPEG compressed hard enough to change decisions at ``um_per_px`` µm per
+        pixel (:func:`~idc_edge.jpegquality.jpeg_warning`); a file that cannot be read again is not noted."""
+        try:
+            with open(path, "rb") as f:
+                quality = jpeg_quality(f.read(HEADER_BYTES))
+        except OSError:
+            return
+        if quality is not None and jpeg_warning("", quality, um_per_px, "") is not None:
+            self.jpeg.append((path, quality, float(um_per_px)))
 
     def messages(self, what: str, masked: bool, scale_hint: str) -> list[str]:
         """The warnings, without the ``idc-edge: warning:`` prefix.
@@ -66,4 +79,8 @@ class PatchNotes:
             path, w, h = self.tiny[0]
             out.append(f"{len(self.tiny)} {what} are too small, e.g. {name(path)} is {w}×{h} px, "
                        f"{tiny_note(w, h, self.size)}; {scale_hint}")
+        if self.jpeg:
+            path, _, um_per_px = self.jpeg[0]
+            worst = min(q for _, q, _ in self.jpeg)
+            out.append(jpeg_warning(f"{len(self.jpeg)} {what}", worst, um_per_px, name(path)))
         return out

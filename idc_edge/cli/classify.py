@@ -155,6 +155,7 @@ class _Tiler:
             r = self._open().detect(bgr)
         if r.no_colour:
             notes.note_no_colour(path)
+        notes.note_jpeg(path, self.detector.um_per_px)
         out = []
         for (i, j), prob in np.ndenumerate(r.probabilities):
             x0, y0 = (int(v) for v in r.boxes[i, j, :2])
@@ -176,14 +177,15 @@ class _PatchGate:
     """Decides whether a patch image is tissue as the detector decides it for a frame's window: its
     tissue mask and ``min_fraction`` (``options``: the detector's), unless ``--no-mask``; and notes,
     to say once at the end, the images ``run`` would warn about (no colour; less than a quarter of
-    a ``size`` px patch)."""
+    a ``size`` px patch; JPEG compressed hard at the patches' ``um_per_px``, the model's scale)."""
 
-    def __init__(self, options, size: int):
+    def __init__(self, options, size: int, um_per_px: float):
         from ..patchnotes import PatchNotes
         from ..tiling import make_grid
 
         self.options = options
         self.size = size
+        self.um_per_px = um_per_px  # a patch image's: the model's scale
         self.grid = make_grid((size, size), size, size, 1.0)  # one window: the padded patch
         self.notes = PatchNotes(size)
 
@@ -194,6 +196,7 @@ class _PatchGate:
         from ..tissue import patch_fractions, tissue_pixels, tissue_windows
 
         self.notes.note_size(path, bgr.shape[1], bgr.shape[0])
+        self.notes.note_jpeg(path, self.um_per_px)
         hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
         masked = self.options.tissue_mask
         found = not masked or bool(tissue_windows(patch_fractions(tissue_pixels(rgb, self.options.tissue, hsv),
@@ -269,7 +272,7 @@ def cmd_classify(args) -> int:
         others = []  # (file, SourceError, kind): a video named like an image, a camera raw file; named so, not corrupt
         writer = csv.writer(out)
         writer.writerow(["path", "patient", "label", "probability", "idc", "x", "y", "tissue"])
-        gate = _PatchGate(tiler.options, size)
+        gate = _PatchGate(tiler.options, size, clf.spec.um_per_px)
         pending = []  # (path, padded RGB patch or None for background), in the order of the files
 
         def flush():

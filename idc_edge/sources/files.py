@@ -5,7 +5,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from ..errors import FrameError, MemoryBudgetError, SourceError
 from ..fileio import as_path, name, why
 from ..fileio import read_image as read_image_file
 from ..frames import to_bgr8
+from ..jpegquality import jpeg_warning
 from .base import Frame, FrameSource
 from .sniff import GIF_MAGIC, file_head, image_format
 
@@ -91,6 +92,7 @@ class ImageSource(FrameSource):
     def __init__(self, path: Union[str, os.PathLike]):
         super().__init__(f"image {name(as_path(path, 'image'))}")
         self.image = read_image(path)
+        self.image_paths = [path]
 
     def _iter_frames(self) -> Iterator[Frame]:
         yield Frame(0, 0.0, self.image)
@@ -125,6 +127,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                               + nested_hint(Path(folder)))
         _say_left_out(folder, folders, sum(p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir() for p in entries))
+        self.image_paths = self.paths
 
     def _iter_frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
@@ -135,3 +138,22 @@ class ImageFolderSource(FrameSource):
                 log.warning("%s; skipped", e)
                 continue
             yield Frame(index, float(index), image)
+
+
+#: JPEG images of a source whose headers are read for their compression (the first ones, in name order)
+JPEG_CHECKED = 50
+
+
+def compression_warning(source: FrameSource, um_per_px: float) -> Optional[str]:
+    """What to say when ``source`` is an image file or folder whose JPEG images (of the first
+    :data:`JPEG_CHECKED`) are compressed hard enough to change decisions at ``um_per_px`` µm per pixel
+    (:func:`~idc_edge.jpegquality.jpeg_warning`); None otherwise, and for every other source."""
+    from ..patchnotes import PatchNotes
+
+    notes = PatchNotes(1)
+    for path in getattr(source, "image_paths", [])[:JPEG_CHECKED]:
+        notes.note_jpeg(path, um_per_px)
+    if not notes.jpeg:
+        return None
+    return jpeg_warning(f"{len(notes.jpeg)} of the source's image(s)", min(q for _, q, _ in notes.jpeg), um_per_px,
+                        name(notes.jpeg[0][0]))
