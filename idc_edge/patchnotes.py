@@ -14,7 +14,7 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
-from .fileio import name
+from .fileio import is_regular_file, name
 from .jpegquality import HEADER_BYTES, jpeg_quality, jpeg_warning
 from .tiling import tiny_note
 from .tissue import colourless, no_colour_message
@@ -52,7 +52,10 @@ class PatchNotes:
 
     def note_jpeg(self, path: Path, um_per_px: float) -> None:
         """Note ``path`` when it is a JPEG compressed hard enough to change decisions at ``um_per_px`` µm per
-        pixel (:func:`~idc_edge.jpegquality.jpeg_warning`); a file that cannot be read again is not noted."""
+        pixel (:func:`~idc_edge.jpegquality.jpeg_warning`). Only a regular file is read again for its header: a
+        pipe was read once already (opening it again would wait for a writer that never comes)."""
+        if not is_regular_file(path):
+            return
         try:
             with open(path, "rb") as f:
                 quality = jpeg_quality(f.read(HEADER_BYTES))

@@ -100,3 +100,25 @@ def test_jpeg_at_the_model_scale_changes_decisions_that_lossless_keeps(data_dir)
                 kept[quality][1] += int(both.sum())
     assert kept[70][0] / kept[70][1] < 0.90, kept
     assert kept[95][0] / kept[95][1] >= 0.93, kept
+
+
+def test_a_jpeg_read_from_a_pipe_is_not_opened_again_for_its_header(tmp_path):
+    """The header is read again from the file: a pipe has been read once already, and opening it again waits
+    for a writer that never comes (classify hung on a FIFO named like an image)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "piped.jpg"
+    os.mkfifo(fifo)
+    data = _jpeg(_slide_like(size=50), 60)
+
+    def write():
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    p = subprocess.run([sys.executable, "-m", "idc_edge", "classify", str(fifo), "--quiet"], capture_output=True,
+                       text=True, timeout=60)
+    writer.join(5)
+    assert p.returncode in (0, 2) and "Traceback" not in p.stderr, p.stderr
