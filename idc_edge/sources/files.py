@@ -140,13 +140,13 @@ class ImageFolderSource(FrameSource):
             yield Frame(index, float(index), image)
 
 
-#: JPEG images of a source whose headers are read for their compression (the first ones, in name order)
+#: images of a source whose headers are read for their JPEG compression (the first ones, in name order)
 JPEG_CHECKED = 50
 
 
 def compression_warning(source: FrameSource, um_per_px: float) -> Optional[str]:
-    """What to say when ``source`` is an image file or folder whose JPEG images (of the first
-    :data:`JPEG_CHECKED`) are compressed hard enough to change decisions at ``um_per_px`` µm per pixel
+    """What to say when ``source`` is an image file or folder whose first :data:`JPEG_CHECKED` images hold
+    JPEGs compressed hard enough to change decisions at ``um_per_px`` µm per pixel
     (:func:`~idc_edge.jpegquality.jpeg_warning`); None otherwise, and for every other source."""
     from ..patchnotes import PatchNotes
 
