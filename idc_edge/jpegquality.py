@@ -85,11 +85,17 @@ def _quality_of(table: tuple[int, ...]) -> int:
     return int(min(100, max(1, round(quality))))
 
 
+def changes_decisions(quality: int, um_per_px: float) -> bool:
+    """Whether JPEG of ``quality`` at ``um_per_px`` µm per pixel reaches the model unaveraged and hard enough
+    to change its decisions: below :data:`LEAST_QUALITY` at :data:`UNAVERAGED_FROM_UM_PER_PX` or coarser."""
+    return quality < LEAST_QUALITY and um_per_px >= UNAVERAGED_FROM_UM_PER_PX
+
+
 def jpeg_warning(what: str, quality: int, um_per_px: float, example: str) -> Optional[str]:
     """What to say about ``what`` ("3 image(s)", "the folder's images") stored as JPEG of ``quality`` at
     ``um_per_px`` µm per pixel (``example``: one of them, named); None when that compression is harmless
     (quality :data:`LEAST_QUALITY` or more, or finer than :data:`UNAVERAGED_FROM_UM_PER_PX`)."""
-    if quality >= LEAST_QUALITY or um_per_px < UNAVERAGED_FROM_UM_PER_PX:
+    if not changes_decisions(quality, um_per_px):
         return None
     return (f"{what} are JPEG compressed at quality {quality} (e.g. {example}) at {um_per_px:g} um per pixel, "
             "where nothing averages its 8x8-pixel blocks away: at the model's scale JPEG of quality 85 changed "

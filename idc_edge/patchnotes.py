@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .fileio import is_regular_file, name
-from .jpegquality import HEADER_BYTES, jpeg_quality, jpeg_warning
+from .jpegquality import HEADER_BYTES, changes_decisions, jpeg_quality, jpeg_warning
 from .tiling import tiny_note
 from .tissue import colourless, no_colour_message
 
@@ -61,7 +61,7 @@ class PatchNotes:
                 quality = jpeg_quality(f.read(HEADER_BYTES))
         except OSError:
             return
-        if quality is not None and jpeg_warning("", quality, um_per_px, "") is not None:
+        if quality is not None and changes_decisions(quality, um_per_px):
             self.jpeg.append((path, quality, float(um_per_px)))
 
     def messages(self, what: str, masked: bool, scale_hint: str) -> list[str]:

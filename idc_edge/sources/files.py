@@ -92,7 +92,7 @@ class ImageSource(FrameSource):
     def __init__(self, path: Union[str, os.PathLike]):
         super().__init__(f"image {name(as_path(path, 'image'))}")
         self.image = read_image(path)
-        self.image_paths = [path]
+        self.paths = [path]  # as a folder's: the image files it reads
 
     def _iter_frames(self) -> Iterator[Frame]:
         yield Frame(0, 0.0, self.image)
@@ -127,7 +127,6 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"folder {name(folder)} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                               + nested_hint(Path(folder)))
         _say_left_out(folder, folders, sum(p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir() for p in entries))
-        self.image_paths = self.paths
 
     def _iter_frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
@@ -151,7 +150,7 @@ def compression_warning(source: FrameSource, um_per_px: float) -> Optional[str]:
     from ..patchnotes import PatchNotes
 
     notes = PatchNotes(1)
-    for path in getattr(source, "image_paths", [])[:JPEG_CHECKED]:
+    for path in getattr(source, "paths", [])[:JPEG_CHECKED]:
         notes.note_jpeg(path, um_per_px)
     if not notes.jpeg:
         return None
