@@ -330,6 +330,10 @@ def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, c
     return x - org[0]
 
 
+#: the smallest font scale of the status line (about 8 px capitals), however narrow the frame
+MIN_STATUS_SCALE = 0.3
+
+
 def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float] = None,
                 info: OverlayInfo = OverlayInfo()) -> None:
     """The status line on a dark band across the top of ``image_bgr`` (in place); fps small, top right,
@@ -339,6 +343,9 @@ def draw_status(image_bgr: np.ndarray, result: FrameResult, fps: Optional[float]
     text = status_text(result, None, info)
     scale = max(0.4, w / 2400.0)
     thickness = max(1, int(round(scale * 1.6)))
+    wide = cv2.getTextSize(text, _FONT, scale, thickness)[0][0]
+    if wide > w - 16:  # a long reason on a narrow frame: smaller, so that its end (what to do) is not cut off
+        scale = max(MIN_STATUS_SCALE, scale * (w - 16) / wide)
     (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thickness)
     band = th + base + 10
     alert = whole_frame_no_call(result)

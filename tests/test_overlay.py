@@ -96,3 +96,21 @@ def test_the_frame_rate_is_not_drawn_over_the_status_line_of_a_narrow_frame(tiny
         bare = draw_overlay(wide, r, info=info)
         with_fps = draw_overlay(wide, r, fps=12.5, info=info)
         assert (not np.array_equal(bare, with_fps)) == shown, width
+
+
+def test_a_long_status_line_is_made_smaller_to_end_inside_a_narrow_frame(tiny_int8):
+    # "NO COLOUR: no call (a monochrome camera or grey mode? use its colour mode) · research use only" ran off
+    # the right edge of a 500 px frame: the advice and "research use only" were cut
+    import warnings
+
+    grey = cv2.cvtColor(cv2.cvtColor(frame_with_blob(shape=(300, 500), box=(50, 50, 250, 250)), cv2.COLOR_BGR2GRAY),
+                        cv2.COLOR_GRAY2BGR)
+    with Detector(model_path=str(tiny_int8)) as det, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = det.detect(grey)
+    assert r.no_colour
+    drawn = draw_overlay(grey, r)
+    band = drawn[:12]                                   # the status band's top rows hold the text
+    text = band.min(axis=2) > 180                       # white letters on the dark red band
+    columns = np.flatnonzero(text.any(axis=0))
+    assert columns.size and columns.max() < 500 - 4, columns.max()
